@@ -1,0 +1,182 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { readSecretFile } from '../config/secret-file.js';
+import type { DatabaseConfig } from '../config/schema.js';
+import { PermafrostError, ToolError, UserError } from '../errors.js';
+import type { MastodonFacts } from '../vault/manifest.js';
+
+const execFileP = promisify(execFile);
+
+/** The Mastodon tables whose exact row counts go into the manifest and are checked by verify. */
+export const MASTODON_TABLES = ['accounts', 'statuses', 'media_attachments', 'users'] as const;
+
+export function pgBin(db: Pick<DatabaseConfig, 'binDir'>, tool: 'pg_dump' | 'pg_restore' | 'psql'): string {
+  return db.binDir ? path.join(db.binDir, tool) : tool;
+}
+
+/** Connection flags for libpq tools; unset keys fall back to PGHOST, PGPORT, PGUSER as libpq does. */
+export function pgConnArgs(db: Pick<DatabaseConfig, 'host' | 'port' | 'user'>): string[] {
+  const args: string[] = [];
+  if (db.host !== undefined) args.push('--host', db.host);
+  if (db.port !== undefined) args.push('--port', String(db.port));
+  if (db.user !== undefined) args.push('--username', db.user);
+  return args;
+}
+
+/** Environment for libpq tools: the caller's (PGPASSFILE & co. keep working) plus the password, never argv. */
+export function pgEnv(db: Pick<DatabaseConfig, 'passwordFile'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env = { ...base };
+  if (db.passwordFile) env.PGPASSWORD = readSecretFile(db.passwordFile, 'database.passwordFile');
+  return env;
+}
+
+/** pg_dump argv for a custom-format archive on stdout, dumping an exported snapshot when given. */
+export function pgDumpArgv(db: DatabaseConfig, opts: { snapshot?: string } = {}): string[] {
+  return [
+    pgBin(db, 'pg_dump'),
+    '--format=custom',
+    `--compress=${String(db.compression)}`,
+    '--no-password',
+    ...(opts.snapshot ? [`--snapshot=${opts.snapshot}`] : []),
+    ...pgConnArgs(db),
+    '--dbname',
+    db.name,
+  ];
+}
+
+/** pg_restore argv, as the stock command does it: --clean --if-exists, optionally in parallel. */
+export function pgRestoreArgv(
+  db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
+  target: string,
+  archive: string,
+  opts: { jobs?: number; noOwner?: boolean } = {},
+): string[] {
+  return [
+    pgBin(db, 'pg_restore'),
+    '--clean',
+    '--if-exists',
+    '--exit-on-error',
+    '--no-password',
+    ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
+    ...(opts.noOwner ? ['--no-owner'] : []),
+    ...pgConnArgs(db),
+    '--dbname',
+    target,
+    archive,
+  ];
+}
+
+/** A `pg` client for the configured server, connecting to `database` (default: the configured one). */
+export function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
+  return new pg.Client({
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    database,
+    password: db.passwordFile ? readSecretFile(db.passwordFile, 'database.passwordFile') : undefined,
+    application_name: 'permafrost',
+  });
+}
+
+/** Connects, turning libpq-style failures into a sentence that names the database settings. */
+export async function connect(db: DatabaseConfig, database = db.name): Promise<pg.Client> {
+  const client = pgClient(db, database);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    const where = `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
+    throw new PermafrostError('tool', `Cannot connect to PostgreSQL database "${database}" on ${where}: ${(err as Error).message}; check database.* in the config and that the server is running.`, {
+      cause: err,
+    });
+  }
+  return client;
+}
+
+export async function toolVersion(bin: string): Promise<string> {
+  try {
+    const { stdout } = await execFileP(bin, ['--version']);
+    return stdout.trim().replace(/^\S+ \(PostgreSQL\) /, '');
+  } catch (err) {
+    throw new ToolError(`Cannot run ${bin}: install PostgreSQL's client tools or set database.binDir.`, {
+      argv: [bin, '--version'],
+      exitStatus: null,
+      stderr: (err as Error).message,
+      cause: err,
+    });
+  }
+}
+
+/** Reads the Mastodon facts for the manifest; null when this is not a Mastodon-shaped database. */
+export async function mastodonFacts(client: pg.Client): Promise<MastodonFacts | null> {
+  const present = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r','p') AND c.relname = ANY($1)`,
+    [[...MASTODON_TABLES, 'schema_migrations']],
+  );
+  const names = new Set(present.rows.map((r) => r.name));
+  if (!MASTODON_TABLES.some((t) => names.has(t))) return null;
+  const rowCounts: Record<string, number> = {};
+  for (const table of MASTODON_TABLES) {
+    if (!names.has(table)) continue;
+    const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM public.${table}`);
+    rowCounts[table] = Number(r.rows[0]?.n ?? 0);
+  }
+  let schemaMigration: string | null = null;
+  if (names.has('schema_migrations')) {
+    const r = await client.query<{ v: string }>(
+      `SELECT version::text AS v FROM public.schema_migrations ORDER BY length(version::text) DESC, version::text DESC LIMIT 1`,
+    );
+    schemaMigration = r.rows[0]?.v ?? null;
+  }
+  return { rowCounts, schemaMigration };
+}
+
+export interface CaptureSession {
+  serverVersion: string;
+  /** Exported snapshot that pg_dump dumps, so counts and dump agree exactly. */
+  snapshot: string;
+  facts: MastodonFacts | null;
+  close(): Promise<void>;
+}
+
+/** Opens a read-only repeatable-read transaction, exports its snapshot and reads the facts in it. */
+export async function openCaptureSession(db: DatabaseConfig): Promise<CaptureSession> {
+  const client = await connect(db);
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snap = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
+    const ver = await client.query<{ v: string }>('SHOW server_version');
+    const facts = await mastodonFacts(client);
+    return {
+      serverVersion: ver.rows[0]?.v ?? 'unknown',
+      snapshot: snap.rows[0]?.s ?? '',
+      facts,
+      async close() {
+        await client.query('ROLLBACK').catch(() => undefined);
+        await client.end().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** User tables in a database (outside system schemas); restore refuses a non-empty target. */
+export async function userTableCount(client: pg.Client): Promise<number> {
+  const r = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r','p','v','m','S','f')
+        AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'`,
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+export function assertDbName(name: string, key: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
+    throw new UserError(`${key}: "${name}" is not a plain database name (letters, digits, _ . -).`);
+  }
+}

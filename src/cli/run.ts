@@ -1,0 +1,49 @@
+import { PermafrostError } from '../errors.js';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  isTTY: boolean;
+}
+
+export const processIo: Io = {
+  out: (t) => process.stdout.write(`${t}\n`),
+  err: (t) => process.stderr.write(`${t}\n`),
+  isTTY: Boolean(process.stderr.isTTY),
+};
+
+const REPORT_URL = 'https://github.com/permafrost-backup/permafrost/issues';
+
+/** Maps any error to one sentence (plus detail lines) on stderr and an exit code. */
+export function reportError(err: unknown, io: Io): number {
+  if (err instanceof PermafrostError) {
+    io.err(`permafrost: ${err.message}`);
+    for (const line of err.details) io.err(`  ${line}`);
+    return err.exitCode;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  io.err(`permafrost: internal error: ${e.message}. This is a bug; please report it with the lines below at ${REPORT_URL}.`);
+  io.err(e.stack ?? '');
+  return 70;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 90) return `${s}s`;
+  const m = Math.round(s / 60);
+  if (m < 90) return `${m}m`;
+  const h = Math.round(m / 60);
+  if (h < 48) return `${h}h`;
+  return `${Math.round(h / 24)}d`;
+}

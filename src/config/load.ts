@@ -1,0 +1,85 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { UserError } from '../errors.js';
+import { configSchema, type Config } from './schema.js';
+
+export const DEFAULT_CONFIG_PATHS = ['./permafrost.yaml', '/etc/permafrost/permafrost.yaml'];
+
+/** The config file to use: --config, else $PERMAFROST_CONFIG, else the first default that exists. */
+export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (flag) return path.resolve(flag);
+  if (env.PERMAFROST_CONFIG) return path.resolve(env.PERMAFROST_CONFIG);
+  for (const candidate of DEFAULT_CONFIG_PATHS) {
+    if (existsSync(candidate)) return path.resolve(candidate);
+  }
+  throw new UserError(
+    `No config file found: pass --config FILE, set PERMAFROST_CONFIG, or create ./permafrost.yaml (see \`permafrost init\`).`,
+  );
+}
+
+function formatIssuePath(p: readonly PropertyKey[]): string {
+  return p.map((k) => (typeof k === 'number' ? `[${k}]` : String(k))).join('.').replace(/\.\[/g, '[') || '(top level)';
+}
+
+/** Turns zod issues into `key.path: what was expected` lines, unknown keys one line each. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        lines.push(`${formatIssuePath([...issue.path, key])}: unknown key (remove it or check its spelling)`);
+      }
+    } else {
+      lines.push(`${formatIssuePath(issue.path)}: ${issue.message}`);
+    }
+  }
+  return lines;
+}
+
+/** Checks against the real system that the schema cannot express: files that must exist. */
+function systemProblems(config: Omit<Config, 'configPath'>): string[] {
+  const problems: string[] = [];
+  const mustExist: Array<[string, string | undefined]> = [
+    ['vault.passphraseFile', config.vault.passphraseFile],
+    ['database.passwordFile', config.database.passwordFile],
+  ];
+  for (const [key, file] of mustExist) {
+    if (file !== undefined && !existsSync(file)) problems.push(`${key}: file ${file} does not exist`);
+  }
+  if (existsSync(config.vault.dir) && !statSync(config.vault.dir).isDirectory()) {
+    problems.push(`vault.dir: ${config.vault.dir} exists but is not a directory`);
+  }
+  return problems;
+}
+
+/** Parses and validates config text; every problem is reported at once. */
+export function parseConfig(text: string, configPath: string): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
+    throw new UserError(`Config ${configPath} is not valid YAML${where}: fix the syntax.`, { cause: err });
+  }
+  const result = configSchema.safeParse(raw ?? {});
+  const problems = result.success ? systemProblems(result.data) : describeIssues(result.error.issues);
+  if (problems.length > 0) {
+    throw new UserError(`Config ${configPath} has ${problems.length} problem${problems.length > 1 ? 's' : ''}; fix each key listed below.`, {
+      details: problems,
+    });
+  }
+  return { ...(result.data as z.output<typeof configSchema>), configPath };
+}
+
+export function loadConfig(flag?: string): Config {
+  const configPath = resolveConfigPath(flag);
+  let text: string;
+  try {
+    text = readFileSync(configPath, 'utf8');
+  } catch (err) {
+    throw new UserError(`Cannot read config ${configPath}: check the path and its permissions.`, { cause: err });
+  }
+  return parseConfig(text, configPath);
+}

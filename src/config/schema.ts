@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+const absPath = z.string().min(1, 'expected a non-empty path');
+
+export const databaseSchema = z.strictObject({
+  name: z.string().min(1, 'expected a database name'),
+  /** A directory (starting with '/') means a unix socket folder, as in libpq. */
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().min(1).optional(),
+  /** File whose first line is the password; handed to libpq tools via the environment, never argv. */
+  passwordFile: absPath.optional(),
+  /** Folder holding pg_dump, pg_restore and psql of the right major version (default: PATH). */
+  binDir: absPath.optional(),
+  /** pg_dump compression inside the custom-format archive (see README, Performance). */
+  compression: z.union([z.number().int().min(0).max(9), z.string().regex(/^(none|gzip|lz4|zstd)(:\d+)?$/)]).default(1),
+});
+
+export const vaultSchema = z.strictObject({
+  dir: absPath,
+  passphraseFile: absPath,
+  /** Where restore/verify decrypt snapshots (a private 0700 folder is made inside). */
+  tempDir: absPath.optional(),
+});
+
+export const configSchema = z.strictObject({
+  database: databaseSchema,
+  vault: vaultSchema,
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema> & { configPath: string };
+export type DatabaseConfig = z.output<typeof databaseSchema>;

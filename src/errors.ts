@@ -1,0 +1,88 @@
+/**
+ * One error model for the whole tool. The CLI maps each kind to an exit code;
+ * the core throws these and never prints or exits.
+ */
+export type ErrorKind = 'user' | 'tool' | 'remote' | 'integrity' | 'busy' | 'internal';
+
+const EXIT_CODES: Record<ErrorKind, number> = {
+  user: 2,
+  tool: 1,
+  remote: 1,
+  integrity: 3,
+  busy: 4,
+  internal: 70,
+};
+
+export class PermafrostError extends Error {
+  readonly kind: ErrorKind;
+  /** Extra lines shown under the one-sentence message (never secrets). */
+  readonly details: string[];
+
+  constructor(kind: ErrorKind, message: string, options: { cause?: unknown; details?: string[] } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PermafrostError';
+    this.kind = kind;
+    this.details = options.details ?? [];
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[this.kind];
+  }
+}
+
+/** Bad config, flags or local setup: the user fixes it; exit 2. */
+export class UserError extends PermafrostError {
+  constructor(message: string, options: { cause?: unknown; details?: string[] } = {}) {
+    super('user', message, options);
+  }
+}
+
+/** An external program (pg_dump, pg_restore, redis-cli, …) failed. */
+export class ToolError extends PermafrostError {
+  readonly argv: readonly string[];
+  readonly exitStatus: number | null;
+  readonly stderrTail: string;
+
+  constructor(
+    message: string,
+    info: { argv: readonly string[]; exitStatus: number | null; stderr: string; cause?: unknown },
+  ) {
+    const tail = lastLines(info.stderr, 5);
+    super('tool', message, {
+      cause: info.cause,
+      details: [`command: ${info.argv.join(' ')} (exit ${info.exitStatus ?? 'signal'})`, ...tail.split('\n').filter(Boolean)],
+    });
+    this.argv = info.argv;
+    this.exitStatus = info.exitStatus;
+    this.stderrTail = tail;
+  }
+}
+
+/** A remote API (Syncthing, webhook) answered badly or not at all. */
+export class RemoteError extends PermafrostError {
+  constructor(message: string, options: { cause?: unknown; details?: string[] } = {}) {
+    super('remote', message, options);
+  }
+}
+
+/** Tampered, truncated or mismatching snapshot data. */
+export class IntegrityError extends PermafrostError {
+  constructor(message: string, options: { cause?: unknown; details?: string[] } = {}) {
+    super('integrity', message, options);
+  }
+}
+
+/** Another run holds the lock. */
+export class BusyError extends PermafrostError {
+  constructor(message: string) {
+    super('busy', message);
+  }
+}
+
+export function lastLines(text: string, n: number): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,87 @@
+import { hostname } from 'node:os';
+import { openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
+import { spawnStreaming } from '../capture/spawn-stream.js';
+import { readSecretFile } from '../config/secret-file.js';
+import type { Config } from '../config/schema.js';
+import { PermafrostError } from '../errors.js';
+import { acquireLock } from '../schedule/lock.js';
+import { VERSION } from '../version.js';
+import type { Manifest, ManifestFile } from '../vault/manifest.js';
+import { cleanStalePartials, commitPartial, createPartial, discardPartial, snapshotIdFor } from '../vault/store.js';
+import { writeEncryptedPart } from '../vault/write-part.js';
+
+export interface BackupEvents {
+  /** A phase starts ("database", "commit", …). */
+  phase?(name: string): void;
+  /** Plaintext bytes captured so far for the current part. */
+  bytes?(part: string, n: number): void;
+}
+
+export interface BackupResult {
+  manifest: Manifest;
+  dir: string;
+  /** Leftovers of dead runs that this run removed. */
+  cleaned: string[];
+  warnings: string[];
+}
+
+/** Captures the database into one encrypted snapshot, atomically. */
+export async function runBackup(
+  config: Config,
+  opts: { signal?: AbortSignal; events?: BackupEvents } = {},
+): Promise<BackupResult> {
+  const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
+  const db = config.database;
+  const env = pgEnv(db);
+  const lock = acquireLock(config.vault.dir, 'backup');
+  try {
+    const cleaned = await cleanStalePartials(config.vault.dir);
+    const started = new Date();
+    const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
+    const session = await openCaptureSession(db);
+    const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
+    try {
+      opts.events?.phase?.('database');
+      const argv = pgDumpArgv(db, { snapshot: session.snapshot });
+      const dump = spawnStreaming(argv, { env, what: `database "${db.name}"`, signal: opts.signal });
+      let file: ManifestFile;
+      try {
+        file = await writeEncryptedPart(partial.dir, 'database.pgdump.gpg', 'database', dump.stdout, passphrase, (n) =>
+          opts.events?.bytes?.('database', n),
+        );
+      } catch (err) {
+        dump.child.kill('SIGTERM');
+        await dump.done.catch(() => undefined);
+        throw err;
+      }
+      await dump.done;
+      if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
+      opts.events?.phase?.('commit');
+      const manifest: Manifest = {
+        formatVersion: 1,
+        id: snapshotIdFor(started),
+        startedAt: started.toISOString(),
+        finishedAt: new Date().toISOString(),
+        tool: { name: 'permafrost', version: VERSION },
+        host: hostname(),
+        database: {
+          name: db.name,
+          serverVersion: session.serverVersion,
+          pgDumpVersion,
+          compression: String(db.compression),
+        },
+        mastodon: session.facts,
+        files: [file],
+      };
+      const id = await commitPartial(partial, manifest);
+      return { manifest: { ...manifest, id }, dir: `${config.vault.dir}/${id}`, cleaned, warnings: [] };
+    } catch (err) {
+      await discardPartial(partial);
+      throw err;
+    } finally {
+      await session.close();
+    }
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,37 @@
+import { constants } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import path from 'node:path';
+
+/** fsyncs a directory so that renames and new entries in it survive a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsyncs a file that was written by a stream. */
+export async function fsyncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a file under a temporary name in the same folder, fsyncs it, then renames it into place. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o640): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  const handle = await open(tmp, 'w', mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+  await fsyncDir(path.dirname(file));
+}

@@ -1,0 +1,46 @@
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { encryptStream, HashCounter } from './crypto.js';
+import { fsyncFile } from './fs-durable.js';
+import type { ManifestFile } from './manifest.js';
+
+/** Counts the plaintext bytes that flow into encryption (nothing is stored). */
+function plainCounter(onChunk: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onChunk(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+/**
+ * Encrypts `plain` into `dir/name` on the fly (no plaintext byte touches the disk), fsyncs it,
+ * and returns its manifest entry. `progress` is told the plaintext bytes seen so far.
+ */
+export async function writeEncryptedPart(
+  dir: string,
+  name: string,
+  part: ManifestFile['part'],
+  plain: Readable,
+  passphrase: string,
+  progress?: (plainBytes: number) => void,
+): Promise<ManifestFile> {
+  const started = Date.now();
+  let plainBytes = 0;
+  const counted = plain.pipe(
+    plainCounter((n) => {
+      plainBytes += n;
+      progress?.(plainBytes);
+    }),
+  );
+  plain.once('error', (err) => counted.destroy(err));
+  const encrypted = await encryptStream(counted, passphrase);
+  const hasher = new HashCounter();
+  const file = path.join(dir, name);
+  await pipeline(encrypted, hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' }));
+  await fsyncFile(file);
+  return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started };
+}

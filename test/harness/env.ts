@@ -1,0 +1,125 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { destroyCluster, startCluster, type PgCluster } from './postgres.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(REPO, 'dist/cli/main.js');
+export const FIXTURE_SQL = readFileSync(path.join(REPO, 'test/harness/mastodon-fixture.sql'), 'utf8');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI as a user would, capturing exit code and both streams. */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? REPO,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Starts the CLI without waiting, for tests that kill it or race it. */
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: REPO,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const result = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, result };
+}
+
+/** A temp folder per test with a config, a vault and a passphrase file (0600). */
+export interface Workspace {
+  dir: string;
+  vault: string;
+  passFile: string;
+  configFile: string;
+  /** Rewrites the config; `extra` is merged at top level, `database` overrides keys of the database section. */
+  writeConfig(over?: { database?: Record<string, unknown>; vault?: Record<string, unknown>; extra?: Record<string, unknown> }): string;
+  cleanup(): void;
+}
+
+let counter = 0;
+
+export function makeWorkspace(pg: PgCluster | null, dbName: string): Workspace {
+  const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-test-'));
+  chmodSync(dir, 0o755);
+  const vault = path.join(dir, 'vault');
+  mkdirSync(vault);
+  const passFile = path.join(dir, 'passphrase');
+  writeFileSync(passFile, `correct horse battery staple ${++counter}\n`, { mode: 0o600 });
+  const configFile = path.join(dir, 'permafrost.yaml');
+  const ws: Workspace = {
+    dir,
+    vault,
+    passFile,
+    configFile,
+    writeConfig(over = {}) {
+      const config = {
+        ...(pg
+          ? { database: { name: dbName, host: pg.socketDir, port: pg.port, user: pg.user, binDir: pg.binDir, ...over.database } }
+          : {}),
+        vault: { dir: vault, passphraseFile: passFile, tempDir: dir, ...over.vault },
+        ...over.extra,
+      };
+      writeFileSync(configFile, stringify(config));
+      return configFile;
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  ws.writeConfig();
+  return ws;
+}
+
+/** One cluster per test file: some tests stop the server, which must not hit other files. */
+export class ClusterFixture {
+  private pg: PgCluster | undefined;
+
+  get(): PgCluster {
+    this.pg ??= startCluster();
+    return this.pg;
+  }
+
+  /** Creates a database, loaded with the Mastodon-shaped fixture unless `withFixture` is false. */
+  createDb(name: string, withFixture = true): void {
+    const c = this.get();
+    c.psql('postgres', `CREATE DATABASE ${name}`);
+    if (withFixture) c.psql(name, FIXTURE_SQL);
+  }
+
+  destroy(): void {
+    if (this.pg) destroyCluster(this.pg);
+    this.pg = undefined;
+  }
+}
+
+/** Decrypts with stock gpg exactly as the README tells a user without permafrost to do. */
+export function stockGpgDecrypt(passFile: string, input: string, output: string, gnupgHome: string) {
+  mkdirSync(gnupgHome, { recursive: true, mode: 0o700 });
+  return spawnSync('gpg', ['-d', '--batch', '--passphrase-file', passFile, '--output', output, input], {
+    encoding: 'utf8',
+    env: { ...process.env, GNUPGHOME: gnupgHome },
+  });
+}

@@ -1,0 +1,108 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** A throwaway PostgreSQL cluster on a private unix socket (no TCP). */
+export interface PgCluster {
+  /** Folder holding the unix socket: use as database.host / PGHOST. */
+  socketDir: string;
+  port: number;
+  /** Superuser to connect as. */
+  user: string;
+  binDir: string;
+  dataDir: string;
+  root: string;
+  stop(mode?: 'fast' | 'immediate'): void;
+  start(): void;
+  /** Runs SQL through psql against `db`; returns stdout. */
+  psql(db: string, sql: string): string;
+}
+
+/** The newest installed PostgreSQL server's bin folder (Debian keeps them versioned). */
+export function findPgBinDir(): string {
+  if (process.env.PERMAFROST_TEST_PG_BIN) return process.env.PERMAFROST_TEST_PG_BIN;
+  const base = '/usr/lib/postgresql';
+  const versions = existsSync(base)
+    ? readdirSync(base)
+        .filter((v) => existsSync(path.join(base, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (!versions[0]) throw new Error('No PostgreSQL server found under /usr/lib/postgresql: apt-get install postgresql');
+  return path.join(base, versions[0], 'bin');
+}
+
+const isRoot = process.getuid?.() === 0;
+
+/** As root, initdb and pg_ctl refuse to run: they run as the postgres system user. */
+function asServerUser(argv: string[]): string[] {
+  return isRoot ? ['runuser', '-u', 'postgres', '--', ...argv] : argv;
+}
+
+function run(argv: string[]): void {
+  const [bin, ...args] = argv;
+  const r = spawnSync(bin!, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
+}
+
+export function startCluster(port = 5432): PgCluster {
+  const binDir = findPgBinDir();
+  const root = mkdtempSync(path.join(tmpdir(), 'permafrost-pg-'));
+  chmodSync(root, 0o755);
+  const dataDir = path.join(root, 'data');
+  const socketDir = path.join(root, 'sock');
+  const logFile = path.join(root, 'server.log');
+  if (isRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    for (const d of [dataDir, socketDir]) {
+      execFileSync('mkdir', ['-p', d]);
+      chownSync(d, uid, gid);
+    }
+    writeFileSync(logFile, '');
+    chownSync(logFile, uid, gid);
+  }
+  const user = isRoot ? 'postgres' : (process.env.USER ?? 'postgres');
+  run(asServerUser([path.join(binDir, 'initdb'), '-D', dataDir, '-U', user, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '-N']));
+  const cluster: PgCluster = {
+    socketDir,
+    port,
+    user,
+    binDir,
+    dataDir,
+    root,
+    start() {
+      execFileSync('mkdir', ['-p', socketDir]);
+      run(
+        asServerUser([
+          path.join(binDir, 'pg_ctl'),
+          '-D',
+          dataDir,
+          '-l',
+          logFile,
+          '-w',
+          '-o',
+          `-p ${port} -k ${socketDir} -c listen_addresses='' -c fsync=off -c max_connections=50`,
+          'start',
+        ]),
+      );
+    },
+    stop(mode = 'fast') {
+      spawnSync(asServerUser([path.join(binDir, 'pg_ctl'), '-D', dataDir, '-m', mode, '-w', 'stop'])[0]!, asServerUser([path.join(binDir, 'pg_ctl'), '-D', dataDir, '-m', mode, '-w', 'stop']).slice(1), { encoding: 'utf8' });
+    },
+    psql(db, sql) {
+      return execFileSync(
+        path.join(binDir, 'psql'),
+        ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', user, '-d', db],
+        { input: sql, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      );
+    },
+  };
+  cluster.start();
+  return cluster;
+}
+
+export function destroyCluster(c: PgCluster): void {
+  c.stop('immediate');
+  rmSync(c.root, { recursive: true, force: true });
+}
