@@ -1,0 +1,25 @@
+import { runBackup } from '../../jobs/backup.js';
+import { examples, withStopSignal, type RegisterCommand } from '../context.js';
+import { formatBytes } from '../run.js';
+
+export const registerBackup: RegisterCommand = (program, { io, config }) => {
+  program
+    .command('backup')
+    .description('Capture the database into a new encrypted snapshot in vault.dir.')
+    .option('--json', 'print the manifest as JSON')
+    .addHelpText('after', examples(['permafrost backup', 'permafrost backup --json | jq .files']))
+    .action(async (opts: { json?: boolean }) => {
+      const cfg = config();
+      const result = await withStopSignal((signal) =>
+        runBackup(cfg, {
+          signal,
+          events: { phase: (p) => (!opts.json ? io.err(`backup: ${p}…`) : undefined) },
+        }),
+      );
+      for (const w of result.warnings) io.err(`warning: ${w}`);
+      if (opts.json) return io.out(JSON.stringify(result.manifest, null, 2));
+      const size = result.manifest.files.reduce((s, f) => s + f.bytes, 0);
+      const secs = (Date.parse(result.manifest.finishedAt) - Date.parse(result.manifest.startedAt)) / 1000;
+      io.out(`snapshot ${result.manifest.id} written to ${result.dir} (${formatBytes(size)} in ${secs.toFixed(1)}s)`);
+    });
+};

@@ -1,0 +1,31 @@
+import { listSnapshots } from '../../vault/store.js';
+import { examples, type RegisterCommand } from '../context.js';
+import { formatAge, formatBytes } from '../run.js';
+
+export const registerList: RegisterCommand = (program, { io, config }) => {
+  program
+    .command('list')
+    .description('List snapshots, newest first.')
+    .option('--json', 'print the snapshots as JSON')
+    .addHelpText('after', examples(['permafrost list', 'permafrost list --json | jq ".[0].id"']))
+    .action(async (opts: { json?: boolean }) => {
+      const cfg = config();
+      const snaps = await listSnapshots(cfg.vault.dir);
+      const now = Date.now();
+      const rows = snaps.map((s) => ({
+        id: s.id,
+        ageSeconds: Math.round((now - s.time.getTime()) / 1000),
+        bytes: s.manifest?.files.reduce((sum, f) => sum + f.bytes, 0) ?? null,
+        parts: s.manifest?.files.map((f) => f.part) ?? [],
+        database: s.manifest?.database.name ?? null,
+        problem: s.problem ?? null,
+      }));
+      if (opts.json) return io.out(JSON.stringify(rows, null, 2));
+      if (rows.length === 0) return io.out(`no snapshots in ${cfg.vault.dir}`);
+      io.out(['SNAPSHOT', 'AGE', 'SIZE', 'CONTENTS'].join('\t'));
+      for (const r of rows) {
+        const size = r.bytes === null ? '?' : formatBytes(r.bytes);
+        io.out([r.id, formatAge(r.ageSeconds * 1000), size, r.problem ?? r.parts.join(',')].join('\t'));
+      }
+    });
+};

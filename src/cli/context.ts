@@ -1,0 +1,32 @@
+import type { Command } from 'commander';
+import type { Config } from '../config/schema.js';
+import type { Io } from './run.js';
+
+/** What every command gets: where to print, and the config (loaded on first use, from --config). */
+export interface CommandContext {
+  io: Io;
+  config: () => Config;
+  /** The --config path given on the command line, if any (init writes there). */
+  configFlag: () => string | undefined;
+}
+
+/** Each command file exports one of these; main.ts registers them all. */
+export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
+
+export function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+}
+
+/** Runs `fn` with an AbortSignal that fires on SIGINT/SIGTERM, so jobs can stop cleanly. */
+export async function withStopSignal<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
