@@ -70,7 +70,7 @@ export function pgRestoreArgv(
 
 /** A `pg` client for the configured server, connecting to `database` (default: the configured one). */
 export function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
-  return new pg.Client({
+  const client = new pg.Client({
     host: db.host,
     port: db.port,
     user: db.user,
@@ -78,6 +78,10 @@ export function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
     password: db.passwordFile ? readSecretFile(db.passwordFile, 'database.passwordFile') : undefined,
     application_name: 'permafrost',
   });
+  // The server may end an idle session (shutdown, restart); the query in flight reports it, so an
+  // 'error' event without a listener must not crash the process.
+  client.on('error', () => undefined);
+  return client;
 }
 
 /** Connects, turning libpq-style failures into a sentence that names the database settings. */

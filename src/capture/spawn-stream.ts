@@ -43,9 +43,8 @@ export function spawnStreaming(
     child.once('close', (code, signal) => {
       opts.signal?.removeEventListener('abort', onAbort);
       if (code === 0) return resolve();
-      const why = stderr.trim().split('\n').filter(Boolean).pop() ?? `exit ${code ?? signal}`;
       reject(
-        new ToolError(`${bin} failed while capturing ${opts.what}: ${why.replace(/^\S+: (error: )?/, '')}`, {
+        new ToolError(`${bin} failed while capturing ${opts.what}: ${firstError(stderr) ?? `exit ${code ?? signal}`}`, {
           argv,
           exitStatus: code,
           stderr,
@@ -53,5 +52,14 @@ export function spawnStreaming(
       );
     });
   });
+  // The caller awaits `done` only after the stream is consumed; until then a failure must not count as unhandled.
+  done.catch(() => undefined);
   return { child, stdout: child.stdout, done };
+}
+
+/** The tool's own reason: its first "error:" line (libpq tools), else its last line, without the program prefix. */
+export function firstError(stderr: string): string | undefined {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => /(^|: )(error|fatal):/i.test(l)) ?? lines.at(-1);
+  return line?.replace(/^\S+: (error: |fatal: )?/i, '').replace(/\s+/g, ' ');
 }

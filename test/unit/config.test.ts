@@ -1,0 +1,50 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig, resolveConfigPath } from '../../src/config/load.js';
+import { UserError } from '../../src/errors.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-cfg-'));
+const pass = path.join(dir, 'pass');
+writeFileSync(pass, 'x\n', { mode: 0o600 });
+
+function problems(yaml: string): string[] {
+  try {
+    parseConfig(yaml, 'test.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(UserError);
+    return (err as UserError).details;
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('accepts a minimal config and fills defaults', () => {
+    const c = parseConfig(`database: {name: m}\nvault: {dir: ${dir}/v, passphraseFile: ${pass}}\n`, 'test.yaml');
+    expect(c.database).toEqual({ name: 'm', compression: 1 });
+    expect(c.configPath).toBe('test.yaml');
+  });
+
+  it('reports every problem at once with its key path', () => {
+    expect(problems(`database: {name: 3, port: 70000, bogus: 1}\nvault: {dir: relative}\nzzz: 1\n`)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^database\.name: /),
+        expect.stringMatching(/^database\.port: /),
+        'database.bogus: unknown key (remove it or check its spelling)',
+        'vault.dir: expected an absolute path',
+        expect.stringMatching(/^vault\.passphraseFile: /),
+        'zzz: unknown key (remove it or check its spelling)',
+      ]),
+    );
+  });
+
+  it('reports invalid YAML with its line', () => {
+    expect(() => parseConfig('database: [\n', 'bad.yaml')).toThrow(/bad.yaml is not valid YAML at line/);
+  });
+
+  it('resolves --config, then $PERMAFROST_CONFIG', () => {
+    expect(resolveConfigPath('/a/b.yaml', {})).toBe('/a/b.yaml');
+    expect(resolveConfigPath(undefined, { PERMAFROST_CONFIG: '/c/d.yaml' })).toBe('/c/d.yaml');
+  });
+});
