@@ -123,3 +123,9 @@ export function stockGpgDecrypt(passFile: string, input: string, output: string,
     env: { ...process.env, GNUPGHOME: gnupgHome },
   });
 }
+
+/** The one-sentence error the CLI printed (the line starting with "permafrost: "), without the prefix. */
+export function errorSentence(stderr: string): string {
+  const line = stderr.split('\n').find((l) => l.startsWith('permafrost: '));
+  return line ? line.slice('permafrost: '.length) : '';
+}
