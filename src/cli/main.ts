@@ -6,11 +6,12 @@ import { VERSION } from '../version.js';
 import { registerBackup } from './commands/backup.js';
 import { registerList } from './commands/list.js';
 import { registerRestore } from './commands/restore.js';
+import { registerVerify } from './commands/verify.js';
 import { examples, type CommandContext, type RegisterCommand } from './context.js';
 import { processIo, reportError, type Io } from './run.js';
 
 /** Every command, in the order `--help` lists them. Add new command files here. */
-const COMMANDS: RegisterCommand[] = [registerBackup, registerList, registerRestore];
+const COMMANDS: RegisterCommand[] = [registerBackup, registerList, registerRestore, registerVerify];
 
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
 export function buildProgram(io: Io): Command {

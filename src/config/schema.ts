@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { notifySchema, verifySchema, webSchema } from './schema-watch.js';
 
 const absPath = z.string().min(1, 'expected a non-empty path');
 
@@ -26,6 +27,9 @@ export const vaultSchema = z.strictObject({
 export const configSchema = z.strictObject({
   database: databaseSchema,
   vault: vaultSchema,
+  verify: verifySchema.optional(),
+  notify: notifySchema.optional(),
+  web: webSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

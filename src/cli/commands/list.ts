@@ -1,3 +1,4 @@
+import { readVerifyState, verifyStatus } from '../../recover/verify-state.js';
 import { listSnapshots } from '../../vault/store.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { formatAge, formatBytes } from '../run.js';
@@ -11,6 +12,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
       const snaps = await listSnapshots(cfg.vault.dir);
+      const verified = await readVerifyState(cfg.vault.dir);
       const now = Date.now();
       const rows = snaps.map((s) => ({
         id: s.id,
@@ -19,13 +21,16 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         parts: s.manifest?.files.map((f) => f.part) ?? [],
         database: s.manifest?.database.name ?? null,
         problem: s.problem ?? null,
+        verified: verifyStatus(verified[s.id]),
+        verifiedAt: verified[s.id]?.checkedAt ?? null,
       }));
       if (opts.json) return io.out(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return io.out(`no snapshots in ${cfg.vault.dir}`);
-      io.out(['SNAPSHOT', 'AGE', 'SIZE', 'CONTENTS'].join('\t'));
+      io.out(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CONTENTS'].join('\t'));
       for (const r of rows) {
         const size = r.bytes === null ? '?' : formatBytes(r.bytes);
-        io.out([r.id, formatAge(r.ageSeconds * 1000), size, r.problem ?? r.parts.join(',')].join('\t'));
+        const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
+        io.out([r.id, formatAge(r.ageSeconds * 1000), size, mark, r.problem ?? r.parts.join(',')].join('\t'));
       }
     });
 };

@@ -1,0 +1,37 @@
+import { IntegrityError } from '../../errors.js';
+import { runVerify } from '../../jobs/verify.js';
+import { examples, withStopSignal, type RegisterCommand } from '../context.js';
+
+export const registerVerify: RegisterCommand = (program, { io, config }) => {
+  program
+    .command('verify')
+    .description(
+      'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts.',
+    )
+    .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      examples([
+        'permafrost verify                          # the newest snapshot',
+        'permafrost verify 2026-11-26T07-40-00Z',
+        'permafrost verify latest --json | jq .checks',
+      ]),
+    )
+    .action(async (snapshot: string, opts: { json?: boolean }) => {
+      const cfg = config();
+      const result = await withStopSignal((signal) =>
+        runVerify(cfg, {
+          snapshot,
+          signal,
+          events: { phase: (p) => (!opts.json ? io.err(`verify: ${p}…`) : undefined) },
+        }),
+      );
+      if (opts.json) io.out(JSON.stringify(result, null, 2));
+      else {
+        for (const c of result.checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
+        if (result.ok) io.out(`snapshot ${result.snapshot} verified in ${(result.durationMs / 1000).toFixed(1)}s`);
+      }
+      if (!result.ok) throw new IntegrityError(`Snapshot ${result.snapshot} failed verification: ${result.reason}; use another snapshot and find out what damaged this one.`);
+    });
+};
