@@ -34,8 +34,6 @@ export const notifySchema = z.strictObject({
       to: z.string().regex(/^@?[A-Za-z0-9_]+(@[A-Za-z0-9.-]+)?$/, 'expected an account like @admin or @admin@example.org'),
     })
     .optional(),
-  /** A device whose newest complete snapshot is older than this many hours is stale. */
-  staleHours: z.number().positive().default(26),
   /** Delivery attempts per alert and the first backoff in ms (doubles each retry). */
   retries: z.number().int().min(0).max(10).default(3),
   backoffMs: z.number().int().min(0).default(2000),

@@ -1,4 +1,6 @@
 import { runBackup } from '../../jobs/backup.js';
+import { backupWithAlerts } from '../../notify/report.js';
+import { cliNotifyLog } from '../notify-log.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
 import { formatBytes } from '../run.js';
 
@@ -11,10 +13,16 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
       const result = await withStopSignal((signal) =>
-        runBackup(cfg, {
-          signal,
-          events: { phase: (p) => (!opts.json ? io.err(`backup: ${p}…`) : undefined) },
-        }),
+        // Alerts go out after the run; a receiver that is down only adds warnings.
+        backupWithAlerts(
+          cfg,
+          () =>
+            runBackup(cfg, {
+              signal,
+              events: { phase: (p) => (!opts.json ? io.err(`backup: ${p}…`) : undefined) },
+            }),
+          { log: cliNotifyLog(io), signal },
+        ),
       );
       for (const w of result.warnings) io.err(`warning: ${w}`);
       if (opts.json) return io.out(JSON.stringify(result.manifest, null, 2));

@@ -1,5 +1,7 @@
 import { IntegrityError } from '../../errors.js';
 import { runVerify } from '../../jobs/verify.js';
+import { verifyWithAlerts } from '../../notify/report.js';
+import { cliNotifyLog } from '../notify-log.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
@@ -21,11 +23,16 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
     .action(async (snapshot: string, opts: { json?: boolean }) => {
       const cfg = config();
       const result = await withStopSignal((signal) =>
-        runVerify(cfg, {
-          snapshot,
-          signal,
-          events: { phase: (p) => (!opts.json ? io.err(`verify: ${p}…`) : undefined) },
-        }),
+        verifyWithAlerts(
+          cfg,
+          () =>
+            runVerify(cfg, {
+              snapshot,
+              signal,
+              events: { phase: (p) => (!opts.json ? io.err(`verify: ${p}…`) : undefined) },
+            }),
+          { log: cliNotifyLog(io), signal },
+        ),
       );
       if (opts.json) io.out(JSON.stringify(result, null, 2));
       else {

@@ -1,0 +1,69 @@
+import type { Config } from '../config/schema.js';
+import { BusyError, errorMessage } from '../errors.js';
+import { notifyOutcome, type NotifyLog } from './alerts.js';
+
+/**
+ * Runs a backup and reports it to the alert channels: ping start, then success or failure.
+ * The backup's own result or error passes through unchanged; alerting never fails it. A run that
+ * found the vault busy or was stopped on purpose is not a failure to alert about.
+ */
+export async function backupWithAlerts<T extends { manifest: { id: string } }>(
+  config: Config,
+  run: () => Promise<T>,
+  opts: { log?: NotifyLog; signal?: AbortSignal } = {},
+): Promise<T> {
+  await notifyOutcome(config, { kind: 'backup.start' }, { log: opts.log });
+  let result: T;
+  try {
+    result = await run();
+  } catch (err) {
+    if (!(err instanceof BusyError) && !opts.signal?.aborted) {
+      await notifyOutcome(config, { kind: 'backup', ok: false, error: errorMessage(err) }, { log: opts.log });
+    }
+    throw err;
+  }
+  await notifyOutcome(config, { kind: 'backup', ok: true, snapshot: result.manifest.id }, { log: opts.log });
+  return result;
+}
+
+/** Runs a verify and reports a failed snapshot, or an error that kept it from running, or a recovery. */
+export async function verifyWithAlerts<T extends { ok: boolean; snapshot: string; reason: string | null }>(
+  config: Config,
+  run: () => Promise<T>,
+  opts: { log?: NotifyLog; signal?: AbortSignal } = {},
+): Promise<T> {
+  let result: T;
+  try {
+    result = await run();
+  } catch (err) {
+    if (!(err instanceof BusyError) && !opts.signal?.aborted) {
+      await notifyOutcome(config, { kind: 'verify', ok: false, snapshot: null, error: errorMessage(err) }, { log: opts.log });
+    }
+    throw err;
+  }
+  await notifyOutcome(
+    config,
+    result.ok
+      ? { kind: 'verify', ok: true, snapshot: result.snapshot }
+      : { kind: 'verify', ok: false, snapshot: result.snapshot, error: result.reason ?? 'verification failed' },
+    { log: opts.log },
+  );
+  return result;
+}
+
+/** Reports each device's staleness (from replication status): one alert when stale, one when it recovers. */
+export async function reportDevices(
+  config: Config,
+  devices: ReadonlyArray<{ name: string; stale: boolean; newestOnDevice: string | null; problem?: string | null }>,
+  opts: { log?: NotifyLog } = {},
+): Promise<void> {
+  for (const d of devices) {
+    await notifyOutcome(
+      config,
+      d.stale
+        ? { kind: 'device', device: d.name, ok: false, snapshot: d.newestOnDevice, error: `its newest complete snapshot is ${d.newestOnDevice ?? 'none'}` }
+        : { kind: 'device', device: d.name, ok: true, snapshot: d.newestOnDevice },
+      opts,
+    );
+  }
+}
