@@ -6,12 +6,15 @@ import { VERSION } from '../version.js';
 import { registerBackup } from './commands/backup.js';
 import { registerList } from './commands/list.js';
 import { registerRestore } from './commands/restore.js';
+import { registerPrune } from './commands/prune.js';
+import { registerDaemon } from './commands/daemon.js';
+import { registerSystemd } from './commands/systemd.js';
 import { registerVerify } from './commands/verify.js';
 import { examples, type CommandContext, type RegisterCommand } from './context.js';
 import { processIo, reportError, type Io } from './run.js';
 
 /** Every command, in the order `--help` lists them. Add new command files here. */
-const COMMANDS: RegisterCommand[] = [registerBackup, registerList, registerRestore, registerVerify];
+const COMMANDS: RegisterCommand[] = [registerBackup, registerList, registerRestore, registerVerify, registerPrune, registerDaemon, registerSystemd];
 
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
 export function buildProgram(io: Io): Command {

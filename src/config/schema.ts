@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { keepSchema, scheduleSchema } from './schema-schedule.js';
 import { notifySchema, verifySchema, webSchema } from './schema-watch.js';
 
 const absPath = z.string().min(1, 'expected a non-empty path');
@@ -22,11 +23,14 @@ export const vaultSchema = z.strictObject({
   passphraseFile: absPath,
   /** Where restore/verify decrypt snapshots (a private 0700 folder is made inside). */
   tempDir: absPath.optional(),
+  /** Retention (GFS); without it nothing is ever pruned. */
+  keep: keepSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
   database: databaseSchema,
   vault: vaultSchema,
+  schedule: scheduleSchema.prefault({}),
   verify: verifySchema.optional(),
   notify: notifySchema.optional(),
   web: webSchema.optional(),

@@ -9,6 +9,7 @@ import { VERSION } from '../version.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { cleanStalePartials, commitPartial, createPartial, discardPartial, snapshotIdFor } from '../vault/store.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
+import { pruneAfterBackup, type PruneResult } from './prune.js';
 
 export interface BackupEvents {
   /** A phase starts ("database", "commit", …). */
@@ -23,6 +24,8 @@ export interface BackupResult {
   /** Leftovers of dead runs that this run removed. */
   cleaned: string[];
   warnings: string[];
+  /** What retention did after this snapshot (null without vault.keep, or when it failed: see warnings). */
+  pruned?: PruneResult | null;
 }
 
 /** Captures the database into one encrypted snapshot, atomically. */
@@ -74,7 +77,15 @@ export async function runBackup(
         files: [file],
       };
       const id = await commitPartial(partial, manifest);
-      return { manifest: { ...manifest, id }, dir: `${config.vault.dir}/${id}`, cleaned, warnings: [] };
+      // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
+      const prune = await pruneAfterBackup(config);
+      return {
+        manifest: { ...manifest, id },
+        dir: `${config.vault.dir}/${id}`,
+        cleaned,
+        warnings: prune.warnings,
+        pruned: prune.result,
+      };
     } catch (err) {
       await discardPartial(partial);
       throw err;

@@ -1,0 +1,35 @@
+import { runPrune } from '../../jobs/prune.js';
+import { describeReason } from '../../vault/retention.js';
+import { examples, type RegisterCommand } from '../context.js';
+
+export const registerPrune: RegisterCommand = (program, { io, config }) => {
+  program
+    .command('prune')
+    .description(
+      'Apply the retention policy vault.keep: list what is kept and why, delete the other snapshots. ' +
+        'Periods (hour, day, ISO week, month, year) are counted in schedule.timezone, only where a snapshot exists, as restic does. ' +
+        'The newest snapshot, snapshots in progress and anything that is not a snapshot folder are never deleted.',
+    )
+    .option('--dry-run', 'only show what would be deleted')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      examples([
+        'permafrost prune --dry-run',
+        'permafrost prune',
+        'permafrost prune --json | jq -r ".removed[]"',
+        '# in permafrost.yaml:  vault: { keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 } }',
+      ]),
+    )
+    .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+      const result = await runPrune(config(), { dryRun: opts.dryRun });
+      if (opts.json) return io.out(JSON.stringify(result, null, 2));
+      for (const k of result.kept) io.out(`keep    ${k.id}  ${k.reasons.map(describeReason).join(', ')}`);
+      for (const id of result.removed) io.out(`${result.dryRun ? 'would delete' : 'delete'}  ${id}`);
+      for (const i of result.ignored) io.out(`skip    ${i.id}  (${i.problem})`);
+      const verb = result.dryRun ? 'would delete' : 'deleted';
+      io.out(
+        `${result.kept.length} kept, ${result.removed.length} ${verb}${result.ignored.length ? `, ${result.ignored.length} unreadable left alone` : ''} (periods in ${result.timezone})`,
+      );
+    });
+};

@@ -1,0 +1,95 @@
+import { lstat, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { effectiveTimeZone } from '../config/schema-schedule.js';
+import type { Config } from '../config/schema.js';
+import { UserError, errorMessage } from '../errors.js';
+import { acquireLock } from '../schedule/lock.js';
+import { fsyncDir } from '../vault/fs-durable.js';
+import { applyRetention, type KeepPolicy, type KeepReason } from '../vault/retention.js';
+import { PARTIAL_PREFIX, SNAPSHOT_ID_RE, listSnapshots, type SnapshotEntry } from '../vault/store.js';
+
+/** Deleted snapshots are first renamed to this hidden prefix, so a crash mid-delete never leaves a half snapshot under a snapshot name; leftovers are removed with the partials of dead runs. */
+export const PRUNING_PREFIX = `${PARTIAL_PREFIX}pruned-`;
+
+export interface PruneResult {
+  dryRun: boolean;
+  timezone: string;
+  policy: KeepPolicy;
+  /** Newest first, each with why it is kept. */
+  kept: Array<{ id: string; reasons: KeepReason[] }>;
+  /** Newest first: deleted, or with dryRun, what would be deleted. */
+  removed: string[];
+  /** Snapshot folders left alone because their manifest cannot be read (never deleted, never counted). */
+  ignored: Array<{ id: string; problem: string }>;
+}
+
+/**
+ * Applies vault.keep to the vault. The caller must hold the vault's run lock (runPrune takes it;
+ * backup calls this while it still holds its own).
+ */
+export async function pruneHoldingLock(config: Config, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
+  const policy = config.vault.keep;
+  if (!policy) {
+    throw new UserError('vault.keep is not set, so nothing is pruned: add e.g. `keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 }` under vault.');
+  }
+  const timezone = effectiveTimeZone(config.schedule);
+  const vaultDir = path.resolve(config.vault.dir);
+  const candidates: SnapshotEntry[] = [];
+  const ignored: PruneResult['ignored'] = [];
+  for (const snap of await listSnapshots(vaultDir)) {
+    // Only real folders (not symlinks) named exactly like a snapshot, right in the vault, are ever counted or deleted.
+    const st = await lstat(snap.dir).catch(() => null);
+    if (!SNAPSHOT_ID_RE.test(snap.id) || path.dirname(snap.dir) !== vaultDir || !st?.isDirectory()) {
+      ignored.push({ id: snap.id, problem: 'not a real folder (a symlink?); left alone' });
+    } else if (snap.manifest === null) {
+      ignored.push({ id: snap.id, problem: snap.problem ?? 'unreadable manifest' });
+    } else {
+      candidates.push(snap);
+    }
+  }
+  const plan = applyRetention(candidates, policy, timezone);
+  const removed: string[] = [];
+  for (const snap of plan.remove) {
+    if (!opts.dryRun) {
+      const trash = path.join(vaultDir, `${PRUNING_PREFIX}${snap.id}`);
+      await rename(snap.dir, trash);
+      await fsyncDir(vaultDir);
+      await rm(trash, { recursive: true, force: true });
+    }
+    removed.push(snap.id);
+  }
+  return {
+    dryRun: Boolean(opts.dryRun),
+    timezone,
+    policy,
+    kept: plan.keep.map((s) => ({ id: s.id, reasons: s.reasons })),
+    removed,
+    ignored,
+  };
+}
+
+/** `permafrost prune`: takes the vault's run lock (so it never races a backup), then applies vault.keep. */
+export async function runPrune(config: Config, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
+  const lock = acquireLock(config.vault.dir, 'prune');
+  try {
+    return await pruneHoldingLock(config, opts);
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Prune step of a backup run, after the snapshot is committed and while the backup holds the lock.
+ * Does nothing without vault.keep; a failure becomes a warning, never a failed backup.
+ */
+export async function pruneAfterBackup(config: Config): Promise<{ result: PruneResult | null; warnings: string[] }> {
+  if (!config.vault.keep) return { result: null, warnings: [] };
+  try {
+    return { result: await pruneHoldingLock(config), warnings: [] };
+  } catch (err) {
+    return {
+      result: null,
+      warnings: [`the snapshot was written, but pruning old snapshots failed: ${errorMessage(err)} Run \`permafrost prune\` to retry.`],
+    };
+  }
+}

@@ -1,0 +1,87 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import { UserError } from '../errors.js';
+import { cronToOnCalendar, renderUnits } from '../schedule/systemd.js';
+import { writeFileAtomic } from '../vault/fs-durable.js';
+
+export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
+
+interface Account {
+  name: string;
+  uid: number;
+}
+
+/** Looks an account up by name or uid through NSS (getent), falling back to /etc/passwd. */
+export function lookupAccount(key: string | number): Account | null {
+  let line: string | undefined;
+  try {
+    line = execFileSync('getent', ['passwd', String(key)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0];
+  } catch {
+    try {
+      line = readFileSync('/etc/passwd', 'utf8')
+        .split('\n')
+        .find((l) => {
+          const [name, , uid] = l.split(':');
+          return name === String(key) || uid === String(key);
+        });
+    } catch {
+      line = undefined;
+    }
+  }
+  const [name, , uid] = (line ?? '').split(':');
+  return name && uid !== undefined && /^\d+$/.test(uid) ? { name, uid: Number(uid) } : null;
+}
+
+/** The account that owns vault.dir, or the one named by --user (which must exist). */
+export function unitUser(config: Config, flag?: string): string {
+  if (flag !== undefined) {
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(flag)) throw new UserError(`--user: "${flag}" is not a valid account name.`);
+    if (!lookupAccount(flag)) throw new UserError(`--user: there is no account "${flag}" on this host; create it or name another.`);
+    return flag;
+  }
+  let uid: number;
+  try {
+    uid = statSync(config.vault.dir).uid;
+  } catch {
+    throw new UserError(
+      `vault.dir ${config.vault.dir} does not exist yet: create it owned by the account that runs backups (e.g. \`install -d -o mastodon -m 0750 ${config.vault.dir}\`), or pass --user.`,
+    );
+  }
+  const account = lookupAccount(uid);
+  if (!account) throw new UserError(`vault.dir ${config.vault.dir} is owned by uid ${uid}, which has no account name; pass --user.`);
+  return account.name;
+}
+
+/** The service and timer for this config, running `command` (the permafrost CLI) as `user`. */
+export function systemdUnitsFor(config: Config, opts: { user?: string; command: readonly string[] }): { user: string; onCalendar: string; files: Record<string, string> } {
+  const onCalendar = cronToOnCalendar(config.schedule.backup, config.schedule.timezone);
+  const user = unitUser(config, opts.user);
+  const files = renderUnits({
+    command: opts.command,
+    configPath: config.configPath,
+    user,
+    vaultDir: config.vault.dir,
+    writablePaths: config.vault.tempDir ? [config.vault.tempDir] : [],
+    onCalendar,
+  });
+  return { user, onCalendar, files };
+}
+
+/** Writes the unit files into `dir` (atomically, mode 0644); returns their paths. */
+export async function installUnits(dir: string, files: Record<string, string>): Promise<string[]> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const written: string[] = [];
+    for (const [name, text] of Object.entries(files)) {
+      const file = path.join(dir, name);
+      await writeFileAtomic(file, text, 0o644);
+      written.push(file);
+    }
+    return written;
+  } catch (err) {
+    throw new UserError(`Cannot write systemd units into ${dir}: ${(err as Error).message}; run as root, or pass --unit-dir.`, { cause: err });
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The scheduler at the heart of `permafrost daemon`: runs jobs on cron patterns (croner), one job
+ * at a time, and starts/stops extra services (the status page, /metrics) with it.
+ *
+ * Extension points, for code that composes the daemon (src/jobs/daemon-jobs.ts):
+ * - `ScheduledJob`: `{ name, cron, run(signal) }`. `run` must honour `signal` (stop requested) and
+ *   may return a small JSON-able summary, logged with the run (a `warnings: string[]` field in it
+ *   makes the line a warning).
+ * - `DaemonService`: `{ name, start(), stop() }`, e.g. an HTTP server. Services start before the
+ *   first job is scheduled and stop after the last run ended; `daemon.status()` gives them the
+ *   state of every job (running, last run, next run) to show.
+ *
+ * Runs never overlap: when a job's time comes while any job is still running, that run is skipped
+ * and logged, not queued. A failing run is logged and the daemon goes on. `stop()` aborts the run
+ * in flight through its AbortSignal (a backup then discards its partial folder: no snapshot is
+ * written) and waits up to `stopGraceMs` for it to end.
+ */
+import { Cron } from 'croner';
+import { BusyError, PermafrostError, errorMessage } from '../errors.js';
+
+export interface ScheduledJob {
+  name: string;
+  /** Cron pattern, 5 fields or 6 with seconds first (croner syntax). */
+  cron: string;
+  /** One run. Must stop promptly when `signal` aborts; the resolved value is logged as `result`. */
+  run(signal: AbortSignal): Promise<unknown>;
+}
+
+export interface DaemonService {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The subset of a pino logger the daemon writes to: one JSON line per call. */
+export interface DaemonLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface RunRecord {
+  runId: number;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** `skipped`: another process held the vault (BusyError). */
+  outcome: 'ok' | 'failed' | 'aborted' | 'skipped';
+  error?: string;
+  result?: unknown;
+}
+
+export interface JobStatus {
+  name: string;
+  cron: string;
+  timezone: string;
+  running: boolean;
+  runningSince: string | null;
+  nextRun: string | null;
+  lastRun: RunRecord | null;
+  /** Last run that ended without error. */
+  lastSuccess: RunRecord | null;
+  counts: { ok: number; failed: number; aborted: number; skipped: number };
+}
+
+export type RunOutcome = RunRecord | { runId: number; outcome: 'skipped'; reason: string };
+
+export interface DaemonOptions {
+  jobs: ScheduledJob[];
+  /** IANA timezone the cron patterns are read in. */
+  timezone: string;
+  logger: DaemonLogger;
+  services?: DaemonService[];
+  /** How long stop() waits for an aborted run to end before leaving it behind (default 30 s). */
+  stopGraceMs?: number;
+}
+
+interface JobState {
+  job: ScheduledJob;
+  cron?: Cron;
+  status: JobStatus;
+}
+
+interface Running {
+  job: string;
+  runId: number;
+  startedAt: Date;
+  controller: AbortController;
+  done: Promise<RunRecord>;
+}
+
+export class Daemon {
+  private readonly jobs = new Map<string, JobState>();
+  private readonly services: DaemonService[];
+  private readonly logger: DaemonLogger;
+  private readonly timezone: string;
+  private readonly stopGraceMs: number;
+  private running: Running | null = null;
+  private nextRunId = 1;
+  private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
+
+  constructor(opts: DaemonOptions) {
+    this.logger = opts.logger;
+    this.timezone = opts.timezone;
+    this.stopGraceMs = opts.stopGraceMs ?? 30_000;
+    this.services = [...(opts.services ?? [])];
+    for (const job of opts.jobs) this.addJob(job);
+  }
+
+  /** Adds a job; only before start(). */
+  addJob(job: ScheduledJob): void {
+    if (this.state !== 'new') throw new Error('Daemon.addJob after start()');
+    if (this.jobs.has(job.name)) throw new Error(`duplicate job name ${job.name}`);
+    this.jobs.set(job.name, {
+      job,
+      status: {
+        name: job.name,
+        cron: job.cron,
+        timezone: this.timezone,
+        running: false,
+        runningSince: null,
+        nextRun: null,
+        lastRun: null,
+        lastSuccess: null,
+        counts: { ok: 0, failed: 0, aborted: 0, skipped: 0 },
+      },
+    });
+  }
+
+  /** Adds a service (e.g. the status page) started and stopped with the daemon; only before start(). */
+  addService(service: DaemonService): void {
+    if (this.state !== 'new') throw new Error('Daemon.addService after start()');
+    this.services.push(service);
+  }
+
+  /** Starts the services, then the schedules. A service that fails to start stops the others and throws. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('Daemon.start twice');
+    this.state = 'started';
+    const started: DaemonService[] = [];
+    for (const svc of this.services) {
+      try {
+        await svc.start();
+        started.push(svc);
+        this.logger.info({ event: 'service.start', service: svc.name }, `service ${svc.name} started`);
+      } catch (err) {
+        for (const s of started.reverse()) await s.stop().catch(() => undefined);
+        this.state = 'stopped';
+        throw err;
+      }
+    }
+    for (const st of this.jobs.values()) {
+      try {
+        st.cron = new Cron(st.job.cron, { timezone: this.timezone, mode: '5-or-6-parts' }, () => {
+          void this.tick(st.job.name, 'schedule');
+        });
+      } catch (err) {
+        await this.stop('invalid schedule');
+        throw new PermafrostError('user', `Job ${st.job.name}: cron pattern "${st.job.cron}" is not valid: ${errorMessage(err)}`, { cause: err });
+      }
+      st.status.nextRun = st.cron.nextRun()?.toISOString() ?? null;
+    }
+    this.logger.info(
+      { event: 'daemon.start', timezone: this.timezone, jobs: [...this.jobs.values()].map((s) => ({ name: s.job.name, cron: s.job.cron, nextRun: s.status.nextRun })) },
+      'daemon started',
+    );
+  }
+
+  /** Runs `name` now, as if its time had come: skipped when a run is in progress. */
+  trigger(name: string): Promise<RunOutcome> {
+    return this.tick(name, 'manual');
+  }
+
+  /** Every job's state, for a status page. */
+  status(): JobStatus[] {
+    return [...this.jobs.values()].map((st) => ({
+      ...st.status,
+      nextRun: st.cron?.nextRun()?.toISOString() ?? null,
+      counts: { ...st.status.counts },
+    }));
+  }
+
+  /** Stops scheduling, aborts the run in flight and waits for it (up to stopGraceMs), then stops the services. */
+  async stop(reason: string): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    for (const st of this.jobs.values()) st.cron?.stop();
+    const run = this.running;
+    this.logger.info({ event: 'daemon.stopping', reason, inFlight: run ? { job: run.job, runId: run.runId } : null }, `daemon stopping (${reason})`);
+    if (run) {
+      run.controller.abort(new Error(`daemon stopping (${reason})`));
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([
+        run.done.then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), this.stopGraceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!ended) {
+        this.logger.error(
+          { event: 'run.abandoned', job: run.job, runId: run.runId, graceMs: this.stopGraceMs },
+          `${run.job} run ${run.runId} did not stop within ${this.stopGraceMs} ms; leaving it (a partial folder, if any, is removed by the next run)`,
+        );
+      }
+    }
+    for (const svc of [...this.services].reverse()) {
+      try {
+        await svc.stop();
+        this.logger.info({ event: 'service.stop', service: svc.name }, `service ${svc.name} stopped`);
+      } catch (err) {
+        this.logger.error({ event: 'service.stop', service: svc.name, error: errorMessage(err) }, `service ${svc.name} failed to stop`);
+      }
+    }
+    this.state = 'stopped';
+    this.logger.info({ event: 'daemon.stop', reason }, 'daemon stopped');
+  }
+
+  private async tick(name: string, trigger: 'schedule' | 'manual'): Promise<RunOutcome> {
+    const st = this.jobs.get(name);
+    if (!st) throw new Error(`no job named ${name}`);
+    const runId = this.nextRunId++;
+    const base = { job: name, runId, trigger };
+    if (this.state !== 'started') {
+      return { runId, outcome: 'skipped', reason: 'daemon is not running' };
+    }
+    if (this.running) {
+      const busy = this.running;
+      st.status.counts.skipped++;
+      const reason = `${busy.job} run ${busy.runId} still in progress since ${busy.startedAt.toISOString()}`;
+      this.logger.warn({ ...base, event: 'run.skipped', reason }, `${name} run skipped: ${reason}`);
+      return { runId, outcome: 'skipped', reason };
+    }
+    const controller = new AbortController();
+    const startedAt = new Date();
+    const done = this.execute(st, runId, trigger, controller, startedAt);
+    this.running = { job: name, runId, startedAt, controller, done };
+    st.status.running = true;
+    st.status.runningSince = startedAt.toISOString();
+    try {
+      return await done;
+    } finally {
+      this.running = null;
+      st.status.running = false;
+      st.status.runningSince = null;
+      st.status.nextRun = st.cron?.nextRun()?.toISOString() ?? null;
+    }
+  }
+
+  private async execute(st: JobState, runId: number, trigger: string, controller: AbortController, startedAt: Date): Promise<RunRecord> {
+    const base = { job: st.job.name, runId, trigger };
+    this.logger.info({ ...base, event: 'run.start' }, `${st.job.name} run started`);
+    let record: RunRecord;
+    try {
+      // A job that throws synchronously is a failed run too.
+      const result = await Promise.resolve().then(() => st.job.run(controller.signal));
+      record = this.record(runId, startedAt, 'ok', { result });
+      st.status.lastSuccess = record;
+      st.status.counts.ok++;
+      const warnings = (result as { warnings?: unknown } | undefined)?.warnings;
+      const level = Array.isArray(warnings) && warnings.length > 0 ? 'warn' : 'info';
+      this.logger[level]({ ...base, event: 'run.finish', outcome: 'ok', durationMs: record.durationMs, result }, `${st.job.name} run finished`);
+    } catch (err) {
+      if (controller.signal.aborted) {
+        record = this.record(runId, startedAt, 'aborted', { error: errorMessage(err) });
+        st.status.counts.aborted++;
+        this.logger.warn({ ...base, event: 'run.abort', outcome: 'aborted', durationMs: record.durationMs, error: record.error }, `${st.job.name} run aborted`);
+      } else if (err instanceof BusyError) {
+        // Another process (a manual backup, a systemd timer) holds the vault: same as a late run.
+        record = this.record(runId, startedAt, 'skipped', { error: errorMessage(err) });
+        st.status.counts.skipped++;
+        this.logger.warn({ ...base, event: 'run.skipped', reason: record.error }, `${st.job.name} run skipped: ${record.error}`);
+        st.status.lastRun = record;
+        return record;
+      } else {
+        record = this.record(runId, startedAt, 'failed', { error: errorMessage(err) });
+        st.status.counts.failed++;
+        const details = err instanceof PermafrostError ? err.details : undefined;
+        this.logger.error(
+          { ...base, event: 'run.fail', outcome: 'failed', durationMs: record.durationMs, error: record.error, ...(details?.length ? { details } : {}) },
+          `${st.job.name} run failed`,
+        );
+      }
+    }
+    st.status.lastRun = record;
+    return record;
+  }
+
+  private record(runId: number, startedAt: Date, outcome: RunRecord['outcome'], extra: { error?: string; result?: unknown }): RunRecord {
+    const finished = new Date();
+    return {
+      runId,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - startedAt.getTime(),
+      outcome,
+      ...extra,
+    };
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * systemd units for hosts that prefer a timer to `permafrost daemon`: a oneshot service that runs
+ * `permafrost backup` and a timer whose OnCalendar= is the configured cron pattern. Pure: the
+ * caller finds the user and paths; `installUnits` is the only writer.
+ */
+import { UserError } from '../errors.js';
+
+export const UNIT_NAME = 'permafrost-backup';
+
+interface FieldSpec {
+  name: string;
+  min: number;
+  max: number;
+  names?: readonly string[];
+}
+
+const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'] as const;
+const DAYS = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'] as const;
+const SYSTEMD_DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
+
+const FIELDS = {
+  second: { name: 'second', min: 0, max: 59 },
+  minute: { name: 'minute', min: 0, max: 59 },
+  hour: { name: 'hour', min: 0, max: 23 },
+  dom: { name: 'day of month', min: 1, max: 31 },
+  month: { name: 'month', min: 1, max: 12, names: MONTHS },
+  dow: { name: 'day of week', min: 0, max: 7, names: DAYS },
+} satisfies Record<string, FieldSpec>;
+
+const NICKNAMES: Record<string, string> = {
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
+};
+
+function untranslatable(pattern: string, why: string): UserError {
+  return new UserError(
+    `schedule.backup: cannot translate the cron pattern "${pattern}" into a systemd OnCalendar= expression (${why}); use a simpler pattern, or run \`permafrost daemon\` instead of a timer.`,
+  );
+}
+
+function parseValue(text: string, spec: FieldSpec, pattern: string): number {
+  const upper = text.toUpperCase();
+  const named = spec.names?.indexOf(upper) ?? -1;
+  const n = named >= 0 ? named + (spec.name === 'month' ? 1 : 0) : /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < spec.min || n > spec.max) throw untranslatable(pattern, `"${text}" is not a valid ${spec.name}`);
+  return n;
+}
+
+/** The set of values a cron field matches (day of week: 0–6, Sunday 0), or null for `*`. */
+function expandField(field: string, spec: FieldSpec, pattern: string): Set<number> | null {
+  if (field === '*') return null;
+  if (/[LW#?]/i.test(field)) throw untranslatable(pattern, `the ${spec.name} field "${field}" uses L, W, # or ?, which OnCalendar= has no equivalent for`);
+  const values = new Set<number>();
+  for (const part of field.split(',')) {
+    const m = /^([^/-]+|\*)(?:-([^/]+))?(?:\/(\d+))?$/.exec(part);
+    if (!m) throw untranslatable(pattern, `"${part}" in the ${spec.name} field is not understood`);
+    const [, from, to, stepText] = m;
+    const step = stepText === undefined ? 1 : Number(stepText);
+    if (step < 1) throw untranslatable(pattern, `step "${stepText}" in the ${spec.name} field must be at least 1`);
+    let lo: number;
+    let hi: number;
+    if (from === '*') {
+      if (to !== undefined) throw untranslatable(pattern, `"${part}" in the ${spec.name} field is not understood`);
+      lo = spec.min;
+      hi = spec.name === 'day of week' ? 6 : spec.max;
+    } else {
+      lo = parseValue(from!, spec, pattern);
+      // "5/10" (start/step without a range) is not standard cron; croner refuses it too.
+      if (to === undefined && stepText !== undefined) throw untranslatable(pattern, `"${part}" needs a range before the step, like "5-59/10"`);
+      hi = to === undefined ? lo : parseValue(to, spec, pattern);
+      if (hi < lo) throw untranslatable(pattern, `the range "${part}" in the ${spec.name} field runs backwards`);
+    }
+    for (let v = lo; v <= hi; v += step) values.add(spec.name === 'day of week' && v === 7 ? 0 : v);
+  }
+  return values;
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/** Renders a value set as systemd does: `*`, `start/step`, or a list of values and `a..b` ranges. */
+function renderSet(values: Set<number> | null, spec: FieldSpec): string {
+  if (values === null) return '*';
+  const sorted = [...values].sort((a, b) => a - b);
+  const last = spec.max;
+  if (sorted.length === last - spec.min + 1) return '*';
+  // An arithmetic progression that runs to the end of the field: "0/15", "01/2".
+  if (sorted.length >= 3) {
+    const step = sorted[1]! - sorted[0]!;
+    const progression = step > 1 && sorted.every((v, i) => v === sorted[0]! + i * step) && sorted.at(-1)! + step > last;
+    if (progression) return `${pad2(sorted[0]!)}/${step}`;
+  }
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    if (j - i >= 2) out.push(`${pad2(sorted[i]!)}..${pad2(sorted[j]!)}`);
+    else for (let k = i; k <= j; k++) out.push(pad2(sorted[k]!));
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+function renderDays(values: Set<number> | null): string | null {
+  if (values === null || values.size === 7) return null;
+  // Monday-first, as systemd lists them; runs of 3+ days become ranges ("Mon..Fri").
+  const order = [1, 2, 3, 4, 5, 6, 0].filter((d) => values.has(d));
+  const pos = (d: number): number => (d + 6) % 7;
+  const out: string[] = [];
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && pos(order[j + 1]!) === pos(order[j]!) + 1) j++;
+    if (j - i >= 2) out.push(`${SYSTEMD_DAYS[order[i]!]}..${SYSTEMD_DAYS[order[j]!]}`);
+    else for (let k = i; k <= j; k++) out.push(SYSTEMD_DAYS[order[k]!]!);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+/**
+ * The OnCalendar= expression matching a cron pattern (5 fields, or 6 with seconds first, or a
+ * @nickname), in `timeZone` when given. Throws UserError, with a sentence saying why, for what
+ * OnCalendar= cannot express (L/W/#, day-of-month OR day-of-week).
+ */
+export function cronToOnCalendar(pattern: string, timeZone?: string): string {
+  const trimmed = pattern.trim();
+  const expanded = NICKNAMES[trimmed.toLowerCase()] ?? trimmed;
+  if (expanded.startsWith('@')) throw untranslatable(pattern, `"${trimmed}" has no timer equivalent`);
+  const fields = expanded.split(/\s+/);
+  if (fields.length !== 5 && fields.length !== 6) throw untranslatable(pattern, `expected 5 or 6 fields, found ${fields.length}`);
+  const [sec, min, hour, dom, month, dow] = fields.length === 6 ? fields : ['0', ...fields];
+  const days = expandField(dow!, FIELDS.dow, pattern);
+  const dates = expandField(dom!, FIELDS.dom, pattern);
+  let weekday = renderDays(days);
+  let dateSet = dates;
+  // Cron (and croner) match day of month OR day of week when both are given; OnCalendar= ANDs them.
+  if (days !== null && dates !== null) {
+    if (days.size === 7 || dates.size === 31) {
+      weekday = null; // the OR matches every day
+      dateSet = null;
+    } else {
+      throw untranslatable(pattern, 'it restricts both day of month and day of week, which cron joins with OR and OnCalendar= with AND');
+    }
+  }
+  const date = `*-${renderSet(expandField(month!, FIELDS.month, pattern), FIELDS.month)}-${renderSet(dateSet, FIELDS.dom)}`;
+  const time = [
+    renderSet(expandField(hour!, FIELDS.hour, pattern), FIELDS.hour),
+    renderSet(expandField(min!, FIELDS.minute, pattern), FIELDS.minute),
+    renderSet(expandField(sec!, FIELDS.second, pattern), FIELDS.second),
+  ].join(':');
+  return [weekday, date, time, timeZone].filter(Boolean).join(' ');
+}
+
+export interface UnitOptions {
+  /** The command to run, as an argv: e.g. [node, /usr/lib/permafrost/dist/cli/main.js]. */
+  command: readonly string[];
+  configPath: string;
+  /** Account the service runs as: the owner of the vault. */
+  user: string;
+  vaultDir: string;
+  /** More folders the job writes (vault.tempDir). */
+  writablePaths?: readonly string[];
+  onCalendar: string;
+}
+
+/** Quotes one ExecStart= word the way systemd.service(5) reads it. */
+export function quoteExecArg(arg: string): string {
+  if (/[\n\r]/.test(arg)) throw new UserError(`Cannot put a path with a line break into a systemd unit: ${JSON.stringify(arg)}.`);
+  const escaped = arg.replace(/\\/g, '\\\\').replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  return /[\s"';]/.test(arg) || arg === '' ? `"${escaped.replace(/"/g, '\\"')}"` : escaped;
+}
+
+/** A path for ReadWritePaths=: specifiers escaped, quoted when it holds spaces. */
+function quotePath(p: string): string {
+  const escaped = p.replace(/%/g, '%%');
+  return /\s/.test(p) ? `"${escaped}"` : escaped;
+}
+
+/** The .service and .timer pair, as file name → text. */
+export function renderUnits(opts: UnitOptions): Record<string, string> {
+  const exec = [...opts.command, '--config', opts.configPath, 'backup'].map(quoteExecArg).join(' ');
+  const writable = [opts.vaultDir, ...(opts.writablePaths ?? [])].map(quotePath).join(' ');
+  const service = `# Generated by \`permafrost systemd\`; regenerate after changing schedule.* or vault.dir.
+[Unit]
+Description=permafrost backup: encrypted snapshot of the Mastodon server
+Documentation=https://github.com/permafrost-backup/permafrost
+Wants=network-online.target
+After=network-online.target postgresql.service redis-server.service
+
+[Service]
+Type=oneshot
+User=${opts.user}
+ExecStart=${exec}
+# SIGTERM aborts a backup cleanly (no partial snapshot is left); give it time to clean up.
+TimeoutStopSec=120
+UMask=0027
+Nice=10
+IOSchedulingClass=idle
+
+# Hardening: the job reads the system and Mastodon's files, and writes only to the vault.
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=${writable}
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+CapabilityBoundingSet=
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+# Not MemoryDenyWriteExecute=: Node's JIT needs writable executable memory.
+`;
+  const timer = `# Generated by \`permafrost systemd\` from schedule.backup; regenerate after changing it.
+[Unit]
+Description=permafrost backup on schedule
+
+[Timer]
+OnCalendar=${opts.onCalendar}
+# Run a missed backup at boot; fire on the second, as cron would.
+Persistent=true
+AccuracySec=1s
+Unit=${UNIT_NAME}.service
+
+[Install]
+WantedBy=timers.target
+`;
+  return { [`${UNIT_NAME}.service`]: service, [`${UNIT_NAME}.timer`]: timer };
+}

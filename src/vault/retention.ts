@@ -1,0 +1,172 @@
+/**
+ * GFS retention, as restic `forget` (≥ 0.17) and borg/borgmatic `prune` define it. Pure: no I/O.
+ *
+ * Snapshots are walked newest first. Each rule (last, hourly, daily, weekly, monthly, yearly) keeps
+ * the newest snapshot of each of its periods until its count is used up; a period counts only where a
+ * snapshot exists (three snapshots on Mon, Wed, Fri make three "daily" periods, not five). When a rule
+ * other than `last` runs out of snapshots before its count is used up, the oldest snapshot is kept
+ * too (restic: "the oldest snapshot in the group is kept additionally").
+ *
+ * Periods are calendar periods in one IANA timezone: a day is a local calendar day (23 or 25 hours
+ * on DST change days), a week an ISO 8601 week (Monday start; week-numbering year), a month and a
+ * year the local calendar's. An hour is a local clock hour *with its UTC offset*: the hour that
+ * occurs twice when DST ends counts as two hours (restic, keying by clock time alone, merges them).
+ */
+import { UserError } from '../errors.js';
+
+export const KEEP_RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+export type KeepRule = (typeof KEEP_RULES)[number];
+export type KeepPolicy = Partial<Record<KeepRule, number>>;
+
+export interface KeepReason {
+  /** The rule that keeps the snapshot; `newest` is the safety net that never lets the newest go. */
+  rule: KeepRule | 'newest';
+  /** The period the snapshot is the newest of (`2026-W13`, `2026-03-29`, …), or `#n` for `last`. */
+  period: string;
+  /** Kept as the oldest snapshot because the rule had fewer periods than its count. */
+  oldest?: true;
+}
+
+export interface Dated {
+  id: string;
+  time: Date;
+}
+
+export interface RetentionResult<T extends Dated> {
+  /** Newest first, each with why it is kept. */
+  keep: Array<T & { reasons: KeepReason[] }>;
+  /** Newest first. */
+  remove: T[];
+}
+
+interface LocalParts {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  /** "+02:00", "-03:30", "+00:00". */
+  offset: string;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    try {
+      f = new Intl.DateTimeFormat('en-US', {
+        timeZone,
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+        hour: 'numeric',
+        hourCycle: 'h23',
+        timeZoneName: 'longOffset',
+      });
+    } catch (err) {
+      throw new UserError(`schedule.timezone: "${timeZone}" is not an IANA timezone name; use one like "Europe/Berlin" or "UTC".`, {
+        cause: err,
+      });
+    }
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+/** The wall-clock parts of an instant in `timeZone`. */
+export function localParts(time: Date, timeZone: string): LocalParts {
+  const parts: Record<string, string> = {};
+  for (const p of formatterFor(timeZone).formatToParts(time)) parts[p.type] = p.value;
+  // longOffset gives "GMT+02:00", or plain "GMT" for a zero offset.
+  const offset = (parts.timeZoneName ?? 'GMT').replace(/^GMT/, '') || '+00:00';
+  return {
+    year: Number(parts.year),
+    month: Number(parts.month),
+    day: Number(parts.day),
+    hour: Number(parts.hour),
+    offset,
+  };
+}
+
+/** ISO 8601 week of a calendar date: the week-numbering year and the week (1–53). */
+export function isoWeek(year: number, month: number, day: number): { year: number; week: number } {
+  const date = new Date(Date.UTC(year, month - 1, day));
+  const weekday = (date.getUTCDay() + 6) % 7; // Monday = 0
+  // The Thursday of this week decides which year the week belongs to.
+  const thursday = new Date(date.getTime() + (3 - weekday) * 86_400_000);
+  const isoYear = thursday.getUTCFullYear();
+  const jan1 = Date.UTC(isoYear, 0, 1);
+  return { year: isoYear, week: 1 + Math.floor((thursday.getTime() - jan1) / (7 * 86_400_000)) };
+}
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+
+/** The period key of `time` for a rule, in `timeZone` (`last` has no periods: every snapshot is its own). */
+export function periodOf(rule: Exclude<KeepRule, 'last'>, time: Date, timeZone: string): string {
+  const p = localParts(time, timeZone);
+  const date = `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)}`;
+  switch (rule) {
+    case 'hourly':
+      return `${date}T${pad(p.hour)}${p.offset}`;
+    case 'daily':
+      return date;
+    case 'weekly': {
+      const w = isoWeek(p.year, p.month, p.day);
+      return `${pad(w.year, 4)}-W${pad(w.week)}`;
+    }
+    case 'monthly':
+      return `${pad(p.year, 4)}-${pad(p.month)}`;
+    case 'yearly':
+      return pad(p.year, 4);
+  }
+}
+
+/** True when the policy keeps anything by itself. */
+export function hasKeepRule(policy: KeepPolicy): boolean {
+  return KEEP_RULES.some((r) => (policy[r] ?? 0) > 0);
+}
+
+/**
+ * Decides which snapshots a policy keeps and why. Never removes the newest snapshot. Throws
+ * UserError for a policy that keeps nothing (as restic refuses to forget everything).
+ */
+export function applyRetention<T extends Dated>(snapshots: readonly T[], policy: KeepPolicy, timeZone: string): RetentionResult<T> {
+  if (!hasKeepRule(policy)) {
+    throw new UserError('vault.keep keeps nothing: set at least one of last, hourly, daily, weekly, monthly, yearly above 0.');
+  }
+  formatterFor(timeZone); // validate the zone even for an empty vault
+  const sorted = [...snapshots].sort((a, b) => b.time.getTime() - a.time.getTime() || b.id.localeCompare(a.id));
+  const reasons = sorted.map((): KeepReason[] => []);
+  for (const rule of KEEP_RULES) {
+    let left = policy[rule] ?? 0;
+    if (left <= 0) continue;
+    let lastPeriod: string | undefined;
+    let used = 0;
+    for (let i = 0; i < sorted.length && left > 0; i++) {
+      const snap = sorted[i]!;
+      const period = rule === 'last' ? `#${used + 1}` : periodOf(rule, snap.time, timeZone);
+      if (period === lastPeriod) continue;
+      reasons[i]!.push({ rule, period });
+      lastPeriod = period;
+      left--;
+      used++;
+    }
+    const oldest = sorted.length - 1;
+    if (rule !== 'last' && left > 0 && oldest >= 0 && !reasons[oldest]!.some((r) => r.rule === rule)) {
+      reasons[oldest]!.push({ rule, period: periodOf(rule, sorted[oldest]!.time, timeZone), oldest: true });
+    }
+  }
+  if (sorted.length > 0 && reasons[0]!.length === 0) reasons[0]!.push({ rule: 'newest', period: sorted[0]!.id });
+  const result: RetentionResult<T> = { keep: [], remove: [] };
+  sorted.forEach((snap, i) => {
+    const why = reasons[i]!;
+    if (why.length > 0) result.keep.push({ ...snap, reasons: why });
+    else result.remove.push(snap);
+  });
+  return result;
+}
+
+/** One line per reason: "daily 2026-03-29", "last #1", "monthly 2026-01 (oldest)". */
+export function describeReason(r: KeepReason): string {
+  return `${r.rule} ${r.period}${r.oldest ? ' (oldest)' : ''}`;
+}
