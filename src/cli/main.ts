@@ -4,6 +4,8 @@ import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { VERSION } from '../version.js';
 import { registerBackup } from './commands/backup.js';
+import { registerInit } from './commands/init.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerList } from './commands/list.js';
 import { registerRestore } from './commands/restore.js';
 import { registerPrune } from './commands/prune.js';
@@ -14,7 +16,7 @@ import { examples, type CommandContext, type RegisterCommand } from './context.j
 import { processIo, reportError, type Io } from './run.js';
 
 /** Every command, in the order `--help` lists them. Add new command files here. */
-const COMMANDS: RegisterCommand[] = [registerBackup, registerList, registerRestore, registerVerify, registerPrune, registerDaemon, registerSystemd];
+const COMMANDS: RegisterCommand[] = [registerInit, registerDoctor, registerBackup, registerList, registerRestore, registerVerify, registerPrune, registerDaemon, registerSystemd];
 
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
 export function buildProgram(io: Io): Command {

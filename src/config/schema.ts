@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { keepSchema, scheduleSchema } from './schema-schedule.js';
 import { notifySchema, verifySchema, webSchema } from './schema-watch.js';
+import { redisSchema, secretsSchema } from './schema-parts.js';
 
 const absPath = z.string().min(1, 'expected a non-empty path');
 
@@ -34,6 +35,10 @@ export const configSchema = z.strictObject({
   verify: verifySchema.optional(),
   notify: notifySchema.optional(),
   web: webSchema.optional(),
+  /** Redis RDB part of each snapshot; absent or false: not captured. */
+  redis: redisSchema.optional(),
+  /** .env.production part of each snapshot; absent or false: not captured. */
+  secrets: secretsSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

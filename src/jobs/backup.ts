@@ -10,6 +10,7 @@ import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { cleanStalePartials, commitPartial, createPartial, discardPartial, snapshotIdFor } from '../vault/store.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
+import { captureExtraParts } from './backup-parts.js';
 
 export interface BackupEvents {
   /** A phase starts ("database", "commit", …). */
@@ -58,6 +59,11 @@ export async function runBackup(
         throw err;
       }
       await dump.done;
+      const extra = await captureExtraParts(config, partial.dir, passphrase, {
+        signal: opts.signal,
+        phase: opts.events?.phase,
+        bytes: opts.events?.bytes,
+      });
       if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
       const manifest: Manifest = {
@@ -74,7 +80,7 @@ export async function runBackup(
           compression: String(db.compression),
         },
         mastodon: session.facts,
-        files: [file],
+        files: [file, ...extra.files],
       };
       const id = await commitPartial(partial, manifest);
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
@@ -83,7 +89,7 @@ export async function runBackup(
         manifest: { ...manifest, id },
         dir: `${config.vault.dir}/${id}`,
         cleaned,
-        warnings: prune.warnings,
+        warnings: [...extra.warnings, ...prune.warnings],
         pruned: prune.result,
       };
     } catch (err) {

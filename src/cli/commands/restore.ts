@@ -1,10 +1,12 @@
 import { Option } from 'commander';
-import { runRestore } from '../../jobs/restore.js';
+import { runFullRestore } from '../../jobs/restore-files.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { formatBytes } from '../run.js';
 
 interface RestoreFlags {
-  database: string;
+  database?: string;
+  redis?: string;
+  secrets?: string;
   force?: boolean;
   jobs?: number;
   owner: boolean;
@@ -14,9 +16,13 @@ interface RestoreFlags {
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
   program
     .command('restore')
-    .description('Verify a snapshot completely, then restore its database with pg_restore --clean --if-exists.')
+    .description(
+      'Verify a snapshot completely, then restore its database with pg_restore --clean --if-exists, and/or write its Redis RDB and .env.production to files (mode 0600).',
+    )
     .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
-    .requiredOption('--database <name>', 'target database (created when missing)')
+    .option('--database <name>', 'target database (created when missing)')
+    .option('--redis <file>', 'write the decrypted Redis RDB here (never overwrites)')
+    .option('--secrets <file>', 'write the decrypted .env.production here (never overwrites)')
     .option('--force', 'replace the contents of a database that already holds tables')
     .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser((v) => Number.parseInt(v, 10)))
     .option('--no-owner', 'do not restore object ownership (when the original roles do not exist here)')
@@ -26,22 +32,34 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       examples([
         'permafrost restore latest --database mastodon_restored',
         'permafrost restore 2026-11-26T07-40-00Z --database mastodon_production --force --jobs 2',
+        'permafrost restore latest --redis /root/dump.rdb --secrets /root/env.production',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
-      const result = await runRestore(config(), {
+      const result = await runFullRestore(config(), {
         snapshot,
         database: opts.database,
+        redis: opts.redis,
+        secrets: opts.secrets,
         force: opts.force,
         jobs: opts.jobs,
         noOwner: !opts.owner,
         events: { phase: (p) => (!opts.json ? io.err(`restore: ${p}…`) : undefined) },
       });
-      if (opts.json) return io.out(JSON.stringify(result, null, 2));
-      io.out(
-        `restored snapshot ${result.snapshot} into database "${result.database}"${result.created ? ' (created)' : ''}: ` +
-          `${formatBytes(result.bytes)} archive, verified in ${(result.decryptMs / 1000).toFixed(1)}s, ` +
-          `restored in ${(result.restoreMs / 1000).toFixed(1)}s`,
-      );
+      const db = result.database;
+      if (opts.json) {
+        return io.out(JSON.stringify({ ...(db ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps }, null, 2));
+      }
+      for (const f of result.files) io.out(`wrote the ${f.part} part of snapshot ${result.snapshot} to ${f.path} (${formatBytes(f.bytes)}, mode 0600)`);
+      if (db) {
+        io.out(
+          `restored snapshot ${db.snapshot} into database "${db.database}"${db.created ? ' (created)' : ''}: ` +
+            `${formatBytes(db.bytes)} archive, verified in ${(db.decryptMs / 1000).toFixed(1)}s, ` +
+            `restored in ${(db.restoreMs / 1000).toFixed(1)}s`,
+        );
+      }
+      io.out('');
+      io.out('To bring the whole server back:');
+      result.nextSteps.forEach((step, i) => io.out(`  ${i + 1}. ${step}`));
     });
 };

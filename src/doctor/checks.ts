@@ -1,0 +1,226 @@
+import { constants } from 'node:fs';
+import { access, mkdtemp, opendir, rmdir, stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { connect, pgBin, toolVersion } from '../capture/postgres.js';
+import { pingRedis } from '../capture/redis.js';
+import type { RedisConfig, SecretsConfig } from '../config/schema-parts.js';
+import type { Config, DatabaseConfig } from '../config/schema.js';
+import { readSecretFile } from '../config/secret-file.js';
+import { errorMessage } from '../errors.js';
+import { listSnapshots } from '../vault/store.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+/** One line of `permafrost doctor`: what was checked, how it went, and what to do about it. */
+export interface CheckLine {
+  check: string;
+  status: CheckStatus;
+  message: string;
+  /** What to do; absent when nothing needs doing. */
+  fix?: string;
+}
+
+const ok = (check: string, message: string): CheckLine => ({ check, status: 'ok', message });
+const warn = (check: string, message: string, fix?: string): CheckLine => ({ check, status: 'warn', message, fix });
+const fail = (check: string, message: string, fix: string): CheckLine => ({ check, status: 'fail', message, fix });
+
+function octal(mode: number): string {
+  return `0${(mode & 0o777).toString(8)}`;
+}
+
+/** The passphrase file exists, grants nothing beyond 0600, belongs to this user and is not empty. */
+export async function checkPassphrase(file: string, uid: number | undefined = process.getuid?.()): Promise<CheckLine> {
+  const name = 'passphrase';
+  let st;
+  try {
+    st = await stat(file);
+  } catch {
+    return fail(name, `vault.passphraseFile ${file} does not exist`, `create it (\`permafrost init\` does) and keep a copy off the server`);
+  }
+  if (!st.isFile()) return fail(name, `vault.passphraseFile ${file} is not a regular file`, 'point vault.passphraseFile at the passphrase file');
+  const mode = st.mode & 0o777;
+  if ((mode & ~0o600) !== 0) {
+    return fail(name, `${file} has mode ${octal(mode)}, more than 0600 (others or group may read the key to every snapshot)`, `run \`chmod 600 ${file}\``);
+  }
+  if (uid !== undefined && st.uid !== uid) {
+    return fail(name, `${file} is owned by uid ${st.uid}, not by the user running permafrost (uid ${uid})`, `run \`chown ${uid} ${file}\`, or run permafrost as its owner`);
+  }
+  try {
+    readSecretFile(file, 'vault.passphraseFile');
+  } catch (err) {
+    return fail(name, errorMessage(err), 'fix the file so that its first line holds the passphrase');
+  }
+  return ok(name, `${file} exists, mode ${octal(mode)}, owned by this user`);
+}
+
+/** Server major version from `server_version_num` (e.g. 150018 → 15, 90624 → 9.6). */
+export function majorOfVersionNum(num: number): string {
+  return num >= 100000 ? String(Math.floor(num / 10000)) : `${Math.floor(num / 10000)}.${Math.floor(num / 100) % 100}`;
+}
+
+/** Major version of a `pg_dump --version` line's number ("15.18 (Debian …)" → 15, "9.6.24" → 9.6). */
+export function majorOfToolVersion(version: string): string | null {
+  const m = /^(\d+)(?:\.(\d+))?/.exec(version.trim());
+  if (!m) return null;
+  const major = Number(m[1]);
+  return major >= 10 ? String(major) : `${major}.${m[2] ?? '0'}`;
+}
+
+function compareMajor(a: string, b: string): number {
+  const [a1, a2 = 0] = a.split('.').map(Number);
+  const [b1, b2 = 0] = b.split('.').map(Number);
+  return a1! - b1! || a2 - b2;
+}
+
+/** Connects to the database; returns its line and the server's major version when reachable. */
+export async function checkDatabase(db: DatabaseConfig): Promise<{ line: CheckLine; serverMajor: string | null }> {
+  const name = 'database';
+  let client;
+  try {
+    client = await connect(db);
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    const why = cause instanceof Error ? cause.message : errorMessage(err);
+    const where = `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
+    return { line: fail(name, `cannot reach database "${db.name}" on ${where}: ${why}`, 'check database.host/port/user/passwordFile and that PostgreSQL is running'), serverMajor: null };
+  }
+  try {
+    const r = await client.query<{ num: string; v: string }>(`SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS v`);
+    const row = r.rows[0]!;
+    const major = majorOfVersionNum(Number(row.num));
+    return { line: ok(name, `connected to "${db.name}" (PostgreSQL ${row.v})`), serverMajor: major };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** pg_dump must be at least the server's major version, or it refuses to dump. */
+export async function checkPgDump(db: DatabaseConfig, serverMajor: string | null): Promise<CheckLine> {
+  const name = 'pg_dump';
+  const bin = pgBin(db, 'pg_dump');
+  let version: string;
+  try {
+    version = await toolVersion(bin);
+  } catch {
+    return fail(name, `cannot run ${bin}`, 'install PostgreSQL client tools of the server\'s major version, or set database.binDir');
+  }
+  const major = majorOfToolVersion(version);
+  if (major === null) return warn(name, `cannot tell the version of ${bin} from "${version}"`, 'check that database.binDir holds the real pg_dump');
+  if (serverMajor === null) return warn(name, `${bin} is version ${version}; not compared, the database is unreachable`, 'fix the database line first');
+  if (compareMajor(major, serverMajor) < 0) {
+    return fail(
+      name,
+      `${bin} is version ${major} but the server is ${serverMajor}; pg_dump refuses to dump a newer server`,
+      `install postgresql-client-${serverMajor} and set database.binDir to its bin folder (e.g. /usr/lib/postgresql/${serverMajor}/bin)`,
+    );
+  }
+  return ok(name, `${bin} is version ${major}, server is ${serverMajor}`);
+}
+
+/** Redis answers PING over the configured connection. */
+export async function checkRedis(redis: RedisConfig | false | undefined): Promise<CheckLine> {
+  const name = 'redis';
+  if (redis === false) return ok(name, 'turned off (redis: false); snapshots hold no Redis part');
+  if (redis === undefined) return warn(name, 'not configured; snapshots hold no Redis part', 'add redis: { url: redis://127.0.0.1:6379 } (or redis: false to turn this off)');
+  const r = await pingRedis(redis);
+  if (r.ok) return ok(name, `${redis.url} answers PING`);
+  const line = `cannot reach Redis at ${redis.url}: ${r.reason}`;
+  const fix = 'check redis.url and redis.passwordFile and that Redis is running';
+  return redis.optional ? warn(name, `${line} (optional: snapshots would go on without it)`, fix) : fail(name, line, fix);
+}
+
+/** The secrets file can be read by this user. */
+export async function checkSecrets(secrets: SecretsConfig | false | undefined): Promise<CheckLine> {
+  const name = 'secrets';
+  if (secrets === false) return ok(name, 'turned off (secrets: false); snapshots hold no .env.production');
+  if (secrets === undefined) return warn(name, 'not configured; snapshots hold no .env.production (2FA and sessions are lost without it)', 'add secrets: { file: /home/mastodon/live/.env.production }');
+  try {
+    await access(secrets.file, constants.R_OK);
+    if (!(await stat(secrets.file)).isFile()) throw new Error('not a regular file');
+    return ok(name, `${secrets.file} is readable`);
+  } catch (err) {
+    const line = `cannot read ${secrets.file}: ${errorMessage(err)}`;
+    const fix = 'check secrets.file and run permafrost as a user that can read it';
+    return secrets.optional ? warn(name, line, fix) : fail(name, line, fix);
+  }
+}
+
+/** The nearest existing folder at or above `dir`, or the file that blocks it. */
+async function nearestExisting(dir: string): Promise<{ path: string; isDir: boolean }> {
+  let p = path.resolve(dir);
+  for (;;) {
+    try {
+      const st = await stat(p);
+      return { path: p, isDir: st.isDirectory() };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      const parent = path.dirname(p);
+      if (parent === p) throw err;
+      p = parent;
+    }
+  }
+}
+
+/** Size of the newest snapshot (sum of its files), or null when there is none. */
+async function lastSnapshotBytes(vaultDir: string): Promise<number | null> {
+  try {
+    const snaps = await listSnapshots(vaultDir);
+    const newest = snaps.find((s) => s.manifest);
+    return newest?.manifest ? newest.manifest.files.reduce((s, f) => s + f.bytes, 0) : null;
+  } catch {
+    return null;
+  }
+}
+
+function mib(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/**
+ * The vault folder (or the folder backup would create it in) really takes a new entry — probed
+ * by creating and removing one, since permission bits say nothing for root — and has free space
+ * of at least twice the newest snapshot.
+ */
+export async function checkVault(vaultDir: string): Promise<CheckLine> {
+  const name = 'vault';
+  let where: { path: string; isDir: boolean };
+  try {
+    where = await nearestExisting(vaultDir);
+  } catch (err) {
+    return fail(name, `cannot inspect ${vaultDir}: ${errorMessage(err)}`, 'check vault.dir');
+  }
+  if (!where.isDir) {
+    return fail(name, `vault.dir ${vaultDir} cannot be created: ${where.path} is a file, not a folder`, 'point vault.dir at a folder on a disk with room for the snapshots');
+  }
+  try {
+    const probe = await mkdtemp(path.join(where.path, '.permafrost-doctor-'));
+    await rmdir(probe);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return fail(name, `cannot write in ${where.path} (${code})`, `make ${where.path} writable for this user (e.g. \`chown\` it to the user running backups) or pick another vault.dir`);
+  }
+  const fs = await statfs(where.path);
+  const free = fs.bavail * fs.bsize;
+  const last = await lastSnapshotBytes(vaultDir);
+  const created = where.path === path.resolve(vaultDir) ? '' : ` (backup will create ${vaultDir})`;
+  if (last !== null && free < 2 * last) {
+    return fail(name, `only ${mib(free)} free in ${where.path}, less than twice the newest snapshot (${mib(last)})`, 'free some space, prune old snapshots, or move vault.dir to a bigger disk');
+  }
+  const room = last === null ? 'no snapshot yet' : `newest snapshot ${mib(last)}`;
+  return ok(name, `${where.path} is writable${created}, ${mib(free)} free (${room})`);
+}
+
+/** Mastodon's media folder can be listed (Syncthing replicates it from there). */
+export async function checkMedia(media: Config['media']): Promise<CheckLine> {
+  const name = 'media';
+  if (!media) return ok(name, 'not configured (object storage, or media not replicated)');
+  try {
+    const dir = await opendir(media.dir);
+    await dir.read();
+    await dir.close();
+    return ok(name, `${media.dir} is readable`);
+  } catch (err) {
+    return fail(name, `cannot read media.dir ${media.dir}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, "check media.dir (Mastodon's public/system) and that this user may read it");
+  }
+}

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { parseConfig } from '../config/load.js';
+import { deriveFromMastodonEnv, readMastodonEnv } from '../config/mastodon-env.js';
+import { UserError } from '../errors.js';
+import { fsyncDir, writeFileAtomic } from '../vault/fs-durable.js';
+
+export const DEFAULT_VAULT_DIR = '/var/lib/permafrost/snapshots';
+
+export interface InitOptions {
+  /** The Mastodon install folder holding .env.production. */
+  mastodonDir: string;
+  /** Where the config is written. */
+  configPath: string;
+  force?: boolean;
+  vaultDir?: string;
+}
+
+export interface InitResult {
+  configPath: string;
+  passphraseFile: string;
+  /** False when an existing passphrase file was kept. */
+  passphraseCreated: boolean;
+  /** Secret files written (mode 0600). */
+  passwordFiles: string[];
+  vaultDir: string;
+  mediaDir: string | null;
+  notes: string[];
+}
+
+/** A strong passphrase: 256 random bits, printable, one line. */
+export function newPassphrase(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** Creates `file` with `mode`, failing if it exists (never replaces a passphrase). */
+async function createExclusive(file: string, text: string, mode: number): Promise<void> {
+  const handle = await open(file, 'wx', mode);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fsyncDir(path.dirname(file));
+}
+
+/**
+ * Writes a working config from a Mastodon install's .env.production: passwords into 0600 files
+ * next to the config, a fresh passphrase file (0400) unless one exists, and the YAML itself,
+ * which is validated before it is written and never replaces an existing one without `force`.
+ */
+export async function runInit(opts: InitOptions): Promise<InitResult> {
+  const mastodonDir = path.resolve(opts.mastodonDir);
+  const configPath = path.resolve(opts.configPath);
+  if (existsSync(configPath) && !opts.force) {
+    throw new UserError(`${configPath} already exists; pass --force to replace it, or --config to write elsewhere.`);
+  }
+  const env = readMastodonEnv(mastodonDir);
+  const home = path.dirname(configPath);
+  const base = path.basename(configPath).replace(/\.ya?ml$/, '');
+  const prefix = base === 'permafrost' ? '' : `${base}.`;
+  const derived = deriveFromMastodonEnv(env, mastodonDir, {
+    databasePasswordFile: path.join(home, `${prefix}database.password`),
+    redisPasswordFile: path.join(home, `${prefix}redis.password`),
+  });
+  const passphraseFile = path.join(home, `${prefix}passphrase`);
+  const vaultDir = path.resolve(opts.vaultDir ?? DEFAULT_VAULT_DIR);
+
+  await mkdir(home, { recursive: true, mode: 0o750 });
+  const passwordFiles: string[] = [];
+  const secrets: Array<[string | undefined, string | undefined]> = [
+    [derived.database.passwordFile, derived.passwords.database],
+    [derived.redis.passwordFile, derived.passwords.redis],
+  ];
+  for (const [file, value] of secrets) {
+    if (file === undefined || value === undefined) continue;
+    await writeFileAtomic(file, `${value}\n`, 0o600);
+    passwordFiles.push(file);
+  }
+  let passphraseCreated = false;
+  if (!existsSync(passphraseFile)) {
+    await createExclusive(passphraseFile, `${newPassphrase()}\n`, 0o400);
+    passphraseCreated = true;
+  }
+
+  const config = {
+    database: derived.database,
+    vault: { dir: vaultDir, passphraseFile },
+    redis: derived.redis,
+    secrets: derived.secrets,
+    ...(derived.media ? { media: derived.media } : {}),
+  };
+  const header = [
+    `# permafrost config written by \`permafrost init --mastodon ${mastodonDir}\` on ${new Date().toISOString()}.`,
+    '# Passwords live in the 0600 files named here, never in this file. Check it with `permafrost doctor`.',
+    ...derived.notes.map((n) => `# Note: ${n}`),
+  ];
+  const text = `${header.join('\n')}\n${stringify(config)}`;
+  // Fails with every problem listed if the derivation produced something the loader rejects.
+  parseConfig(text, configPath);
+  await writeFileAtomic(configPath, text, 0o644);
+  return {
+    configPath,
+    passphraseFile,
+    passphraseCreated,
+    passwordFiles,
+    vaultDir,
+    mediaDir: derived.media?.dir ?? null,
+    notes: derived.notes,
+  };
+}

@@ -1,0 +1,28 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import { UserError } from '../errors.js';
+import { writeFileAtomic } from '../vault/fs-durable.js';
+import { renderMetrics } from '../web/metrics.js';
+import { readOverview, type ReplicationReader } from '../web/overview.js';
+
+/** Prometheus text computed from the vault; written atomically to `textfile` when given (node_exporter's textfile collector). */
+export async function collectMetrics(
+  config: Config,
+  opts: { textfile?: string; replication?: ReplicationReader } = {},
+): Promise<{ text: string; written: string | null }> {
+  const text = await renderMetrics(await readOverview(config, { replication: opts.replication }));
+  if (!opts.textfile) return { text, written: null };
+  const file = path.resolve(opts.textfile);
+  if (!file.endsWith('.prom')) {
+    throw new UserError(`--textfile: ${file} must end in .prom, or node_exporter's textfile collector ignores it.`);
+  }
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+    // Readable by node_exporter's user; the metrics hold no secret.
+    await writeFileAtomic(file, text, 0o644);
+  } catch (err) {
+    throw new UserError(`--textfile: cannot write ${file}; check the folder exists and this user may write to it.`, { cause: err });
+  }
+  return { text, written: file };
+}

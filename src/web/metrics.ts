@@ -1,0 +1,78 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Overview } from './overview.js';
+
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+const seconds = (iso: string): number => Date.parse(iso) / 1000;
+
+/**
+ * Prometheus text for an overview of the vault. A fresh registry per call: every value comes from
+ * the vault and its state files, so a scrape always shows what is on disk now.
+ */
+export async function renderMetrics(o: Overview): Promise<string> {
+  const registry = new Registry();
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []): Gauge<L> =>
+    new Gauge({ name, help, labelNames, registers: [registry] });
+
+  const complete = o.snapshots.filter((s) => s.problem === null);
+  gauge('permafrost_snapshots', 'Complete snapshots in the vault.').set(complete.length);
+  gauge('permafrost_snapshots_unreadable', 'Snapshot folders whose manifest cannot be read.').set(o.snapshots.length - complete.length);
+  gauge('permafrost_snapshots_bytes', 'Encrypted bytes of all complete snapshots.').set(complete.reduce((n, s) => n + (s.bytes ?? 0), 0));
+
+  const newest = complete[0];
+  if (newest?.finishedAt) {
+    gauge('permafrost_last_success_timestamp_seconds', 'When the newest complete snapshot finished (Unix time).').set(seconds(newest.finishedAt));
+    gauge('permafrost_last_backup_duration_seconds', 'Duration of the newest snapshot, start to commit.').set((newest.durationMs ?? 0) / 1000);
+    gauge('permafrost_last_backup_bytes', 'Encrypted size of the newest snapshot.').set(newest.bytes ?? 0);
+    const bytes = gauge('permafrost_last_backup_part_bytes', 'Encrypted size of each part of the newest snapshot.', ['part']);
+    const plain = gauge('permafrost_last_backup_part_plain_bytes', 'Size before encryption of each part of the newest snapshot.', ['part']);
+    const dur = gauge('permafrost_last_backup_part_duration_seconds', 'Capture time of each part of the newest snapshot.', ['part']);
+    for (const p of newest.parts) {
+      bytes.set({ part: p.part }, p.bytes);
+      plain.set({ part: p.part }, p.plainBytes);
+      dur.set({ part: p.part }, p.durationMs / 1000);
+    }
+  }
+
+  const byResult = gauge('permafrost_snapshots_verify', 'Snapshots by their verify result.', ['result']);
+  for (const result of ['verified', 'failed', 'never'] as const) byResult.set({ result }, complete.filter((s) => s.verified === result).length);
+  if (newest) {
+    gauge('permafrost_newest_snapshot_verified', 'Verify result of the newest snapshot: 1 passed, 0 failed, -1 never verified.').set(
+      newest.verified === 'verified' ? 1 : newest.verified === 'failed' ? 0 : -1,
+    );
+  }
+  if (o.lastVerify) {
+    gauge('permafrost_last_verify_success', 'Whether the most recent verify passed (1) or failed (0).').set(o.lastVerify.ok ? 1 : 0);
+    gauge('permafrost_last_verify_timestamp_seconds', 'When the most recent verify ran (Unix time).').set(seconds(o.lastVerify.checkedAt));
+    gauge('permafrost_last_verify_duration_seconds', 'How long the most recent verify took.').set(o.lastVerify.durationMs / 1000);
+  }
+
+  const failing = gauge('permafrost_condition_failing', 'Alert conditions currently failing (backup, verify, device:NAME).', ['condition']);
+  for (const [condition, c] of Object.entries(o.alerts.conditions)) failing.set({ condition }, c.failing ? 1 : 0);
+  const deliveries = new Counter({
+    name: 'permafrost_alert_delivery_failures_total',
+    help: 'Alert deliveries that failed after every retry, per channel.',
+    labelNames: ['channel'],
+    registers: [registry],
+  });
+  for (const [channel, n] of Object.entries(o.alerts.deliveryFailures)) deliveries.inc({ channel }, n ?? 0);
+
+  if (o.replication || o.replicationError) {
+    gauge('permafrost_replication_up', 'Whether Syncthing answered the status query.').set(o.replication?.reachable ? 1 : 0);
+  }
+  if (o.replication) {
+    const connected = gauge('permafrost_device_connected', 'Whether the device is connected to Syncthing.', ['device']);
+    const completeG = gauge('permafrost_device_newest_snapshot_complete', 'Whether the newest snapshot is fully on the device (1/0; -1 unknown).', ['device']);
+    const lag = gauge('permafrost_device_lag_seconds', 'From the newest snapshot finishing to its arrival on the device (still waiting: so far).', ['device']);
+    const stale = gauge('permafrost_device_stale', 'Whether the device lacks a snapshot older than syncthing.staleAfter.', ['device']);
+    const completion = gauge('permafrost_device_folder_completion_ratio', "Syncthing's completion of each folder on the device (0..1).", ['device', 'folder']);
+    for (const d of o.replication.devices) {
+      connected.set({ device: d.name }, d.connected ? 1 : 0);
+      completeG.set({ device: d.name }, d.newestSnapshotComplete === null ? -1 : d.newestSnapshotComplete ? 1 : 0);
+      if (d.lagSeconds !== null) lag.set({ device: d.name }, d.lagSeconds);
+      stale.set({ device: d.name }, d.stale ? 1 : 0);
+      for (const f of d.folders) completion.set({ device: d.name, folder: f.folder }, f.completion / 100);
+    }
+  }
+  return registry.metrics();
+}

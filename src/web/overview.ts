@@ -1,0 +1,109 @@
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { readAlertState, type AlertState } from '../notify/alerts.js';
+import { readVerifyState, verifyStatus, type VerifyStatus } from '../recover/verify-state.js';
+import type { ManifestFile } from '../vault/manifest.js';
+import { listSnapshots } from '../vault/store.js';
+
+export interface SnapshotRow {
+  id: string;
+  /** Start of the backup (from the manifest; the folder name when the manifest is unreadable). */
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  /** Encrypted bytes on disk, all parts. */
+  bytes: number | null;
+  plainBytes: number | null;
+  parts: Array<Pick<ManifestFile, 'part' | 'bytes' | 'plainBytes' | 'durationMs'>>;
+  verified: VerifyStatus;
+  verifiedAt: string | null;
+  verifyReason: string | null;
+  problem: string | null;
+}
+
+/** Everything the status page and /metrics show, read from the vault and its state files. */
+export interface Overview {
+  generatedAt: string;
+  host: string | null;
+  snapshots: SnapshotRow[];
+  /** The most recent verify run of any snapshot. */
+  lastVerify: { snapshot: string; ok: boolean; checkedAt: string; durationMs: number; reason: string | null } | null;
+  alerts: AlertState;
+  /** null when no syncthing section is configured. */
+  replication: ReplicationView | null;
+  replicationError: string | null;
+}
+
+/**
+ * The part of replication status (src/replicate/status.ts) shown here, kept structural so this
+ * module reads the vault without depending on Syncthing code.
+ */
+export interface ReplicationView {
+  reachable: boolean;
+  error: string | null;
+  problems: string[];
+  staleAfterSeconds: number;
+  devices: Array<{
+    name: string;
+    connected: boolean;
+    lastSeen: string | null;
+    newestSnapshotComplete: boolean | null;
+    newestOnDevice: string | null;
+    lagSeconds: number | null;
+    lagPending: boolean;
+    stale: boolean;
+    problem: string | null;
+    folders: Array<{ folder: string; completion: number }>;
+  }>;
+}
+
+/** Asks for replication status; the CLI and daemon pass src/replicate/status.ts's replicationStatus. */
+export type ReplicationReader = (config: Config) => Promise<ReplicationView>;
+
+/** Reads the vault (manifests, verify results, alert state) and, when configured, replication status. */
+export async function readOverview(config: Config, opts: { replication?: ReplicationReader; now?: Date } = {}): Promise<Overview> {
+  const snaps = await listSnapshots(config.vault.dir);
+  const verified = await readVerifyState(config.vault.dir);
+  const rows: SnapshotRow[] = snaps.map((s) => {
+    const m = s.manifest;
+    const v = verified[s.id];
+    const files = m?.files ?? [];
+    return {
+      id: s.id,
+      startedAt: m?.startedAt ?? s.time.toISOString(),
+      finishedAt: m?.finishedAt ?? null,
+      durationMs: m ? Date.parse(m.finishedAt) - Date.parse(m.startedAt) : null,
+      bytes: m ? files.reduce((n, f) => n + f.bytes, 0) : null,
+      plainBytes: m ? files.reduce((n, f) => n + f.plainBytes, 0) : null,
+      parts: files.map(({ part, bytes, plainBytes, durationMs }) => ({ part, bytes, plainBytes, durationMs })),
+      verified: verifyStatus(v),
+      verifiedAt: v?.checkedAt ?? null,
+      verifyReason: v?.reason ?? null,
+      problem: s.problem ?? null,
+    };
+  });
+  let lastVerify: Overview['lastVerify'] = null;
+  for (const [snapshot, v] of Object.entries(verified)) {
+    if (!lastVerify || v.checkedAt > lastVerify.checkedAt) {
+      lastVerify = { snapshot, ok: v.ok, checkedAt: v.checkedAt, durationMs: v.durationMs, reason: v.reason ?? null };
+    }
+  }
+  let replication: ReplicationView | null = null;
+  let replicationError: string | null = null;
+  if (opts.replication) {
+    try {
+      replication = await opts.replication(config);
+    } catch (err) {
+      replicationError = errorMessage(err);
+    }
+  }
+  return {
+    generatedAt: (opts.now ?? new Date()).toISOString(),
+    host: snaps.find((s) => s.manifest)?.manifest?.host ?? null,
+    snapshots: rows,
+    lastVerify,
+    alerts: await readAlertState(config.vault.dir),
+    replication,
+    replicationError,
+  };
+}

@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../src/vault/manifest.js';
+import { ClusterFixture, errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../harness/env.js';
+import { destroyRedis, startRedis, type RedisServer } from '../harness/redis.js';
+import { spawnSync } from 'node:child_process';
+
+const cluster = new ClusterFixture();
+let ws: Workspace;
+const servers: RedisServer[] = [];
+
+function redis(opts: { password?: string; rdb?: string } = {}): RedisServer {
+  const r = startRedis(opts);
+  servers.push(r);
+  return r;
+}
+
+beforeAll(() => cluster.createDb('source'));
+afterAll(() => cluster.destroy());
+afterEach(() => {
+  ws?.cleanup();
+  for (const r of servers.splice(0)) destroyRedis(r);
+});
+
+/** An .env.production with secrets, quotes and a few non-ASCII bytes, to check the bytes survive. */
+function writeEnvFile(): { file: string; bytes: Buffer } {
+  const file = path.join(ws.dir, '.env.production');
+  const bytes = Buffer.concat([
+    Buffer.from(`LOCAL_DOMAIN=example.social\nSECRET_KEY_BASE=${randomBytes(64).toString('hex')}\nOTP_SECRET="quoted value"\n# déjà vu\n`),
+    randomBytes(7),
+  ]);
+  writeFileSync(file, bytes, { mode: 0o600 });
+  return { file, bytes };
+}
+
+function fillRedis(r: RedisServer): void {
+  r.cli('SET', 'feed:home:1', 'hello');
+  r.cli('HSET', 'sidekiq:stats', 'processed', '42');
+  r.cli('RPUSH', 'queue:default', 'job1', 'job2', 'job3');
+  r.cli('SET', 'bin', randomBytes(32).toString('base64'));
+}
+
+const partials = (): string[] => readdirSync(ws.vault).filter((n) => n.startsWith('.partial-'));
+const snapshots = (): string[] => readdirSync(ws.vault).filter((n) => /^\d{4}-/.test(n));
+
+async function backup(): Promise<{ code: number | null; manifest?: Manifest; stderr: string }> {
+  const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
+  return { code: r.code, stderr: r.stderr, manifest: r.code === 0 ? (JSON.parse(r.stdout) as Manifest) : undefined };
+}
+
+describe('snapshot parts: database, Redis, secrets', () => {
+  it('a snapshot holds three encrypted parts; Redis loads into a fresh server; secrets decrypt to the same bytes', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = redis({ password: 'redis pass with spaces' });
+    fillRedis(r);
+    const pwFile = path.join(ws.dir, 'redis.password');
+    writeFileSync(pwFile, 'redis pass with spaces\n', { mode: 0o600 });
+    const env = writeEnvFile();
+    ws.writeConfig({ extra: { redis: { url: r.url, passwordFile: pwFile }, secrets: { file: env.file } } });
+
+    const { code, manifest, stderr } = await backup();
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const dir = path.join(ws.vault, manifest!.id);
+    expect(readdirSync(dir).sort()).toEqual(['database.pgdump.gpg', 'env.production.gpg', 'manifest.json', 'redis.rdb.gpg']);
+    expect(manifest!.files.map((f) => [f.part, f.name])).toEqual([
+      ['database', 'database.pgdump.gpg'],
+      ['redis', 'redis.rdb.gpg'],
+      ['secrets', 'env.production.gpg'],
+    ]);
+    // Encrypted on disk: no plaintext secret or RDB header in the stored files.
+    expect(readFileSync(path.join(dir, 'env.production.gpg')).includes(env.bytes.subarray(0, 30))).toBe(false);
+    expect(readFileSync(path.join(dir, 'redis.rdb.gpg')).includes(Buffer.from('REDIS0'))).toBe(false);
+
+    // Stock gpg reads the Redis part; the RDB loads into a fresh redis-server with every key.
+    const rdbDir = path.join(ws.dir, 'rdb');
+    mkdirSync(rdbDir);
+    const rdb = path.join(rdbDir, 'dump.rdb');
+    const gpg = stockGpgDecrypt(ws.passFile, path.join(dir, 'redis.rdb.gpg'), rdb, path.join(ws.dir, 'gnupg'));
+    expect(gpg.status, gpg.stderr).toBe(0);
+    spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: path.join(ws.dir, 'gnupg') } });
+    expect(statSync(rdb).size).toBe(manifest!.files[1]!.plainBytes);
+    const fresh = redis({ rdb });
+    expect(fresh.cli('GET', 'feed:home:1').trim()).toBe('hello');
+    expect(fresh.cli('HGET', 'sidekiq:stats', 'processed').trim()).toBe('42');
+    expect(fresh.cli('LRANGE', 'queue:default', '0', '-1').trim().split('\n')).toEqual(['job1', 'job2', 'job3']);
+    expect(fresh.cli('GET', 'bin').trim()).toBe(r.cli('GET', 'bin').trim());
+    expect(fresh.cli('DBSIZE').trim()).toBe('4');
+
+    // restore --redis/--secrets without --database: verified, mode 0600, never overwriting.
+    const outRdb = path.join(ws.dir, 'restored.rdb');
+    const outEnv = path.join(ws.dir, 'restored.env');
+    const res = await runCli(['--config', ws.configFile, 'restore', 'latest', '--redis', outRdb, '--secrets', outEnv]);
+    expect(res.stderr).toContain('restore: redis');
+    expect(res.code).toBe(0);
+    expect(readFileSync(outEnv).equals(env.bytes)).toBe(true);
+    expect(readFileSync(outRdb).equals(readFileSync(rdb))).toBe(true);
+    expect(statSync(outEnv).mode & 0o777).toBe(0o600);
+    expect(statSync(outRdb).mode & 0o777).toBe(0o600);
+    expect(res.stdout).toMatch(/systemctl stop mastodon-web/);
+    expect(res.stdout).toMatch(/tootctl media refresh/);
+    expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
+
+    const again = await runCli(['--config', ws.configFile, 'restore', 'latest', '--secrets', outEnv]);
+    expect(again.code).toBe(2);
+    expect(errorSentence(again.stderr)).toMatch(/already exists; restore never overwrites/);
+    expect(readFileSync(outEnv).equals(env.bytes)).toBe(true);
+  });
+
+  it('Redis down: the snapshot fails naming Redis and leaves no partial folder', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = redis();
+    r.stop();
+    ws.writeConfig({ extra: { redis: { url: r.url } } });
+    const { code, stderr } = await backup();
+    expect(code).toBe(1);
+    expect(errorSentence(stderr)).toMatch(/^Redis part failed: .*unix:\/\/.*Could not connect.*; check redis\.url.*redis\.optional: true\.$/);
+    expect(partials()).toEqual([]);
+    expect(snapshots()).toEqual([]);
+  });
+
+  it('a wrong Redis password fails naming Redis, and the password never shows', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = redis({ password: 'right-one' });
+    const pwFile = path.join(ws.dir, 'redis.password');
+    writeFileSync(pwFile, 'wrong-one-XYZZY\n', { mode: 0o600 });
+    ws.writeConfig({ extra: { redis: { url: r.url, passwordFile: pwFile } } });
+    const { code, stderr } = await backup();
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/Redis part failed/);
+    expect(stderr).toMatch(/WRONGPASS|AUTH/);
+    expect(stderr).not.toContain('XYZZY');
+    expect(partials()).toEqual([]);
+  });
+
+  it('Redis down but optional: the snapshot succeeds with a warning and lists only what was captured', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = redis();
+    r.stop();
+    const env = writeEnvFile();
+    ws.writeConfig({ extra: { redis: { url: r.url, optional: true }, secrets: { file: env.file } } });
+    const { code, manifest, stderr } = await backup();
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/^warning: redis part skipped \(marked optional\): Redis part failed/m);
+    expect(manifest!.files.map((f) => f.part)).toEqual(['database', 'secrets']);
+    expect(readdirSync(path.join(ws.vault, manifest!.id)).sort()).toEqual(['database.pgdump.gpg', 'env.production.gpg', 'manifest.json']);
+  });
+
+  it('a missing secrets file fails naming the part; each part can be turned off', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    ws.writeConfig({ extra: { secrets: { file: path.join(ws.dir, 'nope.env') } } });
+    const failed = await backup();
+    expect(failed.code).toBe(2);
+    expect(errorSentence(failed.stderr)).toMatch(/Secrets part failed: cannot read .*nope\.env \(ENOENT\)/);
+    expect(partials()).toEqual([]);
+
+    ws.writeConfig({ extra: { redis: false, secrets: false } });
+    const off = await backup();
+    expect(off.code).toBe(0);
+    expect(off.manifest!.files.map((f) => f.part)).toEqual(['database']);
+    expect(existsSync(path.join(ws.vault, off.manifest!.id, 'redis.rdb.gpg'))).toBe(false);
+  });
+});

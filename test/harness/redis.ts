@@ -1,0 +1,93 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** A throwaway redis-server on a private unix socket (port 0: no TCP at all). */
+export interface RedisServer {
+  socket: string;
+  /** unix:// URL for redis.url. */
+  url: string;
+  dir: string;
+  password: string | undefined;
+  pid: number;
+  /** Runs redis-cli against this server (password through REDISCLI_AUTH); returns stdout. */
+  cli(...args: string[]): string;
+  stop(): void;
+}
+
+let counter = 0;
+
+function waitFor(check: () => boolean, what: string, ms = 10_000): void {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    spawnSync('sleep', ['0.05']);
+  }
+}
+
+/**
+ * Starts redis-server in a temp folder: `--save ''` (nothing on disk unless asked), a unix socket,
+ * optionally `--requirepass`. With `rdb` it loads that file at start (--dir/--dbfilename).
+ */
+export function startRedis(opts: { password?: string; rdb?: string } = {}): RedisServer {
+  const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-redis-'));
+  const socket = path.join(dir, `redis-${process.pid}-${++counter}.sock`);
+  const pidFile = path.join(dir, 'redis.pid');
+  const args = [
+    '--port', '0',
+    '--unixsocket', socket,
+    '--unixsocketperm', '700',
+    '--save', '',
+    '--appendonly', 'no',
+    '--daemonize', 'yes',
+    '--pidfile', pidFile,
+    '--logfile', path.join(dir, 'redis.log'),
+    '--dir', opts.rdb ? path.dirname(opts.rdb) : dir,
+    '--dbfilename', opts.rdb ? path.basename(opts.rdb) : 'dump.rdb',
+  ];
+  if (opts.password) args.push('--requirepass', opts.password);
+  execFileSync('redis-server', args);
+  waitFor(() => existsSync(pidFile) && existsSync(socket), 'redis-server to start');
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  const env = { ...process.env, ...(opts.password ? { REDISCLI_AUTH: opts.password } : {}) };
+  const server: RedisServer = {
+    socket,
+    url: `unix://${socket}`,
+    dir,
+    password: opts.password,
+    pid,
+    cli(...cmd) {
+      return execFileSync('redis-cli', ['-s', socket, '--no-auth-warning', ...cmd], { env, encoding: 'utf8' });
+    },
+    stop() {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        return;
+      }
+      waitFor(() => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }, 'redis-server to stop');
+    },
+  };
+  waitFor(() => {
+    try {
+      return server.cli('PING').trim() === 'PONG';
+    } catch {
+      return false;
+    }
+  }, 'redis-server to answer PING');
+  return server;
+}
+
+/** Stops the server and removes its folder. */
+export function destroyRedis(server: RedisServer): void {
+  server.stop();
+  rmSync(server.dir, { recursive: true, force: true });
+}

@@ -1,0 +1,80 @@
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { describe, expect, it } from 'vitest';
+import { parseRedisUrl, RdbTrimmer, rdbLengthFromStderr, redisCliArgv } from '../../src/capture/redis.js';
+import { redisSchema } from '../../src/config/schema-parts.js';
+
+describe('redis-cli argv', () => {
+  it.each([
+    ['redis://localhost:6379/0', ['redis-cli', '-h', 'localhost', '-p', '6379', '--no-auth-warning', '--rdb', '-']],
+    ['redis://10.0.0.5:6380/2', ['redis-cli', '-h', '10.0.0.5', '-p', '6380', '-n', '2', '--no-auth-warning', '--rdb', '-']],
+    ['redis://cache', ['redis-cli', '-h', 'cache', '-p', '6379', '--no-auth-warning', '--rdb', '-']],
+    ['rediss://alice@[::1]:6379', ['redis-cli', '-h', '::1', '-p', '6379', '--tls', '--user', 'alice', '--no-auth-warning', '--rdb', '-']],
+    ['unix:///var/run/redis/redis.sock', ['redis-cli', '-s', '/var/run/redis/redis.sock', '--no-auth-warning', '--rdb', '-']],
+    ['unix:///run/r.sock?db=3', ['redis-cli', '-s', '/run/r.sock', '-n', '3', '--no-auth-warning', '--rdb', '-']],
+  ])('%s', (url, argv) => {
+    expect(redisCliArgv({ url }, ['--rdb', '-'])).toEqual(argv);
+  });
+
+  it('uses redis.cli when set', () => {
+    expect(redisCliArgv({ url: 'redis://h:1/0', cli: '/opt/redis/bin/redis-cli' }, ['PING'])[0]).toBe('/opt/redis/bin/redis-cli');
+  });
+
+  it('parses the pieces of a URL', () => {
+    expect(parseRedisUrl('redis://bob@h:7000/4')).toEqual({ host: 'h', port: 7000, db: 4, user: 'bob', tls: false });
+  });
+});
+
+describe('redis config', () => {
+  it.each([
+    [false, true],
+    [{ url: 'redis://127.0.0.1:6379/0' }, true],
+    [{ url: 'unix:///run/redis.sock', passwordFile: '/etc/p', optional: true }, true],
+    [{ url: 'redis://:secret@127.0.0.1:6379' }, false],
+    [{ url: 'http://127.0.0.1' }, false],
+    [{ url: 'redis://127.0.0.1', extra: 1 }, false],
+  ])('%o valid: %s', (value, valid) => {
+    expect(redisSchema.safeParse(value).success).toBe(valid);
+  });
+
+  it('tells the admin to move a password out of the URL', () => {
+    const r = redisSchema.safeParse({ url: 'redis://:secret@127.0.0.1:6379' });
+    expect(JSON.stringify(r.error?.issues)).toContain('redis.passwordFile');
+    expect(JSON.stringify(r.error?.issues)).not.toContain('secret@');
+  });
+});
+
+describe('RDB length from redis-cli stderr', () => {
+  it.each([
+    ["SYNC sent to master, writing bytes of bulk transfer until EOF marker to '-'\nTransfer finished with success after 186 bytes\n", 186],
+    ["SYNC sent to master, writing 2048 bytes to '-'\nTransfer finished with success.\n", 2048],
+    ['AUTH failed: WRONGPASS', null],
+  ])('%j → %s', (stderr, n) => {
+    expect(rdbLengthFromStderr(stderr)).toBe(n);
+  });
+});
+
+describe('RdbTrimmer', () => {
+  const rdb = `REDIS0010${'x'.repeat(150)}`;
+  const marker = 'm'.repeat(40);
+
+  async function run(chunks: string[], length: number): Promise<string> {
+    return text(Readable.from(chunks.map((c) => Buffer.from(c))).pipe(new RdbTrimmer(() => Promise.resolve(length))));
+  }
+
+  it('drops the 40-byte end marker of a diskless transfer, however the chunks fall', async () => {
+    const all = rdb + marker;
+    expect(await run([all], rdb.length)).toBe(rdb);
+    expect(await run([all.slice(0, 3), all.slice(3, 170), all.slice(170)], rdb.length)).toBe(rdb);
+    expect(await run(all.split(''), rdb.length)).toBe(rdb);
+  });
+
+  it('passes a disk-based transfer through whole', async () => {
+    expect(await run([rdb.slice(0, 20), rdb.slice(20)], rdb.length)).toBe(rdb);
+  });
+
+  it('fails on data that is not an RDB, and on a short transfer', async () => {
+    await expect(run(['HELLO WORLD'], 11)).rejects.toThrow(/no REDIS header/);
+    await expect(run([rdb], rdb.length + 100)).rejects.toThrow(/reported an RDB of/);
+  });
+});
