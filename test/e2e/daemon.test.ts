@@ -1,0 +1,193 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterFixture, makeWorkspace, startCli, type Workspace } from '../harness/env.js';
+import type { PgCluster } from '../harness/postgres.js';
+
+const cluster = new ClusterFixture();
+let ws: Workspace;
+const cleanups: Array<() => Promise<void> | void> = [];
+
+beforeAll(() => {
+  cluster.createDb('source');
+});
+afterAll(() => cluster.destroy());
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  ws?.cleanup();
+});
+
+interface LogLine {
+  level: string;
+  time: string;
+  event?: string;
+  job?: string;
+  runId?: number;
+  outcome?: string;
+  error?: string;
+  reason?: string;
+  result?: { snapshot?: string };
+  timezone?: string;
+}
+
+/** Starts `permafrost daemon` and parses its stdout as JSON lines as they arrive. */
+function startDaemon(configFile: string) {
+  const d = startCli(['--config', configFile, 'daemon', '--stop-grace', '10']);
+  const lines: LogLine[] = [];
+  let buf = '';
+  d.child.stdout.on('data', (chunk: Buffer) => {
+    buf += chunk.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      // Every stdout line must be one JSON object: JSON.parse throws otherwise and fails the test.
+      lines.push(JSON.parse(line) as LogLine);
+    }
+  });
+  cleanups.push(async () => {
+    if (d.child.exitCode === null && d.child.signalCode === null) {
+      d.child.kill('SIGKILL');
+      await d.result;
+    }
+  });
+  return { ...d, lines, events: (e: string) => lines.filter((l) => l.event === e) };
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A psql session holding ACCESS EXCLUSIVE on a table: a pg_dump started meanwhile waits. */
+async function holdTableLock(pg: PgCluster, db: string, table: string): Promise<() => Promise<void>> {
+  const child = spawn(
+    path.join(pg.binDir, 'psql'),
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.socketDir, '-p', String(pg.port), '-U', pg.user, '-d', db],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
+  child.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
+  await waitFor(() => out.includes('locked') || child.exitCode !== null, `lock on ${table}`, 10_000);
+  if (!out.includes('locked')) throw new Error(`could not lock ${table}: ${out}`);
+  const release = async (): Promise<void> => {
+    if (child.exitCode === null && !child.stdin.destroyed) child.stdin.end('COMMIT;\n');
+    await closed;
+  };
+  cleanups.push(release);
+  return release;
+}
+
+const snapshots = (vault: string): string[] => readdirSync(vault).filter((n) => /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/.test(n)).sort();
+const partials = (vault: string): string[] => readdirSync(vault).filter((n) => n.startsWith('.partial-'));
+
+/** Runs never overlap: in the log, each run.start is followed by its own end before the next start. */
+function expectNoOverlap(lines: LogLine[]): void {
+  let open: number | undefined;
+  for (const l of lines) {
+    if (l.event === 'run.start') {
+      expect(open, `run ${l.runId} started while run ${open} was still going`).toBeUndefined();
+      open = l.runId;
+    } else if (l.event === 'run.finish' || l.event === 'run.fail' || l.event === 'run.abort') {
+      expect(l.runId).toBe(open);
+      open = undefined;
+    }
+  }
+}
+
+describe('daemon', () => {
+  it('runs backup on a seconds schedule, logs JSON lines, and exits 0 on SIGTERM', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *', timezone: 'Europe/Berlin' } } });
+    const d = startDaemon(ws.configFile);
+    await waitFor(() => d.events('run.finish').length >= 2, 'two finished runs');
+    d.child.kill('SIGTERM');
+    const r = await d.result;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(d.lines[0]).toMatchObject({ event: 'daemon.start', level: 'info', timezone: 'Europe/Berlin' });
+    expect(d.lines.at(-1)).toMatchObject({ event: 'daemon.stop', level: 'info' });
+    const finished = d.events('run.finish');
+    expect(finished.every((l) => l.outcome === 'ok' && l.job === 'backup')).toBe(true);
+    // Every finished run left exactly its snapshot; nothing partial.
+    expect(snapshots(ws.vault)).toEqual(finished.map((l) => l.result!.snapshot!).sort());
+    expect(partials(ws.vault)).toEqual([]);
+    expectNoOverlap(d.lines);
+  });
+
+  it('skips (and logs) a run whose time comes while the previous one is still going', async () => {
+    const pg = cluster.get();
+    ws = makeWorkspace(pg, 'source');
+    ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
+    const release = await holdTableLock(pg, 'source', 'follows');
+    const d = startDaemon(ws.configFile);
+    await waitFor(() => d.events('run.start').length === 1, 'the first run to start');
+    await waitFor(() => d.events('run.skipped').length >= 2, 'two skipped runs', 15_000);
+    expect(d.events('run.start')).toHaveLength(1);
+    const skipped = d.events('run.skipped');
+    expect(skipped[0]).toMatchObject({ level: 'warn', job: 'backup' });
+    expect(skipped[0]!.reason).toMatch(/^backup run 1 still in progress since \d{4}-/);
+    await release();
+    await waitFor(() => d.events('run.finish').length >= 1, 'the slow run to finish');
+    await waitFor(() => d.events('run.finish').length >= 2, 'a later scheduled run');
+    d.child.kill('SIGTERM');
+    const r = await d.result;
+    expect(r.code).toBe(0);
+    expect(d.events('run.finish')[0]).toMatchObject({ runId: 1, outcome: 'ok' });
+    expectNoOverlap(d.lines);
+    expect(snapshots(ws.vault)).toHaveLength(d.events('run.finish').length);
+  });
+
+  it('SIGTERM during a backup aborts it: no snapshot, no partial folder, no lock, exit 0', async () => {
+    const pg = cluster.get();
+    ws = makeWorkspace(pg, 'source');
+    ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
+    await holdTableLock(pg, 'source', 'follows');
+    const d = startDaemon(ws.configFile);
+    await waitFor(() => d.events('run.start').length === 1, 'a run to start');
+    // The run is mid-dump: its partial folder exists and pg_dump waits for the table lock.
+    await waitFor(() => partials(ws.vault).length === 1, 'the partial folder');
+    const t0 = Date.now();
+    d.child.kill('SIGTERM');
+    const r = await d.result;
+    expect(Date.now() - t0).toBeLessThan(8000);
+    expect(r.code).toBe(0);
+    expect(d.events('run.abort')).toEqual([expect.objectContaining({ runId: 1, outcome: 'aborted', level: 'warn' })]);
+    expect(d.events('run.finish')).toEqual([]);
+    expect(snapshots(ws.vault)).toEqual([]);
+    expect(partials(ws.vault)).toEqual([]);
+    expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);
+  });
+
+  it('survives failing runs and keeps the schedule', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    ws.writeConfig({ database: { name: 'no_such_db' }, extra: { schedule: { backup: '* * * * * *' } } });
+    const d = startDaemon(ws.configFile);
+    await waitFor(() => d.events('run.fail').length >= 3, 'three failed runs');
+    expect(d.child.exitCode).toBeNull();
+    d.child.kill('SIGTERM');
+    const r = await d.result;
+    expect(r.code).toBe(0);
+    const fail = d.events('run.fail')[0]!;
+    expect(fail).toMatchObject({ level: 'error', job: 'backup', outcome: 'failed' });
+    expect(fail.error).toMatch(/database "no_such_db" does not exist/);
+    expect(snapshots(ws.vault)).toEqual([]);
+    expect(partials(ws.vault)).toEqual([]);
+  });
+
+  it('refuses an invalid schedule before starting (exit 2, key named)', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    ws.writeConfig({ extra: { schedule: { backup: '61 * * * *' } } });
+    const d = startCli(['--config', ws.configFile, 'daemon']);
+    const r = await d.result;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/schedule\.backup: expected a cron pattern like "40 \* \* \* \*"/);
+  });
+});
