@@ -91,8 +91,8 @@ export async function syncthingIdentity(url: string): Promise<Identity | null> {
   return processOfSocket(await listeningInodes(target.port));
 }
 
-/** Paths Syncthing must read: each ancestor needs x, the folder r+x, the newest snapshot's files r. */
-async function accessProblems(dir: string, who: Identity, sample: string[]): Promise<string[]> {
+/** Paths Syncthing must read: each ancestor needs x, the folder r+x, the sampled entries r (folders r+x). */
+export async function accessProblems(dir: string, who: Identity, sample: string[]): Promise<string[]> {
   const problems: string[] = [];
   const resolved = path.resolve(dir);
   const ancestors: string[] = [];
