@@ -12,11 +12,14 @@ import { registerPrune } from './commands/prune.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerSystemd } from './commands/systemd.js';
 import { registerVerify } from './commands/verify.js';
+import { registerSync } from './commands/sync.js';
+import { registerDeviceId } from './commands/device-id.js';
+import { registerStatus } from './commands/status.js';
 import { examples, type CommandContext, type RegisterCommand } from './context.js';
 import { processIo, reportError, type Io } from './run.js';
 
 /** Every command, in the order `--help` lists them. Add new command files here. */
-const COMMANDS: RegisterCommand[] = [registerInit, registerDoctor, registerBackup, registerList, registerRestore, registerVerify, registerPrune, registerDaemon, registerSystemd];
+const COMMANDS: RegisterCommand[] = [registerInit, registerDoctor, registerBackup, registerList, registerRestore, registerVerify, registerPrune, registerDaemon, registerSystemd, registerSync, registerDeviceId, registerStatus];
 
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
 export function buildProgram(io: Io): Command {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { UserError } from '../errors.js';
+import { guardMissingDatabase } from './receiver.js';
 import { configSchema, type Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATHS = ['./permafrost.yaml', '/etc/permafrost/permafrost.yaml'];
@@ -39,11 +40,12 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 }
 
 /** Checks against the real system that the schema cannot express: files that must exist. */
-function systemProblems(config: Omit<Config, 'configPath'>): string[] {
+function systemProblems(config: z.output<typeof configSchema>): string[] {
   const problems: string[] = [];
   const mustExist: Array<[string, string | undefined]> = [
     ['vault.passphraseFile', config.vault.passphraseFile],
-    ['database.passwordFile', config.database.passwordFile],
+    ['database.passwordFile', config.database?.passwordFile],
+    ['syncthing.apiKeyFile', config.syncthing?.apiKeyFile],
   ];
   for (const [key, file] of mustExist) {
     if (file !== undefined && !existsSync(file)) problems.push(`${key}: file ${file} does not exist`);
@@ -70,7 +72,7 @@ export function parseConfig(text: string, configPath: string): Config {
       details: problems,
     });
   }
-  return { ...(result.data as z.output<typeof configSchema>), configPath };
+  return guardMissingDatabase({ ...(result.data as z.output<typeof configSchema>), configPath });
 }
 
 export function loadConfig(flag?: string): Config {

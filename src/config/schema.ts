@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { keepSchema, scheduleSchema } from './schema-schedule.js';
 import { notifySchema, verifySchema, webSchema } from './schema-watch.js';
 import { redisSchema, secretsSchema } from './schema-parts.js';
+import { mediaSchema, syncthingSchema } from './schema-replicate.js';
 
 const absPath = z.string().min(1, 'expected a non-empty path');
 
@@ -29,7 +30,8 @@ export const vaultSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  database: databaseSchema,
+  /** Required except on a Syncthing receiver (syncthing.role: receiver), which only holds replicas. */
+  database: databaseSchema.optional(),
   vault: vaultSchema,
   schedule: scheduleSchema.prefault({}),
   verify: verifySchema.optional(),
@@ -39,8 +41,17 @@ export const configSchema = z.strictObject({
   redis: redisSchema.optional(),
   /** .env.production part of each snapshot; absent or false: not captured. */
   secrets: secretsSchema.optional(),
+  /** Mastodon's public/system, replicated live by Syncthing. */
+  media: mediaSchema.optional(),
+  /** Replication through Syncthing (see `permafrost sync apply`). */
+  syncthing: syncthingSchema.optional(),
+}).superRefine((c, ctx) => {
+  if (c.database === undefined && c.syncthing?.role !== 'receiver') {
+    ctx.addIssue({ code: 'custom', path: ['database'], message: 'required (only a Syncthing receiver, syncthing.role: receiver, may leave it out)' });
+  }
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
-export type Config = z.output<typeof configSchema> & { configPath: string };
+/** `database` is only absent on a Syncthing receiver; reading it there throws (see config/receiver.ts). */
+export type Config = Omit<z.output<typeof configSchema>, 'database'> & { database: DatabaseConfig; configPath: string };
 export type DatabaseConfig = z.output<typeof databaseSchema>;

@@ -11,6 +11,7 @@ import { cleanStalePartials, commitPartial, createPartial, discardPartial, snaps
 import { writeEncryptedPart } from '../vault/write-part.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts } from './backup-parts.js';
+import { requestSnapshotRescan } from '../replicate/rescan.js';
 
 export interface BackupEvents {
   /** A phase starts ("database", "commit", …). */
@@ -85,11 +86,13 @@ export async function runBackup(
       const id = await commitPartial(partial, manifest);
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
       const prune = await pruneAfterBackup(config);
+      // Start replication now rather than at Syncthing's next rescan; trouble there is only a warning.
+      const replication = await requestSnapshotRescan(config);
       return {
         manifest: { ...manifest, id },
         dir: `${config.vault.dir}/${id}`,
         cleaned,
-        warnings: [...extra.warnings, ...prune.warnings],
+        warnings: [...extra.warnings, ...prune.warnings, ...(replication ? [replication] : [])],
         pruned: prune.result,
       };
     } catch (err) {

@@ -1,0 +1,54 @@
+import { RemoteError } from '../../errors.js';
+import { replicationStatus, type ReplicationStatus } from '../../replicate/status.js';
+import { examples, type RegisterCommand } from '../context.js';
+import type { Io } from '../run.js';
+import { formatAge, formatBytes } from '../run.js';
+
+/** Human or JSON rendering of a replication status (shared by `status` and `sync status`). */
+export function renderStatus(io: Io, s: ReplicationStatus, json: boolean): void {
+  if (json) return io.out(JSON.stringify(s, null, 2));
+  io.out(s.snapshot ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)` : 'newest snapshot: none yet');
+  if (!s.reachable) {
+    io.out(`syncthing: unreachable (${s.error ?? 'unknown error'})`);
+  } else {
+    io.out(`syncthing: ${s.role}, device ${s.myID?.slice(0, 7) ?? '?'}`);
+    for (const f of s.localFolders) {
+      io.out(`  folder ${f.folder}: ${f.state}${f.needBytes ? `, ${formatBytes(f.needBytes)} to receive` : ''}`);
+    }
+    const when = (iso: string | null): string => (iso ? `${formatAge(Date.now() - Date.parse(iso))} ago` : 'never');
+    for (const d of s.devices) {
+      const conn = d.connected ? `connected since ${when(d.since)}` : `not connected (last seen ${when(d.lastSeen)})`;
+      io.out(`device ${d.name} (${d.id.slice(0, 7)}): ${conn}${d.stale ? ' — STALE' : ''}`);
+      if (s.role === 'receiver') continue;
+      for (const f of d.folders) io.out(`  ${f.folder}: ${f.completion.toFixed(1)}%${f.needBytes ? `, ${formatBytes(f.needBytes)} to send` : ''}`);
+      const snap =
+        d.newestSnapshotComplete === true ? 'fully on the device' : d.newestSnapshotComplete === false ? 'not yet on the device' : 'unknown (device offline)';
+      io.out(`  newest snapshot: ${snap}${d.newestOnDevice && d.newestSnapshotComplete !== true ? `; newest there: ${d.newestOnDevice}` : ''}`);
+      if (d.lagSeconds !== null) io.out(`  lag: ${d.lagPending ? 'waiting for ' : ''}${formatAge(d.lagSeconds * 1000)}`);
+      if (d.problem) io.out(`  problem: ${d.problem}`);
+    }
+  }
+}
+
+/** Non-zero exit for cron and monitoring: one sentence listing what is wrong. */
+export function statusFailure(s: ReplicationStatus): RemoteError {
+  return new RemoteError(`Replication needs attention: ${s.problems.map((p) => p.replace(/\.$/, "")).join("; ")}.`);
+}
+
+export const registerStatus: RegisterCommand = (program, { io, config }) => {
+  program
+    .command('status')
+    .description(
+      'The newest snapshot and its age, and for each Syncthing device: connection, completion, bytes to send, whether it has the newest snapshot, and lag. Exits 1 when Syncthing is unreachable or a device lacks a snapshot older than syncthing.staleAfter (default 2h).',
+    )
+    .option('--json', 'print the status as JSON')
+    .addHelpText(
+      'after',
+      examples(['permafrost status', 'permafrost status --json | jq ".devices[] | {name, lagSeconds}"', 'permafrost status || echo "replication is behind"']),
+    )
+    .action(async (opts: { json?: boolean }) => {
+      const status = await replicationStatus(config());
+      renderStatus(io, status, Boolean(opts.json));
+      if (!status.ok) throw statusFailure(status);
+    });
+};

@@ -1,0 +1,46 @@
+import { applySync } from '../../replicate/apply.js';
+import { replicationStatus } from '../../replicate/status.js';
+import { examples, type RegisterCommand } from '../context.js';
+import { renderStatus, statusFailure } from './status.js';
+
+export const registerSync: RegisterCommand = (program, { io, config }) => {
+  const sync = program
+    .command('sync')
+    .description('Configure the local Syncthing from the config (apply), or show replication (status).')
+    .addHelpText('after', examples(['permafrost sync apply --dry-run', 'permafrost sync apply', 'permafrost sync status --json']));
+
+  sync
+    .command('apply')
+    .description(
+      'Make the local Syncthing match the config: the configured devices, and the folders permafrost-snapshots (vault.dir) and mastodon-media (media.dir), send-only on a source, receive-only with versioning on a receiver. Other folders and devices are left alone; a second run changes nothing.',
+    )
+    .option('--dry-run', 'print the changes without making them')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      examples([
+        'permafrost sync apply --dry-run          # what would change',
+        'permafrost sync apply                    # on the server (role: source) and on each backup device (role: receiver)',
+        'permafrost sync apply --json | jq ".changes | length"',
+      ]),
+    )
+    .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+      const result = await applySync(config(), { dryRun: opts.dryRun });
+      if (opts.json) return io.out(JSON.stringify(result, null, 2));
+      if (result.changes.length === 0) return io.out(`no change: Syncthing (${result.role}) already matches the config`);
+      const verb = result.dryRun ? 'would make' : 'made';
+      io.out(`${verb} ${result.changes.length} change${result.changes.length > 1 ? 's' : ''} (${result.role}):`);
+      for (const c of result.changes) io.out(`  ${c.summary}`);
+    });
+
+  sync
+    .command('status')
+    .description('Show each device: connection, completion per folder, bytes to send, newest snapshot and lag (same as `permafrost status`).')
+    .option('--json', 'print the status as JSON')
+    .addHelpText('after', examples(['permafrost sync status', 'permafrost sync status --json | jq ".devices[].lagSeconds"']))
+    .action(async (opts: { json?: boolean }) => {
+      const status = await replicationStatus(config());
+      renderStatus(io, status, Boolean(opts.json));
+      if (!status.ok) throw statusFailure(status);
+    });
+};

@@ -1,0 +1,72 @@
+import type { Config } from '../config/schema.js';
+import { clientFor, requireSyncthing, SyncthingError, type SyncthingClient } from './client.js';
+import { MANAGED_FOLDERS, desiredState, planChanges, type Change, type CurrentState, type StDevice, type StFolder } from './plan.js';
+
+export interface ApplyResult {
+  role: 'source' | 'receiver';
+  myID: string;
+  /** The changes made (or, with dryRun, that would be made); empty when already in line. */
+  changes: Array<Pick<Change, 'kind' | 'summary' | 'method' | 'path' | 'body'>>;
+  dryRun: boolean;
+}
+
+/** Reads what the planner needs from Syncthing. */
+export async function readCurrentState(client: SyncthingClient): Promise<CurrentState> {
+  const status = await client.get<{ myID: string }>('/rest/system/status');
+  const devices = await client.get<StDevice[]>('/rest/config/devices');
+  const folders = await client.get<StFolder[]>('/rest/config/folders');
+  const ignores: Record<string, string[]> = {};
+  for (const f of folders) {
+    if (!(MANAGED_FOLDERS as readonly string[]).includes(f.id)) continue;
+    const r = await client.get<{ ignore: string[] | null }>(`/rest/db/ignores?folder=${encodeURIComponent(f.id)}`);
+    ignores[f.id] = r.ignore ?? [];
+  }
+  return { myID: status.myID, devices, folders, ignores };
+}
+
+/** Runs the planned calls in order; an error names the config key the failing change came from. */
+export async function executeChanges(client: SyncthingClient, changes: Change[]): Promise<void> {
+  for (const c of changes) {
+    try {
+      await client.request(c.method, c.path, c.body);
+    } catch (err) {
+      if (err instanceof SyncthingError && err.status !== null && err.status !== 401 && err.status !== 403) {
+        const setting = c.kind.endsWith('device') ? `${c.key}.id and ${c.key}.addresses` : c.key;
+        throw new SyncthingError(`Syncthing refused to ${c.summary} (HTTP ${err.status}: ${err.body || 'no details'}); fix ${setting}.`, {
+          method: c.method,
+          path: c.path,
+          status: err.status,
+          body: err.body,
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+}
+
+/**
+ * Makes the local Syncthing match the config's syncthing/vault/media sections. Idempotent: a
+ * second run plans no change. Only the managed folders and the configured devices are touched.
+ */
+export async function applySync(config: Config, opts: { dryRun?: boolean; client?: SyncthingClient } = {}): Promise<ApplyResult> {
+  const st = requireSyncthing(config);
+  const client = opts.client ?? clientFor(config);
+  const current = await readCurrentState(client);
+  const desired = desiredState({ vault: config.vault, media: config.media, syncthing: st }, current.myID);
+  const changes = planChanges(desired, current);
+  if (!opts.dryRun) await executeChanges(client, changes);
+  return {
+    role: st.role,
+    myID: current.myID,
+    changes: changes.map(({ kind, summary, method, path, body }) => ({ kind, summary, method, path, body })),
+    dryRun: Boolean(opts.dryRun),
+  };
+}
+
+/** This Syncthing's device ID (what the other side puts in syncthing.devices). */
+export async function localDeviceId(config: Config): Promise<string> {
+  const client = clientFor(config);
+  const status = await client.get<{ myID: string }>('/rest/system/status');
+  return status.myID;
+}
