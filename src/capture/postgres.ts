@@ -146,10 +146,31 @@ export interface CaptureSession {
   close(): Promise<void>;
 }
 
-/** Opens a read-only repeatable-read transaction, exports its snapshot and reads the facts in it. */
-export async function openCaptureSession(db: DatabaseConfig): Promise<CaptureSession> {
+const stopped = (cause?: unknown): PermafrostError =>
+  new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.', { cause });
+
+/** Cancels the running query of backend `pid` from a second connection; best effort. */
+async function cancelBackend(db: DatabaseConfig, pid: number): Promise<void> {
+  const other = await connect(db).catch(() => null);
+  if (!other) return;
+  await other.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+  await other.end().catch(() => undefined);
+}
+
+/**
+ * Opens a read-only repeatable-read transaction, exports its snapshot and reads the facts in it.
+ * `signal` cancels a query that waits (e.g. counting rows of a table a migration holds locked).
+ */
+export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSignal): Promise<CaptureSession> {
   const client = await connect(db);
+  let onAbort: (() => void) | undefined;
   try {
+    const pid = (await client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p;
+    if (signal && pid !== undefined) {
+      onAbort = () => void cancelBackend(db, pid);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    if (signal?.aborted) throw stopped();
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snap = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
     const ver = await client.query<{ v: string }>('SHOW server_version');
@@ -165,7 +186,9 @@ export async function openCaptureSession(db: DatabaseConfig): Promise<CaptureSes
     };
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw err;
+    throw signal?.aborted ? stopped(err) : err;
+  } finally {
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -43,7 +43,7 @@ export async function runBackup(
     const cleaned = await cleanStalePartials(config.vault.dir);
     const started = new Date();
     const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
-    const session = await openCaptureSession(db);
+    const session = await openCaptureSession(db, opts.signal);
     const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
     try {
       opts.events?.phase?.('database');

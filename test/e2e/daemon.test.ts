@@ -166,6 +166,29 @@ describe('daemon', () => {
     expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);
   });
 
+  it('SIGTERM while the capture waits on a locked Mastodon table (as during a migration) stops at once', async () => {
+    const pg = cluster.get();
+    ws = makeWorkspace(pg, 'source');
+    ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
+    // statuses is counted for the manifest before pg_dump starts: the run waits there, before any folder exists.
+    await holdTableLock(pg, 'source', 'statuses');
+    const d = startDaemon(ws.configFile);
+    await waitFor(() => d.events('run.start').length === 1, 'a run to start');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(d.events('run.finish')).toEqual([]);
+    const t0 = Date.now();
+    d.child.kill('SIGTERM');
+    const r = await d.result;
+    // Well under the 10 s grace: the waiting query was cancelled, not abandoned.
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(r.code).toBe(0);
+    expect(d.events('run.abandoned')).toEqual([]);
+    expect(d.events('run.abort')).toEqual([expect.objectContaining({ runId: 1, error: 'Backup was stopped before it finished; no snapshot was written.' })]);
+    expect(snapshots(ws.vault)).toEqual([]);
+    expect(partials(ws.vault)).toEqual([]);
+    expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);
+  });
+
   it('survives failing runs and keeps the schedule', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
     ws.writeConfig({ database: { name: 'no_such_db' }, extra: { schedule: { backup: '* * * * * *' } } });
