@@ -170,7 +170,7 @@ describe('doctor failures, one clear line each', () => {
     workspace();
     ws.writeConfig({ database: { port: 1 } });
     const { line: l, report } = await failing('database');
-    expect(l).toMatch(/cannot reach database "source": .* — fix: check database\.host\/port\/user\/passwordFile/);
+    expect(l).toMatch(/cannot reach database "source" on .*sock:1: connect ENOENT .* — fix: check database\.host\/port\/user\/passwordFile/);
     expect(line(report, 'pg_dump')?.status).toBe('warn');
   });
 
