@@ -134,6 +134,9 @@ describe('prune', () => {
     }
     const list = await runCli(['--config', ws.configFile, 'list', '--json']);
     expect((JSON.parse(list.stdout) as Array<{ id: string }>).map((s) => s.id)).toEqual([ids[2], ids[1]]);
+    const human = await runCli(['--config', ws.configFile, 'backup']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`pruned 1 old snapshot (vault.keep): ${ids[1]}\n`);
   });
 
   it('a live backup holding the vault lock makes prune refuse (exit 4)', async () => {

@@ -29,5 +29,7 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
       const size = result.manifest.files.reduce((s, f) => s + f.bytes, 0);
       const secs = (Date.parse(result.manifest.finishedAt) - Date.parse(result.manifest.startedAt)) / 1000;
       io.out(`snapshot ${result.manifest.id} written to ${result.dir} (${formatBytes(size)} in ${secs.toFixed(1)}s)`);
+      const pruned = result.pruned?.removed ?? [];
+      if (pruned.length > 0) io.out(`pruned ${pruned.length} old snapshot${pruned.length > 1 ? 's' : ''} (vault.keep): ${pruned.join(', ')}`);
     });
 };
