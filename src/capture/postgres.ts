@@ -32,18 +32,47 @@ export function pgEnv(db: Pick<DatabaseConfig, 'passwordFile'>, base: NodeJS.Pro
   return env;
 }
 
+/**
+ * Where the dump gets compressed. A number is a zlib level applied by permafrost in an OpenPGP
+ * compressed-data packet while pg_dump writes an uncompressed custom archive (its fastest mode):
+ * compression then runs on another core, in parallel with pg_dump and the server, and `gpg -d`
+ * still yields an archive pg_restore reads (measured in bench/, see README Performance). A string
+ * (`lz4`, `zstd:3`, `gzip:6`, PostgreSQL 16+) is handed to pg_dump and permafrost adds no compression.
+ */
+export function dumpCompression(c: DatabaseConfig['compression']): { pgDump: string; openpgpLevel: number; label: string } {
+  if (typeof c === 'number') return { pgDump: '0', openpgpLevel: c, label: c === 0 ? 'none' : `openpgp-zip:${c}` };
+  return { pgDump: c, openpgpLevel: 0, label: `pg_dump:${c}` };
+}
+
 /** pg_dump argv for a custom-format archive on stdout, dumping an exported snapshot when given. */
 export function pgDumpArgv(db: DatabaseConfig, opts: { snapshot?: string } = {}): string[] {
   return [
     pgBin(db, 'pg_dump'),
     '--format=custom',
-    `--compress=${String(db.compression)}`,
+    `--compress=${dumpCompression(db.compression).pgDump}`,
     '--no-password',
     ...(opts.snapshot ? [`--snapshot=${opts.snapshot}`] : []),
     ...pgConnArgs(db),
     '--dbname',
     db.name,
   ];
+}
+
+/**
+ * Session settings for pg_restore's connections (PGOPTIONS; each is settable per session, so no
+ * server change): bigger sort memory for the index builds, and no wait for the WAL flush at each of
+ * the many small commits. Any PGOPTIONS the caller set come last and win.
+ */
+export const RESTORE_SESSION_SETTINGS = ['maintenance_work_mem=256MB', 'synchronous_commit=off'] as const;
+
+export function pgRestoreEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const ours = RESTORE_SESSION_SETTINGS.map((s) => `-c ${s}`).join(' ');
+  return { ...base, PGOPTIONS: base.PGOPTIONS ? `${ours} ${base.PGOPTIONS}` : ours };
+}
+
+/** Parallel pg_restore jobs when none are asked for: one per core, at most 4. */
+export function defaultRestoreJobs(cores: number): number {
+  return Math.max(1, Math.min(4, cores));
 }
 
 /** pg_restore argv, as the stock command does it: --clean --if-exists, optionally in parallel. */

@@ -16,7 +16,10 @@ export const databaseSchema = z.strictObject({
   passwordFile: absPath.optional(),
   /** Folder holding pg_dump, pg_restore and psql of the right major version (default: PATH). */
   binDir: absPath.optional(),
-  /** pg_dump compression inside the custom-format archive (see README, Performance). */
+  /**
+   * A number: zlib level of permafrost's OpenPGP compression (pg_dump then writes an uncompressed
+   * archive; 0 = none). A string (lz4, zstd:3, gzip:6; PostgreSQL 16+): pg_dump's own. See README, Performance.
+   */
   compression: z.union([z.number().int().min(0).max(9), z.string().regex(/^(none|gzip|lz4|zstd)(:\d+)?$/)]).default(1),
 });
 

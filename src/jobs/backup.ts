@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
+import { dumpCompression, openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
 import { spawnStreaming } from '../capture/spawn-stream.js';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
@@ -51,8 +51,14 @@ export async function runBackup(
       const dump = spawnStreaming(argv, { env, what: `database "${db.name}"`, signal: opts.signal });
       let file: ManifestFile;
       try {
-        file = await writeEncryptedPart(partial.dir, 'database.pgdump.gpg', 'database', dump.stdout, passphrase, (n) =>
-          opts.events?.bytes?.('database', n),
+        file = await writeEncryptedPart(
+          partial.dir,
+          'database.pgdump.gpg',
+          'database',
+          dump.stdout,
+          passphrase,
+          (n) => opts.events?.bytes?.('database', n),
+          { compressLevel: dumpCompression(db.compression).openpgpLevel },
         );
       } catch (err) {
         dump.child.kill('SIGTERM');
@@ -78,7 +84,7 @@ export async function runBackup(
           name: db.name,
           serverVersion: session.serverVersion,
           pgDumpVersion,
-          compression: String(db.compression),
+          compression: dumpCompression(db.compression).label,
         },
         mastodon: session.facts,
         files: [file, ...extra.files],

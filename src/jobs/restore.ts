@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { connect, pgEnv, pgRestoreArgv, userTableCount, assertDbName } from '../capture/postgres.js';
+import { availableParallelism } from 'node:os';
+import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount, assertDbName } from '../capture/postgres.js';
 import { spawnStreaming } from '../capture/spawn-stream.js';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
@@ -75,8 +76,9 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     const decryptMs = Date.now() - t0;
     opts.events?.phase?.('restore');
     if (!target.exists) await createDatabase(config, opts.database);
-    const argv = pgRestoreArgv(config.database, opts.database, archive, { jobs: opts.jobs, noOwner: opts.noOwner });
-    const run = spawnStreaming(argv, { env: pgEnv(config.database), what: `snapshot ${snapshot.id}` });
+    const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
+    const argv = pgRestoreArgv(config.database, opts.database, archive, { jobs, noOwner: opts.noOwner });
+    const run = spawnStreaming(argv, { env: pgRestoreEnv(pgEnv(config.database)), what: `snapshot ${snapshot.id}` });
     run.stdout.resume();
     try {
       await run.done;

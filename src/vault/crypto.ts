@@ -1,39 +1,17 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import * as openpgp from 'openpgp';
+import { rm } from 'node:fs/promises';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { ToolError } from '../errors.js';
+import { gpgDecryptArgv, gpgDecryptFile } from './gpg-decrypt.js';
+import { encryptOpenPgpStream, type EncryptOptions } from './openpgp-stream.js';
 
 /**
- * What gpg 2.2 reads: v4 symmetric-key packet with iterated S2K, SEIPD v1 (MDC), AES-256.
- * No OpenPGP compression: the pg_dump archive is already compressed, and recompressing
- * costs time and grows the file.
+ * Encrypts a byte stream on the fly as a symmetric OpenPGP message that gpg 2.2 reads (`gpg -c`:
+ * SKESK v4, AES-256, SEIPD with MDC), optionally with an OpenPGP compressed-data packet (zlib
+ * level `compressLevel`, computed on another core). See openpgp-stream.ts for why.
  */
-const ENCRYPT_CONFIG = {
-  aeadProtect: false,
-  v6Keys: false,
-  s2kType: openpgp.enums.s2k.iterated,
-  preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256,
-  preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed,
-} as const;
-
-/** Plaintext is released before the final MDC check; callers write it only to a private temp file. */
-const DECRYPT_CONFIG = { allowUnauthenticatedStream: true } as const;
-
-/** Encrypts a byte stream on the fly as an OpenPGP symmetric message, like `gpg -c`. */
-export async function encryptStream(plain: Readable, passphrase: string): Promise<Readable> {
-  const message = await openpgp.createMessage({
-    binary: Readable.toWeb(plain) as unknown as ReadableStream<Uint8Array>,
-    format: 'binary',
-  });
-  const encrypted = await openpgp.encrypt({
-    message,
-    passwords: [passphrase],
-    format: 'binary',
-    config: ENCRYPT_CONFIG,
-  });
-  return Readable.fromWeb(encrypted as unknown as WebReadableStream<Uint8Array>);
+export function encryptStream(plain: Readable, passphrase: string, opts: EncryptOptions = {}): Promise<Readable> {
+  return Promise.resolve(encryptOpenPgpStream(plain, passphrase, opts));
 }
 
 /** A pass-through that counts bytes and computes SHA-256 of what flows through it. */
@@ -66,11 +44,6 @@ export class DecryptError extends Error {
   }
 }
 
-function classify(err: unknown): DecryptFailure {
-  const text = err instanceof Error ? err.message : String(err);
-  return /session key decryption failed|password|passphrase/i.test(text) ? 'wrong-passphrase' : 'corrupt';
-}
-
 /**
  * Decrypts an OpenPGP file into `outPath` (created 0600), returning the SHA-256 and size of
  * the ciphertext read. Rejects with DecryptError when the passphrase is wrong or the message
@@ -81,28 +54,15 @@ export async function decryptFile(
   passphrase: string,
   outPath: string,
 ): Promise<{ sha256: string; bytes: number; plainBytes: number }> {
-  const counter = new HashCounter();
-  const source = createReadStream(encPath).pipe(counter);
-  let plainBytes = 0;
-  try {
-    const message = await openpgp.readMessage({
-      binaryMessage: Readable.toWeb(source) as unknown as ReadableStream<Uint8Array>,
-      config: DECRYPT_CONFIG,
+  const r = await gpgDecryptFile(encPath, passphrase, outPath);
+  if (r.ok) return { sha256: r.sha256, bytes: r.bytes, plainBytes: r.plainBytes };
+  await rm(outPath, { force: true });
+  if (r.failure === 'missing-tool') {
+    throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
+      argv: gpgDecryptArgv('GNUPGHOME', encPath),
+      exitStatus: null,
+      stderr: r.stderr,
     });
-    const { data } = await openpgp.decrypt({
-      message,
-      passwords: [passphrase],
-      format: 'binary',
-      config: DECRYPT_CONFIG,
-    });
-    const plain = Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>);
-    plain.on('data', (chunk: Buffer) => {
-      plainBytes += chunk.length;
-    });
-    await pipeline(plain, createWriteStream(outPath, { mode: 0o600, flags: 'wx' }));
-  } catch (err) {
-    source.destroy();
-    throw new DecryptError(classify(err), { cause: err });
   }
-  return { sha256: counter.sha256(), bytes: counter.bytes, plainBytes };
+  throw new DecryptError(r.failure ?? 'corrupt', { cause: new Error(r.stderr) });
 }

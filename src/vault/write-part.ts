@@ -4,6 +4,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { encryptStream, HashCounter } from './crypto.js';
 import { fsyncFile } from './fs-durable.js';
+import type { EncryptOptions } from './openpgp-stream.js';
 import type { ManifestFile } from './manifest.js';
 
 /** Counts the plaintext bytes that flow into encryption (nothing is stored). */
@@ -27,6 +28,7 @@ export async function writeEncryptedPart(
   plain: Readable,
   passphrase: string,
   progress?: (plainBytes: number) => void,
+  opts: EncryptOptions = {},
 ): Promise<ManifestFile> {
   const started = Date.now();
   let plainBytes = 0;
@@ -37,7 +39,7 @@ export async function writeEncryptedPart(
     }),
   );
   plain.once('error', (err) => counted.destroy(err));
-  const encrypted = await encryptStream(counted, passphrase);
+  const encrypted = await encryptStream(counted, passphrase, opts);
   const hasher = new HashCounter();
   const file = path.join(dir, name);
   await pipeline(encrypted, hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' }));

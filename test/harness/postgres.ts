@@ -45,10 +45,19 @@ function run(argv: string[]): void {
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
 }
 
-export function startCluster(port = 5432): PgCluster {
+export interface ClusterOptions {
+  /** Keep the cluster in this folder (created if missing) instead of a fresh temp folder; an existing cluster there is reused. */
+  root?: string;
+  /** Keep fsync on, as on a production server (default off: tests want speed, not durability). */
+  fsync?: boolean;
+}
+
+export function startCluster(port = 5432, opts: ClusterOptions = {}): PgCluster {
   const binDir = findPgBinDir();
-  const root = mkdtempSync(path.join(tmpdir(), 'permafrost-pg-'));
+  const root = opts.root ?? mkdtempSync(path.join(tmpdir(), 'permafrost-pg-'));
+  execFileSync('mkdir', ['-p', root]);
   chmodSync(root, 0o755);
+  const reuse = existsSync(path.join(root, 'data', 'PG_VERSION'));
   const dataDir = path.join(root, 'data');
   const socketDir = path.join(root, 'sock');
   const logFile = path.join(root, 'server.log');
@@ -59,11 +68,11 @@ export function startCluster(port = 5432): PgCluster {
       execFileSync('mkdir', ['-p', d]);
       chownSync(d, uid, gid);
     }
-    writeFileSync(logFile, '');
+    if (!existsSync(logFile)) writeFileSync(logFile, '');
     chownSync(logFile, uid, gid);
   }
   const user = isRoot ? 'postgres' : (process.env.USER ?? 'postgres');
-  run(asServerUser([path.join(binDir, 'initdb'), '-D', dataDir, '-U', user, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '-N']));
+  if (!reuse) run(asServerUser([path.join(binDir, 'initdb'), '-D', dataDir, '-U', user, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '-N']));
   const cluster: PgCluster = {
     socketDir,
     port,
@@ -82,7 +91,7 @@ export function startCluster(port = 5432): PgCluster {
           logFile,
           '-w',
           '-o',
-          `-p ${port} -k ${socketDir} -c listen_addresses='' -c fsync=off -c max_connections=50`,
+          `-p ${port} -k ${socketDir} -c listen_addresses='' -c fsync=${opts.fsync ? 'on' : 'off'} -c max_connections=50`,
           'start',
         ]),
       );

@@ -18,7 +18,8 @@ describe('pg argv builders', () => {
     expect(pgDumpArgv({ ...db, binDir: '/usr/lib/postgresql/15/bin' }, { snapshot: '00000003-1' })).toEqual([
       '/usr/lib/postgresql/15/bin/pg_dump',
       '--format=custom',
-      '--compress=1',
+      // compression level 1 is applied by permafrost's OpenPGP layer; pg_dump writes uncompressed
+      '--compress=0',
       '--no-password',
       '--snapshot=00000003-1',
       '--dbname',

@@ -1,0 +1,107 @@
+/**
+ * Decryption with stock gpg: ~15–20× faster than openpgp.js, and it checks the MDC itself (exit
+ * status non-zero on a manipulated or truncated message). The passphrase travels over a pipe
+ * (fd 3, --passphrase-fd), never argv; gpg runs in a private, throwaway GNUPGHOME whose agent is
+ * killed afterwards; the plaintext goes straight from gpg into a file created 0600 by us.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+
+/** gpg argv for decrypting `encPath` to stdout with the passphrase read from fd 3. No secret in it. */
+export function gpgDecryptArgv(home: string, encPath: string, gpg = 'gpg'): string[] {
+  return [
+    gpg,
+    '--homedir',
+    home,
+    '--batch',
+    '--no-tty',
+    '--quiet',
+    '--no-options',
+    '--no-permission-warning',
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase-fd',
+    '3',
+    '--no-symkey-cache',
+    '--decrypt',
+    encPath,
+  ];
+}
+
+export type GpgFailure = 'wrong-passphrase' | 'corrupt' | 'missing-tool';
+
+export interface GpgDecryptResult {
+  ok: boolean;
+  failure?: GpgFailure;
+  /** Last lines gpg printed (never holds the passphrase). */
+  stderr: string;
+  sha256: string;
+  bytes: number;
+  plainBytes: number;
+}
+
+/** gpg's "Bad session key" is what a wrong passphrase looks like; everything else is damage. */
+export function classifyGpgError(stderr: string): GpgFailure {
+  return /bad session key|bad passphrase/i.test(stderr) ? 'wrong-passphrase' : 'corrupt';
+}
+
+async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+function killAgent(home: string): void {
+  // gpg 2.2 starts an agent even for symmetric decryption; leave none behind.
+  if (existsSync(path.join(home, 'S.gpg-agent'))) spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore' });
+}
+
+/**
+ * Decrypts `encPath` into `outPath` (created 0600, must not exist) while hashing the ciphertext.
+ * Never throws for a bad message: returns ok=false with the reason; the caller removes `outPath`.
+ */
+export async function gpgDecryptFile(
+  encPath: string,
+  passphrase: string,
+  outPath: string,
+  opts: { homeBase?: string } = {},
+): Promise<GpgDecryptResult> {
+  const home = await mkdtemp(path.join(opts.homeBase ?? tmpdir(), 'permafrost-gnupg-'));
+  const out = await open(outPath, 'wx', 0o600);
+  try {
+    const hashing = sha256File(encPath);
+    hashing.catch(() => undefined); // awaited below; a missing file rejects there with ENOENT
+    const argv = gpgDecryptArgv(home, encPath);
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out.fd, 'pipe', 'pipe'], env: { ...process.env, GNUPGHOME: home } });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => {
+      stderr = (stderr + s).slice(-4096);
+    });
+    const passPipe = child.stdio[3] as Writable;
+    passPipe.on('error', () => undefined);
+    passPipe.end(`${passphrase}\n`);
+    const code = await new Promise<number | 'missing'>((resolve) => {
+      child.once('error', () => resolve('missing'));
+      child.once('close', (c) => resolve(c ?? -1));
+    });
+    const { sha256, bytes } = await hashing;
+    const plainBytes = (await out.stat()).size;
+    if (code === 'missing') return { ok: false, failure: 'missing-tool', stderr: 'gpg not found', sha256, bytes, plainBytes };
+    if (code !== 0) return { ok: false, failure: classifyGpgError(stderr), stderr: stderr.trim(), sha256, bytes, plainBytes };
+    return { ok: true, stderr: stderr.trim(), sha256, bytes, plainBytes };
+  } finally {
+    await out.close();
+    killAgent(home);
+    await rm(home, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * A streaming writer of symmetrically encrypted OpenPGP messages (RFC 4880), as `gpg -c` writes
+ * them and gpg 2.2 reads them:
+ *
+ *   SKESK v4 (AES-256, iterated+salted S2K with SHA-256)
+ *   SEIPD v1 (AES-256-CFB, MDC: SHA-1 over the whole plaintext)
+ *     Compressed Data (ZIP = raw deflate, optional)
+ *       Literal Data (binary)
+ *
+ * Why not openpgp.js here: measured on a 300 MB Mastodon-shaped database, openpgp.js spends more
+ * main-thread CPU on its web streams than the whole dump costs, and its compression runs at zlib's
+ * default level 6 without a knob. This writer uses Node's native zlib (which runs on the libuv
+ * thread pool, i.e. on the other core while pg_dump and the server use this one) and OpenSSL's
+ * AES/SHA through node:crypto, so pg_dump can write an uncompressed archive (its fastest mode)
+ * and compression happens in parallel. Every message it writes is read back by stock `gpg -d`
+ * (and by openpgp.js) in the tests.
+ */
+import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { createDeflateRaw } from 'node:zlib';
+
+const TAG = { skesk: 3, compressed: 8, literal: 11, seipd: 18, mdc: 19 } as const;
+const AES256 = 9;
+const SHA256 = 8;
+const ZIP = 1;
+/** S2K count byte 224: 16 MiB hashed per key derivation (openpgp.js's default). */
+export const S2K_COUNT_BYTE = 224;
+/** Partial body chunks of 2^20 bytes: framing overhead is one byte per MiB. */
+const CHUNK_LOG2 = 20;
+
+/** Encodes a definite body length (RFC 4880 §4.2.2). */
+export function definiteLength(n: number): Buffer {
+  if (n < 192) return Buffer.from([n]);
+  if (n < 8384) {
+    const m = n - 192;
+    return Buffer.from([(m >> 8) + 192, m & 0xff]);
+  }
+  const b = Buffer.alloc(5);
+  b[0] = 0xff;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+
+/** The number of bytes the iterated S2K hashes for a count byte. */
+export function s2kCount(c: number): number {
+  return (16 + (c & 15)) << ((c >> 4) + 6);
+}
+
+/** Iterated and salted S2K (RFC 4880 §3.7.1.3) with SHA-256: a 32-byte AES-256 key. */
+export function s2kIterated(passphrase: Buffer, salt: Buffer, countByte: number): Buffer {
+  const data = Buffer.concat([salt, passphrase]);
+  let left = Math.max(s2kCount(countByte), data.length);
+  const hash = createHash('sha256');
+  const reps = Math.max(1, Math.floor(65536 / data.length));
+  const block = Buffer.concat(Array.from({ length: reps }, () => data));
+  while (left >= block.length) {
+    hash.update(block);
+    left -= block.length;
+  }
+  if (left > 0) hash.update(block.subarray(0, left));
+  return hash.digest();
+}
+
+/**
+ * Frames a stream as the body of one packet with a new-format header, using partial body lengths
+ * (2^CHUNK_LOG2 bytes each) and a definite length for the last piece.
+ */
+export class PacketFramer extends Transform {
+  private pieces: Buffer[] = [];
+  private held = 0;
+  private started = false;
+
+  constructor(
+    private readonly tag: number,
+    bodyPrefix?: Buffer,
+    private readonly chunkLog2 = CHUNK_LOG2,
+  ) {
+    super();
+    if (bodyPrefix) {
+      this.pieces.push(bodyPrefix);
+      this.held = bodyPrefix.length;
+    }
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.push(Buffer.from([0xc0 | this.tag]));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.start();
+    this.pieces.push(chunk);
+    this.held += chunk.length;
+    const size = 1 << this.chunkLog2;
+    while (this.held >= size) {
+      this.push(Buffer.from([0xe0 | this.chunkLog2]));
+      let need = size;
+      while (need > 0) {
+        const p = this.pieces[0]!;
+        if (p.length <= need) {
+          this.push(p);
+          need -= p.length;
+          this.pieces.shift();
+        } else {
+          this.push(p.subarray(0, need));
+          this.pieces[0] = p.subarray(need);
+          need = 0;
+        }
+      }
+      this.held -= size;
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.start();
+    this.push(definiteLength(this.held));
+    for (const p of this.pieces) this.push(p);
+    this.pieces = [];
+    cb();
+  }
+}
+
+/** AES-256-CFB with a zero IV over (random prefix ‖ plaintext ‖ MDC packet): a SEIPD v1 body without its version byte. */
+class SeipdEncryptor extends Transform {
+  private readonly cipher: Cipher;
+  private readonly mdc: Hash = createHash('sha1');
+
+  constructor(key: Buffer) {
+    super();
+    this.cipher = createCipheriv('aes-256-cfb', key, Buffer.alloc(16));
+    const prefix = randomBytes(16);
+    const head = Buffer.concat([prefix, prefix.subarray(14, 16)]);
+    this.mdc.update(head);
+    this.push(this.cipher.update(head));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.mdc.update(chunk);
+    cb(null, this.cipher.update(chunk));
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const mdcHeader = Buffer.from([0xc0 | TAG.mdc, 20]);
+    this.mdc.update(mdcHeader);
+    this.push(this.cipher.update(Buffer.concat([mdcHeader, this.mdc.digest()])));
+    this.push(this.cipher.final());
+    cb();
+  }
+}
+
+/** The SKESK v4 packet announcing AES-256 with an iterated+salted SHA-256 S2K; also returns the derived key. */
+export function skeskPacket(passphrase: string, countByte = S2K_COUNT_BYTE): { packet: Buffer; key: Buffer } {
+  const salt = randomBytes(8);
+  const body = Buffer.concat([Buffer.from([4, AES256, 3, SHA256]), salt, Buffer.from([countByte])]);
+  const key = s2kIterated(Buffer.from(passphrase, 'utf8'), salt, countByte);
+  return { packet: Buffer.concat([Buffer.from([0xc0 | TAG.skesk]), definiteLength(body.length), body]), key };
+}
+
+export interface EncryptOptions {
+  /** zlib level 1–9 for an OpenPGP compressed-data packet (ZIP); 0 or undefined: no compression. */
+  compressLevel?: number;
+  /** Literal packet date (seconds since the epoch); default now. */
+  date?: number;
+}
+
+/**
+ * Encrypts `plain` as a symmetric OpenPGP message, streaming: memory stays flat whatever the size.
+ * Errors of `plain` propagate to the returned stream.
+ */
+export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: EncryptOptions = {}): Readable {
+  const { packet, key } = skeskPacket(passphrase);
+  const date = Buffer.alloc(4);
+  date.writeUInt32BE((opts.date ?? Math.floor(Date.now() / 1000)) >>> 0);
+  // Literal data: format 'b', empty file name, date.
+  const stages: Transform[] = [new PacketFramer(TAG.literal, Buffer.concat([Buffer.from([0x62, 0]), date]))];
+  if (opts.compressLevel && opts.compressLevel > 0) {
+    stages.push(createDeflateRaw({ level: opts.compressLevel, chunkSize: 1 << 20 }));
+    stages.push(new PacketFramer(TAG.compressed, Buffer.from([ZIP])));
+  }
+  stages.push(new SeipdEncryptor(key));
+  stages.push(new PacketFramer(TAG.seipd, Buffer.from([1])));
+  // The SKESK packet goes first, before the encrypted packet's bytes.
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      cb(null, chunk);
+    },
+  });
+  out.push(packet);
+  let prev: Readable = plain;
+  for (const s of stages) {
+    prev.once('error', (err) => s.destroy(err));
+    prev = prev.pipe(s);
+  }
+  prev.once('error', (err) => out.destroy(err));
+  return prev.pipe(out);
+}
