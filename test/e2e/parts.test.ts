@@ -11,7 +11,7 @@ const cluster = new ClusterFixture();
 let ws: Workspace;
 const servers: RedisServer[] = [];
 
-function redis(opts: { password?: string; rdb?: string } = {}): RedisServer {
+function redis(opts: { password?: string; rdb?: string; args?: string[] } = {}): RedisServer {
   const r = startRedis(opts);
   servers.push(r);
   return r;
@@ -107,6 +107,23 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(again.code).toBe(2);
     expect(errorSentence(again.stderr)).toMatch(/already exists; restore never overwrites/);
     expect(readFileSync(outEnv).equals(env.bytes)).toBe(true);
+  });
+
+  it('a Redis that writes its RDB to disk before sending it (repl-diskless-sync no) gives the same keys', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = redis({ args: ['--repl-diskless-sync', 'no'] });
+    fillRedis(r);
+    ws.writeConfig({ extra: { redis: { url: r.url } } });
+    const { code, manifest, stderr } = await backup();
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const out = path.join(ws.dir, 'rdb', 'dump.rdb');
+    mkdirSync(path.dirname(out));
+    const res = await runCli(['--config', ws.configFile, 'restore', manifest!.id, '--redis', out]);
+    expect(res.code, res.stderr).toBe(0);
+    const fresh = redis({ rdb: out });
+    expect(fresh.cli('DBSIZE').trim()).toBe('4');
+    expect(fresh.cli('LRANGE', 'queue:default', '0', '-1').trim().split('\n')).toEqual(['job1', 'job2', 'job3']);
   });
 
   it('Redis down: the snapshot fails naming Redis and leaves no partial folder', async () => {

@@ -28,9 +28,9 @@ function waitFor(check: () => boolean, what: string, ms = 10_000): void {
 
 /**
  * Starts redis-server in a temp folder: `--save ''` (nothing on disk unless asked), a unix socket,
- * optionally `--requirepass`. With `rdb` it loads that file at start (--dir/--dbfilename).
+ * optionally `--requirepass`. With `rdb` it loads that file at start (--dir/--dbfilename); `args` are appended.
  */
-export function startRedis(opts: { password?: string; rdb?: string } = {}): RedisServer {
+export function startRedis(opts: { password?: string; rdb?: string; args?: string[] } = {}): RedisServer {
   const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-redis-'));
   const socket = path.join(dir, `redis-${process.pid}-${++counter}.sock`);
   const pidFile = path.join(dir, 'redis.pid');
@@ -40,6 +40,9 @@ export function startRedis(opts: { password?: string; rdb?: string } = {}): Redi
     '--unixsocketperm', '700',
     '--save', '',
     '--appendonly', 'no',
+    // Redis waits repl-diskless-sync-delay (default 5 s) for more replicas before streaming an RDB;
+    // production servers keep that default, tests need not wait.
+    '--repl-diskless-sync-delay', '0',
     '--daemonize', 'yes',
     '--pidfile', pidFile,
     '--logfile', path.join(dir, 'redis.log'),
@@ -47,6 +50,7 @@ export function startRedis(opts: { password?: string; rdb?: string } = {}): Redi
     '--dbfilename', opts.rdb ? path.basename(opts.rdb) : 'dump.rdb',
   ];
   if (opts.password) args.push('--requirepass', opts.password);
+  if (opts.args) args.push(...opts.args);
   execFileSync('redis-server', args);
   waitFor(() => existsSync(pidFile) && existsSync(socket), 'redis-server to start');
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
