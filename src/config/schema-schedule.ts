@@ -4,6 +4,9 @@ import { z } from 'zod';
 /** The backup schedule admins run today: hourly at minute 40. */
 export const DEFAULT_BACKUP_CRON = '40 * * * *';
 
+/** A daily test-restore, away from the hourly backup at minute 40. */
+export const DEFAULT_VERIFY_CRON = '10 4 * * *';
+
 /** True when `tz` is an IANA zone name Intl (and so croner) understands. */
 export function isValidTimeZone(tz: string): boolean {
   try {
@@ -49,6 +52,8 @@ export const keepSchema = z
 /** When the daemon runs jobs, and in which timezone (periods of vault.keep use it too). */
 export const scheduleSchema = z.strictObject({
   backup: cronPattern.default(DEFAULT_BACKUP_CRON),
+  /** Test-restore of the newest snapshot (permafrost verify) by the daemon: daily at 04:10. */
+  verify: cronPattern.default(DEFAULT_VERIFY_CRON),
   /** IANA name such as Europe/Berlin (default: the system's timezone). */
   timezone: z
     .string()

@@ -6,15 +6,20 @@
 import { effectiveTimeZone } from '../config/schema-schedule.js';
 import type { Config } from '../config/schema.js';
 import { Daemon, type DaemonLogger, type DaemonService, type ScheduledJob } from '../schedule/daemon.js';
+import { backupWithAlerts } from '../notify/report.js';
 import { runBackup } from './backup.js';
+import { canVerify, checkDevices, daemonNotifyLog, verifyJob, webService } from './watch.js';
 
 /** The backup job: one snapshot (plus retention when vault.keep is set) per run. */
-export function backupJob(config: Config): ScheduledJob {
+export function backupJob(config: Config, logger?: DaemonLogger): ScheduledJob {
+  const log = logger ? daemonNotifyLog(logger) : undefined;
   return {
     name: 'backup',
     cron: config.schedule.backup,
     async run(signal) {
-      const r = await runBackup(config, { signal });
+      // Alerts (notify.*) after the run; delivery never fails it. Then each device's staleness.
+      const r = await backupWithAlerts(config, () => runBackup(config, { signal }), { log, signal });
+      if (log) await checkDevices(config, log);
       return {
         snapshot: r.manifest.id,
         bytes: r.manifest.files.reduce((s, f) => s + f.bytes, 0),
@@ -28,13 +33,14 @@ export function backupJob(config: Config): ScheduledJob {
 }
 
 /** Jobs on a schedule. */
-export function scheduledJobs(config: Config): ScheduledJob[] {
-  return [backupJob(config)];
+export function scheduledJobs(config: Config, logger?: DaemonLogger): ScheduledJob[] {
+  // A receiver without verify.connection has no server to test-restore on.
+  return [backupJob(config, logger), ...(logger && canVerify(config) ? [verifyJob(config, logger)] : [])];
 }
 
-/** Services started and stopped with the daemon (none yet: the status page hooks in here). */
-export function daemonServices(_config: Config, _daemon: Daemon): DaemonService[] {
-  return [];
+/** Services started and stopped with the daemon: the status page and /metrics when the config has `web`. */
+export function daemonServices(config: Config, daemon: Daemon): DaemonService[] {
+  return config.web ? [webService(config, () => daemon.status())] : [];
 }
 
 /** The daemon for a config, with every job and service; call start(), and stop() on SIGTERM. */
@@ -44,7 +50,7 @@ export function createDaemon(
   opts: { extraJobs?: ScheduledJob[]; extraServices?: DaemonService[]; stopGraceMs?: number } = {},
 ): Daemon {
   const daemon = new Daemon({
-    jobs: [...scheduledJobs(config), ...(opts.extraJobs ?? [])],
+    jobs: [...scheduledJobs(config, logger), ...(opts.extraJobs ?? [])],
     timezone: effectiveTimeZone(config.schedule),
     logger,
     stopGraceMs: opts.stopGraceMs,

@@ -1,0 +1,131 @@
+import { lineChart, niceBytes } from './chart.js';
+import { age, bytes, duration, esc } from './format.js';
+import type { Overview, SnapshotRow } from './overview.js';
+
+/** What the daemon tells about each scheduled job (src/schedule/daemon.ts JobStatus, structurally). */
+export interface JobView {
+  name: string;
+  cron: string;
+  timezone?: string;
+  running: boolean;
+  nextRun: string | null;
+  lastRun: { outcome: string; finishedAt: string; error?: string } | null;
+}
+
+const RECENT = 30;
+const CHART_POINTS = 100;
+
+function verifiedCell(s: SnapshotRow): string {
+  if (s.verified === 'verified') return `<span class="ok" title="verified ${esc(s.verifiedAt ?? '')}">✓ verified</span>`;
+  if (s.verified === 'failed') return `<span class="bad" title="${esc(s.verifyReason ?? '')}">✗ failed</span>`;
+  return '<span class="muted">never</span>';
+}
+
+function snapshotTable(rows: SnapshotRow[], now: number): string {
+  if (rows.length === 0) return '<p class="muted">No snapshots yet: run <code>permafrost backup</code>.</p>';
+  const body = rows
+    .slice(0, RECENT)
+    .map(
+      (s) =>
+        `<tr><td><code>${esc(s.id)}</code></td><td>${esc(age(now - Date.parse(s.startedAt)))} ago</td><td class="num">${esc(bytes(s.bytes))}</td>` +
+        `<td class="num">${esc(duration(s.durationMs))}</td><td>${esc(s.problem ? 'unreadable manifest' : s.parts.map((p) => p.part).join(', '))}</td><td>${verifiedCell(s)}</td></tr>`,
+    )
+    .join('\n');
+  return `<table id="snapshots"><thead><tr><th>Snapshot</th><th>Age</th><th>Size</th><th>Duration</th><th>Parts</th><th>Verified</th></tr></thead><tbody>\n${body}\n</tbody></table>` +
+    (rows.length > RECENT ? `<p class="muted">${rows.length - RECENT} older snapshots not shown.</p>` : '');
+}
+
+function devicesSection(o: Overview, now: number): string {
+  if (!o.replication && !o.replicationError) return '';
+  if (!o.replication) return `<section><h2>Replication</h2><p class="bad">${esc(o.replicationError ?? '')}</p></section>`;
+  const r = o.replication;
+  const rows = r.devices
+    .map((d) => {
+      const state = d.stale ? '<span class="bad">stale</span>' : d.newestSnapshotComplete ? '<span class="ok">up to date</span>' : d.connected ? 'syncing' : '<span class="muted">offline</span>';
+      const lag = d.lagSeconds === null ? '?' : `${age(d.lagSeconds * 1000)}${d.lagPending ? ' (waiting)' : ''}`;
+      const seen = d.connected ? 'connected' : d.lastSeen ? `${age(now - Date.parse(d.lastSeen))} ago` : 'never';
+      return `<tr><td>${esc(d.name)}</td><td>${state}</td><td><code>${esc(d.newestOnDevice ?? '—')}</code></td><td class="num">${esc(lag)}</td><td>${esc(seen)}</td></tr>`;
+    })
+    .join('\n');
+  return `<section><h2>Replication</h2>${r.reachable ? '' : `<p class="bad">Syncthing did not answer: ${esc(r.error ?? '')}</p>`}` +
+    `<table id="devices"><thead><tr><th>Device</th><th>State</th><th>Newest snapshot there</th><th>Lag</th><th>Seen</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+}
+
+function jobsSection(jobs: JobView[] | null, now: number): string {
+  if (!jobs || jobs.length === 0) return '';
+  const rows = jobs
+    .map((j) => {
+      const next = j.running ? 'running now' : j.nextRun ? `in ${age(Date.parse(j.nextRun) - now)} (${j.nextRun.slice(0, 16).replace('T', ' ')} UTC)` : '—';
+      const last = j.lastRun ? `${j.lastRun.outcome}, ${age(now - Date.parse(j.lastRun.finishedAt))} ago` : 'not yet';
+      return `<tr><td>${esc(j.name)}</td><td><code>${esc(j.cron)}</code></td><td>${esc(next)}</td><td>${esc(last)}</td></tr>`;
+    })
+    .join('\n');
+  return `<section><h2>Schedule</h2><table id="jobs"><thead><tr><th>Job</th><th>Cron</th><th>Next run</th><th>Last run</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+}
+
+function problems(o: Overview, jobs: JobView[] | null): string[] {
+  const out: string[] = [];
+  for (const [name, c] of Object.entries(o.alerts.conditions)) {
+    if (c.failing) out.push(`${name} failing since ${c.since.slice(0, 16).replace('T', ' ')} UTC: ${c.error ?? ''}`);
+  }
+  for (const j of jobs ?? []) if (j.lastRun?.outcome === 'failed') out.push(`last ${j.name} run failed: ${j.lastRun.error ?? ''}`);
+  for (const p of o.replication?.problems ?? []) out.push(p);
+  for (const s of o.snapshots.slice(0, RECENT)) if (s.verified === 'failed') out.push(`snapshot ${s.id} failed verification: ${s.verifyReason ?? ''}`);
+  return [...new Set(out)];
+}
+
+/** The status page: read-only, no script, styles from /style.css (the CSP allows nothing inline). */
+export function renderPage(o: Overview, jobs: JobView[] | null): string {
+  const now = Date.parse(o.generatedAt);
+  const newest = o.snapshots.find((s) => s.problem === null);
+  const headline = newest
+    ? `<p class="headline">Newest snapshot <code id="newest">${esc(newest.id)}</code>, <strong>${esc(age(now - Date.parse(newest.finishedAt ?? newest.startedAt)))} old</strong>, ${esc(bytes(newest.bytes))}, ${verifiedCell(newest)}</p>`
+    : '<p class="headline bad">No snapshot yet.</p>';
+  const probs = problems(o, jobs);
+  const probSection = probs.length
+    ? `<section class="problems"><h2>Problems</h2><ul>${probs.map((p) => `<li>${esc(p)}</li>`).join('')}</ul></section>`
+    : '<p class="ok">No problems.</p>';
+  const chartRows = o.snapshots.filter((s) => s.problem === null).slice(0, CHART_POINTS);
+  const sizeChart = lineChart({
+    title: 'Snapshot size',
+    color: '#2f6fde',
+    format: bytes,
+    nice: niceBytes,
+    points: chartRows.map((s) => ({ t: Date.parse(s.startedAt), v: s.bytes ?? 0, label: `${s.id}: ${bytes(s.bytes)}` })),
+  });
+  const durChart = lineChart({
+    title: 'Backup duration',
+    color: '#c2410c',
+    format: (v) => duration(v),
+    points: chartRows.map((s) => ({ t: Date.parse(s.startedAt), v: s.durationMs ?? 0, label: `${s.id}: ${duration(s.durationMs)}` })),
+  });
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="60"><title>permafrost${o.host ? ` — ${esc(o.host)}` : ''}</title><link rel="stylesheet" href="style.css"><link rel="icon" href="favicon.svg" type="image/svg+xml"></head>
+<body><header><h1>permafrost${o.host ? ` <span class="muted">on ${esc(o.host)}</span>` : ''}</h1>${headline}</header>
+<main>${probSection}
+<section><h2>Recent snapshots</h2>${snapshotTable(o.snapshots, now)}</section>
+<section class="charts"><h2>Over time</h2>${sizeChart}${durChart}</section>
+${devicesSection(o, now)}${jobsSection(jobs, now)}
+</main><footer class="muted">Generated ${esc(o.generatedAt.slice(0, 19).replace('T', ' '))} UTC · <a href="api/status.json">status.json</a> · <a href="metrics">metrics</a></footer></body></html>
+`;
+}
+
+export const STYLE_CSS = `
+:root { color-scheme: light; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 980px; padding: 16px 24px 40px; color: #1f2933; background: #f8fafc; }
+h1 { font-size: 22px; margin: 8px 0 4px; } h2 { font-size: 16px; margin: 24px 0 8px; }
+.headline { font-size: 16px; margin: 4px 0 0; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; }
+table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid #e4e7eb; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #e4e7eb; }
+th { background: #f1f5f9; font-weight: 600; font-size: 13px; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #15803d; } .bad { color: #b91c1c; font-weight: 600; } .muted { color: #7b8794; font-weight: normal; }
+.problems ul { background: #fef2f2; border: 1px solid #fecaca; padding: 8px 8px 8px 28px; margin: 0; }
+.charts svg { display: block; background: #fff; border: 1px solid #e4e7eb; margin-bottom: 12px; max-width: 100%; height: auto; }
+footer { margin-top: 28px; font-size: 13px; } a { color: #2f6fde; }
+`;
+
+/** A small snowflake-blue square, so browsers do not ask for /favicon.ico. */
+export const FAVICON_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2f6fde"/><path d="M8 3v10M3.7 5.5l8.6 5M3.7 10.5l8.6-5" stroke="#fff" stroke-width="1.6" stroke-linecap="round"/></svg>';

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { lineChart, niceBytes, niceMax } from '../../src/web/chart.js';
+import type { Overview } from '../../src/web/overview.js';
+import { renderPage } from '../../src/web/page.js';
+import { isLoopback, parseListen } from '../../src/web/server.js';
+
+const overview: Overview = {
+  generatedAt: '2026-11-26T10:00:00.000Z',
+  host: 'masto<1>',
+  snapshots: [
+    {
+      id: '2026-11-26T09-40-00Z',
+      startedAt: '2026-11-26T09:40:00.000Z',
+      finishedAt: '2026-11-26T09:40:02.000Z',
+      durationMs: 2000,
+      bytes: 2048,
+      plainBytes: 4096,
+      parts: [{ part: 'database', bytes: 2048, plainBytes: 4096, durationMs: 1900 }],
+      verified: 'failed',
+      verifiedAt: '2026-11-26T09:50:00.000Z',
+      verifyReason: 'statuses has 1 rows, the manifest says "<2>"',
+      problem: null,
+    },
+  ],
+  lastVerify: null,
+  alerts: { formatVersion: 1, conditions: { backup: { failing: true, since: '2026-11-26T09:00:00.000Z', error: '<script>alert(1)</script>', told: [] } }, deliveryFailures: {}, lastDelivery: {} },
+  replication: null,
+  replicationError: null,
+};
+
+describe('status page rendering', () => {
+  it('escapes everything that comes from the vault and state files', () => {
+    const html = renderPage(overview, null);
+    expect(html).not.toContain('<script');
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(html).toContain('masto&lt;1&gt;');
+    expect(html).toContain('title="statuses has 1 rows, the manifest says &quot;&lt;2&gt;&quot;"');
+    expect(html).not.toMatch(/style=|<script|https?:\/\/(?!www\.w3\.org)/);
+    expect(html).toContain('Newest snapshot <code id="newest">2026-11-26T09-40-00Z</code>, <strong>20 min old</strong>');
+  });
+
+  it('draws a chart point per snapshot, and says so when there is none', () => {
+    const svg = lineChart({ title: 't', color: '#000', format: String, points: [{ t: 1, v: 5, label: 'a' }, { t: 2, v: 7, label: 'b' }] });
+    expect(svg.match(/<circle /g)).toHaveLength(2);
+    expect(lineChart({ title: 't', color: '#000', format: String, points: [] })).toContain('no snapshots yet');
+  });
+
+  it.each([
+    [0.3, 0.5],
+    [7, 10],
+    [120, 200],
+    [1000, 1000],
+  ])('niceMax(%d) = %d', (v, want) => expect(niceMax(v)).toBe(want));
+
+  it.each([
+    [500, 500],
+    [300 * 1024, 500 * 1024],
+    [1.5 * 1024 * 1024, 2 * 1024 * 1024],
+  ])('niceBytes(%d) = %d', (v, want) => expect(niceBytes(v)).toBe(want));
+});
+
+describe('listen address', () => {
+  it.each([
+    ['127.0.0.1:9580', '127.0.0.1', 9580, true],
+    ['localhost:80', 'localhost', 80, true],
+    ['[::1]:9580', '::1', 9580, true],
+    ['0.0.0.0:9580', '0.0.0.0', 9580, false],
+    ['192.168.1.5:9580', '192.168.1.5', 9580, false],
+    ['[::]:9580', '::', 9580, false],
+  ])('%s', (listen, host, port, loop) => {
+    expect(parseListen(listen)).toEqual({ host, port });
+    expect(isLoopback(host)).toBe(loop);
+  });
+
+  it('rejects what is not host:port', () => {
+    expect(() => parseListen('9580')).toThrow(/web.listen: "9580" is not host:port/);
+    expect(() => parseListen('127.0.0.1:70000')).toThrow(/not host:port/);
+  });
+});
