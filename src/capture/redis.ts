@@ -141,6 +141,31 @@ export function startRedisCapture(redis: RedisConfig, signal?: AbortSignal): Red
   return { tool, stdout: trimmer };
 }
 
+/** "redis-cli 7.0.15" → [7, 0]; null when the text is not a redis-cli version line. */
+export function parseRedisCliVersion(text: string): [number, number] | null {
+  const m = /redis-cli (\d+)\.(\d+)/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/**
+ * redis-cli 7.0 is the first that streams `--rdb -` into a pipe and exits 0 (redis PR #9135);
+ * older ones fail after the transfer or, before 6.2, write a plaintext file named "-".
+ * Returns the version, or the sentence that says what to install.
+ */
+export async function checkRedisCli(redis: Pick<RedisConfig, 'cli'>): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
+  const bin = redis.cli ?? 'redis-cli';
+  let out: string;
+  try {
+    out = (await execFileP(bin, ['--version'], { timeout: 10_000 })).stdout;
+  } catch (err) {
+    return { ok: false, reason: `cannot run ${bin} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); install redis-tools 7 or newer, or set redis.cli` };
+  }
+  const v = parseRedisCliVersion(out);
+  if (!v) return { ok: false, reason: `${bin} --version printed "${out.trim()}", not a redis-cli version; point redis.cli at redis-cli` };
+  if (v[0] < 7) return { ok: false, reason: `${bin} is version ${v.join('.')}, which cannot stream an RDB into a pipe; install redis-cli 7 or newer (package redis-tools), or set redis.cli` };
+  return { ok: true, version: v.join('.') };
+}
+
 /** Whether Redis answers PING with the configured connection; the reason when it does not. */
 export async function pingRedis(redis: RedisConfig): Promise<{ ok: true } | { ok: false; reason: string }> {
   const argv = redisCliArgv(redis, ['PING']);

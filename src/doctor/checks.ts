@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, mkdtemp, opendir, rmdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { connect, pgBin, toolVersion } from '../capture/postgres.js';
-import { pingRedis } from '../capture/redis.js';
+import { checkRedisCli, pingRedis } from '../capture/redis.js';
 import type { RedisConfig, SecretsConfig } from '../config/schema-parts.js';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { readSecretFile } from '../config/secret-file.js';
@@ -122,10 +122,11 @@ export async function checkRedis(redis: RedisConfig | false | undefined): Promis
   const name = 'redis';
   if (redis === false) return ok(name, 'turned off (redis: false); snapshots hold no Redis part');
   if (redis === undefined) return warn(name, 'not configured; snapshots hold no Redis part', 'add redis: { url: redis://127.0.0.1:6379 } (or redis: false to turn this off)');
-  const r = await pingRedis(redis);
-  if (r.ok) return ok(name, `${redis.url} answers PING`);
-  const line = `cannot reach Redis at ${redis.url}: ${r.reason}`;
-  const fix = 'check redis.url and redis.passwordFile and that Redis is running';
+  const cli = await checkRedisCli(redis);
+  const r = cli.ok ? await pingRedis(redis) : cli;
+  if (r.ok) return ok(name, `${redis.url} answers PING (redis-cli ${cli.ok ? cli.version : '?'})`);
+  const line = cli.ok ? `cannot reach Redis at ${redis.url}: ${r.reason}` : r.reason;
+  const fix = cli.ok ? 'check redis.url and redis.passwordFile and that Redis is running' : 'install redis-tools 7 or newer, or set redis.cli';
   return redis.optional ? warn(name, `${line} (optional: snapshots would go on without it)`, fix) : fail(name, line, fix);
 }
 

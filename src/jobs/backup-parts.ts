@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { redisPartError, startRedisCapture } from '../capture/redis.js';
+import { checkRedisCli, redisPartError, startRedisCapture } from '../capture/redis.js';
 import { openSecrets } from '../capture/secrets.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
@@ -31,6 +31,8 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
     part: 'redis',
     optional: redis.optional,
     async write(dir, passphrase) {
+      const cli = await checkRedisCli(redis);
+      if (!cli.ok) throw redisPartError(redis, new Error(cli.reason));
       let capture: ReturnType<typeof startRedisCapture>;
       try {
         capture = startRedisCapture(redis, signal);

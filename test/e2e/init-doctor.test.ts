@@ -90,7 +90,7 @@ describe('init → doctor → backup', () => {
     for (const check of ['config', 'passphrase', 'database', 'pg_dump', 'redis', 'secrets', 'vault', 'media']) {
       expect(line(d.report, check)?.status, check).toBe('ok');
     }
-    expect(d.stdout).toMatch(/^OK {4}redis: unix:\/\/.* answers PING$/m);
+    expect(d.stdout).toMatch(/^OK {4}redis: unix:\/\/.* answers PING \(redis-cli \d+\.\d+\)$/m);
 
     const backup = await runCli(['--config', configFile, 'backup', '--json']);
     expect(backup.stderr).toBe('');

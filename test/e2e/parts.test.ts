@@ -126,6 +126,23 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(fresh.cli('LRANGE', 'queue:default', '0', '-1').trim().split('\n')).toEqual(['job1', 'job2', 'job3']);
   });
 
+  it('a redis-cli older than 7 (fake executable) is refused before it runs, so it cannot write a plaintext "-" file', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = redis();
+    const log = path.join(ws.dir, 'calls.log');
+    const fake = path.join(ws.dir, 'redis-cli');
+    writeFileSync(fake, `#!/bin/sh\necho "$@" >> ${log}\n[ "$1" = --version ] && echo "redis-cli 6.0.16"\nexit 0\n`, { mode: 0o755 });
+    ws.writeConfig({ extra: { redis: { url: r.url, cli: fake } } });
+    const { code, stderr } = await backup();
+    expect(code).toBe(1);
+    expect(errorSentence(stderr)).toMatch(/^Redis part failed: .*redis-cli is version 6\.0, which cannot stream an RDB into a pipe; install redis-cli 7 or newer/);
+    expect(readFileSync(log, 'utf8')).toBe('--version\n');
+    expect(partials()).toEqual([]);
+    const doctor = await runCli(['--config', ws.configFile, 'doctor']);
+    expect(doctor.code).toBe(1);
+    expect(doctor.stdout).toMatch(/^FAIL  redis: .*version 6\.0.*— fix: install redis-tools 7 or newer/m);
+  });
+
   it('Redis down: the snapshot fails naming Redis and leaves no partial folder', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
     const r = redis();

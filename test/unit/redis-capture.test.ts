@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { parseRedisUrl, RdbTrimmer, rdbLengthFromStderr, redisCliArgv } from '../../src/capture/redis.js';
+import { parseRedisCliVersion, parseRedisUrl, RdbTrimmer, rdbLengthFromStderr, redisCliArgv } from '../../src/capture/redis.js';
 import { redisSchema } from '../../src/config/schema-parts.js';
 
 describe('redis-cli argv', () => {
@@ -77,4 +77,13 @@ describe('RdbTrimmer', () => {
     await expect(run(['HELLO WORLD'], 11)).rejects.toThrow(/no REDIS header/);
     await expect(run([rdb], rdb.length + 100)).rejects.toThrow(/reported an RDB of/);
   });
+});
+
+describe('redis-cli version', () => {
+  it.each([
+    ['redis-cli 7.0.15\n', [7, 0]],
+    ['redis-cli 6.0.16', [6, 0]],
+    ['redis-cli 8.2.1 (git:abc)', [8, 2]],
+    ['pg_dump (PostgreSQL) 15', null],
+  ])('%j → %j', (text, v) => expect(parseRedisCliVersion(text)).toEqual(v));
 });
