@@ -3,12 +3,15 @@ import { PermafrostError } from '../errors.js';
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** Writes to stderr as is (no newline): progress lines redrawn in place on a TTY. */
+  raw?(text: string): void;
   isTTY: boolean;
 }
 
 export const processIo: Io = {
   out: (t) => process.stdout.write(`${t}\n`),
   err: (t) => process.stderr.write(`${t}\n`),
+  raw: (t) => process.stderr.write(t),
   isTTY: Boolean(process.stderr.isTTY),
 };
 

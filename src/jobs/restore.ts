@@ -1,11 +1,13 @@
 import type pg from 'pg';
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount, assertDbName } from '../capture/postgres.js';
 import { spawnStreaming } from '../capture/spawn-stream.js';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { PermafrostError, UserError } from '../errors.js';
 import { decryptVerifiedPart, partFile, privateTemp } from '../recover/decrypt-part.js';
+import { watchGrowth } from '../recover/file-progress.js';
 import { findSnapshot } from '../vault/store.js';
 
 export interface RestoreOptions {
@@ -14,7 +16,7 @@ export interface RestoreOptions {
   force?: boolean;
   jobs?: number;
   noOwner?: boolean;
-  events?: { phase?(name: string): void };
+  events?: { phase?(name: string): void; bytes?(phase: string, n: number): void };
 }
 
 export interface RestoreResult {
@@ -72,7 +74,10 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   const temp = await privateTemp(config.vault.tempDir);
   try {
     opts.events?.phase?.('decrypt');
-    const archive = await decryptVerifiedPart(snapshot, file, passphrase, temp);
+    // gpg decrypts into the temp folder: the file's growth is the progress.
+    const stop = watchGrowth(path.join(temp.dir, file.name.replace(/\.gpg$/, '')), (n) => opts.events?.bytes?.('decrypt', n));
+    const archive = await decryptVerifiedPart(snapshot, file, passphrase, temp).finally(stop);
+    opts.events?.bytes?.('decrypt', file.plainBytes);
     const decryptMs = Date.now() - t0;
     opts.events?.phase?.('restore');
     if (!target.exists) await createDatabase(config, opts.database);

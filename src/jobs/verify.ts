@@ -1,8 +1,10 @@
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
 import { decryptVerifiedPart, privateTemp } from '../recover/decrypt-part.js';
+import { watchGrowth } from '../recover/file-progress.js';
 import {
   archiveTables,
   checkRdbFile,
@@ -22,8 +24,8 @@ import { findSnapshot, listSnapshots } from '../vault/store.js';
 export interface VerifyEvents {
   /** A phase starts ("decrypt database", "restore", "check", …). */
   phase?(name: string): void;
-  /** Plaintext bytes decrypted so far for a part. */
-  bytes?(part: string, n: number): void;
+  /** Plaintext bytes decrypted so far in the current phase ("decrypt database", …). */
+  bytes?(phase: string, n: number): void;
 }
 
 export interface VerifyResult {
@@ -68,15 +70,20 @@ export async function runVerify(
   try {
     const manifest = snapshot.manifest ?? fail('manifest', snapshot.problem ?? `snapshot ${snapshot.id} has no readable manifest`);
     const decrypt = async (file: ManifestFile): Promise<string> => {
-      opts.events?.phase?.(`decrypt ${file.part}`);
+      const what = `decrypt ${file.part}`;
+      opts.events?.phase?.(what);
+      // decryptVerifiedPart writes here (gpg): its growth is the progress.
+      const stop = watchGrowth(path.join(temp.dir, file.name.replace(/\.gpg$/, '')), (n) => opts.events?.bytes?.(what, n));
       try {
         const out = await decryptVerifiedPart(snapshot, file, passphrase, temp);
-        opts.events?.bytes?.(file.part, file.plainBytes);
+        opts.events?.bytes?.(what, file.plainBytes);
         checks.push({ name: `decrypt-${file.part}`, ok: true, detail: `${file.name}: OpenPGP integrity and SHA-256 match the manifest` });
         return out;
       } catch (err) {
         if (err instanceof IntegrityError) return fail(`decrypt-${file.part}`, err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, ''));
         throw err;
+      } finally {
+        stop();
       }
     };
 

@@ -1,6 +1,7 @@
 import { runBackup } from '../../jobs/backup.js';
 import { backupWithAlerts } from '../../notify/report.js';
 import { cliNotifyLog } from '../notify-log.js';
+import { progress } from '../progress.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
 import { formatBytes } from '../run.js';
 
@@ -12,6 +13,7 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
     .addHelpText('after', examples(['permafrost backup', 'permafrost backup --json | jq .files']))
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
+      const shown = progress(io, 'backup', { json: opts.json });
       const result = await withStopSignal((signal) =>
         // Alerts go out after the run; a receiver that is down only adds warnings.
         backupWithAlerts(
@@ -19,8 +21,8 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
           () =>
             runBackup(cfg, {
               signal,
-              events: { phase: (p) => (!opts.json ? io.err(`backup: ${p}…`) : undefined) },
-            }),
+              events: shown.events,
+            }).finally(() => shown.done()),
           { log: cliNotifyLog(io), signal },
         ),
       );

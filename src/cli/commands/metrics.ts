@@ -1,4 +1,5 @@
 import { collectMetrics } from '../../jobs/metrics.js';
+import { replicationReaderFor } from '../../jobs/watch.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 export const registerMetrics: RegisterCommand = (program, { io, config }) => {
@@ -17,7 +18,8 @@ export const registerMetrics: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async (opts: { textfile?: string }) => {
-      const result = await collectMetrics(config(), { textfile: opts.textfile });
+      const cfg = config();
+      const result = await collectMetrics(cfg, { textfile: opts.textfile, replication: replicationReaderFor(cfg) });
       if (result.written) io.err(`metrics written to ${result.written}`);
       else io.out(result.text.trimEnd());
     });

@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { runFullRestore } from '../../jobs/restore-files.js';
 import { examples, type RegisterCommand } from '../context.js';
+import { progress } from '../progress.js';
 import { formatBytes } from '../run.js';
 
 interface RestoreFlags {
@@ -36,6 +37,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
+      const shown = progress(io, 'restore', { json: opts.json });
       const result = await runFullRestore(config(), {
         snapshot,
         database: opts.database,
@@ -44,8 +46,8 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         force: opts.force,
         jobs: opts.jobs,
         noOwner: !opts.owner,
-        events: { phase: (p) => (!opts.json ? io.err(`restore: ${p}…`) : undefined) },
-      });
+        events: shown.events,
+      }).finally(() => shown.done());
       const db = result.database;
       if (opts.json) {
         return io.out(JSON.stringify({ ...(db ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps }, null, 2));

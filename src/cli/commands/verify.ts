@@ -2,6 +2,7 @@ import { IntegrityError } from '../../errors.js';
 import { runVerify } from '../../jobs/verify.js';
 import { verifyWithAlerts } from '../../notify/report.js';
 import { cliNotifyLog } from '../notify-log.js';
+import { progress } from '../progress.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
@@ -22,6 +23,7 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (snapshot: string, opts: { json?: boolean }) => {
       const cfg = config();
+      const shown = progress(io, 'verify', { json: opts.json });
       const result = await withStopSignal((signal) =>
         verifyWithAlerts(
           cfg,
@@ -29,8 +31,8 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
             runVerify(cfg, {
               snapshot,
               signal,
-              events: { phase: (p) => (!opts.json ? io.err(`verify: ${p}…`) : undefined) },
-            }),
+              events: shown.events,
+            }).finally(() => shown.done()),
           { log: cliNotifyLog(io), signal },
         ),
       );
