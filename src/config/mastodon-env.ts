@@ -78,7 +78,7 @@ function deriveDatabase(env: Record<string, string | undefined>): { db: Mastodon
   return { db: { name, host, port, user }, password };
 }
 
-/** REDIS_URL, else REDIS_HOST/PORT/DB/USER/PASSWORD, as Mastodon's RedisConfiguration builds it. */
+/** REDIS_URL (alone: Mastodon then ignores REDIS_PASSWORD), else REDIS_HOST/PORT/DB/USER/PASSWORD, as Mastodon's RedisConfiguration builds it. */
 function deriveRedis(env: Record<string, string | undefined>): { url: string; password?: string } {
   const rawUrl = nonEmpty(env.REDIS_URL);
   if (rawUrl !== undefined) {
@@ -91,7 +91,7 @@ function deriveRedis(env: Record<string, string | undefined>): { url: string; pa
     if (!['redis:', 'rediss:', 'unix:'].includes(url.protocol)) {
       throw new UserError(`.env.production: REDIS_URL must start with redis://, rediss:// or unix:// (found ${url.protocol}//).`);
     }
-    const password = url.password ? decodeURIComponent(url.password) : nonEmpty(env.REDIS_PASSWORD);
+    const password = url.password ? decodeURIComponent(url.password) : undefined;
     url.password = '';
     return { url: url.toString(), password };
   }

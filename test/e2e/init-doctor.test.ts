@@ -10,14 +10,17 @@ import { destroyRedis, startRedis, type RedisServer } from '../harness/redis.js'
 const cluster = new ClusterFixture();
 let ws: Workspace;
 let redis: RedisServer;
+let openRedis: RedisServer;
 
 beforeAll(() => {
   cluster.createDb('source');
   redis = startRedis({ password: 'init-redis-pw' });
   redis.cli('SET', 'k', 'v');
+  openRedis = startRedis();
 });
 afterAll(() => {
   destroyRedis(redis);
+  destroyRedis(openRedis);
   cluster.destroy();
 });
 afterEach(() => ws?.cleanup());
@@ -34,8 +37,9 @@ function mastodonDir(form: 'DB_*' | 'DATABASE_URL', s3: boolean): { dir: string;
   const env = [
     'LOCAL_DOMAIN=example.social',
     'SECRET_KEY_BASE=abc123',
-    `REDIS_URL=unix://${redis.socket}`,
-    'REDIS_PASSWORD=init-redis-pw',
+    // The URL form carries Redis' password, the DB_* form talks to a Redis without one.
+    form === 'DATABASE_URL' ? `REDIS_URL=unix://:init-redis-pw@localhost${redis.socket}` : `REDIS_URL=unix://${openRedis.socket}`,
+    'REDIS_PASSWORD=ignored-by-mastodon-when-REDIS_URL-is-set',
     ...(s3 ? ['S3_ENABLED=true', 'S3_BUCKET=files.example.social'] : []),
   ].join('\n');
   writeFileSync(path.join(dir, '.env.production'), `${db}${env}\n`, { mode: 0o600 });
@@ -66,10 +70,14 @@ describe('init → doctor → backup', () => {
     expect(init.stdout).toMatch(/Created the passphrase file .*passphrase \(mode 0400\).*off this server/s);
 
     const text = readFileSync(configFile, 'utf8');
-    expect(text).not.toMatch(/not-needed-with-trust|url secret|url%20secret|init-redis-pw/);
+    expect(text).not.toMatch(/not-needed-with-trust|url secret|url%20secret|init-redis-pw|ignored-by-mastodon/);
     const cfg = parse(text) as Record<string, Record<string, unknown>>;
     expect(cfg.database).toMatchObject({ name: 'source', host: cluster.get().socketDir, port: cluster.get().port, user: cluster.get().user });
-    expect(cfg.redis).toEqual({ url: `unix://${redis.socket}`, passwordFile: path.join(ws.dir, 'etc', 'redis.password') });
+    expect(cfg.redis).toEqual(
+      form === 'DATABASE_URL'
+        ? { url: `unix://localhost${redis.socket}`, passwordFile: path.join(ws.dir, 'etc', 'redis.password') }
+        : { url: `unix://${openRedis.socket}` },
+    );
     expect(cfg.secrets).toEqual({ file: m.env });
     if (s3) {
       expect(cfg.media).toBeUndefined();

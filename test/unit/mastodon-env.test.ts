@@ -62,6 +62,16 @@ const CASES: Array<[string, Record<string, string>, Expected]> = [
     { redis: { url: 'redis://127.0.0.1:6379/1', passwordFile: PATHS.redisPasswordFile }, passwords: { database: undefined, redis: 'hunter2' } },
   ],
   [
+    'REDIS_URL wins over REDIS_PASSWORD, which Mastodon then ignores',
+    { REDIS_URL: 'redis://127.0.0.1:6379/0', REDIS_PASSWORD: 'unused', REDIS_HOST: 'ignored' },
+    { redis: { url: 'redis://127.0.0.1:6379/0' }, passwords: { database: undefined, redis: undefined } },
+  ],
+  [
+    'REDIS_URL as a unix socket with a password',
+    { REDIS_URL: 'unix://:pw@localhost/run/redis.sock' },
+    { redis: { url: 'unix://localhost/run/redis.sock', passwordFile: PATHS.redisPasswordFile }, passwords: { database: undefined, redis: 'pw' } },
+  ],
+  [
     'REDIS_URL as a unix socket',
     { REDIS_URL: 'unix:///var/run/redis/redis.sock' },
     { redis: { url: 'unix:///var/run/redis/redis.sock' } },
