@@ -21,8 +21,13 @@ export function renderStatus(io: Io, s: ReplicationStatus, json: boolean): void 
       io.out(`device ${d.name} (${d.id.slice(0, 7)}): ${conn}${d.stale ? ' — STALE' : ''}`);
       if (s.role === 'receiver') continue;
       for (const f of d.folders) io.out(`  ${f.folder}: ${f.completion.toFixed(1)}%${f.needBytes ? `, ${formatBytes(f.needBytes)} to send` : ''}`);
-      const snap =
-        d.newestSnapshotComplete === true ? 'fully on the device' : d.newestSnapshotComplete === false ? 'not yet on the device' : 'unknown (device offline)';
+      const snap = !s.snapshot
+        ? 'none yet'
+        : d.newestSnapshotComplete === true
+          ? 'fully on the device'
+          : d.newestSnapshotComplete === false
+            ? 'not yet on the device'
+            : 'unknown (device offline)';
       io.out(`  newest snapshot: ${snap}${d.newestOnDevice && d.newestSnapshotComplete !== true ? `; newest there: ${d.newestOnDevice}` : ''}`);
       if (d.lagSeconds !== null) io.out(`  lag: ${d.lagPending ? 'waiting for ' : ''}${formatAge(d.lagSeconds * 1000)}`);
       if (d.problem) io.out(`  problem: ${d.problem}`);
