@@ -68,8 +68,8 @@ export async function runBackup(
       await dump.done;
       const extra = await captureExtraParts(config, partial.dir, passphrase, {
         signal: opts.signal,
-        phase: opts.events?.phase,
-        bytes: opts.events?.bytes,
+        phase: (p) => opts.events?.phase?.(p),
+        bytes: (part, n) => opts.events?.bytes?.(part, n),
       });
       if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
