@@ -301,6 +301,33 @@ describe('replication through Syncthing', () => {
     sourceConfig();
   });
 
+  it('a device that stops receiving makes status fail once it lacks a snapshot older than staleAfter', async () => {
+    const before = JSON.parse((await cli(src, 'status', '--json')).stdout) as ReplicationStatus;
+    const had = before.devices[0]!.newestOnDevice;
+    expect(had).toBe(before.snapshot?.id);
+    // The receiver goes away (paused on the source's side: the connection drops).
+    await pair.a.api.patch(`/rest/config/devices/${pair.b.id}`, { paused: true });
+    await waitFor('B disconnected', async () => !(await connected(pair.a, pair.b)), 10_000);
+    const { manifest } = await backup();
+    let r = await cli(src, 'status', '--json');
+    expect(r.code, r.stderr).toBe(0); // the new snapshot is younger than staleAfter (2h)
+    let s = JSON.parse(r.stdout) as ReplicationStatus;
+    expect(s.devices[0]).toMatchObject({ connected: false, newestOnDevice: had, newestSnapshotComplete: null, lagPending: true, stale: false });
+
+    sourceConfig({ syncthing: { staleAfter: 1 } });
+    await sleep(1500);
+    r = await cli(src, 'status', '--json');
+    expect(r.code).toBe(1);
+    s = JSON.parse(r.stdout) as ReplicationStatus;
+    expect(s.devices[0]).toMatchObject({ stale: true, newestOnDevice: had });
+    expect(r.stderr).toContain(`device nas lacks snapshot ${manifest.id}, older than 1s (its newest snapshot is ${had}; it is not connected)`);
+
+    sourceConfig();
+    await pair.a.api.patch(`/rest/config/devices/${pair.b.id}`, { paused: false });
+    await waitFor('B reconnected', () => connected(pair.a, pair.b), 15_000);
+    await waitFor('the new snapshot on B', () => arrived(manifest), 30_000, 100);
+  });
+
   it('Syncthing stopped: backup still succeeds and says replication is unreachable; status says so and exits non-zero', async () => {
     await pair.stop();
     expect(pair.running()).toBe(false);

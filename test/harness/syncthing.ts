@@ -73,6 +73,8 @@ function safetyPatches(xml: string, socket: string, listen: string): { xml: stri
     ['crashReportingEnabled', 'false'],
     ['autoUpgradeIntervalH', '0'],
     ['setLowPriority', 'false'],
+    // Not safety: redial a dropped peer within seconds instead of a minute, so tests stay short.
+    ['reconnectionIntervalS', '2'],
   ];
   for (const [tag, value] of values) out = set(out, tag, value);
   const checks = [
