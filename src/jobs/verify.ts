@@ -104,8 +104,10 @@ export async function runVerify(
     await createScratch(server);
     try {
       try {
-        await restoreIntoScratch(server, archive, config.verify?.jobs);
+        await restoreIntoScratch(server, archive, config.verify?.jobs, opts.signal);
       } catch (err) {
+        // Stopped on purpose (daemon shutdown): not the snapshot's fault, nothing is recorded.
+        stopIfAborted();
         if (err instanceof ToolError) fail('restore', `${err.message} (into scratch database "${server.name}")`);
         throw err;
       }

@@ -144,10 +144,10 @@ export async function dropScratch(server: DatabaseConfig): Promise<void> {
 }
 
 /** Restores the archive into the scratch database; rejects with pg_restore's own last error line. */
-export async function restoreIntoScratch(server: DatabaseConfig, archive: string, jobs?: number): Promise<void> {
+export async function restoreIntoScratch(server: DatabaseConfig, archive: string, jobs?: number, signal?: AbortSignal): Promise<void> {
   const argv = verifyRestoreArgv(server, server.name, archive, { jobs });
   try {
-    await execFileP(argv[0]!, argv.slice(1), { env: pgEnv(server), maxBuffer: 64 * 1024 * 1024 });
+    await execFileP(argv[0]!, argv.slice(1), { env: pgEnv(server), maxBuffer: 64 * 1024 * 1024, signal });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? String(err);
     const why = stderr.trim().split('\n').filter(Boolean).pop() ?? 'unknown error';

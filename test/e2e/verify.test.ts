@@ -7,6 +7,8 @@ import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harnes
 import type { Manifest } from '../../src/vault/manifest.js';
 import { commitPartial, createPartial, snapshotIdFor } from '../../src/vault/store.js';
 import { writeEncryptedPart } from '../../src/vault/write-part.js';
+import { loadConfig } from '../../src/config/load.js';
+import { runVerify } from '../../src/jobs/verify.js';
 
 const cluster = new ClusterFixture();
 let ws: Workspace;
@@ -180,5 +182,18 @@ describe('permafrost verify', () => {
     expect(refused.stderr).toContain('database "scratch_v" already exists and was not made by permafrost');
     expect(scratchDbs()).toEqual(['scratch_v']);
     cluster.get().psql('postgres', 'DROP DATABASE scratch_v');
+  });
+
+  it('stopped mid-restore (daemon shutdown): throws, records nothing, leaves no scratch database', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    await backup();
+    const ac = new AbortController();
+    const run = runVerify(loadConfig(ws.configFile), {
+      signal: ac.signal,
+      events: { phase: (p) => (p === 'restore' ? ac.abort() : undefined) },
+    });
+    await expect(run).rejects.toThrow(/was stopped before it finished; nothing was recorded/);
+    expect(scratchDbs()).toEqual([]);
+    expect((await listed())[0]!.verified).toBe('never');
   });
 });
