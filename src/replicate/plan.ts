@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { MediaConfig, SyncthingConfig } from '../config/schema-replicate.js';
 import { UserError } from '../errors.js';
 import { PARTIAL_PREFIX } from '../vault/store.js';
@@ -140,10 +141,10 @@ export function desiredState(
     ...(versioning ? { versioning } : {}),
   };
   const folders: DesiredFolder[] = [
-    { id: SNAPSHOTS_FOLDER, label: 'permafrost snapshots', path: config.vault.dir, ignores: SNAPSHOT_IGNORES, ...base },
+    { id: SNAPSHOTS_FOLDER, label: 'permafrost snapshots', path: path.resolve(config.vault.dir), ignores: SNAPSHOT_IGNORES, ...base },
   ];
   if (config.media) {
-    folders.push({ id: MEDIA_FOLDER, label: 'Mastodon media', path: config.media.dir, ignores: config.media.ignore, ...base });
+    folders.push({ id: MEDIA_FOLDER, label: 'Mastodon media', path: path.resolve(config.media.dir), ignores: config.media.ignore, ...base });
   }
   return { devices, folders };
 }
