@@ -24,7 +24,8 @@ export function replicationReaderFor(config: Config): ReplicationReader | undefi
 
 /** Alerts for devices whose newest complete snapshot is too old, and their recovery. Never throws. */
 export async function checkDevices(config: Config, log: NotifyLog): Promise<void> {
-  if (!config.syncthing) return;
+  // Nothing to tell without alert channels; spare Syncthing the queries.
+  if (!config.syncthing || !config.notify) return;
   try {
     const status = await replicationStatus(config);
     if (!status.reachable) {

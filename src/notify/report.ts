@@ -61,7 +61,7 @@ export async function reportDevices(
     await notifyOutcome(
       config,
       d.stale
-        ? { kind: 'device', device: d.name, ok: false, snapshot: d.newestOnDevice, error: `its newest complete snapshot is ${d.newestOnDevice ?? 'none'}` }
+        ? { kind: 'device', device: d.name, ok: false, snapshot: d.newestOnDevice, error: d.newestOnDevice ? `its newest complete snapshot is ${d.newestOnDevice}` : 'no snapshot is known to be complete on it' }
         : { kind: 'device', device: d.name, ok: true, snapshot: d.newestOnDevice },
       opts,
     );

@@ -1,5 +1,6 @@
 import { runBackup } from '../../jobs/backup.js';
 import { backupWithAlerts } from '../../notify/report.js';
+import { checkDevices } from '../../jobs/watch.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
@@ -25,7 +26,7 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
             }).finally(() => shown.done()),
           { log: cliNotifyLog(io), signal },
         ),
-      );
+      ).finally(() => checkDevices(cfg, cliNotifyLog(io)));
       for (const w of result.warnings) io.err(`warning: ${w}`);
       if (opts.json) return io.out(JSON.stringify(result.manifest, null, 2));
       const size = result.manifest.files.reduce((s, f) => s + f.bytes, 0);

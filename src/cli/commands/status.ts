@@ -1,13 +1,19 @@
 import { RemoteError } from '../../errors.js';
+import { readVerifyState, verifyStatus, type VerifyStatus } from '../../recover/verify-state.js';
 import { replicationStatus, type ReplicationStatus } from '../../replicate/status.js';
 import { examples, type RegisterCommand } from '../context.js';
 import type { Io } from '../run.js';
 import { formatAge, formatBytes } from '../run.js';
 
 /** Human or JSON rendering of a replication status (shared by `status` and `sync status`). */
-export function renderStatus(io: Io, s: ReplicationStatus, json: boolean): void {
+export function renderStatus(
+  io: Io,
+  s: ReplicationStatus & { verify?: { status: VerifyStatus; checkedAt: string | null; reason: string | null } | null },
+  json: boolean,
+): void {
   if (json) return io.out(JSON.stringify(s, null, 2));
-  io.out(s.snapshot ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)` : 'newest snapshot: none yet');
+  const verified = !s.verify ? '' : s.verify.status === 'verified' ? ', verified ✓' : s.verify.status === 'failed' ? `, verify failed ✗ (${s.verify.reason ?? ''})` : ', never verified';
+  io.out(s.snapshot ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)${verified}` : 'newest snapshot: none yet');
   if (!s.reachable) {
     io.out(`syncthing: unreachable (${s.error ?? 'unknown error'})`);
   } else {
@@ -52,8 +58,11 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
       examples(['permafrost status', 'permafrost status --json | jq ".devices[] | {name, lagSeconds}"', 'permafrost status || echo "replication is behind"']),
     )
     .action(async (opts: { json?: boolean }) => {
-      const status = await replicationStatus(config());
-      renderStatus(io, status, Boolean(opts.json));
+      const cfg = config();
+      const status = await replicationStatus(cfg);
+      const v = status.snapshot ? (await readVerifyState(cfg.vault.dir))[status.snapshot.id] : undefined;
+      const verify = status.snapshot ? { status: verifyStatus(v), checkedAt: v?.checkedAt ?? null, reason: v?.reason ?? null } : null;
+      renderStatus(io, { ...status, verify }, Boolean(opts.json));
       if (!status.ok) throw statusFailure(status);
     });
 };
