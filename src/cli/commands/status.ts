@@ -39,6 +39,8 @@ export function renderStatus(
       if (d.problem) io.out(`  problem: ${d.problem}`);
     }
   }
+  // When not ok, the command's error sentence lists the problems instead.
+  if (s.ok) for (const p of s.problems) io.out(`problem: ${p}`);
 }
 
 /** Non-zero exit for cron and monitoring: one sentence listing what is wrong. */
