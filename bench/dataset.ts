@@ -6,10 +6,11 @@
  *
  * Rows are made server-side with INSERT … SELECT generate_series, never row by row from node.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type PgCluster } from '../test/harness/postgres.js';
+import { findPgBinDir, startCluster, type PgCluster } from '../test/harness/postgres.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CACHE = path.join(REPO, '.bench-cache');
@@ -228,6 +229,15 @@ function generate(c: PgCluster, rows: ReturnType<typeof rowsFor>, log: (s: strin
   }
 }
 
+/** A run that died (or a manual session) may have left the cached server running: stop it. */
+function stopLeftover(root: string): void {
+  const data = path.join(root, 'data');
+  if (!existsSync(path.join(data, 'postmaster.pid'))) return;
+  const argv = [path.join(findPgBinDir(), 'pg_ctl'), '-D', data, '-m', 'fast', '-w', 'stop'];
+  const full = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--', ...argv] : argv;
+  spawnSync(full[0]!, full.slice(1), { stdio: 'ignore' });
+}
+
 export function readInfo(root: string): DatasetInfo | null {
   const f = path.join(root, 'ready.json');
   if (!existsSync(f)) return null;
@@ -262,6 +272,7 @@ export function openDataset(targetMb: number, opts: { port?: number; log?: (s: s
     writeFileSync(path.join(root, 'ready.json'), JSON.stringify(info, null, 2));
     log(`generated ${(info.bytes / 2 ** 20).toFixed(0)} MiB in ${info.generationSeconds.toFixed(0)} s`);
   }
+  stopLeftover(root);
   const cluster = startCluster(opts.port ?? 5432, { root, fsync: true });
   return { cluster, db: BENCH_DB, info, stop: () => cluster.stop('fast') };
 }

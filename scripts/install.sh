@@ -3,7 +3,7 @@
 # the Debian packages (PostgreSQL, gpg, Redis, Syncthing, …) and the npm dependencies (which also builds dist/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(postgresql postgresql-client gnupg redis-server redis-tools syncthing iproute2 util-linux chromium)
+PKGS=(postgresql postgresql-client gnupg isal time redis-server redis-tools syncthing iproute2 util-linux chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
