@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseSyncthingUrl, readApiKey } from '../../src/replicate/client.js';
 import { parseConfig } from '../../src/config/load.js';
 import { syncthingSchema } from '../../src/config/schema-replicate.js';
 import { UserError } from '../../src/errors.js';
@@ -156,5 +160,31 @@ describe('replication config', () => {
     expect(c.media?.ignore).toEqual(['cache/**']);
     expect(c.syncthing?.staleAfter).toBe(5400);
     expect(() => parseConfig(`${base}syncthing: { role: receiver }\n`, 'r.yaml')).toThrow(UserError);
+  });
+});
+
+describe('Syncthing client settings', () => {
+  it('reads the API key from syncthing.home/config.xml (the GUI one, not another apikey-like text)', () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'permafrost-sthome-'));
+    try {
+      writeFileSync(
+        path.join(home, 'config.xml'),
+        '<configuration><device id="X"><address>dynamic</address></device>\n<gui enabled="true" tls="false">\n<address>127.0.0.1:8384</address>\n<apikey>k3y-from-gui</apikey>\n</gui></configuration>\n',
+      );
+      const st = syncthingSchema.parse({ home });
+      expect(readApiKey(st)).toBe('k3y-from-gui');
+      writeFileSync(path.join(home, 'config.xml'), '<configuration><gui></gui></configuration>');
+      expect(() => readApiKey(st)).toThrow(/syncthing\.home: .* has no GUI API key/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+  it.each([
+    ['http://127.0.0.1:8384', { host: '127.0.0.1', port: 8384, basePath: '' }],
+    ['http://[::1]:8384/', { host: '::1', port: 8384, basePath: '' }],
+    ['/run/syncthing/gui.sock', { socketPath: '/run/syncthing/gui.sock' }],
+  ])('url %s', (url, expected) => expect(parseSyncthingUrl(url)).toEqual(expected));
+  it('refuses https (not supported) with the key to fix', () => {
+    expect(() => parseSyncthingUrl('https://127.0.0.1:8384')).toThrow(/syncthing\.url/);
   });
 });
