@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type pg from 'pg';
-import { connect, mastodonFacts, pgBin, pgConnArgs, pgEnv } from '../capture/postgres.js';
+import { connect, defaultRestoreJobs, mastodonFacts, pgBin, pgConnArgs, pgEnv, pgRestoreEnv } from '../capture/postgres.js';
+import { availableParallelism } from 'node:os';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { ToolError, UserError } from '../errors.js';
 import type { MastodonFacts } from '../vault/manifest.js';
@@ -145,9 +146,10 @@ export async function dropScratch(server: DatabaseConfig): Promise<void> {
 
 /** Restores the archive into the scratch database; rejects with pg_restore's own last error line. */
 export async function restoreIntoScratch(server: DatabaseConfig, archive: string, jobs?: number, signal?: AbortSignal): Promise<void> {
-  const argv = verifyRestoreArgv(server, server.name, archive, { jobs });
+  // As restore does: parallel jobs and restore-friendly session settings (a scratch database needs no durable commits).
+  const argv = verifyRestoreArgv(server, server.name, archive, { jobs: jobs ?? defaultRestoreJobs(availableParallelism()) });
   try {
-    await execFileP(argv[0]!, argv.slice(1), { env: pgEnv(server), maxBuffer: 64 * 1024 * 1024, signal });
+    await execFileP(argv[0]!, argv.slice(1), { env: pgRestoreEnv(pgEnv(server)), maxBuffer: 64 * 1024 * 1024, signal });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? String(err);
     const why = stderr.trim().split('\n').filter(Boolean).pop() ?? 'unknown error';
