@@ -20,7 +20,8 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
   program
     .command('daemon')
     .description(
-      'Run in the foreground: `backup` on schedule.backup (cron, default "40 * * * *": hourly at minute 40) in schedule.timezone. ' +
+      'Run in the foreground: `backup` on schedule.backup (cron, default "40 * * * *": hourly at minute 40) in schedule.timezone, and `verify latest` on schedule.verify (default "10 4 * * *"). ' +
+        'With a `web` section it serves the status page, /metrics and /api/status.json (default 127.0.0.1:9580). ' +
         'Runs never overlap: a run whose time comes while another is still going is skipped and logged. ' +
         'Logs one JSON line per event on stdout. SIGTERM/SIGINT abort a backup in flight (its partial folder is removed, no snapshot is written) and exit 0.',
     )
@@ -32,6 +33,7 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
         'permafrost daemon | jq -c "select(.event == \\"run.finish\\")"',
         '# in permafrost.yaml:  schedule: { backup: "40 * * * *", timezone: Europe/Berlin }',
         '# 6 fields = with seconds:  schedule: { backup: "*/20 * * * * *" }',
+        '# status page:  web: { listen: "127.0.0.1:9580" }   then open http://127.0.0.1:9580/',
       ]),
     )
     .action(async (opts: { stopGrace: string }) => {
