@@ -17,7 +17,7 @@ const REDRAW_MS = 100;
 const CLEAR = '\r\x1b[K';
 
 function rate(bytes: number, ms: number): string {
-  return ms > 0 ? `${formatBytes((bytes * 1000) / ms)}/s` : '';
+  return ms > 0 ? `${formatBytes(Math.round((bytes * 1000) / ms))}/s` : '';
 }
 
 function secs(ms: number): string {

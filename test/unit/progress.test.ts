@@ -61,3 +61,16 @@ describe('progress', () => {
     expect(f.raw()).toBe('');
   });
 });
+
+describe('progress rates', () => {
+  it('shows small rates as whole bytes per second', () => {
+    let t = 0;
+    const f = fakeIo(false);
+    const p = progress(f.io, 'backup', { now: () => t });
+    p.events.phase('secrets');
+    t = 3000;
+    p.events.bytes('secrets', 1000);
+    p.done();
+    expect(f.lines).toEqual(['backup: secrets…', 'backup: secrets 1000 B in 3.0s (333 B/s)']);
+  });
+});
