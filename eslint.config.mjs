@@ -16,6 +16,14 @@ export default tseslint.config(
     },
   },
   {
+    // One HTTP wrapper (timeouts, errors without secrets): nothing else in the product calls fetch.
+    files: ['src/**/*.ts'],
+    ignores: ['src/notify/http.ts'],
+    rules: {
+      'no-restricted-globals': ['error', { name: 'fetch', message: 'Use httpRequest from src/notify/http.ts.' }],
+    },
+  },
+  {
     files: ['test/**', 'bench/**'],
     rules: {
       'no-console': 'off',
