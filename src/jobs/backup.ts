@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import { dumpCompression, openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
-import { spawnStreaming } from '../capture/spawn-stream.js';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
@@ -8,7 +7,7 @@ import { acquireLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { cleanStalePartials, commitPartial, createPartial, discardPartial, snapshotIdFor } from '../vault/store.js';
-import { writeEncryptedPart } from '../vault/write-part.js';
+import { writeEncryptedCapture } from '../vault/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts } from './backup-parts.js';
 import { requestSnapshotRescan } from '../replicate/rescan.js';
@@ -48,24 +47,16 @@ export async function runBackup(
     try {
       opts.events?.phase?.('database');
       const argv = pgDumpArgv(db, { snapshot: session.snapshot });
-      const dump = spawnStreaming(argv, { env, what: `database "${db.name}"`, signal: opts.signal });
-      let file: ManifestFile;
-      try {
-        file = await writeEncryptedPart(
-          partial.dir,
-          'database.pgdump.gpg',
-          'database',
-          dump.stdout,
-          passphrase,
-          (n) => opts.events?.bytes?.('database', n),
-          { compressLevel: dumpCompression(db.compression).openpgpLevel },
-        );
-      } catch (err) {
-        dump.child.kill('SIGTERM');
-        await dump.done.catch(() => undefined);
-        throw err;
-      }
-      await dump.done;
+      // pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete.
+      const file: ManifestFile = await writeEncryptedCapture(
+        partial.dir,
+        'database.pgdump.gpg',
+        'database',
+        { argv, env, what: `database "${db.name}"`, signal: opts.signal },
+        passphrase,
+        (n) => opts.events?.bytes?.('database', n),
+        { compressLevel: dumpCompression(db.compression).openpgpLevel },
+      );
       const extra = await captureExtraParts(config, partial.dir, passphrase, {
         signal: opts.signal,
         phase: (p) => opts.events?.phase?.(p),

@@ -20,7 +20,7 @@ import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { createDeflateRaw } from 'node:zlib';
+import { constants as zlibConstants, createDeflateRaw, deflateRawSync } from 'node:zlib';
 
 const TAG = { skesk: 3, compressed: 8, literal: 11, seipd: 18, mdc: 19 } as const;
 const AES256 = 9;
@@ -214,7 +214,11 @@ export class GzipToRawDeflate extends Transform {
   private headerDone = false;
   private tail = Buffer.alloc(0);
 
-  constructor(private readonly inputBytes: () => number) {
+  /** ISIZE from the trailer: the input size mod 2^32 (set once the stream ended). */
+  isize: number | undefined;
+
+  /** `inputBytes`: what was fed to igzip, checked against ISIZE; omit when the input bypassed us. */
+  constructor(private readonly inputBytes?: () => number) {
     super();
   }
 
@@ -240,7 +244,8 @@ export class GzipToRawDeflate extends Transform {
   override _flush(cb: TransformCallback): void {
     if (!this.headerDone || this.tail.length !== 8) return cb(new Error('igzip output ended early'));
     const isize = this.tail.readUInt32LE(4);
-    if (isize !== this.inputBytes() % 2 ** 32) return cb(new Error('igzip output does not cover all the input'));
+    this.isize = isize;
+    if (this.inputBytes && isize !== this.inputBytes() % 2 ** 32) return cb(new Error('igzip output does not cover all the input'));
     cb();
   }
 }
@@ -308,6 +313,36 @@ export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: 
   } else if (compressor === 'zlib') {
     prev = link(link(prev, createDeflateRaw({ level: opts.compressLevel, chunkSize: 1 << 20 })), new PacketFramer(TAG.compressed, Buffer.from([ZIP])));
   }
+  prev = link(link(prev, new SeipdEncryptor(key)), new PacketFramer(TAG.seipd, Buffer.from([1])));
+  return link(prev, out);
+}
+
+/**
+ * Encrypts data that was deflated elsewhere (igzip reading pg_dump's stdout directly, so the
+ * plaintext never passes through this process). The compressed packet holds one deflate stream:
+ * the literal packet's header, deflated here and byte-aligned with a sync flush (a non-final
+ * block), followed by the external raw deflate stream of the data, which starts with an empty
+ * window and so can be appended as is. The literal packet has an old-format indeterminate length
+ * (RFC 4880 §4.2.1): it ends where the compressed data ends, as gpg reads it.
+ */
+export function encryptPreDeflated(rawDeflate: Readable, passphrase: string, opts: { date?: number } = {}): Readable {
+  const { packet, key } = skeskPacket(passphrase);
+  const date = Buffer.alloc(4);
+  date.writeUInt32BE((opts.date ?? Math.floor(Date.now() / 1000)) >>> 0);
+  const literalHeader = Buffer.concat([Buffer.from([0x80 | (TAG.literal << 2) | 3, 0x62, 0]), date]);
+  const head = deflateRawSync(literalHeader, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      cb(null, chunk);
+    },
+  });
+  out.push(packet);
+  const link = (from: Readable, to: Transform): Transform => {
+    from.once('error', (err) => to.destroy(err));
+    return from.pipe(to);
+  };
+  const compressed = new PacketFramer(TAG.compressed, Buffer.concat([Buffer.from([ZIP]), head]));
+  let prev: Readable = link(rawDeflate, compressed);
   prev = link(link(prev, new SeipdEncryptor(key)), new PacketFramer(TAG.seipd, Buffer.from([1])));
   return link(prev, out);
 }

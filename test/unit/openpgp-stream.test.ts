@@ -10,6 +10,7 @@ import * as openpgp from 'openpgp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decryptFile, DecryptError } from '../../src/vault/crypto.js';
 import { gpgDecryptFile } from '../../src/vault/gpg-decrypt.js';
+import { sizeFromIsize, writeEncryptedCapture } from '../../src/vault/write-capture.js';
 import {
   chooseCompressor,
   definiteLength,
@@ -141,6 +142,39 @@ describe('OpenPGP stream writer', () => {
     expect(await run(gz, 11)).toBe('ok');
     expect(await run(gz, 12)).toMatch(/does not cover/);
     expect(await run(gz.subarray(0, 12), 11)).toMatch(/ended early/);
+  });
+
+  it('writeEncryptedCapture: the tool writes straight into igzip; exact plainBytes; stock gpg -d gives the bytes back', async () => {
+    const src = path.join(dir, 'capture-src');
+    const data = Buffer.concat([text, randomBytes(2_000_000), text]);
+    writeFileSync(src, data);
+    const seen: number[] = [];
+    const f = await writeEncryptedCapture(dir, `cap${++n}.gpg`, 'database', { argv: ['cat', src], what: 'a test file' }, PASS, (b) => seen.push(b), {
+      compressLevel: 1,
+    });
+    expect(f.plainBytes).toBe(data.length);
+    expect(seen.at(-1)).toBe(data.length);
+    expect(f.bytes).toBe(readFileSync(path.join(dir, f.name)).length);
+    const r = stockGpg(path.join(dir, f.name));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.out!.equals(data)).toBe(true);
+    const js = await openpgp.decrypt({ message: await openpgp.readMessage({ binaryMessage: readFileSync(path.join(dir, f.name)) }), passwords: [PASS], format: 'binary' });
+    expect(Buffer.from(js.data).equals(data)).toBe(true);
+  });
+
+  it('writeEncryptedCapture: a failing tool rejects with its reason', async () => {
+    const err = await writeEncryptedCapture(dir, `cap${++n}.gpg`, 'database', { argv: ['cat', path.join(dir, 'no-such-file')], what: 'a test file' }, PASS, undefined, {
+      compressLevel: 1,
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/cat failed while capturing a test file: .*No such file/);
+  });
+
+  it.each([
+    [5, 5],
+    [2 ** 32 + 5, 5],
+    [3 * 2 ** 32 + 7, 7],
+  ])('size %i is rebuilt from ISIZE and an estimate off by up to 1 GiB', (size, isize) => {
+    for (const off of [-(2 ** 30), 0, 2 ** 30]) expect(sizeFromIsize(isize, Math.max(0, size + off))).toBe(size);
   });
 
   it('length encodings and S2K counts follow RFC 4880', () => {
