@@ -232,13 +232,15 @@ export class GzipToRawDeflate extends Transform {
       this.headerDone = true;
       chunk = this.header.subarray(10);
     }
-    const all = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
-    if (all.length <= 8) {
-      this.tail = Buffer.from(all);
-      return cb();
+    if (chunk.length >= 8) {
+      // No copy of the data: the held-back tail is released, the new one kept.
+      if (this.tail.length) this.push(this.tail);
+      this.tail = Buffer.from(chunk.subarray(chunk.length - 8));
+      return cb(null, chunk.subarray(0, chunk.length - 8));
     }
-    this.tail = Buffer.from(all.subarray(all.length - 8));
-    cb(null, all.subarray(0, all.length - 8));
+    const all = Buffer.concat([this.tail, chunk]);
+    this.tail = Buffer.from(all.subarray(Math.max(0, all.length - 8)));
+    cb(null, all.length > 8 ? all.subarray(0, all.length - 8) : undefined);
   }
 
   override _flush(cb: TransformCallback): void {

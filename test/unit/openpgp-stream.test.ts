@@ -140,6 +140,17 @@ describe('OpenPGP stream writer', () => {
         (e: Error) => e.message,
       );
     expect(await run(gz, 11)).toBe('ok');
+    // The raw deflate stream comes out the same whatever the chunking.
+    const { inflateRawSync } = await import('node:zlib');
+    for (const size of [1, 3, 9, 64]) {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < gz.length; i += size) parts.push(gz.subarray(i, i + size));
+      const raw: Buffer[] = [];
+      await pipeline(Readable.from(parts), new GzipToRawDeflate(() => 11), async (src: AsyncIterable<Buffer>) => {
+        for await (const b of src) raw.push(b);
+      });
+      expect(inflateRawSync(Buffer.concat(raw)).toString()).toBe('hello world');
+    }
     expect(await run(gz, 12)).toMatch(/does not cover/);
     expect(await run(gz.subarray(0, 12), 11)).toMatch(/ended early/);
   });
