@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration files each start their own servers; two at a time suits these 2-core machines.
     maxWorkers: 2,
+    // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
+    reporters: ['default', ['json', { outputFile: '.vitest-results.json' }]],
   },
 });
