@@ -1,5 +1,5 @@
 import type { Io } from './run.js';
-import { formatBytes } from './run.js';
+import { formatBytes } from '../format.js';
 
 /** What jobs report (src/jobs/*: `events`). */
 export interface ProgressEvents {

@@ -1,18 +1,12 @@
+import { formatAge, formatBytes } from '../format.js';
+
 /** HTML-escapes text for element content and quoted attribute values. */
 export function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 export function bytes(n: number | null): string {
-  if (n === null) return '?';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+  return n === null ? '?' : formatBytes(n);
 }
 
 export function duration(ms: number | null): string {
@@ -24,11 +18,5 @@ export function duration(ms: number | null): string {
 }
 
 export function age(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 90) return `${s} s`;
-  const m = Math.round(s / 60);
-  if (m < 90) return `${m} min`;
-  const h = Math.round(m / 60);
-  if (h < 48) return `${h} h`;
-  return `${Math.round(h / 24)} d`;
+  return formatAge(ms, 'spaced');
 }

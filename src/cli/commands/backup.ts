@@ -4,7 +4,7 @@ import { checkDevices } from '../../jobs/watch.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
-import { formatBytes } from '../run.js';
+import { formatBytes } from '../../format.js';
 
 export const registerBackup: RegisterCommand = (program, { io, config }) => {
   program

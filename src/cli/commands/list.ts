@@ -1,7 +1,7 @@
 import { readVerifyState, verifyStatus } from '../../recover/verify-state.js';
 import { listSnapshots } from '../../vault/store.js';
 import { examples, type RegisterCommand } from '../context.js';
-import { formatAge, formatBytes } from '../run.js';
+import { formatAge, formatBytes } from '../../format.js';
 
 export const registerList: RegisterCommand = (program, { io, config }) => {
   program

@@ -2,7 +2,7 @@ import { Option } from 'commander';
 import { runFullRestore } from '../../jobs/restore-files.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { progress } from '../progress.js';
-import { formatBytes } from '../run.js';
+import { formatBytes } from '../../format.js';
 
 interface RestoreFlags {
   database?: string;

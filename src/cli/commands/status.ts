@@ -3,7 +3,7 @@ import { readVerifyState, verifyStatus, type VerifyStatus } from '../../recover/
 import { replicationStatus, type ReplicationStatus } from '../../replicate/status.js';
 import { examples, type RegisterCommand } from '../context.js';
 import type { Io } from '../run.js';
-import { formatAge, formatBytes } from '../run.js';
+import { formatAge, formatBytes } from '../../format.js';
 
 /** Human or JSON rendering of a replication status (shared by `status` and `sync status`). */
 export function renderStatus(
