@@ -1,6 +1,5 @@
 import { z } from 'zod';
-
-const absPath = z.string().min(1, 'expected a non-empty path');
+import { absPath } from './schema-common.js';
 
 /** redis://, rediss:// (TLS) or unix:///path/to/redis.sock, as Mastodon's REDIS_URL accepts. */
 const redisUrl = z

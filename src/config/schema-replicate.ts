@@ -1,7 +1,6 @@
 import { z } from 'zod';
+import { absPath } from './schema-common.js';
 import { normalizeDeviceId } from '../replicate/device-id.js';
-
-const absPath = z.string().min(1, 'expected a non-empty path');
 
 const DURATION_RE = /^(\d+)\s*(s|m|h|d)$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { absPath } from './schema-common.js';
 
-const absPath = z.string().min(1, 'expected a non-empty path');
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 /** Where `verify` test-restores: a scratch database it creates and always drops. */

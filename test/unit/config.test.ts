@@ -39,6 +39,14 @@ describe('config', () => {
     );
   });
 
+  it('requires absolute paths in every section, not only vault (the daemon runs from another directory)', () => {
+    const base = `database: {name: m}\nvault: {dir: ${dir}/v, passphraseFile: ${pass}}\n`;
+    expect(problems(`${base}secrets: {file: env.production}\nweb: {listen: '127.0.0.1:8080', tokenFile: token}\n`)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^secrets(\.file)?: .*absolute path/), expect.stringMatching(/^web\.tokenFile: expected an absolute path$/)]),
+    );
+    expect(problems(`${base}secrets: {file: ${dir}/env.production}\n`)).toEqual([]);
+  });
+
   it('reports invalid YAML with its line', () => {
     expect(() => parseConfig('database: [\n', 'bad.yaml')).toThrow(/bad.yaml is not valid YAML at line/);
   });
