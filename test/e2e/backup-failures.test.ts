@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, openSync, readSync, closeSync, readdirSync, stat
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
-import { holdTableLock, waitFor } from '../harness/table-lock.js';
+import { holdTableLock } from '../harness/table-lock.js';
+import { waitFor } from '../harness/wait.js';
 
 const cluster = new ClusterFixture();
 let ws: Workspace;
@@ -122,7 +123,7 @@ describe('backup failure paths leave nothing behind', () => {
     const lock = await holdTableLock(pg, 'source', 'follows');
     const run = startCli(['--config', ws.configFile, 'backup']);
     try {
-      await waitFor(() => partials().length === 1, 15_000, 'the backup to start its dump');
+      await waitFor(() => partials().length === 1, 'the backup to start its dump', 15_000);
       run.child.kill('SIGKILL');
       await run.result;
     } finally {
@@ -144,7 +145,7 @@ describe('backup failure paths leave nothing behind', () => {
     const first = startCli(['--config', ws.configFile, 'backup']);
     let second;
     try {
-      await waitFor(() => partials().length === 1, 15_000, 'the first backup to start');
+      await waitFor(() => partials().length === 1, 'the first backup to start', 15_000);
       second = await runCli(['--config', ws.configFile, 'backup']);
     } finally {
       await lock.release();
@@ -163,7 +164,7 @@ describe('backup failure paths leave nothing behind', () => {
     const lock = await holdTableLock(pg, 'source', 'follows');
     const run = startCli(['--config', ws.configFile, 'backup']);
     try {
-      await waitFor(() => partials().length === 1, 15_000, 'the backup to start its dump');
+      await waitFor(() => partials().length === 1, 'the backup to start its dump', 15_000);
       pg.stop('fast');
     } finally {
       await lock.release();

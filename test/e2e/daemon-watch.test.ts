@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
 import { startSink, type Sink } from '../harness/http-sinks.js';
+import { waitFor } from '../harness/wait.js';
 
 const cluster = new ClusterFixture();
 let ws: Workspace;
@@ -16,14 +17,6 @@ afterEach(async () => {
   ws?.cleanup();
   await hook?.close();
 });
-
-async function waitFor(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('daemon: scheduled verify and alerts', () => {
   it('verifies on schedule.verify, alerts once when the snapshot is damaged, and once when a backup fails', async () => {
@@ -49,6 +42,7 @@ describe('daemon: scheduled verify and alerts', () => {
       await waitFor(
         () => lines().filter((l) => l.event === 'run.fail' && l.job === 'verify').length >= 2 && lines().filter((l) => l.event === 'run.fail' && l.job === 'backup').length >= 2,
         'two failed verify runs and two failed backup runs',
+        30_000,
       );
     } finally {
       d.child.kill('SIGTERM');

@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, startCli, type Workspace } from '../harness/env.js';
 import type { PgCluster } from '../harness/postgres.js';
+import { holdTableLock } from '../harness/table-lock.js';
+import { waitFor } from '../harness/wait.js';
 
 const cluster = new ClusterFixture();
 let ws: Workspace;
@@ -55,34 +56,11 @@ function startDaemon(configFile: string) {
   return { ...d, lines, events: (e: string) => lines.filter((l) => l.event === e) };
 }
 
-async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** A psql session holding ACCESS EXCLUSIVE on a table: a pg_dump started meanwhile waits. */
-async function holdTableLock(pg: PgCluster, db: string, table: string): Promise<() => Promise<void>> {
-  const child = spawn(
-    path.join(pg.binDir, 'psql'),
-    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.socketDir, '-p', String(pg.port), '-U', pg.user, '-d', db],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const closed = new Promise<void>((r) => child.once('close', () => r()));
-  child.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
-  await waitFor(() => out.includes('locked') || child.exitCode !== null, `lock on ${table}`, 10_000);
-  if (!out.includes('locked')) throw new Error(`could not lock ${table}: ${out}`);
-  const release = async (): Promise<void> => {
-    if (child.exitCode === null && !child.stdin.destroyed) child.stdin.end('COMMIT;\n');
-    await closed;
-  };
-  cleanups.push(release);
-  return release;
+/** The harness's table lock, released after the test unless the test releases it first. */
+async function lockTable(pg: PgCluster, db: string, table: string): Promise<() => Promise<void>> {
+  const lock = await holdTableLock(pg, db, table);
+  cleanups.push(() => lock.release());
+  return () => lock.release();
 }
 
 const snapshots = (vault: string): string[] => readdirSync(vault).filter((n) => /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/.test(n)).sort();
@@ -126,7 +104,7 @@ describe('daemon', () => {
     const pg = cluster.get();
     ws = makeWorkspace(pg, 'source');
     ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
-    const release = await holdTableLock(pg, 'source', 'follows');
+    const release = await lockTable(pg, 'source', 'follows');
     const d = startDaemon(ws.configFile);
     await waitFor(() => d.events('run.start').length === 1, 'the first run to start');
     await waitFor(() => d.events('run.skipped').length >= 2, 'two skipped runs', 15_000);
@@ -149,7 +127,7 @@ describe('daemon', () => {
     const pg = cluster.get();
     ws = makeWorkspace(pg, 'source');
     ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
-    await holdTableLock(pg, 'source', 'follows');
+    await lockTable(pg, 'source', 'follows');
     const d = startDaemon(ws.configFile);
     await waitFor(() => d.events('run.start').length === 1, 'a run to start');
     // The run is mid-dump: its partial folder exists and pg_dump waits for the table lock.
@@ -171,7 +149,7 @@ describe('daemon', () => {
     ws = makeWorkspace(pg, 'source');
     ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
     // statuses is counted for the manifest before pg_dump starts: the run waits there, before any folder exists.
-    await holdTableLock(pg, 'source', 'statuses');
+    await lockTable(pg, 'source', 'statuses');
     const d = startDaemon(ws.configFile);
     await waitFor(() => d.events('run.start').length === 1, 'a run to start');
     await new Promise((r) => setTimeout(r, 500));

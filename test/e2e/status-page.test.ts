@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
 import { deadPort } from '../harness/http-sinks.js';
 import { parsePromText, sampleValue } from '../harness/prom-text.js';
+import { waitFor } from '../harness/wait.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startWebServer } from '../../src/web/server.js';
 
@@ -23,14 +24,6 @@ afterAll(async () => {
   cluster.destroy();
 });
 afterEach(() => ws?.cleanup());
-
-async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('status page', () => {
   it('the daemon serves a page that shows the real snapshots, in headless Chromium', async () => {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { PgCluster } from './postgres.js';
+import { waitFor } from './wait.js';
 
 /**
  * Holds ACCESS EXCLUSIVE on a table in an open transaction, so that a pg_dump started meanwhile
@@ -15,13 +16,11 @@ export async function holdTableLock(pg: PgCluster, db: string, table: string): P
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  child.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('locked')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`could not lock ${table}: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  // Listen before anything can make psql exit, so release() never waits for a 'close' already past.
   const exited = new Promise<void>((r) => child.once('close', () => r()));
+  child.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
+  await waitFor(() => out.includes('locked') || child.exitCode !== null, `a lock on ${table}`, 10_000);
+  if (!out.includes('locked')) throw new Error(`could not lock ${table}: ${out}`);
   return {
     async release() {
       if (child.exitCode === null && !child.stdin.destroyed) {
@@ -30,13 +29,4 @@ export async function holdTableLock(pg: PgCluster, db: string, table: string): P
       await exited;
     },
   };
-}
-
-/** Polls until `cond` holds, failing after `ms`. */
-export async function waitFor(cond: () => boolean, ms = 15_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
