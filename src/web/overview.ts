@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { readAlertState, type AlertState } from '../notify/alerts.js';
 import { readVerifyState, verifyStatus, type VerifyStatus } from '../recover/verify-state.js';
+import type { DeviceStatus, FolderCompletion, ReplicationStatus } from '../replicate/status.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { listSnapshots } from '../vault/store.js';
 
@@ -35,27 +36,16 @@ export interface Overview {
 }
 
 /**
- * The part of replication status (src/replicate/status.ts) shown here, kept structural so this
- * module reads the vault without depending on Syncthing code.
+ * The part of replication status (src/replicate/status.ts) shown here. Derived by a type-only
+ * import, so the two cannot drift apart while this module still loads no Syncthing code.
  */
-export interface ReplicationView {
-  reachable: boolean;
-  error: string | null;
-  problems: string[];
-  staleAfterSeconds: number;
-  devices: Array<{
-    name: string;
-    connected: boolean;
-    lastSeen: string | null;
-    newestSnapshotComplete: boolean | null;
-    newestOnDevice: string | null;
-    lagSeconds: number | null;
-    lagPending: boolean;
-    stale: boolean;
-    problem: string | null;
-    folders: Array<{ folder: string; completion: number }>;
-  }>;
-}
+export type ReplicationView = Pick<ReplicationStatus, 'reachable' | 'error' | 'problems' | 'staleAfterSeconds'> & {
+  devices: Array<
+    Pick<DeviceStatus, 'name' | 'connected' | 'lastSeen' | 'newestSnapshotComplete' | 'newestOnDevice' | 'lagSeconds' | 'lagPending' | 'stale' | 'problem'> & {
+      folders: Array<Pick<FolderCompletion, 'folder' | 'completion'>>;
+    }
+  >;
+};
 
 /** Asks for replication status; the CLI and daemon pass src/replicate/status.ts's replicationStatus. */
 export type ReplicationReader = (config: Config) => Promise<ReplicationView>;
