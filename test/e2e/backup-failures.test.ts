@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, openSync, readSync, closeSync, readdirSync, stat
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import type { PgCluster } from '../harness/postgres.js';
 import { holdTableLock } from '../harness/table-lock.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -25,6 +26,23 @@ afterEach(() => ws?.cleanup());
 
 const partials = (): string[] => readdirSync(ws.vault).filter((n) => n.startsWith('.partial-'));
 const snapshots = (): string[] => readdirSync(ws.vault).filter((n) => /^\d{4}-/.test(n));
+
+/**
+ * Starts `permafrost backup` on the source database and returns once it is mid-dump: its partial
+ * folder exists and pg_dump waits on the locked follows table until `lock.release()`.
+ */
+async function backupHeldMidDump(pg: PgCluster, what: string) {
+  ws = makeWorkspace(pg, 'source');
+  const lock = await holdTableLock(pg, 'source', 'follows');
+  const run = startCli(['--config', ws.configFile, 'backup']);
+  try {
+    await waitFor(() => partials().length === 1, what, 15_000);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+  return { lock, run };
+}
 
 /** Every regular file below `dir`, recursively. */
 function filesUnder(dir: string): string[] {
@@ -118,12 +136,8 @@ describe('backup failure paths leave nothing behind', () => {
   });
 
   it('SIGKILL mid-dump: list shows no new snapshot; the next backup succeeds and removes the leftover', async () => {
-    const pg = cluster.get();
-    ws = makeWorkspace(pg, 'source');
-    const lock = await holdTableLock(pg, 'source', 'follows');
-    const run = startCli(['--config', ws.configFile, 'backup']);
+    const { lock, run } = await backupHeldMidDump(cluster.get(), 'the backup to start its dump');
     try {
-      await waitFor(() => partials().length === 1, 'the backup to start its dump', 15_000);
       run.child.kill('SIGKILL');
       await run.result;
     } finally {
@@ -139,13 +153,9 @@ describe('backup failure paths leave nothing behind', () => {
   });
 
   it('concurrent backup: the second refuses at once, the first completes', async () => {
-    const pg = cluster.get();
-    ws = makeWorkspace(pg, 'source');
-    const lock = await holdTableLock(pg, 'source', 'follows');
-    const first = startCli(['--config', ws.configFile, 'backup']);
+    const { lock, run: first } = await backupHeldMidDump(cluster.get(), 'the first backup to start');
     let second;
     try {
-      await waitFor(() => partials().length === 1, 'the first backup to start', 15_000);
       second = await runCli(['--config', ws.configFile, 'backup']);
     } finally {
       await lock.release();
@@ -160,11 +170,8 @@ describe('backup failure paths leave nothing behind', () => {
 
   it('server stopped mid-dump: non-zero exit, a sentence that says why, nothing left in the vault', async () => {
     const pg = cluster.get();
-    ws = makeWorkspace(pg, 'source');
-    const lock = await holdTableLock(pg, 'source', 'follows');
-    const run = startCli(['--config', ws.configFile, 'backup']);
+    const { lock, run } = await backupHeldMidDump(pg, 'the backup to start its dump');
     try {
-      await waitFor(() => partials().length === 1, 'the backup to start its dump', 15_000);
       pg.stop('fast');
     } finally {
       await lock.release();
