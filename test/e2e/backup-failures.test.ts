@@ -36,7 +36,7 @@ async function backupHeldMidDump(pg: PgCluster, what: string) {
   const lock = await holdTableLock(pg, 'source', 'follows');
   const run = startCli(['--config', ws.configFile, 'backup']);
   try {
-    await waitFor(() => partials().length === 1, what, 15_000);
+    await waitFor(what, () => partials().length === 1, 15_000);
   } catch (err) {
     await lock.release();
     throw err;

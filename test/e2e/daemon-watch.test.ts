@@ -40,8 +40,8 @@ describe('daemon: scheduled verify and alerts', () => {
     const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     try {
       await waitFor(
-        () => lines().filter((l) => l.event === 'run.fail' && l.job === 'verify').length >= 2 && lines().filter((l) => l.event === 'run.fail' && l.job === 'backup').length >= 2,
         'two failed verify runs and two failed backup runs',
+        () => lines().filter((l) => l.event === 'run.fail' && l.job === 'verify').length >= 2 && lines().filter((l) => l.event === 'run.fail' && l.job === 'backup').length >= 2,
         30_000,
       );
     } finally {

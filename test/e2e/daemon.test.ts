@@ -85,7 +85,7 @@ describe('daemon', () => {
     ws = makeWorkspace(cluster.get(), 'source');
     ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *', timezone: 'Europe/Berlin' } } });
     const d = startDaemon(ws.configFile);
-    await waitFor(() => d.events('run.finish').length >= 2, 'two finished runs');
+    await waitFor('two finished runs', () => d.events('run.finish').length >= 2);
     d.child.kill('SIGTERM');
     const r = await d.result;
     expect(r.stderr).toBe('');
@@ -106,15 +106,15 @@ describe('daemon', () => {
     ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
     const release = await lockTable(pg, 'source', 'follows');
     const d = startDaemon(ws.configFile);
-    await waitFor(() => d.events('run.start').length === 1, 'the first run to start');
-    await waitFor(() => d.events('run.skipped').length >= 2, 'two skipped runs', 15_000);
+    await waitFor('the first run to start', () => d.events('run.start').length === 1);
+    await waitFor('two skipped runs', () => d.events('run.skipped').length >= 2, 15_000);
     expect(d.events('run.start')).toHaveLength(1);
     const skipped = d.events('run.skipped');
     expect(skipped[0]).toMatchObject({ level: 'warn', job: 'backup' });
     expect(skipped[0]!.reason).toMatch(/^backup run 1 still in progress since \d{4}-/);
     await release();
-    await waitFor(() => d.events('run.finish').length >= 1, 'the slow run to finish');
-    await waitFor(() => d.events('run.finish').length >= 2, 'a later scheduled run');
+    await waitFor('the slow run to finish', () => d.events('run.finish').length >= 1);
+    await waitFor('a later scheduled run', () => d.events('run.finish').length >= 2);
     d.child.kill('SIGTERM');
     const r = await d.result;
     expect(r.code).toBe(0);
@@ -129,9 +129,9 @@ describe('daemon', () => {
     ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
     await lockTable(pg, 'source', 'follows');
     const d = startDaemon(ws.configFile);
-    await waitFor(() => d.events('run.start').length === 1, 'a run to start');
+    await waitFor('a run to start', () => d.events('run.start').length === 1);
     // The run is mid-dump: its partial folder exists and pg_dump waits for the table lock.
-    await waitFor(() => partials(ws.vault).length === 1, 'the partial folder');
+    await waitFor('the partial folder', () => partials(ws.vault).length === 1);
     const t0 = Date.now();
     d.child.kill('SIGTERM');
     const r = await d.result;
@@ -151,7 +151,7 @@ describe('daemon', () => {
     // statuses is counted for the manifest before pg_dump starts: the run waits there, before any folder exists.
     await lockTable(pg, 'source', 'statuses');
     const d = startDaemon(ws.configFile);
-    await waitFor(() => d.events('run.start').length === 1, 'a run to start');
+    await waitFor('a run to start', () => d.events('run.start').length === 1);
     await new Promise((r) => setTimeout(r, 500));
     expect(d.events('run.finish')).toEqual([]);
     const t0 = Date.now();
@@ -161,7 +161,7 @@ describe('daemon', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.code).toBe(0);
     expect(d.events('run.abandoned')).toEqual([]);
-    expect(d.events('run.abort')).toEqual([expect.objectContaining({ runId: 1, error: 'Backup was stopped before it finished; no snapshot was written.' })]);
+    expect(d.events('run.abort'), JSON.stringify(d.lines)).toEqual([expect.objectContaining({ runId: 1, error: 'Backup was stopped before it finished; no snapshot was written.' })]);
     expect(snapshots(ws.vault)).toEqual([]);
     expect(partials(ws.vault)).toEqual([]);
     expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);
@@ -171,7 +171,7 @@ describe('daemon', () => {
     ws = makeWorkspace(cluster.get(), 'source');
     ws.writeConfig({ database: { name: 'no_such_db' }, extra: { schedule: { backup: '* * * * * *' } } });
     const d = startDaemon(ws.configFile);
-    await waitFor(() => d.events('run.fail').length >= 3, 'three failed runs');
+    await waitFor('three failed runs', () => d.events('run.fail').length >= 3);
     expect(d.child.exitCode).toBeNull();
     d.child.kill('SIGTERM');
     const r = await d.result;

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { startSink, type Sink } from '../harness/http-sinks.js';
-import { connected, startSyncthingPair, waitFor, type StPair } from '../harness/syncthing.js';
+import { connected, startSyncthingPair, type StPair } from '../harness/syncthing.js';
+import { waitFor } from '../harness/wait.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 
 const cluster = new ClusterFixture();

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
-import { connected, folderSynced, startSyncthingPair, waitFor, type StPair } from '../harness/syncthing.js';
+import { connected, folderSynced, startSyncthingPair, type StPair } from '../harness/syncthing.js';
+import { waitFor } from '../harness/wait.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import type { ReplicationStatus } from '../../src/replicate/status.js';
 import type { ApplyResult } from '../../src/replicate/apply.js';

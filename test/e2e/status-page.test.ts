@@ -46,7 +46,7 @@ describe('status page', () => {
     let out = '';
     daemon.child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
-      await waitFor(() => out.includes('"service.start"'), 'the web service to start');
+      await waitFor('the web service to start', () => out.includes('"service.start"'));
       const url = `http://127.0.0.1:${port}/`;
 
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });

@@ -14,6 +14,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SyncthingClient } from '../../src/replicate/client.js';
+import { waitFor } from './wait.js';
 
 const NET_FLAG = process.getuid?.() === 0 ? '-n' : '-rn';
 
@@ -116,21 +117,6 @@ function prepareHome(root: string, name: string, port: number): Omit<StInstance,
   return { name, home, socket, apiKeyFile, listen, log: path.join(root, `${name}.log`) };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
@@ -194,7 +180,6 @@ export async function startSyncthingPair(opts: { hashing?: 'minio' | 'default' }
   }
 }
 
-export { waitFor };
 
 /** Whether `dev` is connected as seen from `from`. */
 export async function connected(from: StInstance, dev: StInstance): Promise<boolean> {
@@ -222,3 +207,6 @@ export async function folderSynced(a: StInstance, b: StInstance, folder: string)
     sb.globalBytes === sa.globalBytes
   );
 }
+
+/** Re-exported for bench/replication.ts, which imports it from here. */
+export { waitFor };

@@ -19,7 +19,7 @@ export async function holdTableLock(pg: PgCluster, db: string, table: string): P
   // Listen before anything can make psql exit, so release() never waits for a 'close' already past.
   const exited = new Promise<void>((r) => child.once('close', () => r()));
   child.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
-  await waitFor(() => out.includes('locked') || child.exitCode !== null, `a lock on ${table}`, 10_000);
+  await waitFor(`a lock on ${table}`, () => out.includes('locked') || child.exitCode !== null, 10_000);
   if (!out.includes('locked')) throw new Error(`could not lock ${table}: ${out}`);
   return {
     async release() {
