@@ -12,6 +12,7 @@ import { registerPrune } from './commands/prune.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerSystemd } from './commands/systemd.js';
 import { registerVerify } from './commands/verify.js';
+import { registerMetrics } from './commands/metrics.js';
 import { registerSync } from './commands/sync.js';
 import { registerDeviceId } from './commands/device-id.js';
 import { registerStatus } from './commands/status.js';
@@ -19,7 +20,7 @@ import { examples, type CommandContext, type RegisterCommand } from './context.j
 import { processIo, reportError, type Io } from './run.js';
 
 /** Every command, in the order `--help` lists them. Add new command files here. */
-const COMMANDS: RegisterCommand[] = [registerInit, registerDoctor, registerBackup, registerList, registerRestore, registerVerify, registerPrune, registerDaemon, registerSystemd, registerSync, registerDeviceId, registerStatus];
+const COMMANDS: RegisterCommand[] = [registerInit, registerDoctor, registerBackup, registerList, registerRestore, registerVerify, registerMetrics, registerPrune, registerDaemon, registerSystemd, registerSync, registerDeviceId, registerStatus];
 
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
 export function buildProgram(io: Io): Command {

@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { keepSchema, scheduleSchema } from './schema-schedule.js';
+import { absPath } from './schema-common.js';
 import { notifySchema, verifySchema, webSchema } from './schema-watch.js';
+import { keepSchema, scheduleSchema } from './schema-schedule.js';
 import { redisSchema, secretsSchema } from './schema-parts.js';
 import { mediaSchema, syncthingSchema } from './schema-replicate.js';
-
-const absPath = z.string().min(1, 'expected a non-empty path');
 
 export const databaseSchema = z.strictObject({
   name: z.string().min(1, 'expected a database name'),
