@@ -1,18 +1,14 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import { startSink, type Sink } from '../harness/http-sinks.js';
 import { waitFor } from '../harness/wait.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
 let hook: Sink | undefined;
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(async () => {
   ws?.cleanup();
   await hook?.close();

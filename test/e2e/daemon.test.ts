@@ -1,19 +1,15 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, makeWorkspace, startCli, type Workspace } from '../harness/env.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeWorkspace, startCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import type { PgCluster } from '../harness/postgres.js';
 import { holdTableLock } from '../harness/table-lock.js';
 import { waitFor } from '../harness/wait.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
 const cleanups: Array<() => Promise<void> | void> = [];
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
   ws?.cleanup();

@@ -1,18 +1,14 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import { deadPort } from '../harness/http-sinks.js';
 import { parsePromText, sampleValue } from '../harness/prom-text.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(() => ws?.cleanup());
 
 describe('permafrost metrics', () => {

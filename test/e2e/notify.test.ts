@@ -1,18 +1,14 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import { deadPort, startMastodon, startSink, type Sink } from '../harness/http-sinks.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 const TOKEN = 'bot-token-0123456789abcdef';
 let ws: Workspace;
 let sinks: Sink[] = [];
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(async () => {
   ws?.cleanup();
   await Promise.all(sinks.map((s) => s.close()));

@@ -1,14 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(() => ws?.cleanup());
 
 const SUMMARY = (cmd: string, phase: string) => new RegExp(`^${cmd}: ${phase} \\d+(\\.\\d)? (B|KiB|MiB) in \\d+\\.\\ds \\(\\d+(\\.\\d)? (B|KiB|MiB|GiB)/s\\)$`, 'm');

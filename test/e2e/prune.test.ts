@@ -1,19 +1,15 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import { parseConfig } from '../../src/config/load.js';
 import { pruneAfterBackup, type PruneResult } from '../../src/jobs/prune.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { snapshotIdFor } from '../../src/vault/store.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(() => ws?.cleanup());
 
 /** A snapshot folder with a hand-written manifest, as `backup` would have left at `iso`. */

@@ -1,18 +1,14 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { fingerprint } from '../harness/fingerprint.js';
-import { ClusterFixture, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../harness/env.js';
+import { makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { spawnSync } from 'node:child_process';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(() => ws?.cleanup());
 
 async function backup(): Promise<Manifest> {

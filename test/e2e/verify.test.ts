@@ -2,21 +2,17 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { commitPartial, createPartial, snapshotIdFor } from '../../src/vault/store.js';
 import { writeEncryptedPart } from '../../src/vault/write-part.js';
 import { loadConfig } from '../../src/config/load.js';
 import { runVerify } from '../../src/jobs/verify.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
-
-beforeAll(() => {
-  cluster.createDb('source');
-});
-afterAll(() => cluster.destroy());
 afterEach(() => ws?.cleanup());
 
 function scratchDbs(): string[] {
