@@ -1,18 +1,17 @@
 import { existsSync, mkdirSync, openSync, readSync, closeSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import type { PgCluster } from '../harness/postgres.js';
 import { holdTableLock } from '../harness/table-lock.js';
 import { waitFor } from '../harness/wait.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source', 'bigsource');
 let ws: Workspace;
 
 beforeAll(() => {
-  cluster.createDb('source');
-  // ~60 MB of incompressible-ish text, so a dump runs long enough to be watched while it runs.
-  cluster.createDb('bigsource');
+  // ~60 MB of incompressible-ish text in bigsource, so a dump runs long enough to be watched while it runs.
   cluster
     .get()
     .psql(
@@ -21,7 +20,6 @@ beforeAll(() => {
          FROM generate_series(1, 450000) g`,
     );
 });
-afterAll(() => cluster.destroy());
 afterEach(() => ws?.cleanup());
 
 const partials = (): string[] => readdirSync(ws.vault).filter((n) => n.startsWith('.partial-'));

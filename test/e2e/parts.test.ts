@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
-import { ClusterFixture, errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../harness/env.js';
+import { errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import { destroyRedis, startRedis, type RedisServer } from '../harness/redis.js';
 import { spawnSync } from 'node:child_process';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
 const servers: RedisServer[] = [];
 
@@ -17,8 +18,6 @@ function redis(opts: { password?: string; rdb?: string; args?: string[] } = {}):
   return r;
 }
 
-beforeAll(() => cluster.createDb('source'));
-afterAll(() => cluster.destroy());
 afterEach(() => {
   ws?.cleanup();
   for (const r of servers.splice(0)) destroyRedis(r);

@@ -1,20 +1,18 @@
 import { appendFileSync, chmodSync, readFileSync, readdirSync, truncateSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { fingerprint } from '../harness/fingerprint.js';
-import { ClusterFixture, errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 
-const cluster = new ClusterFixture();
+// The target already holds data (a different dataset), so any change to it would show.
+const cluster = clusterPerFile('source', 'target');
 let ws: Workspace;
 
 beforeAll(() => {
-  cluster.createDb('source');
-  // The target already holds data (a different dataset), so any change to it would show.
-  cluster.createDb('target');
   cluster.get().psql('target', "DELETE FROM follows; UPDATE accounts SET note = 'target only'");
 });
-afterAll(() => cluster.destroy());
 afterEach(() => ws?.cleanup());
 
 async function snapshot(): Promise<{ manifest: Manifest; file: string }> {

@@ -2,7 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterFixture, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import { deadPort } from '../harness/http-sinks.js';
 import { parsePromText, sampleValue } from '../harness/prom-text.js';
 import { waitFor } from '../harness/wait.js';
@@ -11,17 +12,15 @@ import { startWebServer } from '../../src/web/server.js';
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('growing');
 let ws: Workspace;
 let browser: Browser;
 
 beforeAll(async () => {
-  cluster.createDb('growing');
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 });
 afterAll(async () => {
   await browser?.close();
-  cluster.destroy();
 });
 afterEach(() => ws?.cleanup());
 
