@@ -52,8 +52,14 @@ export function startRedis(opts: { password?: string; rdb?: string; args?: strin
   if (opts.password) args.push('--requirepass', opts.password);
   if (opts.args) args.push(...opts.args);
   execFileSync('redis-server', args);
-  waitFor(() => existsSync(pidFile) && existsSync(socket), 'redis-server to start');
-  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  // The pid file can exist before redis has written its number: an empty read would be pid 0,
+  // and stop()'s process.kill(0, 'SIGTERM') would then signal this whole process group.
+  let pid = 0;
+  waitFor(() => {
+    if (!existsSync(socket) || !existsSync(pidFile)) return false;
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0;
+  }, 'redis-server to start and write its pid file');
   const env = { ...process.env, ...(opts.password ? { REDISCLI_AUTH: opts.password } : {}) };
   const server: RedisServer = {
     socket,
@@ -65,6 +71,7 @@ export function startRedis(opts: { password?: string; rdb?: string; args?: strin
       return execFileSync('redis-cli', ['-s', socket, '--no-auth-warning', ...cmd], { env, encoding: 'utf8' });
     },
     stop() {
+      if (!(pid > 0)) throw new Error(`redis harness: refusing to signal pid ${pid}`);
       try {
         process.kill(pid, 'SIGTERM');
       } catch {
