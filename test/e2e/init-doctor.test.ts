@@ -4,16 +4,16 @@ import { parse } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DoctorReport } from '../../src/jobs/doctor.js';
 import type { Manifest } from '../../src/vault/manifest.js';
-import { ClusterFixture, errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { clusterPerFile } from '../harness/suite.js';
 import { destroyRedis, startRedis, type RedisServer } from '../harness/redis.js';
 
-const cluster = new ClusterFixture();
+const cluster = clusterPerFile('source');
 let ws: Workspace;
 let redis: RedisServer;
 let openRedis: RedisServer;
 
 beforeAll(() => {
-  cluster.createDb('source');
   redis = startRedis({ password: 'init-redis-pw' });
   redis.cli('SET', 'k', 'v');
   openRedis = startRedis();
@@ -21,7 +21,6 @@ beforeAll(() => {
 afterAll(() => {
   destroyRedis(redis);
   destroyRedis(openRedis);
-  cluster.destroy();
 });
 afterEach(() => ws?.cleanup());
 
