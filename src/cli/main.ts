@@ -63,6 +63,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   }
 }
 
+// `permafrost list | head`: a reader that goes away early is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
