@@ -285,27 +285,39 @@ function igzipDeflate(bin: string, level: number): { input: Transform; output: R
   return { input, output };
 }
 
-/**
- * Encrypts `plain` as a symmetric OpenPGP message, streaming: memory stays flat whatever the size.
- * Errors of `plain` propagate to the returned stream.
- */
-export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: EncryptOptions = {}): Readable {
-  const { packet, key } = skeskPacket(passphrase);
-  const date = Buffer.alloc(4);
-  date.writeUInt32BE((opts.date ?? Math.floor(Date.now() / 1000)) >>> 0);
-  // Literal data: format 'b', empty file name, date.
-  const literal = new PacketFramer(TAG.literal, Buffer.concat([Buffer.from([0x62, 0]), date]));
-  // The SKESK packet goes first, before the encrypted packet's bytes.
+/** The literal packet's date field: seconds since the epoch, big-endian. */
+function literalDate(date: number | undefined): Buffer {
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32BE((date ?? Math.floor(Date.now() / 1000)) >>> 0);
+  return buf;
+}
+
+/** Pipes `from` into `to`, carrying `from`'s errors over (pipe() alone does not). */
+function link(from: Readable, to: Transform): Transform {
+  from.once('error', (err) => to.destroy(err));
+  return from.pipe(to);
+}
+
+/** The message's output: the SKESK packet first, then whatever is piped in (the SEIPD packet). */
+function startingWith(packet: Buffer): Transform {
   const out = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       cb(null, chunk);
     },
   });
   out.push(packet);
-  const link = (from: Readable, to: Transform): Transform => {
-    from.once('error', (err) => to.destroy(err));
-    return from.pipe(to);
-  };
+  return out;
+}
+
+/**
+ * Encrypts `plain` as a symmetric OpenPGP message, streaming: memory stays flat whatever the size.
+ * Errors of `plain` propagate to the returned stream.
+ */
+export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: EncryptOptions = {}): Readable {
+  const { packet, key } = skeskPacket(passphrase);
+  // Literal data: format 'b', empty file name, date.
+  const literal = new PacketFramer(TAG.literal, Buffer.concat([Buffer.from([0x62, 0]), literalDate(opts.date)]));
+  const out = startingWith(packet);
   let prev: Readable = link(plain, literal);
   const compressor = chooseCompressor(opts);
   if (compressor === 'igzip') {
@@ -329,20 +341,9 @@ export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: 
  */
 export function encryptPreDeflated(rawDeflate: Readable, passphrase: string, opts: { date?: number } = {}): Readable {
   const { packet, key } = skeskPacket(passphrase);
-  const date = Buffer.alloc(4);
-  date.writeUInt32BE((opts.date ?? Math.floor(Date.now() / 1000)) >>> 0);
-  const literalHeader = Buffer.concat([Buffer.from([0x80 | (TAG.literal << 2) | 3, 0x62, 0]), date]);
+  const literalHeader = Buffer.concat([Buffer.from([0x80 | (TAG.literal << 2) | 3, 0x62, 0]), literalDate(opts.date)]);
   const head = deflateRawSync(literalHeader, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
-  const out = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      cb(null, chunk);
-    },
-  });
-  out.push(packet);
-  const link = (from: Readable, to: Transform): Transform => {
-    from.once('error', (err) => to.destroy(err));
-    return from.pipe(to);
-  };
+  const out = startingWith(packet);
   const compressed = new PacketFramer(TAG.compressed, Buffer.concat([Buffer.from([ZIP]), head]));
   let prev: Readable = link(rawDeflate, compressed);
   prev = link(link(prev, new SeipdEncryptor(key)), new PacketFramer(TAG.seipd, Buffer.from([1])));
