@@ -3,27 +3,12 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { VERSION } from '../version.js';
-import { registerBackup } from './commands/backup.js';
-import { registerInit } from './commands/init.js';
-import { registerDoctor } from './commands/doctor.js';
-import { registerList } from './commands/list.js';
-import { registerRestore } from './commands/restore.js';
-import { registerPrune } from './commands/prune.js';
-import { registerDaemon } from './commands/daemon.js';
-import { registerSystemd } from './commands/systemd.js';
-import { registerVerify } from './commands/verify.js';
-import { registerMetrics } from './commands/metrics.js';
-import { registerSync } from './commands/sync.js';
-import { registerDeviceId } from './commands/device-id.js';
-import { registerStatus } from './commands/status.js';
-import { examples, type CommandContext, type RegisterCommand } from './context.js';
+import { examples, type CommandContext } from './context.js';
+import { COMMANDS, requestedCommand } from './registry.js';
 import { processIo, reportError, type Io } from './run.js';
 
-/** Every command, in the order `--help` lists them. Add new command files here. */
-const COMMANDS: RegisterCommand[] = [registerInit, registerDoctor, registerBackup, registerList, registerRestore, registerVerify, registerMetrics, registerPrune, registerDaemon, registerSystemd, registerSync, registerDeviceId, registerStatus];
-
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
-export function buildProgram(io: Io): Command {
+export async function buildProgram(io: Io, args: readonly string[] = []): Promise<Command> {
   const program = new Command('permafrost')
     .description('Encrypted, replicated, restore-tested backups for self-hosted Mastodon servers.')
     .version(VERSION)
@@ -45,12 +30,14 @@ export function buildProgram(io: Io): Command {
     configFlag: () => program.opts<{ config?: string }>().config,
     config: () => (loaded ??= loadConfig(program.opts<{ config?: string }>().config)),
   };
-  for (const register of COMMANDS) register(program, ctx);
+  // Only the requested command's module is loaded; help, `help CMD` and typos get them all.
+  const wanted = requestedCommand(args);
+  for (const name of wanted ? [wanted] : Object.keys(COMMANDS)) (await COMMANDS[name]!())(program, ctx);
   return program;
 }
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const program = buildProgram(io).exitOverride();
+  const program = (await buildProgram(io, argv.slice(2))).exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;
