@@ -44,6 +44,14 @@ export async function runBackup(
     const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
     const session = await openCaptureSession(db, opts.signal);
     const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
+    // The session only has to outlive pg_dump's import of its snapshot; an open repeatable-read
+    // transaction holds back vacuum, so it ends as soon as the dump is done, not after the run.
+    let sessionOpen = true;
+    const closeSession = async (): Promise<void> => {
+      if (!sessionOpen) return;
+      sessionOpen = false;
+      await session.close();
+    };
     try {
       opts.events?.phase?.('database');
       const argv = pgDumpArgv(db, { snapshot: session.snapshot });
@@ -57,6 +65,7 @@ export async function runBackup(
         (n) => opts.events?.bytes?.('database', n),
         { compressLevel: dumpCompression(db.compression).openpgpLevel },
       );
+      await closeSession();
       const extra = await captureExtraParts(config, partial.dir, passphrase, {
         signal: opts.signal,
         phase: (p) => opts.events?.phase?.(p),
@@ -96,7 +105,7 @@ export async function runBackup(
       await discardPartial(partial);
       throw err;
     } finally {
-      await session.close();
+      await closeSession();
     }
   } finally {
     lock.release();
