@@ -96,6 +96,7 @@ export class Daemon {
   private readonly timezone: string;
   private readonly stopGraceMs: number;
   private running: Running | null = null;
+  private keepAlive: NodeJS.Timeout | undefined;
   private nextRunId = 1;
   private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
 
@@ -160,6 +161,8 @@ export class Daemon {
       }
       st.status.nextRun = st.cron.nextRun()?.toISOString() ?? null;
     }
+    // Cron timers keep the process alive only while a job is scheduled; a backup device may have none and must still run until stopped.
+    this.keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
     this.logger.info(
       { event: 'daemon.start', timezone: this.timezone, jobs: [...this.jobs.values()].map((s) => ({ name: s.job.name, cron: s.job.cron, nextRun: s.status.nextRun })) },
       'daemon started',
@@ -212,6 +215,7 @@ export class Daemon {
         this.logger.error({ event: 'service.stop', service: svc.name, error: errorMessage(err) }, `service ${svc.name} failed to stop`);
       }
     }
+    clearInterval(this.keepAlive);
     this.state = 'stopped';
     this.logger.info({ event: 'daemon.stop', reason }, 'daemon stopped');
   }
