@@ -2,9 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, resolveConfigPath } from '../../src/config/load.js';
-import { requireSource } from '../../src/config/normalize.js';
-import { UserError } from '../../src/errors.js';
+import { parseConfig, resolveConfigPath } from '../../../src/config/load.js';
+import { requireSource } from '../../../src/config/normalize.js';
+import { UserError } from '../../../src/errors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-cfg-'));
 const pass = path.join(dir, 'pass');
