@@ -1,14 +1,10 @@
 import type { Io } from './run.js';
 import { formatBytes } from '../format.js';
-
-/** What jobs report (src/jobs/*: `events`). */
-export interface ProgressEvents {
-  phase(name: string): void;
-  bytes(part: string, n: number): void;
-}
+import type { JobEvents } from '../jobs/events.js';
 
 export interface Progress {
-  events: ProgressEvents;
+  /** Handed to the job; `end` closes the line as `done` does. */
+  events: Required<JobEvents>;
   /** Ends the current line; call on every path (also when the job throws). */
   done(): void;
 }
@@ -51,7 +47,7 @@ export function progress(io: Io, command: string, opts: { json?: boolean; now?: 
     current.drawn = now();
   };
 
-  if (opts.json) return { events: { phase: () => undefined, bytes: () => undefined }, done: () => undefined };
+  if (opts.json) return { events: { phase: () => undefined, bytes: () => undefined, end: () => undefined }, done: () => undefined };
   const phase = (name: string): void => {
     finish();
     current = { name, started: now(), bytes: null, drawn: 0 };
@@ -64,5 +60,5 @@ export function progress(io: Io, command: string, opts: { json?: boolean; now?: 
     current!.bytes = n;
     if (now() - current!.drawn >= REDRAW_MS) draw();
   };
-  return { events: { phase, bytes }, done: finish };
+  return { events: { phase, bytes, end: finish }, done: finish };
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { UserError } from '../errors.js';
-import { guardMissingDatabase } from './receiver.js';
+import { normalizeConfig } from './normalize.js';
 import { configSchema, type Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATHS = ['./permafrost.yaml', '/etc/permafrost/permafrost.yaml'];
@@ -40,11 +40,11 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 }
 
 /** Checks against the real system that the schema cannot express: files that must exist. */
-function systemProblems(config: z.output<typeof configSchema>): string[] {
+function systemProblems(config: Config): string[] {
   const problems: string[] = [];
   const mustExist: Array<[string, string | undefined]> = [
     ['vault.passphraseFile', config.vault.passphraseFile],
-    ['database.passwordFile', config.database?.passwordFile],
+    ['database.passwordFile', config.role === 'source' ? config.database.passwordFile : undefined],
     ['syncthing.apiKeyFile', config.syncthing?.apiKeyFile],
   ];
   for (const [key, file] of mustExist) {
@@ -56,7 +56,7 @@ function systemProblems(config: z.output<typeof configSchema>): string[] {
   return problems;
 }
 
-/** Parses and validates config text; every problem is reported at once. */
+/** Parses and validates config text (YAML → schema → normalize → system checks); every problem of a step is reported at once. */
 export function parseConfig(text: string, configPath: string): Config {
   let raw: unknown;
   try {
@@ -66,15 +66,21 @@ export function parseConfig(text: string, configPath: string): Config {
     throw new UserError(`Config ${configPath} is not valid YAML${where}: fix the syntax.`, { cause: err });
   }
   const result = configSchema.safeParse(raw ?? {});
-  const problems = result.success ? systemProblems(result.data) : describeIssues(result.error.issues);
-  if (problems.length > 0) {
-    throw new UserError(`Config ${configPath} has ${problems.length} problem${problems.length > 1 ? 's' : ''}; fix each key listed below.`, {
-      details: problems,
-    });
-  }
-  return guardMissingDatabase({ ...(result.data as z.output<typeof configSchema>), configPath });
+  if (!result.success) throw configProblems(configPath, describeIssues(result.error.issues));
+  const normalized = normalizeConfig(result.data, configPath);
+  if (!normalized.ok) throw configProblems(configPath, normalized.problems);
+  const problems = systemProblems(normalized.config);
+  if (problems.length > 0) throw configProblems(configPath, problems);
+  return normalized.config;
 }
 
+function configProblems(configPath: string, problems: string[]): UserError {
+  return new UserError(`Config ${configPath} has ${problems.length} problem${problems.length > 1 ? 's' : ''}; fix each key listed below.`, {
+    details: problems,
+  });
+}
+
+/** Reads and parses the config that resolveConfigPath picks. */
 export function loadConfig(flag?: string): Config {
   const configPath = resolveConfigPath(flag);
   let text: string;

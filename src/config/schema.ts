@@ -32,7 +32,7 @@ export const vaultSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  /** Required except on a Syncthing receiver (syncthing.role: receiver), which only holds replicas. */
+  /** Required on a source; a Syncthing receiver (syncthing.role: receiver) only holds replicas and has none. See normalize.ts. */
   database: databaseSchema.optional(),
   vault: vaultSchema,
   schedule: scheduleSchema.prefault({}),
@@ -47,13 +47,20 @@ export const configSchema = z.strictObject({
   media: mediaSchema.optional(),
   /** Replication through Syncthing (see `permafrost sync apply`). */
   syncthing: syncthingSchema.optional(),
-}).superRefine((c, ctx) => {
-  if (c.database === undefined && c.syncthing?.role !== 'receiver') {
-    ctx.addIssue({ code: 'custom', path: ['database'], message: 'required (only a Syncthing receiver, syncthing.role: receiver, may leave it out)' });
-  }
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
-/** `database` is only absent on a Syncthing receiver; reading it there throws (see config/receiver.ts). */
-export type Config = Omit<z.output<typeof configSchema>, 'database'> & { database: DatabaseConfig; configPath: string };
+/** The config's shape as the schema accepts it, before normalize.ts decides its role. */
+export type RawConfig = z.output<typeof configSchema>;
 export type DatabaseConfig = z.output<typeof databaseSchema>;
+
+type CommonConfig = Omit<RawConfig, 'database'> & { configPath: string };
+
+/** The server's config: it makes the backups, so it has a database. */
+export type SourceConfig = CommonConfig & { role: 'source'; database: DatabaseConfig };
+
+/** A backup device's (syncthing.role: receiver): it holds replicas and has no database. */
+export type ReceiverConfig = CommonConfig & { role: 'receiver' };
+
+/** A loaded config; a job that needs the database asks for a SourceConfig (normalize.ts: requireSource). */
+export type Config = SourceConfig | ReceiverConfig;

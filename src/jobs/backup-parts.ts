@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
+import type { JobEvents } from './events.js';
 
 /** File names of the parts next to the database in each snapshot. */
 export const PART_FILES = { redis: 'redis.rdb.gpg', secrets: 'env.production.gpg' } as const;
@@ -82,19 +83,18 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
  */
 export async function captureExtraParts(
   config: Config,
-  dir: string,
-  passphrase: string,
-  opts: { signal?: AbortSignal; phase?(name: string): void; bytes?(part: string, n: number): void } = {},
+  opts: { dir: string; passphrase: string; signal?: AbortSignal; events?: JobEvents },
 ): Promise<ExtraParts> {
+  const { dir, passphrase } = opts;
   const jobs = [
-    redisJob(config, opts.signal, (n) => opts.bytes?.('redis', n)),
-    secretsJob(config, (n) => opts.bytes?.('secrets', n)),
+    redisJob(config, opts.signal, (n) => opts.events?.bytes?.('redis', n)),
+    secretsJob(config, (n) => opts.events?.bytes?.('secrets', n)),
   ].filter((j): j is PartJob => j !== null);
   const files: ManifestFile[] = [];
   const warnings: string[] = [];
   for (const job of jobs) {
     if (opts.signal?.aborted) break;
-    opts.phase?.(job.part);
+    opts.events?.phase?.(job.part);
     try {
       files.push(await job.write(dir, passphrase));
     } catch (err) {

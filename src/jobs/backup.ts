@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { dumpCompression, openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
 import { readSecretFile } from '../config/secret-file.js';
-import type { Config } from '../config/schema.js';
+import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { acquireLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
@@ -11,13 +11,7 @@ import { writeEncryptedCapture } from '../vault/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts } from './backup-parts.js';
 import { requestSnapshotRescan } from '../replicate/rescan.js';
-
-export interface BackupEvents {
-  /** A phase starts ("database", "commit", …). */
-  phase?(name: string): void;
-  /** Plaintext bytes captured so far for the current part. */
-  bytes?(part: string, n: number): void;
-}
+import type { JobEvents } from './events.js';
 
 export interface BackupResult {
   manifest: Manifest;
@@ -29,11 +23,8 @@ export interface BackupResult {
   pruned?: PruneResult | null;
 }
 
-/** Captures the database into one encrypted snapshot, atomically. */
-export async function runBackup(
-  config: Config,
-  opts: { signal?: AbortSignal; events?: BackupEvents } = {},
-): Promise<BackupResult> {
+/** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
+export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
   const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
   const db = config.database;
   const env = pgEnv(db);
@@ -66,11 +57,7 @@ export async function runBackup(
         { compressLevel: dumpCompression(db.compression).openpgpLevel },
       );
       await closeSession();
-      const extra = await captureExtraParts(config, partial.dir, passphrase, {
-        signal: opts.signal,
-        phase: (p) => opts.events?.phase?.(p),
-        bytes: (part, n) => opts.events?.bytes?.(part, n),
-      });
+      const extra = await captureExtraParts(config, { dir: partial.dir, passphrase, signal: opts.signal, events: opts.events });
       if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
       const manifest: Manifest = {

@@ -1,25 +1,22 @@
 /**
- * What `permafrost daemon` runs: the scheduled jobs and the extra services, composed from the
- * config. Add a job (e.g. verify on schedule.verify) to `scheduledJobs`, and a service (e.g. the
- * status page and /metrics) to `daemonServices`; both get the Daemon to read `daemon.status()`.
+ * What `permafrost daemon` runs: the scheduled jobs and the services, composed from the config by
+ * its role. Add a job to `scheduledJobs`, and a service (e.g. the status page and /metrics) to
+ * `daemonServices`, which gets the Daemon to read `daemon.status()`.
  */
 import { effectiveTimeZone } from '../config/schema-schedule.js';
-import type { Config } from '../config/schema.js';
+import type { Config, SourceConfig } from '../config/schema.js';
 import { Daemon, type DaemonLogger, type DaemonService, type ScheduledJob } from '../schedule/daemon.js';
-import { backupWithAlerts } from '../notify/report.js';
-import { runBackup } from './backup.js';
-import { canVerify, checkDevices, daemonNotifyLog, verifyJob, webService } from './watch.js';
+import { runBackupJob, runVerifyJob, verificationFailed } from './runs.js';
+import { daemonNotifyLog, webService } from './watch.js';
 
 /** The backup job: one snapshot (plus retention when vault.keep is set) per run. */
-export function backupJob(config: Config, logger?: DaemonLogger): ScheduledJob {
-  const log = logger ? daemonNotifyLog(logger) : undefined;
+function backupJob(config: SourceConfig, logger: DaemonLogger): ScheduledJob {
+  const log = daemonNotifyLog(logger);
   return {
     name: 'backup',
     cron: config.schedule.backup,
     async run(signal) {
-      // Alerts (notify.*) after the run; delivery never fails it. Then each device's staleness.
-      const r = await backupWithAlerts(config, () => runBackup(config, { signal }), { log, signal });
-      if (log) await checkDevices(config, log);
+      const r = await runBackupJob(config, { signal, log });
       return {
         snapshot: r.manifest.id,
         bytes: r.manifest.files.reduce((s, f) => s + f.bytes, 0),
@@ -32,14 +29,29 @@ export function backupJob(config: Config, logger?: DaemonLogger): ScheduledJob {
   };
 }
 
-/** Jobs on a schedule. */
-export function scheduledJobs(config: Config, logger?: DaemonLogger): ScheduledJob[] {
-  // A receiver without verify.connection has no server to test-restore on.
-  return [backupJob(config, logger), ...(logger && canVerify(config) ? [verifyJob(config, logger)] : [])];
+/** The verify job: test-restores the newest snapshot on schedule.verify; a failed check fails the run. */
+function verifyJob(config: Config, logger: DaemonLogger): ScheduledJob {
+  const log = daemonNotifyLog(logger);
+  return {
+    name: 'verify',
+    cron: config.schedule.verify,
+    async run(signal) {
+      const r = await runVerifyJob(config, { signal, log });
+      if (!r.ok) throw verificationFailed(r);
+      return { snapshot: r.snapshot, ok: r.ok, durationMs: r.durationMs, checks: r.checks.length };
+    },
+  };
+}
+
+/** Jobs on a schedule, by role: the server backs up and verifies; a backup device only verifies, on the server in verify.connection. */
+function scheduledJobs(config: Config, logger: DaemonLogger): ScheduledJob[] {
+  if (config.role === 'source') return [backupJob(config, logger), verifyJob(config, logger)];
+  // A device without verify.connection has no PostgreSQL to test-restore on; it still serves web.
+  return config.verify?.connection ? [verifyJob(config, logger)] : [];
 }
 
 /** Services started and stopped with the daemon: the status page and /metrics when the config has `web`. */
-export function daemonServices(config: Config, daemon: Daemon): DaemonService[] {
+function daemonServices(config: Config, daemon: Daemon): DaemonService[] {
   return config.web ? [webService(config, () => daemon.status())] : [];
 }
 
@@ -47,14 +59,14 @@ export function daemonServices(config: Config, daemon: Daemon): DaemonService[] 
 export function createDaemon(
   config: Config,
   logger: DaemonLogger,
-  opts: { extraJobs?: ScheduledJob[]; extraServices?: DaemonService[]; stopGraceMs?: number } = {},
+  opts: { stopGraceMs?: number } = {},
 ): Daemon {
   const daemon = new Daemon({
-    jobs: [...scheduledJobs(config, logger), ...(opts.extraJobs ?? [])],
+    jobs: scheduledJobs(config, logger),
     timezone: effectiveTimeZone(config.schedule),
     logger,
     stopGraceMs: opts.stopGraceMs,
   });
-  for (const svc of [...daemonServices(config, daemon), ...(opts.extraServices ?? [])]) daemon.addService(svc);
+  for (const svc of daemonServices(config, daemon)) daemon.addService(svc);
   return daemon;
 }

@@ -1,5 +1,4 @@
 import { loadConfig } from '../config/load.js';
-import { hasDatabase } from '../config/receiver.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import {
@@ -41,7 +40,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
   }
   const lines: CheckLine[] = [{ check: 'config', status: 'ok', message: `${config.configPath} is valid` }];
   lines.push(await checkPassphrase(config.vault.passphraseFile));
-  if (hasDatabase(config)) {
+  if (config.role === 'source') {
     const db = await checkDatabase(config.database);
     lines.push(db.line);
     lines.push(await checkPgDump(config.database, db.serverMajor));

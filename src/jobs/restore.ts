@@ -4,11 +4,13 @@ import path from 'node:path';
 import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount, assertDbName } from '../capture/postgres.js';
 import { spawnStreaming } from '../capture/spawn-stream.js';
 import { readSecretFile } from '../config/secret-file.js';
-import type { Config } from '../config/schema.js';
+import { requireSource } from '../config/normalize.js';
+import type { Config, SourceConfig } from '../config/schema.js';
 import { PermafrostError, UserError } from '../errors.js';
 import { decryptVerifiedPart, partFile, privateTemp } from '../recover/decrypt-part.js';
 import { watchGrowth } from '../recover/file-progress.js';
 import { findSnapshot } from '../vault/store.js';
+import type { JobEvents } from './events.js';
 
 export interface RestoreOptions {
   snapshot?: string;
@@ -16,7 +18,7 @@ export interface RestoreOptions {
   force?: boolean;
   jobs?: number;
   noOwner?: boolean;
-  events?: { phase?(name: string): void; bytes?(phase: string, n: number): void };
+  events?: JobEvents;
 }
 
 export interface RestoreResult {
@@ -30,7 +32,7 @@ export interface RestoreResult {
 }
 
 /** Whether the target exists and how many user tables it holds, read without changing it. */
-async function inspectTarget(config: Config, name: string): Promise<{ exists: boolean; tables: number }> {
+async function inspectTarget(config: SourceConfig, name: string): Promise<{ exists: boolean; tables: number }> {
   let client: pg.Client;
   try {
     client = await connect(config.database, name);
@@ -46,7 +48,7 @@ async function inspectTarget(config: Config, name: string): Promise<{ exists: bo
   }
 }
 
-async function createDatabase(config: Config, name: string): Promise<void> {
+async function createDatabase(config: SourceConfig, name: string): Promise<void> {
   const client = await connect(config.database, 'postgres');
   try {
     await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
@@ -59,7 +61,8 @@ async function createDatabase(config: Config, name: string): Promise<void> {
  * Restores a snapshot's database: the whole snapshot is decrypted and verified in a private temp
  * file before the target is touched; the temp file is removed on every path.
  */
-export async function runRestore(config: Config, opts: RestoreOptions): Promise<RestoreResult> {
+export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promise<RestoreResult> {
+  const config = requireSource(anyConfig, 'restore');
   const t0 = Date.now();
   assertDbName(opts.database, '--database');
   const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');

@@ -16,17 +16,12 @@ import {
   scratchName,
   verifyServer,
   type CheckOutcome,
+  type TocTable,
 } from '../recover/verify.js';
 import { recordVerify } from '../recover/verify-state.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { findSnapshot, listSnapshots } from '../vault/store.js';
-
-export interface VerifyEvents {
-  /** A phase starts ("decrypt database", "restore", "check", …). */
-  phase?(name: string): void;
-  /** Plaintext bytes decrypted so far in the current phase ("decrypt database", …). */
-  bytes?(phase: string, n: number): void;
-}
+import type { JobEvents } from './events.js';
 
 export interface VerifyResult {
   snapshot: string;
@@ -39,8 +34,11 @@ export interface VerifyResult {
   checks: CheckOutcome[];
 }
 
-/** Thrown inside the run to stop at the first failing check; never leaves this module. */
-class CheckFailed extends Error {}
+/** One step of the test-restore: its outcomes in order (none when it only prepares); the run stops after the first failed one. */
+type VerifyStep = () => Promise<CheckOutcome[]>;
+
+const passed = (name: string, detail: string): CheckOutcome => ({ name, ok: true, detail });
+const failed = (name: string, detail: string): CheckOutcome => ({ name, ok: false, detail });
 
 /**
  * Test-restores a snapshot: decrypts every part (OpenPGP integrity and SHA-256 checked), lists the
@@ -50,109 +48,140 @@ class CheckFailed extends Error {}
  */
 export async function runVerify(
   config: Config,
-  opts: { snapshot?: string; events?: VerifyEvents; signal?: AbortSignal } = {},
+  opts: { snapshot?: string; events?: JobEvents; signal?: AbortSignal } = {},
 ): Promise<VerifyResult> {
   const t0 = Date.now();
   const checkedAt = new Date().toISOString();
   const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   const server = verifyServer(config, scratchName(config));
-  const checks: CheckOutcome[] = [];
-  const fail = (name: string, detail: string): never => {
-    checks.push({ name, ok: false, detail });
-    throw new CheckFailed(detail);
-  };
+  let checks: CheckOutcome[] = [];
   const stopIfAborted = (): void => {
     if (opts.signal?.aborted) throw new PermafrostError('tool', `Verify of snapshot ${snapshot.id} was stopped before it finished; nothing was recorded.`);
+  };
+  /** Runs the steps in order; their outcomes up to and including the first failed one. */
+  const runSteps = async (steps: VerifyStep[]): Promise<CheckOutcome[]> => {
+    const outcomes: CheckOutcome[] = [];
+    for (const step of steps) {
+      stopIfAborted();
+      for (const outcome of await step()) {
+        outcomes.push(outcome);
+        if (!outcome.ok) return outcomes;
+      }
+    }
+    return outcomes;
   };
 
   const temp = await privateTemp(config.vault.tempDir);
   try {
-    const manifest = snapshot.manifest ?? fail('manifest', snapshot.problem ?? `snapshot ${snapshot.id} has no readable manifest`);
-    const decrypt = async (file: ManifestFile): Promise<string> => {
-      const what = `decrypt ${file.part}`;
-      opts.events?.phase?.(what);
-      // decryptVerifiedPart writes here (gpg): its growth is the progress.
-      const stop = watchGrowth(path.join(temp.dir, file.name.replace(/\.gpg$/, '')), (n) => opts.events?.bytes?.(what, n));
-      try {
-        const out = await decryptVerifiedPart(snapshot, file, passphrase, temp);
-        opts.events?.bytes?.(what, file.plainBytes);
-        checks.push({ name: `decrypt-${file.part}`, ok: true, detail: `${file.name}: OpenPGP integrity and SHA-256 match the manifest` });
-        return out;
-      } catch (err) {
-        if (err instanceof IntegrityError) return fail(`decrypt-${file.part}`, err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, ''));
-        throw err;
-      } finally {
-        stop();
-      }
-    };
+    const manifest = snapshot.manifest;
+    if (!manifest) {
+      checks = [failed('manifest', snapshot.problem ?? `snapshot ${snapshot.id} has no readable manifest`)];
+    } else {
+      /** Decrypts one part into the temp folder; a damaged part is a failed check, anything else a host problem. */
+      const decrypt = async (file: ManifestFile): Promise<{ outcome: CheckOutcome; out: string | null }> => {
+        const name = `decrypt-${file.part}`;
+        const what = `decrypt ${file.part}`;
+        opts.events?.phase?.(what);
+        // decryptVerifiedPart writes here (gpg): its growth is the progress.
+        const stop = watchGrowth(path.join(temp.dir, file.name.replace(/\.gpg$/, '')), (n) => opts.events?.bytes?.(what, n));
+        try {
+          const out = await decryptVerifiedPart(snapshot, file, passphrase, temp);
+          opts.events?.bytes?.(what, file.plainBytes);
+          return { outcome: passed(name, `${file.name}: OpenPGP integrity and SHA-256 match the manifest`), out };
+        } catch (err) {
+          if (!(err instanceof IntegrityError)) throw err;
+          return { outcome: failed(name, err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, '')), out: null };
+        } finally {
+          stop();
+        }
+      };
 
-    const database = manifest.files.find((f) => f.part === 'database') ?? fail('decrypt-database', 'the manifest lists no database part');
-    const archive = await decrypt(database);
-    stopIfAborted();
-    opts.events?.phase?.('list archive');
-    let toc;
-    try {
-      toc = await archiveTables(server, archive);
-    } catch (err) {
-      return fail('archive', `${errorMessage(err)}`);
-    }
-    checks.push({ name: 'archive', ok: true, detail: `pg_restore --list reads the archive (${toc.length} tables)` });
-    stopIfAborted();
-
-    opts.events?.phase?.('restore');
-    await createScratch(server);
-    try {
-      try {
-        await restoreIntoScratch(server, archive, config.verify?.jobs, opts.signal);
-      } catch (err) {
-        // Stopped on purpose (daemon shutdown): not the snapshot's fault, nothing is recorded.
-        stopIfAborted();
-        if (err instanceof ToolError) fail('restore', `${err.message} (into scratch database "${server.name}")`);
-        throw err;
-      }
-      checks.push({ name: 'restore', ok: true, detail: `restored into scratch database "${server.name}"` });
-      await rm(archive, { force: true });
-      opts.events?.phase?.('check');
-      const restored = await readRestoredFacts(server);
-      for (const check of compareWithManifest(manifest.mastodon, toc, restored)) {
-        if (check.ok) checks.push(check);
-        else fail(check.name, check.detail);
-      }
-    } finally {
-      opts.events?.phase?.('drop scratch database');
-      await dropScratch(server).catch((err: unknown) => {
-        throw new ToolError(
-          `Could not drop the scratch database "${server.name}" after verifying: drop it by hand (DROP DATABASE "${server.name}").`,
-          { argv: ['DROP DATABASE', server.name], exitStatus: null, stderr: errorMessage(err), cause: err },
-        );
+      // Each step hands what it produced (the archive, its table list) to the next through these.
+      let archive = '';
+      let toc: TocTable[] = [];
+      const decryptDatabase: VerifyStep = async () => {
+        const file = manifest.files.find((f) => f.part === 'database');
+        if (!file) return [failed('decrypt-database', 'the manifest lists no database part')];
+        const d = await decrypt(file);
+        archive = d.out ?? '';
+        return [d.outcome];
+      };
+      const listArchive: VerifyStep = async () => {
+        opts.events?.phase?.('list archive');
+        try {
+          toc = await archiveTables(server, archive);
+        } catch (err) {
+          return [failed('archive', errorMessage(err))];
+        }
+        return [passed('archive', `pg_restore --list reads the archive (${toc.length} tables)`)];
+      };
+      const restore: VerifyStep = async () => {
+        try {
+          await restoreIntoScratch(server, archive, config.verify?.jobs, opts.signal);
+        } catch (err) {
+          // Stopped on purpose (daemon shutdown): not the snapshot's fault, nothing is recorded.
+          stopIfAborted();
+          if (err instanceof ToolError) return [failed('restore', `${err.message} (into scratch database "${server.name}")`)];
+          throw err;
+        }
+        await rm(archive, { force: true });
+        return [passed('restore', `restored into scratch database "${server.name}"`)];
+      };
+      const compare: VerifyStep = async () => {
+        opts.events?.phase?.('check');
+        return compareWithManifest(manifest.mastodon, toc, await readRestoredFacts(server));
+      };
+      /** The scratch database lives only through restore and compare; it is dropped whatever they found. */
+      const inScratch: VerifyStep = async () => {
+        opts.events?.phase?.('restore');
+        await createScratch(server);
+        try {
+          return await runSteps([restore, compare]);
+        } finally {
+          opts.events?.phase?.('drop scratch database');
+          await dropScratch(server).catch((err: unknown) => {
+            throw new ToolError(
+              `Could not drop the scratch database "${server.name}" after verifying: drop it by hand (DROP DATABASE "${server.name}").`,
+              { argv: ['DROP DATABASE', server.name], exitStatus: null, stderr: errorMessage(err), cause: err },
+            );
+          });
+        }
+      };
+      const otherParts = manifest.files.flatMap((file): VerifyStep[] => {
+        if (file.part === 'redis') {
+          return [
+            async () => {
+              const d = await decrypt(file);
+              if (d.out === null) return [d.outcome];
+              const rdb = await checkRdbFile(d.out);
+              await rm(d.out, { force: true });
+              return [d.outcome, rdb];
+            },
+          ];
+        }
+        if (file.part === 'secrets') {
+          return [
+            async () => {
+              const d = await decrypt(file);
+              if (d.out !== null) await rm(d.out, { force: true });
+              return [d.outcome];
+            },
+          ];
+        }
+        return [];
       });
+      checks = await runSteps([decryptDatabase, listArchive, inScratch, ...otherParts]);
     }
-
-    for (const file of manifest.files) {
-      stopIfAborted();
-      if (file.part === 'redis') {
-        const rdb = await decrypt(file);
-        const check = await checkRdbFile(rdb);
-        await rm(rdb, { force: true });
-        if (!check.ok) fail(check.name, check.detail);
-        checks.push(check);
-      } else if (file.part === 'secrets') {
-        const env = await decrypt(file);
-        await rm(env, { force: true });
-      }
-    }
-  } catch (err) {
-    if (!(err instanceof CheckFailed)) throw err;
   } finally {
     await temp.dispose();
   }
 
-  const failed = checks.find((c) => !c.ok);
+  const failedCheck = checks.find((c) => !c.ok);
   const result: VerifyResult = {
     snapshot: snapshot.id,
-    ok: failed === undefined,
-    reason: failed ? failed.detail : null,
+    ok: failedCheck === undefined,
+    reason: failedCheck ? failedCheck.detail : null,
     checkedAt,
     durationMs: Date.now() - t0,
     scratchDatabase: server.name,

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, PermafrostError } from '../errors.js';
 import { readJsonState, writeJsonState } from '../vault/state-file.js';
 import { mastodonRequest, pingRequest, webhookRequest, type Alert, type ChannelName, type ChannelRequest } from './channels.js';
 import { httpRequest, urlOrigin } from './http.js';
@@ -27,7 +27,18 @@ export interface Delivery {
   error?: string;
 }
 
-export type NotifyLog = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
+export type NotifyLog = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
+
+/**
+ * Logs why alerting (or a device check) could not go on. Trouble outside (an unreadable file,
+ * Syncthing down) is a warning; anything else is a bug here, logged as an error with its stack so
+ * it cannot vanish silently. Either way the run it reports on goes on.
+ */
+export function logAlertingFailure(log: NotifyLog, msg: string, err: unknown): void {
+  const outside = err instanceof PermafrostError || typeof (err as { code?: unknown } | null)?.code === 'string';
+  if (outside) log('warn', msg, { error: errorMessage(err) });
+  else log('error', `${msg}: this is a bug, please report it`, { error: errorMessage(err), stack: err instanceof Error ? err.stack : String(err) });
+}
 
 export interface NotifyOptions {
   log?: NotifyLog;
@@ -176,7 +187,7 @@ export async function notifyOutcome(config: Config, outcome: Outcome, opts: Noti
     return await settle(config, sends, state, { key, resolved });
   } catch (err) {
     // Alerting must never fail the run it reports on.
-    log('warn', 'alerting failed', { error: errorMessage(err) });
+    logAlertingFailure(log, 'alerting failed', err);
     return [];
   }
 }

@@ -30,7 +30,7 @@ function firstLine(file: string | undefined): string | null {
 export function knownSecrets(config: Config): string[] {
   const files = [
     config.vault.passphraseFile,
-    config.database?.passwordFile,
+    config.role === 'source' ? config.database.passwordFile : undefined,
     config.verify?.connection?.passwordFile,
     config.notify?.mastodon?.tokenFile,
     config.web?.tokenFile,

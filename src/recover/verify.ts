@@ -80,7 +80,7 @@ export async function archiveTables(db: Pick<DatabaseConfig, 'binDir'>, archive:
  */
 export function verifyServer(config: Config, scratch: string): DatabaseConfig {
   const c = config.verify?.connection;
-  const base: DatabaseConfig | undefined = config.database;
+  const base: DatabaseConfig | undefined = config.role === 'source' ? config.database : undefined;
   if (!c) {
     if (!base) {
       throw new UserError('verify needs a PostgreSQL server for its scratch database: set verify.connection (host, port, user) or database.');

@@ -96,6 +96,7 @@ export class Daemon {
   private readonly timezone: string;
   private readonly stopGraceMs: number;
   private running: Running | null = null;
+  private keepAlive: NodeJS.Timeout | undefined;
   private nextRunId = 1;
   private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
 
@@ -160,6 +161,8 @@ export class Daemon {
       }
       st.status.nextRun = st.cron.nextRun()?.toISOString() ?? null;
     }
+    // Cron timers keep the process alive only while a job is scheduled; a backup device may have none and must still run until stopped.
+    this.keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
     this.logger.info(
       { event: 'daemon.start', timezone: this.timezone, jobs: [...this.jobs.values()].map((s) => ({ name: s.job.name, cron: s.job.cron, nextRun: s.status.nextRun })) },
       'daemon started',
@@ -212,6 +215,7 @@ export class Daemon {
         this.logger.error({ event: 'service.stop', service: svc.name, error: errorMessage(err) }, `service ${svc.name} failed to stop`);
       }
     }
+    clearInterval(this.keepAlive);
     this.state = 'stopped';
     this.logger.info({ event: 'daemon.stop', reason }, 'daemon stopped');
   }
@@ -233,7 +237,7 @@ export class Daemon {
     }
     const controller = new AbortController();
     const startedAt = new Date();
-    const done = this.execute(st, runId, trigger, controller, startedAt);
+    const done = this.execute(st, { runId, trigger, controller, startedAt });
     this.running = { job: name, runId, startedAt, controller, done };
     st.status.running = true;
     st.status.runningSince = startedAt.toISOString();
@@ -247,14 +251,15 @@ export class Daemon {
     }
   }
 
-  private async execute(st: JobState, runId: number, trigger: string, controller: AbortController, startedAt: Date): Promise<RunRecord> {
+  private async execute(st: JobState, run: { runId: number; trigger: string; controller: AbortController; startedAt: Date }): Promise<RunRecord> {
+    const { runId, trigger, controller } = run;
     const base = { job: st.job.name, runId, trigger };
     this.logger.info({ ...base, event: 'run.start' }, `${st.job.name} run started`);
     let record: RunRecord;
     try {
       // A job that throws synchronously is a failed run too.
       const result = await Promise.resolve().then(() => st.job.run(controller.signal));
-      record = this.record(runId, startedAt, 'ok', { result });
+      record = this.record(run, 'ok', { result });
       st.status.lastSuccess = record;
       st.status.counts.ok++;
       const warnings = (result as { warnings?: unknown } | undefined)?.warnings;
@@ -262,18 +267,18 @@ export class Daemon {
       this.logger[level]({ ...base, event: 'run.finish', outcome: 'ok', durationMs: record.durationMs, result }, `${st.job.name} run finished`);
     } catch (err) {
       if (controller.signal.aborted) {
-        record = this.record(runId, startedAt, 'aborted', { error: errorMessage(err) });
+        record = this.record(run, 'aborted', { error: errorMessage(err) });
         st.status.counts.aborted++;
         this.logger.warn({ ...base, event: 'run.abort', outcome: 'aborted', durationMs: record.durationMs, error: record.error }, `${st.job.name} run aborted`);
       } else if (err instanceof BusyError) {
         // Another process (a manual backup, a systemd timer) holds the vault: same as a late run.
-        record = this.record(runId, startedAt, 'skipped', { error: errorMessage(err) });
+        record = this.record(run, 'skipped', { error: errorMessage(err) });
         st.status.counts.skipped++;
         this.logger.warn({ ...base, event: 'run.skipped', reason: record.error }, `${st.job.name} run skipped: ${record.error}`);
         st.status.lastRun = record;
         return record;
       } else {
-        record = this.record(runId, startedAt, 'failed', { error: errorMessage(err) });
+        record = this.record(run, 'failed', { error: errorMessage(err) });
         st.status.counts.failed++;
         const details = err instanceof PermafrostError ? err.details : undefined;
         this.logger.error(
@@ -286,7 +291,8 @@ export class Daemon {
     return record;
   }
 
-  private record(runId: number, startedAt: Date, outcome: RunRecord['outcome'], extra: { error?: string; result?: unknown }): RunRecord {
+  private record(run: { runId: number; startedAt: Date }, outcome: RunRecord['outcome'], extra: { error?: string; result?: unknown }): RunRecord {
+    const { runId, startedAt } = run;
     const finished = new Date();
     return {
       runId,

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { mastodonRequest, mastodonStatusText, pingRequest, webhookRequest, type Alert } from '../../src/notify/channels.js';
 import { redact } from '../../src/notify/redact.js';
+import { logAlertingFailure } from '../../src/notify/alerts.js';
+import { UserError } from '../../src/errors.js';
 
 const alert: Alert = { event: 'backup.failed', snapshot: null, error: 'boom', host: 'h', time: '2026-11-26T00:00:00.000Z', message: 'permafrost on h: backup failed: boom' };
 
@@ -41,5 +43,28 @@ describe('redact keeps config key paths readable', () => {
   it('does not cut file paths after lower-case key names', () => {
     const msg = 'vault.passphraseFile: /etc/permafrost/passphrase is accessible by group or others';
     expect(redact(msg, [])).toBe(msg);
+  });
+});
+
+describe('logAlertingFailure', () => {
+  const collect = () => {
+    const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
+    return { lines, log: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => lines.push({ level, msg, fields }) };
+  };
+
+  it('trouble outside (a PermafrostError, a file system error) is a warning', () => {
+    const { lines, log } = collect();
+    logAlertingFailure(log, 'alerting failed', new UserError('notify.mastodon.tokenFile: cannot read /t; create it or fix the path.'));
+    logAlertingFailure(log, 'alerting failed', Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }));
+    expect(lines.map((l) => l.level)).toEqual(['warn', 'warn']);
+    expect(lines[0]!.fields).toEqual({ error: 'notify.mastodon.tokenFile: cannot read /t; create it or fix the path.' });
+  });
+
+  it('a programming error is an error line with its stack, never silent', () => {
+    const { lines, log } = collect();
+    logAlertingFailure(log, 'alerting failed', new TypeError("Cannot read properties of undefined (reading 'passwordFile')"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'error', msg: 'alerting failed: this is a bug, please report it' });
+    expect(lines[0]!.fields.stack).toMatch(/^TypeError: Cannot read properties/);
   });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSyncthingUrl, readApiKey } from '../../src/replicate/client.js';
 import { parseConfig } from '../../src/config/load.js';
+import { requireSource } from '../../src/config/normalize.js';
 import { syncthingSchema } from '../../src/config/schema-replicate.js';
 import { UserError } from '../../src/errors.js';
 import { normalizeDeviceId } from '../../src/replicate/device-id.js';
@@ -142,10 +143,10 @@ describe('device IDs', () => {
 
 describe('replication config', () => {
   const base = `vault: { dir: /v, passphraseFile: /etc/hostname }\n`;
-  it('a receiver needs no database; reading it anyway is a clear UserError', () => {
+  it('a receiver needs no database; asking for it anyway is a clear UserError', () => {
     const c = parseConfig(`${base}syncthing: { apiKeyFile: /etc/hostname, role: receiver }\n`, 'r.yaml');
     expect(c.syncthing).toMatchObject({ role: 'receiver', url: 'http://127.0.0.1:8384', staleAfter: 7200, versioning: { type: 'simple', keep: 6 } });
-    expect(() => c.database).toThrow(/no database section .*receiver/);
+    expect(() => requireSource(c, 'backup')).toThrow(/no database section .*receiver/);
   });
   it('a source still needs a database', () => {
     expect(() => parseConfig(`${base}syncthing: { apiKeyFile: /etc/hostname }\n`, 's.yaml')).toThrow(UserError);

@@ -1,6 +1,4 @@
-import { runBackup } from '../../jobs/backup.js';
-import { backupWithAlerts } from '../../notify/report.js';
-import { checkDevices } from '../../jobs/watch.js';
+import { runBackupJob } from '../../jobs/runs.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
@@ -15,18 +13,8 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
       const shown = progress(io, 'backup', { json: opts.json });
-      const result = await withStopSignal((signal) =>
-        // Alerts go out after the run; a receiver that is down only adds warnings.
-        backupWithAlerts(
-          cfg,
-          () =>
-            runBackup(cfg, {
-              signal,
-              events: shown.events,
-            }).finally(() => shown.done()),
-          { log: cliNotifyLog(io), signal },
-        ),
-      ).finally(() => checkDevices(cfg, cliNotifyLog(io)));
+      // Alerts go out after the run; an alert receiver that is down only adds warnings.
+      const result = await withStopSignal((signal) => runBackupJob(cfg, { signal, events: shown.events, log: cliNotifyLog(io) })).finally(() => shown.done());
       for (const w of result.warnings) io.err(`warning: ${w}`);
       if (opts.json) return io.out(JSON.stringify(result.manifest, null, 2));
       const size = result.manifest.files.reduce((s, f) => s + f.bytes, 0);

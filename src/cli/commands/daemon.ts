@@ -21,6 +21,7 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
     .command('daemon')
     .description(
       'Run in the foreground: `backup` on schedule.backup (cron, default "40 * * * *": hourly at minute 40) in schedule.timezone, and `verify latest` on schedule.verify (default "10 4 * * *"). ' +
+        'On a backup device (syncthing.role: receiver) there is no backup, and verify runs only with verify.connection. ' +
         'With a `web` section it serves the status page, /metrics and /api/status.json (default 127.0.0.1:9580). ' +
         'Runs never overlap: a run whose time comes while another is still going is skipped and logged. ' +
         'Logs one JSON line per event on stdout. SIGTERM/SIGINT abort a backup in flight (its partial folder is removed, no snapshot is written) and exit 0.',

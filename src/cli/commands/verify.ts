@@ -1,6 +1,4 @@
-import { IntegrityError } from '../../errors.js';
-import { runVerify } from '../../jobs/verify.js';
-import { verifyWithAlerts } from '../../notify/report.js';
+import { runVerifyJob, verificationFailed } from '../../jobs/runs.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { examples, withStopSignal, type RegisterCommand } from '../context.js';
@@ -24,23 +22,14 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
     .action(async (snapshot: string, opts: { json?: boolean }) => {
       const cfg = config();
       const shown = progress(io, 'verify', { json: opts.json });
-      const result = await withStopSignal((signal) =>
-        verifyWithAlerts(
-          cfg,
-          () =>
-            runVerify(cfg, {
-              snapshot,
-              signal,
-              events: shown.events,
-            }).finally(() => shown.done()),
-          { log: cliNotifyLog(io), signal },
-        ),
+      const result = await withStopSignal((signal) => runVerifyJob(cfg, { snapshot, signal, events: shown.events, log: cliNotifyLog(io) })).finally(() =>
+        shown.done(),
       );
       if (opts.json) io.out(JSON.stringify(result, null, 2));
       else {
         for (const c of result.checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
         if (result.ok) io.out(`snapshot ${result.snapshot} verified in ${(result.durationMs / 1000).toFixed(1)}s`);
       }
-      if (!result.ok) throw new IntegrityError(`Snapshot ${result.snapshot} failed verification: ${result.reason}; use another snapshot and find out what damaged this one.`);
+      if (!result.ok) throw verificationFailed(result);
     });
 };

@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, resolveConfigPath } from '../../src/config/load.js';
-import { UserError } from '../../src/errors.js';
+import { parseConfig, resolveConfigPath } from '../../../src/config/load.js';
+import { requireSource } from '../../../src/config/normalize.js';
+import { UserError } from '../../../src/errors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-cfg-'));
 const pass = path.join(dir, 'pass');
@@ -22,7 +23,7 @@ function problems(yaml: string): string[] {
 describe('config', () => {
   it('accepts a minimal config and fills defaults', () => {
     const c = parseConfig(`database: {name: m}\nvault: {dir: ${dir}/v, passphraseFile: ${pass}}\n`, 'test.yaml');
-    expect(c.database).toEqual({ name: 'm', compression: 1 });
+    expect(requireSource(c, 'backup').database).toEqual({ name: 'm', compression: 1 });
     expect(c.configPath).toBe('test.yaml');
   });
 

@@ -1,0 +1,56 @@
+/**
+ * A whole run of a job, as `permafrost backup`/`verify` and the daemon's jobs both do it: the job
+ * itself, its alerts (notify.*) before and after, then each device's staleness.
+ */
+import { requireSource } from '../config/normalize.js';
+import type { Config } from '../config/schema.js';
+import { IntegrityError } from '../errors.js';
+import type { NotifyLog } from '../notify/alerts.js';
+import { backupWithAlerts, verifyWithAlerts } from '../notify/report.js';
+import { runBackup, type BackupResult } from './backup.js';
+import type { JobEvents } from './events.js';
+import { runVerify, type VerifyResult } from './verify.js';
+import { checkDevices } from './watch.js';
+
+export interface JobRunOptions {
+  /** Stop requested (SIGTERM, daemon shutdown): the job ends early and no alert is sent about it. */
+  signal?: AbortSignal;
+  events?: JobEvents;
+  /** Where alert delivery problems go; they never fail the run. */
+  log?: NotifyLog;
+}
+
+const quiet: NotifyLog = () => undefined;
+
+/** One backup with its alerts and device checks; needs a source config (a backup device makes no backups). */
+export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Promise<BackupResult> {
+  const source = requireSource(config, 'backup');
+  const log = opts.log ?? quiet;
+  try {
+    return await backupWithAlerts(source, () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()), {
+      log,
+      signal: opts.signal,
+    });
+  } finally {
+    await checkDevices(config, log);
+  }
+}
+
+/** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
+export async function runVerifyJob(config: Config, opts: JobRunOptions & { snapshot?: string } = {}): Promise<VerifyResult> {
+  const log = opts.log ?? quiet;
+  try {
+    return await verifyWithAlerts(
+      config,
+      () => runVerify(config, { snapshot: opts.snapshot, signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+      { log, signal: opts.signal },
+    );
+  } finally {
+    await checkDevices(config, log);
+  }
+}
+
+/** The error a failed verification ends the CLI command or the daemon's run with (exit 3). */
+export function verificationFailed(r: VerifyResult): IntegrityError {
+  return new IntegrityError(`Snapshot ${r.snapshot} failed verification: ${r.reason}; use another snapshot and find out what damaged this one.`);
+}
