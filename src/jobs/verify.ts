@@ -1,10 +1,8 @@
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
-import { decryptVerifiedPart, privateTemp } from '../recover/decrypt-part.js';
-import { watchGrowth } from '../recover/file-progress.js';
+import { decryptVerifiedPart, privateTemp } from '../recover/decrypt.js';
 import {
   archiveTables,
   checkRdbFile,
@@ -72,18 +70,13 @@ export async function runVerify(
     const decrypt = async (file: ManifestFile): Promise<string> => {
       const what = `decrypt ${file.part}`;
       opts.events?.phase?.(what);
-      // decryptVerifiedPart writes here (gpg): its growth is the progress.
-      const stop = watchGrowth(path.join(temp.dir, file.name.replace(/\.gpg$/, '')), (n) => opts.events?.bytes?.(what, n));
       try {
-        const out = await decryptVerifiedPart(snapshot, file, passphrase, temp);
-        opts.events?.bytes?.(what, file.plainBytes);
+        const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file, { progress: (n) => opts.events?.bytes?.(what, n) });
         checks.push({ name: `decrypt-${file.part}`, ok: true, detail: `${file.name}: OpenPGP integrity and SHA-256 match the manifest` });
         return out;
       } catch (err) {
         if (err instanceof IntegrityError) return fail(`decrypt-${file.part}`, err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, ''));
         throw err;
-      } finally {
-        stop();
       }
     };
 
