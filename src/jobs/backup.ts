@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { dumpCompression, openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
-import { readSecretFile } from '../config/secret-file.js';
+import { readPassphraseFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { acquireLock } from '../schedule/lock.js';
@@ -34,7 +34,7 @@ export async function runBackup(
   config: Config,
   opts: { signal?: AbortSignal; events?: BackupEvents } = {},
 ): Promise<BackupResult> {
-  const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
+  const passphrase = readPassphraseFile(config.vault.passphraseFile);
   const db = config.database;
   const env = pgEnv(db);
   const lock = acquireLock(config.vault.dir, 'backup');

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { readSecretFile } from '../config/secret-file.js';
+import { readPassphraseFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
 import { decryptVerifiedPart, privateTemp } from '../recover/decrypt.js';
@@ -52,7 +52,7 @@ export async function runVerify(
 ): Promise<VerifyResult> {
   const t0 = Date.now();
   const checkedAt = new Date().toISOString();
-  const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
+  const passphrase = readPassphraseFile(config.vault.passphraseFile);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   const server = verifyServer(config, scratchName(config));
   const checks: CheckOutcome[] = [];

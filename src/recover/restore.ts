@@ -7,7 +7,7 @@ import { constants, existsSync } from 'node:fs';
 import { copyFile, link, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { assertDbName } from '../capture/postgres.js';
-import { readSecretFile } from '../config/secret-file.js';
+import { readPassphraseFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
@@ -115,7 +115,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   if (redis) checkDestination(redis, '--redis');
   if (secrets) checkDestination(secrets, '--secrets');
   if (redis && redis === secrets) throw new UserError('--redis and --secrets name the same file; give each its own path.');
-  const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
+  const passphrase = readPassphraseFile(config.vault.passphraseFile);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   // Every requested part must exist before any is written, so a missing one fails without side effects.
   const dbFile = opts.database ? partFile(snapshot, 'database') : null;
