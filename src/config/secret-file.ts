@@ -1,29 +1,74 @@
 import { readFileSync, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
 
+/** gpg keeps a passphrase in 32 KiB of secure memory; far below that, and far above any real one. */
+export const MAX_PASSPHRASE_BYTES = 1024;
+
+const HOW_TO_MAKE_ONE = 'a good one is one line of printable text, as `permafrost init` generates (256 random bits, base64url)';
+
 /**
- * Reads the first line of a secret file (as gpg's --passphrase-file does), refusing files
- * that group or others can access. The value is never logged or put in an error.
+ * Reads the first line of a secret file (as gpg's --passphrase-file does), refusing anything but a
+ * regular file that group or others cannot access. The value is never logged or put in an error.
  */
 export function readSecretFile(file: string, key: string): string {
-  let mode: number;
+  // Passwords and tokens go to libpq, Redis and HTTP headers, where a Windows line end would not fit.
+  return firstLine(readGuarded(file, key), file, key).toString('utf8').replace(/\r$/, '');
+}
+
+/**
+ * The vault passphrase, exactly as stock `gpg --passphrase-file` will read it on the day of a
+ * restore, or a UserError: a file whose first line gpg would read differently from us (a NUL byte
+ * ends it there, a CR stays in it, invalid UTF-8, more than gpg can hold) could make snapshots
+ * that only one of the two decrypts. The file must also belong to the user running permafrost.
+ */
+export function readPassphraseFile(file: string, key = 'vault.passphraseFile', uid: number | undefined = process.getuid?.()): string {
+  const bytes = readGuarded(file, key, uid);
+  const line = firstLine(bytes, file, key);
+  const refuse = (why: string, fix: string): never => {
+    throw new UserError(`${key}: ${file} ${why}; ${fix} (${HOW_TO_MAKE_ONE}).`);
+  };
+  if (line.includes(0)) refuse('contains a NUL byte, where gpg would stop reading the passphrase', 'replace the file');
+  if (line.at(-1) === 0x0d) {
+    refuse("ends its first line with a carriage return (a Windows line end), which gpg reads as part of the passphrase", `remove it with \`sed -i 's/\\r$//' ${file}\``);
+  }
+  if (line.length > MAX_PASSPHRASE_BYTES) refuse(`has a first line of ${line.length} bytes, more than ${MAX_PASSPHRASE_BYTES}`, 'use a shorter passphrase');
+  let text: string;
   try {
-    mode = statSync(file).mode & 0o777;
+    text = new TextDecoder('utf-8', { fatal: true }).decode(line);
+  } catch {
+    return refuse('is not UTF-8 text', 'replace the file');
+  }
+  return text;
+}
+
+function readGuarded(file: string, key: string, owner?: number): Buffer {
+  let st;
+  try {
+    st = statSync(file);
   } catch (err) {
     throw new UserError(`${key}: cannot read ${file}; create it or fix the path.`, { cause: err });
   }
+  // A FIFO or device would block the read (or never end): only a regular file holds a secret.
+  if (!st.isFile()) throw new UserError(`${key}: ${file} is not a regular file; point ${key} at the file that holds the secret.`);
+  const mode = st.mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw new UserError(
       `${key}: ${file} is accessible by group or others (mode 0${mode.toString(8)}); run \`chmod 600 ${file}\` and try again.`,
     );
   }
-  let text: string;
+  if (owner !== undefined && st.uid !== owner) {
+    throw new UserError(`${key}: ${file} is owned by uid ${st.uid}, not by the user running permafrost (uid ${owner}); run \`chown ${owner} ${file}\`, or run permafrost as its owner.`);
+  }
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file);
   } catch (err) {
     throw new UserError(`${key}: cannot read ${file}; check that this user owns it.`, { cause: err });
   }
-  const firstLine = text.split(/\r?\n/, 1)[0] ?? '';
-  if (firstLine.length === 0) throw new UserError(`${key}: ${file} is empty; its first line must hold the secret.`);
-  return firstLine;
+}
+
+function firstLine(bytes: Buffer, file: string, key: string): Buffer {
+  const nl = bytes.indexOf(0x0a);
+  const line = nl === -1 ? bytes : bytes.subarray(0, nl);
+  if (line.length === 0) throw new UserError(`${key}: ${file} is empty; its first line must hold the secret.`);
+  return line;
 }

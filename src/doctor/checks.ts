@@ -5,7 +5,7 @@ import { connect, pgBin, toolVersion } from '../capture/postgres.js';
 import { checkRedisCli, pingRedis } from '../capture/redis.js';
 import type { RedisConfig, SecretsConfig } from '../config/schema-parts.js';
 import type { Config, DatabaseConfig } from '../config/schema.js';
-import { readSecretFile } from '../config/secret-file.js';
+import { readPassphraseFile } from '../config/secret-file.js';
 import { errorMessage } from '../errors.js';
 import { listSnapshots } from '../vault/store.js';
 
@@ -46,7 +46,8 @@ export async function checkPassphrase(file: string, uid: number | undefined = pr
     return fail(name, `${file} is owned by uid ${st.uid}, not by the user running permafrost (uid ${uid})`, `run \`chown ${uid} ${file}\`, or run permafrost as its owner`);
   }
   try {
-    readSecretFile(file, 'vault.passphraseFile');
+    // Ownership was judged above; the content as gpg will read it on the day of a restore.
+    readPassphraseFile(file, 'vault.passphraseFile', undefined);
   } catch (err) {
     return fail(name, errorMessage(err), 'fix the file so that its first line holds the passphrase');
   }

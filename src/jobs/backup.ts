@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { dumpCompression, openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
-import { readSecretFile } from '../config/secret-file.js';
+import { readPassphraseFile } from '../config/secret-file.js';
 import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { acquireLock } from '../schedule/lock.js';
@@ -25,7 +25,7 @@ export interface BackupResult {
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
 export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
-  const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
+  const passphrase = readPassphraseFile(config.vault.passphraseFile);
   const db = config.database;
   const env = pgEnv(db);
   const lock = acquireLock(config.vault.dir, 'backup');

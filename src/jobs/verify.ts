@@ -1,10 +1,8 @@
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { readSecretFile } from '../config/secret-file.js';
+import { readPassphraseFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
-import { decryptVerifiedPart, privateTemp } from '../recover/decrypt-part.js';
-import { watchGrowth } from '../recover/file-progress.js';
+import { decryptVerifiedPart, privateTemp } from '../recover/decrypt.js';
 import {
   archiveTables,
   checkRdbFile,
@@ -52,7 +50,7 @@ export async function runVerify(
 ): Promise<VerifyResult> {
   const t0 = Date.now();
   const checkedAt = new Date().toISOString();
-  const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
+  const passphrase = readPassphraseFile(config.vault.passphraseFile);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   const server = verifyServer(config, scratchName(config));
   let checks: CheckOutcome[] = [];
@@ -83,17 +81,12 @@ export async function runVerify(
         const name = `decrypt-${file.part}`;
         const what = `decrypt ${file.part}`;
         opts.events?.phase?.(what);
-        // decryptVerifiedPart writes here (gpg): its growth is the progress.
-        const stop = watchGrowth(path.join(temp.dir, file.name.replace(/\.gpg$/, '')), (n) => opts.events?.bytes?.(what, n));
         try {
-          const out = await decryptVerifiedPart(snapshot, file, passphrase, temp);
-          opts.events?.bytes?.(what, file.plainBytes);
+          const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file, { progress: (n) => opts.events?.bytes?.(what, n) });
           return { outcome: passed(name, `${file.name}: OpenPGP integrity and SHA-256 match the manifest`), out };
         } catch (err) {
           if (!(err instanceof IntegrityError)) throw err;
           return { outcome: failed(name, err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, '')), out: null };
-        } finally {
-          stop();
         }
       };
 

@@ -1,8 +1,5 @@
 import { createHash } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { ToolError } from '../errors.js';
-import { gpgDecryptArgv, gpgDecryptFile } from './gpg-decrypt.js';
 import { encryptOpenPgpStream, type EncryptOptions } from './openpgp-stream.js';
 
 /**
@@ -31,38 +28,4 @@ export class HashCounter extends Transform {
     this.digest ??= this.hash.digest('hex');
     return this.digest;
   }
-}
-
-export type DecryptFailure = 'wrong-passphrase' | 'corrupt';
-
-export class DecryptError extends Error {
-  constructor(
-    readonly reason: DecryptFailure,
-    options: { cause: unknown },
-  ) {
-    super(reason === 'wrong-passphrase' ? 'wrong passphrase' : 'corrupt or truncated OpenPGP message', options);
-  }
-}
-
-/**
- * Decrypts an OpenPGP file into `outPath` (created 0600), returning the SHA-256 and size of
- * the ciphertext read. Rejects with DecryptError when the passphrase is wrong or the message
- * fails its integrity check; the caller must then discard `outPath`.
- */
-export async function decryptFile(
-  encPath: string,
-  passphrase: string,
-  outPath: string,
-): Promise<{ sha256: string; bytes: number; plainBytes: number }> {
-  const r = await gpgDecryptFile(encPath, passphrase, outPath);
-  if (r.ok) return { sha256: r.sha256, bytes: r.bytes, plainBytes: r.plainBytes };
-  await rm(outPath, { force: true });
-  if (r.failure === 'missing-tool') {
-    throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
-      argv: gpgDecryptArgv('GNUPGHOME', encPath),
-      exitStatus: null,
-      stderr: r.stderr,
-    });
-  }
-  throw new DecryptError(r.failure ?? 'corrupt', { cause: new Error(r.stderr) });
 }

@@ -1,5 +1,5 @@
 import { Option } from 'commander';
-import { runFullRestore } from '../../jobs/restore-files.js';
+import { runRestore } from '../../recover/restore.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
@@ -38,7 +38,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
       const shown = progress(io, 'restore', { json: opts.json });
-      const result = await runFullRestore(config(), {
+      const result = await runRestore(config(), {
         snapshot,
         database: opts.database,
         redis: opts.redis,

@@ -1,14 +1,35 @@
+/**
+ * `permafrost restore`: the database, the Redis RDB and the secrets file of one snapshot. The
+ * snapshot is looked up once and the passphrase read once; every destination is checked before
+ * anything is decrypted, and every part is verified against the manifest before it is used.
+ */
 import { constants, existsSync } from 'node:fs';
 import { copyFile, link, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readSecretFile } from '../config/secret-file.js';
+import { assertDbName } from '../capture/postgres.js';
+import { readPassphraseFile } from '../config/secret-file.js';
+import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
+import type { JobEvents } from '../jobs/events.js';
 import { UserError } from '../errors.js';
-import { decryptVerifiedPart, partFile, privateTemp } from '../recover/decrypt-part.js';
 import { fsyncDir } from '../vault/fs-durable.js';
-import type { ManifestFile } from '../vault/manifest.js';
-import { findSnapshot } from '../vault/store.js';
-import { runRestore, type RestoreOptions, type RestoreResult } from './restore.js';
+import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
+import { decryptVerifiedPart, partFile, privateTemp } from './decrypt.js';
+import { checkTarget, inspectTarget, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
+
+export interface RestoreOptions {
+  snapshot?: string;
+  /** Target database; when absent only the requested files are written. */
+  database?: string;
+  /** Where to write the decrypted Redis RDB (must not exist). */
+  redis?: string;
+  /** Where to write the decrypted .env.production (must not exist). */
+  secrets?: string;
+  force?: boolean;
+  jobs?: number;
+  noOwner?: boolean;
+  events?: JobEvents;
+}
 
 export interface PartOutput {
   part: 'redis' | 'secrets';
@@ -16,18 +37,9 @@ export interface PartOutput {
   bytes: number;
 }
 
-export interface FullRestoreOptions extends Omit<RestoreOptions, 'database'> {
-  /** Target database; when absent only the requested files are written. */
-  database?: string;
-  /** Where to write the decrypted Redis RDB (must not exist). */
-  redis?: string;
-  /** Where to write the decrypted .env.production (must not exist). */
-  secrets?: string;
-}
-
-export interface FullRestoreResult {
+export interface RestoreResult {
   snapshot: string;
-  database: RestoreResult | null;
+  database: DatabaseRestoreResult | null;
   files: PartOutput[];
   /** What the admin still does by hand to bring the whole server back. */
   nextSteps: string[];
@@ -43,12 +55,10 @@ function checkDestination(dest: string, flag: string): void {
  * Decrypts one part into a private temp folder next to `dest`, verifies it against the manifest,
  * then links it into place (mode 0600), which fails instead of replacing a file that appeared meanwhile.
  */
-async function writePart(config: Config, snapshotRef: string, part: PartOutput['part'], dest: string, passphrase: string): Promise<PartOutput> {
-  const snapshot = await findSnapshot(config.vault.dir, snapshotRef);
-  const file: ManifestFile = partFile(snapshot, part);
+async function writePart(snapshot: SnapshotEntry, passphrase: string, part: PartOutput['part'], dest: string): Promise<PartOutput> {
   const temp = await privateTemp(path.dirname(dest));
   try {
-    const plain = await decryptVerifiedPart(snapshot, file, passphrase, temp);
+    const plain = await decryptVerifiedPart({ snapshot, passphrase, temp }, partFile(snapshot, part));
     try {
       await link(plain, dest);
     } catch (err) {
@@ -87,35 +97,55 @@ export function nextSteps(r: { database: string | null; redis: string | null; se
 }
 
 /**
- * Restores what was asked for from one snapshot: the requested files first (each verified,
- * never overwriting), then the database. Destinations are checked before anything is decrypted.
+ * Restores what was asked for from one snapshot: every destination and the target database are
+ * checked first, then the requested files are written (each verified, never overwriting), then
+ * the database (decrypted and verified before it is touched). Temp folders go on every path.
  */
-export async function runFullRestore(config: Config, opts: FullRestoreOptions): Promise<FullRestoreResult> {
+export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promise<RestoreResult> {
+  const config = requireSource(anyConfig, 'restore');
   if (!opts.database && !opts.redis && !opts.secrets) {
     throw new UserError('Nothing to restore: pass --database NAME, --redis FILE and/or --secrets FILE.');
   }
+  if (opts.database) assertDbName(opts.database, '--database');
   const redis = opts.redis ? path.resolve(opts.redis) : undefined;
   const secrets = opts.secrets ? path.resolve(opts.secrets) : undefined;
   if (redis) checkDestination(redis, '--redis');
   if (secrets) checkDestination(secrets, '--secrets');
   if (redis && redis === secrets) throw new UserError('--redis and --secrets name the same file; give each its own path.');
+  const passphrase = readPassphraseFile(config.vault.passphraseFile);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
+  // Every requested part must exist before any is written, so a missing one fails without side effects.
+  const dbFile = opts.database ? partFile(snapshot, 'database') : null;
+  if (redis) partFile(snapshot, 'redis');
+  if (secrets) partFile(snapshot, 'secrets');
+  const target = opts.database ? await inspectTarget(config.database, opts.database) : null;
+  if (opts.database && target) checkTarget(target, opts.database, opts.force);
+
   const files: PartOutput[] = [];
-  if (redis || secrets) {
-    const passphrase = readSecretFile(config.vault.passphraseFile, 'vault.passphraseFile');
-    // Check the parts exist before writing any, so a missing one fails without side effects.
-    if (redis) partFile(snapshot, 'redis');
-    if (secrets) partFile(snapshot, 'secrets');
-    if (redis) {
-      opts.events?.phase?.('redis');
-      files.push(await writePart(config, snapshot.id, 'redis', redis, passphrase));
-    }
-    if (secrets) {
-      opts.events?.phase?.('secrets');
-      files.push(await writePart(config, snapshot.id, 'secrets', secrets, passphrase));
+  if (redis) {
+    opts.events?.phase?.('redis');
+    files.push(await writePart(snapshot, passphrase, 'redis', redis));
+  }
+  if (secrets) {
+    opts.events?.phase?.('secrets');
+    files.push(await writePart(snapshot, passphrase, 'secrets', secrets));
+  }
+  let database: DatabaseRestoreResult | null = null;
+  if (opts.database && dbFile && target) {
+    const temp = await privateTemp(config.vault.tempDir);
+    try {
+      database = await restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
+        server: config.database,
+        database: opts.database,
+        target,
+        jobs: opts.jobs,
+        noOwner: opts.noOwner,
+        events: opts.events,
+      });
+    } finally {
+      await temp.dispose();
     }
   }
-  const database = opts.database ? await runRestore(config, { ...opts, database: opts.database, snapshot: snapshot.id }) : null;
   return {
     snapshot: snapshot.id,
     database,

@@ -1,0 +1,109 @@
+/**
+ * The one way a snapshot part is decrypted: stock gpg into a private temp folder, then the one
+ * mapping from what went wrong to the error the user sees. Only a file whose OpenPGP integrity
+ * (MDC), SHA-256, size and plaintext size all match the manifest is handed to the caller.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { IntegrityError, ToolError, UserError } from '../errors.js';
+import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../vault/gpg-decrypt.js';
+import type { ManifestFile } from '../vault/manifest.js';
+import type { SnapshotEntry } from '../vault/store.js';
+import { watchGrowth } from './file-progress.js';
+
+/** A private folder (0700) for decrypted plaintext, removed by `dispose` on every path. */
+export interface PrivateTemp {
+  dir: string;
+  dispose(): Promise<void>;
+}
+
+/** Creates a private temp folder (mkdtemp makes it 0700) under `base`, default $TMPDIR. */
+export async function privateTemp(base: string | undefined): Promise<PrivateTemp> {
+  const dir = await mkdtemp(path.join(base ?? tmpdir(), 'permafrost-'));
+  return { dir, dispose: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** The manifest entry of one part, or a sentence saying the snapshot lacks it. */
+export function partFile(snapshot: SnapshotEntry, part: ManifestFile['part']): ManifestFile {
+  if (!snapshot.manifest) {
+    throw new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${snapshot.problem ?? 'no manifest'}.`);
+  }
+  const file = snapshot.manifest.files.find((f) => f.part === part);
+  if (!file) throw new UserError(`Snapshot ${snapshot.id} holds no ${part} part.`);
+  return file;
+}
+
+/** Where a part's plaintext goes inside the temp folder (its name without `.gpg`). */
+export function plainPath(temp: PrivateTemp, file: ManifestFile): string {
+  return path.join(temp.dir, file.name.replace(/\.gpg$/, ''));
+}
+
+/** What is wrong with a decryption attempt, judged against the manifest; null when nothing is. */
+export function judgeDecryption(r: GpgDecryptResult, file: ManifestFile): string | null {
+  const cipherMatches = r.sha256 === file.sha256 && r.bytes === file.bytes;
+  // A damaged header can look like a wrong passphrase: the checksum of the ciphertext decides.
+  if (!cipherMatches) return 'does not match the SHA-256 in the manifest (tampered or truncated)';
+  if (!r.ok) return r.failure === 'wrong-passphrase' ? null : 'fails its OpenPGP integrity check';
+  if (r.plainBytes !== file.plainBytes) {
+    return `decrypts to ${r.plainBytes} bytes where the manifest says ${file.plainBytes} (damaged before encryption)`;
+  }
+  return null;
+}
+
+/** What decrypting the parts of one snapshot needs: looked up once, read once, passed down. */
+export interface DecryptSource {
+  snapshot: SnapshotEntry;
+  passphrase: string;
+  temp: PrivateTemp;
+}
+
+/**
+ * Decrypts one part of the snapshot into the private temp folder and checks it against the
+ * manifest; returns the plaintext's path. On any failure nothing decrypted is left behind: a
+ * damaged part is an IntegrityError, a wrong passphrase a UserError, a missing gpg a ToolError.
+ */
+export async function decryptVerifiedPart(
+  { snapshot, passphrase, temp }: DecryptSource,
+  file: ManifestFile,
+  opts: { progress?: (plainBytes: number) => void } = {},
+): Promise<string> {
+  const encPath = path.join(snapshot.dir, file.name);
+  const outPath = plainPath(temp, file);
+  const integrity = (why: string, cause?: unknown): IntegrityError =>
+    new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${file.name} ${why}; use another snapshot.`, { cause });
+  // gpg writes the plaintext itself: the file's growth is the progress.
+  const stop = opts.progress ? watchGrowth(outPath, opts.progress) : () => undefined;
+  try {
+    let r: GpgDecryptResult;
+    try {
+      r = await gpgDecryptFile(encPath, passphrase, outPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrity('is missing', err);
+      throw err;
+    }
+    if (r.failure === 'missing-tool') {
+      throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
+        argv: gpgDecryptArgv('GNUPGHOME', encPath),
+        exitStatus: null,
+        stderr: r.stderr,
+      });
+    }
+    const cause = r.ok ? undefined : new Error(r.stderr);
+    const wrong = judgeDecryption(r, file);
+    if (wrong) throw integrity(wrong, cause);
+    if (!r.ok) {
+      throw new UserError(
+        `Cannot decrypt snapshot ${snapshot.id}: the passphrase in vault.passphraseFile is not the one it was encrypted with.`,
+        { cause },
+      );
+    }
+    opts.progress?.(r.plainBytes);
+    return outPath;
+  } catch (err) {
+    await rm(outPath, { force: true });
+    throw err;
+  } finally {
+    stop();
+  }
+}
