@@ -16,11 +16,22 @@ export default tseslint.config(
     },
   },
   {
-    // One HTTP wrapper (timeouts, errors without secrets): nothing else in the product calls fetch.
+    // One HTTP client (timeouts, one error type, URLs without secrets): nothing else in the product
+    // calls fetch or opens HTTP connections itself. Type-only imports (the web server's Server) are fine.
     files: ['src/**/*.ts'],
-    ignores: ['src/notify/http.ts'],
+    ignores: ['src/net/http.ts'],
     rules: {
-      'no-restricted-globals': ['error', { name: 'fetch', message: 'Use httpRequest from src/notify/http.ts.' }],
+      'no-restricted-globals': ['error', { name: 'fetch', message: 'Use httpRequest from src/net/http.ts.' }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: ['node:http', 'http', 'node:https', 'https', 'node:http2', 'http2', 'undici'].map((name) => ({
+            name,
+            allowTypeImports: true,
+            message: 'Use httpRequest from src/net/http.ts.',
+          })),
+        },
+      ],
     },
   },
   {

@@ -1,12 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { readJsonState, writeJsonState } from '../vault/state-file.js';
 import { mastodonRequest, pingRequest, webhookRequest, type Alert, type ChannelName, type ChannelRequest } from './channels.js';
-import { httpRequest, urlOrigin } from './http.js';
+import { httpRequest, urlOrigin } from '../net/http.js';
 import { knownSecrets, redact } from './redact.js';
 
 /** What a run reports; notifyOutcome turns it into alerts. */
@@ -48,29 +49,31 @@ export interface NotifyOptions {
 /** The alert state beside the snapshots: which conditions are failing, which channels were told. */
 export const ALERT_STATE_NAME = '.permafrost-alerts.json';
 
-interface ConditionState {
-  failing: boolean;
-  since: string;
-  error: string | null;
-  /** Channels that were told about the failure and so will be told it is resolved. */
-  told: ChannelName[];
-}
+const channelSchema = z.enum(['webhook', 'ping', 'mastodon']) satisfies z.ZodType<ChannelName>;
 
-export interface AlertState {
-  formatVersion: 1;
-  conditions: Record<string, ConditionState>;
+const conditionStateSchema = z.object({
+  failing: z.boolean(),
+  since: z.string(),
+  error: z.string().nullable(),
+  /** Channels that were told about the failure and so will be told it is resolved. */
+  told: z.array(channelSchema),
+});
+
+const alertStateSchema = z.object({
+  formatVersion: z.literal(1),
+  conditions: z.record(z.string(), conditionStateSchema),
   /** Deliveries that failed after every retry, per channel (a counter, for /metrics). */
-  deliveryFailures: Partial<Record<ChannelName, number>>;
-  lastDelivery: Partial<Record<ChannelName, { time: string; ok: boolean; event: string }>>;
-}
+  deliveryFailures: z.partialRecord(channelSchema, z.number()),
+  lastDelivery: z.partialRecord(channelSchema, z.object({ time: z.string(), ok: z.boolean(), event: z.string() })),
+});
+export type AlertState = z.infer<typeof alertStateSchema>;
 
 export function alertStatePath(vaultDir: string): string {
   return path.join(vaultDir, ALERT_STATE_NAME);
 }
 
 export async function readAlertState(vaultDir: string): Promise<AlertState> {
-  const s = await readJsonState<Partial<AlertState>>(alertStatePath(vaultDir), {});
-  return { formatVersion: 1, conditions: s.conditions ?? {}, deliveryFailures: s.deliveryFailures ?? {}, lastDelivery: s.lastDelivery ?? {} };
+  return readJsonState(alertStatePath(vaultDir), alertStateSchema, { formatVersion: 1, conditions: {}, deliveryFailures: {}, lastDelivery: {} });
 }
 
 function conditionKey(o: Exclude<Outcome, { kind: 'backup.start' }>): string {
@@ -103,7 +106,14 @@ async function deliver(req: ChannelRequest, event: string, cfg: { retries: numbe
   for (let i = 0; i < attempts; i++) {
     if (i > 0) await sleep(cfg.backoffMs * 2 ** (i - 1));
     try {
-      const res = await httpRequest({ method: req.method, url: req.url, headers: req.headers, body: req.body, timeoutMs: cfg.timeoutMs });
+      const res = await httpRequest({
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: req.body,
+        timeoutMs: cfg.timeoutMs,
+        fix: 'check the receiver is up and reachable',
+      });
       if (res.status >= 200 && res.status < 300) return { channel: req.channel, event, ok: true, attempts: i + 1 };
       lastError = `${req.method} ${urlOrigin(req.url)} answered HTTP ${res.status}`;
       // Other 4xx (bad token, bad URL) will not get better by retrying.

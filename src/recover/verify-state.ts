@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { z } from 'zod';
 import { readJsonState, writeJsonState } from '../vault/state-file.js';
 
 /**
@@ -8,18 +9,20 @@ import { readJsonState, writeJsonState } from '../vault/state-file.js';
  */
 export const VERIFY_STATE_NAME = '.permafrost-verify.json';
 
-export interface VerifyRecord {
-  ok: boolean;
-  checkedAt: string;
-  durationMs: number;
+const verifyRecordSchema = z.object({
+  ok: z.boolean(),
+  checkedAt: z.string(),
+  durationMs: z.number(),
   /** The first failing check, in one sentence, when not ok. */
-  reason?: string;
-}
+  reason: z.string().optional(),
+});
+export type VerifyRecord = z.infer<typeof verifyRecordSchema>;
 
-interface VerifyStateFile {
-  formatVersion: 1;
-  snapshots: Record<string, VerifyRecord>;
-}
+const verifyStateSchema = z.object({
+  formatVersion: z.literal(1),
+  snapshots: z.record(z.string(), verifyRecordSchema),
+});
+type VerifyStateFile = z.infer<typeof verifyStateSchema>;
 
 export type VerifyStatus = 'verified' | 'failed' | 'never';
 
@@ -29,8 +32,8 @@ export function verifyStatePath(vaultDir: string): string {
 
 /** Every recorded verify result by snapshot id. */
 export async function readVerifyState(vaultDir: string): Promise<Record<string, VerifyRecord>> {
-  const state = await readJsonState<VerifyStateFile>(verifyStatePath(vaultDir), { formatVersion: 1, snapshots: {} });
-  return state.snapshots ?? {};
+  const state = await readJsonState(verifyStatePath(vaultDir), verifyStateSchema, { formatVersion: 1, snapshots: {} });
+  return state.snapshots;
 }
 
 /**

@@ -1,6 +1,9 @@
 import type { Config } from '../config/schema.js';
-import { clientFor, requireSyncthing, SyncthingError, type SyncthingClient } from './client.js';
-import { MANAGED_FOLDERS, desiredState, planChanges, type Change, type CurrentState, type StDevice, type StFolder } from './plan.js';
+import { z } from 'zod';
+import { HttpError } from '../net/http.js';
+import { ignoresSchema, stDeviceSchema, stFolderSchema, systemStatusSchema } from './api.js';
+import { clientFor, requireSyncthing, type SyncthingClient } from './client.js';
+import { MANAGED_FOLDERS, desiredState, planChanges, type Change, type CurrentState } from './plan.js';
 
 export interface ApplyResult {
   role: 'source' | 'receiver';
@@ -12,13 +15,13 @@ export interface ApplyResult {
 
 /** Reads what the planner needs from Syncthing. */
 export async function readCurrentState(client: SyncthingClient): Promise<CurrentState> {
-  const status = await client.get<{ myID: string }>('/rest/system/status');
-  const devices = await client.get<StDevice[]>('/rest/config/devices');
-  const folders = await client.get<StFolder[]>('/rest/config/folders');
+  const status = await client.get('/rest/system/status', systemStatusSchema);
+  const devices = await client.get('/rest/config/devices', z.array(stDeviceSchema));
+  const folders = await client.get('/rest/config/folders', z.array(stFolderSchema));
   const ignores: Record<string, string[]> = {};
   for (const f of folders) {
     if (!(MANAGED_FOLDERS as readonly string[]).includes(f.id)) continue;
-    const r = await client.get<{ ignore: string[] | null }>(`/rest/db/ignores?folder=${encodeURIComponent(f.id)}`);
+    const r = await client.get(`/rest/db/ignores?folder=${encodeURIComponent(f.id)}`, ignoresSchema);
     ignores[f.id] = r.ignore ?? [];
   }
   return { myID: status.myID, devices, folders, ignores };
@@ -30,11 +33,12 @@ export async function executeChanges(client: SyncthingClient, changes: Change[])
     try {
       await client.request(c.method, c.path, c.body);
     } catch (err) {
-      if (err instanceof SyncthingError && err.status !== null && err.status !== 401 && err.status !== 403) {
+      if (err instanceof HttpError && err.status !== null && err.status !== 401 && err.status !== 403) {
         const setting = c.kind.endsWith('device') ? `${c.key}.id and ${c.key}.addresses` : c.key;
-        throw new SyncthingError(`Syncthing refused to ${c.summary} (HTTP ${err.status}: ${err.body || 'no details'}); fix ${setting}.`, {
+        throw new HttpError(`Syncthing refused to ${c.summary} (HTTP ${err.status}: ${err.body || 'no details'}); fix ${setting}.`, {
           method: c.method,
-          path: c.path,
+          url: err.url,
+          socketPath: err.socketPath ?? undefined,
           status: err.status,
           body: err.body,
           cause: err,
@@ -67,6 +71,6 @@ export async function applySync(config: Config, opts: { dryRun?: boolean; client
 /** This Syncthing's device ID (what the other side puts in syncthing.devices). */
 export async function localDeviceId(config: Config): Promise<string> {
   const client = clientFor(config);
-  const status = await client.get<{ myID: string }>('/rest/system/status');
+  const status = await client.get('/rest/system/status', systemStatusSchema);
   return status.myID;
 }

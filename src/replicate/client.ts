@@ -1,34 +1,11 @@
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
+import { describeIssues } from '../config/load.js';
 import { readSecretFile } from '../config/secret-file.js';
 import type { SyncthingConfig } from '../config/schema-replicate.js';
-import { RemoteError, UserError } from '../errors.js';
-
-/** A Syncthing REST call that failed: keeps the method, path and HTTP status (null: no answer). */
-export class SyncthingError extends RemoteError {
-  readonly method: string;
-  readonly path: string;
-  readonly status: number | null;
-  /** Syncthing's own answer (first line), for callers that map it to a setting. */
-  readonly body: string;
-
-  constructor(message: string, info: { method: string; path: string; status: number | null; body?: string; cause?: unknown }) {
-    super(message, {
-      cause: info.cause,
-      details: [`request: ${info.method} ${info.path} → ${info.status ?? 'no answer'}`, ...(info.body ? [`syncthing said: ${info.body}`] : [])],
-    });
-    this.method = info.method;
-    this.path = info.path;
-    this.status = info.status;
-    this.body = info.body ?? '';
-  }
-
-  /** Connection refused, socket missing, timeout: Syncthing is not there. */
-  get unreachable(): boolean {
-    return this.status === null;
-  }
-}
+import type { z } from 'zod';
+import { UserError } from '../errors.js';
+import { displayUrl, firstLine, HttpError, httpRequest, type HttpRequest, type HttpResponse } from '../net/http.js';
 
 export interface SyncthingClientOptions {
   /** http://HOST:PORT, or the absolute path of the GUI's unix socket. */
@@ -52,7 +29,7 @@ export function parseSyncthingUrl(url: string): { socketPath: string } | { host:
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), basePath: u.pathname.replace(/\/$/, '') };
 }
 
-/** Minimal Syncthing REST client (node:http; no global fetch, so unix sockets work). */
+/** Minimal Syncthing REST client on src/net/http.ts; failures are HttpErrors naming the setting to fix. */
 export class SyncthingClient {
   readonly url: string;
   private readonly apiKey: string;
@@ -66,81 +43,75 @@ export class SyncthingClient {
     this.target = parseSyncthingUrl(opts.url);
   }
 
-  get<T>(p: string): Promise<T> {
-    return this.request<T>('GET', p);
+  /** GET, the reply checked against `schema` (only the fields permafrost uses; the rest passes through). */
+  get<T>(p: string, schema: z.ZodType<T>): Promise<T> {
+    return this.request('GET', p, undefined, schema);
   }
-  post<T>(p: string, body?: unknown): Promise<T> {
-    return this.request<T>('POST', p, body);
+  post(p: string, body?: unknown): Promise<void> {
+    return this.request('POST', p, body);
   }
-  put<T>(p: string, body: unknown): Promise<T> {
-    return this.request<T>('PUT', p, body);
+  put(p: string, body: unknown): Promise<void> {
+    return this.request('PUT', p, body);
   }
-  patch<T>(p: string, body: unknown): Promise<T> {
-    return this.request<T>('PATCH', p, body);
+  patch(p: string, body: unknown): Promise<void> {
+    return this.request('PATCH', p, body);
   }
 
-  /** One call; JSON in and out. Throws SyncthingError naming the setting to fix. */
-  request<T>(method: string, p: string, body?: unknown): Promise<T> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  /** One call, JSON in; with a schema, JSON out. Throws HttpError naming the setting to fix. */
+  async request(method: HttpRequest['method'], p: string, body?: unknown): Promise<void>;
+  async request<T>(method: HttpRequest['method'], p: string, body: unknown, schema: z.ZodType<T>): Promise<T>;
+  async request<T>(method: HttpRequest['method'], p: string, body?: unknown, schema?: z.ZodType<T>): Promise<T | void> {
     const headers: Record<string, string> = { 'X-API-Key': this.apiKey, Accept: 'application/json' };
-    if (payload) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(payload.length);
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const req: HttpRequest = {
+      method,
+      ...('socketPath' in this.target
+        ? { url: `http://localhost${p}`, socketPath: this.target.socketPath }
+        : { url: `http://${this.target.host.includes(':') ? `[${this.target.host}]` : this.target.host}:${this.target.port}${this.target.basePath}${p}` }),
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      timeoutMs: this.timeoutMs,
+      // The API key travels in a header; paths and queries (folder and file names) are not secret.
+      showPath: true,
+    };
+    const at = { method, url: displayUrl(req), socketPath: req.socketPath };
+    let res: HttpResponse;
+    try {
+      res = await httpRequest(req);
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      const why = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? (err.cause as Error | undefined)?.message ?? err.message;
+      throw new HttpError(`Syncthing's API at ${this.url} is unreachable (${why}): start Syncthing, or fix syncthing.url.`, { ...at, status: null, cause: err });
     }
-    const where =
-      'socketPath' in this.target
-        ? { socketPath: this.target.socketPath, path: p }
-        : { host: this.target.host, port: this.target.port, path: this.target.basePath + p };
-    return new Promise<T>((resolve, reject) => {
-      const req = http.request({ ...where, method, headers, timeout: this.timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => reject(this.unreachable(method, p, err)));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            if (text.trim() === '') return resolve(undefined as T);
-            try {
-              resolve(JSON.parse(text) as T);
-            } catch {
-              // Some endpoints answer plain text; callers of those ignore the body.
-              resolve(text as T);
-            }
-            return;
-          }
-          reject(this.httpError(method, p, status, text));
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000}s`)));
-      req.on('error', (err) => reject(this.unreachable(method, p, err)));
-      if (payload) req.write(payload);
-      req.end();
-    });
-  }
-
-  private unreachable(method: string, p: string, err: Error): SyncthingError {
-    const code = (err as NodeJS.ErrnoException).code;
-    return new SyncthingError(
-      `Syncthing's API at ${this.url} is unreachable (${code ?? err.message}): start Syncthing, or fix syncthing.url.`,
-      { method, path: p, status: null, cause: err },
-    );
-  }
-
-  private httpError(method: string, p: string, status: number, text: string): SyncthingError {
-    const firstLine = text.trim().split('\n', 1)[0]?.slice(0, 300) ?? '';
-    if (status === 401 || status === 403) {
-      return new SyncthingError(
-        `Syncthing at ${this.url} refused the API key (HTTP ${status}): fix syncthing.apiKeyFile (or syncthing.home) so it holds this Syncthing's API key.`,
-        { method, path: p, status, body: firstLine },
+    const reply = { ...at, status: res.status, body: firstLine(res.text) };
+    const endpoint = `${method} ${p.split('?')[0]}`;
+    if (reply.status === 401 || reply.status === 403) {
+      throw new HttpError(
+        `Syncthing at ${this.url} refused the API key (HTTP ${reply.status}): fix syncthing.apiKeyFile (or syncthing.home) so it holds this Syncthing's API key.`,
+        reply,
       );
     }
-    return new SyncthingError(`Syncthing at ${this.url} answered HTTP ${status} to ${method} ${p.split('?')[0]}: ${firstLine || 'no details'}.`, {
-      method,
-      path: p,
-      status,
-      body: firstLine,
-    });
+    if (reply.status < 200 || reply.status >= 300) {
+      throw new HttpError(`Syncthing at ${this.url} answered HTTP ${reply.status} to ${endpoint}: ${reply.body || 'no details'}.`, reply);
+    }
+    if (!schema) return;
+    let json: unknown;
+    try {
+      json = JSON.parse(res.text);
+    } catch (err) {
+      throw new HttpError(`Syncthing at ${this.url} answered ${endpoint} with something that is not JSON; check syncthing.url points at Syncthing's API.`, {
+        ...reply,
+        cause: err,
+      });
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new HttpError(
+        `Syncthing at ${this.url} answered ${endpoint} in a shape permafrost does not know (${describeIssues(parsed.error.issues).slice(0, 3).join('; ')}); use a Syncthing version permafrost supports.`,
+        { ...reply, cause: parsed.error },
+      );
+    }
+    return parsed.data;
   }
 }
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { MediaConfig, SyncthingConfig } from '../config/schema-replicate.js';
 import { UserError } from '../errors.js';
 import { PARTIAL_PREFIX } from '../vault/store.js';
+import type { StDevice, StFolder } from './api.js';
 import { normalizeDeviceId } from './device-id.js';
 
 /** The two folders permafrost manages; any other folder is never touched. */
@@ -18,35 +19,6 @@ export const SNAPSHOT_IGNORES = [`/${PARTIAL_PREFIX}*`, '/.permafrost*'];
 /** Folder timing: scans are requested after each backup; the watcher and interval are the safety net. */
 const RESCAN_INTERVAL_S = 3600;
 const WATCHER_DELAY_S = 10;
-
-// ---- the subset of Syncthing's REST config objects that permafrost reads and writes
-
-export interface StDevice {
-  deviceID: string;
-  name: string;
-  addresses: string[];
-  [key: string]: unknown;
-}
-
-export interface StVersioning {
-  type: string;
-  params: Record<string, string>;
-  [key: string]: unknown;
-}
-
-export interface StFolder {
-  id: string;
-  label: string;
-  path: string;
-  type: string;
-  devices: Array<{ deviceID: string; [key: string]: unknown }>;
-  rescanIntervalS: number;
-  fsWatcherEnabled: boolean;
-  fsWatcherDelayS: number;
-  paused: boolean;
-  versioning: StVersioning;
-  [key: string]: unknown;
-}
 
 /** What the local Syncthing has now (only the parts the planner looks at). */
 export interface CurrentState {

@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { clientFor, SyncthingError } from './client.js';
+import { HttpError } from '../net/http.js';
+import { clientFor } from './client.js';
 import { SNAPSHOTS_FOLDER } from './plan.js';
 
 /**
@@ -18,7 +19,7 @@ export async function requestSnapshotRescan(config: Config): Promise<string | nu
     await client.post(`/rest/db/scan?folder=${SNAPSHOTS_FOLDER}`);
     return null;
   } catch (err) {
-    if (err instanceof SyncthingError && err.unreachable) return `replication is unreachable: ${err.message}`;
+    if (err instanceof HttpError && err.unreachable) return `replication is unreachable: ${err.message}`;
     return `replication rescan failed, the snapshot will move at the next rescan: ${errorMessage(err)}`;
   }
 }

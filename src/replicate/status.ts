@@ -1,10 +1,14 @@
-import { readFile, stat, writeFile, rename } from 'node:fs/promises';
+import { rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
+import { z } from 'zod';
 import { errorMessage } from '../errors.js';
+import { HttpError } from '../net/http.js';
+import { readJsonState } from '../vault/state-file.js';
 import { listSnapshots, type SnapshotEntry } from '../vault/store.js';
 import { MANIFEST_NAME } from '../vault/manifest.js';
-import { clientFor, requireSyncthing, SyncthingError, type SyncthingClient } from './client.js';
+import { completionSchema, connectionsSchema, deviceStatsSchema, fileInfoSchema, folderStatusSchema, systemStatusSchema } from './api.js';
+import { clientFor, requireSyncthing, type SyncthingClient } from './client.js';
 import { normalizeDeviceId } from './device-id.js';
 import { MEDIA_FOLDER, SNAPSHOTS_FOLDER } from './plan.js';
 
@@ -15,10 +19,11 @@ import { MEDIA_FOLDER, SNAPSHOTS_FOLDER } from './plan.js';
  */
 export const STATE_FILE = '.permafrost-replication.json';
 
-interface ReplicationState {
+const replicationStateSchema = z.object({
   /** deviceID → snapshot id → ISO time first seen complete there. */
-  seen: Record<string, Record<string, string>>;
-}
+  seen: z.record(z.string(), z.record(z.string(), z.string())),
+});
+type ReplicationState = z.infer<typeof replicationStateSchema>;
 
 export interface FolderCompletion {
   folder: string;
@@ -64,12 +69,6 @@ export interface ReplicationStatus {
   problems: string[];
 }
 
-interface Connection {
-  connected: boolean;
-  address?: string;
-  startedAt?: string;
-}
-
 function finishedAt(s: SnapshotEntry): Date {
   const t = s.manifest?.finishedAt ? Date.parse(s.manifest.finishedAt) : Number.NaN;
   return Number.isNaN(t) ? s.time : new Date(t);
@@ -81,9 +80,9 @@ function snapshotFiles(s: SnapshotEntry): string[] {
 
 async function readState(vaultDir: string): Promise<ReplicationState> {
   try {
-    const parsed = JSON.parse(await readFile(path.join(vaultDir, STATE_FILE), 'utf8')) as ReplicationState;
-    return { seen: parsed.seen ?? {} };
+    return await readJsonState(path.join(vaultDir, STATE_FILE), replicationStateSchema, { seen: {} });
   } catch {
+    // Unreadable (permissions): only the lag figures are lost.
     return { seen: {} };
   }
 }
@@ -102,12 +101,12 @@ async function writeState(vaultDir: string, state: ReplicationState, keep: Set<s
 /** Whether the device holds the current global version of every file of the snapshot (connected devices only). */
 async function snapshotOnDevice(client: SyncthingClient, s: SnapshotEntry, deviceID: string): Promise<boolean> {
   for (const file of snapshotFiles(s)) {
-    let info: { global?: { version?: unknown }; local?: { version?: unknown }; availability?: Array<{ id: string }> | null };
+    let info: z.infer<typeof fileInfoSchema>;
     try {
-      info = await client.get(`/rest/db/file?folder=${SNAPSHOTS_FOLDER}&file=${encodeURIComponent(file)}`);
+      info = await client.get(`/rest/db/file?folder=${SNAPSHOTS_FOLDER}&file=${encodeURIComponent(file)}`, fileInfoSchema);
     } catch (err) {
       // 404: Syncthing has not scanned it yet, so no device has it.
-      if (err instanceof SyncthingError && err.status === 404) return false;
+      if (err instanceof HttpError && err.status === 404) return false;
       throw err;
     }
     if (!(info.availability ?? []).some((a) => a.id === deviceID)) return false;
@@ -149,21 +148,21 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     problems: [],
   };
   const client = clientFor(config, { timeoutMs: 15_000 });
-  let connections: Record<string, Connection>;
-  let stats: Record<string, { lastSeen?: string }>;
+  let connections: z.infer<typeof connectionsSchema>['connections'];
+  let stats: z.infer<typeof deviceStatsSchema>;
   try {
-    result.myID = (await client.get<{ myID: string }>('/rest/system/status')).myID;
-    connections = (await client.get<{ connections: Record<string, Connection> }>('/rest/system/connections')).connections;
-    stats = await client.get('/rest/stats/device');
+    result.myID = (await client.get('/rest/system/status', systemStatusSchema)).myID;
+    connections = (await client.get('/rest/system/connections', connectionsSchema)).connections;
+    stats = await client.get('/rest/stats/device', deviceStatsSchema);
     result.reachable = true;
   } catch (err) {
-    if (!(err instanceof SyncthingError)) throw err;
+    if (!(err instanceof HttpError)) throw err;
     result.error = err.message;
     result.ok = false;
     result.problems.push(`Syncthing: ${err.message}`);
     return result;
   }
-  const folders = (await client.get<Array<{ id: string }>>('/rest/config/folders')).map((f) => f.id).filter((id) => id === SNAPSHOTS_FOLDER || id === MEDIA_FOLDER);
+  const folders = (await client.get('/rest/config/folders', z.array(z.looseObject({ id: z.string() })))).map((f) => f.id).filter((id) => id === SNAPSHOTS_FOLDER || id === MEDIA_FOLDER);
   if (!folders.includes(SNAPSHOTS_FOLDER)) {
     result.ok = false;
     result.problems.push(`Syncthing has no ${SNAPSHOTS_FOLDER} folder yet: run \`permafrost sync apply\`.`);
@@ -172,7 +171,7 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
 
   if (st.role === 'receiver') {
     for (const folder of folders) {
-      const s = await client.get<{ state: string; needBytes: number; receiveOnlyChangedFiles?: number }>(`/rest/db/status?folder=${folder}`);
+      const s = await client.get(`/rest/db/status?folder=${folder}`, folderStatusSchema);
       result.localFolders.push({ folder, state: s.state, needBytes: s.needBytes, receiveOnlyChangedFiles: s.receiveOnlyChangedFiles ?? 0 });
       if ((s.receiveOnlyChangedFiles ?? 0) > 0) {
         result.problems.push(`${folder} has ${s.receiveOnlyChangedFiles} locally changed file(s) on this receiver; revert them in Syncthing ("Revert Local Changes").`);
@@ -212,9 +211,7 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     result.devices.push(dev);
     if (st.role === 'receiver') continue;
     for (const folder of folders) {
-      const c = await client.get<{ completion: number; needBytes: number; needItems: number; needDeletes?: number }>(
-        `/rest/db/completion?folder=${folder}&device=${id}`,
-      );
+      const c = await client.get(`/rest/db/completion?folder=${folder}&device=${id}`, completionSchema);
       dev.folders.push({ folder, completion: c.completion, needBytes: c.needBytes, needItems: c.needItems + (c.needDeletes ?? 0) });
       dev.bytesToSend += c.needBytes;
     }

@@ -1,38 +1,70 @@
-/** The manifest written as `manifest.json` in each snapshot folder. */
-export interface ManifestFile {
+import { z } from 'zod';
+
+/**
+ * The file each part is stored in, inside the snapshot folder. A manifest can name no other file:
+ * its names are joined into paths by verify and restore, so an arbitrary name (`../../etc/x`)
+ * would let whoever wrote the manifest make them open, write or delete files anywhere.
+ */
+export const PART_FILE = {
+  database: 'database.pgdump.gpg',
+  redis: 'redis.rdb.gpg',
+  secrets: 'env.production.gpg',
+} as const;
+
+export type PartName = keyof typeof PART_FILE;
+export type PartFileName = (typeof PART_FILE)[PartName];
+
+const partSchema = z.enum(['database', 'redis', 'secrets']);
+const partFileNameSchema = z.enum([PART_FILE.database, PART_FILE.redis, PART_FILE.secrets]);
+const count = z.number().int().nonnegative();
+
+const manifestFileSchema = z.object({
   /** File name inside the snapshot folder. */
-  name: string;
+  name: partFileNameSchema,
   /** Which part of the server this file holds. */
-  part: 'database' | 'redis' | 'secrets';
-  bytes: number;
-  sha256: string;
+  part: partSchema,
+  bytes: count,
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits'),
   /** Bytes before encryption (the pg_dump archive, the RDB file, …). */
-  plainBytes: number;
-  durationMs: number;
-}
+  plainBytes: count,
+  durationMs: z.number().nonnegative(),
+});
+export type ManifestFile = z.infer<typeof manifestFileSchema>;
 
-export interface MastodonFacts {
+const mastodonFactsSchema = z.object({
   /** Exact row counts taken in the same transaction snapshot that pg_dump dumped. */
-  rowCounts: Record<string, number>;
+  rowCounts: z.record(z.string(), count),
   /** Newest `schema_migrations` version, or null when the table is missing or empty. */
-  schemaMigration: string | null;
-}
+  schemaMigration: z.string().nullable(),
+});
+export type MastodonFacts = z.infer<typeof mastodonFactsSchema>;
 
-export interface Manifest {
-  formatVersion: 1;
-  id: string;
-  startedAt: string;
-  finishedAt: string;
-  tool: { name: 'permafrost'; version: string };
-  host: string;
-  database: {
-    name: string;
-    serverVersion: string;
-    pgDumpVersion: string;
-    compression: string;
-  };
-  mastodon: MastodonFacts | null;
-  files: ManifestFile[];
-}
+/** The manifest written as `manifest.json` in each snapshot folder. */
+export const manifestSchema = z.object({
+  formatVersion: z.literal(1),
+  id: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  tool: z.object({ name: z.literal('permafrost'), version: z.string() }),
+  host: z.string(),
+  database: z.object({
+    name: z.string(),
+    serverVersion: z.string(),
+    pgDumpVersion: z.string(),
+    compression: z.string(),
+  }),
+  mastodon: mastodonFactsSchema.nullable(),
+  files: z.array(manifestFileSchema).superRefine((files, ctx) => {
+    const seen = new Set<string>();
+    files.forEach((f, i) => {
+      if (f.name !== PART_FILE[f.part]) {
+        ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `the ${f.part} part must be stored in ${PART_FILE[f.part]}, not ${f.name}` });
+      }
+      if (seen.has(f.part)) ctx.addIssue({ code: 'custom', path: [i, 'part'], message: `the ${f.part} part is listed twice` });
+      seen.add(f.part);
+    });
+  }),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MANIFEST_NAME = 'manifest.json';

@@ -1,12 +1,19 @@
 import { readFile } from 'node:fs/promises';
+import type { z } from 'zod';
+import { describeIssues } from '../config/load.js';
 import { writeFileAtomic } from './fs-durable.js';
 
 /**
  * Small JSON state files kept in the vault folder beside the snapshots (verify results, alert
- * state). They start with ".permafrost-" so replication can ignore them: they describe this host,
- * and snapshot folders stay exactly what the backup wrote.
+ * state, replication lag). They start with ".permafrost-" so replication can ignore them: they
+ * describe this host, and snapshot folders stay exactly what the backup wrote.
+ *
+ * A state file is a cache of past outcomes, never the only copy of anything that matters: one that
+ * is not JSON or not of the expected shape is reported as a process warning naming the file and
+ * read as `fallback` (empty); the next write replaces it. A file that exists but cannot be read
+ * (permissions) is an error, since writing over it would fail too.
  */
-export async function readJsonState<T>(file: string, fallback: T): Promise<T> {
+export async function readJsonState<T>(file: string, schema: z.ZodType<T>, fallback: T): Promise<T> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -14,12 +21,22 @@ export async function readJsonState<T>(file: string, fallback: T): Promise<T> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
     throw err;
   }
+  let json: unknown;
   try {
-    return JSON.parse(text) as T;
+    json = JSON.parse(text);
   } catch {
-    // A state file is a cache of past outcomes: a corrupt one is replaced, not fatal.
+    warnIgnored(file, 'it is not valid JSON');
     return fallback;
   }
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  warnIgnored(file, `it is not of the expected shape (${describeIssues(parsed.error.issues).slice(0, 3).join('; ')})`);
+  return fallback;
+}
+
+function warnIgnored(file: string, why: string): void {
+  // Core code never prints: a process warning reaches stderr (CLI) or the journal (daemon).
+  process.emitWarning(`permafrost state file ${file} is ignored because ${why}; it only caches past outcomes and is rewritten by the next run.`);
 }
 
 /** Replaces a state file atomically (temp name, fsync, rename). */

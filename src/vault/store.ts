@@ -1,8 +1,10 @@
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { IntegrityError, UserError } from '../errors.js';
+import { describeIssues } from '../config/load.js';
+import { errorMessage, UserError } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
-import { MANIFEST_NAME, type Manifest } from './manifest.js';
+import { MANIFEST_NAME, manifestSchema, type Manifest } from './manifest.js';
 
 /** Snapshot folder names: UTC time without ':' (backup devices may be Windows). */
 export const SNAPSHOT_ID_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z$/;
@@ -24,31 +26,46 @@ export interface SnapshotEntry {
   dir: string;
   time: Date;
   manifest: Manifest | null;
-  /** Why the manifest could not be read, when it could not. */
+  /** Why this entry is damaged (no usable manifest, a symlink, …), naming the file; set exactly when manifest is null. */
   problem?: string;
 }
 
-/** Reads the manifest of one snapshot folder. */
-export async function readManifest(dir: string): Promise<Manifest> {
+/** A snapshot folder's manifest, or why it cannot be used (a phrase naming the file). */
+type ManifestRead = { manifest: Manifest } | { problem: string } | { vanished: true };
+
+/**
+ * Reads and checks the manifest of the snapshot folder `id`: valid JSON, the schema (known part
+ * file names only), and an `id` equal to the folder name.
+ */
+async function readManifest(dir: string, id: string): Promise<ManifestRead> {
   const file = path.join(dir, MANIFEST_NAME);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new IntegrityError(`Snapshot ${path.basename(dir)} has no readable ${MANIFEST_NAME}; it failed its integrity check.`, {
-      cause: err,
-    });
+    const code = (err as NodeJS.ErrnoException).code;
+    // The whole folder went away between readdir and here: a prune renamed it.
+    if (code === 'ENOENT' && !(await exists(dir))) return { vanished: true };
+    return { problem: code === 'ENOENT' ? `${file} is missing` : `${file} cannot be read (${code ?? errorMessage(err)})` };
   }
+  let json: unknown;
   try {
-    return JSON.parse(text) as Manifest;
-  } catch (err) {
-    throw new IntegrityError(`Snapshot ${path.basename(dir)} has a corrupt ${MANIFEST_NAME}; it failed its integrity check.`, {
-      cause: err,
-    });
+    json = JSON.parse(text);
+  } catch {
+    return { problem: `${file} is not valid JSON` };
   }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) return { problem: `${file} is not a valid manifest (${describeIssues(parsed.error.issues).slice(0, 3).join('; ')})` };
+  if (parsed.data.id !== id) return { problem: `${file} belongs to snapshot ${parsed.data.id}, not to its folder ${id}` };
+  return { manifest: parsed.data };
 }
 
-/** All complete snapshots in the vault, newest first. Partial folders and other files are ignored. */
+/**
+ * All snapshots in the vault, newest first. Partial folders and other files are ignored. One bad
+ * entry never hides the others: a folder without a usable manifest, or a symlink named like a
+ * snapshot (never followed: what it points at is outside the vault's control), is listed with a
+ * `problem`; an entry that vanishes while listing (a racing prune) is skipped.
+ */
 export async function listSnapshots(vaultDir: string): Promise<SnapshotEntry[]> {
   let names: string[];
   try {
@@ -62,12 +79,24 @@ export async function listSnapshots(vaultDir: string): Promise<SnapshotEntry[]> 
     const time = snapshotIdTime(id);
     if (!time) continue;
     const dir = path.join(vaultDir, id);
-    if (!(await stat(dir)).isDirectory()) continue;
+    const damaged = (problem: string): number => entries.push({ id, dir, time, manifest: null, problem });
+    let st: Stats;
     try {
-      entries.push({ id, dir, time, manifest: await readManifest(dir) });
+      st = await lstat(dir);
     } catch (err) {
-      entries.push({ id, dir, time, manifest: null, problem: (err as Error).message });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      damaged(`${dir} cannot be examined (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
+      continue;
     }
+    if (st.isSymbolicLink()) {
+      damaged(`${dir} is a symbolic link, which permafrost never follows (put the snapshot folder itself there, or remove the link)`);
+      continue;
+    }
+    if (!st.isDirectory()) continue;
+    const read = await readManifest(dir, id);
+    if ('vanished' in read) continue;
+    if ('problem' in read) damaged(read.problem);
+    else entries.push({ id, dir, time, manifest: read.manifest });
   }
   return entries.sort((a, b) => b.id.localeCompare(a.id));
 }

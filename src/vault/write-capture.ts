@@ -77,7 +77,7 @@ function waitTool(child: ChildProcess, tool: CaptureTool, stderr: () => string):
  */
 export async function writeEncryptedCapture(
   dir: string,
-  name: string,
+  name: ManifestFile['name'],
   part: ManifestFile['part'],
   tool: CaptureTool,
   passphrase: string,

@@ -23,7 +23,7 @@ function plainCounter(onChunk: (n: number) => void): Transform {
  */
 export async function writeEncryptedPart(
   dir: string,
-  name: string,
+  name: ManifestFile['name'],
   part: ManifestFile['part'],
   plain: Readable,
   passphrase: string,

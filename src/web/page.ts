@@ -28,7 +28,7 @@ function snapshotTable(rows: SnapshotRow[], now: number): string {
     .map(
       (s) =>
         `<tr><td><code>${esc(s.id)}</code></td><td>${esc(age(now - Date.parse(s.startedAt)))} ago</td><td class="num">${esc(bytes(s.bytes))}</td>` +
-        `<td class="num">${esc(duration(s.durationMs))}</td><td>${esc(s.problem ? 'unreadable manifest' : s.parts.map((p) => p.part).join(', '))}</td><td>${verifiedCell(s)}</td></tr>`,
+        `<td class="num">${esc(duration(s.durationMs))}</td><td>${s.problem ? `<span class="bad" title="${esc(s.problem)}">damaged</span>` : esc(s.parts.map((p) => p.part).join(', '))}</td><td>${verifiedCell(s)}</td></tr>`,
     )
     .join('\n');
   return `<table id="snapshots"><thead><tr><th>Snapshot</th><th>Age</th><th>Size</th><th>Duration</th><th>Parts</th><th>Verified</th></tr></thead><tbody>\n${body}\n</tbody></table>` +
@@ -70,6 +70,7 @@ function problems(o: Overview, jobs: JobView[] | null): string[] {
   }
   for (const j of jobs ?? []) if (j.lastRun?.outcome === 'failed') out.push(`last ${j.name} run failed: ${j.lastRun.error ?? ''}`);
   for (const p of o.replication?.problems ?? []) out.push(p);
+  for (const s of o.snapshots) if (s.problem) out.push(`snapshot ${s.id} is damaged: ${s.problem}`);
   for (const s of o.snapshots.slice(0, RECENT)) if (s.verified === 'failed') out.push(`snapshot ${s.id} failed verification: ${s.verifyReason ?? ''}`);
   return [...new Set(out)];
 }

@@ -12,7 +12,9 @@ import { connected, folderSynced, startSyncthingPair, type StPair } from '../har
 import { waitFor } from '../harness/wait.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import type { ReplicationStatus } from '../../src/replicate/status.js';
+import { z } from 'zod';
 import type { ApplyResult } from '../../src/replicate/apply.js';
+import { fileInfoSchema, folderStatusSchema, stFolderSchema } from '../../src/replicate/api.js';
 
 const cluster = new ClusterFixture();
 let pair: StPair;
@@ -108,7 +110,7 @@ describe('replication through Syncthing', () => {
     const dry = await cli(src, 'sync', 'apply', '--dry-run');
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain('would make 7 changes');
-    expect(await pair.a.api.get<unknown[]>('/rest/config/folders')).toEqual([]);
+    expect(await pair.a.api.get('/rest/config/folders', z.array(z.unknown()))).toEqual([]);
 
     for (const ws of [src, rcv]) {
       const r = await cli(ws, 'sync', 'apply', '--json');
@@ -124,14 +126,12 @@ describe('replication through Syncthing', () => {
         'resume-folder',
       ]);
     }
-    const aFolders = await pair.a.api.get<Array<{ id: string; type: string; path: string }>>('/rest/config/folders');
+    const aFolders = await pair.a.api.get('/rest/config/folders', z.array(stFolderSchema));
     expect(aFolders.map((f) => [f.id, f.type, f.path]).sort()).toEqual([
       ['mastodon-media', 'sendonly', srcMedia],
       ['permafrost-snapshots', 'sendonly', src.vault],
     ]);
-    const bFolders = await pair.b.api.get<Array<{ id: string; type: string; paused: boolean; versioning: { type: string; params: Record<string, string> } }>>(
-      '/rest/config/folders',
-    );
+    const bFolders = await pair.b.api.get('/rest/config/folders', z.array(stFolderSchema));
     for (const f of bFolders) {
       expect(f.type).toBe('receiveonly');
       expect(f.paused).toBe(false);
@@ -171,7 +171,7 @@ describe('replication through Syncthing', () => {
     writeFiles(src.vault, { '.partial-2026-01-01T00-00-00Z-1/database.pgdump.gpg': 'half written', '.permafrost.lock': '1\nbackup\n' });
     await pair.a.api.post('/rest/db/scan?folder=permafrost-snapshots');
     for (const f of ['.partial-2026-01-01T00-00-00Z-1/database.pgdump.gpg', '.permafrost.lock']) {
-      await expect(pair.a.api.get(`/rest/db/file?folder=permafrost-snapshots&file=${encodeURIComponent(f)}`)).rejects.toMatchObject({ status: 404 });
+      await expect(pair.a.api.get(`/rest/db/file?folder=permafrost-snapshots&file=${encodeURIComponent(f)}`, fileInfoSchema)).rejects.toMatchObject({ status: 404 });
     }
     expect(readdirSync(rcv.vault).filter((n) => n.startsWith('.partial') || n.startsWith('.permafrost'))).toEqual([]);
     rmSync(path.join(src.vault, '.permafrost.lock'));
@@ -185,7 +185,7 @@ describe('replication through Syncthing', () => {
     expect(existsSync(path.join(rcvMedia, 'cache/accounts/avatars/000/000/009/original/deep.png'))).toBe(false);
     expect(existsSync(path.join(rcvMedia, 'accounts/cache/nested.bin'))).toBe(false);
     // Ignored on the source itself: excluded files are never announced.
-    await expect(pair.a.api.get('/rest/db/file?folder=mastodon-media&file=cache%2Ftop.bin')).rejects.toMatchObject({ status: 404 });
+    await expect(pair.a.api.get('/rest/db/file?folder=mastodon-media&file=cache%2Ftop.bin', fileInfoSchema)).rejects.toMatchObject({ status: 404 });
   });
 
   it('a file changed or added on the receiver never reaches the source', async () => {
@@ -197,7 +197,7 @@ describe('replication through Syncthing', () => {
     await pair.b.api.post('/rest/db/scan?folder=permafrost-snapshots');
     await waitFor(
       'B to register its local changes',
-      async () => (await pair.b.api.get<{ receiveOnlyChangedFiles: number }>('/rest/db/status?folder=mastodon-media')).receiveOnlyChangedFiles >= 2,
+      async () => (await pair.b.api.get('/rest/db/status?folder=mastodon-media', folderStatusSchema)).receiveOnlyChangedFiles! >= 2,
       10_000,
     );
     await pair.a.api.post('/rest/db/scan?folder=mastodon-media');
@@ -246,7 +246,7 @@ describe('replication through Syncthing', () => {
 
   it('sync apply twice: the second run reports no change and the Syncthing config is identical; --dry-run changes nothing', async () => {
     sourceConfig();
-    const before = { a: await pair.a.api.get('/rest/config'), b: await pair.b.api.get('/rest/config') };
+    const before = { a: await pair.a.api.get('/rest/config', z.unknown()), b: await pair.b.api.get('/rest/config', z.unknown()) };
     for (const ws of [src, rcv]) {
       const r = await cli(ws, 'sync', 'apply');
       expect(r.code, r.stderr).toBe(0);
@@ -254,15 +254,15 @@ describe('replication through Syncthing', () => {
       const j = await cli(ws, 'sync', 'apply', '--json');
       expect((JSON.parse(j.stdout) as ApplyResult).changes).toEqual([]);
     }
-    expect(await pair.a.api.get('/rest/config')).toEqual(before.a);
-    expect(await pair.b.api.get('/rest/config')).toEqual(before.b);
+    expect(await pair.a.api.get('/rest/config', z.unknown())).toEqual(before.a);
+    expect(await pair.b.api.get('/rest/config', z.unknown())).toEqual(before.b);
 
     sourceConfig({ syncthing: { devices: [{ name: 'nas-renamed', id: pair.b.id, addresses: [pair.b.listen] }] } });
     const dry = await cli(src, 'sync', 'apply', '--dry-run');
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain('would make 1 change');
     expect(dry.stdout).toContain('update device nas-renamed');
-    expect(await pair.a.api.get('/rest/config')).toEqual(before.a);
+    expect(await pair.a.api.get('/rest/config', z.unknown())).toEqual(before.a);
     sourceConfig();
   });
 

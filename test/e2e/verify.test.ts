@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { clusterPerFile } from '../harness/suite.js';
-import type { Manifest } from '../../src/vault/manifest.js';
+import type { Manifest, ManifestFile } from '../../src/vault/manifest.js';
 import { commitPartial, createPartial, snapshotIdFor } from '../../src/vault/store.js';
 import { writeEncryptedPart } from '../../src/vault/write-part.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -46,7 +46,7 @@ function passphrase(): string {
 /** Writes a snapshot the way the backup does, from a plaintext stream per part, with a chosen manifest. */
 async function craftSnapshot(
   base: Manifest,
-  parts: Array<{ name: string; part: 'database' | 'redis' | 'secrets'; plain: Readable }>,
+  parts: Array<{ name: ManifestFile['name']; part: ManifestFile['part']; plain: Readable }>,
   offsetSeconds: number,
 ): Promise<string> {
   const id = snapshotIdFor(new Date(Date.parse(base.startedAt) + offsetSeconds * 1000));

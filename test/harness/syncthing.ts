@@ -13,6 +13,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
+import { completionSchema, connectionsSchema, folderStatusSchema, pingSchema, systemStatusSchema } from '../../src/replicate/api.js';
 import { SyncthingClient } from '../../src/replicate/client.js';
 import { waitFor } from './wait.js';
 
@@ -155,11 +157,11 @@ export async function startSyncthingPair(opts: { hashing?: 'minio' | 'default' }
         `${p.name} to answer ping`,
         async () => {
           if (launcher.exitCode !== null) throw new Error(`launcher exited ${launcher.exitCode}: ${launcherErr}`);
-          return (await api.get<{ ping: string }>('/rest/system/ping')).ping === 'pong';
+          return (await api.get('/rest/system/ping', pingSchema)).ping === 'pong';
         },
         30_000,
       );
-      const id = (await api.get<{ myID: string }>('/rest/system/status')).myID;
+      const id = (await api.get('/rest/system/status', systemStatusSchema)).myID;
       return { ...p, id, api };
     };
     const [a, b] = await Promise.all([mk(pa), mk(pb)]);
@@ -183,7 +185,7 @@ export async function startSyncthingPair(opts: { hashing?: 'minio' | 'default' }
 
 /** Whether `dev` is connected as seen from `from`. */
 export async function connected(from: StInstance, dev: StInstance): Promise<boolean> {
-  const c = await from.api.get<{ connections: Record<string, { connected: boolean }> }>('/rest/system/connections');
+  const c = await from.api.get('/rest/system/connections', connectionsSchema);
   return Boolean(c.connections[dev.id]?.connected);
 }
 
@@ -192,10 +194,10 @@ export async function connected(from: StInstance, dev: StInstance): Promise<bool
  * completion 100 with nothing needed, both idle, and b's global counts equal to a's.
  */
 export async function folderSynced(a: StInstance, b: StInstance, folder: string): Promise<boolean> {
-  type Status = { state: string; needTotalItems: number; globalFiles: number; globalBytes: number; receiveOnlyChangedFiles?: number };
-  const c = await a.api.get<{ completion: number; needItems: number; needDeletes: number }>(`/rest/db/completion?folder=${folder}&device=${b.id}`);
-  const sa = await a.api.get<Status>(`/rest/db/status?folder=${folder}`);
-  const sb = await b.api.get<Status>(`/rest/db/status?folder=${folder}`);
+  const status = folderStatusSchema.extend({ needTotalItems: z.number(), globalFiles: z.number(), globalBytes: z.number() });
+  const c = await a.api.get(`/rest/db/completion?folder=${folder}&device=${b.id}`, completionSchema);
+  const sa = await a.api.get(`/rest/db/status?folder=${folder}`, status);
+  const sb = await b.api.get(`/rest/db/status?folder=${folder}`, status);
   return (
     c.completion === 100 &&
     c.needItems === 0 &&

@@ -158,21 +158,23 @@ describe('OpenPGP stream writer', () => {
     const data = Buffer.concat([text, randomBytes(2_000_000), text]);
     writeFileSync(src, data);
     const seen: number[] = [];
-    const f = await writeEncryptedCapture(dir, `cap${++n}.gpg`, 'database', { argv: ['cat', src], what: 'a test file' }, PASS, (b) => seen.push(b), {
+    // Manifest file names are fixed per part, so each capture gets its own folder.
+    const into = mkdtempSync(path.join(dir, 'cap-'));
+    const f = await writeEncryptedCapture(into, 'database.pgdump.gpg', 'database', { argv: ['cat', src], what: 'a test file' }, PASS, (b) => seen.push(b), {
       compressLevel: 1,
     });
     expect(f.plainBytes).toBe(data.length);
     expect(seen.at(-1)).toBe(data.length);
-    expect(f.bytes).toBe(readFileSync(path.join(dir, f.name)).length);
-    const r = stockGpg(path.join(dir, f.name));
+    expect(f.bytes).toBe(readFileSync(path.join(into, f.name)).length);
+    const r = stockGpg(path.join(into, f.name));
     expect(r.status, r.stderr).toBe(0);
     expect(r.out!.equals(data)).toBe(true);
-    const js = await openpgp.decrypt({ message: await openpgp.readMessage({ binaryMessage: readFileSync(path.join(dir, f.name)) }), passwords: [PASS], format: 'binary' });
+    const js = await openpgp.decrypt({ message: await openpgp.readMessage({ binaryMessage: readFileSync(path.join(into, f.name)) }), passwords: [PASS], format: 'binary' });
     expect(Buffer.from(js.data).equals(data)).toBe(true);
   });
 
   it('writeEncryptedCapture: a failing tool rejects with its reason', async () => {
-    const err = await writeEncryptedCapture(dir, `cap${++n}.gpg`, 'database', { argv: ['cat', path.join(dir, 'no-such-file')], what: 'a test file' }, PASS, undefined, {
+    const err = await writeEncryptedCapture(mkdtempSync(path.join(dir, 'cap-')), 'database.pgdump.gpg', 'database', { argv: ['cat', path.join(dir, 'no-such-file')], what: 'a test file' }, PASS, undefined, {
       compressLevel: 1,
     }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/cat failed while capturing a test file: .*No such file/);

@@ -8,7 +8,8 @@ import { requireSource } from '../../src/config/normalize.js';
 import { syncthingSchema } from '../../src/config/schema-replicate.js';
 import { UserError } from '../../src/errors.js';
 import { normalizeDeviceId } from '../../src/replicate/device-id.js';
-import { desiredState, planChanges, type CurrentState, type StFolder } from '../../src/replicate/plan.js';
+import type { StFolder } from '../../src/replicate/api.js';
+import { desiredState, planChanges, type CurrentState } from '../../src/replicate/plan.js';
 
 // Real IDs made by `syncthing generate` (valid check characters).
 const ME = 'QSUKYKF-FQN6OG6-DZIPWHF-6GRVTDW-NREBRHS-MIYLO3G-TW2UB6U-WNC7IA6';

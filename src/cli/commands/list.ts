@@ -1,3 +1,4 @@
+import { IntegrityError } from '../../errors.js';
 import { readVerifyState, verifyStatus } from '../../recover/verify-state.js';
 import { listSnapshots } from '../../vault/store.js';
 import { examples, type RegisterCommand } from '../context.js';
@@ -24,13 +25,25 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         verified: verifyStatus(verified[s.id]),
         verifiedAt: verified[s.id]?.checkedAt ?? null,
       }));
-      if (opts.json) return io.out(JSON.stringify(rows, null, 2));
-      if (rows.length === 0) return io.out(`no snapshots in ${cfg.vault.dir}`);
-      io.out(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CONTENTS'].join('\t'));
-      for (const r of rows) {
-        const size = r.bytes === null ? '?' : formatBytes(r.bytes);
-        const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
-        io.out([r.id, formatAge(r.ageSeconds * 1000), size, mark, r.problem ?? r.parts.join(',')].join('\t'));
+      if (opts.json) io.out(JSON.stringify(rows, null, 2));
+      else if (rows.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
+      else {
+        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CONTENTS'].join('\t'));
+        for (const r of rows) {
+          const size = r.bytes === null ? '?' : formatBytes(r.bytes);
+          const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
+          io.out([r.id, formatAge(r.ageSeconds * 1000), size, mark, r.problem ?? r.parts.join(',')].join('\t'));
+        }
+      }
+      // Everything is listed first; then a damaged entry makes the run fail as an integrity problem (exit 3).
+      const damaged = rows.filter((r) => r.problem !== null);
+      const first = damaged[0];
+      if (first) {
+        const others = damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged entr${damaged.length > 2 ? 'ies' : 'y'}, listed above)` : '';
+        throw new IntegrityError(
+          `Snapshot ${first.id} failed its integrity check: ${first.problem}${others}; move damaged entries out of ${cfg.vault.dir} or replace them from a backup device.`,
+          { details: damaged.slice(1).map((r) => `${r.id}: ${r.problem}`) },
+        );
       }
     });
 };

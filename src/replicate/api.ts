@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+/*
+ * The parts of Syncthing's REST replies that permafrost reads. Only the fields used are checked;
+ * every object is loose, so the other fields (and those newer Syncthing versions add) pass through
+ * untouched, which matters for config objects that are patched back.
+ */
+
+/** GET /rest/system/status */
+export const systemStatusSchema = z.looseObject({ myID: z.string() });
+
+/** GET /rest/system/ping */
+export const pingSchema = z.looseObject({ ping: z.string() });
+
+/** One entry of GET /rest/config/devices */
+export const stDeviceSchema = z.looseObject({
+  deviceID: z.string(),
+  name: z.string(),
+  addresses: z.array(z.string()),
+});
+export type StDevice = z.infer<typeof stDeviceSchema>;
+
+export const stVersioningSchema = z.looseObject({ type: z.string(), params: z.record(z.string(), z.string()) });
+export type StVersioning = z.infer<typeof stVersioningSchema>;
+
+/** One entry of GET /rest/config/folders */
+export const stFolderSchema = z.looseObject({
+  id: z.string(),
+  label: z.string(),
+  path: z.string(),
+  type: z.string(),
+  devices: z.array(z.looseObject({ deviceID: z.string() })),
+  rescanIntervalS: z.number(),
+  fsWatcherEnabled: z.boolean(),
+  fsWatcherDelayS: z.number(),
+  paused: z.boolean(),
+  versioning: stVersioningSchema,
+});
+export type StFolder = z.infer<typeof stFolderSchema>;
+
+/** GET /rest/db/ignores?folder=… */
+export const ignoresSchema = z.looseObject({ ignore: z.array(z.string()).nullable() });
+
+/** GET /rest/system/connections */
+export const connectionsSchema = z.looseObject({
+  connections: z.record(z.string(), z.looseObject({ connected: z.boolean(), address: z.string().optional(), startedAt: z.string().optional() })),
+});
+
+/** GET /rest/stats/device */
+export const deviceStatsSchema = z.record(z.string(), z.looseObject({ lastSeen: z.string().optional() }));
+
+/** GET /rest/db/status?folder=… */
+export const folderStatusSchema = z.looseObject({
+  state: z.string(),
+  needBytes: z.number(),
+  receiveOnlyChangedFiles: z.number().optional(),
+});
+
+/** GET /rest/db/completion?folder=…&device=… */
+export const completionSchema = z.looseObject({
+  completion: z.number(),
+  needBytes: z.number(),
+  needItems: z.number(),
+  needDeletes: z.number().optional(),
+});
+
+/** GET /rest/db/file?folder=…&file=… */
+export const fileInfoSchema = z.looseObject({
+  availability: z.array(z.looseObject({ id: z.string() })).nullish(),
+});
