@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
 import { UserError } from '../errors.js';
+import { describeIssues } from '../schema-issues.js';
 import { normalizeConfig } from './normalize.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -18,25 +18,6 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
   throw new UserError(
     `No config file found: pass --config FILE, set PERMAFROST_CONFIG, or create ./permafrost.yaml (see \`permafrost init\`).`,
   );
-}
-
-function formatIssuePath(p: readonly PropertyKey[]): string {
-  return p.map((k) => (typeof k === 'number' ? `[${k}]` : String(k))).join('.').replace(/\.\[/g, '[') || '(top level)';
-}
-
-/** Turns zod issues into `key.path: what was expected` lines, unknown keys one line each. */
-export function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  const lines: string[] = [];
-  for (const issue of issues) {
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
-        lines.push(`${formatIssuePath([...issue.path, key])}: unknown key (remove it or check its spelling)`);
-      }
-    } else {
-      lines.push(`${formatIssuePath(issue.path)}: ${issue.message}`);
-    }
-  }
-  return lines;
 }
 
 /** Checks against the real system that the schema cannot express: files that must exist. */

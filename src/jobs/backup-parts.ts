@@ -5,12 +5,9 @@ import { checkRedisCli, redisPartError, startRedisCapture } from '../capture/red
 import { openSecrets } from '../capture/secrets.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
-import type { ManifestFile } from '../vault/manifest.js';
+import { PART_FILE, type ManifestFile } from '../vault/manifest.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
 import type { JobEvents } from './events.js';
-
-/** File names of the parts next to the database in each snapshot. */
-export const PART_FILES = { redis: 'redis.rdb.gpg', secrets: 'env.production.gpg' } as const;
 
 export interface ExtraParts {
   files: ManifestFile[];
@@ -41,7 +38,7 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
         throw redisPartError(redis, err);
       }
       try {
-        const file = await writeEncryptedPart(dir, PART_FILES.redis, 'redis', capture.stdout, passphrase, progress);
+        const file = await writeEncryptedPart(dir, PART_FILE.redis, 'redis', capture.stdout, passphrase, progress);
         await capture.tool.done;
         return file;
       } catch (err) {
@@ -66,7 +63,7 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
     async write(dir, passphrase) {
       const stream: Readable = await openSecrets(secrets);
       try {
-        return await writeEncryptedPart(dir, PART_FILES.secrets, 'secrets', stream, passphrase, progress);
+        return await writeEncryptedPart(dir, PART_FILE.secrets, 'secrets', stream, passphrase, progress);
       } catch (err) {
         stream.destroy();
         if (err instanceof PermafrostError) throw err;
@@ -98,7 +95,7 @@ export async function captureExtraParts(
     try {
       files.push(await job.write(dir, passphrase));
     } catch (err) {
-      await rm(path.join(dir, PART_FILES[job.part]), { force: true });
+      await rm(path.join(dir, PART_FILE[job.part]), { force: true });
       if (!job.optional || opts.signal?.aborted) throw err;
       warnings.push(`${job.part} part skipped (marked optional): ${errorMessage(err)}`);
     }

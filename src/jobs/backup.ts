@@ -5,7 +5,7 @@ import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { acquireLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
-import type { Manifest, ManifestFile } from '../vault/manifest.js';
+import { PART_FILE, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { cleanStalePartials, commitPartial, createPartial, discardPartial, snapshotIdFor } from '../vault/store.js';
 import { writeEncryptedCapture } from '../vault/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
@@ -49,7 +49,7 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
       // pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete.
       const file: ManifestFile = await writeEncryptedCapture(
         partial.dir,
-        'database.pgdump.gpg',
+        PART_FILE.database,
         'database',
         { argv, env, what: `database "${db.name}"`, signal: opts.signal },
         passphrase,

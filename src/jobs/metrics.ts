@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../vault/fs-durable.js';
-import { renderMetrics } from '../web/metrics.js';
+import { renderMetrics } from '../web/prometheus.js';
 import { readOverview, type ReplicationReader } from '../web/overview.js';
 
 /** Prometheus text computed from the vault; written atomically to `textfile` when given (node_exporter's textfile collector). */

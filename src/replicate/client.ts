@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describeIssues } from '../config/load.js';
+import { describeIssues } from '../schema-issues.js';
 import { readSecretFile } from '../config/secret-file.js';
 import type { SyncthingConfig } from '../config/schema-replicate.js';
 import type { z } from 'zod';

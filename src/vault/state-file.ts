@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
-import { describeIssues } from '../config/load.js';
+import { describeIssues } from '../schema-issues.js';
 import { writeFileAtomic } from './fs-durable.js';
 
 /**

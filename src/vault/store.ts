@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { describeIssues } from '../config/load.js';
+import { describeIssues } from '../schema-issues.js';
 import { errorMessage, UserError } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest } from './manifest.js';

@@ -1,4 +1,4 @@
-import { esc } from './format.js';
+import { esc } from './html.js';
 
 export interface ChartPoint {
   /** Unix ms. */

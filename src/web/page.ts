@@ -1,5 +1,5 @@
 import { lineChart, niceBytes } from './chart.js';
-import { age, bytes, duration, esc } from './format.js';
+import { age, bytes, duration, esc } from './html.js';
 import type { Overview, SnapshotRow } from './overview.js';
 
 /** What the daemon tells about each scheduled job (src/schedule/daemon.ts JobStatus, structurally). */

@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
+import { METRICS_CONTENT_TYPE, renderMetrics } from './prometheus.js';
 import { readOverview, type ReplicationReader } from './overview.js';
 import { FAVICON_SVG, renderPage, STYLE_CSS, type JobView } from './page.js';
 
