@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount, assertDbName } from '../capture/postgres.js';
-import { spawnStreaming } from '../capture/spawn-stream.js';
+import { userTableCount, assertDbName } from '../capture/postgres.js';
+import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv } from '../tools/postgres.js';
+import { runTool } from '../tools/run.js';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { PermafrostError, UserError } from '../errors.js';
@@ -83,10 +84,8 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     if (!target.exists) await createDatabase(config, opts.database);
     const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
     const argv = pgRestoreArgv(config.database, opts.database, archive, { jobs, noOwner: opts.noOwner });
-    const run = spawnStreaming(argv, { env: pgRestoreEnv(pgEnv(config.database)), what: `snapshot ${snapshot.id}` });
-    run.stdout.resume();
     try {
-      await run.done;
+      await runTool({ argv, env: pgRestoreEnv(pgEnv(config.database)), doing: `restoring snapshot ${snapshot.id} into "${opts.database}"` });
     } catch (err) {
       throw new PermafrostError('tool', `pg_restore failed restoring snapshot ${snapshot.id} into "${opts.database}"; the database may be partly restored: read the lines below, fix the cause and run restore again with --force.`, {
         cause: err,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { ToolError } from '../errors.js';
-import { gpgDecryptArgv, gpgDecryptFile } from './gpg-decrypt.js';
+import { gpgDecryptArgv, gpgDecryptFile } from '../tools/gpg.js';
 import { encryptOpenPgpStream, type EncryptOptions } from './openpgp-stream.js';
 
 /**
