@@ -8,6 +8,7 @@
  * another program's stdin as an OS pipe (no byte passes through this process).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { ToolError } from '../errors.js';
 
@@ -44,11 +45,25 @@ export interface RunningTool<O extends StdoutTo = 'pipe'> {
   stderr(): string;
   /** Ends the program (SIGTERM) when it still runs; its failure then does not explain a broken pipeline. */
   stop(): void;
-  /** Whether `stop()` or the AbortSignal ended it (it died of our SIGTERM, not of its own accord). */
+  /** Whether `stop()` or the AbortSignal ended it while it ran (some programs exit 1 on SIGTERM, e.g. pg_dump). */
   readonly stopped: boolean;
 }
 
 const STDERR_KEEP = 8192;
+
+/**
+ * Whether the process has exited but Node has not seen it yet (a zombie, Linux /proc): its own exit
+ * status then tells why it ended, and a SIGTERM now would not make its failure ours.
+ */
+function exitedUnreported(pid: number | undefined): boolean {
+  if (pid === undefined) return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
 
 /** The tool's own reason: its first "error:" line (libpq tools), else its last line, without the program prefix. */
 export function firstError(stderr: string): string | undefined {
@@ -83,12 +98,10 @@ export function startTool<O extends StdoutTo = 'pipe'>(run: ToolRun, io: ToolIo<
   }
   // An early exit of the program shows in its exit status, not as an EPIPE here.
   child.stdin?.on('error', () => undefined);
-  let killed = false;
   let stopped = false;
   const stop = (): void => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    // It may have exited already (its exit not yet reported): the exit status then tells.
-    killed = true;
+    if (child.exitCode !== null || child.signalCode !== null || exitedUnreported(child.pid)) return;
+    stopped = true;
     child.kill('SIGTERM');
   };
   run.signal?.addEventListener('abort', stop, { once: true });
@@ -105,7 +118,6 @@ export function startTool<O extends StdoutTo = 'pipe'>(run: ToolRun, io: ToolIo<
       run.signal?.removeEventListener('abort', stop);
       if (code === 0) return resolve();
       if (code === null && signal === null) return; // not started: 'error' rejected already
-      stopped = killed && signal === 'SIGTERM';
       if (stopped) return reject(fail(`${bin} was stopped while ${run.doing}.`, code, signal, run.signal?.reason));
       const why = firstError(stderr) ?? (signal ? `killed by ${signal}` : `exit ${code}`);
       reject(fail(`${bin} failed while ${run.doing}: ${why}`, code, signal));
@@ -143,9 +155,12 @@ export async function runTool(run: ToolRun, opts: { timeoutMs?: number; maxBuffe
   return { stdout: Buffer.concat(chunks).toString('utf8'), stderr: tool.stderr() };
 }
 
-/** A program that died because the next one in the pipeline stopped reading. */
+/**
+ * A program that died because the next one in the pipeline stopped reading: SIGPIPE, or (Node's
+ * stdio pipes are socket pairs) EPIPE / ECONNRESET reported by a program that handles the error.
+ */
 function brokenPipe(e: ToolError): boolean {
-  return e.signal === 'SIGPIPE' || /broken pipe/i.test(e.stderrTail);
+  return e.signal === 'SIGPIPE' || /broken pipe|connection reset by peer/i.test(e.stderrTail);
 }
 
 /**
