@@ -5,7 +5,7 @@ import { connect } from '../tools/postgres.js';
 import type { MastodonFacts } from '../vault/manifest.js';
 
 /** The Mastodon tables whose exact row counts go into the manifest and are checked by verify. */
-export const MASTODON_TABLES = ['accounts', 'statuses', 'media_attachments', 'users'] as const;
+const MASTODON_TABLES = ['accounts', 'statuses', 'media_attachments', 'users'] as const;
 
 /** Reads the Mastodon facts for the manifest; null when this is not a Mastodon-shaped database. */
 export async function mastodonFacts(client: pg.Client): Promise<MastodonFacts | null> {

@@ -60,7 +60,7 @@ export function pgDumpArgv(db: DatabaseConfig, opts: { snapshot?: string } = {})
  * server change): bigger sort memory for the index builds, and no wait for the WAL flush at each of
  * the many small commits. Any PGOPTIONS the caller set come last and win.
  */
-export const RESTORE_SESSION_SETTINGS = ['maintenance_work_mem=256MB', 'synchronous_commit=off'] as const;
+const RESTORE_SESSION_SETTINGS = ['maintenance_work_mem=256MB', 'synchronous_commit=off'] as const;
 
 export function pgRestoreEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const ours = RESTORE_SESSION_SETTINGS.map((s) => `-c ${s}`).join(' ');
@@ -95,7 +95,7 @@ export function pgRestoreArgv(
 }
 
 /** A `pg` client for the configured server, connecting to `database` (default: the configured one). */
-export function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
+function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
   const client = new pg.Client({
     host: db.host,
     port: db.port,

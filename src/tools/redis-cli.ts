@@ -48,7 +48,7 @@ export function redisCliArgv(redis: Pick<RedisConfig, 'url' | 'cli'>, args: stri
 }
 
 /** The environment for redis-cli: the password travels as REDISCLI_AUTH, never in argv. */
-export function redisEnv(redis: Pick<RedisConfig, 'passwordFile'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+function redisEnv(redis: Pick<RedisConfig, 'passwordFile'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env = { ...base };
   if (redis.passwordFile) env.REDISCLI_AUTH = readSecretFile(redis.passwordFile, 'redis.passwordFile');
   return env;

@@ -24,7 +24,7 @@ const AES256 = 9;
 const SHA256 = 8;
 const ZIP = 1;
 /** S2K count byte 224: 16 MiB hashed per key derivation (openpgp.js's default). */
-export const S2K_COUNT_BYTE = 224;
+const S2K_COUNT_BYTE = 224;
 /** Partial body chunks of 2^20 bytes: framing overhead is one byte per MiB. */
 const CHUNK_LOG2 = 20;
 
@@ -47,7 +47,7 @@ export function s2kCount(c: number): number {
 }
 
 /** Iterated and salted S2K (RFC 4880 §3.7.1.3) with SHA-256: a 32-byte AES-256 key. */
-export function s2kIterated(passphrase: Buffer, salt: Buffer, countByte: number): Buffer {
+function s2kIterated(passphrase: Buffer, salt: Buffer, countByte: number): Buffer {
   const data = Buffer.concat([salt, passphrase]);
   let left = Math.max(s2kCount(countByte), data.length);
   const hash = createHash('sha256');
@@ -65,7 +65,7 @@ export function s2kIterated(passphrase: Buffer, salt: Buffer, countByte: number)
  * Frames a stream as the body of one packet with a new-format header, using partial body lengths
  * (2^CHUNK_LOG2 bytes each) and a definite length for the last piece.
  */
-export class PacketFramer extends Transform {
+class PacketFramer extends Transform {
   private pieces: Buffer[] = [];
   private held = 0;
   private started = false;
@@ -151,7 +151,7 @@ class SeipdEncryptor extends Transform {
 }
 
 /** The SKESK v4 packet announcing AES-256 with an iterated+salted SHA-256 S2K; also returns the derived key. */
-export function skeskPacket(passphrase: string, countByte = S2K_COUNT_BYTE): { packet: Buffer; key: Buffer } {
+function skeskPacket(passphrase: string, countByte = S2K_COUNT_BYTE): { packet: Buffer; key: Buffer } {
   const salt = randomBytes(8);
   const body = Buffer.concat([Buffer.from([4, AES256, 3, SHA256]), salt, Buffer.from([countByte])]);
   const key = s2kIterated(Buffer.from(passphrase, 'utf8'), salt, countByte);
