@@ -35,6 +35,14 @@ export default tseslint.config(
     },
   },
   {
+    // One spawn wrapper (ToolError, no shell, no secrets in argv): only src/tools/ starts programs.
+    files: ['src/**/*.ts'],
+    ignores: ['src/tools/run.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: ['node:child_process', 'child_process'].map((name) => ({ name, message: 'Start programs through src/tools/run.ts.' })) }],
+    },
+  },
+  {
     files: ['test/**', 'bench/**'],
     rules: {
       'no-console': 'off',

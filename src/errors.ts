@@ -41,19 +41,23 @@ export class UserError extends PermafrostError {
 export class ToolError extends PermafrostError {
   readonly argv: readonly string[];
   readonly exitStatus: number | null;
+  /** The signal that ended it, when one did. */
+  readonly signal: NodeJS.Signals | null;
   readonly stderrTail: string;
 
   constructor(
     message: string,
-    info: { argv: readonly string[]; exitStatus: number | null; stderr: string; cause?: unknown },
+    info: { argv: readonly string[]; exitStatus: number | null; signal?: NodeJS.Signals | null; stderr: string; cause?: unknown },
   ) {
     const tail = lastLines(info.stderr, 5);
+    const ended = info.signal ? `killed by ${info.signal}` : `exit ${info.exitStatus ?? 'signal'}`;
     super('tool', message, {
       cause: info.cause,
-      details: [`command: ${info.argv.join(' ')} (exit ${info.exitStatus ?? 'signal'})`, ...tail.split('\n').filter(Boolean)],
+      details: [`command: ${info.argv.join(' ')} (${ended})`, ...tail.split('\n').filter(Boolean)],
     });
     this.argv = info.argv;
     this.exitStatus = info.exitStatus;
+    this.signal = info.signal ?? null;
     this.stderrTail = tail;
   }
 }

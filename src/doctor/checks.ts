@@ -1,12 +1,12 @@
 import { constants } from 'node:fs';
 import { access, mkdtemp, opendir, rmdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { connect, pgBin, toolVersion } from '../capture/postgres.js';
-import { checkRedisCli, pingRedis } from '../capture/redis.js';
 import type { RedisConfig, SecretsConfig } from '../config/schema-parts.js';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { readPassphraseFile } from '../config/secret-file.js';
 import { errorMessage } from '../errors.js';
+import { connect, pgBin, toolVersion } from '../tools/postgres.js';
+import { checkRedisCli, pingRedis } from '../tools/redis-cli.js';
 import { listSnapshots } from '../vault/store.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';

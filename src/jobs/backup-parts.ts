@@ -1,10 +1,12 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { checkRedisCli, redisPartError, startRedisCapture } from '../capture/redis.js';
+import { redisPartError, startRedisCapture } from '../capture/redis.js';
 import { openSecrets } from '../capture/secrets.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
+import { checkRedisCli } from '../tools/redis-cli.js';
+import { pipelineFailure } from '../tools/run.js';
 import { PART_FILE, type ManifestFile } from '../vault/manifest.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
 import type { JobEvents } from './events.js';
@@ -42,13 +44,8 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
         await capture.tool.done;
         return file;
       } catch (err) {
-        capture.tool.child.kill('SIGTERM');
         // The tool's own error (exit status, stderr) says more than a broken pipe does.
-        const toolErr = await capture.tool.done.then(
-          () => null,
-          (e: unknown) => e,
-        );
-        throw redisPartError(redis, toolErr ?? err);
+        throw redisPartError(redis, await pipelineFailure(err, [capture.tool]));
       }
     },
   };

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { dumpCompression, openCaptureSession, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../capture/postgres.js';
+import { openCaptureSession } from '../capture/postgres.js';
+import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
 import { readPassphraseFile } from '../config/secret-file.js';
 import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';

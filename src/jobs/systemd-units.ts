@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { cronToOnCalendar, renderUnits } from '../schedule/systemd.js';
+import { getentPasswd } from '../tools/getent.js';
 import { writeFileAtomic } from '../vault/fs-durable.js';
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
@@ -15,10 +15,10 @@ interface Account {
 }
 
 /** Looks an account up by name or uid through NSS (getent), falling back to /etc/passwd. */
-export function lookupAccount(key: string | number): Account | null {
+async function lookupAccount(key: string | number): Promise<Account | null> {
   let line: string | undefined;
   try {
-    line = execFileSync('getent', ['passwd', String(key)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0];
+    line = await getentPasswd(key);
   } catch {
     try {
       line = readFileSync('/etc/passwd', 'utf8')
@@ -36,10 +36,10 @@ export function lookupAccount(key: string | number): Account | null {
 }
 
 /** The account that owns vault.dir, or the one named by --user (which must exist). */
-export function unitUser(config: Config, flag?: string): string {
+async function unitUser(config: Config, flag?: string): Promise<string> {
   if (flag !== undefined) {
     if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(flag)) throw new UserError(`--user: "${flag}" is not a valid account name.`);
-    if (!lookupAccount(flag)) throw new UserError(`--user: there is no account "${flag}" on this host; create it or name another.`);
+    if (!(await lookupAccount(flag))) throw new UserError(`--user: there is no account "${flag}" on this host; create it or name another.`);
     return flag;
   }
   let uid: number;
@@ -50,15 +50,18 @@ export function unitUser(config: Config, flag?: string): string {
       `vault.dir ${config.vault.dir} does not exist yet: create it owned by the account that runs backups (e.g. \`install -d -o mastodon -m 0750 ${config.vault.dir}\`), or pass --user.`,
     );
   }
-  const account = lookupAccount(uid);
+  const account = await lookupAccount(uid);
   if (!account) throw new UserError(`vault.dir ${config.vault.dir} is owned by uid ${uid}, which has no account name; pass --user.`);
   return account.name;
 }
 
 /** The service and timer for this config, running `command` (the permafrost CLI) as `user`. */
-export function systemdUnitsFor(config: Config, opts: { user?: string; command: readonly string[] }): { user: string; onCalendar: string; files: Record<string, string> } {
+export async function systemdUnitsFor(
+  config: Config,
+  opts: { user?: string; command: readonly string[] },
+): Promise<{ user: string; onCalendar: string; files: Record<string, string> }> {
   const onCalendar = cronToOnCalendar(config.schedule.backup, config.schedule.timezone);
-  const user = unitUser(config, opts.user);
+  const user = await unitUser(config, opts.user);
   const files = renderUnits({
     command: opts.command,
     configPath: config.configPath,

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { IntegrityError, ToolError, UserError } from '../errors.js';
-import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../vault/gpg-decrypt.js';
+import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../tools/gpg.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import type { SnapshotEntry } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';

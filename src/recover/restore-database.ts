@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
-import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount } from '../capture/postgres.js';
-import { spawnStreaming } from '../capture/spawn-stream.js';
+import { userTableCount } from '../capture/postgres.js';
+import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv } from '../tools/postgres.js';
+import { runTool } from '../tools/run.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { PermafrostError, UserError } from '../errors.js';
 import type { ManifestFile } from '../vault/manifest.js';
@@ -81,10 +82,8 @@ export async function restoreDatabase(
   if (!opts.target.exists) await createDatabase(server, opts.database);
   const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
   const argv = pgRestoreArgv(server, opts.database, archive, { jobs, noOwner: opts.noOwner });
-  const run = spawnStreaming(argv, { env: pgRestoreEnv(pgEnv(server)), what: `snapshot ${snapshot.id}` });
-  run.stdout.resume();
   try {
-    await run.done;
+    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: `restoring snapshot ${snapshot.id} into "${opts.database}"` });
   } catch (err) {
     throw new PermafrostError(
       'tool',

@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import type pg from 'pg';
-import { connect, defaultRestoreJobs, mastodonFacts, pgBin, pgConnArgs, pgEnv, pgRestoreEnv } from '../capture/postgres.js';
 import { availableParallelism } from 'node:os';
+import type pg from 'pg';
+import { mastodonFacts } from '../capture/postgres.js';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { ToolError, UserError } from '../errors.js';
+import { connect, defaultRestoreJobs, pgEnv, pgRestoreEnv, pgRestoreListArgv, verifyRestoreArgv } from '../tools/postgres.js';
+import { runTool } from '../tools/run.js';
 import type { MastodonFacts } from '../vault/manifest.js';
-
-const execFileP = promisify(execFile);
 
 /** One table of contents entry of a custom-format archive that creates a table. */
 export interface TocTable {
@@ -29,46 +27,19 @@ export function parseTocTables(list: string): TocTable[] {
   return tables;
 }
 
-/** `pg_restore --list ARCHIVE` argv: reads only the archive's table of contents, touches no server. */
-export function pgRestoreListArgv(db: Pick<DatabaseConfig, 'binDir'>, archive: string): string[] {
-  return [pgBin(db, 'pg_restore'), '--list', archive];
-}
-
-/**
- * pg_restore argv for the test-restore: an empty scratch database, so no --clean; no owners or
- * grants, so it works on a server that lacks the original roles.
- */
-export function verifyRestoreArgv(
-  db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
-  scratch: string,
-  archive: string,
-  opts: { jobs?: number } = {},
-): string[] {
-  return [
-    pgBin(db, 'pg_restore'),
-    '--exit-on-error',
-    '--no-owner',
-    '--no-acl',
-    '--no-password',
-    ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
-    ...pgConnArgs(db),
-    '--dbname',
-    scratch,
-    archive,
-  ];
-}
-
 /** Reads an archive's table of contents with pg_restore --list. */
 export async function archiveTables(db: Pick<DatabaseConfig, 'binDir'>, archive: string): Promise<TocTable[]> {
   const argv = pgRestoreListArgv(db, archive);
   try {
-    const { stdout } = await execFileP(argv[0]!, argv.slice(1), { maxBuffer: 256 * 1024 * 1024 });
+    const { stdout } = await runTool({ argv, doing: 'reading the archive\'s table of contents' }, { maxBuffer: 256 * 1024 * 1024 });
     return parseTocTables(stdout);
   } catch (err) {
+    const e = err as ToolError;
     throw new ToolError('pg_restore cannot read the archive\'s table of contents; the archive is not a valid pg_dump custom-format file.', {
       argv,
-      exitStatus: (err as { code?: number }).code ?? null,
-      stderr: (err as { stderr?: string }).stderr ?? String(err),
+      exitStatus: e.exitStatus,
+      signal: e.signal,
+      stderr: e.stderrTail || e.message,
       cause: err,
     });
   }
@@ -149,14 +120,15 @@ export async function restoreIntoScratch(server: DatabaseConfig, archive: string
   // As restore does: parallel jobs and restore-friendly session settings (a scratch database needs no durable commits).
   const argv = verifyRestoreArgv(server, server.name, archive, { jobs: jobs ?? defaultRestoreJobs(availableParallelism()) });
   try {
-    await execFileP(argv[0]!, argv.slice(1), { env: pgRestoreEnv(pgEnv(server)), maxBuffer: 64 * 1024 * 1024, signal });
+    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: 'restoring the archive', signal });
   } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr ?? String(err);
-    const why = stderr.trim().split('\n').filter(Boolean).pop() ?? 'unknown error';
+    const e = err as ToolError;
+    const why = e.stderrTail.trim().split('\n').filter(Boolean).pop() ?? e.message;
     throw new ToolError(`pg_restore could not restore the archive: ${why.replace(/^pg_restore: (error: )?/, '')}`, {
       argv,
-      exitStatus: (err as { code?: number }).code ?? null,
-      stderr,
+      exitStatus: e.exitStatus,
+      signal: e.signal,
+      stderr: e.stderrTail,
       cause: err,
     });
   }

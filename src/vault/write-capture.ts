@@ -5,18 +5,18 @@
  * into igzip, so the plaintext never passes through this process; only the compressed stream
  * (a quarter of the size) is encrypted here. Measured on the benchmark database this removes a
  * hop that cost ~0.5 s per 200 MB (see bench/ and README, Performance). Otherwise the tool's
- * stdout flows through writeEncryptedPart as before.
+ * stdout flows through writeEncryptedPart and Node's zlib.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { firstError, spawnStreaming } from '../capture/spawn-stream.js';
 import { ToolError } from '../errors.js';
+import { chooseCompressor, findIgzip, GzipToRawDeflate, startIgzip } from '../tools/igzip.js';
+import { pipelineFailure, startTool, type RunningTool } from '../tools/run.js';
 import { HashCounter } from './crypto.js';
 import { fsyncFile } from './fs-durable.js';
 import type { ManifestFile } from './manifest.js';
-import { chooseCompressor, encryptPreDeflated, findIgzip, GzipToRawDeflate, type EncryptOptions } from './openpgp-stream.js';
+import { encryptPreDeflated, type EncryptOptions } from './openpgp-stream.js';
 import { writeEncryptedPart } from './write-part.js';
 
 export interface CaptureTool {
@@ -44,30 +44,10 @@ export function sizeFromIsize(isize: number, estimate: number): number {
   return isize + k * 2 ** 32;
 }
 
-function waitTool(child: ChildProcess, tool: CaptureTool, stderr: () => string): Promise<void> {
-  const bin = tool.argv[0]!;
-  return new Promise<void>((resolve, reject) => {
-    child.once('error', (err) =>
-      reject(
-        new ToolError(`Cannot start ${bin} for ${tool.what}: ${err.message}; check it is installed and on PATH.`, {
-          argv: tool.argv,
-          exitStatus: null,
-          stderr: stderr(),
-          cause: err,
-        }),
-      ),
-    );
-    child.once('close', (code, signal) => {
-      if (code === 0) return resolve();
-      reject(
-        new ToolError(`${bin} failed while capturing ${tool.what}: ${firstError(stderr()) ?? `exit ${code ?? signal}`}`, {
-          argv: tool.argv,
-          exitStatus: code,
-          stderr: stderr(),
-        }),
-      );
-    });
-  });
+/** igzip's output that is no gzip stream (or a cut one) is igzip's failure, named as such. */
+function igzipOutputError(err: unknown, raw: GzipToRawDeflate, gz: RunningTool, doing: string): unknown {
+  if (err !== raw.errored || err instanceof ToolError) return err;
+  return new ToolError(`${gz.argv[0]} failed while ${doing}: ${(err as Error).message}`, { argv: gz.argv, exitStatus: gz.child.exitCode, stderr: gz.stderr(), cause: err });
 }
 
 /**
@@ -85,44 +65,27 @@ export async function writeEncryptedCapture(
   opts: EncryptOptions = {},
 ): Promise<ManifestFile> {
   const igzip = chooseCompressor(opts) === 'igzip' ? findIgzip() : null;
+  const capture = { argv: tool.argv, env: tool.env, doing: `capturing ${tool.what}`, signal: tool.signal };
   if (!igzip) {
-    const run = spawnStreaming(tool.argv, { env: tool.env, what: tool.what, signal: tool.signal });
+    const run = startTool(capture);
     try {
       const file = await writeEncryptedPart(dir, name, part, run.stdout, passphrase, progress, opts);
       await run.done;
       return file;
     } catch (err) {
-      run.child.kill('SIGTERM');
-      await run.done.catch(() => undefined);
-      throw err;
+      // The tool's own failure explains more than a broken pipe further down.
+      throw await pipelineFailure(err, [run]);
     }
   }
 
   const started = Date.now();
-  const level = Math.min(3, Math.max(1, opts.compressLevel ?? 1));
-  const gz = spawn(igzip, [`-${level}`, '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let gzErr = '';
-  gz.stderr.setEncoding('utf8');
-  gz.stderr.on('data', (d: string) => (gzErr = (gzErr + d).slice(-2000)));
-  const [bin, ...args] = tool.argv;
-  const child = spawn(bin!, args, { env: tool.env, stdio: ['ignore', gz.stdin, 'pipe'] });
-  gz.stdin.destroy(); // the tool holds the pipe's write end now; igzip sees EOF when it exits
-  let toolErr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => (toolErr = (toolErr + d).slice(-8192)));
-  const onAbort = (): void => void child.kill('SIGTERM');
-  tool.signal?.addEventListener('abort', onAbort, { once: true });
-  const toolDone = waitTool(child, tool, () => toolErr);
-  toolDone.catch(() => undefined);
-  const gzDone = new Promise<void>((resolve, reject) => {
-    gz.once('error', (err) => reject(new Error(`Cannot start igzip: ${err.message}`)));
-    gz.once('close', (code, signal) => (code === 0 ? resolve() : reject(new Error(`igzip failed (${code ?? signal}): ${gzErr.trim()}`))));
-  });
-  gzDone.catch(() => undefined);
-
+  const doing = `compressing ${tool.what}`;
+  // igzip first: the tool's stdout is igzip's stdin pipe, so its bytes never enter this process.
+  const gz = startIgzip(igzip, opts.compressLevel ?? 1, doing);
+  const dump = startTool(capture, { stdout: gz.stdin! });
   let estimate = 0;
   const poll = setInterval(() => {
-    const n = bytesWritten(child.pid);
+    const n = bytesWritten(dump.child.pid);
     if (n !== null && n > estimate) {
       estimate = n;
       progress?.(n);
@@ -136,20 +99,16 @@ export async function writeEncryptedCapture(
       pipeline(gz.stdout, raw),
       pipeline(encryptPreDeflated(raw, passphrase), hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' })),
     ]);
-    await toolDone;
-    await gzDone;
+    await dump.done;
+    await gz.done;
   } catch (err) {
-    child.kill('SIGTERM');
-    gz.kill('SIGTERM');
-    // A failed tool explains more than a broken pipe further down.
-    await toolDone;
-    throw err;
+    // When igzip dies first, the tool gets SIGPIPE: igzip's failure is the one to report.
+    throw await pipelineFailure(igzipOutputError(err, raw, gz, doing), [dump, gz]);
   } finally {
     clearInterval(poll);
-    tool.signal?.removeEventListener('abort', onAbort);
   }
   await fsyncFile(file);
-  const plainBytes = sizeFromIsize(raw.isize ?? 0, Math.max(estimate, bytesWritten(child.pid) ?? 0));
+  const plainBytes = sizeFromIsize(raw.isize ?? 0, Math.max(estimate, bytesWritten(dump.child.pid) ?? 0));
   progress?.(plainBytes);
   return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started };
 }

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkRdbFile, parseTocTables, pgRestoreListArgv, verifyRestoreArgv } from '../../src/recover/verify.js';
+import { checkRdbFile, parseTocTables } from '../../src/recover/verify.js';
+import { pgRestoreListArgv, verifyRestoreArgv } from '../../src/tools/postgres.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-rdb-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -32,7 +32,7 @@ export const registerSystemd: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { install?: boolean; unitDir: string; user?: string; json?: boolean }) => {
       const cfg = config();
-      const units = systemdUnitsFor(cfg, { user: opts.user, command: selfCommand() });
+      const units = await systemdUnitsFor(cfg, { user: opts.user, command: selfCommand() });
       if (opts.install) {
         const written = await installUnits(opts.unitDir, units.files);
         if (opts.json) return io.out(JSON.stringify({ ...units, written }, null, 2));

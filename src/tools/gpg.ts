@@ -4,13 +4,13 @@
  * (fd 3, --passphrase-fd), never argv; gpg runs in a private, throwaway GNUPGHOME whose agent is
  * killed afterwards; the plaintext goes straight from gpg into a file created 0600 by us.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
+import type { ToolError } from '../errors.js';
+import { runTool, startTool } from './run.js';
 
 /** gpg argv for decrypting `encPath` to stdout with the passphrase read from fd 3. No secret in it. */
 export function gpgDecryptArgv(home: string, encPath: string, gpg = 'gpg'): string[] {
@@ -60,9 +60,15 @@ async function sha256File(file: string): Promise<{ sha256: string; bytes: number
   return { sha256: hash.digest('hex'), bytes };
 }
 
-function killAgent(home: string): void {
+/** gpgconf argv that ends every daemon (the agent) of a gpg home. */
+function gpgconfKillArgv(home: string): string[] {
+  return ['gpgconf', '--homedir', home, '--kill', 'all'];
+}
+
+async function killAgent(home: string): Promise<void> {
   // gpg 2.2 starts an agent even for symmetric decryption; leave none behind.
-  if (existsSync(path.join(home, 'S.gpg-agent'))) spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore' });
+  if (!existsSync(path.join(home, 'S.gpg-agent'))) return;
+  await runTool({ argv: gpgconfKillArgv(home), doing: 'stopping the gpg agent of a throwaway home' }).catch(() => undefined);
 }
 
 /**
@@ -80,28 +86,24 @@ export async function gpgDecryptFile(
   try {
     const hashing = sha256File(encPath);
     hashing.catch(() => undefined); // awaited below; a missing file rejects there with ENOENT
-    const argv = gpgDecryptArgv(home, encPath);
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out.fd, 'pipe', 'pipe'], env: { ...process.env, GNUPGHOME: home } });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (s: string) => {
-      stderr = (stderr + s).slice(-4096);
-    });
-    const passPipe = child.stdio[3] as Writable;
-    passPipe.on('error', () => undefined);
-    passPipe.end(`${passphrase}\n`);
-    const code = await new Promise<number | 'missing'>((resolve) => {
-      child.once('error', () => resolve('missing'));
-      child.once('close', (c) => resolve(c ?? -1));
-    });
+    const gpg = startTool(
+      { argv: gpgDecryptArgv(home, encPath), env: { ...process.env, GNUPGHOME: home }, doing: `decrypting ${encPath}` },
+      { stdout: out.fd, fd3: `${passphrase}\n` },
+    );
+    const failure = await gpg.done.then(
+      () => null,
+      (err: ToolError) => err,
+    );
     const { sha256, bytes } = await hashing;
     const plainBytes = (await out.stat()).size;
-    if (code === 'missing') return { ok: false, failure: 'missing-tool', stderr: 'gpg not found', sha256, bytes, plainBytes };
-    if (code !== 0) return { ok: false, failure: classifyGpgError(stderr), stderr: stderr.trim(), sha256, bytes, plainBytes };
-    return { ok: true, stderr: stderr.trim(), sha256, bytes, plainBytes };
+    const stderr = gpg.stderr().trim();
+    if (!failure) return { ok: true, stderr, sha256, bytes, plainBytes };
+    // Not started at all: neither an exit status nor a signal.
+    if (failure.exitStatus === null && failure.signal === null) return { ok: false, failure: 'missing-tool', stderr: 'gpg not found', sha256, bytes, plainBytes };
+    return { ok: false, failure: classifyGpgError(stderr), stderr, sha256, bytes, plainBytes };
   } finally {
     await out.close();
-    killAgent(home);
+    await killAgent(home);
     await rm(home, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,173 @@
+/**
+ * The PostgreSQL client tools (pg_dump, pg_restore) and the libpq connection settings they and the
+ * `pg` client share: pure argv and env builders, plus the runs that only print (`--version`, `--list`).
+ */
+import path from 'node:path';
+import pg from 'pg';
+import { readSecretFile } from '../config/secret-file.js';
+import type { DatabaseConfig } from '../config/schema.js';
+import { PermafrostError, ToolError } from '../errors.js';
+import { runTool } from './run.js';
+
+export function pgBin(db: Pick<DatabaseConfig, 'binDir'>, tool: 'pg_dump' | 'pg_restore'): string {
+  return db.binDir ? path.join(db.binDir, tool) : tool;
+}
+
+/** Connection flags for libpq tools; unset keys fall back to PGHOST, PGPORT, PGUSER as libpq does. */
+export function pgConnArgs(db: Pick<DatabaseConfig, 'host' | 'port' | 'user'>): string[] {
+  const args: string[] = [];
+  if (db.host !== undefined) args.push('--host', db.host);
+  if (db.port !== undefined) args.push('--port', String(db.port));
+  if (db.user !== undefined) args.push('--username', db.user);
+  return args;
+}
+
+/** Environment for libpq tools: the caller's (PGPASSFILE & co. keep working) plus the password, never argv. */
+export function pgEnv(db: Pick<DatabaseConfig, 'passwordFile'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env = { ...base };
+  if (db.passwordFile) env.PGPASSWORD = readSecretFile(db.passwordFile, 'database.passwordFile');
+  return env;
+}
+
+/**
+ * Where the dump gets compressed. A number is a zlib level applied by permafrost in an OpenPGP
+ * compressed-data packet while pg_dump writes an uncompressed custom archive (its fastest mode):
+ * compression then runs on another core, in parallel with pg_dump and the server, and `gpg -d`
+ * still yields an archive pg_restore reads (measured in bench/, see README Performance). A string
+ * (`lz4`, `zstd:3`, `gzip:6`, PostgreSQL 16+) is handed to pg_dump and permafrost adds no compression.
+ */
+export function dumpCompression(c: DatabaseConfig['compression']): { pgDump: string; openpgpLevel: number; label: string } {
+  if (typeof c === 'number') return { pgDump: '0', openpgpLevel: c, label: c === 0 ? 'none' : `openpgp-zip:${c}` };
+  return { pgDump: c, openpgpLevel: 0, label: `pg_dump:${c}` };
+}
+
+/** pg_dump argv for a custom-format archive on stdout, dumping an exported snapshot when given. */
+export function pgDumpArgv(db: DatabaseConfig, opts: { snapshot?: string } = {}): string[] {
+  return [
+    pgBin(db, 'pg_dump'),
+    '--format=custom',
+    `--compress=${dumpCompression(db.compression).pgDump}`,
+    '--no-password',
+    ...(opts.snapshot ? [`--snapshot=${opts.snapshot}`] : []),
+    ...pgConnArgs(db),
+    '--dbname',
+    db.name,
+  ];
+}
+
+/**
+ * Session settings for pg_restore's connections (PGOPTIONS; each is settable per session, so no
+ * server change): bigger sort memory for the index builds, and no wait for the WAL flush at each of
+ * the many small commits. Any PGOPTIONS the caller set come last and win.
+ */
+const RESTORE_SESSION_SETTINGS = ['maintenance_work_mem=256MB', 'synchronous_commit=off'] as const;
+
+export function pgRestoreEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const ours = RESTORE_SESSION_SETTINGS.map((s) => `-c ${s}`).join(' ');
+  return { ...base, PGOPTIONS: base.PGOPTIONS ? `${ours} ${base.PGOPTIONS}` : ours };
+}
+
+/** Parallel pg_restore jobs when none are asked for: one per core, at most 4. */
+export function defaultRestoreJobs(cores: number): number {
+  return Math.max(1, Math.min(4, cores));
+}
+
+/** pg_restore argv, as the stock command does it: --clean --if-exists, optionally in parallel. */
+export function pgRestoreArgv(
+  db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
+  target: string,
+  archive: string,
+  opts: { jobs?: number; noOwner?: boolean } = {},
+): string[] {
+  return [
+    pgBin(db, 'pg_restore'),
+    '--clean',
+    '--if-exists',
+    '--exit-on-error',
+    '--no-password',
+    ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
+    ...(opts.noOwner ? ['--no-owner'] : []),
+    ...pgConnArgs(db),
+    '--dbname',
+    target,
+    archive,
+  ];
+}
+
+/** A `pg` client for the configured server, connecting to `database` (default: the configured one). */
+function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
+  const client = new pg.Client({
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    database,
+    password: db.passwordFile ? readSecretFile(db.passwordFile, 'database.passwordFile') : undefined,
+    application_name: 'permafrost',
+  });
+  // The server may end an idle session (shutdown, restart); the query in flight reports it, so an
+  // 'error' event without a listener must not crash the process.
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** Connects, turning libpq-style failures into a sentence that names the database settings. */
+export async function connect(db: DatabaseConfig, database = db.name): Promise<pg.Client> {
+  const client = pgClient(db, database);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    const where = `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
+    throw new PermafrostError('tool', `Cannot connect to PostgreSQL database "${database}" on ${where}: ${(err as Error).message}; check database.* in the config and that the server is running.`, {
+      cause: err,
+    });
+  }
+  return client;
+}
+
+/** The version a PostgreSQL client tool reports: "15.18 (Debian 15.18-0+deb12u1)". */
+export async function toolVersion(bin: string): Promise<string> {
+  const argv = [bin, '--version'];
+  try {
+    const { stdout } = await runTool({ argv, doing: 'reporting its version' });
+    return stdout.trim().replace(/^\S+ \(PostgreSQL\) /, '');
+  } catch (err) {
+    const e = err as ToolError;
+    throw new ToolError(`Cannot run ${bin}: install PostgreSQL's client tools or set database.binDir.`, {
+      argv,
+      exitStatus: e.exitStatus,
+      signal: e.signal,
+      stderr: e.stderrTail || e.message,
+      cause: err,
+    });
+  }
+}
+
+/** `pg_restore --list ARCHIVE` argv: reads only the archive's table of contents, touches no server. */
+export function pgRestoreListArgv(db: Pick<DatabaseConfig, 'binDir'>, archive: string): string[] {
+  return [pgBin(db, 'pg_restore'), '--list', archive];
+}
+
+/**
+ * pg_restore argv for the test-restore: an empty scratch database, so no --clean; no owners or
+ * grants, so it works on a server that lacks the original roles.
+ */
+export function verifyRestoreArgv(
+  db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
+  scratch: string,
+  archive: string,
+  opts: { jobs?: number } = {},
+): string[] {
+  return [
+    pgBin(db, 'pg_restore'),
+    '--exit-on-error',
+    '--no-owner',
+    '--no-acl',
+    '--no-password',
+    ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
+    ...pgConnArgs(db),
+    '--dbname',
+    scratch,
+    archive,
+  ];
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { databaseSchema } from '../../../src/config/schema.js';
+import { defaultRestoreJobs, dumpCompression, pgConnArgs, pgDumpArgv, pgRestoreArgv, pgRestoreEnv } from '../../../src/tools/postgres.js';
+
+const db = databaseSchema.parse({ name: 'mastodon_production' });
+
+describe('pg argv builders', () => {
+  it.each([
+    [{}, []],
+    [{ host: '/var/run/postgresql' }, ['--host', '/var/run/postgresql']],
+    [{ host: 'db', port: 5433, user: 'mastodon' }, ['--host', 'db', '--port', '5433', '--username', 'mastodon']],
+  ])('connection flags for %o', (conf, expected) => {
+    expect(pgConnArgs(conf)).toEqual(expected);
+  });
+
+  it('pg_dump: custom format on stdout, configured compression, the exported snapshot, never a password', () => {
+    expect(pgDumpArgv({ ...db, binDir: '/usr/lib/postgresql/15/bin' }, { snapshot: '00000003-1' })).toEqual([
+      '/usr/lib/postgresql/15/bin/pg_dump',
+      '--format=custom',
+      // compression level 1 is applied by permafrost's OpenPGP layer; pg_dump writes uncompressed
+      '--compress=0',
+      '--no-password',
+      '--snapshot=00000003-1',
+      '--dbname',
+      'mastodon_production',
+    ]);
+    expect(pgDumpArgv({ ...db, compression: 'zstd:3' })).toContain('--compress=zstd:3');
+  });
+
+  it.each([
+    [{}, ['pg_restore', '--clean', '--if-exists', '--exit-on-error', '--no-password', '--dbname', 't', '/tmp/a']],
+    [{ jobs: 1 }, ['pg_restore', '--clean', '--if-exists', '--exit-on-error', '--no-password', '--dbname', 't', '/tmp/a']],
+    [
+      { jobs: 2, noOwner: true },
+      ['pg_restore', '--clean', '--if-exists', '--exit-on-error', '--no-password', '--jobs=2', '--no-owner', '--dbname', 't', '/tmp/a'],
+    ],
+  ])('pg_restore with %o', (opts, expected) => {
+    expect(pgRestoreArgv(db, 't', '/tmp/a', opts)).toEqual(expected);
+  });
+});
+
+describe('dump compression', () => {
+  it.each([
+    [1, { pgDump: '0', openpgpLevel: 1, label: 'openpgp-zip:1' }],
+    [6, { pgDump: '0', openpgpLevel: 6, label: 'openpgp-zip:6' }],
+    [0, { pgDump: '0', openpgpLevel: 0, label: 'none' }],
+    ['zstd:3', { pgDump: 'zstd:3', openpgpLevel: 0, label: 'pg_dump:zstd:3' }],
+    ['lz4', { pgDump: 'lz4', openpgpLevel: 0, label: 'pg_dump:lz4' }],
+  ] as const)('%j', (c, expected) => {
+    expect(dumpCompression(c)).toEqual(expected);
+  });
+
+  it('the default config makes pg_dump write an uncompressed archive (permafrost compresses on another core)', () => {
+    const db = databaseSchema.parse({ name: 'm' });
+    expect(pgDumpArgv(db)).toContain('--compress=0');
+    expect(dumpCompression(db.compression).openpgpLevel).toBe(1);
+  });
+});
+
+describe('pg_restore session settings', () => {
+  it('sets PGOPTIONS and keeps the caller’s options last, so they win', () => {
+    expect(pgRestoreEnv({ PGHOST: '/run' })).toEqual({ PGHOST: '/run', PGOPTIONS: '-c maintenance_work_mem=256MB -c synchronous_commit=off' });
+    expect(pgRestoreEnv({ PGOPTIONS: '-c maintenance_work_mem=1GB' }).PGOPTIONS).toBe(
+      '-c maintenance_work_mem=256MB -c synchronous_commit=off -c maintenance_work_mem=1GB',
+    );
+  });
+
+  it.each([
+    [1, 1],
+    [2, 2],
+    [8, 4],
+  ])('default jobs on %i cores: %i', (cores, jobs) => {
+    expect(defaultRestoreJobs(cores)).toBe(jobs);
+  });
+});
