@@ -83,7 +83,7 @@ export class BusyError extends PermafrostError {
   }
 }
 
-export function lastLines(text: string, n: number): string {
+function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
 }
 

@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
-import { userTableCount } from '../capture/postgres.js';
-import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv } from '../tools/postgres.js';
+import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { PermafrostError, UserError } from '../errors.js';

@@ -3,10 +3,10 @@
  * snapshot is looked up once and the passphrase read once; every destination is checked before
  * anything is decrypted, and every part is verified against the manifest before it is used.
  */
+import { assertDbName } from '../tools/postgres.js';
 import { constants, existsSync } from 'node:fs';
 import { copyFile, link, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { assertDbName } from '../capture/postgres.js';
 import { readPassphraseFile } from '../config/secret-file.js';
 import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';

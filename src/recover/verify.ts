@@ -1,10 +1,9 @@
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
-import { mastodonFacts } from '../capture/postgres.js';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { ToolError, UserError } from '../errors.js';
-import { connect, defaultRestoreJobs, pgEnv, pgRestoreEnv, pgRestoreListArgv, verifyRestoreArgv } from '../tools/postgres.js';
+import { connect, defaultRestoreJobs, pgEnv, pgRestoreEnv, pgRestoreListArgv, verifyRestoreArgv, mastodonFacts } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import type { MastodonFacts } from '../vault/manifest.js';
 
@@ -75,7 +74,7 @@ export function scratchName(config: Config, pid = process.pid): string {
 }
 
 /** Marks databases permafrost created for a test-restore, so a leftover of a killed run may be replaced. */
-export const SCRATCH_COMMENT = 'permafrost verify scratch database; safe to drop';
+const SCRATCH_COMMENT = 'permafrost verify scratch database; safe to drop';
 
 /**
  * Creates the scratch database. An existing database of that name is replaced only when it carries

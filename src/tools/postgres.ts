@@ -6,7 +6,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { readSecretFile } from '../config/secret-file.js';
 import type { DatabaseConfig } from '../config/schema.js';
-import { PermafrostError, ToolError } from '../errors.js';
+import type { MastodonFacts } from '../vault/manifest.js';
+import { PermafrostError, ToolError, UserError } from '../errors.js';
 import { runTool } from './run.js';
 
 export function pgBin(db: Pick<DatabaseConfig, 'binDir'>, tool: 'pg_dump' | 'pg_restore'): string {
@@ -110,6 +111,11 @@ function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
   return client;
 }
 
+/** Where a server is, for messages: host (or socket folder) and port as configured or from PGHOST. */
+export function serverName(db: Pick<DatabaseConfig, 'host' | 'port'>): string {
+  return `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
+}
+
 /** Connects, turning libpq-style failures into a sentence that names the database settings. */
 export async function connect(db: DatabaseConfig, database = db.name): Promise<pg.Client> {
   const client = pgClient(db, database);
@@ -117,8 +123,7 @@ export async function connect(db: DatabaseConfig, database = db.name): Promise<p
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    const where = `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
-    throw new PermafrostError('tool', `Cannot connect to PostgreSQL database "${database}" on ${where}: ${(err as Error).message}; check database.* in the config and that the server is running.`, {
+    throw new PermafrostError('tool', `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config and that the server is running.`, {
       cause: err,
     });
   }
@@ -170,4 +175,58 @@ export function verifyRestoreArgv(
     scratch,
     archive,
   ];
+}
+
+/** User tables in a database (outside system schemas); restore refuses a non-empty target. */
+export async function userTableCount(client: pg.Client): Promise<number> {
+  const r = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r','p','v','m','S','f')
+        AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'`,
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/** PostgreSQL cuts identifiers to NAMEDATALEN - 1 bytes without an error: a longer name would name another database. */
+const MAX_NAME_BYTES = 63;
+
+/** Refuses a database name that is not plain, or that PostgreSQL would silently truncate. */
+export function assertDbName(name: string, key: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
+    throw new UserError(`${key}: "${name}" is not a plain database name (letters, digits, _ . -).`);
+  }
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_NAME_BYTES) {
+    throw new UserError(`${key}: "${name}" is ${bytes} bytes; PostgreSQL names are at most ${MAX_NAME_BYTES}, so choose a shorter one.`);
+  }
+}
+
+// Read-only queries that capture (for the manifest) and recovery (to check a restore) both run.
+
+/** The Mastodon tables whose exact row counts go into the manifest and are checked by verify. */
+const MASTODON_TABLES = ['accounts', 'statuses', 'media_attachments', 'users'] as const;
+
+/** Reads the Mastodon facts for the manifest; null when this is not a Mastodon-shaped database. */
+export async function mastodonFacts(client: pg.Client): Promise<MastodonFacts | null> {
+  const present = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r','p') AND c.relname = ANY($1)`,
+    [[...MASTODON_TABLES, 'schema_migrations']],
+  );
+  const names = new Set(present.rows.map((r) => r.name));
+  if (!MASTODON_TABLES.some((t) => names.has(t))) return null;
+  const rowCounts: Record<string, number> = {};
+  for (const table of MASTODON_TABLES) {
+    if (!names.has(table)) continue;
+    const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM public.${table}`);
+    rowCounts[table] = Number(r.rows[0]?.n ?? 0);
+  }
+  let schemaMigration: string | null = null;
+  if (names.has('schema_migrations')) {
+    const r = await client.query<{ v: string }>(
+      `SELECT version::text AS v FROM public.schema_migrations ORDER BY length(version::text) DESC, version::text DESC LIMIT 1`,
+    );
+    schemaMigration = r.rows[0]?.v ?? null;
+  }
+  return { rowCounts, schemaMigration };
 }
