@@ -17,6 +17,7 @@ import { HashCounter } from './crypto.js';
 import { fsyncFile } from './fs-durable.js';
 import type { ManifestFile } from './manifest.js';
 import { chooseCompressor, encryptPreDeflated, findIgzip, GzipToRawDeflate, type EncryptOptions } from './openpgp-stream.js';
+import { vaultWriteCode } from './store.js';
 import { writeEncryptedPart } from './write-part.js';
 
 export interface CaptureTool {
@@ -141,8 +142,8 @@ export async function writeEncryptedCapture(
   } catch (err) {
     child.kill('SIGTERM');
     gz.kill('SIGTERM');
-    // A failed tool explains more than a broken pipe further down.
-    await toolDone;
+    // A failed tool explains more than a broken pipe further down; a failed write (full disk) more than the tool it killed.
+    if (!vaultWriteCode(err)) await toolDone;
     throw err;
   } finally {
     clearInterval(poll);
