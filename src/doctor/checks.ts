@@ -7,6 +7,7 @@ import { readPassphraseFile } from '../config/secret-file.js';
 import { errorMessage } from '../errors.js';
 import { connect, pgBin, toolVersion } from '../tools/postgres.js';
 import { checkRedisCli, pingRedis } from '../tools/redis-cli.js';
+import { describePolicy, type KeepPolicy } from '../vault/retention.js';
 import { listSnapshots } from '../vault/store.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -211,6 +212,15 @@ export async function checkVault(vaultDir: string): Promise<CheckLine> {
   }
   const room = last === null ? 'no snapshot yet' : `newest snapshot ${mib(last)}`;
   return ok(name, `${where.path} is writable${created}, ${mib(free)} free (${room})`);
+}
+
+/** A retention policy is set: without vault.keep every snapshot is kept until the disk is full. */
+export function checkRetention(keep: KeepPolicy | undefined): CheckLine {
+  const name = 'retention';
+  if (!keep) {
+    return warn(name, 'vault.keep is not set, so every snapshot is kept until the disk is full', `add under vault: \`keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 }\``);
+  }
+  return ok(name, `vault.keep: ${describePolicy(keep)}`);
 }
 
 /** Mastodon's media folder can be listed (Syncthing replicates it from there). */

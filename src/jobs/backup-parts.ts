@@ -7,12 +7,15 @@ import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { checkRedisCli } from '../tools/redis-cli.js';
 import { pipelineFailure } from '../tools/run.js';
-import { PART_FILE, type ManifestFile } from '../vault/manifest.js';
+import { PART_FILE, type FailedPart, type ManifestFile } from '../vault/manifest.js';
+import { vaultWriteCode } from '../vault/store.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
 import type { JobEvents } from './events.js';
 
 export interface ExtraParts {
   files: ManifestFile[];
+  /** Parts that failed (optional or not); the snapshot is committed without them. */
+  failed: FailedPart[];
   /** One sentence per optional part that was skipped because it failed. */
   warnings: string[];
 }
@@ -44,8 +47,10 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
         await capture.tool.done;
         return file;
       } catch (err) {
-        // The tool's own error (exit status, stderr) says more than a broken pipe does.
-        throw redisPartError(redis, await pipelineFailure(err, [capture.tool]));
+        // The tool's own error (exit status, stderr) says more than a broken pipe does, but not
+        // more than a full vault: redis-cli only died because its file could not be written.
+        const cause = await pipelineFailure(err, [capture.tool]);
+        throw redisPartError(redis, vaultWriteCode(err) ? err : cause);
       }
     },
   };
@@ -72,8 +77,10 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
 
 /**
  * Captures Redis and the secrets file into the partial snapshot folder, each encrypted on the fly.
- * A failing part throws (naming it) unless the config marks it optional: then its half-written
- * file is removed and a warning is returned instead, so the manifest lists only what was captured.
+ * A failing part never costs the database dump: its half-written file is removed and the failure
+ * is returned (recorded in the manifest; a warning too when the part is optional), so the snapshot
+ * lists only what was captured. A vault write error (full or read-only disk) and a stop request
+ * throw instead: the whole snapshot is then not to be trusted, whatever `optional` says.
  */
 export async function captureExtraParts(
   config: Config,
@@ -85,6 +92,7 @@ export async function captureExtraParts(
     secretsJob(config, (n) => opts.events?.bytes?.('secrets', n)),
   ].filter((j): j is PartJob => j !== null);
   const files: ManifestFile[] = [];
+  const failed: FailedPart[] = [];
   const warnings: string[] = [];
   for (const job of jobs) {
     if (opts.signal?.aborted) break;
@@ -93,9 +101,10 @@ export async function captureExtraParts(
       files.push(await job.write(dir, passphrase));
     } catch (err) {
       await rm(path.join(dir, PART_FILE[job.part]), { force: true });
-      if (!job.optional || opts.signal?.aborted) throw err;
-      warnings.push(`${job.part} part skipped (marked optional): ${errorMessage(err)}`);
+      if (opts.signal?.aborted || vaultWriteCode(err)) throw err;
+      failed.push({ part: job.part, error: errorMessage(err), optional: job.optional });
+      if (job.optional) warnings.push(`${job.part} part skipped (marked optional): ${errorMessage(err)}`);
     }
   }
-  return { files, warnings };
+  return { files, failed, warnings };
 }

@@ -1,4 +1,6 @@
+import { statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { formatBytes } from '../format.js';
 import { openCaptureSession } from '../capture/postgres.js';
 import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
 import { readPassphraseFile } from '../config/secret-file.js';
@@ -7,7 +9,7 @@ import { PermafrostError } from '../errors.js';
 import { acquireLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
 import { PART_FILE, type Manifest, type ManifestFile } from '../vault/manifest.js';
-import { cleanStalePartials, commitPartial, createPartial, discardPartial, snapshotIdFor } from '../vault/store.js';
+import { cleanStalePartials, commitPartial, createPartial, discardPartial, listSnapshots, snapshotIdFor, vaultWriteError } from '../vault/store.js';
 import { writeEncryptedCapture } from '../vault/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts } from './backup-parts.js';
@@ -24,9 +26,38 @@ export interface BackupResult {
   pruned?: PruneResult | null;
 }
 
+/**
+ * Refuses to start when the vault's disk has less free space than the newest snapshot took: the
+ * new one will be about as big, and a disk that fills mid-dump wastes the whole run.
+ */
+async function checkFreeSpace(vaultDir: string): Promise<void> {
+  const newest = (await listSnapshots(vaultDir)).find((s) => s.manifest && !s.future);
+  if (!newest?.manifest) return;
+  const needed = newest.manifest.files.reduce((n, f) => n + f.bytes, 0);
+  const fs = await statfs(vaultDir);
+  const free = fs.bavail * fs.bsize;
+  if (free < needed) {
+    throw new PermafrostError(
+      'tool',
+      `vault.dir ${vaultDir} has ${formatBytes(free)} free, but the newest snapshot (${newest.id}) took ${formatBytes(needed)}, so the next one would not fit; ` +
+        'free some space (`permafrost prune`, or a bigger disk) and run the backup again.',
+    );
+  }
+}
+
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
 export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
   const passphrase = readPassphraseFile(config.vault.passphraseFile);
+  try {
+    await checkFreeSpace(config.vault.dir);
+    return await captureSnapshot(config, passphrase, opts);
+  } catch (err) {
+    // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
+    throw vaultWriteError(config.vault.dir, err) ?? err;
+  }
+}
+
+async function captureSnapshot(config: SourceConfig, passphrase: string, opts: { signal?: AbortSignal; events?: JobEvents }): Promise<BackupResult> {
   const db = config.database;
   const env = pgEnv(db);
   const lock = acquireLock(config.vault.dir, 'backup');
@@ -76,6 +107,7 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
         },
         mastodon: session.facts,
         files: [file, ...extra.files],
+        ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
       };
       const id = await commitPartial(partial, manifest);
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.

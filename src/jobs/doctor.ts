@@ -6,6 +6,7 @@ import {
   checkMedia,
   checkPassphrase,
   checkPgDump,
+  checkRetention,
   checkRedis,
   checkSecrets,
   checkVault,
@@ -46,6 +47,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
     lines.push(await checkPgDump(config.database, db.serverMajor));
     lines.push(await checkRedis(config.redis));
     lines.push(await checkSecrets(config.secrets));
+    lines.push(checkRetention(config.vault.keep));
   }
   lines.push(await checkVault(config.vault.dir));
   lines.push(await checkMedia(config.media));

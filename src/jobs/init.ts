@@ -7,8 +7,12 @@ import { parseConfig } from '../config/load.js';
 import { deriveFromMastodonEnv, readMastodonEnv } from '../config/mastodon-env.js';
 import { UserError } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from '../vault/fs-durable.js';
+import type { KeepPolicy } from '../vault/retention.js';
 
 export const DEFAULT_VAULT_DIR = '/var/lib/permafrost/snapshots';
+
+/** The retention policy `init` writes: without one, snapshots pile up until the disk is full. */
+export const DEFAULT_KEEP = { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 } as const satisfies KeepPolicy;
 
 export interface InitOptions {
   /** The Mastodon install folder holding .env.production. */
@@ -27,6 +31,8 @@ export interface InitResult {
   /** Secret files written (mode 0600). */
   passwordFiles: string[];
   vaultDir: string;
+  /** The retention policy written as vault.keep. */
+  keep: KeepPolicy;
   mediaDir: string | null;
   notes: string[];
 }
@@ -89,7 +95,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
 
   const config = {
     database: derived.database,
-    vault: { dir: vaultDir, passphraseFile },
+    vault: { dir: vaultDir, passphraseFile, keep: { ...DEFAULT_KEEP } },
     redis: derived.redis,
     secrets: derived.secrets,
     ...(derived.media ? { media: derived.media } : {}),
@@ -109,6 +115,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     passphraseCreated,
     passwordFiles,
     vaultDir,
+    keep: { ...DEFAULT_KEEP },
     mediaDir: derived.media?.dir ?? null,
     notes: derived.notes,
   };

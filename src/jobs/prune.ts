@@ -2,7 +2,8 @@ import { lstat, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { effectiveTimeZone } from '../config/schema-schedule.js';
 import type { Config } from '../config/schema.js';
-import { UserError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
+import { readVerifyState } from '../recover/verify-state.js';
 import { acquireLock } from '../schedule/lock.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { applyRetention, type KeepPolicy, type KeepReason } from '../vault/retention.js';
@@ -14,7 +15,8 @@ export const PRUNING_PREFIX = `${PARTIAL_PREFIX}pruned-`;
 export interface PruneResult {
   dryRun: boolean;
   timezone: string;
-  policy: KeepPolicy;
+  /** null without vault.keep: nothing is pruned, everything is kept. */
+  policy: KeepPolicy | null;
   /** Newest first, each with why it is kept. */
   kept: Array<{ id: string; reasons: KeepReason[] }>;
   /** Newest first: deleted, or with dryRun, what would be deleted. */
@@ -28,13 +30,11 @@ export interface PruneResult {
  * backup calls this while it still holds its own).
  */
 export async function pruneHoldingLock(config: Config, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
-  const policy = config.vault.keep;
-  if (!policy) {
-    throw new UserError('vault.keep is not set, so nothing is pruned: add e.g. `keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 }` under vault.');
-  }
+  const policy = config.vault.keep ?? null;
   const timezone = effectiveTimeZone(config.schedule);
   const vaultDir = path.resolve(config.vault.dir);
-  const candidates: SnapshotEntry[] = [];
+  const verified = await readVerifyState(vaultDir);
+  const candidates: Array<SnapshotEntry & { verified: boolean }> = [];
   const ignored: PruneResult['ignored'] = [];
   for (const snap of await listSnapshots(vaultDir)) {
     // Only real folders (not symlinks) named exactly like a snapshot, right in the vault, are ever counted or deleted.
@@ -44,10 +44,13 @@ export async function pruneHoldingLock(config: Config, opts: { dryRun?: boolean 
     } else if (snap.manifest === null) {
       ignored.push({ id: snap.id, problem: snap.problem ?? 'unreadable manifest' });
     } else {
-      candidates.push(snap);
+      candidates.push({ ...snap, verified: verified[snap.id]?.ok === true });
     }
   }
-  const plan = applyRetention(candidates, policy, timezone);
+  // Without a policy everything is kept (and said so), as before a policy existed.
+  const plan = policy
+    ? applyRetention(candidates, policy, timezone)
+    : { keep: candidates.map((c) => ({ ...c, reasons: [] as KeepReason[] })), remove: [] };
   const removed: string[] = [];
   for (const snap of plan.remove) {
     if (!opts.dryRun) {

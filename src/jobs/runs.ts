@@ -4,9 +4,9 @@
  */
 import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, PermafrostError } from '../errors.js';
 import type { NotifyLog } from '../notify/alerts.js';
-import { backupWithAlerts, verifyWithAlerts } from '../notify/report.js';
+import { backupWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
 import { runBackup, type BackupResult } from './backup.js';
 import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
@@ -22,15 +22,22 @@ export interface JobRunOptions {
 
 const quiet: NotifyLog = () => undefined;
 
-/** One backup with its alerts and device checks; needs a source config (a backup device makes no backups). */
+/**
+ * One backup with its alerts and device checks; needs a source config (a backup device makes no
+ * backups). A snapshot committed without a required part (Redis down, …) ends the run with exit 1
+ * after it is safely in the vault; the error's detail lines carry the run's warnings.
+ */
 export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Promise<BackupResult> {
   const source = requireSource(config, 'backup');
   const log = opts.log ?? quiet;
   try {
-    return await backupWithAlerts(source, () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()), {
+    const result = await backupWithAlerts(source, () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()), {
       log,
       signal: opts.signal,
     });
+    const missing = requiredPartsFailed(result.manifest);
+    if (missing) throw new PermafrostError('tool', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
+    return result;
   } finally {
     await checkDevices(config, log);
   }

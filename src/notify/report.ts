@@ -1,13 +1,16 @@
 import type { Config } from '../config/schema.js';
 import { BusyError, errorMessage } from '../errors.js';
+import type { Manifest } from '../vault/manifest.js';
 import { notifyOutcome, type NotifyLog } from './alerts.js';
 
 /**
  * Runs a backup and reports it to the alert channels: ping start, then success or failure.
  * The backup's own result or error passes through unchanged; alerting never fails it. A run that
- * found the vault busy or was stopped on purpose is not a failure to alert about.
+ * found the vault busy or was stopped on purpose is not a failure to alert about. A snapshot
+ * committed without a part that is not optional is a failure too (its database is safe, but it is
+ * not the whole server).
  */
-export async function backupWithAlerts<T extends { manifest: { id: string } }>(
+export async function backupWithAlerts<T extends { manifest: Pick<Manifest, 'id' | 'failed'> }>(
   config: Config,
   run: () => Promise<T>,
   opts: { log?: NotifyLog; signal?: AbortSignal } = {},
@@ -22,8 +25,21 @@ export async function backupWithAlerts<T extends { manifest: { id: string } }>(
     }
     throw err;
   }
-  await notifyOutcome(config, { kind: 'backup', ok: true, snapshot: result.manifest.id }, { log: opts.log });
+  const missing = requiredPartsFailed(result.manifest);
+  await notifyOutcome(
+    config,
+    missing ? { kind: 'backup', ok: false, error: missing } : { kind: 'backup', ok: true, snapshot: result.manifest.id },
+    { log: opts.log },
+  );
   return result;
+}
+
+/** One sentence when a snapshot was committed without a part the config requires, else null. */
+export function requiredPartsFailed(manifest: Pick<Manifest, 'id' | 'failed'>): string | null {
+  const failed = (manifest.failed ?? []).filter((f) => !f.optional);
+  if (failed.length === 0) return null;
+  const names = failed.map((f) => f.part).join(' and ');
+  return `Snapshot ${manifest.id} was written with the database but without its ${names} part: ${failed.map((f) => f.error.replace(/\.$/, '')).join('; ')}.`;
 }
 
 /** Runs a verify and reports a failed snapshot, or an error that kept it from running, or a recovery. */

@@ -132,7 +132,8 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
   const st = requireSyncthing(config);
   const now = opts.now ?? new Date();
   const snaps = await listSnapshots(config.vault.dir);
-  const newest = snaps[0];
+  // A snapshot dated in the future would look newest (and never age) forever.
+  const newest = snaps.find((s) => !s.future);
   const result: ReplicationStatus = {
     role: st.role,
     reachable: false,

@@ -39,8 +39,15 @@ export function acquireLock(vaultDir: string, what: string): RunLock {
   let tookOver = false;
   try {
     const fd = openSync(file, 'wx', 0o644);
-    writeFileSync(fd, body);
-    closeSync(fd);
+    try {
+      writeFileSync(fd, body);
+    } catch (err) {
+      // A full disk takes the name but not the PID: an empty lock must not be left behind.
+      rmSync(file, { force: true });
+      throw err;
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const holder = holderOf(file);
@@ -51,7 +58,12 @@ export function acquireLock(vaultDir: string, what: string): RunLock {
     }
     // The holder is dead: replace its lock atomically, then check that we won any race.
     const tmp = `${file}.${process.pid}`;
-    writeFileSync(tmp, body, { mode: 0o644 });
+    try {
+      writeFileSync(tmp, body, { mode: 0o644 });
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
     renameSync(tmp, file);
     if (holderOf(file) !== process.pid) {
       throw new BusyError(`Another permafrost run just took the lock on ${vaultDir}; wait for it to finish.`);

@@ -39,6 +39,15 @@ const mastodonFactsSchema = z.object({
 });
 export type MastodonFacts = z.infer<typeof mastodonFactsSchema>;
 
+const failedPartSchema = z.object({
+  part: z.enum(['redis', 'secrets']),
+  /** The part's error, in one sentence. */
+  error: z.string(),
+  /** Whether the config marked the part optional (then its failure did not fail the run). */
+  optional: z.boolean(),
+});
+export type FailedPart = z.infer<typeof failedPartSchema>;
+
 /** The manifest written as `manifest.json` in each snapshot folder. */
 export const manifestSchema = z.object({
   formatVersion: z.literal(1),
@@ -64,6 +73,11 @@ export const manifestSchema = z.object({
       seen.add(f.part);
     });
   }),
+  /**
+   * Parts that were configured but failed, so the snapshot holds only the database (and whatever
+   * else worked). Absent in manifests written before it existed and when every part worked.
+   */
+  failed: z.array(failedPartSchema).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

@@ -11,6 +11,11 @@
  * on DST change days), a week an ISO 8601 week (Monday start; week-numbering year), a month and a
  * year the local calendar's. An hour is a local clock hour *with its UTC offset*: the hour that
  * occurs twice when DST ends counts as two hours (restic, keying by clock time alone, merges them).
+ *
+ * Two departures from restic, both to keep a restorable snapshot: within a period the newest
+ * snapshot that passed `verify` stands for the period (the newest one otherwise), and the newest
+ * verified-good snapshot is never removed. Snapshots dated in the future (a clock that ran ahead)
+ * are kept and counted by no rule, so they can never push every real snapshot out of the "last N".
  */
 import { UserError } from '../errors.js';
 
@@ -19,8 +24,12 @@ export type KeepRule = (typeof KEEP_RULES)[number];
 export type KeepPolicy = Partial<Record<KeepRule, number>>;
 
 export interface KeepReason {
-  /** The rule that keeps the snapshot; `newest` is the safety net that never lets the newest go. */
-  rule: KeepRule | 'newest';
+  /**
+   * The rule that keeps the snapshot; `newest` is the safety net that never lets the newest go,
+   * `verified` the one that never lets the newest verified-good snapshot go, `future` marks a
+   * snapshot dated in the future (kept, never counted).
+   */
+  rule: KeepRule | 'newest' | 'verified' | 'future';
   /** The period the snapshot is the newest of (`2026-W13`, `2026-03-29`, …), or `#n` for `last`. */
   period: string;
   /** Kept as the oldest snapshot because the rule had fewer periods than its count. */
@@ -30,6 +39,10 @@ export interface KeepReason {
 export interface Dated {
   id: string;
   time: Date;
+  /** Passed `verify` (its last recorded result is good). */
+  verified?: boolean;
+  /** Dated in the future as seen now (store.ts isFuture). */
+  future?: boolean;
 }
 
 export interface RetentionResult<T extends Dated> {
@@ -127,46 +140,64 @@ export function hasKeepRule(policy: KeepPolicy): boolean {
 }
 
 /**
- * Decides which snapshots a policy keeps and why. Never removes the newest snapshot. Throws
- * UserError for a policy that keeps nothing (as restic refuses to forget everything).
+ * Decides which snapshots a policy keeps and why. Never removes the newest snapshot, the newest
+ * verified-good one, or one dated in the future. Throws UserError for a policy that keeps nothing
+ * (as restic refuses to forget everything).
  */
 export function applyRetention<T extends Dated>(snapshots: readonly T[], policy: KeepPolicy, timeZone: string): RetentionResult<T> {
   if (!hasKeepRule(policy)) {
     throw new UserError('vault.keep keeps nothing: set at least one of last, hourly, daily, weekly, monthly, yearly above 0.');
   }
   formatterFor(timeZone); // validate the zone even for an empty vault
-  const sorted = [...snapshots].sort((a, b) => b.time.getTime() - a.time.getTime() || b.id.localeCompare(a.id));
-  const reasons = sorted.map((): KeepReason[] => []);
+  const all = [...snapshots].sort((a, b) => b.time.getTime() - a.time.getTime() || b.id.localeCompare(a.id));
+  const sorted = all.filter((s) => !s.future);
+  const reasons = new Map<T, KeepReason[]>(all.map((s) => [s, s.future ? [{ rule: 'future', period: s.id }] : []]));
+  const why = (s: T): KeepReason[] => reasons.get(s)!;
   for (const rule of KEEP_RULES) {
     let left = policy[rule] ?? 0;
     if (left <= 0) continue;
-    let lastPeriod: string | undefined;
-    let used = 0;
-    for (let i = 0; i < sorted.length && left > 0; i++) {
-      const snap = sorted[i]!;
-      const period = rule === 'last' ? `#${used + 1}` : periodOf(rule, snap.time, timeZone);
-      if (period === lastPeriod) continue;
-      reasons[i]!.push({ rule, period });
-      lastPeriod = period;
-      left--;
-      used++;
+    if (rule === 'last') {
+      sorted.slice(0, left).forEach((snap, i) => why(snap).push({ rule, period: `#${i + 1}` }));
+      continue;
     }
-    const oldest = sorted.length - 1;
-    if (rule !== 'last' && left > 0 && oldest >= 0 && !reasons[oldest]!.some((r) => r.rule === rule)) {
-      reasons[oldest]!.push({ rule, period: periodOf(rule, sorted[oldest]!.time, timeZone), oldest: true });
+    // Periods are contiguous runs in time order; each run is represented by its newest verified-good snapshot, else its newest.
+    for (let i = 0; i < sorted.length && left > 0; ) {
+      const period = periodOf(rule, sorted[i]!.time, timeZone);
+      let end = i;
+      while (end < sorted.length && periodOf(rule, sorted[end]!.time, timeZone) === period) end++;
+      const group = sorted.slice(i, end);
+      why(group.find((s) => s.verified) ?? group[0]!).push({ rule, period });
+      left--;
+      i = end;
+    }
+    const oldest = sorted.at(-1);
+    if (left > 0 && oldest && !why(oldest).some((r) => r.rule === rule)) {
+      why(oldest).push({ rule, period: periodOf(rule, oldest.time, timeZone), oldest: true });
     }
   }
-  if (sorted.length > 0 && reasons[0]!.length === 0) reasons[0]!.push({ rule: 'newest', period: sorted[0]!.id });
+  const newestGood = sorted.find((s) => s.verified);
+  if (newestGood && why(newestGood).length === 0) why(newestGood).push({ rule: 'verified', period: newestGood.id });
+  const newest = sorted[0];
+  if (newest && why(newest).length === 0) why(newest).push({ rule: 'newest', period: newest.id });
   const result: RetentionResult<T> = { keep: [], remove: [] };
-  sorted.forEach((snap, i) => {
-    const why = reasons[i]!;
-    if (why.length > 0) result.keep.push({ ...snap, reasons: why });
+  for (const snap of all) {
+    const r = why(snap);
+    if (r.length > 0) result.keep.push({ ...snap, reasons: r });
     else result.remove.push(snap);
-  });
+  }
   return result;
+}
+
+/** A policy in words: "last 6, hourly 24, daily 7, weekly 4, monthly 12". */
+export function describePolicy(policy: KeepPolicy): string {
+  return KEEP_RULES.filter((r) => (policy[r] ?? 0) > 0)
+    .map((r) => `${r} ${policy[r]}`)
+    .join(', ');
 }
 
 /** One line per reason: "daily 2026-03-29", "last #1", "monthly 2026-01 (oldest)". */
 export function describeReason(r: KeepReason): string {
+  if (r.rule === 'verified') return 'newest verified-good';
+  if (r.rule === 'future') return 'dated in the future (never counted)';
   return `${r.rule} ${r.period}${r.oldest ? ' (oldest)' : ''}`;
 }

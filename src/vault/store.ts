@@ -2,7 +2,7 @@ import type { Stats } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describeIssues } from '../schema-issues.js';
-import { errorMessage, UserError } from '../errors.js';
+import { errorMessage, PermafrostError, UserError } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest } from './manifest.js';
 
@@ -28,6 +28,16 @@ export interface SnapshotEntry {
   manifest: Manifest | null;
   /** Why this entry is damaged (no usable manifest, a symlink, …), naming the file; set exactly when manifest is null. */
   problem?: string;
+  /** Dated later than now (a clock that ran ahead when it was taken): listed, kept, but never taken as the newest. */
+  future: boolean;
+}
+
+/** How far ahead of this machine's clock a snapshot may be dated before it counts as from the future (clock skew between hosts). */
+export const FUTURE_TOLERANCE_MS = 5 * 60_000;
+
+/** Whether a snapshot taken at `time` lies in the future as seen at `now`. */
+export function isFuture(time: Date, now: Date): boolean {
+  return time.getTime() > now.getTime() + FUTURE_TOLERANCE_MS;
 }
 
 /** A snapshot folder's manifest, or why it cannot be used (a phrase naming the file). */
@@ -75,11 +85,13 @@ export async function listSnapshots(vaultDir: string): Promise<SnapshotEntry[]> 
     throw new UserError(`vault.dir: cannot read ${vaultDir}; check it exists and is readable.`, { cause: err });
   }
   const entries: SnapshotEntry[] = [];
+  const now = new Date();
   for (const id of names) {
     const time = snapshotIdTime(id);
     if (!time) continue;
     const dir = path.join(vaultDir, id);
-    const damaged = (problem: string): number => entries.push({ id, dir, time, manifest: null, problem });
+    const future = isFuture(time, now);
+    const damaged = (problem: string): number => entries.push({ id, dir, time, manifest: null, problem, future });
     let st: Stats;
     try {
       st = await lstat(dir);
@@ -96,17 +108,29 @@ export async function listSnapshots(vaultDir: string): Promise<SnapshotEntry[]> 
     const read = await readManifest(dir, id);
     if ('vanished' in read) continue;
     if ('problem' in read) damaged(read.problem);
-    else entries.push({ id, dir, time, manifest: read.manifest });
+    else entries.push({ id, dir, time, manifest: read.manifest, future });
   }
   return entries.sort((a, b) => b.id.localeCompare(a.id));
 }
 
-/** Finds a snapshot by id, or the newest for 'latest'/undefined. */
+/**
+ * Finds a snapshot by id, or the newest for 'latest'/undefined. 'latest' is refused while a
+ * snapshot dated in the future sits in the vault: it is newest by name but may hold older data
+ * than the snapshots after it, and guessing which one the user means could restore stale data.
+ */
 export async function findSnapshot(vaultDir: string, ref: string | undefined): Promise<SnapshotEntry> {
   const all = await listSnapshots(vaultDir);
   if (ref === undefined || ref === 'latest') {
     const newest = all[0];
     if (!newest) throw new UserError(`No snapshot in ${vaultDir} yet: run \`permafrost backup\` first.`);
+    const future = all.filter((s) => s.future);
+    if (future.length > 0) {
+      const real = all.find((s) => !s.future);
+      throw new UserError(
+        `Snapshot ${future.map((s) => s.id).join(', ')} in ${vaultDir} is dated in the future (the clock ran ahead when it was taken?), so "latest" is not clear: ` +
+          `name the snapshot to use${real ? ` (the newest from the past is ${real.id})` : ''}, and move the future-dated one out of vault.dir once it is not needed.`,
+      );
+    }
     return newest;
   }
   const found = all.find((s) => s.id === ref || s.dir === path.resolve(ref));
@@ -168,6 +192,36 @@ export async function cleanStalePartials(vaultDir: string): Promise<string[]> {
     removed.push(name);
   }
   return removed;
+}
+
+const VAULT_WRITE_CODES: Record<string, string> = {
+  ENOSPC: 'is full (ENOSPC)',
+  EDQUOT: 'is over its disk quota (EDQUOT)',
+  EROFS: 'is on a read-only file system (EROFS)',
+};
+
+/** The errno code of a write error that is the vault's disk's fault, found anywhere in `err`'s cause chain. */
+export function vaultWriteCode(err: unknown): string | null {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code && code in VAULT_WRITE_CODES) return code;
+  }
+  return null;
+}
+
+/**
+ * One sentence for a backup stopped by its vault's disk (full, over quota, read-only), or null for
+ * any other error. Exit 1: nothing is wrong with permafrost or the database, the disk needs room.
+ */
+export function vaultWriteError(vaultDir: string, err: unknown): PermafrostError | null {
+  const code = vaultWriteCode(err);
+  if (!code) return null;
+  return new PermafrostError(
+    'tool',
+    `vault.dir ${vaultDir} ${VAULT_WRITE_CODES[code]}, so no snapshot was written (a dump cut short by the disk cannot be trusted, so the database part is not kept either); ` +
+      `${code === 'EROFS' ? 'remount it read-write' : 'free some space (`permafrost prune`, or a bigger disk)'} and run the backup again.`,
+    { cause: err },
+  );
 }
 
 async function exists(p: string): Promise<boolean> {

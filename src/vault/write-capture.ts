@@ -17,6 +17,7 @@ import { HashCounter } from './crypto.js';
 import { fsyncFile } from './fs-durable.js';
 import type { ManifestFile } from './manifest.js';
 import { encryptPreDeflated, type EncryptOptions } from './openpgp-stream.js';
+import { vaultWriteCode } from './store.js';
 import { writeEncryptedPart } from './write-part.js';
 
 export interface CaptureTool {
@@ -73,8 +74,9 @@ export async function writeEncryptedCapture(
       await run.done;
       return file;
     } catch (err) {
-      // The tool's own failure explains more than a broken pipe further down.
-      throw await pipelineFailure(err, [run]);
+      // The tool's own failure explains more than a broken pipe further down; a full disk more than both.
+      const cause = await pipelineFailure(err, [run]);
+      throw vaultWriteCode(err) ? err : cause;
     }
   }
 
@@ -102,8 +104,10 @@ export async function writeEncryptedCapture(
     await dump.done;
     await gz.done;
   } catch (err) {
-    // When igzip dies first, the tool gets SIGPIPE: igzip's failure is the one to report.
-    throw await pipelineFailure(igzipOutputError(err, raw, gz, doing), [dump, gz]);
+    // When igzip dies first, the tool gets SIGPIPE: igzip's failure is the one to report; a failed
+    // write (full disk) explains more than the programs it broke.
+    const cause = await pipelineFailure(igzipOutputError(err, raw, gz, doing), [dump, gz]);
+    throw vaultWriteCode(err) ? err : cause;
   } finally {
     clearInterval(poll);
   }

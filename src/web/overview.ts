@@ -3,7 +3,8 @@ import { errorMessage } from '../errors.js';
 import { readAlertState, type AlertState } from '../notify/alerts.js';
 import { readVerifyState, verifyStatus, type VerifyStatus } from '../recover/verify-state.js';
 import type { DeviceStatus, FolderCompletion, ReplicationStatus } from '../replicate/status.js';
-import type { ManifestFile } from '../vault/manifest.js';
+import type { FailedPart, ManifestFile } from '../vault/manifest.js';
+import type { KeepPolicy } from '../vault/retention.js';
 import { listSnapshots } from '../vault/store.js';
 
 export interface SnapshotRow {
@@ -20,6 +21,10 @@ export interface SnapshotRow {
   verifiedAt: string | null;
   verifyReason: string | null;
   problem: string | null;
+  /** Parts that failed in this backup (the snapshot holds the rest). */
+  failed: FailedPart[];
+  /** Dated in the future (a clock that ran ahead): never counted as the newest. */
+  future: boolean;
 }
 
 /** Everything the status page and /metrics show, read from the vault and its state files. */
@@ -30,6 +35,8 @@ export interface Overview {
   /** The most recent verify run of any snapshot. */
   lastVerify: { snapshot: string; ok: boolean; checkedAt: string; durationMs: number; reason: string | null } | null;
   alerts: AlertState;
+  /** vault.keep; null when none is set (then snapshots pile up until the disk is full). */
+  retention: KeepPolicy | null;
   /** null when no syncthing section is configured. */
   replication: ReplicationView | null;
   replicationError: string | null;
@@ -70,6 +77,8 @@ export async function readOverview(config: Config, opts: { replication?: Replica
       verifiedAt: v?.checkedAt ?? null,
       verifyReason: v?.reason ?? null,
       problem: s.problem ?? null,
+      failed: m?.failed ?? [],
+      future: s.future,
     };
   });
   let lastVerify: Overview['lastVerify'] = null;
@@ -93,6 +102,7 @@ export async function readOverview(config: Config, opts: { replication?: Replica
     snapshots: rows,
     lastVerify,
     alerts: await readAlertState(config.vault.dir),
+    retention: config.vault.keep ?? null,
     replication,
     replicationError,
   };

@@ -21,14 +21,20 @@ function verifiedCell(s: SnapshotRow): string {
   return '<span class="muted">never</span>';
 }
 
+function partsCell(s: SnapshotRow): string {
+  if (s.problem) return `<span class="bad" title="${esc(s.problem)}">damaged</span>`;
+  const failed = s.failed.map((f) => `<span class="${f.optional ? 'muted' : 'bad'}" title="${esc(f.error)}">${esc(f.part)} failed</span>`);
+  return [esc(s.parts.map((p) => p.part).join(', ')), ...failed].join(', ');
+}
+
 function snapshotTable(rows: SnapshotRow[], now: number): string {
   if (rows.length === 0) return '<p class="muted">No snapshots yet: run <code>permafrost backup</code>.</p>';
   const body = rows
     .slice(0, RECENT)
     .map(
       (s) =>
-        `<tr><td><code>${esc(s.id)}</code></td><td>${esc(age(now - Date.parse(s.startedAt)))} ago</td><td class="num">${esc(bytes(s.bytes))}</td>` +
-        `<td class="num">${esc(duration(s.durationMs))}</td><td>${s.problem ? `<span class="bad" title="${esc(s.problem)}">damaged</span>` : esc(s.parts.map((p) => p.part).join(', '))}</td><td>${verifiedCell(s)}</td></tr>`,
+        `<tr><td><code>${esc(s.id)}</code></td><td>${s.future ? '<span class="bad">in the future</span>' : `${esc(age(now - Date.parse(s.startedAt)))} ago`}</td><td class="num">${esc(bytes(s.bytes))}</td>` +
+        `<td class="num">${esc(duration(s.durationMs))}</td><td>${partsCell(s)}</td><td>${verifiedCell(s)}</td></tr>`,
     )
     .join('\n');
   return `<table id="snapshots"><thead><tr><th>Snapshot</th><th>Age</th><th>Size</th><th>Duration</th><th>Parts</th><th>Verified</th></tr></thead><tbody>\n${body}\n</tbody></table>` +
@@ -72,13 +78,21 @@ function problems(o: Overview, jobs: JobView[] | null): string[] {
   for (const p of o.replication?.problems ?? []) out.push(p);
   for (const s of o.snapshots) if (s.problem) out.push(`snapshot ${s.id} is damaged: ${s.problem}`);
   for (const s of o.snapshots.slice(0, RECENT)) if (s.verified === 'failed') out.push(`snapshot ${s.id} failed verification: ${s.verifyReason ?? ''}`);
+  for (const s of o.snapshots) {
+    if (s.future) out.push(`snapshot ${s.id} is dated in the future (the clock ran ahead?): it is never taken as the newest; move it out of the vault once it is not needed`);
+  }
+  const newest = o.snapshots.find((s) => s.problem === null && !s.future);
+  for (const f of newest?.failed ?? []) {
+    if (!f.optional) out.push(`the newest snapshot ${newest!.id} lacks its ${f.part} part: ${f.error}`);
+  }
+  if (!o.retention) out.push('no retention policy (vault.keep): every snapshot is kept until the disk is full');
   return [...new Set(out)];
 }
 
 /** The status page: read-only, no script, styles from /style.css (the CSP allows nothing inline). */
 export function renderPage(o: Overview, jobs: JobView[] | null): string {
   const now = Date.parse(o.generatedAt);
-  const newest = o.snapshots.find((s) => s.problem === null);
+  const newest = o.snapshots.find((s) => s.problem === null && !s.future);
   const headline = newest
     ? `<p class="headline">Newest snapshot <code id="newest">${esc(newest.id)}</code>, <strong>${esc(age(now - Date.parse(newest.finishedAt ?? newest.startedAt)))} old</strong>, ${esc(bytes(newest.bytes))}, ${verifiedCell(newest)}</p>`
     : '<p class="headline bad">No snapshot yet.</p>';

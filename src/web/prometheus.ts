@@ -19,7 +19,11 @@ export async function renderMetrics(o: Overview): Promise<string> {
   gauge('permafrost_snapshots_unreadable', 'Snapshot folders whose manifest cannot be read.').set(o.snapshots.length - complete.length);
   gauge('permafrost_snapshots_bytes', 'Encrypted bytes of all complete snapshots.').set(complete.reduce((n, s) => n + (s.bytes ?? 0), 0));
 
-  const newest = complete[0];
+  gauge('permafrost_snapshots_future', 'Snapshots dated in the future (a clock that ran ahead); never counted as the newest.').set(
+    o.snapshots.filter((s) => s.future).length,
+  );
+  // A future-dated snapshot would make the last success look fresh forever, so no age alert could fire.
+  const newest = complete.find((s) => !s.future);
   if (newest?.finishedAt) {
     gauge('permafrost_last_success_timestamp_seconds', 'When the newest complete snapshot finished (Unix time).').set(seconds(newest.finishedAt));
     gauge('permafrost_last_backup_duration_seconds', 'Duration of the newest snapshot, start to commit.').set((newest.durationMs ?? 0) / 1000);

@@ -67,6 +67,7 @@ describe('init → doctor → backup', () => {
     expect(init.stderr).toBe('');
     expect(init.code).toBe(0);
     expect(init.stdout).toMatch(/Created the passphrase file .*passphrase \(mode 0400\).*off this server/s);
+    expect(init.stdout).toMatch(/^retention \(vault\.keep\): last 6, hourly 24, daily 7, weekly 4, monthly 12; older snapshots are deleted after each backup/m);
 
     const text = readFileSync(configFile, 'utf8');
     expect(text).not.toMatch(/not-needed-with-trust|url secret|url%20secret|init-redis-pw|ignored-by-mastodon/);
@@ -78,6 +79,7 @@ describe('init → doctor → backup', () => {
         : { url: `unix://${openRedis.socket}` },
     );
     expect(cfg.secrets).toEqual({ file: m.env });
+    expect(cfg.vault!.keep).toEqual({ last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 });
     if (s3) {
       expect(cfg.media).toBeUndefined();
       expect(init.stdout).toMatch(/object storage \(S3_ENABLED=true\)/);
@@ -94,7 +96,7 @@ describe('init → doctor → backup', () => {
     const d = await doctor(configFile);
     expect(d.report.lines.filter((l) => l.status === 'fail'), d.stdout).toEqual([]);
     expect(d.code).toBe(0);
-    for (const check of ['config', 'passphrase', 'database', 'pg_dump', 'redis', 'secrets', 'vault', 'media']) {
+    for (const check of ['config', 'passphrase', 'database', 'pg_dump', 'redis', 'secrets', 'retention', 'vault', 'media']) {
       expect(line(d.report, check)?.status, check).toBe('ok');
     }
     expect(d.stdout).toMatch(/^OK {4}redis: unix:\/\/.* answers PING \(redis-cli \d+\.\d+\)$/m);
@@ -201,6 +203,16 @@ describe('doctor failures, one clear line each', () => {
     const ok = await runCli(['--config', ws.configFile, 'doctor']);
     expect(ok.stdout).toMatch(/^WARN  redis: .*optional/m);
     destroyRedis(r);
+  });
+
+  it('a config without vault.keep is a WARN naming the policy to add (doctor still exits 0)', async () => {
+    workspace();
+    ws.writeConfig({ extra: { redis: false, secrets: false } });
+    const r = await runCli(['--config', ws.configFile, 'doctor']);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/^WARN  retention: vault\.keep is not set, so every snapshot is kept until the disk is full — fix: add under vault: `keep: \{ last: 6/m);
+    ws.writeConfig({ vault: { keep: { daily: 7 } }, extra: { redis: false, secrets: false } });
+    expect((await runCli(['--config', ws.configFile, 'doctor'])).stdout).toMatch(/^OK {4}retention: vault\.keep: daily 7$/m);
   });
 
   it('a broken config is a FAIL line, not a crash', async () => {

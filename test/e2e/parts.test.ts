@@ -134,7 +134,7 @@ describe('snapshot parts: database, Redis, secrets', () => {
     ws.writeConfig({ extra: { redis: { url: r.url, cli: fake } } });
     const { code, stderr } = await backup();
     expect(code).toBe(1);
-    expect(errorSentence(stderr)).toMatch(/^Redis part failed: .*redis-cli is version 6\.0, which cannot stream an RDB into a pipe; install redis-cli 7 or newer/);
+    expect(errorSentence(stderr)).toMatch(/without its redis part: Redis part failed: .*redis-cli is version 6\.0, which cannot stream an RDB into a pipe; install redis-cli 7 or newer/);
     expect(readFileSync(log, 'utf8')).toBe('--version\n');
     expect(partials()).toEqual([]);
     const doctor = await runCli(['--config', ws.configFile, 'doctor']);
@@ -142,16 +142,30 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(doctor.stdout).toMatch(/^FAIL  redis: .*version 6\.0.*— fix: install redis-tools 7 or newer/m);
   });
 
-  it('Redis down: the snapshot fails naming Redis and leaves no partial folder', async () => {
+  it('Redis down: the database dump is kept, the failed part is recorded and listed, and the run exits 1 naming Redis', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
     const r = redis();
     r.stop();
     ws.writeConfig({ extra: { redis: { url: r.url } } });
     const { code, stderr } = await backup();
     expect(code).toBe(1);
-    expect(errorSentence(stderr)).toMatch(/^Redis part failed: .*unix:\/\/.*Could not connect.*; check redis\.url.*redis\.optional: true\.$/);
+    expect(errorSentence(stderr)).toMatch(
+      /^Snapshot \S+ was written with the database but without its redis part: Redis part failed: .*unix:\/\/.*Could not connect.*; check redis\.url.*redis\.optional: true\.$/,
+    );
     expect(partials()).toEqual([]);
-    expect(snapshots()).toEqual([]);
+    const [id] = snapshots();
+    expect(readdirSync(path.join(ws.vault, id!)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
+    const manifest = JSON.parse(readFileSync(path.join(ws.vault, id!, 'manifest.json'), 'utf8')) as Manifest;
+    expect(manifest.files.map((f) => f.part)).toEqual(['database']);
+    expect(manifest.failed).toEqual([{ part: 'redis', error: expect.stringMatching(/^Redis part failed: .*Could not connect/), optional: false }]);
+    const list = await runCli(['--config', ws.configFile, 'list']);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`^${id}\t.*\tdatabase, redis FAILED$`, 'm'));
+    const json = await runCli(['--config', ws.configFile, 'list', '--json']);
+    expect((JSON.parse(json.stdout) as Array<{ failed: unknown[] }>)[0]!.failed).toEqual(manifest.failed);
+    // The database part restores: the dump was worth keeping.
+    const verify = await runCli(['--config', ws.configFile, 'verify', id!]);
+    expect(verify.code, verify.stderr).toBe(0);
   });
 
   it('a wrong Redis password fails naming Redis, and the password never shows', async () => {
@@ -166,6 +180,11 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(stderr).toMatch(/WRONGPASS|AUTH/);
     expect(stderr).not.toContain('XYZZY');
     expect(partials()).toEqual([]);
+    const [id] = snapshots();
+    const manifest = JSON.parse(readFileSync(path.join(ws.vault, id!, 'manifest.json'), 'utf8')) as Manifest;
+    expect(manifest.files.map((f) => f.part)).toEqual(['database']);
+    expect(manifest.failed?.map((f) => f.part)).toEqual(['redis']);
+    expect(JSON.stringify(manifest)).not.toContain('XYZZY');
   });
 
   it('Redis down but optional: the snapshot succeeds with a warning and lists only what was captured', async () => {
@@ -178,16 +197,19 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(code).toBe(0);
     expect(stderr).toMatch(/^warning: redis part skipped \(marked optional\): Redis part failed/m);
     expect(manifest!.files.map((f) => f.part)).toEqual(['database', 'secrets']);
+    expect(manifest!.failed).toEqual([{ part: 'redis', error: expect.stringMatching(/^Redis part failed/), optional: true }]);
     expect(readdirSync(path.join(ws.vault, manifest!.id)).sort()).toEqual(['database.pgdump.gpg', 'env.production.gpg', 'manifest.json']);
   });
 
-  it('a missing secrets file fails naming the part; each part can be turned off', async () => {
+  it('a missing secrets file fails naming the part but keeps the database; each part can be turned off', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
     ws.writeConfig({ extra: { secrets: { file: path.join(ws.dir, 'nope.env') } } });
     const failed = await backup();
-    expect(failed.code).toBe(2);
-    expect(errorSentence(failed.stderr)).toMatch(/Secrets part failed: cannot read .*nope\.env \(ENOENT\)/);
+    expect(failed.code).toBe(1);
+    expect(errorSentence(failed.stderr)).toMatch(/without its secrets part: Secrets part failed: cannot read .*nope\.env \(ENOENT\)/);
     expect(partials()).toEqual([]);
+    const [kept] = snapshots();
+    expect(readdirSync(path.join(ws.vault, kept!)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
 
     ws.writeConfig({ extra: { redis: false, secrets: false } });
     const off = await backup();

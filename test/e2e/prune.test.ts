@@ -148,11 +148,22 @@ describe('prune', () => {
     expect(readdirSync(ws.vault).filter((n) => !n.startsWith('.')).length).toBe(2);
   });
 
-  it('without vault.keep, prune says how to set it (exit 2)', async () => {
+  it('without vault.keep, prune and prune --dry-run say "no policy: everything is kept" (exit 0) and delete nothing', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
-    const r = await runCli(['--config', ws.configFile, 'prune']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^permafrost: vault.keep is not set, so nothing is pruned: add e\.g\./);
+    fakeSnapshot(ws.vault, '2026-01-01T00:00:00Z');
+    fakeSnapshot(ws.vault, '2026-02-01T00:00:00Z');
+    const before = tree(ws.vault);
+    for (const args of [['prune', '--dry-run'], ['prune']]) {
+      const r = await runCli(['--config', ws.configFile, ...args]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^no policy: everything is kept \(2 snapshots\); set vault\.keep, e\.g\. `keep: \{ last: 6/);
+      expect(tree(ws.vault)).toEqual(before);
+    }
+    const json = JSON.parse((await runCli(['--config', ws.configFile, 'prune', '--dry-run', '--json'])).stdout) as PruneResult;
+    expect(json.policy).toBeNull();
+    expect(json.removed).toEqual([]);
+    expect(json.kept.map((k) => k.id)).toEqual([id('2026-02-01T00:00:00Z'), id('2026-01-01T00:00:00Z')]);
   });
 
   it('a bad vault.keep is a config error naming the key', async () => {

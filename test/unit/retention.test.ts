@@ -219,3 +219,75 @@ describe('periods', () => {
     expect(periodOf('monthly', new Date('2026-11-26T07:40:00Z'), 'Pacific/Kiritimati')).toBe('2026-11');
   });
 });
+
+describe('applyRetention with verify results and future-dated snapshots', () => {
+  const at = (iso: string, flags: { verified?: boolean; future?: boolean } = {}) => ({ ...snap(iso), ...flags });
+  const cases: Array<{ name: string; policy: KeepPolicy; snaps: ReturnType<typeof at>[]; keep: string[] }> = [
+    {
+      name: 'the newest verified-good snapshot is kept although the policy would drop it',
+      policy: { last: 2 },
+      snaps: [at('2026-05-01T10:00:00Z', { verified: true }), at('2026-05-02T10:00:00Z'), at('2026-05-03T10:00:00Z')],
+      keep: ['2026-05-03T10:00:00Z', '2026-05-02T10:00:00Z', '2026-05-01T10:00:00Z'],
+    },
+    {
+      name: 'only the newest verified-good one is kept that way, older verified ones follow the policy',
+      policy: { last: 1 },
+      snaps: [at('2026-05-01T10:00:00Z', { verified: true }), at('2026-05-02T10:00:00Z', { verified: true }), at('2026-05-03T10:00:00Z')],
+      keep: ['2026-05-03T10:00:00Z', '2026-05-02T10:00:00Z'],
+    },
+    {
+      name: 'within a day the verified-good snapshot stands for the day, not the newer unverified one',
+      policy: { daily: 2 },
+      snaps: [
+        at('2026-05-01T08:00:00Z'),
+        at('2026-05-02T08:00:00Z', { verified: true }),
+        at('2026-05-02T12:00:00Z'),
+        at('2026-05-02T20:00:00Z'),
+        at('2026-05-03T08:00:00Z'),
+      ],
+      keep: ['2026-05-03T08:00:00Z', '2026-05-02T08:00:00Z'],
+    },
+    {
+      name: 'a failed verify is no better than none: the newest of the period stands for it',
+      policy: { daily: 1 },
+      snaps: [at('2026-05-02T08:00:00Z', { verified: false }), at('2026-05-02T12:00:00Z')],
+      keep: ['2026-05-02T12:00:00Z'],
+    },
+    {
+      name: 'future-dated snapshots are kept but never counted as the last N',
+      policy: { last: 2 },
+      snaps: [
+        at('2099-01-01T00:00:00Z', { future: true }),
+        at('2099-01-02T00:00:00Z', { future: true }),
+        at('2026-05-01T10:00:00Z'),
+        at('2026-05-02T10:00:00Z'),
+        at('2026-05-03T10:00:00Z'),
+      ],
+      keep: ['2099-01-02T00:00:00Z', '2099-01-01T00:00:00Z', '2026-05-03T10:00:00Z', '2026-05-02T10:00:00Z'],
+    },
+    {
+      name: 'future-dated snapshots do not fill the daily periods either, and the newest real one is the safety net',
+      policy: { monthly: 1 },
+      snaps: [at('2099-01-01T00:00:00Z', { future: true }), at('2026-04-01T10:00:00Z'), at('2026-05-03T10:00:00Z')],
+      keep: ['2099-01-01T00:00:00Z', '2026-05-03T10:00:00Z'],
+    },
+  ];
+  it.each(cases)('$name', ({ policy, snaps, keep }) => {
+    const result = applyRetention([...snaps].reverse(), policy, 'UTC');
+    expect(result.keep.map((s) => s.id)).toEqual(keep);
+    expect(result.remove.map((s) => s.id).sort()).toEqual(snaps.map((s) => s.id).filter((id) => !keep.includes(id)).sort());
+  });
+
+  it('says why: the verified-good and the future-dated keeps are marked', () => {
+    const result = applyRetention(
+      [at('2099-01-01T00:00:00Z', { future: true }), at('2026-05-01T10:00:00Z', { verified: true }), at('2026-05-02T10:00:00Z')],
+      { last: 1 },
+      'UTC',
+    );
+    expect(result.keep.map((s) => [s.id, s.reasons.map((r) => r.rule)])).toEqual([
+      ['2099-01-01T00:00:00Z', ['future']],
+      ['2026-05-02T10:00:00Z', ['last']],
+      ['2026-05-01T10:00:00Z', ['verified']],
+    ]);
+  });
+});

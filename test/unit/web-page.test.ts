@@ -20,13 +20,19 @@ const overview: Overview = {
       verifiedAt: '2026-11-26T09:50:00.000Z',
       verifyReason: 'statuses has 1 rows, the manifest says "<2>"',
       problem: null,
+      failed: [],
+      future: false,
     },
   ],
   lastVerify: null,
   alerts: { formatVersion: 1, conditions: { backup: { failing: true, since: '2026-11-26T09:00:00.000Z', error: '<script>alert(1)</script>', told: [] } }, deliveryFailures: {}, lastDelivery: {} },
+  retention: { last: 6 },
   replication: null,
   replicationError: null,
 };
+
+/** A second snapshot row like the first, with `over` applied. */
+const row = (over: Partial<Overview['snapshots'][number]>): Overview['snapshots'][number] => ({ ...overview.snapshots[0]!, verified: 'never', ...over });
 
 describe('status page rendering', () => {
   it('escapes everything that comes from the vault and state files', () => {
@@ -37,6 +43,21 @@ describe('status page rendering', () => {
     expect(html).toContain('title="statuses has 1 rows, the manifest says &quot;&lt;2&gt;&quot;"');
     expect(html).not.toMatch(/style=|<script|https?:\/\/(?!www\.w3\.org)/);
     expect(html).toContain('Newest snapshot <code id="newest">2026-11-26T09-40-00Z</code>, <strong>20 min old</strong>');
+  });
+
+  it('lists as problems: no retention policy, a failed part of the newest snapshot, a future-dated snapshot (never the headline)', () => {
+    const calm: Overview = { ...overview, alerts: { ...overview.alerts, conditions: {} }, snapshots: [row({})] };
+    expect(renderPage(calm, null)).toContain('<p class="ok">No problems.</p>');
+    const noPolicy = renderPage({ ...calm, retention: null }, null);
+    expect(noPolicy).toContain('<li>no retention policy (vault.keep): every snapshot is kept until the disk is full</li>');
+    const future = row({ id: '2099-01-01T00-00-00Z', startedAt: '2099-01-01T00:00:00.000Z', finishedAt: '2099-01-01T00:00:01.000Z', future: true });
+    const failed = row({ failed: [{ part: 'redis', error: 'Redis part failed: down.', optional: false }] });
+    const html = renderPage({ ...calm, snapshots: [future, failed] }, null);
+    expect(html).toContain('<li>snapshot 2099-01-01T00-00-00Z is dated in the future (the clock ran ahead?)');
+    expect(html).toContain('<li>the newest snapshot 2026-11-26T09-40-00Z lacks its redis part: Redis part failed: down.</li>');
+    expect(html).toContain('<code id="newest">2026-11-26T09-40-00Z</code>');
+    expect(html).toContain('<td><span class="bad">in the future</span></td>');
+    expect(html).toContain('<span class="bad" title="Redis part failed: down.">redis failed</span>');
   });
 
   it('draws a chart point per snapshot, and says so when there is none', () => {

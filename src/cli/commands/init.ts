@@ -1,4 +1,5 @@
 import { runInit } from '../../jobs/init.js';
+import { describePolicy } from '../../vault/retention.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 interface InitFlags {
@@ -37,6 +38,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       io.out(`wrote ${result.configPath}`);
       for (const f of result.passwordFiles) io.out(`wrote ${f} (mode 0600)`);
       io.out(`snapshots will go to ${result.vaultDir}`);
+      io.out(`retention (vault.keep): ${describePolicy(result.keep)}; older snapshots are deleted after each backup (edit vault.keep to change it)`);
       io.out(result.mediaDir ? `media to replicate: ${result.mediaDir} (without cache/)` : 'media: not replicated (object storage)');
       for (const n of result.notes) io.out(`note: ${n}`);
       io.out('');

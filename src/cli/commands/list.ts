@@ -21,6 +21,8 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         bytes: s.manifest?.files.reduce((sum, f) => sum + f.bytes, 0) ?? null,
         parts: s.manifest?.files.map((f) => f.part) ?? [],
         database: s.manifest?.database.name ?? null,
+        failed: s.manifest?.failed ?? [],
+        future: s.future,
         problem: s.problem ?? null,
         verified: verifyStatus(verified[s.id]),
         verifiedAt: verified[s.id]?.checkedAt ?? null,
@@ -32,7 +34,12 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         for (const r of rows) {
           const size = r.bytes === null ? '?' : formatBytes(r.bytes);
           const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
-          io.out([r.id, formatAge(r.ageSeconds * 1000), size, mark, r.problem ?? r.parts.join(',')].join('\t'));
+          const contents = r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
+          const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
+          io.out([r.id, age, size, mark, contents].join('\t'));
+        }
+        for (const r of rows.filter((x) => x.future)) {
+          io.err(`warning: snapshot ${r.id} is dated in the future (the clock ran ahead?): it is never taken as "latest" or pruned; move it out of ${cfg.vault.dir} once it is not needed.`);
         }
       }
       // Everything is listed first; then a damaged entry makes the run fail as an integrity problem (exit 3).

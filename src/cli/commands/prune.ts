@@ -8,7 +8,8 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
     .description(
       'Apply the retention policy vault.keep: list what is kept and why, delete the other snapshots. ' +
         'Periods (hour, day, ISO week, month, year) are counted in schedule.timezone, only where a snapshot exists, as restic does. ' +
-        'The newest snapshot, snapshots in progress and anything that is not a snapshot folder are never deleted.',
+        'The newest snapshot, the newest verified-good one, snapshots dated in the future, snapshots in progress and anything that is not a snapshot folder are never deleted; ' +
+        'within a period a verified-good snapshot is kept rather than a newer unverified one. Without vault.keep nothing is deleted.',
     )
     .option('--dry-run', 'only show what would be deleted')
     .option('--json', 'print the result as JSON')
@@ -24,6 +25,11 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
       const result = await runPrune(config(), { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
+      if (!result.policy) {
+        return io.out(
+          `no policy: everything is kept (${result.kept.length} snapshot${result.kept.length === 1 ? '' : 's'}); set vault.keep, e.g. \`keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 }\`, before the disk fills.`,
+        );
+      }
       for (const k of result.kept) io.out(`keep    ${k.id}  ${k.reasons.map(describeReason).join(', ')}`);
       for (const id of result.removed) io.out(`${result.dryRun ? 'would delete' : 'delete'}  ${id}`);
       for (const i of result.ignored) io.out(`skip    ${i.id}  (${i.problem})`);

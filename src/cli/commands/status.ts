@@ -1,6 +1,7 @@
 import { RemoteError } from '../../errors.js';
 import { readVerifyState, verifyStatus, type VerifyStatus } from '../../recover/verify-state.js';
 import { replicationStatus, type ReplicationStatus } from '../../replicate/status.js';
+import { listSnapshots } from '../../vault/store.js';
 import { examples, type RegisterCommand } from '../context.js';
 import type { Io } from '../run.js';
 import { formatAge, formatBytes } from '../../format.js';
@@ -65,6 +66,9 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
       const v = status.snapshot ? (await readVerifyState(cfg.vault.dir))[status.snapshot.id] : undefined;
       const verify = status.snapshot ? { status: verifyStatus(v), checkedAt: v?.checkedAt ?? null, reason: v?.reason ?? null } : null;
       renderStatus(io, { ...status, verify }, Boolean(opts.json));
+      for (const s of (await listSnapshots(cfg.vault.dir)).filter((x) => x.future)) {
+        io.err(`warning: snapshot ${s.id} is dated in the future (the clock ran ahead?): it is not counted as the newest; move it out of ${cfg.vault.dir} once it is not needed.`);
+      }
       if (!status.ok) throw statusFailure(status);
     });
 };
