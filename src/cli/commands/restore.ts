@@ -1,6 +1,6 @@
 import { Option } from 'commander';
 import { runRestore } from '../../recover/restore.js';
-import { examples, type RegisterCommand } from '../context.js';
+import { examples, positiveInt, type RegisterCommand } from '../context.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
@@ -25,7 +25,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     .option('--redis <file>', 'write the decrypted Redis RDB here (never overwrites)')
     .option('--secrets <file>', 'write the decrypted .env.production here (never overwrites)')
     .option('--force', 'replace the contents of a database that already holds tables')
-    .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser((v) => Number.parseInt(v, 10)))
+    .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
     .option('--no-owner', 'do not restore object ownership (when the original roles do not exist here)')
     .option('--json', 'print the result as JSON')
     .addHelpText(
