@@ -26,6 +26,8 @@ export interface RestoreOptions {
   /** Where to write the decrypted .env.production (must not exist). */
   secrets?: string;
   force?: boolean;
+  /** End other sessions on the target database right before pg_restore (else they are refused). */
+  terminateSessions?: boolean;
   jobs?: number;
   noOwner?: boolean;
   events?: JobEvents;
@@ -121,7 +123,7 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
   if (redis) partFile(snapshot, 'redis');
   if (secrets) partFile(snapshot, 'secrets');
   const target = opts.database ? await inspectTarget(config.database, opts.database) : null;
-  if (opts.database && target) checkTarget(target, opts.database, opts.force);
+  if (opts.database && target) checkTarget(target, opts.database, opts);
 
   const files: PartOutput[] = [];
   if (redis) {
@@ -142,6 +144,7 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
         target,
         jobs: opts.jobs,
         noOwner: opts.noOwner,
+        terminateSessions: opts.terminateSessions,
         events: opts.events,
       });
     } finally {
