@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { Config } from '../config/schema.js';
 import type { Io } from './run.js';
 
@@ -15,6 +15,17 @@ export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
 export function examples(lines: string[]): string {
   return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+}
+
+/** An option parser for a count such as --jobs: a whole number of at least 1, else commander's bad-flag error (exit 2). */
+export function positiveInt(example: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      throw new InvalidArgumentError(`expected a whole number of at least 1, e.g. ${example}.`);
+    }
+    return n;
+  };
 }
 
 /** Runs `fn` with an AbortSignal that fires on SIGINT/SIGTERM, so jobs can stop cleanly. */

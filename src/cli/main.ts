@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { VERSION } from '../version.js';
 import { examples, type CommandContext } from './context.js';
 import { COMMANDS, requestedCommand } from './registry.js';
-import { processIo, reportError, type Io } from './run.js';
+import { processIo, reportError, tolerateClosedStdStreams, type Io } from './run.js';
 
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
 export async function buildProgram(io: Io, args: readonly string[] = []): Promise<Command> {
@@ -14,6 +14,9 @@ export async function buildProgram(io: Io, args: readonly string[] = []): Promis
     .version(VERSION)
     .option('-c, --config <file>', 'config file (default: $PERMAFROST_CONFIG, ./permafrost.yaml, /etc/permafrost/permafrost.yaml)')
     .showHelpAfterError()
+    // Before any command is added: subcommands copy this, so a bad flag of any command throws
+    // (and exits 2 below) instead of commander calling process.exit(1) itself.
+    .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .addHelpText(
       'after',
@@ -37,7 +40,7 @@ export async function buildProgram(io: Io, args: readonly string[] = []): Promis
 }
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const program = (await buildProgram(io, argv.slice(2))).exitOverride();
+  const program = await buildProgram(io, argv.slice(2));
   try {
     await program.parseAsync(argv);
     return 0;
@@ -50,11 +53,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   }
 }
 
-// `permafrost list | head`: a reader that goes away early is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
+tolerateClosedStdStreams();
 
 main(process.argv).then(
   (code) => {

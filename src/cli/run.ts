@@ -6,14 +6,48 @@ export interface Io {
   /** Writes to stderr as is (no newline): progress lines redrawn in place on a TTY. */
   raw?(text: string): void;
   isTTY: boolean;
+  /**
+   * For a command that runs until stopped (the daemon): once stdout's reader is gone, `out` lines
+   * go to stderr instead of being dropped.
+   */
+  outToErrWhenClosed?(): void;
+}
+
+/** Standard streams whose reader went away (EPIPE): nothing more is written to them. */
+const closed = { stdout: false, stderr: false };
+let outFallsBackToErr = false;
+
+function write(name: keyof typeof closed, text: string): void {
+  if (!closed[name]) process[name].write(text);
 }
 
 export const processIo: Io = {
-  out: (t) => process.stdout.write(`${t}\n`),
-  err: (t) => process.stderr.write(`${t}\n`),
-  raw: (t) => process.stderr.write(t),
+  out: (t) => {
+    if (!closed.stdout) write('stdout', `${t}\n`);
+    else if (outFallsBackToErr) write('stderr', `${t}\n`);
+  },
+  err: (t) => write('stderr', `${t}\n`),
+  raw: (t) => write('stderr', t),
   isTTY: Boolean(process.stderr.isTTY),
+  outToErrWhenClosed: () => {
+    outFallsBackToErr = true;
+  },
 };
+
+/**
+ * `permafrost list | head`, `permafrost backup 2>&1 | head -1`: a reader that goes away early is
+ * not an error and must not end a run half-way (leaving a partial snapshot and the lock). The
+ * stream is marked closed and the run goes on without writing to it; its exit code is unchanged.
+ */
+export function tolerateClosedStdStreams(): void {
+  for (const name of ['stdout', 'stderr'] as const) {
+    process[name].on('error', (err: NodeJS.ErrnoException) => {
+      // Writes queued before the first EPIPE was reported fail with ERR_STREAM_DESTROYED.
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+      closed[name] = true;
+    });
+  }
+}
 
 const REPORT_URL = 'https://github.com/permafrost-backup/permafrost/issues';
 

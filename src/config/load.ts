@@ -34,7 +34,24 @@ function systemProblems(config: Config): string[] {
   if (existsSync(config.vault.dir) && !statSync(config.vault.dir).isDirectory()) {
     problems.push(`vault.dir: ${config.vault.dir} exists but is not a directory`);
   }
+  const tempDir = tempDirProblem(config.vault.tempDir);
+  if (tempDir) problems.push(`vault.tempDir: ${tempDir}`);
   return problems;
+}
+
+/**
+ * Restore and verify decrypt whole snapshots there: it must be a folder, and one that others may
+ * write to needs the sticky bit (as /tmp has), or they could rename our private folder away.
+ */
+function tempDirProblem(dir: string | undefined): string | null {
+  if (dir === undefined) return null;
+  if (!existsSync(dir)) return `folder ${dir} does not exist; create it (mode 0700 or 1777) or point vault.tempDir at an existing one`;
+  const s = statSync(dir);
+  if (!s.isDirectory()) return `${dir} is not a folder; point vault.tempDir at one`;
+  if ((s.mode & 0o002) !== 0 && (s.mode & 0o1000) === 0) {
+    return `${dir} is writable by every user but lacks the sticky bit, so another user could move decrypted snapshots away; run chmod +t ${dir} (or chmod o-w ${dir})`;
+  }
+  return null;
 }
 
 /** Parses and validates config text (YAML → schema → normalize → system checks); every problem of a step is reported at once. */

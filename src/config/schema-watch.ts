@@ -1,7 +1,19 @@
 import { z } from 'zod';
+import { isLoopback } from '../net/loopback.js';
 import { absPath } from './schema-common.js';
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+/** A URL that requests carry a secret to (the bot token): https://, or plain http:// only to this machine. */
+const secretBearingUrl = httpUrl.refine(
+  (url) => {
+    // zod 4 runs refinements after a failed format check too: a non-URL is z.url's to report.
+    if (!URL.canParse(url)) return true;
+    const u = new URL(url);
+    return u.protocol === 'https:' || isLoopback(u.hostname);
+  },
+  'plain http:// would send the bot token unencrypted; use https:// (http:// only to 127.0.0.1, ::1 or localhost)',
+);
 
 /** Where `verify` test-restores: a scratch database it creates and always drops. */
 export const verifySchema = z.strictObject({
@@ -27,7 +39,7 @@ export const notifySchema = z.strictObject({
   ping: z.strictObject({ url: httpUrl }).optional(),
   mastodon: z
     .strictObject({
-      server: httpUrl,
+      server: secretBearingUrl,
       /** File (mode 0600) whose first line is the bot account's access token. */
       tokenFile: absPath,
       /** The admin to message, as @user or @user@domain. */

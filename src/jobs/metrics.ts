@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
@@ -17,12 +17,15 @@ export async function collectMetrics(
   if (!file.endsWith('.prom')) {
     throw new UserError(`--textfile: ${file} must end in .prom, or node_exporter's textfile collector ignores it.`);
   }
+  const folder = path.dirname(file);
+  // A missing folder is a typo or node_exporter not installed: creating it would hide that.
+  const isDir = await stat(folder).then((s) => s.isDirectory(), () => false);
+  if (!isDir) throw new UserError(`--textfile: folder ${folder} does not exist; create it or point --textfile at node_exporter's textfile directory.`);
   try {
-    await mkdir(path.dirname(file), { recursive: true });
     // Readable by node_exporter's user; the metrics hold no secret.
     await writeFileAtomic(file, text, 0o644);
   } catch (err) {
-    throw new UserError(`--textfile: cannot write ${file}; check the folder exists and this user may write to it.`, { cause: err });
+    throw new UserError(`--textfile: cannot write ${file}; check this user may write to ${folder}.`, { cause: err });
   }
   return { text, written: file };
 }

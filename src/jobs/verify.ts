@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { readPassphraseFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
-import { decryptVerifiedPart, privateTemp } from '../recover/decrypt.js';
+import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../recover/decrypt.js';
 import {
   archiveTables,
   checkRdbFile,
@@ -16,7 +16,7 @@ import {
   type CheckOutcome,
   type TocTable,
 } from '../recover/verify.js';
-import { recordVerify } from '../recover/verify-state.js';
+import { recordVerify, recordVerifyRun } from '../recover/verify-state.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { findSnapshot, listSnapshots } from '../vault/store.js';
 import type { JobEvents } from './events.js';
@@ -42,16 +42,45 @@ const failed = (name: string, detail: string): CheckOutcome => ({ name, ok: fals
  * Test-restores a snapshot: decrypts every part (OpenPGP integrity and SHA-256 checked), lists the
  * archive, restores it into a scratch database that is always dropped, and compares the result
  * with the manifest. A snapshot that fails a check yields ok=false (and is recorded as failed);
- * a problem of this host (bad config, server down, wrong passphrase) is thrown and not recorded.
+ * a problem of this host (bad config, server down, wrong passphrase, temp folder full) is thrown and
+ * marks no snapshot, but is recorded as the last run, which failed.
  */
-export async function runVerify(
+export async function runVerify(config: Config, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const run = { t0: Date.now(), checkedAt: new Date().toISOString(), snapshot: null as string | null };
+  try {
+    return await verifyOnce(config, opts, run);
+  } catch (err) {
+    // Every run counts for permafrost_last_verify_success, also one that never reached a verdict;
+    // a run stopped on purpose is not a failure. The error that ended the run matters more than recording it.
+    if (!opts.signal?.aborted) {
+      await recordVerifyRun(config.vault.dir, {
+        ok: false,
+        checkedAt: run.checkedAt,
+        durationMs: Date.now() - run.t0,
+        snapshot: run.snapshot,
+        reason: errorMessage(err),
+      }).catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+interface VerifyOptions {
+  snapshot?: string;
+  events?: JobEvents;
+  signal?: AbortSignal;
+}
+
+/** runVerify's work; `run` tells the caller which snapshot it had chosen when it threw. */
+async function verifyOnce(
   config: Config,
-  opts: { snapshot?: string; events?: JobEvents; signal?: AbortSignal } = {},
+  opts: VerifyOptions,
+  run: { t0: number; checkedAt: string; snapshot: string | null },
 ): Promise<VerifyResult> {
-  const t0 = Date.now();
-  const checkedAt = new Date().toISOString();
+  const { t0, checkedAt } = run;
   const passphrase = readPassphraseFile(config.vault.passphraseFile);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
+  run.snapshot = snapshot.id;
   const server = verifyServer(config, scratchName(config));
   let checks: CheckOutcome[] = [];
   const stopIfAborted = (): void => {
@@ -70,7 +99,7 @@ export async function runVerify(
     return outcomes;
   };
 
-  const temp = await privateTemp(config.vault.tempDir);
+  const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
   try {
     const manifest = snapshot.manifest;
     if (!manifest) {

@@ -3,26 +3,85 @@
  * mapping from what went wrong to the error the user sees. Only a file whose OpenPGP integrity
  * (MDC), SHA-256, size and plaintext size all match the manifest is handed to the caller.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { IntegrityError, ToolError, UserError } from '../errors.js';
+import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
+import { formatBytes } from '../format.js';
 import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../tools/gpg.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import type { SnapshotEntry } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
 
+/** Where a private temp folder is made, and how a message names that place and the setting that moves it. */
+export interface TempBase {
+  dir: string;
+  /** The place in a sentence, e.g. "vault.tempDir (/var/tmp)". */
+  name: string;
+  /** What the user changes to use another place, e.g. "vault.tempDir". */
+  setting: string;
+}
+
+/** vault.tempDir, or $TMPDIR when it is not set. */
+export function vaultTempBase(tempDir: string | undefined): TempBase {
+  const dir = tempDir ?? tmpdir();
+  return { dir, name: tempDir ? `vault.tempDir (${dir})` : `the temp folder ${dir} ($TMPDIR; vault.tempDir is not set)`, setting: 'vault.tempDir' };
+}
+
 /** A private folder (0700) for decrypted plaintext, removed by `dispose` on every path. */
 export interface PrivateTemp {
   dir: string;
+  base: TempBase;
   dispose(): Promise<void>;
 }
 
-/** Creates a private temp folder (mkdtemp makes it 0700) under `base`, default $TMPDIR. */
-export async function privateTemp(base: string | undefined): Promise<PrivateTemp> {
-  const dir = await mkdtemp(path.join(base ?? tmpdir(), 'permafrost-'));
-  return { dir, dispose: () => rm(dir, { recursive: true, force: true }) };
+/**
+ * The one sentence for a temp folder this host cannot use: a problem of the machine (exit 1),
+ * never of the snapshot, so verify records nothing about it.
+ */
+function tempFolderError(base: TempBase, err: NodeJS.ErrnoException): PermafrostError | null {
+  const why: Record<string, string> = {
+    ENOENT: 'does not exist; create it',
+    ENOTDIR: 'is not a folder; point it at one',
+    EACCES: 'is not writable by this user; fix its permissions',
+    EPERM: 'is not writable by this user; fix its permissions',
+    EROFS: 'is on a read-only filesystem; use a writable one',
+    ENOSPC: 'is full; free space there',
+    EDQUOT: 'is over its disk quota; free space there',
+  };
+  const text = err.code ? why[err.code] : undefined;
+  return text ? new PermafrostError('tool', `Cannot decrypt into ${base.name}: it ${text}, or set ${base.setting} to another folder.`, { cause: err }) : null;
 }
+
+/** Creates a private temp folder (mkdtemp makes it 0700) in `base`; a folder this host cannot use is exit 1 naming it. */
+export async function privateTemp(base: TempBase): Promise<PrivateTemp> {
+  let dir: string;
+  try {
+    dir = await mkdtemp(path.join(base.dir, 'permafrost-'));
+  } catch (err) {
+    throw tempFolderError(base, err as NodeJS.ErrnoException) ?? err;
+  }
+  return { dir, base, dispose: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Free bytes for this user in the filesystem holding `dir`. */
+async function freeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+/** The sentence for a part that does not fit into the temp folder: the space it needs (from the manifest) and the space free. */
+function noSpace(snapshot: SnapshotEntry, temp: PrivateTemp, file: ManifestFile, free: number, cause?: unknown): PermafrostError {
+  return new PermafrostError(
+    'tool',
+    `Not enough space in ${temp.base.name} to decrypt snapshot ${snapshot.id}: ${file.name} needs ${formatBytes(file.plainBytes)} (${file.plainBytes} bytes), ` +
+      `${formatBytes(free)} (${free} bytes) is free; free space there, or set ${temp.base.setting} to a folder on a bigger disk.`,
+    { cause },
+  );
+}
+
+/** gpg's words when writing the plaintext failed for lack of space (ENOSPC, EDQUOT). */
+const DISK_FULL = /no space left on device|disk quota exceeded/i;
 
 /** The manifest entry of one part, or a sentence saying the snapshot lacks it. */
 export function partFile(snapshot: SnapshotEntry, part: ManifestFile['part']): ManifestFile {
@@ -73,6 +132,9 @@ export async function decryptVerifiedPart(
   const integrity = (why: string, cause?: unknown): IntegrityError =>
     new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${file.name} ${why}; use another snapshot.`, { cause });
   // gpg writes the plaintext itself: the file's growth is the progress.
+  // Checked before gpg starts: a full disk is the host's problem, not a damaged snapshot.
+  const free = await freeBytes(temp.dir);
+  if (free < file.plainBytes) throw noSpace(snapshot, temp, file, free);
   const stop = opts.progress ? watchGrowth(outPath, opts.progress) : () => undefined;
   try {
     let r: GpgDecryptResult;
@@ -90,6 +152,8 @@ export async function decryptVerifiedPart(
       });
     }
     const cause = r.ok ? undefined : new Error(r.stderr);
+    // Space taken meanwhile (or a manifest that understates the size): gpg could not write, nothing is wrong with the part.
+    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(snapshot, temp, file, await freeBytes(temp.dir), cause);
     const wrong = judgeDecryption(r, file);
     if (wrong) throw integrity(wrong, cause);
     if (!r.ok) {

@@ -8,10 +8,23 @@ import type { ManifestFile } from '../vault/manifest.js';
 import type { JobEvents } from '../jobs/events.js';
 import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
 
+/** A client session on the restore target, as pg_stat_activity shows it. */
+export interface TargetSession {
+  pid: number;
+  /** application_name, or "" when the client set none. */
+  application: string;
+  /** The client's address, "local socket", or "unknown" when this role may not see it. */
+  client: string;
+  /** backend_start, ISO 8601. */
+  since: string;
+}
+
 /** The restore target as found before anything is touched. */
 export interface TargetState {
   exists: boolean;
   tables: number;
+  /** Other sessions connected to it: pg_restore --clean would wait for their locks forever. */
+  sessions: TargetSession[];
 }
 
 export interface DatabaseRestoreResult {
@@ -22,32 +35,102 @@ export interface DatabaseRestoreResult {
   restoreMs: number;
   totalMs: number;
   bytes: number;
+  /** Sessions ended by --terminate-sessions right before pg_restore ran. */
+  terminatedSessions: TargetSession[];
 }
 
-/** Whether the target exists and how many user tables it holds, read without changing it. */
+/** Every other client session on the database `client` is connected to (our own excluded). */
+async function otherSessions(client: pg.Client): Promise<TargetSession[]> {
+  const r = await client.query<{ pid: number; application_name: string | null; client_addr: string | null; client_port: number | null; backend_start: Date | null }>(
+    `SELECT pid, application_name, client_addr::text AS client_addr, client_port, backend_start FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY backend_start, pid`,
+  );
+  return r.rows.map((row) => ({
+    pid: row.pid,
+    application: row.application_name ?? '',
+    // client_port -1: a unix socket; both null: a session of another role that this one may not inspect.
+    client: row.client_addr ?? (row.client_port === -1 ? 'local socket' : 'unknown'),
+    since: row.backend_start ? row.backend_start.toISOString() : 'unknown',
+  }));
+}
+
+/** One session in a sentence: "psql from local socket since 2026-…Z (pid 123)". */
+export function describeSession(s: TargetSession): string {
+  return `${s.application || 'an unnamed client'} from ${s.client} since ${s.since} (pid ${s.pid})`;
+}
+
+function describeSessions(sessions: readonly TargetSession[]): string {
+  const shown = sessions.slice(0, 3).map(describeSession).join('; ');
+  return sessions.length > 3 ? `${shown}; and ${sessions.length - 3} more` : shown;
+}
+
+function sessionsError(name: string, sessions: readonly TargetSession[]): PermafrostError {
+  const n = sessions.length;
+  return new PermafrostError(
+    'tool',
+    `Database "${name}" has ${n} other session${n > 1 ? 's' : ''} (${describeSessions(sessions)}), whose locks restore would wait for forever; ` +
+      'stop what uses it (for Mastodon: systemctl stop mastodon-web mastodon-sidekiq mastodon-streaming) and run restore again, or pass --terminate-sessions to end them.',
+  );
+}
+
+/**
+ * Right before pg_restore: ends the other sessions on the target (with --terminate-sessions), or
+ * refuses when some appeared since the first check. Returns the sessions it ended.
+ */
+async function settleSessions(server: DatabaseConfig, name: string, terminate: boolean): Promise<TargetSession[]> {
+  const client = await connect(server, name);
+  try {
+    const sessions = await otherSessions(client);
+    if (sessions.length === 0) return [];
+    if (!terminate) throw sessionsError(name, sessions);
+    for (const session of sessions) await client.query('SELECT pg_terminate_backend($1)', [session.pid]);
+    // pg_terminate_backend only signals: wait until the sessions are gone, so their locks are released.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const left = (await otherSessions(client)).filter((s) => sessions.some((t) => t.pid === s.pid));
+      if (left.length === 0) return sessions;
+      if (Date.now() > deadline) {
+        throw new PermafrostError(
+          'tool',
+          `Could not end ${left.length} session${left.length > 1 ? 's' : ''} on database "${name}" (${describeSessions(left)}); ` +
+            'end them yourself (SELECT pg_terminate_backend(pid) as a superuser, or stop the programs) and run restore again.',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Whether the target exists, how many user tables it holds and who else is connected, read without changing it. */
 export async function inspectTarget(server: DatabaseConfig, name: string): Promise<TargetState> {
   let client: pg.Client;
   try {
     client = await connect(server, name);
   } catch (err) {
     // 3D000: invalid_catalog_name, the database does not exist yet.
-    if ((err as { cause?: { code?: string } }).cause?.code === '3D000') return { exists: false, tables: 0 };
+    if ((err as { cause?: { code?: string } }).cause?.code === '3D000') return { exists: false, tables: 0, sessions: [] };
     throw err;
   }
   try {
-    return { exists: true, tables: await userTableCount(client) };
+    return { exists: true, tables: await userTableCount(client), sessions: await otherSessions(client) };
   } finally {
     await client.end();
   }
 }
 
-/** Refuses a target that holds tables unless --force was given; nothing has been touched yet. */
-export function checkTarget(target: TargetState, name: string, force: boolean | undefined): void {
-  if (target.tables > 0 && !force) {
+/**
+ * Refuses a target that holds tables unless --force was given, and one with other sessions unless
+ * --terminate-sessions was (they are ended only right before pg_restore); nothing has been touched yet.
+ */
+export function checkTarget(target: TargetState, name: string, opts: { force?: boolean; terminateSessions?: boolean }): void {
+  if (target.tables > 0 && !opts.force) {
     throw new UserError(
       `Database "${name}" is not empty (${target.tables} tables); restore into a new database, or pass --force to replace its contents.`,
     );
   }
+  if (target.sessions.length > 0 && !opts.terminateSessions) throw sessionsError(name, target.sessions);
 }
 
 async function createDatabase(server: DatabaseConfig, name: string): Promise<void> {
@@ -67,7 +150,15 @@ async function createDatabase(server: DatabaseConfig, name: string): Promise<voi
 export async function restoreDatabase(
   source: DecryptSource,
   file: ManifestFile,
-  opts: { server: DatabaseConfig; database: string; target: TargetState; jobs?: number; noOwner?: boolean; events?: JobEvents },
+  opts: {
+    server: DatabaseConfig;
+    database: string;
+    target: TargetState;
+    jobs?: number;
+    noOwner?: boolean;
+    terminateSessions?: boolean;
+    events?: JobEvents;
+  },
 ): Promise<DatabaseRestoreResult> {
   const t0 = Date.now();
   const { snapshot } = source;
@@ -78,6 +169,7 @@ export async function restoreDatabase(
   });
   const decryptMs = Date.now() - t0;
   opts.events?.phase?.('restore');
+  const terminatedSessions = opts.target.exists ? await settleSessions(server, opts.database, opts.terminateSessions ?? false) : [];
   if (!opts.target.exists) await createDatabase(server, opts.database);
   const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
   const argv = pgRestoreArgv(server, opts.database, archive, { jobs, noOwner: opts.noOwner });
@@ -99,5 +191,6 @@ export async function restoreDatabase(
     restoreMs: totalMs - decryptMs,
     totalMs,
     bytes: file.plainBytes,
+    terminatedSessions,
   };
 }

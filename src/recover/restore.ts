@@ -14,7 +14,7 @@ import type { JobEvents } from '../jobs/events.js';
 import { UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
-import { decryptVerifiedPart, partFile, privateTemp } from './decrypt.js';
+import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase } from './decrypt.js';
 import { checkTarget, inspectTarget, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
 
 export interface RestoreOptions {
@@ -26,6 +26,8 @@ export interface RestoreOptions {
   /** Where to write the decrypted .env.production (must not exist). */
   secrets?: string;
   force?: boolean;
+  /** End other sessions on the target database right before pg_restore (else they are refused). */
+  terminateSessions?: boolean;
   jobs?: number;
   noOwner?: boolean;
   events?: JobEvents;
@@ -56,7 +58,9 @@ function checkDestination(dest: string, flag: string): void {
  * then links it into place (mode 0600), which fails instead of replacing a file that appeared meanwhile.
  */
 async function writePart(snapshot: SnapshotEntry, passphrase: string, part: PartOutput['part'], dest: string): Promise<PartOutput> {
-  const temp = await privateTemp(path.dirname(dest));
+  const flag = `--${part}`;
+  const folder = path.dirname(dest);
+  const temp = await privateTemp({ dir: folder, name: `the folder of ${flag} (${folder})`, setting: flag });
   try {
     const plain = await decryptVerifiedPart({ snapshot, passphrase, temp }, partFile(snapshot, part));
     try {
@@ -119,7 +123,7 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
   if (redis) partFile(snapshot, 'redis');
   if (secrets) partFile(snapshot, 'secrets');
   const target = opts.database ? await inspectTarget(config.database, opts.database) : null;
-  if (opts.database && target) checkTarget(target, opts.database, opts.force);
+  if (opts.database && target) checkTarget(target, opts.database, opts);
 
   const files: PartOutput[] = [];
   if (redis) {
@@ -132,7 +136,7 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
   }
   let database: DatabaseRestoreResult | null = null;
   if (opts.database && dbFile && target) {
-    const temp = await privateTemp(config.vault.tempDir);
+    const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
     try {
       database = await restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
         server: config.database,
@@ -140,6 +144,7 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
         target,
         jobs: opts.jobs,
         noOwner: opts.noOwner,
+        terminateSessions: opts.terminateSessions,
         events: opts.events,
       });
     } finally {

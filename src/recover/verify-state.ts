@@ -18,9 +18,18 @@ const verifyRecordSchema = z.object({
 });
 export type VerifyRecord = z.infer<typeof verifyRecordSchema>;
 
+const verifyRunSchema = verifyRecordSchema.extend({
+  /** The snapshot it was checking; null when it failed before one was chosen (an empty vault). */
+  snapshot: z.string().nullable(),
+});
+/** The most recent verify run, whatever ended it: also one that never reached a verdict on its snapshot. */
+export type VerifyRun = z.infer<typeof verifyRunSchema>;
+
 const verifyStateSchema = z.object({
   formatVersion: z.literal(1),
   snapshots: z.record(z.string(), verifyRecordSchema),
+  /** Absent in files written before it existed. */
+  lastRun: verifyRunSchema.optional(),
 });
 type VerifyStateFile = z.infer<typeof verifyStateSchema>;
 
@@ -30,22 +39,36 @@ export function verifyStatePath(vaultDir: string): string {
   return path.join(vaultDir, VERIFY_STATE_NAME);
 }
 
+function readState(vaultDir: string): Promise<VerifyStateFile> {
+  return readJsonState(verifyStatePath(vaultDir), verifyStateSchema, { formatVersion: 1, snapshots: {} });
+}
+
 /** Every recorded verify result by snapshot id. */
 export async function readVerifyState(vaultDir: string): Promise<Record<string, VerifyRecord>> {
-  const state = await readJsonState(verifyStatePath(vaultDir), verifyStateSchema, { formatVersion: 1, snapshots: {} });
-  return state.snapshots;
+  return (await readState(vaultDir)).snapshots;
+}
+
+/** The most recent verify run (what permafrost_last_verify_success shows), null when none was recorded. */
+export async function readLastVerifyRun(vaultDir: string): Promise<VerifyRun | null> {
+  return (await readState(vaultDir)).lastRun ?? null;
 }
 
 /**
- * Records one result; entries of snapshots no longer in the vault are dropped so the file stays small.
- * `present` lists the snapshot ids that exist now.
+ * Records one snapshot's verdict, which is also the last run; entries of snapshots no longer in the
+ * vault are dropped so the file stays small. `present` lists the snapshot ids that exist now.
  */
 export async function recordVerify(vaultDir: string, id: string, record: VerifyRecord, present: readonly string[]): Promise<void> {
-  const snapshots = await readVerifyState(vaultDir);
-  snapshots[id] = record;
+  const state = await readState(vaultDir);
+  state.snapshots[id] = record;
   const keep = new Set([...present, id]);
-  for (const key of Object.keys(snapshots)) if (!keep.has(key)) delete snapshots[key];
-  await writeJsonState(verifyStatePath(vaultDir), { formatVersion: 1, snapshots } satisfies VerifyStateFile);
+  for (const key of Object.keys(state.snapshots)) if (!keep.has(key)) delete state.snapshots[key];
+  await writeJsonState(verifyStatePath(vaultDir), { ...state, lastRun: { ...record, snapshot: id } } satisfies VerifyStateFile);
+}
+
+/** Records a run that ended without a verdict on its snapshot (server down, temp folder full): the last run failed, no snapshot is marked. */
+export async function recordVerifyRun(vaultDir: string, run: VerifyRun): Promise<void> {
+  const state = await readState(vaultDir);
+  await writeJsonState(verifyStatePath(vaultDir), { ...state, lastRun: run } satisfies VerifyStateFile);
 }
 
 export function verifyStatus(record: VerifyRecord | undefined): VerifyStatus {

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { readAlertState, type AlertState } from '../notify/alerts.js';
-import { readVerifyState, verifyStatus, type VerifyStatus } from '../recover/verify-state.js';
+import { readLastVerifyRun, readVerifyState, verifyStatus, type VerifyStatus } from '../recover/verify-state.js';
 import type { DeviceStatus, FolderCompletion, ReplicationStatus } from '../replicate/status.js';
 import type { FailedPart, ManifestFile } from '../vault/manifest.js';
 import type { KeepPolicy } from '../vault/retention.js';
@@ -32,8 +32,8 @@ export interface Overview {
   generatedAt: string;
   host: string | null;
   snapshots: SnapshotRow[];
-  /** The most recent verify run of any snapshot. */
-  lastVerify: { snapshot: string; ok: boolean; checkedAt: string; durationMs: number; reason: string | null } | null;
+  /** The most recent verify run, also one that failed before reaching a verdict (snapshot null: none was chosen). */
+  lastVerify: { snapshot: string | null; ok: boolean; checkedAt: string; durationMs: number; reason: string | null } | null;
   alerts: AlertState;
   /** vault.keep; null when none is set (then snapshots pile up until the disk is full). */
   retention: KeepPolicy | null;
@@ -81,12 +81,9 @@ export async function readOverview(config: Config, opts: { replication?: Replica
       future: s.future,
     };
   });
-  let lastVerify: Overview['lastVerify'] = null;
-  for (const [snapshot, v] of Object.entries(verified)) {
-    if (!lastVerify || v.checkedAt > lastVerify.checkedAt) {
-      lastVerify = { snapshot, ok: v.ok, checkedAt: v.checkedAt, durationMs: v.durationMs, reason: v.reason ?? null };
-    }
-  }
+  // The last run, not the newest verdict: a verify that could not check its snapshot (or whose snapshot was pruned since) counts.
+  const lastRun = await readLastVerifyRun(config.vault.dir);
+  const lastVerify: Overview['lastVerify'] = lastRun && { ...lastRun, reason: lastRun.reason ?? null };
   let replication: ReplicationView | null = null;
   let replicationError: string | null = null;
   if (opts.replication) {

@@ -6,6 +6,7 @@ import { Hono, type Context } from 'hono';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
+import { isLoopback } from '../net/loopback.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './prometheus.js';
 import { readOverview, type ReplicationReader } from './overview.js';
 import { FAVICON_SVG, renderPage, STYLE_CSS, type JobView } from './page.js';
@@ -20,11 +21,6 @@ export function parseListen(listen: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UserError(`web.listen: "${listen}" is not host:port; use e.g. ${DEFAULT_LISTEN}.`);
   return { host: m[2] ?? m[1]!, port };
-}
-
-/** Loopback only: 127.0.0.0/8, ::1 and localhost. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export interface WebServerOptions {

@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
@@ -56,6 +56,7 @@ describe('permafrost metrics', () => {
     expect(sampleValue(m, 'permafrost_alert_delivery_failures_total', { channel: 'ping' })).toBe(4);
 
     const file = path.join(ws.dir, 'textfile', 'permafrost.prom');
+    mkdirSync(path.dirname(file));
     const t = await runCli(['--config', ws.configFile, 'metrics', '--textfile', file]);
     expect(t.code, t.stderr).toBe(0);
     expect(t.stdout).toBe('');

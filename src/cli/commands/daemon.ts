@@ -24,7 +24,7 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
         'On a backup device (syncthing.role: receiver) there is no backup, and verify runs only with verify.connection. ' +
         'With a `web` section it serves the status page, /metrics and /api/status.json (default 127.0.0.1:9580). ' +
         'Runs never overlap: a run whose time comes while another is still going is skipped and logged. ' +
-        'Logs one JSON line per event on stdout. SIGTERM/SIGINT abort a backup in flight (its partial folder is removed, no snapshot is written) and exit 0.',
+        'Logs one JSON line per event on stdout (on stderr once stdout is closed; the daemon keeps running). SIGTERM/SIGINT abort a backup in flight (its partial folder is removed, no snapshot is written) and exit 0.',
     )
     .option('--stop-grace <seconds>', 'how long to wait for an aborted run to end on SIGTERM', '30')
     .addHelpText(
@@ -41,6 +41,8 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
       const grace = Number(opts.stopGrace);
       if (!Number.isFinite(grace) || grace < 0) throw new UserError(`--stop-grace: "${opts.stopGrace}" is not a number of seconds; pass e.g. --stop-grace 30.`);
       const cfg = config();
+      // Scheduled backups matter more than the log: a reader of stdout going away must not stop them.
+      io.outToErrWhenClosed?.();
       const logger = pino(
         {
           base: { pid: process.pid },

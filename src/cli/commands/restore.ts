@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { runRestore } from '../../recover/restore.js';
-import { examples, type RegisterCommand } from '../context.js';
+import { describeSession } from '../../recover/restore-database.js';
+import { examples, positiveInt, type RegisterCommand } from '../context.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
@@ -9,6 +10,7 @@ interface RestoreFlags {
   redis?: string;
   secrets?: string;
   force?: boolean;
+  terminateSessions?: boolean;
   jobs?: number;
   owner: boolean;
   json?: boolean;
@@ -25,7 +27,8 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     .option('--redis <file>', 'write the decrypted Redis RDB here (never overwrites)')
     .option('--secrets <file>', 'write the decrypted .env.production here (never overwrites)')
     .option('--force', 'replace the contents of a database that already holds tables')
-    .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser((v) => Number.parseInt(v, 10)))
+    .option('--terminate-sessions', 'end other sessions on the target database right before pg_restore runs (without it, restore refuses a database in use)')
+    .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
     .option('--no-owner', 'do not restore object ownership (when the original roles do not exist here)')
     .option('--json', 'print the result as JSON')
     .addHelpText(
@@ -34,6 +37,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --database mastodon_restored',
         'permafrost restore 2026-11-26T07-40-00Z --database mastodon_production --force --jobs 2',
         'permafrost restore latest --redis /root/dump.rdb --secrets /root/env.production',
+        'permafrost restore latest --database mastodon_production --force --terminate-sessions   # Mastodon still connected',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
@@ -44,6 +48,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         redis: opts.redis,
         secrets: opts.secrets,
         force: opts.force,
+        terminateSessions: opts.terminateSessions,
         jobs: opts.jobs,
         noOwner: !opts.owner,
         events: shown.events,
@@ -54,6 +59,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       }
       for (const f of result.files) io.out(`wrote the ${f.part} part of snapshot ${result.snapshot} to ${f.path} (${formatBytes(f.bytes)}, mode 0600)`);
       if (db) {
+        for (const s of db.terminatedSessions) io.out(`ended session ${describeSession(s)} on "${db.database}"`);
         io.out(
           `restored snapshot ${db.snapshot} into database "${db.database}"${db.created ? ' (created)' : ''}: ` +
             `${formatBytes(db.bytes)} archive, verified in ${(db.decryptMs / 1000).toFixed(1)}s, ` +

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,6 +46,35 @@ describe('config', () => {
       expect.arrayContaining([expect.stringMatching(/^secrets(\.file)?: .*absolute path/), expect.stringMatching(/^web\.tokenFile: expected an absolute path$/)]),
     );
     expect(problems(`${base}secrets: {file: ${dir}/env.production}\n`)).toEqual([]);
+  });
+
+  it('checks vault.tempDir at load: it exists, is a folder, and is not writable by others without the sticky bit', () => {
+    const base = (tempDir: string): string => `database: {name: m}\nvault: {dir: ${dir}/v, passphraseFile: ${pass}, tempDir: ${tempDir}}\n`;
+    const open = path.join(dir, 'open');
+    const sticky = path.join(dir, 'sticky');
+    const own = path.join(dir, 'own');
+    for (const d of [open, sticky, own]) mkdirSync(d, { recursive: true });
+    chmodSync(open, 0o777);
+    chmodSync(sticky, 0o1777);
+    chmodSync(own, 0o700);
+    expect(problems(base(`${dir}/missing`))).toEqual([expect.stringMatching(new RegExp(`^vault\\.tempDir: folder ${dir}/missing does not exist; create it`))]);
+    expect(problems(base(pass))).toEqual([`vault.tempDir: ${pass} is not a folder; point vault.tempDir at one`]);
+    expect(problems(base(open))).toEqual([expect.stringMatching(new RegExp(`^vault\\.tempDir: ${open} is writable by every user but lacks the sticky bit.*chmod \\+t ${open}`))]);
+    expect(problems(base(sticky))).toEqual([]);
+    expect(problems(base(own))).toEqual([]);
+  });
+
+  it('refuses notify.mastodon.server over plain http:// beyond loopback (requests carry the bot token)', () => {
+    const base = `database: {name: m}\nvault: {dir: ${dir}/v, passphraseFile: ${pass}}\n`;
+    const mastodon = (server: string): string => `${base}notify: {mastodon: {server: "${server}", tokenFile: ${pass}, to: "@admin"}}\n`;
+    expect(problems(mastodon('http://mastodon.example.org'))).toEqual([
+      'notify.mastodon.server: plain http:// would send the bot token unencrypted; use https:// (http:// only to 127.0.0.1, ::1 or localhost)',
+    ]);
+    expect(problems(mastodon('http://10.0.0.5:3000'))).toHaveLength(1);
+    for (const ok of ['https://mastodon.example.org', 'http://127.0.0.1:3000', 'http://[::1]:3000', 'http://localhost:3000']) {
+      expect(problems(mastodon(ok)), ok).toEqual([]);
+    }
+    expect(problems(mastodon('not a url'))).toEqual(['notify.mastodon.server: expected an http:// or https:// URL']);
   });
 
   it('reports invalid YAML with its line', () => {

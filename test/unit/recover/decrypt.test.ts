@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IntegrityError, UserError } from '../../../src/errors.js';
-import { decryptVerifiedPart, privateTemp } from '../../../src/recover/decrypt.js';
+import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
 import type { ManifestFile } from '../../../src/vault/manifest.js';
 import { encryptOpenPgpStream } from '../../../src/vault/openpgp-stream.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
@@ -35,7 +35,7 @@ async function snapshotWith(plain: Buffer): Promise<{ snapshot: SnapshotEntry; f
 }
 
 async function attempt(snapshot: SnapshotEntry, file: ManifestFile, passphrase = PASS) {
-  const temp = await privateTemp(root);
+  const temp = await privateTemp(vaultTempBase(root));
   try {
     const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file).catch((e: unknown) => e);
     return { out, left: readdirSync(temp.dir) };
@@ -49,7 +49,7 @@ describe('decryptVerifiedPart', () => {
 
   it('returns the plaintext in a 0600 file inside the 0700 temp folder when everything matches', async () => {
     const { snapshot, file } = await snapshotWith(data);
-    const temp = await privateTemp(root);
+    const temp = await privateTemp(vaultTempBase(root));
     try {
       expect(statSync(temp.dir).mode & 0o777).toBe(0o700);
       let seen = 0;
