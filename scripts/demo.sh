@@ -64,6 +64,9 @@ rm -f "$DEMO/db.pgdump"; gpgconf --kill all
 "$BIN/psql" -X -A -t -d mastodon_stock -c "SELECT count(*) || ' statuses restored with gpg + pg_restore' FROM statuses"
 
 step "7. A damaged snapshot is refused before the target is touched"
-printf 'x' | dd of="$DEMO/snapshots/$SNAP/database.pgdump.gpg" bs=1 seek=200 conv=notrunc status=none
+# Flip one byte (writing a fixed byte would be no damage at all when the byte already has that value).
+PART="$DEMO/snapshots/$SNAP/database.pgdump.gpg"
+BYTE=$(od -An -tu1 -j200 -N1 "$PART" | tr -d ' ')
+printf "\\$(printf '%03o' $((BYTE ^ 1)))" | dd of="$PART" bs=1 seek=200 conv=notrunc status=none
 $PF restore latest --database mastodon_restored --force || echo "(exit $? — as it should)"
 echo; echo "Done. See README.md for the configuration reference."

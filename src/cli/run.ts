@@ -49,8 +49,6 @@ export function tolerateClosedStdStreams(): void {
   }
 }
 
-const REPORT_URL = 'https://github.com/permafrost-backup/permafrost/issues';
-
 /** Maps any error to one sentence (plus detail lines) on stderr and an exit code. */
 export function reportError(err: unknown, io: Io): number {
   if (err instanceof PermafrostError) {
@@ -59,7 +57,7 @@ export function reportError(err: unknown, io: Io): number {
     return err.exitCode;
   }
   const e = err instanceof Error ? err : new Error(String(err));
-  io.err(`permafrost: internal error: ${e.message}. This is a bug; please report it with the lines below at ${REPORT_URL}.`);
+  io.err(`permafrost: internal error: ${e.message}. This is a bug; please report it to the permafrost maintainers with the lines below.`);
   io.err(e.stack ?? '');
   return 70;
 }
