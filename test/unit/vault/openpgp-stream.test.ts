@@ -8,9 +8,9 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import * as openpgp from 'openpgp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { gpgDecryptFile } from '../../src/tools/gpg.js';
-import { definiteLength, encryptOpenPgpStream, s2kCount } from '../../src/vault/openpgp-stream.js';
-import { sizeFromIsize, writeEncryptedCapture } from '../../src/vault/write-capture.js';
+import { gpgDecryptFile } from '../../../src/tools/gpg.js';
+import { definiteLength, encryptOpenPgpStream, s2kCount } from '../../../src/vault/openpgp-stream.js';
+import { sizeFromIsize, writeEncryptedCapture } from '../../../src/vault/write-capture.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-pgp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

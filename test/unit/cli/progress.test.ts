@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { progress } from '../../src/cli/progress.js';
-import type { Io } from '../../src/cli/run.js';
+import { progress } from '../../../src/cli/progress.js';
+import type { Io } from '../../../src/cli/run.js';
 
 function fakeIo(isTTY: boolean) {
   const lines: string[] = [];

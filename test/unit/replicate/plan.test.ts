@@ -2,14 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSyncthingUrl, readApiKey } from '../../src/replicate/client.js';
-import { parseConfig } from '../../src/config/load.js';
-import { requireSource } from '../../src/config/normalize.js';
-import { syncthingSchema } from '../../src/config/schema-replicate.js';
-import { UserError } from '../../src/errors.js';
-import { normalizeDeviceId } from '../../src/replicate/device-id.js';
-import type { StFolder } from '../../src/replicate/api.js';
-import { desiredState, planChanges, type CurrentState } from '../../src/replicate/plan.js';
+import { parseSyncthingUrl, readApiKey } from '../../../src/replicate/client.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { requireSource } from '../../../src/config/normalize.js';
+import { syncthingSchema } from '../../../src/config/schema-replicate.js';
+import { UserError } from '../../../src/errors.js';
+import { normalizeDeviceId } from '../../../src/replicate/device-id.js';
+import type { StFolder } from '../../../src/replicate/api.js';
+import { desiredState, planChanges, type CurrentState } from '../../../src/replicate/plan.js';
 
 // Real IDs made by `syncthing generate` (valid check characters).
 const ME = 'QSUKYKF-FQN6OG6-DZIPWHF-6GRVTDW-NREBRHS-MIYLO3G-TW2UB6U-WNC7IA6';

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { RdbTrimmer, rdbLengthFromStderr } from '../../src/capture/redis.js';
-import { redisSchema } from '../../src/config/schema-parts.js';
+import { RdbTrimmer, rdbLengthFromStderr } from '../../../src/capture/redis.js';
+import { redisSchema } from '../../../src/config/schema-parts.js';
 
 describe('redis config', () => {
   it.each([

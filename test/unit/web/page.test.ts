@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { lineChart, niceBytes, niceMax } from '../../src/web/chart.js';
-import type { Overview } from '../../src/web/overview.js';
-import { renderPage } from '../../src/web/page.js';
-import { isLoopback } from '../../src/net/loopback.js';
-import { parseListen } from '../../src/web/server.js';
+import { lineChart, niceBytes, niceMax } from '../../../src/web/chart.js';
+import type { Overview } from '../../../src/web/overview.js';
+import { renderPage } from '../../../src/web/page.js';
+import { isLoopback } from '../../../src/net/loopback.js';
+import { parseListen } from '../../../src/web/server.js';
 
 const overview: Overview = {
   generatedAt: '2026-11-26T10:00:00.000Z',

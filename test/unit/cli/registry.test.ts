@@ -9,7 +9,7 @@ describe('requestedCommand (which command module main.ts loads)', () => {
     [['help', 'backup'], undefined],
     [['bakup'], undefined],
   ])('%j → %s', async (args, expected) => {
-    const { requestedCommand } = await import('../../src/cli/registry.js');
+    const { requestedCommand } = await import('../../../src/cli/registry.js');
     expect(requestedCommand(args)).toBe(expected);
   });
 });

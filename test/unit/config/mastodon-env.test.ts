@@ -1,7 +1,7 @@
 import { parseEnv } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { deriveFromMastodonEnv, type MastodonDerivation } from '../../src/config/mastodon-env.js';
-import { configSchema } from '../../src/config/schema.js';
+import { deriveFromMastodonEnv, type MastodonDerivation } from '../../../src/config/mastodon-env.js';
+import { configSchema } from '../../../src/config/schema.js';
 
 const DIR = '/home/mastodon/live';
 const PATHS = { databasePasswordFile: '/etc/permafrost/database.password', redisPasswordFile: '/etc/permafrost/redis.password' };

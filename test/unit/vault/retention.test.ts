@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/errors.js';
-import { applyRetention, isoWeek, periodOf, type KeepPolicy } from '../../src/vault/retention.js';
+import { UserError } from '../../../src/errors.js';
+import { applyRetention, isoWeek, periodOf, type KeepPolicy } from '../../../src/vault/retention.js';
 
 const snap = (iso: string) => ({ id: iso, time: new Date(iso) });
 

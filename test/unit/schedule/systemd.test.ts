@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Cron } from 'croner';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/errors.js';
-import { cronToOnCalendar, quoteExecArg, renderUnits } from '../../src/schedule/systemd.js';
+import { UserError } from '../../../src/errors.js';
+import { cronToOnCalendar, quoteExecArg, renderUnits } from '../../../src/schedule/systemd.js';
 
 const systemdAnalyze = spawnSync('which', ['systemd-analyze'], { encoding: 'utf8' }).stdout.trim();
 const SKIP_REASON = 'systemd-analyze is not installed (apt-get install systemd): OnCalendar oracle and unit verification skipped';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { mastodonRequest, mastodonStatusText, pingRequest, webhookRequest, type Alert } from '../../src/notify/channels.js';
-import { redact } from '../../src/notify/redact.js';
-import { logAlertingFailure } from '../../src/notify/alerts.js';
-import { UserError } from '../../src/errors.js';
+import { mastodonRequest, mastodonStatusText, pingRequest, webhookRequest, type Alert } from '../../../src/notify/channels.js';
+import { redact } from '../../../src/notify/redact.js';
+import { logAlertingFailure } from '../../../src/notify/alerts.js';
+import { UserError } from '../../../src/errors.js';
 
 const alert: Alert = { event: 'backup.failed', snapshot: null, error: 'boom', host: 'h', time: '2026-11-26T00:00:00.000Z', message: 'permafrost on h: backup failed: boom' };
 
