@@ -6,9 +6,9 @@ import { openSecrets } from '../capture/secrets.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { checkRedisCli } from '../tools/redis-cli.js';
-import { pipelineFailure } from '../tools/run.js';
 import { PART_FILE, type FailedPart, type ManifestFile } from '../vault/manifest.js';
 import { vaultWriteCode } from '../vault/store.js';
+import { captureFailure } from '../vault/write-capture.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
 import type { JobEvents } from './events.js';
 
@@ -43,14 +43,13 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
         throw redisPartError(redis, err);
       }
       try {
-        const file = await writeEncryptedPart(dir, PART_FILE.redis, 'redis', capture.stdout, passphrase, progress);
+        const file = await writeEncryptedPart({ dir, part: 'redis', passphrase, progress }, capture.stdout);
         await capture.tool.done;
         return file;
       } catch (err) {
         // The tool's own error (exit status, stderr) says more than a broken pipe does, but not
         // more than a full vault: redis-cli only died because its file could not be written.
-        const cause = await pipelineFailure(err, [capture.tool]);
-        throw redisPartError(redis, vaultWriteCode(err) ? err : cause);
+        throw redisPartError(redis, await captureFailure(err, [capture.tool]));
       }
     },
   };
@@ -65,7 +64,7 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
     async write(dir, passphrase) {
       const stream: Readable = await openSecrets(secrets);
       try {
-        return await writeEncryptedPart(dir, PART_FILE.secrets, 'secrets', stream, passphrase, progress);
+        return await writeEncryptedPart({ dir, part: 'secrets', passphrase, progress }, stream);
       } catch (err) {
         stream.destroy();
         if (err instanceof PermafrostError) throw err;

@@ -8,7 +8,7 @@ import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { acquireLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
-import { PART_FILE, type Manifest, type ManifestFile } from '../vault/manifest.js';
+import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { cleanStalePartials, commitPartial, createPartial, discardPartial, listSnapshots, snapshotIdFor, vaultWriteError } from '../vault/store.js';
 import { writeEncryptedCapture } from '../vault/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
@@ -80,13 +80,14 @@ async function captureSnapshot(config: SourceConfig, passphrase: string, opts: {
       const argv = pgDumpArgv(db, { snapshot: session.snapshot });
       // pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete.
       const file: ManifestFile = await writeEncryptedCapture(
-        partial.dir,
-        PART_FILE.database,
-        'database',
+        {
+          dir: partial.dir,
+          part: 'database',
+          passphrase,
+          progress: (n) => opts.events?.bytes?.('database', n),
+          encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
+        },
         { argv, env, what: `database "${db.name}"`, signal: opts.signal },
-        passphrase,
-        (n) => opts.events?.bytes?.('database', n),
-        { compressLevel: dumpCompression(db.compression).openpgpLevel },
       );
       await closeSession();
       const extra = await captureExtraParts(config, { dir: partial.dir, passphrase, signal: opts.signal, events: opts.events });

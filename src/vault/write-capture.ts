@@ -12,13 +12,13 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ToolError } from '../errors.js';
 import { chooseCompressor, findIgzip, GzipToRawDeflate, startIgzip } from '../tools/igzip.js';
-import { pipelineFailure, startTool, type RunningTool } from '../tools/run.js';
+import { pipelineFailure, startTool, type RunningTool, type StdoutTo } from '../tools/run.js';
 import { HashCounter } from './crypto.js';
 import { fsyncFile } from './fs-durable.js';
-import type { ManifestFile } from './manifest.js';
-import { encryptPreDeflated, type EncryptOptions } from './openpgp-stream.js';
+import { PART_FILE, type ManifestFile } from './manifest.js';
+import { encryptPreDeflated } from './openpgp-stream.js';
 import { vaultWriteCode } from './store.js';
-import { writeEncryptedPart } from './write-part.js';
+import { writeEncryptedPart, type PartTarget } from './write-part.js';
 
 export interface CaptureTool {
   argv: readonly string[];
@@ -52,31 +52,32 @@ function igzipOutputError(err: unknown, raw: GzipToRawDeflate, gz: RunningTool, 
 }
 
 /**
- * Captures `tool`'s stdout into `dir/name`, encrypted (and compressed per `opts`), fsynced; resolves
- * with the manifest entry once the tool exited 0 and the file is complete, rejects otherwise (the
- * caller discards the partial snapshot).
+ * The failure that explains a broken capture: a failed write (a full or read-only vault) explains
+ * more than the programs it broke; otherwise the program that failed on its own (see pipelineFailure).
  */
-export async function writeEncryptedCapture(
-  dir: string,
-  name: ManifestFile['name'],
-  part: ManifestFile['part'],
-  tool: CaptureTool,
-  passphrase: string,
-  progress?: (plainBytes: number) => void,
-  opts: EncryptOptions = {},
-): Promise<ManifestFile> {
+export async function captureFailure(err: unknown, tools: readonly RunningTool<StdoutTo>[]): Promise<unknown> {
+  const cause = await pipelineFailure(err, tools);
+  return vaultWriteCode(err) ? err : cause;
+}
+
+/**
+ * Captures `tool`'s stdout into the part's file, encrypted (and compressed per `target.encrypt`),
+ * fsynced; resolves with the manifest entry once the tool exited 0 and the file is complete,
+ * rejects otherwise (the caller discards the partial snapshot).
+ */
+export async function writeEncryptedCapture(target: PartTarget, tool: CaptureTool): Promise<ManifestFile> {
+  const { dir, part, passphrase, progress, encrypt: opts = {} } = target;
+  const name = PART_FILE[part];
   const igzip = chooseCompressor(opts) === 'igzip' ? findIgzip() : null;
   const capture = { argv: tool.argv, env: tool.env, doing: `capturing ${tool.what}`, signal: tool.signal };
   if (!igzip) {
     const run = startTool(capture);
     try {
-      const file = await writeEncryptedPart(dir, name, part, run.stdout, passphrase, progress, opts);
+      const file = await writeEncryptedPart(target, run.stdout);
       await run.done;
       return file;
     } catch (err) {
-      // The tool's own failure explains more than a broken pipe further down; a full disk more than both.
-      const cause = await pipelineFailure(err, [run]);
-      throw vaultWriteCode(err) ? err : cause;
+      throw await captureFailure(err, [run]);
     }
   }
 
@@ -104,10 +105,8 @@ export async function writeEncryptedCapture(
     await dump.done;
     await gz.done;
   } catch (err) {
-    // When igzip dies first, the tool gets SIGPIPE: igzip's failure is the one to report; a failed
-    // write (full disk) explains more than the programs it broke.
-    const cause = await pipelineFailure(igzipOutputError(err, raw, gz, doing), [dump, gz]);
-    throw vaultWriteCode(err) ? err : cause;
+    // When igzip dies first, the tool gets SIGPIPE: igzip's failure is the one to report.
+    throw await captureFailure(igzipOutputError(err, raw, gz, doing), [dump, gz]);
   } finally {
     clearInterval(poll);
   }

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { encryptStream, HashCounter } from './crypto.js';
 import { fsyncFile } from './fs-durable.js';
 import type { EncryptOptions } from './openpgp-stream.js';
-import type { ManifestFile } from './manifest.js';
+import { PART_FILE, type ManifestFile } from './manifest.js';
 
 /** Counts the plaintext bytes that flow into encryption (nothing is stored). */
 function plainCounter(onChunk: (n: number) => void): Transform {
@@ -17,19 +17,23 @@ function plainCounter(onChunk: (n: number) => void): Transform {
   });
 }
 
+/** Where one encrypted part goes and how: the snapshot folder, the part (its file name follows), the key. */
+export interface PartTarget {
+  dir: string;
+  part: ManifestFile['part'];
+  passphrase: string;
+  /** Told the plaintext bytes seen so far. */
+  progress?: (plainBytes: number) => void;
+  encrypt?: EncryptOptions;
+}
+
 /**
- * Encrypts `plain` into `dir/name` on the fly (no plaintext byte touches the disk), fsyncs it,
- * and returns its manifest entry. `progress` is told the plaintext bytes seen so far.
+ * Encrypts `plain` into the part's file on the fly (no plaintext byte touches the disk), fsyncs
+ * it, and returns its manifest entry.
  */
-export async function writeEncryptedPart(
-  dir: string,
-  name: ManifestFile['name'],
-  part: ManifestFile['part'],
-  plain: Readable,
-  passphrase: string,
-  progress?: (plainBytes: number) => void,
-  opts: EncryptOptions = {},
-): Promise<ManifestFile> {
+export async function writeEncryptedPart(target: PartTarget, plain: Readable): Promise<ManifestFile> {
+  const { dir, part, passphrase, progress, encrypt: opts = {} } = target;
+  const name = PART_FILE[part];
   const started = Date.now();
   let plainBytes = 0;
   const counted = plain.pipe(

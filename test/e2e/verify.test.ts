@@ -52,7 +52,7 @@ async function craftSnapshot(
   const id = snapshotIdFor(new Date(Date.parse(base.startedAt) + offsetSeconds * 1000));
   const partial = await createPartial(ws.vault, id);
   const files = [];
-  for (const p of parts) files.push(await writeEncryptedPart(partial.dir, p.name, p.part, p.plain, passphrase()));
+  for (const p of parts) files.push(await writeEncryptedPart({ dir: partial.dir, part: p.part, passphrase: passphrase() }, p.plain));
   return commitPartial(partial, { ...base, id, files });
 }
 

@@ -110,9 +110,10 @@ describe('OpenPGP stream writer', () => {
     const seen: number[] = [];
     // Manifest file names are fixed per part, so each capture gets its own folder.
     const into = mkdtempSync(path.join(dir, 'cap-'));
-    const f = await writeEncryptedCapture(into, 'database.pgdump.gpg', 'database', { argv: ['cat', src], what: 'a test file' }, PASS, (b) => seen.push(b), {
-      compressLevel: 1,
-    });
+    const f = await writeEncryptedCapture(
+      { dir: into, part: 'database', passphrase: PASS, progress: (b) => seen.push(b), encrypt: { compressLevel: 1 } },
+      { argv: ['cat', src], what: 'a test file' },
+    );
     expect(f.plainBytes).toBe(data.length);
     expect(seen.at(-1)).toBe(data.length);
     expect(f.bytes).toBe(readFileSync(path.join(into, f.name)).length);
@@ -124,9 +125,10 @@ describe('OpenPGP stream writer', () => {
   });
 
   it('writeEncryptedCapture: a failing tool rejects with its reason', async () => {
-    const err = await writeEncryptedCapture(mkdtempSync(path.join(dir, 'cap-')), 'database.pgdump.gpg', 'database', { argv: ['cat', path.join(dir, 'no-such-file')], what: 'a test file' }, PASS, undefined, {
-      compressLevel: 1,
-    }).catch((e: unknown) => e);
+    const err = await writeEncryptedCapture(
+      { dir: mkdtempSync(path.join(dir, 'cap-')), part: 'database', passphrase: PASS, encrypt: { compressLevel: 1 } },
+      { argv: ['cat', path.join(dir, 'no-such-file')], what: 'a test file' },
+    ).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/cat failed while capturing a test file: .*No such file/);
   });
 
