@@ -4,7 +4,7 @@ import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools
 import { readPassphraseFile } from '../config/secret-file.js';
 import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
-import { acquireLock } from '../schedule/lock.js';
+import { acquireLock, type RunLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
 import { PART_FILE, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { cleanStalePartials, commitPartial, createPartial, discardPartial, snapshotIdFor } from '../vault/store.js';
@@ -22,6 +22,11 @@ export interface BackupResult {
   warnings: string[];
   /** What retention did after this snapshot (null without vault.keep, or when it failed: see warnings). */
   pruned?: PruneResult | null;
+}
+
+/** A run that took over a stale lock says so: a run died there before. */
+function lockWarning(lock: RunLock): string[] {
+  return lock.tookOverFrom === null ? [] : [`took over the run lock left by pid ${lock.tookOverFrom}, which no longer runs (a run died there before)`];
 }
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
@@ -86,7 +91,7 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
         manifest: { ...manifest, id },
         dir: `${config.vault.dir}/${id}`,
         cleaned,
-        warnings: [...extra.warnings, ...prune.warnings, ...(replication ? [replication] : [])],
+        warnings: [...lockWarning(lock), ...extra.warnings, ...prune.warnings, ...(replication ? [replication] : [])],
         pruned: prune.result,
       };
     } catch (err) {
