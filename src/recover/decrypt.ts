@@ -6,11 +6,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { IntegrityError, ToolError, UserError } from '../errors.js';
+import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../tools/gpg.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import type { SnapshotEntry } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
+import { selfIdentity } from '../schedule/lock.js';
+
+/** How every private temp folder's name starts. */
+export const TEMP_PREFIX = 'permafrost-';
 
 /** A private folder (0700) for decrypted plaintext, removed by `dispose` on every path. */
 export interface PrivateTemp {
@@ -18,9 +22,14 @@ export interface PrivateTemp {
   dispose(): Promise<void>;
 }
 
-/** Creates a private temp folder (mkdtemp makes it 0700) under `base`, default $TMPDIR. */
+/**
+ * Creates a private temp folder (mkdtemp makes it 0700) under `base`, default $TMPDIR, named after
+ * this process (`permafrost-<pid>-<start time>-XXXXXX`), so a later run can tell one left by a dead
+ * run (SIGKILL, OOM) from one in use, and remove it (src/recover/sweep.ts).
+ */
 export async function privateTemp(base: string | undefined): Promise<PrivateTemp> {
-  const dir = await mkdtemp(path.join(base ?? tmpdir(), 'permafrost-'));
+  const me = selfIdentity();
+  const dir = await mkdtemp(path.join(base ?? tmpdir(), `${TEMP_PREFIX}${me.pid}-${me.start ?? 0}-`));
   return { dir, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
@@ -66,7 +75,7 @@ export interface DecryptSource {
 export async function decryptVerifiedPart(
   { snapshot, passphrase, temp }: DecryptSource,
   file: ManifestFile,
-  opts: { progress?: (plainBytes: number) => void } = {},
+  opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {
   const encPath = path.join(snapshot.dir, file.name);
   const outPath = plainPath(temp, file);
@@ -77,11 +86,13 @@ export async function decryptVerifiedPart(
   try {
     let r: GpgDecryptResult;
     try {
-      r = await gpgDecryptFile(encPath, passphrase, outPath);
+      r = await gpgDecryptFile(encPath, passphrase, outPath, { signal: opts.signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrity('is missing', err);
       throw err;
     }
+    // Stopped on purpose (SIGTERM): gpg's failure then says nothing about the snapshot.
+    if (opts.signal?.aborted) throw new PermafrostError('tool', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, { cause: opts.signal.reason });
     if (r.failure === 'missing-tool') {
       throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
         argv: gpgDecryptArgv('GNUPGHOME', encPath),

@@ -8,6 +8,9 @@ import type { ManifestFile } from '../vault/manifest.js';
 import type { JobEvents } from '../jobs/events.js';
 import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
 
+/** What a restore stopped or failed inside pg_restore says about its target. */
+export const PARTLY_RESTORED = 'the database may be partly restored';
+
 /** The restore target as found before anything is touched. */
 export interface TargetState {
   exists: boolean;
@@ -67,7 +70,7 @@ async function createDatabase(server: DatabaseConfig, name: string): Promise<voi
 export async function restoreDatabase(
   source: DecryptSource,
   file: ManifestFile,
-  opts: { server: DatabaseConfig; database: string; target: TargetState; jobs?: number; noOwner?: boolean; events?: JobEvents },
+  opts: { server: DatabaseConfig; database: string; target: TargetState; jobs?: number; noOwner?: boolean; events?: JobEvents; signal?: AbortSignal },
 ): Promise<DatabaseRestoreResult> {
   const t0 = Date.now();
   const { snapshot } = source;
@@ -75,6 +78,7 @@ export async function restoreDatabase(
   opts.events?.phase?.('decrypt');
   const archive = await decryptVerifiedPart(source, file, {
     progress: (n) => opts.events?.bytes?.('decrypt', n),
+    signal: opts.signal,
   });
   const decryptMs = Date.now() - t0;
   opts.events?.phase?.('restore');
@@ -82,11 +86,18 @@ export async function restoreDatabase(
   const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
   const argv = pgRestoreArgv(server, opts.database, archive, { jobs, noOwner: opts.noOwner });
   try {
-    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: `restoring snapshot ${snapshot.id} into "${opts.database}"` });
+    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: `restoring snapshot ${snapshot.id} into "${opts.database}"`, signal: opts.signal });
   } catch (err) {
+    if (opts.signal?.aborted) {
+      throw new PermafrostError(
+        'tool',
+        `Restore of snapshot ${snapshot.id} was stopped while pg_restore was writing into "${opts.database}"; ${PARTLY_RESTORED}: run restore again with --force.`,
+        { cause: err },
+      );
+    }
     throw new PermafrostError(
       'tool',
-      `pg_restore failed restoring snapshot ${snapshot.id} into "${opts.database}"; the database may be partly restored: read the lines below, fix the cause and run restore again with --force.`,
+      `pg_restore failed restoring snapshot ${snapshot.id} into "${opts.database}"; ${PARTLY_RESTORED}: read the lines below, fix the cause and run restore again with --force.`,
       { cause: err, details: (err as PermafrostError).details },
     );
   }
