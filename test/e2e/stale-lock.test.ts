@@ -5,14 +5,18 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { startSink, type Sink } from '../harness/http-sinks.js';
 import { clusterPerFile } from '../harness/suite.js';
+import { waitFor } from '../harness/wait.js';
 import { holdTableLock } from '../harness/table-lock.js';
 
 const cluster = clusterPerFile('source');
 let ws: Workspace;
 const sleepers: ChildProcess[] = [];
-afterEach(() => {
+const sinks: Sink[] = [];
+afterEach(async () => {
   for (const s of sleepers.splice(0)) s.kill('SIGKILL');
+  for (const s of sinks.splice(0)) await s.close();
   ws?.cleanup();
 });
 
@@ -85,4 +89,30 @@ describe('a stale run lock never stops backups', () => {
       ws.cleanup();
     }
   }, 120_000);
+});
+
+describe('the daemon does not skip backups silently', () => {
+  it('a lock held by a live process for a whole backup period alerts the webhook once, and the recovery too', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const hook = await startSink();
+    sinks.push(hook);
+    ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' }, notify: { webhook: { url: hook.url }, backoffMs: 20 } } });
+    const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
+    sleepers.push(holder);
+    writeLock(holder.pid!, bootId, startTicks(holder.pid!));
+    const d = startCli(['--config', ws.configFile, 'daemon', '--stop-grace', '10']);
+    try {
+      const events = (): { event: string; error?: string }[] => hook.received.map((r) => JSON.parse(r.body) as { event: string; error?: string });
+      const failed = await waitFor('a backup.failed alert', () => events().find((e) => e.event === 'backup.failed'), 20_000);
+      expect(failed.error).toMatch(/^no backup since \S+: every run was skipped because the vault is locked\. Another permafrost run \(pid \d+\) holds the lock/);
+      // Told once while it lasts; the holder's end lets the next run take over and say backups work again.
+      await new Promise((r) => setTimeout(r, 4500));
+      expect(events().filter((e) => e.event === 'backup.failed')).toHaveLength(1);
+      holder.kill('SIGKILL');
+      await waitFor('a backup.resolved alert', () => events().some((e) => e.event === 'backup.resolved'), 20_000);
+    } finally {
+      d.child.kill('SIGTERM');
+      await d.result;
+    }
+  }, 60_000);
 });
