@@ -6,7 +6,7 @@ import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools
 import { readPassphraseFile } from '../config/secret-file.js';
 import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
-import { acquireLock } from '../schedule/lock.js';
+import { acquireLock, type RunLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { cleanStalePartials, commitPartial, createPartial, discardPartial, listSnapshots, snapshotIdFor, vaultWriteError } from '../vault/store.js';
@@ -43,6 +43,11 @@ async function checkFreeSpace(vaultDir: string): Promise<void> {
         'free some space (`permafrost prune`, or a bigger disk) and run the backup again.',
     );
   }
+}
+
+/** A run that took over a stale lock says so: a run died there before. */
+function lockWarning(lock: RunLock): string[] {
+  return lock.tookOverFrom === null ? [] : [`took over the run lock left by pid ${lock.tookOverFrom}, which no longer runs (a run died there before)`];
 }
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
@@ -119,7 +124,7 @@ async function captureSnapshot(config: SourceConfig, passphrase: string, opts: {
         manifest: { ...manifest, id },
         dir: `${config.vault.dir}/${id}`,
         cleaned,
-        warnings: [...extra.warnings, ...prune.warnings, ...(replication ? [replication] : [])],
+        warnings: [...lockWarning(lock), ...extra.warnings, ...prune.warnings, ...(replication ? [replication] : [])],
         pruned: prune.result,
       };
     } catch (err) {

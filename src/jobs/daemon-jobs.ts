@@ -3,20 +3,48 @@
  * its role. Add a job to `scheduledJobs`, and a service (e.g. the status page and /metrics) to
  * `daemonServices`, which gets the Daemon to read `daemon.status()`.
  */
+import { Cron } from 'croner';
 import { effectiveTimeZone } from '../config/schema-schedule.js';
+import { BusyError } from '../errors.js';
+import { notifyOutcome } from '../notify/alerts.js';
 import type { Config, SourceConfig } from '../config/schema.js';
 import { Daemon, type DaemonLogger, type DaemonService, type ScheduledJob } from '../schedule/daemon.js';
 import { runBackupJob, runVerifyJob, verificationFailed } from './runs.js';
 import { daemonNotifyLog, webService } from './watch.js';
 
-/** The backup job: one snapshot (plus retention when vault.keep is set) per run. */
+/** The time between two consecutive runs of `cron` from now, in ms (one backup period). */
+function periodMs(cron: string, timezone: string): number {
+  const [a, b] = new Cron(cron, { timezone, mode: '5-or-6-parts', paused: true }).nextRuns(2);
+  return a && b ? b.getTime() - a.getTime() : Infinity;
+}
+
+/**
+ * The backup job: one snapshot (plus retention when vault.keep is set) per run. A run that finds
+ * the vault locked by another live run is skipped, as a late run would be; once every run for a
+ * whole backup period was skipped so, that is alerted as a failed backup (a lock that is never
+ * released would otherwise stop backups silently).
+ */
 function backupJob(config: SourceConfig, logger: DaemonLogger): ScheduledJob {
   const log = daemonNotifyLog(logger);
+  const timezone = effectiveTimeZone(config.schedule);
+  let skippedSince: Date | null = null;
   return {
     name: 'backup',
     cron: config.schedule.backup,
     async run(signal) {
-      const r = await runBackupJob(config, { signal, log });
+      let r;
+      try {
+        r = await runBackupJob(config, { signal, log });
+      } catch (err) {
+        if (!(err instanceof BusyError)) throw err;
+        skippedSince ??= new Date();
+        if (Date.now() - skippedSince.getTime() >= periodMs(config.schedule.backup, timezone)) {
+          const error = `no backup since ${skippedSince.toISOString()}: every run was skipped because the vault is locked. ${err.message}`;
+          await notifyOutcome(config, { kind: 'backup', ok: false, error }, { log });
+        }
+        throw err;
+      }
+      skippedSince = null;
       return {
         snapshot: r.manifest.id,
         bytes: r.manifest.files.reduce((s, f) => s + f.bytes, 0),

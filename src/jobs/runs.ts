@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { IntegrityError, PermafrostError } from '../errors.js';
 import type { NotifyLog } from '../notify/alerts.js';
 import { backupWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
+import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
 import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
@@ -16,7 +17,7 @@ export interface JobRunOptions {
   /** Stop requested (SIGTERM, daemon shutdown): the job ends early and no alert is sent about it. */
   signal?: AbortSignal;
   events?: JobEvents;
-  /** Where alert delivery problems go; they never fail the run. */
+  /** Where alert delivery problems, and what was swept from dead runs, go; they never fail the run. */
   log?: NotifyLog;
 }
 
@@ -30,6 +31,7 @@ const quiet: NotifyLog = () => undefined;
 export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Promise<BackupResult> {
   const source = requireSource(config, 'backup');
   const log = opts.log ?? quiet;
+  await sweepAndReport(source, log);
   try {
     const result = await backupWithAlerts(source, () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()), {
       log,
@@ -46,6 +48,7 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
 /** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
 export async function runVerifyJob(config: Config, opts: JobRunOptions & { snapshot?: string } = {}): Promise<VerifyResult> {
   const log = opts.log ?? quiet;
+  await sweepAndReport(config, log);
   try {
     return await verifyWithAlerts(
       config,

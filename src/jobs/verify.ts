@@ -111,7 +111,7 @@ async function verifyOnce(
         const what = `decrypt ${file.part}`;
         opts.events?.phase?.(what);
         try {
-          const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file, { progress: (n) => opts.events?.bytes?.(what, n) });
+          const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file, { progress: (n) => opts.events?.bytes?.(what, n), signal: opts.signal });
           return { outcome: passed(name, `${file.name}: OpenPGP integrity and SHA-256 match the manifest`), out };
         } catch (err) {
           if (!(err instanceof IntegrityError)) throw err;

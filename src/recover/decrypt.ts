@@ -12,6 +12,10 @@ import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../tools/
 import type { ManifestFile } from '../vault/manifest.js';
 import type { SnapshotEntry } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
+import { selfIdentity } from '../schedule/lock.js';
+
+/** How every private temp folder's name starts. */
+export const TEMP_PREFIX = 'permafrost-';
 
 /** Where a private temp folder is made, and how a message names that place and the setting that moves it. */
 export interface TempBase {
@@ -53,11 +57,16 @@ function tempFolderError(base: TempBase, err: NodeJS.ErrnoException): Permafrost
   return text ? new PermafrostError('tool', `Cannot decrypt into ${base.name}: it ${text}, or set ${base.setting} to another folder.`, { cause: err }) : null;
 }
 
-/** Creates a private temp folder (mkdtemp makes it 0700) in `base`; a folder this host cannot use is exit 1 naming it. */
+/**
+ * Creates a private temp folder (mkdtemp makes it 0700) in `base`, named after this process
+ * (`permafrost-<pid>-<start time>-XXXXXX`), so a later run can tell one left by a dead run (SIGKILL,
+ * OOM) from one in use and remove it (recover/sweep.ts); a folder this host cannot use is exit 1 naming it.
+ */
 export async function privateTemp(base: TempBase): Promise<PrivateTemp> {
+  const me = selfIdentity();
   let dir: string;
   try {
-    dir = await mkdtemp(path.join(base.dir, 'permafrost-'));
+    dir = await mkdtemp(path.join(base.dir, `${TEMP_PREFIX}${me.pid}-${me.start ?? 0}-`));
   } catch (err) {
     throw tempFolderError(base, err as NodeJS.ErrnoException) ?? err;
   }
@@ -125,7 +134,7 @@ export interface DecryptSource {
 export async function decryptVerifiedPart(
   { snapshot, passphrase, temp }: DecryptSource,
   file: ManifestFile,
-  opts: { progress?: (plainBytes: number) => void } = {},
+  opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {
   const encPath = path.join(snapshot.dir, file.name);
   const outPath = plainPath(temp, file);
@@ -139,11 +148,13 @@ export async function decryptVerifiedPart(
   try {
     let r: GpgDecryptResult;
     try {
-      r = await gpgDecryptFile(encPath, passphrase, outPath);
+      r = await gpgDecryptFile(encPath, passphrase, outPath, { signal: opts.signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrity('is missing', err);
       throw err;
     }
+    // Stopped on purpose (SIGTERM): gpg's failure then says nothing about the snapshot.
+    if (opts.signal?.aborted) throw new PermafrostError('tool', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, { cause: opts.signal.reason });
     if (r.failure === 'missing-tool') {
       throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
         argv: gpgDecryptArgv('GNUPGHOME', encPath),

@@ -19,6 +19,9 @@ export interface TargetSession {
   since: string;
 }
 
+/** What a restore stopped or failed inside pg_restore says about its target. */
+export const PARTLY_RESTORED = 'the database may be partly restored';
+
 /** The restore target as found before anything is touched. */
 export interface TargetState {
   exists: boolean;
@@ -158,6 +161,7 @@ export async function restoreDatabase(
     noOwner?: boolean;
     terminateSessions?: boolean;
     events?: JobEvents;
+    signal?: AbortSignal;
   },
 ): Promise<DatabaseRestoreResult> {
   const t0 = Date.now();
@@ -166,6 +170,7 @@ export async function restoreDatabase(
   opts.events?.phase?.('decrypt');
   const archive = await decryptVerifiedPart(source, file, {
     progress: (n) => opts.events?.bytes?.('decrypt', n),
+    signal: opts.signal,
   });
   const decryptMs = Date.now() - t0;
   opts.events?.phase?.('restore');
@@ -174,11 +179,18 @@ export async function restoreDatabase(
   const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
   const argv = pgRestoreArgv(server, opts.database, archive, { jobs, noOwner: opts.noOwner });
   try {
-    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: `restoring snapshot ${snapshot.id} into "${opts.database}"` });
+    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: `restoring snapshot ${snapshot.id} into "${opts.database}"`, signal: opts.signal });
   } catch (err) {
+    if (opts.signal?.aborted) {
+      throw new PermafrostError(
+        'tool',
+        `Restore of snapshot ${snapshot.id} was stopped while pg_restore was writing into "${opts.database}"; ${PARTLY_RESTORED}: run restore again with --force.`,
+        { cause: err },
+      );
+    }
     throw new PermafrostError(
       'tool',
-      `pg_restore failed restoring snapshot ${snapshot.id} into "${opts.database}"; the database may be partly restored: read the lines below, fix the cause and run restore again with --force.`,
+      `pg_restore failed restoring snapshot ${snapshot.id} into "${opts.database}"; ${PARTLY_RESTORED}: read the lines below, fix the cause and run restore again with --force.`,
       { cause: err, details: (err as PermafrostError).details },
     );
   }

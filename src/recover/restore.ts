@@ -11,11 +11,11 @@ import { readPassphraseFile } from '../config/secret-file.js';
 import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
 import type { JobEvents } from '../jobs/events.js';
-import { UserError } from '../errors.js';
+import { PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase } from './decrypt.js';
-import { checkTarget, inspectTarget, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
+import { checkTarget, inspectTarget, PARTLY_RESTORED, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
 
 export interface RestoreOptions {
   snapshot?: string;
@@ -31,6 +31,8 @@ export interface RestoreOptions {
   jobs?: number;
   noOwner?: boolean;
   events?: JobEvents;
+  /** Stop requested (SIGINT/SIGTERM): programs are stopped, temp folders removed, and the run fails saying how far it got. */
+  signal?: AbortSignal;
 }
 
 export interface PartOutput {
@@ -57,12 +59,12 @@ function checkDestination(dest: string, flag: string): void {
  * Decrypts one part into a private temp folder next to `dest`, verifies it against the manifest,
  * then links it into place (mode 0600), which fails instead of replacing a file that appeared meanwhile.
  */
-async function writePart(snapshot: SnapshotEntry, passphrase: string, part: PartOutput['part'], dest: string): Promise<PartOutput> {
+async function writePart(snapshot: SnapshotEntry, passphrase: string, part: PartOutput['part'], dest: string, signal?: AbortSignal): Promise<PartOutput> {
   const flag = `--${part}`;
   const folder = path.dirname(dest);
   const temp = await privateTemp({ dir: folder, name: `the folder of ${flag} (${folder})`, setting: flag });
   try {
-    const plain = await decryptVerifiedPart({ snapshot, passphrase, temp }, partFile(snapshot, part));
+    const plain = await decryptVerifiedPart({ snapshot, passphrase, temp }, partFile(snapshot, part), { signal });
     try {
       await link(plain, dest);
     } catch (err) {
@@ -125,20 +127,26 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
   const target = opts.database ? await inspectTarget(config.database, opts.database) : null;
   if (opts.database && target) checkTarget(target, opts.database, opts);
 
+  /** A step stopped by the signal fails with one sentence; the database step says itself when the target was touched. */
+  const stoppable = <T>(step: Promise<T>): Promise<T> =>
+    step.catch((err: unknown) => {
+      if (!opts.signal?.aborted || (err instanceof PermafrostError && err.message.includes(PARTLY_RESTORED))) throw err;
+      throw new PermafrostError('tool', `Restore of snapshot ${snapshot.id} was stopped before it finished; the target database was not touched and no file was half written.`, { cause: err });
+    });
   const files: PartOutput[] = [];
   if (redis) {
     opts.events?.phase?.('redis');
-    files.push(await writePart(snapshot, passphrase, 'redis', redis));
+    files.push(await stoppable(writePart(snapshot, passphrase, 'redis', redis, opts.signal)));
   }
   if (secrets) {
     opts.events?.phase?.('secrets');
-    files.push(await writePart(snapshot, passphrase, 'secrets', secrets));
+    files.push(await stoppable(writePart(snapshot, passphrase, 'secrets', secrets, opts.signal)));
   }
   let database: DatabaseRestoreResult | null = null;
   if (opts.database && dbFile && target) {
     const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
     try {
-      database = await restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
+      database = await stoppable(restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
         server: config.database,
         database: opts.database,
         target,
@@ -146,7 +154,8 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
         noOwner: opts.noOwner,
         terminateSessions: opts.terminateSessions,
         events: opts.events,
-      });
+        signal: opts.signal,
+      }));
     } finally {
       await temp.dispose();
     }

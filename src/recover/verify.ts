@@ -1,11 +1,12 @@
 import { open } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import type pg from 'pg';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { ToolError, UserError } from '../errors.js';
 import { connect, defaultRestoreJobs, pgEnv, pgRestoreEnv, pgRestoreListArgv, verifyRestoreArgv, mastodonFacts } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import type { MastodonFacts } from '../vault/manifest.js';
+import { selfIdentity, type ProcessIdentity } from '../schedule/lock.js';
 
 /** One table of contents entry of a custom-format archive that creates a table. */
 export interface TocTable {
@@ -73,8 +74,30 @@ export function scratchName(config: Config, pid = process.pid): string {
   return config.verify?.database ?? `permafrost_verify_${pid}`;
 }
 
-/** Marks databases permafrost created for a test-restore, so a leftover of a killed run may be replaced. */
-const SCRATCH_COMMENT = 'permafrost verify scratch database; safe to drop';
+/**
+ * Marks databases permafrost created for a test-restore, so a leftover of a killed run may be
+ * replaced or swept. The mark names the creator (host, PID, boot id, start time): a sweep drops
+ * only marked databases whose creator no longer runs.
+ */
+export const SCRATCH_COMMENT = 'permafrost verify scratch database; safe to drop';
+
+/** The scratch mark for a database this process creates. */
+function scratchMark(): string {
+  const me = selfIdentity();
+  return `${SCRATCH_COMMENT}; host ${hostname()}; pid ${me.pid}; boot ${me.boot ?? '-'}; start ${me.start ?? '-'}`;
+}
+
+/** The creator a scratch mark names on this host; null for another host's or an unmarked database. */
+export function scratchCreator(comment: string | null): ProcessIdentity | null {
+  if (!comment?.startsWith(SCRATCH_COMMENT)) return null;
+  const field = (key: string): string | null => {
+    const v = comment.split('; ').find((f) => f.startsWith(`${key} `))?.slice(key.length + 1);
+    return v === undefined || v === '-' ? null : v;
+  };
+  const pid = Number(field('pid'));
+  if (field('host') !== hostname() || !Number.isInteger(pid) || pid <= 0) return null;
+  return { pid, boot: field('boot'), start: field('start') };
+}
 
 /**
  * Creates the scratch database. An existing database of that name is replaced only when it carries
@@ -89,7 +112,7 @@ export async function createScratch(server: DatabaseConfig): Promise<void> {
     );
     const row = existing.rows[0];
     if (row) {
-      if (row.comment !== SCRATCH_COMMENT) {
+      if (!row.comment?.startsWith(SCRATCH_COMMENT)) {
         throw new UserError(
           `verify.database: database "${server.name}" already exists and was not made by permafrost; choose another scratch name (verify never drops a database it did not create).`,
         );
@@ -98,7 +121,7 @@ export async function createScratch(server: DatabaseConfig): Promise<void> {
     }
     const ident = admin.escapeIdentifier(server.name);
     await admin.query(`CREATE DATABASE ${ident}`);
-    await admin.query(`COMMENT ON DATABASE ${ident} IS '${SCRATCH_COMMENT}'`);
+    await admin.query(`COMMENT ON DATABASE ${ident} IS ${admin.escapeLiteral(scratchMark())}`);
   } finally {
     await admin.end().catch(() => undefined);
   }

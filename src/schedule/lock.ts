@@ -1,10 +1,53 @@
-import { mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+/**
+ * The vault's run lock: one file naming its holder by PID, boot id and process start time, so a
+ * PID reused after a reboot (or by an unrelated program) is not mistaken for a live permafrost run.
+ *
+ * Creating the lock is atomic (the full body is written to a private file, then hard-linked to the
+ * lock's name). Taking over a stale lock is atomic too: a run first claims that stale generation by
+ * hard-linking its body to `<lock>.takeover-<hash of the stale body>`, which only one run can do;
+ * the winner re-checks the lock still holds that body and renames its own over it. A claim whose
+ * claimant died before finishing is itself taken over the same way.
+ */
+import { createHash } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BusyError } from '../errors.js';
 
 export const LOCK_NAME = '.permafrost.lock';
 
-function alive(pid: number): boolean {
+/** A process, as the kernel tells it apart from any other that had or will have its PID. */
+export interface ProcessIdentity {
+  pid: number;
+  /** /proc/sys/kernel/random/boot_id; null when unreadable (not Linux). */
+  boot: string | null;
+  /** Field 22 of /proc/PID/stat: start time in clock ticks since boot; null when unreadable. */
+  start: string | null;
+}
+
+function bootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function startTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start with field 3, the state.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** This process's identity. */
+export function selfIdentity(): ProcessIdentity {
+  return { pid: process.pid, boot: bootId(), start: startTime(process.pid) };
+}
+
+function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -13,67 +56,120 @@ function alive(pid: number): boolean {
   }
 }
 
-function holderOf(file: string): number | null {
+/**
+ * Whether the process `id` names still runs: same boot, same PID, same start time. An identity
+ * without boot id or start time (a lock written by an older permafrost) falls back to the PID alone.
+ */
+export function identityAlive(id: ProcessIdentity): boolean {
+  if (!pidExists(id.pid)) return false;
+  if (id.boot !== null && id.boot !== bootId()) return false;
+  if (id.start !== null && id.start !== startTime(id.pid)) return false;
+  return true;
+}
+
+function lockBody(id: ProcessIdentity, what: string): string {
+  return `${id.pid}\n${what}\n${new Date().toISOString()}\nboot ${id.boot ?? '-'}\nstart ${id.start ?? '-'}\n`;
+}
+
+/** The holder named by a lock body; null when the body names none (empty, garbled). */
+export function parseLockBody(body: string): ProcessIdentity | null {
+  const lines = body.split('\n');
+  const pid = Number.parseInt(lines[0] ?? '', 10);
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  const field = (key: string): string | null => {
+    const v = lines.find((l) => l.startsWith(`${key} `))?.slice(key.length + 1);
+    return v === undefined || v === '-' ? null : v;
+  };
+  return { pid, boot: field('boot'), start: field('start') };
+}
+
+function readBody(file: string): string | null {
   try {
-    const pid = Number.parseInt(readFileSync(file, 'utf8').split('\n', 1)[0] ?? '', 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
 }
 
+function linked(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+const claimOf = (file: string, body: string): string => `${file}.takeover-${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
+
 export interface RunLock {
   release(): void;
-  /** Whether a stale lock from a dead process was taken over. */
-  tookOver: boolean;
+  /** The PID the stale lock that was taken over named (0: it named none), or null when there was none. */
+  tookOverFrom: number | null;
 }
 
 /**
- * Takes the vault's run lock: a file holding the owner's PID. A lock whose owner is dead is
- * taken over; a live owner makes this throw BusyError at once.
+ * Takes the vault's run lock (see the file comment). A live holder, or another run taking over
+ * the same stale lock at the same moment, makes this throw BusyError at once.
  */
 export function acquireLock(vaultDir: string, what: string): RunLock {
   mkdirSync(vaultDir, { recursive: true, mode: 0o750 });
   const file = path.join(vaultDir, LOCK_NAME);
-  const body = `${process.pid}\n${what}\n${new Date().toISOString()}\n`;
-  let tookOver = false;
+  const me = selfIdentity();
+  const body = lockBody(me, what);
+  const mine = `${file}.${process.pid}`;
   try {
-    const fd = openSync(file, 'wx', 0o644);
-    try {
-      writeFileSync(fd, body);
-    } catch (err) {
-      // A full disk takes the name but not the PID: an empty lock must not be left behind.
-      rmSync(file, { force: true });
-      throw err;
-    } finally {
-      closeSync(fd);
-    }
+    writeFileSync(mine, body, { mode: 0o644 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const holder = holderOf(file);
-    if (holder !== null && holder !== process.pid && alive(holder)) {
-      throw new BusyError(
-        `Another permafrost run (pid ${holder}) holds the lock on ${vaultDir}; wait for it to finish, or stop it.`,
-      );
+    // A full disk takes the name but not the body: no half-written lock file may stay behind.
+    rmSync(mine, { force: true });
+    throw err;
+  }
+  // The claims this run passed (of dead claimants) and its own: removed only once it has won, as
+  // until then another run may still be judging that generation.
+  const claims: string[] = [];
+  const busy = (message: string): BusyError => new BusyError(message);
+  let tookOverFrom: number | null = null;
+  try {
+    while (!linked(mine, file)) {
+      const stale = readBody(file);
+      if (stale === null) continue; // released meanwhile: try to create it again
+      const holder = parseLockBody(stale);
+      if (holder && identityAlive(holder)) {
+        throw busy(`Another permafrost run (pid ${holder.pid}) holds the lock on ${vaultDir}; wait for it to finish, or stop it.`);
+      }
+      let claim = claimOf(file, stale);
+      while (!linked(mine, claim)) {
+        const claimed = readBody(claim) ?? '';
+        const claimant = parseLockBody(claimed);
+        if (claimant && identityAlive(claimant)) {
+          throw busy(`Another permafrost run (pid ${claimant.pid}) is taking over the stale lock on ${vaultDir}; wait for it to finish.`);
+        }
+        claims.push(claim);
+        claim = claimOf(file, claimed);
+      }
+      claims.push(claim);
+      if (readBody(file) !== stale) {
+        // Taken over by another run first: this generation is gone, so the own claim can go.
+        rmSync(claim, { force: true });
+        throw busy(`Another permafrost run just took the lock on ${vaultDir}; wait for it to finish.`);
+      }
+      writeFileSync(`${mine}.new`, body, { mode: 0o644 });
+      renameSync(`${mine}.new`, file);
+      for (const c of claims) rmSync(c, { force: true });
+      tookOverFrom = holder?.pid ?? 0;
+      break;
     }
-    // The holder is dead: replace its lock atomically, then check that we won any race.
-    const tmp = `${file}.${process.pid}`;
-    try {
-      writeFileSync(tmp, body, { mode: 0o644 });
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      throw err;
-    }
-    renameSync(tmp, file);
-    if (holderOf(file) !== process.pid) {
-      throw new BusyError(`Another permafrost run just took the lock on ${vaultDir}; wait for it to finish.`);
-    }
-    tookOver = true;
+  } finally {
+    rmSync(mine, { force: true });
+    rmSync(`${mine}.new`, { force: true });
   }
   return {
-    tookOver,
+    tookOverFrom,
     release() {
-      if (holderOf(file) === process.pid) rmSync(file, { force: true });
+      if (readBody(file) === body) rmSync(file, { force: true });
     },
   };
 }

@@ -79,7 +79,7 @@ export async function gpgDecryptFile(
   encPath: string,
   passphrase: string,
   outPath: string,
-  opts: { homeBase?: string } = {},
+  opts: { homeBase?: string; signal?: AbortSignal } = {},
 ): Promise<GpgDecryptResult> {
   const home = await mkdtemp(path.join(opts.homeBase ?? tmpdir(), 'permafrost-gnupg-'));
   const out = await open(outPath, 'wx', 0o600);
@@ -87,7 +87,7 @@ export async function gpgDecryptFile(
     const hashing = sha256File(encPath);
     hashing.catch(() => undefined); // awaited below; a missing file rejects there with ENOENT
     const gpg = startTool(
-      { argv: gpgDecryptArgv(home, encPath), env: { ...process.env, GNUPGHOME: home }, doing: `decrypting ${encPath}` },
+      { argv: gpgDecryptArgv(home, encPath), env: { ...process.env, GNUPGHOME: home }, doing: `decrypting ${encPath}`, signal: opts.signal },
       { stdout: out.fd, fd3: `${passphrase}\n` },
     );
     const failure = await gpg.done.then(

@@ -6,9 +6,14 @@
  *
  * Streaming: stdout is a Readable the caller consumes, or is wired to a file descriptor or to
  * another program's stdin as an OS pipe (no byte passes through this process).
+ *
+ * Lifetime: every program is started through util-linux `setpriv --pdeathsig KILL`, so the kernel
+ * kills it when permafrost dies, even by SIGKILL (the OOM killer): no orphan gpg or pg_restore
+ * keeps writing plaintext or into a database. Without setpriv the program is started directly.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ToolError } from '../errors.js';
 
@@ -65,6 +70,33 @@ function exitedUnreported(pid: number | undefined): boolean {
   }
 }
 
+/** The executable `bin` names, looked up on `PATH` as execvp does; null when there is none. */
+function executable(bin: string, pathVar: string | undefined): string | null {
+  const candidates = bin.includes('/') ? [bin] : (pathVar ?? '').split(':').map((dir) => path.join(dir || '.', bin));
+  for (const file of candidates) {
+    try {
+      accessSync(file, constants.X_OK);
+      if (statSync(file).isFile()) return path.resolve(file);
+    } catch {
+      // not this one
+    }
+  }
+  return null;
+}
+
+let setpriv: string | null | undefined;
+
+/**
+ * The command line that starts `bin` with the parent-death signal set (see the file comment).
+ * A program that is not on PATH is started directly, so its absence is reported as before.
+ */
+function dyingWithUs(bin: string, args: string[], env: NodeJS.ProcessEnv | undefined): [string, string[]] {
+  setpriv ??= executable('setpriv', process.env.PATH) ?? executable('/usr/bin/setpriv', undefined);
+  const resolved = executable(bin, (env ?? process.env).PATH);
+  if (!setpriv || !resolved) return [bin, args];
+  return [setpriv, ['--pdeathsig', 'KILL', '--', resolved, ...args]];
+}
+
 /** The tool's own reason: its first "error:" line (libpq tools), else its last line, without the program prefix. */
 export function firstError(stderr: string): string | undefined {
   const lines = stderr
@@ -82,7 +114,8 @@ export function startTool<O extends StdoutTo = 'pipe'>(run: ToolRun, io: ToolIo<
   const stdout = io.stdout ?? 'pipe';
   const stdio: (string | number | Writable)[] = [io.stdin ?? 'ignore', stdout, 'pipe'];
   if (io.fd3 !== undefined) stdio.push('pipe');
-  const child = spawn(bin, args, { env: run.env, stdio: stdio as ('pipe' | 'ignore' | number | Writable)[] });
+  const [file, fileArgs] = dyingWithUs(bin, args, run.env);
+  const child = spawn(file, fileArgs, { env: run.env, stdio: stdio as ('pipe' | 'ignore' | number | Writable)[] });
   // The other program holds the pipe's write end now; it sees EOF once this one exits.
   if (typeof stdout === 'object') stdout.destroy();
   let stderr = '';

@@ -1,6 +1,8 @@
 import { runPrune } from '../../jobs/prune.js';
 import { describeReason } from '../../vault/retention.js';
 import { examples, type RegisterCommand } from '../context.js';
+import { cliNotifyLog } from '../notify-log.js';
+import { sweepAndReport } from '../../recover/sweep.js';
 
 export const registerPrune: RegisterCommand = (program, { io, config }) => {
   program
@@ -23,7 +25,9 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
-      const result = await runPrune(config(), { dryRun: opts.dryRun });
+      const cfg = config();
+      if (!opts.dryRun) await sweepAndReport(cfg, cliNotifyLog(io));
+      const result = await runPrune(cfg, { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
       if (!result.policy) {
         return io.out(

@@ -1,7 +1,9 @@
 import { Option } from 'commander';
 import { runRestore } from '../../recover/restore.js';
 import { describeSession } from '../../recover/restore-database.js';
-import { examples, positiveInt, type RegisterCommand } from '../context.js';
+import { examples, positiveInt, withStopSignal, type RegisterCommand } from '../context.js';
+import { cliNotifyLog } from '../notify-log.js';
+import { sweepAndReport } from '../../recover/sweep.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
@@ -41,8 +43,10 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
+      const cfg = config();
+      await sweepAndReport(cfg, cliNotifyLog(io));
       const shown = progress(io, 'restore', { json: opts.json });
-      const result = await runRestore(config(), {
+      const result = await withStopSignal((signal) => runRestore(cfg, {
         snapshot,
         database: opts.database,
         redis: opts.redis,
@@ -52,7 +56,8 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         jobs: opts.jobs,
         noOwner: !opts.owner,
         events: shown.events,
-      }).finally(() => shown.done());
+        signal,
+      })).finally(() => shown.done());
       const db = result.database;
       if (opts.json) {
         return io.out(JSON.stringify({ ...(db ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps }, null, 2));

@@ -1,0 +1,42 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO } from '../../harness/env.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-lockrace-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * Real processes that all try to take the same stale lock at one instant (each spins until a common
+ * start time), hold it a while, and say whether they got it.
+ */
+function contender(vault: string, at: number): Promise<string> {
+  const lock = path.join(REPO, 'dist/schedule/lock.js');
+  const script = `import { acquireLock } from ${JSON.stringify(lock)};
+    while (Date.now() < ${at}) {}
+    try { const l = acquireLock(${JSON.stringify(vault)}, 'backup'); setTimeout(() => { l.release(); console.log('ran'); }, 400); }
+    catch (e) { console.log(e.constructor.name); }`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((r) => child.once('close', () => r(out.trim())));
+}
+
+describe('taking over a stale lock is atomic', () => {
+  it('of runs racing over one stale lock, exactly one gets it and the others are told busy', async () => {
+    for (let round = 0; round < 12; round++) {
+      const vault = path.join(dir, `v${round}`);
+      const dead = spawnSync('true').pid;
+      const lock = path.join(vault, '.permafrost.lock');
+      rmSync(vault, { recursive: true, force: true });
+      spawnSync('mkdir', ['-p', vault]);
+      writeFileSync(lock, `${dead}\nbackup\n`);
+      const at = Date.now() + 700;
+      const outcomes = await Promise.all([contender(vault, at), contender(vault, at), contender(vault, at)]);
+      expect(outcomes.sort(), `round ${round}`).toEqual(['BusyError', 'BusyError', 'ran']);
+      expect(readdirSync(vault)).toEqual([]);
+    }
+  }, 60_000);
+});
