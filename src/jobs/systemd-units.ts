@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -55,12 +55,39 @@ async function unitUser(config: Config, flag?: string): Promise<string> {
   return account.name;
 }
 
-/** The service and timer for this config, running `command` (the permafrost CLI) as `user`. */
+/**
+ * The command the units run: `permafrost` as found on `pathEnv` (what scripts/install.sh links into
+ * /usr/local/bin), so the units survive a rebuild or move of the checkout; else `self` (this very
+ * CLI, node and script) with a warning saying how to install it.
+ */
+export function installedCommand(pathEnv: string | undefined, self: readonly string[]): { command: string[]; warning: string | null } {
+  for (const dir of (pathEnv ?? '').split(':')) {
+    if (!path.isAbsolute(dir)) continue; // a relative PATH entry means nothing to systemd
+    const file = path.join(dir, 'permafrost');
+    try {
+      if (!statSync(file).isFile()) continue;
+      accessSync(file, constants.X_OK);
+      return { command: [file], warning: null };
+    } catch {
+      continue;
+    }
+  }
+  return {
+    command: [...self],
+    warning: `permafrost is not on PATH, so the units run ${self.join(' ')}; run \`bash scripts/install.sh\` (it links permafrost into /usr/local/bin) and generate them again.`,
+  };
+}
+
+/** The backup and verify services and timers for this config, running `command` (the permafrost CLI) as `user`. */
 export async function systemdUnitsFor(
   config: Config,
-  opts: { user?: string; command: readonly string[] },
-): Promise<{ user: string; onCalendar: string; files: Record<string, string> }> {
+  opts: { user?: string; command: readonly string[]; metricsTextfile?: string },
+): Promise<{ user: string; onCalendar: string; verifyOnCalendar: string; files: Record<string, string> }> {
+  if (opts.metricsTextfile !== undefined && !opts.metricsTextfile.endsWith('.prom')) {
+    throw new UserError(`--metrics-textfile: ${opts.metricsTextfile} must end in .prom, or node_exporter's textfile collector ignores it.`);
+  }
   const onCalendar = cronToOnCalendar(config.schedule.backup, config.schedule.timezone);
+  const verifyOnCalendar = cronToOnCalendar(config.schedule.verify, config.schedule.timezone, 'schedule.verify');
   const user = await unitUser(config, opts.user);
   const files = renderUnits({
     command: opts.command,
@@ -69,8 +96,10 @@ export async function systemdUnitsFor(
     vaultDir: config.vault.dir,
     writablePaths: config.vault.tempDir ? [config.vault.tempDir] : [],
     onCalendar,
+    verifyOnCalendar,
+    ...(opts.metricsTextfile ? { metricsTextfile: path.resolve(opts.metricsTextfile) } : {}),
   });
-  return { user, onCalendar, files };
+  return { user, onCalendar, verifyOnCalendar, files };
 }
 
 /** Writes the unit files into `dir` (atomically, mode 0644); returns their paths. */
@@ -85,6 +114,8 @@ export async function installUnits(dir: string, files: Record<string, string>): 
     }
     return written;
   } catch (err) {
-    throw new UserError(`Cannot write systemd units into ${dir}: ${(err as Error).message}; run as root, or pass --unit-dir.`, { cause: err });
+    throw new UserError(`Cannot write systemd units into ${dir}: ${(err as Error).message}; run as root, or pass --unit-dir.`, {
+      cause: err,
+    });
   }
 }

@@ -10,7 +10,7 @@ import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors
 import { formatBytes } from '../format.js';
 import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../tools/gpg.js';
 import type { ManifestFile } from '../vault/manifest.js';
-import type { SnapshotEntry } from '../vault/store.js';
+import { type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
 import { selfIdentity } from '../schedule/lock.js';
 
@@ -177,7 +177,8 @@ export async function decryptVerifiedPart(
     return outPath;
   } catch (err) {
     await rm(outPath, { force: true });
-    throw err;
+    // A part that went missing with its whole folder was pruned, not damaged: no verdict on it.
+    throw (await vanishedSnapshotError(snapshot, 'it was being decrypted', err)) ?? err;
   } finally {
     stop();
   }

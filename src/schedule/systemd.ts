@@ -1,11 +1,13 @@
 /**
- * systemd units for hosts that prefer a timer to `permafrost daemon`: a oneshot service that runs
- * `permafrost backup` and a timer whose OnCalendar= is the configured cron pattern. Pure: the
- * caller finds the user and paths; `installUnits` is the only writer.
+ * systemd units for hosts that prefer timers to `permafrost daemon`: oneshot services that run
+ * `permafrost backup` and `permafrost verify`, each with a timer whose OnCalendar= is the
+ * configured cron pattern. Pure: the caller finds the user and paths; `installUnits` is the only writer.
  */
+import path from 'node:path';
 import { UserError } from '../errors.js';
 
 export const UNIT_NAME = 'permafrost-backup';
+export const VERIFY_UNIT_NAME = 'permafrost-verify';
 
 interface FieldSpec {
   name: string;
@@ -37,43 +39,41 @@ const NICKNAMES: Record<string, string> = {
   '@hourly': '0 * * * *',
 };
 
-function untranslatable(pattern: string, why: string): UserError {
-  return new UserError(
-    `schedule.backup: cannot translate the cron pattern "${pattern}" into a systemd OnCalendar= expression (${why}); use a simpler pattern, or run \`permafrost daemon\` instead of a timer.`,
-  );
-}
+/** Why a pattern has no OnCalendar= form; cronToOnCalendar turns it into the UserError naming the config key. */
+class Untranslatable extends Error {}
 
-function parseValue(text: string, spec: FieldSpec, pattern: string): number {
+function parseValue(text: string, spec: FieldSpec): number {
   const upper = text.toUpperCase();
   const named = spec.names?.indexOf(upper) ?? -1;
   const n = named >= 0 ? named + (spec.name === 'month' ? 1 : 0) : /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isInteger(n) || n < spec.min || n > spec.max) throw untranslatable(pattern, `"${text}" is not a valid ${spec.name}`);
+  if (!Number.isInteger(n) || n < spec.min || n > spec.max) throw new Untranslatable(`"${text}" is not a valid ${spec.name}`);
   return n;
 }
 
 /** The set of values a cron field matches (day of week: 0–6, Sunday 0), or null for `*`. */
-function expandField(field: string, spec: FieldSpec, pattern: string): Set<number> | null {
+function expandField(field: string, spec: FieldSpec): Set<number> | null {
   if (field === '*') return null;
-  if (/[LW#?]/i.test(field)) throw untranslatable(pattern, `the ${spec.name} field "${field}" uses L, W, # or ?, which OnCalendar= has no equivalent for`);
+  if (/[LW#?]/i.test(field))
+    throw new Untranslatable(`the ${spec.name} field "${field}" uses L, W, # or ?, which OnCalendar= has no equivalent for`);
   const values = new Set<number>();
   for (const part of field.split(',')) {
     const m = /^([^/-]+|\*)(?:-([^/]+))?(?:\/(\d+))?$/.exec(part);
-    if (!m) throw untranslatable(pattern, `"${part}" in the ${spec.name} field is not understood`);
+    if (!m) throw new Untranslatable(`"${part}" in the ${spec.name} field is not understood`);
     const [, from, to, stepText] = m;
     const step = stepText === undefined ? 1 : Number(stepText);
-    if (step < 1) throw untranslatable(pattern, `step "${stepText}" in the ${spec.name} field must be at least 1`);
+    if (step < 1) throw new Untranslatable(`step "${stepText}" in the ${spec.name} field must be at least 1`);
     let lo: number;
     let hi: number;
     if (from === '*') {
-      if (to !== undefined) throw untranslatable(pattern, `"${part}" in the ${spec.name} field is not understood`);
+      if (to !== undefined) throw new Untranslatable(`"${part}" in the ${spec.name} field is not understood`);
       lo = spec.min;
       hi = spec.name === 'day of week' ? 6 : spec.max;
     } else {
-      lo = parseValue(from!, spec, pattern);
+      lo = parseValue(from!, spec);
       // "5/10" (start/step without a range) is not standard cron; croner refuses it too.
-      if (to === undefined && stepText !== undefined) throw untranslatable(pattern, `"${part}" needs a range before the step, like "5-59/10"`);
-      hi = to === undefined ? lo : parseValue(to, spec, pattern);
-      if (hi < lo) throw untranslatable(pattern, `the range "${part}" in the ${spec.name} field runs backwards`);
+      if (to === undefined && stepText !== undefined) throw new Untranslatable(`"${part}" needs a range before the step, like "5-59/10"`);
+      hi = to === undefined ? lo : parseValue(to, spec);
+      if (hi < lo) throw new Untranslatable(`the range "${part}" in the ${spec.name} field runs backwards`);
     }
     for (let v = lo; v <= hi; v += step) values.add(spec.name === 'day of week' && v === 7 ? 0 : v);
   }
@@ -124,17 +124,28 @@ function renderDays(values: Set<number> | null): string | null {
 /**
  * The OnCalendar= expression matching a cron pattern (5 fields, or 6 with seconds first, or a
  * @nickname), in `timeZone` when given. Throws UserError, with a sentence saying why, for what
- * OnCalendar= cannot express (L/W/#, day-of-month OR day-of-week).
+ * OnCalendar= cannot express (L/W/#, day-of-month OR day-of-week); `key` names the setting in it.
  */
-export function cronToOnCalendar(pattern: string, timeZone?: string): string {
+export function cronToOnCalendar(pattern: string, timeZone?: string, key = 'schedule.backup'): string {
+  try {
+    return translate(pattern, timeZone);
+  } catch (err) {
+    if (!(err instanceof Untranslatable)) throw err;
+    throw new UserError(
+      `${key}: cannot translate the cron pattern "${pattern}" into a systemd OnCalendar= expression (${err.message}); use a simpler pattern, or run \`permafrost daemon\` instead of timers.`,
+    );
+  }
+}
+
+function translate(pattern: string, timeZone?: string): string {
   const trimmed = pattern.trim();
   const expanded = NICKNAMES[trimmed.toLowerCase()] ?? trimmed;
-  if (expanded.startsWith('@')) throw untranslatable(pattern, `"${trimmed}" has no timer equivalent`);
+  if (expanded.startsWith('@')) throw new Untranslatable(`"${trimmed}" has no timer equivalent`);
   const fields = expanded.split(/\s+/);
-  if (fields.length !== 5 && fields.length !== 6) throw untranslatable(pattern, `expected 5 or 6 fields, found ${fields.length}`);
+  if (fields.length !== 5 && fields.length !== 6) throw new Untranslatable(`expected 5 or 6 fields, found ${fields.length}`);
   const [sec, min, hour, dom, month, dow] = fields.length === 6 ? fields : ['0', ...fields];
-  const days = expandField(dow!, FIELDS.dow, pattern);
-  const dates = expandField(dom!, FIELDS.dom, pattern);
+  const days = expandField(dow!, FIELDS.dow);
+  const dates = expandField(dom!, FIELDS.dom);
   let weekday = renderDays(days);
   let dateSet = dates;
   // Cron (and croner) match day of month OR day of week when both are given; OnCalendar= ANDs them.
@@ -143,28 +154,33 @@ export function cronToOnCalendar(pattern: string, timeZone?: string): string {
       weekday = null; // the OR matches every day
       dateSet = null;
     } else {
-      throw untranslatable(pattern, 'it restricts both day of month and day of week, which cron joins with OR and OnCalendar= with AND');
+      throw new Untranslatable('it restricts both day of month and day of week, which cron joins with OR and OnCalendar= with AND');
     }
   }
-  const date = `*-${renderSet(expandField(month!, FIELDS.month, pattern), FIELDS.month)}-${renderSet(dateSet, FIELDS.dom)}`;
+  const date = `*-${renderSet(expandField(month!, FIELDS.month), FIELDS.month)}-${renderSet(dateSet, FIELDS.dom)}`;
   const time = [
-    renderSet(expandField(hour!, FIELDS.hour, pattern), FIELDS.hour),
-    renderSet(expandField(min!, FIELDS.minute, pattern), FIELDS.minute),
-    renderSet(expandField(sec!, FIELDS.second, pattern), FIELDS.second),
+    renderSet(expandField(hour!, FIELDS.hour), FIELDS.hour),
+    renderSet(expandField(min!, FIELDS.minute), FIELDS.minute),
+    renderSet(expandField(sec!, FIELDS.second), FIELDS.second),
   ].join(':');
   return [weekday, date, time, timeZone].filter(Boolean).join(' ');
 }
 
 export interface UnitOptions {
-  /** The command to run, as an argv: e.g. [node, /usr/lib/permafrost/dist/cli/main.js]. */
+  /** The command to run, as an argv: e.g. [/usr/local/bin/permafrost]. */
   command: readonly string[];
   configPath: string;
-  /** Account the service runs as: the owner of the vault. */
+  /** Account the services run as: the owner of the vault. */
   user: string;
   vaultDir: string;
-  /** More folders the job writes (vault.tempDir). */
+  /** More folders the jobs write (vault.tempDir). */
   writablePaths?: readonly string[];
+  /** OnCalendar= of the backup timer (schedule.backup). */
   onCalendar: string;
+  /** OnCalendar= of the verify timer (schedule.verify). */
+  verifyOnCalendar: string;
+  /** node_exporter textfile (.prom) that `permafrost metrics` rewrites after every run. */
+  metricsTextfile?: string;
 }
 
 /** Quotes one ExecStart= word the way systemd.service(5) reads it. */
@@ -180,30 +196,45 @@ function quotePath(p: string): string {
   return /\s/.test(p) ? `"${escaped}"` : escaped;
 }
 
-/** The .service and .timer pair, as file name → text. */
-export function renderUnits(opts: UnitOptions): Record<string, string> {
-  const exec = [...opts.command, '--config', opts.configPath, 'backup'].map(quoteExecArg).join(' ');
-  const writable = [opts.vaultDir, ...(opts.writablePaths ?? [])].map(quotePath).join(' ');
-  const service = `# Generated by \`permafrost systemd\`; regenerate after changing schedule.* or vault.dir.
+interface JobUnit {
+  name: string;
+  subcommand: string;
+  what: string;
+  onCalendar: string;
+  scheduleKey: string;
+  /** What SIGTERM does to the job, said above TimeoutStopSec=. */
+  stop: string;
+}
+
+function service(job: JobUnit, opts: UnitOptions): string {
+  const exec = (args: string[]): string => [...opts.command, '--config', opts.configPath, ...args].map(quoteExecArg).join(' ');
+  const writable = [opts.vaultDir, ...(opts.writablePaths ?? []), ...(opts.metricsTextfile ? [path.dirname(opts.metricsTextfile)] : [])];
+  // ExecStopPost= runs after failures too, so permafrost_last_*_success goes stale and the age alert fires; "-": a metrics hiccup is not a failed job.
+  const metrics = opts.metricsTextfile
+    ? `# Keep node_exporter's textfile current after every run, failed ones included.\nExecStopPost=-${exec(['metrics', '--textfile', opts.metricsTextfile])}\n`
+    : '';
+  return `# Generated by \`permafrost systemd\`; regenerate after changing ${job.scheduleKey}, vault.dir or vault.tempDir.
 [Unit]
-Description=permafrost backup: encrypted snapshot of the Mastodon server
+Description=permafrost ${job.subcommand}: ${job.what}
 Wants=network-online.target
 After=network-online.target postgresql.service redis-server.service
+# permafrost sends its own alerts (notify.*) when a run fails; for when it cannot even start,
+# add OnFailure=<a unit of yours that mails or pages> in a drop-in (systemctl edit ${job.name}.service).
 
 [Service]
 Type=oneshot
 User=${opts.user}
-ExecStart=${exec}
-# SIGTERM aborts a backup cleanly (no partial snapshot is left); give it time to clean up.
+ExecStart=${exec([job.subcommand])}
+${metrics}# ${job.stop}
 TimeoutStopSec=120
 UMask=0027
 Nice=10
 IOSchedulingClass=idle
 
-# Hardening: the job reads the system and Mastodon's files, and writes only to the vault.
+# Hardening: the job reads the system and Mastodon's files, and writes only to the vault (and its temp folder).
 NoNewPrivileges=yes
 ProtectSystem=strict
-ReadWritePaths=${writable}
+ReadWritePaths=${[...new Set(writable)].map(quotePath).join(' ')}
 ProtectHome=read-only
 PrivateTmp=yes
 PrivateDevices=yes
@@ -223,19 +254,49 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 # Not MemoryDenyWriteExecute=: Node's JIT needs writable executable memory.
 `;
-  const timer = `# Generated by \`permafrost systemd\` from schedule.backup; regenerate after changing it.
+}
+
+function timer(job: JobUnit): string {
+  return `# Generated by \`permafrost systemd\` from ${job.scheduleKey}; regenerate after changing it.
 [Unit]
-Description=permafrost backup on schedule
+Description=permafrost ${job.subcommand} on schedule
 
 [Timer]
-OnCalendar=${opts.onCalendar}
-# Run a missed backup at boot; fire on the second, as cron would.
+OnCalendar=${job.onCalendar}
+# Run a missed ${job.subcommand} at boot; fire on the second, as cron would.
 Persistent=true
 AccuracySec=1s
-Unit=${UNIT_NAME}.service
+Unit=${job.name}.service
 
 [Install]
 WantedBy=timers.target
 `;
-  return { [`${UNIT_NAME}.service`]: service, [`${UNIT_NAME}.timer`]: timer };
+}
+
+/** The backup and verify .service/.timer pairs, as file name → text. */
+export function renderUnits(opts: UnitOptions): Record<string, string> {
+  const jobs: JobUnit[] = [
+    {
+      name: UNIT_NAME,
+      subcommand: 'backup',
+      what: 'encrypted snapshot of the Mastodon server',
+      onCalendar: opts.onCalendar,
+      scheduleKey: 'schedule.backup',
+      stop: 'SIGTERM aborts a backup cleanly (no partial snapshot is left); give it time to clean up.',
+    },
+    {
+      name: VERIFY_UNIT_NAME,
+      subcommand: 'verify',
+      what: 'test-restore of the newest snapshot into a scratch database',
+      onCalendar: opts.verifyOnCalendar,
+      scheduleKey: 'schedule.verify',
+      stop: 'SIGTERM stops a verify cleanly (plaintext and the scratch database are removed); give it time to clean up.',
+    },
+  ];
+  const files: Record<string, string> = {};
+  for (const job of jobs) {
+    files[`${job.name}.service`] = service(job, opts);
+    files[`${job.name}.timer`] = timer(job);
+  }
+  return files;
 }

@@ -140,6 +140,15 @@ export async function findSnapshot(vaultDir: string, ref: string | undefined): P
   return found;
 }
 
+/**
+ * When `snapshot`'s folder is gone (a prune removed it after it was chosen), the one sentence
+ * saying so (exit 1: nothing is wrong with the snapshot that was, run again); else null.
+ */
+export async function vanishedSnapshotError(snapshot: SnapshotEntry, doing: string, cause: unknown): Promise<PermafrostError | null> {
+  if (await exists(snapshot.dir)) return null;
+  return new PermafrostError('tool', `Snapshot ${snapshot.id} was removed while ${doing} (a prune ran meanwhile?); run again.`, { cause });
+}
+
 /** A snapshot folder being written under a hidden temporary name. */
 export interface PartialSnapshot {
   dir: string;

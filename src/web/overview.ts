@@ -1,3 +1,5 @@
+import { statfs } from 'node:fs/promises';
+import { effectiveTimeZone } from '../config/schema-schedule.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { readAlertState, type AlertState } from '../notify/alerts.js';
@@ -40,6 +42,14 @@ export interface Overview {
   /** null when no syncthing section is configured. */
   replication: ReplicationView | null;
   replicationError: string | null;
+  /** schedule.timezone (else the system's): the page shows times in it. */
+  timeZone: string;
+  /** Free and total bytes of the file system holding vault.dir; null when it cannot be read. */
+  disk: { free: number; total: number } | null;
+  /** Whether this host is expected to have an off-site copy: a source (a receiver is the copy). */
+  needsOffsite: boolean;
+  /** Whether a syncthing section is configured (replication is null also when no reader was passed). */
+  syncthingConfigured: boolean;
 }
 
 /**
@@ -48,7 +58,10 @@ export interface Overview {
  */
 export type ReplicationView = Pick<ReplicationStatus, 'reachable' | 'error' | 'problems' | 'staleAfterSeconds'> & {
   devices: Array<
-    Pick<DeviceStatus, 'name' | 'connected' | 'lastSeen' | 'newestSnapshotComplete' | 'newestOnDevice' | 'lagSeconds' | 'lagPending' | 'stale' | 'problem'> & {
+    Pick<
+      DeviceStatus,
+      'name' | 'connected' | 'lastSeen' | 'newestSnapshotComplete' | 'newestOnDevice' | 'lagSeconds' | 'lagPending' | 'stale' | 'problem'
+    > & {
       folders: Array<Pick<FolderCompletion, 'folder' | 'completion'>>;
     }
   >;
@@ -93,6 +106,13 @@ export async function readOverview(config: Config, opts: { replication?: Replica
       replicationError = errorMessage(err);
     }
   }
+  let disk: Overview['disk'] = null;
+  try {
+    const fs = await statfs(config.vault.dir);
+    disk = { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize };
+  } catch {
+    disk = null; // a vault not created yet: the snapshot list already says so
+  }
   return {
     generatedAt: (opts.now ?? new Date()).toISOString(),
     host: snaps.find((s) => s.manifest)?.manifest?.host ?? null,
@@ -102,5 +122,9 @@ export async function readOverview(config: Config, opts: { replication?: Replica
     retention: config.vault.keep ?? null,
     replication,
     replicationError,
+    timeZone: effectiveTimeZone(config.schedule),
+    disk,
+    needsOffsite: config.role === 'source',
+    syncthingConfigured: config.syncthing !== undefined,
   };
 }

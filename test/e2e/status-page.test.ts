@@ -64,7 +64,7 @@ describe('status page', () => {
       const rows = await page.$$eval('#snapshots tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')));
       expect(rows.map((r) => r[0])).toEqual([...ids].reverse());
       expect(rows[0]![5]).toBe('✓ verified');
-      expect(rows[1]![5]).toBe('never');
+      expect(rows[1]![5]).toBe('never verified');
       expect(rows.every((r) => /\d+(\.\d)? (B|KiB|MiB)/.test(r[2]!))).toBe(true);
       // Sizes on the page are the manifests' sizes.
       const manifest = JSON.parse(readFileSync(path.join(ws.vault, ids[2]!, 'manifest.json'), 'utf8')) as { files: Array<{ bytes: number }> };

@@ -49,7 +49,9 @@ describe('cronToOnCalendar', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(UserError);
-    expect((err as Error).message).toMatch(/^schedule\.backup: cannot translate the cron pattern ".*" into a systemd OnCalendar= expression \(/);
+    expect((err as Error).message).toMatch(
+      /^schedule\.backup: cannot translate the cron pattern ".*" into a systemd OnCalendar= expression \(/,
+    );
     expect((err as Error).message).toMatch(why);
     expect((err as Error).message).toMatch(/run `permafrost daemon` instead/);
   });
@@ -71,14 +73,13 @@ describe('cronToOnCalendar', () => {
   ])('OnCalendar of %s (tz %s) elapses when croner fires', (cron, tz) => {
     const base = new Date('2026-11-26T09:17:00Z');
     const spec = cronToOnCalendar(cron, tz);
-    const r = spawnSync(
-      systemdAnalyze,
-      ['calendar', '--iterations=8', `--base-time=@${Math.floor(base.getTime() / 1000)}`, spec],
-      { encoding: 'utf8', env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' } },
-    );
+    const r = spawnSync(systemdAnalyze, ['calendar', '--iterations=8', `--base-time=@${Math.floor(base.getTime() / 1000)}`, spec], {
+      encoding: 'utf8',
+      env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' },
+    });
     expect(r.status, r.stderr).toBe(0);
-    const systemdTimes = [...r.stdout.matchAll(/(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC/g)].map(
-      (m) => new Date(`${m[1]!.replace(' ', 'T')}Z`).toISOString(),
+    const systemdTimes = [...r.stdout.matchAll(/(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC/g)].map((m) =>
+      new Date(`${m[1]!.replace(' ', 'T')}Z`).toISOString(),
     );
     const cronerTimes = new Cron(cron, { paused: true, timezone: tz ?? 'UTC' }).nextRuns(8, base).map((d) => d.toISOString());
     expect(systemdTimes).toHaveLength(8);
@@ -94,13 +95,16 @@ describe('renderUnits', () => {
     vaultDir: '/var/lib/permafrost/snapshots',
     writablePaths: ['/var/tmp/permafrost'],
     onCalendar: '*-*-* *:40:00',
+    verifyOnCalendar: '*-*-* 04:10:00',
   });
   const service = units['permafrost-backup.service']!;
   const timer = units['permafrost-backup.timer']!;
 
   it('runs `permafrost backup --config …` once, as the vault owner, with hardening', () => {
     expect(service).toContain('Type=oneshot\n');
-    expect(service).toContain(`ExecStart=${process.execPath} "/opt/perma frost/dist/cli/main.js" --config /etc/permafrost/permafrost.yaml backup\n`);
+    expect(service).toContain(
+      `ExecStart=${process.execPath} "/opt/perma frost/dist/cli/main.js" --config /etc/permafrost/permafrost.yaml backup\n`,
+    );
     expect(service).toContain('User=root\n');
     for (const line of [
       'ProtectSystem=strict',
@@ -116,7 +120,36 @@ describe('renderUnits', () => {
   });
 
   it('timer fires on the translated schedule and catches up after downtime', () => {
-    expect(timer.split('\n')).toEqual(expect.arrayContaining(['OnCalendar=*-*-* *:40:00', 'Persistent=true', 'Unit=permafrost-backup.service', 'WantedBy=timers.target']));
+    expect(timer.split('\n')).toEqual(
+      expect.arrayContaining(['OnCalendar=*-*-* *:40:00', 'Persistent=true', 'Unit=permafrost-backup.service', 'WantedBy=timers.target']),
+    );
+  });
+
+  it('a verify service and timer run `permafrost verify` on schedule.verify; metrics are rewritten after every run', () => {
+    const withMetrics = renderUnits({
+      command: ['/usr/local/bin/permafrost'],
+      configPath: '/etc/permafrost/permafrost.yaml',
+      user: 'mastodon',
+      vaultDir: '/var/lib/permafrost/snapshots',
+      onCalendar: '*-*-* *:40:00',
+      verifyOnCalendar: '*-*-* 04:10:00 Europe/Berlin',
+      metricsTextfile: '/var/lib/prometheus/node-exporter/permafrost.prom',
+    });
+    const verify = withMetrics['permafrost-verify.service']!;
+    expect(verify).toContain('ExecStart=/usr/local/bin/permafrost --config /etc/permafrost/permafrost.yaml verify\n');
+    expect(verify).toContain('User=mastodon\n');
+    expect(withMetrics['permafrost-verify.timer']!.split('\n')).toEqual(
+      expect.arrayContaining(['OnCalendar=*-*-* 04:10:00 Europe/Berlin', 'Unit=permafrost-verify.service', 'WantedBy=timers.target']),
+    );
+    for (const name of ['permafrost-backup.service', 'permafrost-verify.service']) {
+      const text = withMetrics[name]!;
+      expect(text).toContain(
+        'ExecStopPost=-/usr/local/bin/permafrost --config /etc/permafrost/permafrost.yaml metrics --textfile /var/lib/prometheus/node-exporter/permafrost.prom\n',
+      );
+      expect(text).toContain('ReadWritePaths=/var/lib/permafrost/snapshots /var/lib/prometheus/node-exporter\n');
+      expect(text).toMatch(/^# .*OnFailure=/m);
+    }
+    expect(service).not.toContain('ExecStopPost=');
   });
 
   it('quotes ExecStart words as systemd reads them', () => {
@@ -135,12 +168,20 @@ describe('renderUnits', () => {
         user: 'root',
         vaultDir: dir,
         onCalendar: cronToOnCalendar('40 * * * *', 'Europe/Berlin'),
+        verifyOnCalendar: cronToOnCalendar('10 4 * * *', 'Europe/Berlin', 'schedule.verify'),
+        metricsTextfile: path.join(dir, 'textfile', 'permafrost.prom'),
       });
       for (const [name, text] of Object.entries(ok)) writeFileSync(path.join(dir, name), text);
       const files = Object.keys(ok).map((n) => path.join(dir, n));
       const r = spawnSync(systemdAnalyze, ['verify', ...files], { encoding: 'utf8', env: { ...process.env, SYSTEMD_LOG_LEVEL: 'notice' } });
+      expect(Object.keys(ok).sort()).toEqual([
+        'permafrost-backup.service',
+        'permafrost-backup.timer',
+        'permafrost-verify.service',
+        'permafrost-verify.timer',
+      ]);
       // Only complaints about our own units count: a container may warn about its own setup.
-      const ours = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('permafrost-backup'));
+      const ours = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('permafrost-'));
       expect(ours, `${r.stdout}${r.stderr}`).toEqual([]);
       expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
 

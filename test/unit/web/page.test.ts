@@ -26,14 +26,49 @@ const overview: Overview = {
     },
   ],
   lastVerify: null,
-  alerts: { formatVersion: 1, conditions: { backup: { failing: true, since: '2026-11-26T09:00:00.000Z', error: '<script>alert(1)</script>', told: [] } }, deliveryFailures: {}, lastDelivery: {} },
+  alerts: {
+    formatVersion: 1,
+    conditions: { backup: { failing: true, since: '2026-11-26T09:00:00.000Z', error: '<script>alert(1)</script>', told: [] } },
+    deliveryFailures: {},
+    lastDelivery: {},
+  },
   retention: { last: 6 },
   replication: null,
   replicationError: null,
+  timeZone: 'UTC',
+  disk: { free: 10 * 2 ** 30, total: 20 * 2 ** 30 },
+  needsOffsite: true,
+  syncthingConfigured: true,
+};
+
+/** Syncthing with one backup device that holds the newest snapshot. */
+const offsite: Overview['replication'] = {
+  reachable: true,
+  error: null,
+  problems: [],
+  staleAfterSeconds: 7200,
+  devices: [
+    {
+      name: 'nas',
+      connected: true,
+      lastSeen: null,
+      newestSnapshotComplete: true,
+      newestOnDevice: '2026-11-26T09-40-00Z',
+      lagSeconds: 30,
+      lagPending: false,
+      stale: false,
+      problem: null,
+      folders: [],
+    },
+  ],
 };
 
 /** A second snapshot row like the first, with `over` applied. */
-const row = (over: Partial<Overview['snapshots'][number]>): Overview['snapshots'][number] => ({ ...overview.snapshots[0]!, verified: 'never', ...over });
+const row = (over: Partial<Overview['snapshots'][number]>): Overview['snapshots'][number] => ({
+  ...overview.snapshots[0]!,
+  verified: 'never',
+  ...over,
+});
 
 describe('status page rendering', () => {
   it('escapes everything that comes from the vault and state files', () => {
@@ -47,11 +82,21 @@ describe('status page rendering', () => {
   });
 
   it('lists as problems: no retention policy, a failed part of the newest snapshot, a future-dated snapshot (never the headline)', () => {
-    const calm: Overview = { ...overview, alerts: { ...overview.alerts, conditions: {} }, snapshots: [row({})] };
+    const calm: Overview = {
+      ...overview,
+      alerts: { ...overview.alerts, conditions: {} },
+      snapshots: [row({ verified: 'verified', verifiedAt: '2026-11-26T09:50:00.000Z' })],
+      replication: offsite,
+    };
     expect(renderPage(calm, null)).toContain('<p class="ok">No problems.</p>');
     const noPolicy = renderPage({ ...calm, retention: null }, null);
     expect(noPolicy).toContain('<li>no retention policy (vault.keep): every snapshot is kept until the disk is full</li>');
-    const future = row({ id: '2099-01-01T00-00-00Z', startedAt: '2099-01-01T00:00:00.000Z', finishedAt: '2099-01-01T00:00:01.000Z', future: true });
+    const future = row({
+      id: '2099-01-01T00-00-00Z',
+      startedAt: '2099-01-01T00:00:00.000Z',
+      finishedAt: '2099-01-01T00:00:01.000Z',
+      future: true,
+    });
     const failed = row({ failed: [{ part: 'redis', error: 'Redis part failed: down.', optional: false }] });
     const html = renderPage({ ...calm, snapshots: [future, failed] }, null);
     expect(html).toContain('<li>snapshot 2099-01-01T00-00-00Z is dated in the future (the clock ran ahead?)');
@@ -61,8 +106,62 @@ describe('status page rendering', () => {
     expect(html).toContain('<span class="bad" title="Redis part failed: down.">redis failed</span>');
   });
 
+  it('no off-site copy and no recent verify are problems; "No problems." only when none of them holds', () => {
+    const calm: Overview = {
+      ...overview,
+      alerts: { ...overview.alerts, conditions: {} },
+      snapshots: [row({ verified: 'verified', verifiedAt: '2026-11-26T09:50:00.000Z' })],
+      replication: offsite,
+    };
+    const noSyncthing = renderPage({ ...calm, replication: null, syncthingConfigured: false }, null);
+    expect(noSyncthing).toContain(
+      '<li>no off-site copy: no syncthing section is configured, so every snapshot lives on this host only</li>',
+    );
+    expect(noSyncthing).not.toContain('No problems.');
+    expect(renderPage({ ...calm, replication: null, syncthingConfigured: false, needsOffsite: false }, null)).toContain('No problems.');
+    const behind = { ...offsite, devices: [{ ...offsite.devices[0]!, newestSnapshotComplete: false }] };
+    expect(renderPage({ ...calm, replication: behind }, null)).toContain(
+      '<li>no off-site copy of the newest snapshot 2026-11-26T09-40-00Z: no backup device holds it yet</li>',
+    );
+    const never = renderPage({ ...calm, snapshots: [row({})] }, null);
+    expect(never).toContain('<li>no snapshot was ever verified: run `permafrost verify`, and check schedule.verify runs</li>');
+    expect(never).toContain('<span class="muted">never verified</span>');
+    expect(never).not.toMatch(/>never</);
+    const old = renderPage({ ...calm, snapshots: [row({ verified: 'verified', verifiedAt: '2026-11-18T10:00:00.000Z' })] }, null);
+    expect(old).toMatch(/<li>no successful verify for 8 d \(more than 7 days\): run `permafrost verify`/);
+  });
+
+  it('shows times in schedule.timezone, one age per snapshot, disk free and vault growth', () => {
+    const o: Overview = {
+      ...overview,
+      timeZone: 'Europe/Berlin',
+      snapshots: [
+        row({}),
+        row({ id: '2026-11-25T09-40-00Z', startedAt: '2026-11-25T09:40:00.000Z', finishedAt: '2026-11-25T09:40:02.000Z' }),
+      ],
+    };
+    const jobs = [{ name: 'backup', cron: '40 * * * *', running: false, nextRun: '2026-11-26T10:40:00.000Z', lastRun: null }];
+    const html = renderPage(o, jobs);
+    expect(html).toContain('(2026-11-26 11:40 Europe/Berlin)');
+    expect(html).toContain('backup failing since 2026-11-26 10:00 Europe/Berlin');
+    expect(html).toContain('Generated 2026-11-26 11:00 Europe/Berlin');
+    expect(html).not.toContain(' UTC');
+    // The headline and the table count the age from the same moment.
+    expect(html).toContain('<strong>20 min old</strong>');
+    expect(html).toMatch(/<td><code>2026-11-26T09-40-00Z<\/code><\/td><td>20 min ago<\/td>/);
+    expect(html).toContain('vault.dir: <strong>10.0 GiB free of 20.0 GiB</strong>; snapshots of the last 7 days add');
+  });
+
   it('draws a chart point per snapshot, and says so when there is none', () => {
-    const svg = lineChart({ title: 't', color: '#000', format: String, points: [{ t: 1, v: 5, label: 'a' }, { t: 2, v: 7, label: 'b' }] });
+    const svg = lineChart({
+      title: 't',
+      color: '#000',
+      format: String,
+      points: [
+        { t: 1, v: 5, label: 'a' },
+        { t: 2, v: 7, label: 'b' },
+      ],
+    });
     expect(svg.match(/<circle /g)).toHaveLength(2);
     expect(lineChart({ title: 't', color: '#000', format: String, points: [] })).toContain('no snapshots yet');
   });
