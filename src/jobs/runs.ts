@@ -46,13 +46,13 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
 }
 
 /** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
-export async function runVerifyJob(config: Config, opts: JobRunOptions & { snapshot?: string } = {}): Promise<VerifyResult> {
+export async function runVerifyJob(config: Config, opts: JobRunOptions & { snapshot?: string; passphraseFile?: string } = {}): Promise<VerifyResult> {
   const log = opts.log ?? quiet;
   await sweepAndReport(config, log);
   try {
     return await verifyWithAlerts(
       config,
-      () => runVerify(config, { snapshot: opts.snapshot, signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+      () => runVerify(config, { snapshot: opts.snapshot, passphraseFile: opts.passphraseFile, signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
       { log, signal: opts.signal },
     );
   } finally {
