@@ -6,9 +6,10 @@ import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
 import { IntegrityError, PermafrostError } from '../errors.js';
 import type { NotifyLog } from '../notify/alerts.js';
-import { backupWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
+import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
 import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
+import { checkFailed, runCheck, type CheckResult } from './check.js';
 import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import { checkDevices } from './watch.js';
@@ -58,6 +59,12 @@ export async function runVerifyJob(config: Config, opts: JobRunOptions & { snaps
   } finally {
     await checkDevices(config, log);
   }
+}
+
+/** One check of `snapshot` (default: every snapshot) with its alerts: damage is alerted once, and resolved by a whole-vault check that passes. */
+export async function runCheckJob(config: Config, opts: Pick<JobRunOptions, 'log'> & { snapshot?: string } = {}): Promise<CheckResult> {
+  const whole = opts.snapshot === undefined || opts.snapshot === 'all';
+  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), { whole, describe: (r) => checkFailed(r).message, log: opts.log ?? quiet });
 }
 
 /** The error a failed verification ends the CLI command or the daemon's run with (exit 3). */
