@@ -12,6 +12,7 @@ export const COMMANDS: Record<string, () => Promise<RegisterCommand>> = {
   list: async () => (await import('./commands/list.js')).registerList,
   restore: async () => (await import('./commands/restore.js')).registerRestore,
   verify: async () => (await import('./commands/verify.js')).registerVerify,
+  check: async () => (await import('./commands/check.js')).registerCheck,
   metrics: async () => (await import('./commands/metrics.js')).registerMetrics,
   prune: async () => (await import('./commands/prune.js')).registerPrune,
   daemon: async () => (await import('./commands/daemon.js')).registerDaemon,

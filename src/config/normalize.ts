@@ -5,12 +5,16 @@ import type { Config, RawConfig, SourceConfig } from './schema.js';
 export type Normalized = { ok: true; config: Config } | { ok: false; problems: string[] };
 
 /**
- * Decides once whether this config is the server's (source: it backs up, so it needs `database`)
- * or a backup device's (syncthing.role: receiver: it only holds replicas, so it has none).
+ * Decides once whether this config is the server's (source: it backs up, so it needs `database`
+ * and `vault.passphraseFile`) or a backup device's (it only holds replicas, so it has neither).
+ * A device is `syncthing.role: receiver`, or a config with no syncthing section and no database
+ * (`vault.dir` alone): such a config can make no backup, so it is read as a device's, for list,
+ * check, status and `restore --passphrase-file`.
  */
 export function normalizeConfig(raw: RawConfig, configPath: string): Normalized {
   const { database, ...common } = raw;
-  if (raw.syncthing?.role === 'receiver') {
+  const device = raw.syncthing?.role === 'receiver' || (raw.syncthing === undefined && database === undefined);
+  if (device) {
     if (database !== undefined) {
       return {
         ok: false,
@@ -21,10 +25,18 @@ export function normalizeConfig(raw: RawConfig, configPath: string): Normalized 
     }
     return { ok: true, config: { ...common, configPath, role: 'receiver' } };
   }
+  const problems: string[] = [];
   if (database === undefined) {
-    return { ok: false, problems: ['database: required (only a Syncthing receiver, syncthing.role: receiver, may leave it out)'] };
+    problems.push(
+      "database: required on the server (syncthing.role: source); a backup device's config sets syncthing.role: receiver, or has no syncthing section",
+    );
   }
-  return { ok: true, config: { ...common, configPath, role: 'source', database } };
+  const passphraseFile = raw.vault.passphraseFile;
+  if (passphraseFile === undefined) {
+    problems.push('vault.passphraseFile: required on the server, which encrypts every snapshot with it (`permafrost init` creates one)');
+  }
+  if (database === undefined || passphraseFile === undefined) return { ok: false, problems };
+  return { ok: true, config: { ...common, vault: { ...common.vault, passphraseFile }, configPath, role: 'source', database } };
 }
 
 /** The config as a source's, for a job that needs the database; on a backup device one UserError says what to change. */

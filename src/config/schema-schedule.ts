@@ -7,6 +7,9 @@ export const DEFAULT_BACKUP_CRON = '40 * * * *';
 /** A daily test-restore, away from the hourly backup at minute 40. */
 export const DEFAULT_VERIFY_CRON = '10 4 * * *';
 
+/** The passphrase-free check of every snapshot's sizes and SHA-256 sums: hourly, away from the backup at minute 40. */
+export const DEFAULT_CHECK_CRON = '25 * * * *';
+
 /** True when `tz` is an IANA zone name Intl (and so croner) understands. */
 export function isValidTimeZone(tz: string): boolean {
   try {
@@ -54,6 +57,8 @@ export const scheduleSchema = z.strictObject({
   backup: cronPattern.default(DEFAULT_BACKUP_CRON),
   /** Test-restore of the newest snapshot (permafrost verify) by the daemon: daily at 04:10. */
   verify: cronPattern.default(DEFAULT_VERIFY_CRON),
+  /** Passphrase-free check of every snapshot against its manifest (permafrost check), on the server and on devices: hourly at minute 25. */
+  check: cronPattern.default(DEFAULT_CHECK_CRON),
   /** IANA name such as Europe/Berlin (default: the system's timezone). */
   timezone: z
     .string()

@@ -24,7 +24,8 @@ export const databaseSchema = z.strictObject({
 
 export const vaultSchema = z.strictObject({
   dir: absPath,
-  passphraseFile: absPath,
+  /** Required on the server (it encrypts with it); a backup device needs none (restore --passphrase-file gives it then). See normalize.ts. */
+  passphraseFile: absPath.optional(),
   /** Where restore/verify decrypt snapshots (a private 0700 folder is made inside). */
   tempDir: absPath.optional(),
   /** Retention (GFS); without it nothing is ever pruned. */
@@ -55,11 +56,12 @@ export type RawConfig = z.output<typeof configSchema>;
 export type DatabaseConfig = z.output<typeof databaseSchema>;
 
 type CommonConfig = Omit<RawConfig, 'database'> & { configPath: string };
+export type VaultConfig = RawConfig['vault'];
 
-/** The server's config: it makes the backups, so it has a database. */
-export type SourceConfig = CommonConfig & { role: 'source'; database: DatabaseConfig };
+/** The server's config: it makes the backups, so it has a database and the passphrase to encrypt with. */
+export type SourceConfig = Omit<CommonConfig, 'vault'> & { role: 'source'; database: DatabaseConfig; vault: VaultConfig & { passphraseFile: string } };
 
-/** A backup device's (syncthing.role: receiver): it holds replicas and has no database. */
+/** A backup device's (syncthing.role: receiver, or no syncthing section and no database): it holds replicas, has no database and needs no passphrase. */
 export type ReceiverConfig = CommonConfig & { role: 'receiver' };
 
 /** A loaded config; a job that needs the database asks for a SourceConfig (normalize.ts: requireSource). */

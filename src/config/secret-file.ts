@@ -72,3 +72,16 @@ function firstLine(bytes: Buffer, file: string, key: string): Buffer {
   if (line.length === 0) throw new UserError(`${key}: ${file} is empty; its first line must hold the secret.`);
   return line;
 }
+
+/**
+ * The vault passphrase for a job that decrypts (restore, verify): from `--passphrase-file` when
+ * given (a backup device keeps no passphrase on its disk), else from vault.passphraseFile, else
+ * one UserError saying to pass the flag.
+ */
+export function passphraseFor(config: { vault: { passphraseFile?: string | undefined } }, flagValue: string | undefined, job: string): string {
+  if (flagValue !== undefined) return readPassphraseFile(flagValue, '--passphrase-file');
+  if (config.vault.passphraseFile !== undefined) return readPassphraseFile(config.vault.passphraseFile);
+  throw new UserError(
+    `permafrost ${job} needs the vault passphrase, and this config has no vault.passphraseFile (a backup device keeps none): pass --passphrase-file FILE (a 0600 file holding it, e.g. on a USB stick).`,
+  );
+}

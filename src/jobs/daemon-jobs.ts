@@ -9,7 +9,8 @@ import { BusyError } from '../errors.js';
 import { notifyOutcome } from '../notify/alerts.js';
 import type { Config, SourceConfig } from '../config/schema.js';
 import { Daemon, type DaemonLogger, type DaemonService, type ScheduledJob } from '../schedule/daemon.js';
-import { runBackupJob, runVerifyJob, verificationFailed } from './runs.js';
+import { checkFailed } from './check.js';
+import { runBackupJob, runCheckJob, runVerifyJob, verificationFailed } from './runs.js';
 import { daemonNotifyLog, webService } from './watch.js';
 
 /** The time between two consecutive runs of `cron` from now, in ms (one backup period). */
@@ -71,11 +72,28 @@ function verifyJob(config: Config, logger: DaemonLogger): ScheduledJob {
   };
 }
 
-/** Jobs on a schedule, by role: the server backs up and verifies; a backup device only verifies, on the server in verify.connection. */
+/** The check job: every snapshot against its manifest on schedule.check (no passphrase needed); damage fails the run. */
+function checkJob(config: Config, logger: DaemonLogger): ScheduledJob {
+  const log = daemonNotifyLog(logger);
+  return {
+    name: 'check',
+    cron: config.schedule.check,
+    async run() {
+      const r = await runCheckJob(config, { log });
+      if (!r.ok) throw checkFailed(r);
+      return { checked: r.snapshots.length, durationMs: r.durationMs };
+    },
+  };
+}
+
+/**
+ * Jobs on a schedule, by role: the server backs up, verifies and checks; a backup device checks,
+ * and verifies only on the server in verify.connection.
+ */
 function scheduledJobs(config: Config, logger: DaemonLogger): ScheduledJob[] {
-  if (config.role === 'source') return [backupJob(config, logger), verifyJob(config, logger)];
-  // A device without verify.connection has no PostgreSQL to test-restore on; it still serves web.
-  return config.verify?.connection ? [verifyJob(config, logger)] : [];
+  if (config.role === 'source') return [backupJob(config, logger), verifyJob(config, logger), checkJob(config, logger)];
+  // A device without verify.connection has no PostgreSQL to test-restore on; it still checks and serves web.
+  return config.verify?.connection ? [verifyJob(config, logger), checkJob(config, logger)] : [checkJob(config, logger)];
 }
 
 /** Services started and stopped with the daemon: the status page and /metrics when the config has `web`. */

@@ -53,7 +53,8 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
     return { configPath: null, lines: [line], ok: false };
   }
   const lines: CheckLine[] = [{ check: 'config', status: 'ok', message: `${config.configPath} is valid` }];
-  lines.push(await checkPassphrase(config.vault.passphraseFile));
+  // A backup device keeps no passphrase (restore takes --passphrase-file): nothing to check then.
+  if (config.vault.passphraseFile !== undefined) lines.push(await checkPassphrase(config.vault.passphraseFile));
   if (config.role === 'source') {
     const db = await checkDatabase(config.database);
     lines.push(db.line);

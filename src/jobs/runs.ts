@@ -6,9 +6,10 @@ import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
 import { IntegrityError, PermafrostError } from '../errors.js';
 import type { NotifyLog } from '../notify/alerts.js';
-import { backupWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
+import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
 import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
+import { checkFailed, runCheck, type CheckResult } from './check.js';
 import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import { checkDevices } from './watch.js';
@@ -46,18 +47,24 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
 }
 
 /** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
-export async function runVerifyJob(config: Config, opts: JobRunOptions & { snapshot?: string } = {}): Promise<VerifyResult> {
+export async function runVerifyJob(config: Config, opts: JobRunOptions & { snapshot?: string; passphraseFile?: string } = {}): Promise<VerifyResult> {
   const log = opts.log ?? quiet;
   await sweepAndReport(config, log);
   try {
     return await verifyWithAlerts(
       config,
-      () => runVerify(config, { snapshot: opts.snapshot, signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+      () => runVerify(config, { snapshot: opts.snapshot, passphraseFile: opts.passphraseFile, signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
       { log, signal: opts.signal },
     );
   } finally {
     await checkDevices(config, log);
   }
+}
+
+/** One check of `snapshot` (default: every snapshot) with its alerts: damage is alerted once, and resolved by a whole-vault check that passes. */
+export async function runCheckJob(config: Config, opts: Pick<JobRunOptions, 'log'> & { snapshot?: string } = {}): Promise<CheckResult> {
+  const whole = opts.snapshot === undefined || opts.snapshot === 'all';
+  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), { whole, describe: (r) => checkFailed(r).message, log: opts.log ?? quiet });
 }
 
 /** The error a failed verification ends the CLI command or the daemon's run with (exit 3). */

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { readPassphraseFile } from '../config/secret-file.js';
+import { passphraseFor } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
 import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../recover/decrypt.js';
@@ -67,6 +67,8 @@ export async function runVerify(config: Config, opts: VerifyOptions = {}): Promi
 
 interface VerifyOptions {
   snapshot?: string;
+  /** --passphrase-file: wins over vault.passphraseFile (a backup device keeps none). */
+  passphraseFile?: string;
   events?: JobEvents;
   signal?: AbortSignal;
 }
@@ -78,7 +80,7 @@ async function verifyOnce(
   run: { t0: number; checkedAt: string; snapshot: string | null },
 ): Promise<VerifyResult> {
   const { t0, checkedAt } = run;
-  const passphrase = readPassphraseFile(config.vault.passphraseFile);
+  const passphrase = passphraseFor(config, opts.passphraseFile, 'verify');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   run.snapshot = snapshot.id;
   const server = verifyServer(config, scratchName(config));

@@ -17,7 +17,9 @@ export type Outcome =
   | { kind: 'backup'; ok: false; error: string }
   | { kind: 'verify'; ok: true; snapshot: string }
   | { kind: 'verify'; ok: false; snapshot: string | null; error: string }
-  | { kind: 'device'; device: string; ok: boolean; snapshot: string | null; error?: string };
+  | { kind: 'device'; device: string; ok: boolean; snapshot: string | null; error?: string }
+  | { kind: 'check'; ok: true }
+  | { kind: 'check'; ok: false; error: string };
 
 /** One delivery to one channel, after its retries. */
 export interface Delivery {
@@ -91,6 +93,11 @@ function describe(o: Exclude<Outcome, { kind: 'backup.start' }>, host: string, r
     return resolved
       ? { event: 'verify.resolved', message: `${on}: snapshot ${o.snapshot ?? ''} passed verification again.` }
       : { event: 'verify.failed', message: `${on}: verify of snapshot ${o.snapshot ?? '?'} failed: ${o.ok ? '' : o.error}` };
+  }
+  if (o.kind === 'check') {
+    return resolved
+      ? { event: 'check.resolved', message: `${on}: every snapshot passed its check again.` }
+      : { event: 'check.failed', message: `${on}: snapshot check failed: ${o.ok ? '' : o.error}` };
   }
   return resolved
     ? { event: 'device.resolved', message: `${on}: device ${o.device} is up to date again${o.snapshot ? ` (has ${o.snapshot})` : ''}.` }

@@ -67,6 +67,27 @@ export async function verifyWithAlerts<T extends { ok: boolean; snapshot: string
   return result;
 }
 
+/**
+ * Runs a snapshot check and reports damage (or an error that kept it from running) once, and its
+ * end once. Only a check of the whole vault (`whole`) can say the damage is gone.
+ */
+export async function checkWithAlerts<T extends { ok: boolean }>(
+  config: Config,
+  run: () => Promise<T>,
+  opts: { whole: boolean; describe: (result: T) => string; log?: NotifyLog },
+): Promise<T> {
+  let result: T;
+  try {
+    result = await run();
+  } catch (err) {
+    await notifyOutcome(config, { kind: 'check', ok: false, error: errorMessage(err) }, { log: opts.log });
+    throw err;
+  }
+  if (!result.ok) await notifyOutcome(config, { kind: 'check', ok: false, error: opts.describe(result) }, { log: opts.log });
+  else if (opts.whole) await notifyOutcome(config, { kind: 'check', ok: true }, { log: opts.log });
+  return result;
+}
+
 /** Reports each device's staleness (from replication status): one alert when stale, one when it recovers. */
 export async function reportDevices(
   config: Config,

@@ -7,9 +7,8 @@ import { assertDbName } from '../tools/postgres.js';
 import { constants, existsSync } from 'node:fs';
 import { copyFile, link, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readPassphraseFile } from '../config/secret-file.js';
-import { requireSource } from '../config/normalize.js';
-import type { Config } from '../config/schema.js';
+import { passphraseFor } from '../config/secret-file.js';
+import { databaseSchema, type Config, type DatabaseConfig } from '../config/schema.js';
 import type { JobEvents } from '../jobs/events.js';
 import { PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
@@ -30,6 +29,8 @@ export interface RestoreOptions {
   terminateSessions?: boolean;
   jobs?: number;
   noOwner?: boolean;
+  /** --passphrase-file: wins over vault.passphraseFile (a backup device keeps none). */
+  passphraseFile?: string;
   events?: JobEvents;
   /** Stop requested (SIGINT/SIGTERM): programs are stopped, temp folders removed, and the run fails saying how far it got. */
   signal?: AbortSignal;
@@ -103,12 +104,19 @@ export function nextSteps(r: { database: string | null; redis: string | null; se
 }
 
 /**
+ * The server to restore into: the config's database section, or, on a backup device (which has
+ * none), the PostgreSQL that libpq's environment names (PGHOST, PGPORT, PGUSER, PGPASSFILE, …).
+ */
+function targetServer(config: Config, database: string): DatabaseConfig {
+  return config.role === 'source' ? config.database : databaseSchema.parse({ name: database });
+}
+
+/**
  * Restores what was asked for from one snapshot: every destination and the target database are
  * checked first, then the requested files are written (each verified, never overwriting), then
  * the database (decrypted and verified before it is touched). Temp folders go on every path.
  */
-export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promise<RestoreResult> {
-  const config = requireSource(anyConfig, 'restore');
+export async function runRestore(config: Config, opts: RestoreOptions): Promise<RestoreResult> {
   if (!opts.database && !opts.redis && !opts.secrets) {
     throw new UserError('Nothing to restore: pass --database NAME, --redis FILE and/or --secrets FILE.');
   }
@@ -118,13 +126,14 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
   if (redis) checkDestination(redis, '--redis');
   if (secrets) checkDestination(secrets, '--secrets');
   if (redis && redis === secrets) throw new UserError('--redis and --secrets name the same file; give each its own path.');
-  const passphrase = readPassphraseFile(config.vault.passphraseFile);
+  const passphrase = passphraseFor(config, opts.passphraseFile, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   // Every requested part must exist before any is written, so a missing one fails without side effects.
   const dbFile = opts.database ? partFile(snapshot, 'database') : null;
   if (redis) partFile(snapshot, 'redis');
   if (secrets) partFile(snapshot, 'secrets');
-  const target = opts.database ? await inspectTarget(config.database, opts.database) : null;
+  const server = opts.database ? targetServer(config, opts.database) : null;
+  const target = opts.database && server ? await inspectTarget(server, opts.database) : null;
   if (opts.database && target) checkTarget(target, opts.database, opts);
 
   /** A step stopped by the signal fails with one sentence; the database step says itself when the target was touched. */
@@ -143,11 +152,11 @@ export async function runRestore(anyConfig: Config, opts: RestoreOptions): Promi
     files.push(await stoppable(writePart(snapshot, passphrase, 'secrets', secrets, opts.signal)));
   }
   let database: DatabaseRestoreResult | null = null;
-  if (opts.database && dbFile && target) {
+  if (opts.database && dbFile && target && server) {
     const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
     try {
       database = await stoppable(restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
-        server: config.database,
+        server,
         database: opts.database,
         target,
         jobs: opts.jobs,

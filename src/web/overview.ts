@@ -7,6 +7,7 @@ import { readLastVerifyRun, readVerifyState, verifyStatus, type VerifyStatus } f
 import type { DeviceStatus, FolderCompletion, ReplicationStatus } from '../replicate/status.js';
 import type { FailedPart, ManifestFile } from '../vault/manifest.js';
 import type { KeepPolicy } from '../vault/retention.js';
+import { checkStatus, readCheckState, type CheckStatus } from '../vault/check.js';
 import { listSnapshots } from '../vault/store.js';
 
 export interface SnapshotRow {
@@ -23,6 +24,9 @@ export interface SnapshotRow {
   verifiedAt: string | null;
   verifyReason: string | null;
   problem: string | null;
+  /** `permafrost check`'s verdict (sizes and SHA-256 against the manifest) and what it found wrong. */
+  checked: CheckStatus;
+  checkProblems: string[];
   /** Parts that failed in this backup (the snapshot holds the rest). */
   failed: FailedPart[];
   /** Dated in the future (a clock that ran ahead): never counted as the newest. */
@@ -37,6 +41,8 @@ export interface Overview {
   /** The most recent verify run, also one that failed before reaching a verdict (snapshot null: none was chosen). */
   lastVerify: { snapshot: string | null; ok: boolean; checkedAt: string; durationMs: number; reason: string | null } | null;
   alerts: AlertState;
+  /** When `permafrost check` last ran; null when never. */
+  lastCheck: { checkedAt: string; durationMs: number; failed: string[] } | null;
   /** vault.keep; null when none is set (then snapshots pile up until the disk is full). */
   retention: KeepPolicy | null;
   /** null when no syncthing section is configured. */
@@ -74,6 +80,7 @@ export type ReplicationReader = (config: Config) => Promise<ReplicationView>;
 export async function readOverview(config: Config, opts: { replication?: ReplicationReader; now?: Date } = {}): Promise<Overview> {
   const snaps = await listSnapshots(config.vault.dir);
   const verified = await readVerifyState(config.vault.dir);
+  const checks = await readCheckState(config.vault.dir);
   const rows: SnapshotRow[] = snaps.map((s) => {
     const m = s.manifest;
     const v = verified[s.id];
@@ -90,6 +97,8 @@ export async function readOverview(config: Config, opts: { replication?: Replica
       verifiedAt: v?.checkedAt ?? null,
       verifyReason: v?.reason ?? null,
       problem: s.problem ?? null,
+      checked: checkStatus(checks.snapshots[s.id]),
+      checkProblems: checks.snapshots[s.id]?.problems ?? [],
       failed: m?.failed ?? [],
       future: s.future,
     };
@@ -119,6 +128,7 @@ export async function readOverview(config: Config, opts: { replication?: Replica
     snapshots: rows,
     lastVerify,
     alerts: await readAlertState(config.vault.dir),
+    lastCheck: checks.lastRun ?? null,
     retention: config.vault.keep ?? null,
     replication,
     replicationError,

@@ -51,7 +51,8 @@ function verifiedCell(s: SnapshotRow): string {
 function partsCell(s: SnapshotRow): string {
   if (s.problem) return `<span class="bad" title="${esc(s.problem)}">damaged</span>`;
   const failed = s.failed.map((f) => `<span class="${f.optional ? 'muted' : 'bad'}" title="${esc(f.error)}">${esc(f.part)} failed</span>`);
-  return [esc(s.parts.map((p) => p.part).join(', ')), ...failed].join(', ');
+  const check = s.checked === 'failed' ? [`<span class="bad" title="${esc(s.checkProblems.join('; '))}">check failed</span>`] : [];
+  return [esc(s.parts.map((p) => p.part).join(', ')), ...failed, ...check].join(', ');
 }
 
 function snapshotTable(rows: SnapshotRow[], now: number): string {
@@ -124,6 +125,7 @@ function problems(o: Overview, jobs: JobView[] | null): string[] {
   for (const j of jobs ?? []) if (j.lastRun?.outcome === 'failed') out.push(`last ${j.name} run failed: ${j.lastRun.error ?? ''}`);
   for (const p of o.replication?.problems ?? []) out.push(p);
   for (const s of o.snapshots) if (s.problem) out.push(`snapshot ${s.id} is damaged: ${s.problem}`);
+  for (const s of o.snapshots) if (s.checked === 'failed') out.push(`snapshot ${s.id} failed its check: ${s.checkProblems.join('; ')}`);
   for (const s of o.snapshots.slice(0, RECENT))
     if (s.verified === 'failed') out.push(`snapshot ${s.id} failed verification: ${s.verifyReason ?? ''}`);
   for (const s of o.snapshots) {

@@ -51,6 +51,15 @@ export async function renderMetrics(o: Overview): Promise<string> {
     gauge('permafrost_last_verify_duration_seconds', 'How long the most recent verify took.').set(o.lastVerify.durationMs / 1000);
   }
 
+  const byCheck = gauge('permafrost_snapshots_check', 'Snapshots by their check result (sizes and SHA-256 against the manifest).', ['result']);
+  for (const result of ['ok', 'failed', 'never'] as const) byCheck.set({ result }, o.snapshots.filter((s) => s.checked === result).length);
+  const checkOk = gauge('permafrost_snapshot_check_ok', 'Check result per snapshot: 1 passed, 0 failed (unchecked ones are absent).', ['snapshot']);
+  for (const s of o.snapshots) if (s.checked !== 'never') checkOk.set({ snapshot: s.id }, s.checked === 'ok' ? 1 : 0);
+  if (o.lastCheck) {
+    gauge('permafrost_last_check_timestamp_seconds', 'When permafrost check last ran (Unix time).').set(seconds(o.lastCheck.checkedAt));
+    gauge('permafrost_last_check_failed_snapshots', 'Snapshots the most recent check found damaged.').set(o.lastCheck.failed.length);
+  }
+
   const failing = gauge('permafrost_condition_failing', 'Alert conditions currently failing (backup, verify, device:NAME).', ['condition']);
   for (const [condition, c] of Object.entries(o.alerts.conditions)) failing.set({ condition }, c.failing ? 1 : 0);
   const deliveries = new Counter({

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { clusterPerFile } from '../harness/suite.js';
 import { parseConfig } from '../../src/config/load.js';
+import { requireSource } from '../../src/config/normalize.js';
 import { pruneAfterBackup, type PruneResult } from '../../src/jobs/prune.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { snapshotIdFor } from '../../src/vault/store.js';
@@ -180,9 +181,9 @@ describe('prune', () => {
     // vault.dir is a file here, so listing the vault fails inside prune.
     const notADir = path.join(ws.dir, 'not-a-dir');
     writeFileSync(notADir, '');
-    const config = parseConfig(
-      `database: { name: source }\nvault: { dir: ${ws.vault}, passphraseFile: ${ws.passFile}, keep: { last: 1 } }\n`,
-      ws.configFile,
+    const config = requireSource(
+      parseConfig(`database: { name: source }\nvault: { dir: ${ws.vault}, passphraseFile: ${ws.passFile}, keep: { last: 1 } }\n`, ws.configFile),
+      'prune',
     );
     const result = await pruneAfterBackup({ ...config, vault: { ...config.vault, dir: notADir } });
     expect(result.result).toBeNull();

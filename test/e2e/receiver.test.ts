@@ -115,7 +115,7 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     const end = await d.result;
     expect(end.code, end.stderr).toBe(0);
     const start = lines().find((l) => l.event === 'daemon.start') as { jobs: Array<{ name: string }> };
-    expect(start.jobs.map((j) => j.name)).toEqual(['verify']);
+    expect(start.jobs.map((j) => j.name)).toEqual(['verify', 'check']);
     expect(lines().some((l) => l.job === 'backup')).toBe(false);
     expect(lines().find((l) => l.event === 'run.fail')!.error).toMatch(new RegExp(`^Snapshot ${snapshot} failed verification: database.pgdump.gpg does not match the SHA-256`));
     expect(metrics).toContain('permafrost_');
@@ -124,7 +124,7 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     expect(scratchDbs()).toBe('0');
   });
 
-  it('the daemon without verify.connection runs no job, stays up, and exits 0 on SIGTERM', async () => {
+  it('the daemon without verify.connection runs only the check, stays up, and exits 0 on SIGTERM', async () => {
     const ws = await receiver({ verify: undefined });
     const d = startCli(['--config', ws.configFile, 'daemon']);
     let out = '';
@@ -136,6 +136,6 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     d.child.kill('SIGTERM');
     const end = await d.result;
     expect(end.code, end.stderr).toBe(0);
-    expect((JSON.parse(out.split('\n')[0]!) as { jobs: unknown[] }).jobs).toEqual([]);
+    expect((JSON.parse(out.split('\n')[0]!) as { jobs: unknown[] }).jobs).toEqual([expect.objectContaining({ name: 'check' })]);
   });
 });

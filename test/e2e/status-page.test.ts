@@ -75,7 +75,7 @@ describe('status page', () => {
       expect(await page.$$eval('svg circle', (c) => c.length)).toBe(6);
       // The schedule table comes from the daemon.
       const jobs = await page.$$eval('#jobs tbody tr td:first-child', (tds) => tds.map((td) => td.textContent));
-      expect(jobs).toEqual(['backup', 'verify']);
+      expect(jobs).toEqual(['backup', 'verify', 'check']);
       // The stylesheet loaded under the CSP (a table header is styled bold).
       expect(await page.$eval('th', (th) => getComputedStyle(th).fontWeight)).toBe('600');
       expect(consoleErrors, consoleErrors.join('\n')).toEqual([]);
@@ -87,7 +87,7 @@ describe('status page', () => {
       expect(sampleValue(parsePromText(await metrics.text()), 'permafrost_snapshots')).toBe(3);
       const status = (await (await fetch(`${url}api/status.json`)).json()) as { snapshots: Array<{ id: string }>; jobs: Array<{ name: string }> };
       expect(status.snapshots.map((s) => s.id)).toEqual([...ids].reverse());
-      expect(status.jobs.map((j) => j.name)).toEqual(['backup', 'verify']);
+      expect(status.jobs.map((j) => j.name)).toEqual(['backup', 'verify', 'check']);
       expect((await fetch(url, { method: 'POST' })).status).toBe(405);
     } finally {
       daemon.child.kill('SIGTERM');

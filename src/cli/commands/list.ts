@@ -1,5 +1,6 @@
 import { IntegrityError } from '../../errors.js';
 import { readVerifyState, verifyStatus } from '../../recover/verify-state.js';
+import { checkStatus, readCheckState } from '../../vault/check.js';
 import { listSnapshots } from '../../vault/store.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { formatAge, formatBytes } from '../../format.js';
@@ -14,6 +15,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
       const cfg = config();
       const snaps = await listSnapshots(cfg.vault.dir);
       const verified = await readVerifyState(cfg.vault.dir);
+      const checked = (await readCheckState(cfg.vault.dir)).snapshots;
       const now = Date.now();
       const rows = snaps.map((s) => ({
         id: s.id,
@@ -26,17 +28,21 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         problem: s.problem ?? null,
         verified: verifyStatus(verified[s.id]),
         verifiedAt: verified[s.id]?.checkedAt ?? null,
+        checked: checkStatus(checked[s.id]),
+        checkedAt: checked[s.id]?.checkedAt ?? null,
+        checkProblems: checked[s.id]?.problems ?? [],
       }));
       if (opts.json) io.out(JSON.stringify(rows, null, 2));
       else if (rows.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
       else {
-        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CONTENTS'].join('\t'));
+        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
         for (const r of rows) {
           const size = r.bytes === null ? '?' : formatBytes(r.bytes);
           const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
+          const check = r.checked === 'ok' ? '✓' : r.checked === 'failed' ? `✗ ${r.checkProblems.join('; ')}` : 'never';
           const contents = r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
           const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
-          io.out([r.id, age, size, mark, contents].join('\t'));
+          io.out([r.id, age, size, mark, check, contents].join('\t'));
         }
         for (const r of rows.filter((x) => x.future)) {
           io.err(`warning: snapshot ${r.id} is dated in the future (the clock ran ahead?): it is never taken as "latest" or pruned; move it out of ${cfg.vault.dir} once it is not needed.`);

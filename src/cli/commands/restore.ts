@@ -15,6 +15,7 @@ interface RestoreFlags {
   terminateSessions?: boolean;
   jobs?: number;
   owner: boolean;
+  passphraseFile?: string;
   json?: boolean;
 }
 
@@ -32,6 +33,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     .option('--terminate-sessions', 'end other sessions on the target database right before pg_restore runs (without it, restore refuses a database in use)')
     .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
     .option('--no-owner', 'do not restore object ownership (when the original roles do not exist here)')
+    .option('--passphrase-file <file>', 'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none')
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -40,6 +42,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore 2026-11-26T07-40-00Z --database mastodon_production --force --jobs 2',
         'permafrost restore latest --redis /root/dump.rdb --secrets /root/env.production',
         'permafrost restore latest --database mastodon_production --force --terminate-sessions   # Mastodon still connected',
+        'PGHOST=/var/run/postgresql permafrost restore latest --database mastodon_production --passphrase-file /media/usb/passphrase   # on a backup device',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
@@ -55,6 +58,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         terminateSessions: opts.terminateSessions,
         jobs: opts.jobs,
         noOwner: !opts.owner,
+        passphraseFile: opts.passphraseFile,
         events: shown.events,
         signal,
       })).finally(() => shown.done());

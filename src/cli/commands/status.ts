@@ -1,6 +1,7 @@
 import { RemoteError } from '../../errors.js';
 import { readVerifyState, verifyStatus, type VerifyStatus } from '../../recover/verify-state.js';
 import { replicationStatus, type ReplicationStatus } from '../../replicate/status.js';
+import { checkStatus, readCheckState, type CheckStatus } from '../../vault/check.js';
 import { listSnapshots } from '../../vault/store.js';
 import { examples, type RegisterCommand } from '../context.js';
 import type { Io } from '../run.js';
@@ -9,12 +10,19 @@ import { formatAge, formatBytes } from '../../format.js';
 /** Human or JSON rendering of a replication status (shared by `status` and `sync status`). */
 export function renderStatus(
   io: Io,
-  s: ReplicationStatus & { verify?: { status: VerifyStatus; checkedAt: string | null; reason: string | null } | null },
+  s: ReplicationStatus & {
+    verify?: { status: VerifyStatus; checkedAt: string | null; reason: string | null } | null;
+    check?: { status: CheckStatus; checkedAt: string | null; problems: string[] } | null;
+  },
   json: boolean,
 ): void {
   if (json) return io.out(JSON.stringify(s, null, 2));
   const verified = !s.verify ? '' : s.verify.status === 'verified' ? ', verified ✓' : s.verify.status === 'failed' ? `, verify failed ✗ (${s.verify.reason ?? ''})` : ', never verified';
   io.out(s.snapshot ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)${verified}` : 'newest snapshot: none yet');
+  if (s.check) {
+    const c = s.check;
+    io.out(`check of the newest snapshot: ${c.status === 'ok' ? '✓' : c.status === 'failed' ? `✗ ${c.problems.join('; ')}` : 'never run (permafrost check)'}${c.checkedAt ? ` at ${c.checkedAt}` : ''}`);
+  }
   if (!s.reachable) {
     io.out(`syncthing: unreachable (${s.error ?? 'unknown error'})`);
   } else {
@@ -65,7 +73,9 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
       const status = await replicationStatus(cfg);
       const v = status.snapshot ? (await readVerifyState(cfg.vault.dir))[status.snapshot.id] : undefined;
       const verify = status.snapshot ? { status: verifyStatus(v), checkedAt: v?.checkedAt ?? null, reason: v?.reason ?? null } : null;
-      renderStatus(io, { ...status, verify }, Boolean(opts.json));
+      const c = status.snapshot ? (await readCheckState(cfg.vault.dir)).snapshots[status.snapshot.id] : undefined;
+      const check = status.snapshot ? { status: checkStatus(c), checkedAt: c?.checkedAt ?? null, problems: c?.problems ?? [] } : null;
+      renderStatus(io, { ...status, verify, check }, Boolean(opts.json));
       for (const s of (await listSnapshots(cfg.vault.dir)).filter((x) => x.future)) {
         io.err(`warning: snapshot ${s.id} is dated in the future (the clock ran ahead?): it is not counted as the newest; move it out of ${cfg.vault.dir} once it is not needed.`);
       }

@@ -10,6 +10,7 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
       'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts.',
     )
     .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
+    .option('--passphrase-file <file>', 'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none')
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -17,12 +18,13 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         'permafrost verify                          # the newest snapshot',
         'permafrost verify 2026-11-26T07-40-00Z',
         'permafrost verify latest --json | jq .checks',
+        'permafrost verify latest --passphrase-file /media/usb/passphrase   # on a backup device',
       ]),
     )
-    .action(async (snapshot: string, opts: { json?: boolean }) => {
+    .action(async (snapshot: string, opts: { json?: boolean; passphraseFile?: string }) => {
       const cfg = config();
       const shown = progress(io, 'verify', { json: opts.json });
-      const result = await withStopSignal((signal) => runVerifyJob(cfg, { snapshot, signal, events: shown.events, log: cliNotifyLog(io) })).finally(() =>
+      const result = await withStopSignal((signal) => runVerifyJob(cfg, { snapshot, passphraseFile: opts.passphraseFile, signal, events: shown.events, log: cliNotifyLog(io) })).finally(() =>
         shown.done(),
       );
       if (opts.json) io.out(JSON.stringify(result, null, 2));

@@ -34,7 +34,6 @@ describe('config', () => {
         expect.stringMatching(/^database\.port: /),
         'database.bogus: unknown key (remove it or check its spelling)',
         'vault.dir: expected an absolute path',
-        expect.stringMatching(/^vault\.passphraseFile: /),
         'zzz: unknown key (remove it or check its spelling)',
       ]),
     );

@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { passphraseFor } from '../../../src/config/secret-file.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { normalizeConfig, requireSource } from '../../../src/config/normalize.js';
 import { configSchema } from '../../../src/config/schema.js';
@@ -6,6 +10,7 @@ import { UserError } from '../../../src/errors.js';
 
 const vault = { dir: '/v', passphraseFile: '/etc/hostname' };
 const raw = (input: Record<string, unknown>) => configSchema.parse({ vault, ...input });
+const NO_DATABASE = "database: required on the server (syncthing.role: source); a backup device's config sets syncthing.role: receiver, or has no syncthing section";
 
 describe('normalizeConfig', () => {
   it('a config with a database and no receiver role is a source', () => {
@@ -20,23 +25,61 @@ describe('normalizeConfig', () => {
   });
 
   it('a source without a database, or a receiver with one, is a problem naming the key', () => {
-    expect(normalizeConfig(raw({}), 's.yaml')).toEqual({
+    expect(normalizeConfig(raw({ syncthing: { apiKeyFile: '/k' } }), 's.yaml')).toEqual({
       ok: false,
-      problems: ['database: required (only a Syncthing receiver, syncthing.role: receiver, may leave it out)'],
+      problems: [NO_DATABASE],
     });
     const both = normalizeConfig(raw({ database: { name: 'm' }, syncthing: { apiKeyFile: '/k', role: 'receiver' } }), 'r.yaml');
     expect(both).toEqual({ ok: false, problems: [expect.stringMatching(/^database: a backup device \(syncthing.role: receiver\) makes no backups.*verify.connection/)] });
   });
 
+  it('vault.dir alone (no database, no syncthing section, no passphrase) is a backup device: it can make no backup', () => {
+    const n = normalizeConfig(configSchema.parse({ vault: { dir: '/v' } }), 'd.yaml');
+    expect(n).toMatchObject({ ok: true, config: { role: 'receiver', vault: { dir: '/v' }, schedule: { check: '25 * * * *' } } });
+    expect(n.ok && n.config.vault.passphraseFile).toBeUndefined();
+  });
+
+  it('a receiver needs no vault.passphraseFile; a source does, and both missing keys are named at once', () => {
+    expect(normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, syncthing: { apiKeyFile: '/k', role: 'receiver' } }), 'r.yaml')).toMatchObject({ ok: true });
+    expect(normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, database: { name: 'm' } }), 's.yaml')).toEqual({
+      ok: false,
+      problems: ['vault.passphraseFile: required on the server, which encrypts every snapshot with it (`permafrost init` creates one)'],
+    });
+    const neither = normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, syncthing: { apiKeyFile: '/k' } }), 's.yaml');
+    expect(neither.ok === false && neither.problems).toHaveLength(2);
+  });
+
   it('parseConfig reports a normalize problem as a config problem (exit 2)', () => {
     try {
-      parseConfig(`vault: { dir: /v, passphraseFile: /etc/hostname }\n`, 's.yaml');
+      parseConfig(`vault: { dir: /v, passphraseFile: /etc/hostname }\nsyncthing: { apiKeyFile: /etc/hostname, role: source }\n`, 's.yaml');
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(UserError);
       expect((err as UserError).message).toBe('Config s.yaml has 1 problem; fix each key listed below.');
-      expect((err as UserError).details).toEqual(['database: required (only a Syncthing receiver, syncthing.role: receiver, may leave it out)']);
+      expect((err as UserError).details).toEqual([NO_DATABASE]);
     }
+  });
+});
+
+describe('passphraseFor', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-pass-'));
+  const flagFile = path.join(dir, 'flag');
+  const cfgFile = path.join(dir, 'cfg');
+  writeFileSync(flagFile, 'from the flag\n', { mode: 0o600 });
+  writeFileSync(cfgFile, 'from the config\n', { mode: 0o600 });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the flag wins over vault.passphraseFile, which is used without it', () => {
+    expect(passphraseFor({ vault: { passphraseFile: cfgFile } }, flagFile, 'restore')).toBe('from the flag');
+    expect(passphraseFor({ vault: { passphraseFile: cfgFile } }, undefined, 'restore')).toBe('from the config');
+    expect(passphraseFor({ vault: {} }, flagFile, 'restore')).toBe('from the flag');
+  });
+
+  it('with neither, one UserError (exit 2) says to pass --passphrase-file; a bad flag file is named by the flag', () => {
+    expect(() => passphraseFor({ vault: {} }, undefined, 'restore')).toThrow(
+      /^permafrost restore needs the vault passphrase, and this config has no vault.passphraseFile .*: pass --passphrase-file FILE/,
+    );
+    expect(() => passphraseFor({ vault: {} }, path.join(dir, 'missing'), 'verify')).toThrow(/^--passphrase-file: cannot read /);
   });
 });
 

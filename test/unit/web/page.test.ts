@@ -21,11 +21,14 @@ const overview: Overview = {
       verifiedAt: '2026-11-26T09:50:00.000Z',
       verifyReason: 'statuses has 1 rows, the manifest says "<2>"',
       problem: null,
+      checked: 'never',
+      checkProblems: [],
       failed: [],
       future: false,
     },
   ],
   lastVerify: null,
+  lastCheck: { checkedAt: '2026-11-26T09:55:00.000Z', durationMs: 12, failed: ['2026-11-26T09-40-00Z'] },
   alerts: {
     formatVersion: 1,
     conditions: { backup: { failing: true, since: '2026-11-26T09:00:00.000Z', error: '<script>alert(1)</script>', told: [] } },
@@ -79,6 +82,13 @@ describe('status page rendering', () => {
     expect(html).toContain('title="statuses has 1 rows, the manifest says &quot;&lt;2&gt;&quot;"');
     expect(html).not.toMatch(/style=|<script|https?:\/\/(?!www\.w3\.org)/);
     expect(html).toContain('Newest snapshot <code id="newest">2026-11-26T09-40-00Z</code>, <strong>20 min old</strong>');
+  });
+
+  it('shows a failed check in the parts cell and as a problem, escaped', () => {
+    const damaged = { ...overview.snapshots[0]!, checked: 'failed' as const, checkProblems: ['unexpected file <x> (not in the manifest)'] };
+    const html = renderPage({ ...overview, snapshots: [damaged] }, null);
+    expect(html).toContain('<span class="bad" title="unexpected file &lt;x&gt; (not in the manifest)">check failed</span>');
+    expect(html).toContain('snapshot 2026-11-26T09-40-00Z failed its check: unexpected file &lt;x&gt; (not in the manifest)');
   });
 
   it('lists as problems: no retention policy, a failed part of the newest snapshot, a future-dated snapshot (never the headline)', () => {

@@ -1,0 +1,34 @@
+import { checkFailed } from '../../jobs/check.js';
+import { runCheckJob } from '../../jobs/runs.js';
+import { cliNotifyLog } from '../notify-log.js';
+import { examples, type RegisterCommand } from '../context.js';
+
+export const registerCheck: RegisterCommand = (program, { io, config }) => {
+  program
+    .command('check')
+    .description(
+      'Check snapshots without the passphrase: every part\'s size and SHA-256 against the manifest, the manifest itself, and nothing missing or unexpected in the folder. Exits 3 naming each damaged snapshot; results show in list, status and /metrics.',
+    )
+    .argument('[snapshot]', 'snapshot id, "latest", or "all"', 'all')
+    .option('--json', 'print the results as JSON')
+    .addHelpText(
+      'after',
+      examples([
+        'permafrost check                           # every snapshot',
+        'permafrost check 2026-11-26T07-40-00Z',
+        'permafrost check all --json | jq ".snapshots[] | select(.ok | not)"',
+      ]),
+    )
+    .action(async (snapshot: string, opts: { json?: boolean }) => {
+      const cfg = config();
+      const result = await runCheckJob(cfg, { snapshot, log: cliNotifyLog(io) });
+      if (opts.json) io.out(JSON.stringify(result, null, 2));
+      else {
+        for (const s of result.snapshots) {
+          io.out(s.arriving ? `… ${s.id}: still arriving (Syncthing is writing it), not checked` : s.ok ? `✓ ${s.id}` : `✗ ${s.id}: ${s.problems.join('; ')}`);
+        }
+        if (result.snapshots.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
+      }
+      if (!result.ok) throw checkFailed(result);
+    });
+};

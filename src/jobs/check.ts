@@ -1,0 +1,97 @@
+/**
+ * `permafrost check`: every snapshot folder against its manifest, without the passphrase, so a
+ * backup device that keeps none can still prove what it holds is what the server wrote.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Config } from '../config/schema.js';
+import { errorMessage, IntegrityError } from '../errors.js';
+import { compareFolder, isSyncthingTemp, recordCheck, type CheckRecord, type FolderEntry } from '../vault/check.js';
+import type { Manifest } from '../vault/manifest.js';
+import { findSnapshot, listSnapshots, type SnapshotEntry } from '../vault/store.js';
+
+export interface SnapshotCheck {
+  id: string;
+  ok: boolean;
+  problems: string[];
+  /** Syncthing is still writing into the folder: neither passed nor failed, and not recorded. */
+  arriving: boolean;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  checkedAt: string;
+  durationMs: number;
+  snapshots: SnapshotCheck[];
+}
+
+/** Streams a file through SHA-256 (parts are gigabytes: never read whole). */
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return hash.digest('hex');
+}
+
+/** Each entry of a snapshot folder; parts whose size matches the manifest are hashed. */
+async function readFolder(dir: string, manifest: Manifest): Promise<FolderEntry[]> {
+  const sizes = new Map(manifest.files.map((f) => [f.name as string, f.bytes]));
+  const entries: FolderEntry[] = [];
+  for (const name of await readdir(dir)) {
+    const st = await lstat(path.join(dir, name));
+    const entry: FolderEntry = { name, regular: st.isFile(), bytes: st.size };
+    if (entry.regular && sizes.get(name) === st.size) entry.sha256 = await sha256File(path.join(dir, name));
+    entries.push(entry);
+  }
+  return entries;
+}
+
+async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
+  if (!s.manifest) return { id: s.id, ok: false, problems: [s.problem ?? 'its manifest cannot be used'], arriving: false };
+  let found: FolderEntry[];
+  try {
+    found = await readFolder(s.dir, s.manifest);
+  } catch (err) {
+    // Pruned while we looked: nothing to judge.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(await lstat(s.dir).then(() => true, () => false))) return null;
+    return { id: s.id, ok: false, problems: [`${s.dir} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`], arriving: false };
+  }
+  if (found.some((e) => isSyncthingTemp(e.name))) return { id: s.id, ok: true, problems: [], arriving: true };
+  const problems = compareFolder(s.manifest, found);
+  return { id: s.id, ok: problems.length === 0, problems, arriving: false };
+}
+
+/**
+ * Checks `ref` (a snapshot id, "latest", or "all"/undefined: every snapshot) and records each
+ * verdict in .permafrost-check.json. A damaged snapshot is `ok: false` in the result, not a throw.
+ */
+export async function runCheck(config: Config, ref: string | undefined): Promise<CheckResult> {
+  const t0 = Date.now();
+  const checkedAt = new Date().toISOString();
+  const all = await listSnapshots(config.vault.dir);
+  const chosen = ref === undefined || ref === 'all' ? all : [await findSnapshot(config.vault.dir, ref)];
+  const snapshots: SnapshotCheck[] = [];
+  for (const s of chosen) {
+    const r = await checkOne(s);
+    if (r) snapshots.push(r);
+  }
+  const records: Record<string, CheckRecord> = {};
+  for (const s of snapshots) if (!s.arriving) records[s.id] = { ok: s.ok, checkedAt, problems: s.problems };
+  const failed = snapshots.filter((s) => !s.ok).map((s) => s.id);
+  const durationMs = Date.now() - t0;
+  await recordCheck(config.vault.dir, records, { checkedAt, durationMs, checked: Object.keys(records).length, failed }, all.map((s) => s.id));
+  return { ok: failed.length === 0, checkedAt, durationMs, snapshots };
+}
+
+/** One sentence naming each damaged snapshot and what is wrong with the first; details: one line per snapshot (exit 3). */
+export function checkFailed(r: CheckResult): IntegrityError {
+  const bad = r.snapshots.filter((s) => !s.ok);
+  const first = bad[0]!;
+  const others = bad.length > 1 ? `; also damaged: ${bad.slice(1).map((s) => s.id).join(', ')}` : '';
+  return new IntegrityError(
+    `Snapshot ${first.id} failed its check: ${first.problems.join('; ')}${others}; restore from another snapshot, and replace the damaged ones from another copy (a backup device, or the server).`,
+    { details: bad.map((s) => `${s.id}: ${s.problems.join('; ')}`) },
+  );
+}

@@ -1,0 +1,85 @@
+/**
+ * The passphrase-free check of a snapshot folder against its manifest (`permafrost check`): the
+ * pure comparison, and the state file that records each snapshot's result beside the snapshots.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { MANIFEST_NAME, type Manifest } from './manifest.js';
+import { readJsonState, writeJsonState } from './state-file.js';
+
+/** One entry found in a snapshot folder; `sha256` only for files whose size matched the manifest (hashing the others is wasted work). */
+export interface FolderEntry {
+  name: string;
+  /** A regular file (the only kind a snapshot holds), or anything else (folder, symlink, FIFO). */
+  regular: boolean;
+  bytes: number;
+  sha256?: string;
+}
+
+/**
+ * What is wrong with a snapshot folder whose manifest is `manifest` and which holds `found`, one
+ * phrase each (empty: it is exactly what the backup wrote): every listed part present, a regular
+ * file of the listed size and SHA-256, and nothing but the manifest and those parts in it.
+ */
+export function compareFolder(manifest: Pick<Manifest, 'files'>, found: readonly FolderEntry[]): string[] {
+  const problems: string[] = [];
+  const byName = new Map(found.map((e) => [e.name, e]));
+  for (const f of manifest.files) {
+    const e = byName.get(f.name);
+    if (!e) problems.push(`${f.name} is missing`);
+    else if (!e.regular) problems.push(`${f.name} is not a regular file`);
+    else if (e.bytes !== f.bytes) problems.push(`${f.name} has ${e.bytes} bytes, the manifest says ${f.bytes} (${e.bytes < f.bytes ? 'truncated' : 'grown'})`);
+    else if (e.sha256 !== f.sha256) problems.push(`${f.name} does not match the SHA-256 in the manifest`);
+  }
+  const expected = new Set<string>([MANIFEST_NAME, ...manifest.files.map((f) => f.name)]);
+  for (const e of found) if (!expected.has(e.name)) problems.push(`unexpected ${e.regular ? 'file' : 'entry'} ${e.name} (not in the manifest)`);
+  return problems;
+}
+
+/** Syncthing's temporary name for a file it is still receiving: the snapshot is arriving, not damaged. */
+export function isSyncthingTemp(name: string): boolean {
+  return (name.startsWith('.syncthing.') || name.startsWith('~syncthing~')) && name.endsWith('.tmp');
+}
+
+/** Check results, one state file beside the snapshots (not replicated: each host checks its own copy). */
+export const CHECK_STATE_NAME = '.permafrost-check.json';
+
+const checkRecordSchema = z.object({
+  ok: z.boolean(),
+  checkedAt: z.string(),
+  /** What is wrong, one phrase each; empty when ok. */
+  problems: z.array(z.string()),
+});
+export type CheckRecord = z.infer<typeof checkRecordSchema>;
+
+const checkStateSchema = z.object({
+  formatVersion: z.literal(1),
+  snapshots: z.record(z.string(), checkRecordSchema),
+  /** The most recent check run: when, and the snapshots it found damaged. */
+  lastRun: z.object({ checkedAt: z.string(), durationMs: z.number(), checked: z.number(), failed: z.array(z.string()) }).optional(),
+});
+export type CheckState = z.infer<typeof checkStateSchema>;
+export type CheckStatus = 'ok' | 'failed' | 'never';
+
+export function checkStatePath(vaultDir: string): string {
+  return path.join(vaultDir, CHECK_STATE_NAME);
+}
+
+/** The recorded check results (empty when none). */
+export function readCheckState(vaultDir: string): Promise<CheckState> {
+  return readJsonState(checkStatePath(vaultDir), checkStateSchema, { formatVersion: 1, snapshots: {} });
+}
+
+/** Records a run's results; records of snapshots not in `present` (pruned since) are dropped. */
+export async function recordCheck(vaultDir: string, results: Record<string, CheckRecord>, run: NonNullable<CheckState['lastRun']>, present: readonly string[]): Promise<void> {
+  const state = await readCheckState(vaultDir);
+  const snapshots = { ...state.snapshots, ...results };
+  const keep = new Set(present);
+  for (const id of Object.keys(snapshots)) if (!keep.has(id)) delete snapshots[id];
+  await writeJsonState(checkStatePath(vaultDir), { formatVersion: 1, snapshots, lastRun: run } satisfies CheckState);
+}
+
+export function checkStatus(record: CheckRecord | undefined): CheckStatus {
+  if (!record) return 'never';
+  return record.ok ? 'ok' : 'failed';
+}
