@@ -39,7 +39,10 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/tools/run.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: ['node:child_process', 'child_process'].map((name) => ({ name, message: 'Start programs through src/tools/run.ts.' })) }],
+      'no-restricted-imports': [
+        'error',
+        { paths: ['node:child_process', 'child_process'].map((name) => ({ name, message: 'Start programs through src/tools/run.ts.' })) },
+      ],
     },
   },
   {

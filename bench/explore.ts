@@ -29,7 +29,13 @@ mkdirSync(gnupg, { mode: 0o700 });
 const vault = path.join(work, 'vault');
 mkdirSync(vault);
 const config = path.join(work, 'permafrost.yaml');
-writeFileSync(config, stringify({ database: { name: ds.db, host: c.socketDir, port: c.port, user: c.user, binDir: c.binDir }, vault: { dir: vault, passphraseFile: pass, tempDir: work } }));
+writeFileSync(
+  config,
+  stringify({
+    database: { name: ds.db, host: c.socketDir, port: c.port, user: c.user, binDir: c.binDir },
+    vault: { dir: vault, passphraseFile: pass, tempDir: work },
+  }),
+);
 const env: NodeJS.ProcessEnv = { ...process.env, PGHOST: c.socketDir, PGPORT: String(c.port), PGUSER: c.user, GNUPGHOME: gnupg };
 const bin = (t: string): string => path.join(c.binDir, t);
 const out = (n: string): string => path.join(work, n);
@@ -76,15 +82,28 @@ async function permafrostBackup(extraEnv: NodeJS.ProcessEnv = {}): Promise<M> {
 }
 
 const gpgC = (algo: string, level?: number): string[] => [
-  'gpg', '-c', '--batch', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase-fd', '3', '--no-symkey-cache', '--cipher-algo', 'AES256',
-  '--compress-algo', algo, ...(level ? ['--compress-level', String(level)] : []),
+  'gpg',
+  '-c',
+  '--batch',
+  '--no-tty',
+  '--pinentry-mode',
+  'loopback',
+  '--passphrase-fd',
+  '3',
+  '--no-symkey-cache',
+  '--cipher-algo',
+  'AES256',
+  '--compress-algo',
+  algo,
+  ...(level ? ['--compress-level', String(level)] : []),
 ];
 
 const dumpVariants: Record<string, () => Promise<M>> = {
   'pg_dump -Fc -Z0 > f (floor)': () => chain([{ argv: [bin('pg_dump'), '-Fc', '-Z0', ds.db] }], out('x')),
   'pg_dump -Fc -Z1 > f': () => chain([{ argv: [bin('pg_dump'), '-Fc', '-Z1', ds.db] }], out('x')),
   'pg_dump -Fc (Z6) > f': () => chain([{ argv: [bin('pg_dump'), '-Fc', ds.db] }], out('x')),
-  'pg_dump -Fc -Z0 | igzip -1 > f': () => chain([{ argv: [bin('pg_dump'), '-Fc', '-Z0', ds.db] }, { argv: ['igzip', '-1', '-c', '-n'] }], out('x')),
+  'pg_dump -Fc -Z0 | igzip -1 > f': () =>
+    chain([{ argv: [bin('pg_dump'), '-Fc', '-Z0', ds.db] }, { argv: ['igzip', '-1', '-c', '-n'] }], out('x')),
   'pg_dump -Fc -Z1 | gpg -c --compress-algo none': () =>
     chain([{ argv: [bin('pg_dump'), '-Fc', '-Z1', ds.db] }, { argv: gpgC('none'), passFd: true }], out('x')),
   'pg_dump -Fc -Z0 | gpg -c --compress-algo zlib --compress-level 1': () =>
@@ -112,7 +131,16 @@ for (const [label, jobs, opts] of [
     const pgoptions = opts ? '-c maintenance_work_mem=256MB -c synchronous_commit=off' : undefined;
     const m = await chain([
       {
-        argv: [bin('pg_restore'), '--clean', '--if-exists', '--exit-on-error', ...(jobs > 1 ? [`--jobs=${jobs}`] : []), '--dbname', 'explore_r', archive],
+        argv: [
+          bin('pg_restore'),
+          '--clean',
+          '--if-exists',
+          '--exit-on-error',
+          ...(jobs > 1 ? [`--jobs=${jobs}`] : []),
+          '--dbname',
+          'explore_r',
+          archive,
+        ],
         env: { ...env, ...(pgoptions ? { PGOPTIONS: pgoptions } : {}) },
       },
     ]);
@@ -121,7 +149,9 @@ for (const [label, jobs, opts] of [
   };
 }
 restoreVariants['gpg -d (stock) of the snapshot'] = () =>
-  chain([{ argv: ['gpg', '-d', '--batch', '--passphrase-file', pass, '--output', out('dec'), snapFile] }]).finally(() => rmSync(out('dec'), { force: true }));
+  chain([{ argv: ['gpg', '-d', '--batch', '--passphrase-file', pass, '--output', out('dec'), snapFile] }]).finally(() =>
+    rmSync(out('dec'), { force: true }),
+  );
 
 let snapFile = '';
 async function main(): Promise<void> {
@@ -150,14 +180,20 @@ async function main(): Promise<void> {
     '',
     '| variant | wall s | CPU s (ours) | server CPU s | output MB |',
     '| --- | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.label} | ${r.wallS.toFixed(2)} | ${r.cpuS.toFixed(2)} | ${r.serverCpuS.toFixed(2)} | ${Number.isFinite(r.bytes) ? (r.bytes / 1e6).toFixed(1) : ''} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${r.wallS.toFixed(2)} | ${r.cpuS.toFixed(2)} | ${r.serverCpuS.toFixed(2)} | ${Number.isFinite(r.bytes) ? (r.bytes / 1e6).toFixed(1) : ''} |`,
+    ),
     '',
     `Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS} node --import tsx bench/explore.ts\` (after \`npm run build\`)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   mkdirSync(path.join(REPO, 'bench/results'), { recursive: true });
   writeFileSync(path.join(REPO, 'bench/results/explore.md'), `${lines.join('\n')}\n`);
-  writeFileSync(path.join(REPO, 'bench/results/explore.json'), `${JSON.stringify({ sizeMb: SIZE, dataset: ds.info, runs: RUNS, results }, null, 2)}\n`);
+  writeFileSync(
+    path.join(REPO, 'bench/results/explore.json'),
+    `${JSON.stringify({ sizeMb: SIZE, dataset: ds.info, runs: RUNS, results }, null, 2)}\n`,
+  );
 }
 
 try {

@@ -72,7 +72,10 @@ function writePartialSnapshot(vault: string, id: string, bytes: number): { parti
   fsyncSync(fd);
   closeSync(fd);
   const sha256 = hash.digest('hex');
-  writeFileSync(path.join(partial, 'manifest.json'), `${JSON.stringify({ id, files: [{ name: 'database.pgdump.gpg', bytes, sha256 }] }, null, 2)}\n`);
+  writeFileSync(
+    path.join(partial, 'manifest.json'),
+    `${JSON.stringify({ id, files: [{ name: 'database.pgdump.gpg', bytes, sha256 }] }, null, 2)}\n`,
+  );
   return { partial, sha256 };
 }
 
@@ -115,7 +118,12 @@ export async function benchReplication(opts: ReplicationBenchOptions = {}): Prom
       const text = stringify({
         ...(role === 'source' ? { database: { name: 'unused' } } : {}),
         vault: { dir: role === 'source' ? srcVault : rcvVault, passphraseFile: pass },
-        syncthing: { url: me.socket, apiKeyFile: me.apiKeyFile, role, devices: [{ name: other.name, id: other.id, addresses: [other.listen] }] },
+        syncthing: {
+          url: me.socket,
+          apiKeyFile: me.apiKeyFile,
+          role,
+          devices: [{ name: other.name, id: other.id, addresses: [other.listen] }],
+        },
       });
       writeFileSync(file, text);
       return parseConfig(text, file);
@@ -186,7 +194,9 @@ export async function benchReplication(opts: ReplicationBenchOptions = {}): Prom
       result.plainMedianS !== null
         ? `median ${result.plainMedianS.toFixed(1)} s`
         : `${plain.filter((x) => x === null).length} of ${plain.length} runs over the ${plainCapS} s cap (${measured.map((x) => `${x.toFixed(1)} s`).join(', ') || 'none measured'})`;
-    log(`permafrost (rescan requested): median ${result.permafrostMedianS.toFixed(2)} s [${ours.map((x) => x.toFixed(2)).join(', ')}] — bar ≤ 15 s: ${result.pass ? 'PASS' : 'FAIL'}`);
+    log(
+      `permafrost (rescan requested): median ${result.permafrostMedianS.toFixed(2)} s [${ours.map((x) => x.toFixed(2)).join(', ')}] — bar ≤ 15 s: ${result.pass ? 'PASS' : 'FAIL'}`,
+    );
     log(`plain (rescanIntervalS 300, no request): ${plainText}`);
     log(`receiver copies hashed after timing: ${verified ? 'all match' : 'MISMATCH'}`);
     return result;

@@ -111,7 +111,11 @@ class Bench {
     const gpg = await timed(['gpg', '-c', '--batch', '--passphrase-file', this.pass, gz], { env: this.env }).done;
     const wall = (performance.now() - t0) / 1000;
     const bytes = statSync(gz).size;
-    return combine([...st, gpg], wall, this.server() - s0, bytes, { gpgBytes: statSync(`${gz}.gpg`).size, dumpGzipWallS: Math.max(st[0].wallS, st[1].wallS), gpgWallS: gpg.wallS });
+    return combine([...st, gpg], wall, this.server() - s0, bytes, {
+      gpgBytes: statSync(`${gz}.gpg`).size,
+      dumpGzipWallS: Math.max(st[0].wallS, st[1].wallS),
+      gpgWallS: gpg.wallS,
+    });
   }
 
   /** (b) pg_dump -Fc -Z0 > f. */
@@ -165,9 +169,12 @@ class Bench {
     rmSync(archive, { force: true });
     const s0 = this.server();
     const t0 = performance.now();
-    const gpg = await timed(['gpg', '-d', '--batch', '--passphrase-file', this.pass, '--output', archive, path.join(snapshot, 'database.pgdump.gpg')], {
-      env: this.env,
-    }).done;
+    const gpg = await timed(
+      ['gpg', '-d', '--batch', '--passphrase-file', this.pass, '--output', archive, path.join(snapshot, 'database.pgdump.gpg')],
+      {
+        env: this.env,
+      },
+    ).done;
     const restore = await timed([this.bin('pg_restore'), '--clean', '--if-exists', '--dbname', target, archive], { env: this.env }).done;
     const wall = (performance.now() - t0) / 1000;
     rmSync(archive, { force: true });
@@ -178,11 +185,14 @@ class Bench {
   async permafrostRestore(snapshot: string, target: string): Promise<Sample> {
     this.createDb(target);
     const s0 = this.server();
-    const run = timed([process.execPath, CLI, 'restore', path.basename(snapshot), '--database', target, '--jobs', '2', '--config', this.config], {
-      env: this.env,
-      name: 'permafrost',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const run = timed(
+      [process.execPath, CLI, 'restore', path.basename(snapshot), '--database', target, '--jobs', '2', '--config', this.config],
+      {
+        env: this.env,
+        name: 'permafrost',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     run.child.stdout!.setEncoding('utf8');
     run.child.stdout!.on('data', (s: string) => (stdout += s));
@@ -310,10 +320,16 @@ async function main(): Promise<void> {
     { bar: '(c)/(a) wall ≤ 0.35', value: rr('cOverA'), pass: ratios.cOverA <= 0.35 },
     { bar: 'snapshot ≤ 1.15 × gzip dump', value: fmt(ratios.snapshotOverGzip, 3), pass: ratios.snapshotOverGzip <= 1.15 },
     { bar: '(c)/(b) wall ≤ 1.6', value: rr('cOverB'), pass: ratios.cOverB <= 1.6 },
-    { bar: 'peak RSS of (c) ≤ 150 MiB (node)', value: `${fmt(ratios.nodePeakRssMiB, 0)} MiB (pg_dump ${fmt(ratios.pgDumpPeakRssMiB, 0)} MiB)`, pass: ratios.nodePeakRssMiB <= 150 },
+    {
+      bar: 'peak RSS of (c) ≤ 150 MiB (node)',
+      value: `${fmt(ratios.nodePeakRssMiB, 0)} MiB (pg_dump ${fmt(ratios.pgDumpPeakRssMiB, 0)} MiB)`,
+      pass: ratios.nodePeakRssMiB <= 150,
+    },
     {
       bar: 'peak RSS flat when the database doubles',
-      value: flat ? `${fmt(flat.nodePeakRssMiB, 0)} MiB at ${flat.sizeMb} MB → ${fmt(ratios.nodePeakRssMiB, 0)} MiB at ${SIZE} MB` : 'not run',
+      value: flat
+        ? `${fmt(flat.nodePeakRssMiB, 0)} MiB at ${flat.sizeMb} MB → ${fmt(ratios.nodePeakRssMiB, 0)} MiB at ${SIZE} MB`
+        : 'not run',
       pass: flatOk,
     },
     { bar: '(e)/(d) wall ≤ 0.6', value: rr('eOverD'), pass: ratios.eOverD <= 0.6 },
@@ -329,7 +345,9 @@ async function main(): Promise<void> {
   lines.push(`# permafrost benchmark — ${env.date}`);
   lines.push('');
   lines.push(
-    `Database: ${(ds.info.bytes / 2 ** 20).toFixed(0)} MiB on disk (${Object.entries(ds.info.rows).map(([t, n]) => `${t} ${n}`).join(', ')}); ` +
+    `Database: ${(ds.info.bytes / 2 ** 20).toFixed(0)} MiB on disk (${Object.entries(ds.info.rows)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(', ')}); ` +
       `${env.cpus} × ${env.cpuModel}; ${versions.postgres}; ${versions.gpg}; node ${env.node}. Medians of ${RUNS} rounds; load average at start ${env.loadAvgStart.map((x) => x.toFixed(1)).join(' ')}.`,
   );
   lines.push('');
@@ -337,7 +355,9 @@ async function main(): Promise<void> {
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const k of ['a', 'b', 'c', 'd', 'e'] as const) {
     const s = S[k];
-    lines.push(`| ${labels[k]} | ${fmt(s.wallS!)} | ${fmt(s.cpuS!)} | ${fmt(s.serverCpuS!)} | ${fmt(s.peakRssMiB!, 0)} | ${Number.isFinite(s.bytes) ? mb(s.bytes) : ''} |`);
+    lines.push(
+      `| ${labels[k]} | ${fmt(s.wallS!)} | ${fmt(s.cpuS!)} | ${fmt(s.serverCpuS!)} | ${fmt(s.peakRssMiB!, 0)} | ${Number.isFinite(s.bytes) ? mb(s.bytes) : ''} |`,
+    );
   }
   lines.push('');
   lines.push('| bar (ratios: median of the per-round ratios) | measured | pass |');
@@ -345,14 +365,14 @@ async function main(): Promise<void> {
   for (const b of bars) lines.push(`| ${b.bar} | ${b.value} | ${b.pass === null ? 'n/a' : b.pass ? 'yes' : 'NO'} |`);
   lines.push('');
   lines.push('Where the time goes (medians):');
-  lines.push(
-    `- (a): pg_dump | gzip ${fmt(S.a.dumpGzipWallS!)} s, then gpg -c ${fmt(S.a.gpgWallS!)} s; gzip dump ${mb(S.a.bytes)} MB.`,
-  );
+  lines.push(`- (a): pg_dump | gzip ${fmt(S.a.dumpGzipWallS!)} s, then gpg -c ${fmt(S.a.gpgWallS!)} s; gzip dump ${mb(S.a.bytes)} MB.`);
   lines.push(
     `- (c): node ${fmt(S.c.nodeCpuS!)} CPU-s (startup, AES-CFB, SHA-1 MDC, SHA-256), igzip ${fmt(S.c.igzipCpuS!)} CPU-s, pg_dump ${fmt(S.c.pgDumpCpuS!)} CPU-s, server ${fmt(S.c.serverCpuS!)} CPU-s: ${fmt(S.c.nodeCpuS! + S.c.igzipCpuS! + S.c.pgDumpCpuS! + S.c.serverCpuS!)} CPU-s over ${fmt(S.c.wallS!)} s wall on ${env.cpus} cores (the floor: ${fmt(S.b.cpuS! + S.b.serverCpuS!)} CPU-s over ${fmt(S.b.wallS!)} s); snapshot ${mb(S.c.bytes)} MB.`,
   );
   lines.push(`- (d): gpg -d ${fmt(S.d.gpgWallS!)} s + pg_restore ${fmt(S.d.pgRestoreWallS!)} s; server ${fmt(S.d.serverCpuS!)} CPU-s.`);
-  lines.push(`- (e): decrypt + verify ${fmt(S.e.decryptVerifyS!)} s + pg_restore -j2 ${fmt(S.e.pgRestoreS!)} s; server ${fmt(S.e.serverCpuS!)} CPU-s.`);
+  lines.push(
+    `- (e): decrypt + verify ${fmt(S.e.decryptVerifyS!)} s + pg_restore -j2 ${fmt(S.e.pgRestoreS!)} s; server ${fmt(S.e.serverCpuS!)} CPU-s.`,
+  );
   lines.push(`- Restored databases equal the source (row counts of every table, index count): ${verified ? 'yes' : 'NO'}.`);
   lines.push('');
   lines.push(`Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS} npm run bench\``);

@@ -3,7 +3,12 @@ import type { z } from 'zod';
 // One wording for every schema problem: the config, manifests, state files and Syncthing's replies.
 
 function formatIssuePath(p: readonly PropertyKey[]): string {
-  return p.map((k) => (typeof k === 'number' ? `[${k}]` : String(k))).join('.').replace(/\.\[/g, '[') || '(top level)';
+  return (
+    p
+      .map((k) => (typeof k === 'number' ? `[${k}]` : String(k)))
+      .join('.')
+      .replace(/\.\[/g, '[') || '(top level)'
+  );
 }
 
 /** Turns zod issues into `key.path: what was expected` lines, unknown keys one line each. */

@@ -86,8 +86,12 @@ export function startRedisCapture(redis: RedisConfig, signal?: AbortSignal): Red
 /** Wraps a failure of the Redis part so that the message names the part and what to check. */
 export function redisPartError(redis: RedisConfig, err: unknown): PermafrostError {
   const why = err instanceof Error ? err.message : String(err);
-  return new PermafrostError('tool', `Redis part failed: ${why.includes(redis.url) ? '' : `${redis.url}: `}${why.replace(/\.$/, '')}; check redis.url, redis.passwordFile and that Redis is running, or set redis.optional: true.`, {
-    cause: err,
-    details: err instanceof PermafrostError ? err.details : [],
-  });
+  return new PermafrostError(
+    'tool',
+    `Redis part failed: ${why.includes(redis.url) ? '' : `${redis.url}: `}${why.replace(/\.$/, '')}; check redis.url, redis.passwordFile and that Redis is running, or set redis.optional: true.`,
+    {
+      cause: err,
+      details: err instanceof PermafrostError ? err.details : [],
+    },
+  );
 }

@@ -31,7 +31,9 @@ export function progress(io: Io, command: string, opts: { json?: boolean; now?: 
 
   const summary = (c: NonNullable<typeof current>): string => {
     const ms = now() - c.started;
-    return c.bytes === null ? `${command}: ${c.name} done in ${secs(ms)}` : `${command}: ${c.name} ${formatBytes(c.bytes)} in ${secs(ms)} (${rate(c.bytes, ms)})`;
+    return c.bytes === null
+      ? `${command}: ${c.name} done in ${secs(ms)}`
+      : `${command}: ${c.name} ${formatBytes(c.bytes)} in ${secs(ms)} (${rate(c.bytes, ms)})`;
   };
   const finish = (): void => {
     if (!current) return;

@@ -35,4 +35,3 @@ export function requestedCommand(args: readonly string[]): string | undefined {
   }
   return undefined;
 }
-

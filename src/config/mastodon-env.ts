@@ -44,7 +44,8 @@ function intOr(v: string | undefined, key: string, fallback: number): number {
   const s = nonEmpty(v);
   if (s === undefined) return fallback;
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`.env.production: ${key}=${s} is not a port or number; fix it in Mastodon's config.`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UserError(`.env.production: ${key}=${s} is not a port or number; fix it in Mastodon's config.`);
   return n;
 }
 
@@ -122,13 +123,17 @@ export function deriveFromMastodonEnv(env: Record<string, string | undefined>, d
 
   const sidekiqRedis = nonEmpty(env.SIDEKIQ_REDIS_URL);
   if (sidekiqRedis !== undefined && sidekiqRedis !== nonEmpty(env.REDIS_URL)) {
-    notes.push('SIDEKIQ_REDIS_URL points at a separate Redis for the job queues; only the main Redis (REDIS_URL) is captured, so add a second backup for it if its queues matter to you.');
+    notes.push(
+      'SIDEKIQ_REDIS_URL points at a separate Redis for the job queues; only the main Redis (REDIS_URL) is captured, so add a second backup for it if its queues matter to you.',
+    );
   }
 
   let media: MastodonDerivation['media'];
   const objectStorage = (['S3_ENABLED', 'SWIFT_ENABLED', 'AZURE_ENABLED'] as const).find((k) => nonEmpty(env[k]) === 'true');
   if (objectStorage !== undefined) {
-    notes.push(`Media lives in object storage (${objectStorage}=true), so no local media folder is replicated; back up the bucket with your storage provider (versioning or snapshots).`);
+    notes.push(
+      `Media lives in object storage (${objectStorage}=true), so no local media folder is replicated; back up the bucket with your storage provider (versioning or snapshots).`,
+    );
   } else {
     const root = nonEmpty(env.PAPERCLIP_ROOT_PATH)?.replace(/^:rails_root/, dir) ?? path.join(dir, 'public', 'system');
     media = { dir: path.resolve(dir, root), ignore: ['cache/**'] };

@@ -66,7 +66,7 @@ export const syncthingSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['apiKeyFile'],
-        message: 'set exactly one of syncthing.apiKeyFile (a file holding the API key) or syncthing.home (Syncthing\'s folder)',
+        message: "set exactly one of syncthing.apiKeyFile (a file holding the API key) or syncthing.home (Syncthing's folder)",
       });
     }
   });

@@ -60,10 +60,7 @@ export const scheduleSchema = z.strictObject({
   /** Passphrase-free check of every snapshot against its manifest (permafrost check), on the server and on devices: hourly at minute 25. */
   check: cronPattern.default(DEFAULT_CHECK_CRON),
   /** IANA name such as Europe/Berlin (default: the system's timezone). */
-  timezone: z
-    .string()
-    .refine(isValidTimeZone, { message: 'expected an IANA timezone name such as "Europe/Berlin" or "UTC"' })
-    .optional(),
+  timezone: z.string().refine(isValidTimeZone, { message: 'expected an IANA timezone name such as "Europe/Berlin" or "UTC"' }).optional(),
 });
 
 export type KeepConfig = z.output<typeof keepSchema>;

@@ -5,20 +5,20 @@ import { absPath } from './schema-common.js';
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 /** A URL that requests carry a secret to (the bot token): https://, or plain http:// only to this machine. */
-const secretBearingUrl = httpUrl.refine(
-  (url) => {
-    // zod 4 runs refinements after a failed format check too: a non-URL is z.url's to report.
-    if (!URL.canParse(url)) return true;
-    const u = new URL(url);
-    return u.protocol === 'https:' || isLoopback(u.hostname);
-  },
-  'plain http:// would send the bot token unencrypted; use https:// (http:// only to 127.0.0.1, ::1 or localhost)',
-);
+const secretBearingUrl = httpUrl.refine((url) => {
+  // zod 4 runs refinements after a failed format check too: a non-URL is z.url's to report.
+  if (!URL.canParse(url)) return true;
+  const u = new URL(url);
+  return u.protocol === 'https:' || isLoopback(u.hostname);
+}, 'plain http:// would send the bot token unencrypted; use https:// (http:// only to 127.0.0.1, ::1 or localhost)');
 
 /** Where `verify` test-restores: a scratch database it creates and always drops. */
 export const verifySchema = z.strictObject({
   /** Scratch database name (default: permafrost_verify_<pid>). Must not exist unless an earlier verify left it. */
-  database: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'expected a plain database name (letters, digits, _ . -)').optional(),
+  database: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'expected a plain database name (letters, digits, _ . -)')
+    .optional(),
   /** Another PostgreSQL server for the test-restore (default: the one in `database`). */
   connection: z
     .strictObject({
@@ -56,7 +56,10 @@ export const notifySchema = z.strictObject({
 /** The status page and /metrics. */
 export const webSchema = z.strictObject({
   /** host:port; anything but loopback requires tokenFile. */
-  listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9580').default('127.0.0.1:9580'),
+  listen: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9580')
+    .default('127.0.0.1:9580'),
   /** File (mode 0600) whose first line is the bearer token the page requires. */
   tokenFile: absPath.optional(),
 });

@@ -59,7 +59,11 @@ type CommonConfig = Omit<RawConfig, 'database'> & { configPath: string };
 export type VaultConfig = RawConfig['vault'];
 
 /** The server's config: it makes the backups, so it has a database and the passphrase to encrypt with. */
-export type SourceConfig = Omit<CommonConfig, 'vault'> & { role: 'source'; database: DatabaseConfig; vault: VaultConfig & { passphraseFile: string } };
+export type SourceConfig = Omit<CommonConfig, 'vault'> & {
+  role: 'source';
+  database: DatabaseConfig;
+  vault: VaultConfig & { passphraseFile: string };
+};
 
 /** A backup device's (syncthing.role: receiver, or no syncthing section and no database): it holds replicas, has no database and needs no passphrase. */
 export type ReceiverConfig = CommonConfig & { role: 'receiver' };

@@ -29,9 +29,13 @@ export function readPassphraseFile(file: string, key = 'vault.passphraseFile', u
   };
   if (line.includes(0)) refuse('contains a NUL byte, where gpg would stop reading the passphrase', 'replace the file');
   if (line.at(-1) === 0x0d) {
-    refuse("ends its first line with a carriage return (a Windows line end), which gpg reads as part of the passphrase", `remove it with \`sed -i 's/\\r$//' ${file}\``);
+    refuse(
+      'ends its first line with a carriage return (a Windows line end), which gpg reads as part of the passphrase',
+      `remove it with \`sed -i 's/\\r$//' ${file}\``,
+    );
   }
-  if (line.length > MAX_PASSPHRASE_BYTES) refuse(`has a first line of ${line.length} bytes, more than ${MAX_PASSPHRASE_BYTES}`, 'use a shorter passphrase');
+  if (line.length > MAX_PASSPHRASE_BYTES)
+    refuse(`has a first line of ${line.length} bytes, more than ${MAX_PASSPHRASE_BYTES}`, 'use a shorter passphrase');
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(line);
@@ -57,7 +61,9 @@ function readGuarded(file: string, key: string, owner?: number): Buffer {
     );
   }
   if (owner !== undefined && st.uid !== owner) {
-    throw new UserError(`${key}: ${file} is owned by uid ${st.uid}, not by the user running permafrost (uid ${owner}); run \`chown ${owner} ${file}\`, or run permafrost as its owner.`);
+    throw new UserError(
+      `${key}: ${file} is owned by uid ${st.uid}, not by the user running permafrost (uid ${owner}); run \`chown ${owner} ${file}\`, or run permafrost as its owner.`,
+    );
   }
   try {
     return readFileSync(file);
@@ -78,7 +84,11 @@ function firstLine(bytes: Buffer, file: string, key: string): Buffer {
  * given (a backup device keeps no passphrase on its disk), else from vault.passphraseFile, else
  * one UserError saying to pass the flag.
  */
-export function passphraseFor(config: { vault: { passphraseFile?: string | undefined } }, flagValue: string | undefined, job: string): string {
+export function passphraseFor(
+  config: { vault: { passphraseFile?: string | undefined } },
+  flagValue: string | undefined,
+  job: string,
+): string {
   if (flagValue !== undefined) return readPassphraseFile(flagValue, '--passphrase-file');
   if (config.vault.passphraseFile !== undefined) return readPassphraseFile(config.vault.passphraseFile);
   throw new UserError(

@@ -38,13 +38,22 @@ export async function checkPassphrase(file: string, uid: number | undefined = pr
   } catch {
     return fail(name, `vault.passphraseFile ${file} does not exist`, `create it (\`permafrost init\` does) and keep a copy off the server`);
   }
-  if (!st.isFile()) return fail(name, `vault.passphraseFile ${file} is not a regular file`, 'point vault.passphraseFile at the passphrase file');
+  if (!st.isFile())
+    return fail(name, `vault.passphraseFile ${file} is not a regular file`, 'point vault.passphraseFile at the passphrase file');
   const mode = st.mode & 0o777;
   if ((mode & ~0o600) !== 0) {
-    return fail(name, `${file} has mode ${octal(mode)}, more than 0600 (others or group may read the key to every snapshot)`, `run \`chmod 600 ${file}\``);
+    return fail(
+      name,
+      `${file} has mode ${octal(mode)}, more than 0600 (others or group may read the key to every snapshot)`,
+      `run \`chmod 600 ${file}\``,
+    );
   }
   if (uid !== undefined && st.uid !== uid) {
-    return fail(name, `${file} is owned by uid ${st.uid}, not by the user running permafrost (uid ${uid})`, `run \`chown ${uid} ${file}\`, or run permafrost as its owner`);
+    return fail(
+      name,
+      `${file} is owned by uid ${st.uid}, not by the user running permafrost (uid ${uid})`,
+      `run \`chown ${uid} ${file}\`, or run permafrost as its owner`,
+    );
   }
   try {
     // Ownership was judged above; the content as gpg will read it on the day of a restore.
@@ -84,10 +93,19 @@ export async function checkDatabase(db: DatabaseConfig): Promise<{ line: CheckLi
     const cause = (err as { cause?: unknown }).cause;
     const why = cause instanceof Error ? cause.message : errorMessage(err);
     const where = `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
-    return { line: fail(name, `cannot reach database "${db.name}" on ${where}: ${why}`, 'check database.host/port/user/passwordFile and that PostgreSQL is running'), serverMajor: null };
+    return {
+      line: fail(
+        name,
+        `cannot reach database "${db.name}" on ${where}: ${why}`,
+        'check database.host/port/user/passwordFile and that PostgreSQL is running',
+      ),
+      serverMajor: null,
+    };
   }
   try {
-    const r = await client.query<{ num: string; v: string }>(`SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS v`);
+    const r = await client.query<{ num: string; v: string }>(
+      `SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS v`,
+    );
     const row = r.rows[0]!;
     const major = majorOfVersionNum(Number(row.num));
     return { line: ok(name, `connected to "${db.name}" (PostgreSQL ${row.v})`), serverMajor: major };
@@ -104,11 +122,13 @@ export async function checkPgDump(db: DatabaseConfig, serverMajor: string | null
   try {
     version = await toolVersion(bin);
   } catch {
-    return fail(name, `cannot run ${bin}`, 'install PostgreSQL client tools of the server\'s major version, or set database.binDir');
+    return fail(name, `cannot run ${bin}`, "install PostgreSQL client tools of the server's major version, or set database.binDir");
   }
   const major = majorOfToolVersion(version);
-  if (major === null) return warn(name, `cannot tell the version of ${bin} from "${version}"`, 'check that database.binDir holds the real pg_dump');
-  if (serverMajor === null) return warn(name, `${bin} is version ${version}; not compared, the database is unreachable`, 'fix the database line first');
+  if (major === null)
+    return warn(name, `cannot tell the version of ${bin} from "${version}"`, 'check that database.binDir holds the real pg_dump');
+  if (serverMajor === null)
+    return warn(name, `${bin} is version ${version}; not compared, the database is unreachable`, 'fix the database line first');
   if (compareMajor(major, serverMajor) < 0) {
     return fail(
       name,
@@ -123,12 +143,19 @@ export async function checkPgDump(db: DatabaseConfig, serverMajor: string | null
 export async function checkRedis(redis: RedisConfig | false | undefined): Promise<CheckLine> {
   const name = 'redis';
   if (redis === false) return ok(name, 'turned off (redis: false); snapshots hold no Redis part');
-  if (redis === undefined) return warn(name, 'not configured; snapshots hold no Redis part', 'add redis: { url: redis://127.0.0.1:6379 } (or redis: false to turn this off)');
+  if (redis === undefined)
+    return warn(
+      name,
+      'not configured; snapshots hold no Redis part',
+      'add redis: { url: redis://127.0.0.1:6379 } (or redis: false to turn this off)',
+    );
   const cli = await checkRedisCli(redis);
   const r = cli.ok ? await pingRedis(redis) : cli;
   if (r.ok) return ok(name, `${redis.url} answers PING (redis-cli ${cli.ok ? cli.version : '?'})`);
   const line = cli.ok ? `cannot reach Redis at ${redis.url}: ${r.reason}` : r.reason;
-  const fix = cli.ok ? 'check redis.url and redis.passwordFile and that Redis is running' : 'install redis-tools 7 or newer, or set redis.cli';
+  const fix = cli.ok
+    ? 'check redis.url and redis.passwordFile and that Redis is running'
+    : 'install redis-tools 7 or newer, or set redis.cli';
   return redis.optional ? warn(name, `${line} (optional: snapshots would go on without it)`, fix) : fail(name, line, fix);
 }
 
@@ -136,7 +163,12 @@ export async function checkRedis(redis: RedisConfig | false | undefined): Promis
 export async function checkSecrets(secrets: SecretsConfig | false | undefined): Promise<CheckLine> {
   const name = 'secrets';
   if (secrets === false) return ok(name, 'turned off (secrets: false); snapshots hold no .env.production');
-  if (secrets === undefined) return warn(name, 'not configured; snapshots hold no .env.production (2FA and sessions are lost without it)', 'add secrets: { file: /home/mastodon/live/.env.production }');
+  if (secrets === undefined)
+    return warn(
+      name,
+      'not configured; snapshots hold no .env.production (2FA and sessions are lost without it)',
+      'add secrets: { file: /home/mastodon/live/.env.production }',
+    );
   try {
     await access(secrets.file, constants.R_OK);
     if (!(await stat(secrets.file)).isFile()) throw new Error('not a regular file');
@@ -194,21 +226,33 @@ export async function checkVault(vaultDir: string): Promise<CheckLine> {
     return fail(name, `cannot inspect ${vaultDir}: ${errorMessage(err)}`, 'check vault.dir');
   }
   if (!where.isDir) {
-    return fail(name, `vault.dir ${vaultDir} cannot be created: ${where.path} is a file, not a folder`, 'point vault.dir at a folder on a disk with room for the snapshots');
+    return fail(
+      name,
+      `vault.dir ${vaultDir} cannot be created: ${where.path} is a file, not a folder`,
+      'point vault.dir at a folder on a disk with room for the snapshots',
+    );
   }
   try {
     const probe = await mkdtemp(path.join(where.path, '.permafrost-doctor-'));
     await rmdir(probe);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return fail(name, `cannot write in ${where.path} (${code})`, `make ${where.path} writable for this user (e.g. \`chown\` it to the user running backups) or pick another vault.dir`);
+    return fail(
+      name,
+      `cannot write in ${where.path} (${code})`,
+      `make ${where.path} writable for this user (e.g. \`chown\` it to the user running backups) or pick another vault.dir`,
+    );
   }
   const fs = await statfs(where.path);
   const free = fs.bavail * fs.bsize;
   const last = await lastSnapshotBytes(vaultDir);
   const created = where.path === path.resolve(vaultDir) ? '' : ` (backup will create ${vaultDir})`;
   if (last !== null && free < 2 * last) {
-    return fail(name, `only ${mib(free)} free in ${where.path}, less than twice the newest snapshot (${mib(last)})`, 'free some space, prune old snapshots, or move vault.dir to a bigger disk');
+    return fail(
+      name,
+      `only ${mib(free)} free in ${where.path}, less than twice the newest snapshot (${mib(last)})`,
+      'free some space, prune old snapshots, or move vault.dir to a bigger disk',
+    );
   }
   const room = last === null ? 'no snapshot yet' : `newest snapshot ${mib(last)}`;
   return ok(name, `${where.path} is writable${created}, ${mib(free)} free (${room})`);
@@ -218,7 +262,11 @@ export async function checkVault(vaultDir: string): Promise<CheckLine> {
 export function checkRetention(keep: KeepPolicy | undefined): CheckLine {
   const name = 'retention';
   if (!keep) {
-    return warn(name, 'vault.keep is not set, so every snapshot is kept until the disk is full', `add under vault: \`keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 }\``);
+    return warn(
+      name,
+      'vault.keep is not set, so every snapshot is kept until the disk is full',
+      `add under vault: \`keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 }\``,
+    );
   }
   return ok(name, `vault.keep: ${describePolicy(keep)}`);
 }
@@ -233,6 +281,10 @@ export async function checkMedia(media: Config['media']): Promise<CheckLine> {
     await dir.close();
     return ok(name, `${media.dir} is readable`);
   } catch (err) {
-    return fail(name, `cannot read media.dir ${media.dir}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, "check media.dir (Mastodon's public/system) and that this user may read it");
+    return fail(
+      name,
+      `cannot read media.dir ${media.dir}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
+      "check media.dir (Mastodon's public/system) and that this user may read it",
+    );
   }
 }

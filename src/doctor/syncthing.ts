@@ -133,7 +133,14 @@ async function mediaSample(mediaDir: string): Promise<string[]> {
 export async function checkSyncthing(config: Config): Promise<CheckLine[]> {
   const st = config.syncthing;
   if (!st) {
-    return [{ check: 'syncthing', status: 'warn', message: 'not configured: snapshots stay on this server only', fix: 'add a syncthing section and run `permafrost sync apply`' }];
+    return [
+      {
+        check: 'syncthing',
+        status: 'warn',
+        message: 'not configured: snapshots stay on this server only',
+        fix: 'add a syncthing section and run `permafrost sync apply`',
+      },
+    ];
   }
   const lines: CheckLine[] = [];
   try {
@@ -149,12 +156,22 @@ export async function checkSyncthing(config: Config): Promise<CheckLine[]> {
           },
     );
   } catch (err) {
-    lines.push({ check: 'syncthing', status: 'fail', message: errorMessage(err), fix: 'start Syncthing or fix the syncthing section, then run `permafrost sync apply`' });
+    lines.push({
+      check: 'syncthing',
+      status: 'fail',
+      message: errorMessage(err),
+      fix: 'start Syncthing or fix the syncthing section, then run `permafrost sync apply`',
+    });
   }
   if (st.role !== 'source') return lines;
   const who = await syncthingIdentity(st.url).catch(() => null);
   if (!who) {
-    lines.push({ check: 'permissions', status: 'warn', message: `cannot tell which user runs Syncthing at ${st.url}, so its access to the vault and media was not checked`, fix: 'run doctor as root, or check by hand that Syncthing\'s user can read vault.dir and media.dir' });
+    lines.push({
+      check: 'permissions',
+      status: 'warn',
+      message: `cannot tell which user runs Syncthing at ${st.url}, so its access to the vault and media was not checked`,
+      fix: "run doctor as root, or check by hand that Syncthing's user can read vault.dir and media.dir",
+    });
     return lines;
   }
   const problems = [
@@ -163,7 +180,11 @@ export async function checkSyncthing(config: Config): Promise<CheckLine[]> {
   ];
   lines.push(
     problems.length === 0
-      ? { check: 'permissions', status: 'ok', message: `Syncthing (uid ${who.uid}) can read the vault${config.media ? ' and the media' : ''}` }
+      ? {
+          check: 'permissions',
+          status: 'ok',
+          message: `Syncthing (uid ${who.uid}) can read the vault${config.media ? ' and the media' : ''}`,
+        }
       : {
           check: 'permissions',
           status: 'fail',

@@ -9,7 +9,15 @@ import { PermafrostError } from '../errors.js';
 import { acquireLock, type RunLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
-import { cleanStalePartials, commitPartial, createPartial, discardPartial, listSnapshots, snapshotIdFor, vaultWriteError } from '../vault/store.js';
+import {
+  cleanStalePartials,
+  commitPartial,
+  createPartial,
+  discardPartial,
+  listSnapshots,
+  snapshotIdFor,
+  vaultWriteError,
+} from '../vault/store.js';
 import { writeEncryptedCapture } from '../vault/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts } from './backup-parts.js';
@@ -47,7 +55,9 @@ async function checkFreeSpace(vaultDir: string): Promise<void> {
 
 /** A run that took over a stale lock says so: a run died there before. */
 function lockWarning(lock: RunLock): string[] {
-  return lock.tookOverFrom === null ? [] : [`took over the run lock left by pid ${lock.tookOverFrom}, which no longer runs (a run died there before)`];
+  return lock.tookOverFrom === null
+    ? []
+    : [`took over the run lock left by pid ${lock.tookOverFrom}, which no longer runs (a run died there before)`];
 }
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
@@ -62,7 +72,11 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
   }
 }
 
-async function captureSnapshot(config: SourceConfig, passphrase: string, opts: { signal?: AbortSignal; events?: JobEvents }): Promise<BackupResult> {
+async function captureSnapshot(
+  config: SourceConfig,
+  passphrase: string,
+  opts: { signal?: AbortSignal; events?: JobEvents },
+): Promise<BackupResult> {
   const db = config.database;
   const env = pgEnv(db);
   const lock = acquireLock(config.vault.dir, 'backup');

@@ -55,8 +55,20 @@ async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
     found = await readFolder(s.dir, s.manifest);
   } catch (err) {
     // Pruned while we looked: nothing to judge.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(await lstat(s.dir).then(() => true, () => false))) return null;
-    return { id: s.id, ok: false, problems: [`${s.dir} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`], arriving: false };
+    if (
+      (err as NodeJS.ErrnoException).code === 'ENOENT' &&
+      !(await lstat(s.dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return null;
+    return {
+      id: s.id,
+      ok: false,
+      problems: [`${s.dir} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`],
+      arriving: false,
+    };
   }
   if (found.some((e) => isSyncthingTemp(e.name))) return { id: s.id, ok: true, problems: [], arriving: true };
   const problems = compareFolder(s.manifest, found);
@@ -81,7 +93,12 @@ export async function runCheck(config: Config, ref: string | undefined): Promise
   for (const s of snapshots) if (!s.arriving) records[s.id] = { ok: s.ok, checkedAt, problems: s.problems };
   const failed = snapshots.filter((s) => !s.ok).map((s) => s.id);
   const durationMs = Date.now() - t0;
-  await recordCheck(config.vault.dir, records, { checkedAt, durationMs, checked: Object.keys(records).length, failed }, all.map((s) => s.id));
+  await recordCheck(
+    config.vault.dir,
+    records,
+    { checkedAt, durationMs, checked: Object.keys(records).length, failed },
+    all.map((s) => s.id),
+  );
   return { ok: failed.length === 0, checkedAt, durationMs, snapshots };
 }
 
@@ -89,7 +106,13 @@ export async function runCheck(config: Config, ref: string | undefined): Promise
 export function checkFailed(r: CheckResult): IntegrityError {
   const bad = r.snapshots.filter((s) => !s.ok);
   const first = bad[0]!;
-  const others = bad.length > 1 ? `; also damaged: ${bad.slice(1).map((s) => s.id).join(', ')}` : '';
+  const others =
+    bad.length > 1
+      ? `; also damaged: ${bad
+          .slice(1)
+          .map((s) => s.id)
+          .join(', ')}`
+      : '';
   return new IntegrityError(
     `Snapshot ${first.id} failed its check: ${first.problems.join('; ')}${others}; restore from another snapshot, and replace the damaged ones from another copy (a backup device, or the server).`,
     { details: bad.map((s) => `${s.id}: ${s.problems.join('; ')}`) },

@@ -102,11 +102,7 @@ function daemonServices(config: Config, daemon: Daemon): DaemonService[] {
 }
 
 /** The daemon for a config, with every job and service; call start(), and stop() on SIGTERM. */
-export function createDaemon(
-  config: Config,
-  logger: DaemonLogger,
-  opts: { stopGraceMs?: number } = {},
-): Daemon {
+export function createDaemon(config: Config, logger: DaemonLogger, opts: { stopGraceMs?: number } = {}): Daemon {
   const daemon = new Daemon({
     jobs: scheduledJobs(config, logger),
     timezone: effectiveTimeZone(config.schedule),

@@ -18,12 +18,16 @@ import { sweepLeftovers } from '../recover/sweep.js';
 /** Sweeps what dead runs left (temp folders, scratch databases) and says what went: a WARN, as a run died there. */
 async function sweepLine(config: Config): Promise<CheckLine> {
   const { swept, problems } = await sweepLeftovers(config);
-  if (swept.length === 0 && problems.length === 0) return { check: 'leftovers', status: 'ok', message: 'no temp folder or scratch database of a dead run' };
+  if (swept.length === 0 && problems.length === 0)
+    return { check: 'leftovers', status: 'ok', message: 'no temp folder or scratch database of a dead run' };
   return {
     check: 'leftovers',
     status: 'warn',
     message: [...swept, ...problems].join('; '),
-    fix: swept.length > 0 ? 'a run was killed (SIGKILL, out of memory?): check the journal or dmesg for why; what it left is removed now' : 'fix what the message says (see the database line)',
+    fix:
+      swept.length > 0
+        ? 'a run was killed (SIGKILL, out of memory?): check the journal or dmesg for why; what it left is removed now'
+        : 'fix what the message says (see the database line)',
   };
 }
 

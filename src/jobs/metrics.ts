@@ -19,8 +19,14 @@ export async function collectMetrics(
   }
   const folder = path.dirname(file);
   // A missing folder is a typo or node_exporter not installed: creating it would hide that.
-  const isDir = await stat(folder).then((s) => s.isDirectory(), () => false);
-  if (!isDir) throw new UserError(`--textfile: folder ${folder} does not exist; create it or point --textfile at node_exporter's textfile directory.`);
+  const isDir = await stat(folder).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!isDir)
+    throw new UserError(
+      `--textfile: folder ${folder} does not exist; create it or point --textfile at node_exporter's textfile directory.`,
+    );
   try {
     // Readable by node_exporter's user; the metrics hold no secret.
     await writeFileAtomic(file, text, 0o644);

@@ -34,10 +34,14 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
   const log = opts.log ?? quiet;
   await sweepAndReport(source, log);
   try {
-    const result = await backupWithAlerts(source, () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()), {
-      log,
-      signal: opts.signal,
-    });
+    const result = await backupWithAlerts(
+      source,
+      () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+      {
+        log,
+        signal: opts.signal,
+      },
+    );
     const missing = requiredPartsFailed(result.manifest);
     if (missing) throw new PermafrostError('tool', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
     return result;
@@ -47,13 +51,22 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
 }
 
 /** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
-export async function runVerifyJob(config: Config, opts: JobRunOptions & { snapshot?: string; passphraseFile?: string } = {}): Promise<VerifyResult> {
+export async function runVerifyJob(
+  config: Config,
+  opts: JobRunOptions & { snapshot?: string; passphraseFile?: string } = {},
+): Promise<VerifyResult> {
   const log = opts.log ?? quiet;
   await sweepAndReport(config, log);
   try {
     return await verifyWithAlerts(
       config,
-      () => runVerify(config, { snapshot: opts.snapshot, passphraseFile: opts.passphraseFile, signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+      () =>
+        runVerify(config, {
+          snapshot: opts.snapshot,
+          passphraseFile: opts.passphraseFile,
+          signal: opts.signal,
+          events: opts.events,
+        }).finally(() => opts.events?.end?.()),
       { log, signal: opts.signal },
     );
   } finally {
@@ -64,10 +77,16 @@ export async function runVerifyJob(config: Config, opts: JobRunOptions & { snaps
 /** One check of `snapshot` (default: every snapshot) with its alerts: damage is alerted once, and resolved by a whole-vault check that passes. */
 export async function runCheckJob(config: Config, opts: Pick<JobRunOptions, 'log'> & { snapshot?: string } = {}): Promise<CheckResult> {
   const whole = opts.snapshot === undefined || opts.snapshot === 'all';
-  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), { whole, describe: (r) => checkFailed(r).message, log: opts.log ?? quiet });
+  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), {
+    whole,
+    describe: (r) => checkFailed(r).message,
+    log: opts.log ?? quiet,
+  });
 }
 
 /** The error a failed verification ends the CLI command or the daemon's run with (exit 3). */
 export function verificationFailed(r: VerifyResult): IntegrityError {
-  return new IntegrityError(`Snapshot ${r.snapshot} failed verification: ${r.reason}; use another snapshot and find out what damaged this one.`);
+  return new IntegrityError(
+    `Snapshot ${r.snapshot} failed verification: ${r.reason}; use another snapshot and find out what damaged this one.`,
+  );
 }

@@ -86,7 +86,8 @@ async function verifyOnce(
   const server = verifyServer(config, scratchName(config));
   let checks: CheckOutcome[] = [];
   const stopIfAborted = (): void => {
-    if (opts.signal?.aborted) throw new PermafrostError('tool', `Verify of snapshot ${snapshot.id} was stopped before it finished; nothing was recorded.`);
+    if (opts.signal?.aborted)
+      throw new PermafrostError('tool', `Verify of snapshot ${snapshot.id} was stopped before it finished; nothing was recorded.`);
   };
   /** Runs the steps in order; their outcomes up to and including the first failed one. */
   const runSteps = async (steps: VerifyStep[]): Promise<CheckOutcome[]> => {
@@ -113,11 +114,20 @@ async function verifyOnce(
         const what = `decrypt ${file.part}`;
         opts.events?.phase?.(what);
         try {
-          const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file, { progress: (n) => opts.events?.bytes?.(what, n), signal: opts.signal });
+          const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file, {
+            progress: (n) => opts.events?.bytes?.(what, n),
+            signal: opts.signal,
+          });
           return { outcome: passed(name, `${file.name}: OpenPGP integrity and SHA-256 match the manifest`), out };
         } catch (err) {
           if (!(err instanceof IntegrityError)) throw err;
-          return { outcome: failed(name, err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, '')), out: null };
+          return {
+            outcome: failed(
+              name,
+              err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, ''),
+            ),
+            out: null,
+          };
         }
       };
 

@@ -38,7 +38,10 @@ export class HttpError extends RemoteError {
   /** The unix socket the request went over, when it did not go over TCP. */
   readonly socketPath: string | null;
 
-  constructor(message: string, info: { method: string; url: string; socketPath?: string; status: number | null; body?: string; cause?: unknown }) {
+  constructor(
+    message: string,
+    info: { method: string; url: string; socketPath?: string; status: number | null; body?: string; cause?: unknown },
+  ) {
     super(message, {
       cause: info.cause,
       details: [

@@ -40,7 +40,11 @@ export type NotifyLog = (level: 'info' | 'warn' | 'error', msg: string, fields: 
 export function logAlertingFailure(log: NotifyLog, msg: string, err: unknown): void {
   const outside = err instanceof PermafrostError || typeof (err as { code?: unknown } | null)?.code === 'string';
   if (outside) log('warn', msg, { error: errorMessage(err) });
-  else log('error', `${msg}: this is a bug, please report it`, { error: errorMessage(err), stack: err instanceof Error ? err.stack : String(err) });
+  else
+    log('error', `${msg}: this is a bug, please report it`, {
+      error: errorMessage(err),
+      stack: err instanceof Error ? err.stack : String(err),
+    });
 }
 
 export interface NotifyOptions {
@@ -75,7 +79,12 @@ export function alertStatePath(vaultDir: string): string {
 }
 
 export async function readAlertState(vaultDir: string): Promise<AlertState> {
-  return readJsonState(alertStatePath(vaultDir), alertStateSchema, { formatVersion: 1, conditions: {}, deliveryFailures: {}, lastDelivery: {} });
+  return readJsonState(alertStatePath(vaultDir), alertStateSchema, {
+    formatVersion: 1,
+    conditions: {},
+    deliveryFailures: {},
+    lastDelivery: {},
+  });
 }
 
 function conditionKey(o: Exclude<Outcome, { kind: 'backup.start' }>): string {
@@ -101,13 +110,21 @@ function describe(o: Exclude<Outcome, { kind: 'backup.start' }>, host: string, r
   }
   return resolved
     ? { event: 'device.resolved', message: `${on}: device ${o.device} is up to date again${o.snapshot ? ` (has ${o.snapshot})` : ''}.` }
-    : { event: 'device.stale', message: `${on}: device ${o.device} is stale: ${o.error ?? `its newest snapshot is ${o.snapshot ?? 'none'}`}` };
+    : {
+        event: 'device.stale',
+        message: `${on}: device ${o.device} is stale: ${o.error ?? `its newest snapshot is ${o.snapshot ?? 'none'}`}`,
+      };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Sends one request, retrying network errors, 429 and 5xx with doubling backoff. Never throws. */
-async function deliver(req: ChannelRequest, event: string, cfg: { retries: number; backoffMs: number; timeoutMs: number }, log: NotifyLog): Promise<Delivery> {
+async function deliver(
+  req: ChannelRequest,
+  event: string,
+  cfg: { retries: number; backoffMs: number; timeoutMs: number },
+  log: NotifyLog,
+): Promise<Delivery> {
   let lastError = '';
   const attempts = cfg.retries + 1;
   for (let i = 0; i < attempts; i++) {

@@ -98,7 +98,13 @@ export async function reportDevices(
     await notifyOutcome(
       config,
       d.stale
-        ? { kind: 'device', device: d.name, ok: false, snapshot: d.newestOnDevice, error: d.newestOnDevice ? `its newest complete snapshot is ${d.newestOnDevice}` : 'no snapshot is known to be complete on it' }
+        ? {
+            kind: 'device',
+            device: d.name,
+            ok: false,
+            snapshot: d.newestOnDevice,
+            error: d.newestOnDevice ? `its newest complete snapshot is ${d.newestOnDevice}` : 'no snapshot is known to be complete on it',
+          }
         : { kind: 'device', device: d.name, ok: true, snapshot: d.newestOnDevice },
       opts,
     );

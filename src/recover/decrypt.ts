@@ -29,7 +29,11 @@ export interface TempBase {
 /** vault.tempDir, or $TMPDIR when it is not set. */
 export function vaultTempBase(tempDir: string | undefined): TempBase {
   const dir = tempDir ?? tmpdir();
-  return { dir, name: tempDir ? `vault.tempDir (${dir})` : `the temp folder ${dir} ($TMPDIR; vault.tempDir is not set)`, setting: 'vault.tempDir' };
+  return {
+    dir,
+    name: tempDir ? `vault.tempDir (${dir})` : `the temp folder ${dir} ($TMPDIR; vault.tempDir is not set)`,
+    setting: 'vault.tempDir',
+  };
 }
 
 /** A private folder (0700) for decrypted plaintext, removed by `dispose` on every path. */
@@ -54,7 +58,9 @@ function tempFolderError(base: TempBase, err: NodeJS.ErrnoException): Permafrost
     EDQUOT: 'is over its disk quota; free space there',
   };
   const text = err.code ? why[err.code] : undefined;
-  return text ? new PermafrostError('tool', `Cannot decrypt into ${base.name}: it ${text}, or set ${base.setting} to another folder.`, { cause: err }) : null;
+  return text
+    ? new PermafrostError('tool', `Cannot decrypt into ${base.name}: it ${text}, or set ${base.setting} to another folder.`, { cause: err })
+    : null;
 }
 
 /**
@@ -154,7 +160,10 @@ export async function decryptVerifiedPart(
       throw err;
     }
     // Stopped on purpose (SIGTERM): gpg's failure then says nothing about the snapshot.
-    if (opts.signal?.aborted) throw new PermafrostError('tool', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, { cause: opts.signal.reason });
+    if (opts.signal?.aborted)
+      throw new PermafrostError('tool', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, {
+        cause: opts.signal.reason,
+      });
     if (r.failure === 'missing-tool') {
       throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
         argv: gpgDecryptArgv('GNUPGHOME', encPath),

@@ -44,7 +44,13 @@ export interface DatabaseRestoreResult {
 
 /** Every other client session on the database `client` is connected to (our own excluded). */
 async function otherSessions(client: pg.Client): Promise<TargetSession[]> {
-  const r = await client.query<{ pid: number; application_name: string | null; client_addr: string | null; client_port: number | null; backend_start: Date | null }>(
+  const r = await client.query<{
+    pid: number;
+    application_name: string | null;
+    client_addr: string | null;
+    client_port: number | null;
+    backend_start: Date | null;
+  }>(
     `SELECT pid, application_name, client_addr::text AS client_addr, client_port, backend_start FROM pg_stat_activity
       WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY backend_start, pid`,
   );
@@ -179,7 +185,12 @@ export async function restoreDatabase(
   const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
   const argv = pgRestoreArgv(server, opts.database, archive, { jobs, noOwner: opts.noOwner });
   try {
-    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: `restoring snapshot ${snapshot.id} into "${opts.database}"`, signal: opts.signal });
+    await runTool({
+      argv,
+      env: pgRestoreEnv(pgEnv(server)),
+      doing: `restoring snapshot ${snapshot.id} into "${opts.database}"`,
+      signal: opts.signal,
+    });
   } catch (err) {
     if (opts.signal?.aborted) {
       throw new PermafrostError(

@@ -52,15 +52,23 @@ export interface RestoreResult {
 
 /** Refuses a destination that exists or whose folder is missing, before anything is decrypted. */
 function checkDestination(dest: string, flag: string): void {
-  if (existsSync(dest)) throw new UserError(`${flag}: ${dest} already exists; restore never overwrites a file, so choose a new path or move it away.`);
-  if (!existsSync(path.dirname(dest))) throw new UserError(`${flag}: folder ${path.dirname(dest)} does not exist; create it or choose another path.`);
+  if (existsSync(dest))
+    throw new UserError(`${flag}: ${dest} already exists; restore never overwrites a file, so choose a new path or move it away.`);
+  if (!existsSync(path.dirname(dest)))
+    throw new UserError(`${flag}: folder ${path.dirname(dest)} does not exist; create it or choose another path.`);
 }
 
 /**
  * Decrypts one part into a private temp folder next to `dest`, verifies it against the manifest,
  * then links it into place (mode 0600), which fails instead of replacing a file that appeared meanwhile.
  */
-async function writePart(snapshot: SnapshotEntry, passphrase: string, part: PartOutput['part'], dest: string, signal?: AbortSignal): Promise<PartOutput> {
+async function writePart(
+  snapshot: SnapshotEntry,
+  passphrase: string,
+  part: PartOutput['part'],
+  dest: string,
+  signal?: AbortSignal,
+): Promise<PartOutput> {
   const flag = `--${part}`;
   const folder = path.dirname(dest);
   const temp = await privateTemp({ dir: folder, name: `the folder of ${flag} (${folder})`, setting: flag });
@@ -70,7 +78,8 @@ async function writePart(snapshot: SnapshotEntry, passphrase: string, part: Part
       await link(plain, dest);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') throw new UserError(`${dest} appeared while restoring; restore never overwrites a file, so choose a new path.`);
+      if (code === 'EEXIST')
+        throw new UserError(`${dest} appeared while restoring; restore never overwrites a file, so choose a new path.`);
       // Filesystems without hard links: an exclusive copy still never overwrites.
       await copyFile(plain, dest, constants.COPYFILE_EXCL);
     }
@@ -85,20 +94,28 @@ async function writePart(snapshot: SnapshotEntry, passphrase: string, part: Part
 export function nextSteps(r: { database: string | null; redis: string | null; secrets: string | null; snapshot: string }): string[] {
   const steps = ['Stop Mastodon first: systemctl stop mastodon-web mastodon-sidekiq mastodon-streaming'];
   if (r.database) {
-    steps.push(`The database was restored into "${r.database}"; if that is not the one Mastodon uses, set DB_NAME in .env.production to it (or restore again with --database mastodon_production).`);
+    steps.push(
+      `The database was restored into "${r.database}"; if that is not the one Mastodon uses, set DB_NAME in .env.production to it (or restore again with --database mastodon_production).`,
+    );
   } else {
     steps.push(`Restore the database: permafrost restore ${r.snapshot} --database mastodon_production`);
   }
   if (r.secrets) {
-    steps.push(`Put the secrets back: install -m 600 -o mastodon -g mastodon ${r.secrets} /home/mastodon/live/.env.production (check DB_* and REDIS_* still fit this machine).`);
+    steps.push(
+      `Put the secrets back: install -m 600 -o mastodon -g mastodon ${r.secrets} /home/mastodon/live/.env.production (check DB_* and REDIS_* still fit this machine).`,
+    );
   }
   if (r.redis) {
-    steps.push(`Put Redis back: systemctl stop redis-server; install -m 600 -o redis -g redis ${r.redis} /var/lib/redis/dump.rdb (Redis' "dir"/"dbfilename"; with appendonly yes, start once with --appendonly no and then turn AOF back on); systemctl start redis-server`);
+    steps.push(
+      `Put Redis back: systemctl stop redis-server; install -m 600 -o redis -g redis ${r.redis} /var/lib/redis/dump.rdb (Redis' "dir"/"dbfilename"; with appendonly yes, start once with --appendonly no and then turn AOF back on); systemctl start redis-server`,
+    );
   } else {
     steps.push('Without the Redis part, Sidekiq queues are lost; home feeds are rebuilt by: RAILS_ENV=production bin/tootctl feeds build');
   }
   steps.push("Media: copy public/system back from a backup device's Syncthing folder (skip it with S3 or other object storage).");
-  steps.push('Remote media cache (public/system/cache) is not backed up; let Mastodon fetch it again: RAILS_ENV=production bin/tootctl accounts refresh --all, and bin/tootctl media refresh --days 7 for recent posts.');
+  steps.push(
+    'Remote media cache (public/system/cache) is not backed up; let Mastodon fetch it again: RAILS_ENV=production bin/tootctl accounts refresh --all, and bin/tootctl media refresh --days 7 for recent posts.',
+  );
   steps.push('Start Mastodon: systemctl start mastodon-web mastodon-sidekiq mastodon-streaming');
   return steps;
 }
@@ -140,7 +157,11 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   const stoppable = <T>(step: Promise<T>): Promise<T> =>
     step.catch((err: unknown) => {
       if (!opts.signal?.aborted || (err instanceof PermafrostError && err.message.includes(PARTLY_RESTORED))) throw err;
-      throw new PermafrostError('tool', `Restore of snapshot ${snapshot.id} was stopped before it finished; the target database was not touched and no file was half written.`, { cause: err });
+      throw new PermafrostError(
+        'tool',
+        `Restore of snapshot ${snapshot.id} was stopped before it finished; the target database was not touched and no file was half written.`,
+        { cause: err },
+      );
     });
   const files: PartOutput[] = [];
   if (redis) {
@@ -155,16 +176,18 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   if (opts.database && dbFile && target && server) {
     const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
     try {
-      database = await stoppable(restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
-        server,
-        database: opts.database,
-        target,
-        jobs: opts.jobs,
-        noOwner: opts.noOwner,
-        terminateSessions: opts.terminateSessions,
-        events: opts.events,
-        signal: opts.signal,
-      }));
+      database = await stoppable(
+        restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
+          server,
+          database: opts.database,
+          target,
+          jobs: opts.jobs,
+          noOwner: opts.noOwner,
+          terminateSessions: opts.terminateSessions,
+          events: opts.events,
+          signal: opts.signal,
+        }),
+      );
     } finally {
       await temp.dispose();
     }

@@ -3,7 +3,15 @@ import { availableParallelism, hostname } from 'node:os';
 import type pg from 'pg';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { ToolError, UserError } from '../errors.js';
-import { connect, defaultRestoreJobs, pgEnv, pgRestoreEnv, pgRestoreListArgv, verifyRestoreArgv, mastodonFacts } from '../tools/postgres.js';
+import {
+  connect,
+  defaultRestoreJobs,
+  pgEnv,
+  pgRestoreEnv,
+  pgRestoreListArgv,
+  verifyRestoreArgv,
+  mastodonFacts,
+} from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import type { MastodonFacts } from '../vault/manifest.js';
 import { selfIdentity, type ProcessIdentity } from '../schedule/lock.js';
@@ -31,11 +39,11 @@ export function parseTocTables(list: string): TocTable[] {
 export async function archiveTables(db: Pick<DatabaseConfig, 'binDir'>, archive: string): Promise<TocTable[]> {
   const argv = pgRestoreListArgv(db, archive);
   try {
-    const { stdout } = await runTool({ argv, doing: 'reading the archive\'s table of contents' }, { maxBuffer: 256 * 1024 * 1024 });
+    const { stdout } = await runTool({ argv, doing: "reading the archive's table of contents" }, { maxBuffer: 256 * 1024 * 1024 });
     return parseTocTables(stdout);
   } catch (err) {
     const e = err as ToolError;
-    throw new ToolError('pg_restore cannot read the archive\'s table of contents; the archive is not a valid pg_dump custom-format file.', {
+    throw new ToolError("pg_restore cannot read the archive's table of contents; the archive is not a valid pg_dump custom-format file.", {
       argv,
       exitStatus: e.exitStatus,
       signal: e.signal,
@@ -54,7 +62,9 @@ export function verifyServer(config: Config, scratch: string): DatabaseConfig {
   const base: DatabaseConfig | undefined = config.role === 'source' ? config.database : undefined;
   if (!c) {
     if (!base) {
-      throw new UserError('verify needs a PostgreSQL server for its scratch database: set verify.connection (host, port, user) or database.');
+      throw new UserError(
+        'verify needs a PostgreSQL server for its scratch database: set verify.connection (host, port, user) or database.',
+      );
     }
     return { ...base, name: scratch };
   }
@@ -91,7 +101,10 @@ function scratchMark(): string {
 export function scratchCreator(comment: string | null): ProcessIdentity | null {
   if (!comment?.startsWith(SCRATCH_COMMENT)) return null;
   const field = (key: string): string | null => {
-    const v = comment.split('; ').find((f) => f.startsWith(`${key} `))?.slice(key.length + 1);
+    const v = comment
+      .split('; ')
+      .find((f) => f.startsWith(`${key} `))
+      ?.slice(key.length + 1);
     return v === undefined || v === '-' ? null : v;
   };
   const pid = Number(field('pid'));
@@ -210,7 +223,12 @@ export function compareWithManifest(expected: MastodonFacts | null, toc: TocTabl
   checks.push({
     name: 'row-counts',
     ok: wrong.length === 0,
-    detail: wrong.length === 0 ? `row counts equal the manifest (${Object.entries(expected.rowCounts).map(([t, n]) => `${t} ${n}`).join(', ')})` : wrong.join('; '),
+    detail:
+      wrong.length === 0
+        ? `row counts equal the manifest (${Object.entries(expected.rowCounts)
+            .map(([t, n]) => `${t} ${n}`)
+            .join(', ')})`
+        : wrong.join('; '),
   });
   const gotMigration = restored.facts?.schemaMigration ?? null;
   checks.push({

@@ -43,7 +43,10 @@ export const ignoresSchema = z.looseObject({ ignore: z.array(z.string()).nullabl
 
 /** GET /rest/system/connections */
 export const connectionsSchema = z.looseObject({
-  connections: z.record(z.string(), z.looseObject({ connected: z.boolean(), address: z.string().optional(), startedAt: z.string().optional() })),
+  connections: z.record(
+    z.string(),
+    z.looseObject({ connected: z.boolean(), address: z.string().optional(), startedAt: z.string().optional() }),
+  ),
 });
 
 /** GET /rest/stats/device */

@@ -21,10 +21,14 @@ export function parseSyncthingUrl(url: string): { socketPath: string } | { host:
   try {
     u = new URL(url);
   } catch (err) {
-    throw new UserError(`syncthing.url: ${url} is not a URL; use http://127.0.0.1:8384 or the path of Syncthing's GUI socket.`, { cause: err });
+    throw new UserError(`syncthing.url: ${url} is not a URL; use http://127.0.0.1:8384 or the path of Syncthing's GUI socket.`, {
+      cause: err,
+    });
   }
   if (u.protocol !== 'http:') {
-    throw new UserError(`syncthing.url: only http:// (on loopback) or a unix socket path is supported, not ${u.protocol}; fix syncthing.url.`);
+    throw new UserError(
+      `syncthing.url: only http:// (on loopback) or a unix socket path is supported, not ${u.protocol}; fix syncthing.url.`,
+    );
   }
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), basePath: u.pathname.replace(/\/$/, '') };
 }
@@ -67,7 +71,9 @@ export class SyncthingClient {
       method,
       ...('socketPath' in this.target
         ? { url: `http://localhost${p}`, socketPath: this.target.socketPath }
-        : { url: `http://${this.target.host.includes(':') ? `[${this.target.host}]` : this.target.host}:${this.target.port}${this.target.basePath}${p}` }),
+        : {
+            url: `http://${this.target.host.includes(':') ? `[${this.target.host}]` : this.target.host}:${this.target.port}${this.target.basePath}${p}`,
+          }),
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       timeoutMs: this.timeoutMs,
@@ -81,7 +87,11 @@ export class SyncthingClient {
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       const why = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? (err.cause as Error | undefined)?.message ?? err.message;
-      throw new HttpError(`Syncthing's API at ${this.url} is unreachable (${why}): start Syncthing, or fix syncthing.url.`, { ...at, status: null, cause: err });
+      throw new HttpError(`Syncthing's API at ${this.url} is unreachable (${why}): start Syncthing, or fix syncthing.url.`, {
+        ...at,
+        status: null,
+        cause: err,
+      });
     }
     const reply = { ...at, status: res.status, body: firstLine(res.text) };
     const endpoint = `${method} ${p.split('?')[0]}`;
@@ -99,10 +109,13 @@ export class SyncthingClient {
     try {
       json = JSON.parse(res.text);
     } catch (err) {
-      throw new HttpError(`Syncthing at ${this.url} answered ${endpoint} with something that is not JSON; check syncthing.url points at Syncthing's API.`, {
-        ...reply,
-        cause: err,
-      });
+      throw new HttpError(
+        `Syncthing at ${this.url} answered ${endpoint} with something that is not JSON; check syncthing.url points at Syncthing's API.`,
+        {
+          ...reply,
+          cause: err,
+        },
+      );
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
@@ -128,7 +141,8 @@ export function readApiKey(cfg: SyncthingConfig): string {
     });
   }
   const m = /<gui\b[\s\S]*?<apikey>([^<]+)<\/apikey>[\s\S]*?<\/gui>/.exec(xml);
-  if (!m?.[1]) throw new UserError(`syncthing.home: ${file} has no GUI API key; set one in Syncthing's settings, or use syncthing.apiKeyFile.`);
+  if (!m?.[1])
+    throw new UserError(`syncthing.home: ${file} has no GUI API key; set one in Syncthing's settings, or use syncthing.apiKeyFile.`);
   return m[1].trim();
 }
 
@@ -140,7 +154,9 @@ export function clientFor(config: { syncthing?: SyncthingConfig; configPath: str
 
 export function requireSyncthing(config: { syncthing?: SyncthingConfig; configPath: string }): SyncthingConfig {
   if (!config.syncthing) {
-    throw new UserError(`Config ${config.configPath} has no syncthing section: add syncthing.url, syncthing.apiKeyFile and syncthing.devices.`);
+    throw new UserError(
+      `Config ${config.configPath} has no syncthing section: add syncthing.url, syncthing.apiKeyFile and syncthing.devices.`,
+    );
   }
   return config.syncthing;
 }

@@ -28,7 +28,10 @@ export function normalizeDeviceId(input: string): string | null {
   if (!/^[A-Z2-7]+$/.test(s)) return null;
   let full: string;
   if (s.length === 52) {
-    full = [0, 1, 2, 3].map((i) => s.slice(i * 13, i * 13 + 13)).map((g) => g + luhnBase32(g)).join('');
+    full = [0, 1, 2, 3]
+      .map((i) => s.slice(i * 13, i * 13 + 13))
+      .map((g) => g + luhnBase32(g))
+      .join('');
   } else if (s.length === 56) {
     for (let i = 0; i < 4; i++) {
       const group = s.slice(i * 14, i * 14 + 13);

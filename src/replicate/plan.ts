@@ -90,10 +90,14 @@ export function desiredState(
     const key = `syncthing.devices[${i}]`;
     const deviceID = normalizeDeviceId(d.id);
     if (deviceID === null) {
-      throw new UserError(`${key}.id: ${d.id} is not a valid Syncthing device ID; copy it again from \`permafrost device-id\` on that device.`);
+      throw new UserError(
+        `${key}.id: ${d.id} is not a valid Syncthing device ID; copy it again from \`permafrost device-id\` on that device.`,
+      );
     }
     if (deviceID === myID) {
-      throw new UserError(`${key}.id: ${d.id} is this machine's own Syncthing ID; list the other side's ID (run \`permafrost device-id\` there).`);
+      throw new UserError(
+        `${key}.id: ${d.id} is this machine's own Syncthing ID; list the other side's ID (run \`permafrost device-id\` there).`,
+      );
     }
     return { deviceID, name: d.name, addresses: d.addresses ?? ['dynamic'], key };
   });
@@ -116,7 +120,13 @@ export function desiredState(
     { id: SNAPSHOTS_FOLDER, label: 'permafrost snapshots', path: path.resolve(config.vault.dir), ignores: SNAPSHOT_IGNORES, ...base },
   ];
   if (config.media) {
-    folders.push({ id: MEDIA_FOLDER, label: 'Mastodon media', path: path.resolve(config.media.dir), ignores: config.media.ignore, ...base });
+    folders.push({
+      id: MEDIA_FOLDER,
+      label: 'Mastodon media',
+      path: path.resolve(config.media.dir),
+      ignores: config.media.ignore,
+      ...base,
+    });
   }
   return { devices, folders };
 }

@@ -140,7 +140,11 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     error: null,
     myID: null,
     snapshot: newest
-      ? { id: newest.id, finishedAt: finishedAt(newest).toISOString(), ageSeconds: Math.round((now.getTime() - finishedAt(newest).getTime()) / 1000) }
+      ? {
+          id: newest.id,
+          finishedAt: finishedAt(newest).toISOString(),
+          ageSeconds: Math.round((now.getTime() - finishedAt(newest).getTime()) / 1000),
+        }
       : null,
     localFolders: [],
     devices: [],
@@ -163,7 +167,9 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     result.problems.push(`Syncthing: ${err.message}`);
     return result;
   }
-  const folders = (await client.get('/rest/config/folders', z.array(z.looseObject({ id: z.string() })))).map((f) => f.id).filter((id) => id === SNAPSHOTS_FOLDER || id === MEDIA_FOLDER);
+  const folders = (await client.get('/rest/config/folders', z.array(z.looseObject({ id: z.string() }))))
+    .map((f) => f.id)
+    .filter((id) => id === SNAPSHOTS_FOLDER || id === MEDIA_FOLDER);
   if (!folders.includes(SNAPSHOTS_FOLDER)) {
     result.ok = false;
     result.problems.push(`Syncthing has no ${SNAPSHOTS_FOLDER} folder yet: run \`permafrost sync apply\`.`);
@@ -175,7 +181,9 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
       const s = await client.get(`/rest/db/status?folder=${folder}`, folderStatusSchema);
       result.localFolders.push({ folder, state: s.state, needBytes: s.needBytes, receiveOnlyChangedFiles: s.receiveOnlyChangedFiles ?? 0 });
       if ((s.receiveOnlyChangedFiles ?? 0) > 0) {
-        result.problems.push(`${folder} has ${s.receiveOnlyChangedFiles} locally changed file(s) on this receiver; revert them in Syncthing ("Revert Local Changes").`);
+        result.problems.push(
+          `${folder} has ${s.receiveOnlyChangedFiles} locally changed file(s) on this receiver; revert them in Syncthing ("Revert Local Changes").`,
+        );
       }
     }
     const complete = [] as SnapshotEntry[];
@@ -184,7 +192,9 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     const age = have ? (now.getTime() - finishedAt(have).getTime()) / 1000 : null;
     if (age === null || age > st.staleAfter) {
       result.ok = false;
-      result.problems.push(have ? `the newest snapshot received (${have.id}) is older than ${st.staleAfter}s` : 'no complete snapshot has been received yet');
+      result.problems.push(
+        have ? `the newest snapshot received (${have.id}) is older than ${st.staleAfter}s` : 'no complete snapshot has been received yet',
+      );
     }
   }
 
@@ -250,7 +260,9 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
       dev.stale = true;
       result.ok = false;
       const since = dev.newestOnDevice ? `its newest snapshot is ${dev.newestOnDevice}` : 'it has no snapshot';
-      result.problems.push(`device ${d.name} lacks snapshot ${oldestMissing.id}, older than ${st.staleAfter}s (${since}${dev.connected ? '' : '; it is not connected'})`);
+      result.problems.push(
+        `device ${d.name} lacks snapshot ${oldestMissing.id}, older than ${st.staleAfter}s (${since}${dev.connected ? '' : '; it is not connected'})`,
+      );
     }
   }
   if (st.role === 'source') await writeState(config.vault.dir, state, keep);

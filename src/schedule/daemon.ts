@@ -157,14 +157,20 @@ export class Daemon {
         });
       } catch (err) {
         await this.stop('invalid schedule');
-        throw new PermafrostError('user', `Job ${st.job.name}: cron pattern "${st.job.cron}" is not valid: ${errorMessage(err)}`, { cause: err });
+        throw new PermafrostError('user', `Job ${st.job.name}: cron pattern "${st.job.cron}" is not valid: ${errorMessage(err)}`, {
+          cause: err,
+        });
       }
       st.status.nextRun = st.cron.nextRun()?.toISOString() ?? null;
     }
     // Cron timers keep the process alive only while a job is scheduled; a backup device may have none and must still run until stopped.
     this.keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
     this.logger.info(
-      { event: 'daemon.start', timezone: this.timezone, jobs: [...this.jobs.values()].map((s) => ({ name: s.job.name, cron: s.job.cron, nextRun: s.status.nextRun })) },
+      {
+        event: 'daemon.start',
+        timezone: this.timezone,
+        jobs: [...this.jobs.values()].map((s) => ({ name: s.job.name, cron: s.job.cron, nextRun: s.status.nextRun })),
+      },
       'daemon started',
     );
   }
@@ -189,7 +195,10 @@ export class Daemon {
     this.state = 'stopping';
     for (const st of this.jobs.values()) st.cron?.stop();
     const run = this.running;
-    this.logger.info({ event: 'daemon.stopping', reason, inFlight: run ? { job: run.job, runId: run.runId } : null }, `daemon stopping (${reason})`);
+    this.logger.info(
+      { event: 'daemon.stopping', reason, inFlight: run ? { job: run.job, runId: run.runId } : null },
+      `daemon stopping (${reason})`,
+    );
     if (run) {
       run.controller.abort(new Error(`daemon stopping (${reason})`));
       let timer: NodeJS.Timeout | undefined;
@@ -251,7 +260,10 @@ export class Daemon {
     }
   }
 
-  private async execute(st: JobState, run: { runId: number; trigger: string; controller: AbortController; startedAt: Date }): Promise<RunRecord> {
+  private async execute(
+    st: JobState,
+    run: { runId: number; trigger: string; controller: AbortController; startedAt: Date },
+  ): Promise<RunRecord> {
     const { runId, trigger, controller } = run;
     const base = { job: st.job.name, runId, trigger };
     this.logger.info({ ...base, event: 'run.start' }, `${st.job.name} run started`);
@@ -264,12 +276,18 @@ export class Daemon {
       st.status.counts.ok++;
       const warnings = (result as { warnings?: unknown } | undefined)?.warnings;
       const level = Array.isArray(warnings) && warnings.length > 0 ? 'warn' : 'info';
-      this.logger[level]({ ...base, event: 'run.finish', outcome: 'ok', durationMs: record.durationMs, result }, `${st.job.name} run finished`);
+      this.logger[level](
+        { ...base, event: 'run.finish', outcome: 'ok', durationMs: record.durationMs, result },
+        `${st.job.name} run finished`,
+      );
     } catch (err) {
       if (controller.signal.aborted) {
         record = this.record(run, 'aborted', { error: errorMessage(err) });
         st.status.counts.aborted++;
-        this.logger.warn({ ...base, event: 'run.abort', outcome: 'aborted', durationMs: record.durationMs, error: record.error }, `${st.job.name} run aborted`);
+        this.logger.warn(
+          { ...base, event: 'run.abort', outcome: 'aborted', durationMs: record.durationMs, error: record.error },
+          `${st.job.name} run aborted`,
+        );
       } else if (err instanceof BusyError) {
         // Another process (a manual backup, a systemd timer) holds the vault: same as a late run.
         record = this.record(run, 'skipped', { error: errorMessage(err) });
@@ -282,7 +300,14 @@ export class Daemon {
         st.status.counts.failed++;
         const details = err instanceof PermafrostError ? err.details : undefined;
         this.logger.error(
-          { ...base, event: 'run.fail', outcome: 'failed', durationMs: record.durationMs, error: record.error, ...(details?.length ? { details } : {}) },
+          {
+            ...base,
+            event: 'run.fail',
+            outcome: 'failed',
+            durationMs: record.durationMs,
+            error: record.error,
+            ...(details?.length ? { details } : {}),
+          },
           `${st.job.name} run failed`,
         );
       }
@@ -291,7 +316,11 @@ export class Daemon {
     return record;
   }
 
-  private record(run: { runId: number; startedAt: Date }, outcome: RunRecord['outcome'], extra: { error?: string; result?: unknown }): RunRecord {
+  private record(
+    run: { runId: number; startedAt: Date },
+    outcome: RunRecord['outcome'],
+    extra: { error?: string; result?: unknown },
+  ): RunRecord {
     const { runId, startedAt } = run;
     const finished = new Date();
     return {

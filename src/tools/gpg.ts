@@ -87,7 +87,12 @@ export async function gpgDecryptFile(
     const hashing = sha256File(encPath);
     hashing.catch(() => undefined); // awaited below; a missing file rejects there with ENOENT
     const gpg = startTool(
-      { argv: gpgDecryptArgv(home, encPath), env: { ...process.env, GNUPGHOME: home }, doing: `decrypting ${encPath}`, signal: opts.signal },
+      {
+        argv: gpgDecryptArgv(home, encPath),
+        env: { ...process.env, GNUPGHOME: home },
+        doing: `decrypting ${encPath}`,
+        signal: opts.signal,
+      },
       { stdout: out.fd, fd3: `${passphrase}\n` },
     );
     const failure = await gpg.done.then(
@@ -99,7 +104,8 @@ export async function gpgDecryptFile(
     const stderr = gpg.stderr().trim();
     if (!failure) return { ok: true, stderr, sha256, bytes, plainBytes };
     // Not started at all: neither an exit status nor a signal.
-    if (failure.exitStatus === null && failure.signal === null) return { ok: false, failure: 'missing-tool', stderr: 'gpg not found', sha256, bytes, plainBytes };
+    if (failure.exitStatus === null && failure.signal === null)
+      return { ok: false, failure: 'missing-tool', stderr: 'gpg not found', sha256, bytes, plainBytes };
     return { ok: false, failure: classifyGpgError(stderr), stderr, sha256, bytes, plainBytes };
   } finally {
     await out.close();

@@ -123,9 +123,13 @@ export async function connect(db: DatabaseConfig, database = db.name): Promise<p
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw new PermafrostError('tool', `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config and that the server is running.`, {
-      cause: err,
-    });
+    throw new PermafrostError(
+      'tool',
+      `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config and that the server is running.`,
+      {
+        cause: err,
+      },
+    );
   }
   return client;
 }

@@ -70,18 +70,27 @@ export function parseRedisCliVersion(text: string): [number, number] | null {
  * older ones fail after the transfer or, before 6.2, write a plaintext file named "-".
  * Returns the version, or the sentence that says what to install.
  */
-export async function checkRedisCli(redis: Pick<RedisConfig, 'cli'>): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
+export async function checkRedisCli(
+  redis: Pick<RedisConfig, 'cli'>,
+): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
   const bin = redis.cli ?? 'redis-cli';
   let out: string;
   try {
     out = (await runTool({ argv: [bin, '--version'], doing: 'reporting its version' }, { timeoutMs: 10_000 })).stdout;
   } catch (err) {
     const e = err as ToolError;
-    return { ok: false, reason: `cannot run ${bin} (${(e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message}); install redis-tools 7 or newer, or set redis.cli` };
+    return {
+      ok: false,
+      reason: `cannot run ${bin} (${(e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message}); install redis-tools 7 or newer, or set redis.cli`,
+    };
   }
   const v = parseRedisCliVersion(out);
   if (!v) return { ok: false, reason: `${bin} --version printed "${out.trim()}", not a redis-cli version; point redis.cli at redis-cli` };
-  if (v[0] < 7) return { ok: false, reason: `${bin} is version ${v.join('.')}, which cannot stream an RDB into a pipe; install redis-cli 7 or newer (package redis-tools), or set redis.cli` };
+  if (v[0] < 7)
+    return {
+      ok: false,
+      reason: `${bin} is version ${v.join('.')}, which cannot stream an RDB into a pipe; install redis-cli 7 or newer (package redis-tools), or set redis.cli`,
+    };
   return { ok: true, version: v.join('.') };
 }
 

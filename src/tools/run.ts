@@ -173,8 +173,12 @@ export function startTool<O extends StdoutTo = 'pipe'>(run: ToolRun, io: ToolIo<
 }
 
 /** Runs a program to its end and returns what it printed (e.g. `--version`, `pg_restore --list`). */
-export async function runTool(run: ToolRun, opts: { timeoutMs?: number; maxBuffer?: number } = {}): Promise<{ stdout: string; stderr: string }> {
-  const signal = opts.timeoutMs === undefined ? run.signal : AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), ...(run.signal ? [run.signal] : [])]);
+export async function runTool(
+  run: ToolRun,
+  opts: { timeoutMs?: number; maxBuffer?: number } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  const signal =
+    opts.timeoutMs === undefined ? run.signal : AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), ...(run.signal ? [run.signal] : [])]);
   const tool = startTool({ ...run, signal });
   const max = opts.maxBuffer ?? 64 * 1024 * 1024;
   const chunks: Buffer[] = [];
@@ -203,7 +207,14 @@ function brokenPipe(e: ToolError): boolean {
  */
 export async function pipelineFailure(err: unknown, tools: readonly RunningTool<StdoutTo>[]): Promise<unknown> {
   for (const t of tools) t.stop();
-  const failures = await Promise.all(tools.map((t) => t.done.then(() => null, (e: unknown) => e)));
+  const failures = await Promise.all(
+    tools.map((t) =>
+      t.done.then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ),
+  );
   const own = failures.filter((e, i): e is ToolError => e instanceof ToolError && !tools[i]!.stopped);
   return own.find((e) => !brokenPipe(e)) ?? own[0] ?? err;
 }

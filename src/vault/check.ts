@@ -28,11 +28,13 @@ export function compareFolder(manifest: Pick<Manifest, 'files'>, found: readonly
     const e = byName.get(f.name);
     if (!e) problems.push(`${f.name} is missing`);
     else if (!e.regular) problems.push(`${f.name} is not a regular file`);
-    else if (e.bytes !== f.bytes) problems.push(`${f.name} has ${e.bytes} bytes, the manifest says ${f.bytes} (${e.bytes < f.bytes ? 'truncated' : 'grown'})`);
+    else if (e.bytes !== f.bytes)
+      problems.push(`${f.name} has ${e.bytes} bytes, the manifest says ${f.bytes} (${e.bytes < f.bytes ? 'truncated' : 'grown'})`);
     else if (e.sha256 !== f.sha256) problems.push(`${f.name} does not match the SHA-256 in the manifest`);
   }
   const expected = new Set<string>([MANIFEST_NAME, ...manifest.files.map((f) => f.name)]);
-  for (const e of found) if (!expected.has(e.name)) problems.push(`unexpected ${e.regular ? 'file' : 'entry'} ${e.name} (not in the manifest)`);
+  for (const e of found)
+    if (!expected.has(e.name)) problems.push(`unexpected ${e.regular ? 'file' : 'entry'} ${e.name} (not in the manifest)`);
   return problems;
 }
 
@@ -71,7 +73,12 @@ export function readCheckState(vaultDir: string): Promise<CheckState> {
 }
 
 /** Records a run's results; records of snapshots not in `present` (pruned since) are dropped. */
-export async function recordCheck(vaultDir: string, results: Record<string, CheckRecord>, run: NonNullable<CheckState['lastRun']>, present: readonly string[]): Promise<void> {
+export async function recordCheck(
+  vaultDir: string,
+  results: Record<string, CheckRecord>,
+  run: NonNullable<CheckState['lastRun']>,
+  present: readonly string[],
+): Promise<void> {
   const state = await readCheckState(vaultDir);
   const snapshots = { ...state.snapshots, ...results };
   const keep = new Set(present);

@@ -67,7 +67,11 @@ export const manifestSchema = z.object({
     const seen = new Set<string>();
     files.forEach((f, i) => {
       if (f.name !== PART_FILE[f.part]) {
-        ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `the ${f.part} part must be stored in ${PART_FILE[f.part]}, not ${f.name}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'name'],
+          message: `the ${f.part} part must be stored in ${PART_FILE[f.part]}, not ${f.name}`,
+        });
       }
       if (seen.has(f.part)) ctx.addIssue({ code: 'custom', path: [i, 'part'], message: `the ${f.part} part is listed twice` });
       seen.add(f.part);

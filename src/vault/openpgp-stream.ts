@@ -200,7 +200,10 @@ export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: 
   const out = startingWith(packet);
   let prev: Readable = link(plain, literal);
   if ((opts.compressLevel ?? 0) > 0) {
-    prev = link(link(prev, createDeflateRaw({ level: opts.compressLevel, chunkSize: 1 << 20 })), new PacketFramer(TAG.compressed, Buffer.from([ZIP])));
+    prev = link(
+      link(prev, createDeflateRaw({ level: opts.compressLevel, chunkSize: 1 << 20 })),
+      new PacketFramer(TAG.compressed, Buffer.from([ZIP])),
+    );
   }
   prev = link(link(prev, new SeipdEncryptor(key)), new PacketFramer(TAG.seipd, Buffer.from([1])));
   return link(prev, out);

@@ -36,7 +36,9 @@ export async function readJsonState<T>(file: string, schema: z.ZodType<T>, fallb
 
 function warnIgnored(file: string, why: string): void {
   // Core code never prints: a process warning reaches stderr (CLI) or the journal (daemon).
-  process.emitWarning(`permafrost state file ${file} is ignored because ${why}; it only caches past outcomes and is rewritten by the next run.`);
+  process.emitWarning(
+    `permafrost state file ${file} is ignored because ${why}; it only caches past outcomes and is rewritten by the next run.`,
+  );
 }
 
 /** Replaces a state file atomically (temp name, fsync, rename). */

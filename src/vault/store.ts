@@ -12,7 +12,10 @@ export const SNAPSHOT_ID_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z
 export const PARTIAL_PREFIX = '.partial-';
 
 export function snapshotIdFor(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/:/g, '-');
+  return date
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/:/g, '-');
 }
 
 export function snapshotIdTime(id: string): Date | null {
@@ -65,7 +68,8 @@ async function readManifest(dir: string, id: string): Promise<ManifestRead> {
     return { problem: `${file} is not valid JSON` };
   }
   const parsed = manifestSchema.safeParse(json);
-  if (!parsed.success) return { problem: `${file} is not a valid manifest (${describeIssues(parsed.error.issues).slice(0, 3).join('; ')})` };
+  if (!parsed.success)
+    return { problem: `${file} is not a valid manifest (${describeIssues(parsed.error.issues).slice(0, 3).join('; ')})` };
   if (parsed.data.id !== id) return { problem: `${file} belongs to snapshot ${parsed.data.id}, not to its folder ${id}` };
   return { manifest: parsed.data };
 }

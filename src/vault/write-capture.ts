@@ -48,7 +48,12 @@ export function sizeFromIsize(isize: number, estimate: number): number {
 /** igzip's output that is no gzip stream (or a cut one) is igzip's failure, named as such. */
 function igzipOutputError(err: unknown, raw: GzipToRawDeflate, gz: RunningTool, doing: string): unknown {
   if (err !== raw.errored || err instanceof ToolError) return err;
-  return new ToolError(`${gz.argv[0]} failed while ${doing}: ${(err as Error).message}`, { argv: gz.argv, exitStatus: gz.child.exitCode, stderr: gz.stderr(), cause: err });
+  return new ToolError(`${gz.argv[0]} failed while ${doing}: ${(err as Error).message}`, {
+    argv: gz.argv,
+    exitStatus: gz.child.exitCode,
+    stderr: gz.stderr(),
+    cause: err,
+  });
 }
 
 /**

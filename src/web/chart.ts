@@ -57,7 +57,10 @@ export function lineChart(opts: {
   const path = pts.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
   const line = pts.length > 1 ? `<path d="${path}" fill="none" stroke="${opts.color}" stroke-width="2"/>` : '';
   const dots = pts
-    .map((p) => `<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="3.5" fill="${opts.color}"><title>${esc(p.label)}</title></circle>`)
+    .map(
+      (p) =>
+        `<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="3.5" fill="${opts.color}"><title>${esc(p.label)}</title></circle>`,
+    )
     .join('');
   return `${head}${title}${grid}${xLabels}${line}${dots}</svg>`;
 }

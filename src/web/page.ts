@@ -140,8 +140,7 @@ function problems(o: Overview, jobs: JobView[] | null): string[] {
   }
   if (!o.retention) out.push('no retention policy (vault.keep): every snapshot is kept until the disk is full');
   if (o.needsOffsite && newest) {
-    if (!o.syncthingConfigured)
-      out.push('no off-site copy: no syncthing section is configured, so every snapshot lives on this host only');
+    if (!o.syncthingConfigured) out.push('no off-site copy: no syncthing section is configured, so every snapshot lives on this host only');
     else if (o.replication && !o.replication.devices.some((d) => d.newestSnapshotComplete)) {
       out.push(`no off-site copy of the newest snapshot ${newest.id}: no backup device holds it yet`);
     }

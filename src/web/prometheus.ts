@@ -25,8 +25,12 @@ export async function renderMetrics(o: Overview): Promise<string> {
   // A future-dated snapshot would make the last success look fresh forever, so no age alert could fire.
   const newest = complete.find((s) => !s.future);
   if (newest?.finishedAt) {
-    gauge('permafrost_last_success_timestamp_seconds', 'When the newest complete snapshot finished (Unix time).').set(seconds(newest.finishedAt));
-    gauge('permafrost_last_backup_duration_seconds', 'Duration of the newest snapshot, start to commit.').set((newest.durationMs ?? 0) / 1000);
+    gauge('permafrost_last_success_timestamp_seconds', 'When the newest complete snapshot finished (Unix time).').set(
+      seconds(newest.finishedAt),
+    );
+    gauge('permafrost_last_backup_duration_seconds', 'Duration of the newest snapshot, start to commit.').set(
+      (newest.durationMs ?? 0) / 1000,
+    );
     gauge('permafrost_last_backup_bytes', 'Encrypted size of the newest snapshot.').set(newest.bytes ?? 0);
     const bytes = gauge('permafrost_last_backup_part_bytes', 'Encrypted size of each part of the newest snapshot.', ['part']);
     const plain = gauge('permafrost_last_backup_part_plain_bytes', 'Size before encryption of each part of the newest snapshot.', ['part']);
@@ -39,7 +43,8 @@ export async function renderMetrics(o: Overview): Promise<string> {
   }
 
   const byResult = gauge('permafrost_snapshots_verify', 'Snapshots by their verify result.', ['result']);
-  for (const result of ['verified', 'failed', 'never'] as const) byResult.set({ result }, complete.filter((s) => s.verified === result).length);
+  for (const result of ['verified', 'failed', 'never'] as const)
+    byResult.set({ result }, complete.filter((s) => s.verified === result).length);
   if (newest) {
     gauge('permafrost_newest_snapshot_verified', 'Verify result of the newest snapshot: 1 passed, 0 failed, -1 never verified.').set(
       newest.verified === 'verified' ? 1 : newest.verified === 'failed' ? 0 : -1,
@@ -51,9 +56,13 @@ export async function renderMetrics(o: Overview): Promise<string> {
     gauge('permafrost_last_verify_duration_seconds', 'How long the most recent verify took.').set(o.lastVerify.durationMs / 1000);
   }
 
-  const byCheck = gauge('permafrost_snapshots_check', 'Snapshots by their check result (sizes and SHA-256 against the manifest).', ['result']);
+  const byCheck = gauge('permafrost_snapshots_check', 'Snapshots by their check result (sizes and SHA-256 against the manifest).', [
+    'result',
+  ]);
   for (const result of ['ok', 'failed', 'never'] as const) byCheck.set({ result }, o.snapshots.filter((s) => s.checked === result).length);
-  const checkOk = gauge('permafrost_snapshot_check_ok', 'Check result per snapshot: 1 passed, 0 failed (unchecked ones are absent).', ['snapshot']);
+  const checkOk = gauge('permafrost_snapshot_check_ok', 'Check result per snapshot: 1 passed, 0 failed (unchecked ones are absent).', [
+    'snapshot',
+  ]);
   for (const s of o.snapshots) if (s.checked !== 'never') checkOk.set({ snapshot: s.id }, s.checked === 'ok' ? 1 : 0);
   if (o.lastCheck) {
     gauge('permafrost_last_check_timestamp_seconds', 'When permafrost check last ran (Unix time).').set(seconds(o.lastCheck.checkedAt));
@@ -75,10 +84,21 @@ export async function renderMetrics(o: Overview): Promise<string> {
   }
   if (o.replication) {
     const connected = gauge('permafrost_device_connected', 'Whether the device is connected to Syncthing.', ['device']);
-    const completeG = gauge('permafrost_device_newest_snapshot_complete', 'Whether the newest snapshot is fully on the device (1/0; -1 unknown).', ['device']);
-    const lag = gauge('permafrost_device_lag_seconds', 'From the newest snapshot finishing to its arrival on the device (still waiting: so far).', ['device']);
+    const completeG = gauge(
+      'permafrost_device_newest_snapshot_complete',
+      'Whether the newest snapshot is fully on the device (1/0; -1 unknown).',
+      ['device'],
+    );
+    const lag = gauge(
+      'permafrost_device_lag_seconds',
+      'From the newest snapshot finishing to its arrival on the device (still waiting: so far).',
+      ['device'],
+    );
     const stale = gauge('permafrost_device_stale', 'Whether the device lacks a snapshot older than syncthing.staleAfter.', ['device']);
-    const completion = gauge('permafrost_device_folder_completion_ratio', "Syncthing's completion of each folder on the device (0..1).", ['device', 'folder']);
+    const completion = gauge('permafrost_device_folder_completion_ratio', "Syncthing's completion of each folder on the device (0..1).", [
+      'device',
+      'folder',
+    ]);
     for (const d of o.replication.devices) {
       connected.set({ device: d.name }, d.connected ? 1 : 0);
       completeG.set({ device: d.name }, d.newestSnapshotComplete === null ? -1 : d.newestSnapshotComplete ? 1 : 0);

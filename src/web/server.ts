@@ -85,7 +85,9 @@ export async function startWebServer(config: Config, opts: WebServerOptions = {}
   const { host, port } = parseListen(opts.listen ?? config.web?.listen ?? DEFAULT_LISTEN);
   const tokenFile = opts.tokenFile ?? config.web?.tokenFile;
   if (!isLoopback(host) && !tokenFile) {
-    throw new UserError(`web.listen: ${host} is reachable from other machines; set web.tokenFile (a 0600 file holding a long random token) or listen on 127.0.0.1.`);
+    throw new UserError(
+      `web.listen: ${host} is reachable from other machines; set web.tokenFile (a 0600 file holding a long random token) or listen on 127.0.0.1.`,
+    );
   }
   const token = tokenFile ? readSecretFile(tokenFile, 'web.tokenFile') : null;
   const app = buildApp(config, { ...opts, token });
@@ -93,7 +95,12 @@ export async function startWebServer(config: Config, opts: WebServerOptions = {}
     const s = serve({ fetch: app.fetch, hostname: host, port }) as Server;
     s.once('listening', () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new UserError(`web.listen: cannot listen on ${host}:${port} (${err.code ?? err.message}); choose another port or stop what uses it.`, { cause: err })),
+      reject(
+        new UserError(
+          `web.listen: cannot listen on ${host}:${port} (${err.code ?? err.message}); choose another port or stop what uses it.`,
+          { cause: err },
+        ),
+      ),
     );
   });
   const addr = server.address() as AddressInfo;

@@ -12,13 +12,11 @@ let ws: Workspace;
 
 beforeAll(() => {
   // ~60 MB of incompressible-ish text in bigsource, so a dump runs long enough to be watched while it runs.
-  cluster
-    .get()
-    .psql(
-      'bigsource',
-      `CREATE TABLE blobs AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || md5(random()::text) AS body
+  cluster.get().psql(
+    'bigsource',
+    `CREATE TABLE blobs AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || md5(random()::text) AS body
          FROM generate_series(1, 450000) g`,
-    );
+  );
 });
 afterEach(() => ws?.cleanup());
 

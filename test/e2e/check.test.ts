@@ -49,7 +49,11 @@ function device(extra: Record<string, unknown> = {}): Workspace {
 
 const cli = (...args: string[]) => runCli(['--config', dev.configFile, ...args]);
 const part = (name: string) => path.join(dev.vault, snapshot, name);
-const checkState = () => JSON.parse(readFileSync(path.join(dev.vault, '.permafrost-check.json'), 'utf8')) as { snapshots: Record<string, { ok: boolean; problems: string[] }>; lastRun: { failed: string[] } };
+const checkState = () =>
+  JSON.parse(readFileSync(path.join(dev.vault, '.permafrost-check.json'), 'utf8')) as {
+    snapshots: Record<string, { ok: boolean; problems: string[] }>;
+    lastRun: { failed: string[] };
+  };
 
 describe('a device config with only vault.dir', () => {
   it('list and check all work with no passphrase on the device; a good vault is exit 0 and recorded', async () => {
@@ -61,14 +65,21 @@ describe('a device config with only vault.dir', () => {
     expect(checkState()).toMatchObject({ snapshots: { [snapshot]: { ok: true, problems: [] } }, lastRun: { failed: [] } });
     const list = await cli('list');
     expect(list.code, list.stderr).toBe(0);
-    expect(list.stdout.split('\n')[1]!.split('\t')).toEqual([snapshot, expect.any(String), expect.stringMatching(/KiB|MiB/), 'never', '✓', 'database,secrets']);
+    expect(list.stdout.split('\n')[1]!.split('\t')).toEqual([
+      snapshot,
+      expect.any(String),
+      expect.stringMatching(/KiB|MiB/),
+      'never',
+      '✓',
+      'database,secrets',
+    ]);
     const json = JSON.parse((await cli('list', '--json')).stdout) as Array<{ checked: string }>;
     expect(json).toMatchObject([{ checked: 'ok' }]);
     // The default argument is all.
     expect((await cli('check')).code).toBe(0);
   });
 
-  it('restore --passphrase-file restores into the PostgreSQL libpq\'s environment names; without it, one sentence says to pass it (exit 2)', async () => {
+  it("restore --passphrase-file restores into the PostgreSQL libpq's environment names; without it, one sentence says to pass it (exit 2)", async () => {
     device();
     const pg = cluster.get();
     const env = { PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user, PATH: `${pg.binDir}:${process.env.PATH ?? ''}` };
@@ -76,7 +87,10 @@ describe('a device config with only vault.dir', () => {
     expect(without.code).toBe(2);
     expect(without.stderr).toContain('permafrost restore needs the vault passphrase, and this config has no vault.passphraseFile');
     expect(without.stderr).toContain('pass --passphrase-file FILE');
-    const r = await runCli(['--config', dev.configFile, 'restore', snapshot, '--database', 'on_device', '--passphrase-file', src.passFile], { env });
+    const r = await runCli(
+      ['--config', dev.configFile, 'restore', snapshot, '--database', 'on_device', '--passphrase-file', src.passFile],
+      { env },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`restored snapshot ${snapshot} into database "on_device" (created)`);
     const count = (db: string) => pg.psql(db, 'SELECT count(*) FROM statuses').trim();
@@ -89,7 +103,9 @@ describe('a device config with only vault.dir', () => {
     truncateSync(part('database.pgdump.gpg'), size - 100);
     const r = await cli('check');
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain(`permafrost: Snapshot ${snapshot} failed its check: database.pgdump.gpg has ${size - 100} bytes, the manifest says ${size} (truncated);`);
+    expect(r.stderr).toContain(
+      `permafrost: Snapshot ${snapshot} failed its check: database.pgdump.gpg has ${size - 100} bytes, the manifest says ${size} (truncated);`,
+    );
     expect(r.stdout).toContain(`✗ ${snapshot}: database.pgdump.gpg has`);
     expect(checkState()).toMatchObject({ snapshots: { [snapshot]: { ok: false } }, lastRun: { failed: [snapshot] } });
     const list = await cli('list');
@@ -125,9 +141,17 @@ describe('a device config with only vault.dir', () => {
     const d = startCli(['--config', dev.configFile, 'daemon']);
     let out = '';
     d.child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     try {
-      await waitFor('three failed check runs', () => lines().filter((l) => l.event === 'run.fail' && l.job === 'check').length >= 3, 30_000);
+      await waitFor(
+        'three failed check runs',
+        () => lines().filter((l) => l.event === 'run.fail' && l.job === 'check').length >= 3,
+        30_000,
+      );
     } finally {
       d.child.kill('SIGTERM');
     }
@@ -136,7 +160,12 @@ describe('a device config with only vault.dir', () => {
     const start = lines().find((l) => l.event === 'daemon.start') as { jobs: Array<{ name: string }> };
     expect(start.jobs.map((j) => j.name)).toEqual(['check']);
     const events = hook.received.map((r) => JSON.parse(r.body) as { event: string; error: string });
-    expect(events).toEqual([expect.objectContaining({ event: 'check.failed', error: expect.stringContaining(`Snapshot ${snapshot} failed its check: env.production.gpg has 1 bytes`) })]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        event: 'check.failed',
+        error: expect.stringContaining(`Snapshot ${snapshot} failed its check: env.production.gpg has 1 bytes`),
+      }),
+    ]);
     const metrics = await cli('metrics');
     expect(metrics.stdout).toContain(`permafrost_snapshot_check_ok{snapshot="${snapshot}"} 0`);
     expect(metrics.stdout).toMatch(/^permafrost_last_check_timestamp_seconds \d/m);

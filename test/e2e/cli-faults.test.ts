@@ -22,7 +22,7 @@ function configOnly(): Workspace {
   return w;
 }
 
-describe('bad flags exit 2 with commander\'s message, for every command', () => {
+describe("bad flags exit 2 with commander's message, for every command", () => {
   it.each([
     'init --mastodon /nonexistent',
     'doctor',
@@ -47,7 +47,9 @@ describe('bad flags exit 2 with commander\'s message, for every command', () => 
   it.each(['abc', '0', '-3', '2.5'])('restore --jobs %s is refused before anything is read', async (jobs) => {
     const r = await runCli(['--config', '/nonexistent.yaml', 'restore', 'latest', '--database', 'x', '--jobs', jobs]);
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain(`error: option '-j, --jobs <n>' argument '${jobs}' is invalid. expected a whole number of at least 1, e.g. --jobs 2.`);
+    expect(r.stderr).toContain(
+      `error: option '-j, --jobs <n>' argument '${jobs}' is invalid. expected a whole number of at least 1, e.g. --jobs 2.`,
+    );
   });
 });
 

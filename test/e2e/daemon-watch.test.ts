@@ -33,11 +33,17 @@ describe('daemon: scheduled verify and alerts', () => {
     const d = startCli(['--config', ws.configFile, 'daemon']);
     let out = '';
     d.child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     try {
       await waitFor(
         'two failed verify runs and two failed backup runs',
-        () => lines().filter((l) => l.event === 'run.fail' && l.job === 'verify').length >= 2 && lines().filter((l) => l.event === 'run.fail' && l.job === 'backup').length >= 2,
+        () =>
+          lines().filter((l) => l.event === 'run.fail' && l.job === 'verify').length >= 2 &&
+          lines().filter((l) => l.event === 'run.fail' && l.job === 'backup').length >= 2,
         30_000,
       );
     } finally {

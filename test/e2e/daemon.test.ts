@@ -59,7 +59,10 @@ async function lockTable(pg: PgCluster, db: string, table: string): Promise<() =
   return () => lock.release();
 }
 
-const snapshots = (vault: string): string[] => readdirSync(vault).filter((n) => /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/.test(n)).sort();
+const snapshots = (vault: string): string[] =>
+  readdirSync(vault)
+    .filter((n) => /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/.test(n))
+    .sort();
 const partials = (vault: string): string[] => readdirSync(vault).filter((n) => n.startsWith('.partial-'));
 
 /** Runs never overlap: in the log, each run.start is followed by its own end before the next start. */
@@ -157,7 +160,9 @@ describe('daemon', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.code).toBe(0);
     expect(d.events('run.abandoned')).toEqual([]);
-    expect(d.events('run.abort'), JSON.stringify(d.lines)).toEqual([expect.objectContaining({ runId: 1, error: 'Backup was stopped before it finished; no snapshot was written.' })]);
+    expect(d.events('run.abort'), JSON.stringify(d.lines)).toEqual([
+      expect.objectContaining({ runId: 1, error: 'Backup was stopped before it finished; no snapshot was written.' }),
+    ]);
     expect(snapshots(ws.vault)).toEqual([]);
     expect(partials(ws.vault)).toEqual([]);
     expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);

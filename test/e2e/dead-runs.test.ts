@@ -12,18 +12,17 @@ const cluster = clusterPerFile('bigsource');
 let ws: Workspace;
 
 beforeAll(() => {
-  cluster
-    .get()
-    .psql(
-      'bigsource',
-      `CREATE TABLE blobs AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || md5(random()::text) AS body
+  cluster.get().psql(
+    'bigsource',
+    `CREATE TABLE blobs AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || md5(random()::text) AS body
          FROM generate_series(1, 450000) g`,
-    );
+  );
 });
 afterEach(() => ws?.cleanup());
 
 const tempFolders = (): string[] => readdirSync(ws.dir).filter((n) => /^permafrost-\d+-/.test(n));
-const databaseExists = (name: string): boolean => cluster.get().psql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${name}'`).trim() === '1';
+const databaseExists = (name: string): boolean =>
+  cluster.get().psql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${name}'`).trim() === '1';
 
 async function backup(): Promise<void> {
   const r = await runCli(['--config', ws.configFile, 'backup']);
@@ -44,10 +43,15 @@ const loading = (pid: number): boolean => {
 async function caughtInPgRestore(args: string[]) {
   const run = startCli(['--config', ws.configFile, ...args]);
   const pid = run.child.pid!;
-  const programs = await waitFor('pg_restore to load the database', () => {
-    const d = descendants(pid);
-    return d.some((p) => p.comm === 'pg_restore' && loading(p.pid)) && d;
-  }, 60_000, 20);
+  const programs = await waitFor(
+    'pg_restore to load the database',
+    () => {
+      const d = descendants(pid);
+      return d.some((p) => p.comm === 'pg_restore' && loading(p.pid)) && d;
+    },
+    60_000,
+    20,
+  );
   return { run, pid, programs };
 }
 
@@ -95,21 +99,27 @@ describe('nothing is left behind by a dead or stopped run', () => {
     expect(databaseExists(`permafrost_verify_${pid}`)).toBe(false);
   }, 180_000);
 
-  it.each(['SIGTERM', 'SIGINT'] as const)('%s to restore mid pg_restore: exit 1 saying the target may be partly restored, no plaintext, no orphan', async (sig) => {
-    ws = makeWorkspace(cluster.get(), 'bigsource');
-    await backup();
-    const target = `restored_${sig.toLowerCase()}`;
-    const { run, programs } = await caughtInPgRestore(['restore', 'latest', '--database', target]);
-    run.child.kill(sig);
-    const r = await run.result;
-    expect(r.code, r.stderr).toBe(1);
-    expect(errorSentence(r.stderr)).toMatch(
-      new RegExp(`^Restore of snapshot \\S+ was stopped while pg_restore was writing into "${target}"; the database may be partly restored: run restore again with --force\\.$`),
-    );
-    for (const p of programs) expect(processGone(p.pid), `${p.comm} (pid ${p.pid}) still runs`).toBe(true);
-    expect(tempFolders()).toEqual([]);
-    expect(existsSync(ws.dir)).toBe(true);
-  }, 180_000);
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s to restore mid pg_restore: exit 1 saying the target may be partly restored, no plaintext, no orphan',
+    async (sig) => {
+      ws = makeWorkspace(cluster.get(), 'bigsource');
+      await backup();
+      const target = `restored_${sig.toLowerCase()}`;
+      const { run, programs } = await caughtInPgRestore(['restore', 'latest', '--database', target]);
+      run.child.kill(sig);
+      const r = await run.result;
+      expect(r.code, r.stderr).toBe(1);
+      expect(errorSentence(r.stderr)).toMatch(
+        new RegExp(
+          `^Restore of snapshot \\S+ was stopped while pg_restore was writing into "${target}"; the database may be partly restored: run restore again with --force\\.$`,
+        ),
+      );
+      for (const p of programs) expect(processGone(p.pid), `${p.comm} (pid ${p.pid}) still runs`).toBe(true);
+      expect(tempFolders()).toEqual([]);
+      expect(existsSync(ws.dir)).toBe(true);
+    },
+    180_000,
+  );
 });
 
 /** Rows of `table` in `db`, 0 when the table is not there (yet). */

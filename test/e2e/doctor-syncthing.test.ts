@@ -24,7 +24,12 @@ beforeAll(async () => {
   ws.writeConfig({
     extra: {
       media: { dir: media },
-      syncthing: { url: pair.a.socket, apiKeyFile: pair.a.apiKeyFile, role: 'source', devices: [{ name: 'nas', id: pair.b.id, addresses: [pair.b.listen] }] },
+      syncthing: {
+        url: pair.a.socket,
+        apiKeyFile: pair.a.apiKeyFile,
+        role: 'source',
+        devices: [{ name: 'nas', id: pair.b.id, addresses: [pair.b.listen] }],
+      },
     },
   });
 }, 120_000);
@@ -54,7 +59,10 @@ describe('doctor and Syncthing', () => {
     expect(after.code).toBe(0);
     expect(line(after.report, 'syncthing')?.status).toBe('ok');
     // The harness runs Syncthing as root, found as the owner of its GUI socket.
-    expect(line(after.report, 'permissions')).toMatchObject({ status: 'ok', message: expect.stringMatching(/uid 0\) can read the vault and the media/) as unknown });
+    expect(line(after.report, 'permissions')).toMatchObject({
+      status: 'ok',
+      message: expect.stringMatching(/uid 0\) can read the vault and the media/) as unknown,
+    });
   });
 
   it('an unreachable Syncthing API is a FAIL line', async () => {

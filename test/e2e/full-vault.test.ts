@@ -57,7 +57,8 @@ function contents(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir).sort()) {
     const p = path.join(dir, name);
-    if (/^\d{4}-/.test(name)) for (const f of readdirSync(p).sort()) out.push(`${name}/${f}:${readFileSync(path.join(p, f)).toString('base64')}`);
+    if (/^\d{4}-/.test(name))
+      for (const f of readdirSync(p).sort()) out.push(`${name}/${f}:${readFileSync(path.join(p, f)).toString('base64')}`);
     else out.push(name);
   }
   return out;
@@ -81,7 +82,9 @@ describe('a full or read-only vault', () => {
     const second = await backup();
     expect(second.code).toBe(1);
     expect(second.sentence).toMatch(
-      new RegExp(`^vault\\.dir ${dir} has [\\d.]+ KiB free, but the newest snapshot \\(\\S+\\) took [\\d.]+ KiB, so the next one would not fit; free some space`),
+      new RegExp(
+        `^vault\\.dir ${dir} has [\\d.]+ KiB free, but the newest snapshot \\(\\S+\\) took [\\d.]+ KiB, so the next one would not fit; free some space`,
+      ),
     );
     expect(contents(dir)).toEqual(before);
     expect(readdirSync(dir).filter((n) => n.startsWith('.'))).toEqual([]);
@@ -94,7 +97,9 @@ describe('a full or read-only vault', () => {
     const r = await backup();
     expect(r.code, r.stderr).toBe(1);
     expect(r.sentence).toMatch(
-      new RegExp(`^vault\\.dir ${dir} is full \\(ENOSPC\\), so no snapshot was written \\(a dump cut short by the disk cannot be trusted, so the database part is not kept either\\); free some space`),
+      new RegExp(
+        `^vault\\.dir ${dir} is full \\(ENOSPC\\), so no snapshot was written \\(a dump cut short by the disk cannot be trusted, so the database part is not kept either\\); free some space`,
+      ),
     );
     expect(readdirSync(dir)).toEqual([]);
   });
@@ -132,7 +137,11 @@ describe('a full or read-only vault', () => {
     mustRun('mount', ['-o', 'remount,ro', dir]);
     const r = await backup();
     expect(r.code, r.stderr).toBe(1);
-    expect(r.sentence).toMatch(new RegExp(`^vault\\.dir ${dir} is on a read-only file system \\(EROFS\\), so no snapshot was written .*; remount it read-write and run the backup again\\.$`));
+    expect(r.sentence).toMatch(
+      new RegExp(
+        `^vault\\.dir ${dir} is on a read-only file system \\(EROFS\\), so no snapshot was written .*; remount it read-write and run the backup again\\.$`,
+      ),
+    );
     expect(contents(dir)).toEqual(before);
   });
 });

@@ -24,7 +24,9 @@ describe('--help', () => {
     };
     await visit([]);
     // The walk must really reach the commands (a broken parser would pass vacuously).
-    expect(visited).toEqual(expect.arrayContaining(['permafrost backup', 'permafrost restore', 'permafrost sync apply', 'permafrost sync status']));
+    expect(visited).toEqual(
+      expect.arrayContaining(['permafrost backup', 'permafrost restore', 'permafrost sync apply', 'permafrost sync status']),
+    );
     expect(missing).toEqual([]);
   });
 });

@@ -9,7 +9,12 @@ let ws: Workspace;
 
 beforeAll(() => {
   // ~6 MB of dump: more than igzip reads before failing plus a pipe buffer, so pg_dump is still writing.
-  cluster.get().psql('bigsource', `CREATE TABLE blobs AS SELECT g AS id, md5(g::text) || md5(random()::text) AS body FROM generate_series(1, 90000) g`);
+  cluster
+    .get()
+    .psql(
+      'bigsource',
+      `CREATE TABLE blobs AS SELECT g AS id, md5(g::text) || md5(random()::text) AS body FROM generate_series(1, 90000) g`,
+    );
 });
 afterEach(() => ws?.cleanup());
 
@@ -26,7 +31,9 @@ describe('a failing igzip: exit 1, igzip named with its reason, nothing left beh
     const bin = path.join(ws.dir, 'fakebin');
     mkdirSync(bin);
     writeFileSync(path.join(bin, 'igzip'), `#!/bin/sh\n${script}`, { mode: 0o755 });
-    const r = await runCli(['--config', ws.configFile, 'backup'], { env: { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, PERMAFROST_COMPRESSOR: '' } });
+    const r = await runCli(['--config', ws.configFile, 'backup'], {
+      env: { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, PERMAFROST_COMPRESSOR: '' },
+    });
     expect(r.code, r.stderr).toBe(1);
     const why = how.startsWith('crashes') ? 'killed by SIGSEGV' : 'simulated failure: disk on fire';
     expect(errorSentence(r.stderr)).toBe(`${bin}/igzip failed while compressing database "bigsource": ${why}`);

@@ -47,7 +47,11 @@ function mastodonDir(form: 'DB_*' | 'DATABASE_URL', s3: boolean): { dir: string;
 
 async function doctor(configFile: string): Promise<{ code: number | null; report: DoctorReport; stdout: string }> {
   const json = await runCli(['--config', configFile, 'doctor', '--json']);
-  return { code: json.code, report: JSON.parse(json.stdout) as DoctorReport, stdout: (await runCli(['--config', configFile, 'doctor'])).stdout };
+  return {
+    code: json.code,
+    report: JSON.parse(json.stdout) as DoctorReport,
+    stdout: (await runCli(['--config', configFile, 'doctor'])).stdout,
+  };
 }
 
 const line = (report: DoctorReport, check: string) => report.lines.find((l) => l.check === check);
@@ -67,12 +71,19 @@ describe('init → doctor → backup', () => {
     expect(init.stderr).toBe('');
     expect(init.code).toBe(0);
     expect(init.stdout).toMatch(/Created the passphrase file .*passphrase \(mode 0400\).*off this server/s);
-    expect(init.stdout).toMatch(/^retention \(vault\.keep\): last 6, hourly 24, daily 7, weekly 4, monthly 12; older snapshots are deleted after each backup/m);
+    expect(init.stdout).toMatch(
+      /^retention \(vault\.keep\): last 6, hourly 24, daily 7, weekly 4, monthly 12; older snapshots are deleted after each backup/m,
+    );
 
     const text = readFileSync(configFile, 'utf8');
     expect(text).not.toMatch(/not-needed-with-trust|url secret|url%20secret|init-redis-pw|ignored-by-mastodon/);
     const cfg = parse(text) as Record<string, Record<string, unknown>>;
-    expect(cfg.database).toMatchObject({ name: 'source', host: cluster.get().socketDir, port: cluster.get().port, user: cluster.get().user });
+    expect(cfg.database).toMatchObject({
+      name: 'source',
+      host: cluster.get().socketDir,
+      port: cluster.get().port,
+      user: cluster.get().user,
+    });
     expect(cfg.redis).toEqual(
       form === 'DATABASE_URL'
         ? { url: `unix://localhost${redis.socket}`, passwordFile: path.join(ws.dir, 'etc', 'redis.password') }
@@ -94,7 +105,10 @@ describe('init → doctor → backup', () => {
     expect(readFileSync(dbPw, 'utf8')).toBe(form === 'DB_*' ? 'not-needed-with-trust\n' : 'url secret\n');
 
     const d = await doctor(configFile);
-    expect(d.report.lines.filter((l) => l.status === 'fail'), d.stdout).toEqual([]);
+    expect(
+      d.report.lines.filter((l) => l.status === 'fail'),
+      d.stdout,
+    ).toEqual([]);
     expect(d.code).toBe(0);
     for (const check of ['config', 'passphrase', 'database', 'pg_dump', 'redis', 'secrets', 'retention', 'vault', 'media']) {
       expect(line(d.report, check)?.status, check).toBe('ok');
@@ -171,7 +185,9 @@ describe('doctor failures, one clear line each', () => {
     writeFileSync(path.join(bin, 'pg_dump'), '#!/bin/sh\necho "pg_dump (PostgreSQL) 12.0"\n', { mode: 0o755 });
     ws.writeConfig({ database: { binDir: bin } });
     const { line: l, report } = await failing('pg_dump');
-    expect(l).toMatch(/pg_dump is version 12 but the server is 1\d; pg_dump refuses to dump a newer server — fix: install postgresql-client-1\d/);
+    expect(l).toMatch(
+      /pg_dump is version 12 but the server is 1\d; pg_dump refuses to dump a newer server — fix: install postgresql-client-1\d/,
+    );
     expect(line(report, 'database')?.status).toBe('ok');
   });
 
@@ -179,7 +195,9 @@ describe('doctor failures, one clear line each', () => {
     workspace();
     ws.writeConfig({ database: { port: 1 } });
     const { line: l, report } = await failing('database');
-    expect(l).toMatch(/cannot reach database "source" on .*sock:1: connect ENOENT .* — fix: check database\.host\/port\/user\/passwordFile/);
+    expect(l).toMatch(
+      /cannot reach database "source" on .*sock:1: connect ENOENT .* — fix: check database\.host\/port\/user\/passwordFile/,
+    );
     expect(line(report, 'pg_dump')?.status).toBe('warn');
   });
 
@@ -210,7 +228,9 @@ describe('doctor failures, one clear line each', () => {
     ws.writeConfig({ extra: { redis: false, secrets: false } });
     const r = await runCli(['--config', ws.configFile, 'doctor']);
     expect(r.code, r.stdout).toBe(0);
-    expect(r.stdout).toMatch(/^WARN  retention: vault\.keep is not set, so every snapshot is kept until the disk is full — fix: add under vault: `keep: \{ last: 6/m);
+    expect(r.stdout).toMatch(
+      /^WARN  retention: vault\.keep is not set, so every snapshot is kept until the disk is full — fix: add under vault: `keep: \{ last: 6/m,
+    );
     ws.writeConfig({ vault: { keep: { daily: 7 } }, extra: { redis: false, secrets: false } });
     expect((await runCli(['--config', ws.configFile, 'doctor'])).stdout).toMatch(/^OK {4}retention: vault\.keep: daily 7$/m);
   });

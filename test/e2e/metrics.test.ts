@@ -31,7 +31,10 @@ describe('permafrost metrics', () => {
     const m = parsePromText(r.stdout);
 
     // What is on disk, read independently of permafrost's code.
-    const ids = readdirSync(ws.vault).filter((n) => /^\d{4}-.*Z$/.test(n)).sort().reverse();
+    const ids = readdirSync(ws.vault)
+      .filter((n) => /^\d{4}-.*Z$/.test(n))
+      .sort()
+      .reverse();
     const manifests = ids.map((id) => JSON.parse(readFileSync(path.join(ws.vault, id, 'manifest.json'), 'utf8')) as Manifest);
     const newest = manifests[0]!;
     const db = newest.files.find((f) => f.part === 'database')!;
@@ -41,7 +44,10 @@ describe('permafrost metrics', () => {
     expect(sampleValue(m, 'permafrost_snapshots')).toBe(2);
     expect(sampleValue(m, 'permafrost_snapshots_bytes')).toBe(manifests.flatMap((x) => x.files).reduce((n, f) => n + f.bytes, 0));
     expect(sampleValue(m, 'permafrost_last_success_timestamp_seconds')).toBe(Date.parse(newest.finishedAt) / 1000);
-    expect(sampleValue(m, 'permafrost_last_backup_duration_seconds')).toBeCloseTo((Date.parse(newest.finishedAt) - Date.parse(newest.startedAt)) / 1000, 6);
+    expect(sampleValue(m, 'permafrost_last_backup_duration_seconds')).toBeCloseTo(
+      (Date.parse(newest.finishedAt) - Date.parse(newest.startedAt)) / 1000,
+      6,
+    );
     expect(sampleValue(m, 'permafrost_last_backup_part_bytes', { part: 'database' })).toBe(db.bytes);
     expect(sampleValue(m, 'permafrost_last_backup_part_plain_bytes', { part: 'database' })).toBe(db.plainBytes);
     expect(sampleValue(m, 'permafrost_last_backup_part_duration_seconds', { part: 'database' })).toBeCloseTo(db.durationMs / 1000, 6);

@@ -49,7 +49,12 @@ beforeAll(async () => {
   sourceConfig();
   rcv.writeConfig({
     extra: {
-      syncthing: { url: pair.b.socket, apiKeyFile: pair.b.apiKeyFile, role: 'receiver', devices: [{ name: 'server', id: pair.a.id, addresses: [pair.a.listen] }] },
+      syncthing: {
+        url: pair.b.socket,
+        apiKeyFile: pair.b.apiKeyFile,
+        role: 'receiver',
+        devices: [{ name: 'server', id: pair.a.id, addresses: [pair.a.listen] }],
+      },
     },
   });
   for (const ws of [src, rcv]) {

@@ -67,7 +67,11 @@ describe('alerts', () => {
     const ok = await backup();
     expect(ok.code, ok.stderr).toBe(0);
     expect(hook!.received).toHaveLength(2);
-    expect(JSON.parse(hook!.received[1]!.body)).toMatchObject({ event: 'backup.resolved', error: null, snapshot: expect.stringMatching(/Z$/) });
+    expect(JSON.parse(hook!.received[1]!.body)).toMatchObject({
+      event: 'backup.resolved',
+      error: null,
+      snapshot: expect.stringMatching(/Z$/),
+    });
     expect(masto!.received).toHaveLength(2);
     expect((JSON.parse(masto!.received[1]!.body) as { status: string }).status).toMatch(/^@admin .*backups work again/);
     expect(ping!.received.map((r) => r.path).slice(4)).toEqual(['/ping/5e2a/start', '/ping/5e2a']);
@@ -150,6 +154,10 @@ describe('alerts', () => {
     const r = await runCli(['--config', ws.configFile, 'verify']);
     expect(r.code).toBe(3);
     expect(hook.received).toHaveLength(1);
-    expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ event: 'verify.failed', snapshot: id, error: expect.stringContaining('SHA-256') });
+    expect(JSON.parse(hook.received[0]!.body)).toMatchObject({
+      event: 'verify.failed',
+      snapshot: id,
+      error: expect.stringContaining('SHA-256'),
+    });
   });
 });

@@ -134,7 +134,9 @@ describe('snapshot parts: database, Redis, secrets', () => {
     ws.writeConfig({ extra: { redis: { url: r.url, cli: fake } } });
     const { code, stderr } = await backup();
     expect(code).toBe(1);
-    expect(errorSentence(stderr)).toMatch(/without its redis part: Redis part failed: .*redis-cli is version 6\.0, which cannot stream an RDB into a pipe; install redis-cli 7 or newer/);
+    expect(errorSentence(stderr)).toMatch(
+      /without its redis part: Redis part failed: .*redis-cli is version 6\.0, which cannot stream an RDB into a pipe; install redis-cli 7 or newer/,
+    );
     expect(readFileSync(log, 'utf8')).toBe('--version\n');
     expect(partials()).toEqual([]);
     const doctor = await runCli(['--config', ws.configFile, 'doctor']);
@@ -157,7 +159,9 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(readdirSync(path.join(ws.vault, id!)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
     const manifest = JSON.parse(readFileSync(path.join(ws.vault, id!, 'manifest.json'), 'utf8')) as Manifest;
     expect(manifest.files.map((f) => f.part)).toEqual(['database']);
-    expect(manifest.failed).toEqual([{ part: 'redis', error: expect.stringMatching(/^Redis part failed: .*Could not connect/), optional: false }]);
+    expect(manifest.failed).toEqual([
+      { part: 'redis', error: expect.stringMatching(/^Redis part failed: .*Could not connect/), optional: false },
+    ]);
     const list = await runCli(['--config', ws.configFile, 'list']);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${id}\t.*\tdatabase, redis FAILED$`, 'm'));

@@ -38,7 +38,10 @@ describe('the vault passphrase file is used exactly as stock gpg reads it, or re
       expect(sentence).toContain('permafrost init');
       expect(vaultEntries()).toEqual([]);
       // restore and verify read the file the same way, before touching anything.
-      for (const args of [['restore', 'latest', '--database', 'x'], ['verify', 'latest']]) {
+      for (const args of [
+        ['restore', 'latest', '--database', 'x'],
+        ['verify', 'latest'],
+      ]) {
         const again = await runCli(['--config', ws.configFile, ...args]);
         expect(again.code).toBe(2);
         expect(errorSentence(again.stderr)).toMatch(reason);

@@ -7,7 +7,8 @@ const cluster = clusterPerFile('source');
 let ws: Workspace;
 afterEach(() => ws?.cleanup());
 
-const SUMMARY = (cmd: string, phase: string) => new RegExp(`^${cmd}: ${phase} \\d+(\\.\\d)? (B|KiB|MiB) in \\d+\\.\\ds \\(\\d+(\\.\\d)? (B|KiB|MiB|GiB)/s\\)$`, 'm');
+const SUMMARY = (cmd: string, phase: string) =>
+  new RegExp(`^${cmd}: ${phase} \\d+(\\.\\d)? (B|KiB|MiB) in \\d+\\.\\ds \\(\\d+(\\.\\d)? (B|KiB|MiB|GiB)/s\\)$`, 'm');
 
 describe('progress output', () => {
   it('not a TTY: plain phase lines with bytes and rate; --json: nothing extra', async () => {

@@ -95,7 +95,13 @@ describe('prune', () => {
         ],
       },
       { id: id('2026-11-01T08:00:00Z'), reasons: [{ rule: 'daily', period: '2026-11-01' }] },
-      { id: id('2026-10-30T12:00:00Z'), reasons: [{ rule: 'daily', period: '2026-10-30' }, { rule: 'monthly', period: '2026-10' }] },
+      {
+        id: id('2026-10-30T12:00:00Z'),
+        reasons: [
+          { rule: 'daily', period: '2026-10-30' },
+          { rule: 'monthly', period: '2026-10' },
+        ],
+      },
     ]);
     expect(plan.removed).toEqual([id('2026-10-31T23:30:00Z'), id('2026-11-02T08:00:00Z'), id('2026-09-15T10:00:00Z')].sort().reverse());
     expect(plan.ignored.map((i) => i.id)).toEqual(['2026-03-01T00-00-00Z', '2026-02-01T00-00-00Z']);
@@ -182,7 +188,10 @@ describe('prune', () => {
     const notADir = path.join(ws.dir, 'not-a-dir');
     writeFileSync(notADir, '');
     const config = requireSource(
-      parseConfig(`database: { name: source }\nvault: { dir: ${ws.vault}, passphraseFile: ${ws.passFile}, keep: { last: 1 } }\n`, ws.configFile),
+      parseConfig(
+        `database: { name: source }\nvault: { dir: ${ws.vault}, passphraseFile: ${ws.passFile}, keep: { last: 1 } }\n`,
+        ws.configFile,
+      ),
       'prune',
     );
     const result = await pruneAfterBackup({ ...config, vault: { ...config.vault, dir: notADir } });

@@ -71,9 +71,19 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as { ok: boolean; snapshot: string; checks: Array<{ name: string }> };
     expect(result).toMatchObject({ ok: true, snapshot });
-    expect(result.checks.map((c) => c.name)).toEqual(['decrypt-database', 'archive', 'restore', 'tables', 'row-counts', 'schema-migration']);
+    expect(result.checks.map((c) => c.name)).toEqual([
+      'decrypt-database',
+      'archive',
+      'restore',
+      'tables',
+      'row-counts',
+      'schema-migration',
+    ]);
     expect(scratchDbs()).toBe('0');
-    const list = JSON.parse((await runCli(['--config', ws.configFile, 'list', '--json'])).stdout) as Array<{ id: string; verified: string }>;
+    const list = JSON.parse((await runCli(['--config', ws.configFile, 'list', '--json'])).stdout) as Array<{
+      id: string;
+      verified: string;
+    }>;
     expect(list).toMatchObject([{ id: snapshot, verified: 'verified' }]);
     expect(events()).toEqual([]);
   });
@@ -83,7 +93,9 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     damage(ws);
     const r = await runCli(['--config', ws.configFile, 'verify']);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toContain(`permafrost: Snapshot ${snapshot} failed verification: database.pgdump.gpg does not match the SHA-256 in the manifest`);
+    expect(r.stderr).toContain(
+      `permafrost: Snapshot ${snapshot} failed verification: database.pgdump.gpg does not match the SHA-256 in the manifest`,
+    );
     expect(r.stderr).not.toContain('alerting failed');
     expect(events()).toEqual([expect.objectContaining({ event: 'verify.failed', snapshot, error: expect.stringContaining('SHA-256') })]);
     expect(scratchDbs()).toBe('0');
@@ -104,7 +116,11 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     const d = startCli(['--config', ws.configFile, 'daemon']);
     let out = '';
     d.child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     let metrics = '';
     try {
       await waitFor('a failed verify run', () => lines().some((l) => l.event === 'run.fail' && l.job === 'verify'), 30_000);
@@ -117,7 +133,9 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     const start = lines().find((l) => l.event === 'daemon.start') as { jobs: Array<{ name: string }> };
     expect(start.jobs.map((j) => j.name)).toEqual(['verify', 'check']);
     expect(lines().some((l) => l.job === 'backup')).toBe(false);
-    expect(lines().find((l) => l.event === 'run.fail')!.error).toMatch(new RegExp(`^Snapshot ${snapshot} failed verification: database.pgdump.gpg does not match the SHA-256`));
+    expect(lines().find((l) => l.event === 'run.fail')!.error).toMatch(
+      new RegExp(`^Snapshot ${snapshot} failed verification: database.pgdump.gpg does not match the SHA-256`),
+    );
     expect(metrics).toContain('permafrost_');
     expect(events().map((e) => e.event)).toEqual(['verify.failed']);
     expect(readdirSync(ws.vault).filter((n) => /Z$/.test(n))).toEqual([snapshot]);

@@ -98,7 +98,11 @@ describe('a temp folder this host cannot use is exit 1 naming it, never an integ
 
     const v = await runCli(['--config', ws.configFile, 'verify']);
     expect(v.code, v.stderr).toBe(1);
-    expect(errorSentence(v.stderr)).toMatch(new RegExp(`^Not enough space in vault\\.tempDir \\(${fs.dir}\\) to decrypt snapshot ${manifest.id}: database\\.pgdump\\.gpg needs .* is free; `));
+    expect(errorSentence(v.stderr)).toMatch(
+      new RegExp(
+        `^Not enough space in vault\\.tempDir \\(${fs.dir}\\) to decrypt snapshot ${manifest.id}: database\\.pgdump\\.gpg needs .* is free; `,
+      ),
+    );
     expect(verifyRecords(ws)[manifest.id]).toBeUndefined();
     expect(readdirSync(fs.dir)).toEqual([]);
   });
@@ -138,13 +142,24 @@ describe('restore into a database other sessions use (item 12)', () => {
     const r = await runWithin(20_000, ['--config', ws.configFile, 'restore', 'latest', '--database', 'target', '--force']);
     expect(r.code, `${r.stderr} (after ${r.ms} ms)`).toBe(1);
     const sentence = errorSentence(r.stderr);
-    expect(sentence).toMatch(/^Database "target" has 1 other session \(held-by-test from local socket since \d{4}-\d\d-\d\dT[\d:.]+Z \(pid \d+\)\)/);
+    expect(sentence).toMatch(
+      /^Database "target" has 1 other session \(held-by-test from local socket since \d{4}-\d\d-\d\dT[\d:.]+Z \(pid \d+\)\)/,
+    );
     expect(sentence).toContain('--terminate-sessions');
     expect(r.stderr).not.toContain('decrypt');
     expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
     expect(fingerprint(pg, 'target')).toEqual(before);
 
-    const t = await runWithin(60_000, ['--config', ws.configFile, 'restore', 'latest', '--database', 'target', '--force', '--terminate-sessions']);
+    const t = await runWithin(60_000, [
+      '--config',
+      ws.configFile,
+      'restore',
+      'latest',
+      '--database',
+      'target',
+      '--force',
+      '--terminate-sessions',
+    ]);
     expect(t.code, t.stderr).toBe(0);
     expect(t.stdout).toMatch(/^ended session held-by-test from local socket since .* on "target"$/m);
     expect(t.stdout).toContain(`restored snapshot ${manifest.id} into database "target"`);

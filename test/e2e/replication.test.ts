@@ -159,7 +159,14 @@ describe('replication through Syncthing', () => {
     expect(status.ok).toBe(true);
     expect(status.snapshot?.id).toBe(manifest.id);
     const dev = status.devices[0]!;
-    expect(dev).toMatchObject({ name: 'nas', id: pair.b.id, connected: true, stale: false, newestOnDevice: manifest.id, lagPending: false });
+    expect(dev).toMatchObject({
+      name: 'nas',
+      id: pair.b.id,
+      connected: true,
+      stale: false,
+      newestOnDevice: manifest.id,
+      lagPending: false,
+    });
     expect(dev.lagSeconds).toBeGreaterThanOrEqual(0);
     expect(dev.folders.map((f) => f.folder).sort()).toEqual(['mastodon-media', 'permafrost-snapshots']);
     const human = await cli(src, 'status');
@@ -171,7 +178,9 @@ describe('replication through Syncthing', () => {
     writeFiles(src.vault, { '.partial-2026-01-01T00-00-00Z-1/database.pgdump.gpg': 'half written', '.permafrost.lock': '1\nbackup\n' });
     await pair.a.api.post('/rest/db/scan?folder=permafrost-snapshots');
     for (const f of ['.partial-2026-01-01T00-00-00Z-1/database.pgdump.gpg', '.permafrost.lock']) {
-      await expect(pair.a.api.get(`/rest/db/file?folder=permafrost-snapshots&file=${encodeURIComponent(f)}`, fileInfoSchema)).rejects.toMatchObject({ status: 404 });
+      await expect(
+        pair.a.api.get(`/rest/db/file?folder=permafrost-snapshots&file=${encodeURIComponent(f)}`, fileInfoSchema),
+      ).rejects.toMatchObject({ status: 404 });
     }
     expect(readdirSync(rcv.vault).filter((n) => n.startsWith('.partial') || n.startsWith('.permafrost'))).toEqual([]);
     rmSync(path.join(src.vault, '.permafrost.lock'));
@@ -185,7 +194,9 @@ describe('replication through Syncthing', () => {
     expect(existsSync(path.join(rcvMedia, 'cache/accounts/avatars/000/000/009/original/deep.png'))).toBe(false);
     expect(existsSync(path.join(rcvMedia, 'accounts/cache/nested.bin'))).toBe(false);
     // Ignored on the source itself: excluded files are never announced.
-    await expect(pair.a.api.get('/rest/db/file?folder=mastodon-media&file=cache%2Ftop.bin', fileInfoSchema)).rejects.toMatchObject({ status: 404 });
+    await expect(pair.a.api.get('/rest/db/file?folder=mastodon-media&file=cache%2Ftop.bin', fileInfoSchema)).rejects.toMatchObject({
+      status: 404,
+    });
   });
 
   it('a file changed or added on the receiver never reaches the source', async () => {
@@ -238,7 +249,9 @@ describe('replication through Syncthing', () => {
       await waitFor(`generation ${gen} on B`, () => readFileSync(path.join(rcv.vault, name), 'utf8') === `generation ${gen}\n`, 15_000, 50);
       await sleep(Math.max(0, 1100 - (Date.now() - started)));
     }
-    const versions = readdirSync(path.join(rcv.vault, '.stversions')).filter((n) => /^rewritten~\d{8}-\d{6}\.txt$/.test(n)).sort();
+    const versions = readdirSync(path.join(rcv.vault, '.stversions'))
+      .filter((n) => /^rewritten~\d{8}-\d{6}\.txt$/.test(n))
+      .sort();
     expect(versions.map((v) => readFileSync(path.join(rcv.vault, '.stversions', v), 'utf8').trim())).toEqual(
       [2, 3, 4, 5, 6, 7].map((g) => `generation ${g}`),
     );
@@ -313,7 +326,13 @@ describe('replication through Syncthing', () => {
     let r = await cli(src, 'status', '--json');
     expect(r.code, r.stderr).toBe(0); // the new snapshot is younger than staleAfter (2h)
     let s = JSON.parse(r.stdout) as ReplicationStatus;
-    expect(s.devices[0]).toMatchObject({ connected: false, newestOnDevice: had, newestSnapshotComplete: null, lagPending: true, stale: false });
+    expect(s.devices[0]).toMatchObject({
+      connected: false,
+      newestOnDevice: had,
+      newestSnapshotComplete: null,
+      lagPending: true,
+      stale: false,
+    });
 
     sourceConfig({ syncthing: { staleAfter: 1 } });
     await sleep(1500);
@@ -321,7 +340,9 @@ describe('replication through Syncthing', () => {
     expect(r.code).toBe(1);
     s = JSON.parse(r.stdout) as ReplicationStatus;
     expect(s.devices[0]).toMatchObject({ stale: true, newestOnDevice: had });
-    expect(r.stderr).toContain(`device nas lacks snapshot ${manifest.id}, older than 1s (its newest snapshot is ${had}; it is not connected)`);
+    expect(r.stderr).toContain(
+      `device nas lacks snapshot ${manifest.id}, older than 1s (its newest snapshot is ${had}; it is not connected)`,
+    );
 
     sourceConfig();
     await pair.a.api.patch(`/rest/config/devices/${pair.b.id}`, { paused: false });

@@ -28,18 +28,24 @@ function leftovers(): string[] {
 
 describe('restore refuses damaged or wrong input and leaves the target untouched', () => {
   it.each([
-    ['one byte flipped', (f: string) => {
-      const buf = readFileSync(f);
-      const at = Math.floor(buf.length / 2);
-      buf[at] = buf[at]! ^ 0x01;
-      writeFileSync(f, buf);
-    }],
+    [
+      'one byte flipped',
+      (f: string) => {
+        const buf = readFileSync(f);
+        const at = Math.floor(buf.length / 2);
+        buf[at] = buf[at]! ^ 0x01;
+        writeFileSync(f, buf);
+      },
+    ],
     ['truncated', (f: string) => truncateSync(f, Math.floor(statSync(f).size * 0.7))],
-    ['one byte flipped in the header', (f: string) => {
-      const buf = readFileSync(f);
-      buf[20] = buf[20]! ^ 0x40;
-      writeFileSync(f, buf);
-    }],
+    [
+      'one byte flipped in the header',
+      (f: string) => {
+        const buf = readFileSync(f);
+        buf[20] = buf[20]! ^ 0x40;
+        writeFileSync(f, buf);
+      },
+    ],
     ['garbage appended', (f: string) => appendFileSync(f, Buffer.from('trailing junk'))],
   ])('%s: fails naming the snapshot and "integrity"', async (_name, damage) => {
     const pg = cluster.get();
@@ -88,7 +94,7 @@ describe('restore refuses damaged or wrong input and leaves the target untouched
     ws = makeWorkspace(pg, 'source');
     await snapshot();
     pg.psql('postgres', 'CREATE DATABASE forced');
-    pg.psql('forced', "CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)");
+    pg.psql('forced', 'CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)');
     const r = await runCli(['--config', ws.configFile, 'restore', 'latest', '--database', 'forced', '--force', '--jobs', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(fingerprint(pg, 'forced')).toEqual(fingerprint(pg, 'source'));

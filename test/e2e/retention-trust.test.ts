@@ -17,7 +17,11 @@ const cluster = clusterPerFile('source');
 let ws: Workspace;
 afterEach(() => ws?.cleanup());
 
-const snapshots = (): string[] => readdirSync(ws.vault).filter((n) => /^\d{4}-/.test(n)).sort().reverse();
+const snapshots = (): string[] =>
+  readdirSync(ws.vault)
+    .filter((n) => /^\d{4}-/.test(n))
+    .sort()
+    .reverse();
 
 async function backup(): Promise<string> {
   const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
@@ -114,7 +118,9 @@ describe('a snapshot dated in the future', () => {
       const r = await runCli(['--config', ws.configFile, ...args]);
       expect(r.code, args.join(' ')).toBe(2);
       expect(errorSentence(r.stderr)).toMatch(
-        new RegExp(`^Snapshot ${ahead} in .* is dated in the future .* so "latest" is not clear: name the snapshot to use \\(the newest from the past is ${second}\\)`),
+        new RegExp(
+          `^Snapshot ${ahead} in .* is dated in the future .* so "latest" is not clear: name the snapshot to use \\(the newest from the past is ${second}\\)`,
+        ),
       );
     }
     const byName = await runCli(['--config', ws.configFile, 'verify', second]);

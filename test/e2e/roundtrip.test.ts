@@ -47,11 +47,10 @@ describe('database round trip', () => {
     const gpg = stockGpgDecrypt(ws.passFile, path.join(ws.vault, manifest.id, 'database.pgdump.gpg'), out, path.join(ws.dir, 'gnupg'));
     expect(gpg.status, gpg.stderr).toBe(0);
     pg.psql('postgres', 'CREATE DATABASE stock1');
-    const restore = spawnSync(
-      path.join(pg.binDir, 'pg_restore'),
-      ['--clean', '--if-exists', '--dbname', 'stock1', out],
-      { encoding: 'utf8', env: { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user } },
-    );
+    const restore = spawnSync(path.join(pg.binDir, 'pg_restore'), ['--clean', '--if-exists', '--dbname', 'stock1', out], {
+      encoding: 'utf8',
+      env: { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user },
+    });
     expect(restore.status, restore.stderr).toBe(0);
     expect(fingerprint(pg, 'stock1')).toEqual(fingerprint(pg, 'source'));
     spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: path.join(ws.dir, 'gnupg') } });

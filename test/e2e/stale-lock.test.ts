@@ -48,8 +48,14 @@ function assertComplete(manifest: Manifest): void {
 
 describe('a stale run lock never stops backups', () => {
   it.each([
-    ['another boot id (the PID was reused after a reboot)', (pid: number) => writeLock(pid, '00000000-0000-0000-0000-000000000000', startTicks(pid))],
-    ['another start time (the PID was reused by another program)', (pid: number) => writeLock(pid, bootId, String(Number(startTicks(pid)) + 1))],
+    [
+      'another boot id (the PID was reused after a reboot)',
+      (pid: number) => writeLock(pid, '00000000-0000-0000-0000-000000000000', startTicks(pid)),
+    ],
+    [
+      'another start time (the PID was reused by another program)',
+      (pid: number) => writeLock(pid, bootId, String(Number(startTicks(pid)) + 1)),
+    ],
   ])('a lock naming a live unrelated process with %s is taken over, and the run says so', async (_why, write) => {
     ws = makeWorkspace(cluster.get(), 'source');
     const pid = unrelatedProcess();
@@ -69,7 +75,7 @@ describe('a stale run lock never stops backups', () => {
     expect(r.stderr).toContain(`Another permafrost run (pid ${pid}) holds the lock on ${ws.vault}`);
   });
 
-  it('two backups racing over one stale lock: exactly one runs, the other exits 4, the winner\'s snapshot is complete', async () => {
+  it("two backups racing over one stale lock: exactly one runs, the other exits 4, the winner's snapshot is complete", async () => {
     const pg = cluster.get();
     for (let round = 0; round < 4; round++) {
       ws = makeWorkspace(pg, 'source');
@@ -102,9 +108,12 @@ describe('the daemon does not skip backups silently', () => {
     writeLock(holder.pid!, bootId, startTicks(holder.pid!));
     const d = startCli(['--config', ws.configFile, 'daemon', '--stop-grace', '10']);
     try {
-      const events = (): { event: string; error?: string }[] => hook.received.map((r) => JSON.parse(r.body) as { event: string; error?: string });
+      const events = (): { event: string; error?: string }[] =>
+        hook.received.map((r) => JSON.parse(r.body) as { event: string; error?: string });
       const failed = await waitFor('a backup.failed alert', () => events().find((e) => e.event === 'backup.failed'), 20_000);
-      expect(failed.error).toMatch(/^no backup since \S+: every run was skipped because the vault is locked\. Another permafrost run \(pid \d+\) holds the lock/);
+      expect(failed.error).toMatch(
+        /^no backup since \S+: every run was skipped because the vault is locked\. Another permafrost run \(pid \d+\) holds the lock/,
+      );
       // Told once while it lasts; the holder's end lets the next run take over and say backups work again.
       await new Promise((r) => setTimeout(r, 4500));
       expect(events().filter((e) => e.event === 'backup.failed')).toHaveLength(1);

@@ -10,7 +10,15 @@ import { waitFor } from '../harness/wait.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startWebServer } from '../../src/web/server.js';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 const cluster = clusterPerFile('growing');
 let ws: Workspace;
@@ -31,7 +39,10 @@ describe('status page', () => {
     // Three snapshots of a growing database, so the chart has a shape; the newest is verified.
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      pg.psql('growing', `INSERT INTO statuses (id, text, account_id) SELECT 120000000000000000 + ${i * 5000} + g, md5(g::text) || repeat(md5(random()::text), 8), 1 FROM generate_series(1, ${2000 * (i + 1)}) g`);
+      pg.psql(
+        'growing',
+        `INSERT INTO statuses (id, text, account_id) SELECT 120000000000000000 + ${i * 5000} + g, md5(g::text) || repeat(md5(random()::text), 8), 1 FROM generate_series(1, ${2000 * (i + 1)}) g`,
+      );
       const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
       expect(r.code, r.stderr).toBe(0);
       ids.push((JSON.parse(r.stdout) as { id: string }).id);
@@ -61,13 +72,17 @@ describe('status page', () => {
 
       expect(await page.title()).toMatch(/^permafrost/);
       expect(await page.textContent('#newest')).toBe(ids[2]);
-      const rows = await page.$$eval('#snapshots tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')));
+      const rows = await page.$$eval('#snapshots tbody tr', (trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')),
+      );
       expect(rows.map((r) => r[0])).toEqual([...ids].reverse());
       expect(rows[0]![5]).toBe('✓ verified');
       expect(rows[1]![5]).toBe('never verified');
       expect(rows.every((r) => /\d+(\.\d)? (B|KiB|MiB)/.test(r[2]!))).toBe(true);
       // Sizes on the page are the manifests' sizes.
-      const manifest = JSON.parse(readFileSync(path.join(ws.vault, ids[2]!, 'manifest.json'), 'utf8')) as { files: Array<{ bytes: number }> };
+      const manifest = JSON.parse(readFileSync(path.join(ws.vault, ids[2]!, 'manifest.json'), 'utf8')) as {
+        files: Array<{ bytes: number }>;
+      };
       const kib = manifest.files.reduce((n, f) => n + f.bytes, 0) / 1024;
       expect(rows[0]![2]).toBe(kib >= 1024 ? `${(kib / 1024).toFixed(1)} MiB` : `${kib.toFixed(1)} KiB`);
       // Two charts, one point per snapshot each, drawn server-side.
@@ -85,7 +100,10 @@ describe('status page', () => {
       const metrics = await fetch(`${url}metrics`);
       expect(metrics.headers.get('content-type')).toContain('text/plain');
       expect(sampleValue(parsePromText(await metrics.text()), 'permafrost_snapshots')).toBe(3);
-      const status = (await (await fetch(`${url}api/status.json`)).json()) as { snapshots: Array<{ id: string }>; jobs: Array<{ name: string }> };
+      const status = (await (await fetch(`${url}api/status.json`)).json()) as {
+        snapshots: Array<{ id: string }>;
+        jobs: Array<{ name: string }>;
+      };
       expect(status.snapshots.map((s) => s.id)).toEqual([...ids].reverse());
       expect(status.jobs.map((j) => j.name)).toEqual(['backup', 'verify', 'check']);
       expect((await fetch(url, { method: 'POST' })).status).toBe(405);

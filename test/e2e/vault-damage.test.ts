@@ -38,7 +38,9 @@ function copySnapshot(m: Manifest, edit: (copy: Manifest) => unknown = (c) => c)
 
 /** Files of the workspace outside the vault: what a run may leave behind (it must leave nothing). */
 function outsideVault(): string[] {
-  return readdirSync(ws.dir).filter((n) => n !== 'vault').sort();
+  return readdirSync(ws.dir)
+    .filter((n) => n !== 'vault')
+    .sort();
 }
 
 describe('a damaged entry in the vault is reported and the rest keeps working', () => {
@@ -163,7 +165,9 @@ describe('a damaged entry in the vault is reported and the rest keeps working', 
     expect(rows[0]!.problem).toBeNull();
     expect(rows[1]!.problem).toContain('is a symbolic link');
     expect(rows[2]!.problem).toContain('is a symbolic link');
-    expect(rows[3]!.problem).toBe(`${path.join(ws.vault, renamed, 'manifest.json')} belongs to snapshot ${good.id}, not to its folder ${renamed}`);
+    expect(rows[3]!.problem).toBe(
+      `${path.join(ws.vault, renamed, 'manifest.json')} belongs to snapshot ${good.id}, not to its folder ${renamed}`,
+    );
     expect(errorSentence(list.stderr)).toContain(`Snapshot ${dangling} failed its integrity check`);
     expect(list.stderr).toContain(`${renamed}: `);
 

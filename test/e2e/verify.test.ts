@@ -76,7 +76,14 @@ describe('permafrost verify', () => {
     const result = JSON.parse(r.stdout) as { ok: boolean; snapshot: string; checks: Array<{ name: string; ok: boolean; detail: string }> };
     expect(result.ok).toBe(true);
     expect(result.snapshot).toBe(m.id);
-    expect(result.checks.map((c) => c.name)).toEqual(['decrypt-database', 'archive', 'restore', 'tables', 'row-counts', 'schema-migration']);
+    expect(result.checks.map((c) => c.name)).toEqual([
+      'decrypt-database',
+      'archive',
+      'restore',
+      'tables',
+      'row-counts',
+      'schema-migration',
+    ]);
     expect(result.checks.find((c) => c.name === 'archive')!.detail).toContain('7 tables');
     expect(scratchDbs()).toEqual([]);
     expect(await listed()).toMatchObject([{ id: m.id, verified: 'verified' }]);
@@ -98,7 +105,9 @@ describe('permafrost verify', () => {
     writeFileSync(file, bytes);
     const r = await verify();
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain(`permafrost: Snapshot ${m.id} failed verification: database.pgdump.gpg does not match the SHA-256 in the manifest`);
+    expect(r.stderr).toContain(
+      `permafrost: Snapshot ${m.id} failed verification: database.pgdump.gpg does not match the SHA-256 in the manifest`,
+    );
     expect(scratchDbs()).toEqual([]);
     expect(await listed()).toMatchObject([{ id: m.id, verified: 'failed' }]);
     expect((await runCli(['--config', ws.configFile, 'list'])).stdout).toContain('✗ failed');
@@ -120,7 +129,11 @@ describe('permafrost verify', () => {
   it('fails naming the table when the archive lacks a table the manifest claims', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
     const m = await backup();
-    const id = await craftSnapshot(m, [{ name: 'database.pgdump.gpg', part: 'database', plain: pgDumpStream(['--exclude-table=media_attachments']) }], 60);
+    const id = await craftSnapshot(
+      m,
+      [{ name: 'database.pgdump.gpg', part: 'database', plain: pgDumpStream(['--exclude-table=media_attachments']) }],
+      60,
+    );
     const r = await verify(id);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('failed verification: table media_attachments is in the manifest (40 rows) but not in the archive');
@@ -167,7 +180,9 @@ describe('permafrost verify', () => {
     ws.writeConfig({ extra: { verify: { database: 'scratch_v' } } });
     await backup();
     // A leftover of a killed run carries permafrost's mark and is replaced.
-    cluster.get().psql('postgres', `CREATE DATABASE scratch_v; COMMENT ON DATABASE scratch_v IS 'permafrost verify scratch database; safe to drop'`);
+    cluster
+      .get()
+      .psql('postgres', `CREATE DATABASE scratch_v; COMMENT ON DATABASE scratch_v IS 'permafrost verify scratch database; safe to drop'`);
     const r = await verify();
     expect(r.code, r.stderr).toBe(0);
     expect(scratchDbs()).toEqual([]);

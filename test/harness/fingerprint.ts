@@ -33,8 +33,6 @@ export function fingerprint(pg: PgCluster, db: string): Record<string, string> {
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'`,
     )
     .trim();
-  fp.indexes = pg
-    .psql(db, `SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'`)
-    .trim();
+  fp.indexes = pg.psql(db, `SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'`).trim();
   return fp;
 }

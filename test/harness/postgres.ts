@@ -72,7 +72,8 @@ export function startCluster(port = 5432, opts: ClusterOptions = {}): PgCluster 
     chownSync(logFile, uid, gid);
   }
   const user = isRoot ? 'postgres' : (process.env.USER ?? 'postgres');
-  if (!reuse) run(asServerUser([path.join(binDir, 'initdb'), '-D', dataDir, '-U', user, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '-N']));
+  if (!reuse)
+    run(asServerUser([path.join(binDir, 'initdb'), '-D', dataDir, '-U', user, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '-N']));
   const cluster: PgCluster = {
     socketDir,
     port,
@@ -97,7 +98,11 @@ export function startCluster(port = 5432, opts: ClusterOptions = {}): PgCluster 
       );
     },
     stop(mode = 'fast') {
-      spawnSync(asServerUser([path.join(binDir, 'pg_ctl'), '-D', dataDir, '-m', mode, '-w', 'stop'])[0]!, asServerUser([path.join(binDir, 'pg_ctl'), '-D', dataDir, '-m', mode, '-w', 'stop']).slice(1), { encoding: 'utf8' });
+      spawnSync(
+        asServerUser([path.join(binDir, 'pg_ctl'), '-D', dataDir, '-m', mode, '-w', 'stop'])[0]!,
+        asServerUser([path.join(binDir, 'pg_ctl'), '-D', dataDir, '-m', mode, '-w', 'stop']).slice(1),
+        { encoding: 'utf8' },
+      );
     },
     psql(db, sql) {
       return execFileSync(

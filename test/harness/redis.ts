@@ -35,19 +35,30 @@ export function startRedis(opts: { password?: string; rdb?: string; args?: strin
   const socket = path.join(dir, `redis-${process.pid}-${++counter}.sock`);
   const pidFile = path.join(dir, 'redis.pid');
   const args = [
-    '--port', '0',
-    '--unixsocket', socket,
-    '--unixsocketperm', '700',
-    '--save', '',
-    '--appendonly', 'no',
+    '--port',
+    '0',
+    '--unixsocket',
+    socket,
+    '--unixsocketperm',
+    '700',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
     // Redis waits repl-diskless-sync-delay (default 5 s) for more replicas before streaming an RDB;
     // production servers keep that default, tests need not wait.
-    '--repl-diskless-sync-delay', '0',
-    '--daemonize', 'yes',
-    '--pidfile', pidFile,
-    '--logfile', path.join(dir, 'redis.log'),
-    '--dir', opts.rdb ? path.dirname(opts.rdb) : dir,
-    '--dbfilename', opts.rdb ? path.basename(opts.rdb) : 'dump.rdb',
+    '--repl-diskless-sync-delay',
+    '0',
+    '--daemonize',
+    'yes',
+    '--pidfile',
+    pidFile,
+    '--logfile',
+    path.join(dir, 'redis.log'),
+    '--dir',
+    opts.rdb ? path.dirname(opts.rdb) : dir,
+    '--dbfilename',
+    opts.rdb ? path.basename(opts.rdb) : 'dump.rdb',
   ];
   if (opts.password) args.push('--requirepass', opts.password);
   if (opts.args) args.push(...opts.args);

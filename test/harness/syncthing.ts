@@ -101,10 +101,14 @@ function prepareHome(root: string, name: string, port: number): Omit<StInstance,
   const home = path.join(root, `${name}-home`);
   const env = { ...process.env, STNOUPGRADE: '1', STNODEFAULTFOLDER: '1' };
   // generate does no networking, but it runs in a throwaway loopback-only namespace all the same.
-  const gen = spawnSync('unshare', [NET_FLAG, '--', 'syncthing', 'generate', `--home=${home}`, '--no-default-folder', '--skip-port-probing'], {
-    encoding: 'utf8',
-    env,
-  });
+  const gen = spawnSync(
+    'unshare',
+    [NET_FLAG, '--', 'syncthing', 'generate', `--home=${home}`, '--no-default-folder', '--skip-port-probing'],
+    {
+      encoding: 'utf8',
+      env,
+    },
+  );
   if (gen.status !== 0) throw new Error(`syncthing generate failed (${gen.status}): ${gen.stderr}`);
   const file = path.join(home, 'config.xml');
   const socket = path.join(root, `${name}.sock`);
@@ -147,7 +151,8 @@ export async function startSyncthingPair(opts: { hashing?: 'minio' | 'default' }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 20_000)))]);
     clearTimeout(timer);
-    if (launcher.exitCode === null && launcher.signalCode === null) throw new Error(`syncthing launcher ${launcher.pid} did not stop within 20 s`);
+    if (launcher.exitCode === null && launcher.signalCode === null)
+      throw new Error(`syncthing launcher ${launcher.pid} did not stop within 20 s`);
     live.delete(launcher);
   };
   try {
@@ -181,7 +186,6 @@ export async function startSyncthingPair(opts: { hashing?: 'minio' | 'default' }
     throw err;
   }
 }
-
 
 /** Whether `dev` is connected as seen from `from`. */
 export async function connected(from: StInstance, dev: StInstance): Promise<boolean> {

@@ -49,7 +49,14 @@ describe('Daemon', () => {
     expect(sawAbort).toBe(true);
     expect(await first).toMatchObject({ outcome: 'aborted', error: 'stopped' });
     expect(daemon.status()[0]!.counts).toEqual({ ok: 0, failed: 0, aborted: 1, skipped: 1 });
-    expect(logger.lines.map((l) => l.event)).toEqual(['daemon.start', 'run.start', 'run.skipped', 'daemon.stopping', 'run.abort', 'daemon.stop']);
+    expect(logger.lines.map((l) => l.event)).toEqual([
+      'daemon.start',
+      'run.start',
+      'run.skipped',
+      'daemon.stopping',
+      'run.abort',
+      'daemon.stop',
+    ]);
   });
 
   it('leaves a run that ignores the abort after the grace period', async () => {

@@ -14,7 +14,13 @@ function realRdb(): string {
   const sock = path.join(dir, 'redis.sock');
   const r = spawnSync(
     'bash',
-    ['-c', 'redis-server --port 0 --unixsocket "$1" --dir "$2" --dbfilename dump.rdb --save "" --daemonize no & pid=$!; for i in $(seq 50); do [ -S "$1" ] && break; sleep 0.1; done; redis-cli -s "$1" SET k v >/dev/null && redis-cli -s "$1" SAVE >/dev/null; redis-cli -s "$1" SHUTDOWN NOSAVE >/dev/null 2>&1; wait $pid', 'x', sock, dir],
+    [
+      '-c',
+      'redis-server --port 0 --unixsocket "$1" --dir "$2" --dbfilename dump.rdb --save "" --daemonize no & pid=$!; for i in $(seq 50); do [ -S "$1" ] && break; sleep 0.1; done; redis-cli -s "$1" SET k v >/dev/null && redis-cli -s "$1" SAVE >/dev/null; redis-cli -s "$1" SHUTDOWN NOSAVE >/dev/null 2>&1; wait $pid',
+      'x',
+      sock,
+      dir,
+    ],
     { encoding: 'utf8' },
   );
   expect(r.status, r.stderr).toBe(0);

@@ -14,13 +14,16 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
       const cfg = config();
       const shown = progress(io, 'backup', { json: opts.json });
       // Alerts go out after the run; an alert receiver that is down only adds warnings.
-      const result = await withStopSignal((signal) => runBackupJob(cfg, { signal, events: shown.events, log: cliNotifyLog(io) })).finally(() => shown.done());
+      const result = await withStopSignal((signal) => runBackupJob(cfg, { signal, events: shown.events, log: cliNotifyLog(io) })).finally(
+        () => shown.done(),
+      );
       for (const w of result.warnings) io.err(`warning: ${w}`);
       if (opts.json) return io.out(JSON.stringify(result.manifest, null, 2));
       const size = result.manifest.files.reduce((s, f) => s + f.bytes, 0);
       const secs = (Date.parse(result.manifest.finishedAt) - Date.parse(result.manifest.startedAt)) / 1000;
       io.out(`snapshot ${result.manifest.id} written to ${result.dir} (${formatBytes(size)} in ${secs.toFixed(1)}s)`);
       const pruned = result.pruned?.removed ?? [];
-      if (pruned.length > 0) io.out(`pruned ${pruned.length} old snapshot${pruned.length > 1 ? 's' : ''} (vault.keep): ${pruned.join(', ')}`);
+      if (pruned.length > 0)
+        io.out(`pruned ${pruned.length} old snapshot${pruned.length > 1 ? 's' : ''} (vault.keep): ${pruned.join(', ')}`);
     });
 };

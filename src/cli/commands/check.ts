@@ -7,7 +7,7 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
   program
     .command('check')
     .description(
-      'Check snapshots without the passphrase: every part\'s size and SHA-256 against the manifest, the manifest itself, and nothing missing or unexpected in the folder. Exits 3 naming each damaged snapshot; results show in list, status and /metrics.',
+      "Check snapshots without the passphrase: every part's size and SHA-256 against the manifest, the manifest itself, and nothing missing or unexpected in the folder. Exits 3 naming each damaged snapshot; results show in list, status and /metrics.",
     )
     .argument('[snapshot]', 'snapshot id, "latest", or "all"', 'all')
     .option('--json', 'print the results as JSON')
@@ -25,7 +25,13 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
       if (opts.json) io.out(JSON.stringify(result, null, 2));
       else {
         for (const s of result.snapshots) {
-          io.out(s.arriving ? `… ${s.id}: still arriving (Syncthing is writing it), not checked` : s.ok ? `✓ ${s.id}` : `✗ ${s.id}: ${s.problems.join('; ')}`);
+          io.out(
+            s.arriving
+              ? `… ${s.id}: still arriving (Syncthing is writing it), not checked`
+              : s.ok
+                ? `✓ ${s.id}`
+                : `✗ ${s.id}: ${s.problems.join('; ')}`,
+          );
         }
         if (result.snapshots.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
       }

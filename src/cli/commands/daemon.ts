@@ -39,7 +39,8 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { stopGrace: string }) => {
       const grace = Number(opts.stopGrace);
-      if (!Number.isFinite(grace) || grace < 0) throw new UserError(`--stop-grace: "${opts.stopGrace}" is not a number of seconds; pass e.g. --stop-grace 30.`);
+      if (!Number.isFinite(grace) || grace < 0)
+        throw new UserError(`--stop-grace: "${opts.stopGrace}" is not a number of seconds; pass e.g. --stop-grace 30.`);
       const cfg = config();
       // Scheduled backups matter more than the log: a reader of stdout going away must not stop them.
       io.outToErrWhenClosed?.();

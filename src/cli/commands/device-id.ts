@@ -9,7 +9,7 @@ export const registerDeviceId: RegisterCommand = (program, { io, config }) => {
       'after',
       examples([
         'permafrost device-id                     # on the server and on each backup device',
-        '# then list each ID in the other side\'s config and run `permafrost sync apply` on both',
+        "# then list each ID in the other side's config and run `permafrost sync apply` on both",
       ]),
     )
     .action(async () => {

@@ -11,7 +11,10 @@ export const registerDoctor: RegisterCommand = (program, { io, configFlag }) => 
     .option('--json', 'print the checks as JSON')
     .addHelpText(
       'after',
-      examples(['permafrost doctor', 'permafrost --config /etc/permafrost/permafrost.yaml doctor --json | jq \'.lines[] | select(.status != "ok")\'']),
+      examples([
+        'permafrost doctor',
+        'permafrost --config /etc/permafrost/permafrost.yaml doctor --json | jq \'.lines[] | select(.status != "ok")\'',
+      ]),
     )
     .action(async (opts: { json?: boolean }) => {
       const report = await runDoctor({ configFlag: configFlag() });

@@ -12,9 +12,7 @@ interface InitFlags {
 export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
   program
     .command('init')
-    .description(
-      "Write a config from a Mastodon install's .env.production (database, Redis, secrets, media) and create a passphrase file.",
-    )
+    .description("Write a config from a Mastodon install's .env.production (database, Redis, secrets, media) and create a passphrase file.")
     .requiredOption('--mastodon <dir>', 'the Mastodon folder holding .env.production (e.g. /home/mastodon/live)')
     .option('--vault <dir>', 'where snapshots are stored (default: /var/lib/permafrost/snapshots)')
     .option('--force', 'replace an existing config (an existing passphrase file is always kept)')
@@ -38,7 +36,9 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       io.out(`wrote ${result.configPath}`);
       for (const f of result.passwordFiles) io.out(`wrote ${f} (mode 0600)`);
       io.out(`snapshots will go to ${result.vaultDir}`);
-      io.out(`retention (vault.keep): ${describePolicy(result.keep)}; older snapshots are deleted after each backup (edit vault.keep to change it)`);
+      io.out(
+        `retention (vault.keep): ${describePolicy(result.keep)}; older snapshots are deleted after each backup (edit vault.keep to change it)`,
+      );
       io.out(result.mediaDir ? `media to replicate: ${result.mediaDir} (without cache/)` : 'media: not replicated (object storage)');
       for (const n of result.notes) io.out(`note: ${n}`);
       io.out('');

@@ -40,19 +40,23 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
           const size = r.bytes === null ? '?' : formatBytes(r.bytes);
           const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
           const check = r.checked === 'ok' ? '✓' : r.checked === 'failed' ? `✗ ${r.checkProblems.join('; ')}` : 'never';
-          const contents = r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
+          const contents =
+            r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
           const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
           io.out([r.id, age, size, mark, check, contents].join('\t'));
         }
         for (const r of rows.filter((x) => x.future)) {
-          io.err(`warning: snapshot ${r.id} is dated in the future (the clock ran ahead?): it is never taken as "latest" or pruned; move it out of ${cfg.vault.dir} once it is not needed.`);
+          io.err(
+            `warning: snapshot ${r.id} is dated in the future (the clock ran ahead?): it is never taken as "latest" or pruned; move it out of ${cfg.vault.dir} once it is not needed.`,
+          );
         }
       }
       // Everything is listed first; then a damaged entry makes the run fail as an integrity problem (exit 3).
       const damaged = rows.filter((r) => r.problem !== null);
       const first = damaged[0];
       if (first) {
-        const others = damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged entr${damaged.length > 2 ? 'ies' : 'y'}, listed above)` : '';
+        const others =
+          damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged entr${damaged.length > 2 ? 'ies' : 'y'}, listed above)` : '';
         throw new IntegrityError(
           `Snapshot ${first.id} failed its integrity check: ${first.problem}${others}; move damaged entries out of ${cfg.vault.dir} or replace them from a backup device.`,
           { details: damaged.slice(1).map((r) => `${r.id}: ${r.problem}`) },

@@ -6,7 +6,7 @@ export const registerMetrics: RegisterCommand = (program, { io, config }) => {
   program
     .command('metrics')
     .description(
-      'Print Prometheus metrics computed from the vault (snapshots, sizes, durations, verify results, alert delivery failures), or write them atomically for node_exporter\'s textfile collector.',
+      "Print Prometheus metrics computed from the vault (snapshots, sizes, durations, verify results, alert delivery failures), or write them atomically for node_exporter's textfile collector.",
     )
     .option('--textfile <path>', 'write to this .prom file (atomically) instead of stdout')
     .addHelpText(

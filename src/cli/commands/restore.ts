@@ -30,10 +30,16 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     .option('--redis <file>', 'write the decrypted Redis RDB here (never overwrites)')
     .option('--secrets <file>', 'write the decrypted .env.production here (never overwrites)')
     .option('--force', 'replace the contents of a database that already holds tables')
-    .option('--terminate-sessions', 'end other sessions on the target database right before pg_restore runs (without it, restore refuses a database in use)')
+    .option(
+      '--terminate-sessions',
+      'end other sessions on the target database right before pg_restore runs (without it, restore refuses a database in use)',
+    )
     .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
     .option('--no-owner', 'do not restore object ownership (when the original roles do not exist here)')
-    .option('--passphrase-file <file>', 'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none')
+    .option(
+      '--passphrase-file <file>',
+      'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -49,24 +55,33 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       const cfg = config();
       await sweepAndReport(cfg, cliNotifyLog(io));
       const shown = progress(io, 'restore', { json: opts.json });
-      const result = await withStopSignal((signal) => runRestore(cfg, {
-        snapshot,
-        database: opts.database,
-        redis: opts.redis,
-        secrets: opts.secrets,
-        force: opts.force,
-        terminateSessions: opts.terminateSessions,
-        jobs: opts.jobs,
-        noOwner: !opts.owner,
-        passphraseFile: opts.passphraseFile,
-        events: shown.events,
-        signal,
-      })).finally(() => shown.done());
+      const result = await withStopSignal((signal) =>
+        runRestore(cfg, {
+          snapshot,
+          database: opts.database,
+          redis: opts.redis,
+          secrets: opts.secrets,
+          force: opts.force,
+          terminateSessions: opts.terminateSessions,
+          jobs: opts.jobs,
+          noOwner: !opts.owner,
+          passphraseFile: opts.passphraseFile,
+          events: shown.events,
+          signal,
+        }),
+      ).finally(() => shown.done());
       const db = result.database;
       if (opts.json) {
-        return io.out(JSON.stringify({ ...(db ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps }, null, 2));
+        return io.out(
+          JSON.stringify(
+            { ...(db ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps },
+            null,
+            2,
+          ),
+        );
       }
-      for (const f of result.files) io.out(`wrote the ${f.part} part of snapshot ${result.snapshot} to ${f.path} (${formatBytes(f.bytes)}, mode 0600)`);
+      for (const f of result.files)
+        io.out(`wrote the ${f.part} part of snapshot ${result.snapshot} to ${f.path} (${formatBytes(f.bytes)}, mode 0600)`);
       if (db) {
         for (const s of db.terminatedSessions) io.out(`ended session ${describeSession(s)} on "${db.database}"`);
         io.out(

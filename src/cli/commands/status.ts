@@ -17,11 +17,23 @@ export function renderStatus(
   json: boolean,
 ): void {
   if (json) return io.out(JSON.stringify(s, null, 2));
-  const verified = !s.verify ? '' : s.verify.status === 'verified' ? ', verified ✓' : s.verify.status === 'failed' ? `, verify failed ✗ (${s.verify.reason ?? ''})` : ', never verified';
-  io.out(s.snapshot ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)${verified}` : 'newest snapshot: none yet');
+  const verified = !s.verify
+    ? ''
+    : s.verify.status === 'verified'
+      ? ', verified ✓'
+      : s.verify.status === 'failed'
+        ? `, verify failed ✗ (${s.verify.reason ?? ''})`
+        : ', never verified';
+  io.out(
+    s.snapshot
+      ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)${verified}`
+      : 'newest snapshot: none yet',
+  );
   if (s.check) {
     const c = s.check;
-    io.out(`check of the newest snapshot: ${c.status === 'ok' ? '✓' : c.status === 'failed' ? `✗ ${c.problems.join('; ')}` : 'never run (permafrost check)'}${c.checkedAt ? ` at ${c.checkedAt}` : ''}`);
+    io.out(
+      `check of the newest snapshot: ${c.status === 'ok' ? '✓' : c.status === 'failed' ? `✗ ${c.problems.join('; ')}` : 'never run (permafrost check)'}${c.checkedAt ? ` at ${c.checkedAt}` : ''}`,
+    );
   }
   if (!s.reachable) {
     io.out(`syncthing: unreachable (${s.error ?? 'unknown error'})`);
@@ -35,7 +47,8 @@ export function renderStatus(
       const conn = d.connected ? `connected since ${when(d.since)}` : `not connected (last seen ${when(d.lastSeen)})`;
       io.out(`device ${d.name} (${d.id.slice(0, 7)}): ${conn}${d.stale ? ' — STALE' : ''}`);
       if (s.role === 'receiver') continue;
-      for (const f of d.folders) io.out(`  ${f.folder}: ${f.completion.toFixed(1)}%${f.needBytes ? `, ${formatBytes(f.needBytes)} to send` : ''}`);
+      for (const f of d.folders)
+        io.out(`  ${f.folder}: ${f.completion.toFixed(1)}%${f.needBytes ? `, ${formatBytes(f.needBytes)} to send` : ''}`);
       const snap = !s.snapshot
         ? 'none yet'
         : d.newestSnapshotComplete === true
@@ -43,7 +56,9 @@ export function renderStatus(
           : d.newestSnapshotComplete === false
             ? 'not yet on the device'
             : 'unknown (device offline)';
-      io.out(`  newest snapshot: ${snap}${d.newestOnDevice && d.newestSnapshotComplete !== true ? `; newest there: ${d.newestOnDevice}` : ''}`);
+      io.out(
+        `  newest snapshot: ${snap}${d.newestOnDevice && d.newestSnapshotComplete !== true ? `; newest there: ${d.newestOnDevice}` : ''}`,
+      );
       if (d.lagSeconds !== null) io.out(`  lag: ${d.lagPending ? 'waiting for ' : ''}${formatAge(d.lagSeconds * 1000)}`);
       if (d.problem) io.out(`  problem: ${d.problem}`);
     }
@@ -54,7 +69,7 @@ export function renderStatus(
 
 /** Non-zero exit for cron and monitoring: one sentence listing what is wrong. */
 export function statusFailure(s: ReplicationStatus): RemoteError {
-  return new RemoteError(`Replication needs attention: ${s.problems.map((p) => p.replace(/\.$/, "")).join("; ")}.`);
+  return new RemoteError(`Replication needs attention: ${s.problems.map((p) => p.replace(/\.$/, '')).join('; ')}.`);
 }
 
 export const registerStatus: RegisterCommand = (program, { io, config }) => {
@@ -66,7 +81,11 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
     .option('--json', 'print the status as JSON')
     .addHelpText(
       'after',
-      examples(['permafrost status', 'permafrost status --json | jq ".devices[] | {name, lagSeconds}"', 'permafrost status || echo "replication is behind"']),
+      examples([
+        'permafrost status',
+        'permafrost status --json | jq ".devices[] | {name, lagSeconds}"',
+        'permafrost status || echo "replication is behind"',
+      ]),
     )
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
@@ -77,7 +96,9 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
       const check = status.snapshot ? { status: checkStatus(c), checkedAt: c?.checkedAt ?? null, problems: c?.problems ?? [] } : null;
       renderStatus(io, { ...status, verify, check }, Boolean(opts.json));
       for (const s of (await listSnapshots(cfg.vault.dir)).filter((x) => x.future)) {
-        io.err(`warning: snapshot ${s.id} is dated in the future (the clock ran ahead?): it is not counted as the newest; move it out of ${cfg.vault.dir} once it is not needed.`);
+        io.err(
+          `warning: snapshot ${s.id} is dated in the future (the clock ran ahead?): it is not counted as the newest; move it out of ${cfg.vault.dir} once it is not needed.`,
+        );
       }
       if (!status.ok) throw statusFailure(status);
     });

@@ -35,7 +35,9 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
 
   sync
     .command('status')
-    .description('Show each device: connection, completion per folder, bytes to send, newest snapshot and lag (same as `permafrost status`).')
+    .description(
+      'Show each device: connection, completion per folder, bytes to send, newest snapshot and lag (same as `permafrost status`).',
+    )
     .option('--json', 'print the status as JSON')
     .addHelpText('after', examples(['permafrost sync status', 'permafrost sync status --json | jq ".devices[].lagSeconds"']))
     .action(async (opts: { json?: boolean }) => {

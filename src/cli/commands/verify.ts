@@ -10,7 +10,10 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
       'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts.',
     )
     .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
-    .option('--passphrase-file <file>', 'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none')
+    .option(
+      '--passphrase-file <file>',
+      'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -24,9 +27,9 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
     .action(async (snapshot: string, opts: { json?: boolean; passphraseFile?: string }) => {
       const cfg = config();
       const shown = progress(io, 'verify', { json: opts.json });
-      const result = await withStopSignal((signal) => runVerifyJob(cfg, { snapshot, passphraseFile: opts.passphraseFile, signal, events: shown.events, log: cliNotifyLog(io) })).finally(() =>
-        shown.done(),
-      );
+      const result = await withStopSignal((signal) =>
+        runVerifyJob(cfg, { snapshot, passphraseFile: opts.passphraseFile, signal, events: shown.events, log: cliNotifyLog(io) }),
+      ).finally(() => shown.done());
       if (opts.json) io.out(JSON.stringify(result, null, 2));
       else {
         for (const c of result.checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);

@@ -42,7 +42,10 @@ describe('config', () => {
   it('requires absolute paths in every section, not only vault (the daemon runs from another directory)', () => {
     const base = `database: {name: m}\nvault: {dir: ${dir}/v, passphraseFile: ${pass}}\n`;
     expect(problems(`${base}secrets: {file: env.production}\nweb: {listen: '127.0.0.1:8080', tokenFile: token}\n`)).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^secrets(\.file)?: .*absolute path/), expect.stringMatching(/^web\.tokenFile: expected an absolute path$/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/^secrets(\.file)?: .*absolute path/),
+        expect.stringMatching(/^web\.tokenFile: expected an absolute path$/),
+      ]),
     );
     expect(problems(`${base}secrets: {file: ${dir}/env.production}\n`)).toEqual([]);
   });
@@ -56,9 +59,13 @@ describe('config', () => {
     chmodSync(open, 0o777);
     chmodSync(sticky, 0o1777);
     chmodSync(own, 0o700);
-    expect(problems(base(`${dir}/missing`))).toEqual([expect.stringMatching(new RegExp(`^vault\\.tempDir: folder ${dir}/missing does not exist; create it`))]);
+    expect(problems(base(`${dir}/missing`))).toEqual([
+      expect.stringMatching(new RegExp(`^vault\\.tempDir: folder ${dir}/missing does not exist; create it`)),
+    ]);
     expect(problems(base(pass))).toEqual([`vault.tempDir: ${pass} is not a folder; point vault.tempDir at one`]);
-    expect(problems(base(open))).toEqual([expect.stringMatching(new RegExp(`^vault\\.tempDir: ${open} is writable by every user but lacks the sticky bit.*chmod \\+t ${open}`))]);
+    expect(problems(base(open))).toEqual([
+      expect.stringMatching(new RegExp(`^vault\\.tempDir: ${open} is writable by every user but lacks the sticky bit.*chmod \\+t ${open}`)),
+    ]);
     expect(problems(base(sticky))).toEqual([]);
     expect(problems(base(own))).toEqual([]);
   });

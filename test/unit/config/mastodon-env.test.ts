@@ -31,7 +31,10 @@ const CASES: Array<[string, Record<string, string>, Expected]> = [
   [
     'empty DB_PASS means no password',
     { DB_PASS: '' },
-    { database: { name: 'mastodon_production', host: 'localhost', port: 5432, user: 'mastodon' }, passwords: { database: undefined, redis: undefined } },
+    {
+      database: { name: 'mastodon_production', host: 'localhost', port: 5432, user: 'mastodon' },
+      passwords: { database: undefined, redis: undefined },
+    },
   ],
   [
     'DATABASE_URL overrides DB_* and moves its password out',
@@ -54,12 +57,18 @@ const CASES: Array<[string, Record<string, string>, Expected]> = [
   [
     'REDIS_HOST/PORT/PASSWORD/DB',
     { REDIS_HOST: '10.0.0.5', REDIS_PORT: '6380', REDIS_PASSWORD: 'r3dis', REDIS_DB: '2' },
-    { redis: { url: 'redis://10.0.0.5:6380/2', passwordFile: PATHS.redisPasswordFile }, passwords: { database: undefined, redis: 'r3dis' } },
+    {
+      redis: { url: 'redis://10.0.0.5:6380/2', passwordFile: PATHS.redisPasswordFile },
+      passwords: { database: undefined, redis: 'r3dis' },
+    },
   ],
   [
     'REDIS_URL with a password: the password leaves the URL',
     { REDIS_URL: 'redis://:hunter2@127.0.0.1:6379/1' },
-    { redis: { url: 'redis://127.0.0.1:6379/1', passwordFile: PATHS.redisPasswordFile }, passwords: { database: undefined, redis: 'hunter2' } },
+    {
+      redis: { url: 'redis://127.0.0.1:6379/1', passwordFile: PATHS.redisPasswordFile },
+      passwords: { database: undefined, redis: 'hunter2' },
+    },
   ],
   [
     'REDIS_URL wins over REDIS_PASSWORD, which Mastodon then ignores',
@@ -69,25 +78,32 @@ const CASES: Array<[string, Record<string, string>, Expected]> = [
   [
     'REDIS_URL as a unix socket with a password',
     { REDIS_URL: 'unix://:pw@localhost/run/redis.sock' },
-    { redis: { url: 'unix://localhost/run/redis.sock', passwordFile: PATHS.redisPasswordFile }, passwords: { database: undefined, redis: 'pw' } },
+    {
+      redis: { url: 'unix://localhost/run/redis.sock', passwordFile: PATHS.redisPasswordFile },
+      passwords: { database: undefined, redis: 'pw' },
+    },
   ],
-  [
-    'REDIS_URL as a unix socket',
-    { REDIS_URL: 'unix:///var/run/redis/redis.sock' },
-    { redis: { url: 'unix:///var/run/redis/redis.sock' } },
-  ],
+  ['REDIS_URL as a unix socket', { REDIS_URL: 'unix:///var/run/redis/redis.sock' }, { redis: { url: 'unix:///var/run/redis/redis.sock' } }],
   [
     'PAPERCLIP_ROOT_PATH absolute, relative and with :rails_root',
     { PAPERCLIP_ROOT_PATH: '/srv/media' },
     { media: { dir: '/srv/media', ignore: ['cache/**'] } },
   ],
-  ['PAPERCLIP_ROOT_PATH relative to the Mastodon folder', { PAPERCLIP_ROOT_PATH: 'media' }, { media: { dir: '/home/mastodon/live/media', ignore: ['cache/**'] } }],
+  [
+    'PAPERCLIP_ROOT_PATH relative to the Mastodon folder',
+    { PAPERCLIP_ROOT_PATH: 'media' },
+    { media: { dir: '/home/mastodon/live/media', ignore: ['cache/**'] } },
+  ],
   [
     'PAPERCLIP_ROOT_PATH with :rails_root',
     { PAPERCLIP_ROOT_PATH: ':rails_root/public/files' },
     { media: { dir: '/home/mastodon/live/public/files', ignore: ['cache/**'] } },
   ],
-  ['S3_ENABLED=true: no local media, and a note saying why', { S3_ENABLED: 'true', PAPERCLIP_ROOT_PATH: '/x' }, { media: undefined, notes: [/object storage \(S3_ENABLED=true\)/] }],
+  [
+    'S3_ENABLED=true: no local media, and a note saying why',
+    { S3_ENABLED: 'true', PAPERCLIP_ROOT_PATH: '/x' },
+    { media: undefined, notes: [/object storage \(S3_ENABLED=true\)/] },
+  ],
   ['S3_ENABLED=false keeps local media', { S3_ENABLED: 'false' }, { media: MEDIA, notes: [] }],
   ['a separate Sidekiq Redis gets a note', { SIDEKIQ_REDIS_URL: 'redis://10.0.0.9:6379/0' }, { notes: [/SIDEKIQ_REDIS_URL/] }],
 ];

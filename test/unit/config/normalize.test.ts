@@ -10,7 +10,8 @@ import { UserError } from '../../../src/errors.js';
 
 const vault = { dir: '/v', passphraseFile: '/etc/hostname' };
 const raw = (input: Record<string, unknown>) => configSchema.parse({ vault, ...input });
-const NO_DATABASE = "database: required on the server (syncthing.role: source); a backup device's config sets syncthing.role: receiver, or has no syncthing section";
+const NO_DATABASE =
+  "database: required on the server (syncthing.role: source); a backup device's config sets syncthing.role: receiver, or has no syncthing section";
 
 describe('normalizeConfig', () => {
   it('a config with a database and no receiver role is a source', () => {
@@ -30,7 +31,10 @@ describe('normalizeConfig', () => {
       problems: [NO_DATABASE],
     });
     const both = normalizeConfig(raw({ database: { name: 'm' }, syncthing: { apiKeyFile: '/k', role: 'receiver' } }), 'r.yaml');
-    expect(both).toEqual({ ok: false, problems: [expect.stringMatching(/^database: a backup device \(syncthing.role: receiver\) makes no backups.*verify.connection/)] });
+    expect(both).toEqual({
+      ok: false,
+      problems: [expect.stringMatching(/^database: a backup device \(syncthing.role: receiver\) makes no backups.*verify.connection/)],
+    });
   });
 
   it('vault.dir alone (no database, no syncthing section, no passphrase) is a backup device: it can make no backup', () => {
@@ -40,7 +44,9 @@ describe('normalizeConfig', () => {
   });
 
   it('a receiver needs no vault.passphraseFile; a source does, and both missing keys are named at once', () => {
-    expect(normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, syncthing: { apiKeyFile: '/k', role: 'receiver' } }), 'r.yaml')).toMatchObject({ ok: true });
+    expect(
+      normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, syncthing: { apiKeyFile: '/k', role: 'receiver' } }), 'r.yaml'),
+    ).toMatchObject({ ok: true });
     expect(normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, database: { name: 'm' } }), 's.yaml')).toEqual({
       ok: false,
       problems: ['vault.passphraseFile: required on the server, which encrypts every snapshot with it (`permafrost init` creates one)'],

@@ -19,7 +19,7 @@ describe('version majors', () => {
   ])('pg_dump %s → %s', (v, major) => expect(majorOfToolVersion(v)).toBe(major));
 });
 
-describe('mayAccess (what the kernel decides for Syncthing\'s user)', () => {
+describe("mayAccess (what the kernel decides for Syncthing's user)", () => {
   const who = { uid: 1001, gids: [1001, 50] };
   it.each([
     [{ uid: 1001, gid: 0, mode: 0o700 }, 'rx', true],

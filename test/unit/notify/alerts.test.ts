@@ -4,7 +4,14 @@ import { redact } from '../../../src/notify/redact.js';
 import { logAlertingFailure } from '../../../src/notify/alerts.js';
 import { UserError } from '../../../src/errors.js';
 
-const alert: Alert = { event: 'backup.failed', snapshot: null, error: 'boom', host: 'h', time: '2026-11-26T00:00:00.000Z', message: 'permafrost on h: backup failed: boom' };
+const alert: Alert = {
+  event: 'backup.failed',
+  snapshot: null,
+  error: 'boom',
+  host: 'h',
+  time: '2026-11-26T00:00:00.000Z',
+  message: 'permafrost on h: backup failed: boom',
+};
 
 describe('redact', () => {
   it.each([
@@ -22,7 +29,14 @@ describe('redact', () => {
 describe('channel requests', () => {
   it('builds the webhook, ping and Mastodon requests', () => {
     const w = webhookRequest({ url: 'http://127.0.0.1:1/h' }, alert);
-    expect(JSON.parse(w.body!)).toEqual({ event: 'backup.failed', snapshot: null, error: 'boom', host: 'h', time: alert.time, message: alert.message });
+    expect(JSON.parse(w.body!)).toEqual({
+      event: 'backup.failed',
+      snapshot: null,
+      error: 'boom',
+      host: 'h',
+      time: alert.time,
+      message: alert.message,
+    });
     expect(pingRequest({ url: 'http://127.0.0.1:1/p/' }, 'start').url).toBe('http://127.0.0.1:1/p/start');
     expect(pingRequest({ url: 'http://127.0.0.1:1/p' }, 'success').url).toBe('http://127.0.0.1:1/p');
     expect(pingRequest({ url: 'http://127.0.0.1:1/p' }, 'fail', 'err').body).toBe('err');
@@ -49,7 +63,10 @@ describe('redact keeps config key paths readable', () => {
 describe('logAlertingFailure', () => {
   const collect = () => {
     const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
-    return { lines, log: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => lines.push({ level, msg, fields }) };
+    return {
+      lines,
+      log: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => lines.push({ level, msg, fields }),
+    };
   };
 
   it('trouble outside (a PermafrostError, a file system error) is a warning', () => {

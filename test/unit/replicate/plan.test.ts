@@ -62,7 +62,11 @@ describe('sync apply planner', () => {
     [
       'an unmanaged folder and device are left alone',
       cfg('source'),
-      { ...inLine(), devices: [...inLine().devices, { deviceID: OTHER, name: 'laptop', addresses: ['dynamic'] }], folders: [...inLine().folders, folder('photos', '/p', 'sendreceive', { paused: true })] },
+      {
+        ...inLine(),
+        devices: [...inLine().devices, { deviceID: OTHER, name: 'laptop', addresses: ['dynamic'] }],
+        folders: [...inLine().folders, folder('photos', '/p', 'sendreceive', { paused: true })],
+      },
       [],
     ],
     [
@@ -99,24 +103,56 @@ describe('sync apply planner', () => {
   it('creates every folder paused, sets ignores, then resumes it (source)', () => {
     const cur: CurrentState = { myID: ME, devices: [], folders: [], ignores: {} };
     const changes = plan(cfg('source'), cur);
-    expect(changes.map((c) => c[0])).toEqual(['add-device', 'add-folder', 'set-ignores', 'resume-folder', 'add-folder', 'set-ignores', 'resume-folder']);
+    expect(changes.map((c) => c[0])).toEqual([
+      'add-device',
+      'add-folder',
+      'set-ignores',
+      'resume-folder',
+      'add-folder',
+      'set-ignores',
+      'resume-folder',
+    ]);
     expect(changes[0]).toEqual(['add-device', 'POST', '/rest/config/devices', { deviceID: NAS, name: 'nas', addresses: ['dynamic'] }]);
-    expect(changes[1]![3]).toMatchObject({ id: 'permafrost-snapshots', path: '/srv/snapshots', type: 'sendonly', paused: true, devices: [{ deviceID: ME }, { deviceID: NAS }] });
+    expect(changes[1]![3]).toMatchObject({
+      id: 'permafrost-snapshots',
+      path: '/srv/snapshots',
+      type: 'sendonly',
+      paused: true,
+      devices: [{ deviceID: ME }, { deviceID: NAS }],
+    });
     expect(changes[1]![3]).not.toHaveProperty('versioning');
-    expect(changes[2]).toEqual(['set-ignores', 'POST', '/rest/db/ignores?folder=permafrost-snapshots', { ignore: ['/.partial-*', '/.permafrost*'] }]);
+    expect(changes[2]).toEqual([
+      'set-ignores',
+      'POST',
+      '/rest/db/ignores?folder=permafrost-snapshots',
+      { ignore: ['/.partial-*', '/.permafrost*'] },
+    ]);
   });
 
   it('receiver folders are receive-only with versioning from the config', () => {
     const cur: CurrentState = { myID: ME, devices: [], folders: [], ignores: {} };
     const changes = plan(cfg('receiver', { versioning: { type: 'staggered', maxAge: '30d' } }), cur);
-    expect(changes[1]![3]).toMatchObject({ type: 'receiveonly', paused: true, versioning: { type: 'staggered', params: { maxAge: String(30 * 86400) } } });
+    expect(changes[1]![3]).toMatchObject({
+      type: 'receiveonly',
+      paused: true,
+      versioning: { type: 'staggered', params: { maxAge: String(30 * 86400) } },
+    });
     // Syncthing keeps params it was not sent (PATCH merges maps): extra ones are not a difference.
     const inline = inLine();
-    inline.folders = inline.folders.map((f) => ({ ...f, type: 'receiveonly', versioning: { type: 'simple', params: { keep: '6', cleanoutDays: '0', maxAge: '9' } } }));
+    inline.folders = inline.folders.map((f) => ({
+      ...f,
+      type: 'receiveonly',
+      versioning: { type: 'simple', params: { keep: '6', cleanoutDays: '0', maxAge: '9' } },
+    }));
     expect(plan(cfg('receiver'), inline)).toEqual([]);
     inline.folders[0]!.versioning.params.keep = '3';
     expect(plan(cfg('receiver'), inline)).toEqual([
-      ['update-folder', 'PATCH', '/rest/config/folders/permafrost-snapshots', { versioning: { type: 'simple', params: { keep: '6', cleanoutDays: '0' } } }],
+      [
+        'update-folder',
+        'PATCH',
+        '/rest/config/folders/permafrost-snapshots',
+        { versioning: { type: 'simple', params: { keep: '6', cleanoutDays: '0' } } },
+      ],
     ]);
   });
 
@@ -126,8 +162,20 @@ describe('sync apply planner', () => {
   });
 
   it('refuses its own ID and duplicates, naming the key', () => {
-    expect(() => desiredState(cfg('source', { devices: [{ name: 'me', id: ME }] }), ME)).toThrow(/syncthing\.devices\[0\]\.id: .* own Syncthing ID/);
-    expect(() => desiredState(cfg('source', { devices: [{ name: 'a', id: NAS }, { name: 'b', id: NAS }] }), ME)).toThrow(UserError);
+    expect(() => desiredState(cfg('source', { devices: [{ name: 'me', id: ME }] }), ME)).toThrow(
+      /syncthing\.devices\[0\]\.id: .* own Syncthing ID/,
+    );
+    expect(() =>
+      desiredState(
+        cfg('source', {
+          devices: [
+            { name: 'a', id: NAS },
+            { name: 'b', id: NAS },
+          ],
+        }),
+        ME,
+      ),
+    ).toThrow(UserError);
   });
 });
 
@@ -146,7 +194,12 @@ describe('replication config', () => {
   const base = `vault: { dir: /v, passphraseFile: /etc/hostname }\n`;
   it('a receiver needs no database; asking for it anyway is a clear UserError', () => {
     const c = parseConfig(`${base}syncthing: { apiKeyFile: /etc/hostname, role: receiver }\n`, 'r.yaml');
-    expect(c.syncthing).toMatchObject({ role: 'receiver', url: 'http://127.0.0.1:8384', staleAfter: 7200, versioning: { type: 'simple', keep: 6 } });
+    expect(c.syncthing).toMatchObject({
+      role: 'receiver',
+      url: 'http://127.0.0.1:8384',
+      staleAfter: 7200,
+      versioning: { type: 'simple', keep: 6 },
+    });
     expect(() => requireSource(c, 'backup')).toThrow(/no database section .*receiver/);
   });
   it('a source still needs a database', () => {

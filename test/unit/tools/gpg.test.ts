@@ -5,8 +5,21 @@ describe('gpg decrypt argv', () => {
   it('reads the passphrase from fd 3, in a private home, never from argv', () => {
     const argv = gpgDecryptArgv('/tmp/h', '/v/s/database.pgdump.gpg');
     expect(argv).toEqual([
-      'gpg', '--homedir', '/tmp/h', '--batch', '--no-tty', '--quiet', '--no-options', '--no-permission-warning',
-      '--pinentry-mode', 'loopback', '--passphrase-fd', '3', '--no-symkey-cache', '--decrypt', '/v/s/database.pgdump.gpg',
+      'gpg',
+      '--homedir',
+      '/tmp/h',
+      '--batch',
+      '--no-tty',
+      '--quiet',
+      '--no-options',
+      '--no-permission-warning',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase-fd',
+      '3',
+      '--no-symkey-cache',
+      '--decrypt',
+      '/v/s/database.pgdump.gpg',
     ]);
     expect(argv.some((a) => /passphrase-file|--passphrase$/.test(a))).toBe(false);
   });
@@ -14,7 +27,7 @@ describe('gpg decrypt argv', () => {
   it.each([
     ['gpg: decryption failed: Bad session key', 'wrong-passphrase'],
     ['gpg: WARNING: encrypted message has been manipulated!', 'corrupt'],
-    ['gpg: [don\'t know]: invalid packet (ctb=12)\ngpg: decryption failed: Invalid packet', 'corrupt'],
+    ["gpg: [don't know]: invalid packet (ctb=12)\ngpg: decryption failed: Invalid packet", 'corrupt'],
   ] as const)('%j → %s', (stderr, reason) => {
     expect(classifyGpgError(stderr)).toBe(reason);
   });

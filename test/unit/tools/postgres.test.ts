@@ -59,7 +59,10 @@ describe('dump compression', () => {
 
 describe('pg_restore session settings', () => {
   it('sets PGOPTIONS and keeps the caller’s options last, so they win', () => {
-    expect(pgRestoreEnv({ PGHOST: '/run' })).toEqual({ PGHOST: '/run', PGOPTIONS: '-c maintenance_work_mem=256MB -c synchronous_commit=off' });
+    expect(pgRestoreEnv({ PGHOST: '/run' })).toEqual({
+      PGHOST: '/run',
+      PGOPTIONS: '-c maintenance_work_mem=256MB -c synchronous_commit=off',
+    });
     expect(pgRestoreEnv({ PGOPTIONS: '-c maintenance_work_mem=1GB' }).PGOPTIONS).toBe(
       '-c maintenance_work_mem=256MB -c synchronous_commit=off -c maintenance_work_mem=1GB',
     );

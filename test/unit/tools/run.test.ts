@@ -46,7 +46,9 @@ describe('runTool and startTool: every failure is a ToolError', () => {
 
   it('a missing program: says to install it, keeps the spawn error as cause', async () => {
     const err = await toolError(runTool({ argv: [path.join(dir, 'no-such-tool'), '--version'], env, doing: 'testing the wrapper' }));
-    expect(err.message).toBe(`Cannot start ${path.join(dir, 'no-such-tool')} for testing the wrapper: ENOENT; check it is installed and on PATH.`);
+    expect(err.message).toBe(
+      `Cannot start ${path.join(dir, 'no-such-tool')} for testing the wrapper: ENOENT; check it is installed and on PATH.`,
+    );
     expect(err.exitStatus).toBeNull();
     expect(err.signal).toBeNull();
     expect((err.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
@@ -54,7 +56,12 @@ describe('runTool and startTool: every failure is a ToolError', () => {
 
   it('an AbortSignal ends the program; done rejects with what it printed so far', async () => {
     const ac = new AbortController();
-    const tool = startTool({ argv: ['sh', '-c', 'echo "started" >&2; exec sleep 30'], env, doing: 'testing the wrapper', signal: ac.signal });
+    const tool = startTool({
+      argv: ['sh', '-c', 'echo "started" >&2; exec sleep 30'],
+      env,
+      doing: 'testing the wrapper',
+      signal: ac.signal,
+    });
     tool.stdout.resume();
     await new Promise<void>((resolve) => tool.child.stderr!.once('data', () => resolve()));
     ac.abort(new Error('shutdown'));
@@ -140,7 +147,10 @@ describe('streaming', () => {
 
 describe('firstError', () => {
   it.each([
-    ['pg_dump: error: connection to server failed: FATAL:  database "x" does not exist\n', 'connection to server failed: FATAL: database "x" does not exist'],
+    [
+      'pg_dump: error: connection to server failed: FATAL:  database "x" does not exist\n',
+      'connection to server failed: FATAL: database "x" does not exist',
+    ],
     ['pg_dump: warning: something\npg_dump: error: query failed: boom\npg_dump: detail: Query was: LOCK', 'query failed: boom'],
     ['just a line\nlast line\n', 'last line'],
     ['', undefined],

@@ -45,7 +45,13 @@ const text = Buffer.from('COPY public.statuses (id, text) FROM stdin;\n1\tHello 
 const sizes = [0, 1, 511, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 12345];
 
 describe('OpenPGP stream writer', () => {
-  it.each(sizes.flatMap((s) => [[s, 0], [s, 1], [s, 6]]))('%i bytes at zlib compression %i: stock gpg -d returns the exact bytes', async (size, level) => {
+  it.each(
+    sizes.flatMap((s) => [
+      [s, 0],
+      [s, 1],
+      [s, 6],
+    ]),
+  )('%i bytes at zlib compression %i: stock gpg -d returns the exact bytes', async (size, level) => {
     const data = Buffer.concat([text, randomBytes(size)]).subarray(0, size);
     const file = await encryptToFile(data, level);
     const r = stockGpg(file);
@@ -99,7 +105,9 @@ describe('OpenPGP stream writer', () => {
     expect(r.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(spawnSync('stat', ['-c', '%a', out], { encoding: 'utf8' }).stdout.trim()).toBe('600');
     expect(readdirSync(homeBase)).toEqual([]);
-    const agents = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(homeBase));
+    const agents = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l.includes(homeBase));
     expect(agents).toEqual([]);
   });
 
@@ -120,7 +128,11 @@ describe('OpenPGP stream writer', () => {
     const r = stockGpg(path.join(into, f.name));
     expect(r.status, r.stderr).toBe(0);
     expect(r.out!.equals(data)).toBe(true);
-    const js = await openpgp.decrypt({ message: await openpgp.readMessage({ binaryMessage: readFileSync(path.join(into, f.name)) }), passwords: [PASS], format: 'binary' });
+    const js = await openpgp.decrypt({
+      message: await openpgp.readMessage({ binaryMessage: readFileSync(path.join(into, f.name)) }),
+      passwords: [PASS],
+      format: 'binary',
+    });
     expect(Buffer.from(js.data).equals(data)).toBe(true);
   });
 

@@ -275,7 +275,12 @@ describe('applyRetention with verify results and future-dated snapshots', () => 
   it.each(cases)('$name', ({ policy, snaps, keep }) => {
     const result = applyRetention([...snaps].reverse(), policy, 'UTC');
     expect(result.keep.map((s) => s.id)).toEqual(keep);
-    expect(result.remove.map((s) => s.id).sort()).toEqual(snaps.map((s) => s.id).filter((id) => !keep.includes(id)).sort());
+    expect(result.remove.map((s) => s.id).sort()).toEqual(
+      snaps
+        .map((s) => s.id)
+        .filter((id) => !keep.includes(id))
+        .sort(),
+    );
   });
 
   it('says why: the verified-good and the future-dated keeps are marked', () => {
