@@ -35,6 +35,26 @@ function notifyConfig(webhook: string, ping: string, mastodon: string) {
 const backup = () => runCli(['--config', ws.configFile, 'backup']);
 
 describe('alerts', () => {
+  it('a snapshot kept without its failed Redis part alerts as a failed backup naming the part and the snapshot', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const [hook] = (sinks = [await startSink()]);
+    // A Redis socket nothing listens on: Redis is down, the database part still succeeds.
+    ws.writeConfig({
+      extra: {
+        redis: { url: `unix://${path.join(ws.dir, 'no-redis.sock')}` },
+        notify: { webhook: { url: `${hook!.url}/hook` }, retries: 0, timeoutMs: 2000 },
+      },
+    });
+    const r = await backup();
+    expect(r.code).toBe(1);
+    const [id] = readdirSync(ws.vault).filter((n) => /^\d{4}-/.test(n));
+    expect(id).toBeDefined();
+    expect(hook!.received).toHaveLength(1);
+    const alert = JSON.parse(hook!.received[0]!.body) as Record<string, unknown>;
+    expect(alert).toMatchObject({ event: 'backup.failed' });
+    expect(alert.error).toMatch(new RegExp(`Snapshot ${id} was written with the database but without its redis part`));
+  });
+
   it('a failed backup alerts each channel once, a repeat stays quiet, the next success resolves once', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
     const [hook, ping, masto] = (sinks = [await startSink(), await startSink(), await startMastodon(TOKEN)]);
