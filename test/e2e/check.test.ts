@@ -2,7 +2,7 @@ import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync }
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { makeWorkspace, runCli, startDaemonLog, type Workspace } from '../harness/env.js';
 import { startSink, type Sink } from '../harness/http-sinks.js';
 import { clusterPerFile } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
@@ -138,14 +138,8 @@ describe('a device config with only vault.dir', () => {
     hook = await startSink();
     device({ schedule: { check: '*/1 * * * * *' }, notify: { webhook: { url: hook.url }, backoffMs: 10 } });
     truncateSync(part('env.production.gpg'), 1);
-    const d = startCli(['--config', dev.configFile, 'daemon']);
-    let out = '';
-    d.child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const lines = () =>
-      out
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const d = startDaemonLog(dev.configFile);
+    const lines = d.lines;
     try {
       await waitFor(
         'three failed check runs',

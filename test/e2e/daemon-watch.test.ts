@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { makeWorkspace, runCli, startDaemonLog, type Workspace } from '../harness/env.js';
 import { clusterPerFile } from '../harness/suite.js';
 import { startSink, type Sink } from '../harness/http-sinks.js';
 import { waitFor } from '../harness/wait.js';
@@ -30,14 +30,8 @@ describe('daemon: scheduled verify and alerts', () => {
       database: { name: 'no_such_db' },
       extra: { schedule: { verify: '*/2 * * * * *', backup: '1-59/3 * * * * *' }, notify: { webhook: { url: hook.url }, backoffMs: 10 } },
     });
-    const d = startCli(['--config', ws.configFile, 'daemon']);
-    let out = '';
-    d.child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const lines = () =>
-      out
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const d = startDaemonLog(ws.configFile);
+    const lines = d.lines;
     try {
       await waitFor(
         'two failed verify runs and two failed backup runs',

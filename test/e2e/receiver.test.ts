@@ -1,7 +1,7 @@
 import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { makeWorkspace, runCli, startCli, startDaemonLog, type Workspace } from '../harness/env.js';
 import { deadPort, startSink, type Sink } from '../harness/http-sinks.js';
 import { clusterPerFile } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
@@ -113,14 +113,8 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
     const port = await deadPort();
     const ws = await receiver({ schedule: { backup: '* * * * * *', verify: '*/2 * * * * *' }, web: { listen: `127.0.0.1:${port}` } });
     damage(ws);
-    const d = startCli(['--config', ws.configFile, 'daemon']);
-    let out = '';
-    d.child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const lines = () =>
-      out
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const d = startDaemonLog(ws.configFile);
+    const lines = d.lines;
     let metrics = '';
     try {
       await waitFor('a failed verify run', () => lines().some((l) => l.event === 'run.fail' && l.job === 'verify'), 30_000);

@@ -39,6 +39,19 @@ export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: 
   return { child, result };
 }
 
+/** Starts `permafrost daemon`; `lines()` parses what it logged so far (every stdout line is one JSON object). */
+export function startDaemonLog(configFile: string) {
+  const d = startCli(['--config', configFile, 'daemon']);
+  let out = '';
+  d.child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const lines = (): Array<Record<string, unknown>> =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { ...d, lines };
+}
+
 /** A temp folder per test with a config, a vault and a passphrase file (0600). */
 export interface Workspace {
   dir: string;
