@@ -65,10 +65,10 @@ function startsWithPgdmp(file: string): boolean {
 }
 
 describe('backup failure paths leave nothing behind', () => {
-  it('a database that does not exist: non-zero exit, a sentence that says why, no folder or temp file', async () => {
+  it('a database that does not exist: exit 1, a sentence that says why, no folder or temp file', async () => {
     ws = makeWorkspace(cluster.get(), 'no_such_db');
     const r = await runCli(['--config', ws.configFile, 'backup']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(1);
     expect(errorSentence(r.stderr)).toMatch(/database "no_such_db" does not exist/);
     expect(readdirSync(ws.vault)).toEqual([]);
   });
@@ -78,7 +78,7 @@ describe('backup failure paths leave nothing behind', () => {
     ws = makeWorkspace(pg, 'source');
     ws.writeConfig({ database: { binDir: path.join(ws.dir, 'nobin') } });
     const r = await runCli(['--config', ws.configFile, 'backup']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(1);
     expect(errorSentence(r.stderr)).toContain('pg_dump');
     expect(readdirSync(ws.vault)).toEqual([]);
   });
@@ -174,7 +174,7 @@ describe('backup failure paths leave nothing behind', () => {
     }
     const r = await run.result;
     pg.start();
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(1);
     expect(errorSentence(r.stderr)).toMatch(/pg_dump failed while capturing database "source": .*(terminat|connection|server)/i);
     expect(readdirSync(ws.vault).filter((n) => n !== '.permafrost.lock')).toEqual([]);
     expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);

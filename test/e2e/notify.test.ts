@@ -62,7 +62,7 @@ describe('alerts', () => {
     ws.writeConfig({ database: { name: 'no_such_db' }, extra: { notify } });
 
     const failed = await backup();
-    expect(failed.code).not.toBe(0);
+    expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/permafrost: Cannot connect to PostgreSQL database "no_such_db"/);
     expect(failed.stderr).not.toContain('warning:');
     expect(hook!.received).toHaveLength(1);
@@ -78,7 +78,7 @@ describe('alerts', () => {
     expect(status.status).toMatch(/^@admin permafrost on .+: backup failed: Cannot connect/);
 
     // Still failing: no stream of repeats on the edge channels; the ping heartbeat reports every run.
-    expect((await backup()).code).not.toBe(0);
+    expect((await backup()).code).toBe(1);
     expect(hook!.received).toHaveLength(1);
     expect(masto!.received).toHaveLength(1);
     expect(ping!.received.map((r) => r.path).slice(2)).toEqual(['/ping/5e2a/start', '/ping/5e2a/fail']);

@@ -54,7 +54,7 @@ describe('restore refuses damaged or wrong input and leaves the target untouched
     damage(file);
     const before = fingerprint(pg, 'target');
     const r = await runCli(['--config', ws.configFile, 'restore', manifest.id, '--database', 'target', '--force']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(3);
     const sentence = errorSentence(r.stderr);
     expect(sentence).toContain(manifest.id);
     expect(sentence).toContain('integrity');
