@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { UserError } from '../errors.js';
 
 /** gpg keeps a passphrase in 32 KiB of secure memory; far below that, and far above any real one. */
-export const MAX_PASSPHRASE_BYTES = 1024;
+const MAX_PASSPHRASE_BYTES = 1024;
 
 const HOW_TO_MAKE_ONE = 'a good one is one line of printable text, as `permafrost init` generates (256 random bits, base64url)';
 

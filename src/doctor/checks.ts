@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdtemp, opendir, rmdir, stat, statfs } from 'node:fs/promises';
+import { access, mkdtemp, opendir, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisConfig, SecretsConfig } from '../config/schema-parts.js';
 import type { Config, DatabaseConfig } from '../config/schema.js';
@@ -8,7 +8,8 @@ import { errorMessage } from '../errors.js';
 import { connect, pgBin, toolVersion } from '../tools/postgres.js';
 import { checkRedisCli, pingRedis } from '../tools/redis-cli.js';
 import { describePolicy, type KeepPolicy } from '../vault/retention.js';
-import { listSnapshots } from '../vault/store.js';
+import { newestSnapshotSize } from '../vault/store.js';
+import { diskSpace } from '../vault/fs-durable.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -197,17 +198,6 @@ async function nearestExisting(dir: string): Promise<{ path: string; isDir: bool
   }
 }
 
-/** Size of the newest snapshot (sum of its files), or null when there is none. */
-async function lastSnapshotBytes(vaultDir: string): Promise<number | null> {
-  try {
-    const snaps = await listSnapshots(vaultDir);
-    const newest = snaps.find((s) => s.manifest);
-    return newest?.manifest ? newest.manifest.files.reduce((s, f) => s + f.bytes, 0) : null;
-  } catch {
-    return null;
-  }
-}
-
 function mib(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
@@ -243,9 +233,8 @@ export async function checkVault(vaultDir: string): Promise<CheckLine> {
       `make ${where.path} writable for this user (e.g. \`chown\` it to the user running backups) or pick another vault.dir`,
     );
   }
-  const fs = await statfs(where.path);
-  const free = fs.bavail * fs.bsize;
-  const last = await lastSnapshotBytes(vaultDir);
+  const { free } = await diskSpace(where.path);
+  const last = (await newestSnapshotSize(vaultDir).catch(() => null))?.bytes ?? null;
   const created = where.path === path.resolve(vaultDir) ? '' : ` (backup will create ${vaultDir})`;
   if (last !== null && free < 2 * last) {
     return fail(

@@ -1,4 +1,3 @@
-import { statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { formatBytes } from '../format.js';
 import { openCaptureSession } from '../capture/postgres.js';
@@ -14,7 +13,7 @@ import {
   commitPartial,
   createPartial,
   discardPartial,
-  listSnapshots,
+  newestSnapshotSize,
   snapshotIdFor,
   vaultWriteError,
 } from '../vault/store.js';
@@ -23,6 +22,7 @@ import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts } from './backup-parts.js';
 import { requestSnapshotRescan } from '../replicate/rescan.js';
 import type { JobEvents } from './events.js';
+import { diskSpace } from '../vault/fs-durable.js';
 
 export interface BackupResult {
   manifest: Manifest;
@@ -39,11 +39,10 @@ export interface BackupResult {
  * new one will be about as big, and a disk that fills mid-dump wastes the whole run.
  */
 async function checkFreeSpace(vaultDir: string): Promise<void> {
-  const newest = (await listSnapshots(vaultDir)).find((s) => s.manifest && !s.future);
-  if (!newest?.manifest) return;
-  const needed = newest.manifest.files.reduce((n, f) => n + f.bytes, 0);
-  const fs = await statfs(vaultDir);
-  const free = fs.bavail * fs.bsize;
+  const newest = await newestSnapshotSize(vaultDir);
+  if (!newest) return;
+  const needed = newest.bytes;
+  const { free } = await diskSpace(vaultDir);
   if (free < needed) {
     throw new PermafrostError(
       'tool',

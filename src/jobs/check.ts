@@ -2,13 +2,11 @@
  * `permafrost check`: every snapshot folder against its manifest, without the passphrase, so a
  * backup device that keeps none can still prove what it holds is what the server wrote.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError } from '../errors.js';
+import { sha256File } from '../vault/crypto.js';
 import { compareFolder, isSyncthingTemp, recordCheck, type CheckRecord, type FolderEntry } from '../vault/check.js';
 import type { Manifest } from '../vault/manifest.js';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../vault/store.js';
@@ -29,12 +27,6 @@ export interface CheckResult {
 }
 
 /** Streams a file through SHA-256 (parts are gigabytes: never read whole). */
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
-}
-
 /** Each entry of a snapshot folder; parts whose size matches the manifest are hashed. */
 async function readFolder(dir: string, manifest: Manifest): Promise<FolderEntry[]> {
   const sizes = new Map(manifest.files.map((f) => [f.name as string, f.bytes]));
@@ -42,7 +34,7 @@ async function readFolder(dir: string, manifest: Manifest): Promise<FolderEntry[
   for (const name of await readdir(dir)) {
     const st = await lstat(path.join(dir, name));
     const entry: FolderEntry = { name, regular: st.isFile(), bytes: st.size };
-    if (entry.regular && sizes.get(name) === st.size) entry.sha256 = await sha256File(path.join(dir, name));
+    if (entry.regular && sizes.get(name) === st.size) entry.sha256 = (await sha256File(path.join(dir, name))).sha256;
     entries.push(entry);
   }
   return entries;

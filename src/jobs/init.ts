@@ -12,7 +12,7 @@ import type { KeepPolicy } from '../vault/retention.js';
 export const DEFAULT_VAULT_DIR = '/var/lib/permafrost/snapshots';
 
 /** The retention policy `init` writes: without one, snapshots pile up until the disk is full. */
-export const DEFAULT_KEEP = { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 } as const satisfies KeepPolicy;
+const DEFAULT_KEEP = { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 } as const satisfies KeepPolicy;
 
 export interface InitOptions {
   /** The Mastodon install folder holding .env.production. */

@@ -3,7 +3,7 @@
  * mapping from what went wrong to the error the user sees. Only a file whose OpenPGP integrity
  * (MDC), SHA-256, size and plaintext size all match the manifest is handed to the caller.
  */
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
@@ -13,6 +13,7 @@ import type { ManifestFile } from '../vault/manifest.js';
 import { type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
 import { selfIdentity } from '../schedule/lock.js';
+import { diskSpace } from '../vault/fs-durable.js';
 
 /** How every private temp folder's name starts. */
 export const TEMP_PREFIX = 'permafrost-';
@@ -79,12 +80,6 @@ export async function privateTemp(base: TempBase): Promise<PrivateTemp> {
   return { dir, base, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Free bytes for this user in the filesystem holding `dir`. */
-async function freeBytes(dir: string): Promise<number> {
-  const s = await statfs(dir);
-  return s.bavail * s.bsize;
-}
-
 /** The sentence for a part that does not fit into the temp folder: the space it needs (from the manifest) and the space free. */
 function noSpace(snapshot: SnapshotEntry, temp: PrivateTemp, file: ManifestFile, free: number, cause?: unknown): PermafrostError {
   return new PermafrostError(
@@ -109,12 +104,12 @@ export function partFile(snapshot: SnapshotEntry, part: ManifestFile['part']): M
 }
 
 /** Where a part's plaintext goes inside the temp folder (its name without `.gpg`). */
-export function plainPath(temp: PrivateTemp, file: ManifestFile): string {
+function plainPath(temp: PrivateTemp, file: ManifestFile): string {
   return path.join(temp.dir, file.name.replace(/\.gpg$/, ''));
 }
 
 /** What is wrong with a decryption attempt, judged against the manifest; null when nothing is. */
-export function judgeDecryption(r: GpgDecryptResult, file: ManifestFile): string | null {
+function judgeDecryption(r: GpgDecryptResult, file: ManifestFile): string | null {
   const cipherMatches = r.sha256 === file.sha256 && r.bytes === file.bytes;
   // A damaged header can look like a wrong passphrase: the checksum of the ciphertext decides.
   if (!cipherMatches) return 'does not match the SHA-256 in the manifest (tampered or truncated)';
@@ -148,7 +143,7 @@ export async function decryptVerifiedPart(
     new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${file.name} ${why}; use another snapshot.`, { cause });
   // gpg writes the plaintext itself: the file's growth is the progress.
   // Checked before gpg starts: a full disk is the host's problem, not a damaged snapshot.
-  const free = await freeBytes(temp.dir);
+  const free = (await diskSpace(temp.dir)).free;
   if (free < file.plainBytes) throw noSpace(snapshot, temp, file, free);
   const stop = opts.progress ? watchGrowth(outPath, opts.progress) : () => undefined;
   try {
@@ -173,7 +168,7 @@ export async function decryptVerifiedPart(
     }
     const cause = r.ok ? undefined : new Error(r.stderr);
     // Space taken meanwhile (or a manifest that understates the size): gpg could not write, nothing is wrong with the part.
-    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(snapshot, temp, file, await freeBytes(temp.dir), cause);
+    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(snapshot, temp, file, (await diskSpace(temp.dir)).free, cause);
     const wrong = judgeDecryption(r, file);
     if (wrong) throw integrity(wrong, cause);
     if (!r.ok) {

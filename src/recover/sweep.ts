@@ -18,7 +18,7 @@ import { SCRATCH_COMMENT, scratchCreator, verifyServer } from './verify.js';
 const TEMP_NAME = new RegExp(`^${TEMP_PREFIX}(\\d+)-(\\d+)-[A-Za-z0-9]{6}$`);
 
 /** Removes the private temp folders under `base` (default $TMPDIR) whose creator is dead; their paths. */
-export async function sweepTempFolders(base: string | undefined): Promise<string[]> {
+async function sweepTempFolders(base: string | undefined): Promise<string[]> {
   const dir = base ?? tmpdir();
   const names = await readdir(dir).catch(() => [] as string[]);
   const swept: string[] = [];
@@ -34,7 +34,7 @@ export async function sweepTempFolders(base: string | undefined): Promise<string
 }
 
 /** Drops the marked scratch databases on the verify server whose creator (on this host) is dead; their names. */
-export async function sweepScratchDatabases(config: Config): Promise<string[]> {
+async function sweepScratchDatabases(config: Config): Promise<string[]> {
   const server = verifyServer(config, 'postgres');
   const admin = await connect(server, 'postgres');
   try {

@@ -20,7 +20,7 @@ export const stDeviceSchema = z.looseObject({
 });
 export type StDevice = z.infer<typeof stDeviceSchema>;
 
-export const stVersioningSchema = z.looseObject({ type: z.string(), params: z.record(z.string(), z.string()) });
+const stVersioningSchema = z.looseObject({ type: z.string(), params: z.record(z.string(), z.string()) });
 export type StVersioning = z.infer<typeof stVersioningSchema>;
 
 /** One entry of GET /rest/config/folders */

@@ -4,12 +4,12 @@
  * (fd 3, --passphrase-fd), never argv; gpg runs in a private, throwaway GNUPGHOME whose agent is
  * killed afterwards; the plaintext goes straight from gpg into a file created 0600 by us.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ToolError } from '../errors.js';
+import { sha256File } from '../vault/crypto.js';
 import { runTool, startTool } from './run.js';
 
 /** gpg argv for decrypting `encPath` to stdout with the passphrase read from fd 3. No secret in it. */
@@ -48,16 +48,6 @@ export interface GpgDecryptResult {
 /** gpg's "Bad session key" is what a wrong passphrase looks like; everything else is damage. */
 export function classifyGpgError(stderr: string): GpgFailure {
   return /bad session key|bad passphrase/i.test(stderr) ? 'wrong-passphrase' : 'corrupt';
-}
-
-async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
 }
 
 /** gpgconf argv that ends every daemon (the agent) of a gpg home. */

@@ -44,7 +44,7 @@ export function isSyncthingTemp(name: string): boolean {
 }
 
 /** Check results, one state file beside the snapshots (not replicated: each host checks its own copy). */
-export const CHECK_STATE_NAME = '.permafrost-check.json';
+const CHECK_STATE_NAME = '.permafrost-check.json';
 
 const checkRecordSchema = z.object({
   ok: z.boolean(),
@@ -63,7 +63,7 @@ const checkStateSchema = z.object({
 export type CheckState = z.infer<typeof checkStateSchema>;
 export type CheckStatus = 'ok' | 'failed' | 'never';
 
-export function checkStatePath(vaultDir: string): string {
+function checkStatePath(vaultDir: string): string {
   return path.join(vaultDir, CHECK_STATE_NAME);
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { encryptOpenPgpStream, type EncryptOptions } from './openpgp-stream.js';
 
@@ -28,4 +29,15 @@ export class HashCounter extends Transform {
     this.digest ??= this.hash.digest('hex');
     return this.digest;
   }
+}
+
+/** SHA-256 and size of a file, read once in 1 MiB chunks. */
+export async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
 }

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { open, rename, statfs } from 'node:fs/promises';
 import path from 'node:path';
 
 /** fsyncs a directory so that renames and new entries in it survive a crash. */
@@ -34,4 +34,10 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   }
   await rename(tmp, file);
   await fsyncDir(path.dirname(file));
+}
+
+/** Free bytes (for this user) and total bytes of the filesystem holding `dir`. */
+export async function diskSpace(dir: string): Promise<{ free: number; total: number }> {
+  const s = await statfs(dir);
+  return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
 }

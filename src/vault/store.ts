@@ -36,7 +36,7 @@ export interface SnapshotEntry {
 }
 
 /** How far ahead of this machine's clock a snapshot may be dated before it counts as from the future (clock skew between hosts). */
-export const FUTURE_TOLERANCE_MS = 5 * 60_000;
+const FUTURE_TOLERANCE_MS = 5 * 60_000;
 
 /** Whether a snapshot taken at `time` lies in the future as seen at `now`. */
 export function isFuture(time: Date, now: Date): boolean {
@@ -115,6 +115,12 @@ export async function listSnapshots(vaultDir: string): Promise<SnapshotEntry[]> 
     else entries.push({ id, dir, time, manifest: read.manifest, future });
   }
   return entries.sort((a, b) => b.id.localeCompare(a.id));
+}
+
+/** The newest complete snapshot from the past and its size (sum of its files): what the next one will be like. */
+export async function newestSnapshotSize(vaultDir: string): Promise<{ id: string; bytes: number } | null> {
+  const newest = (await listSnapshots(vaultDir)).find((s) => s.manifest && !s.future);
+  return newest?.manifest ? { id: newest.id, bytes: newest.manifest.files.reduce((n, f) => n + f.bytes, 0) } : null;
 }
 
 /**

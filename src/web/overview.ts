@@ -1,4 +1,3 @@
-import { statfs } from 'node:fs/promises';
 import { effectiveTimeZone } from '../config/schema-schedule.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
@@ -9,6 +8,7 @@ import type { FailedPart, ManifestFile } from '../vault/manifest.js';
 import type { KeepPolicy } from '../vault/retention.js';
 import { checkStatus, readCheckState, type CheckStatus } from '../vault/check.js';
 import { listSnapshots } from '../vault/store.js';
+import { diskSpace } from '../vault/fs-durable.js';
 
 export interface SnapshotRow {
   id: string;
@@ -117,8 +117,7 @@ export async function readOverview(config: Config, opts: { replication?: Replica
   }
   let disk: Overview['disk'] = null;
   try {
-    const fs = await statfs(config.vault.dir);
-    disk = { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize };
+    disk = await diskSpace(config.vault.dir);
   } catch {
     disk = null; // a vault not created yet: the snapshot list already says so
   }

@@ -15,7 +15,7 @@ export interface JobView {
 const RECENT = 30;
 const CHART_POINTS = 100;
 /** No successful verify for this long is a problem: a week, seven chances for the daily schedule.verify. */
-export const VERIFY_STALE_DAYS = 7;
+const VERIFY_STALE_DAYS = 7;
 /** Vault growth is measured over the snapshots of this many days. */
 const GROWTH_DAYS = 7;
 
