@@ -69,8 +69,10 @@ let
 
   schedule = finalSettings.schedule or { };
   timeZone = schedule.timezone or null;
-  backupCalendar = cron.toOnCalendar (schedule.backup or defaultBackupCron) timeZone;
-  verifyCalendar = cron.toOnCalendar (schedule.verify or defaultVerifyCron) timeZone;
+  backupCron = schedule.backup or defaultBackupCron;
+  verifyCron = schedule.verify or defaultVerifyCron;
+  backupCalendar = cron.toOnCalendar backupCron timeZone;
+  verifyCalendar = cron.toOnCalendar verifyCron timeZone;
 
   # Every `…File` setting, as [ { key; value; } ]: they must name files outside the world-readable store.
   fileSettings = prefix: attrs:
@@ -143,9 +145,9 @@ let
     };
   };
 
-  cronAssertion = key: result: {
+  cronAssertion = key: pattern: result: {
     assertion = cfg.daemon || result.ok;
-    message = "services.permafrost.settings.${key}: cannot translate the cron pattern into a systemd OnCalendar= expression (${result.reason or ""}); use a simpler pattern, or set services.permafrost.daemon = true instead of timers.";
+    message = "services.permafrost.settings.${key}: cannot translate the cron pattern \"${pattern}\" into a systemd OnCalendar= expression (${result.reason or ""}); use a simpler pattern, or set services.permafrost.daemon = true instead of timers.";
   };
 in
 {
@@ -220,8 +222,8 @@ in
         assertion = (userSyncthing.role or cfg.role) == cfg.role;
         message = "services.permafrost.settings.syncthing.role: set services.permafrost.role instead; the module renders it.";
       }
-      (cronAssertion "schedule.backup" backupCalendar)
-      (cronAssertion "schedule.verify" verifyCalendar)
+      (cronAssertion "schedule.backup" backupCron backupCalendar)
+      (cronAssertion "schedule.verify" verifyCron verifyCalendar)
     ]
     ++ map (f: {
       assertion = false;
