@@ -51,7 +51,7 @@ let
   };
 
   userSyncthing = cfg.settings.syncthing or { };
-  # Syncthing's own folder holds config.xml with the API key; `sync apply` runs as Syncthing's user to read it.
+  # Syncthing's own folder holds config.xml with the API key (permafrost-sync-apply reads it).
   syncthingSettings = optionalAttrs withSyncthing {
     syncthing = {
       url = "http://${syncthing.guiAddress}";
@@ -298,16 +298,13 @@ in
           after = [ "syncthing.service" "syncthing-init.service" ];
           requires = [ "syncthing.service" ];
           wantedBy = [ "multi-user.target" "syncthing-init.service" ];
-          serviceConfig = {
+          # As root with only CAP_DAC_READ_SEARCH: it reads the API key from Syncthing's 0600 config.xml
+          # and finds the secret files the config names wherever they are, and writes nothing.
+          serviceConfig = hardening // {
             Type = "oneshot";
-            User = syncthing.user;
-            Group = syncthing.group;
             ExecStart = exec [ "sync" "apply" ];
-            NoNewPrivileges = true;
-            ProtectSystem = "strict";
-            ProtectHome = "read-only";
-            PrivateTmp = true;
-            RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+            ReadWritePaths = [ ];
+            CapabilityBoundingSet = "CAP_DAC_READ_SEARCH";
           };
         };
       })

@@ -155,7 +155,21 @@ describe.skipIf(skip !== null)('NixOS module (nix/module.nix through lib.evalMod
       'mastodon-secrets:/var/lib/mastodon/.secrets_env',
     ]);
     expect(section(result.units!['permafrost-verify.service']!, 'Service').has('LoadCredential')).toBe(false);
-    expect(section(result.units!['permafrost-sync-apply.service']!, 'Service').get('User')).toEqual(['syncthing']);
+    const apply = section(result.units!['permafrost-sync-apply.service']!, 'Service');
+    expect(apply.get('ExecStart')).toEqual([
+      path.join(store, 'permafrost/bin/permafrost'),
+      '--config',
+      path.join(store, 'permafrost.yaml'),
+      'sync',
+      'apply',
+    ]);
+    // Root that can read any file and write none: Syncthing's 0600 config.xml, the secret files' folders.
+    expect([apply.get('User'), apply.get('CapabilityBoundingSet'), apply.get('ReadWritePaths')]).toEqual([
+      undefined,
+      ['CAP_DAC_READ_SEARCH'],
+      undefined,
+    ]);
+    expect(apply.get('ProtectSystem')).toEqual(['strict']);
 
     expect(result.users!.permafrost).toEqual({ isSystemUser: true, group: 'permafrost', extraGroups: ['mastodon', 'redis-mastodon'] });
     expect(result.users!.syncthing!.extraGroups).toEqual(['permafrost', 'mastodon']);
