@@ -240,6 +240,28 @@ describe.skipIf(skip !== null)('NixOS module (nix/module.nix through lib.evalMod
     });
   });
 
+  it('daemon = true on the server: one hardened permafrost.service, which gets the secrets credential', () => {
+    const { store } = workspace();
+    const result = evaluate(store, mastodonHost({ daemon: true }));
+    expect(result.failedAssertions).toEqual([]);
+    expect(Object.keys(result.units!).sort()).toEqual(['permafrost-sync-apply.service', 'permafrost.service']);
+    expect(result.timers).toEqual({});
+    const daemon = section(result.units!['permafrost.service']!, 'Service');
+    expect(daemon.get('ExecStart')).toEqual([
+      path.join(store, 'permafrost/bin/permafrost'),
+      '--config',
+      path.join(store, 'permafrost.yaml'),
+      'daemon',
+    ]);
+    expect(daemon.get('LoadCredential')).toEqual(['mastodon-secrets:/var/lib/mastodon/.secrets_env']);
+    expect([daemon.get('Restart'), daemon.get('SystemCallFilter'), daemon.get('CapabilityBoundingSet')]).toEqual([
+      ['on-failure'],
+      ['@system-service'],
+      [],
+    ]);
+    expect(loadRendered(store, result).secrets).toEqual({ file: '/run/credentials/permafrost.service/mastodon-secrets', optional: false });
+  });
+
   it('a receiver runs the daemon, lets Syncthing write the vault, and its config loads as a device', () => {
     const { store } = workspace();
     const result = evaluate(store, {
