@@ -204,6 +204,10 @@ describe.skipIf(skip !== null)('NixOS module (nix/module.nix through lib.evalMod
       '5-59/10 * * JAN-MAR SUN',
       '0 0 * * 7',
       '0 0 1-31 * 3',
+      '*/10 * * * * *',
+      '0 0 12 * * MON-FRI',
+      '15,45 */3 1-7 * *',
+      '0 4 * * 6,0,1',
     ];
     patterns.forEach((pattern, i) => {
       const host = mastodonHost();
