@@ -22,9 +22,15 @@ export async function fsyncFile(file: string): Promise<void> {
   }
 }
 
+/**
+ * How temporary names of atomic writes begin: in the vault, Syncthing ignores `/.permafrost*`, so
+ * a file being written there (RESTORE.md, a state file) is never replicated half-done.
+ */
+export const ATOMIC_TEMP_PREFIX = '.permafrost-tmp-';
+
 /** Writes a file under a temporary name in the same folder, fsyncs it, then renames it into place. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o640): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  const tmp = path.join(path.dirname(file), `${ATOMIC_TEMP_PREFIX}${path.basename(file)}-${process.pid}`);
   const handle = await open(tmp, 'w', mode);
   try {
     await handle.writeFile(data);
