@@ -86,7 +86,7 @@ export function recordPart(snapshotDir: string, part: string, file: string, plai
 
 /**
  * Adds the agreed roles part (`roles.sql.gpg`, part `roles`, encrypted with stock `gpg -c`) and the
- * manifest's database facts to a snapshot a real backup made. TODO at merge: the real part.
+ * manifest's database facts to a snapshot a real backup made.
  */
 export function addRolesPart(snapshotDir: string, sql: string, passFile: string, scratch: string): void {
   const plain = path.join(scratch, 'roles.sql');
