@@ -3,7 +3,8 @@
 # vault alone (the backup device's folder, a USB disk) is enough to bring the database back, with
 # stock tools only: gpg, psql, pg_restore, sha256sum, awk and coreutils. No node, no permafrost.
 #
-#   sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force] [--jobs N] [SNAPSHOT]
+#   sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force [--drop-previous]]
+#                 [--jobs N] [SNAPSHOT]
 #
 # Restores the newest snapshot of this folder (or SNAPSHOT, a folder name like 2026-11-26T07-40-00Z)
 # onto the PostgreSQL server that libpq's variables point at (PGHOST, PGPORT, PGUSER, PGPASSFILE),
@@ -14,7 +15,8 @@
 #   4. restores into a new database <NAME>_incoming, created with the source's owner, template0,
 #      encoding and locale, and checks it against the manifest (row counts, newest migration);
 #   5. renames it to NAME in one step; an existing NAME (only with --force when it holds tables)
-#      is kept as NAME_before_<YYYYMMDD>_<HHMMSS> (UTC) until you drop it (the command is printed).
+#      is kept as NAME_before_<YYYYMMDD>_<HHMMSS> (UTC) until you drop it (the command is printed),
+#      or dropped right after the swap with --drop-previous.
 # --identity FILE imports a secret key (for snapshots encrypted to a recipient) into a throwaway
 # GNUPGHOME inside the private folder; --passphrase-file then unlocks that key if it has one.
 #
@@ -85,7 +87,7 @@ run() {
 
 usage() {
   cat <<'EOF'
-usage: sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force] [--jobs N] [SNAPSHOT]
+usage: sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force [--drop-previous]] [--jobs N] [SNAPSHOT]
 
 Restores the newest (or the named) snapshot of this folder onto the PostgreSQL server that libpq's
 variables (PGHOST, PGPORT, PGUSER, PGPASSFILE) point at, roles and owner included. Run it as a
@@ -100,6 +102,7 @@ PASSFILE=
 IDENTITY=
 DATABASE=
 FORCE=
+DROP_PREVIOUS=
 JOBS=1
 SNAPSHOT=
 while [ $# -gt 0 ]; do
@@ -128,6 +131,10 @@ while [ $# -gt 0 ]; do
       FORCE=1
       shift
       ;;
+    --drop-previous)
+      DROP_PREVIOUS=1
+      shift
+      ;;
     -h | --help)
       usage
       exit 0
@@ -144,6 +151,7 @@ done
 [ -n "$PASSFILE" ] || [ -n "$IDENTITY" ] || die 2 "give --passphrase-file FILE (the vault's passphrase) or --identity FILE (a secret key); see --help."
 [ -z "$PASSFILE" ] || [ -r "$PASSFILE" ] || die 2 "cannot read the passphrase file $PASSFILE; check the path and that this user may read it."
 [ -z "$IDENTITY" ] || [ -r "$IDENTITY" ] || die 2 "cannot read the identity file $IDENTITY; check the path and that this user may read it."
+[ -z "$DROP_PREVIOUS" ] || [ -n "$FORCE" ] || die 2 "--drop-previous only goes with --force (it drops the database --force replaces); see --help."
 case $JOBS in '' | *[!0-9]* | 0) die 2 "--jobs takes a positive number, not \"$JOBS\"." ;; esac
 
 for tool in gpg gpgconf psql pg_restore sha256sum awk mktemp df date; do
@@ -427,7 +435,11 @@ fi
 INCOMING_MADE=
 
 say "restored snapshot $SNAPSHOT into database \"$TARGET\"."
-if [ -n "$TARGET_EXISTS" ]; then
+if [ -n "$TARGET_EXISTS" ] && [ -n "$DROP_PREVIOUS" ]; then
+  printf 'DROP DATABASE :"b";\n' | sql postgres -v b="$BEFORE" 2>"$WORK/psql.err" ||
+    die 1 "the restore is in place, but dropping the replaced database \"$BEFORE\" failed ($(tail -n 1 "$WORK/psql.err")); remove it with: dropdb $BEFORE"
+  say "the database it replaced was dropped (--drop-previous)."
+elif [ -n "$TARGET_EXISTS" ]; then
   say "the database it replaced is kept as \"$BEFORE\"; once Mastodon works, remove it with: dropdb $BEFORE"
 fi
 say "next: Redis, secrets, media and Mastodon itself, as RESTORE.md beside this script says."

@@ -127,7 +127,8 @@ private temp folder (\`$TMPDIR\`, removed on every exit), creates the missing ro
 **${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores, checks
 row counts and the newest migration against the manifest, then swaps it in. An existing
 **${f.database}** with tables is replaced only with \`--force\` and kept as
-\`${f.database}_before_<date>\` until you \`dropdb\` it. \`--database NAME\` restores under another name.
+\`${f.database}_before_<date>\` until you \`dropdb\` it (\`--force --drop-previous\` drops it after the swap).
+\`--database NAME\` restores under another name; \`--identity FILE\` takes a secret key instead.
 
 | exit | meaning |
 | --- | --- |

@@ -21,6 +21,7 @@ import {
   startSh,
   writeManifestJson,
 } from '../harness/restore-sh.js';
+import { holdSession } from '../harness/table-lock.js';
 import { waitFor } from '../harness/wait.js';
 
 const source = new ClusterFixture();
@@ -141,6 +142,64 @@ describe('restore.sh from the vault', () => {
     nothingLeft(t);
     expect(databases(fresh)).not.toContain('mastodon_production_incoming');
     expect(fingerprint(fresh, 'mastodon_production')).toEqual(before);
+  });
+
+  it('other sessions on the target: refused (exit 1) with the sessions named, before anything is decrypted', async () => {
+    const held = await holdSession(fresh, 'mastodon_production', 'mastodon-web');
+    const t = tmp('sessions');
+    try {
+      const r = await runSh(script, ['--passphrase-file', ws.passFile, '--force'], libpqEnv(fresh, t));
+      expect(r.code).toBe(1);
+      expect(lastLine(r.stderr)).toMatch(
+        new RegExp(
+          `^restore\\.sh: database "mastodon_production" has other sessions: \\d+ \\(${fresh.user}, mastodon-web\\); stop Mastodon`,
+        ),
+      );
+      expect(r.stderr).not.toContain('decrypting');
+    } finally {
+      await held.release();
+    }
+    nothingLeft(t);
+  });
+
+  it('pg_restore failing half-way leaves the target as it was; the retry drops a leftover _incoming and succeeds; --drop-previous keeps nothing', async () => {
+    const bin = path.join(ws.dir, 'failing-bin');
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'pg_restore'), `#!/bin/sh\necho 'pg_restore: error: simulated failure' >&2\nexit 1\n`, { mode: 0o755 });
+    const t = tmp('retry');
+    const env = libpqEnv(fresh, t);
+    fresh.psql('mastodon_production', `CREATE TABLE marker (x int)`);
+    const before = fingerprint(fresh, 'mastodon_production');
+    const failed = await runSh(script, ['--passphrase-file', ws.passFile, '--force'], { ...env, PATH: `${bin}:${env.PATH}` });
+    expect(failed.code).toBe(1);
+    expect(lastLine(failed.stderr)).toBe(
+      'restore.sh: pg_restore failed (pg_restore: error: simulated failure); "mastodon_production" was not touched; fix that and run again.',
+    );
+    expect(fingerprint(fresh, 'mastodon_production')).toEqual(before);
+    expect(databases(fresh)).not.toContain('mastodon_production_incoming');
+    nothingLeft(t);
+
+    // A run killed with SIGKILL cannot clean up: its half-made copy is still there.
+    fresh.psql('postgres', `CREATE DATABASE mastodon_production_incoming`);
+    fresh.psql('mastodon_production_incoming', `CREATE TABLE half (x int)`);
+    const r = await runSh(script, ['--passphrase-file', ws.passFile, '--force', '--drop-previous'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('dropping mastodon_production_incoming, left by an earlier restore that never finished');
+    expect(r.stderr).toContain('the database it replaced was dropped (--drop-previous).');
+    expect(fingerprint(fresh, 'mastodon_production')).toEqual(fingerprint(source.get(), 'mastodon_production'));
+    expect(databases(fresh).filter((d) => d.startsWith('mastodon_production_'))).toEqual([]);
+    nothingLeft(t);
+  });
+
+  it('a name too long to keep the old database beside the new one: exit 2 before anything is touched', async () => {
+    const t = tmp('long');
+    const before = databases(fresh);
+    const name = 'a'.repeat(41);
+    const r = await runSh(script, ['--passphrase-file', ws.passFile, '--database', name], libpqEnv(fresh, t));
+    expect(r.code).toBe(2);
+    expect(lastLine(r.stderr)).toContain(`"${name}" is too long to keep the current database beside the new one`);
+    expect(databases(fresh)).toEqual(before);
+    nothingLeft(t);
   });
 
   it('--identity: parts re-encrypted to a key with stock gpg -e -r restore with that secret key', async () => {
