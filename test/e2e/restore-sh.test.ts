@@ -263,6 +263,25 @@ describe('restore.sh from the vault', () => {
     nothingLeft(t);
   });
 
+  it('a snapshot made before roles travelled (no roles part, no database facts): restored with a note, onto roles that exist', async () => {
+    const id = '2020-01-04T00-00-00Z';
+    const dir = path.join(ws.vault, id);
+    mkdirSync(dir);
+    const m = readManifestJson(path.join(ws.vault, snapshot));
+    const database = Object.fromEntries(
+      Object.entries(m.database).filter(([k]) => !['owner', 'encoding', 'collate', 'ctype', 'localeProvider', 'iculocale'].includes(k)),
+    );
+    writeManifestJson(dir, { ...m, id, database, files: m.files.filter((f) => f.part !== 'roles') });
+    for (const f of m.files)
+      if (f.part !== 'roles') writeFileSync(path.join(dir, f.name), readFileSync(path.join(ws.vault, snapshot, f.name)));
+    const t = tmp('old');
+    const r = await runSh(script, ['--passphrase-file', ws.passFile, '--database', 'from_old', id], libpqEnv(fresh, t));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`note: snapshot ${id} has no roles part (made by an older permafrost); roles it needs must exist already`);
+    expect(fingerprint(fresh, 'from_old')).toEqual(fingerprint(source.get(), 'mastodon_production'));
+    nothingLeft(t);
+  });
+
   it('a part that differs from its SHA-256 is refused before anything is decrypted (exit 3)', async () => {
     const id = '2020-01-03T00-00-00Z';
     const dir = path.join(ws.vault, id);
