@@ -246,11 +246,11 @@ CTYPE=$(mf database.ctype) || exit $?
 PROVIDER=$(mf database.localeProvider) || exit $?
 ICULOCALE=$(mf database.iculocale) || exit $?
 
-STAMP=$(date -u +%Y%m%d_%H%M%S)
 INCOMING="${TARGET}_incoming"
-BEFORE="${TARGET}_before_$STAMP"
+# The kept name carries the time of the swap; its length is known now.
+BEFORE="${TARGET}_before_YYYYMMDD_HHMMSS"
 [ "$(printf '%s' "$BEFORE" | wc -c)" -le 63 ] ||
-  die 2 "\"$TARGET\" is too long to keep the current database beside the new one as $BEFORE (PostgreSQL names are at most 63 bytes); pass a shorter --database NAME."
+  die 2 "\"$TARGET\" is too long to keep the current database beside the new one as ${TARGET}_before_<date> (PostgreSQL names are at most 63 bytes); pass a shorter --database NAME."
 
 # --- the server ---------------------------------------------------------------------------------
 
@@ -423,6 +423,7 @@ EOF
 fi
 
 if [ -n "$TARGET_EXISTS" ]; then
+  BEFORE="${TARGET}_before_$(date -u +%Y%m%d_%H%M%S)"
   busy=$(sessions "$TARGET")
   [ -z "$busy" ] || die 1 "database \"$TARGET\" has other sessions again: $busy; stop Mastodon and run again."
   printf 'ALTER DATABASE :"t" RENAME TO :"b";\nALTER DATABASE :"i" RENAME TO :"t";\n' |
