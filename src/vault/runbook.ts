@@ -12,7 +12,7 @@ import { ATOMIC_TEMP_PREFIX, writeFileAtomic } from './fs-durable.js';
 import type { Manifest } from './manifest.js';
 
 /** The files the runbook puts at the vault root; listing, check, prune, sweep and doctor leave them alone. */
-export const RUNBOOK_FILES = ['RESTORE.md', 'restore.sh'] as const;
+const RUNBOOK_FILES = ['RESTORE.md', 'restore.sh'] as const;
 
 /** scripts/restore.sh as shipped in the package (two levels above both src/vault and dist/vault). */
 const SCRIPT_URL = new URL('../../scripts/restore.sh', import.meta.url);
