@@ -48,7 +48,7 @@ step "3. permafrost backup"
 $PF backup
 step "4. permafrost list"
 $PF list
-SNAP=$(ls "$DEMO/snapshots" | grep -v '^\.' | tail -n 1)
+SNAP=$(ls "$DEMO/snapshots" | grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' | tail -n 1)
 ls -l "$DEMO/snapshots/$SNAP"
 
 step "5. permafrost restore latest --database mastodon_restored"

@@ -23,6 +23,7 @@ import { captureExtraParts } from './backup-parts.js';
 import { requestSnapshotRescan } from '../replicate/rescan.js';
 import type { JobEvents } from './events.js';
 import { diskSpace } from '../vault/fs-durable.js';
+import { writeRunbook } from '../vault/runbook.js';
 
 export interface BackupResult {
   manifest: Manifest;
@@ -129,6 +130,8 @@ async function captureSnapshot(
         ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
       };
       const id = await commitPartial(partial, manifest);
+      // The runbook beside the data; the snapshot is safe already, so trouble here is only a warning.
+      const runbook = await writeRunbook(config, { ...manifest, id });
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
       const prune = await pruneAfterBackup(config);
       // Start replication now rather than at Syncthing's next rescan; trouble there is only a warning.
@@ -137,7 +140,13 @@ async function captureSnapshot(
         manifest: { ...manifest, id },
         dir: `${config.vault.dir}/${id}`,
         cleaned,
-        warnings: [...lockWarning(lock), ...extra.warnings, ...prune.warnings, ...(replication ? [replication] : [])],
+        warnings: [
+          ...lockWarning(lock),
+          ...(runbook ? [runbook] : []),
+          ...extra.warnings,
+          ...prune.warnings,
+          ...(replication ? [replication] : []),
+        ],
         pruned: prune.result,
       };
     } catch (err) {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, rename, statfs } from 'node:fs/promises';
+import { open, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 
 /** fsyncs a directory so that renames and new entries in it survive a crash. */
@@ -22,17 +22,29 @@ export async function fsyncFile(file: string): Promise<void> {
   }
 }
 
+/**
+ * How temporary names of atomic writes begin: in the vault, Syncthing ignores `/.permafrost*`, so
+ * a file being written there (RESTORE.md, a state file) is never replicated half-done.
+ */
+export const ATOMIC_TEMP_PREFIX = '.permafrost-tmp-';
+
 /** Writes a file under a temporary name in the same folder, fsyncs it, then renames it into place. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o640): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
-  const handle = await open(tmp, 'w', mode);
+  const tmp = path.join(path.dirname(file), `${ATOMIC_TEMP_PREFIX}${path.basename(file)}-${process.pid}`);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(tmp, 'w', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    // A failed write leaves nothing half-done behind.
+    await rm(tmp, { force: true });
+    throw err;
   }
-  await rename(tmp, file);
   await fsyncDir(path.dirname(file));
 }
 

@@ -1,0 +1,446 @@
+#!/bin/sh
+# restore.sh: written by permafrost beside its snapshots (next to RESTORE.md) so that a copy of the
+# vault alone (the backup device's folder, a USB disk) is enough to bring the database back, with
+# stock tools only: gpg, psql, pg_restore, sha256sum, awk and coreutils. No node, no permafrost.
+#
+#   sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force [--drop-previous]]
+#                 [--jobs N] [SNAPSHOT]
+#
+# Restores the newest snapshot of this folder (or SNAPSHOT, a folder name like 2026-11-26T07-40-00Z)
+# onto the PostgreSQL server that libpq's variables point at (PGHOST, PGPORT, PGUSER, PGPASSFILE),
+# as a superuser (e.g. `sudo -u postgres sh restore.sh …`):
+#   1. checks every part's size and SHA-256 against manifest.json before decrypting anything;
+#   2. decrypts into a private folder (umask 077, mktemp -d under $TMPDIR), removed on every exit;
+#   3. creates the roles the database needs that the server lacks (never alters an existing role);
+#   4. restores into a new database <NAME>_incoming, created with the source's owner, template0,
+#      encoding and locale, and checks it against the manifest (row counts, newest migration);
+#   5. renames it to NAME in one step; an existing NAME (only with --force when it holds tables)
+#      is kept as NAME_before_<YYYYMMDD>_<HHMMSS> (UTC) until you drop it (the command is printed),
+#      or dropped right after the swap with --drop-previous.
+# --identity FILE imports a secret key (for snapshots encrypted to a recipient) into a throwaway
+# GNUPGHOME inside the private folder; --passphrase-file then unlocks that key if it has one.
+#
+# Exit codes:
+#   0    restored
+#   1    a program or the server failed (missing tool, server down, not a superuser, pg_restore
+#        failed, check against the manifest failed, other sessions on the target, no disk space)
+#   2    bad flags, no such snapshot, a name PostgreSQL cannot take, or the target holds tables
+#        and --force was not given
+#   3    integrity: manifest.json unreadable, a part's size or SHA-256 differs from the manifest,
+#        wrong passphrase or key, a part that does not decrypt
+#   129, 130, 143  stopped by SIGHUP, SIGINT, SIGTERM (nothing decrypted is left behind)
+set -u
+umask 077
+
+me=restore.sh
+VAULT=$(cd "$(dirname "$0")" && pwd -P) || exit 1
+WORK=
+CHILD=
+INCOMING_MADE=
+
+say() { printf '%s: %s\n' "$me" "$*" >&2; }
+die() {
+  code=$1
+  shift
+  say "$*"
+  exit "$code"
+}
+
+cleanup() {
+  trap - EXIT INT TERM HUP
+  if [ -n "$CHILD" ]; then
+    kill -TERM "$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
+  if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+    [ -d "$WORK/gnupg" ] && gpgconf --homedir "$WORK/gnupg" --kill all >/dev/null 2>&1
+    rm -rf -- "$WORK"
+  fi
+  # A half-restored copy was never swapped in; the next run would drop it anyway.
+  if [ -n "$INCOMING_MADE" ]; then
+    printf 'DROP DATABASE IF EXISTS :"db" WITH (FORCE);\n' | psql -X -q --no-password -d postgres -v db="$INCOMING_MADE" >/dev/null 2>&1
+  fi
+}
+
+on_signal() {
+  say "stopped by SIG$1 before the restore finished; the target database was not touched and nothing decrypted is left; run again."
+  exit "$2"
+}
+
+trap cleanup EXIT
+trap 'on_signal HUP 129' HUP
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
+
+# run ERRFILE CMD…: CMD in the background (stderr to ERRFILE) and wait, so that a signal is handled
+# at once, not after CMD; a redirection on the call itself would also swallow the trap's message.
+run() {
+  err=$1
+  shift
+  "$@" 2>"$err" &
+  CHILD=$!
+  wait "$CHILD"
+  rc=$?
+  CHILD=
+  return "$rc"
+}
+
+usage() {
+  cat <<'EOF'
+usage: sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force [--drop-previous]] [--jobs N] [SNAPSHOT]
+
+Restores the newest (or the named) snapshot of this folder onto the PostgreSQL server that libpq's
+variables (PGHOST, PGPORT, PGUSER, PGPASSFILE) point at, roles and owner included. Run it as a
+superuser, e.g.:
+  sudo -u postgres sh restore.sh --passphrase-file /root/passphrase
+  sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --force 2026-11-26T07-40-00Z
+Read RESTORE.md beside this script for the whole procedure (Redis, secrets, media, Mastodon).
+EOF
+}
+
+PASSFILE=
+IDENTITY=
+DATABASE=
+FORCE=
+DROP_PREVIOUS=
+JOBS=1
+SNAPSHOT=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --passphrase-file)
+      [ $# -ge 2 ] || die 2 "--passphrase-file needs a file; see --help."
+      PASSFILE=$2
+      shift 2
+      ;;
+    --identity)
+      [ $# -ge 2 ] || die 2 "--identity needs a file; see --help."
+      IDENTITY=$2
+      shift 2
+      ;;
+    --database)
+      [ $# -ge 2 ] || die 2 "--database needs a name; see --help."
+      DATABASE=$2
+      shift 2
+      ;;
+    --jobs)
+      [ $# -ge 2 ] || die 2 "--jobs needs a number; see --help."
+      JOBS=$2
+      shift 2
+      ;;
+    --force)
+      FORCE=1
+      shift
+      ;;
+    --drop-previous)
+      DROP_PREVIOUS=1
+      shift
+      ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    -*) die 2 "unknown option $1; see --help." ;;
+    *)
+      [ -z "$SNAPSHOT" ] || die 2 "more than one snapshot named ($SNAPSHOT, $1); name one."
+      SNAPSHOT=$1
+      shift
+      ;;
+  esac
+done
+
+[ -n "$PASSFILE" ] || [ -n "$IDENTITY" ] || die 2 "give --passphrase-file FILE (the vault's passphrase) or --identity FILE (a secret key); see --help."
+[ -z "$PASSFILE" ] || [ -r "$PASSFILE" ] || die 2 "cannot read the passphrase file $PASSFILE; check the path and that this user may read it."
+[ -z "$IDENTITY" ] || [ -r "$IDENTITY" ] || die 2 "cannot read the identity file $IDENTITY; check the path and that this user may read it."
+[ -z "$DROP_PREVIOUS" ] || [ -n "$FORCE" ] || die 2 "--drop-previous only goes with --force (it drops the database --force replaces); see --help."
+case $JOBS in '' | *[!0-9]* | 0) die 2 "--jobs takes a positive number, not \"$JOBS\"." ;; esac
+
+for tool in gpg gpgconf psql pg_restore sha256sum awk mktemp df date; do
+  command -v "$tool" >/dev/null 2>&1 || die 1 "$tool is not installed; on Debian: apt-get install gnupg postgresql-client coreutils gawk, then run again."
+done
+
+# --- the snapshot and its manifest ----------------------------------------------------------------
+
+ID_GLOB='[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]-[0-9][0-9]-[0-9][0-9]Z'
+if [ -z "$SNAPSHOT" ] || [ "$SNAPSHOT" = latest ]; then
+  # shellcheck disable=SC2086 # the glob is meant to expand
+  SNAPSHOT=$(cd "$VAULT" && for d in $ID_GLOB; do [ -f "$d/manifest.json" ] && printf '%s\n' "$d"; done | sort | tail -n 1)
+  [ -n "$SNAPSHOT" ] || die 2 "no snapshot in $VAULT (a folder like 2026-11-26T07-40-00Z with a manifest.json); run this script from the vault folder's copy."
+  soon=$(date -u -d "@$(($(date +%s) + 300))" +%Y-%m-%dT%H-%M-%SZ)
+  if [ "$(printf '%s\n%s\n' "$SNAPSHOT" "$soon" | sort | tail -n 1)" = "$SNAPSHOT" ]; then
+    die 2 "the newest snapshot $SNAPSHOT is dated in the future (a clock that ran ahead), so \"newest\" is not clear; name the snapshot to restore."
+  fi
+fi
+SNAPSHOT=${SNAPSHOT%/}
+SNAPSHOT=${SNAPSHOT##*/}
+# shellcheck disable=SC2254 # ID_GLOB is a pattern
+case $SNAPSHOT in $ID_GLOB) ;; *) die 2 "\"$SNAPSHOT\" is not a snapshot name (like 2026-11-26T07-40-00Z); list them with: ls $VAULT" ;; esac
+SNAP="$VAULT/$SNAPSHOT"
+[ -f "$SNAP/manifest.json" ] || die 2 "no snapshot $SNAPSHOT in $VAULT (no $SNAP/manifest.json); list them with: ls $VAULT"
+
+base=${TMPDIR:-/tmp}
+# The name matches permafrost's private temp folders, so its sweep removes one a SIGKILL left.
+WORK=$(mktemp -d "$base/permafrost-$$-0-XXXXXX") || die 1 "cannot create a private folder in $base; set TMPDIR to a writable folder with room for the decrypted dump."
+
+# manifest.json as permafrost writes it (JSON.stringify with 2 spaces: one key per line) flattened
+# to "path<TAB>type:value" lines; any other layout is refused rather than guessed at.
+flatten() {
+  awk '
+    function fail() { bad = 1; exit 1 }
+    function here(k,   p, i) { p = ""; for (i = 2; i <= depth; i++) p = p name[i] "."; return p k }
+    {
+      line = $0
+      sub(/^ +/, "", line)
+      if (NR == 1) { if (line != "{") fail(); depth = 1; arr[1] = 0; next }
+      if (depth == 0) fail()
+      if (line ~ /^[]}],?$/) { depth--; next }
+      if (arr[depth]) key = idx[depth]++
+      else {
+        if (!match(line, /^"[A-Za-z0-9_.-]+": /)) fail()
+        key = substr(line, 2, RLENGTH - 4)
+        line = substr(line, RLENGTH + 1)
+      }
+      sub(/,$/, "", line)
+      if (line == "{" || line == "[") { depth++; name[depth] = key; arr[depth] = (line == "["); idx[depth] = 0; next }
+      if (line == "{}" || line == "[]") next
+      if (line ~ /^"[^"\\]*"$/) { print here(key) "\ts:" substr(line, 2, length(line) - 2); next }
+      if (line ~ /^".*"$/) { print here(key) "\te:"; next }
+      if (line ~ /^-?[0-9][0-9.eE+-]*$/) { print here(key) "\tn:" line; next }
+      if (line == "null") { print here(key) "\tz:"; next }
+      if (line == "true" || line == "false") { print here(key) "\tb:" line; next }
+      fail()
+    }
+    END { if (bad || depth != 0) exit 1 }
+  ' "$1"
+}
+flatten "$SNAP/manifest.json" >"$WORK/manifest" ||
+  die 3 "$SNAP/manifest.json is damaged or not in the layout this script reads; restore with \`permafrost restore --vault $VAULT\` or by hand (RESTORE.md)."
+
+# A plain value of the manifest ("" when absent or null); exit 3 when it has another type.
+mf() {
+  v=$(awk -F '\t' -v k="$1" '$1 == k { print $2; exit }' "$WORK/manifest")
+  case $v in
+    '' | z:) printf '' ;;
+    s:* | n:* | b:*) printf '%s' "${v#??}" ;;
+    *) die 3 "$SNAP/manifest.json holds an unexpected value at $1; restore by hand (RESTORE.md)." ;;
+  esac
+}
+
+# The index of a part in manifest "files", or "" when the snapshot lacks it.
+part_index() {
+  awk -F '\t' -v want="s:$1" '$1 ~ /^files\.[0-9]+\.part$/ && $2 == want { split($1, p, "."); print p[2]; exit }' "$WORK/manifest"
+}
+
+[ "$(mf id)" = "$SNAPSHOT" ] || die 3 "$SNAP/manifest.json names snapshot \"$(mf id)\", not its folder $SNAPSHOT; it cannot be trusted."
+DB_INDEX=$(part_index database)
+[ -n "$DB_INDEX" ] || die 3 "$SNAP/manifest.json lists no database part; this snapshot cannot be restored."
+ROLES_INDEX=$(part_index roles)
+
+plain_name() { case $1 in '' | [!A-Za-z0-9_]* | *[!A-Za-z0-9_.-]*) return 1 ;; esac }
+TARGET=${DATABASE:-$(mf database.name)} || exit $?
+plain_name "$TARGET" || die 2 "\"$TARGET\" is not a plain database name (letters, digits, _ . -); pass --database NAME."
+OWNER=$(mf database.owner) || exit $?
+[ -z "$OWNER" ] || plain_name "$OWNER" || die 3 "$SNAP/manifest.json names an unusual database owner; create the database by hand (RESTORE.md)."
+ENCODING=$(mf database.encoding) || exit $?
+COLLATE=$(mf database.collate) || exit $?
+CTYPE=$(mf database.ctype) || exit $?
+PROVIDER=$(mf database.localeProvider) || exit $?
+ICULOCALE=$(mf database.iculocale) || exit $?
+
+INCOMING="${TARGET}_incoming"
+# The kept name carries the time of the swap; its length is known now.
+BEFORE="${TARGET}_before_YYYYMMDD_HHMMSS"
+[ "$(printf '%s' "$BEFORE" | wc -c)" -le 63 ] ||
+  die 2 "\"$TARGET\" is too long to keep the current database beside the new one as ${TARGET}_before_<date> (PostgreSQL names are at most 63 bytes); pass a shorter --database NAME."
+
+# --- the server ---------------------------------------------------------------------------------
+
+# SQL on stdin against database $1; the remaining arguments are psql variables (-v name=value).
+sql() {
+  db=$1
+  shift
+  psql -X -q -A -t --no-password -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+
+super=$(printf 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user;\n' | sql postgres 2>"$WORK/psql.err") ||
+  die 1 "cannot reach the PostgreSQL server ($(tail -n 1 "$WORK/psql.err")); start it, or set PGHOST/PGPORT/PGUSER, and run again."
+[ "$super" = t ] || die 1 "the PostgreSQL user this script connects as is not a superuser, so it cannot create roles or set owners; run it as postgres (sudo -u postgres sh restore.sh …) or set PGUSER."
+
+exists() {
+  found=$(sql postgres -v d="$1" <<'EOF'
+SELECT 1 FROM pg_database WHERE datname = :'d';
+EOF
+  )
+  [ "$found" = 1 ]
+}
+
+# The other sessions on database $1, as "pid (user, application)" joined by commas.
+sessions() {
+  sql postgres -v d="$1" <<'EOF' | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $0 }'
+SELECT pid || ' (' || coalesce(usename, '?') || ', ' || coalesce(nullif(application_name, ''), '?') || ')'
+  FROM pg_stat_activity WHERE datname = :'d' AND pid <> pg_backend_pid();
+EOF
+}
+
+TARGET_EXISTS=
+if exists "$TARGET"; then
+  TARGET_EXISTS=1
+  tables=$(sql "$TARGET" <<'EOF'
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r','p','v','m','S','f')
+   AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%';
+EOF
+  ) || die 1 "cannot look into database \"$TARGET\"; check the server log, then run again."
+  if [ "$tables" -gt 0 ] && [ -z "$FORCE" ]; then
+    die 2 "database \"$TARGET\" already holds $tables tables; pass --force to replace it (it is kept as ${TARGET}_before_<date> until you drop it), or --database NAME for another one."
+  fi
+  busy=$(sessions "$TARGET")
+  [ -z "$busy" ] || die 1 "database \"$TARGET\" has other sessions: $busy; stop Mastodon (systemctl stop mastodon-web mastodon-sidekiq mastodon-streaming) and run again."
+fi
+
+# --- check, then decrypt ------------------------------------------------------------------------
+
+# Size and SHA-256 of the part at manifest index $1 against the manifest; prints its file name.
+check_part() {
+  file=$(mf "files.$1.name")
+  case $file in *[!A-Za-z0-9_.-]* | '' | .*) die 3 "$SNAP/manifest.json names an unusual part file; it cannot be trusted." ;; esac
+  [ -f "$SNAP/$file" ] || die 3 "$SNAP/$file is missing; restore another snapshot (ls $VAULT)."
+  size=$(($(wc -c <"$SNAP/$file")))
+  [ "$size" = "$(mf "files.$1.bytes")" ] ||
+    die 3 "$SNAP/$file is $size bytes, the manifest says $(mf "files.$1.bytes") (cut short or still arriving?); restore another snapshot."
+  sum=$(sha256sum <"$SNAP/$file" | awk '{ print $1 }')
+  [ "$sum" = "$(mf "files.$1.sha256")" ] ||
+    die 3 "$SNAP/$file does not match the SHA-256 in its manifest (damaged or altered); restore another snapshot."
+  printf '%s' "$file"
+}
+
+DB_FILE=$(check_part "$DB_INDEX") || exit $?
+ROLES_FILE=
+[ -z "$ROLES_INDEX" ] || ROLES_FILE=$(check_part "$ROLES_INDEX") || exit $?
+
+need=$(($(mf "files.$DB_INDEX.plainBytes") / 1024 + 1024))
+free=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+[ "$free" -ge "$need" ] ||
+  die 1 "$base has ${free} KiB free but the decrypted dump needs about ${need} KiB; set TMPDIR to a folder on a bigger disk and run again."
+
+mkdir "$WORK/gnupg"
+if [ -n "$IDENTITY" ]; then
+  gpg --homedir "$WORK/gnupg" --batch --quiet --import "$IDENTITY" 2>"$WORK/gpg.err" ||
+    die 3 "$IDENTITY is not a secret key gpg can import ($(tail -n 1 "$WORK/gpg.err")); give the key the snapshot was encrypted to."
+fi
+
+# Decrypts part file $1 into $WORK/$2; gpg checks the message's integrity (MDC) itself.
+decrypt() {
+  if [ -n "$PASSFILE" ]; then
+    set -- "$@" --pinentry-mode loopback --passphrase-file "$PASSFILE"
+  fi
+  in=$1
+  out=$2
+  shift 2
+  if ! run "$WORK/gpg.err" gpg --homedir "$WORK/gnupg" --batch --no-tty --quiet --no-permission-warning --no-symkey-cache "$@" --output "$WORK/$out" --decrypt "$SNAP/$in"; then
+    rm -f -- "$WORK/$out"
+    if grep -qi 'bad session key\|bad passphrase\|no secret key\|no passphrase given' "$WORK/gpg.err"; then
+      if [ -n "$IDENTITY" ]; then
+        die 3 "snapshot $SNAPSHOT cannot be decrypted with the key in $IDENTITY (wrong key, or a wrong passphrase for it); give the right --identity or --passphrase-file."
+      fi
+      die 3 "the passphrase in $PASSFILE does not decrypt snapshot $SNAPSHOT (wrong passphrase?); give the vault's passphrase file."
+    fi
+    die 3 "$SNAP/$in does not decrypt ($(tail -n 1 "$WORK/gpg.err")); restore another snapshot."
+  fi
+}
+
+say "decrypting snapshot $SNAPSHOT …"
+if [ -n "$ROLES_FILE" ]; then decrypt "$ROLES_FILE" roles.sql; fi
+decrypt "$DB_FILE" database.pgdump
+[ "$(($(wc -c <"$WORK/database.pgdump")))" = "$(mf "files.$DB_INDEX.plainBytes")" ] ||
+  die 3 "$SNAP/$DB_FILE decrypts to another size than its manifest says; restore another snapshot."
+
+# --- roles, the new database, the restore --------------------------------------------------------
+
+if [ -n "$ROLES_FILE" ]; then
+  say "creating the roles the database needs that this server lacks …"
+  run "$WORK/psql.err" psql -X -q -o /dev/null --no-password -v ON_ERROR_STOP=1 --single-transaction -d postgres -f "$WORK/roles.sql" ||
+    die 1 "creating the roles failed ($(tail -n 1 "$WORK/psql.err")); fix that, then run again."
+else
+  say "note: snapshot $SNAPSHOT has no roles part (made by an older permafrost); roles it needs must exist already (createuser NAME)."
+fi
+if [ -n "$OWNER" ] && [ "$(echo "SELECT 1 FROM pg_roles WHERE rolname = :'r';" | sql postgres -v r="$OWNER")" != 1 ]; then
+  die 1 "role \"$OWNER\", the database's owner, does not exist on this server; create it (createuser $OWNER) and run again."
+fi
+
+if exists "$INCOMING"; then
+  say "dropping $INCOMING, left by an earlier restore that never finished …"
+  printf 'DROP DATABASE :"d" WITH (FORCE);\n' | sql postgres -v d="$INCOMING" 2>"$WORK/psql.err" ||
+    die 1 "cannot drop the leftover database \"$INCOMING\" ($(tail -n 1 "$WORK/psql.err")); drop it by hand (dropdb $INCOMING) and run again."
+fi
+
+create='CREATE DATABASE :"d" TEMPLATE template0'
+set -- -v d="$INCOMING"
+if [ -n "$OWNER" ]; then
+  create="$create OWNER :\"o\""
+  set -- "$@" -v o="$OWNER"
+fi
+if [ -n "$ENCODING" ]; then
+  create="$create ENCODING :'e'"
+  set -- "$@" -v e="$ENCODING"
+fi
+if [ -n "$COLLATE" ]; then
+  create="$create LC_COLLATE :'c'"
+  set -- "$@" -v c="$COLLATE"
+fi
+if [ -n "$CTYPE" ]; then
+  create="$create LC_CTYPE :'t'"
+  set -- "$@" -v t="$CTYPE"
+fi
+if [ "$PROVIDER" = icu ]; then
+  create="$create LOCALE_PROVIDER icu ICU_LOCALE :'i'"
+  set -- "$@" -v i="$ICULOCALE"
+fi
+INCOMING_MADE=$INCOMING
+printf '%s;\n' "$create" | sql postgres "$@" 2>"$WORK/psql.err" ||
+  die 1 "cannot create database \"$INCOMING\" ($(tail -n 1 "$WORK/psql.err")); fix that (a missing locale: apt-get install locales-all) and run again."
+
+say "restoring into $INCOMING …"
+run "$WORK/restore.err" pg_restore --exit-on-error --no-password --jobs "$JOBS" -d "$INCOMING" "$WORK/database.pgdump" ||
+  die 1 "pg_restore failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
+rm -f -- "$WORK/database.pgdump"
+
+# --- check against the manifest, then swap ------------------------------------------------------
+
+counted=$(awk -F '\t' '$1 ~ /^mastodon\.rowCounts\./ { sub(/^mastodon\.rowCounts\./, "", $1); print $1 }' "$WORK/manifest")
+for t in $counted; do
+  case $t in *[!a-z0-9_]*) die 3 "$SNAP/manifest.json counts rows of an unusual table; it cannot be trusted." ;; esac
+  want=$(mf "mastodon.rowCounts.$t") || exit $?
+  got=$(printf 'SELECT count(*) FROM public.:"t";\n' | sql "$INCOMING" -v t="$t") || die 1 "cannot count the rows of $t in \"$INCOMING\"."
+  [ "$got" = "$want" ] || die 1 "the restored $t has $got rows, the manifest says $want; \"$TARGET\" was not touched; restore another snapshot."
+done
+if [ -n "$counted" ]; then
+  want=$(mf mastodon.schemaMigration) || exit $?
+  got=$(sql "$INCOMING" <<'EOF'
+SELECT version::text FROM public.schema_migrations ORDER BY length(version::text) DESC, version::text DESC LIMIT 1;
+EOF
+  ) || got=
+  [ "$got" = "$want" ] || die 1 "the restored newest schema migration is \"$got\", the manifest says \"$want\"; \"$TARGET\" was not touched; restore another snapshot."
+fi
+
+if [ -n "$TARGET_EXISTS" ]; then
+  BEFORE="${TARGET}_before_$(date -u +%Y%m%d_%H%M%S)"
+  busy=$(sessions "$TARGET")
+  [ -z "$busy" ] || die 1 "database \"$TARGET\" has other sessions again: $busy; stop Mastodon and run again."
+  printf 'ALTER DATABASE :"t" RENAME TO :"b";\nALTER DATABASE :"i" RENAME TO :"t";\n' |
+    sql postgres --single-transaction -v t="$TARGET" -v b="$BEFORE" -v i="$INCOMING" 2>"$WORK/psql.err" ||
+    die 1 "swapping the restored copy in failed ($(tail -n 1 "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
+else
+  printf 'ALTER DATABASE :"i" RENAME TO :"t";\n' | sql postgres -v t="$TARGET" -v i="$INCOMING" 2>"$WORK/psql.err" ||
+    die 1 "renaming \"$INCOMING\" to \"$TARGET\" failed ($(tail -n 1 "$WORK/psql.err")); run again."
+fi
+INCOMING_MADE=
+
+say "restored snapshot $SNAPSHOT into database \"$TARGET\"."
+if [ -n "$TARGET_EXISTS" ] && [ -n "$DROP_PREVIOUS" ]; then
+  printf 'DROP DATABASE :"b";\n' | sql postgres -v b="$BEFORE" 2>"$WORK/psql.err" ||
+    die 1 "the restore is in place, but dropping the replaced database \"$BEFORE\" failed ($(tail -n 1 "$WORK/psql.err")); remove it with: dropdb $BEFORE"
+  say "the database it replaced was dropped (--drop-previous)."
+elif [ -n "$TARGET_EXISTS" ]; then
+  say "the database it replaced is kept as \"$BEFORE\"; once Mastodon works, remove it with: dropdb $BEFORE"
+fi
+say "next: Redis, secrets, media and Mastodon itself, as RESTORE.md beside this script says."

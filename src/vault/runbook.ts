@@ -1,0 +1,231 @@
+/**
+ * The runbook beside the data: `RESTORE.md` (what to do, in order, on a fresh machine, with this
+ * instance's names filled in) and `restore.sh` (scripts/restore.sh, stock tools only), rewritten
+ * at the vault root after every backup so that every copy of the vault carries them.
+ */
+import { readFile, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { SourceConfig } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { VERSION } from '../version.js';
+import { ATOMIC_TEMP_PREFIX, writeFileAtomic } from './fs-durable.js';
+import type { Manifest } from './manifest.js';
+
+/** The files the runbook puts at the vault root; listing, check, prune, sweep and doctor leave them alone. */
+const RUNBOOK_FILES = ['RESTORE.md', 'restore.sh'] as const;
+
+/** scripts/restore.sh as shipped in the package (two levels above both src/vault and dist/vault). */
+const SCRIPT_URL = new URL('../../scripts/restore.sh', import.meta.url);
+
+/** What RESTORE.md names: this instance's database, owner, folders and parts. */
+export interface RunbookFacts {
+  host: string;
+  database: string;
+  owner: string;
+  encoding: string | null;
+  collate: string | null;
+  ctype: string | null;
+  vaultDir: string;
+  passphraseFile: string;
+  mediaDir: string | null;
+  mastodonDir: string;
+  redis: boolean;
+  secrets: boolean;
+  roles: boolean;
+  newest: string;
+  version: string;
+}
+
+/** Database facts the restore stream adds to the manifest; absent in older manifests. */
+interface DatabaseFacts {
+  owner?: string;
+  encoding?: string;
+  collate?: string;
+  ctype?: string;
+}
+
+/** The names RESTORE.md fills in, from the config and the snapshot just written. */
+export function runbookFacts(config: SourceConfig, manifest: Manifest): RunbookFacts {
+  const db: DatabaseFacts & { name: string } = manifest.database;
+  const secretsFile = config.secrets ? config.secrets.file : null;
+  const mediaDir = config.media?.dir ?? null;
+  // .env.production sits in Mastodon's folder, and media in its public/system.
+  const mastodonDir = secretsFile
+    ? path.dirname(secretsFile)
+    : mediaDir?.endsWith('/public/system')
+      ? mediaDir.slice(0, -'/public/system'.length)
+      : '/home/mastodon/live';
+  return {
+    host: manifest.host,
+    database: manifest.database.name,
+    owner: db.owner ?? config.database.user ?? 'mastodon',
+    encoding: db.encoding ?? null,
+    collate: db.collate ?? null,
+    ctype: db.ctype ?? null,
+    vaultDir: config.vault.dir,
+    passphraseFile: config.vault.passphraseFile,
+    mediaDir,
+    mastodonDir,
+    redis: manifest.files.some((f) => f.part === 'redis'),
+    secrets: manifest.files.some((f) => f.part === 'secrets'),
+    roles: manifest.files.some((f) => (f.part as string) === 'roles'),
+    newest: manifest.id,
+    version: VERSION,
+  };
+}
+
+/** RESTORE.md for `f`: the whole procedure on a fresh Debian machine, in order. */
+export function renderRestoreMd(f: RunbookFacts): string {
+  const createdbLocale = [
+    f.encoding ? `-E ${f.encoding}` : null,
+    f.collate ? `--lc-collate=${f.collate}` : null,
+    f.ctype ? `--lc-ctype=${f.ctype}` : null,
+  ]
+    .filter(Boolean)
+    .join(' ');
+  const media = f.mediaDir ?? `${f.mastodonDir}/public/system`;
+  return `# Restoring ${f.host} from this folder
+
+Written by permafrost ${f.version} after snapshot ${f.newest}, and rewritten after every backup.
+This folder is a copy of the vault (on ${f.host}: \`${f.vaultDir}\`). Each snapshot folder
+(\`2026-11-26T07-40-00Z\`, UTC) holds \`manifest.json\` and OpenPGP-encrypted parts; list them,
+newest last, with \`ls -1d 20*Z\` (older versions a backup device kept are under \`.stversions/\`).
+
+This instance: database **${f.database}** owned by role **${f.owner}**; Mastodon in
+\`${f.mastodonDir}\`; media in \`${media}\`. Commands below run as root from this folder; \`SNAP\`
+is the snapshot folder you restore, e.g. \`SNAP=$(ls -1d 20*Z | tail -n 1)\`.
+
+## 1. Packages (Debian names)
+
+    apt-get install gnupg postgresql postgresql-client redis-server coreutils gawk rsync
+
+then Mastodon itself in \`${f.mastodonDir}\` as its own install guide says (the same version as
+before: the snapshot's \`manifest.json\` names the newest migration), without running
+\`db:setup\`.
+
+## 2. The passphrase
+
+You need the vault's passphrase file (on ${f.host} it was \`${f.passphraseFile}\`): the copy you
+keep offline (password manager, paper, USB stick). Put it in a file only root can read:
+
+    umask 077; cat > /root/passphrase    # paste it, then Ctrl-D
+
+Snapshots encrypted to a public key need the secret key instead (\`--identity FILE\` below).
+
+## 3. Roles and database
+
+Stop Mastodon first if it runs (\`systemctl stop mastodon-web mastodon-sidekiq mastodon-streaming\`).
+
+**With restore.sh** (beside this file; stock tools only):
+
+    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase            # the newest snapshot
+    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase "$SNAP"    # a named one
+
+The postgres user must be able to read the passphrase file and this folder (or run it as root
+with \`PGUSER=postgres\`). It checks each part's SHA-256 against \`manifest.json\`, decrypts into a
+private temp folder (\`$TMPDIR\`, removed on every exit), creates the missing roles, creates
+**${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores, checks
+row counts and the newest migration against the manifest, then swaps it in. An existing
+**${f.database}** with tables is replaced only with \`--force\` and kept as
+\`${f.database}_before_<date>\` until you \`dropdb\` it (\`--force --drop-previous\` drops it after the swap).
+\`--database NAME\` restores under another name; \`--identity FILE\` takes a secret key instead.
+
+| exit | meaning |
+| --- | --- |
+| 0 | restored |
+| 1 | a program or the server failed (missing tool, server down, not a superuser, pg_restore, check against the manifest, other sessions on the target, disk space) |
+| 2 | bad flags, no such snapshot, a name PostgreSQL cannot take, or the target holds tables without \`--force\` |
+| 3 | integrity: manifest unreadable, size or SHA-256 differs, wrong passphrase or key |
+| 129, 130, 143 | stopped by a signal; nothing decrypted is left |
+
+**With permafrost** (installed, no config needed):
+
+    permafrost restore --vault "$PWD" --passphrase-file /root/passphrase [--database ${f.database}] [SNAPSHOT]
+
+**By hand**, with stock commands:
+
+    umask 077
+    gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output /root/roles.sql "$SNAP/roles.sql.gpg"
+    sudo -u postgres psql -X -v ON_ERROR_STOP=1 --single-transaction -d postgres < /root/roles.sql
+    sudo -u postgres createdb -T template0 -O ${f.owner} ${createdbLocale ? `${createdbLocale} ` : ''}${f.database}
+    gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output /root/db.pgdump "$SNAP/database.pgdump.gpg"
+    sudo -u postgres pg_restore --exit-on-error -d ${f.database} < /root/db.pgdump
+    rm -f /root/db.pgdump /root/roles.sql
+${f.roles ? '' : `\nSnapshots made before roles travelled with them have no \`roles.sql.gpg\`: create the owner by hand\ninstead (\`sudo -u postgres createuser ${f.owner}\`), and any other role pg_restore names.\n`}
+## 4. Redis
+${
+  f.redis
+    ? `
+    systemctl stop redis-server
+    umask 077
+    gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output /var/lib/redis/dump.rdb "$SNAP/redis.rdb.gpg"
+    chown redis:redis /var/lib/redis/dump.rdb
+    systemctl start redis-server
+
+(\`/var/lib/redis\` is Debian's \`dir\`; \`redis-cli CONFIG GET dir\` names another. Or with
+permafrost: \`permafrost restore --vault "$PWD" --passphrase-file /root/passphrase --redis FILE\`.)
+`
+    : `
+This instance's snapshots hold no Redis part: start Redis empty (Mastodon rebuilds its home feeds
+with \`RAILS_ENV=production bin/tootctl feeds build\`).
+`
+}
+## 5. Secrets
+${
+  f.secrets
+    ? `
+    umask 077
+    gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output ${f.mastodonDir}/.env.production "$SNAP/env.production.gpg"
+    chown mastodon:mastodon ${f.mastodonDir}/.env.production
+    chmod 0600 ${f.mastodonDir}/.env.production
+
+Check \`DB_NAME\`, \`DB_HOST\`, \`REDIS_URL\` in it against the new machine.
+`
+    : `
+This instance's snapshots hold no secrets part: bring \`${f.mastodonDir}/.env.production\` (mode
+0600, owner mastodon) from where you keep it; without its SECRET_KEY_BASE and OTP secret, sessions
+and two-factor logins are lost.
+`
+}
+## 6. Media
+
+The backup device's media folder is a live copy of \`${media}\` without \`cache/\` (remote media
+Mastodon fetches again). Copy it back, still without \`cache/\`:
+
+    rsync -a --exclude=/cache/ DEVICE_MEDIA_FOLDER/ ${media}/
+    chown -R mastodon:mastodon ${media}
+
+## 7. Mastodon
+
+    cd ${f.mastodonDir}
+    sudo -u mastodon RAILS_ENV=production bin/tootctl search deploy    # when Elasticsearch is used
+    sudo -u mastodon RAILS_ENV=production bin/tootctl cache clear
+    systemctl restart mastodon-web mastodon-sidekiq mastodon-streaming
+
+Then log in, post, and check that media load. Once it works: \`dropdb\` any \`${f.database}_before_…\`
+copy restore.sh printed, and set up permafrost on the new server (\`permafrost init\`).
+`;
+}
+
+/** Removes temp files of runbook writes a dead run left (the caller holds the run lock). */
+async function removeStaleTemps(vaultDir: string): Promise<void> {
+  const stale = (await readdir(vaultDir)).filter((n) => RUNBOOK_FILES.some((f) => n.startsWith(`${ATOMIC_TEMP_PREFIX}${f}-`)));
+  for (const name of stale) await rm(path.join(vaultDir, name), { force: true });
+}
+
+/**
+ * Rewrites RESTORE.md and restore.sh at the vault root after a committed snapshot. Never throws:
+ * the snapshot is safe already, so a failure is a warning (the next backup tries again).
+ */
+export async function writeRunbook(config: SourceConfig, manifest: Manifest): Promise<string | null> {
+  try {
+    await removeStaleTemps(config.vault.dir);
+    const script = await readFile(SCRIPT_URL, 'utf8');
+    // writeFileAtomic's temp names start with .permafrost, which Syncthing ignores: never replicated half-written.
+    await writeFileAtomic(path.join(config.vault.dir, 'restore.sh'), script, 0o755);
+    await writeFileAtomic(path.join(config.vault.dir, 'RESTORE.md'), renderRestoreMd(runbookFacts(config, manifest)), 0o644);
+    return null;
+  } catch (err) {
+    return `RESTORE.md and restore.sh could not be written in ${config.vault.dir} (${errorMessage(err)}); the snapshot is complete, and the next backup tries again`;
+  }
+}
