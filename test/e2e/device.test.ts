@@ -299,7 +299,7 @@ describe('the backup device as a first-class side', () => {
     expect(r.stdout).not.toMatch(/backup will create|running backups/);
   });
 
-  it('without a syncthing section, status shows the newest snapshot and its age, exit 0 when fresh', async () => {
+  it('without a syncthing section, status shows the newest snapshot and its age, exit 0 when fresh, 1 without a snapshot', async () => {
     writeFileSync(dev.configFile, stringify({ vault: { dir: dev.vault } }));
     const r = await cli(dev, 'status');
     expect(r.code, r.stderr).toBe(0);
@@ -309,6 +309,15 @@ describe('the backup device as a first-class side', () => {
     const s = await cli(src, 'status');
     expect(s.code, s.stderr).toBe(0);
     expect(s.stdout).toContain('syncthing: not configured');
+    // A server without a single snapshot is not fresh: exit 1 with what to do (older than 2h is the same).
+    const empty = makeWorkspace(cluster.get(), 'source');
+    try {
+      const e = await cli(empty, 'status');
+      expect(e.code).toBe(1);
+      expect(e.stderr).toContain('permafrost: Replication needs attention: there is no snapshot yet: run `permafrost backup`.');
+    } finally {
+      empty.cleanup();
+    }
     deviceConfig();
   });
 });
