@@ -314,7 +314,7 @@ describe('the backup device as a first-class side', () => {
     try {
       const e = await cli(empty, 'status');
       expect(e.code).toBe(1);
-      expect(e.stderr).toContain('permafrost: Replication needs attention: there is no snapshot yet: run `permafrost backup`.');
+      expect(e.stderr).toContain('permafrost: The snapshots need attention: there is no snapshot yet: run `permafrost backup`.');
     } finally {
       empty.cleanup();
     }

@@ -88,7 +88,9 @@ export function renderStatus(
 
 /** Non-zero exit for cron and monitoring: one sentence listing what is wrong. */
 export function statusFailure(s: ReplicationStatus): RemoteError {
-  return new RemoteError(`Replication needs attention: ${s.problems.map((p) => p.replace(/\.$/, '')).join('; ')}.`);
+  return new RemoteError(
+    `${s.syncthing ? 'Replication' : 'The snapshots'} need${s.syncthing ? 's' : ''} attention: ${s.problems.map((p) => p.replace(/\.$/, '')).join('; ')}.`,
+  );
 }
 
 export const registerStatus: RegisterCommand = (program, { io, config }) => {
