@@ -83,6 +83,11 @@ beforeAll(async () => {
   dev = makeWorkspace(null, 'unused');
   sourceConfig();
   deviceConfig();
+  // --dry-run shows the versioning the device will get, and who bounds it.
+  const dry = await cli(dev, 'sync', 'apply', '--dry-run');
+  expect(dry.code, dry.stderr).toBe(0);
+  expect(dry.stdout).toContain(`add folder ${FOLDER} (receiveonly) at ${dev.vault}`);
+  expect(dry.stdout).toContain('versioning simple {"keep":"6","cleanoutDays":"0"} (replaced and deleted files go to .stversions;');
   for (const ws of [src, dev]) {
     const r = await cli(ws, 'sync', 'apply');
     expect(r.code, r.stderr).toBe(0);
