@@ -33,6 +33,9 @@ export const syncthingDeviceSchema = z.strictObject({
   addresses: z.array(z.string().min(1)).min(1).optional(),
 });
 
+/** syncthing.staleAfter's default (2 h); also the threshold of a config without a syncthing section. */
+export const DEFAULT_STALE_AFTER_S = 7200;
+
 /** Versioning on a receiver's folders (Syncthing's own file versioning). */
 export const versioningSchema = z.strictObject({
   type: z.enum(['simple', 'staggered', 'trashcan']).default('simple'),
@@ -59,7 +62,7 @@ export const syncthingSchema = z
     devices: z.array(syncthingDeviceSchema).default([]),
     versioning: versioningSchema.prefault({}),
     /** A device whose newest snapshot is older than this makes `status` fail. */
-    staleAfter: durationSeconds.default(7200),
+    staleAfter: durationSeconds.default(DEFAULT_STALE_AFTER_S),
   })
   .superRefine((s, ctx) => {
     if ((s.apiKeyFile === undefined) === (s.home === undefined)) {

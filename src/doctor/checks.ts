@@ -9,6 +9,8 @@ import { connect, pgBin, toolVersion } from '../tools/postgres.js';
 import { checkRedisCli, pingRedis } from '../tools/redis-cli.js';
 import { describePolicy, type KeepPolicy } from '../vault/retention.js';
 import { newestSnapshotSize } from '../vault/store.js';
+import { readCheckState } from '../vault/check.js';
+import { deviceFreshness } from '../replicate/device.js';
 import { diskSpace } from '../vault/fs-durable.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -276,4 +278,54 @@ export async function checkMedia(media: Config['media']): Promise<CheckLine> {
       "check media.dir (Mastodon's public/system) and that this user may read it",
     );
   }
+}
+
+/**
+ * A backup device's folder: it exists and can be read (Syncthing writes it; a device never creates
+ * it), and has room for the next snapshot to arrive (at least the newest one's size free).
+ */
+export async function checkDeviceFolder(vaultDir: string): Promise<CheckLine> {
+  const name = 'device folder';
+  try {
+    const dir = await opendir(vaultDir);
+    await dir.close();
+  } catch (err) {
+    return fail(
+      name,
+      `cannot read vault.dir ${vaultDir} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+      'point vault.dir at the folder Syncthing receives the snapshots in (`permafrost sync apply` sets it up) and let this user read it',
+    );
+  }
+  const { free } = await diskSpace(vaultDir);
+  const last = (await newestSnapshotSize(vaultDir).catch(() => null))?.bytes ?? null;
+  if (last !== null && free < last) {
+    return fail(
+      name,
+      `only ${mib(free)} free in ${vaultDir}, less than the newest snapshot (${mib(last)}), so the next one cannot arrive`,
+      'free some space (`permafrost prune` applies vault.keep to .stversions) or move the folder to a bigger disk',
+    );
+  }
+  return ok(name, `${vaultDir} is readable, ${mib(free)} free (${last === null ? 'no snapshot yet' : `newest snapshot ${mib(last)}`})`);
+}
+
+/** The last `permafrost check` on this device: when, and whether every snapshot passed. */
+export async function checkCheckResults(vaultDir: string): Promise<CheckLine> {
+  const name = 'check results';
+  const last = (await readCheckState(vaultDir)).lastRun;
+  if (!last) return warn(name, 'no `permafrost check` has run here yet', 'run `permafrost check` (the daemon runs it on schedule.check)');
+  if (last.failed.length > 0) {
+    return fail(
+      name,
+      `the check at ${last.checkedAt} found ${last.failed.join(', ')} damaged`,
+      'run `permafrost check` to see what is wrong, and replace the damaged snapshots from the server',
+    );
+  }
+  return ok(name, `${last.checked} snapshot(s) passed at ${last.checkedAt}`);
+}
+
+/** The device's newest complete snapshot is younger than syncthing.staleAfter: the server still sends. */
+export async function checkFreshness(config: Config): Promise<CheckLine> {
+  const f = await deviceFreshness(config);
+  if (f.problem) return fail('freshness', f.problem, 'look at the server (`permafrost status` there) and at `permafrost status` here');
+  return ok('freshness', `newest complete snapshot ${f.newest!.id}, ${f.newest!.ageSeconds}s old (staleAfter ${f.staleAfterSeconds}s)`);
 }

@@ -9,7 +9,7 @@ import { errorMessage, IntegrityError } from '../errors.js';
 import { sha256File } from '../vault/crypto.js';
 import { compareFolder, isSyncthingTemp, recordCheck, type CheckRecord, type FolderEntry } from '../vault/check.js';
 import type { Manifest } from '../vault/manifest.js';
-import { findSnapshot, listSnapshots, type SnapshotEntry } from '../vault/store.js';
+import { findSnapshot, listSnapshots, partPath, versionCopies, type SnapshotEntry } from '../vault/store.js';
 
 export interface SnapshotCheck {
   id: string;
@@ -17,6 +17,8 @@ export interface SnapshotCheck {
   problems: string[];
   /** Syncthing is still writing into the folder: neither passed nor failed, and not recorded. */
   arriving: boolean;
+  /** Files whose good copy is one Syncthing's versioning kept (`.stversions/…`), one phrase each. */
+  goodCopies: string[];
 }
 
 export interface CheckResult {
@@ -26,7 +28,6 @@ export interface CheckResult {
   snapshots: SnapshotCheck[];
 }
 
-/** Streams a file through SHA-256 (parts are gigabytes: never read whole). */
 /** Each entry of a snapshot folder; parts whose size matches the manifest are hashed. */
 async function readFolder(dir: string, manifest: Manifest): Promise<FolderEntry[]> {
   const sizes = new Map(manifest.files.map((f) => [f.name as string, f.bytes]));
@@ -40,8 +41,35 @@ async function readFolder(dir: string, manifest: Manifest): Promise<FolderEntry[
   return entries;
 }
 
+/**
+ * The files of `s` whose good copy Syncthing's versioning kept, and the problems left once those
+ * copies are counted: a part changed on the server after commit replaces the device's file, but
+ * the replaced one (the good one) waits in `.stversions`.
+ */
+async function withKeptCopies(
+  s: SnapshotEntry & { manifest: Manifest },
+  problems: string[],
+): Promise<{ problems: string[]; goodCopies: string[] }> {
+  const goodCopies: string[] = [];
+  let left = problems;
+  for (const f of s.manifest.files) {
+    const loc = await partPath(s, f.name);
+    if (!loc.version) {
+      if (s.versionsOnly) left = [...left, `${f.name} has no copy matching the manifest in ${s.dir}`];
+      continue;
+    }
+    goodCopies.push(`${f.name}: the good copy is ${loc.version.path} (kept by Syncthing's versioning on ${loc.version.stamp})`);
+    left = left.filter((p) => !p.startsWith(`${f.name} `));
+  }
+  return { problems: left, goodCopies };
+}
+
 async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
-  if (!s.manifest) return { id: s.id, ok: false, problems: [s.problem ?? 'its manifest cannot be used'], arriving: false };
+  if (!s.manifest) return { id: s.id, ok: false, problems: [s.problem ?? 'its manifest cannot be used'], arriving: false, goodCopies: [] };
+  if (s.versionsOnly) {
+    const r = await withKeptCopies({ ...s, manifest: s.manifest }, []);
+    return { id: s.id, ok: r.problems.length === 0, arriving: false, ...r };
+  }
   let found: FolderEntry[];
   try {
     found = await readFolder(s.dir, s.manifest);
@@ -60,11 +88,16 @@ async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
       ok: false,
       problems: [`${s.dir} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`],
       arriving: false,
+      goodCopies: [],
     };
   }
-  if (found.some((e) => isSyncthingTemp(e.name))) return { id: s.id, ok: true, problems: [], arriving: true };
-  const problems = compareFolder(s.manifest, found);
-  return { id: s.id, ok: problems.length === 0, problems, arriving: false };
+  if (found.some((e) => isSyncthingTemp(e.name))) return { id: s.id, ok: true, problems: [], arriving: true, goodCopies: [] };
+  const compared = compareFolder(s.manifest, found);
+  const r =
+    compared.length > 0 && (await versionCopies(path.dirname(s.dir), s.id)).length > 0
+      ? await withKeptCopies({ ...s, manifest: s.manifest }, compared)
+      : { problems: compared, goodCopies: [] };
+  return { id: s.id, ok: r.problems.length === 0, arriving: false, ...r };
 }
 
 /**
@@ -74,7 +107,7 @@ async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
 export async function runCheck(config: Config, ref: string | undefined): Promise<CheckResult> {
   const t0 = Date.now();
   const checkedAt = new Date().toISOString();
-  const all = await listSnapshots(config.vault.dir);
+  const all = await listSnapshots(config.vault.dir, { versions: true });
   const chosen = ref === undefined || ref === 'all' ? all : [await findSnapshot(config.vault.dir, ref)];
   const snapshots: SnapshotCheck[] = [];
   for (const s of chosen) {

@@ -11,7 +11,8 @@ import type { Config, SourceConfig } from '../config/schema.js';
 import { Daemon, type DaemonLogger, type DaemonService, type ScheduledJob } from '../schedule/daemon.js';
 import { checkFailed } from './check.js';
 import { runBackupJob, runCheckJob, runVerifyJob, verificationFailed } from './runs.js';
-import { daemonNotifyLog, webService } from './watch.js';
+import { runPrune } from './prune.js';
+import { daemonNotifyLog, watchFreshness, webService } from './watch.js';
 
 /** The time between two consecutive runs of `cron` from now, in ms (one backup period). */
 function periodMs(cron: string, timezone: string): number {
@@ -72,16 +73,27 @@ function verifyJob(config: Config, logger: DaemonLogger): ScheduledJob {
   };
 }
 
-/** The check job: every snapshot against its manifest on schedule.check (no passphrase needed); damage fails the run. */
+/**
+ * The check job: every snapshot against its manifest on schedule.check (no passphrase needed);
+ * damage fails the run. On a backup device it is also the device's watch: vault.keep applied to
+ * `.stversions` first (bounded disk), and after the check the dead-man alarm (watchFreshness).
+ */
 function checkJob(config: Config, logger: DaemonLogger): ScheduledJob {
   const log = daemonNotifyLog(logger);
+  const device = config.role === 'receiver';
   return {
     name: 'check',
     cron: config.schedule.check,
     async run() {
-      const r = await runCheckJob(config, { log });
-      if (!r.ok) throw checkFailed(r);
-      return { checked: r.snapshots.length, durationMs: r.durationMs };
+      let pruned: string[] | null = null;
+      try {
+        if (device && config.vault.keep) pruned = (await runPrune(config)).removed;
+        const r = await runCheckJob(config, { log });
+        if (!r.ok) throw checkFailed(r);
+        return { checked: r.snapshots.length, durationMs: r.durationMs, ...(pruned ? { pruned } : {}) };
+      } finally {
+        if (device) await watchFreshness(config, log);
+      }
     },
   };
 }

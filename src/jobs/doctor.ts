@@ -2,7 +2,10 @@ import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import {
+  checkCheckResults,
   checkDatabase,
+  checkDeviceFolder,
+  checkFreshness,
   checkMedia,
   checkPassphrase,
   checkPgDump,
@@ -33,6 +36,8 @@ async function sweepLine(config: Config): Promise<CheckLine> {
 
 export interface DoctorReport {
   configPath: string | null;
+  /** A backup device's config (syncthing.role: receiver): its checks are a device's, not a backup's. */
+  device: boolean;
   lines: CheckLine[];
   /** False when any line is a FAIL. */
   ok: boolean;
@@ -54,7 +59,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
       message: [errorMessage(err), ...details].join('; '),
       fix: 'fix the config as the message says (or write one with `permafrost init --mastodon DIR`); the other checks need it',
     };
-    return { configPath: null, lines: [line], ok: false };
+    return { configPath: null, device: false, lines: [line], ok: false };
   }
   const lines: CheckLine[] = [{ check: 'config', status: 'ok', message: `${config.configPath} is valid` }];
   // A backup device keeps no passphrase (restore takes --passphrase-file): nothing to check then.
@@ -67,9 +72,16 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
     lines.push(await checkSecrets(config.secrets));
     lines.push(checkRetention(config.vault.keep));
   }
-  lines.push(await checkVault(config.vault.dir));
+  if (config.role === 'source') lines.push(await checkVault(config.vault.dir));
+  else {
+    // A backup device makes no backups: what it needs is its folder, room, sound copies and fresh ones.
+    lines.push(await checkDeviceFolder(config.vault.dir));
+    lines.push(await checkCheckResults(config.vault.dir));
+    lines.push(await checkFreshness(config));
+    lines.push(checkRetention(config.vault.keep));
+  }
   lines.push(await sweepLine(config));
   lines.push(await checkMedia(config.media));
   lines.push(...(await checkSyncthing(config)));
-  return { configPath: config.configPath, lines, ok: lines.every((l) => l.status !== 'fail') };
+  return { configPath: config.configPath, device: config.role === 'receiver', lines, ok: lines.every((l) => l.status !== 'fail') };
 }

@@ -7,7 +7,7 @@ import { readVerifyState } from '../recover/verify-state.js';
 import { acquireLock } from '../schedule/lock.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { applyRetention, type KeepPolicy, type KeepReason } from '../vault/retention.js';
-import { PARTIAL_PREFIX, SNAPSHOT_ID_RE, listSnapshots, type SnapshotEntry } from '../vault/store.js';
+import { PARTIAL_PREFIX, SNAPSHOT_ID_RE, VERSIONS_DIR, listSnapshots, type SnapshotEntry } from '../vault/store.js';
 
 /** Deleted snapshots are first renamed to this hidden prefix, so a crash mid-delete never leaves a half snapshot under a snapshot name; leftovers are removed with the partials of dead runs. */
 export const PRUNING_PREFIX = `${PARTIAL_PREFIX}pruned-`;
@@ -26,11 +26,53 @@ export interface PruneResult {
 }
 
 /**
- * Applies vault.keep to the vault. The caller must hold the vault's run lock (runPrune takes it;
- * backup calls this while it still holds its own).
+ * A backup device's prune: vault.keep applied to everything it holds (the receive-only folder and
+ * Syncthing's `.stversions`), deleting only in `.stversions`, which Syncthing never syncs: deleting
+ * in the folder itself would make "locally changed" items, and the server prunes those anyway
+ * (Syncthing then moves them into `.stversions`, where the next prune finds them). Version folders
+ * without a usable manifest older than every kept snapshot cannot be restored and go too.
+ */
+async function pruneDevice(config: Config, policy: KeepPolicy | null, timezone: string, dryRun: boolean): Promise<PruneResult> {
+  const vaultDir = path.resolve(config.vault.dir);
+  const verified = await readVerifyState(vaultDir);
+  const all = await listSnapshots(vaultDir, { versions: true });
+  const usable = all.filter((s) => s.manifest !== null).map((s) => ({ ...s, verified: verified[s.id]?.ok === true }));
+  const plan = policy
+    ? applyRetention(usable, policy, timezone)
+    : { keep: usable.map((c) => ({ ...c, reasons: [] as KeepReason[] })), remove: [] };
+  const oldestKept = plan.keep.at(-1)?.id ?? '';
+  const doomed = [
+    ...plan.remove.filter((s) => s.versionsOnly),
+    ...(policy ? all.filter((s) => s.versionsOnly && s.manifest === null && s.id < oldestKept) : []),
+  ];
+  const removed: string[] = [];
+  for (const snap of doomed.sort((a, b) => b.id.localeCompare(a.id))) {
+    if (!dryRun) await rm(path.join(vaultDir, VERSIONS_DIR, snap.id), { recursive: true, force: true });
+    removed.push(snap.id);
+  }
+  const gone = new Set(removed);
+  return {
+    dryRun,
+    timezone,
+    policy,
+    // What the server will prune is kept here until Syncthing moves it into .stversions.
+    kept: [...plan.keep, ...plan.remove.filter((s) => !s.versionsOnly).map((s) => ({ ...s, reasons: [] as KeepReason[] }))]
+      .sort((a, b) => b.id.localeCompare(a.id))
+      .map((s) => ({ id: s.id, reasons: s.reasons })),
+    removed,
+    ignored: all
+      .filter((s) => s.manifest === null && !gone.has(s.id))
+      .map((s) => ({ id: s.id, problem: s.problem ?? 'unreadable manifest' })),
+  };
+}
+
+/**
+ * Applies vault.keep to the vault (on a backup device: to its `.stversions`, see pruneDevice). The
+ * caller must hold the vault's run lock (runPrune takes it; backup calls this while it still holds its own).
  */
 export async function pruneHoldingLock(config: Config, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
   const policy = config.vault.keep ?? null;
+  if (config.role === 'receiver') return pruneDevice(config, policy, effectiveTimeZone(config.schedule), Boolean(opts.dryRun));
   const timezone = effectiveTimeZone(config.schedule);
   const vaultDir = path.resolve(config.vault.dir);
   const verified = await readVerifyState(vaultDir);

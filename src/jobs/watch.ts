@@ -3,7 +3,11 @@
  * service, and the bridge from alert delivery logs to the daemon's logger.
  */
 import type { Config } from '../config/schema.js';
-import { logAlertingFailure, type NotifyLog } from '../notify/alerts.js';
+import { logAlertingFailure, notifyOutcome, type NotifyLog } from '../notify/alerts.js';
+import { systemStatusSchema } from '../replicate/api.js';
+import { clientFor } from '../replicate/client.js';
+import { deviceFreshness } from '../replicate/device.js';
+import { errorMessage } from '../errors.js';
 import { reportDevices } from '../notify/report.js';
 import { replicationStatus } from '../replicate/status.js';
 import type { DaemonLogger, DaemonService, JobStatus } from '../schedule/daemon.js';
@@ -49,4 +53,32 @@ export function webService(config: Config, jobs: () => JobStatus[]): DaemonServi
       server = null;
     },
   };
+}
+
+/**
+ * The backup device's dead-man alarm: alerts once per channel when its newest complete snapshot is
+ * older than syncthing.staleAfter (a dead server sends nothing, so only the device can notice), and
+ * once when snapshots arrive again; its own Syncthing not answering is alerted the same way, as one
+ * more problem, never a reason to stay silent. Never throws.
+ */
+export async function watchFreshness(config: Config, log: NotifyLog, now = new Date()): Promise<void> {
+  try {
+    const fresh = await deviceFreshness(config, now);
+    const snapshot = fresh.newest?.id ?? null;
+    await notifyOutcome(
+      config,
+      fresh.problem ? { kind: 'stale', ok: false, snapshot, error: fresh.problem } : { kind: 'stale', ok: true, snapshot },
+      { log, now },
+    );
+    if (!config.syncthing) return;
+    let error: string | null = null;
+    try {
+      await clientFor(config, { timeoutMs: 15_000 }).get('/rest/system/status', systemStatusSchema);
+    } catch (err) {
+      error = errorMessage(err);
+    }
+    await notifyOutcome(config, error ? { kind: 'syncthing', ok: false, error } : { kind: 'syncthing', ok: true }, { log, now });
+  } catch (err) {
+    logAlertingFailure(log, 'freshness check failed', err);
+  }
 }

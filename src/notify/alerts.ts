@@ -19,7 +19,11 @@ export type Outcome =
   | { kind: 'verify'; ok: false; snapshot: string | null; error: string }
   | { kind: 'device'; device: string; ok: boolean; snapshot: string | null; error?: string }
   | { kind: 'check'; ok: true }
-  | { kind: 'check'; ok: false; error: string };
+  | { kind: 'check'; ok: false; error: string }
+  /** The device's dead-man alarm: its newest complete snapshot is older than syncthing.staleAfter (the server went quiet). */
+  | { kind: 'stale'; ok: boolean; snapshot: string | null; error?: string }
+  /** The device's own Syncthing does not answer: it cannot receive, so it is one more reason snapshots go stale. */
+  | { kind: 'syncthing'; ok: boolean; error?: string };
 
 /** One delivery to one channel, after its retries. */
 export interface Delivery {
@@ -108,6 +112,16 @@ function describe(o: Exclude<Outcome, { kind: 'backup.start' }>, host: string, r
       ? { event: 'check.resolved', message: `${on}: every snapshot passed its check again.` }
       : { event: 'check.failed', message: `${on}: snapshot check failed: ${o.ok ? '' : o.error}` };
   }
+  if (o.kind === 'stale') {
+    return resolved
+      ? { event: 'snapshots.resolved', message: `${on}: snapshots arrive again${o.snapshot ? ` (newest ${o.snapshot})` : ''}.` }
+      : { event: 'snapshots.stale', message: `${on}: no new snapshot: ${o.error ?? ''}` };
+  }
+  if (o.kind === 'syncthing') {
+    return resolved
+      ? { event: 'syncthing.resolved', message: `${on}: Syncthing answers again.` }
+      : { event: 'syncthing.stale', message: `${on}: Syncthing is unreachable, so no snapshot can arrive: ${o.error ?? ''}` };
+  }
   return resolved
     ? { event: 'device.resolved', message: `${on}: device ${o.device} is up to date again${o.snapshot ? ` (has ${o.snapshot})` : ''}.` }
     : {
@@ -182,7 +196,13 @@ export async function notifyOutcome(config: Config, outcome: Outcome, opts: Noti
     const state = await readAlertState(config.vault.dir);
     const key = conditionKey(outcome);
     const prev = state.conditions[key];
-    const edge: ChannelName[] = [...(n.webhook ? (['webhook'] as const) : []), ...(n.mastodon ? (['mastodon'] as const) : [])];
+    // The dead-man alarm has no run to heartbeat, so ping hears its edges too (fail once, success once).
+    const pingEdge = Boolean(n.ping) && (outcome.kind === 'stale' || outcome.kind === 'syncthing');
+    const edge: ChannelName[] = [
+      ...(n.webhook ? (['webhook'] as const) : []),
+      ...(n.mastodon ? (['mastodon'] as const) : []),
+      ...(pingEdge ? (['ping'] as const) : []),
+    ];
     let targets: ChannelName[] = [];
     let resolved = false;
     if (!outcome.ok) {
@@ -207,6 +227,9 @@ export async function notifyOutcome(config: Config, outcome: Outcome, opts: Noti
     };
     for (const channel of targets) {
       if (channel === 'webhook' && n.webhook) sends.push(deliver(webhookRequest(n.webhook, alert), event, retry, log));
+      if (channel === 'ping' && n.ping) {
+        sends.push(deliver(pingRequest(n.ping, resolved ? 'success' : 'fail', alert.message), event, retry, log));
+      }
       if (channel === 'mastodon' && n.mastodon) {
         let token: string;
         try {
@@ -218,7 +241,7 @@ export async function notifyOutcome(config: Config, outcome: Outcome, opts: Noti
         sends.push(deliver(mastodonRequest(n.mastodon, token, alert), event, retry, log));
       }
     }
-    return await settle(config, sends, state, { key, resolved });
+    return await settle(config, sends, state, { key, resolved, pingEdge });
   } catch (err) {
     // Alerting must never fail the run it reports on.
     logAlertingFailure(log, 'alerting failed', err);
@@ -231,7 +254,7 @@ async function settle(
   config: Config,
   sends: Array<Promise<Delivery>>,
   state: AlertState | null,
-  change: { key: string; resolved: boolean } | null,
+  change: { key: string; resolved: boolean; pingEdge: boolean } | null,
 ): Promise<Delivery[]> {
   const deliveries = await Promise.all(sends);
   const st = state ?? (deliveries.length > 0 ? await readAlertState(config.vault.dir) : null);
@@ -239,7 +262,7 @@ async function settle(
   for (const d of deliveries) {
     st.lastDelivery[d.channel] = { time: new Date().toISOString(), ok: d.ok, event: d.event };
     if (!d.ok) st.deliveryFailures[d.channel] = (st.deliveryFailures[d.channel] ?? 0) + 1;
-    if (!change || d.channel === 'ping') continue;
+    if (!change || (d.channel === 'ping' && !change.pingEdge)) continue;
     const cond = st.conditions[change.key];
     if (!cond || !d.ok) continue;
     // Told of the failure: remember, so it hears the recovery; told of the recovery: forget.

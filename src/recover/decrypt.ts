@@ -10,7 +10,7 @@ import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors
 import { formatBytes } from '../format.js';
 import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../tools/gpg.js';
 import type { ManifestFile } from '../vault/manifest.js';
-import { type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
+import { partPath, type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
 import { selfIdentity } from '../schedule/lock.js';
 import { diskSpace } from '../vault/fs-durable.js';
@@ -137,7 +137,8 @@ export async function decryptVerifiedPart(
   file: ManifestFile,
   opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {
-  const encPath = path.join(snapshot.dir, file.name);
+  // On a backup device the good copy may be one Syncthing's versioning kept (.stversions).
+  const encPath = (await partPath(snapshot, file.name)).path;
   const outPath = plainPath(temp, file);
   const integrity = (why: string, cause?: unknown): IntegrityError =>
     new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${file.name} ${why}; use another snapshot.`, { cause });

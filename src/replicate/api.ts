@@ -57,6 +57,10 @@ export const folderStatusSchema = z.looseObject({
   state: z.string(),
   needBytes: z.number(),
   receiveOnlyChangedFiles: z.number().optional(),
+  /** Files that failed to scan or pull, and the folder's own error (empty when none). */
+  errors: z.number().optional(),
+  pullErrors: z.number().optional(),
+  error: z.string().optional(),
 });
 
 /** GET /rest/db/completion?folder=…&device=… */
@@ -65,9 +69,23 @@ export const completionSchema = z.looseObject({
   needBytes: z.number(),
   needItems: z.number(),
   needDeletes: z.number().optional(),
+  /** Syncthing ≥ 1.23: valid, paused, notSharing or unknown. */
+  remoteState: z.string().optional(),
 });
 
 /** GET /rest/db/file?folder=…&file=… */
 export const fileInfoSchema = z.looseObject({
   availability: z.array(z.looseObject({ id: z.string() })).nullish(),
 });
+
+/** GET /rest/events?since=0&timeout=0 (the default event mask, buffered by Syncthing) — the index updates status reads. */
+export const eventsSchema = z.array(
+  z.looseObject({
+    type: z.string(),
+    time: z.string(),
+    data: z
+      .looseObject({ folder: z.string().optional(), device: z.string().optional(), filenames: z.array(z.string()).nullish() })
+      .nullish()
+      .catch(null),
+  }),
+);

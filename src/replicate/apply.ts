@@ -1,7 +1,8 @@
 import type { Config } from '../config/schema.js';
 import { z } from 'zod';
+import { UserError } from '../errors.js';
 import { HttpError } from '../net/http.js';
-import { ignoresSchema, stDeviceSchema, stFolderSchema, systemStatusSchema } from './api.js';
+import { folderStatusSchema, ignoresSchema, stDeviceSchema, stFolderSchema, systemStatusSchema } from './api.js';
 import { clientFor, requireSyncthing, type SyncthingClient } from './client.js';
 import { MANAGED_FOLDERS, desiredState, planChanges, type Change, type CurrentState } from './plan.js';
 
@@ -73,4 +74,28 @@ export async function localDeviceId(config: Config): Promise<string> {
   const client = clientFor(config);
   const status = await client.get('/rest/system/status', systemStatusSchema);
   return status.myID;
+}
+
+/**
+ * Undoes local changes in a receive-only device's managed folders (Syncthing's "Revert Local
+ * Changes"): files changed or added there are replaced by, or removed for, the server's copies.
+ * Returns the folders that had changes.
+ */
+export async function revertLocalChanges(config: Config, opts: { client?: SyncthingClient } = {}): Promise<string[]> {
+  const st = requireSyncthing(config);
+  if (st.role !== 'receiver') {
+    throw new UserError(
+      `permafrost sync revert undoes local changes on a backup device, but ${config.configPath} is the server's (syncthing.role: source), whose folders are send-only; run it on the device.`,
+    );
+  }
+  const client = opts.client ?? clientFor(config);
+  const reverted: string[] = [];
+  const folders = await client.get('/rest/config/folders', z.array(stFolderSchema));
+  for (const f of folders.filter((x) => (MANAGED_FOLDERS as readonly string[]).includes(x.id))) {
+    const s = await client.get(`/rest/db/status?folder=${encodeURIComponent(f.id)}`, folderStatusSchema);
+    if ((s.receiveOnlyChangedFiles ?? 0) === 0) continue;
+    await client.post(`/rest/db/revert?folder=${encodeURIComponent(f.id)}`);
+    reverted.push(f.id);
+  }
+  return reverted;
 }

@@ -131,6 +131,11 @@ export function desiredState(
   return { devices, folders };
 }
 
+/** What the receiver's versioning keeps, and who bounds it: the device's prune applies vault.keep to `.stversions`. */
+function describeVersioning(v: { type: string; params: Record<string, string> }): string {
+  return `versioning ${v.type} ${JSON.stringify(v.params)} (replaced and deleted files go to .stversions; the device's prune and daemon apply vault.keep there)`;
+}
+
 const short = (id: string): string => id.slice(0, 7);
 const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 const sameSet = (a: readonly string[], b: readonly string[]): boolean => sameList([...a].sort(), [...b].sort());
@@ -160,7 +165,7 @@ function folderPatch(want: DesiredFolder, have: StFolder): { patch: Record<strin
     const paramsMatch = Object.entries(want.versioning.params).every(([k, v]) => hv.params?.[k] === v);
     if (hv.type !== want.versioning.type || !paramsMatch) {
       patch.versioning = want.versioning;
-      what.push(`versioning ${hv.type || 'none'} → ${want.versioning.type} ${JSON.stringify(want.versioning.params)}`);
+      what.push(`versioning ${hv.type || 'none'} → ${describeVersioning(want.versioning)}`);
     }
   }
   return { patch, what };
@@ -231,7 +236,9 @@ export function planChanges(desired: DesiredState, current: CurrentState): Chang
     if (!have) {
       changes.push({
         kind: 'add-folder',
-        summary: `add folder ${want.id} (${want.type}) at ${want.path}, shared with ${want.deviceIDs.length - 1} device(s), paused until set up`,
+        summary:
+          `add folder ${want.id} (${want.type}) at ${want.path}, shared with ${want.deviceIDs.length - 1} device(s), paused until set up` +
+          (want.versioning ? `, ${describeVersioning(want.versioning)}` : ''),
         method: 'POST',
         path: '/rest/config/folders',
         body: {

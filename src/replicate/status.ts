@@ -1,4 +1,4 @@
-import { rename, stat, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { z } from 'zod';
@@ -7,8 +7,19 @@ import { HttpError } from '../net/http.js';
 import { readJsonState } from '../vault/state-file.js';
 import { listSnapshots, type SnapshotEntry } from '../vault/store.js';
 import { MANIFEST_NAME } from '../vault/manifest.js';
-import { completionSchema, connectionsSchema, deviceStatsSchema, fileInfoSchema, folderStatusSchema, systemStatusSchema } from './api.js';
-import { clientFor, requireSyncthing, type SyncthingClient } from './client.js';
+import {
+  completionSchema,
+  connectionsSchema,
+  deviceStatsSchema,
+  eventsSchema,
+  fileInfoSchema,
+  folderStatusSchema,
+  stFolderSchema,
+  systemStatusSchema,
+} from './api.js';
+import { clientFor, type SyncthingClient } from './client.js';
+import { DEFAULT_STALE_AFTER_S } from '../config/schema-replicate.js';
+import { deviceDiskUse, deviceFreshness, finishedAt, type DeviceFreshness } from './device.js';
 import { normalizeDeviceId } from './device-id.js';
 import { MEDIA_FOLDER, SNAPSHOTS_FOLDER } from './plan.js';
 
@@ -46,7 +57,10 @@ export interface DeviceStatus {
   newestSnapshotComplete: boolean | null;
   /** Newest snapshot known to be fully on the device. */
   newestOnDevice: string | null;
-  /** Seconds from the newest snapshot's finish to its arrival (an upper bound: first seen), or waiting so far. */
+  /**
+   * Seconds from the newest snapshot's commit (manifest finishedAt) to the moment the device held it
+   * complete (from Syncthing's events; first seen by status when they no longer reach back), or waiting so far.
+   */
   lagSeconds: number | null;
   lagPending: boolean;
   stale: boolean;
@@ -55,23 +69,29 @@ export interface DeviceStatus {
 
 export interface ReplicationStatus {
   role: 'source' | 'receiver';
+  /** Whether the config has a syncthing section; without one, only the newest snapshot and its age are known. */
+  syncthing: boolean;
   reachable: boolean;
   /** Why Syncthing could not be asked, when it could not. */
   error: string | null;
   myID: string | null;
   snapshot: { id: string; finishedAt: string; ageSeconds: number } | null;
-  /** Receiver only: the managed folders' local state. */
-  localFolders: Array<{ folder: string; state: string; needBytes: number; receiveOnlyChangedFiles: number }>;
+  /** The managed folders' local state (paused, errors; on a receiver also what it still needs and local changes). */
+  localFolders: Array<{
+    folder: string;
+    state: string;
+    paused: boolean;
+    needBytes: number;
+    receiveOnlyChangedFiles: number;
+    errors: number;
+  }>;
+  /** Receiver only: the newest snapshot held complete here, when it arrived, and the disk the copies use. */
+  device: (DeviceFreshness & { disk: { snapshotBytes: number; versionsBytes: number } }) | null;
   devices: DeviceStatus[];
   staleAfterSeconds: number;
   /** False when Syncthing is unreachable or any device lacks a snapshot older than staleAfter. */
   ok: boolean;
   problems: string[];
-}
-
-function finishedAt(s: SnapshotEntry): Date {
-  const t = s.manifest?.finishedAt ? Date.parse(s.manifest.finishedAt) : Number.NaN;
-  return Number.isNaN(t) ? s.time : new Date(t);
 }
 
 function snapshotFiles(s: SnapshotEntry): string[] {
@@ -114,28 +134,40 @@ async function snapshotOnDevice(client: SyncthingClient, s: SnapshotEntry, devic
   return true;
 }
 
-/** Receiver side: every file of the manifest present with its size. */
-async function snapshotPresentLocally(s: SnapshotEntry): Promise<boolean> {
-  if (!s.manifest) return false;
-  for (const f of s.manifest.files) {
-    try {
-      if ((await stat(path.join(s.dir, f.name))).size !== f.bytes) return false;
-    } catch {
-      return false;
+/**
+ * When `deviceID` got the snapshot complete, from Syncthing's event buffer: the last index update
+ * the device sent for the folder after this Syncthing announced the snapshot's files and before it
+ * announced anything else. Null when the buffer no longer reaches back that far.
+ */
+async function arrivalFromEvents(client: SyncthingClient, s: SnapshotEntry, deviceID: string): Promise<string | null> {
+  const files = new Set(snapshotFiles(s));
+  const events = await client.get('/rest/events?since=0&timeout=0', eventsSchema);
+  let announced = false;
+  let arrival: string | null = null;
+  for (const e of events) {
+    if (e.data?.folder !== SNAPSHOTS_FOLDER) continue;
+    if (e.type === 'LocalIndexUpdated') {
+      const ours = (e.data.filenames ?? []).some((f) => files.has(f));
+      if (announced && !ours) break;
+      announced ||= ours;
+    } else if (announced && e.type === 'RemoteIndexUpdated' && e.data.device === deviceID) {
+      arrival = e.time;
     }
   }
-  return true;
+  return arrival && !Number.isNaN(Date.parse(arrival)) ? new Date(Date.parse(arrival)).toISOString() : null;
 }
 
 /** Replication state of every configured device (source) or of the local replicas (receiver). */
 export async function replicationStatus(config: Config, opts: { now?: Date } = {}): Promise<ReplicationStatus> {
-  const st = requireSyncthing(config);
+  const st = config.syncthing;
   const now = opts.now ?? new Date();
   const snaps = await listSnapshots(config.vault.dir);
   // A snapshot dated in the future would look newest (and never age) forever.
   const newest = snaps.find((s) => !s.future);
+  const staleAfter = st?.staleAfter ?? DEFAULT_STALE_AFTER_S;
   const result: ReplicationStatus = {
-    role: st.role,
+    role: config.role,
+    syncthing: st !== undefined,
     reachable: false,
     error: null,
     myID: null,
@@ -147,11 +179,32 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
         }
       : null,
     localFolders: [],
+    device: null,
     devices: [],
-    staleAfterSeconds: st.staleAfter,
+    staleAfterSeconds: staleAfter,
     ok: true,
     problems: [],
   };
+  const problem = (p: string): void => {
+    result.ok = false;
+    result.problems.push(p);
+  };
+  if (config.role === 'receiver') {
+    const fresh = await deviceFreshness(config, now);
+    result.device = { ...fresh, disk: await deviceDiskUse(config.vault.dir) };
+    if (fresh.problem) problem(fresh.problem);
+  }
+  if (!st) {
+    // Without Syncthing the newest snapshot's age is all there is to judge: too old means backups stopped.
+    if (config.role === 'source') {
+      if (!result.snapshot) problem('there is no snapshot yet: run `permafrost backup`');
+      else if (result.snapshot.ageSeconds > staleAfter)
+        problem(
+          `the newest snapshot, ${result.snapshot.id}, is older than ${staleAfter}s: check that backups run (permafrost daemon, or its timer)`,
+        );
+    }
+    return result;
+  }
   const client = clientFor(config, { timeoutMs: 15_000 });
   let connections: z.infer<typeof connectionsSchema>['connections'];
   let stats: z.infer<typeof deviceStatsSchema>;
@@ -163,39 +216,41 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
   } catch (err) {
     if (!(err instanceof HttpError)) throw err;
     result.error = err.message;
-    result.ok = false;
-    result.problems.push(`Syncthing: ${err.message}`);
+    problem(`Syncthing: ${err.message}`);
     return result;
   }
-  const folders = (await client.get('/rest/config/folders', z.array(z.looseObject({ id: z.string() }))))
-    .map((f) => f.id)
-    .filter((id) => id === SNAPSHOTS_FOLDER || id === MEDIA_FOLDER);
-  if (!folders.includes(SNAPSHOTS_FOLDER)) {
-    result.ok = false;
-    result.problems.push(`Syncthing has no ${SNAPSHOTS_FOLDER} folder yet: run \`permafrost sync apply\`.`);
-  }
+  const managed = (await client.get('/rest/config/folders', z.array(stFolderSchema))).filter(
+    (f) => f.id === SNAPSHOTS_FOLDER || f.id === MEDIA_FOLDER,
+  );
+  const folders = managed.map((f) => f.id);
+  if (!folders.includes(SNAPSHOTS_FOLDER)) problem(`Syncthing has no ${SNAPSHOTS_FOLDER} folder yet: run \`permafrost sync apply\``);
   const state = await readState(config.vault.dir);
 
-  if (st.role === 'receiver') {
-    for (const folder of folders) {
-      const s = await client.get(`/rest/db/status?folder=${folder}`, folderStatusSchema);
-      result.localFolders.push({ folder, state: s.state, needBytes: s.needBytes, receiveOnlyChangedFiles: s.receiveOnlyChangedFiles ?? 0 });
-      if ((s.receiveOnlyChangedFiles ?? 0) > 0) {
-        result.problems.push(
-          `${folder} has ${s.receiveOnlyChangedFiles} locally changed file(s) on this receiver; revert them in Syncthing ("Revert Local Changes").`,
-        );
-      }
-    }
-    const complete = [] as SnapshotEntry[];
-    for (const s of snaps) if (await snapshotPresentLocally(s)) complete.push(s);
-    const have = complete[0];
-    const age = have ? (now.getTime() - finishedAt(have).getTime()) / 1000 : null;
-    if (age === null || age > st.staleAfter) {
-      result.ok = false;
-      result.problems.push(
-        have ? `the newest snapshot received (${have.id}) is older than ${st.staleAfter}s` : 'no complete snapshot has been received yet',
+  const side = st.role === 'receiver' ? 'this backup device' : 'this server';
+  for (const f of managed) {
+    const s = await client.get(`/rest/db/status?folder=${f.id}`, folderStatusSchema);
+    const changed = st.role === 'receiver' ? (s.receiveOnlyChangedFiles ?? 0) : 0;
+    const errors = (s.errors ?? 0) + (s.pullErrors ?? 0);
+    result.localFolders.push({
+      folder: f.id,
+      state: s.state,
+      paused: f.paused,
+      needBytes: s.needBytes,
+      receiveOnlyChangedFiles: changed,
+      errors,
+    });
+    if (f.paused)
+      problem(
+        `folder ${f.id} is paused on ${side}, so nothing ${st.role === 'receiver' ? 'arrives' : 'is sent'}: run \`permafrost sync apply\` here to resume it`,
       );
-    }
+    if (changed > 0)
+      problem(
+        `folder ${f.id} has ${changed} locally changed file(s) on ${side}, which hide the server's copies: run \`permafrost sync revert\` here`,
+      );
+    if (errors > 0 || s.error)
+      problem(
+        `folder ${f.id} has errors on ${side} (${s.error || `${errors} file(s) failed`}): see Syncthing's log or GUI for the failing files and fix their permissions or disk space`,
+      );
   }
 
   const keep = new Set(snaps.map((s) => s.id));
@@ -223,6 +278,12 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     if (st.role === 'receiver') continue;
     for (const folder of folders) {
       const c = await client.get(`/rest/db/completion?folder=${folder}&device=${id}`, completionSchema);
+      // Syncthing ≥ 1.23 says when the device paused or does not share the folder: then what it lacks is its side's doing.
+      if (c.remoteState === 'paused' || c.remoteState === 'notSharing') {
+        problem(
+          `device ${d.name} ${c.remoteState === 'paused' ? 'has paused' : 'does not share'} folder ${folder}, so it receives nothing: run \`permafrost sync apply\` on that device`,
+        );
+      }
       dev.folders.push({ folder, completion: c.completion, needBytes: c.needBytes, needItems: c.needItems + (c.needDeletes ?? 0) });
       dev.bytesToSend += c.needBytes;
     }
@@ -238,7 +299,8 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
           dev.problem = errorMessage(err);
           break;
         }
-        if (complete) seen[s.id] = now.toISOString();
+        // The arrival itself, from Syncthing's events; when they no longer reach back, now (an upper bound).
+        if (complete) seen[s.id] = (await arrivalFromEvents(client, s, id).catch(() => null)) ?? now.toISOString();
       }
       if (complete) {
         dev.newestOnDevice = s.id;
@@ -258,9 +320,8 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     }
     if (oldestMissing && (now.getTime() - finishedAt(oldestMissing).getTime()) / 1000 > st.staleAfter) {
       dev.stale = true;
-      result.ok = false;
       const since = dev.newestOnDevice ? `its newest snapshot is ${dev.newestOnDevice}` : 'it has no snapshot';
-      result.problems.push(
+      problem(
         `device ${d.name} lacks snapshot ${oldestMissing.id}, older than ${st.staleAfter}s (${since}${dev.connected ? '' : '; it is not connected'})`,
       );
     }

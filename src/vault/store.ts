@@ -3,6 +3,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promi
 import path from 'node:path';
 import { describeIssues } from '../schema-issues.js';
 import { errorMessage, PermafrostError, UserError } from '../errors.js';
+import { sha256File } from './crypto.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest } from './manifest.js';
 
@@ -33,6 +34,104 @@ export interface SnapshotEntry {
   problem?: string;
   /** Dated later than now (a clock that ran ahead when it was taken): listed, kept, but never taken as the newest. */
   future: boolean;
+  /**
+   * Held only in Syncthing's `.stversions` (a backup device keeps what the server pruned): `dir` is
+   * `.stversions/<id>` and its files carry version stamps, so read them through partPath.
+   */
+  versionsOnly?: true;
+}
+
+/** Syncthing's versioning folder inside a receive-only folder (Syncthing never syncs it, so the device may prune it). */
+export const VERSIONS_DIR = '.stversions';
+/** Syncthing's simple/staggered/trashcan name of a replaced file: `database.pgdump~20261201-130000.gpg`. */
+const VERSION_NAME_RE = /^(.+)~(\d{8}-\d{6})(\.[^.~/]+)?$/;
+
+/** One copy Syncthing's versioning kept of a snapshot file. */
+export interface VersionCopy {
+  /** The file's name in the snapshot (`database.pgdump.gpg`). */
+  name: string;
+  path: string;
+  /** When Syncthing replaced or deleted it (`20261201-130000`, local time of the device). */
+  stamp: string;
+  bytes: number;
+}
+
+/** The copies `.stversions/<id>/` holds, newest stamp first; none when there is no such folder. */
+export async function versionCopies(vaultDir: string, id: string): Promise<VersionCopy[]> {
+  const dir = path.join(vaultDir, VERSIONS_DIR, id);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const copies: VersionCopy[] = [];
+  for (const n of names) {
+    const m = VERSION_NAME_RE.exec(n);
+    if (!m) continue;
+    const st = await lstat(path.join(dir, n)).catch(() => null);
+    if (!st?.isFile()) continue;
+    copies.push({ name: `${m[1]}${m[3] ?? ''}`, path: path.join(dir, n), stamp: m[2]!, bytes: st.size });
+  }
+  return copies.sort((a, b) => b.stamp.localeCompare(a.stamp));
+}
+
+/** Snapshots that live only in `.stversions` (pruned on the server, kept by the device), each from its newest valid manifest copy. */
+async function versionOnlySnapshots(vaultDir: string, skip: ReadonlySet<string>, now: Date): Promise<SnapshotEntry[]> {
+  let ids: string[];
+  try {
+    ids = await readdir(path.join(vaultDir, VERSIONS_DIR));
+  } catch {
+    return [];
+  }
+  const entries: SnapshotEntry[] = [];
+  for (const id of ids) {
+    const time = snapshotIdTime(id);
+    if (!time || skip.has(id)) continue;
+    const dir = path.join(vaultDir, VERSIONS_DIR, id);
+    let problem = `${dir} holds no copy of ${MANIFEST_NAME}`;
+    let manifest: Manifest | null = null;
+    for (const c of (await versionCopies(vaultDir, id)).filter((v) => v.name === MANIFEST_NAME)) {
+      const read = parseManifest(await readFile(c.path, 'utf8').catch(() => ''), c.path, id);
+      if ('manifest' in read) {
+        manifest = read.manifest;
+        break;
+      }
+      problem = read.problem;
+    }
+    const base = { id, dir, time, future: isFuture(time, now), versionsOnly: true as const };
+    entries.push(manifest ? { ...base, manifest } : { ...base, manifest: null, problem });
+  }
+  return entries;
+}
+
+/** Where a snapshot file's bytes are to be read, and whether that is a copy Syncthing's versioning kept. */
+export interface PartLocation {
+  path: string;
+  /** Set when the good copy is in `.stversions` (the current file was changed after commit, or the snapshot was pruned on the server). */
+  version?: VersionCopy;
+}
+
+/**
+ * The copy of `name` that matches the manifest: the file in the snapshot folder, unless Syncthing's
+ * versioning kept other copies and the current one differs from the manifest (changed on the server
+ * after commit), then the kept copy whose size and SHA-256 match. Hashes only when there is a choice;
+ * with no good copy, the current path (whoever reads it reports the damage).
+ */
+export async function partPath(s: SnapshotEntry, name: string): Promise<PartLocation> {
+  const current = path.join(s.dir, name);
+  const vaultDir = s.versionsOnly ? path.dirname(path.dirname(s.dir)) : path.dirname(s.dir);
+  const want = s.manifest?.files.find((f) => f.name === name);
+  const copies = (await versionCopies(vaultDir, s.id)).filter((c) => c.name === name);
+  if (!want || copies.length === 0) return { path: current };
+  if (!s.versionsOnly) {
+    const st = await lstat(current).catch(() => null);
+    if (st?.isFile() && st.size === want.bytes && (await sha256File(current)).sha256 === want.sha256) return { path: current };
+  }
+  for (const c of copies) {
+    if (c.bytes === want.bytes && (await sha256File(c.path)).sha256 === want.sha256) return { path: c.path, version: c };
+  }
+  return { path: s.versionsOnly ? copies[0]!.path : current };
 }
 
 /** How far ahead of this machine's clock a snapshot may be dated before it counts as from the future (clock skew between hosts). */
@@ -61,6 +160,11 @@ async function readManifest(dir: string, id: string): Promise<ManifestRead> {
     if (code === 'ENOENT' && !(await exists(dir))) return { vanished: true };
     return { problem: code === 'ENOENT' ? `${file} is missing` : `${file} cannot be read (${code ?? errorMessage(err)})` };
   }
+  return parseManifest(text, file, id);
+}
+
+/** A manifest's text checked: JSON, the schema, and an `id` equal to the snapshot folder's name. */
+function parseManifest(text: string, file: string, id: string): { manifest: Manifest } | { problem: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -78,9 +182,10 @@ async function readManifest(dir: string, id: string): Promise<ManifestRead> {
  * All snapshots in the vault, newest first. Partial folders and other files are ignored. One bad
  * entry never hides the others: a folder without a usable manifest, or a symlink named like a
  * snapshot (never followed: what it points at is outside the vault's control), is listed with a
- * `problem`; an entry that vanishes while listing (a racing prune) is skipped.
+ * `problem`; an entry that vanishes while listing (a racing prune) is skipped. With `versions`, the
+ * snapshots a backup device holds only in Syncthing's `.stversions` are listed too (`versionsOnly`).
  */
-export async function listSnapshots(vaultDir: string): Promise<SnapshotEntry[]> {
+export async function listSnapshots(vaultDir: string, opts: { versions?: boolean } = {}): Promise<SnapshotEntry[]> {
   let names: string[];
   try {
     names = await readdir(vaultDir);
@@ -114,6 +219,7 @@ export async function listSnapshots(vaultDir: string): Promise<SnapshotEntry[]> 
     if ('problem' in read) damaged(read.problem);
     else entries.push({ id, dir, time, manifest: read.manifest, future });
   }
+  if (opts.versions) entries.push(...(await versionOnlySnapshots(vaultDir, new Set(entries.map((e) => e.id)), now)));
   return entries.sort((a, b) => b.id.localeCompare(a.id));
 }
 
@@ -129,7 +235,8 @@ export async function newestSnapshotSize(vaultDir: string): Promise<{ id: string
  * than the snapshots after it, and guessing which one the user means could restore stale data.
  */
 export async function findSnapshot(vaultDir: string, ref: string | undefined): Promise<SnapshotEntry> {
-  const all = await listSnapshots(vaultDir);
+  // A device's `.stversions` copies are restorable too; "latest" still means the newest in the folder itself.
+  const all = await listSnapshots(vaultDir, { versions: ref !== undefined && ref !== 'latest' });
   if (ref === undefined || ref === 'latest') {
     const newest = all[0];
     if (!newest) throw new UserError(`No snapshot in ${vaultDir} yet: run \`permafrost backup\` first.`);

@@ -62,7 +62,7 @@ export interface Overview {
  * The part of replication status (src/replicate/status.ts) shown here. Derived by a type-only
  * import, so the two cannot drift apart while this module still loads no Syncthing code.
  */
-export type ReplicationView = Pick<ReplicationStatus, 'reachable' | 'error' | 'problems' | 'staleAfterSeconds'> & {
+export type ReplicationView = Pick<ReplicationStatus, 'reachable' | 'error' | 'problems' | 'staleAfterSeconds' | 'device'> & {
   devices: Array<
     Pick<
       DeviceStatus,

@@ -89,8 +89,17 @@ function devicesSection(o: Overview, now: number): string {
       return `<tr><td>${esc(d.name)}</td><td>${state}</td><td><code>${esc(d.newestOnDevice ?? '—')}</code></td><td class="num">${esc(lag)}</td><td>${esc(seen)}</td></tr>`;
     })
     .join('\n');
+  const d = r.device;
+  const self = !d
+    ? ''
+    : `<p id="this-device">This device: ${
+        d.newest
+          ? `newest complete snapshot <code>${esc(d.newest.id)}</code>, ${esc(age(d.newest.ageSeconds * 1000))} old, arrived ${esc(age(d.newest.lagSeconds * 1000))} after its commit`
+          : '<span class="bad">no complete snapshot</span>'
+      }${d.stale ? ' — <span class="bad">stale</span>' : ''}; disk used ${esc(bytes(d.disk.snapshotBytes + d.disk.versionsBytes))} ` +
+      `(${esc(bytes(d.disk.snapshotBytes))} snapshots, ${esc(bytes(d.disk.versionsBytes))} in .stversions).</p>`;
   return (
-    `<section><h2>Replication</h2>${r.reachable ? '' : `<p class="bad">Syncthing did not answer: ${esc(r.error ?? '')}</p>`}` +
+    `<section><h2>Replication</h2>${r.reachable ? '' : `<p class="bad">Syncthing did not answer: ${esc(r.error ?? '')}</p>`}${self}` +
     `<table id="devices"><thead><tr><th>Device</th><th>State</th><th>Newest snapshot there</th><th>Lag</th><th>Seen</th></tr></thead><tbody>${rows}</tbody></table></section>`
   );
 }

@@ -91,7 +91,7 @@ export async function renderMetrics(o: Overview): Promise<string> {
     );
     const lag = gauge(
       'permafrost_device_lag_seconds',
-      'From the newest snapshot finishing to its arrival on the device (still waiting: so far).',
+      "From the newest snapshot's commit (manifest finishedAt) to the moment the device held it complete (still waiting: so far).",
       ['device'],
     );
     const stale = gauge('permafrost_device_stale', 'Whether the device lacks a snapshot older than syncthing.staleAfter.', ['device']);
@@ -99,6 +99,27 @@ export async function renderMetrics(o: Overview): Promise<string> {
       'device',
       'folder',
     ]);
+    const self = o.replication.device;
+    if (self) {
+      // A backup device about itself: its true lag (commit to complete here), the newest snapshot's age, and its disk.
+      if (self.newest) {
+        gauge(
+          'permafrost_local_lag_seconds',
+          'On a backup device: from the newest snapshot held complete here finishing on the server to its arrival here.',
+        ).set(self.newest.lagSeconds);
+        gauge('permafrost_local_newest_snapshot_age_seconds', 'On a backup device: age of the newest snapshot held complete here.').set(
+          self.newest.ageSeconds,
+        );
+      }
+      gauge('permafrost_local_stale', 'On a backup device: whether its newest complete snapshot is older than syncthing.staleAfter.').set(
+        self.stale ? 1 : 0,
+      );
+      const disk = gauge('permafrost_local_disk_bytes', "On a backup device: disk used by its snapshots and by Syncthing's .stversions.", [
+        'where',
+      ]);
+      disk.set({ where: 'snapshots' }, self.disk.snapshotBytes);
+      disk.set({ where: 'versions' }, self.disk.versionsBytes);
+    }
     for (const d of o.replication.devices) {
       connected.set({ device: d.name }, d.connected ? 1 : 0);
       completeG.set({ device: d.name }, d.newestSnapshotComplete === null ? -1 : d.newestSnapshotComplete ? 1 : 0);

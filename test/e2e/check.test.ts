@@ -159,6 +159,8 @@ describe('a device config with only vault.dir', () => {
         event: 'check.failed',
         error: expect.stringContaining(`Snapshot ${snapshot} failed its check: env.production.gpg has 1 bytes`),
       }),
+      // Its only snapshot is not complete any more: the device's dead-man alarm (issue 11 item 5), once.
+      expect.objectContaining({ event: 'snapshots.stale', error: expect.stringContaining('no complete snapshot in') }),
     ]);
     const metrics = await cli('metrics');
     expect(metrics.stdout).toContain(`permafrost_snapshot_check_ok{snapshot="${snapshot}"} 0`);

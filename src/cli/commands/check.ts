@@ -32,6 +32,7 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
                 ? `✓ ${s.id}`
                 : `✗ ${s.id}: ${s.problems.join('; ')}`,
           );
+          for (const g of s.goodCopies) io.out(`    ${g}`);
         }
         if (result.snapshots.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
       }

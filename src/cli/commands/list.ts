@@ -13,7 +13,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
     .addHelpText('after', examples(['permafrost list', 'permafrost list --json | jq ".[0].id"']))
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
-      const snaps = await listSnapshots(cfg.vault.dir);
+      const snaps = await listSnapshots(cfg.vault.dir, { versions: true });
       const verified = await readVerifyState(cfg.vault.dir);
       const checked = (await readCheckState(cfg.vault.dir)).snapshots;
       const now = Date.now();
@@ -25,6 +25,8 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         database: s.manifest?.database.name ?? null,
         failed: s.manifest?.failed ?? [],
         future: s.future,
+        /** Held only in Syncthing's .stversions on this device (pruned on the server); restorable by its id. */
+        versionsOnly: s.versionsOnly === true,
         problem: s.problem ?? null,
         verified: verifyStatus(verified[s.id]),
         verifiedAt: verified[s.id]?.checkedAt ?? null,
@@ -43,7 +45,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
           const contents =
             r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
           const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
-          io.out([r.id, age, size, mark, check, contents].join('\t'));
+          io.out([r.id, age, size, mark, check, `${contents}${r.versionsOnly ? ' (in .stversions)' : ''}`].join('\t'));
         }
         for (const r of rows.filter((x) => x.future)) {
           io.err(

@@ -35,12 +35,31 @@ export function renderStatus(
       `check of the newest snapshot: ${c.status === 'ok' ? '✓' : c.status === 'failed' ? `✗ ${c.problems.join('; ')}` : 'never run (permafrost check)'}${c.checkedAt ? ` at ${c.checkedAt}` : ''}`,
     );
   }
-  if (!s.reachable) {
+  if (s.device) {
+    const n = s.device.newest;
+    io.out(
+      n
+        ? `on this device: ${n.id} complete since ${n.arrivedAt} (lag ${formatAge(n.lagSeconds * 1000)} after its commit), ${formatAge(n.ageSeconds * 1000)} old`
+        : 'on this device: no complete snapshot',
+    );
+    io.out(
+      `disk used: ${formatBytes(s.device.disk.snapshotBytes + s.device.disk.versionsBytes)} (${formatBytes(s.device.disk.snapshotBytes)} snapshots, ${formatBytes(s.device.disk.versionsBytes)} in .stversions)`,
+    );
+  }
+  if (!s.syncthing) {
+    io.out('syncthing: not configured');
+  } else if (!s.reachable) {
     io.out(`syncthing: unreachable (${s.error ?? 'unknown error'})`);
   } else {
     io.out(`syncthing: ${s.role}, device ${s.myID?.slice(0, 7) ?? '?'}`);
     for (const f of s.localFolders) {
-      io.out(`  folder ${f.folder}: ${f.state}${f.needBytes ? `, ${formatBytes(f.needBytes)} to receive` : ''}`);
+      const notes = [
+        f.paused ? 'PAUSED' : '',
+        f.needBytes ? `${formatBytes(f.needBytes)} to receive` : '',
+        f.receiveOnlyChangedFiles ? `${f.receiveOnlyChangedFiles} locally changed` : '',
+        f.errors ? `${f.errors} error(s)` : '',
+      ].filter(Boolean);
+      io.out(`  folder ${f.folder}: ${f.state}${notes.length ? `, ${notes.join(', ')}` : ''}`);
     }
     const when = (iso: string | null): string => (iso ? `${formatAge(Date.now() - Date.parse(iso))} ago` : 'never');
     for (const d of s.devices) {
@@ -69,14 +88,19 @@ export function renderStatus(
 
 /** Non-zero exit for cron and monitoring: one sentence listing what is wrong. */
 export function statusFailure(s: ReplicationStatus): RemoteError {
-  return new RemoteError(`Replication needs attention: ${s.problems.map((p) => p.replace(/\.$/, '')).join('; ')}.`);
+  return new RemoteError(
+    `${s.syncthing ? 'Replication' : 'The snapshots'} need${s.syncthing ? 's' : ''} attention: ${s.problems.map((p) => p.replace(/\.$/, '')).join('; ')}.`,
+  );
 }
 
 export const registerStatus: RegisterCommand = (program, { io, config }) => {
   program
     .command('status')
     .description(
-      'The newest snapshot and its age, and for each Syncthing device: connection, completion, bytes to send, whether it has the newest snapshot, and lag. Exits 1 when Syncthing is unreachable or a device lacks a snapshot older than syncthing.staleAfter (default 2h).',
+      'The newest snapshot and its age, and for each Syncthing device: connection, completion, bytes to send, whether it has the newest snapshot, and lag (commit to arrival). ' +
+        'On a backup device: the newest snapshot held complete here, when it arrived, and the disk its copies use. ' +
+        'Exits 1, saying what to do, when Syncthing is unreachable, a managed folder is paused, has errors or (on a device) locally changed files, ' +
+        'a device lacks a snapshot older than syncthing.staleAfter (default 2h), or the newest snapshot is older than that (also without a syncthing section).',
     )
     .option('--json', 'print the status as JSON')
     .addHelpText(
@@ -85,6 +109,7 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
         'permafrost status',
         'permafrost status --json | jq ".devices[] | {name, lagSeconds}"',
         'permafrost status || echo "replication is behind"',
+        'permafrost status --json | jq ".device.disk"            # on a backup device',
       ]),
     )
     .action(async (opts: { json?: boolean }) => {

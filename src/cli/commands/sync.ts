@@ -1,4 +1,4 @@
-import { applySync } from '../../replicate/apply.js';
+import { applySync, revertLocalChanges } from '../../replicate/apply.js';
 import { replicationStatus } from '../../replicate/status.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { renderStatus, statusFailure } from './status.js';
@@ -7,7 +7,21 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
   const sync = program
     .command('sync')
     .description('Configure the local Syncthing from the config (apply), or show replication (status).')
-    .addHelpText('after', examples(['permafrost sync apply --dry-run', 'permafrost sync apply', 'permafrost sync status --json']));
+    .addHelpText(
+      'after',
+      examples(['permafrost sync apply --dry-run', 'permafrost sync apply', 'permafrost sync status --json', 'permafrost sync revert']),
+    );
+
+  sync
+    .command('revert')
+    .description(
+      'On a backup device: undo files changed, added or deleted locally in the receive-only folders (Syncthing\'s "Revert Local Changes"), so they hold the server\'s copies again.',
+    )
+    .addHelpText('after', examples(['permafrost sync revert', 'permafrost status   # no more "locally changed file(s)"']))
+    .action(async () => {
+      const reverted = await revertLocalChanges(config());
+      io.out(reverted.length ? `reverted local changes in ${reverted.join(', ')}` : 'no local changes to revert');
+    });
 
   sync
     .command('apply')

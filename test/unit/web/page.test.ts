@@ -50,6 +50,7 @@ const offsite: Overview['replication'] = {
   error: null,
   problems: [],
   staleAfterSeconds: 7200,
+  device: null,
   devices: [
     {
       name: 'nas',
@@ -188,6 +189,26 @@ describe('status page rendering', () => {
     [300 * 1024, 500 * 1024],
     [1.5 * 1024 * 1024, 2 * 1024 * 1024],
   ])('niceBytes(%d) = %d', (v, want) => expect(niceBytes(v)).toBe(want));
+
+  it('on a backup device: its own newest snapshot, its lag and its disk use (snapshots and .stversions)', () => {
+    const device = {
+      newest: {
+        id: '2026-11-26T09-40-00Z',
+        finishedAt: '2026-11-26T09-40-10Z',
+        arrivedAt: '2026-11-26T09-40-22Z',
+        ageSeconds: 600,
+        lagSeconds: 12,
+      },
+      staleAfterSeconds: 7200,
+      stale: false,
+      problem: null,
+      disk: { snapshotBytes: 3 * 2 ** 20, versionsBytes: 2 ** 20 },
+    };
+    const html = renderPage({ ...overview, needsOffsite: false, replication: { ...offsite, devices: [], device } }, null);
+    expect(html).toContain(
+      '<p id="this-device">This device: newest complete snapshot <code>2026-11-26T09-40-00Z</code>, 10 min old, arrived 12 s after its commit; disk used 4.0 MiB (3.0 MiB snapshots, 1.0 MiB in .stversions).</p>',
+    );
+  });
 });
 
 describe('listen address', () => {
