@@ -1,9 +1,11 @@
 /**
  * The runbook beside the data: `RESTORE.md` (what to do, in order, on a fresh machine, with this
- * instance's names filled in) and `restore.sh` (scripts/restore.sh, stock tools only), rewritten
- * at the vault root after every backup so that every copy of the vault carries them.
+ * instance's names filled in) and `restore.sh` (scripts/restore.sh, stock tools only), written at
+ * the vault root by every backup so that every copy of the vault carries them. A file is replaced
+ * only when its content changes: a device's Syncthing versions every replaced file, so an hourly
+ * rewrite would fill its `.stversions` with copies of the same text.
  */
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { SourceConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
@@ -32,7 +34,6 @@ export interface RunbookFacts {
   redis: boolean;
   secrets: boolean;
   roles: boolean;
-  newest: string;
   version: string;
 }
 
@@ -69,7 +70,6 @@ export function runbookFacts(config: SourceConfig, manifest: Manifest): RunbookF
     redis: manifest.files.some((f) => f.part === 'redis'),
     secrets: manifest.files.some((f) => f.part === 'secrets'),
     roles: manifest.files.some((f) => (f.part as string) === 'roles'),
-    newest: manifest.id,
     version: VERSION,
   };
 }
@@ -86,7 +86,7 @@ export function renderRestoreMd(f: RunbookFacts): string {
   const media = f.mediaDir ?? `${f.mastodonDir}/public/system`;
   return `# Restoring ${f.host} from this folder
 
-Written by permafrost ${f.version} after snapshot ${f.newest}, and rewritten after every backup.
+Written by permafrost ${f.version}; a backup rewrites it when what it says changes.
 This folder is a copy of the vault (on ${f.host}: \`${f.vaultDir}\`). Each snapshot folder
 (\`2026-11-26T07-40-00Z\`, UTC) holds \`manifest.json\` and OpenPGP-encrypted parts; list them,
 newest last, with \`ls -1d 20*Z\` (older versions a backup device kept are under \`.stversions/\`).
@@ -217,13 +217,20 @@ async function removeStaleTemps(vaultDir: string): Promise<void> {
  * Rewrites RESTORE.md and restore.sh at the vault root after a committed snapshot. Never throws:
  * the snapshot is safe already, so a failure is a warning (the next backup tries again).
  */
+/** Replaces `file` atomically unless it already holds exactly `text` with `mode`. */
+async function writeIfChanged(file: string, text: string, mode: number): Promise<void> {
+  const now = await readFile(file, 'utf8').catch(() => null);
+  if (now === text && ((await stat(file)).mode & 0o777) === mode) return;
+  await writeFileAtomic(file, text, mode);
+}
+
 export async function writeRunbook(config: SourceConfig, manifest: Manifest): Promise<string | null> {
   try {
     await removeStaleTemps(config.vault.dir);
     const script = await readFile(SCRIPT_URL, 'utf8');
     // writeFileAtomic's temp names start with .permafrost, which Syncthing ignores: never replicated half-written.
-    await writeFileAtomic(path.join(config.vault.dir, 'restore.sh'), script, 0o755);
-    await writeFileAtomic(path.join(config.vault.dir, 'RESTORE.md'), renderRestoreMd(runbookFacts(config, manifest)), 0o644);
+    await writeIfChanged(path.join(config.vault.dir, 'restore.sh'), script, 0o755);
+    await writeIfChanged(path.join(config.vault.dir, 'RESTORE.md'), renderRestoreMd(runbookFacts(config, manifest)), 0o644);
     return null;
   } catch (err) {
     return `RESTORE.md and restore.sh could not be written in ${config.vault.dir} (${errorMessage(err)}); the snapshot is complete, and the next backup tries again`;

@@ -24,7 +24,6 @@ const facts: RunbookFacts = {
   redis: true,
   secrets: true,
   roles: true,
-  newest: '2026-11-26T07-40-00Z',
   version: '0.1.0',
 };
 
