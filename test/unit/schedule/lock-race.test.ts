@@ -10,14 +10,24 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
  * Real processes that all try to take the same stale lock at one instant (each spins until a common
- * start time), hold it a while, and say whether they got it.
+ * start time) and say whether they got it. Each leaves a mark once it has tried; the one that got
+ * the lock holds it until all have tried, so a contender that a loaded machine starts late still
+ * meets the lock held instead of a finished run.
  */
-function contender(vault: string, at: number): Promise<string> {
+function contender(vault: string, at: number, marks: string, n: number): Promise<string> {
   const lock = path.join(REPO, 'dist/schedule/lock.js');
   const script = `import { acquireLock } from ${JSON.stringify(lock)};
+    import { mkdirSync, readdirSync } from 'node:fs';
     while (Date.now() < ${at}) {}
-    try { const l = acquireLock(${JSON.stringify(vault)}, 'backup'); setTimeout(() => { l.release(); console.log('ran'); }, 400); }
-    catch (e) { console.log(e.constructor.name); }`;
+    let l = null;
+    try { l = acquireLock(${JSON.stringify(vault)}, 'backup'); } catch (e) { console.log(e.constructor.name); }
+    mkdirSync(${JSON.stringify(marks)} + '/' + process.pid, { recursive: true });
+    if (l) {
+      const until = Date.now() + 30000;
+      const wait = () => readdirSync(${JSON.stringify(marks)}).length >= ${n} || Date.now() > until
+        ? (l.release(), console.log('ran')) : setTimeout(wait, 20);
+      wait();
+    }`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -33,8 +43,9 @@ describe('taking over a stale lock is atomic', () => {
       rmSync(vault, { recursive: true, force: true });
       spawnSync('mkdir', ['-p', vault]);
       writeFileSync(lock, `${dead}\nbackup\n`);
+      const marks = path.join(dir, `marks${round}`);
       const at = Date.now() + 700;
-      const outcomes = await Promise.all([contender(vault, at), contender(vault, at), contender(vault, at)]);
+      const outcomes = await Promise.all([1, 2, 3].map(() => contender(vault, at, marks, 3)));
       expect(outcomes.sort(), `round ${round}`).toEqual(['BusyError', 'BusyError', 'ran']);
       expect(readdirSync(vault)).toEqual([]);
     }
