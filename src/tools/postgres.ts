@@ -75,7 +75,8 @@ export function defaultRestoreJobs(cores: number): number {
 
 /**
  * pg_restore argv into a database restore has just created (so no --clean), optionally in
- * parallel; `noOwner` with `role` makes every object that role's, as Mastodon's migration guide does.
+ * parallel; `noOwner` with `role` makes every object that role's, as Mastodon's migration guide
+ * does, and leaves out the grants too, which name the same roles that may not exist here.
  */
 export function pgRestoreArgv(
   db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
@@ -88,7 +89,7 @@ export function pgRestoreArgv(
     '--exit-on-error',
     '--no-password',
     ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
-    ...(opts.noOwner ? ['--no-owner'] : []),
+    ...(opts.noOwner ? ['--no-owner', '--no-acl'] : []),
     ...(opts.role ? [`--role=${opts.role}`] : []),
     ...pgConnArgs(db),
     '--dbname',

@@ -50,7 +50,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       'end other sessions on the target database right before the swap (without it, restore refuses a database in use)',
     )
     .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
-    .option('--no-owner', "do not restore the snapshot's roles and object ownership")
+    .option('--no-owner', "do not restore the snapshot's roles, object ownership and grants (pg_restore --no-owner --no-acl)")
     .option(
       '--role <name>',
       "with --no-owner: the existing role that owns every restored object and the database (as Mastodon's migration guide does)",
