@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { errorSentence, FIXTURE_SQL, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../harness/env.js';
 import { fingerprint } from '../harness/fingerprint.js';
