@@ -109,10 +109,15 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(res.stdout).toMatch(/tootctl media refresh/);
     expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
 
+    // A retry finds the identical file in place and counts it as done (issue 10 item 6); a different one is refused.
     const again = await runCli(['--config', ws.configFile, 'restore', 'latest', '--secrets', outEnv]);
-    expect(again.code).toBe(2);
-    expect(errorSentence(again.stderr)).toMatch(/already exists; restore never overwrites/);
-    expect(readFileSync(outEnv).equals(env.bytes)).toBe(true);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('already in place (identical)');
+    writeFileSync(outEnv, 'other\n', { mode: 0o600 });
+    const other = await runCli(['--config', ws.configFile, 'restore', 'latest', '--secrets', outEnv]);
+    expect(other.code).toBe(2);
+    expect(errorSentence(other.stderr)).toMatch(/already exists with other contents; .* pass --force to replace it\.$/);
+    expect(readFileSync(outEnv, 'utf8')).toBe('other\n');
   });
 
   it('a Redis that writes its RDB to disk before sending it (repl-diskless-sync no) gives the same keys', async () => {

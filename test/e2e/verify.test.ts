@@ -83,6 +83,7 @@ describe('permafrost verify', () => {
       'tables',
       'row-counts',
       'schema-migration',
+      'decrypt-roles',
     ]);
     expect(result.checks.find((c) => c.name === 'archive')!.detail).toContain('7 tables');
     expect(scratchDbs()).toEqual([]);
