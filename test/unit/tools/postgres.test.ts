@@ -33,7 +33,18 @@ describe('pg argv builders', () => {
     [{ jobs: 1 }, ['pg_restore', '--exit-on-error', '--no-password', '--dbname', 't', '/tmp/a']],
     [
       { jobs: 2, noOwner: true, role: 'mastodon' },
-      ['pg_restore', '--exit-on-error', '--no-password', '--jobs=2', '--no-owner', '--no-acl', '--role=mastodon', '--dbname', 't', '/tmp/a'],
+      [
+        'pg_restore',
+        '--exit-on-error',
+        '--no-password',
+        '--jobs=2',
+        '--no-owner',
+        '--no-acl',
+        '--role=mastodon',
+        '--dbname',
+        't',
+        '/tmp/a',
+      ],
     ],
   ])('pg_restore with %o', (opts, expected) => {
     expect(pgRestoreArgv(db, 't', '/tmp/a', opts)).toEqual(expected);
