@@ -174,6 +174,21 @@ export function createDatabaseSql(name: string, facts: Partial<DatabaseFacts>, o
   return parts.join(' ');
 }
 
+async function databaseExists(client: pg.Client, name: string): Promise<boolean> {
+  const r = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** The dated name for the previous database; a second restore within the same second takes the next free second. */
+async function freePreviousName(client: pg.Client, target: string): Promise<string> {
+  const now = Date.now();
+  for (let s = 0; s < 600; s++) {
+    const name = previousName(target, new Date(now + s * 1000));
+    if (!(await databaseExists(client, name))) return name;
+  }
+  throw new PermafrostError('tool', `Too many databases named ${target}_before_…; drop the ones no longer needed and run restore again.`);
+}
+
 async function roleExists(client: pg.Client, role: string): Promise<boolean> {
   const r = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
   return (r.rowCount ?? 0) > 0;
@@ -347,15 +362,26 @@ export async function restoreDatabase(
         );
       }
       opts.events?.phase?.('swap');
-      const previous = opts.target.exists ? previousName(target, new Date()) : null;
-      const terminatedSessions = await swapIn(maintenance, { target, incoming, previous }, opts.terminateSessions ?? false);
+      // Read again now: the target may have been created or dropped since it was inspected.
+      const previous = (await databaseExists(maintenance, target)) ? await freePreviousName(maintenance, target) : null;
+      let terminatedSessions: TargetSession[];
+      try {
+        terminatedSessions = await swapIn(maintenance, { target, incoming, previous }, opts.terminateSessions ?? false);
+      } catch (err) {
+        if (err instanceof PermafrostError) throw err;
+        throw new PermafrostError(
+          'tool',
+          `Could not swap the restored copy in as "${target}" (${errorMessage(err)}); the renames are one transaction, so "${target}" is as it was: run restore again.`,
+          { cause: err },
+        );
+      }
       swapped = true;
       if (previous && opts.dropPrevious) await maintenance.query(`DROP DATABASE ${maintenance.escapeIdentifier(previous)}`);
       const totalMs = Date.now() - t0;
       return {
         snapshot: snapshot.id,
         database: target,
-        created: !opts.target.exists,
+        created: previous === null,
         previous: previous ? { name: previous, dropped: opts.dropPrevious ?? false } : null,
         rolesCreated,
         rolesNote,

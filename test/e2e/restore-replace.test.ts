@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
@@ -144,5 +144,29 @@ describe('restore --force replaces without loss', () => {
     }
     expect(fingerprint(pg, 'failed')).toEqual(before);
     expect(databases('failed\\_%')).toEqual([]);
+  });
+
+  it('a copy that does not match the manifest (row counts) is never swapped in: exit 3, target as it was, no _incoming left', async () => {
+    const pg = cluster.get();
+    driftedTarget('mismatch');
+    const before = fingerprint(pg, 'mismatch');
+    const file = path.join(ws.vault, manifest.id, 'manifest.json');
+    const original = readFileSync(file, 'utf8');
+    const lying = JSON.parse(original) as Manifest;
+    lying.mastodon!.rowCounts.accounts! += 1;
+    writeFileSync(file, JSON.stringify(lying, null, 2));
+    try {
+      const r = await restore('--database', 'mismatch', '--force');
+      expect(r.code).toBe(3);
+      expect(errorSentence(r.stderr)).toMatch(
+        new RegExp(
+          `^The restored copy of snapshot ${manifest.id} does not match its manifest \\(accounts has \\d+ rows, the manifest says \\d+\\); database "mismatch" was not touched`,
+        ),
+      );
+    } finally {
+      writeFileSync(file, original);
+    }
+    expect(fingerprint(pg, 'mismatch')).toEqual(before);
+    expect(databases('mismatch\\_%')).toEqual([]);
   });
 });
