@@ -41,7 +41,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     .option('--media-from <dir>', "the media copy to restore from (e.g. the backup device's Syncthing media folder)")
     .option(
       '--all <dir>',
-      `everything under DIR: ${'dump.rdb, env.production, system/'} (media with --media-from or media.dir), and the database`,
+      'everything under DIR: dump.rdb, env.production, system/ (media with --media-from or media.dir), and the database',
     )
     .option('--force', 'replace a database that holds tables, and existing files and folders (atomically)')
     .option('--drop-previous', 'with --force: drop the previous database after the swap instead of keeping it under <target>_before_<date>')
