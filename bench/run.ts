@@ -181,9 +181,9 @@ class Bench {
     return combine([gpg, restore], wall, this.server() - s0, undefined, { gpgWallS: gpg.wallS, pgRestoreWallS: restore.wallS });
   }
 
-  /** (e) permafrost restore --jobs 2 into an empty database. */
+  /** (e) permafrost restore --jobs 2; it creates the database itself (as the source had it), so none is made first. */
   async permafrostRestore(snapshot: string, target: string): Promise<Sample> {
-    this.createDb(target);
+    this.dropDb(target);
     const s0 = this.server();
     const run = timed(
       [process.execPath, CLI, 'restore', path.basename(snapshot), '--database', target, '--jobs', '2', '--config', this.config],
@@ -197,7 +197,7 @@ class Bench {
     run.child.stdout!.setEncoding('utf8');
     run.child.stdout!.on('data', (s: string) => (stdout += s));
     const st = await run.done;
-    const m = /verified in ([\d.]+)s, restored in ([\d.]+)s/.exec(stdout);
+    const m = /verified in ([\d.]+)s, restored and checked in ([\d.]+)s/.exec(stdout);
     return combine([st], st.wallS, this.server() - s0, undefined, m ? { decryptVerifyS: Number(m[1]), pgRestoreS: Number(m[2]) } : {});
   }
 

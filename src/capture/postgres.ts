@@ -1,13 +1,18 @@
 import type { DatabaseConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { connect, mastodonFacts, serverName } from '../tools/postgres.js';
-import type { MastodonFacts } from '../vault/manifest.js';
+import type { DatabaseFacts, MastodonFacts } from '../vault/manifest.js';
+import { readDatabaseFacts, readRoles, rolesSql } from './roles.js';
 
 export interface CaptureSession {
   serverVersion: string;
   /** Exported snapshot that pg_dump dumps, so counts and dump agree exactly. */
   snapshot: string;
   facts: MastodonFacts | null;
+  /** Owner, encoding and locale of the database, for the manifest. */
+  database: DatabaseFacts;
+  /** The roles part's plaintext (src/capture/roles.ts), read in the same snapshot. */
+  rolesSql: string;
   close(): Promise<void>;
 }
 
@@ -40,10 +45,14 @@ export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSigna
     const snap = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
     const ver = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     const facts = await mastodonFacts(client);
+    const database = await readDatabaseFacts(client);
+    const roles = rolesSql(db.name, await readRoles(client));
     return {
       serverVersion: ver.rows[0]?.v ?? 'unknown',
       snapshot: snap.rows[0]?.s ?? '',
       facts,
+      database,
+      rolesSql: roles,
       async close() {
         await client.query('ROLLBACK').catch(() => undefined);
         await client.end().catch(() => undefined);

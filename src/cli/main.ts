@@ -31,7 +31,7 @@ export async function buildProgram(io: Io, args: readonly string[] = []): Promis
   const ctx: CommandContext = {
     io,
     configFlag: () => program.opts<{ config?: string }>().config,
-    config: () => (loaded ??= loadConfig(program.opts<{ config?: string }>().config)),
+    config: (overrides) => (loaded ??= loadConfig(program.opts<{ config?: string }>().config, overrides)),
   };
   // Only the requested command's module is loaded; help, `help CMD` and typos get them all.
   const wanted = requestedCommand(args);

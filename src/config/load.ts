@@ -54,8 +54,14 @@ function tempDirProblem(dir: string | undefined): string | null {
   return null;
 }
 
+/** What the command line may set over the config file (or instead of one). */
+export interface ConfigOverrides {
+  /** --vault DIR: the vault folder (or a copy of it); without a config file, a vault-only device config. */
+  vault?: string;
+}
+
 /** Parses and validates config text (YAML → schema → normalize → system checks); every problem of a step is reported at once. */
-export function parseConfig(text: string, configPath: string): Config {
+export function parseConfig(text: string, configPath: string, overrides: ConfigOverrides = {}): Config {
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -63,7 +69,15 @@ export function parseConfig(text: string, configPath: string): Config {
     const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
     throw new UserError(`Config ${configPath} is not valid YAML${where}: fix the syntax.`, { cause: err });
   }
-  const result = configSchema.safeParse(raw ?? {});
+  if (overrides.vault !== undefined && raw !== null && typeof raw === 'object') {
+    const vault = (raw as { vault?: unknown }).vault;
+    raw = { ...raw, vault: { ...(vault !== null && typeof vault === 'object' ? vault : {}), dir: overrides.vault } };
+  }
+  return checkedConfig(raw ?? {}, configPath);
+}
+
+function checkedConfig(raw: unknown, configPath: string): Config {
+  const result = configSchema.safeParse(raw);
   if (!result.success) throw configProblems(configPath, describeIssues(result.error.issues));
   const normalized = normalizeConfig(result.data, configPath);
   if (!normalized.ok) throw configProblems(configPath, normalized.problems);
@@ -78,8 +92,27 @@ function configProblems(configPath: string, problems: string[]): UserError {
   });
 }
 
-/** Reads and parses the config that resolveConfigPath picks. */
-export function loadConfig(flag?: string): Config {
+/** --vault as an absolute path to an existing folder, or exit 2 saying so. */
+function vaultFlag(dir: string): string {
+  const abs = path.resolve(dir);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+    throw new UserError(
+      `--vault: ${abs} is not a folder; point it at the vault or a copy of it (the folder holding the snapshot folders).`,
+    );
+  }
+  return abs;
+}
+
+/**
+ * Reads and parses the config that resolveConfigPath picks; `--vault` overrides vault.dir. With
+ * `--vault` and no config file at all (no --config, no $PERMAFROST_CONFIG, no default file), a
+ * vault-only backup device config is synthesized: a machine with only a copy of the vault.
+ */
+export function loadConfig(flag?: string, overrides: ConfigOverrides = {}): Config {
+  const vault = overrides.vault === undefined ? undefined : vaultFlag(overrides.vault);
+  if (vault !== undefined && !flag && !process.env.PERMAFROST_CONFIG && !DEFAULT_CONFIG_PATHS.some((p) => existsSync(p))) {
+    return checkedConfig({ vault: { dir: vault } }, `(no config file: --vault ${vault})`);
+  }
   const configPath = resolveConfigPath(flag);
   let text: string;
   try {
@@ -87,5 +120,5 @@ export function loadConfig(flag?: string): Config {
   } catch (err) {
     throw new UserError(`Cannot read config ${configPath}: check the path and its permissions.`, { cause: err });
   }
-  return parseConfig(text, configPath);
+  return parseConfig(text, configPath, { vault });
 }

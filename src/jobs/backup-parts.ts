@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { redisPartError, startRedisCapture } from '../capture/redis.js';
 import { openSecrets } from '../capture/secrets.js';
 import type { Config } from '../config/schema.js';
@@ -75,7 +75,8 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
 }
 
 /**
- * Captures Redis and the secrets file into the partial snapshot folder, each encrypted on the fly.
+ * Captures the roles part (its SQL was read in the capture session; without it a restore onto a
+ * fresh cluster lacks the owners, so a failure here fails the snapshot), then Redis and the secrets file into the partial snapshot folder, each encrypted on the fly.
  * A failing part never costs the database dump: its half-written file is removed and the failure
  * is returned (recorded in the manifest; a warning too when the part is optional), so the snapshot
  * lists only what was captured. A vault write error (full or read-only disk) and a stop request
@@ -83,9 +84,11 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
  */
 export async function captureExtraParts(
   config: Config,
-  opts: { dir: string; passphrase: string; signal?: AbortSignal; events?: JobEvents },
+  opts: { dir: string; passphrase: string; rolesSql: string; signal?: AbortSignal; events?: JobEvents },
 ): Promise<ExtraParts> {
   const { dir, passphrase } = opts;
+  opts.events?.phase?.('roles');
+  const roles = await writeEncryptedPart({ dir, part: 'roles', passphrase }, Readable.from([Buffer.from(opts.rolesSql, 'utf8')]));
   const jobs = [
     redisJob(config, opts.signal, (n) => opts.events?.bytes?.('redis', n)),
     secretsJob(config, (n) => opts.events?.bytes?.('secrets', n)),
@@ -105,5 +108,5 @@ export async function captureExtraParts(
       if (job.optional) warnings.push(`${job.part} part skipped (marked optional): ${errorMessage(err)}`);
     }
   }
-  return { files, failed, warnings };
+  return { files: [...files, roles], failed, warnings };
 }

@@ -109,7 +109,13 @@ async function captureSnapshot(
         { argv, env, what: `database "${db.name}"`, signal: opts.signal },
       );
       await closeSession();
-      const extra = await captureExtraParts(config, { dir: partial.dir, passphrase, signal: opts.signal, events: opts.events });
+      const extra = await captureExtraParts(config, {
+        dir: partial.dir,
+        passphrase,
+        rolesSql: session.rolesSql,
+        signal: opts.signal,
+        events: opts.events,
+      });
       if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
       const manifest: Manifest = {
@@ -124,6 +130,7 @@ async function captureSnapshot(
           serverVersion: session.serverVersion,
           pgDumpVersion,
           compression: dumpCompression(db.compression).label,
+          ...session.database,
         },
         mastodon: session.facts,
         files: [file, ...extra.files],

@@ -194,7 +194,8 @@ async function verifyOnce(
             },
           ];
         }
-        if (file.part === 'secrets') {
+        // The roles part is SQL, the secrets part a .env file: decrypting and matching the manifest is the check.
+        if (file.part === 'secrets' || file.part === 'roles') {
           return [
             async () => {
               const d = await decrypt(file);

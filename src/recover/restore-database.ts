@@ -1,12 +1,20 @@
+/**
+ * The database step of a restore: everything goes into a new database `<target>_incoming`, which
+ * is checked against the manifest and only then swapped in under the target's name in one step;
+ * the previous database is kept under a dated name (or dropped when asked). The target is never
+ * touched before the swap, so a failure or a kill at any point leaves it as it was.
+ */
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
-import { connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount } from '../tools/postgres.js';
+import { assertDbName, connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import type { DatabaseConfig } from '../config/schema.js';
-import { PermafrostError, UserError } from '../errors.js';
-import type { ManifestFile } from '../vault/manifest.js';
+import { BusyError, errorMessage, IntegrityError, PermafrostError, UserError } from '../errors.js';
+import type { DatabaseFacts, Manifest, ManifestFile } from '../vault/manifest.js';
 import type { JobEvents } from '../jobs/events.js';
 import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
+import { archiveTables, compareWithManifest, readRestoredFacts } from './verify.js';
 
 /** A client session on the restore target, as pg_stat_activity shows it. */
 export interface TargetSession {
@@ -19,9 +27,6 @@ export interface TargetSession {
   since: string;
 }
 
-/** What a restore stopped or failed inside pg_restore says about its target. */
-export const PARTLY_RESTORED = 'the database may be partly restored';
-
 /** The restore target as found before anything is touched. */
 export interface TargetState {
   exists: boolean;
@@ -33,17 +38,24 @@ export interface TargetState {
 export interface DatabaseRestoreResult {
   snapshot: string;
   database: string;
+  /** Whether the target did not exist before (else it was replaced). */
   created: boolean;
+  /** The database that held the target's name before, kept under `name` unless `dropped`. */
+  previous: { name: string; dropped: boolean } | null;
+  /** Roles the roles part created on this cluster (existing ones are never altered). */
+  rolesCreated: string[];
+  /** Why the roles part was not applied, when it was not. */
+  rolesNote: string | null;
   decryptMs: number;
   restoreMs: number;
   totalMs: number;
   bytes: number;
-  /** Sessions ended by --terminate-sessions right before pg_restore ran. */
+  /** Sessions ended by --terminate-sessions right before the swap. */
   terminatedSessions: TargetSession[];
 }
 
-/** Every other client session on the database `client` is connected to (our own excluded). */
-async function otherSessions(client: pg.Client): Promise<TargetSession[]> {
+/** Every other client session on database `name` (our own excluded). */
+async function otherSessions(client: pg.Client, name: string): Promise<TargetSession[]> {
   const r = await client.query<{
     pid: number;
     application_name: string | null;
@@ -52,7 +64,8 @@ async function otherSessions(client: pg.Client): Promise<TargetSession[]> {
     backend_start: Date | null;
   }>(
     `SELECT pid, application_name, client_addr::text AS client_addr, client_port, backend_start FROM pg_stat_activity
-      WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY backend_start, pid`,
+      WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY backend_start, pid`,
+    [name],
   );
   return r.rows.map((row) => ({
     pid: row.pid,
@@ -82,36 +95,6 @@ function sessionsError(name: string, sessions: readonly TargetSession[]): Permaf
   );
 }
 
-/**
- * Right before pg_restore: ends the other sessions on the target (with --terminate-sessions), or
- * refuses when some appeared since the first check. Returns the sessions it ended.
- */
-async function settleSessions(server: DatabaseConfig, name: string, terminate: boolean): Promise<TargetSession[]> {
-  const client = await connect(server, name);
-  try {
-    const sessions = await otherSessions(client);
-    if (sessions.length === 0) return [];
-    if (!terminate) throw sessionsError(name, sessions);
-    for (const session of sessions) await client.query('SELECT pg_terminate_backend($1)', [session.pid]);
-    // pg_terminate_backend only signals: wait until the sessions are gone, so their locks are released.
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const left = (await otherSessions(client)).filter((s) => sessions.some((t) => t.pid === s.pid));
-      if (left.length === 0) return sessions;
-      if (Date.now() > deadline) {
-        throw new PermafrostError(
-          'tool',
-          `Could not end ${left.length} session${left.length > 1 ? 's' : ''} on database "${name}" (${describeSessions(left)}); ` +
-            'end them yourself (SELECT pg_terminate_backend(pid) as a superuser, or stop the programs) and run restore again.',
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } finally {
-    await client.end();
-  }
-}
-
 /** Whether the target exists, how many user tables it holds and who else is connected, read without changing it. */
 export async function inspectTarget(server: DatabaseConfig, name: string): Promise<TargetState> {
   let client: pg.Client;
@@ -123,7 +106,7 @@ export async function inspectTarget(server: DatabaseConfig, name: string): Promi
     throw err;
   }
   try {
-    return { exists: true, tables: await userTableCount(client), sessions: await otherSessions(client) };
+    return { exists: true, tables: await userTableCount(client), sessions: await otherSessions(client, name) };
   } finally {
     await client.end();
   }
@@ -131,7 +114,7 @@ export async function inspectTarget(server: DatabaseConfig, name: string): Promi
 
 /**
  * Refuses a target that holds tables unless --force was given, and one with other sessions unless
- * --terminate-sessions was (they are ended only right before pg_restore); nothing has been touched yet.
+ * --terminate-sessions was (they are ended only right before the swap); nothing has been touched yet.
  */
 export function checkTarget(target: TargetState, name: string, opts: { force?: boolean; terminateSessions?: boolean }): void {
   if (target.tables > 0 && !opts.force) {
@@ -142,78 +125,277 @@ export function checkTarget(target: TargetState, name: string, opts: { force?: b
   if (target.sessions.length > 0 && !opts.terminateSessions) throw sessionsError(name, target.sessions);
 }
 
-async function createDatabase(server: DatabaseConfig, name: string): Promise<void> {
-  const client = await connect(server, 'postgres');
-  try {
-    await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
-  } finally {
-    await client.end();
+/** Where the new copy is restored before the swap. */
+export function incomingName(target: string): string {
+  return `${target}_incoming`;
+}
+
+/** The name the previous database keeps after the swap: `<target>_before_<YYYYMMDD>_<HHMMSS>` (UTC). */
+export function previousName(target: string, at: Date): string {
+  const iso = at.toISOString();
+  return `${target}_before_${iso.slice(0, 10).replace(/-/g, '')}_${iso.slice(11, 19).replace(/:/g, '')}`;
+}
+
+/** Databases restore never replaces: the maintenance database it connects to and the templates. */
+const RESERVED = new Set(['postgres', 'template0', 'template1']);
+
+/** Refuses, before anything is touched, a target whose incoming or kept names PostgreSQL would truncate (exit 2). */
+export function assertTargetNames(target: string, key: string): void {
+  assertDbName(target, key);
+  if (RESERVED.has(target)) throw new UserError(`${key}: restore never replaces "${target}"; choose another database name.`);
+  for (const derived of [incomingName(target), previousName(target, new Date(0))]) {
+    try {
+      assertDbName(derived, key);
+    } catch (err) {
+      throw new UserError(
+        `${key}: "${target}" is too long: restore needs room for "${derived}" (at most 63 bytes), so choose a name of at most ${63 - (derived.length - target.length)} bytes.`,
+        { cause: err },
+      );
+    }
   }
 }
 
 /**
- * Restores the snapshot's database part into `opts.database` on `opts.server`: the whole part is
- * decrypted and verified in the temp folder before the target is touched (the caller has checked
- * the target with inspectTarget/checkTarget, and disposes the temp folder).
+ * `CREATE DATABASE` for the new copy, as the source had it: owner, template0, encoding and locale
+ * (facts of manifests written before they were recorded are absent: the server's defaults then).
+ */
+export function createDatabaseSql(name: string, facts: Partial<DatabaseFacts>, owner: string | null): string {
+  const ident = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+  const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+  const parts = [`CREATE DATABASE ${ident(name)}`, 'TEMPLATE template0'];
+  if (owner) parts.push(`OWNER ${ident(owner)}`);
+  if (facts.encoding) parts.push(`ENCODING ${literal(facts.encoding)}`);
+  if (facts.collate !== undefined) parts.push(`LC_COLLATE ${literal(facts.collate)}`);
+  if (facts.ctype !== undefined) parts.push(`LC_CTYPE ${literal(facts.ctype)}`);
+  if (facts.localeProvider === 'icu') {
+    parts.push('LOCALE_PROVIDER icu');
+    if (facts.iculocale) parts.push(`ICU_LOCALE ${literal(facts.iculocale)}`);
+  }
+  return parts.join(' ');
+}
+
+async function databaseExists(client: pg.Client, name: string): Promise<boolean> {
+  const r = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** The dated name for the previous database; a second restore within the same second takes the next free second. */
+async function freePreviousName(client: pg.Client, target: string): Promise<string> {
+  const now = Date.now();
+  for (let s = 0; s < 600; s++) {
+    const name = previousName(target, new Date(now + s * 1000));
+    if (!(await databaseExists(client, name))) return name;
+  }
+  throw new PermafrostError('tool', `Too many databases named ${target}_before_…; drop the ones no longer needed and run restore again.`);
+}
+
+async function roleExists(client: pg.Client, role: string): Promise<boolean> {
+  const r = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Runs the roles part's SQL in one transaction on the maintenance connection; returns the roles it created. */
+async function applyRoles(client: pg.Client, sql: string, snapshot: string): Promise<string[]> {
+  try {
+    await client.query('BEGIN');
+    await client.query(sql);
+    const created = await client.query<{ name: string }>('SELECT name FROM pg_temp.permafrost_created_roles ORDER BY name');
+    await client.query('COMMIT');
+    return created.rows.map((r) => r.name);
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw new PermafrostError(
+      'tool',
+      `Could not create the roles of snapshot ${snapshot} (${errorMessage(err)}); connect as a superuser (e.g. PGUSER=postgres), or pass --no-owner --role NAME to give every object to one existing role.`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Ends the sessions on the target (with --terminate-sessions) and renames it away and the new copy
+ * in, in one transaction; a session that connected meanwhile is ended and the swap tried again.
+ */
+async function swapIn(
+  client: pg.Client,
+  names: { target: string; incoming: string; previous: string | null },
+  terminate: boolean,
+): Promise<TargetSession[]> {
+  const ident = (s: string): string => client.escapeIdentifier(s);
+  const ended: TargetSession[] = [];
+  for (let attempt = 0; ; attempt++) {
+    if (names.previous) {
+      const sessions = await otherSessions(client, names.target);
+      if (sessions.length > 0 && !terminate) throw sessionsError(names.target, sessions);
+      for (const s of sessions) {
+        await client.query('SELECT pg_terminate_backend($1)', [s.pid]);
+        if (!ended.some((e) => e.pid === s.pid)) ended.push(s);
+      }
+      // pg_terminate_backend only signals: wait until they are gone, as the rename needs no other sessions.
+      const deadline = Date.now() + 5000;
+      while ((await otherSessions(client, names.target)).some((x) => sessions.some((s) => s.pid === x.pid))) {
+        if (Date.now() > deadline) {
+          throw new PermafrostError(
+            'tool',
+            `Could not end the sessions on database "${names.target}" (${describeSessions(sessions)}); stop the programs that use it and run restore again.`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    try {
+      await client.query('BEGIN');
+      if (names.previous) await client.query(`ALTER DATABASE ${ident(names.target)} RENAME TO ${ident(names.previous)}`);
+      await client.query(`ALTER DATABASE ${ident(names.incoming)} RENAME TO ${ident(names.target)}`);
+      await client.query('COMMIT');
+      return ended;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      // 55006 object_in_use: a client connected between the check and the rename.
+      if ((err as { code?: string }).code !== '55006' || attempt >= 5) throw err;
+    }
+  }
+}
+
+/** Options of the database step; the caller has checked the target with inspectTarget/checkTarget. */
+export interface DatabaseRestoreOptions {
+  server: DatabaseConfig;
+  database: string;
+  target: TargetState;
+  manifest: Manifest;
+  /** The snapshot's roles part; null in snapshots made before it existed. */
+  rolesFile: ManifestFile | null;
+  jobs?: number;
+  noOwner?: boolean;
+  /** With noOwner: the role that owns every restored object (pg_restore --role) and the database. */
+  role?: string;
+  terminateSessions?: boolean;
+  dropPrevious?: boolean;
+  events?: JobEvents;
+  signal?: AbortSignal;
+}
+
+/**
+ * Restores the snapshot's database part as `opts.database`: decrypted and verified first, roles
+ * created when missing, restored into `<target>_incoming`, checked against the manifest, then
+ * swapped in. Until the swap the target is as it was; a leftover `_incoming` of a killed run is
+ * dropped first. The caller disposes the temp folder.
  */
 export async function restoreDatabase(
   source: DecryptSource,
   file: ManifestFile,
-  opts: {
-    server: DatabaseConfig;
-    database: string;
-    target: TargetState;
-    jobs?: number;
-    noOwner?: boolean;
-    terminateSessions?: boolean;
-    events?: JobEvents;
-    signal?: AbortSignal;
-  },
+  opts: DatabaseRestoreOptions,
 ): Promise<DatabaseRestoreResult> {
   const t0 = Date.now();
   const { snapshot } = source;
-  const { server } = opts;
-  opts.events?.phase?.('decrypt');
-  const archive = await decryptVerifiedPart(source, file, {
-    progress: (n) => opts.events?.bytes?.('decrypt', n),
-    signal: opts.signal,
-  });
-  const decryptMs = Date.now() - t0;
-  opts.events?.phase?.('restore');
-  const terminatedSessions = opts.target.exists ? await settleSessions(server, opts.database, opts.terminateSessions ?? false) : [];
-  if (!opts.target.exists) await createDatabase(server, opts.database);
-  const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
-  const argv = pgRestoreArgv(server, opts.database, archive, { jobs, noOwner: opts.noOwner });
+  const { server, database: target, manifest } = opts;
+  const incoming = incomingName(target);
+  const maintenance = await connect(server, 'postgres');
   try {
-    await runTool({
-      argv,
-      env: pgRestoreEnv(pgEnv(server)),
-      doing: `restoring snapshot ${snapshot.id} into "${opts.database}"`,
-      signal: opts.signal,
-    });
-  } catch (err) {
-    if (opts.signal?.aborted) {
+    // One restore per target at a time: another one would drop our _incoming or swap under us.
+    const lock = await maintenance.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+      `permafrost restore ${target}`,
+    ]);
+    if (!lock.rows[0]?.ok)
+      throw new BusyError(`Another restore into database "${target}" is running on this server; wait for it to finish.`);
+    opts.events?.phase?.('decrypt');
+    const archive = await decryptVerifiedPart(source, file, { progress: (n) => opts.events?.bytes?.('decrypt', n), signal: opts.signal });
+    const decryptMs = Date.now() - t0;
+    let rolesCreated: string[] = [];
+    let rolesNote: string | null = null;
+    if (opts.noOwner) rolesNote = `not applied (--no-owner${opts.role ? ` --role ${opts.role}` : ''})`;
+    else if (!opts.rolesFile)
+      rolesNote = `snapshot ${snapshot.id} has no roles part (made before roles were captured); the owners must exist here`;
+    else {
+      opts.events?.phase?.('roles');
+      const sql = await readFile(await decryptVerifiedPart(source, opts.rolesFile, { signal: opts.signal }), 'utf8');
+      rolesCreated = await applyRoles(maintenance, sql, snapshot.id);
+    }
+    const facts = manifest.database;
+    const owner = opts.noOwner ? (opts.role ?? null) : (facts.owner ?? null);
+    if (owner && !(await roleExists(maintenance, owner))) {
+      throw new UserError(
+        `Role "${owner}" ${opts.noOwner ? 'given to --role' : 'that owned the database'} does not exist on this server; create it (CREATE ROLE ${owner} LOGIN), or pass --no-owner --role NAME with an existing role.`,
+      );
+    }
+    opts.events?.phase?.('restore');
+    // Never swapped in, so never anyone's data: a leftover of a run that was killed.
+    await maintenance.query(`DROP DATABASE IF EXISTS ${maintenance.escapeIdentifier(incoming)} WITH (FORCE)`);
+    try {
+      await maintenance.query(createDatabaseSql(incoming, facts, owner));
+    } catch (err) {
       throw new PermafrostError(
         'tool',
-        `Restore of snapshot ${snapshot.id} was stopped while pg_restore was writing into "${opts.database}"; ${PARTLY_RESTORED}: run restore again with --force.`,
+        `Could not create database "${incoming}" (${errorMessage(err)}); for a missing locale (${facts.collate ?? 'the default'}), install it on this server (locale-gen) and run restore again.`,
         { cause: err },
       );
     }
-    throw new PermafrostError(
-      'tool',
-      `pg_restore failed restoring snapshot ${snapshot.id} into "${opts.database}"; ${PARTLY_RESTORED}: read the lines below, fix the cause and run restore again with --force.`,
-      { cause: err, details: (err as PermafrostError).details },
-    );
+    let swapped = false;
+    try {
+      const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
+      const argv = pgRestoreArgv(server, incoming, archive, { jobs, noOwner: opts.noOwner, role: opts.role });
+      try {
+        await runTool({
+          argv,
+          env: pgRestoreEnv(pgEnv(server)),
+          doing: `restoring snapshot ${snapshot.id} into "${incoming}"`,
+          signal: opts.signal,
+        });
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        throw new PermafrostError(
+          'tool',
+          `pg_restore failed restoring snapshot ${snapshot.id} into "${incoming}"; database "${target}" was not touched: read the lines below, fix the cause and run restore again.`,
+          { cause: err, details: (err as PermafrostError).details },
+        );
+      }
+      opts.events?.phase?.('check');
+      const checks = compareWithManifest(
+        manifest.mastodon,
+        await archiveTables(server, archive),
+        await readRestoredFacts({ ...server, name: incoming }),
+      );
+      const bad = checks.filter((c) => !c.ok);
+      if (bad.length > 0) {
+        throw new IntegrityError(
+          `The restored copy of snapshot ${snapshot.id} does not match its manifest (${bad.map((c) => c.detail).join('; ')}); database "${target}" was not touched: run permafrost verify ${snapshot.id} and restore another snapshot.`,
+        );
+      }
+      opts.events?.phase?.('swap');
+      // Read again now: the target may have been created or dropped since it was inspected.
+      const previous = (await databaseExists(maintenance, target)) ? await freePreviousName(maintenance, target) : null;
+      let terminatedSessions: TargetSession[];
+      try {
+        terminatedSessions = await swapIn(maintenance, { target, incoming, previous }, opts.terminateSessions ?? false);
+      } catch (err) {
+        if (err instanceof PermafrostError) throw err;
+        throw new PermafrostError(
+          'tool',
+          `Could not swap the restored copy in as "${target}" (${errorMessage(err)}); the renames are one transaction, so "${target}" is as it was: run restore again.`,
+          { cause: err },
+        );
+      }
+      swapped = true;
+      if (previous && opts.dropPrevious) await maintenance.query(`DROP DATABASE ${maintenance.escapeIdentifier(previous)}`);
+      const totalMs = Date.now() - t0;
+      return {
+        snapshot: snapshot.id,
+        database: target,
+        created: previous === null,
+        previous: previous ? { name: previous, dropped: opts.dropPrevious ?? false } : null,
+        rolesCreated,
+        rolesNote,
+        decryptMs,
+        restoreMs: totalMs - decryptMs,
+        totalMs,
+        bytes: file.plainBytes,
+        terminatedSessions,
+      };
+    } finally {
+      if (!swapped)
+        await maintenance.query(`DROP DATABASE IF EXISTS ${maintenance.escapeIdentifier(incoming)} WITH (FORCE)`).catch(() => undefined);
+    }
+  } finally {
+    await maintenance.end().catch(() => undefined);
   }
-  const totalMs = Date.now() - t0;
-  return {
-    snapshot: snapshot.id,
-    database: opts.database,
-    created: !opts.target.exists,
-    decryptMs,
-    restoreMs: totalMs - decryptMs,
-    totalMs,
-    bytes: file.plainBytes,
-    terminatedSessions,
-  };
 }

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import type pg from 'pg';
-import type { Config, DatabaseConfig } from '../config/schema.js';
+import { databaseSchema, type Config, type DatabaseConfig } from '../config/schema.js';
 import { ToolError, UserError } from '../errors.js';
 import {
   connect,
@@ -55,18 +55,14 @@ export async function archiveTables(db: Pick<DatabaseConfig, 'binDir'>, archive:
 
 /**
  * The server the test-restore runs on: verify.connection over database, with the scratch name.
- * A backup device without a database section names its server in verify.connection alone.
+ * A backup device without a database section names its server in verify.connection, or else
+ * (as with no config file, `--vault`) uses the one libpq's environment names (PGHOST, PGPORT, …).
  */
 export function verifyServer(config: Config, scratch: string): DatabaseConfig {
   const c = config.verify?.connection;
   const base: DatabaseConfig | undefined = config.role === 'source' ? config.database : undefined;
   if (!c) {
-    if (!base) {
-      throw new UserError(
-        'verify needs a PostgreSQL server for its scratch database: set verify.connection (host, port, user) or database.',
-      );
-    }
-    return { ...base, name: scratch };
+    return base ? { ...base, name: scratch } : databaseSchema.parse({ name: scratch });
   }
   return {
     compression: base?.compression ?? 1,

@@ -73,21 +73,24 @@ export function defaultRestoreJobs(cores: number): number {
   return Math.max(1, Math.min(4, cores));
 }
 
-/** pg_restore argv, as the stock command does it: --clean --if-exists, optionally in parallel. */
+/**
+ * pg_restore argv into a database restore has just created (so no --clean), optionally in
+ * parallel; `noOwner` with `role` makes every object that role's, as Mastodon's migration guide
+ * does, and leaves out the grants too, which name the same roles that may not exist here.
+ */
 export function pgRestoreArgv(
   db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
   target: string,
   archive: string,
-  opts: { jobs?: number; noOwner?: boolean } = {},
+  opts: { jobs?: number; noOwner?: boolean; role?: string } = {},
 ): string[] {
   return [
     pgBin(db, 'pg_restore'),
-    '--clean',
-    '--if-exists',
     '--exit-on-error',
     '--no-password',
     ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
-    ...(opts.noOwner ? ['--no-owner'] : []),
+    ...(opts.noOwner ? ['--no-owner', '--no-acl'] : []),
+    ...(opts.role ? [`--role=${opts.role}`] : []),
     ...pgConnArgs(db),
     '--dbname',
     target,
@@ -125,7 +128,7 @@ export async function connect(db: DatabaseConfig, database = db.name): Promise<p
     await client.end().catch(() => undefined);
     throw new PermafrostError(
       'tool',
-      `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config and that the server is running.`,
+      `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config (without one, libpq's PGHOST, PGPORT, PGUSER and PGPASSFILE) and that the server is running.`,
       {
         cause: err,
       },

@@ -9,13 +9,15 @@ export const PART_FILE = {
   database: 'database.pgdump.gpg',
   redis: 'redis.rdb.gpg',
   secrets: 'env.production.gpg',
+  /** SQL that creates the roles the database needs, only when missing (src/capture/roles.ts). */
+  roles: 'roles.sql.gpg',
 } as const;
 
 export type PartName = keyof typeof PART_FILE;
 export type PartFileName = (typeof PART_FILE)[PartName];
 
-const partSchema = z.enum(['database', 'redis', 'secrets']);
-const partFileNameSchema = z.enum([PART_FILE.database, PART_FILE.redis, PART_FILE.secrets]);
+const partSchema = z.enum(['database', 'redis', 'secrets', 'roles']);
+const partFileNameSchema = z.enum([PART_FILE.database, PART_FILE.redis, PART_FILE.secrets, PART_FILE.roles]);
 const count = z.number().int().nonnegative();
 
 const manifestFileSchema = z.object({
@@ -39,6 +41,21 @@ const mastodonFactsSchema = z.object({
 });
 export type MastodonFacts = z.infer<typeof mastodonFactsSchema>;
 
+/**
+ * What a restore needs to create the database as it was: owner, encoding and locale
+ * (`CREATE DATABASE … OWNER … TEMPLATE template0 ENCODING … LC_COLLATE … LC_CTYPE …`).
+ */
+export const databaseFactsSchema = z.object({
+  owner: z.string().min(1),
+  /** e.g. "UTF8", as pg_encoding_to_char names it. */
+  encoding: z.string().regex(/^[A-Za-z0-9_]+$/, 'expected an encoding name such as UTF8'),
+  collate: z.string(),
+  ctype: z.string(),
+  localeProvider: z.enum(['libc', 'icu']),
+  iculocale: z.string().nullable(),
+});
+export type DatabaseFacts = z.infer<typeof databaseFactsSchema>;
+
 const failedPartSchema = z.object({
   part: z.enum(['redis', 'secrets']),
   /** The part's error, in one sentence. */
@@ -61,6 +78,8 @@ export const manifestSchema = z.object({
     serverVersion: z.string(),
     pgDumpVersion: z.string(),
     compression: z.string(),
+    /** The facts below are absent in manifests written before restore created databases itself. */
+    ...databaseFactsSchema.partial().shape,
   }),
   mastodon: mastodonFactsSchema.nullable(),
   files: z.array(manifestFileSchema).superRefine((files, ctx) => {

@@ -37,17 +37,9 @@ export interface RunbookFacts {
   version: string;
 }
 
-/** Database facts the restore stream adds to the manifest; absent in older manifests. */
-interface DatabaseFacts {
-  owner?: string;
-  encoding?: string;
-  collate?: string;
-  ctype?: string;
-}
-
 /** The names RESTORE.md fills in, from the config and the snapshot just written. */
 export function runbookFacts(config: SourceConfig, manifest: Manifest): RunbookFacts {
-  const db: DatabaseFacts & { name: string } = manifest.database;
+  const db = manifest.database;
   const secretsFile = config.secrets ? config.secrets.file : null;
   const mediaDir = config.media?.dir ?? null;
   // .env.production sits in Mastodon's folder, and media in its public/system.
@@ -69,7 +61,7 @@ export function runbookFacts(config: SourceConfig, manifest: Manifest): RunbookF
     mastodonDir,
     redis: manifest.files.some((f) => f.part === 'redis'),
     secrets: manifest.files.some((f) => f.part === 'secrets'),
-    roles: manifest.files.some((f) => (f.part as string) === 'roles'),
+    roles: manifest.files.some((f) => f.part === 'roles'),
     version: VERSION,
   };
 }

@@ -71,7 +71,7 @@ describe('a device config with only vault.dir', () => {
       expect.stringMatching(/KiB|MiB/),
       'never',
       '✓',
-      'database,secrets',
+      'database,secrets,roles',
     ]);
     const json = JSON.parse((await cli('list', '--json')).stdout) as Array<{ checked: string }>;
     expect(json).toMatchObject([{ checked: 'ok' }]);

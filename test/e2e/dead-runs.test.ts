@@ -100,7 +100,7 @@ describe('nothing is left behind by a dead or stopped run', () => {
   }, 180_000);
 
   it.each(['SIGTERM', 'SIGINT'] as const)(
-    '%s to restore mid pg_restore: exit 1 saying the target may be partly restored, no plaintext, no orphan',
+    '%s to restore mid pg_restore: exit 1 saying the target was not touched, no plaintext, no orphan, no _incoming left',
     async (sig) => {
       ws = makeWorkspace(cluster.get(), 'bigsource');
       await backup();
@@ -111,11 +111,13 @@ describe('nothing is left behind by a dead or stopped run', () => {
       expect(r.code, r.stderr).toBe(1);
       expect(errorSentence(r.stderr)).toMatch(
         new RegExp(
-          `^Restore of snapshot \\S+ was stopped while pg_restore was writing into "${target}"; the database may be partly restored: run restore again with --force\\.$`,
+          '^Restore of snapshot \\S+ was stopped before it finished; the target database was not touched and no file was half written\\.$',
         ),
       );
       for (const p of programs) expect(processGone(p.pid), `${p.comm} (pid ${p.pid}) still runs`).toBe(true);
       expect(tempFolders()).toEqual([]);
+      expect(databaseExists(target)).toBe(false);
+      expect(databaseExists(`${target}_incoming`)).toBe(false);
       expect(existsSync(ws.dir)).toBe(true);
     },
     180_000,

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { fingerprint, ownership } from '../harness/fingerprint.js';
 import { destroyCluster, startCluster, type PgCluster } from '../harness/postgres.js';
-import { addRolesPart, createOwnedSource, libpqEnv, plaintextDumps, rolesSql, runSh } from '../harness/restore-sh.js';
+import { createOwnedSource, libpqEnv, plaintextDumps, runSh } from '../harness/restore-sh.js';
 import { connected, folderSynced, startSyncthingPair, type StPair } from '../harness/syncthing.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -98,10 +98,6 @@ describe('the drill: the server is gone, the device folder and the passphrase re
     const b = await cli(src, 'backup', '--json');
     expect(b.code, b.stderr).toBe(0);
     const id = (JSON.parse(b.stdout) as { id: string }).id;
-    // The roles part as the agreed interface describes it (stock gpg -c), made beside the backup's own parts.
-    const scratch = path.join(src.dir, 'scratch');
-    mkdirSync(scratch, { mode: 0o700 });
-    addRolesPart(path.join(src.vault, id), rolesSql(source.get()), src.passFile, scratch);
     await pair.a.api.post('/rest/db/scan?folder=permafrost-snapshots');
     await waitFor(
       'the snapshot folder and the runbook on the device',

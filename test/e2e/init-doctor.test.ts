@@ -119,7 +119,7 @@ describe('init → doctor → backup', () => {
     expect(backup.stderr).toBe('');
     expect(backup.code).toBe(0);
     const manifest = JSON.parse(backup.stdout) as Manifest;
-    expect(manifest.files.map((f) => f.part)).toEqual(['database', 'redis', 'secrets']);
+    expect(manifest.files.map((f) => f.part)).toEqual(['database', 'redis', 'secrets', 'roles']);
     expect(manifest.mastodon?.rowCounts.statuses).toBe(200);
     expect(existsSync(path.join(vault, manifest.id, 'redis.rdb.gpg'))).toBe(true);
 

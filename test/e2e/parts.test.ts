@@ -63,11 +63,18 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const dir = path.join(ws.vault, manifest!.id);
-    expect(readdirSync(dir).sort()).toEqual(['database.pgdump.gpg', 'env.production.gpg', 'manifest.json', 'redis.rdb.gpg']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'database.pgdump.gpg',
+      'env.production.gpg',
+      'manifest.json',
+      'redis.rdb.gpg',
+      'roles.sql.gpg',
+    ]);
     expect(manifest!.files.map((f) => [f.part, f.name])).toEqual([
       ['database', 'database.pgdump.gpg'],
       ['redis', 'redis.rdb.gpg'],
       ['secrets', 'env.production.gpg'],
+      ['roles', 'roles.sql.gpg'],
     ]);
     // Encrypted on disk: no plaintext secret or RDB header in the stored files.
     expect(readFileSync(path.join(dir, 'env.production.gpg')).includes(env.bytes.subarray(0, 30))).toBe(false);
@@ -102,10 +109,15 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(res.stdout).toMatch(/tootctl media refresh/);
     expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
 
+    // A retry finds the identical file in place and counts it as done (issue 10 item 6); a different one is refused.
     const again = await runCli(['--config', ws.configFile, 'restore', 'latest', '--secrets', outEnv]);
-    expect(again.code).toBe(2);
-    expect(errorSentence(again.stderr)).toMatch(/already exists; restore never overwrites/);
-    expect(readFileSync(outEnv).equals(env.bytes)).toBe(true);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('already in place (identical)');
+    writeFileSync(outEnv, 'other\n', { mode: 0o600 });
+    const other = await runCli(['--config', ws.configFile, 'restore', 'latest', '--secrets', outEnv]);
+    expect(other.code).toBe(2);
+    expect(errorSentence(other.stderr)).toMatch(/already exists with other contents; .* pass --force to replace it\.$/);
+    expect(readFileSync(outEnv, 'utf8')).toBe('other\n');
   });
 
   it('a Redis that writes its RDB to disk before sending it (repl-diskless-sync no) gives the same keys', async () => {
@@ -156,15 +168,15 @@ describe('snapshot parts: database, Redis, secrets', () => {
     );
     expect(partials()).toEqual([]);
     const [id] = snapshots();
-    expect(readdirSync(path.join(ws.vault, id!)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
+    expect(readdirSync(path.join(ws.vault, id!)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json', 'roles.sql.gpg']);
     const manifest = JSON.parse(readFileSync(path.join(ws.vault, id!, 'manifest.json'), 'utf8')) as Manifest;
-    expect(manifest.files.map((f) => f.part)).toEqual(['database']);
+    expect(manifest.files.map((f) => f.part)).toEqual(['database', 'roles']);
     expect(manifest.failed).toEqual([
       { part: 'redis', error: expect.stringMatching(/^Redis part failed: .*Could not connect/), optional: false },
     ]);
     const list = await runCli(['--config', ws.configFile, 'list']);
     expect(list.code).toBe(0);
-    expect(list.stdout).toMatch(new RegExp(`^${id}\t.*\tdatabase, redis FAILED$`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${id}\t.*\tdatabase,roles, redis FAILED$`, 'm'));
     const json = await runCli(['--config', ws.configFile, 'list', '--json']);
     expect((JSON.parse(json.stdout) as Array<{ failed: unknown[] }>)[0]!.failed).toEqual(manifest.failed);
     // The database part restores: the dump was worth keeping.
@@ -186,7 +198,7 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(partials()).toEqual([]);
     const [id] = snapshots();
     const manifest = JSON.parse(readFileSync(path.join(ws.vault, id!, 'manifest.json'), 'utf8')) as Manifest;
-    expect(manifest.files.map((f) => f.part)).toEqual(['database']);
+    expect(manifest.files.map((f) => f.part)).toEqual(['database', 'roles']);
     expect(manifest.failed?.map((f) => f.part)).toEqual(['redis']);
     expect(JSON.stringify(manifest)).not.toContain('XYZZY');
   });
@@ -200,9 +212,14 @@ describe('snapshot parts: database, Redis, secrets', () => {
     const { code, manifest, stderr } = await backup();
     expect(code).toBe(0);
     expect(stderr).toMatch(/^warning: redis part skipped \(marked optional\): Redis part failed/m);
-    expect(manifest!.files.map((f) => f.part)).toEqual(['database', 'secrets']);
+    expect(manifest!.files.map((f) => f.part)).toEqual(['database', 'secrets', 'roles']);
     expect(manifest!.failed).toEqual([{ part: 'redis', error: expect.stringMatching(/^Redis part failed/), optional: true }]);
-    expect(readdirSync(path.join(ws.vault, manifest!.id)).sort()).toEqual(['database.pgdump.gpg', 'env.production.gpg', 'manifest.json']);
+    expect(readdirSync(path.join(ws.vault, manifest!.id)).sort()).toEqual([
+      'database.pgdump.gpg',
+      'env.production.gpg',
+      'manifest.json',
+      'roles.sql.gpg',
+    ]);
   });
 
   it('a missing secrets file fails naming the part but keeps the database; each part can be turned off', async () => {
@@ -213,12 +230,12 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(errorSentence(failed.stderr)).toMatch(/without its secrets part: Secrets part failed: cannot read .*nope\.env \(ENOENT\)/);
     expect(partials()).toEqual([]);
     const [kept] = snapshots();
-    expect(readdirSync(path.join(ws.vault, kept!)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
+    expect(readdirSync(path.join(ws.vault, kept!)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json', 'roles.sql.gpg']);
 
     ws.writeConfig({ extra: { redis: false, secrets: false } });
     const off = await backup();
     expect(off.code).toBe(0);
-    expect(off.manifest!.files.map((f) => f.part)).toEqual(['database']);
+    expect(off.manifest!.files.map((f) => f.part)).toEqual(['database', 'roles']);
     expect(existsSync(path.join(ws.vault, off.manifest!.id, 'redis.rdb.gpg'))).toBe(false);
   });
 });

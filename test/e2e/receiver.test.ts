@@ -78,6 +78,7 @@ describe('a backup device (syncthing.role: receiver, no database)', () => {
       'tables',
       'row-counts',
       'schema-migration',
+      'decrypt-roles',
     ]);
     expect(scratchDbs()).toBe('0');
     const list = JSON.parse((await runCli(['--config', ws.configFile, 'list', '--json'])).stdout) as Array<{

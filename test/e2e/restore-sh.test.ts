@@ -9,14 +9,12 @@ import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harnes
 import { fingerprint, ownership } from '../harness/fingerprint.js';
 import { destroyCluster, startCluster, type PgCluster } from '../harness/postgres.js';
 import {
-  addRolesPart,
   createOwnedSource,
   gpg,
   libpqEnv,
   plaintextDumps,
   readManifestJson,
   recordPart,
-  rolesSql,
   runSh,
   startSh,
   writeManifestJson,
@@ -59,7 +57,6 @@ beforeAll(async () => {
   script = path.join(ws.vault, 'restore.sh');
   const scratch = path.join(ws.dir, 'scratch');
   mkdirSync(scratch, { mode: 0o700 });
-  addRolesPart(path.join(ws.vault, snapshot), rolesSql(source.get()), ws.passFile, scratch);
   fresh = startCluster();
 }, 120_000);
 

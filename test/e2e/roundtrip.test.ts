@@ -29,7 +29,7 @@ describe('database round trip', () => {
       rowCounts: { accounts: 4, statuses: 200, media_attachments: 40, users: 2 },
       schemaMigration: '20241014010506',
     });
-    expect(readdirSync(path.join(ws.vault, manifest.id)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
+    expect(readdirSync(path.join(ws.vault, manifest.id)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json', 'roles.sql.gpg']);
 
     const r = await runCli(['--config', ws.configFile, 'restore', 'latest', '--database', 'restored1']);
     expect(r.code).toBe(0);
@@ -64,7 +64,7 @@ describe('database round trip', () => {
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.stdout) as Array<{ id: string; parts: string[] }>;
     expect(rows.map((x) => x.id)).toEqual([second.id, first.id]);
-    expect(rows[0]!.parts).toEqual(['database']);
+    expect(rows[0]!.parts).toEqual(['database', 'roles']);
     expect(existsSync(path.join(ws.vault, second.id))).toBe(true);
   });
 });

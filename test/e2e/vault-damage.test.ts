@@ -56,7 +56,14 @@ describe('a damaged entry in the vault is reported and the rest keeps working', 
     expect(errorSentence(list.stderr)).toContain('files[0].bytes');
     const lines = list.stdout.trim().split('\n');
     expect(lines[0]).toBe(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
-    expect(lines[1]!.split('\t')).toEqual([good.id, expect.any(String), expect.stringMatching(/KiB|MiB/), 'never', 'never', 'database']);
+    expect(lines[1]!.split('\t')).toEqual([
+      good.id,
+      expect.any(String),
+      expect.stringMatching(/KiB|MiB/),
+      'never',
+      'never',
+      'database,roles',
+    ]);
     const badRow = lines[2]!.split('\t');
     expect(badRow.slice(0, 5)).toEqual([bad.id, expect.any(String), '?', 'never', 'never']);
     expect(badRow[5]).toContain(`${bad.manifestFile} is not a valid manifest`);
@@ -138,7 +145,7 @@ describe('a damaged entry in the vault is reported and the rest keeps working', 
     expect(readFileSync(path.join(victimDir, 'victim'), 'utf8')).toBe('precious\n');
     expect(readdirSync(victimDir).sort()).toEqual(victimBefore);
     expect(outsideVault()).toEqual(before);
-    expect(readdirSync(path.join(ws.vault, bad.id)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
+    expect(readdirSync(path.join(ws.vault, bad.id)).sort()).toEqual(['database.pgdump.gpg', 'manifest.json', 'roles.sql.gpg']);
   });
 
   it('a dangling symlink, a symlinked snapshot folder and a manifest of another snapshot do not break list, prune --dry-run or metrics', async () => {

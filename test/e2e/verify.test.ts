@@ -83,6 +83,7 @@ describe('permafrost verify', () => {
       'tables',
       'row-counts',
       'schema-migration',
+      'decrypt-roles',
     ]);
     expect(result.checks.find((c) => c.name === 'archive')!.detail).toContain('7 tables');
     expect(scratchDbs()).toEqual([]);
@@ -94,7 +95,7 @@ describe('permafrost verify', () => {
     expect(text.stdout).toContain('✓ row-counts: row counts equal the manifest (accounts 4, statuses 200, media_attachments 40, users 2)');
     const table = await runCli(['--config', ws.configFile, 'list']);
     // Columns: id, age, size, verified, checked (never: `permafrost check` has not run), parts.
-    expect(table.stdout.split('\n')[1]).toMatch(new RegExp(`^${m.id}\\t.*\\t✓\\tnever\\tdatabase$`));
+    expect(table.stdout.split('\n')[1]).toMatch(new RegExp(`^${m.id}\\t.*\\t✓\\tnever\\tdatabase,roles$`));
   });
 
   it('fails naming the checksum for a tampered snapshot, and records the failure', async () => {

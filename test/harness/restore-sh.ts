@@ -1,7 +1,6 @@
 /**
  * For the tests of the vault's restore.sh: a source database owned by `mastodon` with grants to a
- * second role, a stand-in for the roles part (made with stock `gpg -c`, as the agreed interface
- * describes it, until the real capture lands), and running the script verbatim with dash.
+ * second role, manifest edits in the writer's layout, and running the script verbatim with dash.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -29,18 +28,6 @@ export function createOwnedSource(pg: PgCluster, db: string): void {
      GRANT SELECT ON accounts, statuses TO mastodon_ro;
      GRANT USAGE ON SEQUENCE accounts_id_seq TO mastodon_ro;
      ALTER DEFAULT PRIVILEGES FOR ROLE mastodon IN SCHEMA public GRANT SELECT ON TABLES TO mastodon_ro;`,
-  );
-}
-
-/** SQL that creates the source's roles only when missing, with the source's password hash (what the roles part holds). */
-export function rolesSql(pg: PgCluster): string {
-  const hash = pg.psql('postgres', `SELECT rolpassword FROM pg_authid WHERE rolname = 'mastodon'`).trim();
-  const once = (name: string, create: string): string =>
-    `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${name}') THEN ${create}; END IF; END $$;\n`;
-  return (
-    once('mastodon_ro', 'CREATE ROLE mastodon_ro NOLOGIN') +
-    once('mastodon', `CREATE ROLE mastodon LOGIN PASSWORD '${hash}'`) +
-    'GRANT mastodon_ro TO mastodon;\n'
   );
 }
 
@@ -81,29 +68,6 @@ export function recordPart(snapshotDir: string, part: string, file: string, plai
     durationMs: 0,
   };
   m.files = [...m.files.filter((f) => f.part !== part), entry];
-  writeManifestJson(snapshotDir, m);
-}
-
-/**
- * Adds the agreed roles part (`roles.sql.gpg`, part `roles`, encrypted with stock `gpg -c`) and the
- * manifest's database facts to a snapshot a real backup made.
- */
-export function addRolesPart(snapshotDir: string, sql: string, passFile: string, scratch: string): void {
-  const plain = path.join(scratch, 'roles.sql');
-  writeFileSync(plain, sql, { mode: 0o600 });
-  gpg(['-c', '--pinentry-mode', 'loopback', '--passphrase-file', passFile, '--output', path.join(snapshotDir, 'roles.sql.gpg'), plain]);
-  rmSync(plain);
-  recordPart(snapshotDir, 'roles', 'roles.sql.gpg', Buffer.byteLength(sql));
-  const m = readManifestJson(snapshotDir);
-  m.database = {
-    ...m.database,
-    owner: 'mastodon',
-    encoding: 'UTF8',
-    collate: 'C.UTF-8',
-    ctype: 'C.UTF-8',
-    localeProvider: 'libc',
-    iculocale: null,
-  };
   writeManifestJson(snapshotDir, m);
 }
 

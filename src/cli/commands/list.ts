@@ -2,7 +2,7 @@ import { IntegrityError } from '../../errors.js';
 import { readVerifyState, verifyStatus } from '../../recover/verify-state.js';
 import { checkStatus, readCheckState } from '../../vault/check.js';
 import { listSnapshots } from '../../vault/store.js';
-import { examples, type RegisterCommand } from '../context.js';
+import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 import { formatAge, formatBytes } from '../../format.js';
 
 export const registerList: RegisterCommand = (program, { io, config }) => {
@@ -10,9 +10,17 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
     .command('list')
     .description('List snapshots, newest first.')
     .option('--json', 'print the snapshots as JSON')
-    .addHelpText('after', examples(['permafrost list', 'permafrost list --json | jq ".[0].id"']))
-    .action(async (opts: { json?: boolean }) => {
-      const cfg = config();
+    .option(...VAULT_OPTION)
+    .addHelpText(
+      'after',
+      examples([
+        'permafrost list',
+        'permafrost list --json | jq ".[0].id"',
+        'permafrost list --vault /media/usb/permafrost   # no config file needed',
+      ]),
+    )
+    .action(async (opts: { json?: boolean; vault?: string }) => {
+      const cfg = config({ vault: opts.vault });
       const snaps = await listSnapshots(cfg.vault.dir, { versions: true });
       const verified = await readVerifyState(cfg.vault.dir);
       const checked = (await readCheckState(cfg.vault.dir)).snapshots;

@@ -1,7 +1,7 @@
 import { Option } from 'commander';
 import { runRestore } from '../../recover/restore.js';
 import { describeSession } from '../../recover/restore-database.js';
-import { examples, positiveInt, withStopSignal, type RegisterCommand } from '../context.js';
+import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { sweepAndReport } from '../../recover/sweep.js';
 import { progress } from '../progress.js';
@@ -11,7 +11,13 @@ interface RestoreFlags {
   database?: string;
   redis?: string;
   secrets?: string;
+  media?: string;
+  mediaFrom?: string;
+  all?: string;
   force?: boolean;
+  dropPrevious?: boolean;
+  role?: string;
+  vault?: string;
   terminateSessions?: boolean;
   jobs?: number;
   owner: boolean;
@@ -23,24 +29,38 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
   program
     .command('restore')
     .description(
-      'Verify a snapshot completely, then restore its database with pg_restore --clean --if-exists, and/or write its Redis RDB and .env.production to files (mode 0600).',
+      'Verify a snapshot completely, restore its database into <target>_incoming, check it against the manifest and swap it in ' +
+        '(roles and owner created when missing, the previous database kept under <target>_before_<date>), and/or write its Redis RDB, ' +
+        '.env.production (mode 0600) and media folder. A failed run leaves everything as it was and can be run again.',
     )
     .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
-    .option('--database <name>', 'target database (created when missing)')
-    .option('--redis <file>', 'write the decrypted Redis RDB here (never overwrites)')
-    .option('--secrets <file>', 'write the decrypted .env.production here (never overwrites)')
-    .option('--force', 'replace the contents of a database that already holds tables')
+    .option('--database <name>', "target database (default: the snapshot's, when no file is asked for, or with --all)")
+    .option('--redis <file>', 'write the decrypted Redis RDB here')
+    .option('--secrets <file>', 'write the decrypted .env.production here')
+    .option('--media <dir>', 'put the media folder (public/system, without cache/) here, copied from --media-from or media.dir')
+    .option('--media-from <dir>', "the media copy to restore from (e.g. the backup device's Syncthing media folder)")
+    .option(
+      '--all <dir>',
+      'everything under DIR: dump.rdb, env.production, system/ (media with --media-from or media.dir), and the database',
+    )
+    .option('--force', 'replace a database that holds tables, and existing files and folders (atomically)')
+    .option('--drop-previous', 'with --force: drop the previous database after the swap instead of keeping it under <target>_before_<date>')
     .option(
       '--terminate-sessions',
-      'end other sessions on the target database right before pg_restore runs (without it, restore refuses a database in use)',
+      'end other sessions on the target database right before the swap (without it, restore refuses a database in use)',
     )
     .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
-    .option('--no-owner', 'do not restore object ownership (when the original roles do not exist here)')
+    .option('--no-owner', "do not restore the snapshot's roles, object ownership and grants (pg_restore --no-owner --no-acl)")
+    .option(
+      '--role <name>',
+      "with --no-owner: the existing role that owns every restored object and the database (as Mastodon's migration guide does)",
+    )
     .option(
       '--passphrase-file <file>',
       'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
     )
-    .option('--json', 'print the result as JSON')
+    .option(...VAULT_OPTION)
+    .option('--json', 'print the result as JSON (the steps before it start go to stderr)')
     .addHelpText(
       'after',
       examples([
@@ -48,12 +68,16 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore 2026-11-26T07-40-00Z --database mastodon_production --force --jobs 2',
         'permafrost restore latest --redis /root/dump.rdb --secrets /root/env.production',
         'permafrost restore latest --database mastodon_production --force --terminate-sessions   # Mastodon still connected',
-        'PGHOST=/var/run/postgresql permafrost restore latest --database mastodon_production --passphrase-file /media/usb/passphrase   # on a backup device',
+        'permafrost restore latest --database mastodon_production --force --drop-previous',
+        'permafrost restore latest --database mastodon_production --no-owner --role mastodon',
+        'PGHOST=/var/run/postgresql permafrost restore latest --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config file',
+        'permafrost restore latest --vault /srv/syncthing/vault --passphrase-file /root/passphrase --all /root/restore --media-from /srv/syncthing/media',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
-      const cfg = config();
+      const cfg = config({ vault: opts.vault });
       await sweepAndReport(cfg, cliNotifyLog(io));
+      const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       const shown = progress(io, 'restore', { json: opts.json });
       const result = await withStopSignal((signal) =>
         runRestore(cfg, {
@@ -61,12 +85,22 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           database: opts.database,
           redis: opts.redis,
           secrets: opts.secrets,
+          media: opts.media,
+          mediaFrom: opts.mediaFrom,
+          all: opts.all,
           force: opts.force,
+          dropPrevious: opts.dropPrevious,
+          role: opts.role,
           terminateSessions: opts.terminateSessions,
           jobs: opts.jobs,
           noOwner: !opts.owner,
           passphraseFile: opts.passphraseFile,
           events: shown.events,
+          onPlan: (steps) => {
+            say('Before and after this restore, to bring the whole server back:');
+            steps.forEach((step, i) => say(`  ${i + 1}. ${step}`));
+            say('');
+          },
           signal,
         }),
       ).finally(() => shown.done());
@@ -80,18 +114,25 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           ),
         );
       }
-      for (const f of result.files)
-        io.out(`wrote the ${f.part} part of snapshot ${result.snapshot} to ${f.path} (${formatBytes(f.bytes)}, mode 0600)`);
+      for (const f of result.files) {
+        const what = f.part === 'media' ? 'media folder' : `${f.part} part`;
+        const how = f.unchanged ? 'already in place (identical)' : f.replaced ? 'replaced' : 'written';
+        io.out(
+          `${what} of snapshot ${result.snapshot} ${how}: ${f.path} (${formatBytes(f.bytes)}${f.part === 'media' ? '' : ', mode 0600'})`,
+        );
+      }
       if (db) {
+        if (db.rolesCreated.length > 0) io.out(`created role${db.rolesCreated.length > 1 ? 's' : ''} ${db.rolesCreated.join(', ')}`);
+        if (db.rolesNote) io.out(`roles: ${db.rolesNote}`);
         for (const s of db.terminatedSessions) io.out(`ended session ${describeSession(s)} on "${db.database}"`);
         io.out(
           `restored snapshot ${db.snapshot} into database "${db.database}"${db.created ? ' (created)' : ''}: ` +
             `${formatBytes(db.bytes)} archive, verified in ${(db.decryptMs / 1000).toFixed(1)}s, ` +
-            `restored in ${(db.restoreMs / 1000).toFixed(1)}s`,
+            `restored and checked in ${(db.restoreMs / 1000).toFixed(1)}s`,
         );
+        if (db.previous?.dropped) io.out(`the previous database was dropped (--drop-previous)`);
+        else if (db.previous)
+          io.out(`the previous database is kept as "${db.previous.name}"; once you no longer need it: dropdb ${db.previous.name}`);
       }
-      io.out('');
-      io.out('To bring the whole server back:');
-      result.nextSteps.forEach((step, i) => io.out(`  ${i + 1}. ${step}`));
     });
 };

@@ -1,7 +1,7 @@
 import { runVerifyJob, verificationFailed } from '../../jobs/runs.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
-import { examples, withStopSignal, type RegisterCommand } from '../context.js';
+import { examples, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
   program
@@ -14,6 +14,7 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
       '--passphrase-file <file>',
       'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
     )
+    .option(...VAULT_OPTION)
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -22,10 +23,11 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         'permafrost verify 2026-11-26T07-40-00Z',
         'permafrost verify latest --json | jq .checks',
         'permafrost verify latest --passphrase-file /media/usb/passphrase   # on a backup device',
+        'PGHOST=/var/run/postgresql permafrost verify --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config: scratch database on the libpq server',
       ]),
     )
-    .action(async (snapshot: string, opts: { json?: boolean; passphraseFile?: string }) => {
-      const cfg = config();
+    .action(async (snapshot: string, opts: { json?: boolean; passphraseFile?: string; vault?: string }) => {
+      const cfg = config({ vault: opts.vault });
       const shown = progress(io, 'verify', { json: opts.json });
       const result = await withStopSignal((signal) =>
         runVerifyJob(cfg, { snapshot, passphraseFile: opts.passphraseFile, signal, events: shown.events, log: cliNotifyLog(io) }),

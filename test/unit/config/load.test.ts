@@ -92,3 +92,12 @@ describe('config', () => {
     expect(resolveConfigPath(undefined, { PERMAFROST_CONFIG: '/c/d.yaml' })).toBe('/c/d.yaml');
   });
 });
+
+describe('--vault', () => {
+  it('overrides vault.dir of a config file', () => {
+    const other = mkdtempSync(path.join(tmpdir(), 'permafrost-vault-'));
+    const c = parseConfig(`vault: {dir: ${dir}/v}\n`, 'test.yaml', { vault: other });
+    expect(c.vault.dir).toBe(other);
+    expect(c.role).toBe('receiver');
+  });
+});

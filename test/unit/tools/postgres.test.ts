@@ -28,11 +28,23 @@ describe('pg argv builders', () => {
   });
 
   it.each([
-    [{}, ['pg_restore', '--clean', '--if-exists', '--exit-on-error', '--no-password', '--dbname', 't', '/tmp/a']],
-    [{ jobs: 1 }, ['pg_restore', '--clean', '--if-exists', '--exit-on-error', '--no-password', '--dbname', 't', '/tmp/a']],
+    // Restore always writes into a database it has just created (<target>_incoming), so never --clean.
+    [{}, ['pg_restore', '--exit-on-error', '--no-password', '--dbname', 't', '/tmp/a']],
+    [{ jobs: 1 }, ['pg_restore', '--exit-on-error', '--no-password', '--dbname', 't', '/tmp/a']],
     [
-      { jobs: 2, noOwner: true },
-      ['pg_restore', '--clean', '--if-exists', '--exit-on-error', '--no-password', '--jobs=2', '--no-owner', '--dbname', 't', '/tmp/a'],
+      { jobs: 2, noOwner: true, role: 'mastodon' },
+      [
+        'pg_restore',
+        '--exit-on-error',
+        '--no-password',
+        '--jobs=2',
+        '--no-owner',
+        '--no-acl',
+        '--role=mastodon',
+        '--dbname',
+        't',
+        '/tmp/a',
+      ],
     ],
   ])('pg_restore with %o', (opts, expected) => {
     expect(pgRestoreArgv(db, 't', '/tmp/a', opts)).toEqual(expected);
