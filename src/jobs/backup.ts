@@ -2,11 +2,11 @@ import { hostname } from 'node:os';
 import { formatBytes } from '../format.js';
 import { openCaptureSession } from '../capture/postgres.js';
 import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
-import { readPassphraseFile } from '../config/secret-file.js';
 import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { acquireLock, type RunLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
+import { loadEncryptionKeys, type EncryptionKeys } from '../vault/keys.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import {
   cleanStalePartials,
@@ -61,10 +61,10 @@ function lockWarning(lock: RunLock): string[] {
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
 export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
-  const passphrase = readPassphraseFile(config.vault.passphraseFile);
+  const keys = await loadEncryptionKeys(config.vault);
   try {
     await checkFreeSpace(config.vault.dir);
-    return await captureSnapshot(config, passphrase, opts);
+    return await captureSnapshot(config, keys, opts);
   } catch (err) {
     // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
     throw vaultWriteError(config.vault.dir, err) ?? err;
@@ -73,7 +73,7 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
 
 async function captureSnapshot(
   config: SourceConfig,
-  passphrase: string,
+  keys: EncryptionKeys,
   opts: { signal?: AbortSignal; events?: JobEvents },
 ): Promise<BackupResult> {
   const db = config.database;
@@ -101,14 +101,14 @@ async function captureSnapshot(
         {
           dir: partial.dir,
           part: 'database',
-          passphrase,
+          keys,
           progress: (n) => opts.events?.bytes?.('database', n),
           encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
         },
         { argv, env, what: `database "${db.name}"`, signal: opts.signal },
       );
       await closeSession();
-      const extra = await captureExtraParts(config, { dir: partial.dir, passphrase, signal: opts.signal, events: opts.events });
+      const extra = await captureExtraParts(config, { dir: partial.dir, keys, signal: opts.signal, events: opts.events });
       if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
       const manifest: Manifest = {

@@ -28,6 +28,17 @@ const manifestFileSchema = z.object({
   /** Bytes before encryption (the pg_dump archive, the RDB file, …). */
   plainBytes: count,
   durationMs: z.number().nonnegative(),
+  /**
+   * The keys the part is encrypted to (PKESK key ids with their primary fingerprints; whether an
+   * SKESK for the passphrase is there). Absent in manifests written before recipients existed:
+   * those parts are passphrase-only.
+   */
+  keys: z
+    .object({
+      recipients: z.array(z.object({ fingerprint: z.string().regex(/^[0-9A-F]{40}$/), keyId: z.string().regex(/^[0-9A-F]{16}$/) })),
+      passphrase: z.boolean(),
+    })
+    .optional(),
 });
 export type ManifestFile = z.infer<typeof manifestFileSchema>;
 
