@@ -7,16 +7,16 @@ import { assertDbName } from '../tools/postgres.js';
 import { constants, existsSync } from 'node:fs';
 import { copyFile, link, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { passphraseFor } from '../config/secret-file.js';
 import { databaseSchema, type Config, type DatabaseConfig } from '../config/schema.js';
 import type { JobEvents } from '../jobs/events.js';
 import { PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
+import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../vault/keys-identity.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase } from './decrypt.js';
 import { checkTarget, inspectTarget, PARTLY_RESTORED, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
 
-export interface RestoreOptions {
+export interface RestoreOptions extends SecretFlags {
   snapshot?: string;
   /** Target database; when absent only the requested files are written. */
   database?: string;
@@ -29,8 +29,6 @@ export interface RestoreOptions {
   terminateSessions?: boolean;
   jobs?: number;
   noOwner?: boolean;
-  /** --passphrase-file: wins over vault.passphraseFile (a backup device keeps none). */
-  passphraseFile?: string;
   events?: JobEvents;
   /** Stop requested (SIGINT/SIGTERM): programs are stopped, temp folders removed, and the run fails saying how far it got. */
   signal?: AbortSignal;
@@ -64,7 +62,7 @@ function checkDestination(dest: string, flag: string): void {
  */
 async function writePart(
   snapshot: SnapshotEntry,
-  passphrase: string,
+  secret: DecryptSecret,
   part: PartOutput['part'],
   dest: string,
   signal?: AbortSignal,
@@ -73,7 +71,7 @@ async function writePart(
   const folder = path.dirname(dest);
   const temp = await privateTemp({ dir: folder, name: `the folder of ${flag} (${folder})`, setting: flag });
   try {
-    const plain = await decryptVerifiedPart({ snapshot, passphrase, temp }, partFile(snapshot, part), { signal });
+    const plain = await decryptVerifiedPart({ snapshot, secret, temp }, partFile(snapshot, part), { signal });
     try {
       await link(plain, dest);
     } catch (err) {
@@ -143,7 +141,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   if (redis) checkDestination(redis, '--redis');
   if (secrets) checkDestination(secrets, '--secrets');
   if (redis && redis === secrets) throw new UserError('--redis and --secrets name the same file; give each its own path.');
-  const passphrase = passphraseFor(config, opts.passphraseFile, 'restore');
+  const secret = await decryptSecretFor(config, opts, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   // Every requested part must exist before any is written, so a missing one fails without side effects.
   const dbFile = opts.database ? partFile(snapshot, 'database') : null;
@@ -166,18 +164,18 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   const files: PartOutput[] = [];
   if (redis) {
     opts.events?.phase?.('redis');
-    files.push(await stoppable(writePart(snapshot, passphrase, 'redis', redis, opts.signal)));
+    files.push(await stoppable(writePart(snapshot, secret, 'redis', redis, opts.signal)));
   }
   if (secrets) {
     opts.events?.phase?.('secrets');
-    files.push(await stoppable(writePart(snapshot, passphrase, 'secrets', secrets, opts.signal)));
+    files.push(await stoppable(writePart(snapshot, secret, 'secrets', secrets, opts.signal)));
   }
   let database: DatabaseRestoreResult | null = null;
   if (opts.database && dbFile && target && server) {
     const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
     try {
       database = await stoppable(
-        restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
+        restoreDatabase({ snapshot, secret, temp }, dbFile, {
           server,
           database: opts.database,
           target,

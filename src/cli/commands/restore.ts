@@ -2,6 +2,7 @@ import { Option } from 'commander';
 import { runRestore } from '../../recover/restore.js';
 import { describeSession } from '../../recover/restore-database.js';
 import { examples, positiveInt, withStopSignal, type RegisterCommand } from '../context.js';
+import { identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { sweepAndReport } from '../../recover/sweep.js';
 import { progress } from '../progress.js';
@@ -16,12 +17,13 @@ interface RestoreFlags {
   jobs?: number;
   owner: boolean;
   passphraseFile?: string;
+  identity?: string;
+  identityPassphraseFile?: string;
   json?: boolean;
 }
 
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
-  program
-    .command('restore')
+  identityOptions(program.command('restore'))
     .description(
       'Verify a snapshot completely, then restore its database with pg_restore --clean --if-exists, and/or write its Redis RDB and .env.production to files (mode 0600).',
     )
@@ -49,6 +51,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --redis /root/dump.rdb --secrets /root/env.production',
         'permafrost restore latest --database mastodon_production --force --terminate-sessions   # Mastodon still connected',
         'PGHOST=/var/run/postgresql permafrost restore latest --database mastodon_production --passphrase-file /media/usb/passphrase   # on a backup device',
+        'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
@@ -65,7 +68,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           terminateSessions: opts.terminateSessions,
           jobs: opts.jobs,
           noOwner: !opts.owner,
-          passphraseFile: opts.passphraseFile,
+          ...secretFlags(io, opts),
           events: shown.events,
           signal,
         }),

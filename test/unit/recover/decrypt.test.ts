@@ -37,7 +37,7 @@ async function snapshotWith(plain: Buffer): Promise<{ snapshot: SnapshotEntry; f
 async function attempt(snapshot: SnapshotEntry, file: ManifestFile, passphrase = PASS) {
   const temp = await privateTemp(vaultTempBase(root));
   try {
-    const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file).catch((e: unknown) => e);
+    const out = await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase }, temp }, file).catch((e: unknown) => e);
     return { out, left: readdirSync(temp.dir) };
   } finally {
     await temp.dispose();
@@ -53,7 +53,9 @@ describe('decryptVerifiedPart', () => {
     try {
       expect(statSync(temp.dir).mode & 0o777).toBe(0o700);
       let seen = 0;
-      const out = await decryptVerifiedPart({ snapshot, passphrase: PASS, temp }, file, { progress: (b) => (seen = b) });
+      const out = await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase: PASS }, temp }, file, {
+        progress: (b) => (seen = b),
+      });
       expect(path.dirname(out)).toBe(temp.dir);
       expect(readFileSync(out).equals(data)).toBe(true);
       expect(statSync(out).mode & 0o777).toBe(0o600);

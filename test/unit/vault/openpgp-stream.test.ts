@@ -94,7 +94,7 @@ describe('OpenPGP stream writer', () => {
     const data = Buffer.concat([text, randomBytes(100_000)]);
     const file = await encryptToFile(data, 1);
     const wrong = await gpgDecryptFile(file, 'not the passphrase', path.join(dir, `w${++n}`));
-    expect(wrong.failure).toBe('wrong-passphrase');
+    expect(wrong.failure).toBe('wrong-key');
     const homeBase = mkdtempSync(path.join(dir, 'homes-'));
     const out = path.join(dir, `ok${++n}`);
     const r = await gpgDecryptFile(file, PASS, out, { homeBase });
