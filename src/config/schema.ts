@@ -35,6 +35,13 @@ export const vaultSchema = z.strictObject({
    * restore --identity). See README, Keys.
    */
   recipients: z.array(absPath).min(1, 'list at least one public key file, or leave recipients out').optional(),
+  /**
+   * The server's OpenPGP secret signing key (unprotected, mode 0600): every manifest gets a
+   * detached signature manifest.json.sig made with it. See README, Keys.
+   */
+  signingKeyFile: absPath.optional(),
+  /** The public key manifests must be signed by: check, verify and restore refuse (exit 3) any other. */
+  signerKeyFile: absPath.optional(),
   /** Where restore/verify decrypt snapshots (a private 0700 folder is made inside). */
   tempDir: absPath.optional(),
   /** Retention (GFS); without it nothing is ever pruned. */

@@ -7,6 +7,7 @@ import { PermafrostError } from '../errors.js';
 import { acquireLock, type RunLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
 import { loadEncryptionKeys, type EncryptionKeys } from '../vault/keys.js';
+import { readSigningKey, signDetached, type SigningKey } from '../vault/signature.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import {
   cleanStalePartials,
@@ -62,9 +63,10 @@ function lockWarning(lock: RunLock): string[] {
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
 export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
   const keys = await loadEncryptionKeys(config.vault);
+  const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
   try {
     await checkFreeSpace(config.vault.dir);
-    return await captureSnapshot(config, keys, opts);
+    return await captureSnapshot(config, { keys, signing }, opts);
   } catch (err) {
     // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
     throw vaultWriteError(config.vault.dir, err) ?? err;
@@ -73,7 +75,7 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
 
 async function captureSnapshot(
   config: SourceConfig,
-  keys: EncryptionKeys,
+  { keys, signing }: { keys: EncryptionKeys; signing: SigningKey | null },
   opts: { signal?: AbortSignal; events?: JobEvents },
 ): Promise<BackupResult> {
   const db = config.database;
@@ -127,8 +129,9 @@ async function captureSnapshot(
         mastodon: session.facts,
         files: [file, ...extra.files],
         ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
+        ...(signing ? { signedBy: signing.fingerprint } : {}),
       };
-      const id = await commitPartial(partial, manifest);
+      const id = await commitPartial(partial, manifest, signing ? (bytes) => signDetached(bytes, signing) : undefined);
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
       const prune = await pruneAfterBackup(config);
       // Start replication now rather than at Syncthing's next rescan; trouble there is only a warning.

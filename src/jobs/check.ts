@@ -9,6 +9,7 @@ import { errorMessage, IntegrityError } from '../errors.js';
 import { sha256File } from '../vault/crypto.js';
 import { compareFolder, isSyncthingTemp, recordCheck, type CheckRecord, type FolderEntry } from '../vault/check.js';
 import type { Manifest } from '../vault/manifest.js';
+import { readSignerKey, signatureProblem, type SignerKey } from '../vault/signature.js';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../vault/store.js';
 
 export interface SnapshotCheck {
@@ -40,7 +41,7 @@ async function readFolder(dir: string, manifest: Manifest): Promise<FolderEntry[
   return entries;
 }
 
-async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
+async function checkOne(s: SnapshotEntry, signer: SignerKey | null): Promise<SnapshotCheck | null> {
   if (!s.manifest) return { id: s.id, ok: false, problems: [s.problem ?? 'its manifest cannot be used'], arriving: false };
   let found: FolderEntry[];
   try {
@@ -64,6 +65,8 @@ async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
   }
   if (found.some((e) => isSyncthingTemp(e.name))) return { id: s.id, ok: true, problems: [], arriving: true };
   const problems = compareFolder(s.manifest, found);
+  const unsigned = signer ? await signatureProblem(s.dir, signer) : null;
+  if (unsigned) problems.push(unsigned);
   return { id: s.id, ok: problems.length === 0, problems, arriving: false };
 }
 
@@ -76,9 +79,10 @@ export async function runCheck(config: Config, ref: string | undefined): Promise
   const checkedAt = new Date().toISOString();
   const all = await listSnapshots(config.vault.dir);
   const chosen = ref === undefined || ref === 'all' ? all : [await findSnapshot(config.vault.dir, ref)];
+  const signer = await readSignerKey(config.vault.signerKeyFile);
   const snapshots: SnapshotCheck[] = [];
   for (const s of chosen) {
-    const r = await checkOne(s);
+    const r = await checkOne(s, signer);
     if (r) snapshots.push(r);
   }
   const records: Record<string, CheckRecord> = {};

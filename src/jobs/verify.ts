@@ -18,6 +18,7 @@ import {
 import { recordVerify, recordVerifyRun } from '../recover/verify-state.js';
 import { decryptSecretFor, type SecretFlags } from '../vault/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
+import { readSignerKey, requireSignedManifest } from '../vault/signature.js';
 import { findSnapshot, listSnapshots } from '../vault/store.js';
 import type { JobEvents } from './events.js';
 
@@ -81,6 +82,7 @@ async function verifyOnce(
   const secret = await decryptSecretFor(config, opts, 'verify');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   run.snapshot = snapshot.id;
+  await requireSignedManifest(snapshot, await readSignerKey(config.vault.signerKeyFile));
   const server = verifyServer(config, scratchName(config));
   let checks: CheckOutcome[] = [];
   const stopIfAborted = (): void => {

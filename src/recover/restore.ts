@@ -12,6 +12,7 @@ import type { JobEvents } from '../jobs/events.js';
 import { PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../vault/keys-identity.js';
+import { readSignerKey, requireSignedManifest } from '../vault/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase } from './decrypt.js';
 import { checkTarget, inspectTarget, PARTLY_RESTORED, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
@@ -143,6 +144,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   if (redis && redis === secrets) throw new UserError('--redis and --secrets name the same file; give each its own path.');
   const secret = await decryptSecretFor(config, opts, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
+  await requireSignedManifest(snapshot, await readSignerKey(config.vault.signerKeyFile));
   // Every requested part must exist before any is written, so a missing one fails without side effects.
   const dbFile = opts.database ? partFile(snapshot, 'database') : null;
   if (redis) partFile(snapshot, 'redis');

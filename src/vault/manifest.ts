@@ -93,7 +93,17 @@ export const manifestSchema = z.object({
    * else worked). Absent in manifests written before it existed and when every part worked.
    */
   failed: z.array(failedPartSchema).optional(),
+  /**
+   * Fingerprint of the key that signed this manifest (manifest.json.sig), for rotation and `list`.
+   * Only a record: what is trusted is the signature checked against vault.signerKeyFile.
+   */
+  signedBy: z
+    .string()
+    .regex(/^[0-9A-F]{40}$/)
+    .optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MANIFEST_NAME = 'manifest.json';
+/** The detached OpenPGP signature of the manifest (vault.signingKeyFile; see signature.ts). */
+export const SIGNATURE_NAME = 'manifest.json.sig';
