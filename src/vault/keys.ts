@@ -132,18 +132,17 @@ async function pkeskPackets(sessionKey: Buffer, recipients: readonly RecipientKe
 }
 
 /**
- * The key packets and session key for one new part. A passphrase alone gives what `gpg -c`
- * writes (the S2K-derived key is the session key, as before recipients existed); with recipients
- * a fresh random session key is wrapped in a PKESK for each and, with a passphrase too, an SKESK.
+ * The key packets and session key for one part. A passphrase alone and no `sessionKey` gives what
+ * `gpg -c` writes (the S2K-derived key is the session key, as before recipients existed); else the
+ * session key (fresh and random unless rekey passes the part's own) is wrapped in a PKESK for each
+ * recipient and, with a passphrase, in an SKESK.
  */
-export async function messageKeysFor(
-  keys: EncryptionKeys,
-  sessionKey: Buffer = randomBytes(32),
-): Promise<{ message: MessageKeys; facts: PartKeys }> {
+export async function messageKeysFor(keys: EncryptionKeys, given?: Buffer): Promise<{ message: MessageKeys; facts: PartKeys }> {
   if (keys.recipients.length === 0) {
     if (keys.passphrase === undefined) throw new Error('messageKeysFor: neither a passphrase nor recipients');
-    return { message: skeskPacket(keys.passphrase), facts: { recipients: [], passphrase: true } };
+    return { message: skeskPacket(keys.passphrase, given), facts: { recipients: [], passphrase: true } };
   }
+  const sessionKey = given ?? randomBytes(32);
   const pkesk = await pkeskPackets(sessionKey, keys.recipients);
   const skesk = keys.passphrase === undefined ? null : skeskPacket(keys.passphrase, sessionKey);
   return {

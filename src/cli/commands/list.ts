@@ -24,6 +24,9 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         parts: s.manifest?.files.map((f) => f.part) ?? [],
         database: s.manifest?.database.name ?? null,
         failed: s.manifest?.failed ?? [],
+        // Which keys open each part (manifests from before recipients: the passphrase only), and who signed it.
+        keys: Object.fromEntries(s.manifest?.files.map((f) => [f.part, f.keys ?? { recipients: [], passphrase: true }]) ?? []),
+        signedBy: s.manifest?.signedBy ?? null,
         future: s.future,
         problem: s.problem ?? null,
         verified: verifyStatus(verified[s.id]),
