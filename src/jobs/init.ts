@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.js';
 import { deriveFromMastodonEnv, readMastodonEnv } from '../config/mastodon-env.js';
 import { UserError } from '../errors.js';
-import { fsyncDir, writeFileAtomic } from '../vault/fs-durable.js';
+import { createExclusive, writeFileAtomic } from '../vault/fs-durable.js';
 import { generateKeys, type GeneratedKeys } from '../vault/keys-generate.js';
 import type { KeepPolicy } from '../vault/retention.js';
 
@@ -49,18 +49,6 @@ export interface InitResult {
 /** A strong passphrase: 256 random bits, printable, one line. */
 export function newPassphrase(): string {
   return randomBytes(32).toString('base64url');
-}
-
-/** Creates `file` with `mode`, failing if it exists (never replaces a passphrase). */
-async function createExclusive(file: string, text: string, mode: number): Promise<void> {
-  const handle = await open(file, 'wx', mode);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fsyncDir(path.dirname(file));
 }
 
 /**

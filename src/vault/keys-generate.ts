@@ -4,12 +4,11 @@
  * on the server to sign manifests). Curve25519 v4 keys, as gpg 2.2 reads them.
  */
 import { existsSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { UserError } from '../errors.js';
-import { fsyncDir } from './fs-durable.js';
+import { createExclusive } from './fs-durable.js';
 import { GPG22_CONFIG } from './keys.js';
 
 export interface GeneratedKeys {
@@ -24,24 +23,16 @@ export interface GeneratedKeys {
   signingFingerprint: string;
 }
 
-/** Writes `text` to a new file (never replacing one) with `mode`, synced. */
+/** Writes `text` to a new file (never replacing one) with `mode`, synced; one sentence when it cannot. */
 async function writeOnce(file: string, text: string, mode: number): Promise<void> {
-  let handle;
   try {
-    handle = await open(file, 'wx', mode);
+    await createExclusive(file, text, mode);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new UserError(`${file} already exists; keys are never replaced: move it away or choose another folder.`, { cause: err });
     }
     throw new UserError(`Cannot write ${file}; check that the folder exists and is writable.`, { cause: err });
   }
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fsyncDir(path.dirname(file));
 }
 
 /** A Curve25519 (EdDSA + ECDH, v4) key pair gpg 2.2 reads, unprotected. */
