@@ -195,8 +195,8 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = !isSource || finalSettings.vault ? passphraseFile;
-        message = ''services.permafrost: a source encrypts every snapshot, so set services.permafrost.settings.vault.passphraseFile to a file outside the Nix store (mode 0600, e.g. "/run/keys/permafrost-passphrase").'';
+        assertion = !isSource || finalSettings.vault ? passphraseFile || (finalSettings.vault.recipients or [ ]) != [ ];
+        message = ''services.permafrost: a source encrypts every snapshot, so set services.permafrost.settings.vault.recipients (public key files) or settings.vault.passphraseFile (a file outside the Nix store, mode 0600, e.g. "/run/keys/permafrost-passphrase").'';
       }
       {
         assertion = !isSource || finalSettings ? database;

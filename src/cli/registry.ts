@@ -13,6 +13,7 @@ export const COMMANDS: Record<string, () => Promise<RegisterCommand>> = {
   restore: async () => (await import('./commands/restore.js')).registerRestore,
   verify: async () => (await import('./commands/verify.js')).registerVerify,
   check: async () => (await import('./commands/check.js')).registerCheck,
+  rekey: async () => (await import('./commands/rekey.js')).registerRekey,
   metrics: async () => (await import('./commands/metrics.js')).registerMetrics,
   prune: async () => (await import('./commands/prune.js')).registerPrune,
   daemon: async () => (await import('./commands/daemon.js')).registerDaemon,

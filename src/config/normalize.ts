@@ -6,7 +6,7 @@ export type Normalized = { ok: true; config: Config } | { ok: false; problems: s
 
 /**
  * Decides once whether this config is the server's (source: it backs up, so it needs `database`
- * and `vault.passphraseFile`) or a backup device's (it only holds replicas, so it has neither).
+ * and `vault.passphraseFile` or `vault.recipients`) or a backup device's (it only holds replicas, so it has neither).
  * A device is `syncthing.role: receiver`, or a config with no syncthing section and no database
  * (`vault.dir` alone): such a config can make no backup, so it is read as a device's, for list,
  * check, status and `restore --passphrase-file`.
@@ -31,12 +31,14 @@ export function normalizeConfig(raw: RawConfig, configPath: string): Normalized 
       "database: required on the server (syncthing.role: source); a backup device's config sets syncthing.role: receiver, or has no syncthing section",
     );
   }
-  const passphraseFile = raw.vault.passphraseFile;
-  if (passphraseFile === undefined) {
-    problems.push('vault.passphraseFile: required on the server, which encrypts every snapshot with it (`permafrost init` creates one)');
+  const { passphraseFile, recipients } = raw.vault;
+  if (passphraseFile === undefined && recipients === undefined) {
+    problems.push(
+      'vault: the server encrypts every snapshot, so it needs vault.recipients (public keys), vault.passphraseFile, or both (`permafrost init` creates a passphrase file)',
+    );
   }
-  if (database === undefined || passphraseFile === undefined) return { ok: false, problems };
-  return { ok: true, config: { ...common, vault: { ...common.vault, passphraseFile }, configPath, role: 'source', database } };
+  if (database === undefined || problems.length > 0) return { ok: false, problems };
+  return { ok: true, config: { ...common, configPath, role: 'source', database } };
 }
 
 /** The config as a source's, for a job that needs the database; on a backup device one UserError says what to change. */

@@ -24,8 +24,24 @@ export const databaseSchema = z.strictObject({
 
 export const vaultSchema = z.strictObject({
   dir: absPath,
-  /** Required on the server (it encrypts with it); a backup device needs none (restore --passphrase-file gives it then). See normalize.ts. */
+  /**
+   * The vault passphrase (a 0600 file). The server needs it or `recipients` (or both) to encrypt;
+   * a backup device needs none (restore --passphrase-file gives it then). See normalize.ts.
+   */
   passphraseFile: absPath.optional(),
+  /**
+   * OpenPGP public keys (armored or binary files) every part is encrypted to as well: the server
+   * then needs no secret to back up, and any one recipient's secret key decrypts (`gpg -d`,
+   * restore --identity). See README, Keys.
+   */
+  recipients: z.array(absPath).min(1, 'list at least one public key file, or leave recipients out').optional(),
+  /**
+   * The server's OpenPGP secret signing key (unprotected, mode 0600): every manifest gets a
+   * detached signature manifest.json.sig made with it. See README, Keys.
+   */
+  signingKeyFile: absPath.optional(),
+  /** The public key manifests must be signed by: check, verify and restore refuse (exit 3) any other. */
+  signerKeyFile: absPath.optional(),
   /** Where restore/verify decrypt snapshots (a private 0700 folder is made inside). */
   tempDir: absPath.optional(),
   /** Retention (GFS); without it nothing is ever pruned. */
@@ -58,11 +74,10 @@ export type DatabaseConfig = z.output<typeof databaseSchema>;
 type CommonConfig = Omit<RawConfig, 'database'> & { configPath: string };
 export type VaultConfig = RawConfig['vault'];
 
-/** The server's config: it makes the backups, so it has a database and the passphrase to encrypt with. */
-export type SourceConfig = Omit<CommonConfig, 'vault'> & {
+/** The server's config: it makes the backups, so it has a database and a passphrase or recipients (or both) to encrypt to. */
+export type SourceConfig = CommonConfig & {
   role: 'source';
   database: DatabaseConfig;
-  vault: VaultConfig & { passphraseFile: string };
 };
 
 /** A backup device's (syncthing.role: receiver, or no syncthing section and no database): it holds replicas, has no database and needs no passphrase. */

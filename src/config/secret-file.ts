@@ -92,6 +92,6 @@ export function passphraseFor(
   if (flagValue !== undefined) return readPassphraseFile(flagValue, '--passphrase-file');
   if (config.vault.passphraseFile !== undefined) return readPassphraseFile(config.vault.passphraseFile);
   throw new UserError(
-    `permafrost ${job} needs the vault passphrase, and this config has no vault.passphraseFile (a backup device keeps none): pass --passphrase-file FILE (a 0600 file holding it, e.g. on a USB stick).`,
+    `permafrost ${job} needs the vault passphrase, and this config has no vault.passphraseFile (a backup device keeps none): pass --passphrase-file FILE (a 0600 file holding it, e.g. on a USB stick), or --identity FILE for snapshots encrypted to vault.recipients.`,
   );
 }

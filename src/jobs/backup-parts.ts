@@ -6,6 +6,7 @@ import { openSecrets } from '../capture/secrets.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { checkRedisCli } from '../tools/redis-cli.js';
+import type { EncryptionKeys } from '../vault/keys.js';
 import { PART_FILE, type FailedPart, type ManifestFile } from '../vault/manifest.js';
 import { vaultWriteCode } from '../vault/store.js';
 import { captureFailure } from '../vault/write-capture.js';
@@ -24,7 +25,7 @@ interface PartJob {
   part: 'redis' | 'secrets';
   optional: boolean;
   /** Streams the part's plaintext into the snapshot; throws an error that names the part. */
-  write(dir: string, passphrase: string): Promise<ManifestFile>;
+  write(dir: string, keys: EncryptionKeys): Promise<ManifestFile>;
 }
 
 function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n: number) => void): PartJob | null {
@@ -33,7 +34,7 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
   return {
     part: 'redis',
     optional: redis.optional,
-    async write(dir, passphrase) {
+    async write(dir, keys) {
       const cli = await checkRedisCli(redis);
       if (!cli.ok) throw redisPartError(redis, new Error(cli.reason));
       let capture: ReturnType<typeof startRedisCapture>;
@@ -43,7 +44,7 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
         throw redisPartError(redis, err);
       }
       try {
-        const file = await writeEncryptedPart({ dir, part: 'redis', passphrase, progress }, capture.stdout);
+        const file = await writeEncryptedPart({ dir, part: 'redis', keys, progress }, capture.stdout);
         await capture.tool.done;
         return file;
       } catch (err) {
@@ -61,10 +62,10 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
   return {
     part: 'secrets',
     optional: secrets.optional,
-    async write(dir, passphrase) {
+    async write(dir, keys) {
       const stream: Readable = await openSecrets(secrets);
       try {
-        return await writeEncryptedPart({ dir, part: 'secrets', passphrase, progress }, stream);
+        return await writeEncryptedPart({ dir, part: 'secrets', keys, progress }, stream);
       } catch (err) {
         stream.destroy();
         if (err instanceof PermafrostError) throw err;
@@ -84,11 +85,11 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
  */
 export async function captureExtraParts(
   config: Config,
-  opts: { dir: string; passphrase: string; rolesSql: string; signal?: AbortSignal; events?: JobEvents },
+  opts: { dir: string; keys: EncryptionKeys; rolesSql: string; signal?: AbortSignal; events?: JobEvents },
 ): Promise<ExtraParts> {
-  const { dir, passphrase } = opts;
+  const { dir, keys } = opts;
   opts.events?.phase?.('roles');
-  const roles = await writeEncryptedPart({ dir, part: 'roles', passphrase }, Readable.from([Buffer.from(opts.rolesSql, 'utf8')]));
+  const roles = await writeEncryptedPart({ dir, part: 'roles', keys }, Readable.from([Buffer.from(opts.rolesSql, 'utf8')]));
   const jobs = [
     redisJob(config, opts.signal, (n) => opts.events?.bytes?.('redis', n)),
     secretsJob(config, (n) => opts.events?.bytes?.('secrets', n)),
@@ -100,7 +101,7 @@ export async function captureExtraParts(
     if (opts.signal?.aborted) break;
     opts.events?.phase?.(job.part);
     try {
-      files.push(await job.write(dir, passphrase));
+      files.push(await job.write(dir, keys));
     } catch (err) {
       await rm(path.join(dir, PART_FILE[job.part]), { force: true });
       if (opts.signal?.aborted || vaultWriteCode(err)) throw err;

@@ -2,11 +2,12 @@ import { hostname } from 'node:os';
 import { formatBytes } from '../format.js';
 import { openCaptureSession } from '../capture/postgres.js';
 import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
-import { readPassphraseFile } from '../config/secret-file.js';
 import type { SourceConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { acquireLock, type RunLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
+import { loadEncryptionKeys, type EncryptionKeys } from '../vault/keys.js';
+import { readSigningKey, signDetached, type SigningKey } from '../vault/signature.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import {
   cleanStalePartials,
@@ -62,10 +63,11 @@ function lockWarning(lock: RunLock): string[] {
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
 export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
-  const passphrase = readPassphraseFile(config.vault.passphraseFile);
+  const keys = await loadEncryptionKeys(config.vault);
+  const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
   try {
     await checkFreeSpace(config.vault.dir);
-    return await captureSnapshot(config, passphrase, opts);
+    return await captureSnapshot(config, { keys, signing }, opts);
   } catch (err) {
     // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
     throw vaultWriteError(config.vault.dir, err) ?? err;
@@ -74,7 +76,7 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
 
 async function captureSnapshot(
   config: SourceConfig,
-  passphrase: string,
+  { keys, signing }: { keys: EncryptionKeys; signing: SigningKey | null },
   opts: { signal?: AbortSignal; events?: JobEvents },
 ): Promise<BackupResult> {
   const db = config.database;
@@ -102,7 +104,7 @@ async function captureSnapshot(
         {
           dir: partial.dir,
           part: 'database',
-          passphrase,
+          keys,
           progress: (n) => opts.events?.bytes?.('database', n),
           encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
         },
@@ -111,7 +113,7 @@ async function captureSnapshot(
       await closeSession();
       const extra = await captureExtraParts(config, {
         dir: partial.dir,
-        passphrase,
+        keys,
         rolesSql: session.rolesSql,
         signal: opts.signal,
         events: opts.events,
@@ -135,8 +137,9 @@ async function captureSnapshot(
         mastodon: session.facts,
         files: [file, ...extra.files],
         ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
+        ...(signing ? { signedBy: signing.fingerprint } : {}),
       };
-      const id = await commitPartial(partial, manifest);
+      const id = await commitPartial(partial, manifest, signing ? (bytes) => signDetached(bytes, signing) : undefined);
       // The runbook beside the data; the snapshot is safe already, so trouble here is only a warning.
       const runbook = await writeRunbook(config, { ...manifest, id });
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.

@@ -9,6 +9,7 @@ import { errorMessage, IntegrityError } from '../errors.js';
 import { sha256File } from '../vault/crypto.js';
 import { compareFolder, isSyncthingTemp, recordCheck, type CheckRecord, type FolderEntry } from '../vault/check.js';
 import type { Manifest } from '../vault/manifest.js';
+import { readSignerKey, signatureProblem, type SignerKey } from '../vault/signature.js';
 import { findSnapshot, listSnapshots, partPath, versionCopies, type SnapshotEntry } from '../vault/store.js';
 
 export interface SnapshotCheck {
@@ -64,7 +65,7 @@ async function withKeptCopies(
   return { problems: left, goodCopies };
 }
 
-async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
+async function checkOne(s: SnapshotEntry, signer: SignerKey | null): Promise<SnapshotCheck | null> {
   if (!s.manifest) return { id: s.id, ok: false, problems: [s.problem ?? 'its manifest cannot be used'], arriving: false, goodCopies: [] };
   if (s.versionsOnly) {
     const r = await withKeptCopies({ ...s, manifest: s.manifest }, []);
@@ -97,6 +98,8 @@ async function checkOne(s: SnapshotEntry): Promise<SnapshotCheck | null> {
     compared.length > 0 && (await versionCopies(path.dirname(s.dir), s.id)).length > 0
       ? await withKeptCopies({ ...s, manifest: s.manifest }, compared)
       : { problems: compared, goodCopies: [] };
+  const unsigned = signer ? await signatureProblem(s.dir, signer) : null;
+  if (unsigned) r.problems.push(unsigned);
   return { id: s.id, ok: r.problems.length === 0, arriving: false, ...r };
 }
 
@@ -109,9 +112,10 @@ export async function runCheck(config: Config, ref: string | undefined): Promise
   const checkedAt = new Date().toISOString();
   const all = await listSnapshots(config.vault.dir, { versions: true });
   const chosen = ref === undefined || ref === 'all' ? all : [await findSnapshot(config.vault.dir, ref)];
+  const signer = await readSignerKey(config.vault.signerKeyFile);
   const snapshots: SnapshotCheck[] = [];
   for (const s of chosen) {
-    const r = await checkOne(s);
+    const r = await checkOne(s, signer);
     if (r) snapshots.push(r);
   }
   const records: Record<string, CheckRecord> = {};

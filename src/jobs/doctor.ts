@@ -15,6 +15,7 @@ import {
   checkVault,
   type CheckLine,
 } from '../doctor/checks.js';
+import { checkKeys } from '../doctor/keys.js';
 import { checkSyncthing } from '../doctor/syncthing.js';
 import { sweepLeftovers } from '../recover/sweep.js';
 
@@ -64,6 +65,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
   const lines: CheckLine[] = [{ check: 'config', status: 'ok', message: `${config.configPath} is valid` }];
   // A backup device keeps no passphrase (restore takes --passphrase-file): nothing to check then.
   if (config.vault.passphraseFile !== undefined) lines.push(await checkPassphrase(config.vault.passphraseFile));
+  lines.push(...(await checkKeys(config)));
   if (config.role === 'source') {
     const db = await checkDatabase(config.database);
     lines.push(db.line);

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.js';
 import { deriveFromMastodonEnv, readMastodonEnv } from '../config/mastodon-env.js';
 import { UserError } from '../errors.js';
-import { fsyncDir, writeFileAtomic } from '../vault/fs-durable.js';
+import { createExclusive, writeFileAtomic } from '../vault/fs-durable.js';
+import { generateKeys, type GeneratedKeys } from '../vault/keys-generate.js';
 import type { KeepPolicy } from '../vault/retention.js';
 
 export const DEFAULT_VAULT_DIR = '/var/lib/permafrost/snapshots';
@@ -21,12 +22,20 @@ export interface InitOptions {
   configPath: string;
   force?: boolean;
   vaultDir?: string;
+  /**
+   * Generate a recipient and a signing key pair instead of a passphrase: the recipient's secret
+   * half goes into this folder (to be moved off the server), so the server holds no secret that decrypts.
+   */
+  generateKeysDir?: string;
 }
 
 export interface InitResult {
   configPath: string;
-  passphraseFile: string;
-  /** False when an existing passphrase file was kept. */
+  /** Null with generated keys: the server then holds no passphrase. */
+  passphraseFile: string | null;
+  /** The generated keys (--generate-keys), else null. */
+  keys: GeneratedKeys | null;
+  /** False when an existing passphrase file was kept, or none was made. */
   passphraseCreated: boolean;
   /** Secret files written (mode 0600). */
   passwordFiles: string[];
@@ -40,18 +49,6 @@ export interface InitResult {
 /** A strong passphrase: 256 random bits, printable, one line. */
 export function newPassphrase(): string {
   return randomBytes(32).toString('base64url');
-}
-
-/** Creates `file` with `mode`, failing if it exists (never replaces a passphrase). */
-async function createExclusive(file: string, text: string, mode: number): Promise<void> {
-  const handle = await open(file, 'wx', mode);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fsyncDir(path.dirname(file));
 }
 
 /**
@@ -73,7 +70,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     databasePasswordFile: path.join(home, `${prefix}database.password`),
     redisPasswordFile: path.join(home, `${prefix}redis.password`),
   });
-  const passphraseFile = path.join(home, `${prefix}passphrase`);
+  const passphraseFile = opts.generateKeysDir === undefined ? path.join(home, `${prefix}passphrase`) : null;
   const vaultDir = path.resolve(opts.vaultDir ?? DEFAULT_VAULT_DIR);
 
   await mkdir(home, { recursive: true, mode: 0o750 });
@@ -88,14 +85,20 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     passwordFiles.push(file);
   }
   let passphraseCreated = false;
-  if (!existsSync(passphraseFile)) {
+  const keys = opts.generateKeysDir === undefined ? null : await generateKeys(home, opts.generateKeysDir);
+  if (passphraseFile !== null && !existsSync(passphraseFile)) {
     await createExclusive(passphraseFile, `${newPassphrase()}\n`, 0o400);
     passphraseCreated = true;
   }
 
   const config = {
     database: derived.database,
-    vault: { dir: vaultDir, passphraseFile, keep: { ...DEFAULT_KEEP } },
+    vault: {
+      dir: vaultDir,
+      ...(passphraseFile !== null ? { passphraseFile } : {}),
+      ...(keys ? { recipients: [keys.recipientPublic], signingKeyFile: keys.signingSecret, signerKeyFile: keys.signerPublic } : {}),
+      keep: { ...DEFAULT_KEEP },
+    },
     redis: derived.redis,
     secrets: derived.secrets,
     ...(derived.media ? { media: derived.media } : {}),
@@ -112,6 +115,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   return {
     configPath,
     passphraseFile,
+    keys,
     passphraseCreated,
     passwordFiles,
     vaultDir,

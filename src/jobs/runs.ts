@@ -12,6 +12,7 @@ import { runBackup, type BackupResult } from './backup.js';
 import { checkFailed, runCheck, type CheckResult } from './check.js';
 import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
+import type { SecretFlags } from '../vault/keys-identity.js';
 import { checkDevices } from './watch.js';
 
 export interface JobRunOptions {
@@ -51,10 +52,7 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
 }
 
 /** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
-export async function runVerifyJob(
-  config: Config,
-  opts: JobRunOptions & { snapshot?: string; passphraseFile?: string } = {},
-): Promise<VerifyResult> {
+export async function runVerifyJob(config: Config, opts: JobRunOptions & SecretFlags & { snapshot?: string } = {}): Promise<VerifyResult> {
   const log = opts.log ?? quiet;
   await sweepAndReport(config, log);
   try {
@@ -64,6 +62,9 @@ export async function runVerifyJob(
         runVerify(config, {
           snapshot: opts.snapshot,
           passphraseFile: opts.passphraseFile,
+          identity: opts.identity,
+          identityPassphraseFile: opts.identityPassphraseFile,
+          askIdentityPassphrase: opts.askIdentityPassphrase,
           signal: opts.signal,
           events: opts.events,
         }).finally(() => opts.events?.end?.()),

@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import { passphraseFor } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
 import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../recover/decrypt.js';
@@ -17,7 +16,9 @@ import {
   type TocTable,
 } from '../recover/verify.js';
 import { recordVerify, recordVerifyRun } from '../recover/verify-state.js';
+import { decryptSecretFor, type SecretFlags } from '../vault/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
+import { readSignerKey, requireSignedManifest } from '../vault/signature.js';
 import { findSnapshot, listSnapshots } from '../vault/store.js';
 import type { JobEvents } from './events.js';
 
@@ -65,10 +66,8 @@ export async function runVerify(config: Config, opts: VerifyOptions = {}): Promi
   }
 }
 
-interface VerifyOptions {
+interface VerifyOptions extends SecretFlags {
   snapshot?: string;
-  /** --passphrase-file: wins over vault.passphraseFile (a backup device keeps none). */
-  passphraseFile?: string;
   events?: JobEvents;
   signal?: AbortSignal;
 }
@@ -80,9 +79,10 @@ async function verifyOnce(
   run: { t0: number; checkedAt: string; snapshot: string | null },
 ): Promise<VerifyResult> {
   const { t0, checkedAt } = run;
-  const passphrase = passphraseFor(config, opts.passphraseFile, 'verify');
+  const secret = await decryptSecretFor(config, opts, 'verify');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   run.snapshot = snapshot.id;
+  await requireSignedManifest(snapshot, await readSignerKey(config.vault.signerKeyFile));
   const server = verifyServer(config, scratchName(config));
   let checks: CheckOutcome[] = [];
   const stopIfAborted = (): void => {
@@ -114,7 +114,7 @@ async function verifyOnce(
         const what = `decrypt ${file.part}`;
         opts.events?.phase?.(what);
         try {
-          const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file, {
+          const out = await decryptVerifiedPart({ snapshot, secret, temp }, file, {
             progress: (n) => opts.events?.bytes?.(what, n),
             signal: opts.signal,
           });

@@ -3,12 +3,13 @@
  * mapping from what went wrong to the error the user sees. Only a file whose OpenPGP integrity
  * (MDC), SHA-256, size and plaintext size all match the manifest is handed to the caller.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import { formatBytes } from '../format.js';
-import { gpgDecryptArgv, gpgDecryptFile, type GpgDecryptResult } from '../tools/gpg.js';
+import { gpgDecryptArgv, gpgDecryptFile, gpgImportSecretKey, type GpgDecryptResult } from '../tools/gpg.js';
+import type { DecryptSecret } from '../vault/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { partPath, type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
@@ -113,7 +114,7 @@ function judgeDecryption(r: GpgDecryptResult, file: ManifestFile): string | null
   const cipherMatches = r.sha256 === file.sha256 && r.bytes === file.bytes;
   // A damaged header can look like a wrong passphrase: the checksum of the ciphertext decides.
   if (!cipherMatches) return 'does not match the SHA-256 in the manifest (tampered or truncated)';
-  if (!r.ok) return r.failure === 'wrong-passphrase' ? null : 'fails its OpenPGP integrity check';
+  if (!r.ok) return r.failure === 'wrong-key' ? null : 'fails its OpenPGP integrity check';
   if (r.plainBytes !== file.plainBytes) {
     return `decrypts to ${r.plainBytes} bytes where the manifest says ${file.plainBytes} (damaged before encryption)`;
   }
@@ -123,8 +124,33 @@ function judgeDecryption(r: GpgDecryptResult, file: ManifestFile): string | null
 /** What decrypting the parts of one snapshot needs: looked up once, read once, passed down. */
 export interface DecryptSource {
   snapshot: SnapshotEntry;
-  passphrase: string;
+  secret: DecryptSecret;
   temp: PrivateTemp;
+}
+
+/** The GNUPGHOME (inside the private temp folder, so it goes with it) holding the identity, imported on first use. */
+async function identityHome(temp: PrivateTemp, secret: DecryptSecret & { kind: 'identity' }): Promise<string> {
+  const home = path.join(temp.dir, '.gnupg');
+  if (
+    await mkdir(home, { mode: 0o700 }).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') return false;
+        throw err;
+      },
+    )
+  ) {
+    await gpgImportSecretKey(home, secret.file, secret.keyPassphrase);
+  }
+  return home;
+}
+
+/** The sentence for a secret that opens none of the part's key packets. */
+function wrongKey(snapshot: SnapshotEntry, file: ManifestFile, secret: DecryptSecret): string {
+  if (secret.kind === 'passphrase')
+    return `Cannot decrypt snapshot ${snapshot.id}: the passphrase in vault.passphraseFile is not the one it was encrypted with.`;
+  const to = file.keys?.recipients.map((r) => r.fingerprint).join(', ');
+  return `Cannot decrypt snapshot ${snapshot.id}: the key ${secret.fingerprint} in ${secret.file} is not one it was encrypted to${to ? ` (${to})` : ' (the passphrase only)'}; pass a recipient's secret key with --identity.`;
 }
 
 /**
@@ -133,7 +159,7 @@ export interface DecryptSource {
  * damaged part is an IntegrityError, a wrong passphrase a UserError, a missing gpg a ToolError.
  */
 export async function decryptVerifiedPart(
-  { snapshot, passphrase, temp }: DecryptSource,
+  { snapshot, secret, temp }: DecryptSource,
   file: ManifestFile,
   opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {
@@ -150,7 +176,10 @@ export async function decryptVerifiedPart(
   try {
     let r: GpgDecryptResult;
     try {
-      r = await gpgDecryptFile(encPath, passphrase, outPath, { signal: opts.signal });
+      r =
+        secret.kind === 'identity'
+          ? await gpgDecryptFile(encPath, secret.keyPassphrase, outPath, { home: await identityHome(temp, secret), signal: opts.signal })
+          : await gpgDecryptFile(encPath, secret.passphrase, outPath, { signal: opts.signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrity('is missing', err);
       throw err;
@@ -173,10 +202,7 @@ export async function decryptVerifiedPart(
     const wrong = judgeDecryption(r, file);
     if (wrong) throw integrity(wrong, cause);
     if (!r.ok) {
-      throw new UserError(
-        `Cannot decrypt snapshot ${snapshot.id}: the passphrase in vault.passphraseFile is not the one it was encrypted with.`,
-        { cause },
-      );
+      throw new UserError(wrongKey(snapshot, file, secret), { cause });
     }
     opts.progress?.(r.plainBytes);
     return outPath;

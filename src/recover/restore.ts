@@ -10,16 +10,17 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { passphraseFor } from '../config/secret-file.js';
 import { databaseSchema, type Config, type DatabaseConfig } from '../config/schema.js';
 import type { JobEvents } from '../jobs/events.js';
 import { IntegrityError, PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
+import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../vault/keys-identity.js';
+import { readSignerKey, requireSignedManifest } from '../vault/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase, type PrivateTemp } from './decrypt.js';
 import { assertTargetNames, checkTarget, inspectTarget, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
 
-export interface RestoreOptions {
+export interface RestoreOptions extends SecretFlags {
   snapshot?: string;
   /** Target database; default: the manifest's when nothing else is asked for, or with `all`. */
   database?: string;
@@ -43,8 +44,6 @@ export interface RestoreOptions {
   noOwner?: boolean;
   /** With noOwner: the role given every object (pg_restore --role). */
   role?: string;
-  /** --passphrase-file: wins over vault.passphraseFile (a backup device keeps none). */
-  passphraseFile?: string;
   events?: JobEvents;
   /** Told the steps that remain for the admin once every check passed, before anything is written. */
   onPlan?: (steps: string[]) => void;
@@ -101,7 +100,7 @@ interface StagedFile {
  */
 async function stageFile(
   snapshot: SnapshotEntry,
-  passphrase: string,
+  secret: DecryptSecret,
   part: StagedFile['part'],
   dest: string,
   opts: { force?: boolean; signal?: AbortSignal },
@@ -110,7 +109,7 @@ async function stageFile(
   const folder = path.dirname(dest);
   const temp = await privateTemp({ dir: folder, name: `the folder of ${flag} (${folder})`, setting: flag });
   try {
-    const plain = await decryptVerifiedPart({ snapshot, passphrase, temp }, partFile(snapshot, part), { signal: opts.signal });
+    const plain = await decryptVerifiedPart({ snapshot, secret, temp }, partFile(snapshot, part), { signal: opts.signal });
     const unchanged = existsSync(dest) && (await sha256(dest)) === (await sha256(plain));
     if (existsSync(dest) && !unchanged && !opts.force) {
       throw new UserError(
@@ -288,8 +287,9 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     if (existsSync(media) && readdirSync(media).length > 0 && !opts.force)
       throw new UserError(`--media: ${media} is not empty; choose a new folder, move it away, or pass --force to replace it.`);
   }
-  const passphrase = passphraseFor(config, opts.passphraseFile, 'restore');
+  const secret = await decryptSecretFor(config, opts, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
+  await requireSignedManifest(snapshot, await readSignerKey(config.vault.signerKeyFile));
   const manifest = snapshot.manifest;
   if (!manifest) throw new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${snapshot.problem ?? 'no manifest'}.`);
   // The manifest's database when nothing else was asked for (or with --all): restore from a bare vault copy.
@@ -327,11 +327,11 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   try {
     if (redis) {
       opts.events?.phase?.('redis');
-      staged.push(await stoppable(stageFile(snapshot, passphrase, 'redis', redis, opts)));
+      staged.push(await stoppable(stageFile(snapshot, secret, 'redis', redis, opts)));
     }
     if (secrets) {
       opts.events?.phase?.('secrets');
-      staged.push(await stoppable(stageFile(snapshot, passphrase, 'secrets', secrets, opts)));
+      staged.push(await stoppable(stageFile(snapshot, secret, 'secrets', secrets, opts)));
     }
     if (media && mediaFrom) {
       opts.events?.phase?.('media');
@@ -342,7 +342,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
       const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
       try {
         db = await stoppable(
-          restoreDatabase({ snapshot, passphrase, temp }, dbFile, {
+          restoreDatabase({ snapshot, secret, temp }, dbFile, {
             server,
             database,
             target,

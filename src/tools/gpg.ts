@@ -33,7 +33,7 @@ export function gpgDecryptArgv(home: string, encPath: string, gpg = 'gpg'): stri
   ];
 }
 
-export type GpgFailure = 'wrong-passphrase' | 'corrupt' | 'missing-tool';
+export type GpgFailure = 'wrong-key' | 'corrupt' | 'missing-tool';
 
 export interface GpgDecryptResult {
   ok: boolean;
@@ -45,9 +45,9 @@ export interface GpgDecryptResult {
   plainBytes: number;
 }
 
-/** gpg's "Bad session key" is what a wrong passphrase looks like; everything else is damage. */
+/** gpg's "Bad session key" is what a wrong passphrase looks like, "No secret key" a wrong identity; everything else is damage. */
 export function classifyGpgError(stderr: string): GpgFailure {
-  return /bad session key|bad passphrase/i.test(stderr) ? 'wrong-passphrase' : 'corrupt';
+  return /bad session key|bad passphrase|no secret key/i.test(stderr) ? 'wrong-key' : 'corrupt';
 }
 
 /** gpgconf argv that ends every daemon (the agent) of a gpg home. */
@@ -55,23 +55,47 @@ function gpgconfKillArgv(home: string): string[] {
   return ['gpgconf', '--homedir', home, '--kill', 'all'];
 }
 
-async function killAgent(home: string): Promise<void> {
+/** Ends the agent gpg started for `home`, if any. */
+export async function killAgent(home: string): Promise<void> {
   // gpg 2.2 starts an agent even for symmetric decryption; leave none behind.
   if (!existsSync(path.join(home, 'S.gpg-agent'))) return;
   await runTool({ argv: gpgconfKillArgv(home), doing: 'stopping the gpg agent of a throwaway home' }).catch(() => undefined);
 }
 
 /**
+ * Imports an armored secret key into `home` (a private GNUPGHOME the caller owns and removes);
+ * `passphrase` (over fd 3) unlocks a protected key, '' for none. The agent is stopped afterwards.
+ */
+export async function gpgImportSecretKey(home: string, keyFile: string, passphrase: string): Promise<void> {
+  const argv = ['gpg', '--homedir', home, '--batch', '--no-tty', '--quiet', '--no-options', '--pinentry-mode', 'loopback'];
+  try {
+    const gpg = startTool(
+      {
+        argv: [...argv, '--passphrase-fd', '3', '--import', keyFile],
+        env: { ...process.env, GNUPGHOME: home },
+        doing: 'importing the --identity key',
+      },
+      { fd3: `${passphrase}\n` },
+    );
+    await gpg.done;
+  } finally {
+    await killAgent(home);
+  }
+}
+
+/**
  * Decrypts `encPath` into `outPath` (created 0600, must not exist) while hashing the ciphertext.
+ * `passphrase` goes to gpg over fd 3: the vault passphrase, or the one of the key in `home` (a
+ * GNUPGHOME holding an identity, kept); without `home` a throwaway one is made and removed.
  * Never throws for a bad message: returns ok=false with the reason; the caller removes `outPath`.
  */
 export async function gpgDecryptFile(
   encPath: string,
   passphrase: string,
   outPath: string,
-  opts: { homeBase?: string; signal?: AbortSignal } = {},
+  opts: { homeBase?: string; home?: string; signal?: AbortSignal } = {},
 ): Promise<GpgDecryptResult> {
-  const home = await mkdtemp(path.join(opts.homeBase ?? tmpdir(), 'permafrost-gnupg-'));
+  const home = opts.home ?? (await mkdtemp(path.join(opts.homeBase ?? tmpdir(), 'permafrost-gnupg-')));
   const out = await open(outPath, 'wx', 0o600);
   try {
     const hashing = sha256File(encPath);
@@ -100,6 +124,6 @@ export async function gpgDecryptFile(
   } finally {
     await out.close();
     await killAgent(home);
-    await rm(home, { recursive: true, force: true });
+    if (!opts.home) await rm(home, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { MANIFEST_NAME, type Manifest } from './manifest.js';
+import { MANIFEST_NAME, SIGNATURE_NAME, type Manifest } from './manifest.js';
 import { readJsonState, writeJsonState } from './state-file.js';
 
 /** One entry found in a snapshot folder; `sha256` only for files whose size matched the manifest (hashing the others is wasted work). */
@@ -19,7 +19,7 @@ export interface FolderEntry {
 /**
  * What is wrong with a snapshot folder whose manifest is `manifest` and which holds `found`, one
  * phrase each (empty: it is exactly what the backup wrote): every listed part present, a regular
- * file of the listed size and SHA-256, and nothing but the manifest and those parts in it.
+ * file of the listed size and SHA-256, and nothing but the manifest (and its signature) and those parts in it.
  */
 export function compareFolder(manifest: Pick<Manifest, 'files'>, found: readonly FolderEntry[]): string[] {
   const problems: string[] = [];
@@ -32,7 +32,7 @@ export function compareFolder(manifest: Pick<Manifest, 'files'>, found: readonly
       problems.push(`${f.name} has ${e.bytes} bytes, the manifest says ${f.bytes} (${e.bytes < f.bytes ? 'truncated' : 'grown'})`);
     else if (e.sha256 !== f.sha256) problems.push(`${f.name} does not match the SHA-256 in the manifest`);
   }
-  const expected = new Set<string>([MANIFEST_NAME, ...manifest.files.map((f) => f.name)]);
+  const expected = new Set<string>([MANIFEST_NAME, SIGNATURE_NAME, ...manifest.files.map((f) => f.name)]);
   for (const e of found)
     if (!expected.has(e.name)) problems.push(`unexpected ${e.regular ? 'file' : 'entry'} ${e.name} (not in the manifest)`);
   return problems;

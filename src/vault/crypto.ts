@@ -1,16 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { encryptOpenPgpStream, type EncryptOptions } from './openpgp-stream.js';
-
-/**
- * Encrypts a byte stream on the fly as a symmetric OpenPGP message that gpg 2.2 reads (`gpg -c`:
- * SKESK v4, AES-256, SEIPD with MDC), optionally with an OpenPGP compressed-data packet (zlib
- * level `compressLevel`, computed on another core). See openpgp-stream.ts for why.
- */
-export function encryptStream(plain: Readable, passphrase: string, opts: EncryptOptions = {}): Promise<Readable> {
-  return Promise.resolve(encryptOpenPgpStream(plain, passphrase, opts));
-}
+import { Transform, type TransformCallback } from 'node:stream';
 
 /** A pass-through that counts bytes and computes SHA-256 of what flows through it. */
 export class HashCounter extends Transform {

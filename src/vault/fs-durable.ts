@@ -48,6 +48,18 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   await fsyncDir(path.dirname(file));
 }
 
+/** Creates `file` with `mode` and writes it, synced with its folder; fails (EEXIST) if it exists: never replaces a secret. */
+export async function createExclusive(file: string, text: string, mode: number): Promise<void> {
+  const handle = await open(file, 'wx', mode);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fsyncDir(path.dirname(file));
+}
+
 /** Free bytes (for this user) and total bytes of the filesystem holding `dir`. */
 export async function diskSpace(dir: string): Promise<{ free: number; total: number }> {
   const s = await statfs(dir);

@@ -30,6 +30,17 @@ const manifestFileSchema = z.object({
   /** Bytes before encryption (the pg_dump archive, the RDB file, …). */
   plainBytes: count,
   durationMs: z.number().nonnegative(),
+  /**
+   * The keys the part is encrypted to (PKESK key ids with their primary fingerprints; whether an
+   * SKESK for the passphrase is there). Absent in manifests written before recipients existed:
+   * those parts are passphrase-only.
+   */
+  keys: z
+    .object({
+      recipients: z.array(z.object({ fingerprint: z.string().regex(/^[0-9A-F]{40}$/), keyId: z.string().regex(/^[0-9A-F]{16}$/) })),
+      passphrase: z.boolean(),
+    })
+    .optional(),
 });
 export type ManifestFile = z.infer<typeof manifestFileSchema>;
 
@@ -101,7 +112,17 @@ export const manifestSchema = z.object({
    * else worked). Absent in manifests written before it existed and when every part worked.
    */
   failed: z.array(failedPartSchema).optional(),
+  /**
+   * Fingerprint of the key that signed this manifest (manifest.json.sig), for rotation and `list`.
+   * Only a record: what is trusted is the signature checked against vault.signerKeyFile.
+   */
+  signedBy: z
+    .string()
+    .regex(/^[0-9A-F]{40}$/)
+    .optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MANIFEST_NAME = 'manifest.json';
+/** The detached OpenPGP signature of the manifest (vault.signingKeyFile; see signature.ts). */
+export const SIGNATURE_NAME = 'manifest.json.sig';

@@ -1,8 +1,9 @@
 /**
- * A streaming writer of symmetrically encrypted OpenPGP messages (RFC 4880), as `gpg -c` writes
- * them and gpg 2.2 reads them:
+ * A streaming writer of encrypted OpenPGP messages (RFC 4880), as `gpg -c` / `gpg -e` write them
+ * and gpg 2.2 reads them:
  *
- *   SKESK v4 (AES-256, iterated+salted S2K with SHA-256)
+ *   key packets: SKESK v4 (AES-256, iterated+salted S2K with SHA-256) and/or PKESK v3 (one per
+ *     recipient, built in keys.ts with openpgp.js: only the session key passes through it)
  *   SEIPD v1 (AES-256-CFB, MDC: SHA-1 over the whole plaintext)
  *     Compressed Data (ZIP = raw deflate, optional)
  *       Literal Data (binary)
@@ -150,12 +151,29 @@ class SeipdEncryptor extends Transform {
   }
 }
 
-/** The SKESK v4 packet announcing AES-256 with an iterated+salted SHA-256 S2K; also returns the derived key. */
-function skeskPacket(passphrase: string, countByte = S2K_COUNT_BYTE): { packet: Buffer; key: Buffer } {
+/** What a message starts with and the AES-256 key its SEIPD packet is encrypted with. */
+export interface MessageKeys {
+  /** The key packets (SKESK, PKESK), concatenated, in their framing. */
+  packets: Buffer;
+  /** The 32-byte session key. */
+  key: Buffer;
+}
+
+/**
+ * The SKESK v4 packet announcing AES-256 with an iterated+salted SHA-256 S2K. Without
+ * `sessionKey` the derived key is the session key (what `gpg -c` writes); with one, the packet
+ * carries it encrypted under the derived key (RFC 4880 §5.3), so PKESKs can share it.
+ */
+export function skeskPacket(passphrase: string, sessionKey?: Buffer, countByte = S2K_COUNT_BYTE): MessageKeys {
   const salt = randomBytes(8);
-  const body = Buffer.concat([Buffer.from([4, AES256, 3, SHA256]), salt, Buffer.from([countByte])]);
-  const key = s2kIterated(Buffer.from(passphrase, 'utf8'), salt, countByte);
-  return { packet: Buffer.concat([Buffer.from([0xc0 | TAG.skesk]), definiteLength(body.length), body]), key };
+  const derived = s2kIterated(Buffer.from(passphrase, 'utf8'), salt, countByte);
+  const parts = [Buffer.from([4, AES256, 3, SHA256]), salt, Buffer.from([countByte])];
+  if (sessionKey) {
+    const cipher = createCipheriv('aes-256-cfb', derived, Buffer.alloc(16));
+    parts.push(cipher.update(Buffer.concat([Buffer.from([AES256]), sessionKey])), cipher.final());
+  }
+  const body = Buffer.concat(parts);
+  return { packets: Buffer.concat([Buffer.from([0xc0 | TAG.skesk]), definiteLength(body.length), body]), key: sessionKey ?? derived };
 }
 
 export interface EncryptOptions {
@@ -178,7 +196,7 @@ function link(from: Readable, to: Transform): Transform {
   return from.pipe(to);
 }
 
-/** The message's output: the SKESK packet first, then whatever is piped in (the SEIPD packet). */
+/** The message's output: the key packets first, then whatever is piped in (the SEIPD packet). */
 function startingWith(packet: Buffer): Transform {
   const out = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -190,14 +208,14 @@ function startingWith(packet: Buffer): Transform {
 }
 
 /**
- * Encrypts `plain` as a symmetric OpenPGP message, streaming: memory stays flat whatever the size.
- * Errors of `plain` propagate to the returned stream.
+ * Encrypts `plain` as an OpenPGP message under `keys`, streaming: memory stays flat whatever the
+ * size. Errors of `plain` propagate to the returned stream.
  */
-export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: EncryptOptions = {}): Readable {
-  const { packet, key } = skeskPacket(passphrase);
+export function encryptOpenPgpStream(plain: Readable, keys: MessageKeys, opts: EncryptOptions = {}): Readable {
+  const { packets, key } = keys;
   // Literal data: format 'b', empty file name, date.
   const literal = new PacketFramer(TAG.literal, Buffer.concat([Buffer.from([0x62, 0]), literalDate(opts.date)]));
-  const out = startingWith(packet);
+  const out = startingWith(packets);
   let prev: Readable = link(plain, literal);
   if ((opts.compressLevel ?? 0) > 0) {
     prev = link(
@@ -217,11 +235,11 @@ export function encryptOpenPgpStream(plain: Readable, passphrase: string, opts: 
  * window and so can be appended as is. The literal packet has an old-format indeterminate length
  * (RFC 4880 §4.2.1): it ends where the compressed data ends, as gpg reads it.
  */
-export function encryptPreDeflated(rawDeflate: Readable, passphrase: string, opts: { date?: number } = {}): Readable {
-  const { packet, key } = skeskPacket(passphrase);
+export function encryptPreDeflated(rawDeflate: Readable, keys: MessageKeys, opts: { date?: number } = {}): Readable {
+  const { packets, key } = keys;
   const literalHeader = Buffer.concat([Buffer.from([0x80 | (TAG.literal << 2) | 3, 0x62, 0]), literalDate(opts.date)]);
   const head = deflateRawSync(literalHeader, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
-  const out = startingWith(packet);
+  const out = startingWith(packets);
   const compressed = new PacketFramer(TAG.compressed, Buffer.concat([Buffer.from([ZIP]), head]));
   let prev: Readable = link(rawDeflate, compressed);
   prev = link(link(prev, new SeipdEncryptor(key)), new PacketFramer(TAG.seipd, Buffer.from([1])));

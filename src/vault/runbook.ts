@@ -28,7 +28,8 @@ export interface RunbookFacts {
   collate: string | null;
   ctype: string | null;
   vaultDir: string;
-  passphraseFile: string;
+  /** Null when the vault is encrypted to public keys only (vault.recipients). */
+  passphraseFile: string | null;
   mediaDir: string | null;
   mastodonDir: string;
   redis: boolean;
@@ -56,7 +57,7 @@ export function runbookFacts(config: SourceConfig, manifest: Manifest): RunbookF
     collate: db.collate ?? null,
     ctype: db.ctype ?? null,
     vaultDir: config.vault.dir,
-    passphraseFile: config.vault.passphraseFile,
+    passphraseFile: config.vault.passphraseFile ?? null,
     mediaDir,
     mastodonDir,
     redis: manifest.files.some((f) => f.part === 'redis'),
@@ -97,8 +98,16 @@ before: the snapshot's \`manifest.json\` names the newest migration), without ru
 
 ## 2. The passphrase
 
-You need the vault's passphrase file (on ${f.host} it was \`${f.passphraseFile}\`): the copy you
-keep offline (password manager, paper, USB stick). Put it in a file only root can read:
+${
+  f.passphraseFile === null
+    ? `This vault is encrypted to public keys only (\`vault.recipients\`): you need a recipient's
+secret key (the file \`permafrost init --generate-keys\` wrote, kept off ${f.host}). Use
+\`--identity FILE\` wherever the commands below say \`--passphrase-file /root/passphrase\`
+(with stock gpg: \`gpg --import FILE\`, then \`gpg -d\` without \`--passphrase-file\`). Snapshots
+made while a passphrase was set decrypt with it too; put it in a file only root can read:`
+    : `You need the vault's passphrase file (on ${f.host} it was \`${f.passphraseFile}\`): the copy you
+keep offline (password manager, paper, USB stick). Put it in a file only root can read:`
+}
 
     umask 077; cat > /root/passphrase    # paste it, then Ctrl-D
 

@@ -5,7 +5,7 @@ import { describeIssues } from '../schema-issues.js';
 import { errorMessage, PermafrostError, UserError } from '../errors.js';
 import { sha256File } from './crypto.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
-import { MANIFEST_NAME, manifestSchema, type Manifest } from './manifest.js';
+import { MANIFEST_NAME, manifestSchema, SIGNATURE_NAME, type Manifest } from './manifest.js';
 
 /** Snapshot folder names: UTC time without ':' (backup devices may be Windows). */
 export const SNAPSHOT_ID_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z$/;
@@ -280,10 +280,15 @@ export async function createPartial(vaultDir: string, id: string): Promise<Parti
 }
 
 /**
- * Writes the manifest, fsyncs the folder and renames it to its final name. If that name is
- * taken (two runs within one second), the next free second is used; the manifest keeps the true times.
+ * Writes the manifest (and its detached signature when `sign` is given), fsyncs the folder and
+ * renames it to its final name. If that name is taken (two runs within one second), the next free
+ * second is used; the manifest keeps the true times.
  */
-export async function commitPartial(partial: PartialSnapshot, manifest: Manifest): Promise<string> {
+export async function commitPartial(
+  partial: PartialSnapshot,
+  manifest: Manifest,
+  sign?: (manifest: Buffer) => Promise<string>,
+): Promise<string> {
   let time = snapshotIdTime(manifest.id) ?? new Date();
   let id = manifest.id;
   while (await exists(path.join(partial.vaultDir, id))) {
@@ -291,7 +296,9 @@ export async function commitPartial(partial: PartialSnapshot, manifest: Manifest
     id = snapshotIdFor(time);
   }
   const final = { ...manifest, id };
-  await writeFileAtomic(path.join(partial.dir, MANIFEST_NAME), `${JSON.stringify(final, null, 2)}\n`);
+  const text = `${JSON.stringify(final, null, 2)}\n`;
+  await writeFileAtomic(path.join(partial.dir, MANIFEST_NAME), text);
+  if (sign) await writeFileAtomic(path.join(partial.dir, SIGNATURE_NAME), await sign(Buffer.from(text)));
   await fsyncDir(partial.dir);
   const target = path.join(partial.vaultDir, id);
   await rename(partial.dir, target);

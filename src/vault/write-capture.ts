@@ -14,6 +14,7 @@ import { ToolError } from '../errors.js';
 import { chooseCompressor, findIgzip, GzipToRawDeflate, startIgzip } from '../tools/igzip.js';
 import { pipelineFailure, startTool, type RunningTool, type StdoutTo } from '../tools/run.js';
 import { HashCounter } from './crypto.js';
+import { messageKeysFor } from './keys.js';
 import { fsyncFile } from './fs-durable.js';
 import { PART_FILE, type ManifestFile } from './manifest.js';
 import { encryptPreDeflated } from './openpgp-stream.js';
@@ -71,7 +72,7 @@ export async function captureFailure(err: unknown, tools: readonly RunningTool<S
  * rejects otherwise (the caller discards the partial snapshot).
  */
 export async function writeEncryptedCapture(target: PartTarget, tool: CaptureTool): Promise<ManifestFile> {
-  const { dir, part, passphrase, progress, encrypt: opts = {} } = target;
+  const { dir, part, keys, progress, encrypt: opts = {} } = target;
   const name = PART_FILE[part];
   const igzip = chooseCompressor(opts) === 'igzip' ? findIgzip() : null;
   const capture = { argv: tool.argv, env: tool.env, doing: `capturing ${tool.what}`, signal: tool.signal };
@@ -87,6 +88,7 @@ export async function writeEncryptedCapture(target: PartTarget, tool: CaptureToo
   }
 
   const started = Date.now();
+  const { message, facts } = await messageKeysFor(keys);
   const doing = `compressing ${tool.what}`;
   // igzip first: the tool's stdout is igzip's stdin pipe, so its bytes never enter this process.
   const gz = startIgzip(igzip, opts.compressLevel ?? 1, doing);
@@ -105,7 +107,7 @@ export async function writeEncryptedCapture(target: PartTarget, tool: CaptureToo
   try {
     await Promise.all([
       pipeline(gz.stdout, raw),
-      pipeline(encryptPreDeflated(raw, passphrase), hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' })),
+      pipeline(encryptPreDeflated(raw, message), hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' })),
     ]);
     await dump.done;
     await gz.done;
@@ -118,5 +120,5 @@ export async function writeEncryptedCapture(target: PartTarget, tool: CaptureToo
   await fsyncFile(file);
   const plainBytes = sizeFromIsize(raw.isize ?? 0, Math.max(estimate, bytesWritten(dump.child.pid) ?? 0));
   progress?.(plainBytes);
-  return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started };
+  return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started, keys: facts };
 }

@@ -2,9 +2,10 @@ import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { encryptStream, HashCounter } from './crypto.js';
+import { HashCounter } from './crypto.js';
 import { fsyncFile } from './fs-durable.js';
-import type { EncryptOptions } from './openpgp-stream.js';
+import { messageKeysFor, type EncryptionKeys } from './keys.js';
+import { encryptOpenPgpStream, type EncryptOptions } from './openpgp-stream.js';
 import { PART_FILE, type ManifestFile } from './manifest.js';
 
 /** Counts the plaintext bytes that flow into encryption (nothing is stored). */
@@ -17,11 +18,11 @@ function plainCounter(onChunk: (n: number) => void): Transform {
   });
 }
 
-/** Where one encrypted part goes and how: the snapshot folder, the part (its file name follows), the key. */
+/** Where one encrypted part goes and how: the snapshot folder, the part (its file name follows), the keys. */
 export interface PartTarget {
   dir: string;
   part: ManifestFile['part'];
-  passphrase: string;
+  keys: EncryptionKeys;
   /** Told the plaintext bytes seen so far. */
   progress?: (plainBytes: number) => void;
   encrypt?: EncryptOptions;
@@ -32,7 +33,8 @@ export interface PartTarget {
  * it, and returns its manifest entry.
  */
 export async function writeEncryptedPart(target: PartTarget, plain: Readable): Promise<ManifestFile> {
-  const { dir, part, passphrase, progress, encrypt: opts = {} } = target;
+  const { dir, part, keys, progress, encrypt: opts = {} } = target;
+  const { message, facts } = await messageKeysFor(keys);
   const name = PART_FILE[part];
   const started = Date.now();
   let plainBytes = 0;
@@ -43,10 +45,10 @@ export async function writeEncryptedPart(target: PartTarget, plain: Readable): P
     }),
   );
   plain.once('error', (err) => counted.destroy(err));
-  const encrypted = await encryptStream(counted, passphrase, opts);
+  const encrypted = encryptOpenPgpStream(counted, message, opts);
   const hasher = new HashCounter();
   const file = path.join(dir, name);
   await pipeline(encrypted, hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' }));
   await fsyncFile(file);
-  return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started };
+  return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started, keys: facts };
 }

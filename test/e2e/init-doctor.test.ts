@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -125,6 +126,66 @@ describe('init → doctor → backup', () => {
 
     // Once a snapshot exists, doctor also weighs free space against it.
     expect(line((await doctor(configFile)).report, 'vault')?.message).toMatch(/newest snapshot/);
+  });
+
+  it('init --generate-keys: no passphrase on the server, the secret key written once (0600) where the admin was told, and backup → stock gpg -d with it / gpg --verify with the signer key work', async () => {
+    ws = makeWorkspace(null, 'source');
+    const m = mastodonDir('DB_*', true);
+    const configFile = path.join(ws.dir, 'etc', 'permafrost.yaml');
+    const moveMe = path.join(ws.dir, 'move-me');
+    mkdirSync(moveMe);
+    const init = await runCli([
+      '--config',
+      configFile,
+      'init',
+      '--mastodon',
+      m.dir,
+      '--vault',
+      path.join(ws.dir, 'snapshots'),
+      '--generate-keys',
+      moveMe,
+    ]);
+    expect(init.code, init.stderr).toBe(0);
+    const cfg = parse(readFileSync(configFile, 'utf8')) as { vault: Record<string, unknown> };
+    expect(cfg.vault.passphraseFile).toBeUndefined();
+    const [secret] = readdirSync(moveMe);
+    const secretFile = path.join(moveMe, secret!);
+    expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+    expect(init.stdout).toContain(`Its secret half was written once to ${secretFile} (mode 0600): move it off this server NOW`);
+    const fpr = /encrypted to the key ([0-9A-F]{40})/.exec(init.stdout)![1]!;
+    expect(cfg.vault.recipients).toEqual([path.join(ws.dir, 'etc', 'recipient.pub.asc')]);
+
+    const d = await doctor(configFile);
+    expect(
+      d.report.lines.filter((l) => l.status === 'fail'),
+      d.stdout,
+    ).toEqual([]);
+    expect(d.report.lines.filter((l) => l.check === 'recipient' || l.check.endsWith(' key')).map((l) => l.status)).toEqual([
+      'ok',
+      'ok',
+      'ok',
+    ]);
+    expect(d.stdout).toContain(`key ${fpr} can encrypt`);
+
+    const backup = await runCli(['--config', configFile, 'backup', '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const manifest = JSON.parse(backup.stdout) as Manifest;
+    const snap = path.join(ws.dir, 'snapshots', manifest.id);
+    const home = path.join(ws.dir, 'gnupg');
+    mkdirSync(home, { mode: 0o700 });
+    const gpg = (args: string[]) => spawnSync('gpg', ['--homedir', home, '--batch', ...args], { encoding: 'utf8' });
+    expect(gpg(['--import', secretFile]).status).toBe(0);
+    const dec = gpg(['-d', '--output', path.join(ws.dir, 'db.pgdump'), path.join(snap, 'database.pgdump.gpg')]);
+    expect(dec.status, dec.stderr).toBe(0);
+    expect(gpg(['--import', cfg.vault.signerKeyFile as string]).status).toBe(0);
+    const verify = gpg(['--verify', path.join(snap, 'manifest.json.sig'), path.join(snap, 'manifest.json')]);
+    expect(verify.status, verify.stderr).toBe(0);
+    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+
+    // Generating again never replaces the keys.
+    const again = await runCli(['--config', configFile, 'init', '--mastodon', m.dir, '--force', '--generate-keys', moveMe]);
+    expect(again.code).toBe(2);
+    expect(errorSentence(again.stderr)).toMatch(/already exists; keys are never replaced/);
   });
 
   it('never overwrites a config without --force, and never replaces an existing passphrase', async () => {

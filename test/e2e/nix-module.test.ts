@@ -310,7 +310,12 @@ describe.skipIf(skip !== null)('NixOS module (nix/module.nix through lib.evalMod
       [
         'no passphrase',
         { services: { permafrost: { enable: true, settings: { database: { name: 'm' } } } } },
-        'services.permafrost: a source encrypts every snapshot, so set services.permafrost.settings.vault.passphraseFile to a file outside the Nix store (mode 0600, e.g. "/run/keys/permafrost-passphrase").',
+        'services.permafrost: a source encrypts every snapshot, so set services.permafrost.settings.vault.recipients (public key files) or settings.vault.passphraseFile (a file outside the Nix store, mode 0600, e.g. "/run/keys/permafrost-passphrase").',
+      ],
+      [
+        'recipients instead of a passphrase: only the database is missing',
+        { services: { permafrost: { enable: true, settings: { vault: { recipients: [path.join(ws.dir, 'recipient.asc')] } } } } },
+        'services.permafrost: a source backs up a database; set services.permafrost.mastodon = true (it reads services.mastodon.database) or services.permafrost.settings.database.name.',
       ],
       [
         'no database',

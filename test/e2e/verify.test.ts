@@ -52,7 +52,8 @@ async function craftSnapshot(
   const id = snapshotIdFor(new Date(Date.parse(base.startedAt) + offsetSeconds * 1000));
   const partial = await createPartial(ws.vault, id);
   const files = [];
-  for (const p of parts) files.push(await writeEncryptedPart({ dir: partial.dir, part: p.part, passphrase: passphrase() }, p.plain));
+  for (const p of parts)
+    files.push(await writeEncryptedPart({ dir: partial.dir, part: p.part, keys: { passphrase: passphrase(), recipients: [] } }, p.plain));
   return commitPartial(partial, { ...base, id, files });
 }
 

@@ -6,6 +6,7 @@ interface InitFlags {
   mastodon: string;
   force?: boolean;
   vault?: string;
+  generateKeys?: string;
   json?: boolean;
 }
 
@@ -16,6 +17,10 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
     .requiredOption('--mastodon <dir>', 'the Mastodon folder holding .env.production (e.g. /home/mastodon/live)')
     .option('--vault <dir>', 'where snapshots are stored (default: /var/lib/permafrost/snapshots)')
     .option('--force', 'replace an existing config (an existing passphrase file is always kept)')
+    .option(
+      '--generate-keys <dir>',
+      'instead of a passphrase, make a recipient key pair (its secret half written into DIR, to be moved off the server) and a signing key pair',
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -23,6 +28,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         'permafrost init --mastodon /home/mastodon/live            # writes ./permafrost.yaml',
         'permafrost --config /etc/permafrost/permafrost.yaml init --mastodon /home/mastodon/live --vault /srv/permafrost',
         'permafrost init --mastodon /home/mastodon/live --force && permafrost doctor',
+        'permafrost init --mastodon /home/mastodon/live --generate-keys /root/move-me   # the server holds no secret that decrypts',
       ]),
     )
     .action(async (opts: InitFlags) => {
@@ -31,6 +37,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         configPath: configFlag() ?? './permafrost.yaml',
         force: opts.force,
         vaultDir: opts.vault,
+        generateKeysDir: opts.generateKeys,
       });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
       io.out(`wrote ${result.configPath}`);
@@ -42,7 +49,19 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       io.out(result.mediaDir ? `media to replicate: ${result.mediaDir} (without cache/)` : 'media: not replicated (object storage)');
       for (const n of result.notes) io.out(`note: ${n}`);
       io.out('');
-      if (result.passphraseCreated) {
+      if (result.keys) {
+        const k = result.keys;
+        io.out(
+          `Snapshots are encrypted to the key ${k.recipientFingerprint} (${k.recipientPublic}); this server holds no secret that decrypts them.`,
+        );
+        io.out(
+          `Its secret half was written once to ${k.recipientSecret} (mode 0600): move it off this server NOW (a USB stick, a password manager, the backup device), ` +
+            'then `shred -u` it here. Without it no backup can ever be read; with it on the server, whoever takes the server reads every backup.',
+        );
+        io.out(
+          `Manifests are signed by ${k.signingFingerprint} (${k.signingSecret}, stays here); give ${k.signerPublic} to every device as vault.signerKeyFile.`,
+        );
+      } else if (result.passphraseCreated) {
         io.out(
           `Created the passphrase file ${result.passphraseFile} (mode 0400). Every snapshot is encrypted with it, and ` +
             'without it no backup can ever be read: not by permafrost, not by gpg, not by anyone. Store a copy of it ' +

@@ -32,6 +32,9 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         parts: s.manifest?.files.map((f) => f.part) ?? [],
         database: s.manifest?.database.name ?? null,
         failed: s.manifest?.failed ?? [],
+        // Which keys open each part (manifests from before recipients: the passphrase only), and who signed it.
+        keys: Object.fromEntries(s.manifest?.files.map((f) => [f.part, f.keys ?? { recipients: [], passphrase: true }]) ?? []),
+        signedBy: s.manifest?.signedBy ?? null,
         future: s.future,
         /** Held only in Syncthing's .stversions on this device (pruned on the server); restorable by its id. */
         versionsOnly: s.versionsOnly === true,

@@ -2,6 +2,7 @@ import { Option } from 'commander';
 import { runRestore } from '../../recover/restore.js';
 import { describeSession } from '../../recover/restore-database.js';
 import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
+import { identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { sweepAndReport } from '../../recover/sweep.js';
 import { progress } from '../progress.js';
@@ -22,12 +23,13 @@ interface RestoreFlags {
   jobs?: number;
   owner: boolean;
   passphraseFile?: string;
+  identity?: string;
+  identityPassphraseFile?: string;
   json?: boolean;
 }
 
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
-  program
-    .command('restore')
+  identityOptions(program.command('restore'))
     .description(
       'Verify a snapshot completely, restore its database into <target>_incoming, check it against the manifest and swap it in ' +
         '(roles and owner created when missing, the previous database kept under <target>_before_<date>), and/or write its Redis RDB, ' +
@@ -72,6 +74,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --database mastodon_production --no-owner --role mastodon',
         'PGHOST=/var/run/postgresql permafrost restore latest --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config file',
         'permafrost restore latest --vault /srv/syncthing/vault --passphrase-file /root/passphrase --all /root/restore --media-from /srv/syncthing/media',
+        'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
@@ -94,7 +97,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           terminateSessions: opts.terminateSessions,
           jobs: opts.jobs,
           noOwner: !opts.owner,
-          passphraseFile: opts.passphraseFile,
+          ...secretFlags(io, opts),
           events: shown.events,
           onPlan: (steps) => {
             say('Before and after this restore, to bring the whole server back:');

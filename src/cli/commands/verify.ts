@@ -1,11 +1,11 @@
 import { runVerifyJob, verificationFailed } from '../../jobs/runs.js';
+import { identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { examples, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
-  program
-    .command('verify')
+  identityOptions(program.command('verify'))
     .description(
       'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts.',
     )
@@ -24,19 +24,25 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         'permafrost verify latest --json | jq .checks',
         'permafrost verify latest --passphrase-file /media/usb/passphrase   # on a backup device',
         'PGHOST=/var/run/postgresql permafrost verify --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config: scratch database on the libpq server',
+        'permafrost verify latest --identity /media/usb/permafrost-secret.asc   # snapshots encrypted to vault.recipients',
       ]),
     )
-    .action(async (snapshot: string, opts: { json?: boolean; passphraseFile?: string; vault?: string }) => {
-      const cfg = config({ vault: opts.vault });
-      const shown = progress(io, 'verify', { json: opts.json });
-      const result = await withStopSignal((signal) =>
-        runVerifyJob(cfg, { snapshot, passphraseFile: opts.passphraseFile, signal, events: shown.events, log: cliNotifyLog(io) }),
-      ).finally(() => shown.done());
-      if (opts.json) io.out(JSON.stringify(result, null, 2));
-      else {
-        for (const c of result.checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
-        if (result.ok) io.out(`snapshot ${result.snapshot} verified in ${(result.durationMs / 1000).toFixed(1)}s`);
-      }
-      if (!result.ok) throw verificationFailed(result);
-    });
+    .action(
+      async (
+        snapshot: string,
+        opts: { json?: boolean; passphraseFile?: string; identity?: string; identityPassphraseFile?: string; vault?: string },
+      ) => {
+        const cfg = config({ vault: opts.vault });
+        const shown = progress(io, 'verify', { json: opts.json });
+        const result = await withStopSignal((signal) =>
+          runVerifyJob(cfg, { snapshot, ...secretFlags(io, opts), signal, events: shown.events, log: cliNotifyLog(io) }),
+        ).finally(() => shown.done());
+        if (opts.json) io.out(JSON.stringify(result, null, 2));
+        else {
+          for (const c of result.checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
+          if (result.ok) io.out(`snapshot ${result.snapshot} verified in ${(result.durationMs / 1000).toFixed(1)}s`);
+        }
+        if (!result.ok) throw verificationFailed(result);
+      },
+    );
 };

@@ -43,13 +43,20 @@ describe('normalizeConfig', () => {
     expect(n.ok && n.config.vault.passphraseFile).toBeUndefined();
   });
 
-  it('a receiver needs no vault.passphraseFile; a source does, and both missing keys are named at once', () => {
+  it('a receiver needs no vault.passphraseFile; a source needs it or vault.recipients, and both missing keys are named at once', () => {
     expect(
       normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, syncthing: { apiKeyFile: '/k', role: 'receiver' } }), 'r.yaml'),
     ).toMatchObject({ ok: true });
     expect(normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, database: { name: 'm' } }), 's.yaml')).toEqual({
       ok: false,
-      problems: ['vault.passphraseFile: required on the server, which encrypts every snapshot with it (`permafrost init` creates one)'],
+      problems: [
+        'vault: the server encrypts every snapshot, so it needs vault.recipients (public keys), vault.passphraseFile, or both (`permafrost init` creates a passphrase file)',
+      ],
+    });
+    const recipientsOnly = configSchema.parse({ vault: { dir: '/v', recipients: ['/k.asc'] }, database: { name: 'm' } });
+    expect(normalizeConfig(recipientsOnly, 's.yaml')).toMatchObject({
+      ok: true,
+      config: { role: 'source', vault: { recipients: ['/k.asc'] } },
     });
     const neither = normalizeConfig(configSchema.parse({ vault: { dir: '/v' }, syncthing: { apiKeyFile: '/k' } }), 's.yaml');
     expect(neither.ok === false && neither.problems).toHaveLength(2);

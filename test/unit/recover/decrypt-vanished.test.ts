@@ -14,7 +14,7 @@ const file: ManifestFile = { name: 'redis.rdb.gpg', part: 'redis', bytes: 10, sh
 async function decryptFrom(snapshot: SnapshotEntry): Promise<unknown> {
   const temp = await privateTemp(vaultTempBase(root));
   try {
-    return await decryptVerifiedPart({ snapshot, passphrase: 'x', temp }, file).catch((e: unknown) => e);
+    return await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase: 'x' }, temp }, file).catch((e: unknown) => e);
   } finally {
     await temp.dispose();
   }

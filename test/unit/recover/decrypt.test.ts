@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { IntegrityError, UserError } from '../../../src/errors.js';
 import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
 import type { ManifestFile } from '../../../src/vault/manifest.js';
-import { encryptOpenPgpStream } from '../../../src/vault/openpgp-stream.js';
+import { encryptOpenPgpStream, skeskPacket } from '../../../src/vault/openpgp-stream.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'permafrost-decrypt-'));
@@ -20,7 +20,7 @@ let n = 0;
 async function snapshotWith(plain: Buffer): Promise<{ snapshot: SnapshotEntry; file: ManifestFile; enc: string }> {
   const dir = mkdtempSync(path.join(root, 'snap-'));
   const enc = path.join(dir, 'redis.rdb.gpg');
-  await pipeline(encryptOpenPgpStream(Readable.from([plain]), PASS, { compressLevel: 1 }), createWriteStream(enc));
+  await pipeline(encryptOpenPgpStream(Readable.from([plain]), skeskPacket(PASS), { compressLevel: 1 }), createWriteStream(enc));
   const bytes = readFileSync(enc);
   const file: ManifestFile = {
     name: 'redis.rdb.gpg',
@@ -37,7 +37,7 @@ async function snapshotWith(plain: Buffer): Promise<{ snapshot: SnapshotEntry; f
 async function attempt(snapshot: SnapshotEntry, file: ManifestFile, passphrase = PASS) {
   const temp = await privateTemp(vaultTempBase(root));
   try {
-    const out = await decryptVerifiedPart({ snapshot, passphrase, temp }, file).catch((e: unknown) => e);
+    const out = await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase }, temp }, file).catch((e: unknown) => e);
     return { out, left: readdirSync(temp.dir) };
   } finally {
     await temp.dispose();
@@ -53,7 +53,9 @@ describe('decryptVerifiedPart', () => {
     try {
       expect(statSync(temp.dir).mode & 0o777).toBe(0o700);
       let seen = 0;
-      const out = await decryptVerifiedPart({ snapshot, passphrase: PASS, temp }, file, { progress: (b) => (seen = b) });
+      const out = await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase: PASS }, temp }, file, {
+        progress: (b) => (seen = b),
+      });
       expect(path.dirname(out)).toBe(temp.dir);
       expect(readFileSync(out).equals(data)).toBe(true);
       expect(statSync(out).mode & 0o777).toBe(0o600);

@@ -25,7 +25,8 @@ describe('gpg decrypt argv', () => {
   });
 
   it.each([
-    ['gpg: decryption failed: Bad session key', 'wrong-passphrase'],
+    ['gpg: decryption failed: Bad session key', 'wrong-key'],
+    ['gpg: decryption failed: No secret key', 'wrong-key'],
     ['gpg: WARNING: encrypted message has been manipulated!', 'corrupt'],
     ["gpg: [don't know]: invalid packet (ctb=12)\ngpg: decryption failed: Invalid packet", 'corrupt'],
   ] as const)('%j → %s', (stderr, reason) => {

@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import * as openpgp from 'openpgp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gpgDecryptFile } from '../../../src/tools/gpg.js';
-import { definiteLength, encryptOpenPgpStream, s2kCount } from '../../../src/vault/openpgp-stream.js';
+import { definiteLength, encryptOpenPgpStream, s2kCount, skeskPacket } from '../../../src/vault/openpgp-stream.js';
 import { sizeFromIsize, writeEncryptedCapture } from '../../../src/vault/write-capture.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-pgp-'));
@@ -22,7 +22,7 @@ async function encryptToFile(data: Buffer, compressLevel: number): Promise<strin
   // Feed in odd-sized chunks so framing is exercised across chunk boundaries.
   const chunks: Buffer[] = [];
   for (let i = 0; i < data.length; i += 70_001) chunks.push(data.subarray(i, i + 70_001));
-  await pipeline(encryptOpenPgpStream(Readable.from(chunks), PASS, { compressLevel }), createWriteStream(file));
+  await pipeline(encryptOpenPgpStream(Readable.from(chunks), skeskPacket(PASS), { compressLevel }), createWriteStream(file));
   return file;
 }
 
@@ -94,7 +94,7 @@ describe('OpenPGP stream writer', () => {
     const data = Buffer.concat([text, randomBytes(100_000)]);
     const file = await encryptToFile(data, 1);
     const wrong = await gpgDecryptFile(file, 'not the passphrase', path.join(dir, `w${++n}`));
-    expect(wrong.failure).toBe('wrong-passphrase');
+    expect(wrong.failure).toBe('wrong-key');
     const homeBase = mkdtempSync(path.join(dir, 'homes-'));
     const out = path.join(dir, `ok${++n}`);
     const r = await gpgDecryptFile(file, PASS, out, { homeBase });
@@ -119,7 +119,13 @@ describe('OpenPGP stream writer', () => {
     // Manifest file names are fixed per part, so each capture gets its own folder.
     const into = mkdtempSync(path.join(dir, 'cap-'));
     const f = await writeEncryptedCapture(
-      { dir: into, part: 'database', passphrase: PASS, progress: (b) => seen.push(b), encrypt: { compressLevel: 1 } },
+      {
+        dir: into,
+        part: 'database',
+        keys: { passphrase: PASS, recipients: [] },
+        progress: (b) => seen.push(b),
+        encrypt: { compressLevel: 1 },
+      },
       { argv: ['cat', src], what: 'a test file' },
     );
     expect(f.plainBytes).toBe(data.length);
@@ -138,7 +144,12 @@ describe('OpenPGP stream writer', () => {
 
   it('writeEncryptedCapture: a failing tool rejects with its reason', async () => {
     const err = await writeEncryptedCapture(
-      { dir: mkdtempSync(path.join(dir, 'cap-')), part: 'database', passphrase: PASS, encrypt: { compressLevel: 1 } },
+      {
+        dir: mkdtempSync(path.join(dir, 'cap-')),
+        part: 'database',
+        keys: { passphrase: PASS, recipients: [] },
+        encrypt: { compressLevel: 1 },
+      },
       { argv: ['cat', path.join(dir, 'no-such-file')], what: 'a test file' },
     ).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/cat failed while capturing a test file: .*No such file/);
