@@ -213,6 +213,10 @@ export function nextSteps(r: {
     steps.push(
       `Put the secrets back: install -m 600 -o mastodon -g mastodon ${r.secrets} /home/mastodon/live/.env.production (check DB_* and REDIS_* still fit this machine).`,
     );
+  } else {
+    steps.push(
+      'No secrets part was restored: bring .env.production back from your own copy (SECRET_KEY_BASE, OTP_SECRET, the VAPID and Active Record encryption keys: without them sessions, 2FA and push break).',
+    );
   }
   if (r.redis) {
     steps.push(
@@ -275,8 +279,8 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   const dest = await destinations(opts, mediaFrom);
   if (dest.media && !mediaFrom)
     throw new UserError("--media DIR needs a copy to restore from: pass --media-from FOLDER (e.g. the device's Syncthing media folder).");
-  const redis = dest.redis ? path.resolve(dest.redis) : undefined;
-  const secrets = dest.secrets ? path.resolve(dest.secrets) : undefined;
+  let redis = dest.redis ? path.resolve(dest.redis) : undefined;
+  let secrets = dest.secrets ? path.resolve(dest.secrets) : undefined;
   const media = dest.media ? path.resolve(dest.media) : undefined;
   if (redis) checkDestination(redis, '--redis');
   if (secrets) checkDestination(secrets, '--secrets');
@@ -292,6 +296,11 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   await requireSignedManifest(snapshot, await readSignerKey(config.vault.signerKeyFile));
   const manifest = snapshot.manifest;
   if (!manifest) throw new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${snapshot.problem ?? 'no manifest'}.`);
+  // --all lays out what the snapshot holds: a part it lacks (not configured, or failed and optional)
+  // is left out, and the remaining steps say so; a part asked for by its own flag must be there.
+  const holds = (part: 'redis' | 'secrets'): boolean => manifest.files.some((f) => f.part === part);
+  if (opts.all && !opts.redis && !holds('redis')) redis = undefined;
+  if (opts.all && !opts.secrets && !holds('secrets')) secrets = undefined;
   // The manifest's database when nothing else was asked for (or with --all): restore from a bare vault copy.
   const database = opts.database ?? (opts.all || (!redis && !secrets && !media) ? manifest.database.name : undefined);
   if (database) assertTargetNames(database, opts.database ? '--database' : `the database name in snapshot ${snapshot.id}`);

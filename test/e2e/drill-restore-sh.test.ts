@@ -1,12 +1,13 @@
 /**
- * Issue 10 item 7, the restore.sh way: the day the server is gone. A source whose database is
- * owned by `mastodon` is backed up and replicated by two real Syncthing instances; then the
- * source cluster and vault are destroyed, and on a new cluster with no roles the device folder's
- * own restore.sh (verbatim) brings the database back equal, owners and grants included; the
- * device's media equal the source's without cache/.
+ * Issue 10 item 7, the drill: the day the server is gone. A source whose database is owned by
+ * `mastodon` is backed up and replicated by two real Syncthing instances; then the source cluster
+ * and vault are destroyed. On a new cluster with no roles, the device folder's own restore.sh
+ * (verbatim) brings the database back equal, owners and grants included; on another new cluster,
+ * `permafrost restore --vault … --all` with no config file at all does the same and lays out the
+ * media (equal to the source's without cache/), Redis-less secrets and all, from the device's copies.
  */
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
@@ -21,6 +22,7 @@ let pair: StPair;
 let src: Workspace;
 let rcv: Workspace;
 let fresh: PgCluster | undefined;
+let second: PgCluster | undefined;
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -55,8 +57,11 @@ beforeAll(async () => {
     mkdirSync(path.dirname(path.join(srcMedia, rel)), { recursive: true });
     writeFileSync(path.join(srcMedia, rel), body);
   }
+  const env = path.join(src.dir, '.env.production');
+  writeFileSync(env, 'LOCAL_DOMAIN=example.social\nSECRET_KEY_BASE=drill\n', { mode: 0o600 });
   src.writeConfig({
     extra: {
+      secrets: { file: env },
       media: { dir: srcMedia },
       syncthing: {
         url: pair.a.socket,
@@ -84,6 +89,7 @@ afterAll(async () => {
   await pair?.destroy();
   source.destroy();
   if (fresh) destroyCluster(fresh);
+  if (second) destroyCluster(second);
   src?.cleanup();
   rcv?.cleanup();
 });
@@ -119,6 +125,7 @@ describe('the drill: the server is gone, the device folder and the passphrase re
     // The passphrase survives offline; everything else on the server goes.
     const passphrase = path.join(rcv.dir, 'passphrase-from-the-safe');
     cpSync(src.passFile, passphrase);
+    const wantEnv = readFileSync(path.join(src.dir, '.env.production'), 'utf8');
     await pair.stop();
     source.destroy();
     rmSync(src.dir, { recursive: true, force: true });
@@ -135,6 +142,39 @@ describe('the drill: the server is gone, the device folder and the passphrase re
     const deviceMedia = tree(path.join(rcv.dir, 'public/system'));
     expect(deviceMedia).toEqual(wantMedia);
     expect(Object.keys(deviceMedia).filter((rel) => rel.startsWith('cache/'))).toEqual([]);
+    expect(readdirSync(tmp)).toEqual([]);
+    expect(plaintextDumps(rcv.dir)).toEqual([]);
+
+    // The same day with permafrost installed but no config anywhere: the device's folder, its media
+    // copy, the passphrase and libpq's variables; the whole instance laid out under one folder.
+    second = startCluster();
+    const out = path.join(rcv.dir, 'restored');
+    const pf = await runCli(
+      [
+        'restore',
+        'latest',
+        '--vault',
+        rcv.vault,
+        '--passphrase-file',
+        passphrase,
+        '--all',
+        out,
+        '--media-from',
+        path.join(rcv.dir, 'public/system'),
+      ],
+      { cwd: tmp, env: { PERMAFROST_CONFIG: '', ...libpqEnv(second, tmp) } },
+    );
+    expect(pf.code, pf.stderr).toBe(0);
+    // The remaining steps come before the restore starts, the summary after.
+    // The snapshot holds no Redis part (none configured): --all lays out what it holds and says so.
+    expect(pf.stdout.indexOf('Stop Mastodon first')).toBeGreaterThan(-1);
+    expect(pf.stdout.indexOf('Stop Mastodon first')).toBeLessThan(pf.stdout.indexOf(`restored snapshot ${id}`));
+    expect(pf.stdout).toContain('Without the Redis part, Sidekiq queues are lost');
+    expect(existsSync(path.join(out, 'dump.rdb'))).toBe(false);
+    expect(fingerprint(second, 'mastodon_production')).toEqual(wantDb);
+    expect(ownership(second, 'mastodon_production')).toEqual(wantOwners);
+    expect(tree(path.join(out, 'system'))).toEqual(wantMedia);
+    expect(readFileSync(path.join(out, 'env.production'), 'utf8')).toBe(wantEnv);
     expect(readdirSync(tmp)).toEqual([]);
     expect(plaintextDumps(rcv.dir)).toEqual([]);
   });
