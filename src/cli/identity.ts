@@ -53,10 +53,22 @@ function askHidden(io: Io, prompt: string): Promise<string> {
   });
 }
 
+/** Declares --gpg-agent on `cmd` (restore and verify: gpg itself decrypts there, so its agent can hold the key). */
+export function agentOption(cmd: Command): Command {
+  return cmd.option(
+    '--gpg-agent',
+    'decrypt with the secret keys of your own gpg keyring ($GNUPGHOME or ~/.gnupg), through its agent (unlock a protected key first, e.g. with one `gpg -d`)',
+  );
+}
+
 /** The decrypting flags as the core takes them; the prompt only when stdin is a terminal. */
-export function secretFlags(io: Io, opts: { passphraseFile?: string; identity?: string; identityPassphraseFile?: string }): SecretFlags {
+export function secretFlags(
+  io: Io,
+  opts: { passphraseFile?: string; identity?: string; identityPassphraseFile?: string; gpgAgent?: boolean },
+): SecretFlags {
   return {
     passphraseFile: opts.passphraseFile,
+    gpgAgent: opts.gpgAgent,
     identity: opts.identity,
     identityPassphraseFile: opts.identityPassphraseFile,
     ...(process.stdin.isTTY ? { askIdentityPassphrase: (prompt: string) => askHidden(io, prompt) } : {}),

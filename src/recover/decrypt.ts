@@ -150,6 +150,8 @@ function wrongKey(snapshot: SnapshotEntry, file: ManifestFile, secret: DecryptSe
   if (secret.kind === 'passphrase')
     return `Cannot decrypt snapshot ${snapshot.id}: the passphrase in vault.passphraseFile is not the one it was encrypted with.`;
   const to = file.keys?.recipients.map((r) => r.fingerprint).join(', ');
+  if (secret.kind === 'agent')
+    return `Cannot decrypt snapshot ${snapshot.id}: no secret key in the gpg keyring ${secret.home} is one it was encrypted to${to ? ` (${to})` : ' (the passphrase only)'}, or its agent holds it locked; import the key there (or unlock it with one \`gpg -d\`), or pass --identity FILE.`;
   return `Cannot decrypt snapshot ${snapshot.id}: the key ${secret.fingerprint} in ${secret.file} is not one it was encrypted to${to ? ` (${to})` : ' (the passphrase only)'}; pass a recipient's secret key with --identity.`;
 }
 
@@ -179,7 +181,9 @@ export async function decryptVerifiedPart(
       r =
         secret.kind === 'identity'
           ? await gpgDecryptFile(encPath, secret.keyPassphrase, outPath, { home: await identityHome(temp, secret), signal: opts.signal })
-          : await gpgDecryptFile(encPath, secret.passphrase, outPath, { signal: opts.signal });
+          : secret.kind === 'agent'
+            ? await gpgDecryptFile(encPath, '', outPath, { home: secret.home, agent: true, signal: opts.signal })
+            : await gpgDecryptFile(encPath, secret.passphrase, outPath, { signal: opts.signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrity('is missing', err);
       throw err;

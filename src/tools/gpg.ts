@@ -13,7 +13,7 @@ import { sha256File } from '../vault/crypto.js';
 import { runTool, startTool } from './run.js';
 
 /** gpg argv for decrypting `encPath` to stdout with the passphrase read from fd 3. No secret in it. */
-export function gpgDecryptArgv(home: string, encPath: string, gpg = 'gpg'): string[] {
+export function gpgDecryptArgv(home: string, encPath: string, gpg = 'gpg', agent = false): string[] {
   return [
     gpg,
     '--homedir',
@@ -23,10 +23,8 @@ export function gpgDecryptArgv(home: string, encPath: string, gpg = 'gpg'): stri
     '--quiet',
     '--no-options',
     '--no-permission-warning',
-    '--pinentry-mode',
-    'loopback',
-    '--passphrase-fd',
-    '3',
+    // With the caller's own keyring its agent supplies the (unlocked) key; else the secret comes on fd 3.
+    ...(agent ? [] : ['--pinentry-mode', 'loopback', '--passphrase-fd', '3']),
     '--no-symkey-cache',
     '--decrypt',
     encPath,
@@ -93,7 +91,7 @@ export async function gpgDecryptFile(
   encPath: string,
   passphrase: string,
   outPath: string,
-  opts: { homeBase?: string; home?: string; signal?: AbortSignal } = {},
+  opts: { homeBase?: string; home?: string; signal?: AbortSignal; agent?: boolean } = {},
 ): Promise<GpgDecryptResult> {
   const home = opts.home ?? (await mkdtemp(path.join(opts.homeBase ?? tmpdir(), 'permafrost-gnupg-')));
   const out = await open(outPath, 'wx', 0o600);
@@ -102,12 +100,12 @@ export async function gpgDecryptFile(
     hashing.catch(() => undefined); // awaited below; a missing file rejects there with ENOENT
     const gpg = startTool(
       {
-        argv: gpgDecryptArgv(home, encPath),
+        argv: gpgDecryptArgv(home, encPath, 'gpg', opts.agent),
         env: { ...process.env, GNUPGHOME: home },
         doing: `decrypting ${encPath}`,
         signal: opts.signal,
       },
-      { stdout: out.fd, fd3: `${passphrase}\n` },
+      opts.agent ? { stdout: out.fd } : { stdout: out.fd, fd3: `${passphrase}\n` },
     );
     const failure = await gpg.done.then(
       () => null,
@@ -123,7 +121,8 @@ export async function gpgDecryptFile(
     return { ok: false, failure: classifyGpgError(stderr), stderr, sha256, bytes, plainBytes };
   } finally {
     await out.close();
-    await killAgent(home);
+    // The caller's own keyring and agent are theirs: left as they were.
+    if (!opts.agent) await killAgent(home);
     if (!opts.home) await rm(home, { recursive: true, force: true });
   }
 }

@@ -6,6 +6,8 @@
  * private temp folder (recover/decrypt.ts).
  */
 import { statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { passphraseFor, readPassphraseFile } from '../config/secret-file.js';
 import { UserError } from '../errors.js';
@@ -19,6 +21,8 @@ export interface SecretFlags {
   identity?: string;
   /** --identity-passphrase-file: the identity's passphrase (first line), when it is protected. */
   identityPassphraseFile?: string;
+  /** --gpg-agent: the secret keys of the caller's own gpg keyring ($GNUPGHOME or ~/.gnupg), through its agent. */
+  gpgAgent?: boolean;
   /** Asks for the identity's passphrase on a terminal (the CLI gives it when stdin is a TTY). */
   askIdentityPassphrase?: (prompt: string) => Promise<string>;
 }
@@ -26,7 +30,9 @@ export interface SecretFlags {
 /** What decrypts the parts: the vault passphrase, or a secret key (with the passphrase that unlocks it, '' when none). */
 export type DecryptSecret =
   | { kind: 'passphrase'; passphrase: string }
-  | { kind: 'identity'; file: string; fingerprint: string; keyPassphrase: string };
+  | { kind: 'identity'; file: string; fingerprint: string; keyPassphrase: string }
+  /** The caller's own keyring: gpg asks its agent, which holds the key unlocked (or unprotected). */
+  | { kind: 'agent'; home: string };
 
 /** Refuses a secret key file that group or others can read: it is the key to every snapshot. */
 function checkPrivateFile(file: string): void {
@@ -73,7 +79,7 @@ async function readIdentity(flags: SecretFlags & { identity: string }): Promise<
 }
 
 /**
- * The secret a decrypting job uses: --identity when given, else the passphrase (--passphrase-file,
+ * The secret a decrypting job uses: --gpg-agent or --identity when given, else the passphrase (--passphrase-file,
  * vault.passphraseFile). On a server that encrypts only to recipients, one UserError says plainly
  * that it holds no secret, as it should, and where the job can run instead.
  */
@@ -82,6 +88,10 @@ export async function decryptSecretFor(
   flags: SecretFlags,
   job: string,
 ): Promise<DecryptSecret> {
+  if (flags.gpgAgent) {
+    if (flags.identity !== undefined) throw new UserError('--identity and --gpg-agent each name the secret key: pass one of them.');
+    return { kind: 'agent', home: process.env.GNUPGHOME || path.join(homedir(), '.gnupg') };
+  }
   if (flags.identity !== undefined) return readIdentity({ ...flags, identity: flags.identity });
   if (flags.passphraseFile === undefined && config.vault.passphraseFile === undefined && config.vault.recipients !== undefined) {
     throw new UserError(

@@ -57,6 +57,9 @@ export function seipdOffset(head: Buffer): number | null {
   return null;
 }
 
+/** What rekey can unwrap session keys with itself (openpgp.js): not a key only gpg's agent holds. */
+type RekeySecret = Exclude<DecryptSecret, { kind: 'agent' }>;
+
 /** The private key the identity holds, unlocked. */
 async function identityKey(secret: DecryptSecret & { kind: 'identity' }): Promise<openpgp.PrivateKey> {
   const key = (await readKeyFile(secret.file, '--identity')) as openpgp.PrivateKey;
@@ -64,7 +67,7 @@ async function identityKey(secret: DecryptSecret & { kind: 'identity' }): Promis
 }
 
 /** The AES-256 session key of one part, unwrapped from its key packets with the secret. */
-async function unwrap(snapshot: SnapshotEntry, file: ManifestFile, packets: Buffer, secret: DecryptSecret): Promise<Buffer> {
+async function unwrap(snapshot: SnapshotEntry, file: ManifestFile, packets: Buffer, secret: RekeySecret): Promise<Buffer> {
   const message = await openpgp.readMessage({ binaryMessage: packets, config: GPG22_CONFIG });
   let keys: { data: Uint8Array; algorithm: string | null }[];
   try {
@@ -92,7 +95,7 @@ async function rewrapPart(
   file: ManifestFile,
   dir: string,
   keys: EncryptionKeys,
-  secret: DecryptSecret,
+  secret: RekeySecret,
 ): Promise<{ entry: ManifestFile; seipdSha256: string }> {
   const src = path.join(snapshot.dir, file.name);
   const actual = await sha256File(src);
@@ -152,7 +155,7 @@ async function rekeyOne(
   snapshot: SnapshotEntry,
   keys: EncryptionKeys,
   signing: SigningKey | null,
-  secret: DecryptSecret,
+  secret: RekeySecret,
 ): Promise<RekeyResult> {
   const manifest = snapshot.manifest;
   if (!manifest)
@@ -211,6 +214,7 @@ export async function runRekey(
   flags: SecretFlags,
 ): Promise<RekeyResult[]> {
   const secret = await decryptSecretFor(config, flags, 'rekey');
+  if (secret.kind === 'agent') throw new UserError('rekey unwraps the session keys itself: pass the secret key with --identity FILE.');
   const keys = await loadEncryptionKeys(config.vault);
   const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
   const lock = acquireLock(config.vault.dir, 'rekey');

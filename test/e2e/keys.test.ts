@@ -102,6 +102,39 @@ describe('vault.recipients (issue 12 items 1–2, against real gpg)', () => {
     for (const file of filesUnder(ws.dir)) expect(readFileSync(file, 'latin1').includes(secretArmor), file).toBe(false);
   });
 
+  it("--gpg-agent: restore decrypts with the recipient key in the caller's own keyring and leaves that keyring as it was; a keyring without it is refused naming the keys", async () => {
+    serverWith([alice], false);
+    await backup();
+    const asAdmin = (home: string, db: string) =>
+      runCli(['--config', ws.configFile, 'restore', 'latest', '--database', db, '--gpg-agent'], { env: { GNUPGHOME: home } });
+    const r = await asAdmin(alice.home, 'restored_agent');
+    expect(r.code, r.stderr).toBe(0);
+    expect(fingerprint(cluster.get(), 'restored_agent')).toEqual(fingerprint(cluster.get(), 'source'));
+    const still = spawnSync('gpg', ['--homedir', alice.home, '--batch', '--list-secret-keys', '--with-colons'], { encoding: 'utf8' });
+    expect(still.stdout).toContain(alice.fingerprint);
+
+    const empty = mkdtempSync(path.join(offServer, 'agent-empty-'));
+    const refused = await asAdmin(empty, 'restored_agent_empty');
+    expect(refused.code).toBe(2);
+    expect(errorSentence(refused.stderr)).toContain(
+      `no secret key in the gpg keyring ${empty} is one it was encrypted to (${alice.fingerprint})`,
+    );
+    expect(cluster.get().psql('postgres', `SELECT count(*) FROM pg_database WHERE datname LIKE 'restored_agent_empty%'`).trim()).toBe('0');
+    const both = await runCli([
+      '--config',
+      ws.configFile,
+      'restore',
+      'latest',
+      '--database',
+      'x',
+      '--gpg-agent',
+      '--identity',
+      alice.secretFile,
+    ]);
+    expect(both.code).toBe(2);
+    expect(errorSentence(both.stderr)).toBe('--identity and --gpg-agent each name the secret key: pass one of them.');
+  });
+
   it('on the server (recipients only) verify says plainly it holds no secret (exit 2); with --identity of a protected key and its passphrase file it verifies', async () => {
     serverWith([bob], false);
     ws.writeConfig({

@@ -2,13 +2,14 @@ import { Option } from 'commander';
 import { runRestore } from '../../recover/restore.js';
 import { describeSession } from '../../recover/restore-database.js';
 import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
-import { identityOptions, secretFlags } from '../identity.js';
+import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { sweepAndReport } from '../../recover/sweep.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
 interface RestoreFlags {
+  gpgAgent?: boolean;
   database?: string;
   redis?: string;
   secrets?: string;
@@ -29,7 +30,7 @@ interface RestoreFlags {
 }
 
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
-  identityOptions(program.command('restore'))
+  agentOption(identityOptions(program.command('restore')))
     .description(
       'Verify a snapshot completely, restore its database into <target>_incoming, check it against the manifest and swap it in ' +
         '(roles and owner created when missing, the previous database kept under <target>_before_<date>), and/or write its Redis RDB, ' +
@@ -75,6 +76,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'PGHOST=/var/run/postgresql permafrost restore latest --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config file',
         'permafrost restore latest --vault /srv/syncthing/vault --passphrase-file /root/passphrase --all /root/restore --media-from /srv/syncthing/media',
         'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
+        'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {

@@ -1,11 +1,11 @@
 import { runVerifyJob, verificationFailed } from '../../jobs/runs.js';
-import { identityOptions, secretFlags } from '../identity.js';
+import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { examples, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
-  identityOptions(program.command('verify'))
+  agentOption(identityOptions(program.command('verify')))
     .description(
       'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts.',
     )
@@ -30,7 +30,14 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
     .action(
       async (
         snapshot: string,
-        opts: { json?: boolean; passphraseFile?: string; identity?: string; identityPassphraseFile?: string; vault?: string },
+        opts: {
+          json?: boolean;
+          passphraseFile?: string;
+          identity?: string;
+          identityPassphraseFile?: string;
+          gpgAgent?: boolean;
+          vault?: string;
+        },
       ) => {
         const cfg = config({ vault: opts.vault });
         const shown = progress(io, 'verify', { json: opts.json });
