@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 
 export const TIME_BIN = '/usr/bin/time';
@@ -140,4 +140,18 @@ export function median(xs: number[]): number {
   if (s.length === 0) return NaN;
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** A number for the tables: `d` decimals, "n/a" when it is not finite. */
+export const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+/** The machine a benchmark ran on, recorded with its results. */
+export function machine(): { date: string; cpus: number; cpuModel: string; node: string; loadAvgStart: number[] } {
+  return {
+    date: new Date().toISOString(),
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    loadAvgStart: loadavg(),
+  };
 }

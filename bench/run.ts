@@ -17,12 +17,12 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { stringify } from 'yaml';
 import { CACHE, openDataset, REPO, type BenchCluster } from './dataset.js';
-import { median, sampleTree, serverCpuS, timed, type ProcStat, type TreeProfile } from './measure.js';
+import { fmt, machine, median, sampleTree, serverCpuS, timed, type ProcStat, type TreeProfile } from './measure.js';
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
@@ -244,17 +244,10 @@ function tool(argv: string[]): string {
   }
 }
 
-const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const mb = (n: number | undefined): string => (n === undefined ? '' : (n / 1e6).toFixed(1));
 
 async function main(): Promise<void> {
-  const env = {
-    date: new Date().toISOString(),
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    loadAvgStart: loadavg(),
-  };
+  const env = machine();
   log(`size ${SIZE} MB, ${RUNS} rounds; preparing the database (cached under .bench-cache/)`);
   const ds = openDataset(SIZE, { port: 5434, log });
   process.once('exit', () => ds.stop());
