@@ -367,7 +367,7 @@ async function main(): Promise<void> {
     { bar: '(f)/(c) wall ≤ 1.1 (recipient vs passphrase)', value: rr('fOverC'), pass: ratios.fOverC <= 1.1 },
   ];
   const labels: Record<string, string> = {
-    a: '(a) pg_dump | gzip; gpg -c',
+    a: '(a) pg_dump \\| gzip; gpg -c',
     b: '(b) pg_dump -Fc -Z0 (floor)',
     c: '(c) permafrost backup',
     d: '(d) gpg -d; pg_restore (1 job)',
