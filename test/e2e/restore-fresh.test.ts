@@ -95,10 +95,13 @@ describe('the roles part and the database facts', () => {
 });
 
 describe('restore onto a fresh cluster from a vault copy, with no config', () => {
-  it('list --vault and verify --vault work with libpq variables alone', async () => {
+  it('list --vault, check --vault and verify --vault work with libpq variables alone', async () => {
     const l = await bare(fresh, ['list', '--vault', ws.vault]);
     expect(l.code, l.stderr).toBe(0);
     expect(l.stdout).toContain(manifest.id);
+    const c = await bare(fresh, ['check', '--vault', ws.vault]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toBe(`✓ ${manifest.id}\n`);
     const v = await bare(fresh, ['verify', '--vault', ws.vault, '--passphrase-file', ws.passFile]);
     expect(v.code, v.stderr).toBe(0);
     expect(v.stdout).toContain(`snapshot ${manifest.id} verified`);

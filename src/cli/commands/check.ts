@@ -1,7 +1,7 @@
 import { checkFailed } from '../../jobs/check.js';
 import { runCheckJob } from '../../jobs/runs.js';
 import { cliNotifyLog } from '../notify-log.js';
-import { examples, type RegisterCommand } from '../context.js';
+import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 
 export const registerCheck: RegisterCommand = (program, { io, config }) => {
   program
@@ -11,16 +11,18 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
     )
     .argument('[snapshot]', 'snapshot id, "latest", or "all"', 'all')
     .option('--json', 'print the results as JSON')
+    .option(...VAULT_OPTION)
     .addHelpText(
       'after',
       examples([
         'permafrost check                           # every snapshot',
         'permafrost check 2026-11-26T07-40-00Z',
         'permafrost check all --json | jq ".snapshots[] | select(.ok | not)"',
+        'permafrost check --vault /media/usb/permafrost   # a copy of the vault, no config file needed',
       ]),
     )
-    .action(async (snapshot: string, opts: { json?: boolean }) => {
-      const cfg = config();
+    .action(async (snapshot: string, opts: { json?: boolean; vault?: string }) => {
+      const cfg = config({ vault: opts.vault });
       const result = await runCheckJob(cfg, { snapshot, log: cliNotifyLog(io) });
       if (opts.json) io.out(JSON.stringify(result, null, 2));
       else {
