@@ -1,5 +1,5 @@
-import type { Stats } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describeIssues } from '../schema-issues.js';
 import { errorMessage, PermafrostError, UserError } from '../errors.js';
@@ -92,7 +92,8 @@ async function versionOnlySnapshots(vaultDir: string, skip: ReadonlySet<string>,
     let problem = `${dir} holds no copy of ${MANIFEST_NAME}`;
     let manifest: Manifest | null = null;
     for (const c of (await versionCopies(vaultDir, id)).filter((v) => v.name === MANIFEST_NAME)) {
-      const read = parseManifest(await readFile(c.path, 'utf8').catch(() => ''), c.path, id);
+      const text = await readManifestText(c.path).catch((err: unknown) => ({ problem: `${c.path} cannot be read (${errorMessage(err)})` }));
+      const read = typeof text === 'string' ? parseManifest(text, c.path, id) : text;
       if ('manifest' in read) {
         manifest = read.manifest;
         break;
@@ -149,11 +150,35 @@ type ManifestRead = { manifest: Manifest } | { problem: string } | { vanished: t
  * Reads and checks the manifest of the snapshot folder `id`: valid JSON, the schema (known part
  * file names only), and an `id` equal to the folder name.
  */
+/** Far above any real manifest (a few KiB, a row count per table), far below what hurts a small NAS. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A manifest file's text, or the problem that keeps it from being one. Whoever writes the vault
+ * may leave a FIFO (a plain read would wait forever), a device file, a symlink or a huge file
+ * there: opened without following links and without blocking, and read only when it is a regular
+ * file of bounded size.
+ */
+async function readManifestText(file: string): Promise<string | { problem: string }> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) return { problem: `${file} is not a regular file` };
+    if (st.size > MAX_MANIFEST_BYTES)
+      return { problem: `${file} is ${st.size} bytes, more than any manifest (at most ${MAX_MANIFEST_BYTES})` };
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
 async function readManifest(dir: string, id: string): Promise<ManifestRead> {
   const file = path.join(dir, MANIFEST_NAME);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const read = await readManifestText(file);
+    if (typeof read !== 'string') return read;
+    text = read;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // The whole folder went away between readdir and here: a prune renamed it.

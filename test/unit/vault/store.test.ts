@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -79,4 +80,28 @@ describe("Syncthing's .stversions on a backup device", () => {
     );
     expect((await findSnapshot(vault, 'latest')).id).toBe(current);
   });
+});
+
+describe('a hostile manifest.json never hangs or floods the listing', () => {
+  it('a FIFO, a symlink and a 5 MiB file named manifest.json are damaged entries, read without blocking (list, check, status, doctor and backup list the vault this way)', async () => {
+    const fifo = '2026-11-26T09-40-00Z';
+    const link = '2026-11-26T10-40-00Z';
+    const huge = '2026-11-26T11-40-00Z';
+    const good = '2026-11-26T12-40-00Z';
+    mkdirSync(path.join(vault, fifo));
+    expect(spawnSync('mkfifo', [path.join(vault, fifo, 'manifest.json')]).status).toBe(0);
+    put(`${good}/manifest.json`, manifest(good, 'good bytes'));
+    put(`${good}/database.pgdump.gpg`, 'good bytes');
+    mkdirSync(path.join(vault, link));
+    symlinkSync(path.join(vault, good, 'manifest.json'), path.join(vault, link, 'manifest.json'));
+    mkdirSync(path.join(vault, huge));
+    writeFileSync(path.join(vault, huge, 'manifest.json'), '');
+    truncateSync(path.join(vault, huge, 'manifest.json'), 5 * 1024 * 1024); // sparse: no RAM or disk used
+    const listed = await listSnapshots(vault);
+    const problem = (id: string): string | undefined => listed.find((s) => s.id === id)?.problem;
+    expect(problem(fifo)).toBe(`${path.join(vault, fifo, 'manifest.json')} is not a regular file`);
+    expect(problem(link)).toMatch(/manifest\.json cannot be read \(ELOOP\)$/);
+    expect(problem(huge)).toBe(`${path.join(vault, huge, 'manifest.json')} is 5242880 bytes, more than any manifest (at most 4194304)`);
+    expect(listed.find((s) => s.id === good)?.manifest?.id).toBe(good);
+  }, 5_000);
 });
