@@ -238,6 +238,8 @@ ROLES_INDEX=$(part_index roles)
 plain_name() { case $1 in '' | [!A-Za-z0-9_]* | *[!A-Za-z0-9_.-]*) return 1 ;; esac }
 TARGET=${DATABASE:-$(mf database.name)} || exit $?
 plain_name "$TARGET" || die 2 "\"$TARGET\" is not a plain database name (letters, digits, _ . -); pass --database NAME."
+# The maintenance database this script connects to and the templates every new database is copied from.
+case $TARGET in postgres | template0 | template1) die 2 "restore never replaces \"$TARGET\"; pass --database NAME with another database name." ;; esac
 OWNER=$(mf database.owner) || exit $?
 [ -z "$OWNER" ] || plain_name "$OWNER" || die 3 "$SNAP/manifest.json names an unusual database owner; create the database by hand (RESTORE.md)."
 ENCODING=$(mf database.encoding) || exit $?

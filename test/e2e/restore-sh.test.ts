@@ -199,6 +199,20 @@ describe('restore.sh from the vault', () => {
     nothingLeft(t);
   });
 
+  it('the maintenance database and the templates are never replaced (a typo or a hostile manifest): exit 2, template1 untouched', async () => {
+    const t = tmp('reserved');
+    const before = databases(fresh);
+    const template1 = fresh.psql('template1', `SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace`);
+    for (const name of ['template1', 'template0', 'postgres']) {
+      const r = await runSh(script, ['--passphrase-file', ws.passFile, '--database', name], libpqEnv(fresh, t));
+      expect(r.code, r.stderr).toBe(2);
+      expect(lastLine(r.stderr)).toContain(`restore never replaces "${name}"; pass --database NAME with another database name.`);
+    }
+    expect(databases(fresh)).toEqual(before);
+    expect(fresh.psql('template1', `SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace`)).toBe(template1);
+    nothingLeft(t);
+  });
+
   it('--identity: parts re-encrypted to a key with stock gpg -e -r restore with that secret key', async () => {
     const home = path.join(ws.dir, 'keyring');
     mkdirSync(home, { mode: 0o700 });
