@@ -54,7 +54,7 @@ export async function readKeyFile(file: string, key: string): Promise<openpgp.Ke
       : await openpgp.readKey({ binaryKey: bytes, config: GPG22_CONFIG });
   } catch (err) {
     throw new UserError(
-      `${key}: ${file} holds no OpenPGP key (${errorMessage(err)}); export one with \`gpg --export --armor KEYID > ${file}\`.`,
+      `${key}: ${file} holds no OpenPGP key (${errorMessage(err)}); point it at an exported key, written to a new file (\`gpg --export --armor KEYID > KEYID.pub.asc\` for a public key, \`gpg --export-secret-keys --armor KEYID > KEYID.sec.asc\` for a secret one).`,
       {
         cause: err,
       },
@@ -77,7 +77,7 @@ export async function readRecipient(file: string, key = 'vault.recipients'): Pro
   const read = await readKeyFile(file, key);
   if (read.isPrivate()) {
     throw new UserError(
-      `${key}: ${file} is a secret key, which must not be on the server; put the public half there instead (\`gpg --export --armor KEYID > ${file}\`) and keep the secret one off it.`,
+      `${key}: ${file} is a secret key, which must not be on the server; export its public half to a new file (\`gpg --import ${file}; gpg --export --armor KEYID > KEYID.pub.asc\`), list that one, and move the secret key off the server.`,
     );
   }
   const pub = read;

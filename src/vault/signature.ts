@@ -70,7 +70,7 @@ export async function readSignerKey(file: string | undefined): Promise<SignerKey
   const key = await readKeyFile(file, 'vault.signerKeyFile');
   if (key.isPrivate()) {
     throw new UserError(
-      `vault.signerKeyFile: ${file} is a secret key; a device needs only the public one (\`gpg --export --armor KEYID > ${file}\`).`,
+      `vault.signerKeyFile: ${file} is a secret key; a device needs only the public one: export it to a new file (\`gpg --import ${file}; gpg --export --armor KEYID > KEYID.pub.asc\`) and point vault.signerKeyFile there.`,
     );
   }
   return { key: key, fingerprint: key.getFingerprint().toUpperCase(), file };

@@ -95,6 +95,8 @@ describe('vault.recipients: public-key encryption that stock gpg decrypts', () =
       const err = await readRecipient(file).catch((e: unknown) => e);
       expect(err, file).toBeInstanceOf(UserError);
       expect((err as Error).message).toMatch(message);
+      // The advice never redirects a command's output into the file it names: the shell would empty a key first.
+      expect((err as Error).message).not.toContain(`> ${file}`);
     }
     await expect(loadEncryptionKeys({})).rejects.toThrow(/sets neither vault.passphraseFile nor vault.recipients/);
   });
