@@ -6,7 +6,7 @@
  * in, so a failed run leaves nothing behind and can simply be run again.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -139,7 +139,11 @@ const NOT_MEDIA = new Set(['.stfolder', '.stversions', '.stignore']);
 /** Leftovers of a media copy a killed run was making beside the destination: never anyone's data. */
 const MEDIA_STAGING = '.permafrost-incoming-';
 
-/** Copies the media folder (without cache/ and Syncthing's files) into a staging folder beside `dest`. */
+/**
+ * Copies the media folder (without cache/ and Syncthing's files) into a staging folder beside
+ * `dest`: directories and regular files only. Mastodon's public/system holds nothing else, and a
+ * symlink in a copy (to /etc/shadow, to /root) would be served to the world by the web server.
+ */
 async function stageMedia(from: string, dest: string): Promise<string> {
   const parent = path.dirname(dest);
   const base = path.basename(dest);
@@ -147,13 +151,17 @@ async function stageMedia(from: string, dest: string): Promise<string> {
     if (name.startsWith(`${base}${MEDIA_STAGING}`)) await rm(path.join(parent, name), { recursive: true, force: true });
   }
   const staging = path.join(parent, `${base}${MEDIA_STAGING}${process.pid}`);
-  const top = path.resolve(from);
+  const top = realpathSync(path.resolve(from));
   try {
     await cp(top, staging, {
       recursive: true,
       preserveTimestamps: true,
       filter: (src) => {
         const rel = path.relative(top, src);
+        if (rel !== '') {
+          const st = lstatSync(src);
+          if (!st.isDirectory() && !st.isFile()) return false;
+        }
         const first = rel.split(path.sep)[0] ?? '';
         return rel === '' || !(first === 'cache' || NOT_MEDIA.has(first) || path.basename(src).startsWith('.syncthing.'));
       },

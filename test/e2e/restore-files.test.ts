@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
@@ -28,6 +28,10 @@ beforeAll(async () => {
   for (const d of ['accounts/avatars/1', 'cache/remote', '.stfolder']) mkdirSync(path.join(media, d), { recursive: true });
   writeFileSync(path.join(media, 'accounts/avatars/1/a.png'), 'avatar bytes');
   writeFileSync(path.join(media, 'cache/remote/b.png'), 'cached remote media');
+  // Links out of the media tree (a tampered copy): never carried into the restored public/system.
+  symlinkSync('/etc/shadow', path.join(media, 'accounts/avatars/1/shadow.png'));
+  symlinkSync('/root', path.join(media, 'accounts/rootdir'));
+  symlinkSync('../../a.png', path.join(media, 'accounts/avatars/rel.png'));
   ws.writeConfig({ extra: { redis: { url: redis.url }, secrets: { file: envFile } } });
   const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
   expect(r.code, r.stderr).toBe(0);
@@ -73,6 +77,8 @@ describe('restore --all: the whole instance', () => {
     for (const f of ['env.production', 'dump.rdb']) expect(statSync(path.join(out, f)).mode & 0o777).toBe(0o600);
     expect(readFileSync(path.join(out, 'dump.rdb')).subarray(0, 5).toString()).toBe('REDIS');
     expect(listing(path.join(out, 'system'))).toEqual(['accounts/avatars/1/a.png']);
+    const links = readdirSync(path.join(out, 'system'), { recursive: true, withFileTypes: true }).filter((e) => e.isSymbolicLink());
+    expect(links.map((e) => e.name)).toEqual([]);
     expect(fingerprint(pg, 'whole')).toEqual(fingerprint(pg, 'source'));
     expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
     expect(readdirSync(out).filter((n) => n.includes('.permafrost-'))).toEqual([]);
