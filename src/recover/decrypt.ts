@@ -148,7 +148,7 @@ async function identityHome(temp: PrivateTemp, secret: DecryptSecret & { kind: '
 /** The sentence for a secret that opens none of the part's key packets. */
 function wrongKey(snapshot: SnapshotEntry, file: ManifestFile, secret: DecryptSecret): string {
   if (secret.kind === 'passphrase')
-    return `Cannot decrypt snapshot ${snapshot.id}: the passphrase in vault.passphraseFile is not the one it was encrypted with.`;
+    return `Cannot decrypt snapshot ${snapshot.id}: the passphrase in ${secret.from ?? 'vault.passphraseFile'} is not the one it was encrypted with.`;
   const to = file.keys?.recipients.map((r) => r.fingerprint).join(', ');
   if (secret.kind === 'agent')
     return `Cannot decrypt snapshot ${snapshot.id}: no secret key in the gpg keyring ${secret.home} is one it was encrypted to${to ? ` (${to})` : ' (the passphrase only)'}, or its agent holds it locked; import the key there (or unlock it with one \`gpg -d\`), or pass --identity FILE.`;

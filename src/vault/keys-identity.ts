@@ -29,7 +29,8 @@ export interface SecretFlags {
 
 /** What decrypts the parts: the vault passphrase, or a secret key (with the passphrase that unlocks it, '' when none). */
 export type DecryptSecret =
-  | { kind: 'passphrase'; passphrase: string }
+  /** `from`: where it was read, for the sentence when it is the wrong one (default vault.passphraseFile). */
+  | { kind: 'passphrase'; passphrase: string; from?: string }
   | { kind: 'identity'; file: string; fingerprint: string; keyPassphrase: string }
   /** The caller's own keyring: gpg asks its agent, which holds the key unlocked (or unprotected). */
   | { kind: 'agent'; home: string };
@@ -98,5 +99,6 @@ export async function decryptSecretFor(
       `permafrost ${job} cannot decrypt here: this host holds no secret (vault.recipients encrypts to public keys only, and no vault.passphraseFile is set); run it where a recipient's secret key is, with --identity FILE.`,
     );
   }
-  return { kind: 'passphrase', passphrase: passphraseFor(config, flags.passphraseFile, job) };
+  const from = flags.passphraseFile === undefined ? 'vault.passphraseFile' : `--passphrase-file ${flags.passphraseFile}`;
+  return { kind: 'passphrase', passphrase: passphraseFor(config, flags.passphraseFile, job), from };
 }

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
@@ -160,6 +160,13 @@ describe('restore onto a fresh cluster from a vault copy, with no config', () =>
     const role = await bare(fresh, ['restore', '--vault', ws.vault, '--passphrase-file', ws.passFile, '--database', 'x', '--role', 'app']);
     expect(role.code).toBe(2);
     expect(errorSentence(role.stderr)).toContain('--role NAME goes with --no-owner');
+    const wrong = path.join(ws.dir, 'wrong-passphrase');
+    writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
+    const bad = await bare(fresh, ['restore', '--vault', ws.vault, '--passphrase-file', wrong, '--database', 'x']);
+    expect(bad.code).toBe(2);
+    expect(errorSentence(bad.stderr)).toBe(
+      `Cannot decrypt snapshot ${manifest.id}: the passphrase in --passphrase-file ${wrong} is not the one it was encrypted with.`,
+    );
     const long = await bare(fresh, ['restore', '--vault', ws.vault, '--passphrase-file', ws.passFile, '--database', 'x'.repeat(50)]);
     expect(long.code).toBe(2);
     expect(errorSentence(long.stderr)).toMatch(/too long: restore needs room for/);
