@@ -178,6 +178,16 @@ SNAP="$VAULT/$SNAPSHOT"
 [ -f "$SNAP/manifest.json" ] || die 2 "no snapshot $SNAPSHOT in $VAULT (no $SNAP/manifest.json); list them with: ls $VAULT"
 
 base=${TMPDIR:-/tmp}
+# A folder an earlier run left when it was killed with SIGKILL (no trap runs then) holds plaintext:
+# remove every one of ours whose process is gone before making a new one.
+for old in "$base"/permafrost-*-0-*; do
+  if [ ! -d "$old" ] || [ ! -O "$old" ]; then continue; fi
+  oldpid=${old##*/permafrost-}
+  oldpid=${oldpid%%-*}
+  case $oldpid in '' | *[!0-9]*) continue ;; esac
+  kill -0 "$oldpid" 2>/dev/null && continue
+  rm -rf "$old" && say "removed $old, left with decrypted files by a run that was killed"
+done
 # The name matches permafrost's private temp folders, so its sweep removes one a SIGKILL left.
 WORK=$(mktemp -d "$base/permafrost-$$-0-XXXXXX") || die 1 "cannot create a private folder in $base; set TMPDIR to a writable folder with room for the decrypted dump."
 

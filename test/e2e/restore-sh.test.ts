@@ -2,6 +2,7 @@
  * Issue 10 item 5: the vault's restore.sh, run verbatim (the file a backup wrote into the vault)
  * with dash, against real PostgreSQL clusters and stock gpg.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,12 +106,18 @@ describe('restore.sh from the vault', () => {
     fresh.psql('postgres', `DROP DATABASE ${kept}`);
   });
 
-  it('a wrong passphrase: one clear sentence, exit 3, the target untouched and no plaintext anywhere', async () => {
+  it("a wrong passphrase: one clear sentence, exit 3, the target untouched and no plaintext anywhere (a killed run's folder removed too)", async () => {
     const wrong = path.join(ws.dir, 'wrong-passphrase');
     writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
     const t = tmp('wrong');
+    // What a run killed with SIGKILL leaves (no trap runs then): removed by the next run, as its process is gone.
+    const dead = spawnSync('true').pid;
+    const killed = path.join(t, `permafrost-${dead}-0-AbCdEf`);
+    mkdirSync(killed, { mode: 0o700 });
+    writeFileSync(path.join(killed, 'database.pgdump'), 'PGDMP plaintext of a killed run');
     const before = databases(fresh);
     const r = await runSh(script, ['--passphrase-file', wrong, '--database', 'other_db'], libpqEnv(fresh, t));
+    expect(r.stderr).toContain(`restore.sh: removed ${killed}, left with decrypted files by a run that was killed`);
     expect(r.code).toBe(3);
     expect(lastLine(r.stderr)).toBe(
       `restore.sh: the passphrase in ${wrong} does not decrypt snapshot ${snapshot} (wrong passphrase?); give the vault's passphrase file.`,
