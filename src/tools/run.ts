@@ -56,15 +56,22 @@ export interface RunningTool<O extends StdoutTo = 'pipe'> {
 
 const STDERR_KEEP = 8192;
 
+/** The kernel's flag of a task that is exiting (include/linux/sched.h). */
+const PF_EXITING = 0x4;
+
 /**
- * Whether the process has exited but Node has not seen it yet (a zombie, Linux /proc): its own exit
- * status then tells why it ended, and a SIGTERM now would not make its failure ours.
+ * Whether the process has exited (or is exiting) but Node has not seen it yet (Linux /proc): its
+ * own exit status then tells why it ended, and a SIGTERM now would not make its failure ours.
  */
 function exitedUnreported(pid: number | undefined): boolean {
   if (pid === undefined) return true;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    // After the command: state, ppid, pgrp, session, tty_nr, tpgid, flags. A zombie has exited; so
+    // has a process in do_exit (PF_EXITING), which has already closed its pipes, so its reader saw
+    // EOF, but is not a zombie yet: a SIGTERM now would not change its exit status, only hide it.
+    const [state, , , , , , flags] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return state === 'Z' || state === 'X' || (Number(flags) & PF_EXITING) !== 0;
   } catch {
     return false;
   }
