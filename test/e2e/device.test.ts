@@ -12,7 +12,7 @@ import type { ReplicationStatus } from '../../src/replicate/status.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { ClusterFixture, makeWorkspace, runCli, startDaemonLog, type Workspace } from '../harness/env.js';
 import { startMastodon, startSink, type Sink } from '../harness/http-sinks.js';
-import { connected, folderSynced, startSyncthingPair, type StPair } from '../harness/syncthing.js';
+import { connected, folderSynced, startSyncthingPair, type StPair, syncthingSection } from '../harness/syncthing.js';
 import { waitFor } from '../harness/wait.js';
 
 const cluster = new ClusterFixture();
@@ -29,10 +29,7 @@ function sourceConfig(vault: Record<string, unknown> = {}): void {
     vault,
     extra: {
       syncthing: {
-        url: pair.a.socket,
-        apiKeyFile: pair.a.apiKeyFile,
-        role: 'source',
-        devices: [{ name: 'nas', id: pair.b.id, addresses: [pair.b.listen] }],
+        ...syncthingSection(pair, 'source'),
       },
     },
   });
@@ -45,10 +42,7 @@ function deviceConfig(extra: Record<string, unknown> = {}, syncthing: Record<str
     stringify({
       vault: { dir: dev.vault, keep: { last: 3 } },
       syncthing: {
-        url: pair.b.socket,
-        apiKeyFile: pair.b.apiKeyFile,
-        role: 'receiver',
-        devices: [{ name: 'server', id: pair.a.id, addresses: [pair.a.listen] }],
+        ...syncthingSection(pair, 'receiver'),
         ...syncthing,
       },
       ...extra,

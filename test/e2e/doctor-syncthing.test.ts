@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessProblems } from '../../src/doctor/syncthing.js';
 import type { DoctorReport } from '../../src/jobs/doctor.js';
 import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
-import { startSyncthingPair, type StPair } from '../harness/syncthing.js';
+import { startSyncthingPair, type StPair, syncthingSection } from '../harness/syncthing.js';
 
 const cluster = new ClusterFixture();
 let pair: StPair;
@@ -25,10 +25,7 @@ beforeAll(async () => {
     extra: {
       media: { dir: media },
       syncthing: {
-        url: pair.a.socket,
-        apiKeyFile: pair.a.apiKeyFile,
-        role: 'source',
-        devices: [{ name: 'nas', id: pair.b.id, addresses: [pair.b.listen] }],
+        ...syncthingSection(pair, 'source'),
       },
     },
   });

@@ -14,7 +14,7 @@ import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harnes
 import { fingerprint, ownership } from '../harness/fingerprint.js';
 import { destroyCluster, startCluster, type PgCluster } from '../harness/postgres.js';
 import { createOwnedSource, libpqEnv, plaintextDumps, runSh } from '../harness/restore-sh.js';
-import { connected, folderSynced, startSyncthingPair, type StPair } from '../harness/syncthing.js';
+import { connected, folderSynced, startSyncthingPair, type StPair, syncthingSection } from '../harness/syncthing.js';
 import { waitFor } from '../harness/wait.js';
 
 const source = new ClusterFixture();
@@ -64,10 +64,7 @@ beforeAll(async () => {
       secrets: { file: env },
       media: { dir: srcMedia },
       syncthing: {
-        url: pair.a.socket,
-        apiKeyFile: pair.a.apiKeyFile,
-        role: 'source',
-        devices: [{ name: 'nas', id: pair.b.id, addresses: [pair.b.listen] }],
+        ...syncthingSection(pair, 'source'),
       },
     },
   });
@@ -75,10 +72,7 @@ beforeAll(async () => {
     extra: {
       media: { dir: path.join(rcv.dir, 'public/system') },
       syncthing: {
-        url: pair.b.socket,
-        apiKeyFile: pair.b.apiKeyFile,
-        role: 'receiver',
-        devices: [{ name: 'server', id: pair.a.id, addresses: [pair.a.listen] }],
+        ...syncthingSection(pair, 'receiver'),
         versioning: { type: 'simple', keep: 6 },
       },
     },

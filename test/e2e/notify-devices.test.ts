@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { startSink, type Sink } from '../harness/http-sinks.js';
-import { connected, startSyncthingPair, type StPair } from '../harness/syncthing.js';
+import { connected, startSyncthingPair, type StPair, syncthingSection } from '../harness/syncthing.js';
 import { waitFor } from '../harness/wait.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 
@@ -21,10 +21,7 @@ function sourceConfig(staleAfter?: number): void {
   src.writeConfig({
     extra: {
       syncthing: {
-        url: pair.a.socket,
-        apiKeyFile: pair.a.apiKeyFile,
-        role: 'source',
-        devices: [{ name: 'nas', id: pair.b.id, addresses: [pair.b.listen] }],
+        ...syncthingSection(pair, 'source'),
         ...(staleAfter ? { staleAfter } : {}),
       },
       notify: { webhook: { url: `${hook.url}/hook` }, backoffMs: 10 },
@@ -50,10 +47,7 @@ beforeAll(async () => {
   rcv.writeConfig({
     extra: {
       syncthing: {
-        url: pair.b.socket,
-        apiKeyFile: pair.b.apiKeyFile,
-        role: 'receiver',
-        devices: [{ name: 'server', id: pair.a.id, addresses: [pair.a.listen] }],
+        ...syncthingSection(pair, 'receiver'),
       },
     },
   });

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterFixture, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
-import { connected, folderSynced, startSyncthingPair, type StPair } from '../harness/syncthing.js';
+import { connected, folderSynced, startSyncthingPair, type StPair, syncthingSection } from '../harness/syncthing.js';
 import { waitFor } from '../harness/wait.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import type { ReplicationStatus } from '../../src/replicate/status.js';
@@ -40,10 +40,7 @@ function sourceConfig(extra: { syncthing?: Record<string, unknown>; vault?: Reco
     extra: {
       media: { dir: srcMedia },
       syncthing: {
-        url: pair.a.socket,
-        apiKeyFile: pair.a.apiKeyFile,
-        role: 'source',
-        devices: [{ name: 'nas', id: pair.b.id, addresses: [pair.b.listen] }],
+        ...syncthingSection(pair, 'source'),
         ...extra.syncthing,
       },
     },
@@ -55,10 +52,7 @@ function receiverConfig(): string {
     extra: {
       media: { dir: rcvMedia },
       syncthing: {
-        url: pair.b.socket,
-        apiKeyFile: pair.b.apiKeyFile,
-        role: 'receiver',
-        devices: [{ name: 'server', id: pair.a.id, addresses: [pair.a.listen] }],
+        ...syncthingSection(pair, 'receiver'),
         versioning: { type: 'simple', keep: 6 },
       },
     },

@@ -216,3 +216,12 @@ export async function folderSynced(a: StInstance, b: StInstance, folder: string)
 
 /** Re-exported for bench/replication.ts, which imports it from here. */
 export { waitFor };
+
+/**
+ * The `syncthing` config section of one side of `pair`: A is the source sharing with B (device
+ * "nas"), B the receiver taking from A (device "server"). Tests spread it and add their own keys.
+ */
+export function syncthingSection(pair: StPair, side: 'source' | 'receiver') {
+  const [self, peer, name] = side === 'source' ? [pair.a, pair.b, 'nas'] : [pair.b, pair.a, 'server'];
+  return { url: self.socket, apiKeyFile: self.apiKeyFile, role: side, devices: [{ name, id: peer.id, addresses: [peer.listen] }] };
+}
