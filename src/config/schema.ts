@@ -3,7 +3,7 @@ import { absPath } from './schema-common.js';
 import { notifySchema, verifySchema, webSchema } from './schema-watch.js';
 import { keepSchema, scheduleSchema } from './schema-schedule.js';
 import { redisSchema, secretsSchema } from './schema-parts.js';
-import { mediaSchema, syncthingSchema } from './schema-replicate.js';
+import { durationSeconds, mediaSchema, syncthingSchema } from './schema-replicate.js';
 
 export const databaseSchema = z.strictObject({
   name: z.string().min(1, 'expected a database name'),
@@ -20,6 +20,11 @@ export const databaseSchema = z.strictObject({
    * archive; 0 = none). A string (lz4, zstd:3, gzip:6; PostgreSQL 16+): pg_dump's own. See README, Performance.
    */
   compression: z.union([z.number().int().min(0).max(9), z.string().regex(/^(none|gzip|lz4|zstd)(:\d+)?$/)]).default(1),
+  /**
+   * Row-level delta snapshots (src/capture/delta.ts): a base at least every `fullEvery`, and in
+   * between snapshots that hold only the rows that changed since the previous one. See README, Delta snapshots.
+   */
+  delta: z.strictObject({ fullEvery: durationSeconds.default(86400) }).optional(),
 });
 
 export const vaultSchema = z.strictObject({

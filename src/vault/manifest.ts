@@ -11,13 +11,31 @@ export const PART_FILE = {
   secrets: 'env.production.gpg',
   /** SQL that creates the roles the database needs, only when missing (src/capture/roles.ts). */
   roles: 'roles.sql.gpg',
+  /**
+   * Delta mode (database.delta; src/capture/delta.ts). A base holds `schema` (pg_dump -Fc of the
+   * pre-data and post-data sections: no table data) and `rows` (SQL for psql: every table's rows
+   * as COPY in primary-key order, then the sequences); a delta holds only `delta` (SQL for psql: per
+   * table the keys of rows deleted or changed since its reference, then the new row versions as
+   * COPY, then the sequences). Neither holds a `database` part.
+   */
+  schema: 'schema.pgdump.gpg',
+  rows: 'rows.sql.gpg',
+  delta: 'delta.sql.gpg',
 } as const;
 
 export type PartName = keyof typeof PART_FILE;
 export type PartFileName = (typeof PART_FILE)[PartName];
 
-const partSchema = z.enum(['database', 'redis', 'secrets', 'roles']);
-const partFileNameSchema = z.enum([PART_FILE.database, PART_FILE.redis, PART_FILE.secrets, PART_FILE.roles]);
+const partSchema = z.enum(['database', 'redis', 'secrets', 'roles', 'schema', 'rows', 'delta']);
+const partFileNameSchema = z.enum([
+  PART_FILE.database,
+  PART_FILE.redis,
+  PART_FILE.secrets,
+  PART_FILE.roles,
+  PART_FILE.schema,
+  PART_FILE.rows,
+  PART_FILE.delta,
+]);
 const count = z.number().int().nonnegative();
 
 const manifestFileSchema = z.object({
@@ -76,51 +94,121 @@ const failedPartSchema = z.object({
 });
 export type FailedPart = z.infer<typeof failedPartSchema>;
 
-/** The manifest written as `manifest.json` in each snapshot folder. */
-export const manifestSchema = z.object({
-  formatVersion: z.literal(1),
-  id: z.string(),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  tool: z.object({ name: z.literal('permafrost'), version: z.string() }),
-  host: z.string(),
-  database: z.object({
-    name: z.string(),
-    serverVersion: z.string(),
-    pgDumpVersion: z.string(),
-    compression: z.string(),
-    /** The facts below are absent in manifests written before restore created databases itself. */
-    ...databaseFactsSchema.partial().shape,
-  }),
-  mastodon: mastodonFactsSchema.nullable(),
-  files: z.array(manifestFileSchema).superRefine((files, ctx) => {
-    const seen = new Set<string>();
-    files.forEach((f, i) => {
-      if (f.name !== PART_FILE[f.part]) {
-        ctx.addIssue({
-          code: 'custom',
-          path: [i, 'name'],
-          message: `the ${f.part} part must be stored in ${PART_FILE[f.part]}, not ${f.name}`,
-        });
-      }
-      if (seen.has(f.part)) ctx.addIssue({ code: 'custom', path: [i, 'part'], message: `the ${f.part} part is listed twice` });
-      seen.add(f.part);
-    });
-  }),
-  /**
-   * Parts that were configured but failed, so the snapshot holds only the database (and whatever
-   * else worked). Absent in manifests written before it existed and when every part worked.
-   */
-  failed: z.array(failedPartSchema).optional(),
-  /**
-   * Fingerprint of the key that signed this manifest (manifest.json.sig), for rotation and `list`.
-   * Only a record: what is trusted is the signature checked against vault.signerKeyFile.
-   */
-  signedBy: z
-    .string()
-    .regex(/^[0-9A-F]{40}$/)
-    .optional(),
+const snapshotIdRef = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$/, 'expected a snapshot id');
+
+/** One table of a delta-mode snapshot: the full state the snapshot represents, not what changed. */
+export const chainTableSchema = z.object({
+  /** Schema and table name, unquoted (SQL quotes them: format('%I.%I')). */
+  schema: z.string().min(1),
+  table: z.string().min(1),
+  /** Exact row count in the snapshot. */
+  rows: count,
+  /** TABLE_HASH_SQL's value (src/capture/delta-sql.ts): order-free sum of the rows' md5, mod 2^64, decimal. */
+  hash: z.string().regex(/^\d{1,20}$/),
+  /** Primary-key columns; null: the table has none and every delta copies it whole. */
+  key: z.array(z.string().min(1)).nullable(),
+  /** Rows this snapshot's delta file deletes by key (changed or gone) and copies (changed or new); absent in a base. */
+  deleted: count.optional(),
+  copied: count.optional(),
 });
+export type ChainTable = z.infer<typeof chainTableSchema>;
+
+/**
+ * Where a delta-mode snapshot sits in its chain. A base (depth 0) restores alone; a delta applies on
+ * top of `reference` (depth − 1), back to `base`: restore = base's schema pre-data, base's rows,
+ * the deltas in order, base's schema post-data.
+ */
+export const chainSchema = z
+  .object({
+    kind: z.enum(['base', 'delta']),
+    /** The base snapshot of this chain (the snapshot's own id for a base). */
+    base: snapshotIdRef,
+    /** The snapshot this delta applies on top of; null for a base. */
+    reference: snapshotIdRef.nullable(),
+    /** Deltas between the base and this snapshot (0 for a base; at most MAX_CHAIN_DEPTH). */
+    depth: z.number().int().min(0).max(24),
+    /** SHA-256 of pg_dump's plain pre-data + post-data SQL: a schema change makes a new base. */
+    ddl: z.string().regex(/^[0-9a-f]{64}$/),
+    /** Why this snapshot is a base (first, fullEvery, schema change, state lost, …); absent for a delta. */
+    reason: z.string().optional(),
+    tables: z.array(chainTableSchema),
+  })
+  .superRefine((c, ctx) => {
+    const base = c.kind === 'base';
+    if (base !== (c.reference === null))
+      ctx.addIssue({ code: 'custom', path: ['reference'], message: 'a base has no reference; a delta has one' });
+    if (base !== (c.depth === 0)) ctx.addIssue({ code: 'custom', path: ['depth'], message: 'a base has depth 0; a delta at least 1' });
+  });
+export type Chain = z.infer<typeof chainSchema>;
+
+/** The most deltas a restore applies after its base (a deeper one is made a base instead). */
+export const MAX_CHAIN_DEPTH = 24;
+
+/** The manifest written as `manifest.json` in each snapshot folder. */
+export const manifestSchema = z
+  .object({
+    formatVersion: z.literal(1),
+    id: z.string(),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    tool: z.object({ name: z.literal('permafrost'), version: z.string() }),
+    host: z.string(),
+    database: z.object({
+      name: z.string(),
+      serverVersion: z.string(),
+      pgDumpVersion: z.string(),
+      compression: z.string(),
+      /** The facts below are absent in manifests written before restore created databases itself. */
+      ...databaseFactsSchema.partial().shape,
+    }),
+    mastodon: mastodonFactsSchema.nullable(),
+    files: z.array(manifestFileSchema).superRefine((files, ctx) => {
+      const seen = new Set<string>();
+      files.forEach((f, i) => {
+        if (f.name !== PART_FILE[f.part]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `the ${f.part} part must be stored in ${PART_FILE[f.part]}, not ${f.name}`,
+          });
+        }
+        if (seen.has(f.part)) ctx.addIssue({ code: 'custom', path: [i, 'part'], message: `the ${f.part} part is listed twice` });
+        seen.add(f.part);
+      });
+    }),
+    /**
+     * Parts that were configured but failed, so the snapshot holds only the database (and whatever
+     * else worked). Absent in manifests written before it existed and when every part worked.
+     */
+    failed: z.array(failedPartSchema).optional(),
+    /**
+     * Fingerprint of the key that signed this manifest (manifest.json.sig), for rotation and `list`.
+     * Only a record: what is trusted is the signature checked against vault.signerKeyFile.
+     */
+    signedBy: z
+      .string()
+      .regex(/^[0-9A-F]{40}$/)
+      .optional(),
+    /** Delta mode only (database.delta): the snapshot's place in its chain. Absent: a full `database` part. */
+    chain: chainSchema.optional(),
+  })
+  .superRefine((m, ctx) => {
+    // Which database parts each kind holds (a full snapshot's `database` part is checked where it is read).
+    const parts = new Set(m.files.map((f) => f.part));
+    const kind = m.chain?.kind ?? 'full';
+    const holds: Record<typeof kind, PartName[]> = { full: ['database'], base: ['schema', 'rows'], delta: ['delta'] };
+    if (kind !== 'full') {
+      for (const p of holds[kind])
+        if (!parts.has(p)) ctx.addIssue({ code: 'custom', path: ['files'], message: `the ${p} part is missing` });
+    }
+    for (const p of ['database', 'schema', 'rows', 'delta'] as const) {
+      if (parts.has(p) && !holds[kind].includes(p))
+        ctx.addIssue({ code: 'custom', path: ['files'], message: `a ${kind} snapshot holds no ${p} part` });
+    }
+    if (m.chain?.kind === 'base' && m.chain.base !== m.id) {
+      ctx.addIssue({ code: 'custom', path: ['chain', 'base'], message: 'a base is its own base' });
+    }
+  });
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MANIFEST_NAME = 'manifest.json';

@@ -320,7 +320,8 @@ export async function commitPartial(
     time = new Date(time.getTime() + 1000);
     id = snapshotIdFor(time);
   }
-  const final = { ...manifest, id };
+  // A base is its own chain's base, under the id it is finally committed as.
+  const final = manifest.chain?.kind === 'base' ? { ...manifest, id, chain: { ...manifest.chain, base: id } } : { ...manifest, id };
   const text = `${JSON.stringify(final, null, 2)}\n`;
   await writeFileAtomic(path.join(partial.dir, MANIFEST_NAME), text);
   if (sign) await writeFileAtomic(path.join(partial.dir, SIGNATURE_NAME), await sign(Buffer.from(text)));
