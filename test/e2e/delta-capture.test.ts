@@ -8,6 +8,7 @@ import { DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
 import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { fingerprint } from '../harness/fingerprint.js';
 import { clusterPerFile } from '../harness/suite.js';
+import { holdTransaction } from '../harness/table-lock.js';
 
 const cluster = clusterPerFile();
 let ws: Workspace;
@@ -118,6 +119,28 @@ describe('delta snapshots: capture', () => {
     expect(stateText).not.toContain('long toot');
     expect(stateText).not.toContain('Erin');
     expect(readdirSync(ws.vault).filter((n) => n.startsWith('.permafrost-delta.'))).toEqual([]);
+  });
+
+  it('rows written by a transaction still open at the previous snapshot (in a subtransaction too) are in the next delta once it commits', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    await backup();
+    const held = await holdTransaction(
+      pg,
+      db,
+      `INSERT INTO accounts (username) VALUES ('slowpoke'); SAVEPOINT s; UPDATE statuses SET text = 'late edit' WHERE id = (SELECT max(id) FROM statuses); RELEASE s`,
+    );
+    const during = await backup();
+    expect(during.manifest.chain?.kind).toBe('delta');
+    expect(table(during.manifest, 'accounts').rows).toBe(4);
+    await held.release();
+    const after = await backup();
+    expect(after.manifest.chain).toMatchObject({ kind: 'delta', depth: 2 });
+    expect(table(after.manifest, 'accounts')).toMatchObject({ rows: 5, copied: 1 });
+    expect(table(after.manifest, 'statuses')).toMatchObject({ deleted: 1, copied: 1 });
+    pg.psql(db, 'REFRESH MATERIALIZED VIEW account_summaries');
+    stockChainRestore(pg, ws, after.manifest.id, `${db}_late`);
+    expect(fingerprint(pg, `${db}_late`)).toEqual(fingerprint(pg, db));
   });
 
   it('a schema change (a migration) makes a base, without a warning; so does fullEvery', async () => {
