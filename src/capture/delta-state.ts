@@ -151,7 +151,7 @@ export class StateReader {
   private ended = false;
 
   constructor(file: string) {
-    this.lines = readLines(createReadStream(file, { highWaterMark: 256 << 10 }), (b) => this.hash.update(b));
+    this.lines = readLines(createReadStream(file, { highWaterMark: 64 << 10 }), (b) => this.hash.update(b));
   }
 
   /** Loads the first chunk; call once before line(). */
@@ -273,7 +273,7 @@ export class KeysWriter {
   async text(s: string): Promise<void> {
     this.pending.push(s);
     this.size += s.length;
-    if (this.size >= 256 << 10) await this.flush();
+    if (this.size >= 64 << 10) await this.flush();
   }
 
   private async flush(): Promise<void> {
