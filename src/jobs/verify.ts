@@ -160,7 +160,6 @@ async function verifyOnce(
       let chain: RestoreChain | null = null;
       const decryptDatabase: VerifyStep = async () => {
         if (manifest.chain) {
-          opts.events?.phase?.('chain');
           const read = await readChain(config.vault.dir, snapshot, signer, opts.events);
           if ('problem' in read) return [failed('chain', read.problem)];
           chain = read.chain;
