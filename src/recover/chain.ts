@@ -154,7 +154,7 @@ export async function applyChain(source: Omit<DecryptSource, 'snapshot'>, chain:
     await decryptPartInto(
       { ...source, snapshot },
       file,
-      { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id} to "${database}"` },
+      { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id}` },
       { progress: (n) => events?.bytes?.(what, n), signal },
     );
   }

@@ -3,6 +3,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { sha256File } from '../../src/vault/crypto.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { DELTA_EXTRA_SQL } from '../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, type CliResult, type Workspace } from '../harness/env.js';
@@ -154,7 +155,9 @@ describe('restore of delta snapshots', () => {
     expect(d2.manifest.chain?.base).toBe(b2.manifest.id);
     for (const [i, s] of [d1, d2].entries()) {
       const want = plainRestore(s.dump, `${db}_ref${i}`);
-      const r = await restore([s.manifest.id, '--database', `${db}_r${i}`]);
+      // The second one as a whole-instance restore lays it out (--all: here only the database, which is all the snapshot holds).
+      const all = i === 1 ? ['--all', path.join(ws.dir, 'all')] : [];
+      const r = await restore([s.manifest.id, '--database', `${db}_r${i}`, ...all]);
       expect(r.code, r.stderr).toBe(0);
       expect(fingerprint(pg, `${db}_r${i}`), s.manifest.id).toEqual(want);
     }
@@ -254,6 +257,48 @@ describe('restore of delta snapshots', () => {
       `The restored copy of snapshot ${manifest.id} does not match its manifest (${mismatch}); database "${db}_target" was not touched: run permafrost verify ${manifest.id} and restore another snapshot.`,
     );
     expect(fingerprint(pg, `${db}_target`)).toEqual(before);
+    expectNothingLeft();
+
+    // A delta whose SQL fails (well encrypted, matching its manifest): psql's error, exit 1, the target untouched.
+    writeFileSync(path.join(ws.dir, 'bad.sql'), 'SELECT 1/0;\n');
+    const gnupg = mkdtempSync(path.join(tmpdir(), 'permafrost-delta-gpg-'));
+    const enc = path.join(ws.vault, manifest.id, 'delta.sql.gpg');
+    rmSync(enc);
+    const g = spawnSync(
+      'gpg',
+      [
+        '--homedir',
+        gnupg,
+        '--batch',
+        '--pinentry-mode',
+        'loopback',
+        '--passphrase-file',
+        ws.passFile,
+        '--symmetric',
+        '-o',
+        enc,
+        path.join(ws.dir, 'bad.sql'),
+      ],
+      { encoding: 'utf8' },
+    );
+    spawnSync('gpgconf', ['--homedir', gnupg, '--kill', 'all']);
+    rmSync(gnupg, { recursive: true, force: true });
+    expect(g.status, g.stderr).toBe(0);
+    const file = m.files.find((f) => f.part === 'delta')!;
+    Object.assign(file, { bytes: readFileSync(enc).length, sha256: (await sha256File(enc)).sha256, plainBytes: 12 });
+    writeFileSync(manifestPath(manifest.id), JSON.stringify(m, null, 2));
+    const failed = await restore([manifest.id, '--database', `${db}_target`, '--force']);
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(errorSentence(failed.stderr)).toBe(
+      `psql failed restoring snapshot ${manifest.id} into "${db}_target_incoming"; database "${db}_target" was not touched: read the lines below, fix the cause and run restore again.`,
+    );
+    expect(failed.stderr).toContain('division by zero');
+    expect(fingerprint(pg, `${db}_target`)).toEqual(before);
+    v = await runCli(['--config', ws.configFile, 'verify', manifest.id]);
+    expect(v.code, v.stderr).toBe(3);
+    expect(v.stdout).toMatch(
+      /✗ restore: \S*psql failed while applying delta\.sql\.gpg of snapshot \S+: division by zero \(into scratch database "permafrost_verify_\d+"\)/,
+    );
     expectNothingLeft();
   });
 
