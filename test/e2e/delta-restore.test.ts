@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -169,12 +169,12 @@ describe('restore of delta snapshots', () => {
   it('a tampered or missing middle delta: restore of a later snapshot exits 3 naming it, and the target is untouched', async () => {
     const db = deltaWorkspace();
     const pg = cluster.get();
-    const ids = [(await backupAndDump(db)).manifest.id];
+    const snaps = [await backupAndDump(db)];
     for (const n of [1, 2]) {
       pg.psql(db, `UPDATE accounts SET note = 'round ${n}' WHERE id = 1`);
-      ids.push((await backupAndDump(db)).manifest.id);
+      snaps.push(await backupAndDump(db));
     }
-    const [base, d1, d2] = ids;
+    const [base, d1, d2] = snaps.map((s) => s.manifest.id);
     // The target holds data, so --force: it must survive every failed attempt as it was.
     pg.psql('postgres', `CREATE DATABASE ${db}_target`);
     pg.psql(`${db}_target`, `CREATE TABLE precious (v text); INSERT INTO precious VALUES ('keep me')`);
@@ -200,7 +200,9 @@ describe('restore of delta snapshots', () => {
     expect(r.code, r.stderr).toBe(0);
 
     writeFileSync(middle, good);
-    rmSync(path.join(ws.vault, d1!), { recursive: true });
+    const held = readdirSync(path.join(ws.vault, d1!));
+    const kept = path.join(ws.dir, 'kept');
+    renameSync(path.join(ws.vault, d1!), kept);
     r = await restore([d2!, '--database', `${db}_target`, '--force']);
     expect(r.code, r.stderr).toBe(3);
     expect(errorSentence(r.stderr)).toBe(
@@ -212,6 +214,19 @@ describe('restore of delta snapshots', () => {
     const v = await runCli(['--config', ws.configFile, 'verify', d2!]);
     expect(v.code, v.stderr).toBe(3);
     expect(v.stdout).toContain(`✗ chain: it needs snapshot ${d1} (depth 1 of its chain), which is missing`);
+    expectNothingLeft();
+
+    // On a backup device Syncthing's versioning kept the pruned delta (.stversions, stamped names): the chain is whole again.
+    const versions = path.join(ws.vault, '.stversions', d1!);
+    mkdirSync(versions, { recursive: true });
+    for (const name of held) {
+      const dot = name.lastIndexOf('.');
+      renameSync(path.join(kept, name), path.join(versions, `${name.slice(0, dot)}~20261201-120000${name.slice(dot)}`));
+    }
+    const want = plainRestore(snaps[2]!.dump, `${db}_ref`);
+    r = await restore([d2!, '--database', `${db}_target`, '--force', '--drop-previous']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fingerprint(pg, `${db}_target`)).toEqual(want);
     expectNothingLeft();
   });
 
