@@ -41,6 +41,11 @@ const stateTableSchema = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .nullable(),
+  /**
+   * Rows a recent delta copied, with the xmin they had: one that is back to an older version (its
+   * xmin neither the same nor newer) means the server was rolled back, and a delta would be wrong.
+   */
+  witness: z.array(z.tuple([z.string(), z.string().regex(/^\d+$/)])).max(1000),
 });
 export type StateTable = z.infer<typeof stateTableSchema>;
 
@@ -57,7 +62,9 @@ export const deltaStateSchema = z.object({
    * the server's identity, so that a different server (a dump reloaded elsewhere) is never diffed by xid.
    */
   xmin: z.string().regex(/^\d+$/),
-  server: z.object({ systemIdentifier: z.string().nullable(), databaseOid: z.string() }),
+  server: z.object({ systemIdentifier: z.string().nullable(), databaseOid: z.string(), lsn: z.string().nullable() }),
+  /** AES of a zero block under the state's key: a key file swapped for another is found before it is used. */
+  keyCheck: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
   tables: z.array(stateTableSchema),
 });
 export type DeltaState = z.infer<typeof deltaStateSchema>;
@@ -98,7 +105,14 @@ export async function loadDeltaState(vaultDir: string): Promise<LoadedState> {
     return { state: null, problem: `its delta state key ${dir}/${KEY_FILE} is missing` };
   }
   if (key.length !== 32) return { state: null, problem: `its delta state key ${dir}/${KEY_FILE} is not 32 bytes` };
+  if (keyCheck(key) !== parsed.data.keyCheck)
+    return { state: null, problem: `its delta state key ${dir}/${KEY_FILE} is not the key the state was made with` };
   return { state: parsed.data, dir, key };
+}
+
+/** The check value of a state key (AES-128 of a zero block). */
+export function keyCheck(key: Buffer): string {
+  return new RowKeyer(key).keyed(Buffer.alloc(16), 1)[0]!;
 }
 
 /** The keyed row hash: AES-128 of the row's md5 (a keyed permutation), 22 base64url characters per row. */
@@ -186,10 +200,18 @@ export class StateReader {
   }
 }
 
-/** The key and the keyed hash of a keys-file line. */
+/** The state did not hold what it should: the delta would be wrong, so a base is made instead. */
+export class StateMismatchError extends Error {}
+
+const KEYED_RE = /^[A-Za-z0-9_-]{22}$/;
+
+/** The key and the keyed hash of a keys-file line; a line of another shape (a cut or edited file) is a mismatch. */
 export function splitStateLine(line: string): [string, string] {
   const tab = line.lastIndexOf('\t');
-  return [line.slice(0, tab), line.slice(tab + 1)];
+  const hash = line.slice(tab + 1);
+  if (tab <= 0 || !KEYED_RE.test(hash))
+    throw new StateMismatchError('its delta state has a damaged keys file (a line that is no key and hash)');
+  return [line.slice(0, tab), hash];
 }
 
 /** A state being written for the snapshot in progress. */
@@ -216,8 +238,9 @@ export class NextState {
   }
 
   /** Writes state.json and renames the folder into place (after the snapshot it describes is committed). */
-  async commit(state: DeltaState): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, STATE_JSON), `${JSON.stringify(state)}\n`, 0o600);
+  async commit(state: Omit<DeltaState, 'keyCheck'>): Promise<void> {
+    const full: DeltaState = { ...state, keyCheck: keyCheck(this.key) };
+    await writeFileAtomic(path.join(this.dir, STATE_JSON), `${JSON.stringify(full)}\n`, 0o600);
     await fsyncDir(this.dir);
     const current = path.join(this.vaultDir, STATE_DIR);
     const old = `${current}.old-${process.pid}`;

@@ -19,7 +19,16 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { Readable } from 'node:stream';
 import type { ChainTable } from '../vault/manifest.js';
 import { HASH_SESSION_SQL, qualified, quoteIdent, quoteLiteral, ROW_ALIAS, RowHashSum, SQL_FILE_HEADER } from './delta-sql.js';
-import { readLines, RowKeyer, splitStateLine, StateReader, type DeltaState, type NextState, type StateTable } from './delta-state.js';
+import {
+  readLines,
+  RowKeyer,
+  splitStateLine,
+  StateMismatchError,
+  StateReader,
+  type DeltaState,
+  type NextState,
+  type StateTable,
+} from './delta-state.js';
 
 interface KeyColumn {
   name: string;
@@ -244,7 +253,9 @@ const COPY_END = '\\.\n\n';
 
 /** Session settings rows are read and hashed under (HASH_SESSION_SQL); run once per capture session. */
 export async function prepareSession(client: pg.Client): Promise<void> {
-  await client.query(HASH_SESSION_SQL);
+  // row_security off: a policy that would hide rows is an error (as in pg_dump), never a silently short table.
+  // search_path pg_catalog: format_type() then qualifies every type outside it, as the SQL files need (their search_path is '').
+  await client.query(`${HASH_SESSION_SQL} SET row_security = off; SET search_path = pg_catalog;`);
 }
 
 /**
@@ -270,9 +281,9 @@ async function* tableRows(
     yield data!;
   }
   yield Buffer.from(COPY_END);
-  outcomes.push(
-    outcome(t, lines.sum, writer ? { name: writer.name, sha256: await writer.close() } : null, truncate ? { copied: lines.sum.rows } : {}),
-  );
+  const file = writer ? { name: writer.name, sha256: await writer.close() } : null;
+  const witness = t.key ? await baseWitness(client, { ...t, key: t.key }) : [];
+  outcomes.push(outcome(t, lines.sum, file, truncate ? { copied: lines.sum.rows } : {}, witness));
 }
 
 /** A base's rows file: every table whole, in key order, then the sequences. `outcomes` is filled as tables finish. */
@@ -287,17 +298,15 @@ function outcome(
   sum: RowHashSum,
   file: { name: string; sha256: string } | null,
   counts: { deleted?: number; copied?: number },
+  witness: Array<[string, string]>,
 ): TableOutcome {
   const hash = sum.value();
   const key = t.key?.map((k) => k.name) ?? null;
   return {
     manifest: { schema: t.schema, table: t.table, rows: sum.rows, hash, key, ...counts },
-    state: { schema: t.schema, table: t.table, key, rows: sum.rows, hash, file: file?.name ?? null, sha256: file?.sha256 ?? null },
+    state: { schema: t.schema, table: t.table, key, rows: sum.rows, hash, file: file?.name ?? null, sha256: file?.sha256 ?? null, witness },
   };
 }
-
-/** The state's keys file did not hold what state.json recorded: the delta would be wrong, so a base is made instead. */
-export class StateMismatchError extends Error {}
 
 /** What changed in one table since the reference: keys to delete (changed or gone) and to copy (changed or new). */
 interface Changes {
@@ -305,6 +314,45 @@ interface Changes {
   copied: string[];
   sum: RowHashSum;
   keysFile: { name: string; sha256: string };
+  witness: Array<[string, string]>;
+}
+
+/** Rows kept per table as witnesses of the state's history (see StateTable.witness). */
+const MAX_WITNESS = 200;
+
+/** `k1\tk2…` of a row, as the capture reads keys. */
+function keyTextSql(key: readonly KeyColumn[]): string {
+  return key.map((k) => `(${keyExpr(k)})::text`).join(` || E'\\t' || `);
+}
+
+/**
+ * The witnesses must still have the xmin recorded, or a newer one: a row back at an older version
+ * means the server was rolled back (a promoted replica, a data directory restored from a copy), and
+ * rows it reverted would look unchanged to an xmin test.
+ */
+async function checkWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[] }, st: StateTable, xmin32: string): Promise<void> {
+  if (st.witness.length === 0) return;
+  const recorded = new Map(st.witness);
+  const r = await client.query<{ k: string; x: string; newer: boolean }>(
+    `SELECT ${keyTextSql(t.key)} AS k, ${ROW_ALIAS}.xmin::text AS x, age(${ROW_ALIAS}.xmin) BETWEEN 0 AND age('${xmin32}'::xid) AS newer
+     FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}${keysWhere(t.key, [...recorded.keys()])}`,
+  );
+  for (const row of r.rows) {
+    if (!row.newer && recorded.get(row.k) !== row.x) {
+      throw new StateMismatchError(
+        `rows of ${qualified(t.schema, t.table)} are back at versions older than its delta state records (the server was rolled back: a promoted replica, or a data directory restored from a copy)`,
+      );
+    }
+  }
+}
+
+/** A base's witnesses: the table's most recently written rows, with their xmin. */
+async function baseWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[] }): Promise<Array<[string, string]>> {
+  const r = await client.query<{ k: string; x: string }>(
+    `SELECT ${keyTextSql(t.key)} AS k, ${ROW_ALIAS}.xmin::text AS x FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}
+     WHERE age(${ROW_ALIAS}.xmin) >= 0 ORDER BY age(${ROW_ALIAS}.xmin) LIMIT ${MAX_WITNESS}`,
+  );
+  return r.rows.map((row) => [row.k, row.x]);
 }
 
 /** `age(xmin) BETWEEN 0 AND age(X)`: the row was inserted or last updated by a transaction the reference snapshot did not see as done. */
@@ -330,15 +378,17 @@ async function diffTable(
   xmin32: string,
 ): Promise<Changes | null> {
   const keyer = new RowKeyer(next.key);
-  const changed = new Map<string, string>();
+  await checkWitness(client, t, st, xmin32);
+  // Rows newer than the reference's horizon: key, md5 and xmin each.
+  const changed = new Map<string, { md5: string; xmin: string }>();
   let tooMany = false;
-  const probe = new HashedLines(t.key.length, null);
-  for await (const chunk of completeLines(
-    copyStream(client, selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), md5Expr], newerThan(xmin32))),
-  )) {
-    const { keys, md5s } = probe.splitMd5(chunk);
+  const newerSql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), md5Expr, `${ROW_ALIAS}.xmin`], newerThan(xmin32));
+  for await (const lines of readLines(copyStream(client, newerSql) as AsyncIterable<Buffer>)) {
     if (tooMany) continue;
-    for (let i = 0; i < keys.length; i++) changed.set(keys[i]!, md5s[i]!);
+    for (const line of lines) {
+      const x = line.lastIndexOf('\t');
+      changed.set(line.slice(0, x - 33), { md5: line.slice(x - 32, x), xmin: line.slice(x + 1) });
+    }
     if (changed.size > MAX_KEYS) tooMany = true;
   }
   if (tooMany) return null;
@@ -350,6 +400,7 @@ async function diffTable(
   const sum = new RowHashSum({ rows: st.rows, hash: st.hash });
   const deleted: string[] = [];
   const copied: string[] = [];
+  const witness: Array<[string, string]> = [];
   const gone = (line: string): void => {
     const [k, h] = splitStateLine(line);
     deleted.push(k);
@@ -373,7 +424,7 @@ async function diffTable(
         line = old.line();
         oldKey = line === null ? null : splitStateLine(line)[0];
       }
-      const md5 = changed.get(k);
+      const md5 = changed.get(k)?.md5;
       if (line !== null && oldKey === k) {
         if (md5 === undefined) out.push(line);
         else {
@@ -402,6 +453,7 @@ async function diffTable(
         md5s.write(f.md5, i * 16, 16, 'hex');
         sum.add(f.md5);
         copied.push(f.key);
+        if (witness.length < MAX_WITNESS) witness.push([f.key, changed.get(f.key)!.xmin]);
       });
       const keyed = keyer.keyed(md5s, fresh.length);
       fresh.forEach((f, i) => {
@@ -427,7 +479,8 @@ async function diffTable(
       `its delta state for ${qualified(t.schema, t.table)} does not agree with the table (a changed row was not found by its key)`,
     );
   }
-  return { deleted, copied, sum, keysFile: { name: writer.name, sha256 } };
+  // Rows this delta copied stand witness next time; none: the older witnesses still hold.
+  return { deleted, copied, sum, keysFile: { name: writer.name, sha256 }, witness: witness.length > 0 ? witness : st.witness };
 }
 
 const INT_RE = /^-?\d+$/;
@@ -445,7 +498,8 @@ function keyLiteral(k: KeyColumn, v: string): string {
 
 /** WHERE clause selecting the rows with these keys (an index lookup for a single-column key). */
 function keysWhere(key: KeyColumn[], keys: string[]): string {
-  if (key.length === 1) {
+  // An integer key: one index lookup per value. Any other (an array type would be flattened by ARRAY[…]): a join on VALUES.
+  if (key.length === 1 && key[0]!.int) {
     const k = key[0]!;
     const col = `${ROW_ALIAS}.${quoteIdent(k.name)}`;
     return ` WHERE ${col} = ANY(ARRAY[${keys.map((v) => keyLiteral(k, v)).join(', ')}]::${k.type}[])`;
@@ -528,7 +582,7 @@ export async function* deltaRows(
         yield Buffer.from(COPY_END);
       }
     }
-    outcomes.push(outcome(t, changes.sum, changes.keysFile, counts));
+    outcomes.push(outcome(t, changes.sum, changes.keysFile, counts, changes.witness));
   }
   yield Buffer.from(await sequencesSql(client, catalog.sequences));
 }

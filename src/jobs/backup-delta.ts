@@ -21,18 +21,18 @@ import {
   prepareSession,
   readCatalog,
   ddlFingerprint,
-  StateMismatchError,
   type Catalog,
   type TableOutcome,
 } from '../capture/delta.js';
-import { dropDeltaState, loadDeltaState, NextState, STATE_DIR, type DeltaState } from '../capture/delta-state.js';
+import { dropDeltaState, loadDeltaState, NextState, STATE_DIR, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
 import type { SourceConfig } from '../config/schema.js';
 import { formatAge } from '../format.js';
-import { dumpCompression, pgDumpArgv, pgEnv } from '../tools/postgres.js';
+import { dumpCompression, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
+import { errorMessage, PermafrostError } from '../errors.js';
 import { startTool } from '../tools/run.js';
 import type { EncryptionKeys } from '../vault/keys.js';
 import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type ManifestFile } from '../vault/manifest.js';
-import { listSnapshots, snapshotIdTime, type SnapshotEntry } from '../vault/store.js';
+import { listSnapshots, snapshotIdTime, vaultWriteCode, type SnapshotEntry } from '../vault/store.js';
 import { writeEncryptedCapture, writeEncryptedStream } from '../vault/write-capture.js';
 import type { JobEvents } from './events.js';
 
@@ -58,19 +58,26 @@ interface ServerFacts {
   server: DeltaState['server'];
 }
 
+/** A WAL position `X/Y` as a number. */
+function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
+}
+
 /** Transactions since the reference beyond which a 32-bit xmin could be misread (2^31, with room). */
 const MAX_XID_DISTANCE = 2n ** 31n - 10n ** 8n;
 
 /** The snapshot's transaction horizon and the server's identity, read in the capture session. */
 async function serverFacts(client: pg.Client): Promise<ServerFacts> {
-  const r = await client.query<{ xmin: string; xmax: string; dboid: string; sysid: string | null }>(
+  const r = await client.query<{ xmin: string; xmax: string; dboid: string; sysid: string | null; lsn: string | null }>(
     `SELECT txid_snapshot_xmin(txid_current_snapshot())::text AS xmin, txid_snapshot_xmax(txid_current_snapshot())::text AS xmax,
             (SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database()) AS dboid,
             CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
-                 THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END AS sysid`,
+                 THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END AS sysid,
+            CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS lsn`,
   );
   const row = r.rows[0]!;
-  return { xmin: row.xmin, xmax: row.xmax, server: { systemIdentifier: row.sysid, databaseOid: row.dboid } };
+  return { xmin: row.xmin, xmax: row.xmax, server: { systemIdentifier: row.sysid, databaseOid: row.dboid, lsn: row.lsn } };
 }
 
 /** Why the snapshot's chain (it, its reference, … its base) cannot be built on, or null. */
@@ -93,6 +100,26 @@ async function chainProblem(snapshots: SnapshotEntry[], top: SnapshotEntry): Pro
   return null;
 }
 
+/**
+ * A failure while reading rows as one sentence: PostgreSQL's (a restart, a policy that hides rows)
+ * is the server's, exit 1; ours, a full vault and a stop request pass through as they are.
+ */
+function captureError(config: SourceConfig, err: unknown, signal: AbortSignal | undefined): unknown {
+  if (err instanceof PermafrostError || vaultWriteCode(err)) return err;
+  const db = config.database;
+  if (signal?.aborted)
+    return new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.', { cause: err });
+  const msg = errorMessage(err);
+  const fix = /row-level security/.test(msg)
+    ? "back up as a role that bypasses row-level security (the tables' owner, or one with BYPASSRLS), as pg_dump needs too"
+    : 'check the server is running and run backup again';
+  return new PermafrostError(
+    'tool',
+    `PostgreSQL at ${serverName(db)} failed while permafrost read the rows of database "${db.name}": ${msg}; ${fix}.`,
+    { cause: err },
+  );
+}
+
 /** The reference to build a delta on, or why a base is made (and whether that deserves a warning). */
 async function chooseReference(
   config: SourceConfig,
@@ -112,14 +139,15 @@ async function chooseReference(
     if (newest?.manifest?.chain) return { reason: `its delta state ${path.join(vault, STATE_DIR)} is missing`, warn: true };
     return { reason: 'first snapshot in delta mode', warn: false };
   }
+  if (newest?.manifest && !newest.manifest.chain)
+    return { reason: `the newest snapshot ${newest.id} is a full one (delta mode was off)`, warn: false };
   if (!newest?.manifest || newest.id !== loaded.state.snapshot) {
     return {
       reason: `its delta state describes snapshot ${loaded.state.snapshot}, but the newest snapshot is ${newest?.id ?? 'none'}`,
       warn: true,
     };
   }
-  const chain = newest.manifest.chain;
-  if (!chain) return { reason: `the newest snapshot ${newest.id} is a full one`, warn: true };
+  const chain = newest.manifest.chain!;
   const broken = await chainProblem(snapshots, newest);
   if (broken) return { reason: broken, warn: true };
   const state = loaded.state;
@@ -133,6 +161,12 @@ async function chooseReference(
     return {
       reason: `the database is not the one snapshot ${newest.id} was taken from (another server, or restored from a dump)`,
       warn: false,
+    };
+  }
+  if (state.server.lsn && facts.server.lsn && lsnValue(facts.server.lsn) < lsnValue(state.server.lsn)) {
+    return {
+      reason: `the server's WAL position went back since snapshot ${newest.id} (the server was rolled back: a promoted replica, or a data directory restored from a copy)`,
+      warn: true,
     };
   }
   if (BigInt(facts.xmax) - BigInt(state.xmin) > MAX_XID_DISTANCE) {
@@ -261,7 +295,7 @@ export async function captureChainParts(
     };
   } catch (err) {
     await next?.discard();
-    throw err;
+    throw captureError(config, err, signal);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -5,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HASH_SESSION_SQL, tableHashSql } from '../../src/capture/delta-sql.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
-import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { fingerprint } from '../harness/fingerprint.js';
 import { clusterPerFile } from '../harness/suite.js';
 import { holdTransaction } from '../harness/table-lock.js';
@@ -144,6 +145,128 @@ describe('delta snapshots: capture', () => {
     pg.psql(db, 'REFRESH MATERIALIZED VIEW account_summaries');
     stockChainRestore(pg, ws, after.manifest.id, `${db}_late`);
     expect(fingerprint(pg, `${db}_late`)).toEqual(fingerprint(pg, db));
+  });
+
+  it('a server rolled back (its data directory restored from a copy) makes a base with a warning, never a delta that keeps the lost rows', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    await backup();
+    pg.stop('fast');
+    const copy = `${pg.dataDir}.copy`;
+    execFileSync('cp', ['-a', pg.dataDir, copy]);
+    pg.start();
+    try {
+      pg.psql(db, `UPDATE statuses SET text = 'on the lost timeline' WHERE id = (SELECT min(id) + 4 FROM statuses)`);
+      const lost = await backup();
+      expect(lost.manifest.chain?.kind).toBe('delta');
+      pg.stop('immediate');
+      execFileSync('rm', ['-rf', pg.dataDir]);
+      execFileSync('mv', [copy, pg.dataDir]);
+      pg.start();
+      // The copy's transaction counter catches up, so xmin alone would trust it again.
+      for (let i = 0; i < 30; i++) pg.psql(db, 'SELECT txid_current()');
+      pg.psql(db, `UPDATE statuses SET text = 'on the new timeline' WHERE id = (SELECT min(id) + 6 FROM statuses)`);
+      const r = await backup();
+      expect(r.manifest.chain?.kind).toBe('base');
+      expect(r.stderr).toMatch(/made a base instead of a delta: .*(rolled back|WAL position went back)/);
+      pg.psql(db, 'REFRESH MATERIALIZED VIEW account_summaries');
+      stockChainRestore(pg, ws, r.manifest.id, `${db}_rolled`);
+      expect(fingerprint(pg, `${db}_rolled`)).toEqual(fingerprint(pg, db));
+    } finally {
+      execFileSync('rm', ['-rf', copy]);
+    }
+  });
+
+  it('a witness row whose xmin is neither the recorded one nor newer makes a base (the rollback check without the WAL one)', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    await backup();
+    pg.psql(db, `UPDATE statuses SET text = 'changed' WHERE id = (SELECT max(id) FROM statuses)`);
+    await backup();
+    // A rollback leaves a witness row at an older version, whose xmin is neither the recorded one nor
+    // newer. The state is made to record another xmin for the witnesses than they have: the same view.
+    const state = path.join(ws.vault, '.permafrost-delta', 'state.json');
+    const st = JSON.parse(readFileSync(state, 'utf8')) as { tables: Array<{ table: string; witness: Array<[string, string]> }> };
+    const statuses = st.tables.find((t) => t.table === 'statuses')!;
+    expect(statuses.witness.length).toBeGreaterThan(0);
+    statuses.witness = statuses.witness.map(([k]) => [k, '3']);
+    writeFileSync(state, JSON.stringify(st));
+    const r = await backup();
+    expect(r.manifest.chain?.kind).toBe('base');
+    expect(r.stderr).toMatch(/rows of "public"\."statuses" are back at versions older than its delta state records/);
+  });
+
+  it('a backup role under row-level security is refused in one sentence (exit 1), never a table short of rows', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    pg.psql(
+      db,
+      `CREATE ROLE rls_backup LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO rls_backup; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO rls_backup;
+       CREATE TABLE private_notes (id int PRIMARY KEY, owner text, v text); GRANT SELECT ON private_notes TO rls_backup;
+       INSERT INTO private_notes VALUES (1, 'rls_backup', 'a'), (2, 'other', 'b');
+       ALTER TABLE private_notes ENABLE ROW LEVEL SECURITY; CREATE POLICY own ON private_notes FOR SELECT USING (owner = current_user);`,
+    );
+    ws.writeConfig({ database: { user: 'rls_backup', delta: {} } });
+    const r = await runCli(['--config', ws.configFile, 'backup']);
+    expect(r.code).toBe(1);
+    expect(errorSentence(r.stderr)).toMatch(/row-level security|permission denied/);
+    expect(readdirSync(ws.vault).filter((n) => /^\d{4}-/.test(n))).toEqual([]);
+  });
+
+  it('keys of composite, enum, domain and array types restore with stock tools (types qualified, arrays not flattened)', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    pg.psql(
+      db,
+      `CREATE TYPE pair AS (x int, y text); CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN acct_id AS bigint;
+       CREATE TABLE k_pair (k pair PRIMARY KEY, v text); INSERT INTO k_pair VALUES (ROW(1, 'a b'), 'x'), (ROW(2, 'b"c'), 'y');
+       CREATE TABLE k_mood (k mood PRIMARY KEY, v text); INSERT INTO k_mood VALUES ('sad', 'x'), ('ok', 'y');
+       CREATE TABLE k_dom (k acct_id PRIMARY KEY, v text); INSERT INTO k_dom VALUES (1, 'x'), (2, 'y');
+       CREATE TABLE k_arr (k int[] PRIMARY KEY, v text); INSERT INTO k_arr VALUES ('{1,2}', 'x'), ('{}', 'y');`,
+    );
+    await backup();
+    pg.psql(
+      db,
+      `UPDATE k_pair SET v = 'w' WHERE k = ROW(2, 'b"c')::pair; DELETE FROM k_pair WHERE k = ROW(1, 'a b')::pair;
+       UPDATE k_mood SET v = 'w' WHERE k = 'ok'; UPDATE k_dom SET v = 'w' WHERE k = 2; DELETE FROM k_dom WHERE k = 1;
+       UPDATE k_arr SET v = 'w' WHERE k = '{1,2}'; INSERT INTO k_arr VALUES ('{3}', 'z');`,
+    );
+    const d = await backup();
+    expect(d.manifest.chain?.kind).toBe('delta');
+    expect(table(d.manifest, 'k_arr')).toMatchObject({ deleted: 1, copied: 2 });
+    stockChainRestore(pg, ws, d.manifest.id, `${db}_types`);
+    expect(fingerprint(pg, `${db}_types`)).toEqual(fingerprint(pg, db));
+  });
+
+  it('a key file swapped or a keys file cut mid-line makes a base with a warning (not wrong hashes, not an internal error)', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    const state = path.join(ws.vault, '.permafrost-delta');
+    await backup();
+    writeFileSync(path.join(state, 'key'), Buffer.alloc(32, 7));
+    pg.psql(db, `UPDATE statuses SET text = 'x' WHERE id = (SELECT max(id) FROM statuses)`);
+    let r = await backup();
+    expect(r.manifest.chain?.kind).toBe('base');
+    expect(r.stderr).toMatch(/made a base instead of a delta: its delta state key .* is not the key the state was made with/);
+    const keys = readdirSync(state)
+      .filter((f) => f.endsWith('.keys'))
+      .map((f) => path.join(state, f))
+      .find((f) => statSync(f).size > 100)!;
+    execFileSync('truncate', ['-s', '50', keys]);
+    pg.psql(db, `UPDATE accounts SET note = 'y'`);
+    r = await backup();
+    expect(r.manifest.chain?.kind).toBe('base');
+    expect(r.stderr).toMatch(
+      /made a base instead of a delta: its delta state (has a damaged keys file|for .* is not the one recorded|for .* lacks a row)/,
+    );
+    // Delta mode off for one snapshot and on again: a base, due, with no warning.
+    ws.writeConfig();
+    await backup();
+    ws.writeConfig({ database: { delta: {} } });
+    r = await backup();
+    expect(r.manifest.chain).toMatchObject({ kind: 'base' });
+    expect(r.manifest.chain?.reason).toMatch(/is a full one \(delta mode was off\)/);
+    expect(r.stderr).toBe('');
   });
 
   it('a schema change (a migration) makes a base, without a warning; so does fullEvery', async () => {
