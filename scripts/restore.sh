@@ -9,7 +9,8 @@
 # Restores the newest snapshot of this folder (or SNAPSHOT, a folder name like 2026-11-26T07-40-00Z)
 # onto the PostgreSQL server that libpq's variables point at (PGHOST, PGPORT, PGUSER, PGPASSFILE),
 # as a superuser (e.g. `sudo -u postgres sh restore.sh …`):
-#   1. checks every part's size and SHA-256 against manifest.json before decrypting anything;
+#   1. checks every part's size and SHA-256 against manifest.json (of a delta-mode snapshot: of every
+#      snapshot of its chain) before decrypting anything;
 #   2. decrypts into a private folder (umask 077, mktemp -d under $TMPDIR), removed on every exit;
 #   3. creates the roles the database needs that the server lacks (never alters an existing role);
 #   4. restores into a new database <NAME>_incoming, created with the source's owner, template0,
@@ -101,6 +102,7 @@ variables (PGHOST, PGPORT, PGUSER, PGPASSFILE) point at, roles and owner include
 superuser, e.g.:
   sudo -u postgres sh restore.sh --passphrase-file /root/passphrase
   sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --force 2026-11-26T07-40-00Z
+A delta-mode snapshot is restored from its chain back to its base, all of it in this folder.
 Read RESTORE.md beside this script for the whole procedure (Redis, secrets, media, Mastodon).
 EOF
 }
@@ -523,10 +525,11 @@ apply_sql() {
     >"$WORK/stream" 2>"$WORK/gpg.err" &
   gpg_pid=$!
   psql -X -q --no-password -v ON_ERROR_STOP=1 --single-transaction -d "$INCOMING" <"$WORK/stream" >/dev/null 2>"$WORK/psql.err" &
-  CHILD="$gpg_pid $!"
+  psql_pid=$!
+  CHILD="$gpg_pid $psql_pid"
   wait "$gpg_pid"
   gpg_rc=$?
-  wait "${CHILD#* }"
+  wait "$psql_pid"
   psql_rc=$?
   CHILD=
   rm -f -- "$WORK/stream"
@@ -566,7 +569,7 @@ fi
 
 # The session settings and the per-table count + content hash of src/capture/delta-sql.ts
 # (HASH_SESSION_SQL, tableHashSql), verbatim: psql's :"s".:"t" quotes the names as its qualified()
-# does. test/unit/vault/runbook.test.ts holds them equal.
+# does. test/unit/vault/runbook-chain.test.ts holds them equal.
 hash_sql() {
   cat <<'EOF'
 SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex';

@@ -234,27 +234,27 @@ describe('restore.sh of a delta-mode snapshot', () => {
       return vault;
     }
 
-    it('the last delta not decrypting with the passphrase (the base already streamed in): exit 3 naming it, the half-made copy dropped, no plaintext', async () => {
-      const vault = copyChain('vault-rekeyed');
+    /**
+     * Replaces the last delta's delta.sql.gpg of `vault` by `edit` of its SQL, encrypted with stock gpg
+     * to `passFile`, and records it in the manifest (so its size and SHA-256 match).
+     */
+    function rewriteLastDelta(vault: string, passFile: string, edit: (sql: Buffer) => Buffer = (sql) => sql): void {
       const dir = path.join(vault, ids[2]!);
-      // delta.sql.gpg re-encrypted to another passphrase: its size and SHA-256 in the manifest still match.
+      const file = path.join(dir, 'delta.sql.gpg');
       const plain = path.join(ws.dir, 'delta-plain.sql');
-      gpg([
-        '--pinentry-mode',
-        'loopback',
-        '--passphrase-file',
-        ws.passFile,
-        '--output',
-        plain,
-        '--decrypt',
-        path.join(dir, 'delta.sql.gpg'),
-      ]);
-      const other = path.join(ws.dir, 'other-passphrase');
-      writeFileSync(other, 'another passphrase\n', { mode: 0o600 });
-      rmSync(path.join(dir, 'delta.sql.gpg'));
-      gpg(['--pinentry-mode', 'loopback', '--passphrase-file', other, '--symmetric', '--output', path.join(dir, 'delta.sql.gpg'), plain]);
+      gpg(['--pinentry-mode', 'loopback', '--passphrase-file', ws.passFile, '--output', plain, '--decrypt', file]);
+      writeFileSync(plain, edit(readFileSync(plain)));
+      rmSync(file);
+      gpg(['--pinentry-mode', 'loopback', '--passphrase-file', passFile, '--symmetric', '--output', file, plain]);
       recordPart(dir, 'delta', 'delta.sql.gpg', readFileSync(plain).length);
       rmSync(plain);
+    }
+
+    it('the last delta not decrypting with the passphrase (the base already streamed in): exit 3 naming it, the half-made copy dropped, no plaintext', async () => {
+      const vault = copyChain('vault-rekeyed');
+      const other = path.join(ws.dir, 'other-passphrase');
+      writeFileSync(other, 'another passphrase\n', { mode: 0o600 });
+      rewriteLastDelta(vault, other);
       const t = tmp('rekeyed');
       const before = databases(fresh);
       const r = await runSh(
@@ -266,6 +266,24 @@ describe('restore.sh of a delta-mode snapshot', () => {
       expect(r.stderr).toContain(`delta ${ids[1]}`);
       expect(lastLine(r.stderr)).toBe(
         `restore.sh: the passphrase in ${ws.passFile} does not decrypt snapshot ${ids[2]} (wrong passphrase?); give the vault's passphrase file.`,
+      );
+      expect(databases(fresh)).toEqual(before);
+      nothingLeft(t);
+    });
+
+    it("psql failing on the last delta's first statement (gpg then dies of the broken pipe): exit 1 with psql's error, the half-made copy dropped", async () => {
+      const vault = copyChain('vault-failing');
+      rewriteLastDelta(vault, ws.passFile, (sql) => Buffer.concat([Buffer.from('SELECT 1 / 0;\n'), sql]));
+      const t = tmp('failing');
+      const before = databases(fresh);
+      const r = await runSh(
+        path.join(vault, 'restore.sh'),
+        ['--passphrase-file', ws.passFile, '--database', 'from_failing'],
+        libpqEnv(fresh, t),
+      );
+      expect(r.code).toBe(1);
+      expect(lastLine(r.stderr)).toBe(
+        `restore.sh: psql failed applying ${path.join(vault, ids[2]!, 'delta.sql.gpg')} (ERROR:  division by zero); "from_failing" was not touched; fix that and run again.`,
       );
       expect(databases(fresh)).toEqual(before);
       nothingLeft(t);
