@@ -206,6 +206,11 @@ flatten() {
   awk '
     function fail() { bad = 1; exit 1 }
     function here(k,   p, i) { p = ""; for (i = 2; i <= depth; i++) p = p name[i] "."; return p k }
+    function unescape(s,   out, i, c) {
+      out = ""
+      for (i = 1; i <= length(s); i++) { c = substr(s, i, 1); if (c == "\\") c = substr(s, ++i, 1); out = out c }
+      return out
+    }
     {
       line = $0
       sub(/^ +/, "", line)
@@ -222,6 +227,8 @@ flatten() {
       if (line == "{" || line == "[") { depth++; name[depth] = key; arr[depth] = (line == "["); idx[depth] = 0; next }
       if (line == "{}" || line == "[]") next
       if (line ~ /^"[^"\\]*"$/) { print here(key) "\ts:" substr(line, 2, length(line) - 2); next }
+      # \" and \\ are read (a table name may hold a quote); a string with any other escape is not.
+      if (line ~ /^"([^"\\]|\\["\\])*"$/) { print here(key) "\ts:" unescape(substr(line, 2, length(line) - 2)); next }
       if (line ~ /^".*"$/) { print here(key) "\te:"; next }
       if (line ~ /^-?[0-9][0-9.eE+-]*$/) { print here(key) "\tn:" line; next }
       if (line == "null") { print here(key) "\tz:"; next }
@@ -588,7 +595,7 @@ if [ -n "$CHAIN" ]; then
   while IFS=$TAB read -r s t n h; do
     case "$s$TAB$t$TAB$n$TAB$h" in
       s:?*"$TAB"s:?*"$TAB"n:[0-9]*"$TAB"s:[0-9]*) ;;
-      *) die 3 "$SNAP/manifest.json lists a table this script cannot read (a name with a quote, backslash or control character, or a count or hash that is no number); restore with \`permafrost restore --vault $VAULT\`." ;;
+      *) die 3 "$SNAP/manifest.json lists a table this script cannot read (a name with a control character, or a count or hash that is no number); restore with \`permafrost restore --vault $VAULT\`." ;;
     esac
     s=${s#s:}
     t=${t#s:}

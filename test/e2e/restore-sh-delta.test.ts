@@ -35,6 +35,9 @@ const DB = 'mastodon_production';
 /** A value only the last delta carries: found in a file, it is plaintext left behind. */
 const MARKER = 'plaintext-marker-b2c7e1';
 
+/** A table whose name needs quoting (a quote, a space, unicode): the manifest's JSON escapes it. */
+const ODD = '"it\'s ""odd"" ü"';
+
 /** Each round's changes on the source: inserts, updates, deletes, NULL, unicode, jsonb, arrays, TOAST, a table without PK. */
 const ROUNDS = [
   `INSERT INTO accounts (username, display_name, note, fields, also_known_as) VALUES
@@ -46,7 +49,8 @@ const ROUNDS = [
    UPDATE statuses SET text = 'edited ✏️', ordered_media_attachment_ids = ARRAY[1, 2, 3] WHERE id % 17 = 0;
    DELETE FROM media_attachments WHERE id > 35;
    DELETE FROM statuses WHERE id = 110000000000000200;
-   INSERT INTO audit_log VALUES (now(), 'round 1', '{"round": 1}'), (NULL, NULL, NULL);`,
+   INSERT INTO audit_log VALUES (now(), 'round 1', '{"round": 1}'), (NULL, NULL, NULL);
+   UPDATE ${ODD} SET v = 'changed' WHERE id = 1; INSERT INTO ${ODD} VALUES (3, 'three');`,
   `DELETE FROM follows WHERE account_id = 1 AND target_account_id = 2;
    INSERT INTO follows (account_id, target_account_id, languages) VALUES (1, 2, ARRAY['de']);
    DELETE FROM statuses WHERE id = 110000000000000199;
@@ -54,7 +58,8 @@ const ROUNDS = [
    INSERT INTO statuses (id, text, account_id) SELECT 110000000000000300, string_agg(md5(g::text), '') || '${MARKER}', 1 FROM generate_series(1, 4000) g;
    UPDATE accounts SET suspended_at = NULL, also_known_as = '{}' WHERE username = 'dave';
    DELETE FROM audit_log WHERE what IS NULL;
-   INSERT INTO audit_log VALUES ('2026-01-01 00:00:00+00', 'round 2', '[]');`,
+   INSERT INTO audit_log VALUES ('2026-01-01 00:00:00+00', 'round 2', '[]');
+   DELETE FROM ${ODD} WHERE id = 2;`,
 ];
 
 /** The source's state after round n as a plain `pg_dump -Fc` → `pg_restore` into `expected_<n>` on the source cluster. */
@@ -134,7 +139,8 @@ beforeAll(async () => {
   createOwnedSource(pg, DB);
   pg.psql(
     DB,
-    `SET ROLE mastodon; CREATE TABLE audit_log (at timestamptz, what text, payload jsonb); INSERT INTO audit_log VALUES (now(), 'base', '{}');`,
+    `SET ROLE mastodon; CREATE TABLE audit_log (at timestamptz, what text, payload jsonb); INSERT INTO audit_log VALUES (now(), 'base', '{}');
+     CREATE TABLE ${ODD} (id int PRIMARY KEY, v text); INSERT INTO ${ODD} VALUES (1, 'one'), (2, 'two');`,
   );
   ws = makeWorkspace(pg, DB);
   ws.writeConfig({ database: { delta: { fullEvery: '24h' } } });
@@ -161,6 +167,11 @@ describe('restore.sh of a delta-mode snapshot', () => {
     expect(chains.map((m) => (m.chain as { kind: string; depth: number }).kind)).toEqual(['base', 'delta', 'delta']);
     expect(chains.map((m) => (m.chain as { reference: string | null }).reference)).toEqual([null, ids[0], ids[1]]);
     expect(chains.flatMap((m) => m.files.map((f) => f.part)).filter((p) => p === 'database')).toEqual([]);
+    // restore.sh reads the JSON-escaped name (\" in the manifest) and checks that table too.
+    expect((chains[2]!.chain as { tables: Array<{ table: string; rows: number }> }).tables).toContainEqual(
+      expect.objectContaining({ table: 'it\'s "odd" ü', rows: 2 }),
+    );
+    expect(readFileSync(path.join(ws.vault, ids[2]!, 'manifest.json'), 'utf8')).toContain('"table": "it\'s \\"odd\\" ü"');
   });
 
   it('onto a fresh cluster with no roles: equal to a plain pg_restore of a pg_dump of that moment, ownership included; nothing left', async () => {

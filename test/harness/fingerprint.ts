@@ -8,7 +8,7 @@ export function fingerprint(pg: PgCluster, db: string): Record<string, string> {
   const relations = pg
     .psql(
       db,
-      `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
         ORDER BY 1`,
     )
