@@ -9,11 +9,16 @@
 # Restores the newest snapshot of this folder (or SNAPSHOT, a folder name like 2026-11-26T07-40-00Z)
 # onto the PostgreSQL server that libpq's variables point at (PGHOST, PGPORT, PGUSER, PGPASSFILE),
 # as a superuser (e.g. `sudo -u postgres sh restore.sh …`):
-#   1. checks every part's size and SHA-256 against manifest.json before decrypting anything;
+#   1. checks every part's size and SHA-256 against manifest.json (of a delta-mode snapshot: of every
+#      snapshot of its chain) before decrypting anything;
 #   2. decrypts into a private folder (umask 077, mktemp -d under $TMPDIR), removed on every exit;
 #   3. creates the roles the database needs that the server lacks (never alters an existing role);
 #   4. restores into a new database <NAME>_incoming, created with the source's owner, template0,
 #      encoding and locale, and checks it against the manifest (row counts, newest migration);
+#      a delta-mode snapshot (its manifest has "chain") is restored from its whole chain, followed
+#      by "reference" back to its base: the base's schema pre-data, the base's rows, each delta in
+#      order (gpg -d FILE | psql, never decrypted to disk), the schema's post-data, then every
+#      table's row count and content hash checked against the snapshot's manifest;
 #   5. renames it to NAME in one step; an existing NAME (only with --force when it holds tables)
 #      is kept as NAME_before_<YYYYMMDD>_<HHMMSS> (UTC) until you drop it (the command is printed),
 #      or dropped right after the swap with --drop-previous.
@@ -27,7 +32,8 @@
 #   2    bad flags, no such snapshot, a name PostgreSQL cannot take, or the target holds tables
 #        and --force was not given
 #   3    integrity: manifest.json unreadable, a part's size or SHA-256 differs from the manifest,
-#        wrong passphrase or key, a part that does not decrypt
+#        wrong passphrase or key, a part that does not decrypt, a snapshot of a delta's chain
+#        missing or not continuing it, a restored table whose count or hash differs from the manifest
 #   129, 130, 143  stopped by SIGHUP, SIGINT, SIGTERM (nothing decrypted is left behind)
 set -u
 umask 077
@@ -49,8 +55,10 @@ die() {
 cleanup() {
   trap - EXIT INT TERM HUP
   if [ -n "$CHILD" ]; then
-    kill -TERM "$CHILD" 2>/dev/null
-    wait "$CHILD" 2>/dev/null
+    # shellcheck disable=SC2086 # one pid, or gpg's and psql's of a stream
+    kill -TERM $CHILD 2>/dev/null
+    # shellcheck disable=SC2086
+    wait $CHILD 2>/dev/null
   fi
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
     [ -d "$WORK/gnupg" ] && gpgconf --homedir "$WORK/gnupg" --kill all >/dev/null 2>&1
@@ -94,6 +102,7 @@ variables (PGHOST, PGPORT, PGUSER, PGPASSFILE) point at, roles and owner include
 superuser, e.g.:
   sudo -u postgres sh restore.sh --passphrase-file /root/passphrase
   sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --force 2026-11-26T07-40-00Z
+A delta-mode snapshot is restored from its chain back to its base, all of it in this folder.
 Read RESTORE.md beside this script for the whole procedure (Redis, secrets, media, Mastodon).
 EOF
 }
@@ -154,7 +163,7 @@ done
 [ -z "$DROP_PREVIOUS" ] || [ -n "$FORCE" ] || die 2 "--drop-previous only goes with --force (it drops the database --force replaces); see --help."
 case $JOBS in '' | *[!0-9]* | 0) die 2 "--jobs takes a positive number, not \"$JOBS\"." ;; esac
 
-for tool in gpg gpgconf psql pg_restore sha256sum awk mktemp df date; do
+for tool in gpg gpgconf psql pg_restore sha256sum awk mktemp mkfifo df date; do
   command -v "$tool" >/dev/null 2>&1 || die 1 "$tool is not installed; on Debian: apt-get install gnupg postgresql-client coreutils gawk, then run again."
 done
 
@@ -197,6 +206,11 @@ flatten() {
   awk '
     function fail() { bad = 1; exit 1 }
     function here(k,   p, i) { p = ""; for (i = 2; i <= depth; i++) p = p name[i] "."; return p k }
+    function unescape(s,   out, i, c) {
+      out = ""
+      for (i = 1; i <= length(s); i++) { c = substr(s, i, 1); if (c == "\\") c = substr(s, ++i, 1); out = out c }
+      return out
+    }
     {
       line = $0
       sub(/^ +/, "", line)
@@ -213,6 +227,8 @@ flatten() {
       if (line == "{" || line == "[") { depth++; name[depth] = key; arr[depth] = (line == "["); idx[depth] = 0; next }
       if (line == "{}" || line == "[]") next
       if (line ~ /^"[^"\\]*"$/) { print here(key) "\ts:" substr(line, 2, length(line) - 2); next }
+      # \" and \\ are read (a table name may hold a quote); a string with any other escape is not.
+      if (line ~ /^"([^"\\]|\\["\\])*"$/) { print here(key) "\ts:" unescape(substr(line, 2, length(line) - 2)); next }
       if (line ~ /^".*"$/) { print here(key) "\te:"; next }
       if (line ~ /^-?[0-9][0-9.eE+-]*$/) { print here(key) "\tn:" line; next }
       if (line == "null") { print here(key) "\tz:"; next }
@@ -222,28 +238,73 @@ flatten() {
     END { if (bad || depth != 0) exit 1 }
   ' "$1"
 }
-flatten "$SNAP/manifest.json" >"$WORK/manifest" ||
+flatten "$SNAP/manifest.json" >"$WORK/m-$SNAPSHOT" ||
   die 3 "$SNAP/manifest.json is damaged or not in the layout this script reads; restore with \`permafrost restore --vault $VAULT\` or by hand (RESTORE.md)."
 
-# A plain value of the manifest ("" when absent or null); exit 3 when it has another type.
-mf() {
-  v=$(awk -F '\t' -v k="$1" '$1 == k { print $2; exit }' "$WORK/manifest")
+# A plain value at $2 of snapshot $1's manifest ("" when absent or null); exit 3 when it has another type.
+mget() {
+  v=$(awk -F '\t' -v k="$2" '$1 == k { print $2; exit }' "$WORK/m-$1")
   case $v in
     '' | z:) printf '' ;;
     s:* | n:* | b:*) printf '%s' "${v#??}" ;;
-    *) die 3 "$SNAP/manifest.json holds an unexpected value at $1; restore by hand (RESTORE.md)." ;;
+    *) die 3 "$VAULT/$1/manifest.json holds an unexpected value at $2; restore by hand (RESTORE.md)." ;;
   esac
 }
 
-# The index of a part in manifest "files", or "" when the snapshot lacks it.
+# A plain value of the restored snapshot's manifest.
+mf() { mget "$SNAPSHOT" "$1"; }
+
+# The index of part $2 in snapshot $1's manifest "files", or "" when the snapshot lacks it.
 part_index() {
-  awk -F '\t' -v want="s:$1" '$1 ~ /^files\.[0-9]+\.part$/ && $2 == want { split($1, p, "."); print p[2]; exit }' "$WORK/manifest"
+  awk -F '\t' -v want="s:$2" '$1 ~ /^files\.[0-9]+\.part$/ && $2 == want { split($1, p, "."); print p[2]; exit }' "$WORK/m-$1"
 }
 
 [ "$(mf id)" = "$SNAPSHOT" ] || die 3 "$SNAP/manifest.json names snapshot \"$(mf id)\", not its folder $SNAPSHOT; it cannot be trusted."
-DB_INDEX=$(part_index database)
-[ -n "$DB_INDEX" ] || die 3 "$SNAP/manifest.json lists no database part; this snapshot cannot be restored."
-ROLES_INDEX=$(part_index roles)
+
+# A delta-mode snapshot (its manifest has "chain") restores from its chain: the snapshots its
+# "reference" names, one depth less each, back to the base, all of the same base and schema (ddl).
+# CHAIN lists them base first, ending with SNAPSHOT; it is empty for a full snapshot.
+CHAIN=
+BASE=
+DEPTH=$(mf chain.depth) || exit $?
+if [ -n "$(mf chain.kind)" ]; then
+  BASE=$(mf chain.base) || exit $?
+  DDL=$(mf chain.ddl) || exit $?
+  case $DEPTH in '' | *[!0-9]*) die 3 "$SNAP/manifest.json holds an unusual chain depth \"$DEPTH\"; it cannot be trusted." ;; esac
+  [ "$DEPTH" -le 24 ] || die 3 "$SNAP/manifest.json says its chain is $DEPTH deltas deep, more than permafrost ever makes (24); it cannot be trusted."
+  id=$SNAPSHOT
+  depth=$DEPTH
+  while :; do
+    CHAIN="$id${CHAIN:+ $CHAIN}"
+    what="snapshot $SNAPSHOT needs $id, whose manifest.json"
+    [ "$id" != "$SNAPSHOT" ] || what="$SNAP/manifest.json"
+    link=$(mget "$id" chain.kind)/$(mget "$id" chain.depth)/$(mget "$id" chain.base)/$(mget "$id" chain.ddl) || exit $?
+    ref=$(mget "$id" chain.reference) || exit $?
+    want='delta'
+    [ "$depth" != 0 ] || want='base'
+    [ "$link" = "$want/$depth/$BASE/$DDL" ] ||
+      die 3 "$what does not continue its chain (it should be a $want at depth $depth of base $BASE, with the same schema); restore another snapshot."
+    if [ "$depth" = 0 ]; then
+      if [ "$id" != "$BASE" ] || [ -n "$ref" ]; then
+        die 3 "$what does not continue its chain (a base is its own base and has no reference); restore another snapshot."
+      fi
+      break
+    fi
+    # shellcheck disable=SC2254 # ID_GLOB is a pattern
+    case $ref in $ID_GLOB) ;; *) die 3 "$what names an unusual reference \"$ref\"; it cannot be trusted." ;; esac
+    [ -f "$VAULT/$ref/manifest.json" ] ||
+      die 3 "snapshot $SNAPSHOT needs $ref (its chain goes back to base $BASE), which is missing from $VAULT; restore another snapshot (ls $VAULT), or copy $ref back from another copy of the vault."
+    flatten "$VAULT/$ref/manifest.json" >"$WORK/m-$ref" ||
+      die 3 "snapshot $SNAPSHOT needs $ref, whose manifest.json is damaged or not in the layout this script reads; restore another snapshot."
+    [ "$(mget "$ref" id)" = "$ref" ] || die 3 "snapshot $SNAPSHOT needs $ref, whose manifest.json names another snapshot; it cannot be trusted."
+    id=$ref
+    depth=$((depth - 1))
+  done
+else
+  DB_INDEX=$(part_index "$SNAPSHOT" database)
+  [ -n "$DB_INDEX" ] || die 3 "$SNAP/manifest.json lists no database part; this snapshot cannot be restored."
+fi
+ROLES_INDEX=$(part_index "$SNAPSHOT" roles)
 
 plain_name() { case $1 in '' | [!A-Za-z0-9_]* | *[!A-Za-z0-9_.-]*) return 1 ;; esac }
 TARGET=${DATABASE:-$(mf database.name)} || exit $?
@@ -311,25 +372,48 @@ fi
 
 # --- check, then decrypt ------------------------------------------------------------------------
 
-# Size and SHA-256 of the part at manifest index $1 against the manifest; prints its file name.
+# Size and SHA-256 of the part at index $2 of snapshot $1's manifest against it; prints its file name.
 check_part() {
-  file=$(mf "files.$1.name")
-  case $file in *[!A-Za-z0-9_.-]* | '' | .*) die 3 "$SNAP/manifest.json names an unusual part file; it cannot be trusted." ;; esac
-  [ -f "$SNAP/$file" ] || die 3 "$SNAP/$file is missing; restore another snapshot (ls $VAULT)."
-  size=$(($(wc -c <"$SNAP/$file")))
-  [ "$size" = "$(mf "files.$1.bytes")" ] ||
-    die 3 "$SNAP/$file is $size bytes, the manifest says $(mf "files.$1.bytes") (cut short or still arriving?); restore another snapshot."
-  sum=$(sha256sum <"$SNAP/$file" | awk '{ print $1 }')
-  [ "$sum" = "$(mf "files.$1.sha256")" ] ||
-    die 3 "$SNAP/$file does not match the SHA-256 in its manifest (damaged or altered); restore another snapshot."
+  dir="$VAULT/$1"
+  file=$(mget "$1" "files.$2.name") || exit $?
+  case $file in *[!A-Za-z0-9_.-]* | '' | .*) die 3 "$dir/manifest.json names an unusual part file; it cannot be trusted." ;; esac
+  [ -f "$dir/$file" ] || die 3 "$dir/$file is missing; restore another snapshot (ls $VAULT)."
+  size=$(($(wc -c <"$dir/$file")))
+  [ "$size" = "$(mget "$1" "files.$2.bytes")" ] ||
+    die 3 "$dir/$file is $size bytes, the manifest says $(mget "$1" "files.$2.bytes") (cut short or still arriving?); restore another snapshot."
+  sum=$(sha256sum <"$dir/$file" | awk '{ print $1 }')
+  [ "$sum" = "$(mget "$1" "files.$2.sha256")" ] ||
+    die 3 "$dir/$file does not match the SHA-256 in its manifest (damaged or altered); restore another snapshot."
   printf '%s' "$file"
 }
 
-DB_FILE=$(check_part "$DB_INDEX") || exit $?
-ROLES_FILE=
-[ -z "$ROLES_INDEX" ] || ROLES_FILE=$(check_part "$ROLES_INDEX") || exit $?
+# check_part for part $2 of chain snapshot $1, which must be there and stored in file $3.
+chain_part() {
+  i=$(part_index "$1" "$2")
+  [ -n "$i" ] || die 3 "$VAULT/$1/manifest.json lists no $2 part, which snapshot $SNAPSHOT needs from it; restore another snapshot."
+  f=$(check_part "$1" "$i") || exit $?
+  [ "$f" = "$3" ] || die 3 "$VAULT/$1/manifest.json stores its $2 part in $f, not $3; it cannot be trusted."
+}
 
-need=$(($(mf "files.$DB_INDEX.plainBytes") / 1024 + 1024))
+if [ -z "$CHAIN" ]; then
+  DB_FILE=$(check_part "$SNAPSHOT" "$DB_INDEX") || exit $?
+  PLAIN=$(mf "files.$DB_INDEX.plainBytes") || exit $?
+else
+  for id in $CHAIN; do
+    if [ "$id" = "$BASE" ]; then
+      chain_part "$id" schema schema.pgdump.gpg
+      chain_part "$id" rows rows.sql.gpg
+    else
+      chain_part "$id" delta delta.sql.gpg
+    fi
+  done
+  # Only the schema is decrypted to disk; rows and deltas stream into psql.
+  PLAIN=$(mget "$BASE" "files.$(part_index "$BASE" schema).plainBytes") || exit $?
+fi
+ROLES_FILE=
+[ -z "$ROLES_INDEX" ] || ROLES_FILE=$(check_part "$SNAPSHOT" "$ROLES_INDEX") || exit $?
+
+need=$((PLAIN / 1024 + 1024))
 free=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
 [ "$free" -ge "$need" ] ||
   die 1 "$base has ${free} KiB free but the decrypted dump needs about ${need} KiB; set TMPDIR to a folder on a bigger disk and run again."
@@ -340,31 +424,48 @@ if [ -n "$IDENTITY" ]; then
     die 3 "$IDENTITY is not a secret key gpg can import ($(tail -n 1 "$WORK/gpg.err")); give the key the snapshot was encrypted to."
 fi
 
-# Decrypts part file $1 into $WORK/$2; gpg checks the message's integrity (MDC) itself.
-decrypt() {
-  if [ -n "$PASSFILE" ]; then
-    set -- "$@" --pinentry-mode loopback --passphrase-file "$PASSFILE"
-  fi
-  in=$1
-  out=$2
-  shift 2
-  if ! run "$WORK/gpg.err" gpg --homedir "$WORK/gnupg" --batch --no-tty --quiet --no-permission-warning --no-symkey-cache "$@" --output "$WORK/$out" --decrypt "$SNAP/$in"; then
-    rm -f -- "$WORK/$out"
-    if grep -qi 'bad session key\|bad passphrase\|no secret key\|no passphrase given' "$WORK/gpg.err"; then
-      if [ -n "$IDENTITY" ]; then
-        die 3 "snapshot $SNAPSHOT cannot be decrypted with the key in $IDENTITY (wrong key, or a wrong passphrase for it); give the right --identity or --passphrase-file."
-      fi
-      die 3 "the passphrase in $PASSFILE does not decrypt snapshot $SNAPSHOT (wrong passphrase?); give the vault's passphrase file."
+# Dies with the one sentence for gpg failing to decrypt part file $1 of snapshot $2 (stderr in $WORK/gpg.err).
+undecryptable() {
+  if grep -qi 'bad session key\|bad passphrase\|no secret key\|no passphrase given' "$WORK/gpg.err"; then
+    if [ -n "$IDENTITY" ]; then
+      die 3 "snapshot $2 cannot be decrypted with the key in $IDENTITY (wrong key, or a wrong passphrase for it); give the right --identity or --passphrase-file."
     fi
-    die 3 "$SNAP/$in does not decrypt ($(tail -n 1 "$WORK/gpg.err")); restore another snapshot."
+    die 3 "the passphrase in $PASSFILE does not decrypt snapshot $2 (wrong passphrase?); give the vault's passphrase file."
+  fi
+  die 3 "$1 does not decrypt ($(tail -n 1 "$WORK/gpg.err")); restore another snapshot."
+}
+
+# Decrypts part file $1 of snapshot $2 into $WORK/$3; gpg checks the message's integrity (MDC) itself.
+decrypt() {
+  in=$1
+  snap=$2
+  out=$3
+  shift 3
+  [ -z "$PASSFILE" ] || set -- --pinentry-mode loopback --passphrase-file "$PASSFILE"
+  if ! run "$WORK/gpg.err" gpg --homedir "$WORK/gnupg" --batch --no-tty --quiet --no-permission-warning --no-symkey-cache "$@" --output "$WORK/$out" --decrypt "$in"; then
+    rm -f -- "$WORK/$out"
+    undecryptable "$in" "$snap"
   fi
 }
 
-say "decrypting snapshot $SNAPSHOT …"
-if [ -n "$ROLES_FILE" ]; then decrypt "$ROLES_FILE" roles.sql; fi
-decrypt "$DB_FILE" database.pgdump
-[ "$(($(wc -c <"$WORK/database.pgdump")))" = "$(mf "files.$DB_INDEX.plainBytes")" ] ||
-  die 3 "$SNAP/$DB_FILE decrypts to another size than its manifest says; restore another snapshot."
+# Decrypts part file $1 of snapshot $2 into $WORK/$3 and checks its size against index $4 of that manifest.
+decrypt_sized() {
+  decrypt "$1" "$2" "$3"
+  [ "$(($(wc -c <"$WORK/$3")))" = "$(mget "$2" "files.$4.plainBytes")" ] ||
+    die 3 "$1 decrypts to another size than its manifest says; restore another snapshot."
+}
+
+if [ -z "$CHAIN" ]; then
+  say "decrypting snapshot $SNAPSHOT …"
+else
+  say "decrypting snapshot $SNAPSHOT: base $BASE and $DEPTH deltas …"
+fi
+if [ -n "$ROLES_FILE" ]; then decrypt "$SNAP/$ROLES_FILE" "$SNAPSHOT" roles.sql; fi
+if [ -z "$CHAIN" ]; then
+  decrypt_sized "$SNAP/$DB_FILE" "$SNAPSHOT" database.pgdump "$DB_INDEX"
+else
+  decrypt_sized "$VAULT/$BASE/schema.pgdump.gpg" "$BASE" schema.pgdump "$(part_index "$BASE" schema)"
+fi
 
 # --- roles, the new database, the restore --------------------------------------------------------
 
@@ -411,14 +512,108 @@ INCOMING_MADE=$INCOMING
 printf '%s;\n' "$create" | sql postgres "$@" 2>"$WORK/psql.err" ||
   die 1 "cannot create database \"$INCOMING\" ($(tail -n 1 "$WORK/psql.err")); fix that (a missing locale: apt-get install locales-all) and run again."
 
-say "restoring into $INCOMING …"
-run "$WORK/restore.err" pg_restore --exit-on-error --no-password --jobs "$JOBS" -d "$INCOMING" "$WORK/database.pgdump" ||
-  die 1 "pg_restore failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
-rm -f -- "$WORK/database.pgdump"
+# The first error psql wrote to file $1 (its last line when none says ERROR): the line that names
+# the cause, not the CONTEXT line after it that quotes the row.
+first_error() {
+  awk '/ERROR/ { print; found = 1; exit } { last = $0 } END { if (!found) print last }' "$1"
+}
+
+# Streams part file $1 of snapshot $2, decrypted, into psql on $INCOMING in one transaction: no
+# plaintext on disk. POSIX sh has no pipefail, so gpg and psql run as two jobs joined by a FIFO,
+# each with its own exit status: either failing fails the restore (the half-made copy is dropped).
+apply_sql() {
+  in=$1
+  snap=$2
+  shift 2
+  [ -z "$PASSFILE" ] || set -- --pinentry-mode loopback --passphrase-file "$PASSFILE"
+  rm -f -- "$WORK/stream"
+  mkfifo "$WORK/stream" || die 1 "cannot make a FIFO in $WORK; set TMPDIR to a local folder that takes one and run again."
+  gpg --homedir "$WORK/gnupg" --batch --no-tty --quiet --no-permission-warning --no-symkey-cache "$@" --output - --decrypt "$in" \
+    >"$WORK/stream" 2>"$WORK/gpg.err" &
+  gpg_pid=$!
+  psql -X -q --no-password -v ON_ERROR_STOP=1 --single-transaction -d "$INCOMING" <"$WORK/stream" >/dev/null 2>"$WORK/psql.err" &
+  psql_pid=$!
+  CHILD="$gpg_pid $psql_pid"
+  wait "$gpg_pid"
+  gpg_rc=$?
+  wait "$psql_pid"
+  psql_rc=$?
+  CHILD=
+  rm -f -- "$WORK/stream"
+  # When psql stops first, gpg dies of the broken pipe: psql's error is then the cause.
+  if [ "$gpg_rc" != 0 ]; then
+    if [ "$psql_rc" = 0 ] || { [ "$gpg_rc" != 141 ] && ! grep -qi 'broken pipe' "$WORK/gpg.err"; }; then
+      undecryptable "$in" "$snap"
+    fi
+  fi
+  [ "$psql_rc" = 0 ] ||
+    die 1 "psql failed applying $in ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; fix that and run again."
+}
+
+if [ -z "$CHAIN" ]; then
+  say "restoring into $INCOMING …"
+  run "$WORK/restore.err" pg_restore --exit-on-error --no-password --jobs "$JOBS" -d "$INCOMING" "$WORK/database.pgdump" ||
+    die 1 "pg_restore failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
+  rm -f -- "$WORK/database.pgdump"
+else
+  say "restoring into $INCOMING: the schema of base $BASE …"
+  run "$WORK/restore.err" pg_restore --exit-on-error --no-password --section=pre-data -d "$INCOMING" "$WORK/schema.pgdump" ||
+    die 1 "pg_restore of the schema (pre-data) failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
+  say "the rows of base $BASE …"
+  apply_sql "$VAULT/$BASE/rows.sql.gpg" "$BASE"
+  for id in $CHAIN; do
+    [ "$id" = "$BASE" ] && continue
+    say "delta $id …"
+    apply_sql "$VAULT/$id/delta.sql.gpg" "$id"
+  done
+  say "indexes, constraints and the rest of the schema …"
+  run "$WORK/restore.err" pg_restore --exit-on-error --no-password --section=post-data --jobs "$JOBS" -d "$INCOMING" "$WORK/schema.pgdump" ||
+    die 1 "pg_restore of the schema (post-data) failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
+  rm -f -- "$WORK/schema.pgdump"
+fi
 
 # --- check against the manifest, then swap ------------------------------------------------------
 
-counted=$(awk -F '\t' '$1 ~ /^mastodon\.rowCounts\./ { sub(/^mastodon\.rowCounts\./, "", $1); print $1 }' "$WORK/manifest")
+# The session settings and the per-table count + content hash of src/capture/delta-sql.ts
+# (HASH_SESSION_SQL, tableHashSql), verbatim: psql's :"s".:"t" quotes the names as its qualified()
+# does. test/unit/vault/runbook-chain.test.ts holds them equal.
+hash_sql() {
+  cat <<'EOF'
+SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex';
+SELECT count(*) AS rows, mod(mod(coalesce(sum(('x' || left(md5(_pf_row::text), 16))::bit(64)::bigint::numeric), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
+EOF
+}
+
+if [ -n "$CHAIN" ]; then
+  say "checking every table's row count and content hash against the manifest …"
+  TAB=$(printf '\t')
+  # chain.tables as "s:SCHEMA<TAB>s:TABLE<TAB>n:ROWS<TAB>s:HASH" lines, in the manifest's order.
+  awk -F '\t' '
+    $1 ~ /^chain\.tables\.[0-9]+\.(schema|table|rows|hash)$/ { split($1, p, "."); v[p[3] "." p[4]] = $2; if (p[3] + 1 > n) n = p[3] + 1 }
+    END { for (i = 0; i < n; i++) print v[i ".schema"] "\t" v[i ".table"] "\t" v[i ".rows"] "\t" v[i ".hash"] }
+  ' "$WORK/m-$SNAPSHOT" >"$WORK/tables"
+  while IFS=$TAB read -r s t n h; do
+    case "$s$TAB$t$TAB$n$TAB$h" in
+      s:?*"$TAB"s:?*"$TAB"n:[0-9]*"$TAB"s:[0-9]*) ;;
+      *) die 3 "$SNAP/manifest.json lists a table this script cannot read (a name with a control character, or a count or hash that is no number); restore with \`permafrost restore --vault $VAULT\`." ;;
+    esac
+    s=${s#s:}
+    t=${t#s:}
+    n=${n#n:}
+    h=${h#s:}
+    case $n$h in *[!0-9]*) die 3 "$SNAP/manifest.json holds a count or hash of $s.$t that is no number; it cannot be trusted." ;; esac
+    if ! got=$(hash_sql | sql "$INCOMING" -v s="$s" -v t="$t" 2>"$WORK/psql.err"); then
+      if grep -q 'does not exist' "$WORK/psql.err"; then
+        die 3 "the restored copy has no table $s.$t, which its manifest lists, so it does not match its manifest; \"$TARGET\" was not touched; restore another snapshot."
+      fi
+      die 1 "cannot hash the restored table $s.$t ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
+    fi
+    [ "$got" = "$n|$h" ] ||
+      die 3 "the restored table $s.$t (${got%%|*} rows, hash ${got#*|}) does not match its manifest ($n rows, hash $h); \"$TARGET\" was not touched; restore another snapshot."
+  done <"$WORK/tables"
+fi
+
+counted=$(awk -F '\t' '$1 ~ /^mastodon\.rowCounts\./ { sub(/^mastodon\.rowCounts\./, "", $1); print $1 }' "$WORK/m-$SNAPSHOT")
 for t in $counted; do
   case $t in *[!a-z0-9_]*) die 3 "$SNAP/manifest.json counts rows of an unusual table; it cannot be trusted." ;; esac
   want=$(mf "mastodon.rowCounts.$t") || exit $?

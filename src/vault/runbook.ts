@@ -125,9 +125,10 @@ Stop Mastodon first if it runs (\`systemctl stop mastodon-web mastodon-sidekiq m
 The postgres user must be able to read the passphrase file and this folder (or run it as root
 with \`PGUSER=postgres\`). It checks each part's SHA-256 against \`manifest.json\`, decrypts into a
 private temp folder (\`$TMPDIR\`, removed on every exit), creates the missing roles, creates
-**${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores, checks
-row counts and the newest migration against the manifest, then swaps it in. An existing
-**${f.database}** with tables is replaced only with \`--force\` and kept as
+**${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores (a
+delta-mode snapshot from its whole chain, below), checks row counts and the newest migration (and,
+for a delta-mode snapshot, every table's row count and content hash) against the manifest, then
+swaps it in. An existing **${f.database}** with tables is replaced only with \`--force\` and kept as
 \`${f.database}_before_<date>\` until you \`dropdb\` it (\`--force --drop-previous\` drops it after the swap).
 \`--database NAME\` restores under another name; \`--identity FILE\` takes a secret key instead.
 
@@ -136,7 +137,7 @@ row counts and the newest migration against the manifest, then swaps it in. An e
 | 0 | restored |
 | 1 | a program or the server failed (missing tool, server down, not a superuser, pg_restore, check against the manifest, other sessions on the target, disk space) |
 | 2 | bad flags, no such snapshot, a name PostgreSQL cannot take, or the target holds tables without \`--force\` |
-| 3 | integrity: manifest unreadable, size or SHA-256 differs, wrong passphrase or key |
+| 3 | integrity: manifest unreadable, size or SHA-256 differs, wrong passphrase or key, a snapshot of the chain missing, a restored table unlike its manifest |
 | 129, 130, 143 | stopped by a signal; nothing decrypted is left |
 
 **With permafrost** (installed, no config needed):
@@ -152,6 +153,21 @@ row counts and the newest migration against the manifest, then swaps it in. An e
     gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output /root/db.pgdump "$SNAP/database.pgdump.gpg"
     sudo -u postgres pg_restore --exit-on-error -d ${f.database} < /root/db.pgdump
     rm -f /root/db.pgdump /root/roles.sql
+
+A **delta-mode** snapshot (its \`manifest.json\` has \`"chain"\`; no \`database.pgdump.gpg\`) needs its
+whole chain: follow \`"reference"\` from folder to folder back to the base (\`"kind": "base"\`, with
+\`schema.pgdump.gpg\` and \`rows.sql.gpg\`); each delta holds \`delta.sql.gpg\`. After the roles and
+\`createdb\` above, in this order (\`BASE\` the base's folder):
+
+    GPG="gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase"
+    $GPG --output /root/schema.pgdump "$BASE/schema.pgdump.gpg"
+    sudo -u postgres pg_restore --exit-on-error --section=pre-data -d ${f.database} /root/schema.pgdump
+    $GPG "$BASE/rows.sql.gpg" | sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d ${f.database} >/dev/null
+    $GPG "$DELTA/delta.sql.gpg" | sudo -u postgres psql …    # the same for each delta, depth 1 first, "$SNAP" last
+    sudo -u postgres pg_restore --exit-on-error --section=post-data -d ${f.database} /root/schema.pgdump
+    rm -f /root/schema.pgdump
+
+If any \`gpg\` or \`psql\` of these fails, drop the database and start again from \`createdb\`.
 ${f.roles ? '' : `\nSnapshots made before roles travelled with them have no \`roles.sql.gpg\`: create the owner by hand\ninstead (\`sudo -u postgres createuser ${f.owner}\`), and any other role pg_restore names.\n`}
 ## 4. Redis
 ${

@@ -8,7 +8,7 @@ export function fingerprint(pg: PgCluster, db: string): Record<string, string> {
   const relations = pg
     .psql(
       db,
-      `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
         ORDER BY 1`,
     )
@@ -45,7 +45,8 @@ export function fingerprint(pg: PgCluster, db: string): Record<string, string> {
  */
 export function ownership(pg: PgCluster, db: string): Record<string, string> {
   const q = (sql: string): string => pg.psql(db, sql).trim();
-  const userNs = `n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'`;
+  // pg_temp_N stays in the catalog once a session made a temp table there (a delta's key tables): scratch, never dumped.
+  const userNs = `n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'`;
   const roles = q(
     `SELECT string_agg(DISTINCT r, ',' ORDER BY r) FROM (
        SELECT pg_get_userbyid(datdba) AS r FROM pg_database WHERE datname = current_database()

@@ -45,6 +45,21 @@ describe('RESTORE.md', () => {
     expect(md).not.toContain('createuser mastodon`), and any other role');
   });
 
+  it('says how a delta-mode snapshot is restored by hand: its chain back to the base, then the files in order', () => {
+    const md = renderRestoreMd(facts);
+    expect(md).toContain('follow `"reference"` from folder to folder back to the base');
+    const order = [
+      '$GPG --output /root/schema.pgdump "$BASE/schema.pgdump.gpg"',
+      'pg_restore --exit-on-error --section=pre-data -d mastodon_production /root/schema.pgdump',
+      '$GPG "$BASE/rows.sql.gpg" | sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d mastodon_production >/dev/null',
+      '$GPG "$DELTA/delta.sql.gpg" | sudo -u postgres psql …    # the same for each delta, depth 1 first, "$SNAP" last',
+      'pg_restore --exit-on-error --section=post-data -d mastodon_production /root/schema.pgdump',
+    ].map((line) => md.indexOf(line));
+    expect(order.every((i) => i > 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(md).toContain('a snapshot of the chain missing, a restored table unlike its manifest |');
+  });
+
   it('snapshots without roles, Redis or secrets parts say what to do instead', () => {
     const md = renderRestoreMd({ ...facts, roles: false, redis: false, secrets: false, encoding: null, collate: null, ctype: null });
     expect(md).toContain('sudo -u postgres createuser mastodon');
