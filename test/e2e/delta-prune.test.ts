@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import type { PruneResult } from '../../src/jobs/prune.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
-import { fakeChain, moveToVersions } from '../harness/fake-chain.js';
+import { fakeChain, moveToVersions } from '../harness/fake-snapshot.js';
 
 let ws: Workspace;
 afterEach(() => ws?.cleanup());

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { deviceFreshness } from '../../../src/replicate/device.js';
-import { fakeChain, moveToVersions } from '../../harness/fake-chain.js';
+import { fakeChain, moveToVersions } from '../../harness/fake-snapshot.js';
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 /**
- * Hand-made snapshot folders of a delta chain (database.delta) whose files match their manifests,
- * so `check` passes on them until a test breaks one: for retention, check and list tests that
- * need many snapshots at chosen dates, which the CLI cannot make.
+ * Hand-made snapshot folders (full, or of a database.delta chain) whose files match their
+ * manifests, so `check` passes on them until a test breaks one: for retention, check and list
+ * tests that need snapshots at chosen dates, which the CLI cannot make.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
@@ -11,12 +11,15 @@ import { snapshotIdFor } from '../../src/vault/store.js';
 
 const DDL = 'd'.repeat(64);
 
-/** Writes snapshot `iso` into the vault `dir`: a base when `on` is null, else a delta on `on`. */
-export function fakeChainSnapshot(dir: string, iso: string, on: Manifest | null): Manifest {
+/**
+ * Writes snapshot `iso` into the vault `dir`, as `backup` would have left it then: a full snapshot
+ * (a `database` part) without `on`, a base when `on` is null, else a delta on `on`.
+ */
+export function fakeSnapshot(dir: string, iso: string, on?: Manifest | null): Manifest {
   const id = snapshotIdFor(new Date(iso));
   const folder = path.join(dir, id);
   mkdirSync(folder, { recursive: true });
-  const parts = on ? (['delta'] as const) : (['schema', 'rows'] as const);
+  const parts = on === undefined ? (['database'] as const) : on ? (['delta'] as const) : (['schema', 'rows'] as const);
   const files = parts.map((part) => {
     const bytes = Buffer.from(`${part} of ${id}\n`);
     writeFileSync(path.join(folder, PART_FILE[part]), bytes);
@@ -29,9 +32,12 @@ export function fakeChainSnapshot(dir: string, iso: string, on: Manifest | null)
       durationMs: 1,
     };
   });
-  const chain: Chain = on?.chain
-    ? { kind: 'delta', base: on.chain.base, reference: on.id, depth: on.chain.depth + 1, ddl: DDL, tables: [] }
-    : { kind: 'base', base: id, reference: null, depth: 0, ddl: DDL, tables: [], reason: 'first' };
+  const chain: Chain | undefined =
+    on === undefined
+      ? undefined
+      : on?.chain
+        ? { kind: 'delta', base: on.chain.base, reference: on.id, depth: on.chain.depth + 1, ddl: DDL, tables: [] }
+        : { kind: 'base', base: id, reference: null, depth: 0, ddl: DDL, tables: [], reason: 'first' };
   const manifest: Manifest = {
     formatVersion: 1,
     id,
@@ -42,7 +48,7 @@ export function fakeChainSnapshot(dir: string, iso: string, on: Manifest | null)
     database: { name: 'source', serverVersion: '16', pgDumpVersion: '16', compression: '1' },
     mastodon: null,
     files,
-    chain,
+    ...(chain ? { chain } : {}),
   };
   writeFileSync(path.join(folder, 'manifest.json'), JSON.stringify(manifest));
   return manifest;
@@ -53,7 +59,7 @@ export function fakeChain(dir: string, start: string, count: number, baseEvery: 
   const out: Manifest[] = [];
   for (let i = 0; i < count; i++) {
     const iso = new Date(Date.parse(start) + i * 3_600_000).toISOString();
-    out.push(fakeChainSnapshot(dir, iso, i % baseEvery === 0 ? null : out.at(-1)!));
+    out.push(fakeSnapshot(dir, iso, i % baseEvery === 0 ? null : out.at(-1)!));
   }
   return out;
 }
