@@ -1,16 +1,23 @@
 /**
- * Issue 13 item 6: retention, prune and check understand delta chains. Hand-made chains (many
- * snapshots at chosen dates, which the CLI cannot make) on a backup device, where what the server
- * pruned waits in Syncthing's `.stversions`.
+ * Issue 13 item 6: retention, prune and check understand delta chains. Real delta snapshots of
+ * real PostgreSQL, pruned by a backup's own prune and by a GFS policy over several days (the
+ * folders renamed to earlier dates afterwards, ids rewritten in the manifests); and hand-made
+ * chains on a backup device, where what the server pruned waits in Syncthing's `.stversions`.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { PruneResult } from '../../src/jobs/prune.js';
 import type { Manifest } from '../../src/vault/manifest.js';
+import { snapshotIdFor } from '../../src/vault/store.js';
+import { DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { fakeChain, moveToVersions } from '../harness/fake-snapshot.js';
+import { fingerprint } from '../harness/fingerprint.js';
+import { clusterPerFile } from '../harness/suite.js';
+
+const cluster = clusterPerFile();
 
 let ws: Workspace;
 afterEach(() => ws?.cleanup());
@@ -52,6 +59,153 @@ function deviceWithChains(): { chain: Manifest[]; byId: Map<string, Manifest> } 
 }
 
 const cli = (...args: string[]) => runCli(['--config', ws.configFile, ...args]);
+
+let dbCounter = 0;
+/** A fresh fixture database (with the delta extras) and a workspace in delta mode on it. */
+function deltaWorkspace(keep?: Record<string, number>): string {
+  const db = `prune${++dbCounter}`;
+  cluster.createDb(db);
+  cluster.get().psql(db, DELTA_EXTRA_SQL);
+  ws = makeWorkspace(cluster.get(), db);
+  ws.writeConfig({ database: { delta: {} }, vault: keep ? { keep } : {}, extra: { schedule: { timezone: 'UTC' } } });
+  return db;
+}
+
+/** Some churn, then a backup; `ddl` also changes the schema (a migration), which makes a base. */
+async function round(db: string, i: number, ddl = false): Promise<{ manifest: Manifest; stdout: string }> {
+  cluster.get().psql(
+    db,
+    `UPDATE statuses SET text = text || ' r${i}' WHERE id % 5 = ${i % 5};
+     INSERT INTO settings VALUES ('round ${i}', 'v', NULL);
+     DELETE FROM account_pins WHERE account_id = 2 AND ${i} % 2 = 0;
+     INSERT INTO account_pins (account_id, target_account_id) VALUES (2, 1) ON CONFLICT DO NOTHING;
+     ${ddl ? `ALTER TABLE statuses ADD COLUMN round_${i} integer DEFAULT ${i};` : ''}`,
+  );
+  const r = await cli('backup', '--json');
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stderr).toBe('');
+  return { manifest: JSON.parse(r.stdout) as Manifest, stdout: r.stdout };
+}
+
+const vaultIds = (): string[] =>
+  readdirSync(ws.vault)
+    .filter((n) => /^\d{4}-/.test(n))
+    .sort()
+    .reverse();
+
+/**
+ * Moves each snapshot `from` → `to` (folder renamed; id, times, base and reference rewritten in
+ * every manifest), as if the snapshots had been taken then.
+ */
+function redate(moves: ReadonlyMap<string, string>): void {
+  const to = (id: string): string => moves.get(id) ?? id;
+  for (const [from, id] of moves) {
+    renameSync(path.join(ws.vault, from), path.join(ws.vault, id));
+    const file = path.join(ws.vault, id, 'manifest.json');
+    const m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+    const iso = `${id.slice(0, 10)}T${id.slice(11, 19).replace(/-/g, ':')}Z`;
+    const chain = m.chain && { ...m.chain, base: to(m.chain.base), reference: m.chain.reference && to(m.chain.reference) };
+    writeFileSync(file, JSON.stringify({ ...m, id, startedAt: iso, finishedAt: iso, chain }, null, 2));
+  }
+}
+
+describe('prune and check with real delta snapshots', () => {
+  it("a backup's own prune (keep { last: 1 }) keeps the whole chain of the newest, drops an old chain once a new base stands alone, and check passes", async () => {
+    const db = deltaWorkspace({ last: 1 });
+    const pg = cluster.get();
+    const chainA: Manifest[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await round(db, i);
+      chainA.push(r.manifest);
+      expect(JSON.parse(r.stdout)).toMatchObject({ chain: { kind: i === 0 ? 'base' : 'delta', depth: i } });
+    }
+    // Each delta keeps what it is built on: nothing was pruned.
+    expect(vaultIds()).toEqual(chainA.map((m) => m.id).reverse());
+    const dry = JSON.parse((await cli('prune', '--dry-run', '--json')).stdout) as PruneResult;
+    expect(dry.kept.map((k) => [k.id, k.reasons])).toEqual([
+      [chainA[3]!.id, [{ rule: 'last', period: '#1' }]],
+      ...[2, 1, 0].map((i) => [chainA[i]!.id, [{ rule: 'needed', period: chainA[3]!.id }]]),
+    ]);
+    expect(dry.removed).toEqual([]);
+
+    // A migration makes a base, which needs nothing: the old chain goes, in the same backup run.
+    const base = await round(db, 4, true);
+    expect(base.manifest.chain).toMatchObject({ kind: 'base', depth: 0 });
+    expect(vaultIds()).toEqual([base.manifest.id]);
+    const delta = await round(db, 5);
+    expect(delta.manifest.chain).toMatchObject({ kind: 'delta', reference: base.manifest.id });
+    expect(vaultIds()).toEqual([delta.manifest.id, base.manifest.id]);
+
+    const check = await cli('check');
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stdout).toBe(`✓ ${delta.manifest.id}\n✓ ${base.manifest.id}\n`);
+    stockChainRestore(pg, ws, delta.manifest.id, `${db}_newest`);
+    expect(fingerprint(pg, `${db}_newest`)).toEqual(fingerprint(pg, db));
+  }, 120_000);
+
+  it('keep { last: 2, daily: 3 } over four days of chains never leaves a kept snapshot without its chain: check passes, and every kept snapshot restores to the source as it was', async () => {
+    const db = deltaWorkspace();
+    const pg = cluster.get();
+    // Three chains of four (a migration before snapshots 4 and 8), three snapshots a day.
+    const made: Manifest[] = [];
+    const prints: Array<Record<string, string>> = [];
+    for (let i = 0; i < 12; i++) {
+      made.push((await round(db, i, i === 4 || i === 8)).manifest);
+      prints.push(fingerprint(pg, db));
+    }
+    expect(made.map((m) => `${m.chain!.kind} ${m.chain!.depth}`)).toEqual(
+      [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3].map((d) => (d === 0 ? 'base 0' : `delta ${d}`)),
+    );
+    const day0 = new Date(Date.now() - 5 * 86_400_000);
+    day0.setUTCHours(0, 0, 0, 0);
+    const ids = made.map((_, i) =>
+      snapshotIdFor(new Date(day0.getTime() + Math.floor(i / 3) * 86_400_000 + (8 + (i % 3) * 4) * 3_600_000)),
+    );
+    redate(new Map(made.map((m, i) => [m.id, ids[i]!])));
+
+    ws.writeConfig({ database: { delta: {} }, vault: { keep: { last: 2, daily: 3 } }, extra: { schedule: { timezone: 'UTC' } } });
+    const dry = await cli('prune', '--dry-run', '--json');
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = JSON.parse(dry.stdout) as PruneResult;
+    const at = (i: number): string => ids[i]!;
+    const day = (i: number): string => at(i).slice(0, 10);
+    // last 2: 11, 10; daily: 11, 8, 5; needed: 9 by 10 (8 is kept already), 4 by 5.
+    expect(plan.kept.map((k) => [k.id, k.reasons.map((r) => `${r.rule} ${r.period}`)])).toEqual([
+      [at(11), ['last #1', `daily ${day(11)}`]],
+      [at(10), ['last #2']],
+      [at(9), [`needed ${at(10)}`]],
+      [at(8), [`daily ${day(8)}`]],
+      [at(5), [`daily ${day(5)}`]],
+      [at(4), [`needed ${at(5)}`]],
+    ]);
+    expect(plan.removed).toEqual([7, 6, 3, 2, 1, 0].map(at));
+    const human = await cli('prune');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(`keep    ${at(4)}  needed by ${at(5)}\n`);
+    expect(human.stdout).toContain(`delete  ${at(6)}\n`);
+    expect(vaultIds()).toEqual([11, 10, 9, 8, 5, 4].map(at));
+
+    const manifests = new Map(
+      vaultIds().map((id) => [id, JSON.parse(readFileSync(path.join(ws.vault, id, 'manifest.json'), 'utf8')) as Manifest]),
+    );
+    expect(brokenChains(vaultIds(), manifests)).toEqual([]);
+    const check = await cli('check');
+    expect(check.code, check.stderr).toBe(0);
+    for (const i of [11, 10, 9, 8, 5, 4]) {
+      stockChainRestore(pg, ws, at(i), `${db}_r${i}`);
+      expect(fingerprint(pg, `${db}_r${i}`), `snapshot ${i}`).toEqual(prints[i]);
+    }
+
+    // Removing a needed link by hand is what check reports.
+    rmSync(path.join(ws.vault, at(9)), { recursive: true });
+    const broken = await cli('check');
+    expect(broken.code).toBe(3);
+    expect(errorSentence(broken.stderr)).toMatch(
+      new RegExp(`^Snapshot ${at(11)} failed its check: it needs ${at(9)}, which is missing; also damaged: ${at(10)};`),
+    );
+  }, 180_000);
+});
+
 const versions = (): string[] => readdirSync(path.join(ws.vault, '.stversions')).sort().reverse();
 
 describe('prune and check with delta chains on a backup device', () => {
