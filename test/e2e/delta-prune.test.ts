@@ -283,4 +283,18 @@ describe('prune and check with delta chains on a backup device', () => {
     expect(list.find((l) => l.startsWith(at(22)))!.split('\t')[5]).toBe(`✗ it needs ${at(20)}, which is missing`);
     expect(existsSync(path.join(ws.vault, '.stversions', at(19)))).toBe(true);
   });
+
+  it('a link Syncthing is still writing: the deltas on it are arriving, not damaged (exit 0, nothing recorded for them)', async () => {
+    const { chain } = deviceWithChains();
+    const at = (i: number): string => chain[i]!.id;
+    writeFileSync(path.join(ws.vault, at(44), '.syncthing.delta.sql.gpg.tmp'), 'half');
+    const r = await cli('check');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`… ${at(44)}: still arriving (Syncthing is writing it), not checked\n`);
+    expect(r.stdout).toContain(`… ${at(47)}: its chain needs ${at(44)}, which is still arriving (Syncthing is writing it), not checked\n`);
+    expect(r.stdout).toContain(`✓ ${at(43)}\n`);
+    const state = JSON.parse(readFileSync(path.join(ws.vault, '.permafrost-check.json'), 'utf8')) as { snapshots: Record<string, unknown> };
+    expect(Object.keys(state.snapshots)).not.toContain(at(47));
+    expect(Object.keys(state.snapshots)).toContain(at(43));
+  });
 });
