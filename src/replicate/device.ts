@@ -45,40 +45,38 @@ export interface DeviceFreshness {
 
 /**
  * When `s` became restorable here: its own arrival, and for a delta the latest arrival along its
- * chain (each link back to the base complete in the folder, or kept in `.stversions`); null while
- * any of that is missing or incomplete.
+ * chain (each link back to the base complete in the folder, or kept in `.stversions`, and of the
+ * chain: vault/check.ts chainProblem); null while any of that is missing or incomplete.
  */
-async function restorableAt(s: SnapshotEntry, all: readonly SnapshotEntry[]): Promise<Date | null> {
-  const byId = new Map(all.map((e) => [e.id, e]));
-  const arrivals = new Map<string, Date | null>();
-  const arrival = async (e: SnapshotEntry): Promise<Date | null> => {
-    if (!arrivals.has(e.id)) arrivals.set(e.id, e.versionsOnly ? new Date(0) : await arrivedAt(e));
-    return arrivals.get(e.id)!;
-  };
-  const own = await arrival(s);
-  if (!own || !s.manifest) return null;
-  let last = own;
+async function restorableAt(s: SnapshotEntry, byId: ReadonlyMap<string, SnapshotEntry>): Promise<Date | null> {
+  let last = await arrivedAt(s);
+  if (!last || !s.manifest) return null;
   for (let c = s.manifest.chain, n = 0; c?.reference && n <= MAX_CHAIN_DEPTH; n++) {
     const link = byId.get(c.reference);
-    const at = link?.manifest ? await arrival(link) : null;
-    if (!at) return null;
-    if (at > last) last = at;
-    c = link!.manifest!.chain;
+    if (!link?.manifest) return null;
+    if (!link.versionsOnly) {
+      const at = await arrivedAt(link);
+      if (!at) return null;
+      if (at > last) last = at;
+    }
+    c = link.manifest.chain;
   }
-  const state = (id: string): LinkState | undefined => {
+  // Every link walked above is here and complete; what is left to judge is whether they form the chain.
+  const here = (id: string): LinkState | undefined => {
     const e = byId.get(id);
-    return e && { manifest: e.manifest, state: e.manifest && arrivals.get(id) ? 'ok' : 'damaged' };
+    return e && { manifest: e.manifest, state: 'ok' };
   };
-  return chainProblem(s.manifest, state) === null ? last : null;
+  return chainProblem(s.manifest, here) === null ? last : null;
 }
 
 /** The device's newest complete snapshot (a delta: with its whole chain) and whether it is older than syncthing.staleAfter (default 2h). */
 export async function deviceFreshness(config: Config, now = new Date()): Promise<DeviceFreshness> {
   const staleAfterSeconds = config.syncthing?.staleAfter ?? DEFAULT_STALE_AFTER_S;
   const all = await listSnapshots(config.vault.dir, { versions: true });
+  const byId = new Map(all.map((e) => [e.id, e]));
   for (const s of all) {
     if (s.future || s.versionsOnly) continue;
-    const at = await restorableAt(s, all);
+    const at = await restorableAt(s, byId);
     if (!at) continue;
     const done = finishedAt(s);
     const ageSeconds = Math.round((now.getTime() - done.getTime()) / 1000);
