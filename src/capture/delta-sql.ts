@@ -55,9 +55,21 @@ export function tableHashSql(schema: string, table: string): string {
 export class RowHashSum {
   private hi = 0;
   private lo = 0;
-  private total = 0n;
+  private total: bigint;
   private pending = 0;
-  rows = 0;
+  rows: number;
+
+  /** Starting from a table's recorded count and hash (a delta updates it row by row), or empty. */
+  constructor(start: { rows: number; hash: string } = { rows: 0, hash: '0' }) {
+    this.rows = start.rows;
+    this.total = BigInt(start.hash);
+  }
+
+  /** Takes a row out again (deleted, or the old version of a changed one). */
+  remove(md5hex: string): void {
+    this.total = BigInt.asUintN(64, this.total - BigInt(`0x${md5hex.slice(0, 16)}`));
+    this.rows--;
+  }
 
   add(md5hex: string): void {
     this.hi += Number.parseInt(md5hex.slice(0, 8), 16);

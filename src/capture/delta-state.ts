@@ -12,7 +12,7 @@
  * snapshot is committed. Anything missing, unreadable or not matching makes the next snapshot a
  * base (a warning), never a wrong delta.
  */
-import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -52,6 +52,12 @@ export const deltaStateSchema = z.object({
   depth: z.number().int().nonnegative(),
   ddl: z.string().regex(/^[0-9a-f]{64}$/),
   schemaMigration: z.string().nullable(),
+  /**
+   * The snapshot's xmin (64-bit txid): every row inserted or updated since has a newer xmin. With
+   * the server's identity, so that a different server (a dump reloaded elsewhere) is never diffed by xid.
+   */
+  xmin: z.string().regex(/^\d+$/),
+  server: z.object({ systemIdentifier: z.string().nullable(), databaseOid: z.string() }),
   tables: z.array(stateTableSchema),
 });
 export type DeltaState = z.infer<typeof deltaStateSchema>;
@@ -98,9 +104,16 @@ export async function loadDeltaState(vaultDir: string): Promise<LoadedState> {
 /** The keyed row hash: AES-128 of the row's md5 (a keyed permutation), 22 base64url characters per row. */
 export class RowKeyer {
   private readonly cipher: Cipher;
-  constructor(key: Buffer) {
+  constructor(private readonly key: Buffer) {
     this.cipher = createCipheriv('aes-128-ecb', key.subarray(0, 16), null);
     this.cipher.setAutoPadding(false);
+  }
+
+  /** The md5 (hex) a keyed hash was made from: AES is a permutation, and the key is the state's. */
+  md5Of(keyed: string): string {
+    const d = createDecipheriv('aes-128-ecb', this.key.subarray(0, 16), null);
+    d.setAutoPadding(false);
+    return d.update(Buffer.from(keyed, 'base64url')).toString('hex');
   }
 
   /** `md5s`: n × 16 bytes; returns n keyed hashes. */
@@ -125,38 +138,58 @@ export async function* readLines(chunks: AsyncIterable<Buffer>, onBytes?: (b: Bu
   if (rest !== '') yield [rest];
 }
 
-/** A keys file being read: lines in order, and at the end whether its bytes are the ones recorded. */
+/**
+ * A keys file being read in order, a chunk of lines at a time: `line()` is the current line (or
+ * null at the end), `advance()` moves on and is synchronous except when a chunk is used up.
+ * At the end, `sha256()` tells whether its bytes are the ones state.json recorded.
+ */
 export class StateReader {
   private readonly hash: Hash = createHash('sha256');
   private readonly lines: AsyncGenerator<string[]>;
   private buf: string[] = [];
   private at = 0;
-  private done = false;
+  private ended = false;
 
   constructor(file: string) {
-    this.lines = readLines(createReadStream(file, { highWaterMark: 1 << 20 }), (b) => this.hash.update(b));
+    this.lines = readLines(createReadStream(file, { highWaterMark: 64 << 10 }), (b) => this.hash.update(b));
   }
 
-  /** The next `[key, hash]`, or null at the end. */
-  async next(): Promise<[string, string] | null> {
-    while (this.at >= this.buf.length) {
-      if (this.done) return null;
+  /** Loads the first chunk; call once before line(). */
+  async open(): Promise<void> {
+    await this.refill();
+  }
+
+  /** The current line (`key\thash`), or null at the end. */
+  line(): string | null {
+    return this.at < this.buf.length ? this.buf[this.at]! : null;
+  }
+
+  /** Moves to the next line; returns a promise only when the next chunk has to be read. */
+  advance(): Promise<void> | undefined {
+    this.at++;
+    return this.at < this.buf.length ? undefined : this.refill();
+  }
+
+  private async refill(): Promise<void> {
+    while (this.at >= this.buf.length && !this.ended) {
       const r = await this.lines.next();
-      if (r.done) {
-        this.done = true;
-        return null;
+      if (r.done) this.ended = true;
+      else {
+        this.buf = r.value;
+        this.at = 0;
       }
-      this.buf = r.value;
-      this.at = 0;
     }
-    const line = this.buf[this.at++]!;
-    const tab = line.lastIndexOf('\t');
-    return [line.slice(0, tab), line.slice(tab + 1)];
   }
 
   sha256(): string {
     return this.hash.digest('hex');
   }
+}
+
+/** The key and the keyed hash of a keys-file line. */
+export function splitStateLine(line: string): [string, string] {
+  const tab = line.lastIndexOf('\t');
+  return [line.slice(0, tab), line.slice(tab + 1)];
 }
 
 /** A state being written for the snapshot in progress. */
@@ -233,9 +266,14 @@ export class KeysWriter {
   async lines(keys: readonly string[], hashes: readonly string[]): Promise<void> {
     let s = '';
     for (let i = 0; i < keys.length; i++) s += `${keys[i]}\t${hashes[i]}\n`;
+    await this.text(s);
+  }
+
+  /** Appends lines already in the file's form (each ending in a newline). */
+  async text(s: string): Promise<void> {
     this.pending.push(s);
     this.size += s.length;
-    if (this.size >= 1 << 20) await this.flush();
+    if (this.size >= 64 << 10) await this.flush();
   }
 
   private async flush(): Promise<void> {
@@ -244,11 +282,16 @@ export class KeysWriter {
     this.pending = [];
     this.size = 0;
     this.hash.update(buf);
-    if (!this.out.write(buf))
+    if (!this.out.write(buf)) {
       await new Promise<void>((resolve, reject) => {
-        this.out.once('drain', resolve);
-        this.out.once('error', reject);
+        const fail = (err: Error): void => reject(err);
+        this.out.once('error', fail);
+        this.out.once('drain', () => {
+          this.out.off('error', fail);
+          resolve();
+        });
       });
+    }
   }
 
   /** Flushes, fsyncs and returns the file's SHA-256. */

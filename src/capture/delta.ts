@@ -18,17 +18,8 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Readable } from 'node:stream';
 import type { ChainTable } from '../vault/manifest.js';
-import {
-  HASH_SESSION_SQL,
-  qualified,
-  quoteIdent,
-  quoteLiteral,
-  ROW_ALIAS,
-  RowHashSum,
-  SQL_FILE_HEADER,
-  tableHashSql,
-} from './delta-sql.js';
-import { RowKeyer, StateReader, type DeltaState, type KeysWriter, type NextState, type StateTable } from './delta-state.js';
+import { HASH_SESSION_SQL, qualified, quoteIdent, quoteLiteral, ROW_ALIAS, RowHashSum, SQL_FILE_HEADER } from './delta-sql.js';
+import { readLines, RowKeyer, splitStateLine, StateReader, type DeltaState, type NextState, type StateTable } from './delta-state.js';
 
 interface KeyColumn {
   name: string;
@@ -191,6 +182,20 @@ class HashedLines {
     this.keyer = key ? new RowKeyer(key) : null;
   }
 
+  /** One chunk of `<keys…>\t<md5>` lines → the keys and the md5s (hex), nothing summed. */
+  splitMd5(chunk: Buffer): { keys: string[]; md5s: string[] } {
+    const keys: string[] = [];
+    const md5s: string[] = [];
+    let at = 0;
+    while (at < chunk.length) {
+      const nl = chunk.indexOf(10, at);
+      keys.push(chunk.toString('latin1', at, nl - 33));
+      md5s.push(chunk.toString('latin1', nl - 32, nl));
+      at = nl + 1;
+    }
+    return { keys, md5s };
+  }
+
   /** One chunk of complete lines → the keys, their keyed hashes, and (with `rows`) the rows' bytes. */
   split(chunk: Buffer, rows: boolean): { keys: string[]; hashes: string[]; data: Buffer | null } {
     const keys: string[] = [];
@@ -243,25 +248,37 @@ export async function prepareSession(client: pg.Client): Promise<void> {
 }
 
 /**
- * A base's rows file: every table in key order (keys and keyed hashes into the next state as they
- * pass), then the sequences. `outcomes` is filled as tables finish.
+ * One table whole, in key order, as COPY data: keys and keyed hashes into the next state's file
+ * `n` as they pass, the count and hash into `outcomes`. `truncate`: preceded by TRUNCATE (a delta
+ * that copies the table whole).
  */
+async function* tableRows(
+  client: pg.Client,
+  t: TableInfo,
+  n: number,
+  next: NextState,
+  outcomes: TableOutcome[],
+  truncate: boolean,
+): AsyncGenerator<Buffer> {
+  yield Buffer.from(`${truncate ? `TRUNCATE ONLY ${qualified(t.schema, t.table)};\n` : ''}${copyHeader(t)}`);
+  const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null);
+  const writer = t.key ? next.keysFile(n) : null;
+  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), md5Expr]);
+  for await (const chunk of completeLines(copyStream(client, sql))) {
+    const { keys, hashes, data } = lines.split(chunk, true);
+    if (writer) await writer.lines(keys, hashes);
+    yield data!;
+  }
+  yield Buffer.from(COPY_END);
+  outcomes.push(
+    outcome(t, lines.sum, writer ? { name: writer.name, sha256: await writer.close() } : null, truncate ? { copied: lines.sum.rows } : {}),
+  );
+}
+
+/** A base's rows file: every table whole, in key order, then the sequences. `outcomes` is filled as tables finish. */
 export async function* baseRows(client: pg.Client, catalog: Catalog, next: NextState, outcomes: TableOutcome[]): AsyncGenerator<Buffer> {
   yield Buffer.from(SQL_FILE_HEADER);
-  for (const [i, t] of catalog.tables.entries()) {
-    yield Buffer.from(copyHeader(t));
-    const keyCols = t.key?.length ?? 0;
-    const lines = new HashedLines(keyCols, t.key ? next.key : null);
-    const writer = t.key ? next.keysFile(i) : null;
-    const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), md5Expr]);
-    for await (const chunk of completeLines(copyStream(client, sql))) {
-      const { keys, hashes, data } = lines.split(chunk, true);
-      if (writer) await writer.lines(keys, hashes);
-      yield data!;
-    }
-    yield Buffer.from(COPY_END);
-    outcomes.push(outcome(t, lines.sum, writer ? { name: writer.name, sha256: await writer.close() } : null, {}));
-  }
+  for (const [i, t] of catalog.tables.entries()) yield* tableRows(client, t, i, next, outcomes, false);
   yield Buffer.from(await sequencesSql(client, catalog.sequences));
 }
 
@@ -282,54 +299,135 @@ function outcome(
 /** The state's keys file did not hold what state.json recorded: the delta would be wrong, so a base is made instead. */
 export class StateMismatchError extends Error {}
 
-/** Keys that changed in one table: to delete (changed or gone) and to copy (changed or new); null: too many, copy whole. */
+/** What changed in one table since the reference: keys to delete (changed or gone) and to copy (changed or new). */
 interface Changes {
-  deleted: string[] | null;
-  copied: string[] | null;
+  deleted: string[];
+  copied: string[];
+  sum: RowHashSum;
+  keysFile: { name: string; sha256: string };
 }
 
-/** Merges the table's rows (in key order) with the state's; writes the next state's keys file as it goes. */
+/** `age(xmin) BETWEEN 0 AND age(X)`: the row was inserted or last updated by a transaction the reference snapshot did not see as done. */
+function newerThan(xmin32: string): string {
+  return ` WHERE age(${ROW_ALIAS}.xmin) BETWEEN 0 AND age('${xmin32}'::xid)`;
+}
+
+/**
+ * Finds what changed in a keyed table without reading its unchanged rows: the rows whose xmin is
+ * newer than the reference's snapshot (a sequential scan that hashes only those), merged in key
+ * order with the reference's keys (the primary key's index) to find the rows that went. The next
+ * state's keys file is written as the merge goes; the table's hash is updated from the old
+ * versions' hashes (decrypted from the state) and the new ones'. Throws StateMismatchError when a
+ * key is new yet its row is not newer, or a keys file is not the one recorded.
+ */
 async function diffTable(
   client: pg.Client,
   t: TableInfo & { key: KeyColumn[] },
-  old: StateReader,
-  writer: KeysWriter,
-  lines: HashedLines,
-): Promise<Changes> {
+  st: StateTable,
+  state: { dir: string },
+  next: NextState,
+  n: number,
+  xmin32: string,
+): Promise<Changes | null> {
+  const keyer = new RowKeyer(next.key);
+  const changed = new Map<string, string>();
+  let tooMany = false;
+  const probe = new HashedLines(t.key.length, null);
+  for await (const chunk of completeLines(
+    copyStream(client, selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), md5Expr], newerThan(xmin32))),
+  )) {
+    const { keys, md5s } = probe.splitMd5(chunk);
+    if (tooMany) continue;
+    for (let i = 0; i < keys.length; i++) changed.set(keys[i]!, md5s[i]!);
+    if (changed.size > MAX_KEYS) tooMany = true;
+  }
+  if (tooMany) return null;
+
   const cmp = keyComparator(t.key);
-  let deleted: string[] | null = [];
-  let copied: string[] | null = [];
-  const gone = (k: string): void => {
-    if (deleted && deleted.push(k) > MAX_KEYS) deleted = copied = null;
+  const old = new StateReader(`${state.dir}/${st.file}`);
+  await old.open();
+  const writer = next.keysFile(n);
+  const sum = new RowHashSum({ rows: st.rows, hash: st.hash });
+  const deleted: string[] = [];
+  const copied: string[] = [];
+  const gone = (line: string): void => {
+    const [k, h] = splitStateLine(line);
+    deleted.push(k);
+    sum.remove(keyer.md5Of(h));
   };
-  const fresh = (k: string): void => {
-    if (copied && copied.push(k) > MAX_KEYS) deleted = copied = null;
-  };
-  let prev = await old.next();
-  const sql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), md5Expr]);
-  for await (const chunk of completeLines(copyStream(client, sql))) {
-    const { keys, hashes } = lines.split(chunk, false);
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i]!;
-      while (prev && cmp(prev[0], k) < 0) {
-        gone(prev[0]);
-        prev = await old.next();
-      }
-      if (prev && cmp(prev[0], k) === 0) {
-        if (prev[1] !== hashes[i]) {
-          gone(k);
-          fresh(k);
+  const keysSql = `SELECT ${t.key.map(keyExpr).join(', ')} FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS} ORDER BY ${t.key.map(orderExpr).join(', ')}`;
+  for await (const lines of readLines(copyStream(client, keysSql) as AsyncIterable<Buffer>)) {
+    // The next state's lines for this chunk: unchanged ones copied as they are, new hashes filled in after.
+    const out: string[] = [];
+    const fresh: Array<{ at: number; key: string; md5: string }> = [];
+    for (const k of lines) {
+      let line = old.line();
+      let oldKey = line === null ? null : splitStateLine(line)[0];
+      while (line !== null && cmp(oldKey!, k) < 0) {
+        gone(line);
+        {
+          // Awaited only when a chunk is read: an await per row costs a microtask each.
+          const reading = old.advance();
+          if (reading) await reading;
         }
-        prev = await old.next();
-      } else fresh(k);
+        line = old.line();
+        oldKey = line === null ? null : splitStateLine(line)[0];
+      }
+      const md5 = changed.get(k);
+      if (line !== null && oldKey === k) {
+        if (md5 === undefined) out.push(line);
+        else {
+          sum.remove(keyer.md5Of(splitStateLine(line)[1]));
+          deleted.push(k);
+        }
+        {
+          // Awaited only when a chunk is read: an await per row costs a microtask each.
+          const reading = old.advance();
+          if (reading) await reading;
+        }
+      } else if (md5 === undefined) {
+        throw new StateMismatchError(
+          `its delta state for ${qualified(t.schema, t.table)} lacks a row that did not change since (the state is not the reference's)`,
+        );
+      }
+      if (md5 !== undefined) {
+        fresh.push({ at: out.length, key: k, md5 });
+        out.push('');
+      }
     }
-    await writer.lines(keys, hashes);
+    // The keyed hashes of this chunk's new and changed rows, in one cipher call.
+    if (fresh.length > 0) {
+      const md5s = Buffer.alloc(fresh.length * 16);
+      fresh.forEach((f, i) => {
+        md5s.write(f.md5, i * 16, 16, 'hex');
+        sum.add(f.md5);
+        copied.push(f.key);
+      });
+      const keyed = keyer.keyed(md5s, fresh.length);
+      fresh.forEach((f, i) => {
+        out[f.at] = `${f.key}\t${keyed[i]}`;
+      });
+    }
+    if (out.length > 0) await writer.text(`${out.join('\n')}\n`);
   }
-  while (prev) {
-    gone(prev[0]);
-    prev = await old.next();
+  for (let line = old.line(); line !== null; line = old.line()) {
+    gone(line);
+    {
+      // Awaited only when a chunk is read: an await per row costs a microtask each.
+      const reading = old.advance();
+      if (reading) await reading;
+    }
   }
-  return { deleted, copied };
+  const sha256 = await writer.close();
+  if (old.sha256() !== st.sha256) {
+    throw new StateMismatchError(`its delta state for ${qualified(t.schema, t.table)} is not the one recorded (the keys file changed)`);
+  }
+  if (copied.length !== changed.size) {
+    throw new StateMismatchError(
+      `its delta state for ${qualified(t.schema, t.table)} does not agree with the table (a changed row was not found by its key)`,
+    );
+  }
+  return { deleted, copied, sum, keysFile: { name: writer.name, sha256 } };
 }
 
 const INT_RE = /^-?\d+$/;
@@ -381,16 +479,9 @@ function deleteSql(t: TableInfo & { key: KeyColumn[] }, keys: string[]): string 
   ].join('\n');
 }
 
-/** The whole table as COPY data (no keys, no hashes), after a TRUNCATE. */
-async function* wholeTable(client: pg.Client, t: TableInfo): AsyncGenerator<Buffer> {
-  yield Buffer.from(`TRUNCATE ONLY ${qualified(t.schema, t.table)};\n${copyHeader(t)}`);
-  for await (const chunk of copyStream(client, selectSql(t, [])) as AsyncIterable<Buffer>) yield chunk;
-  yield Buffer.from(COPY_END);
-}
-
 /**
- * A delta's file against `state` (the reference snapshot's): per table what changed, then the
- * sequences. Throws StateMismatchError when a keys file is not the one state.json recorded.
+ * A delta's file against `state` (the reference snapshot's, taken at txid `xmin`): per table what
+ * changed, then the sequences. Throws StateMismatchError when the state turns out not to match.
  */
 export async function* deltaRows(
   client: pg.Client,
@@ -399,36 +490,35 @@ export async function* deltaRows(
   next: NextState,
   outcomes: TableOutcome[],
 ): AsyncGenerator<Buffer> {
+  const xmin32 = (BigInt(state.state.xmin) % 2n ** 32n).toString();
   yield Buffer.from(SQL_FILE_HEADER);
   for (const [i, t] of catalog.tables.entries()) {
     const st = state.state.tables[i]!;
     if (!t.key) {
-      // Copied whole, unless its count and hash are what the reference holds.
-      const r = (await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table))).rows[0]!;
-      const unchanged = Number(r.rows) === st.rows && r.hash === st.hash;
-      if (!unchanged) yield* wholeTable(client, t);
-      const rows = Number(r.rows);
-      outcomes.push({
-        manifest: { schema: t.schema, table: t.table, rows, hash: r.hash, key: null, ...(unchanged ? {} : { copied: rows }) },
-        state: { schema: t.schema, table: t.table, key: null, rows, hash: r.hash, file: null, sha256: null },
-      });
+      // No key to diff by: copied whole when a row is newer or one went (the count dropped).
+      const r = (
+        await client.query<{ rows: string; changed: string }>(
+          `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}`,
+        )
+      ).rows[0]!;
+      if (Number(r.changed) > 0 || Number(r.rows) !== st.rows) yield* tableRows(client, t, i, next, outcomes, true);
+      else outcomes.push({ manifest: { schema: t.schema, table: t.table, rows: st.rows, hash: st.hash, key: null }, state: st });
       continue;
     }
-    const keyed = { ...t, key: t.key };
-    const old = new StateReader(`${state.dir}/${st.file}`);
-    const writer = next.keysFile(i);
-    const lines = new HashedLines(t.key.length, next.key);
-    const changes = await diffTable(client, keyed, old, writer, lines);
-    if (old.sha256() !== st.sha256) {
-      await writer.close().catch(() => undefined);
-      throw new StateMismatchError(`its delta state for ${qualified(t.schema, t.table)} is not the one recorded (the keys file changed)`);
+    const changes = await diffTable(client, { ...t, key: t.key }, st, state, next, i, xmin32);
+    if (!changes) {
+      yield* tableRows(client, t, i, next, outcomes, true);
+      continue;
     }
-    let counts: { deleted?: number; copied?: number };
-    if (!changes.deleted || !changes.copied) {
-      yield* wholeTable(client, t);
-      counts = { copied: lines.sum.rows };
+    const counts = { deleted: changes.deleted.length, copied: changes.copied.length };
+    if (changes.deleted.length > MAX_KEYS) {
+      // Too many keys to list: the table whole is smaller and simpler (state and hash are right already).
+      yield Buffer.from(`TRUNCATE ONLY ${qualified(t.schema, t.table)};\n${copyHeader(t)}`);
+      for await (const chunk of copyStream(client, selectSql(t, [])) as AsyncIterable<Buffer>) yield chunk;
+      yield Buffer.from(COPY_END);
+      counts.copied = changes.sum.rows;
     } else {
-      if (changes.deleted.length > 0) yield Buffer.from(deleteSql(keyed, changes.deleted));
+      if (changes.deleted.length > 0) yield Buffer.from(deleteSql({ ...t, key: t.key }, changes.deleted));
       if (changes.copied.length > 0) {
         yield Buffer.from(copyHeader(t));
         for (let j = 0; j < changes.copied.length; j += FETCH_BATCH) {
@@ -437,9 +527,8 @@ export async function* deltaRows(
         }
         yield Buffer.from(COPY_END);
       }
-      counts = { deleted: changes.deleted.length, copied: changes.copied.length };
     }
-    outcomes.push(outcome(t, lines.sum, { name: writer.name, sha256: await writer.close() }, counts));
+    outcomes.push(outcome(t, changes.sum, changes.keysFile, counts));
   }
   yield Buffer.from(await sequencesSql(client, catalog.sequences));
 }

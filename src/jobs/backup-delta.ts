@@ -10,6 +10,7 @@
  * base, with a warning when something was wrong rather than merely due.
  */
 import { rm, stat } from 'node:fs/promises';
+import type pg from 'pg';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { cancelBackend, type CaptureSession } from '../capture/postgres.js';
@@ -51,6 +52,28 @@ interface Reference {
   state: { state: DeltaState; dir: string; key: Buffer };
 }
 
+interface ServerFacts {
+  /** The session's snapshot xmin and xmax (64-bit txids). */
+  xmin: string;
+  xmax: string;
+  server: DeltaState['server'];
+}
+
+/** Transactions since the reference beyond which a 32-bit xmin could be misread (2^31, with room). */
+const MAX_XID_DISTANCE = 2n ** 31n - 10n ** 8n;
+
+/** The snapshot's transaction horizon and the server's identity, read in the capture session. */
+async function serverFacts(client: pg.Client): Promise<ServerFacts> {
+  const r = await client.query<{ xmin: string; xmax: string; dboid: string; sysid: string | null }>(
+    `SELECT txid_snapshot_xmin(txid_current_snapshot())::text AS xmin, txid_snapshot_xmax(txid_current_snapshot())::text AS xmax,
+            (SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database()) AS dboid,
+            CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+                 THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END AS sysid`,
+  );
+  const row = r.rows[0]!;
+  return { xmin: row.xmin, xmax: row.xmax, server: { systemIdentifier: row.sysid, databaseOid: row.dboid } };
+}
+
 /** Why the snapshot's chain (it, its reference, … its base) cannot be built on, or null. */
 async function chainProblem(snapshots: SnapshotEntry[], top: SnapshotEntry): Promise<string | null> {
   const byId = new Map(snapshots.map((s) => [s.id, s]));
@@ -78,6 +101,7 @@ async function chooseReference(
   ddl: string,
   catalog: Catalog,
   started: Date,
+  facts: ServerFacts,
 ): Promise<{ ref: Reference } | { reason: string; warn: boolean }> {
   const vault = config.vault.dir;
   const loaded = await loadDeltaState(vault);
@@ -100,6 +124,21 @@ async function chooseReference(
   const broken = await chainProblem(snapshots, newest);
   if (broken) return { reason: broken, warn: true };
   const state = loaded.state;
+  // Rows are diffed by xmin: only against the same server and database, within 2^31 transactions.
+  const sameServer =
+    state.server.databaseOid === facts.server.databaseOid &&
+    (state.server.systemIdentifier === null ||
+      facts.server.systemIdentifier === null ||
+      state.server.systemIdentifier === facts.server.systemIdentifier);
+  if (!sameServer || BigInt(facts.xmax) < BigInt(state.xmin)) {
+    return {
+      reason: `the database is not the one snapshot ${newest.id} was taken from (another server, or restored from a dump)`,
+      warn: false,
+    };
+  }
+  if (BigInt(facts.xmax) - BigInt(state.xmin) > MAX_XID_DISTANCE) {
+    return { reason: `over 2^31 transactions ran since snapshot ${newest.id}`, warn: false };
+  }
   const mismatch = catalogMismatch(catalog, state);
   if (chain.ddl !== ddl || mismatch)
     return { reason: `the schema changed since ${newest.id}${mismatch ? ` (${mismatch})` : ''}`, warn: false };
@@ -148,7 +187,8 @@ export async function captureChainParts(
     });
     const [ddl] = await Promise.all([ddlFingerprint(plain.stdout), plain.done]);
     const catalog = await readCatalog(session.client);
-    const choice = await chooseReference(config, session, ddl, catalog, opts.started);
+    const facts = await serverFacts(session.client);
+    const choice = await chooseReference(config, session, ddl, catalog, opts.started, facts);
     const warnings: string[] = [];
     const outcomes: TableOutcome[] = [];
     let files: ManifestFile[] | null = null;
@@ -211,6 +251,8 @@ export async function captureChainParts(
           depth: done.depth,
           ddl,
           schemaMigration: migration,
+          xmin: facts.xmin,
+          server: facts.server,
           tables: outcomes.map((o) => o.state),
         });
       },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
 import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { fingerprint } from '../harness/fingerprint.js';
 import { clusterPerFile } from '../harness/suite.js';
+import { holdTransaction } from '../harness/table-lock.js';
 
 const cluster = clusterPerFile();
 let ws: Workspace;
@@ -119,6 +121,28 @@ describe('delta snapshots: capture', () => {
     expect(readdirSync(ws.vault).filter((n) => n.startsWith('.permafrost-delta.'))).toEqual([]);
   });
 
+  it('rows written by a transaction still open at the previous snapshot (in a subtransaction too) are in the next delta once it commits', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    await backup();
+    const held = await holdTransaction(
+      pg,
+      db,
+      `INSERT INTO accounts (username) VALUES ('slowpoke'); SAVEPOINT s; UPDATE statuses SET text = 'late edit' WHERE id = (SELECT max(id) FROM statuses); RELEASE s`,
+    );
+    const during = await backup();
+    expect(during.manifest.chain?.kind).toBe('delta');
+    expect(table(during.manifest, 'accounts').rows).toBe(4);
+    await held.release();
+    const after = await backup();
+    expect(after.manifest.chain).toMatchObject({ kind: 'delta', depth: 2 });
+    expect(table(after.manifest, 'accounts')).toMatchObject({ rows: 5, copied: 1 });
+    expect(table(after.manifest, 'statuses')).toMatchObject({ deleted: 1, copied: 1 });
+    pg.psql(db, 'REFRESH MATERIALIZED VIEW account_summaries');
+    stockChainRestore(pg, ws, after.manifest.id, `${db}_late`);
+    expect(fingerprint(pg, `${db}_late`)).toEqual(fingerprint(pg, db));
+  });
+
   it('a schema change (a migration) makes a base, without a warning; so does fullEvery', async () => {
     const { db } = deltaWorkspace();
     const pg = cluster.get();
@@ -161,15 +185,34 @@ describe('delta snapshots: capture', () => {
     expect(r.stderr).toMatch(/made a base instead of a delta: its delta state .*state\.json is not valid JSON/);
 
     // A keys file edited: found while it is read, the delta is thrown away and a base made in the same run.
+    const keysFile = (): string =>
+      path.join(state, readdirSync(state).find((f) => f.endsWith('.keys') && statSync(path.join(state, f)).size > 0)!);
+    const edit = (change: (lines: string[]) => void): void => {
+      const lines = readFileSync(keysFile(), 'latin1').split('\n');
+      change(lines);
+      writeFileSync(keysFile(), lines.join('\n'));
+    };
     pg.psql(db, `UPDATE accounts SET note = 'changed' WHERE username = 'alice'`);
-    const keysFile = readdirSync(state).find((f) => f.endsWith('.keys') && statSync(path.join(state, f)).size > 0)!;
-    const text = readFileSync(path.join(state, keysFile), 'latin1').split('\n');
-    text.splice(1, 1);
-    writeFileSync(path.join(state, keysFile), text.join('\n'));
+    edit((lines) => {
+      const l = lines[0]!;
+      const at = l.lastIndexOf('\t') + 1;
+      lines[0] = `${l.slice(0, at)}${l[at] === 'A' ? 'B' : 'A'}${l.slice(at + 1)}`;
+    });
     r = await backup();
     expect(r.manifest.chain?.kind).toBe('base');
-    expect(r.stderr).toMatch(/made a base instead of a delta: its delta state for .* is not the one recorded/);
+    expect(r.stderr).toMatch(/made a base instead of a delta: its delta state for .* is not the one recorded \(the keys file changed\)/);
     expect(readdirSync(path.join(ws.vault, r.manifest.id))).not.toContain('delta.sql.gpg');
+    // A row gone from the state (and its SHA-256 fixed up): the merge finds a key the state lacks.
+    edit((lines) => lines.splice(0, 1));
+    const st = JSON.parse(readFileSync(path.join(state, 'state.json'), 'utf8')) as {
+      tables: Array<{ file: string | null; sha256: string | null }>;
+    };
+    const t = st.tables.find((x) => x.file === path.basename(keysFile()))!;
+    t.sha256 = createHash('sha256').update(readFileSync(keysFile())).digest('hex');
+    writeFileSync(path.join(state, 'state.json'), JSON.stringify(st));
+    r = await backup();
+    expect(r.manifest.chain?.kind).toBe('base');
+    expect(r.stderr).toMatch(/made a base instead of a delta: its delta state for .* lacks a row that did not change since/);
 
     // The newest snapshot is not the one the state describes (it was removed by hand).
     const ok = await backup();

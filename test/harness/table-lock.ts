@@ -34,6 +34,11 @@ async function holdInPsql(pg: PgCluster, db: string, sql: string, what: string, 
   };
 }
 
+/** Runs `sql` in a transaction left open until release() commits it (writes a snapshot taken meanwhile must not see). */
+export async function holdTransaction(pg: PgCluster, db: string, sql: string): Promise<HeldSession> {
+  return holdInPsql(pg, db, `BEGIN; ${sql}; SELECT 'ready';`, 'an open transaction');
+}
+
 /**
  * Holds ACCESS EXCLUSIVE on a table in an open transaction, so that a pg_dump started meanwhile
  * waits inside its run: a real way to catch a backup "mid-dump" deterministically.
