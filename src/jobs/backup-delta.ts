@@ -33,8 +33,7 @@ import { startTool } from '../tools/run.js';
 import type { EncryptionKeys } from '../vault/keys.js';
 import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type ManifestFile } from '../vault/manifest.js';
 import { listSnapshots, snapshotIdTime, type SnapshotEntry } from '../vault/store.js';
-import { writeEncryptedCapture } from '../vault/write-capture.js';
-import { writeEncryptedPart } from '../vault/write-part.js';
+import { writeEncryptedCapture, writeEncryptedStream } from '../vault/write-capture.js';
 import type { JobEvents } from './events.js';
 
 export interface ChainCapture {
@@ -199,9 +198,10 @@ export async function captureChainParts(
       next = await NextState.create(config.vault.dir, ref.state.key);
       try {
         files = [
-          await writeEncryptedPart(
+          await writeEncryptedStream(
             { dir, part: 'delta', keys, progress, encrypt: { compressLevel } },
             Readable.from(deltaRows(session.client, catalog, ref.state, next, outcomes)),
+            `the changed rows of database "${db.name}"`,
           ),
         ];
         chain = { kind: 'delta', base: ref.chain.base, reference: ref.snapshot.id, depth: ref.chain.depth + 1, ddl };
@@ -228,9 +228,10 @@ export async function captureChainParts(
           signal,
         },
       );
-      const rows = await writeEncryptedPart(
+      const rows = await writeEncryptedStream(
         { dir, part: 'rows', keys, progress, encrypt: { compressLevel } },
         Readable.from(baseRows(session.client, catalog, next, outcomes)),
+        `the rows of database "${db.name}"`,
       );
       files = [schema, rows];
       const reason = 'reason' in choice ? choice.reason : (warnings[0] ?? 'its delta state did not match');

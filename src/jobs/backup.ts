@@ -43,7 +43,7 @@ export interface BackupResult {
  * new one will be about as big, and a disk that fills mid-dump wastes the whole run.
  */
 async function checkFreeSpace(vaultDir: string): Promise<void> {
-  const newest = await newestSnapshotSize(vaultDir);
+  const newest = await newestSnapshotSize(vaultDir, { whole: true });
   if (!newest) return;
   const needed = newest.bytes;
   const { free } = await diskSpace(vaultDir);

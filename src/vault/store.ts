@@ -248,9 +248,14 @@ export async function listSnapshots(vaultDir: string, opts: { versions?: boolean
   return entries.sort((a, b) => b.id.localeCompare(a.id));
 }
 
-/** The newest complete snapshot from the past and its size (sum of its files): what the next one will be like. */
-export async function newestSnapshotSize(vaultDir: string): Promise<{ id: string; bytes: number } | null> {
-  const newest = (await listSnapshots(vaultDir)).find((s) => s.manifest && !s.future);
+/**
+ * The newest complete snapshot from the past and its size (sum of its files): what the next one will
+ * be like. `whole`: the newest full snapshot or base (in delta mode the next one may be a base).
+ */
+export async function newestSnapshotSize(vaultDir: string, opts: { whole?: boolean } = {}): Promise<{ id: string; bytes: number } | null> {
+  const newest = (await listSnapshots(vaultDir)).find(
+    (s) => s.manifest && !s.future && (!opts.whole || s.manifest.chain?.kind !== 'delta'),
+  );
   return newest?.manifest ? { id: newest.id, bytes: newest.manifest.files.reduce((n, f) => n + f.bytes, 0) } : null;
 }
 

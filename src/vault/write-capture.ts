@@ -9,6 +9,7 @@
  */
 import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ToolError } from '../errors.js';
 import { chooseCompressor, findIgzip, GzipToRawDeflate, startIgzip } from '../tools/igzip.js';
@@ -72,12 +73,30 @@ export async function captureFailure(err: unknown, tools: readonly RunningTool<S
  * rejects otherwise (the caller discards the partial snapshot).
  */
 export async function writeEncryptedCapture(target: PartTarget, tool: CaptureTool): Promise<ManifestFile> {
+  const capture = { argv: tool.argv, env: tool.env, doing: `capturing ${tool.what}`, signal: tool.signal };
+  return writeCompressed(target, tool.what, {
+    plain: () => startTool(capture),
+    intoIgzip: (gz) => startTool(capture, { stdout: gz.stdin! }),
+  });
+}
+
+/**
+ * Writes a stream this process makes (delta mode's rows) as the part's file the same way: through
+ * igzip when it is there (compression on another core), else through Node's zlib.
+ */
+export async function writeEncryptedStream(target: PartTarget, plain: Readable, what: string): Promise<ManifestFile> {
+  return writeCompressed(target, what, { stream: plain });
+}
+
+type Source = { plain(): RunningTool; intoIgzip(gz: RunningTool): RunningTool<StdoutTo> } | { stream: Readable };
+
+async function writeCompressed(target: PartTarget, what: string, source: Source): Promise<ManifestFile> {
   const { dir, part, keys, progress, encrypt: opts = {} } = target;
   const name = PART_FILE[part];
   const igzip = chooseCompressor(opts) === 'igzip' ? findIgzip() : null;
-  const capture = { argv: tool.argv, env: tool.env, doing: `capturing ${tool.what}`, signal: tool.signal };
   if (!igzip) {
-    const run = startTool(capture);
+    if ('stream' in source) return writeEncryptedPart(target, source.stream);
+    const run = source.plain();
     try {
       const file = await writeEncryptedPart(target, run.stdout);
       await run.done;
@@ -89,13 +108,14 @@ export async function writeEncryptedCapture(target: PartTarget, tool: CaptureToo
 
   const started = Date.now();
   const { message, facts } = await messageKeysFor(keys);
-  const doing = `compressing ${tool.what}`;
+  const doing = `compressing ${what}`;
   // igzip first: the tool's stdout is igzip's stdin pipe, so its bytes never enter this process.
   const gz = startIgzip(igzip, opts.compressLevel ?? 1, doing);
-  const dump = startTool(capture, { stdout: gz.stdin! });
+  const dump = 'stream' in source ? null : source.intoIgzip(gz);
   let estimate = 0;
+  const counted = 'stream' in source ? countInto(source.stream, gz, (n) => progress?.((estimate = n))) : null;
   const poll = setInterval(() => {
-    const n = bytesWritten(dump.child.pid);
+    const n = dump ? bytesWritten(dump.child.pid) : null;
     if (n !== null && n > estimate) {
       estimate = n;
       progress?.(n);
@@ -104,21 +124,42 @@ export async function writeEncryptedCapture(target: PartTarget, tool: CaptureToo
   const raw = new GzipToRawDeflate();
   const hasher = new HashCounter();
   const file = path.join(dir, name);
+  const tools = dump ? [dump, gz] : [gz];
   try {
     await Promise.all([
+      ...(counted ? [counted] : []),
       pipeline(gz.stdout, raw),
       pipeline(encryptPreDeflated(raw, message), hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' })),
     ]);
-    await dump.done;
+    await dump?.done;
     await gz.done;
   } catch (err) {
     // When igzip dies first, the tool gets SIGPIPE: igzip's failure is the one to report.
-    throw await captureFailure(igzipOutputError(err, raw, gz, doing), [dump, gz]);
+    const cause = counted && !(err instanceof ToolError) && err !== raw.errored ? err : igzipOutputError(err, raw, gz, doing);
+    throw await captureFailure(cause, tools);
   } finally {
     clearInterval(poll);
   }
   await fsyncFile(file);
-  const plainBytes = sizeFromIsize(raw.isize ?? 0, Math.max(estimate, bytesWritten(dump.child.pid) ?? 0));
+  const plainBytes = sizeFromIsize(raw.isize ?? 0, Math.max(estimate, dump ? (bytesWritten(dump.child.pid) ?? 0) : 0));
   progress?.(plainBytes);
   return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started, keys: facts };
+}
+
+/** Pipes a stream into igzip's stdin, telling the bytes so far; a failing stream stops igzip. */
+async function countInto(stream: Readable, gz: RunningTool, onBytes: (n: number) => void): Promise<void> {
+  let n = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(stream, counter, gz.stdin!);
+  } catch (err) {
+    gz.stop();
+    throw err;
+  }
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HASH_SESSION_SQL, tableHashSql } from '../../src/capture/delta-sql.js';
 import type { Manifest } from '../../src/vault/manifest.js';
-import { DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
+import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
 import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { fingerprint } from '../harness/fingerprint.js';
 import { clusterPerFile } from '../harness/suite.js';
@@ -67,6 +67,7 @@ describe('delta snapshots: capture', () => {
        DELETE FROM settings WHERE var = 'site_title'; INSERT INTO settings VALUES ('site_title', 'Renamed', NULL);
        UPDATE account_pins SET created_at = created_at + interval '1 day' WHERE account_id = 2;
        INSERT INTO statuses_tags VALUES (1, 1);
+       ${DELTA_EXTRA_CHURN}
        REFRESH MATERIALIZED VIEW account_summaries;`,
     );
     const d1 = await backup();
@@ -78,6 +79,8 @@ describe('delta snapshots: capture', () => {
     expect(table(d1.manifest, 'media_attachments')).toMatchObject({ rows: 39, deleted: 1, copied: 0 });
     expect(table(d1.manifest, 'settings')).toMatchObject({ deleted: 1, copied: 1 });
     expect(table(d1.manifest, 'users')).toMatchObject({ deleted: 0, copied: 0 });
+    expect(table(d1.manifest, 'signed_keys')).toMatchObject({ rows: 7, deleted: 3, copied: 4 });
+    expect(table(d1.manifest, 'uuid_keys')).toMatchObject({ rows: 3, deleted: 2, copied: 2 });
     expect(table(d1.manifest, 'statuses_tags').copied).toBeGreaterThan(0);
     // The delta is a small fraction of the base.
     const size = (m: Manifest, part: string) => m.files.find((f) => f.part === part)!.plainBytes;

@@ -15,6 +15,19 @@ INSERT INTO settings VALUES ('site_title', 'Mastodon 🐘', NULL), ('it''s "quot
 INSERT INTO account_pins (account_id, target_account_id) VALUES (1, 2), (1, 3), (2, 1);
 INSERT INTO statuses_tags SELECT id, id % 7 FROM statuses WHERE id % 3 = 0;
 UPDATE statuses SET text = repeat('long toot ', 2000) WHERE id = (SELECT min(id) FROM statuses);
+CREATE TABLE signed_keys (id integer PRIMARY KEY, v text);
+INSERT INTO signed_keys VALUES (-100, 'a'), (-5, 'b'), (0, 'c'), (7, 'd'), (2147483647, 'e'), (-2147483648, 'f');
+CREATE TABLE uuid_keys (id uuid PRIMARY KEY, at date);
+INSERT INTO uuid_keys VALUES ('00000000-0000-0000-0000-000000000001', '2020-01-01'), ('ffffffff-0000-0000-0000-000000000000', NULL), ('7fffffff-ffff-ffff-ffff-ffffffffffff', '1999-12-31');
+`;
+
+/** Changes to the extra tables: negative and extreme integer keys, uuid keys, in and out of order. */
+export const DELTA_EXTRA_CHURN = `
+DELETE FROM signed_keys WHERE id = -100; INSERT INTO signed_keys VALUES (-3, 'new'), (-2147483647, 'low');
+UPDATE signed_keys SET v = 'changed' WHERE id IN (7, -2147483648);
+DELETE FROM uuid_keys WHERE id = 'ffffffff-0000-0000-0000-000000000000';
+INSERT INTO uuid_keys VALUES ('80000000-0000-0000-0000-000000000000', '2026-12-01');
+UPDATE uuid_keys SET at = NULL WHERE id = '00000000-0000-0000-0000-000000000001';
 `;
 
 /** The snapshots a chain restore applies, base first (following `reference`). */

@@ -9,7 +9,15 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
     .command('backup')
     .description('Capture the database into a new encrypted snapshot in vault.dir.')
     .option('--json', 'print the manifest as JSON')
-    .addHelpText('after', examples(['permafrost backup', 'permafrost backup --json | jq .files']))
+    .addHelpText(
+      'after',
+      examples([
+        'permafrost backup',
+        'permafrost backup --json | jq .files',
+        '# with database.delta in the config: a base, then snapshots of what changed',
+        'permafrost backup --json | jq .chain.kind',
+      ]),
+    )
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
       const shown = progress(io, 'backup', { json: opts.json });
@@ -21,7 +29,13 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
       if (opts.json) return io.out(JSON.stringify(result.manifest, null, 2));
       const size = result.manifest.files.reduce((s, f) => s + f.bytes, 0);
       const secs = (Date.parse(result.manifest.finishedAt) - Date.parse(result.manifest.startedAt)) / 1000;
-      io.out(`snapshot ${result.manifest.id} written to ${result.dir} (${formatBytes(size)} in ${secs.toFixed(1)}s)`);
+      const chain = result.manifest.chain;
+      const kind = chain
+        ? chain.kind === 'base'
+          ? ` (a base: ${chain.reason ?? 'due'})`
+          : ` (a delta on ${chain.reference}, ${chain.depth} after its base)`
+        : '';
+      io.out(`snapshot ${result.manifest.id}${kind} written to ${result.dir} (${formatBytes(size)} in ${secs.toFixed(1)}s)`);
       const pruned = result.pruned?.removed ?? [];
       if (pruned.length > 0)
         io.out(`pruned ${pruned.length} old snapshot${pruned.length > 1 ? 's' : ''} (vault.keep): ${pruned.join(', ')}`);
