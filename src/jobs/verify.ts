@@ -1,7 +1,10 @@
 import { rm } from 'node:fs/promises';
-import type { Config } from '../config/schema.js';
+import { availableParallelism } from 'node:os';
+import type { Config, DatabaseConfig } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
-import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../recover/decrypt.js';
+import { applyChain, compareTableHashes, readChain, type RestoreChain } from '../recover/chain.js';
+import { decryptVerifiedPart, privateTemp, vaultTempBase, type DecryptSource } from '../recover/decrypt.js';
+import { defaultRestoreJobs, verifyRestoreArgv } from '../tools/postgres.js';
 import {
   archiveTables,
   checkRdbFile,
@@ -72,6 +75,31 @@ interface VerifyOptions extends SecretFlags {
   signal?: AbortSignal;
 }
 
+/** A damaged part's sentence as a check's detail: without the snapshot prefix and the advice. */
+function integrityDetail(err: IntegrityError): string {
+  return err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, '');
+}
+
+/** The chain's restore into the scratch database: as restore does it, without owners and grants (verifyRestoreArgv). */
+async function restoreChainIntoScratch(
+  server: DatabaseConfig,
+  archive: string,
+  chain: RestoreChain,
+  source: Omit<DecryptSource, 'snapshot'>,
+  jobs: number | undefined,
+  opts: VerifyOptions,
+): Promise<void> {
+  const n = jobs ?? defaultRestoreJobs(availableParallelism());
+  await applyChain(source, chain, {
+    server,
+    database: server.name,
+    archive,
+    restoreArgv: (section) => verifyRestoreArgv(server, server.name, archive, { section, jobs: section === 'post-data' ? n : 1 }),
+    events: opts.events,
+    signal: opts.signal,
+  });
+}
+
 /** runVerify's work; `run` tells the caller which snapshot it had chosen when it threw. */
 async function verifyOnce(
   config: Config,
@@ -82,7 +110,8 @@ async function verifyOnce(
   const secret = await decryptSecretFor(config, opts, 'verify');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   run.snapshot = snapshot.id;
-  await requireSignedManifest(snapshot, await readSignerKey(config.vault.signerKeyFile));
+  const signer = await readSignerKey(config.vault.signerKeyFile);
+  await requireSignedManifest(snapshot, signer);
   const server = verifyServer(config, scratchName(config));
   let checks: CheckOutcome[] = [];
   const stopIfAborted = (): void => {
@@ -109,32 +138,43 @@ async function verifyOnce(
       checks = [failed('manifest', snapshot.problem ?? `snapshot ${snapshot.id} has no readable manifest`)];
     } else {
       /** Decrypts one part into the temp folder; a damaged part is a failed check, anything else a host problem. */
-      const decrypt = async (file: ManifestFile): Promise<{ outcome: CheckOutcome; out: string | null }> => {
+      const decrypt = async (file: ManifestFile, from = snapshot): Promise<{ outcome: CheckOutcome; out: string | null }> => {
         const name = `decrypt-${file.part}`;
         const what = `decrypt ${file.part}`;
         opts.events?.phase?.(what);
         try {
-          const out = await decryptVerifiedPart({ snapshot, secret, temp }, file, {
+          const out = await decryptVerifiedPart({ snapshot: from, secret, temp }, file, {
             progress: (n) => opts.events?.bytes?.(what, n),
             signal: opts.signal,
           });
           return { outcome: passed(name, `${file.name}: OpenPGP integrity and SHA-256 match the manifest`), out };
         } catch (err) {
           if (!(err instanceof IntegrityError)) throw err;
-          return {
-            outcome: failed(
-              name,
-              err.message.replace(/^Snapshot \S+ failed its integrity check: /, '').replace(/; use another snapshot\.$/, ''),
-            ),
-            out: null,
-          };
+          return { outcome: failed(name, integrityDetail(err)), out: null };
         }
       };
 
       // Each step hands what it produced (the archive, its table list) to the next through these.
       let archive = '';
       let toc: TocTable[] = [];
+      let chain: RestoreChain | null = null;
       const decryptDatabase: VerifyStep = async () => {
+        if (manifest.chain) {
+          const read = await readChain(config.vault.dir, snapshot, signer, opts.events);
+          if ('problem' in read) return [failed('chain', read.problem)];
+          chain = read.chain;
+          const base = chain.links[0]!;
+          const d = await decrypt(chain.schema, base);
+          archive = d.out ?? '';
+          const n = chain.links.length;
+          return [
+            passed(
+              'chain',
+              `${n === 1 ? 'a base' : `${n - 1} delta${n > 2 ? 's' : ''} on base ${base.id}`}: every file's size and SHA-256 match the manifests`,
+            ),
+            d.outcome,
+          ];
+        }
         const file = manifest.files.find((f) => f.part === 'database');
         if (!file) return [failed('decrypt-database', 'the manifest lists no database part')];
         const d = await decrypt(file);
@@ -152,11 +192,14 @@ async function verifyOnce(
       };
       const restore: VerifyStep = async () => {
         try {
-          await restoreIntoScratch(server, archive, config.verify?.jobs, opts.signal);
+          if (chain) await restoreChainIntoScratch(server, archive, chain, { secret, temp }, config.verify?.jobs, opts);
+          else await restoreIntoScratch(server, archive, config.verify?.jobs, opts.signal);
         } catch (err) {
           // Stopped on purpose (daemon shutdown): not the snapshot's fault, nothing is recorded.
           stopIfAborted();
           if (err instanceof ToolError) return [failed('restore', `${err.message} (into scratch database "${server.name}")`)];
+          // A part of the chain that turned out damaged while it streamed into psql.
+          if (err instanceof IntegrityError) return [failed('restore', integrityDetail(err))];
           throw err;
         }
         await rm(archive, { force: true });
@@ -164,7 +207,9 @@ async function verifyOnce(
       };
       const compare: VerifyStep = async () => {
         opts.events?.phase?.('check');
-        return compareWithManifest(manifest.mastodon, toc, await readRestoredFacts(server));
+        const checks = compareWithManifest(manifest.mastodon, toc, await readRestoredFacts(server));
+        if (chain) checks.push(await compareTableHashes(server, server.name, chain.tables));
+        return checks;
       };
       /** The scratch database lives only through restore and compare; it is dropped whatever they found. */
       const inScratch: VerifyStep = async () => {

@@ -3,12 +3,17 @@
  * mapping from what went wrong to the error the user sees. Only a file whose OpenPGP integrity
  * (MDC), SHA-256, size and plaintext size all match the manifest is handed to the caller.
  */
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import { formatBytes } from '../format.js';
-import { gpgDecryptArgv, gpgDecryptFile, gpgImportSecretKey, type GpgDecryptResult } from '../tools/gpg.js';
+import { classifyGpgError, gpgDecryptArgv, gpgDecryptFile, gpgImportSecretKey, killAgent, type GpgDecryptResult } from '../tools/gpg.js';
+import { startTool, type ToolRun } from '../tools/run.js';
+import { HashCounter, sha256File } from '../vault/crypto.js';
 import type { DecryptSecret } from '../vault/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { partPath, type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
@@ -121,6 +126,32 @@ function judgeDecryption(r: GpgDecryptResult, file: ManifestFile): string | null
   return null;
 }
 
+/** The sentence for a part that is damaged (exit 3). */
+function integrityError(snapshot: SnapshotEntry, file: ManifestFile, why: string, cause?: unknown): IntegrityError {
+  return new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${file.name} ${why}; use another snapshot.`, { cause });
+}
+
+/** Stopped on purpose (SIGTERM): gpg's failure then says nothing about the snapshot. */
+function throwIfStopped(snapshot: SnapshotEntry, signal: AbortSignal | undefined): void {
+  if (signal?.aborted)
+    throw new PermafrostError('tool', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, { cause: signal.reason });
+}
+
+/** The one mapping from a decryption's outcome to the error the user sees: missing gpg, damage (exit 3), or the wrong secret (exit 2). */
+function throwIfBad({ snapshot, secret }: DecryptSource, file: ManifestFile, r: GpgDecryptResult, encPath: string): void {
+  if (r.failure === 'missing-tool') {
+    throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
+      argv: gpgDecryptArgv('GNUPGHOME', encPath),
+      exitStatus: null,
+      stderr: r.stderr,
+    });
+  }
+  const cause = r.ok ? undefined : new Error(r.stderr);
+  const wrong = judgeDecryption(r, file);
+  if (wrong) throw integrityError(snapshot, file, wrong, cause);
+  if (!r.ok) throw new UserError(wrongKey(snapshot, file, secret), { cause });
+}
+
 /** What decrypting the parts of one snapshot needs: looked up once, read once, passed down. */
 export interface DecryptSource {
   snapshot: SnapshotEntry;
@@ -168,8 +199,6 @@ export async function decryptVerifiedPart(
   // On a backup device the good copy may be one Syncthing's versioning kept (.stversions).
   const encPath = (await partPath(snapshot, file.name)).path;
   const outPath = plainPath(temp, file);
-  const integrity = (why: string, cause?: unknown): IntegrityError =>
-    new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${file.name} ${why}; use another snapshot.`, { cause });
   // gpg writes the plaintext itself: the file's growth is the progress.
   // Checked before gpg starts: a full disk is the host's problem, not a damaged snapshot.
   const free = (await diskSpace(temp.dir)).free;
@@ -185,29 +214,13 @@ export async function decryptVerifiedPart(
             ? await gpgDecryptFile(encPath, '', outPath, { home: secret.home, agent: true, signal: opts.signal })
             : await gpgDecryptFile(encPath, secret.passphrase, outPath, { signal: opts.signal });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrity('is missing', err);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', err);
       throw err;
     }
-    // Stopped on purpose (SIGTERM): gpg's failure then says nothing about the snapshot.
-    if (opts.signal?.aborted)
-      throw new PermafrostError('tool', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, {
-        cause: opts.signal.reason,
-      });
-    if (r.failure === 'missing-tool') {
-      throw new ToolError('Cannot run gpg to decrypt the snapshot: install gnupg (apt-get install gnupg).', {
-        argv: gpgDecryptArgv('GNUPGHOME', encPath),
-        exitStatus: null,
-        stderr: r.stderr,
-      });
-    }
-    const cause = r.ok ? undefined : new Error(r.stderr);
+    throwIfStopped(snapshot, opts.signal);
     // Space taken meanwhile (or a manifest that understates the size): gpg could not write, nothing is wrong with the part.
-    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(snapshot, temp, file, (await diskSpace(temp.dir)).free, cause);
-    const wrong = judgeDecryption(r, file);
-    if (wrong) throw integrity(wrong, cause);
-    if (!r.ok) {
-      throw new UserError(wrongKey(snapshot, file, secret), { cause });
-    }
+    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(snapshot, temp, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
+    throwIfBad({ snapshot, secret, temp }, file, r, encPath);
     opts.progress?.(r.plainBytes);
     return outPath;
   } catch (err) {
@@ -216,5 +229,107 @@ export async function decryptVerifiedPart(
     throw (await vanishedSnapshotError(snapshot, 'it was being decrypted', err)) ?? err;
   } finally {
     stop();
+  }
+}
+
+/** The GNUPGHOME gpg decrypts in and the secret it reads on fd 3 (none with the caller's agent); `dispose` removes a throwaway one. */
+async function gpgHome(temp: PrivateTemp, secret: DecryptSecret): Promise<{ home: string; fd3?: string; dispose(): Promise<void> }> {
+  if (secret.kind === 'agent') return { home: secret.home, dispose: async () => {} };
+  if (secret.kind === 'identity') {
+    // Kept for the next part (it goes with the temp folder); only its agent is stopped.
+    const home = await identityHome(temp, secret);
+    return { home, fd3: `${secret.keyPassphrase}\n`, dispose: () => killAgent(home) };
+  }
+  const home = await mkdtemp(path.join(temp.dir, 'gnupg-'));
+  return {
+    home,
+    fd3: `${secret.passphrase}\n`,
+    dispose: async () => {
+      await killAgent(home);
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Counts the plaintext on its way to the consumer, for the size check and the progress. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  constructor(private readonly progress?: (n: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err: null, chunk: Buffer) => void): void {
+    this.bytes += chunk.length;
+    this.progress?.(this.bytes);
+    cb(null, chunk);
+  }
+}
+
+/**
+ * Decrypts one part straight into the stdin of another program (psql applying a delta-mode rows or
+ * delta part): no plaintext touches a disk. gpg reads the ciphertext from us, so what is hashed is
+ * exactly what it decrypted; the outcome is judged as decryptVerifiedPart's is (MDC, SHA-256, size,
+ * plaintext size). The consumer has seen the plaintext before that verdict, so it must write only
+ * into a copy the caller throws away on failure (`<target>_incoming`, the scratch database); the
+ * caller also checks size and SHA-256 of every file before the first is decrypted. A consumer that
+ * fails on its own rejects with its ToolError.
+ */
+export async function decryptPartInto(
+  source: DecryptSource,
+  file: ManifestFile,
+  consumer: ToolRun,
+  opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
+): Promise<void> {
+  const { snapshot, secret, temp } = source;
+  const encPath = (await partPath(snapshot, file.name)).path;
+  const gpg = await gpgHome(temp, secret);
+  try {
+    const sink = startTool({ ...consumer, signal: opts.signal }, { stdin: 'pipe', stdout: 'ignore' });
+    const dec = startTool(
+      {
+        argv: gpgDecryptArgv(gpg.home, '-', 'gpg', secret.kind === 'agent'),
+        env: { ...process.env, GNUPGHOME: gpg.home },
+        doing: `decrypting ${encPath}`,
+        signal: opts.signal,
+      },
+      { stdin: 'pipe', ...(gpg.fd3 === undefined ? {} : { fd3: gpg.fd3 }) },
+    );
+    const cipher = new HashCounter();
+    const plain = new ByteCounter(opts.progress);
+    const settled = (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        () => null,
+        (err: unknown) => err ?? new Error('failed'),
+      );
+    const [feedErr, drainErr] = await Promise.all([
+      settled(pipeline(createReadStream(encPath), cipher, dec.stdin!)),
+      settled(pipeline(dec.stdout, plain, sink.stdin!)),
+    ]);
+    const gpgErr = (await settled(dec.done)) as ToolError | null;
+    const sinkErr = (await settled(sink.done)) as ToolError | null;
+    throwIfStopped(snapshot, opts.signal);
+    if ((feedErr as NodeJS.ErrnoException | null)?.code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', feedErr);
+    // The consumer stopped reading (or read everything and still failed): its own error explains the run.
+    if (sinkErr && (drainErr || !gpgErr)) throw sinkErr;
+    // gpg stopped reading early (a wrong key, a broken header): the whole file decides whether it is damaged.
+    const whole = feedErr ? await sha256File(encPath) : { sha256: cipher.sha256(), bytes: cipher.bytes };
+    const notStarted = gpgErr !== null && gpgErr.exitStatus === null && gpgErr.signal === null;
+    const stderr = dec.stderr().trim();
+    throwIfBad(
+      source,
+      file,
+      {
+        ok: gpgErr === null,
+        ...(gpgErr ? { failure: notStarted ? 'missing-tool' : classifyGpgError(stderr) } : {}),
+        stderr,
+        ...whole,
+        plainBytes: plain.bytes,
+      },
+      encPath,
+    );
+    if (sinkErr) throw sinkErr;
+  } catch (err) {
+    throw (await vanishedSnapshotError(snapshot, 'it was being decrypted', err)) ?? err;
+  } finally {
+    await gpg.dispose();
   }
 }

@@ -5,14 +5,16 @@
  * touched before the swap, so a failure or a kill at any point leaves it as it was.
  */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
 import { assertDbName, connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import type { DatabaseConfig } from '../config/schema.js';
-import { BusyError, errorMessage, IntegrityError, PermafrostError, UserError } from '../errors.js';
+import { BusyError, errorMessage, IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import type { DatabaseFacts, Manifest, ManifestFile } from '../vault/manifest.js';
 import type { JobEvents } from '../jobs/events.js';
+import { applyChain, chainPlainBytes, compareTableHashes, type RestoreChain } from './chain.js';
 import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
 import { archiveTables, compareWithManifest, readRestoredFacts } from './verify.js';
 
@@ -257,6 +259,9 @@ async function swapIn(
   }
 }
 
+/** What the database is restored from: a full snapshot's pg_dump archive, or a delta-mode snapshot's chain (recover/chain.ts readChain). */
+export type DatabaseContent = { kind: 'full'; file: ManifestFile } | { kind: 'chain'; chain: RestoreChain };
+
 /** Options of the database step; the caller has checked the target with inspectTarget/checkTarget. */
 export interface DatabaseRestoreOptions {
   server: DatabaseConfig;
@@ -276,14 +281,15 @@ export interface DatabaseRestoreOptions {
 }
 
 /**
- * Restores the snapshot's database part as `opts.database`: decrypted and verified first, roles
- * created when missing, restored into `<target>_incoming`, checked against the manifest, then
- * swapped in. Until the swap the target is as it was; a leftover `_incoming` of a killed run is
- * dropped first. The caller disposes the temp folder.
+ * Restores the snapshot's database as `opts.database`: the archive (a chain's schema archive)
+ * decrypted and verified first, roles created when missing, restored into `<target>_incoming` (a
+ * chain: pre-data, rows, deltas, post-data), checked against the manifest (a chain: every table's
+ * count and hash too), then swapped in. Until the swap the target is as it was; a leftover
+ * `_incoming` of a killed run is dropped first. The caller disposes the temp folder.
  */
 export async function restoreDatabase(
   source: DecryptSource,
-  file: ManifestFile,
+  content: DatabaseContent,
   opts: DatabaseRestoreOptions,
 ): Promise<DatabaseRestoreResult> {
   const t0 = Date.now();
@@ -299,7 +305,12 @@ export async function restoreDatabase(
     if (!lock.rows[0]?.ok)
       throw new BusyError(`Another restore into database "${target}" is running on this server; wait for it to finish.`);
     opts.events?.phase?.('decrypt');
-    const archive = await decryptVerifiedPart(source, file, { progress: (n) => opts.events?.bytes?.('decrypt', n), signal: opts.signal });
+    // A chain's archive is its base's schema part (small: no table data); the rows stream in later.
+    const archive = await decryptVerifiedPart(
+      content.kind === 'full' ? source : { ...source, snapshot: content.chain.links[0]! },
+      content.kind === 'full' ? content.file : content.chain.schema,
+      { progress: (n) => opts.events?.bytes?.('decrypt', n), signal: opts.signal },
+    );
     const decryptMs = Date.now() - t0;
     let rolesCreated: string[] = [];
     let rolesNote: string | null = null;
@@ -333,20 +344,34 @@ export async function restoreDatabase(
     let swapped = false;
     try {
       const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
-      const argv = pgRestoreArgv(server, incoming, archive, { jobs, noOwner: opts.noOwner, role: opts.role });
+      const restoreOpts = { noOwner: opts.noOwner, role: opts.role };
       try {
-        await runTool({
-          argv,
-          env: pgRestoreEnv(pgEnv(server)),
-          doing: `restoring snapshot ${snapshot.id} into "${incoming}"`,
-          signal: opts.signal,
-        });
+        if (content.kind === 'full') {
+          await runTool({
+            argv: pgRestoreArgv(server, incoming, archive, { jobs, ...restoreOpts }),
+            env: pgRestoreEnv(pgEnv(server)),
+            doing: `restoring snapshot ${snapshot.id} into "${incoming}"`,
+            signal: opts.signal,
+          });
+        } else {
+          await applyChain({ secret: source.secret, temp: source.temp }, content.chain, {
+            server,
+            database: incoming,
+            archive,
+            // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
+            restoreArgv: (section) =>
+              pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
+            events: opts.events,
+            signal: opts.signal,
+          });
+        }
       } catch (err) {
-        if (opts.signal?.aborted) throw err;
+        if (opts.signal?.aborted || !(err instanceof ToolError)) throw err;
+        const tool = content.kind === 'full' ? 'pg_restore' : path.basename(err.argv[0] ?? 'pg_restore');
         throw new PermafrostError(
           'tool',
-          `pg_restore failed restoring snapshot ${snapshot.id} into "${incoming}"; database "${target}" was not touched: read the lines below, fix the cause and run restore again.`,
-          { cause: err, details: (err as PermafrostError).details },
+          `${tool} failed restoring snapshot ${snapshot.id} into "${incoming}"; database "${target}" was not touched: read the lines below, fix the cause and run restore again.`,
+          { cause: err, details: err.details },
         );
       }
       opts.events?.phase?.('check');
@@ -355,6 +380,7 @@ export async function restoreDatabase(
         await archiveTables(server, archive),
         await readRestoredFacts({ ...server, name: incoming }),
       );
+      if (content.kind === 'chain') checks.push(await compareTableHashes(server, incoming, content.chain.tables));
       const bad = checks.filter((c) => !c.ok);
       if (bad.length > 0) {
         throw new IntegrityError(
@@ -388,7 +414,7 @@ export async function restoreDatabase(
         decryptMs,
         restoreMs: totalMs - decryptMs,
         totalMs,
-        bytes: file.plainBytes,
+        bytes: content.kind === 'full' ? content.file.plainBytes : chainPlainBytes(content.chain),
         terminatedSessions,
       };
     } finally {

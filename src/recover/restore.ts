@@ -15,10 +15,18 @@ import type { JobEvents } from '../jobs/events.js';
 import { IntegrityError, PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../vault/keys-identity.js';
-import { readSignerKey, requireSignedManifest } from '../vault/signature.js';
+import { readSignerKey, requireSignedManifest, type SignerKey } from '../vault/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase, type PrivateTemp } from './decrypt.js';
-import { assertTargetNames, checkTarget, inspectTarget, restoreDatabase, type DatabaseRestoreResult } from './restore-database.js';
+import { readChain } from './chain.js';
+import {
+  assertTargetNames,
+  checkTarget,
+  inspectTarget,
+  restoreDatabase,
+  type DatabaseContent,
+  type DatabaseRestoreResult,
+} from './restore-database.js';
 
 export interface RestoreOptions extends SecretFlags {
   snapshot?: string;
@@ -270,6 +278,26 @@ async function destinations(
 }
 
 /**
+ * What the database comes from: a full snapshot's database part, or a delta-mode snapshot's chain,
+ * resolved and every file of it checked (size, SHA-256, signatures) before anything is decrypted.
+ */
+async function databaseContent(
+  vaultDir: string,
+  snapshot: SnapshotEntry,
+  signer: SignerKey | null,
+  events: JobEvents | undefined,
+): Promise<DatabaseContent> {
+  if (!snapshot.manifest?.chain) return { kind: 'full', file: partFile(snapshot, 'database') };
+  const read = await readChain(vaultDir, snapshot, signer, events);
+  if ('problem' in read) {
+    throw new IntegrityError(
+      `Snapshot ${snapshot.id} cannot be restored: ${read.problem}; restore another snapshot (permafrost list shows them), and run permafrost check.`,
+    );
+  }
+  return { kind: 'chain', chain: read.chain };
+}
+
+/**
  * Restores what was asked for from one snapshot: every destination and the target database are
  * checked first, then the requested files are decrypted and verified beside their destinations
  * and the media copied beside its own, then the database is restored and swapped in, and only then
@@ -301,7 +329,8 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   }
   const secret = await decryptSecretFor(config, opts, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
-  await requireSignedManifest(snapshot, await readSignerKey(config.vault.signerKeyFile));
+  const signer = await readSignerKey(config.vault.signerKeyFile);
+  await requireSignedManifest(snapshot, signer);
   const manifest = snapshot.manifest;
   if (!manifest) throw new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${snapshot.problem ?? 'no manifest'}.`);
   // --all lays out what the snapshot holds: a part it lacks (not configured, or failed and optional)
@@ -313,13 +342,15 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   const database = opts.database ?? (opts.all || (!redis && !secrets && !media) ? manifest.database.name : undefined);
   if (database) assertTargetNames(database, opts.database ? '--database' : `the database name in snapshot ${snapshot.id}`);
   // Every requested part must exist before any is written, so a missing one fails without side effects.
-  const dbFile = database ? partFile(snapshot, 'database') : null;
+  if (database && !manifest.chain) partFile(snapshot, 'database');
   const rolesFile = manifest.files.find((f) => f.part === 'roles') ? partFile(snapshot, 'roles') : null;
   if (redis) partFile(snapshot, 'redis');
   if (secrets) partFile(snapshot, 'secrets');
   const server = database ? targetServer(config, database) : null;
   const target = database && server ? await inspectTarget(server, database) : null;
   if (database && target) checkTarget(target, database, opts);
+  // Last of the checks, as it reads every file of a chain: the cheap refusals come first.
+  const content = database ? await databaseContent(config.vault.dir, snapshot, signer, opts.events) : null;
   const steps = nextSteps({
     database: database ?? null,
     redis: redis ?? null,
@@ -355,11 +386,11 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
       mediaStaging = await stoppable(stageMedia(mediaFrom, media));
     }
     let db: DatabaseRestoreResult | null = null;
-    if (database && dbFile && target && server) {
+    if (database && content && target && server) {
       const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
       try {
         db = await stoppable(
-          restoreDatabase({ snapshot, secret, temp }, dbFile, {
+          restoreDatabase({ snapshot, secret, temp }, content, {
             server,
             database,
             target,

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL client tools (pg_dump, pg_restore) and the libpq connection settings they and the
+ * The PostgreSQL client tools (pg_dump, pg_restore, psql) and the libpq connection settings they and the
  * `pg` client share: pure argv and env builders, plus the runs that only print (`--version`, `--list`).
  */
 import path from 'node:path';
@@ -10,7 +10,7 @@ import type { MastodonFacts } from '../vault/manifest.js';
 import { PermafrostError, ToolError, UserError } from '../errors.js';
 import { runTool } from './run.js';
 
-export function pgBin(db: Pick<DatabaseConfig, 'binDir'>, tool: 'pg_dump' | 'pg_restore'): string {
+export function pgBin(db: Pick<DatabaseConfig, 'binDir'>, tool: 'pg_dump' | 'pg_restore' | 'psql'): string {
   return db.binDir ? path.join(db.binDir, tool) : tool;
 }
 
@@ -78,21 +78,26 @@ export function defaultRestoreJobs(cores: number): number {
   return Math.max(1, Math.min(4, cores));
 }
 
+/** One section of a schema-only archive (a delta-mode base's schema part): tables before the rows, indexes and constraints after. */
+export type ArchiveSection = 'pre-data' | 'post-data';
+
 /**
  * pg_restore argv into a database restore has just created (so no --clean), optionally in
- * parallel; `noOwner` with `role` makes every object that role's, as Mastodon's migration guide
- * does, and leaves out the grants too, which name the same roles that may not exist here.
+ * parallel and of one section only; `noOwner` with `role` makes every object that role's, as
+ * Mastodon's migration guide does, and leaves out the grants too, which name the same roles that
+ * may not exist here.
  */
 export function pgRestoreArgv(
   db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
   target: string,
   archive: string,
-  opts: { jobs?: number; noOwner?: boolean; role?: string } = {},
+  opts: { jobs?: number; noOwner?: boolean; role?: string; section?: ArchiveSection } = {},
 ): string[] {
   return [
     pgBin(db, 'pg_restore'),
     '--exit-on-error',
     '--no-password',
+    ...(opts.section ? [`--section=${opts.section}`] : []),
     ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
     ...(opts.noOwner ? ['--no-owner', '--no-acl'] : []),
     ...(opts.role ? [`--role=${opts.role}`] : []),
@@ -173,7 +178,7 @@ export function verifyRestoreArgv(
   db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>,
   scratch: string,
   archive: string,
-  opts: { jobs?: number } = {},
+  opts: { jobs?: number; section?: ArchiveSection } = {},
 ): string[] {
   return [
     pgBin(db, 'pg_restore'),
@@ -181,11 +186,32 @@ export function verifyRestoreArgv(
     '--no-owner',
     '--no-acl',
     '--no-password',
+    ...(opts.section ? [`--section=${opts.section}`] : []),
     ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),
     ...pgConnArgs(db),
     '--dbname',
     scratch,
     archive,
+  ];
+}
+
+/**
+ * psql argv that runs the SQL on its stdin (a delta-mode rows or delta part, decrypted by gpg
+ * straight into the pipe) in one transaction that stops at the first error: no ~/.psqlrc, no
+ * password prompt, no notices on the way.
+ */
+export function psqlArgv(db: Pick<DatabaseConfig, 'host' | 'port' | 'user' | 'binDir'>, database: string): string[] {
+  return [
+    pgBin(db, 'psql'),
+    '-X',
+    '-q',
+    '--no-password',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '--single-transaction',
+    ...pgConnArgs(db),
+    '-d',
+    database,
   ];
 }
 

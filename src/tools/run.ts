@@ -111,7 +111,10 @@ export function firstError(stderr: string): string | undefined {
     .map((l) => l.trim())
     .filter(Boolean);
   const line = lines.find((l) => /(^|: )(error|fatal):/i.test(l)) ?? lines.at(-1);
-  return line?.replace(/^\S+: (error: |fatal: )?/i, '').replace(/\s+/g, ' ');
+  return line
+    ?.replace(/^\S+: (error: |fatal: )?/i, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 /** Starts a program; see the file comment. `stdout` defaults to a pipe the caller must consume. */

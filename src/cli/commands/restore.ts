@@ -32,7 +32,7 @@ interface RestoreFlags {
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
   agentOption(identityOptions(program.command('restore')))
     .description(
-      'Verify a snapshot completely, restore its database into <target>_incoming, check it against the manifest and swap it in ' +
+      'Verify a snapshot completely (a delta snapshot: its whole chain back to the base), restore its database into <target>_incoming, check it against the manifest and swap it in ' +
         '(roles and owner created when missing, the previous database kept under <target>_before_<date>), and/or write its Redis RDB, ' +
         '.env.production (mode 0600) and media folder. A failed run leaves everything as it was and can be run again.',
     )
@@ -77,6 +77,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --vault /srv/syncthing/vault --passphrase-file /root/passphrase --all /root/restore --media-from /srv/syncthing/media',
         'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
         'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
+        'permafrost restore 2026-11-26T13-00-00Z --database mastodon_restored   # a delta snapshot: its base, then each delta up to it',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {

@@ -7,7 +7,7 @@ import { examples, VAULT_OPTION, withStopSignal, type RegisterCommand } from '..
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
   agentOption(identityOptions(program.command('verify')))
     .description(
-      'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts.',
+      'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts; a delta snapshot: its chain back to the base, and the count and content hash of every table.',
     )
     .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
     .option(
@@ -25,6 +25,7 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         'permafrost verify latest --passphrase-file /media/usb/passphrase   # on a backup device',
         'PGHOST=/var/run/postgresql permafrost verify --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config: scratch database on the libpq server',
         'permafrost verify latest --identity /media/usb/permafrost-secret.asc   # snapshots encrypted to vault.recipients',
+        'permafrost verify 2026-11-26T13-00-00Z   # a delta snapshot: base, deltas in order, every table count and hash',
       ]),
     )
     .action(

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IntegrityError, UserError } from '../../../src/errors.js';
-import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
+import { IntegrityError, ToolError, UserError } from '../../../src/errors.js';
+import { decryptPartInto, decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
 import type { ManifestFile } from '../../../src/vault/manifest.js';
 import { encryptOpenPgpStream, skeskPacket } from '../../../src/vault/openpgp-stream.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
@@ -17,14 +17,16 @@ const PASS = 'correct horse battery staple';
 let n = 0;
 
 /** A snapshot folder with one encrypted part and the manifest entry a backup would have written. */
-async function snapshotWith(plain: Buffer): Promise<{ snapshot: SnapshotEntry; file: ManifestFile; enc: string }> {
+async function snapshotWith(
+  plain: Buffer,
+  part: Pick<ManifestFile, 'name' | 'part'> = { name: 'redis.rdb.gpg', part: 'redis' },
+): Promise<{ snapshot: SnapshotEntry; file: ManifestFile; enc: string }> {
   const dir = mkdtempSync(path.join(root, 'snap-'));
-  const enc = path.join(dir, 'redis.rdb.gpg');
+  const enc = path.join(dir, part.name);
   await pipeline(encryptOpenPgpStream(Readable.from([plain]), skeskPacket(PASS), { compressLevel: 1 }), createWriteStream(enc));
   const bytes = readFileSync(enc);
   const file: ManifestFile = {
-    name: 'redis.rdb.gpg',
-    part: 'redis',
+    ...part,
     bytes: bytes.length,
     sha256: createHash('sha256').update(bytes).digest('hex'),
     plainBytes: plain.length,
@@ -100,5 +102,95 @@ describe('decryptVerifiedPart', () => {
     expect(out).toBeInstanceOf(IntegrityError);
     expect((out as Error).message).toMatch(/redis\.rdb\.gpg is missing/);
     expect(left).toEqual([]);
+  });
+});
+
+/** A consumer standing in for psql: copies its stdin to `out` (or fails without reading, as psql does on a bad first statement). */
+function consumer(script: string): string {
+  const file = path.join(root, `consumer-${++n}.sh`);
+  writeFileSync(file, `#!/bin/sh\n${script}\n`);
+  chmodSync(file, 0o755);
+  return file;
+}
+
+const DELTA = { name: 'delta.sql.gpg', part: 'delta' } as const;
+
+/** Streams the part into the consumer; what it threw, the last progress, and what the temp folder still holds. */
+async function stream(snapshot: SnapshotEntry, file: ManifestFile, bin: string, passphrase = PASS) {
+  const temp = await privateTemp(vaultTempBase(root));
+  let seen = 0;
+  try {
+    const err = await decryptPartInto(
+      { snapshot, secret: { kind: 'passphrase', passphrase }, temp },
+      file,
+      { argv: [bin], doing: 'applying it' },
+      { progress: (b) => (seen = b) },
+    ).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    return { err, seen, left: readdirSync(temp.dir) };
+  } finally {
+    await temp.dispose();
+  }
+}
+
+describe('decryptPartInto: gpg straight into another program, no plaintext on disk', () => {
+  const data = randomBytes(300_000);
+
+  it('hands the consumer exactly the plaintext and leaves nothing in the temp folder', async () => {
+    const { snapshot, file } = await snapshotWith(data, DELTA);
+    const out = path.join(root, 'got');
+    const r = await stream(snapshot, file, consumer(`cat > '${out}'`));
+    expect(r.err).toBeNull();
+    expect(readFileSync(out).equals(data)).toBe(true);
+    expect(r.seen).toBe(data.length);
+    expect(r.left).toEqual([]);
+  });
+
+  it('a flipped byte is an IntegrityError even though the consumer read to the end', async () => {
+    const { snapshot, file, enc } = await snapshotWith(data, DELTA);
+    const b = Buffer.from(readFileSync(enc));
+    b[b.length >> 1]! ^= 1;
+    writeFileSync(enc, b);
+    const r = await stream(snapshot, file, consumer('cat > /dev/null'));
+    expect(r.err).toBeInstanceOf(IntegrityError);
+    expect((r.err as Error).message).toBe(
+      `Snapshot ${snapshot.id} failed its integrity check: delta.sql.gpg does not match the SHA-256 in the manifest (tampered or truncated); use another snapshot.`,
+    );
+    expect(r.left).toEqual([]);
+  });
+
+  it('a plaintext size other than the manifest says is an IntegrityError', async () => {
+    const { snapshot, file } = await snapshotWith(data, DELTA);
+    const r = await stream(snapshot, { ...file, plainBytes: file.plainBytes - 1 }, consumer('cat > /dev/null'));
+    expect(r.err).toBeInstanceOf(IntegrityError);
+    expect((r.err as Error).message).toMatch(/decrypts to 300000 bytes where the manifest says 299999/);
+  });
+
+  it('a wrong passphrase is the UserError naming where it came from, not damage (gpg stopped reading early)', async () => {
+    const { snapshot, file } = await snapshotWith(data, DELTA);
+    const r = await stream(snapshot, file, consumer('cat > /dev/null'), 'not the passphrase');
+    expect(r.err).toBeInstanceOf(UserError);
+    expect((r.err as Error).message).toMatch(/passphrase in vault\.passphraseFile is not the one/);
+    expect(r.left).toEqual([]);
+  });
+
+  it('a consumer that fails without reading is its own ToolError, not a damaged part', async () => {
+    const { snapshot, file } = await snapshotWith(data, DELTA);
+    const r = await stream(snapshot, file, consumer('echo "psql:<stdin>:3: ERROR:  relation does not exist" >&2; exit 3'));
+    expect(r.err).toBeInstanceOf(ToolError);
+    expect((r.err as ToolError).message).toMatch(/failed while applying it: relation does not exist/);
+    expect((r.err as ToolError).exitStatus).toBe(3);
+    expect(r.left).toEqual([]);
+  });
+
+  it('a missing part is an IntegrityError saying so', async () => {
+    const { snapshot, file, enc } = await snapshotWith(data, DELTA);
+    rmSync(enc);
+    const r = await stream(snapshot, file, consumer('cat > /dev/null'));
+    expect(r.err).toBeInstanceOf(IntegrityError);
+    expect((r.err as Error).message).toMatch(/delta\.sql\.gpg is missing/);
+    expect(existsSync(enc)).toBe(false);
   });
 });

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { databaseSchema } from '../../../src/config/schema.js';
-import { defaultRestoreJobs, dumpCompression, pgConnArgs, pgDumpArgv, pgRestoreArgv, pgRestoreEnv } from '../../../src/tools/postgres.js';
+import {
+  defaultRestoreJobs,
+  dumpCompression,
+  pgConnArgs,
+  pgDumpArgv,
+  pgRestoreArgv,
+  pgRestoreEnv,
+  psqlArgv,
+  verifyRestoreArgv,
+} from '../../../src/tools/postgres.js';
 
 const db = databaseSchema.parse({ name: 'mastodon_production' });
 
@@ -48,6 +57,51 @@ describe('pg argv builders', () => {
     ],
   ])('pg_restore with %o', (opts, expected) => {
     expect(pgRestoreArgv(db, 't', '/tmp/a', opts)).toEqual(expected);
+  });
+
+  it('pg_restore of one section of a delta-mode base schema archive (restore and verify)', () => {
+    expect(pgRestoreArgv(db, 't', '/tmp/a', { section: 'pre-data', noOwner: true, role: 'mastodon' })).toEqual([
+      'pg_restore',
+      '--exit-on-error',
+      '--no-password',
+      '--section=pre-data',
+      '--no-owner',
+      '--no-acl',
+      '--role=mastodon',
+      '--dbname',
+      't',
+      '/tmp/a',
+    ]);
+    expect(verifyRestoreArgv(db, 's', '/tmp/a', { section: 'post-data', jobs: 3 })).toEqual([
+      'pg_restore',
+      '--exit-on-error',
+      '--no-owner',
+      '--no-acl',
+      '--no-password',
+      '--section=post-data',
+      '--jobs=3',
+      '--dbname',
+      's',
+      '/tmp/a',
+    ]);
+  });
+
+  it('psql: SQL from stdin in one transaction that stops at the first error, no psqlrc, never a password prompt', () => {
+    expect(psqlArgv({ ...db, binDir: '/usr/lib/postgresql/15/bin', host: '/run/pg', port: 5433 }, 'm_incoming')).toEqual([
+      '/usr/lib/postgresql/15/bin/psql',
+      '-X',
+      '-q',
+      '--no-password',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '--single-transaction',
+      '--host',
+      '/run/pg',
+      '--port',
+      '5433',
+      '-d',
+      'm_incoming',
+    ]);
   });
 });
 

@@ -152,6 +152,8 @@ describe('firstError', () => {
       'connection to server failed: FATAL: database "x" does not exist',
     ],
     ['pg_dump: warning: something\npg_dump: error: query failed: boom\npg_dump: detail: Query was: LOCK', 'query failed: boom'],
+    // psql's own prefix names the input line and keeps PostgreSQL's two spaces after ERROR:.
+    ['psql:<stdin>:3: ERROR:  division by zero\n', 'division by zero'],
     ['just a line\nlast line\n', 'last line'],
     ['', undefined],
   ])('%j → %j', (stderr, expected) => {

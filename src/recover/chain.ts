@@ -1,0 +1,199 @@
+/**
+ * Restoring a delta-mode snapshot (manifest `chain`): the chain back to its base is resolved and
+ * every file it needs checked (size and SHA-256) before anything is decrypted, then applied in the
+ * one order every restore uses (permafrost restore, verify, the vault's restore.sh): the base's
+ * schema pre-data, the base's rows, each delta in order, the base's schema post-data; last the
+ * restored tables' counts and hashes are compared with the snapshot's manifest.
+ */
+import { lstat } from 'node:fs/promises';
+import type pg from 'pg';
+import type { DatabaseConfig } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import type { JobEvents } from '../jobs/events.js';
+import { HASH_SESSION_SQL, qualified, tableHashSql } from '../capture/delta-sql.js';
+import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection } from '../tools/postgres.js';
+import { runTool } from '../tools/run.js';
+import { sha256File } from '../vault/crypto.js';
+import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
+import { signatureProblem, type SignerKey } from '../vault/signature.js';
+import { listSnapshots, partPath, type SnapshotEntry } from '../vault/store.js';
+import { decryptPartInto, type DecryptSource } from './decrypt.js';
+import type { CheckOutcome } from './verify.js';
+
+/** A delta-mode snapshot's chain, resolved and checked: what a restore reads, in the order it applies it. */
+export interface RestoreChain {
+  /** The base first, the snapshot to restore last. */
+  links: SnapshotEntry[];
+  /** The base's schema part: pg_dump -Fc of the pre-data and post-data sections. */
+  schema: ManifestFile;
+  /** What psql applies between pre-data and post-data: the base's rows, then each delta, in order. */
+  sql: { snapshot: SnapshotEntry; file: ManifestFile }[];
+  /** The full state the snapshot represents, checked after the restore (its manifest's chain.tables). */
+  tables: ChainTable[];
+}
+
+/** The chain, or why it cannot be restored: a phrase naming the missing or broken snapshot. */
+export type ChainRead = { chain: RestoreChain } | { problem: string };
+
+/** The parts of one link a restore reads: the base's schema and rows, a delta's delta, the roles of the snapshot itself. */
+function neededParts(link: SnapshotEntry, isTarget: boolean): ManifestFile[] {
+  const files = link.manifest?.files ?? [];
+  const want: PartName[] = link.manifest?.chain?.kind === 'base' ? ['schema', 'rows'] : ['delta'];
+  if (isTarget) want.push('roles');
+  return files.filter((f) => want.includes(f.part));
+}
+
+/** What is wrong with one file against its manifest entry (size, then SHA-256), read where partPath finds the good copy. */
+async function fileProblem(link: SnapshotEntry, file: ManifestFile): Promise<string | null> {
+  const where = (await partPath(link, file.name)).path;
+  const st = await lstat(where).catch(() => null);
+  if (!st?.isFile()) return `${file.name} of snapshot ${link.id} is missing`;
+  if (st.size !== file.bytes)
+    return `${file.name} of snapshot ${link.id} is ${st.size} bytes where its manifest says ${file.bytes} (truncated or replaced)`;
+  if ((await sha256File(where)).sha256 !== file.sha256)
+    return `${file.name} of snapshot ${link.id} does not match the SHA-256 in its manifest (tampered or damaged)`;
+  return null;
+}
+
+/**
+ * Follows `reference` from `snapshot` back to its base. Every link must be there (in the vault
+ * folder or as a `.stversions` copy on a device), have a valid manifest, belong to the same base
+ * at the depth one less and hold the same schema (ddl); with a signer, every manifest's signature
+ * must be good. Then every file the restore reads is checked for size and SHA-256, before the
+ * first is decrypted.
+ */
+export async function readChain(
+  vaultDir: string,
+  snapshot: SnapshotEntry,
+  signer: SignerKey | null,
+  events?: JobEvents,
+): Promise<ChainRead> {
+  const top = snapshot.manifest?.chain;
+  if (!top) return { problem: `snapshot ${snapshot.id} is not a delta-mode snapshot` };
+  const byId = new Map((await listSnapshots(vaultDir, { versions: true })).map((s) => [s.id, s]));
+  const links = [snapshot];
+  for (let cur = top; cur.reference !== null; ) {
+    const ref = cur.reference;
+    const needs = `it needs snapshot ${ref} (depth ${cur.depth - 1} of its chain)`;
+    const entry = byId.get(ref);
+    if (!entry) return { problem: `${needs}, which is missing` };
+    const link = entry.manifest?.chain;
+    if (!entry.manifest) return { problem: `${needs}, which is damaged (${entry.problem ?? 'no manifest'})` };
+    if (!link) return { problem: `${needs}, which is a full snapshot, not part of its chain` };
+    if (link.base !== top.base) return { problem: `${needs}, which belongs to the chain of base ${link.base}, not ${top.base}` };
+    if (link.depth !== cur.depth - 1) return { problem: `${needs}, which is at depth ${link.depth}` };
+    if (link.ddl !== top.ddl) return { problem: `${needs}, whose schema (chain.ddl) is not the same` };
+    links.unshift(entry);
+    cur = link;
+  }
+  if (signer) {
+    // The snapshot itself was checked by the caller (requireSignedManifest), before it was used at all.
+    for (const link of links.slice(0, -1)) {
+      const problem = await signatureProblem(link.dir, signer).catch(
+        (err: unknown) => `its manifest cannot be read to check the signature (${errorMessage(err)})`,
+      );
+      if (problem) return { problem: `it needs snapshot ${link.id}, whose signature check fails: ${problem}` };
+    }
+  }
+  events?.phase?.('check chain');
+  for (const link of links) {
+    for (const file of neededParts(link, link === snapshot)) {
+      const problem = await fileProblem(link, file);
+      if (problem) return { problem };
+    }
+  }
+  const base = links[0]!;
+  const find = (link: SnapshotEntry, part: PartName): ManifestFile => link.manifest!.files.find((f) => f.part === part)!;
+  return {
+    chain: {
+      links,
+      schema: find(base, 'schema'),
+      sql: links.map((link, i) => ({ snapshot: link, file: find(link, i === 0 ? 'rows' : 'delta') })),
+      tables: top.tables,
+    },
+  };
+}
+
+/** The plaintext bytes a chain restore reads: the schema archive and every SQL part. */
+export function chainPlainBytes(chain: RestoreChain): number {
+  return chain.schema.plainBytes + chain.sql.reduce((n, s) => n + s.file.plainBytes, 0);
+}
+
+/** Where and how a chain is applied: the database (already created), and pg_restore's argv for one section of the schema archive. */
+export interface ChainTarget {
+  server: DatabaseConfig;
+  database: string;
+  /** The schema archive, decrypted into the private temp folder. */
+  archive: string;
+  restoreArgv: (section: ArchiveSection) => string[];
+  events?: JobEvents;
+  signal?: AbortSignal;
+}
+
+/**
+ * Applies the chain into `target.database`: pre-data, then every SQL part streamed from gpg into
+ * psql (one transaction each, no plaintext on disk), then post-data (indexes, constraints, matview
+ * refresh). Rejects with the failing tool's ToolError, or the IntegrityError of a damaged part.
+ */
+export async function applyChain(source: Omit<DecryptSource, 'snapshot'>, chain: RestoreChain, target: ChainTarget): Promise<void> {
+  const { server, database, events, signal } = target;
+  const env = pgRestoreEnv(pgEnv(server));
+  const section = async (s: ArchiveSection): Promise<void> => {
+    events?.phase?.(`restore ${s}`);
+    await runTool({
+      argv: target.restoreArgv(s),
+      env,
+      doing: `restoring the ${s} schema of snapshot ${chain.links[0]!.id} into "${database}"`,
+      signal,
+    });
+  };
+  await section('pre-data');
+  for (const { snapshot, file } of chain.sql) {
+    const what = `apply ${file.part} ${snapshot.id}`;
+    events?.phase?.(what);
+    await decryptPartInto(
+      { ...source, snapshot },
+      file,
+      { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id}` },
+      { progress: (n) => events?.bytes?.(what, n), signal },
+    );
+  }
+  await section('post-data');
+}
+
+/** One table's count and hash as the restored copy has them; null when the table is not there. */
+async function restoredHash(client: pg.Client, t: ChainTable): Promise<{ rows: number; hash: string } | null> {
+  try {
+    const r = await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table));
+    const row = r.rows[0]!;
+    return { rows: Number(row.rows), hash: row.hash };
+  } catch (err) {
+    // 42P01 undefined_table, 3F000 invalid_schema_name.
+    const code = (err as { code?: string }).code;
+    if (code === '42P01' || code === '3F000') return null;
+    throw err;
+  }
+}
+
+/** Compares every table's exact count and content hash in the restored database with the manifest's (chain.tables). */
+export async function compareTableHashes(server: DatabaseConfig, database: string, tables: ChainTable[]): Promise<CheckOutcome> {
+  const client = await connect(server, database);
+  const wrong: string[] = [];
+  try {
+    await client.query(HASH_SESSION_SQL);
+    for (const t of tables) {
+      const got = await restoredHash(client, t);
+      const name = qualified(t.schema, t.table);
+      if (!got) wrong.push(`table ${name} is in the manifest (${t.rows} rows) but missing after restore`);
+      else if (got.rows !== t.rows || got.hash !== t.hash)
+        wrong.push(`table ${name} has ${got.rows} rows with hash ${got.hash}, the manifest says ${t.rows} rows with hash ${t.hash}`);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  return {
+    name: 'table-hashes',
+    ok: wrong.length === 0,
+    detail: wrong.length === 0 ? `row counts and content hashes of all ${tables.length} tables equal the manifest` : wrong.join('; '),
+  };
+}
