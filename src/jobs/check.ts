@@ -7,8 +7,16 @@ import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError } from '../errors.js';
 import { sha256File } from '../vault/crypto.js';
-import { compareFolder, isSyncthingTemp, recordCheck, type CheckRecord, type FolderEntry } from '../vault/check.js';
-import type { Manifest } from '../vault/manifest.js';
+import {
+  chainProblem,
+  compareFolder,
+  isSyncthingTemp,
+  recordCheck,
+  type CheckRecord,
+  type FolderEntry,
+  type LinkState,
+} from '../vault/check.js';
+import { MAX_CHAIN_DEPTH, type Manifest } from '../vault/manifest.js';
 import { readSignerKey, signatureProblem, type SignerKey } from '../vault/signature.js';
 import { findSnapshot, listSnapshots, partPath, versionCopies, type SnapshotEntry } from '../vault/store.js';
 
@@ -16,8 +24,10 @@ export interface SnapshotCheck {
   id: string;
   ok: boolean;
   problems: string[];
-  /** Syncthing is still writing into the folder: neither passed nor failed, and not recorded. */
+  /** Syncthing is still writing into the folder (or into `waitsFor`): neither passed nor failed, and not recorded. */
   arriving: boolean;
+  /** A delta whose own files are fine but whose chain has a link still arriving: that link's id. */
+  waitsFor?: string;
   /** Files whose good copy is one Syncthing's versioning kept (`.stversions/…`), one phrase each. */
   goodCopies: string[];
 }
@@ -104,6 +114,48 @@ async function checkOne(s: SnapshotEntry, signer: SignerKey | null): Promise<Sna
 }
 
 /**
+ * A delta is only as good as its chain: each chosen delta's links (checked here too when they were
+ * not chosen) must be whole (vault/check.ts chainProblem), else the delta is damaged, naming the
+ * link it needs. A link Syncthing still writes makes the delta arriving, not damaged.
+ */
+async function judgeChains(
+  chosen: readonly SnapshotEntry[],
+  all: readonly SnapshotEntry[],
+  results: readonly SnapshotCheck[],
+  verdicts: Map<string, SnapshotCheck | null>,
+  check: (s: SnapshotEntry) => Promise<SnapshotCheck | null>,
+): Promise<void> {
+  const byId = new Map(all.map((s) => [s.id, s]));
+  for (const s of chosen) {
+    // Depth is at most MAX_CHAIN_DEPTH, so a walk longer than that is a loop of hostile manifests.
+    let c = s.manifest?.chain;
+    for (let n = 0; c?.reference && n <= MAX_CHAIN_DEPTH; n++) {
+      const link = byId.get(c.reference);
+      if (link && !verdicts.has(link.id)) verdicts.set(link.id, await check(link));
+      c = link?.manifest?.chain;
+    }
+  }
+  const linkState = (id: string): LinkState | undefined => {
+    const v = verdicts.get(id);
+    const entry = byId.get(id);
+    if (!v || !entry) return undefined;
+    return { manifest: entry.manifest, state: v.arriving ? 'arriving' : v.ok ? 'ok' : 'damaged' };
+  };
+  for (const r of results) {
+    const manifest = byId.get(r.id)?.manifest;
+    if (!manifest || r.arriving) continue;
+    const verdict = chainProblem(manifest, linkState);
+    if (verdict && 'problem' in verdict) {
+      r.problems.push(verdict.problem);
+      r.ok = false;
+    } else if (verdict && r.ok) {
+      r.arriving = true;
+      r.waitsFor = verdict.arriving;
+    }
+  }
+}
+
+/**
  * Checks `ref` (a snapshot id, "latest", or "all"/undefined: every snapshot) and records each
  * verdict in .permafrost-check.json. A damaged snapshot is `ok: false` in the result, not a throw.
  */
@@ -114,10 +166,13 @@ export async function runCheck(config: Config, ref: string | undefined): Promise
   const chosen = ref === undefined || ref === 'all' ? all : [await findSnapshot(config.vault.dir, ref)];
   const signer = await readSignerKey(config.vault.signerKeyFile);
   const snapshots: SnapshotCheck[] = [];
+  const verdicts = new Map<string, SnapshotCheck | null>();
   for (const s of chosen) {
     const r = await checkOne(s, signer);
+    verdicts.set(s.id, r);
     if (r) snapshots.push(r);
   }
+  await judgeChains(chosen, all, snapshots, verdicts, (s) => checkOne(s, signer));
   const records: Record<string, CheckRecord> = {};
   for (const s of snapshots) if (!s.arriving) records[s.id] = { ok: s.ok, checkedAt, problems: s.problems };
   const failed = snapshots.filter((s) => !s.ok).map((s) => s.id);

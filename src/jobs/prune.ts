@@ -6,7 +6,7 @@ import { errorMessage } from '../errors.js';
 import { readVerifyState } from '../recover/verify-state.js';
 import { acquireLock } from '../schedule/lock.js';
 import { fsyncDir } from '../vault/fs-durable.js';
-import { applyRetention, type KeepPolicy, type KeepReason } from '../vault/retention.js';
+import { applyRetention, type Dated, type KeepPolicy, type KeepReason } from '../vault/retention.js';
 import { PARTIAL_PREFIX, SNAPSHOT_ID_RE, VERSIONS_DIR, listSnapshots, type SnapshotEntry } from '../vault/store.js';
 
 /** Deleted snapshots are first renamed to this hidden prefix, so a crash mid-delete never leaves a half snapshot under a snapshot name; leftovers are removed with the partials of dead runs. */
@@ -29,14 +29,18 @@ export interface PruneResult {
  * A backup device's prune: vault.keep applied to everything it holds (the receive-only folder and
  * Syncthing's `.stversions`), deleting only in `.stversions`, which Syncthing never syncs: deleting
  * in the folder itself would make "locally changed" items, and the server prunes those anyway
- * (Syncthing then moves them into `.stversions`, where the next prune finds them). Version folders
- * without a usable manifest older than every kept snapshot cannot be restored and go too.
+ * (Syncthing then moves them into `.stversions`, where the next prune finds them). A kept delta
+ * keeps its chain wherever its links are, so a `.stversions` copy a kept snapshot needs stays.
+ * Version folders without a usable manifest older than every kept snapshot (the oldest kept is
+ * the base of the oldest kept chain) cannot be restored and go too.
  */
 async function pruneDevice(config: Config, policy: KeepPolicy | null, timezone: string, dryRun: boolean): Promise<PruneResult> {
   const vaultDir = path.resolve(config.vault.dir);
   const verified = await readVerifyState(vaultDir);
   const all = await listSnapshots(vaultDir, { versions: true });
-  const usable = all.filter((s) => s.manifest !== null).map((s) => ({ ...s, verified: verified[s.id]?.ok === true }));
+  const usable = all
+    .filter((s) => s.manifest !== null)
+    .map((s) => ({ ...s, verified: verified[s.id]?.ok === true, chain: s.manifest?.chain ?? null }));
   const plan = policy
     ? applyRetention(usable, policy, timezone)
     : { keep: usable.map((c) => ({ ...c, reasons: [] as KeepReason[] })), remove: [] };
@@ -76,7 +80,7 @@ export async function pruneHoldingLock(config: Config, opts: { dryRun?: boolean 
   const timezone = effectiveTimeZone(config.schedule);
   const vaultDir = path.resolve(config.vault.dir);
   const verified = await readVerifyState(vaultDir);
-  const candidates: Array<SnapshotEntry & { verified: boolean }> = [];
+  const candidates: Array<SnapshotEntry & Dated> = [];
   const ignored: PruneResult['ignored'] = [];
   for (const snap of await listSnapshots(vaultDir)) {
     // Only real folders (not symlinks) named exactly like a snapshot, right in the vault, are ever counted or deleted.
@@ -86,7 +90,7 @@ export async function pruneHoldingLock(config: Config, opts: { dryRun?: boolean 
     } else if (snap.manifest === null) {
       ignored.push({ id: snap.id, problem: snap.problem ?? 'unreadable manifest' });
     } else {
-      candidates.push({ ...snap, verified: verified[snap.id]?.ok === true });
+      candidates.push({ ...snap, verified: verified[snap.id]?.ok === true, chain: snap.manifest.chain ?? null });
     }
   }
   // Without a policy everything is kept (and said so), as before a policy existed.

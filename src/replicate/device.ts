@@ -6,7 +6,8 @@ import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_S } from '../config/schema-replicate.js';
-import { MANIFEST_NAME } from '../vault/manifest.js';
+import { chainProblem, type LinkState } from '../vault/check.js';
+import { MANIFEST_NAME, MAX_CHAIN_DEPTH } from '../vault/manifest.js';
 import { listSnapshots, VERSIONS_DIR, type SnapshotEntry } from '../vault/store.js';
 
 /** The snapshot's commit time: the manifest's finishedAt (the folder name when unreadable). */
@@ -42,12 +43,40 @@ export interface DeviceFreshness {
   problem: string | null;
 }
 
-/** The device's newest complete snapshot and whether it is older than syncthing.staleAfter (default 2h). */
+/**
+ * When `s` became restorable here: its own arrival, and for a delta the latest arrival along its
+ * chain (each link back to the base complete in the folder, or kept in `.stversions`, and of the
+ * chain: vault/check.ts chainProblem); null while any of that is missing or incomplete.
+ */
+async function restorableAt(s: SnapshotEntry, byId: ReadonlyMap<string, SnapshotEntry>): Promise<Date | null> {
+  let last = await arrivedAt(s);
+  if (!last || !s.manifest) return null;
+  for (let c = s.manifest.chain, n = 0; c?.reference && n <= MAX_CHAIN_DEPTH; n++) {
+    const link = byId.get(c.reference);
+    if (!link?.manifest) return null;
+    if (!link.versionsOnly) {
+      const at = await arrivedAt(link);
+      if (!at) return null;
+      if (at > last) last = at;
+    }
+    c = link.manifest.chain;
+  }
+  // Every link walked above is here and complete; what is left to judge is whether they form the chain.
+  const here = (id: string): LinkState | undefined => {
+    const e = byId.get(id);
+    return e && { manifest: e.manifest, state: 'ok' };
+  };
+  return chainProblem(s.manifest, here) === null ? last : null;
+}
+
+/** The device's newest complete snapshot (a delta: with its whole chain) and whether it is older than syncthing.staleAfter (default 2h). */
 export async function deviceFreshness(config: Config, now = new Date()): Promise<DeviceFreshness> {
   const staleAfterSeconds = config.syncthing?.staleAfter ?? DEFAULT_STALE_AFTER_S;
-  for (const s of await listSnapshots(config.vault.dir)) {
-    if (s.future) continue;
-    const at = await arrivedAt(s);
+  const all = await listSnapshots(config.vault.dir, { versions: true });
+  const byId = new Map(all.map((e) => [e.id, e]));
+  for (const s of all) {
+    if (s.future || s.versionsOnly) continue;
+    const at = await restorableAt(s, byId);
     if (!at) continue;
     const done = finishedAt(s);
     const ageSeconds = Math.round((now.getTime() - done.getTime()) / 1000);

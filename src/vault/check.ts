@@ -38,6 +38,40 @@ export function compareFolder(manifest: Pick<Manifest, 'files'>, found: readonly
   return problems;
 }
 
+/** What this run found of a snapshot a chain reads: its manifest (null: unusable) and its own verdict. */
+export interface LinkState {
+  manifest: Pick<Manifest, 'chain'> | null;
+  state: 'ok' | 'damaged' | 'arriving';
+}
+
+/**
+ * Whether the chain a delta restores on top of is whole (a base or full snapshot: always). Follows
+ * `reference` back to the base: each link must be there (`link` gives undefined when it is not),
+ * pass its own check, and be of the same base, the same schema (`ddl`) and one less in depth.
+ * Null when whole; `arriving` when a link is still being written by Syncthing; else the problem, as
+ * one phrase naming the link the snapshot needs ("it needs <id>, which is missing").
+ */
+export function chainProblem(
+  manifest: Pick<Manifest, 'chain'>,
+  link: (id: string) => LinkState | undefined,
+): { problem: string } | { arriving: string } | null {
+  for (let c = manifest.chain; c?.reference; ) {
+    const ref = c.reference;
+    const found = link(ref);
+    const needs = (what: string): { problem: string } => ({ problem: `it needs ${ref}, which is ${what}` });
+    if (!found) return needs('missing');
+    if (found.state === 'arriving') return { arriving: ref };
+    if (found.state === 'damaged' || !found.manifest) return needs('damaged');
+    const r = found.manifest.chain;
+    if (!r) return needs('damaged (it is a full snapshot, not part of a chain)');
+    if (r.base !== c.base) return needs(`damaged (it belongs to the chain of base ${r.base}, not ${c.base})`);
+    if (r.depth !== c.depth - 1) return needs(`damaged (its depth is ${r.depth}, not ${c.depth - 1})`);
+    if (r.ddl !== c.ddl) return needs('damaged (its schema is not the one of this chain)');
+    c = r;
+  }
+  return null;
+}
+
 /** Syncthing's temporary name for a file it is still receiving: the snapshot is arriving, not damaged. */
 export function isSyncthingTemp(name: string): boolean {
   return (name.startsWith('.syncthing.') || name.startsWith('~syncthing~')) && name.endsWith('.tmp');

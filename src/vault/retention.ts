@@ -16,6 +16,10 @@
  * snapshot that passed `verify` stands for the period (the newest one otherwise), and the newest
  * verified-good snapshot is never removed. Snapshots dated in the future (a clock that ran ahead)
  * are kept and counted by no rule, so they can never push every real snapshot out of the "last N".
+ *
+ * Delta snapshots (database.delta) restore only on top of their chain: a kept snapshot also keeps
+ * every snapshot its restore reads (its reference, that one's reference, … back to the base), as
+ * `needed`, so no rule can ever leave a kept snapshot without its base.
  */
 import { UserError } from '../errors.js';
 
@@ -27,18 +31,31 @@ export interface KeepReason {
   /**
    * The rule that keeps the snapshot; `newest` is the safety net that never lets the newest go,
    * `verified` the one that never lets the newest verified-good snapshot go, `future` marks a
-   * snapshot dated in the future (kept, never counted).
+   * snapshot dated in the future (kept, never counted), `needed` one that a kept delta's restore reads.
    */
-  rule: KeepRule | 'newest' | 'verified' | 'future';
-  /** The period the snapshot is the newest of (`2026-W13`, `2026-03-29`, …), or `#n` for `last`. */
+  rule: KeepRule | 'newest' | 'verified' | 'future' | 'needed';
+  /**
+   * The period the snapshot is the newest of (`2026-W13`, `2026-03-29`, …), or `#n` for `last`; the
+   * snapshot's own id for newest, verified and future; for `needed`, the id of the kept snapshot that needs it.
+   */
   period: string;
   /** Kept as the oldest snapshot because the rule had fewer periods than its count. */
   oldest?: true;
 }
 
+/** A delta-mode snapshot's place in its chain (the manifest's `chain`, as far as retention needs it). */
+export interface ChainLink {
+  base: string;
+  /** The snapshot this one applies on top of; null for a base. */
+  reference: string | null;
+  depth: number;
+}
+
 export interface Dated {
   id: string;
   time: Date;
+  /** Absent or null: a full snapshot, which restores alone. */
+  chain?: ChainLink | null;
   /** Passed `verify` (its last recorded result is good). */
   verified?: boolean;
   /** Dated in the future as seen now (store.ts isFuture). */
@@ -141,7 +158,7 @@ export function hasKeepRule(policy: KeepPolicy): boolean {
 
 /**
  * Decides which snapshots a policy keeps and why. Never removes the newest snapshot, the newest
- * verified-good one, or one dated in the future. Throws UserError for a policy that keeps nothing
+ * verified-good one, one dated in the future, or anything a kept snapshot's chain needs. Throws UserError for a policy that keeps nothing
  * (as restic refuses to forget everything).
  */
 export function applyRetention<T extends Dated>(snapshots: readonly T[], policy: KeepPolicy, timeZone: string): RetentionResult<T> {
@@ -179,6 +196,7 @@ export function applyRetention<T extends Dated>(snapshots: readonly T[], policy:
   if (newestGood && why(newestGood).length === 0) why(newestGood).push({ rule: 'verified', period: newestGood.id });
   const newest = sorted[0];
   if (newest && why(newest).length === 0) why(newest).push({ rule: 'newest', period: newest.id });
+  keepChains(all, why);
   const result: RetentionResult<T> = { keep: [], remove: [] };
   for (const snap of all) {
     const r = why(snap);
@@ -186,6 +204,56 @@ export function applyRetention<T extends Dated>(snapshots: readonly T[], policy:
     else result.remove.push(snap);
   }
   return result;
+}
+
+/**
+ * The other snapshots `snap`'s restore reads, nearest first: its reference, that one's reference, …
+ * back to the base. Where a link is not among `all` (pruned, or its manifest unreadable and so not
+ * listed), every snapshot of the same base below that depth, since any of them may be what the
+ * chain needs once the link is repaired from another copy. Empty for a full snapshot or a base.
+ */
+export function chainNeeds<T extends Dated>(snap: T, all: readonly T[]): T[] {
+  const byId = new Map(all.map((s) => [s.id, s]));
+  const needs: T[] = [];
+  const seen = new Set<string>([snap.id]);
+  for (let link = snap.chain; link?.reference; ) {
+    const ref = byId.get(link.reference);
+    if (!ref || seen.has(ref.id)) {
+      const { base, depth } = link;
+      needs.push(
+        ...all
+          .filter((s) => !seen.has(s.id) && s.chain?.base === base && s.chain.depth < depth)
+          .sort((a, b) => b.chain!.depth - a.chain!.depth),
+      );
+      break;
+    }
+    needs.push(ref);
+    seen.add(ref.id);
+    link = ref.chain;
+  }
+  return needs;
+}
+
+/** For each snapshot that some other snapshot's restore reads: those readers' ids, newest first (`list`). */
+export function neededBy<T extends Dated>(all: readonly T[]): Map<string, string[]> {
+  const by = new Map<string, string[]>();
+  const newestFirst = [...all].sort((a, b) => b.time.getTime() - a.time.getTime() || b.id.localeCompare(a.id));
+  for (const s of newestFirst) for (const n of chainNeeds(s, all)) by.set(n.id, [...(by.get(n.id) ?? []), s.id]);
+  return by;
+}
+
+/**
+ * Marks what each kept snapshot's chain needs as kept (`needed` by it). Kept snapshots are walked
+ * oldest first and a snapshot already kept is left as it is, so each needed snapshot names the
+ * nearest kept snapshot that reads it.
+ */
+function keepChains<T extends Dated>(all: readonly T[], why: (s: T) => KeepReason[]): void {
+  const kept = all.filter((s) => why(s).length > 0).reverse();
+  for (const snap of kept) {
+    for (const need of chainNeeds(snap, all)) {
+      if (why(need).length === 0) why(need).push({ rule: 'needed', period: snap.id });
+    }
+  }
 }
 
 /** A policy in words: "last 6, hourly 24, daily 7, weekly 4, monthly 12". */
@@ -199,5 +267,6 @@ export function describePolicy(policy: KeepPolicy): string {
 export function describeReason(r: KeepReason): string {
   if (r.rule === 'verified') return 'newest verified-good';
   if (r.rule === 'future') return 'dated in the future (never counted)';
+  if (r.rule === 'needed') return `needed by ${r.period}`;
   return `${r.rule} ${r.period}${r.oldest ? ' (oldest)' : ''}`;
 }

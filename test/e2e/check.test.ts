@@ -69,6 +69,7 @@ describe('a device config with only vault.dir', () => {
       snapshot,
       expect.any(String),
       expect.stringMatching(/KiB|MiB/),
+      'full',
       'never',
       '✓',
       'database,secrets,roles',
@@ -109,7 +110,7 @@ describe('a device config with only vault.dir', () => {
     expect(r.stdout).toContain(`✗ ${snapshot}: database.pgdump.gpg has`);
     expect(checkState()).toMatchObject({ snapshots: { [snapshot]: { ok: false } }, lastRun: { failed: [snapshot] } });
     const list = await cli('list');
-    expect(list.stdout.split('\n')[1]!.split('\t')[4]).toMatch(/^✗ database.pgdump.gpg has \d+ bytes/);
+    expect(list.stdout.split('\n')[1]!.split('\t')[5]).toMatch(/^✗ database.pgdump.gpg has \d+ bytes/);
   });
 
   it('a changed byte, an extra file and a missing part are each named (exit 3)', async () => {

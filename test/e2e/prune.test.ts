@@ -5,6 +5,7 @@ import { makeWorkspace, runCli, type Workspace } from '../harness/env.js';
 import { clusterPerFile } from '../harness/suite.js';
 import { parseConfig } from '../../src/config/load.js';
 import { requireSource } from '../../src/config/normalize.js';
+import { fakeSnapshot } from '../harness/fake-snapshot.js';
 import { pruneAfterBackup, type PruneResult } from '../../src/jobs/prune.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { snapshotIdFor } from '../../src/vault/store.js';
@@ -12,27 +13,6 @@ import { snapshotIdFor } from '../../src/vault/store.js';
 const cluster = clusterPerFile('source');
 let ws: Workspace;
 afterEach(() => ws?.cleanup());
-
-/** A snapshot folder with a hand-written manifest, as `backup` would have left at `iso`. */
-function fakeSnapshot(vault: string, iso: string): string {
-  const id = snapshotIdFor(new Date(iso));
-  const dir = path.join(vault, id);
-  mkdirSync(dir);
-  const manifest: Manifest = {
-    formatVersion: 1,
-    id,
-    startedAt: iso,
-    finishedAt: iso,
-    tool: { name: 'permafrost', version: '0.0.0-test' },
-    host: 'test',
-    database: { name: 'source', serverVersion: '16', pgDumpVersion: '16', compression: '1' },
-    mastodon: null,
-    files: [{ name: 'database.pgdump.gpg', part: 'database', bytes: 3, sha256: '0'.repeat(64), plainBytes: 3, durationMs: 1 }],
-  };
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
-  writeFileSync(path.join(dir, 'database.pgdump.gpg'), 'xyz');
-  return id;
-}
 
 /** Every path under `dir` with its type and, for files, content: detects any change. */
 function tree(dir: string): string[] {

@@ -55,18 +55,19 @@ describe('a damaged entry in the vault is reported and the rest keeps working', 
     expect(errorSentence(list.stderr)).toContain(bad.manifestFile);
     expect(errorSentence(list.stderr)).toContain('files[0].bytes');
     const lines = list.stdout.trim().split('\n');
-    expect(lines[0]).toBe(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
+    expect(lines[0]).toBe(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
     expect(lines[1]!.split('\t')).toEqual([
       good.id,
       expect.any(String),
       expect.stringMatching(/KiB|MiB/),
+      'full',
       'never',
       'never',
       'database,roles',
     ]);
     const badRow = lines[2]!.split('\t');
-    expect(badRow.slice(0, 5)).toEqual([bad.id, expect.any(String), '?', 'never', 'never']);
-    expect(badRow[5]).toContain(`${bad.manifestFile} is not a valid manifest`);
+    expect(badRow.slice(0, 6)).toEqual([bad.id, expect.any(String), '?', '?', 'never', 'never']);
+    expect(badRow[6]).toContain(`${bad.manifestFile} is not a valid manifest`);
 
     const json = await runCli(['--config', ws.configFile, 'list', '--json']);
     expect(json.code).toBe(3);

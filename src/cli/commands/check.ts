@@ -7,7 +7,7 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
   program
     .command('check')
     .description(
-      "Check snapshots without the passphrase: every part's size and SHA-256 against the manifest, the manifest itself, and nothing missing or unexpected in the folder. Exits 3 naming each damaged snapshot; results show in list, status and /metrics.",
+      "Check snapshots without the passphrase: every part's size and SHA-256 against the manifest, the manifest itself, and nothing missing or unexpected in the folder; a delta snapshot's chain (each reference back to its base present, undamaged, of the same base and one less in depth). Exits 3 naming each damaged snapshot; results show in list, status and /metrics.",
     )
     .argument('[snapshot]', 'snapshot id, "latest", or "all"', 'all')
     .option('--json', 'print the results as JSON')
@@ -29,7 +29,9 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
         for (const s of result.snapshots) {
           io.out(
             s.arriving
-              ? `… ${s.id}: still arriving (Syncthing is writing it), not checked`
+              ? s.waitsFor
+                ? `… ${s.id}: its chain needs ${s.waitsFor}, which is still arriving (Syncthing is writing it), not checked`
+                : `… ${s.id}: still arriving (Syncthing is writing it), not checked`
               : s.ok
                 ? `✓ ${s.id}`
                 : `✗ ${s.id}: ${s.problems.join('; ')}`,

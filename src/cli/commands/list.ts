@@ -1,14 +1,25 @@
 import { IntegrityError } from '../../errors.js';
 import { readVerifyState, verifyStatus } from '../../recover/verify-state.js';
 import { checkStatus, readCheckState } from '../../vault/check.js';
+import { neededBy } from '../../vault/retention.js';
 import { listSnapshots } from '../../vault/store.js';
 import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 import { formatAge, formatBytes } from '../../format.js';
 
+/** `full`, `base`, `delta 3`; with who needs it: `base, needed by 2026-12-01T05-00-00Z +4`. */
+function kindCell(r: { kind: string | null; depth: number | null; neededBy: string[] }): string {
+  if (r.kind === null) return '?';
+  const kind = r.kind === 'delta' ? `delta ${r.depth}` : r.kind;
+  const [newest, ...more] = r.neededBy;
+  return newest ? `${kind}, needed by ${newest}${more.length ? ` +${more.length}` : ''}` : kind;
+}
+
 export const registerList: RegisterCommand = (program, { io, config }) => {
   program
     .command('list')
-    .description('List snapshots, newest first.')
+    .description(
+      'List snapshots, newest first: age, size, kind (full; or base / delta N of a database.delta chain, with the newest snapshot whose restore needs it), verify and check results, parts.',
+    )
     .option('--json', 'print the snapshots as JSON')
     .option(...VAULT_OPTION)
     .addHelpText(
@@ -16,6 +27,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
       examples([
         'permafrost list',
         'permafrost list --json | jq ".[0].id"',
+        'permafrost list --json | jq -r \'.[] | select(.kind == "delta") | "\\(.id) needs \\(.reference)"\'',
         'permafrost list --vault /media/usb/permafrost   # no config file needed',
       ]),
     )
@@ -24,11 +36,20 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
       const snaps = await listSnapshots(cfg.vault.dir, { versions: true });
       const verified = await readVerifyState(cfg.vault.dir);
       const checked = (await readCheckState(cfg.vault.dir)).snapshots;
+      const needs = neededBy(snaps.filter((s) => s.manifest).map((s) => ({ id: s.id, time: s.time, chain: s.manifest?.chain })));
       const now = Date.now();
       const rows = snaps.map((s) => ({
         id: s.id,
         ageSeconds: Math.round((now - s.time.getTime()) / 1000),
         bytes: s.manifest?.files.reduce((sum, f) => sum + f.bytes, 0) ?? null,
+        /** full (restores alone), base or delta (database.delta); null when the manifest is unusable. */
+        kind: s.manifest ? (s.manifest.chain?.kind ?? 'full') : null,
+        /** A delta's place in its chain: deltas since its base, the base, the snapshot it applies on top of. */
+        depth: s.manifest?.chain?.depth ?? null,
+        base: s.manifest?.chain?.base ?? null,
+        reference: s.manifest?.chain?.reference ?? null,
+        /** The snapshots whose restore reads this one (newest first): prune keeps it while any of them is kept. */
+        neededBy: needs.get(s.id) ?? [],
         parts: s.manifest?.files.map((f) => f.part) ?? [],
         database: s.manifest?.database.name ?? null,
         failed: s.manifest?.failed ?? [],
@@ -48,7 +69,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
       if (opts.json) io.out(JSON.stringify(rows, null, 2));
       else if (rows.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
       else {
-        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
+        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
         for (const r of rows) {
           const size = r.bytes === null ? '?' : formatBytes(r.bytes);
           const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
@@ -56,7 +77,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
           const contents =
             r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
           const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
-          io.out([r.id, age, size, mark, check, `${contents}${r.versionsOnly ? ' (in .stversions)' : ''}`].join('\t'));
+          io.out([r.id, age, size, kindCell(r), mark, check, `${contents}${r.versionsOnly ? ' (in .stversions)' : ''}`].join('\t'));
         }
         for (const r of rows.filter((x) => x.future)) {
           io.err(

@@ -11,7 +11,8 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
       'Apply the retention policy vault.keep: list what is kept and why, delete the other snapshots. ' +
         'Periods (hour, day, ISO week, month, year) are counted in schedule.timezone, only where a snapshot exists, as restic does. ' +
         'The newest snapshot, the newest verified-good one, snapshots dated in the future, snapshots in progress and anything that is not a snapshot folder are never deleted; ' +
-        'within a period a verified-good snapshot is kept rather than a newer unverified one. Without vault.keep nothing is deleted.',
+        'within a period a verified-good snapshot is kept rather than a newer unverified one. ' +
+        'A kept delta snapshot (database.delta) keeps its whole chain back to its base, shown as "needed by <id>". Without vault.keep nothing is deleted.',
     )
     .option('--dry-run', 'only show what would be deleted')
     .option('--json', 'print the result as JSON')
@@ -21,6 +22,7 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
         'permafrost prune --dry-run',
         'permafrost prune',
         'permafrost prune --json | jq -r ".removed[]"',
+        'permafrost prune --json | jq -r \'.kept[] | select(.reasons[0].rule == "needed") | .id\'   # kept only for a chain',
         '# in permafrost.yaml:  vault: { keep: { last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 } }',
       ]),
     )

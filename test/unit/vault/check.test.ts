@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compareFolder, isSyncthingTemp, type FolderEntry } from '../../../src/vault/check.js';
-import type { ManifestFile } from '../../../src/vault/manifest.js';
+import { chainProblem, compareFolder, isSyncthingTemp, type FolderEntry, type LinkState } from '../../../src/vault/check.js';
+import type { Chain, ManifestFile } from '../../../src/vault/manifest.js';
 
 const sha = (c: string): string => c.repeat(64);
 const file = (over: Partial<ManifestFile>): ManifestFile => ({
@@ -67,5 +67,73 @@ describe('isSyncthingTemp', () => {
     ['.syncthing.x', false],
   ])('%s → %s', (name, want) => {
     expect(isSyncthingTemp(name)).toBe(want);
+  });
+});
+
+describe('chainProblem', () => {
+  const ddl = 'd'.repeat(64);
+  const B = '2026-05-01T00-00-00Z';
+  const D1 = '2026-05-01T01-00-00Z';
+  const D2 = '2026-05-01T02-00-00Z';
+  const D3 = '2026-05-01T03-00-00Z';
+  const chain = (over: Partial<Chain>): Chain => ({ kind: 'delta', base: B, reference: null, depth: 1, ddl, tables: [], ...over });
+  const base = { chain: chain({ kind: 'base', depth: 0 }) };
+  const d1 = { chain: chain({ reference: B, depth: 1 }) };
+  const d2 = { chain: chain({ reference: D1, depth: 2 }) };
+  const d3 = { chain: chain({ reference: D2, depth: 3 }) };
+  const vault = (over: Record<string, LinkState | undefined> = {}) => {
+    const links: Record<string, LinkState | undefined> = {
+      [B]: { manifest: base, state: 'ok' },
+      [D1]: { manifest: d1, state: 'ok' },
+      [D2]: { manifest: d2, state: 'ok' },
+      ...over,
+    };
+    return (id: string) => links[id];
+  };
+
+  it('a whole chain, a base and a full snapshot have no problem', () => {
+    expect(chainProblem(d3, vault())).toBeNull();
+    expect(chainProblem(base, vault())).toBeNull();
+    expect(chainProblem({}, vault())).toBeNull();
+  });
+
+  it.each([
+    ['the reference is missing', { [D2]: undefined }, `it needs ${D2}, which is missing`],
+    ['a link further back is missing', { [B]: undefined }, `it needs ${B}, which is missing`],
+    ['a link failed its own check', { [D1]: { manifest: d1, state: 'damaged' } }, `it needs ${D1}, which is damaged`],
+    ['a link has no usable manifest', { [D1]: { manifest: null, state: 'damaged' } }, `it needs ${D1}, which is damaged`],
+    [
+      'a link is a full snapshot',
+      { [D1]: { manifest: {}, state: 'ok' } },
+      `it needs ${D1}, which is damaged (it is a full snapshot, not part of a chain)`,
+    ],
+    [
+      'a link has another base',
+      { [D1]: { manifest: { chain: chain({ base: D3, reference: B }) }, state: 'ok' } },
+      `it needs ${D1}, which is damaged (it belongs to the chain of base ${D3}, not ${B})`,
+    ],
+    [
+      'a link has the wrong depth',
+      { [D2]: { manifest: { chain: chain({ reference: D1, depth: 5 }) }, state: 'ok' } },
+      `it needs ${D2}, which is damaged (its depth is 5, not 2)`,
+    ],
+    [
+      'a link has another schema',
+      { [D1]: { manifest: { chain: chain({ reference: B, ddl: 'e'.repeat(64) }) }, state: 'ok' } },
+      `it needs ${D1}, which is damaged (its schema is not the one of this chain)`,
+    ],
+  ] as Array<[string, Record<string, LinkState | undefined>, string]>)('%s: named', (_what, over, problem) => {
+    expect(chainProblem(d3, vault(over))).toEqual({ problem });
+  });
+
+  it('a link Syncthing still writes is arriving, not damaged', () => {
+    expect(chainProblem(d3, vault({ [D1]: { manifest: d1, state: 'arriving' } }))).toEqual({ arriving: D1 });
+  });
+
+  it('a hostile loop of references ends (depth must fall by one each step)', () => {
+    const loop = { chain: chain({ reference: D3, depth: 2 }) };
+    expect(chainProblem(loop, (id) => (id === D3 ? { manifest: loop, state: 'ok' } : undefined))).toEqual({
+      problem: `it needs ${D3}, which is damaged (its depth is 2, not 1)`,
+    });
   });
 });

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
-import { applyRetention, isoWeek, periodOf, type KeepPolicy } from '../../../src/vault/retention.js';
+import {
+  applyRetention,
+  chainNeeds,
+  describeReason,
+  isoWeek,
+  periodOf,
+  type ChainLink,
+  type Dated,
+  type KeepPolicy,
+} from '../../../src/vault/retention.js';
 
 const snap = (iso: string) => ({ id: iso, time: new Date(iso) });
 
@@ -294,5 +303,122 @@ describe('applyRetention with verify results and future-dated snapshots', () => 
       ['2026-05-02T10:00:00Z', ['last']],
       ['2026-05-01T10:00:00Z', ['verified']],
     ]);
+  });
+});
+
+describe('applyRetention with delta chains', () => {
+  /** Hourly snapshots from `start`: a base every `baseEvery` (and at i = 0), else a delta on the one before. */
+  function chainRun(start: string, count: number, baseEvery: number): Dated[] {
+    const out: Dated[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = new Date(Date.parse(start) + i * 3_600_000).toISOString().replace('.000', '');
+      const prev = out.at(-1);
+      const chain: ChainLink =
+        i % baseEvery === 0 || !prev?.chain
+          ? { base: id, reference: null, depth: 0 }
+          : { base: prev.chain.base, reference: prev.id, depth: prev.chain.depth + 1 };
+      out.push({ id, time: new Date(id), chain });
+    }
+    return out;
+  }
+  const closed = (keep: readonly Dated[], all: readonly Dated[]): string[] =>
+    keep.flatMap((k) =>
+      chainNeeds(k, all)
+        .filter((n) => !keep.some((x) => x.id === n.id))
+        .map((n) => `${k.id} needs ${n.id}`),
+    );
+
+  it('keeps the chain of every kept delta back to its base, each needed one naming the nearest kept snapshot that reads it', () => {
+    // 2026-05-01T00 base, then deltas 01..05 (depth 1..5).
+    const snaps = chainRun('2026-05-01T00:00:00Z', 6, 24);
+    const result = applyRetention(snaps, { last: 1 }, 'UTC');
+    expect(result.keep.map((s) => [s.id, s.reasons])).toEqual([
+      ['2026-05-01T05:00:00Z', [{ rule: 'last', period: '#1' }]],
+      ['2026-05-01T04:00:00Z', [{ rule: 'needed', period: '2026-05-01T05:00:00Z' }]],
+      ['2026-05-01T03:00:00Z', [{ rule: 'needed', period: '2026-05-01T05:00:00Z' }]],
+      ['2026-05-01T02:00:00Z', [{ rule: 'needed', period: '2026-05-01T05:00:00Z' }]],
+      ['2026-05-01T01:00:00Z', [{ rule: 'needed', period: '2026-05-01T05:00:00Z' }]],
+      ['2026-05-01T00:00:00Z', [{ rule: 'needed', period: '2026-05-01T05:00:00Z' }]],
+    ]);
+    expect(result.remove).toEqual([]);
+    expect(describeReason(result.keep[1]!.reasons[0]!)).toBe('needed by 2026-05-01T05:00:00Z');
+  });
+
+  it('a snapshot kept by a rule keeps its own chain; what lies between two kept snapshots is needed by the newer one', () => {
+    const snaps = chainRun('2026-05-01T00:00:00Z', 6, 24);
+    // 02 is verified-good (kept by that rule), 05 is the last.
+    snaps[2]!.verified = true;
+    const result = applyRetention(snaps, { last: 1 }, 'UTC');
+    expect(result.keep.map((s) => [s.id.slice(11, 13), s.reasons.map(describeReason)])).toEqual([
+      ['05', ['last #1']],
+      ['04', ['needed by 2026-05-01T05:00:00Z']],
+      ['03', ['needed by 2026-05-01T05:00:00Z']],
+      ['02', ['newest verified-good']],
+      ['01', ['needed by 2026-05-01T02:00:00Z']],
+      ['00', ['needed by 2026-05-01T02:00:00Z']],
+    ]);
+  });
+
+  it('a chain whose newer snapshots are all pruned goes entirely, a new base ends what the old chain needs', () => {
+    // Two chains: base at 00 (deltas 01–03), base at 04 (deltas 05–07).
+    const snaps = chainRun('2026-05-01T00:00:00Z', 8, 4);
+    const result = applyRetention(snaps, { last: 2 }, 'UTC');
+    expect(result.keep.map((s) => s.id.slice(11, 13))).toEqual(['07', '06', '05', '04']);
+    expect(result.remove.map((s) => s.id.slice(11, 13))).toEqual(['03', '02', '01', '00']);
+  });
+
+  it('a full snapshot (no chain) and a base need nothing', () => {
+    const snaps = [...chainRun('2026-05-01T00:00:00Z', 2, 24), { id: '2026-05-01T02:00:00Z', time: new Date('2026-05-01T02:00:00Z') }];
+    expect(chainNeeds(snaps[2]!, snaps)).toEqual([]);
+    expect(chainNeeds(snaps[0]!, snaps)).toEqual([]);
+    expect(applyRetention(snaps, { last: 1 }, 'UTC').remove.map((s) => s.id)).toEqual(['2026-05-01T01:00:00Z', '2026-05-01T00:00:00Z']);
+  });
+
+  it('where a link is not listed (its manifest unreadable), everything of that base below it is kept', () => {
+    // 00 base, 01–04 deltas; 02 is not in the list.
+    const snaps = chainRun('2026-05-01T00:00:00Z', 5, 24).filter((s) => !s.id.includes('T02'));
+    const result = applyRetention(snaps, { last: 1 }, 'UTC');
+    expect(result.keep.map((s) => [s.id.slice(11, 13), s.reasons.map(describeReason)])).toEqual([
+      ['04', ['last #1']],
+      ['03', ['needed by 2026-05-01T04:00:00Z']],
+      ['01', ['needed by 2026-05-01T04:00:00Z']],
+      ['00', ['needed by 2026-05-01T04:00:00Z']],
+    ]);
+  });
+
+  it('a hostile reference loop ends', () => {
+    const a: Dated = {
+      id: '2026-05-01T00:00:00Z',
+      time: new Date('2026-05-01T00:00:00Z'),
+      chain: { base: 'x', reference: '2026-05-01T01:00:00Z', depth: 2 },
+    };
+    const b: Dated = {
+      id: '2026-05-01T01:00:00Z',
+      time: new Date('2026-05-01T01:00:00Z'),
+      chain: { base: 'x', reference: a.id, depth: 1 },
+    };
+    expect(chainNeeds(b, [a, b]).map((s) => s.id)).toEqual([a.id]);
+    expect(applyRetention([a, b], { last: 1 }, 'UTC').remove).toEqual([]);
+  });
+
+  it.each([
+    { last: 2, daily: 3 },
+    { hourly: 5 },
+    { last: 1, weekly: 2 },
+    { daily: 7, monthly: 2 },
+    { last: 3, hourly: 24, daily: 7, weekly: 4 },
+  ] as KeepPolicy[])('GFS %o over 20 days of hourly deltas never leaves a kept snapshot without its chain', (policy) => {
+    for (const baseEvery of [1, 5, 24, 25]) {
+      const snaps = chainRun('2026-05-01T00:17:00Z', 20 * 24, baseEvery);
+      // Some verified, to move what stands for a period.
+      for (let i = 7; i < snaps.length; i += 31) snaps[i]!.verified = true;
+      const result = applyRetention(snaps, policy, 'Europe/Berlin');
+      expect(closed(result.keep, snaps)).toEqual([]);
+      // Only what some kept snapshot reads is kept as needed.
+      for (const k of result.keep.filter((s) => s.reasons.some((r) => r.rule === 'needed'))) {
+        const by = result.keep.find((s) => s.id === k.reasons[0]!.period)!;
+        expect(chainNeeds(by, snaps).map((s) => s.id)).toContain(k.id);
+      }
+    }
   });
 });
