@@ -31,7 +31,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type PgCluster } from '../test/harness/postgres.js';
-import { BENCH_DB, CACHE, LANGS, openDataset, sqlArray, WORDS, type DatasetInfo } from './dataset.js';
+import { BENCH_DB, CACHE, GENERATOR_VERSION, LANGS, openDataset, sqlArray, WORDS, type DatasetInfo } from './dataset.js';
 
 /** Bump when prepareChurn changes so stale prepared copies are rebuilt. */
 const CHURN_VERSION = 1;
@@ -418,7 +418,7 @@ export function openChurnCopy(mb: number, opts: { port: number; workDir: string;
     ? (JSON.parse(readFileSync(readyFile, 'utf8')) as { churnVersion: number; dataset: DatasetInfo })
     : null;
   let dataset: DatasetInfo;
-  if (ready?.churnVersion === CHURN_VERSION) {
+  if (ready?.churnVersion === CHURN_VERSION && ready.dataset.generatorVersion === GENERATOR_VERSION) {
     dataset = ready.dataset;
   } else {
     rmSync(prepared, { recursive: true, force: true });

@@ -15,7 +15,7 @@ import { findPgBinDir, startCluster, type PgCluster } from '../test/harness/post
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CACHE = path.join(REPO, '.bench-cache');
 /** Bump when the generator changes so stale caches are rebuilt. */
-const GENERATOR_VERSION = 5;
+export const GENERATOR_VERSION = 5;
 export const BENCH_DB = 'mastodon_production';
 
 export interface DatasetInfo {
