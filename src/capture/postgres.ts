@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { DatabaseConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import { connect, mastodonFacts, serverName } from '../tools/postgres.js';
@@ -13,6 +14,10 @@ export interface CaptureSession {
   database: DatabaseFacts;
   /** The roles part's plaintext (src/capture/roles.ts), read in the same snapshot. */
   rolesSql: string;
+  /** The session's own connection, inside the transaction (delta mode reads rows through it). */
+  client: pg.Client;
+  /** Its backend, for cancelling a long read from a second connection. */
+  pid: number;
   close(): Promise<void>;
 }
 
@@ -20,7 +25,7 @@ const stopped = (cause?: unknown): PermafrostError =>
   new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.', { cause });
 
 /** Cancels the running query of backend `pid` from a second connection; best effort. */
-async function cancelBackend(db: DatabaseConfig, pid: number): Promise<void> {
+export async function cancelBackend(db: DatabaseConfig, pid: number): Promise<void> {
   const other = await connect(db).catch(() => null);
   if (!other) return;
   await other.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
@@ -53,6 +58,8 @@ export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSigna
       facts,
       database,
       rolesSql: roles,
+      client,
+      pid: pid ?? 0,
       async close() {
         await client.query('ROLLBACK').catch(() => undefined);
         await client.end().catch(() => undefined);

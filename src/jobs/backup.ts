@@ -3,7 +3,9 @@ import { formatBytes } from '../format.js';
 import { openCaptureSession } from '../capture/postgres.js';
 import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
 import type { SourceConfig } from '../config/schema.js';
-import { PermafrostError } from '../errors.js';
+import { errorMessage, PermafrostError } from '../errors.js';
+import { cleanStaleStates } from '../capture/delta-state.js';
+import { captureChainParts, type ChainCapture } from './backup-delta.js';
 import { acquireLock, type RunLock } from '../schedule/lock.js';
 import { VERSION } from '../version.js';
 import { loadEncryptionKeys, type EncryptionKeys } from '../vault/keys.js';
@@ -54,6 +56,17 @@ async function checkFreeSpace(vaultDir: string): Promise<void> {
   }
 }
 
+/** Renames the next delta state into place; a failure only costs the next snapshot a base. */
+async function saveState(parts: ChainCapture, id: string): Promise<string | null> {
+  try {
+    await parts.commitState(id);
+    return null;
+  } catch (err) {
+    await parts.discardState().catch(() => undefined);
+    return `the delta state could not be saved (${errorMessage(err)}), so the next snapshot will be a base`;
+  }
+}
+
 /** A run that took over a stale lock says so: a run died there before. */
 function lockWarning(lock: RunLock): string[] {
   return lock.tookOverFrom === null
@@ -84,6 +97,7 @@ async function captureSnapshot(
   const lock = acquireLock(config.vault.dir, 'backup');
   try {
     const cleaned = await cleanStalePartials(config.vault.dir);
+    await cleanStaleStates(config.vault.dir);
     const started = new Date();
     const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
     const session = await openCaptureSession(db, opts.signal);
@@ -96,20 +110,37 @@ async function captureSnapshot(
       sessionOpen = false;
       await session.close();
     };
+    let chainParts: ChainCapture | null = null;
     try {
       opts.events?.phase?.('database');
-      const argv = pgDumpArgv(db, { snapshot: session.snapshot });
-      // pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete.
-      const file: ManifestFile = await writeEncryptedCapture(
-        {
+      let dbFiles: ManifestFile[];
+      if (db.delta) {
+        // Delta mode: schema, rows or what changed, all read in the session's own transaction.
+        chainParts = await captureChainParts(config, session, {
           dir: partial.dir,
-          part: 'database',
+          id: snapshotIdFor(started),
           keys,
-          progress: (n) => opts.events?.bytes?.('database', n),
-          encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
-        },
-        { argv, env, what: `database "${db.name}"`, signal: opts.signal },
-      );
+          started,
+          signal: opts.signal,
+          events: opts.events,
+        });
+        dbFiles = chainParts.files;
+      } else {
+        const argv = pgDumpArgv(db, { snapshot: session.snapshot });
+        // pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete.
+        dbFiles = [
+          await writeEncryptedCapture(
+            {
+              dir: partial.dir,
+              part: 'database',
+              keys,
+              progress: (n) => opts.events?.bytes?.('database', n),
+              encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
+            },
+            { argv, env, what: `database "${db.name}"`, signal: opts.signal },
+          ),
+        ];
+      }
       await closeSession();
       const extra = await captureExtraParts(config, {
         dir: partial.dir,
@@ -135,11 +166,14 @@ async function captureSnapshot(
           ...session.database,
         },
         mastodon: session.facts,
-        files: [file, ...extra.files],
+        files: [...dbFiles, ...extra.files],
         ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
         ...(signing ? { signedBy: signing.fingerprint } : {}),
+        ...(chainParts ? { chain: chainParts.chain } : {}),
       };
       const id = await commitPartial(partial, manifest, signing ? (bytes) => signDetached(bytes, signing) : undefined);
+      // The state follows its snapshot; when it cannot be saved the next snapshot is a base.
+      const stateWarning = chainParts ? await saveState(chainParts, id) : null;
       // The runbook beside the data; the snapshot is safe already, so trouble here is only a warning.
       const runbook = await writeRunbook(config, { ...manifest, id });
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
@@ -152,6 +186,8 @@ async function captureSnapshot(
         cleaned,
         warnings: [
           ...lockWarning(lock),
+          ...(chainParts?.warnings ?? []),
+          ...(stateWarning ? [stateWarning] : []),
           ...(runbook ? [runbook] : []),
           ...extra.warnings,
           ...prune.warnings,
@@ -161,6 +197,7 @@ async function captureSnapshot(
       };
     } catch (err) {
       await discardPartial(partial);
+      await chainParts?.discardState();
       throw err;
     } finally {
       await closeSession();

@@ -42,12 +42,17 @@ export function dumpCompression(c: DatabaseConfig['compression']): { pgDump: str
   return { pgDump: c, openpgpLevel: 0, label: `pg_dump:${c}` };
 }
 
-/** pg_dump argv for a custom-format archive on stdout, dumping an exported snapshot when given. */
-export function pgDumpArgv(db: DatabaseConfig, opts: { snapshot?: string } = {}): string[] {
+/**
+ * pg_dump argv for a custom-format archive on stdout, dumping an exported snapshot when given.
+ * `schema`: only the pre-data and post-data sections (delta mode: table data is written by
+ * permafrost, src/capture/delta.ts), as a custom archive or as plain SQL (hashed: the DDL fingerprint).
+ */
+export function pgDumpArgv(db: DatabaseConfig, opts: { snapshot?: string; schema?: 'custom' | 'plain' } = {}): string[] {
+  const format = opts.schema === 'plain' ? ['--format=plain'] : ['--format=custom', `--compress=${dumpCompression(db.compression).pgDump}`];
   return [
     pgBin(db, 'pg_dump'),
-    '--format=custom',
-    `--compress=${dumpCompression(db.compression).pgDump}`,
+    ...format,
+    ...(opts.schema ? ['--section=pre-data', '--section=post-data'] : []),
     '--no-password',
     ...(opts.snapshot ? [`--snapshot=${opts.snapshot}`] : []),
     ...pgConnArgs(db),

@@ -1,0 +1,62 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'vitest';
+import type { Manifest } from '../../src/vault/manifest.js';
+import { stockGpgDecrypt, type Workspace } from './env.js';
+import type { PgCluster } from './postgres.js';
+
+/** Turns a fixture database into one for delta mode tests: tables with text, composite and no primary keys, TOASTed rows. */
+export const DELTA_EXTRA_SQL = `
+CREATE TABLE settings (var varchar PRIMARY KEY, value text, thing_type varchar);
+CREATE TABLE account_pins (account_id bigint, target_account_id bigint, created_at timestamp NOT NULL DEFAULT now(), PRIMARY KEY (account_id, target_account_id));
+CREATE TABLE statuses_tags (status_id bigint NOT NULL, tag_id bigint NOT NULL);
+INSERT INTO settings VALUES ('site_title', 'Mastodon 🐘', NULL), ('it''s "quoted"', E'tab\\there\\nnewline\\\\back', 'x');
+INSERT INTO account_pins (account_id, target_account_id) VALUES (1, 2), (1, 3), (2, 1);
+INSERT INTO statuses_tags SELECT id, id % 7 FROM statuses WHERE id % 3 = 0;
+UPDATE statuses SET text = repeat('long toot ', 2000) WHERE id = (SELECT min(id) FROM statuses);
+`;
+
+/** The snapshots a chain restore applies, base first (following `reference`). */
+export function chainOf(vault: string, id: string): Manifest[] {
+  const out: Manifest[] = [];
+  let at: string | null = id;
+  while (at) {
+    const m = JSON.parse(readFileSync(path.join(vault, at, 'manifest.json'), 'utf8')) as Manifest;
+    out.unshift(m);
+    at = m.chain?.reference ?? null;
+  }
+  return out;
+}
+
+/**
+ * Restores snapshot `id` of a delta-mode vault into the new database `target` with stock tools only,
+ * in the order the design gives: base schema pre-data, base rows, each delta, base schema post-data.
+ */
+export function stockChainRestore(pg: PgCluster, ws: Workspace, id: string, target: string): void {
+  const chain = chainOf(ws.vault, id);
+  const work = path.join(ws.dir, `stock-${target}`);
+  const gnupg = path.join(work, 'gnupg');
+  const env = { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user };
+  const plain = (snap: string, file: string): string => {
+    const out = path.join(work, `${snap}-${file}`.replace(/\.gpg$/, ''));
+    const r = stockGpgDecrypt(ws.passFile, path.join(ws.vault, snap, file), out, gnupg);
+    expect(r.status, r.stderr).toBe(0);
+    return out;
+  };
+  const run = (bin: string, args: string[]): void => {
+    const r = spawnSync(path.join(pg.binDir, bin), args, { encoding: 'utf8', env });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/ERROR/);
+  };
+  pg.psql('postgres', `CREATE DATABASE ${target}`);
+  const schema = plain(chain[0]!.id, 'schema.pgdump.gpg');
+  run('pg_restore', ['--section=pre-data', '--exit-on-error', '-d', target, schema]);
+  for (const m of chain) {
+    const file = m.chain!.kind === 'base' ? 'rows.sql.gpg' : 'delta.sql.gpg';
+    run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-d', target, '-f', plain(m.id, file)]);
+  }
+  run('pg_restore', ['--section=post-data', '--exit-on-error', '-d', target, schema]);
+  spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: gnupg } });
+  rmSync(work, { recursive: true, force: true });
+}
