@@ -21,6 +21,7 @@
  *
  * Results: bench/results/delta.{json,md}.
  */
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -29,12 +30,13 @@ import { z } from 'zod';
 import { parseConfig } from '../src/config/load.js';
 import { applySync } from '../src/replicate/apply.js';
 import { SNAPSHOTS_FOLDER } from '../src/replicate/plan.js';
+import { HASH_SESSION_SQL, tableHashSql } from '../src/capture/delta-sql.js';
 import { applyRetention } from '../src/vault/retention.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest } from '../src/vault/manifest.js';
 import { connected, folderSynced, startSyncthingPair, syncthingSection, waitFor, type StPair } from '../test/harness/syncthing.js';
 import { churnHour, describeHour, openChurnCopy, type ChurnCopy, type HourResult } from './churn.js';
 import { CACHE, REPO } from './dataset.js';
-import { fmt, machine, median, sampleTree, serverCpuS, timed } from './measure.js';
+import { fmt, machine, median, sampleTree, serverCpuS, timed, type ProcStat } from './measure.js';
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
@@ -128,8 +130,8 @@ class Vault {
     };
   }
 
-  /** `permafrost restore ID --database TARGET --jobs 2`, wall seconds. */
-  async restore(id: string, target: string): Promise<{ wallS: number; cpuS: number; serverCpuS: number }> {
+  /** `permafrost restore ID --database TARGET --jobs 2`, measured. */
+  async restore(id: string, target: string): Promise<Omit<Restore, 'same'>> {
     this.copy.cluster.psql('postgres', `DROP DATABASE IF EXISTS ${target}`);
     const s0 = serverCpuS(this.copy.cluster.dataDir);
     const st = await timed([process.execPath, CLI, 'restore', id, '--database', target, '--jobs', '2', '--config', this.config], {
@@ -138,6 +140,92 @@ class Vault {
     }).done;
     return { wallS: st.wallS, cpuS: st.userS + st.sysS, serverCpuS: serverCpuS(this.copy.cluster.dataDir) - s0 };
   }
+}
+
+/** What a restore cost. */
+interface Restore {
+  wallS: number;
+  cpuS: number;
+  serverCpuS: number;
+  /** Equal to the source afterwards (row counts of every table and matview, index count). */
+  same: boolean;
+  /** A chain: every table's count and hash equal its manifest's (delta-sql.ts's SQL, as restore checks). */
+  hashesMatch?: boolean;
+}
+
+/** Whether every table of `target` has the count and hash the chain manifest of snapshot `id` records. */
+function matchesManifest(v: Vault, id: string, target: string): boolean | undefined {
+  const m = manifestSchema.parse(JSON.parse(readFileSync(path.join(v.dir, id, MANIFEST_NAME), 'utf8')));
+  if (!m.chain) return undefined;
+  return m.chain.tables.every(
+    (t) => v.copy.cluster.psql(target, `${HASH_SESSION_SQL}\n${tableHashSql(t.schema, t.table)}`).trim() === `${t.rows}|${t.hash}`,
+  );
+}
+
+/**
+ * The stock restore of snapshot `id` (what restore.sh does, with 2 jobs where pg_restore can): a
+ * chain is pre-data, `gpg -d | psql -1` of the base rows and of each delta in order, post-data; a
+ * full snapshot is one pg_restore. Plaintext archives go to `work` (removed after each step).
+ */
+async function stockRestore(v: Vault, id: string, target: string, gnupg: string, pass: string): Promise<Omit<Restore, 'same'>> {
+  const c = v.copy.cluster;
+  const env = { ...v.env, GNUPGHOME: gnupg };
+  const read = (sid: string): Manifest => manifestSchema.parse(JSON.parse(readFileSync(path.join(v.dir, sid, MANIFEST_NAME), 'utf8')));
+  const chain: Manifest[] = [read(id)];
+  while (chain[0]!.chain?.reference) chain.unshift(read(chain[0]!.chain.reference));
+  c.psql('postgres', `DROP DATABASE IF EXISTS ${target}; CREATE DATABASE ${target};`);
+  const archive = path.join(v.work, 'restore.pgdump');
+  const decrypt = (file: string): string[] => ['gpg', '-d', '--batch', '--quiet', '--passphrase-file', pass, file];
+  const s0 = serverCpuS(c.dataDir);
+  const t0 = performance.now();
+  const stats = [];
+  const pgRestore = (args: string[]): Promise<ProcStat> =>
+    timed([path.join(c.binDir, 'pg_restore'), ...args, '--dbname', target, archive], { env }).done;
+  const base = chain[0]!;
+  const dir = (m: Manifest): string => path.join(v.dir, m.id);
+  stats.push(
+    await timed(
+      [
+        'gpg',
+        '-d',
+        '--batch',
+        '--quiet',
+        '--passphrase-file',
+        pass,
+        '--output',
+        archive,
+        path.join(dir(base), base.chain ? 'schema.pgdump.gpg' : 'database.pgdump.gpg'),
+      ],
+      { env },
+    ).done,
+  );
+  if (!base.chain) {
+    stats.push(await pgRestore(['--jobs', '2']));
+  } else {
+    stats.push(await pgRestore(['--section=pre-data']));
+    for (const m of chain) {
+      const gpg = timed(decrypt(path.join(dir(m), m.chain!.kind === 'base' ? 'rows.sql.gpg' : 'delta.sql.gpg')), {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env,
+      });
+      const psql = timed(
+        [path.join(c.binDir, 'psql'), '-X', '-q', '--no-password', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-d', target],
+        {
+          stdio: [gpg.child.stdout!, 'ignore', 'pipe'],
+          env,
+        },
+      );
+      gpg.child.stdout!.destroy(); // psql holds the read end now
+      stats.push(...(await Promise.all([gpg.done, psql.done])));
+    }
+    stats.push(await pgRestore(['--section=post-data', '--jobs', '2']));
+  }
+  rmSync(archive, { force: true });
+  return {
+    wallS: (performance.now() - t0) / 1000,
+    cpuS: stats.reduce((t, x) => t + x.userS + x.sysS, 0),
+    serverCpuS: serverCpuS(c.dataDir) - s0,
+  };
 }
 
 /** Row counts of every table and matview plus the index count: a restored database equal to the source? */
@@ -274,10 +362,10 @@ async function measure(work: string): Promise<void> {
   let base: Backup;
   let full0: Backup;
   let replica: Replica | null = null;
-  let restore: {
-    delta: Awaited<ReturnType<Vault['restore']>> & { same: boolean };
-    full: Awaited<ReturnType<Vault['restore']>> & { same: boolean };
-  } | null = null;
+  /** Stock tools (always) and permafrost restore (when it restores this kind), of the deepest delta and of the full snapshot of the same hour. */
+  const restores: Partial<Record<'stockDelta' | 'stockFull' | 'permafrostDelta' | 'permafrostFull', Restore>> = {};
+  const gnupg = path.join(work, 'gnupg');
+  mkdirSync(gnupg, { mode: 0o700 });
   try {
     // The delta vault is the Syncthing source folder (backup requests the rescan itself, as in production).
     let pair: StPair | null = null;
@@ -352,21 +440,31 @@ async function measure(work: string): Promise<void> {
     const lastFull = fulls.at(-1)!.full;
 
     // Restore of the deepest delta vs of the full snapshot of the same moment.
-    try {
-      const d = await deltaVault.restore(last.id, 'bench_delta_restore');
-      const dSame = sameAs(copy, 'bench_delta_restore');
-      copy.cluster.psql('postgres', 'DROP DATABASE bench_delta_restore');
-      const f = await fullVault.restore(lastFull.id, 'bench_full_restore');
-      const fSame = sameAs(copy, 'bench_full_restore');
-      copy.cluster.psql('postgres', 'DROP DATABASE bench_full_restore');
-      restore = { delta: { ...d, same: dSame }, full: { ...f, same: fSame } };
-      log(`restore: depth ${last.depth} ${fmt(d.wallS)} s (equal: ${dSame}), full ${fmt(f.wallS)} s (equal: ${fSame})`);
-    } catch (err) {
-      notes.push(`restore not measured: ${(err as Error).message.split('\n')[0]}`);
-      log(notes.at(-1)!);
-    }
+    const measureRestore = async (
+      key: keyof typeof restores,
+      v: Vault,
+      id: string,
+      run: (target: string) => Promise<Omit<Restore, 'same'>>,
+    ): Promise<void> => {
+      const target = `bench_${key.toLowerCase()}`;
+      try {
+        const r = await run(target);
+        restores[key] = { ...r, same: sameAs(copy, target), hashesMatch: matchesManifest(v, id, target) };
+        log(`restore ${key}: ${fmt(r.wallS)} s, equal to the source: ${restores[key].same}`);
+      } catch (err) {
+        notes.push(`${key} restore not measured: ${(err as Error).message.split('\n')[0]!.replace(/^.* exited (\d+): /, 'exit $1: ')}`);
+        log(notes.at(-1)!);
+      } finally {
+        copy.cluster.psql('postgres', `DROP DATABASE IF EXISTS ${target}`);
+      }
+    };
+    await measureRestore('stockDelta', deltaVault, last.id, (t) => stockRestore(deltaVault, last.id, t, gnupg, pass));
+    await measureRestore('stockFull', fullVault, lastFull.id, (t) => stockRestore(fullVault, lastFull.id, t, gnupg, pass));
+    await measureRestore('permafrostDelta', deltaVault, last.id, (t) => deltaVault.restore(last.id, t));
+    await measureRestore('permafrostFull', fullVault, lastFull.id, (t) => fullVault.restore(lastFull.id, t));
   } finally {
     await replica?.destroy();
+    spawnSync('gpgconf', ['--homedir', gnupg, '--kill', 'all'], { stdio: 'ignore' });
     copy.destroy();
   }
 
@@ -396,7 +494,7 @@ async function measure(work: string): Promise<void> {
     full0: full0!,
     hours,
     fulls,
-    restore,
+    restores,
     flat,
     replicated: replica !== null,
     notes,
@@ -411,7 +509,7 @@ function report(r: {
   full0: Backup;
   hours: Array<{ churn: HourResult; delta: Backup }>;
   fulls: Array<{ hour: number; full: Backup }>;
-  restore: { delta: { wallS: number; same: boolean }; full: { wallS: number; same: boolean } } | null;
+  restores: Partial<Record<'stockDelta' | 'stockFull' | 'permafrostDelta' | 'permafrostFull', Restore>>;
   flat: { sizeMb: number; base: Backup; delta: Backup; full: Backup } | null;
   replicated: boolean;
   notes: string[];
@@ -514,11 +612,20 @@ function report(r: {
       `Syncthing (two real instances, loopback-only netns; bytes = the source's outBytesTotal to the device, from /rest/system/connections, per snapshot until the device had it): ${Math.round(avgSent)} bytes per hourly snapshot on average (${fmt(avgSent / avgBytes)} × its size; index and protocol messages included), ${r.base.sentBytes} for the base.`,
     );
   } else lines.push('Syncthing: not measured (BENCH_SYNCTHING=0 or the pair did not start; see notes).');
-  if (r.restore) {
-    lines.push(
-      `Restore (\`permafrost restore ID --jobs 2\`): the depth-${r.hours.at(-1)!.delta.depth} delta (base + ${r.hours.at(-1)!.delta.depth} deltas) ${fmt(r.restore.delta.wallS)} s vs the full snapshot of the same hour ${fmt(r.restore.full.wallS)} s (${fmt(r.restore.delta.wallS / r.restore.full.wallS)} ×); equal to the source (row counts of every table, index count): ${r.restore.delta.same ? 'yes' : 'NO'} / ${r.restore.full.same ? 'yes' : 'NO'}.`,
-    );
-  } else lines.push('Restore: not measured (see notes).');
+  const depth = r.hours.at(-1)!.delta.depth;
+  const rs = r.restores;
+  const restoreLine = (label: string, d: Restore | undefined, f: Restore | undefined): string =>
+    d && f
+      ? `${label}: the depth-${depth} delta (base + ${depth} deltas) ${fmt(d.wallS)} s (CPU ${fmt(d.cpuS)} s ours, ${fmt(d.serverCpuS)} s server) vs the full snapshot of the same hour ${fmt(f.wallS)} s (CPU ${fmt(f.cpuS)} s, ${fmt(f.serverCpuS)} s): ${fmt(d.wallS / f.wallS)} ×; equal to the source (row counts of every table and matview, index count): ${d.same ? 'yes' : 'NO'} / ${f.same ? 'yes' : 'NO'}; the chain's every table count + hash equal its manifest's: ${d.hashesMatch ? 'yes' : 'NO'}.`
+      : `${label}: not measured (see notes).`;
+  lines.push(
+    restoreLine(
+      'Restore with stock tools (as restore.sh: pg_restore pre-data, `gpg -d | psql -1` of the base rows and each delta, pg_restore post-data -j 2; full: pg_restore -j 2; decrypting the archive to a file first)',
+      rs.stockDelta,
+      rs.stockFull,
+    ),
+  );
+  lines.push(restoreLine('`permafrost restore ID --jobs 2`', rs.permafrostDelta, rs.permafrostFull));
   lines.push(
     `Vault after 24 hourly + 7 daily snapshots (\`keep: {hourly: 24, daily: 7}\`; computed from the measured sizes, not 8 simulated days: a base every day at 00:00, deltas sized as the measured hours, each kept delta keeping its chain back to its base): ${week.storedSnapshotsDelta} snapshots stored for ${week.keptSnapshots} kept, ${MB(week.deltaBytes)} MB vs ${week.keptSnapshots} full snapshots ${MB(week.fullBytes)} MB (${fmt(100 * week.ratio, 1)} %).`,
   );
@@ -541,7 +648,7 @@ function report(r: {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     path.join(dir, 'delta.json'),
-    `${JSON.stringify({ env: { ...r.env, loadAvgEnd: loadavg() }, sizeMb: SIZE, copyBytes: r.copyBytes, dataset: r.dataset, bars, avgRatio, ratios, wallRatio, base: r.base, full0: r.full0, fulls: r.fulls, hours: r.hours, restore: r.restore, week, flat: r.flat, notes: r.notes }, null, 2)}\n`,
+    `${JSON.stringify({ env: { ...r.env, loadAvgEnd: loadavg() }, sizeMb: SIZE, copyBytes: r.copyBytes, dataset: r.dataset, bars, avgRatio, ratios, wallRatio, base: r.base, full0: r.full0, fulls: r.fulls, hours: r.hours, restores: r.restores, week, flat: r.flat, notes: r.notes }, null, 2)}\n`,
   );
   writeFileSync(path.join(dir, 'delta.md'), `${md}\n`);
 }
