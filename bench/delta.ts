@@ -641,7 +641,7 @@ function report(r: {
   for (const l of describeHour(h1)) lines.push(`    ${l}`);
   for (const n of r.notes) lines.push(`- Note: ${n}`);
   lines.push('');
-  lines.push(`Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS} npm run bench:delta\``);
+  lines.push(`Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS}${HOURS === 24 ? '' : ` BENCH_HOURS=${HOURS}`} npm run bench:delta\``);
   const md = lines.join('\n');
   process.stdout.write(`${md}\n`);
   const dir = path.join(REPO, 'bench/results');
