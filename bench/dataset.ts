@@ -15,7 +15,7 @@ import { findPgBinDir, startCluster, type PgCluster } from '../test/harness/post
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CACHE = path.join(REPO, '.bench-cache');
 /** Bump when the generator changes so stale caches are rebuilt. */
-const GENERATOR_VERSION = 5;
+export const GENERATOR_VERSION = 5;
 export const BENCH_DB = 'mastodon_production';
 
 export interface DatasetInfo {
@@ -50,9 +50,11 @@ export function rowsFor(targetMb: number): Record<'accounts' | 'users' | 'status
   };
 }
 
-// Words of toots: English, German, French, Arabic, Hebrew, Japanese, emoji, hashtags. Kept short
-// (array subscripts over variable-width elements walk the array).
-const WORDS = [
+/**
+ * Words of toots (generated here, and new ones in bench/churn.ts): English, German, French, Arabic,
+ * Hebrew, Japanese, emoji, hashtags. Kept short (array subscripts over variable-width elements walk the array).
+ */
+export const WORDS = [
   'the',
   'a',
   'to',
@@ -161,9 +163,10 @@ const WORDS = [
   '#linux',
   '#mastodon',
 ];
-const LANGS = ['en', 'en', 'en', 'de', 'fr', 'ar', 'he', 'ja', 'es', 'nl'];
+export const LANGS = ['en', 'en', 'en', 'de', 'fr', 'ar', 'he', 'ja', 'es', 'nl'];
 
-function sqlArray(items: readonly string[]): string {
+/** An SQL text[] literal of `items`. */
+export function sqlArray(items: readonly string[]): string {
   return `ARRAY[${items.map((w) => `'${w.replace(/'/g, "''")}'`).join(',')}]::text[]`;
 }
 
