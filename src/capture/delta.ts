@@ -317,6 +317,14 @@ interface Changes {
   witness: Array<[string, string]>;
 }
 
+/**
+ * A copy of a string that holds on to nothing else: V8 makes a slice of a long string a view of it,
+ * so one key kept from each 64 KiB chunk of a keys file would keep the whole file in memory.
+ */
+function own(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1');
+}
+
 /** Rows kept per table as witnesses of the state's history (see StateTable.witness). */
 const MAX_WITNESS = 200;
 
@@ -387,7 +395,7 @@ async function diffTable(
     if (tooMany) continue;
     for (const line of lines) {
       const x = line.lastIndexOf('\t');
-      changed.set(line.slice(0, x - 33), { md5: line.slice(x - 32, x), xmin: line.slice(x + 1) });
+      changed.set(own(line.slice(0, x - 33)), { md5: own(line.slice(x - 32, x)), xmin: own(line.slice(x + 1)) });
     }
     if (changed.size > MAX_KEYS) tooMany = true;
   }
@@ -403,7 +411,7 @@ async function diffTable(
   const witness: Array<[string, string]> = [];
   const gone = (line: string): void => {
     const [k, h] = splitStateLine(line);
-    deleted.push(k);
+    deleted.push(own(k));
     sum.remove(keyer.md5Of(h));
   };
   const keysSql = `SELECT ${t.key.map(keyExpr).join(', ')} FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS} ORDER BY ${t.key.map(orderExpr).join(', ')}`;
@@ -429,7 +437,7 @@ async function diffTable(
         if (md5 === undefined) out.push(line);
         else {
           sum.remove(keyer.md5Of(splitStateLine(line)[1]));
-          deleted.push(k);
+          deleted.push(own(k));
         }
         {
           // Awaited only when a chunk is read: an await per row costs a microtask each.
@@ -452,8 +460,9 @@ async function diffTable(
       fresh.forEach((f, i) => {
         md5s.write(f.md5, i * 16, 16, 'hex');
         sum.add(f.md5);
-        copied.push(f.key);
-        if (witness.length < MAX_WITNESS) witness.push([f.key, changed.get(f.key)!.xmin]);
+        const key = own(f.key);
+        copied.push(key);
+        if (witness.length < MAX_WITNESS) witness.push([key, changed.get(f.key)!.xmin]);
       });
       const keyed = keyer.keyed(md5s, fresh.length);
       fresh.forEach((f, i) => {
