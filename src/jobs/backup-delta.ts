@@ -31,7 +31,8 @@ import { dumpCompression, pgDumpArgv, pgEnv, serverName } from '../tools/postgre
 import { errorMessage, PermafrostError } from '../errors.js';
 import { startTool } from '../tools/run.js';
 import type { EncryptionKeys } from '../vault/keys.js';
-import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type ManifestFile } from '../vault/manifest.js';
+import { chainProblem as chainLinkProblem, type LinkState } from '../vault/check.js';
+import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { listSnapshots, snapshotIdTime, vaultWriteCode, type SnapshotEntry } from '../vault/store.js';
 import { writeEncryptedCapture, writeEncryptedStream } from '../vault/write-capture.js';
 import type { JobEvents } from './events.js';
@@ -80,24 +81,28 @@ async function serverFacts(client: pg.Client): Promise<ServerFacts> {
   return { xmin: row.xmin, xmax: row.xmax, server: { systemIdentifier: row.sysid, databaseOid: row.dboid, lsn: row.lsn } };
 }
 
-/** Why the snapshot's chain (it, its reference, … its base) cannot be built on, or null. */
-async function chainProblem(snapshots: SnapshotEntry[], top: SnapshotEntry): Promise<string | null> {
-  const byId = new Map(snapshots.map((s) => [s.id, s]));
-  let s: SnapshotEntry | undefined = top;
-  for (let depth = top.manifest?.chain?.depth ?? 0; s; depth--) {
-    const chain = s.manifest?.chain;
-    if (!s.manifest || !chain || chain.depth !== depth || chain.base !== top.manifest?.chain?.base)
-      return `snapshot ${s.id} of its chain is damaged`;
-    for (const f of s.manifest.files) {
-      const st = await stat(path.join(s.dir, f.name)).catch(() => null);
-      if (!st || st.size !== f.bytes) return `${f.name} of snapshot ${s.id} (in its chain) is missing or not the size its manifest records`;
-    }
-    if (chain.reference === null) return null;
-    const ref = chain.reference;
-    s = byId.get(ref);
-    if (!s) return `snapshot ${ref}, which its chain needs, is missing`;
+/** Whether a snapshot's files are all there at the sizes its manifest records (what a delta builds on must be). */
+async function filesPresent(s: SnapshotEntry): Promise<boolean> {
+  for (const f of s.manifest?.files ?? []) {
+    const st = await stat(path.join(s.dir, f.name)).catch(() => null);
+    if (!st || st.size !== f.bytes) return false;
   }
-  return null;
+  return s.manifest !== null;
+}
+
+/**
+ * Why the snapshot's chain (it, its reference, … its base) cannot be built on, or null: the walk is
+ * check's (vault/check.ts chainProblem), each link judged here by its files' presence and sizes.
+ */
+async function chainProblem(snapshots: SnapshotEntry[], top: SnapshotEntry & { manifest: Manifest }): Promise<string | null> {
+  if (!(await filesPresent(top))) return `a file of snapshot ${top.id} is missing or not the size its manifest records`;
+  const links = new Map<string, LinkState>();
+  for (const s of snapshots) {
+    if (s.manifest?.chain?.base !== top.manifest.chain?.base) continue;
+    links.set(s.id, { manifest: s.manifest, state: (await filesPresent(s)) ? 'ok' : 'damaged' });
+  }
+  const verdict = chainLinkProblem(top.manifest, (id) => links.get(id));
+  return verdict && 'problem' in verdict ? `snapshot ${top.id} cannot be built on: ${verdict.problem}` : null;
 }
 
 /**
@@ -148,7 +153,7 @@ async function chooseReference(
     };
   }
   const chain = newest.manifest.chain!;
-  const broken = await chainProblem(snapshots, newest);
+  const broken = await chainProblem(snapshots, { ...newest, manifest: newest.manifest });
   if (broken) return { reason: broken, warn: true };
   const state = loaded.state;
   // Rows are diffed by xmin: only against the same server and database, within 2^31 transactions.
