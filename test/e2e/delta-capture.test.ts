@@ -6,10 +6,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HASH_SESSION_SQL, tableHashSql } from '../../src/capture/delta-sql.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
-import { errorSentence, makeWorkspace, runCli, type Workspace } from '../harness/env.js';
+import { errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
+import { waitFor } from '../harness/wait.js';
 import { fingerprint } from '../harness/fingerprint.js';
 import { clusterPerFile } from '../harness/suite.js';
-import { holdTransaction } from '../harness/table-lock.js';
+import { holdTableLock, holdTransaction } from '../harness/table-lock.js';
 
 const cluster = clusterPerFile();
 let ws: Workspace;
@@ -267,6 +268,43 @@ describe('delta snapshots: capture', () => {
     expect(r.manifest.chain).toMatchObject({ kind: 'base' });
     expect(r.manifest.chain?.reason).toMatch(/is a full one \(delta mode was off\)/);
     expect(r.stderr).toBe('');
+  });
+
+  it('the server ends the capture session mid-delta: one sentence, exit 1, no snapshot, no half-written state', async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    const first = await backup();
+    const stateBefore = readFileSync(path.join(ws.vault, '.permafrost-delta', 'state.json'), 'utf8');
+    // pg_dump (the schema fingerprint) waits on this lock while permafrost's own session sits idle in its transaction.
+    const lock = await holdTableLock(pg, db, 'follows');
+    const run = startCli(['--config', ws.configFile, 'backup']);
+    await waitFor(
+      'pg_dump to wait on the lock',
+      () =>
+        pg
+          .psql(
+            'postgres',
+            `SELECT count(*) FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'pg_dump' AND wait_event_type = 'Lock'`,
+          )
+          .trim() === '1',
+    );
+    pg.psql(
+      'postgres',
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'permafrost' AND state = 'idle in transaction'`,
+    );
+    await lock.release();
+    const r = await run.result;
+    expect(r.code).toBe(1);
+    expect(errorSentence(r.stderr)).toMatch(
+      new RegExp(
+        `^PostgreSQL at .* failed while permafrost read the rows of database "${db}": .*; check the server is running and run backup again\\.$`,
+      ),
+    );
+    expect(readdirSync(ws.vault).filter((n) => /^\d{4}-/.test(n))).toEqual([first.manifest.id]);
+    expect(readdirSync(ws.vault).filter((n) => n.startsWith('.partial-') || n.startsWith('.permafrost-delta.'))).toEqual([]);
+    expect(readFileSync(path.join(ws.vault, '.permafrost-delta', 'state.json'), 'utf8')).toBe(stateBefore);
+    // The next run builds on the same state.
+    expect((await backup()).manifest.chain).toMatchObject({ kind: 'delta', reference: first.manifest.id });
   });
 
   it('a schema change (a migration) makes a base, without a warning; so does fullEvery', async () => {
