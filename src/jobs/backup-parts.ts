@@ -11,7 +11,6 @@ import { PART_FILE, type FailedPart, type ManifestFile } from '../vault/manifest
 import { vaultWriteCode } from '../vault/store.js';
 import { captureFailure } from '../vault/write-capture.js';
 import { writeEncryptedPart } from '../vault/write-part.js';
-import type { JobEvents } from './events.js';
 
 export interface ExtraParts {
   files: ManifestFile[];
@@ -28,7 +27,7 @@ interface PartJob {
   write(dir: string, keys: EncryptionKeys): Promise<ManifestFile>;
 }
 
-function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n: number) => void): PartJob | null {
+function redisJob(config: Config, signal: AbortSignal | undefined): PartJob | null {
   const redis = config.redis;
   if (!redis) return null;
   return {
@@ -44,7 +43,7 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
         throw redisPartError(redis, err);
       }
       try {
-        const file = await writeEncryptedPart({ dir, part: 'redis', keys, progress }, capture.stdout);
+        const file = await writeEncryptedPart({ dir, part: 'redis', keys }, capture.stdout);
         await capture.tool.done;
         return file;
       } catch (err) {
@@ -56,7 +55,7 @@ function redisJob(config: Config, signal: AbortSignal | undefined, progress?: (n
   };
 }
 
-function secretsJob(config: Config, progress?: (n: number) => void): PartJob | null {
+function secretsJob(config: Config): PartJob | null {
   const secrets = config.secrets;
   if (!secrets) return null;
   return {
@@ -65,7 +64,7 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
     async write(dir, keys) {
       const stream: Readable = await openSecrets(secrets);
       try {
-        return await writeEncryptedPart({ dir, part: 'secrets', keys, progress }, stream);
+        return await writeEncryptedPart({ dir, part: 'secrets', keys }, stream);
       } catch (err) {
         stream.destroy();
         if (err instanceof PermafrostError) throw err;
@@ -77,7 +76,10 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
 
 /**
  * Captures the roles part (its SQL was read in the capture session; without it a restore onto a
- * fresh cluster lacks the owners, so a failure here fails the snapshot), then Redis and the secrets file into the partial snapshot folder, each encrypted on the fly.
+ * fresh cluster lacks the owners, so a failure here fails the snapshot), then Redis and the secrets
+ * file into the partial snapshot folder, each encrypted on the fly, all at once: they run beside the
+ * database dump (backup.ts starts them as soon as the session is open), so Redis's
+ * `repl-diskless-sync-delay` (5 s by default before `redis-cli --rdb` gets a byte) costs no wall time.
  * A failing part never costs the database dump: its half-written file is removed and the failure
  * is returned (recorded in the manifest; a warning too when the part is optional), so the snapshot
  * lists only what was captured. A vault write error (full or read-only disk) and a stop request
@@ -85,29 +87,29 @@ function secretsJob(config: Config, progress?: (n: number) => void): PartJob | n
  */
 export async function captureExtraParts(
   config: Config,
-  opts: { dir: string; keys: EncryptionKeys; rolesSql: string; signal?: AbortSignal; events?: JobEvents },
+  opts: { dir: string; keys: EncryptionKeys; rolesSql: string; signal?: AbortSignal },
 ): Promise<ExtraParts> {
   const { dir, keys } = opts;
-  opts.events?.phase?.('roles');
-  const roles = await writeEncryptedPart({ dir, part: 'roles', keys }, Readable.from([Buffer.from(opts.rolesSql, 'utf8')]));
-  const jobs = [
-    redisJob(config, opts.signal, (n) => opts.events?.bytes?.('redis', n)),
-    secretsJob(config, (n) => opts.events?.bytes?.('secrets', n)),
-  ].filter((j): j is PartJob => j !== null);
-  const files: ManifestFile[] = [];
-  const failed: FailedPart[] = [];
-  const warnings: string[] = [];
-  for (const job of jobs) {
-    if (opts.signal?.aborted) break;
-    opts.events?.phase?.(job.part);
-    try {
-      files.push(await job.write(dir, keys));
-    } catch (err) {
-      await rm(path.join(dir, PART_FILE[job.part]), { force: true });
-      if (opts.signal?.aborted || vaultWriteCode(err)) throw err;
-      failed.push({ part: job.part, error: errorMessage(err), optional: job.optional });
-      if (job.optional) warnings.push(`${job.part} part skipped (marked optional): ${errorMessage(err)}`);
-    }
+  const roles = writeEncryptedPart({ dir, part: 'roles', keys }, Readable.from([Buffer.from(opts.rolesSql, 'utf8')]));
+  const jobs = [redisJob(config, opts.signal), secretsJob(config)].filter((j): j is PartJob => j !== null);
+  const outcomes = await Promise.allSettled([roles, ...jobs.map((job) => runPart(job, dir, keys, opts.signal))]);
+  // A failure that spoils the whole snapshot (roles, a vault write error, a stop) wins, in order.
+  const thrown = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (thrown) throw thrown.reason;
+  const [rolesFile, ...parts] = outcomes.map((o) => (o as PromiseFulfilledResult<ManifestFile | FailedPart>).value);
+  const files = parts.filter((p): p is ManifestFile => 'sha256' in p);
+  const failed = parts.filter((p): p is FailedPart => 'error' in p);
+  const warnings = failed.filter((f) => f.optional).map((f) => `${f.part} part skipped (marked optional): ${f.error}`);
+  return { files: [...files, rolesFile as ManifestFile], failed, warnings };
+}
+
+/** One optional part: its file, or its failure as the manifest records it (its half-written file removed). */
+async function runPart(job: PartJob, dir: string, keys: EncryptionKeys, signal: AbortSignal | undefined): Promise<ManifestFile | FailedPart> {
+  try {
+    return await job.write(dir, keys);
+  } catch (err) {
+    await rm(path.join(dir, PART_FILE[job.part]), { force: true });
+    if (signal?.aborted || vaultWriteCode(err)) throw err;
+    return { part: job.part, error: errorMessage(err), optional: job.optional };
   }
-  return { files: [...files, roles], failed, warnings };
 }

@@ -111,6 +111,16 @@ async function captureSnapshot(
       await session.close();
     };
     let chainParts: ChainCapture | null = null;
+    // Roles, Redis and secrets are captured beside the database, not after it (see backup-parts.ts);
+    // a failed database stops them, and the folder is removed only once they have let go of it.
+    const partsStop = new AbortController();
+    const partsSignal = opts.signal ? AbortSignal.any([opts.signal, partsStop.signal]) : partsStop.signal;
+    const extraParts = captureExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql, signal: partsSignal });
+    // Settled here too, so that a database failure never leaves a rejection unobserved.
+    const extraSettled = extraParts.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
       opts.events?.phase?.('database');
       let dbFiles: ManifestFile[];
@@ -142,13 +152,8 @@ async function captureSnapshot(
         ];
       }
       await closeSession();
-      const extra = await captureExtraParts(config, {
-        dir: partial.dir,
-        keys,
-        rolesSql: session.rolesSql,
-        signal: opts.signal,
-        events: opts.events,
-      });
+      opts.events?.phase?.('redis and secrets');
+      const extra = await extraParts;
       if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
       const manifest: Manifest = {
@@ -196,6 +201,8 @@ async function captureSnapshot(
         pruned: prune.result,
       };
     } catch (err) {
+      partsStop.abort();
+      await extraSettled;
       await discardPartial(partial);
       await chainParts?.discardState();
       throw err;

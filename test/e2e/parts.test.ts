@@ -238,4 +238,39 @@ describe('snapshot parts: database, Redis, secrets', () => {
     expect(off.manifest!.files.map((f) => f.part)).toEqual(['database', 'roles']);
     expect(existsSync(path.join(ws.vault, off.manifest!.id, 'redis.rdb.gpg'))).toBe(false);
   });
+  it('the parts run beside the database: a dump that fails while Redis still waits out its sync delay leaves no folder and no redis-cli behind', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    // Redis's production default: 5 s before the RDB streams; the failing dump ends long before.
+    const r = redis({ args: ['--repl-diskless-sync-delay', '5'] });
+    fillRedis(r);
+    const bin = path.join(ws.dir, 'fakebin');
+    mkdirSync(bin);
+    writeFileSync(
+      path.join(bin, 'pg_dump'),
+      `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 15.0"; exit 0; fi\nsleep 1\necho "pg_dump: error: connection lost" >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    ws.writeConfig({ database: { binDir: bin }, extra: { redis: { url: r.url } } });
+    const { code, stderr } = await backup();
+    expect(code).toBe(1);
+    expect(errorSentence(stderr)).toBe(`${bin}/pg_dump failed while capturing database "source": connection lost`);
+    expect(partials()).toEqual([]);
+    expect(snapshots()).toEqual([]);
+    // The Redis capture was stopped with the run: no redis-cli of this workspace's socket lives on.
+    const ps = spawnSync('pgrep', ['-f', `redis-cli.*${r.url.replace(/^unix:\/\//, '')}`], { encoding: 'utf8' });
+    expect(ps.stdout.trim()).toBe('');
+  });
+
+  it('with the production sync delay, Redis and secrets are captured while the database dumps: all parts committed', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = redis({ args: ['--repl-diskless-sync-delay', '5'] });
+    fillRedis(r);
+    const env = writeEnvFile();
+    ws.writeConfig({ extra: { redis: { url: r.url }, secrets: { file: env.file } } });
+    const { code, manifest, stderr } = await backup();
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(manifest!.files.map((f) => f.part).sort()).toEqual(['database', 'redis', 'roles', 'secrets']);
+    expect(manifest!.failed).toBeUndefined();
+  });
 });
