@@ -2,11 +2,45 @@
  * One error model for the whole tool. The CLI maps each kind to an exit code;
  * the core throws these and never prints or exits.
  */
-export type ErrorKind = 'user' | 'tool' | 'remote' | 'integrity' | 'busy' | 'internal';
+export type ErrorKind =
+  /** Bad config, flags or local setup: the user fixes it. */
+  | 'user'
+  /** A program (pg_dump, pg_restore, gpg, redis-cli, …) failed: ToolError. */
+  | 'tool'
+  /** A server we talk to (PostgreSQL, Redis) refused or failed a statement, or is in a state that stops the run. */
+  | 'server'
+  /** A server could not be reached at all. */
+  | 'connection'
+  /** A disk is full or read-only (the vault, the temp folder, a restore destination). */
+  | 'space'
+  /** A local file or folder could not be read, written or found as expected (not a space problem). */
+  | 'io'
+  /** The run was asked to stop (SIGINT/SIGTERM, the daemon shutting down) before it finished. */
+  | 'stopped'
+  /** A required part of a snapshot failed; the snapshot is kept with what was captured. */
+  | 'part'
+  /** doctor (or another check) found problems it listed. */
+  | 'unhealthy'
+  /** An HTTP service (Syncthing's REST API, a webhook) failed. */
+  | 'remote'
+  /** Tampered, truncated or mismatched data. */
+  | 'integrity'
+  /** Another run holds the lock. */
+  | 'busy'
+  /** A bug. */
+  | 'internal';
 
+/** The documented exit codes: every failure that is not the user's, the data's or a lock's is 1. */
 const EXIT_CODES: Record<ErrorKind, number> = {
   user: 2,
   tool: 1,
+  server: 1,
+  connection: 1,
+  space: 1,
+  io: 1,
+  stopped: 1,
+  part: 1,
+  unhealthy: 1,
   remote: 1,
   integrity: 3,
   busy: 4,

@@ -22,7 +22,7 @@ export interface CaptureSession {
 }
 
 const stopped = (cause?: unknown): PermafrostError =>
-  new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.', { cause });
+  new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause });
 
 /** Cancels the running query of backend `pid` from a second connection; best effort. */
 export async function cancelBackend(db: DatabaseConfig, pid: number): Promise<void> {
@@ -71,7 +71,7 @@ export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSigna
     if (err instanceof PermafrostError) throw err;
     // The server went away mid-session (restart, crash, admin shutdown): its problem, not ours.
     throw new PermafrostError(
-      'tool',
+      'server',
       `PostgreSQL at ${serverName(db)} ended the capture session of database "${db.name}": ${(err as Error).message}; check the server is running and run backup again.`,
       { cause: err },
     );

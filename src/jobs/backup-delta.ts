@@ -113,13 +113,13 @@ function captureError(config: SourceConfig, err: unknown, signal: AbortSignal | 
   if (err instanceof PermafrostError || vaultWriteCode(err)) return err;
   const db = config.database;
   if (signal?.aborted)
-    return new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.', { cause: err });
+    return new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause: err });
   const msg = errorMessage(err);
   const fix = /row-level security/.test(msg)
     ? "back up as a role that bypasses row-level security (the tables' owner, or one with BYPASSRLS), as pg_dump needs too"
     : 'check the server is running and run backup again';
   return new PermafrostError(
-    'tool',
+    'server',
     `PostgreSQL at ${serverName(db)} failed while permafrost read the rows of database "${db.name}": ${msg}; ${fix}.`,
     { cause: err },
   );

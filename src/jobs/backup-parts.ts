@@ -68,7 +68,7 @@ function secretsJob(config: Config): PartJob | null {
       } catch (err) {
         stream.destroy();
         if (err instanceof PermafrostError) throw err;
-        throw new PermafrostError('tool', `Secrets part failed while encrypting ${secrets.file}: ${errorMessage(err)}.`, { cause: err });
+        throw new PermafrostError('io', `Secrets part failed while encrypting ${secrets.file}: ${errorMessage(err)}.`, { cause: err });
       }
     },
   };

@@ -49,7 +49,7 @@ async function checkFreeSpace(vaultDir: string): Promise<void> {
   const { free } = await diskSpace(vaultDir);
   if (free < needed) {
     throw new PermafrostError(
-      'tool',
+      'space',
       `vault.dir ${vaultDir} has ${formatBytes(free)} free, but the newest snapshot (${newest.id}) took ${formatBytes(needed)}, so the next one would not fit; ` +
         'free some space (`permafrost prune`, or a bigger disk) and run the backup again.',
     );
@@ -154,7 +154,7 @@ async function captureSnapshot(
       await closeSession();
       opts.events?.phase?.('redis and secrets');
       const extra = await extraParts;
-      if (opts.signal?.aborted) throw new PermafrostError('tool', 'Backup was stopped before it finished; no snapshot was written.');
+      if (opts.signal?.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
       const manifest: Manifest = {
         formatVersion: 1,

@@ -44,7 +44,7 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
       },
     );
     const missing = requiredPartsFailed(result.manifest);
-    if (missing) throw new PermafrostError('tool', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
+    if (missing) throw new PermafrostError('part', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
     return result;
   } finally {
     await checkDevices(config, log);

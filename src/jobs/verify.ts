@@ -116,7 +116,7 @@ async function verifyOnce(
   let checks: CheckOutcome[] = [];
   const stopIfAborted = (): void => {
     if (opts.signal?.aborted)
-      throw new PermafrostError('tool', `Verify of snapshot ${snapshot.id} was stopped before it finished; nothing was recorded.`);
+      throw new PermafrostError('stopped', `Verify of snapshot ${snapshot.id} was stopped before it finished; nothing was recorded.`);
   };
   /** Runs the steps in order; their outcomes up to and including the first failed one. */
   const runSteps = async (steps: VerifyStep[]): Promise<CheckOutcome[]> => {

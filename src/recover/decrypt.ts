@@ -66,7 +66,7 @@ function tempFolderError(base: TempBase, err: NodeJS.ErrnoException): Permafrost
   };
   const text = err.code ? why[err.code] : undefined;
   return text
-    ? new PermafrostError('tool', `Cannot decrypt into ${base.name}: it ${text}, or set ${base.setting} to another folder.`, { cause: err })
+    ? new PermafrostError('io', `Cannot decrypt into ${base.name}: it ${text}, or set ${base.setting} to another folder.`, { cause: err })
     : null;
 }
 
@@ -89,7 +89,7 @@ export async function privateTemp(base: TempBase): Promise<PrivateTemp> {
 /** The sentence for a part that does not fit into the temp folder: the space it needs (from the manifest) and the space free. */
 function noSpace(snapshot: SnapshotEntry, temp: PrivateTemp, file: ManifestFile, free: number, cause?: unknown): PermafrostError {
   return new PermafrostError(
-    'tool',
+    'space',
     `Not enough space in ${temp.base.name} to decrypt snapshot ${snapshot.id}: ${file.name} needs ${formatBytes(file.plainBytes)} (${file.plainBytes} bytes), ` +
       `${formatBytes(free)} (${free} bytes) is free; free space there, or set ${temp.base.setting} to a folder on a bigger disk.`,
     { cause },
@@ -134,7 +134,7 @@ function integrityError(snapshot: SnapshotEntry, file: ManifestFile, why: string
 /** Stopped on purpose (SIGTERM): gpg's failure then says nothing about the snapshot. */
 function throwIfStopped(snapshot: SnapshotEntry, signal: AbortSignal | undefined): void {
   if (signal?.aborted)
-    throw new PermafrostError('tool', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, { cause: signal.reason });
+    throw new PermafrostError('stopped', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, { cause: signal.reason });
 }
 
 /** The one mapping from a decryption's outcome to the error the user sees: missing gpg, damage (exit 3), or the wrong secret (exit 2). */

@@ -91,7 +91,7 @@ function describeSessions(sessions: readonly TargetSession[]): string {
 function sessionsError(name: string, sessions: readonly TargetSession[]): PermafrostError {
   const n = sessions.length;
   return new PermafrostError(
-    'tool',
+    'server',
     `Database "${name}" has ${n} other session${n > 1 ? 's' : ''} (${describeSessions(sessions)}), whose locks restore would wait for forever; ` +
       'stop what uses it (for Mastodon: systemctl stop mastodon-web mastodon-sidekiq mastodon-streaming) and run restore again, or pass --terminate-sessions to end them.',
   );
@@ -188,7 +188,7 @@ async function freePreviousName(client: pg.Client, target: string): Promise<stri
     const name = previousName(target, new Date(now + s * 1000));
     if (!(await databaseExists(client, name))) return name;
   }
-  throw new PermafrostError('tool', `Too many databases named ${target}_before_…; drop the ones no longer needed and run restore again.`);
+  throw new PermafrostError('server', `Too many databases named ${target}_before_…; drop the ones no longer needed and run restore again.`);
 }
 
 async function roleExists(client: pg.Client, role: string): Promise<boolean> {
@@ -207,7 +207,7 @@ async function applyRoles(client: pg.Client, sql: string, snapshot: string): Pro
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw new PermafrostError(
-      'tool',
+      'server',
       `Could not create the roles of snapshot ${snapshot} (${errorMessage(err)}); connect as a superuser (e.g. PGUSER=postgres), or pass --no-owner --role NAME to give every object to one existing role.`,
       { cause: err },
     );
@@ -238,7 +238,7 @@ async function swapIn(
       while ((await otherSessions(client, names.target)).some((x) => sessions.some((s) => s.pid === x.pid))) {
         if (Date.now() > deadline) {
           throw new PermafrostError(
-            'tool',
+            'server',
             `Could not end the sessions on database "${names.target}" (${describeSessions(sessions)}); stop the programs that use it and run restore again.`,
           );
         }
@@ -336,7 +336,7 @@ export async function restoreDatabase(
       await maintenance.query(createDatabaseSql(incoming, facts, owner));
     } catch (err) {
       throw new PermafrostError(
-        'tool',
+        'server',
         `Could not create database "${incoming}" (${errorMessage(err)}); for a missing locale (${facts.collate ?? 'the default'}), install it on this server (locale-gen) and run restore again.`,
         { cause: err },
       );
@@ -396,7 +396,7 @@ export async function restoreDatabase(
       } catch (err) {
         if (err instanceof PermafrostError) throw err;
         throw new PermafrostError(
-          'tool',
+          'server',
           `Could not swap the restored copy in as "${target}" (${errorMessage(err)}); the renames are one transaction, so "${target}" is as it was: run restore again.`,
           { cause: err },
         );

@@ -177,7 +177,7 @@ async function stageMedia(from: string, dest: string): Promise<string> {
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw new PermafrostError(
-      'tool',
+      'io',
       `Could not copy the media from ${from} to ${parent}: ${(err as Error).message}; free space there or fix the permissions, and run restore again.`,
       {
         cause: err,
@@ -365,7 +365,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     step.catch((err: unknown) => {
       if (!opts.signal?.aborted) throw err;
       throw new PermafrostError(
-        'tool',
+        'stopped',
         `Restore of snapshot ${snapshot.id} was stopped before it finished; the target database was not touched and no file was half written.`,
         { cause: err },
       );

@@ -137,7 +137,7 @@ export async function connect(db: DatabaseConfig, database = db.name): Promise<p
   } catch (err) {
     await client.end().catch(() => undefined);
     throw new PermafrostError(
-      'tool',
+      'connection',
       `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config (without one, libpq's PGHOST, PGPORT, PGUSER and PGPASSFILE) and that the server is running.`,
       {
         cause: err,

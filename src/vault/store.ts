@@ -293,7 +293,7 @@ export async function findSnapshot(vaultDir: string, ref: string | undefined): P
  */
 export async function vanishedSnapshotError(snapshot: SnapshotEntry, doing: string, cause: unknown): Promise<PermafrostError | null> {
   if (await exists(snapshot.dir)) return null;
-  return new PermafrostError('tool', `Snapshot ${snapshot.id} was removed while ${doing} (a prune ran meanwhile?); run again.`, { cause });
+  return new PermafrostError('io', `Snapshot ${snapshot.id} was removed while ${doing} (a prune ran meanwhile?); run again.`, { cause });
 }
 
 /** A snapshot folder being written under a hidden temporary name. */
@@ -381,7 +381,7 @@ export function vaultWriteError(vaultDir: string, err: unknown): PermafrostError
   const code = vaultWriteCode(err);
   if (!code) return null;
   return new PermafrostError(
-    'tool',
+    'space',
     `vault.dir ${vaultDir} ${VAULT_WRITE_CODES[code]}, so no snapshot was written (a dump cut short by the disk cannot be trusted, so the database part is not kept either); ` +
       `${code === 'EROFS' ? 'remount it read-write' : 'free some space (`permafrost prune`, or a bigger disk)'} and run the backup again.`,
     { cause: err },

@@ -34,7 +34,7 @@ export const registerDoctor: RegisterCommand = (program, { io, configFlag }) => 
       }
       if (!report.ok) {
         const fails = report.lines.filter((l) => l.status === 'fail').map((l) => l.check);
-        throw new PermafrostError('tool', `doctor found problems (${fails.join(', ')}); fix the FAIL lines and run doctor again.`);
+        throw new PermafrostError('unhealthy', `doctor found problems (${fails.join(', ')}); fix the FAIL lines and run doctor again.`);
       }
     });
 };
