@@ -24,9 +24,18 @@ export interface ChannelRequest {
   body?: string;
 }
 
+/** Discord refuses a webhook message whose content is longer. */
+const DISCORD_MAX = 2000;
+
 /** Mastodon's default status limit. */
 const STATUS_MAX = 500;
 
+/**
+ * The webhook's JSON body: the alert's fields, plus the one sentence as `text` (what Slack,
+ * Mattermost and Rocket.Chat incoming webhooks post) and `content` (Discord's), so a chat
+ * webhook URL works as it is; other receivers read `event`, `snapshot`, `error`, `host`, `time`.
+ * Documented in docs/monitoring.md.
+ */
 export function webhookRequest(cfg: NonNullable<NotifyConfig['webhook']>, alert: Alert): ChannelRequest {
   const { event, snapshot, error, host, time, message } = alert;
   return {
@@ -34,7 +43,7 @@ export function webhookRequest(cfg: NonNullable<NotifyConfig['webhook']>, alert:
     method: 'POST',
     url: cfg.url,
     headers: { 'content-type': 'application/json', 'user-agent': 'permafrost' },
-    body: JSON.stringify({ event, snapshot, error, host, time, message }),
+    body: JSON.stringify({ event, snapshot, error, host, time, message, text: message, content: message.slice(0, DISCORD_MAX) }),
   };
 }
 

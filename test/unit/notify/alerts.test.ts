@@ -36,6 +36,9 @@ describe('channel requests', () => {
       host: 'h',
       time: alert.time,
       message: alert.message,
+      // Slack/Mattermost read text, Discord content: a chat webhook URL works as it is.
+      text: alert.message,
+      content: alert.message,
     });
     expect(pingRequest({ url: 'http://127.0.0.1:1/p/' }, 'start').url).toBe('http://127.0.0.1:1/p/start');
     expect(pingRequest({ url: 'http://127.0.0.1:1/p' }, 'success').url).toBe('http://127.0.0.1:1/p');
