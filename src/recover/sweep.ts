@@ -8,7 +8,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, PermafrostError } from '../errors.js';
 import type { NotifyLog } from '../notify/alerts.js';
 import { identityAlive } from '../schedule/lock.js';
 import { connect } from '../tools/postgres.js';
@@ -77,7 +77,9 @@ export async function sweepLeftovers(config: Config): Promise<{ swept: string[];
     try {
       for (const db of await sweepScratchDatabases(config)) swept.push(`dropped scratch database "${db}" left by a verify that died`);
     } catch (err) {
-      problems.push(`could not sweep scratch databases of dead verify runs: ${errorMessage(err)}`);
+      // A server that cannot be reached is the run's own error, said once by the run itself.
+      if (!(err instanceof PermafrostError && err.kind === 'connection'))
+        problems.push(`could not sweep scratch databases of dead verify runs: ${errorMessage(err)}`);
     }
   }
   return { swept, problems };

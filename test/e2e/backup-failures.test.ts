@@ -73,6 +73,18 @@ describe('backup failure paths leave nothing behind', () => {
     expect(readdirSync(ws.vault)).toEqual([]);
   });
 
+  it('PostgreSQL down: the sentence that says so is printed once, not once per step that tried to connect', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    // A folder where no server listens: connect() fails with ENOENT for every step that tries.
+    const nowhere = path.join(ws.dir, 'nosocket');
+    mkdirSync(nowhere);
+    ws.writeConfig({ database: { host: nowhere } });
+    const r = await runCli(['--config', ws.configFile, 'backup']);
+    expect(r.code).toBe(1);
+    expect(errorSentence(r.stderr)).toMatch(/^Cannot connect to PostgreSQL database "source" on .*nosocket/);
+    expect(r.stderr.match(/Cannot connect to PostgreSQL/g)).toHaveLength(1);
+  });
+
   it('a missing pg_dump binary is named', async () => {
     const pg = cluster.get();
     ws = makeWorkspace(pg, 'source');
