@@ -53,8 +53,6 @@ export interface RestoreOptions extends SecretFlags {
   /** With noOwner: the role given every object (pg_restore --role). */
   role?: string;
   events?: JobEvents;
-  /** Told the steps that remain for the admin once every check passed, before anything is written. */
-  onPlan?: (steps: string[]) => void;
   /** Stop requested (SIGINT/SIGTERM): programs are stopped, temp folders removed, and the run fails saying how far it got. */
   signal?: AbortSignal;
 }
@@ -358,7 +356,6 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     media: media ?? null,
     snapshot: snapshot.id,
   });
-  opts.onPlan?.(steps);
 
   /** A step stopped by the signal fails with one sentence: nothing is in place before the end, so nothing was touched. */
   const stoppable = <T>(step: Promise<T>): Promise<T> =>

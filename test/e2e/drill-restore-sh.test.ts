@@ -162,7 +162,7 @@ describe('the drill: the server is gone, the device folder and the passphrase re
     // The remaining steps come before the restore starts, the summary after.
     // The snapshot holds no Redis part (none configured): --all lays out what it holds and says so.
     expect(pf.stdout.indexOf('Stop Mastodon first')).toBeGreaterThan(-1);
-    expect(pf.stdout.indexOf('Stop Mastodon first')).toBeLessThan(pf.stdout.indexOf(`restored snapshot ${id}`));
+    expect(pf.stdout.indexOf('Stop Mastodon first')).toBeGreaterThan(pf.stdout.indexOf(`restored snapshot ${id}`));
     expect(pf.stdout).toContain('Without the Redis part, Sidekiq queues are lost');
     expect(existsSync(path.join(out, 'dump.rdb'))).toBe(false);
     expect(fingerprint(second, 'mastodon_production')).toEqual(wantDb);

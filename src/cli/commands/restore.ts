@@ -102,16 +102,18 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           noOwner: !opts.owner,
           ...secretFlags(io, opts),
           events: shown.events,
-          onPlan: (steps) => {
-            say('Before and after this restore, to bring the whole server back:');
-            steps.forEach((step, i) => say(`  ${i + 1}. ${step}`));
-            say('');
-          },
           signal,
         }),
       ).finally(() => shown.done());
       const db = result.database;
+      // The steps around the restore, only once it succeeded: a refused restore has nothing to follow up.
+      const printSteps = (): void => {
+        say('');
+        say('To bring the whole server back (with Mastodon stopped while you put each piece in place):');
+        result.nextSteps.forEach((step, i) => say(`  ${i + 1}. ${step}`));
+      };
       if (opts.json) {
+        printSteps();
         return io.out(
           JSON.stringify(
             { ...(db ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps },
@@ -140,5 +142,6 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         else if (db.previous)
           io.out(`the previous database is kept as "${db.previous.name}"; once you no longer need it: dropdb ${db.previous.name}`);
       }
+      printSteps();
     });
 };
