@@ -2,7 +2,7 @@
 # A five-minute tour of permafrost against a throwaway PostgreSQL with Mastodon-shaped sample data.
 # Nothing outside a temporary folder is touched; the server listens only on a private unix socket.
 #   bash scripts/demo.sh            # run the tour, then clean up
-#   KEEP=1 bash scripts/demo.sh     # keep the folder to play with afterwards
+#   KEEP=1 bash scripts/demo.sh     # keep the folder, the server running and a good snapshot to play with
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f dist/cli/main.js ] || npm run build
@@ -15,8 +15,18 @@ AS=()
 if [ "$(id -u)" -eq 0 ]; then AS=(runuser -u postgres --); chown postgres: "$DEMO/pg" "$DEMO/sock"; fi
 PGUSER_NAME=$([ "$(id -u)" -eq 0 ] && echo postgres || id -un)
 cleanup() {
+  status=$?
+  # KEEP=1 after a tour that went through: the server stays up and the snapshot is whole again.
+  if [ -n "${KEEP:-}" ] && [ "$status" -eq 0 ]; then
+    echo
+    echo "kept $DEMO with its PostgreSQL running and a good snapshot; try the other commands:"
+    echo "  export PERMAFROST_CONFIG=$DEMO/permafrost.yaml PGHOST=$DEMO/sock PGUSER=$PGUSER_NAME"
+    echo "  $PF status; $PF check; $PF verify latest; $PF backup; $PF list"
+    echo "when done: ${AS[*]} $BIN/pg_ctl -D $DEMO/pg/data stop && rm -rf $DEMO"
+    return
+  fi
   "${AS[@]}" "$BIN/pg_ctl" -D "$DEMO/pg/data" -m fast -w stop >/dev/null 2>&1 || true
-  if [ -z "${KEEP:-}" ]; then rm -rf "$DEMO"; else echo "kept $DEMO (stop the server: ${AS[*]} $BIN/pg_ctl -D $DEMO/pg/data stop)"; fi
+  if [ -z "${KEEP:-}" ]; then rm -rf "$DEMO"; else echo "kept $DEMO (the tour failed; the server is stopped)"; fi
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -69,4 +79,7 @@ PART="$DEMO/snapshots/$SNAP/database.pgdump.gpg"
 BYTE=$(od -An -tu1 -j200 -N1 "$PART" | tr -d ' ')
 printf "\\$(printf '%03o' $((BYTE ^ 1)))" | dd of="$PART" bs=1 seek=200 conv=notrunc status=none
 $PF restore latest --database mastodon_restored --force || echo "(exit $? — as it should)"
-echo; echo "Done. See README.md for the configuration reference."
+# Put the byte back: the snapshot is whole again (what KEEP=1 leaves to play with).
+printf "\\$(printf '%03o' "$BYTE")" | dd of="$PART" bs=1 seek=200 conv=notrunc status=none
+$PF check latest >/dev/null && echo "byte put back: permafrost check passes again"
+echo; echo "Done. See README.md and docs/ for the manual."
