@@ -19,9 +19,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../schema-issues.js';
 import { fsyncDir, fsyncFile, writeFileAtomic } from '../vault/fs-durable.js';
+import { VAULT_NAMES } from '../vault/layout.js';
 
-export const STATE_DIR = '.permafrost-delta';
-const NEXT_PREFIX = '.permafrost-delta.next-';
+export const STATE_DIR = VAULT_NAMES.delta.dir;
+const NEXT_PREFIX = VAULT_NAMES.delta.nextPrefix;
 const STATE_JSON = 'state.json';
 const KEY_FILE = 'key';
 

@@ -104,7 +104,12 @@ export async function captureExtraParts(
 }
 
 /** One optional part: its file, or its failure as the manifest records it (its half-written file removed). */
-async function runPart(job: PartJob, dir: string, keys: EncryptionKeys, signal: AbortSignal | undefined): Promise<ManifestFile | FailedPart> {
+async function runPart(
+  job: PartJob,
+  dir: string,
+  keys: EncryptionKeys,
+  signal: AbortSignal | undefined,
+): Promise<ManifestFile | FailedPart> {
   try {
     return await job.write(dir, keys);
   } catch (err) {

@@ -7,7 +7,8 @@ import { readVerifyState } from '../recover/verify-state.js';
 import { acquireLock } from '../schedule/lock.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { applyRetention, type Dated, type KeepPolicy, type KeepReason } from '../vault/retention.js';
-import { PARTIAL_PREFIX, SNAPSHOT_ID_RE, VERSIONS_DIR, listSnapshots, type SnapshotEntry } from '../vault/store.js';
+import { PARTIAL_PREFIX, SNAPSHOT_ID_RE, listSnapshots, type SnapshotEntry } from '../vault/store.js';
+import { openVault } from '../vault/layout.js';
 
 /** Deleted snapshots are first renamed to this hidden prefix, so a crash mid-delete never leaves a half snapshot under a snapshot name; leftovers are removed with the partials of dead runs. */
 export const PRUNING_PREFIX = `${PARTIAL_PREFIX}pruned-`;
@@ -51,7 +52,7 @@ async function pruneDevice(config: Config, policy: KeepPolicy | null, timezone: 
   ];
   const removed: string[] = [];
   for (const snap of doomed.sort((a, b) => b.id.localeCompare(a.id))) {
-    if (!dryRun) await rm(path.join(vaultDir, VERSIONS_DIR, snap.id), { recursive: true, force: true });
+    if (!dryRun) await rm(openVault(vaultDir).versionsDir(snap.id), { recursive: true, force: true });
     removed.push(snap.id);
   }
   const gone = new Set(removed);

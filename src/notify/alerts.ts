@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import path from 'node:path';
 import { z } from 'zod';
 import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
@@ -9,6 +8,7 @@ import { readJsonState, writeJsonState } from '../vault/state-file.js';
 import { mastodonRequest, pingRequest, webhookRequest, type Alert, type ChannelName, type ChannelRequest } from './channels.js';
 import { httpRequest, urlOrigin } from '../net/http.js';
 import { knownSecrets, redact } from './redact.js';
+import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
 /** What a run reports; notifyOutcome turns it into alerts. */
 export type Outcome =
@@ -57,7 +57,7 @@ export interface NotifyOptions {
 }
 
 /** The alert state beside the snapshots: which conditions are failing, which channels were told. */
-export const ALERT_STATE_NAME = '.permafrost-alerts.json';
+export const ALERT_STATE_NAME = VAULT_NAMES.state.alerts;
 
 const channelSchema = z.enum(['webhook', 'ping', 'mastodon']) satisfies z.ZodType<ChannelName>;
 
@@ -79,7 +79,7 @@ const alertStateSchema = z.object({
 export type AlertState = z.infer<typeof alertStateSchema>;
 
 export function alertStatePath(vaultDir: string): string {
-  return path.join(vaultDir, ALERT_STATE_NAME);
+  return openVault(vaultDir).stateFile('alerts');
 }
 
 export async function readAlertState(vaultDir: string): Promise<AlertState> {

@@ -1,13 +1,13 @@
-import path from 'node:path';
 import { z } from 'zod';
 import { readJsonState, writeJsonState } from '../vault/state-file.js';
+import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
 /**
  * Verify results live in one state file beside the snapshots, not inside snapshot folders:
  * a snapshot folder stays byte-for-byte what the backup wrote (and what Syncthing sent), and a
  * backup device that verifies its own copy records its result without touching replicated data.
  */
-export const VERIFY_STATE_NAME = '.permafrost-verify.json';
+export const VERIFY_STATE_NAME = VAULT_NAMES.state.verify;
 
 const verifyRecordSchema = z.object({
   ok: z.boolean(),
@@ -36,7 +36,7 @@ type VerifyStateFile = z.infer<typeof verifyStateSchema>;
 export type VerifyStatus = 'verified' | 'failed' | 'never';
 
 export function verifyStatePath(vaultDir: string): string {
-  return path.join(vaultDir, VERIFY_STATE_NAME);
+  return openVault(vaultDir).stateFile('verify');
 }
 
 function readState(vaultDir: string): Promise<VerifyStateFile> {

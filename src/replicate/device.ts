@@ -8,7 +8,8 @@ import type { Config } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_S } from '../config/schema-replicate.js';
 import { chainProblem, type LinkState } from '../vault/check.js';
 import { MANIFEST_NAME, MAX_CHAIN_DEPTH } from '../vault/manifest.js';
-import { listSnapshots, VERSIONS_DIR, type SnapshotEntry } from '../vault/store.js';
+import { listSnapshots, type SnapshotEntry } from '../vault/store.js';
+import { openVault } from '../vault/layout.js';
 
 /** The snapshot's commit time: the manifest's finishedAt (the folder name when unreadable). */
 export function finishedAt(s: SnapshotEntry): Date {
@@ -117,5 +118,5 @@ async function treeBytes(p: string): Promise<number> {
 export async function deviceDiskUse(vaultDir: string): Promise<{ snapshotBytes: number; versionsBytes: number }> {
   let snapshotBytes = 0;
   for (const s of await listSnapshots(vaultDir)) snapshotBytes += await treeBytes(s.dir);
-  return { snapshotBytes, versionsBytes: await treeBytes(path.join(vaultDir, VERSIONS_DIR)) };
+  return { snapshotBytes, versionsBytes: await treeBytes(openVault(vaultDir).versionsDir()) };
 }

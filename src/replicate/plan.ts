@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { MediaConfig, SyncthingConfig } from '../config/schema-replicate.js';
 import { UserError } from '../errors.js';
-import { PARTIAL_PREFIX } from '../vault/store.js';
+import { VAULT_IGNORES } from '../vault/layout.js';
 import type { StDevice, StFolder } from './api.js';
 import { normalizeDeviceId } from './device-id.js';
 
@@ -14,7 +14,7 @@ export const MANAGED_FOLDERS = [SNAPSHOTS_FOLDER, MEDIA_FOLDER] as const;
  * Snapshot folder ignores: in-progress snapshots and permafrost's own files (the run lock
  * `.permafrost.lock`, its takeover temp file, the replication state file) never leave the server.
  */
-export const SNAPSHOT_IGNORES = [`/${PARTIAL_PREFIX}*`, '/.permafrost*'];
+export const SNAPSHOT_IGNORES = [...VAULT_IGNORES];
 
 /** Folder timing: scans are requested after each backup; the watcher and interval are the safety net. */
 const RESCAN_INTERVAL_S = 3600;

@@ -1,5 +1,4 @@
 import { rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { z } from 'zod';
 import { errorMessage } from '../errors.js';
@@ -22,13 +21,14 @@ import { DEFAULT_STALE_AFTER_S } from '../config/schema-replicate.js';
 import { deviceDiskUse, deviceFreshness, finishedAt, type DeviceFreshness } from './device.js';
 import { normalizeDeviceId } from './device-id.js';
 import { MEDIA_FOLDER, SNAPSHOTS_FOLDER } from './plan.js';
+import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
 /**
  * When each snapshot was first seen complete on each device, kept beside the snapshots (ignored
  * by Syncthing through the `/.permafrost*` pattern). Syncthing does not remember when a remote
  * got a file, so this is how lag is known, and how an offline device's last snapshot is known.
  */
-export const STATE_FILE = '.permafrost-replication.json';
+export const STATE_FILE = VAULT_NAMES.state.replication;
 
 const replicationStateSchema = z.object({
   /** deviceID → snapshot id → ISO time first seen complete there. */
@@ -100,7 +100,7 @@ function snapshotFiles(s: SnapshotEntry): string[] {
 
 async function readState(vaultDir: string): Promise<ReplicationState> {
   try {
-    return await readJsonState(path.join(vaultDir, STATE_FILE), replicationStateSchema, { seen: {} });
+    return await readJsonState(openVault(vaultDir).stateFile('replication'), replicationStateSchema, { seen: {} });
   } catch {
     // Unreadable (permissions): only the lag figures are lost.
     return { seen: {} };
@@ -109,7 +109,7 @@ async function readState(vaultDir: string): Promise<ReplicationState> {
 
 async function writeState(vaultDir: string, state: ReplicationState, keep: Set<string>): Promise<void> {
   for (const byId of Object.values(state.seen)) for (const id of Object.keys(byId)) if (!keep.has(id)) delete byId[id];
-  const file = path.join(vaultDir, STATE_FILE);
+  const file = openVault(vaultDir).stateFile('replication');
   try {
     await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
     await rename(`${file}.tmp`, file);

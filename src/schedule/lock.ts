@@ -10,10 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { BusyError } from '../errors.js';
+import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
-export const LOCK_NAME = '.permafrost.lock';
+export const LOCK_NAME = VAULT_NAMES.lock;
 
 /** A process, as the kernel tells it apart from any other that had or will have its PID. */
 export interface ProcessIdentity {
@@ -116,7 +116,7 @@ export interface RunLock {
  */
 export function acquireLock(vaultDir: string, what: string): RunLock {
   mkdirSync(vaultDir, { recursive: true, mode: 0o750 });
-  const file = path.join(vaultDir, LOCK_NAME);
+  const file = openVault(vaultDir).lockFile;
   const me = selfIdentity();
   const body = lockBody(me, what);
   const mine = `${file}.${process.pid}`;

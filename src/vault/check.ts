@@ -2,10 +2,10 @@
  * The passphrase-free check of a snapshot folder against its manifest (`permafrost check`): the
  * pure comparison, and the state file that records each snapshot's result beside the snapshots.
  */
-import path from 'node:path';
 import { z } from 'zod';
 import { MANIFEST_NAME, SIGNATURE_NAME, type Manifest } from './manifest.js';
 import { readJsonState, writeJsonState } from './state-file.js';
+import { openVault } from './layout.js';
 
 /** One entry found in a snapshot folder; `sha256` only for files whose size matched the manifest (hashing the others is wasted work). */
 export interface FolderEntry {
@@ -78,8 +78,6 @@ export function isSyncthingTemp(name: string): boolean {
 }
 
 /** Check results, one state file beside the snapshots (not replicated: each host checks its own copy). */
-const CHECK_STATE_NAME = '.permafrost-check.json';
-
 const checkRecordSchema = z.object({
   ok: z.boolean(),
   checkedAt: z.string(),
@@ -98,7 +96,7 @@ export type CheckState = z.infer<typeof checkStateSchema>;
 export type CheckStatus = 'ok' | 'failed' | 'never';
 
 function checkStatePath(vaultDir: string): string {
-  return path.join(vaultDir, CHECK_STATE_NAME);
+  return openVault(vaultDir).stateFile('check');
 }
 
 /** The recorded check results (empty when none). */

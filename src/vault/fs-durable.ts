@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { open, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
+import { VAULT_NAMES } from './layout.js';
 
 /** fsyncs a directory so that renames and new entries in it survive a crash. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -26,7 +27,7 @@ export async function fsyncFile(file: string): Promise<void> {
  * How temporary names of atomic writes begin: in the vault, Syncthing ignores `/.permafrost*`, so
  * a file being written there (RESTORE.md, a state file) is never replicated half-done.
  */
-export const ATOMIC_TEMP_PREFIX = '.permafrost-tmp-';
+export const ATOMIC_TEMP_PREFIX = VAULT_NAMES.atomicTempPrefix;
 
 /** Writes a file under a temporary name in the same folder, fsyncs it, then renames it into place. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o640): Promise<void> {

@@ -12,9 +12,10 @@ import { errorMessage } from '../errors.js';
 import { VERSION } from '../version.js';
 import { ATOMIC_TEMP_PREFIX, writeFileAtomic } from './fs-durable.js';
 import type { Manifest } from './manifest.js';
+import { openVault, VAULT_NAMES } from './layout.js';
 
 /** The files the runbook puts at the vault root; listing, check, prune, sweep and doctor leave them alone. */
-const RUNBOOK_FILES = ['RESTORE.md', 'restore.sh'] as const;
+const RUNBOOK_FILES = VAULT_NAMES.runbook;
 
 /** scripts/restore.sh as shipped in the package (two levels above both src/vault and dist/vault). */
 const SCRIPT_URL = new URL('../../scripts/restore.sh', import.meta.url);
@@ -246,8 +247,8 @@ export async function writeRunbook(config: SourceConfig, manifest: Manifest): Pr
     await removeStaleTemps(config.vault.dir);
     const script = await readFile(SCRIPT_URL, 'utf8');
     // writeFileAtomic's temp names start with .permafrost, which Syncthing ignores: never replicated half-written.
-    await writeIfChanged(path.join(config.vault.dir, 'restore.sh'), script, 0o755);
-    await writeIfChanged(path.join(config.vault.dir, 'RESTORE.md'), renderRestoreMd(runbookFacts(config, manifest)), 0o644);
+    await writeIfChanged(openVault(config.vault.dir).runbookFile('restore.sh'), script, 0o755);
+    await writeIfChanged(openVault(config.vault.dir).runbookFile('RESTORE.md'), renderRestoreMd(runbookFacts(config, manifest)), 0o644);
     return null;
   } catch (err) {
     return `RESTORE.md and restore.sh could not be written in ${config.vault.dir} (${errorMessage(err)}); the snapshot is complete, and the next backup tries again`;

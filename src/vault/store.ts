@@ -6,11 +6,12 @@ import { errorMessage, PermafrostError, UserError } from '../errors.js';
 import { sha256File } from './crypto.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
 import { MANIFEST_NAME, manifestSchema, SIGNATURE_NAME, type Manifest } from './manifest.js';
+import { openVault, VAULT_NAMES } from './layout.js';
 
 /** Snapshot folder names: UTC time without ':' (backup devices may be Windows). */
 export const SNAPSHOT_ID_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z$/;
 /** In-progress snapshots; never listed, never replicated, removed by the next run. */
-export const PARTIAL_PREFIX = '.partial-';
+export const PARTIAL_PREFIX = VAULT_NAMES.partialPrefix;
 
 export function snapshotIdFor(date: Date): string {
   return date
@@ -42,7 +43,7 @@ export interface SnapshotEntry {
 }
 
 /** Syncthing's versioning folder inside a receive-only folder (Syncthing never syncs it, so the device may prune it). */
-export const VERSIONS_DIR = '.stversions';
+export const VERSIONS_DIR = VAULT_NAMES.versions;
 /** Syncthing's simple/staggered/trashcan name of a replaced file: `database.pgdump~20261201-130000.gpg`. */
 const VERSION_NAME_RE = /^(.+)~(\d{8}-\d{6})(\.[^.~/]+)?$/;
 
@@ -58,7 +59,7 @@ export interface VersionCopy {
 
 /** The copies `.stversions/<id>/` holds, newest stamp first; none when there is no such folder. */
 export async function versionCopies(vaultDir: string, id: string): Promise<VersionCopy[]> {
-  const dir = path.join(vaultDir, VERSIONS_DIR, id);
+  const dir = openVault(vaultDir).versionsDir(id);
   let names: string[];
   try {
     names = await readdir(dir);
@@ -80,7 +81,7 @@ export async function versionCopies(vaultDir: string, id: string): Promise<Versi
 async function versionOnlySnapshots(vaultDir: string, skip: ReadonlySet<string>, now: Date): Promise<SnapshotEntry[]> {
   let ids: string[];
   try {
-    ids = await readdir(path.join(vaultDir, VERSIONS_DIR));
+    ids = await readdir(openVault(vaultDir).versionsDir());
   } catch {
     return [];
   }
@@ -88,7 +89,7 @@ async function versionOnlySnapshots(vaultDir: string, skip: ReadonlySet<string>,
   for (const id of ids) {
     const time = snapshotIdTime(id);
     if (!time || skip.has(id)) continue;
-    const dir = path.join(vaultDir, VERSIONS_DIR, id);
+    const dir = openVault(vaultDir).versionsDir(id);
     let problem = `${dir} holds no copy of ${MANIFEST_NAME}`;
     let manifest: Manifest | null = null;
     for (const c of (await versionCopies(vaultDir, id)).filter((v) => v.name === MANIFEST_NAME)) {
@@ -304,7 +305,7 @@ export interface PartialSnapshot {
 
 export async function createPartial(vaultDir: string, id: string): Promise<PartialSnapshot> {
   await mkdir(vaultDir, { recursive: true, mode: 0o750 });
-  const dir = path.join(vaultDir, `${PARTIAL_PREFIX}${id}-${process.pid}`);
+  const dir = openVault(vaultDir).partialDir(id);
   await mkdir(dir, { mode: 0o750 });
   return { dir, vaultDir };
 }
