@@ -297,6 +297,16 @@ describe('permafrost rekey is resumable (issue 20 item 6, against real gpg)', ()
       expect(opensWith(newKey.home, ids)).toEqual(ids);
       expect(opensWith(oldKey.home, ids)).toEqual([]);
       expect((await runCli(['--config', ws.configFile, 'check'])).code).toBe(0);
+
+      // Killed after the swap, before the old copy was removed: the next run removes it and keeps the rekeyed one.
+      cpSync(path.join(copy, ids[0]!), path.join(ws.vault, `.rekey-old-${ids[0]}`), { recursive: true });
+      const after = await runCli([...args(ws.configFile), '--json']);
+      expect(after.code, after.stderr).toBe(0);
+      expect((JSON.parse(after.stdout) as RekeyReport).notes).toEqual([
+        `removed .rekey-old-${ids[0]}, the old copy of snapshot ${ids[0]} a killed rekey left after it had put the rekeyed one in place`,
+      ]);
+      expect(leftovers()).toEqual([]);
+      expect(opensWith(newKey.home, ids)).toEqual(ids);
     },
   );
 });
