@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as openpgp from 'openpgp';
-import { IntegrityError, PermafrostError, UserError, type ErrorKind } from '../errors.js';
+import { errorMessage, IntegrityError, PermafrostError, UserError, type ErrorKind } from '../errors.js';
 import { acquireLock } from '../schedule/lock.js';
 import { compareFolder } from './check.js';
 import { HashCounter, sha256File } from './crypto.js';
@@ -146,7 +146,14 @@ async function readPartHead(snapshot: SnapshotEntry, file: ManifestFile): Promis
   const seipdAt = seipdOffset(head);
   if (seipdAt === null)
     throw new IntegrityError(`Snapshot ${snapshot.id} cannot be rekeyed: ${file.name} does not start with key packets and a SEIPD packet.`);
-  const message = await openpgp.readMessage({ binaryMessage: head.subarray(0, seipdAt), config: GPG22_CONFIG });
+  const message = await openpgp.readMessage({ binaryMessage: head.subarray(0, seipdAt), config: GPG22_CONFIG }).catch((err: unknown) => {
+    throw new IntegrityError(
+      `Snapshot ${snapshot.id} cannot be rekeyed: the key packets of ${file.name} cannot be read (${errorMessage(err)}).`,
+      {
+        cause: err,
+      },
+    );
+  });
   return { head, seipdAt, message };
 }
 
