@@ -421,6 +421,15 @@ describe.skipIf(skip !== null)('NixOS module (nix/module.nix through lib.evalMod
       'env-production',
     );
     expect(alone.failedAssertions).toEqual([pathMessage('services.permafrost.settings.secrets.file', envProduction)]);
+    // A package (pkgs.writeText) is a store path too, whatever it is called.
+    const written = evaluate(
+      store,
+      `{ pkgs, ... }: {\n  services.permafrost.enable = true;\n  services.permafrost.settings.database.name = "m";\n  services.permafrost.settings.vault.passphraseFile = ${JSON.stringify(ws.passFile)};\n  services.permafrost.settings.web.tokenFile = pkgs.writeText "web-token" "secret";\n}\n`,
+      'write-text',
+    );
+    expect(written.failedAssertions).toEqual([
+      `services.permafrost.settings.web.tokenFile: the package ${store}/web-token is in the Nix store, which every user can read; give the path of a file outside it as a string (e.g. "/run/keys/permafrost").`,
+    ]);
   });
 
   it('every secret setting given as a string that is or normalises into the store (//, /./, ..) fails the build naming its option', () => {
