@@ -37,14 +37,15 @@ let
     // optionalAttrs (mastodon.database.port != null) { inherit (mastodon.database) port; }
     # services.mastodon uses the password only for a database it does not create (peer authentication otherwise).
     // optionalAttrs (!mastodon.database.createLocally && mastodon.database.passwordFile != null) {
-      passwordFile = toString mastodon.database.passwordFile;
+      # As given (not toString): a Nix path must reach the store check below as a path.
+      inherit (mastodon.database) passwordFile;
     };
     redis = {
       url =
         if localRedisSocket then "unix://${mastodonRedisSocket}"
         else "redis://${mastodon.redis.host}:${toString mastodon.redis.port}";
     }
-    // optionalAttrs (mastodon.redis.passwordFile != null) { passwordFile = toString mastodon.redis.passwordFile; };
+    // optionalAttrs (mastodon.redis.passwordFile != null) { inherit (mastodon.redis) passwordFile; };
     # The secrets env is mastodon's own 0600 file: systemd hands the backup a copy (LoadCredential=).
     secrets.file = "/run/credentials/${unitName}.service/mastodon-secrets";
     media.dir = mastodonMedia;
@@ -74,14 +75,47 @@ let
   backupCalendar = cron.toOnCalendar backupCron timeZone;
   verifyCalendar = cron.toOnCalendar verifyCron timeZone;
 
-  # Every `…File` setting, as [ { key; value; } ]: they must name files outside the world-readable store.
-  fileSettings = prefix: attrs:
-    lib.concatLists (lib.mapAttrsToList (k: v:
-      let key = if prefix == "" then k else "${prefix}.${k}"; in
-      if builtins.isAttrs v then fileSettings key v
-      else if builtins.isList v then lib.concatLists (lib.imap0 (i: x: if builtins.isAttrs x then fileSettings "${key}[${toString i}]" x else [ ]) v)
-      else optional (lib.hasSuffix "File" k) { inherit key; value = v; }) attrs);
-  storeSecrets = builtins.filter (f: builtins.isPath f.value || lib.hasPrefix builtins.storeDir (toString f.value)) (fileSettings "" cfg.settings);
+  # A path string as the kernel resolves it, symlinks aside: `//` and `/./` dropped, `..` folded.
+  normalisePath = s:
+    let
+      parts = builtins.filter (p: builtins.isString p && p != "" && p != ".") (builtins.split "/" s);
+      folded = builtins.foldl' (acc: p: if p != ".." then acc ++ [ p ] else if acc == [ ] then [ ] else lib.init acc) [ ] parts;
+    in
+    "/" + lib.concatStringsSep "/" folded;
+  # A Nix path is copied into the store when the config is rendered; a string may name the store in many spellings.
+  inStore = v:
+    builtins.isPath v
+    || (builtins.isString v && lib.hasPrefix "/" v
+      && (let n = normalisePath v; in n == builtins.storeDir || lib.hasPrefix "${builtins.storeDir}/" n));
+  # Settings that name a secret: every `…File` but the signer's public key, Mastodon's secrets file,
+  # Syncthing's folder (config.xml holds the API key), and secret keys given as identities.
+  namesSecret = keyPath:
+    let k = lib.last keyPath; in
+    (lib.hasSuffix "File" k && k != "signerKeyFile") || lib.elem k [ "identity" "identities" "identityFiles" ]
+    || keyPath == [ "secrets" "file" ] || keyPath == [ "syncthing" "home" ];
+  # Every secret-naming value of the admin's settings, as [ { option; value; } ]. Other values are not
+  # forced: those services.mastodon fills in may not evaluate when another assertion fails.
+  secretValues = label: keyPath: v:
+    if keyPath != [ ] && namesSecret keyPath then
+      (if builtins.isList v then lib.concatLists (lib.imap0 (i: x: secretValues "${label}[${toString i}]" keyPath x) v)
+       else optional (lib.isDerivation v || builtins.isPath v || builtins.isString v) { option = label; value = v; })
+    else if builtins.isAttrs v then lib.concatLists (lib.mapAttrsToList (k: x: secretValues "${label}.${k}" (keyPath ++ [ k ]) x) v)
+    else if builtins.isList v then lib.concatLists (lib.imap0 (i: x: secretValues "${label}[${toString i}]" keyPath x) v)
+    else [ ];
+  # The password files services.mastodon hands over, unless the admin's settings replace them.
+  mastodonPasswordFiles = lib.concatLists (map (part:
+    let v = mastodonSettings.${part}.passwordFile or null; in
+    optional (v != null && !(lib.hasAttrByPath [ part "passwordFile" ] cfg.settings)) { option = "services.mastodon.${part}.passwordFile"; value = v; })
+    [ "database" "redis" ]);
+  storeSecrets = builtins.filter (f: lib.isDerivation f.value || inStore f.value)
+    (secretValues "services.permafrost.settings" [ ] cfg.settings ++ mastodonPasswordFiles);
+  storeMessage = f:
+    if lib.isDerivation f.value then
+      ''${f.option}: the package ${toString f.value} is in the Nix store, which every user can read; give the path of a file outside it as a string (e.g. "/run/keys/permafrost").''
+    else if builtins.isPath f.value then
+      ''${f.option}: the Nix path ${toString f.value} names a secret, and Nix copies it into the Nix store, which every user can read; give the path of a file outside the store as a string (e.g. "/run/keys/permafrost").''
+    else
+      ''${f.option}: "${f.value}" is in the Nix store (${normalisePath f.value}), which every user can read; give the path of a file outside it (e.g. "/run/keys/permafrost").'';
 
   # The same directives as the [Service] section of src/schedule/systemd.ts.
   hardening = {
@@ -225,10 +259,7 @@ in
       (cronAssertion "schedule.backup" backupCron backupCalendar)
       (cronAssertion "schedule.verify" verifyCron verifyCalendar)
     ]
-    ++ map (f: {
-      assertion = false;
-      message = ''services.permafrost.settings.${f.key}: ${toString f.value} is in the Nix store, which every user can read; give the path of a file outside it as a string (e.g. "/run/keys/permafrost").'';
-    }) storeSecrets;
+    ++ map (f: { assertion = false; message = storeMessage f; }) storeSecrets;
 
     environment.etc."permafrost/permafrost.yaml".source = configFile;
 

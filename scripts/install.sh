@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything permafrost and its test suite need on a fresh Debian machine:
 # the Debian packages (PostgreSQL, gpg, Redis, Syncthing, …; in the tests nix-bin evaluates
-# nix/module.nix, systemd-analyze checks its units, dash and shellcheck check restore.sh) and the
+# nix/module.nix, systemd-analyze checks its units, dash and shellcheck check restore.sh, strace
+# kills a rekey at an exact rename) and the
 # npm dependencies (which also builds dist/),
 # then links the CLI into /usr/local/bin so `permafrost` is on PATH (the systemd units run it from there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(postgresql postgresql-client gnupg isal time redis-server redis-tools syncthing iproute2 util-linux chromium nix-bin systemd dash shellcheck)
+PKGS=(postgresql postgresql-client gnupg isal time redis-server redis-tools syncthing iproute2 util-linux chromium nix-bin systemd dash shellcheck strace)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

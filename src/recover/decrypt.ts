@@ -212,7 +212,8 @@ export async function decryptVerifiedPart(
           ? await gpgDecryptFile(encPath, secret.keyPassphrase, outPath, { home: await identityHome(temp, secret), signal: opts.signal })
           : secret.kind === 'agent'
             ? await gpgDecryptFile(encPath, '', outPath, { home: secret.home, agent: true, signal: opts.signal })
-            : await gpgDecryptFile(encPath, secret.passphrase, outPath, { signal: opts.signal });
+            : // The throwaway GNUPGHOME inside the private temp folder: a killed run's sweep removes it too.
+              await gpgDecryptFile(encPath, secret.passphrase, outPath, { homeBase: temp.dir, signal: opts.signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', err);
       throw err;

@@ -1,10 +1,11 @@
 /**
  * What dead runs left behind, removed by the next run (backup, verify, restore, prune) and by
  * `doctor`: private temp folders holding plaintext, and scratch databases (full copies of
- * production) of a verify that was killed (SIGKILL, OOM) before it could clean up. Only what
- * names a creator that no longer runs is touched; anything of a live run is left alone.
+ * production) of a verify that was killed (SIGKILL, OOM) before it could clean up, and the gpg
+ * homes older versions left in $TMPDIR. Only what names a creator that no longer runs (or, for
+ * those gpg homes, what no process uses) is touched; anything of a live run is left alone.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -29,6 +30,41 @@ async function sweepTempFolders(base: string | undefined): Promise<string[]> {
     if (identityAlive({ pid: Number(m[1]), boot: null, start })) continue;
     await rm(path.join(dir, name), { recursive: true, force: true });
     swept.push(path.join(dir, name));
+  }
+  return swept;
+}
+
+/** The throwaway GNUPGHOMEs older permafrost versions made straight in $TMPDIR: their names tell no creator. */
+const LEGACY_GNUPG_NAME = /^permafrost-gnupg-[A-Za-z0-9]{6}$/;
+/** A legacy GNUPGHOME this recent may belong to a run that has made it and not yet started gpg. */
+const LEGACY_QUIET_MS = 10 * 60_000;
+
+/** The command lines of every process on this host (gpg and gpg-agent name their home: `--homedir DIR`). */
+async function commandLines(): Promise<string[]> {
+  const pids = (await readdir('/proc').catch(() => [] as string[])).filter((n) => /^\d+$/.test(n));
+  const lines = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  return lines.filter(Boolean);
+}
+
+/**
+ * Removes, under `dirs`, the GNUPGHOMEs older permafrost versions left in $TMPDIR when killed
+ * (`permafrost-gnupg-XXXXXX`): only one no process names in its command line and untouched for
+ * ten minutes, so a live run's home (gpg running in it, or just made) is never removed.
+ */
+async function sweepLegacyGnupgHomes(dirs: readonly string[]): Promise<string[]> {
+  const swept: string[] = [];
+  let running: string[] | null = null;
+  for (const dir of dirs) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!LEGACY_GNUPG_NAME.test(name)) continue;
+      const home = path.join(dir, name);
+      const info = await stat(home).catch(() => null);
+      if (!info?.isDirectory() || Date.now() - info.mtimeMs < LEGACY_QUIET_MS) continue;
+      running ??= await commandLines();
+      if (running.some((argv) => argv.split('\0').includes(home))) continue;
+      await rm(home, { recursive: true, force: true });
+      swept.push(home);
+    }
   }
   return swept;
 }
@@ -72,6 +108,12 @@ export async function sweepLeftovers(config: Config): Promise<{ swept: string[];
     for (const dir of await sweepTempFolders(config.vault.tempDir)) swept.push(`removed temp folder ${dir} left by a run that died`);
   } catch (err) {
     problems.push(`could not sweep temp folders of dead runs in ${config.vault.tempDir ?? tmpdir()}: ${errorMessage(err)}`);
+  }
+  try {
+    const dirs = [...new Set([tmpdir(), config.vault.tempDir ?? tmpdir()])];
+    for (const home of await sweepLegacyGnupgHomes(dirs)) swept.push(`removed gpg home ${home} left by a run that died`);
+  } catch (err) {
+    problems.push(`could not sweep gpg homes of dead runs: ${errorMessage(err)}`);
   }
   if (hasVerifyServer(config)) {
     try {

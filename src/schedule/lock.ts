@@ -1,6 +1,7 @@
 /**
  * The vault's run lock: one file naming its holder by PID, boot id and process start time, so a
  * PID reused after a reboot (or by an unrelated program) is not mistaken for a live permafrost run.
+ * A lock of an older permafrost (its PID alone) is judged by when it was written (identityAlive).
  *
  * Creating the lock is atomic (the full body is written to a private file, then hard-linked to the
  * lock's name). Taking over a stale lock is atomic too: a run first claims that stale generation by
@@ -9,7 +10,7 @@
  * claimant died before finishing is itself taken over the same way.
  */
 import { createHash } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { BusyError } from '../errors.js';
 import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
@@ -42,6 +43,28 @@ function startTime(pid: number): string | null {
   }
 }
 
+/** When this boot started, in ms since the epoch (btime of /proc/stat); null when unreadable. */
+function bootTime(): number | null {
+  try {
+    const line = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return line ? Number(line[1]) * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Clock ticks per second of /proc/PID/stat's start time: USER_HZ, 100 on every Linux permafrost runs on. */
+const CLOCK_TICKS = 100;
+/** btime is whole seconds and the clock may have been stepped since boot: times closer than this are not told apart. */
+const CLOCK_SLACK_MS = 5000;
+
+/** When process `pid` started, in ms since the epoch; null when unknown. */
+function startedAt(pid: number): number | null {
+  const ticks = startTime(pid);
+  const boot = bootTime();
+  return ticks === null || boot === null ? null : boot + (Number(ticks) * 1000) / CLOCK_TICKS;
+}
+
 /** This process's identity. */
 export function selfIdentity(): ProcessIdentity {
   return { pid: process.pid, boot: bootId(), start: startTime(process.pid) };
@@ -58,13 +81,35 @@ function pidExists(pid: number): boolean {
 
 /**
  * Whether the process `id` names still runs: same boot, same PID, same start time. An identity
- * without boot id or start time (a lock written by an older permafrost) falls back to the PID alone.
+ * without boot id or start time (a lock written by an older permafrost) has only its PID and
+ * `writtenAt` (ms since the epoch, when the lock was written): a lock written before this boot, or
+ * a PID whose process started after the lock was written (a reused PID: PID 1, a later program),
+ * names no live holder.
  */
-export function identityAlive(id: ProcessIdentity): boolean {
+export function identityAlive(id: ProcessIdentity, writtenAt: number | null = null): boolean {
   if (!pidExists(id.pid)) return false;
   if (id.boot !== null && id.boot !== bootId()) return false;
   if (id.start !== null && id.start !== startTime(id.pid)) return false;
+  if ((id.boot === null || id.start === null) && writtenAt !== null) {
+    const boot = bootTime();
+    if (boot !== null && writtenAt < boot - CLOCK_SLACK_MS) return false;
+    const started = startedAt(id.pid);
+    if (started !== null && started > writtenAt + CLOCK_SLACK_MS) return false;
+  }
   return true;
+}
+
+/** When the lock body in `file` was written: the earlier of the time it states and the file's mtime; null when neither is known. */
+function writtenAt(file: string, body: string): number | null {
+  const stated = Date.parse(body.split('\n')[2] ?? '');
+  let mtime = Number.NaN;
+  try {
+    mtime = statSync(file).mtimeMs;
+  } catch {
+    // Gone meanwhile: the stated time alone.
+  }
+  const known = [stated, mtime].filter((t) => Number.isFinite(t));
+  return known.length === 0 ? null : Math.min(...known);
 }
 
 function lockBody(id: ProcessIdentity, what: string): string {
@@ -137,7 +182,7 @@ export function acquireLock(vaultDir: string, what: string): RunLock {
       const stale = readBody(file);
       if (stale === null) continue; // released meanwhile: try to create it again
       const holder = parseLockBody(stale);
-      if (holder && identityAlive(holder)) {
+      if (holder && identityAlive(holder, writtenAt(file, stale))) {
         throw busy(`Another permafrost run (pid ${holder.pid}) holds the lock on ${vaultDir}; wait for it to finish, or stop it.`);
       }
       let claim = claimOf(file, stale);

@@ -84,7 +84,8 @@ export async function gpgImportSecretKey(home: string, keyFile: string, passphra
 /**
  * Decrypts `encPath` into `outPath` (created 0600, must not exist) while hashing the ciphertext.
  * `passphrase` goes to gpg over fd 3: the vault passphrase, or the one of the key in `home` (a
- * GNUPGHOME holding an identity, kept); without `home` a throwaway one is made and removed.
+ * GNUPGHOME holding an identity, kept); without `home` a throwaway one is made in `homeBase` and
+ * removed (a run that may be killed passes its private temp folder, which the next run sweeps).
  * Never throws for a bad message: returns ok=false with the reason; the caller removes `outPath`.
  */
 export async function gpgDecryptFile(

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DoctorReport } from '../../src/jobs/doctor.js';
@@ -97,6 +98,50 @@ describe('nothing is left behind by a dead or stopped run', () => {
     expect(r.stderr).toMatch(new RegExp(`warning: removed temp folder \\S+/permafrost-${pid}-`));
     expect(tempFolders()).toEqual([]);
     expect(databaseExists(`permafrost_verify_${pid}`)).toBe(false);
+  }, 180_000);
+
+  it('kill -9 of restore while gpg decrypts: its gpg home is inside its temp folder and swept with it; gpg homes older versions left are swept unless in use or recent', async () => {
+    ws = makeWorkspace(cluster.get(), 'bigsource');
+    await backup();
+    // $TMPDIR in the workspace: where a throwaway gpg home went, and what the sweep looks at.
+    const env = { TMPDIR: ws.dir };
+    const gnupgHomes = (): string[] =>
+      readdirSync(ws.dir)
+        .filter((n) => n.startsWith('permafrost-gnupg-'))
+        .sort();
+    const run = startCli(['--config', ws.configFile, 'restore', 'latest', '--database', 'restored_gpg_killed'], { env });
+    const pid = run.child.pid!;
+    const gpg = await waitFor('gpg to decrypt', () => descendants(pid).find((p) => p.comm === 'gpg'), 60_000, 10);
+    run.child.kill('SIGKILL');
+    expect((await run.result).code).toBe(null);
+    await waitFor(`gpg (pid ${gpg.pid}) to die`, () => processGone(gpg.pid), 5000);
+    expect(gnupgHomes()).toEqual([]);
+    expect(tempFolders().filter((n) => n.startsWith(`permafrost-${pid}-`))).toHaveLength(1);
+
+    // What an older permafrost left: a dead run's home, one a live gpg still uses, one just made.
+    const legacy = (name: string, ageMs: number): string => {
+      const dir = path.join(ws.dir, name);
+      mkdirSync(dir, { mode: 0o700 });
+      const at = new Date(Date.now() - ageMs);
+      utimesSync(dir, at, at);
+      return dir;
+    };
+    const dead = legacy('permafrost-gnupg-Dead01', 3_600_000);
+    const inUse = legacy('permafrost-gnupg-InUse1', 3_600_000);
+    legacy('permafrost-gnupg-Fresh1', 0);
+    const user = spawn('sh', ['-c', 'sleep 60; :', 'sh', '--homedir', inUse], { stdio: 'ignore' });
+    try {
+      await waitFor('the gpg home user to start', () => readFileSync(`/proc/${user.pid}/cmdline`, 'utf8').includes(inUse), 5000);
+      const r = await runCli(['--config', ws.configFile, 'doctor', '--json'], { env });
+      const line = (JSON.parse(r.stdout) as DoctorReport).lines.find((l) => l.check === 'leftovers');
+      expect(line?.status).toBe('warn');
+      expect(line?.message).toMatch(new RegExp(`removed temp folder \\S+/permafrost-${pid}-\\S+ left by a run that died`));
+      expect(line?.message).toContain(`removed gpg home ${dead} left by a run that died`);
+      expect(tempFolders().filter((n) => n.startsWith(`permafrost-${pid}-`))).toEqual([]);
+      expect(gnupgHomes()).toEqual(['permafrost-gnupg-Fresh1', 'permafrost-gnupg-InUse1']);
+    } finally {
+      user.kill('SIGKILL');
+    }
   }, 180_000);
 
   it.each(['SIGTERM', 'SIGINT'] as const)(

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
@@ -64,6 +64,36 @@ describe('a stale run lock never stops backups', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`warning: took over the run lock left by pid ${pid}, which no longer runs`);
     expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);
+  });
+
+  // Issue 20 item 8: a lock of an older permafrost names its holder by PID alone; when it was written tells a reused PID.
+  const bootMs = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))![1]) * 1000;
+  function writeOldLock(pid: number, at: Date): void {
+    const file = path.join(ws.vault, '.permafrost.lock');
+    writeFileSync(file, `${pid}\nbackup\n${at.toISOString()}\n`);
+    utimesSync(file, at, at);
+  }
+
+  it.each([
+    ['PID 1, the lock written before this boot', () => 1, () => new Date(bootMs - 3_600_000)],
+    ['a live unrelated process started after the lock was written', unrelatedProcess, () => new Date(Date.now() - 600_000)],
+  ])('an older lock (PID only) naming %s is stale: the backup takes it over and says so', async (_why, pidOf, at) => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const pid = pidOf();
+    writeOldLock(pid, at());
+    const r = await runCli(['--config', ws.configFile, 'backup']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`warning: took over the run lock left by pid ${pid}, which no longer runs`);
+    expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);
+  });
+
+  it('an older lock (PID only) written after its live holder started still gives exit 4', async () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const pid = unrelatedProcess();
+    writeOldLock(pid, new Date());
+    const r = await runCli(['--config', ws.configFile, 'backup']);
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toContain(`Another permafrost run (pid ${pid}) holds the lock on ${ws.vault}`);
   });
 
   it('a genuinely live holder (same boot, PID and start time) still gives exit 4', async () => {
