@@ -1,5 +1,6 @@
 # The permafrost CLI as a Nix package (buildNpmPackage). Not built in this repository's CI, which
-# has no nixpkgs: the first `nix-build` prints the real npmDepsHash to put below.
+# has no nixpkgs: the first `nix-build` prints the real npmDepsHash to put below (it follows
+# package-lock.json: redo it after every change there).
 { lib, buildNpmPackage, nodejs, gnupg, postgresql, redis, isa-l }:
 buildNpmPackage {
   pname = "permafrost";
@@ -9,6 +10,11 @@ buildNpmPackage {
   npmDepsHash = lib.fakeHash;
   # `npm run build` (tsc) makes dist/; the bin entry dist/cli/main.js becomes $out/bin/permafrost.
   npmBuildScript = "build";
+  # The install phase asks `npm pack --dry-run` which files to copy (package.json `files`: dist/ and
+  # scripts/restore.sh, which runbook.ts copies into every vault); without this flag that dry run
+  # would run `prepare` (tsc) a second time. devDependencies are pruned afterwards: everything src/
+  # imports is in `dependencies` (test/unit/package-deps.test.ts).
+  npmPackFlags = [ "--ignore-scripts" ];
   # The CLI finds pg_dump, gpg, redis-cli and igzip on PATH; the module adds them to its units' PATH,
   # these are for running `permafrost` by hand.
   propagatedBuildInputs = [ gnupg postgresql redis isa-l ];

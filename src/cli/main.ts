@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
+import type { Command } from 'commander';
+import type { ConfigOverrides, loadConfig as LoadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { VERSION } from '../version.js';
-import { examples, type CommandContext } from './context.js';
-import { COMMANDS, requestedCommand } from './registry.js';
+import type { CommandContext } from './context.js';
 import { processIo, reportError, tolerateClosedStdStreams, type Io } from './run.js';
 
 /** Builds the CLI; `io` is injected so commands never touch process streams directly. */
 export async function buildProgram(io: Io, args: readonly string[] = []): Promise<Command> {
+  const [{ Command }, { examples }, { COMMANDS, requestedCommand }] = await Promise.all([
+    import('commander'),
+    import('./context.js'),
+    import('./registry.js'),
+  ]);
   const program = new Command('permafrost')
     .description('Encrypted, replicated, restore-tested backups for self-hosted Mastodon servers.')
     .version(VERSION)
@@ -28,19 +32,45 @@ export async function buildProgram(io: Io, args: readonly string[] = []): Promis
       ]),
     );
   let loaded: Config | undefined;
+  // The config code (yaml, zod and every schema) is loaded only once a command is about to run:
+  // --help and --version never need it.
+  let loadConfig: typeof LoadConfig | undefined;
+  program.hook('preAction', async () => {
+    loadConfig ??= (await import('../config/load.js')).loadConfig;
+  });
   const ctx: CommandContext = {
     io,
     configFlag: () => program.opts<{ config?: string }>().config,
-    config: (overrides) => (loaded ??= loadConfig(program.opts<{ config?: string }>().config, overrides)),
+    config: (overrides?: ConfigOverrides) => {
+      if (!loadConfig) throw new Error('config() called before the command ran (outside its action)');
+      return (loaded ??= loadConfig(program.opts<{ config?: string }>().config, overrides));
+    },
   };
-  // Only the requested command's module is loaded; help, `help CMD` and typos get them all.
+  // --version needs no command; otherwise only the requested command's module is loaded (help,
+  // `help CMD` and typos get them all). Command modules load their core inside the action, so
+  // registering one costs its help text only (test/e2e/startup.test.ts).
   const wanted = requestedCommand(args);
-  for (const name of wanted ? [wanted] : Object.keys(COMMANDS)) (await COMMANDS[name]!())(program, ctx);
+  if (wanted === undefined && isVersionRequest(args)) return program;
+  // Loaded together (the loader reads the files in parallel), registered in the registry's order.
+  const registers = await Promise.all((wanted ? [wanted] : Object.keys(COMMANDS)).map((name) => COMMANDS[name]!()));
+  for (const register of registers) register(program, ctx);
   return program;
 }
 
+/** `permafrost --version` / `-V` (global options before it allowed): commander prints the version before any command matters. */
+function isVersionRequest(args: readonly string[]): boolean {
+  return args.includes('--version') || args.includes('-V');
+}
+
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const program = await buildProgram(io, argv.slice(2));
+  const args = argv.slice(2);
+  // `permafrost --version` alone (scripts, monitoring, package checks) is answered before commander
+  // and the commands are loaded; with anything else beside it, commander answers as usual.
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    io.out(VERSION);
+    return 0;
+  }
+  const program = await buildProgram(io, args);
   try {
     await program.parseAsync(argv);
     return 0;

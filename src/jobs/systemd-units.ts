@@ -7,8 +7,6 @@ import { cronToOnCalendar, renderUnits } from '../schedule/systemd.js';
 import { getentPasswd } from '../tools/getent.js';
 import { writeFileAtomic } from '../vault/fs-durable.js';
 
-export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
-
 interface Account {
   name: string;
   uid: number;

@@ -8,6 +8,8 @@ import { UserError } from '../errors.js';
 
 export const UNIT_NAME = 'permafrost-backup';
 export const VERIFY_UNIT_NAME = 'permafrost-verify';
+/** Where `permafrost systemd --install` writes the units unless --unit-dir says otherwise. */
+export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
 
 interface FieldSpec {
   name: string;

@@ -1,5 +1,3 @@
-import { pino } from 'pino';
-import { createDaemon } from '../../jobs/daemon-jobs.js';
 import { UserError } from '../../errors.js';
 import { examples, type RegisterCommand } from '../context.js';
 
@@ -42,6 +40,7 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
       if (!Number.isFinite(grace) || grace < 0)
         throw new UserError(`--stop-grace: "${opts.stopGrace}" is not a number of seconds; pass e.g. --stop-grace 30.`);
       const cfg = config();
+      const [{ pino }, { createDaemon }] = await Promise.all([import('pino'), import('../../jobs/daemon-jobs.js')]);
       // Scheduled backups matter more than the log: a reader of stdout going away must not stop them.
       io.outToErrWhenClosed?.();
       const logger = pino(

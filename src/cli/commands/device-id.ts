@@ -1,4 +1,3 @@
-import { localDeviceId } from '../../replicate/apply.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 export const registerDeviceId: RegisterCommand = (program, { io, config }) => {
@@ -13,6 +12,7 @@ export const registerDeviceId: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async () => {
+      const { localDeviceId } = await import('../../replicate/apply.js');
       io.out(await localDeviceId(config()));
     });
 };

@@ -1,5 +1,4 @@
 import { PermafrostError } from '../../errors.js';
-import { runDoctor } from '../../jobs/doctor.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 const LABEL = { ok: 'OK  ', warn: 'WARN', fail: 'FAIL' } as const;
@@ -21,6 +20,7 @@ export const registerDoctor: RegisterCommand = (program, { io, configFlag }) => 
       ]),
     )
     .action(async (opts: { json?: boolean }) => {
+      const { runDoctor } = await import('../../jobs/doctor.js');
       const report = await runDoctor({ configFlag: configFlag() });
       if (opts.json) io.out(JSON.stringify(report, null, 2));
       else {

@@ -1,4 +1,3 @@
-import { runInit } from '../../jobs/init.js';
 import { describePolicy } from '../../vault/retention.js';
 import { examples, type RegisterCommand } from '../context.js';
 
@@ -32,6 +31,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       ]),
     )
     .action(async (opts: InitFlags) => {
+      const { runInit } = await import('../../jobs/init.js');
       const result = await runInit({
         mastodonDir: opts.mastodon,
         configPath: configFlag() ?? './permafrost.yaml',

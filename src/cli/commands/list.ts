@@ -1,8 +1,5 @@
 import { IntegrityError } from '../../errors.js';
-import { readVerifyState, verifyStatus } from '../../recover/verify-state.js';
-import { checkStatus, readCheckState } from '../../vault/check.js';
 import { neededBy } from '../../vault/retention.js';
-import { listSnapshots } from '../../vault/store.js';
 import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 import { formatAge, formatBytes } from '../../format.js';
 
@@ -33,6 +30,11 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { json?: boolean; vault?: string }) => {
       const cfg = config({ vault: opts.vault });
+      const [{ listSnapshots }, { readVerifyState, verifyStatus }, { checkStatus, readCheckState }] = await Promise.all([
+        import('../../vault/store.js'),
+        import('../../recover/verify-state.js'),
+        import('../../vault/check.js'),
+      ]);
       const snaps = await listSnapshots(cfg.vault.dir, { versions: true });
       const verified = await readVerifyState(cfg.vault.dir);
       const checked = (await readCheckState(cfg.vault.dir)).snapshots;

@@ -1,5 +1,3 @@
-import { collectMetrics } from '../../jobs/metrics.js';
-import { replicationReaderFor } from '../../jobs/watch.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 export const registerMetrics: RegisterCommand = (program, { io, config }) => {
@@ -19,6 +17,10 @@ export const registerMetrics: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { textfile?: string }) => {
       const cfg = config();
+      const [{ collectMetrics }, { replicationReaderFor }] = await Promise.all([
+        import('../../jobs/metrics.js'),
+        import('../../jobs/watch.js'),
+      ]);
       const result = await collectMetrics(cfg, { textfile: opts.textfile, replication: replicationReaderFor(cfg) });
       if (result.written) io.err(`metrics written to ${result.written}`);
       else io.out(result.text.trimEnd());

@@ -1,8 +1,6 @@
-import { runPrune } from '../../jobs/prune.js';
 import { describeReason } from '../../vault/retention.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { cliNotifyLog } from '../notify-log.js';
-import { sweepAndReport } from '../../recover/sweep.js';
 
 export const registerPrune: RegisterCommand = (program, { io, config }) => {
   program
@@ -28,6 +26,7 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
       const cfg = config();
+      const [{ runPrune }, { sweepAndReport }] = await Promise.all([import('../../jobs/prune.js'), import('../../recover/sweep.js')]);
       if (!opts.dryRun) await sweepAndReport(cfg, cliNotifyLog(io));
       const result = await runPrune(cfg, { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));

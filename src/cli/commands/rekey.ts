@@ -1,4 +1,3 @@
-import { rekeyFailed, runRekey } from '../../vault/keys-rekey.js';
 import { identityOptions, secretFlags } from '../identity.js';
 import { examples, type RegisterCommand } from '../context.js';
 
@@ -24,6 +23,7 @@ export const registerRekey: RegisterCommand = (program, { io, config }) => {
     .action(
       async (snapshot: string, opts: { json?: boolean; passphraseFile?: string; identity?: string; identityPassphraseFile?: string }) => {
         const cfg = config();
+        const { rekeyFailed, runRekey } = await import('../../vault/keys-rekey.js');
         const report = await runRekey(cfg, snapshot, secretFlags(io, opts));
         if (opts.json) io.out(JSON.stringify(report, null, 2));
         else {

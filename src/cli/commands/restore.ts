@@ -1,10 +1,7 @@
 import { Option } from 'commander';
-import { runRestore } from '../../recover/restore.js';
-import { describeSession } from '../../recover/restore-database.js';
 import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
-import { sweepAndReport } from '../../recover/sweep.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
@@ -82,6 +79,11 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
       const cfg = config({ vault: opts.vault });
+      const [{ runRestore }, { describeSession }, { sweepAndReport }] = await Promise.all([
+        import('../../recover/restore.js'),
+        import('../../recover/restore-database.js'),
+        import('../../recover/sweep.js'),
+      ]);
       await sweepAndReport(cfg, cliNotifyLog(io));
       const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       const shown = progress(io, 'restore', { json: opts.json });

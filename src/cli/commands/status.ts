@@ -1,8 +1,7 @@
 import { RemoteError } from '../../errors.js';
-import { readVerifyState, verifyStatus, type VerifyStatus } from '../../recover/verify-state.js';
-import { replicationStatus, type ReplicationStatus } from '../../replicate/status.js';
-import { checkStatus, readCheckState, type CheckStatus } from '../../vault/check.js';
-import { listSnapshots } from '../../vault/store.js';
+import type { VerifyStatus } from '../../recover/verify-state.js';
+import type { ReplicationStatus } from '../../replicate/status.js';
+import type { CheckStatus } from '../../vault/check.js';
 import { examples, type RegisterCommand } from '../context.js';
 import type { Io } from '../run.js';
 import { formatAge, formatBytes } from '../../format.js';
@@ -114,6 +113,13 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
+      const [{ replicationStatus }, { readVerifyState, verifyStatus }, { checkStatus, readCheckState }, { listSnapshots }] =
+        await Promise.all([
+          import('../../replicate/status.js'),
+          import('../../recover/verify-state.js'),
+          import('../../vault/check.js'),
+          import('../../vault/store.js'),
+        ]);
       const status = await replicationStatus(cfg);
       const v = status.snapshot ? (await readVerifyState(cfg.vault.dir))[status.snapshot.id] : undefined;
       const verify = status.snapshot ? { status: verifyStatus(v), checkedAt: v?.checkedAt ?? null, reason: v?.reason ?? null } : null;

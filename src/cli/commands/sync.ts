@@ -1,5 +1,3 @@
-import { applySync, revertLocalChanges } from '../../replicate/apply.js';
-import { replicationStatus } from '../../replicate/status.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { renderStatus, statusFailure } from './status.js';
 
@@ -19,6 +17,7 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
     )
     .addHelpText('after', examples(['permafrost sync revert', 'permafrost status   # no more "locally changed file(s)"']))
     .action(async () => {
+      const { revertLocalChanges } = await import('../../replicate/apply.js');
       const reverted = await revertLocalChanges(config());
       io.out(reverted.length ? `reverted local changes in ${reverted.join(', ')}` : 'no local changes to revert');
     });
@@ -39,6 +38,7 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+      const { applySync } = await import('../../replicate/apply.js');
       const result = await applySync(config(), { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
       if (result.changes.length === 0) return io.out(`no change: Syncthing (${result.role}) already matches the config`);
@@ -55,6 +55,7 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
     .option('--json', 'print the status as JSON')
     .addHelpText('after', examples(['permafrost sync status', 'permafrost sync status --json | jq ".devices[].lagSeconds"']))
     .action(async (opts: { json?: boolean }) => {
+      const { replicationStatus } = await import('../../replicate/status.js');
       const status = await replicationStatus(config());
       renderStatus(io, status, Boolean(opts.json));
       if (!status.ok) throw statusFailure(status);

@@ -1,6 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { DEFAULT_UNIT_DIR, installedCommand, installUnits, systemdUnitsFor } from '../../jobs/systemd-units.js';
-import { UNIT_NAME, VERIFY_UNIT_NAME } from '../../schedule/systemd.js';
+import { DEFAULT_UNIT_DIR, UNIT_NAME, VERIFY_UNIT_NAME } from '../../schedule/systemd.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 /** How this very CLI was started: the node binary and the script, both absolute. */
@@ -38,6 +37,7 @@ export const registerSystemd: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { install?: boolean; unitDir: string; user?: string; metricsTextfile?: string; json?: boolean }) => {
       const cfg = config();
+      const { installedCommand, installUnits, systemdUnitsFor } = await import('../../jobs/systemd-units.js');
       const { command, warning } = installedCommand(process.env.PATH, selfCommand());
       const units = await systemdUnitsFor(cfg, { user: opts.user, command, metricsTextfile: opts.metricsTextfile });
       if (warning) io.err(`warning: ${warning}`);

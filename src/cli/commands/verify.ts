@@ -1,4 +1,3 @@
-import { runVerifyJob, verificationFailed } from '../../jobs/runs.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
@@ -41,6 +40,7 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         },
       ) => {
         const cfg = config({ vault: opts.vault });
+        const { runVerifyJob, verificationFailed } = await import('../../jobs/runs.js');
         const shown = progress(io, 'verify', { json: opts.json });
         const result = await withStopSignal((signal) =>
           runVerifyJob(cfg, { snapshot, ...secretFlags(io, opts), signal, events: shown.events, log: cliNotifyLog(io) }),
