@@ -47,6 +47,7 @@ export function webService(config: Config, jobs: () => JobStatus[]): DaemonServi
     name: 'web',
     async start() {
       server = await startWebServer(config, { jobs, replication: replicationReaderFor(config) });
+      return { url: server.url };
     },
     async stop() {
       await server?.close();

@@ -23,7 +23,7 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
       'Run in the foreground: `backup` on schedule.backup (cron, default "40 * * * *": hourly at minute 40) in schedule.timezone, and `verify latest` on schedule.verify (default "10 4 * * *"). ' +
         'On a backup device (syncthing.role: receiver) there is no backup, and verify runs only with verify.connection. ' +
         'With a `web` section it serves the status page, /metrics and /api/status.json (default 127.0.0.1:9580). ' +
-        'Runs never overlap: a run whose time comes while another is still going is skipped and logged. ' +
+        'Runs never overlap: a run whose time comes while another is still going waits and starts right after it (at most one waiting run per job; `permafrost doctor` warns of schedules that meet). ' +
         'Logs one JSON line per event on stdout (on stderr once stdout is closed; the daemon keeps running). SIGTERM/SIGINT abort a backup in flight (its partial folder is removed, no snapshot is written) and exit 0.',
     )
     .option('--stop-grace <seconds>', 'how long to wait for an aborted run to end on SIGTERM', '30')
