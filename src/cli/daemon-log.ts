@@ -98,11 +98,16 @@ export function describeEvent(fields: Record<string, unknown>, msg: string): str
   }
 }
 
-/** One readable line per event: local time in `timezone`, "warning:"/"error:" where it is one, the event in words. */
-export function textLogger(write: (line: string) => void, timezone: string, now: () => Date = () => new Date()): DaemonLogger {
+/** One readable line per event: local time in `timezone` (a function: the zone of the config now running), "warning:"/"error:" where it is one, the event in words. */
+export function textLogger(
+  write: (line: string) => void,
+  timezone: string | (() => string),
+  now: () => Date = () => new Date(),
+): DaemonLogger {
+  const tz = typeof timezone === 'string' ? () => timezone : timezone;
   const at = (level: 'info' | 'warn' | 'error') => (fields: object, msg: string) => {
     const tag = level === 'info' ? '' : level === 'warn' ? 'warning: ' : 'error: ';
-    write(`${localTime(now(), timezone)} ${tag}${describeEvent(fields as Record<string, unknown>, msg)}`);
+    write(`${localTime(now(), tz())} ${tag}${describeEvent(fields as Record<string, unknown>, msg)}`);
   };
   return { info: at('info'), warn: at('warn'), error: at('error') };
 }

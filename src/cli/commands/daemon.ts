@@ -12,7 +12,12 @@ import { examples, type RegisterCommand } from '../context.js';
  * not load is logged and the running one kept; a valid one replaces it once the run in flight
  * (if any) has finished. A second SIGTERM/SIGINT kills the process as usual.
  */
-async function runUntilStopped(first: Config, logger: DaemonLogger, stopGraceMs: number): Promise<void> {
+async function runUntilStopped(
+  first: Config,
+  logger: DaemonLogger,
+  stopGraceMs: number,
+  onConfig: (config: Config) => void,
+): Promise<void> {
   let config = first;
   let daemon: Daemon = createDaemon(config, logger, { stopGraceMs });
   let stopping: NodeJS.Signals | null = null;
@@ -55,11 +60,13 @@ async function runUntilStopped(first: Config, logger: DaemonLogger, stopGraceMs:
     await daemon.stop('SIGHUP: reloading the config', { abort: false });
     if (stopping) return;
     const fresh = createDaemon(next, logger, { stopGraceMs });
+    onConfig(next);
     try {
       await fresh.start();
       daemon = fresh;
       config = next;
     } catch (err) {
+      onConfig(config);
       logger.error(
         { event: 'config.reload', outcome: 'failed', config: config.configPath, error: errorMessage(err) },
         `SIGHUP: the new config does not start (${errorMessage(err)}); going on with the old one`,
@@ -119,8 +126,9 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
       // Scheduled backups matter more than the log: a reader of stdout going away must not stop them.
       io.outToErrWhenClosed?.();
       const write = (line: string): void => io.out(line);
-      const logger = format === 'json' ? jsonLogger(write) : textLogger(write, effectiveTimeZone(cfg.schedule));
-      await runUntilStopped(cfg, logger, grace * 1000);
+      let timezone = effectiveTimeZone(cfg.schedule);
+      const logger = format === 'json' ? jsonLogger(write) : textLogger(write, () => timezone);
+      await runUntilStopped(cfg, logger, grace * 1000, (next) => (timezone = effectiveTimeZone(next.schedule)));
       // A run abandoned after the grace period may still hold sockets open; don't let it keep us alive.
       setTimeout(() => process.exit(), 1000).unref();
     });
