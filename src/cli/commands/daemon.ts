@@ -111,7 +111,7 @@ export const registerDaemon: RegisterCommand = (program, { io, config }) => {
       examples([
         'permafrost daemon',
         'permafrost daemon | jq -c "select(.event == \\"run.finish\\")"',
-        'kill -HUP $(pidof -s permafrost)    # or: systemctl reload permafrost-daemon',
+        'systemctl reload permafrost-daemon    # SIGHUP: read the config again (or kill -HUP the daemon)',
         '# in permafrost.yaml:  schedule: { backup: "40 * * * *", timezone: Europe/Berlin }',
         '# 6 fields = with seconds:  schedule: { backup: "*/20 * * * * *" }',
         '# status page:  web: { listen: "127.0.0.1:9580" }   then open http://127.0.0.1:9580/',
