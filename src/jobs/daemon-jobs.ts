@@ -8,6 +8,7 @@ import { effectiveTimeZone } from '../config/schema-schedule.js';
 import { BusyError } from '../errors.js';
 import { notifyOutcome } from '../notify/alerts.js';
 import type { Config, SourceConfig } from '../config/schema.js';
+import { daemonSchedules } from '../schedule/collisions.js';
 import { Daemon, type DaemonLogger, type DaemonService, type ScheduledJob } from '../schedule/daemon.js';
 import { checkFailed } from './check.js';
 import { runBackupJob, runCheckJob, runVerifyJob, verificationFailed } from './runs.js';
@@ -98,14 +99,14 @@ function checkJob(config: Config, logger: DaemonLogger): ScheduledJob {
   };
 }
 
-/**
- * Jobs on a schedule, by role: the server backs up, verifies and checks; a backup device checks,
- * and verifies only on the server in verify.connection.
- */
+/** Jobs on a schedule, by role (daemonSchedules says which). */
 function scheduledJobs(config: Config, logger: DaemonLogger): ScheduledJob[] {
-  if (config.role === 'source') return [backupJob(config, logger), verifyJob(config, logger), checkJob(config, logger)];
-  // A device without verify.connection has no PostgreSQL to test-restore on; it still checks and serves web.
-  return config.verify?.connection ? [verifyJob(config, logger), checkJob(config, logger)] : [checkJob(config, logger)];
+  return daemonSchedules(config).map(({ name }) => {
+    if (name === 'check') return checkJob(config, logger);
+    if (name === 'verify') return verifyJob(config, logger);
+    if (config.role !== 'source') throw new Error('backup is scheduled only on a server');
+    return backupJob(config, logger);
+  });
 }
 
 /** Services started and stopped with the daemon: the status page and /metrics when the config has `web`. */

@@ -16,6 +16,7 @@ import {
   type CheckLine,
 } from '../doctor/checks.js';
 import { checkKeys } from '../doctor/keys.js';
+import { checkSchedule } from '../doctor/schedule.js';
 import { checkSyncthing } from '../doctor/syncthing.js';
 import { sweepLeftovers } from '../recover/sweep.js';
 
@@ -83,6 +84,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
     lines.push(checkRetention(config.vault.keep));
   }
   lines.push(await sweepLine(config));
+  lines.push(checkSchedule(config));
   lines.push(await checkMedia(config.media));
   lines.push(...(await checkSyncthing(config)));
   return { configPath: config.configPath, device: config.role === 'receiver', lines, ok: lines.every((l) => l.status !== 'fail') };

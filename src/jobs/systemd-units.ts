@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import { cronToOnCalendar, renderUnits } from '../schedule/systemd.js';
+import { cronToOnCalendar, DAEMON_UNIT_NAME, renderDaemonUnit, renderUnits } from '../schedule/systemd.js';
 import { getentPasswd } from '../tools/getent.js';
 import { writeFileAtomic } from '../vault/fs-durable.js';
 
@@ -76,28 +76,76 @@ export function installedCommand(pathEnv: string | undefined, self: readonly str
   };
 }
 
-/** The backup and verify services and timers for this config, running `command` (the permafrost CLI) as `user`. */
+export interface SystemdUnits {
+  user: string;
+  /** `daemon`: one service running `permafrost daemon`; `timers`: a oneshot service and timer per job. */
+  mode: 'daemon' | 'timers';
+  /** OnCalendar= of each timer (timers only): backup on a server, verify where it runs, check. */
+  onCalendar?: string;
+  verifyOnCalendar?: string;
+  checkOnCalendar?: string;
+  files: Record<string, string>;
+  /** What the admin should know about this choice (printed as warnings). */
+  warnings: string[];
+}
+
+/**
+ * The units for this config, running `command` (the permafrost CLI) as `user`: with `daemon`, one
+ * service for `permafrost daemon` (server or backup device); else a service and timer for each job
+ * the daemon would run (backup, verify, check on a server; check, and verify with verify.connection,
+ * on a device).
+ */
 export async function systemdUnitsFor(
   config: Config,
-  opts: { user?: string; command: readonly string[]; metricsTextfile?: string },
-): Promise<{ user: string; onCalendar: string; verifyOnCalendar: string; files: Record<string, string> }> {
+  opts: { user?: string; command: readonly string[]; metricsTextfile?: string; daemon?: boolean },
+): Promise<SystemdUnits> {
   if (opts.metricsTextfile !== undefined && !opts.metricsTextfile.endsWith('.prom')) {
     throw new UserError(`--metrics-textfile: ${opts.metricsTextfile} must end in .prom, or node_exporter's textfile collector ignores it.`);
   }
-  const onCalendar = cronToOnCalendar(config.schedule.backup, config.schedule.timezone);
-  const verifyOnCalendar = cronToOnCalendar(config.schedule.verify, config.schedule.timezone, 'schedule.verify');
-  const user = await unitUser(config, opts.user);
-  const files = renderUnits({
+  if (opts.daemon && opts.metricsTextfile !== undefined) {
+    throw new UserError(
+      '--metrics-textfile is for timers; the daemon serves /metrics itself: add a web section (web: { listen: "127.0.0.1:9580" }) and scrape it.',
+    );
+  }
+  const tz = config.schedule.timezone;
+  const device = config.role === 'receiver';
+  const base = {
     command: opts.command,
     configPath: config.configPath,
-    user,
     vaultDir: config.vault.dir,
     writablePaths: config.vault.tempDir ? [config.vault.tempDir] : [],
+  };
+  if (opts.daemon) {
+    const user = await unitUser(config, opts.user);
+    return { user, mode: 'daemon', files: renderDaemonUnit({ ...base, user, device }), warnings: [] };
+  }
+  const onCalendar = device ? undefined : cronToOnCalendar(config.schedule.backup, tz);
+  const verifyOnCalendar =
+    !device || config.verify?.connection ? cronToOnCalendar(config.schedule.verify, tz, 'schedule.verify') : undefined;
+  const checkOnCalendar = cronToOnCalendar(config.schedule.check, tz, 'schedule.check');
+  const user = await unitUser(config, opts.user);
+  const files = renderUnits({
+    ...base,
+    user,
     onCalendar,
     verifyOnCalendar,
+    checkOnCalendar,
     ...(opts.metricsTextfile ? { metricsTextfile: path.resolve(opts.metricsTextfile) } : {}),
   });
-  return { user, onCalendar, verifyOnCalendar, files };
+  const warnings = device
+    ? [
+        `on a backup device the dead-man alarm (no snapshot arrived for syncthing.staleAfter) and vault.keep for .stversions run only in the daemon; use --daemon for ${DAEMON_UNIT_NAME}.service instead of timers.`,
+      ]
+    : [];
+  return {
+    user,
+    mode: 'timers',
+    ...(onCalendar ? { onCalendar } : {}),
+    ...(verifyOnCalendar ? { verifyOnCalendar } : {}),
+    checkOnCalendar,
+    files,
+    warnings,
+  };
 }
 
 /** Writes the unit files into `dir` (atomically, mode 0644); returns their paths. */
@@ -112,7 +160,7 @@ export async function installUnits(dir: string, files: Record<string, string>): 
     }
     return written;
   } catch (err) {
-    throw new UserError(`Cannot write systemd units into ${dir}: ${(err as Error).message}; run as root, or pass --unit-dir.`, {
+    throw new UserError(`Cannot write systemd units into ${dir}: ${(err as Error).message}; run as root, or choose another folder.`, {
       cause: err,
     });
   }

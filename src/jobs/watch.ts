@@ -14,9 +14,15 @@ import type { DaemonLogger, DaemonService, JobStatus } from '../schedule/daemon.
 import type { ReplicationReader } from '../web/overview.js';
 import { startWebServer, type WebServer } from '../web/server.js';
 
-/** Alert delivery problems as daemon log lines. */
+/**
+ * Alerts sent (`alert.sent`) and delivery problems (`alert.delivery`) as daemon log lines; the
+ * alert's own event name (e.g. backup.failed) goes into `alert`, as `event` is the log line's.
+ */
 export function daemonNotifyLog(logger: DaemonLogger): NotifyLog {
-  return (level, msg, fields) => logger[level]({ event: 'alert.delivery', ...fields }, msg);
+  return (level, msg, fields) => {
+    const { event: alert, sent, ...rest } = fields;
+    logger[level]({ event: sent === true ? 'alert.sent' : 'alert.delivery', ...(alert === undefined ? {} : { alert }), ...rest }, msg);
+  };
 }
 
 /** Replication status for the status page and /metrics, when Syncthing is configured. */
@@ -47,6 +53,7 @@ export function webService(config: Config, jobs: () => JobStatus[]): DaemonServi
     name: 'web',
     async start() {
       server = await startWebServer(config, { jobs, replication: replicationReaderFor(config) });
+      return { url: server.url };
     },
     async stop() {
       await server?.close();

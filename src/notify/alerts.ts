@@ -152,7 +152,11 @@ async function deliver(
         timeoutMs: cfg.timeoutMs,
         fix: 'check the receiver is up and reachable',
       });
-      if (res.status >= 200 && res.status < 300) return { channel: req.channel, event, ok: true, attempts: i + 1 };
+      if (res.status >= 200 && res.status < 300) {
+        // Every alert that went out is logged (the daemon's log shows it; the CLI keeps info lines quiet).
+        log('info', `alert ${event} sent to ${req.channel}`, { channel: req.channel, event, attempts: i + 1, sent: true });
+        return { channel: req.channel, event, ok: true, attempts: i + 1 };
+      }
       lastError = `${req.method} ${urlOrigin(req.url)} answered HTTP ${res.status}`;
       // Other 4xx (bad token, bad URL) will not get better by retrying.
       if (res.status < 500 && res.status !== 429) {

@@ -10,10 +10,15 @@
  *   first job is scheduled and stop after the last run ended; `daemon.status()` gives them the
  *   state of every job (running, last run, next run) to show.
  *
- * Runs never overlap: when a job's time comes while any job is still running, that run is skipped
- * and logged, not queued. A failing run is logged and the daemon goes on. `stop()` aborts the run
- * in flight through its AbortSignal (a backup then discards its partial folder: no snapshot is
- * written) and waits up to `stopGraceMs` for it to end.
+ * Runs never overlap: when a job's time comes while any job is still running, the run waits
+ * (`run.queued`) and starts right after the current one ends, waiting runs in the order their time
+ * came. At most one run per job waits: a job whose time comes again while it already waits is
+ * folded into that run (`run.coalesced`), so a slow run never piles up a backlog. A run that finds
+ * the vault locked by another process (BusyError) is `skipped`: the next turn tries again. A failing
+ * run is logged and the daemon goes on. `stop()` drops the waiting runs (`run.dropped`), aborts
+ * the run in flight through its AbortSignal (a backup then discards its partial folder: no
+ * snapshot is written) and waits up to `stopGraceMs` for it to end; `stop(reason, { abort: false })`
+ * lets it finish instead (a config reload).
  */
 import { Cron } from 'croner';
 import { BusyError, PermafrostError, errorMessage } from '../errors.js';
@@ -28,7 +33,8 @@ export interface ScheduledJob {
 
 export interface DaemonService {
   name: string;
-  start(): Promise<void>;
+  /** May resolve with the address it serves, logged with `service.start`. */
+  start(): Promise<void | { url?: string }>;
   stop(): Promise<void>;
 }
 
@@ -63,6 +69,7 @@ export interface JobStatus {
   counts: { ok: number; failed: number; aborted: number; skipped: number };
 }
 
+/** `skipped` here: the daemon was not running, or stopped before the run's turn came. */
 export type RunOutcome = RunRecord | { runId: number; outcome: 'skipped'; reason: string };
 
 export interface DaemonOptions {
@@ -81,6 +88,16 @@ interface JobState {
   status: JobStatus;
 }
 
+/** A run whose time came while another was going: it starts when its turn comes. */
+interface Waiting {
+  job: string;
+  runId: number;
+  trigger: 'schedule' | 'manual';
+  since: Date;
+  outcome: Promise<RunOutcome>;
+  resolve(outcome: RunOutcome): void;
+}
+
 interface Running {
   job: string;
   runId: number;
@@ -96,6 +113,8 @@ export class Daemon {
   private readonly timezone: string;
   private readonly stopGraceMs: number;
   private running: Running | null = null;
+  private readonly waiting: Waiting[] = [];
+  private stopped: Promise<void> | null = null;
   private keepAlive: NodeJS.Timeout | undefined;
   private nextRunId = 1;
   private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
@@ -141,9 +160,12 @@ export class Daemon {
     const started: DaemonService[] = [];
     for (const svc of this.services) {
       try {
-        await svc.start();
+        const url = (await svc.start())?.url;
         started.push(svc);
-        this.logger.info({ event: 'service.start', service: svc.name }, `service ${svc.name} started`);
+        this.logger.info(
+          { event: 'service.start', service: svc.name, ...(url ? { url } : {}) },
+          url ? `service ${svc.name} started: ${url}` : `service ${svc.name} started`,
+        );
       } catch (err) {
         for (const s of started.reverse()) await s.stop().catch(() => undefined);
         this.state = 'stopped';
@@ -175,7 +197,7 @@ export class Daemon {
     );
   }
 
-  /** Runs `name` now, as if its time had come: skipped when a run is in progress. */
+  /** Runs `name` now, as if its time had come: after the run in progress, if any. Resolves when that run ended. */
   trigger(name: string): Promise<RunOutcome> {
     return this.tick(name, 'manual');
   }
@@ -189,18 +211,51 @@ export class Daemon {
     }));
   }
 
-  /** Stops scheduling, aborts the run in flight and waits for it (up to stopGraceMs), then stops the services. */
-  async stop(reason: string): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
+  /**
+   * Stops scheduling and drops the runs waiting for their turn; then aborts the run in flight and
+   * waits for it (up to stopGraceMs), or with `abort: false` waits for it to finish; then stops the
+   * services. A stop() while a non-aborting one waits aborts the run after all.
+   */
+  stop(reason: string, opts: { abort?: boolean } = {}): Promise<void> {
+    const abort = opts.abort ?? true;
+    if (this.stopped) {
+      if (abort) this.abortRunning(reason);
+      return this.stopped;
+    }
+    this.stopped = this.shutdown(reason, abort);
+    return this.stopped;
+  }
+
+  private abortRunning(reason: string): void {
+    this.running?.controller.abort(new Error(`daemon stopping (${reason})`));
+  }
+
+  private async shutdown(reason: string, abort: boolean): Promise<void> {
     this.state = 'stopping';
     for (const st of this.jobs.values()) st.cron?.stop();
     const run = this.running;
     this.logger.info(
-      { event: 'daemon.stopping', reason, inFlight: run ? { job: run.job, runId: run.runId } : null },
-      `daemon stopping (${reason})`,
+      {
+        event: 'daemon.stopping',
+        reason,
+        inFlight: run ? { job: run.job, runId: run.runId } : null,
+        ...(abort ? {} : { waitsForRun: true }),
+      },
+      run && !abort ? `daemon stopping (${reason}) after ${run.job} run ${run.runId} ends` : `daemon stopping (${reason})`,
     );
+    for (const w of this.waiting.splice(0)) {
+      const why = `daemon stopping (${reason}) before its turn came`;
+      this.logger.info({ event: 'run.dropped', job: w.job, runId: w.runId, reason: why }, `${w.job} run ${w.runId} dropped: ${why}`);
+      w.resolve({ runId: w.runId, outcome: 'skipped', reason: why });
+    }
     if (run) {
-      run.controller.abort(new Error(`daemon stopping (${reason})`));
+      if (abort) this.abortRunning(reason);
+      // Until it ends, or a stop() that aborts comes after all; then the grace period below applies.
+      else
+        await new Promise<void>((r) => {
+          void run.done.then(() => r());
+          run.controller.signal.addEventListener('abort', () => r(), { once: true });
+        });
       let timer: NodeJS.Timeout | undefined;
       const ended = await Promise.race([
         run.done.then(() => true),
@@ -229,35 +284,61 @@ export class Daemon {
     this.logger.info({ event: 'daemon.stop', reason }, 'daemon stopped');
   }
 
-  private async tick(name: string, trigger: 'schedule' | 'manual'): Promise<RunOutcome> {
+  private tick(name: string, trigger: 'schedule' | 'manual'): Promise<RunOutcome> {
     const st = this.jobs.get(name);
     if (!st) throw new Error(`no job named ${name}`);
-    const runId = this.nextRunId++;
-    const base = { job: name, runId, trigger };
     if (this.state !== 'started') {
-      return { runId, outcome: 'skipped', reason: 'daemon is not running' };
+      return Promise.resolve({ runId: this.nextRunId++, outcome: 'skipped', reason: 'daemon is not running' });
     }
-    if (this.running) {
-      const busy = this.running;
-      st.status.counts.skipped++;
-      const reason = `${busy.job} run ${busy.runId} still in progress since ${busy.startedAt.toISOString()}`;
-      this.logger.warn({ ...base, event: 'run.skipped', reason }, `${name} run skipped: ${reason}`);
-      return { runId, outcome: 'skipped', reason };
+    const busy = this.running;
+    if (!busy) return this.begin(st, trigger, this.nextRunId++);
+    const already = this.waiting.find((w) => w.job === name);
+    if (already) {
+      // One waiting run per job: a second turn while it waits would only repeat it.
+      this.logger.info(
+        { event: 'run.coalesced', job: name, runId: already.runId, trigger },
+        `${name}: its time came again while run ${already.runId} waits; that run covers it`,
+      );
+      return already.outcome;
     }
+    const runId = this.nextRunId++;
+    let resolve!: (o: RunOutcome) => void;
+    const outcome = new Promise<RunOutcome>((r) => (resolve = r));
+    this.waiting.push({ job: name, runId, trigger, since: new Date(), outcome, resolve });
+    const reason = `${busy.job} run ${busy.runId} in progress since ${busy.startedAt.toISOString()}`;
+    this.logger.info(
+      { event: 'run.queued', job: name, runId, trigger, after: { job: busy.job, runId: busy.runId }, reason },
+      `${name} run ${runId} waits: ${reason}`,
+    );
+    return outcome;
+  }
+
+  /** Starts a run now; when it ends, the first waiting run starts. */
+  private begin(st: JobState, trigger: 'schedule' | 'manual', runId: number): Promise<RunRecord> {
     const controller = new AbortController();
     const startedAt = new Date();
-    const done = this.execute(st, { runId, trigger, controller, startedAt });
-    this.running = { job: name, runId, startedAt, controller, done };
-    st.status.running = true;
-    st.status.runningSince = startedAt.toISOString();
-    try {
-      return await done;
-    } finally {
+    const done = this.execute(st, { runId, trigger, controller, startedAt }).finally(() => {
       this.running = null;
       st.status.running = false;
       st.status.runningSince = null;
       st.status.nextRun = st.cron?.nextRun()?.toISOString() ?? null;
-    }
+      this.next();
+    });
+    this.running = { job: st.job.name, runId, startedAt, controller, done };
+    st.status.running = true;
+    st.status.runningSince = startedAt.toISOString();
+    return done;
+  }
+
+  private next(): void {
+    if (this.state !== 'started') return;
+    const w = this.waiting.shift();
+    if (!w) return;
+    const st = this.jobs.get(w.job)!;
+    this.begin(st, w.trigger, w.runId).then(
+      (record) => w.resolve(record),
+      (err: unknown) => w.resolve({ runId: w.runId, outcome: 'skipped', reason: errorMessage(err) }),
+    );
   }
 
   private async execute(

@@ -1,8 +1,10 @@
 /**
- * systemd units for hosts that prefer timers to `permafrost daemon`: oneshot services that run
- * `permafrost backup` and `permafrost verify`, each with a timer whose OnCalendar= is the
- * configured cron pattern. Pure: the caller finds the user and paths; `installUnits` is the only writer.
+ * systemd units: either timers (oneshot services that run `permafrost backup`, `verify` and
+ * `check`, each with a timer whose OnCalendar= is the configured cron pattern), or one long-running
+ * service for `permafrost daemon` (server or backup device). Pure: the caller finds the user and
+ * paths; `installUnits` is the only writer.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 
@@ -10,6 +12,22 @@ export const UNIT_NAME = 'permafrost-backup';
 export const VERIFY_UNIT_NAME = 'permafrost-verify';
 /** Where `permafrost systemd --install` writes the units unless --unit-dir says otherwise. */
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
+export const CHECK_UNIT_NAME = 'permafrost-check';
+export const DAEMON_UNIT_NAME = 'permafrost-daemon';
+
+/**
+ * Why units installed here would never run, or null when PID 1 is systemd (read from
+ * <procDir>/1/comm; tests point procDir at a fake /proc).
+ */
+export function initSystemProblem(procDir = '/proc'): string | null {
+  let comm: string;
+  try {
+    comm = readFileSync(path.join(procDir, '1', 'comm'), 'utf8').trim();
+  } catch (err) {
+    return `cannot tell which init system runs here (${path.join(procDir, '1', 'comm')}: ${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+  }
+  return comm === 'systemd' ? null : `PID 1 here is "${comm}", not systemd`;
+}
 
 interface FieldSpec {
   name: string;
@@ -177,10 +195,12 @@ export interface UnitOptions {
   vaultDir: string;
   /** More folders the jobs write (vault.tempDir). */
   writablePaths?: readonly string[];
-  /** OnCalendar= of the backup timer (schedule.backup). */
-  onCalendar: string;
-  /** OnCalendar= of the verify timer (schedule.verify). */
-  verifyOnCalendar: string;
+  /** OnCalendar= of the backup timer (schedule.backup); no backup units without it (a backup device). */
+  onCalendar?: string;
+  /** OnCalendar= of the verify timer (schedule.verify); no verify units without it. */
+  verifyOnCalendar?: string;
+  /** OnCalendar= of the check timer (schedule.check); no check units without it. */
+  checkOnCalendar?: string;
   /** node_exporter textfile (.prom) that `permafrost metrics` rewrites after every run. */
   metricsTextfile?: string;
 }
@@ -275,30 +295,109 @@ WantedBy=timers.target
 `;
 }
 
-/** The backup and verify .service/.timer pairs, as file name → text. */
+/** The .service/.timer pairs of the jobs given an OnCalendar= (backup, verify, check), as file name → text. */
 export function renderUnits(opts: UnitOptions): Record<string, string> {
-  const jobs: JobUnit[] = [
-    {
+  const jobs: JobUnit[] = [];
+  if (opts.onCalendar !== undefined) {
+    jobs.push({
       name: UNIT_NAME,
       subcommand: 'backup',
       what: 'encrypted snapshot of the Mastodon server',
       onCalendar: opts.onCalendar,
       scheduleKey: 'schedule.backup',
       stop: 'SIGTERM aborts a backup cleanly (no partial snapshot is left); give it time to clean up.',
-    },
-    {
+    });
+  }
+  if (opts.verifyOnCalendar !== undefined) {
+    jobs.push({
       name: VERIFY_UNIT_NAME,
       subcommand: 'verify',
       what: 'test-restore of the newest snapshot into a scratch database',
       onCalendar: opts.verifyOnCalendar,
       scheduleKey: 'schedule.verify',
       stop: 'SIGTERM stops a verify cleanly (plaintext and the scratch database are removed); give it time to clean up.',
-    },
-  ];
+    });
+  }
+  if (opts.checkOnCalendar !== undefined) {
+    jobs.push({
+      name: CHECK_UNIT_NAME,
+      subcommand: 'check',
+      what: "every snapshot's sizes and SHA-256 sums against its manifest (no passphrase needed)",
+      onCalendar: opts.checkOnCalendar,
+      scheduleKey: 'schedule.check',
+      stop: 'SIGTERM stops a check; it only reads the vault.',
+    });
+  }
   const files: Record<string, string> = {};
   for (const job of jobs) {
     files[`${job.name}.service`] = service(job, opts);
     files[`${job.name}.timer`] = timer(job);
   }
   return files;
+}
+
+/** `permafrost daemon` as a service, on a server (`device: false`) or a backup device. */
+export function renderDaemonUnit(
+  opts: Omit<UnitOptions, 'onCalendar' | 'verifyOnCalendar' | 'checkOnCalendar' | 'metricsTextfile'> & {
+    device: boolean;
+  },
+): Record<string, string> {
+  const exec = [...opts.command, '--config', opts.configPath, 'daemon'].map(quoteExecArg).join(' ');
+  const writable = [opts.vaultDir, ...(opts.writablePaths ?? [])];
+  const what = opts.device
+    ? 'checks the snapshots that arrive, keeps .stversions within vault.keep, alerts when none arrive (dead-man alarm)'
+    : 'backup, verify and check on schedule.*';
+  const after = opts.device ? 'network-online.target' : 'network-online.target postgresql.service redis-server.service';
+  return {
+    [`${DAEMON_UNIT_NAME}.service`]: `# Generated by \`permafrost systemd --daemon\`; regenerate after changing vault.dir or vault.tempDir.
+# The schedules are read from the config: after changing schedule.*, web or notify, \`systemctl reload ${DAEMON_UNIT_NAME}\`.
+[Unit]
+Description=permafrost daemon: ${what}; status page with a web section
+Wants=network-online.target
+After=${after}
+
+[Service]
+Type=simple
+User=${opts.user}
+ExecStart=${exec}
+# SIGHUP: the daemon reads its config again (an invalid one is logged and the old one kept).
+ExecReload=/bin/kill -HUP $MAINPID
+# One log line per event; not a TTY, so JSON (journalctl -u ${DAEMON_UNIT_NAME} -o cat | jq).
+Restart=on-failure
+RestartSec=30s
+# Exit 2 is a config problem: restarting will not fix it.
+RestartPreventExitStatus=2
+# SIGTERM aborts the run in flight cleanly (a backup leaves no partial snapshot) within --stop-grace (30 s).
+TimeoutStopSec=60
+UMask=0027
+Nice=10
+IOSchedulingClass=idle
+
+# Hardening: the jobs read the system and Mastodon's files, and write only to the vault (and its temp folder).
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=${[...new Set(writable)].map(quotePath).join(' ')}
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+CapabilityBoundingSet=
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+# Not MemoryDenyWriteExecute=: Node's JIT needs writable executable memory.
+
+[Install]
+WantedBy=multi-user.target
+`,
+  };
 }

@@ -99,25 +99,29 @@ describe('daemon', () => {
     expectNoOverlap(d.lines);
   });
 
-  it('skips (and logs) a run whose time comes while the previous one is still going', async () => {
+  it('a run whose time comes while the previous one is still going waits and starts right after it (one waiting run)', async () => {
     const pg = cluster.get();
     ws = makeWorkspace(pg, 'source');
     ws.writeConfig({ extra: { schedule: { backup: '*/2 * * * * *' } } });
     const release = await lockTable(pg, 'source', 'follows');
     const d = startDaemon(ws.configFile);
     await waitFor('the first run to start', () => d.events('run.start').length === 1);
-    await waitFor('two skipped runs', () => d.events('run.skipped').length >= 2, 15_000);
+    await waitFor('a waiting run, then its time again', () => d.events('run.coalesced').length >= 1, 15_000);
     expect(d.events('run.start')).toHaveLength(1);
-    const skipped = d.events('run.skipped');
-    expect(skipped[0]).toMatchObject({ level: 'warn', job: 'backup' });
-    expect(skipped[0]!.reason).toMatch(/^backup run 1 still in progress since \d{4}-/);
+    expect(d.events('run.skipped')).toEqual([]);
+    const queued = d.events('run.queued');
+    expect(queued).toHaveLength(1);
+    expect(queued[0]).toMatchObject({ level: 'info', job: 'backup', runId: 2 });
+    expect(queued[0]!.reason).toMatch(/^backup run 1 in progress since \d{4}-/);
     await release();
-    await waitFor('the slow run to finish', () => d.events('run.finish').length >= 1);
-    await waitFor('a later scheduled run', () => d.events('run.finish').length >= 2);
+    await waitFor('the slow run and the waiting one to finish', () => d.events('run.finish').length >= 2);
     d.child.kill('SIGTERM');
     const r = await d.result;
     expect(r.code).toBe(0);
-    expect(d.events('run.finish')[0]).toMatchObject({ runId: 1, outcome: 'ok' });
+    expect(d.events('run.finish').slice(0, 2)).toMatchObject([
+      { runId: 1, outcome: 'ok' },
+      { runId: 2, outcome: 'ok' },
+    ]);
     expectNoOverlap(d.lines);
     expect(snapshots(ws.vault)).toHaveLength(d.events('run.finish').length);
   });

@@ -19,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // Jobs here are plain functions: the daemon's own logic (overlap, abort, services) is what is tested.
 describe('Daemon', () => {
-  it('skips a trigger while a run is going, and aborts the run on stop', async () => {
+  it('queues a trigger while a run is going (once per job), and on stop drops it and aborts the run', async () => {
     const logger = memoryLogger();
     let sawAbort = false;
     const daemon = new Daemon({
@@ -43,20 +43,119 @@ describe('Daemon', () => {
     const first = daemon.trigger('slow');
     await sleep(10);
     expect(daemon.status()[0]).toMatchObject({ name: 'slow', running: true, nextRun: '2027-01-01T00:00:00.000Z' });
-    const second = await daemon.trigger('slow');
-    expect(second).toMatchObject({ outcome: 'skipped', reason: expect.stringMatching(/^slow run 1 still in progress since /) as unknown });
+    const second = daemon.trigger('slow');
+    const third = daemon.trigger('slow');
     await daemon.stop('test');
     expect(sawAbort).toBe(true);
     expect(await first).toMatchObject({ outcome: 'aborted', error: 'stopped' });
-    expect(daemon.status()[0]!.counts).toEqual({ ok: 0, failed: 0, aborted: 1, skipped: 1 });
+    // The waiting run never started: the abort of the first did not let it in.
+    expect(await second).toEqual({ runId: 2, outcome: 'skipped', reason: 'daemon stopping (test) before its turn came' });
+    expect(await third).toEqual(await second);
+    expect(daemon.status()[0]!.counts).toEqual({ ok: 0, failed: 0, aborted: 1, skipped: 0 });
     expect(logger.lines.map((l) => l.event)).toEqual([
       'daemon.start',
       'run.start',
-      'run.skipped',
+      'run.queued',
+      'run.coalesced',
       'daemon.stopping',
+      'run.dropped',
       'run.abort',
       'daemon.stop',
     ]);
+    expect(logger.lines.find((l) => l.event === 'run.queued')).toMatchObject({
+      job: 'slow',
+      runId: 2,
+      reason: expect.stringMatching(/^slow run 1 in progress since /) as unknown,
+    });
+  });
+
+  it('runs a job whose turn came during another run right after it, in the order their turns came', async () => {
+    const logger = memoryLogger();
+    const gates: Array<() => void> = [];
+    const job = (name: string) => ({
+      name,
+      cron: '0 0 1 1 *',
+      run: () => new Promise((resolve) => gates.push(() => resolve({ name }))),
+    });
+    const daemon = new Daemon({ timezone: 'UTC', logger, jobs: [job('backup'), job('verify'), job('check')] });
+    await daemon.start();
+    const backup = daemon.trigger('backup');
+    const check = daemon.trigger('check');
+    const verify = daemon.trigger('verify');
+    const backup2 = daemon.trigger('backup');
+    expect(daemon.trigger('check')).toBe(check);
+    const starts = () => logger.lines.filter((l) => l.event === 'run.start').map((l) => `${String(l.job)} ${String(l.runId)}`);
+    for (let i = 0; i < 4; i++) {
+      await sleep(10);
+      expect(starts()).toHaveLength(i + 1);
+      gates[i]!();
+    }
+    expect(starts()).toEqual(['backup 1', 'check 2', 'verify 3', 'backup 4']);
+    expect(await check).toMatchObject({ runId: 2, outcome: 'ok', result: { name: 'check' } });
+    expect(await verify).toMatchObject({ runId: 3, outcome: 'ok' });
+    expect((await backup).outcome).toBe('ok');
+    expect((await backup2).outcome).toBe('ok');
+    await daemon.stop('test');
+  });
+
+  it('a short job on a slower schedule still runs beside a long one on every tick (issue 21: the check never ran)', async () => {
+    const logger = memoryLogger();
+    let checks = 0;
+    const daemon = new Daemon({
+      timezone: 'UTC',
+      logger,
+      jobs: [
+        // Created first, so its timer fires first when both are due: it always wins the race for the slot.
+        { name: 'backup', cron: '* * * * * *', run: () => sleep(1200) },
+        { name: 'check', cron: '*/2 * * * * *', run: () => Promise.resolve(++checks) },
+      ],
+    });
+    await daemon.start();
+    const deadline = Date.now() + 7000;
+    while (checks < 1 && Date.now() < deadline) await sleep(50);
+    await daemon.stop('test');
+    expect(checks).toBeGreaterThanOrEqual(1);
+    expect(logger.lines.filter((l) => l.event === 'run.skipped')).toEqual([]);
+  });
+
+  it('stop without abort lets the run in flight finish; a stop after it aborts it', async () => {
+    const logger = memoryLogger();
+    let finish!: () => void;
+    const daemon = new Daemon({
+      timezone: 'UTC',
+      logger,
+      jobs: [{ name: 'job', cron: '0 0 1 1 *', run: () => new Promise<void>((r) => (finish = r)) }],
+    });
+    await daemon.start();
+    const run = daemon.trigger('job');
+    await sleep(10);
+    let stopped = false;
+    const stopping = daemon.stop('reload', { abort: false }).then(() => (stopped = true));
+    await sleep(50);
+    expect(stopped).toBe(false);
+    finish();
+    await stopping;
+    expect(await run).toMatchObject({ outcome: 'ok' });
+
+    const again = new Daemon({
+      timezone: 'UTC',
+      logger,
+      jobs: [
+        {
+          name: 'job',
+          cron: '0 0 1 1 *',
+          run: (signal) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))),
+        },
+      ],
+    });
+    await again.start();
+    const run2 = again.trigger('job');
+    await sleep(10);
+    const gentle = again.stop('reload', { abort: false });
+    await sleep(20);
+    await again.stop('SIGTERM');
+    await gentle;
+    expect(await run2).toMatchObject({ outcome: 'aborted' });
   });
 
   it('leaves a run that ignores the abort after the grace period', async () => {

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Cron } from 'croner';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
-import { cronToOnCalendar, quoteExecArg, renderUnits } from '../../../src/schedule/systemd.js';
+import { cronToOnCalendar, initSystemProblem, quoteExecArg, renderUnits } from '../../../src/schedule/systemd.js';
 
 const systemdAnalyze = spawnSync('which', ['systemd-analyze'], { encoding: 'utf8' }).stdout.trim();
 const SKIP_REASON = 'systemd-analyze is not installed (apt-get install systemd): OnCalendar oracle and unit verification skipped';
@@ -191,6 +191,22 @@ describe('renderUnits', () => {
       expect(`${bad.stdout}${bad.stderr}`).toMatch(/permafrost-backup\.service:\d+: Failed to parse service type/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('initSystemProblem (PID 1 from /proc/1/comm)', () => {
+  it('is null under systemd, names any other init, and says when it cannot tell', () => {
+    const proc = mkdtempSync(path.join(tmpdir(), 'permafrost-proc-'));
+    try {
+      expect(initSystemProblem(proc)).toBe(`cannot tell which init system runs here (${proc}/1/comm: ENOENT)`);
+      mkdirSync(path.join(proc, '1'));
+      writeFileSync(path.join(proc, '1', 'comm'), 'systemd\n');
+      expect(initSystemProblem(proc)).toBeNull();
+      writeFileSync(path.join(proc, '1', 'comm'), 'tini\n');
+      expect(initSystemProblem(proc)).toBe('PID 1 here is "tini", not systemd');
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
     }
   });
 });
