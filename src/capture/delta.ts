@@ -18,7 +18,16 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Readable } from 'node:stream';
 import type { ChainTable } from '../vault/manifest.js';
-import { HASH_SESSION_SQL, qualified, quoteIdent, quoteLiteral, ROW_ALIAS, RowHashSum, SQL_FILE_HEADER } from './delta-sql.js';
+import {
+  HASH_SESSION_SQL,
+  qualified,
+  quoteIdent,
+  quoteLiteral,
+  ROW_ALIAS,
+  RowHashSum,
+  SQL_FILE_HEADER,
+  TABLE_HASH_EXPR,
+} from './delta-sql.js';
 import {
   readLines,
   RowKeyer,
@@ -543,6 +552,27 @@ function deleteSql(t: TableInfo & { key: KeyColumn[] }, keys: string[]): string 
 }
 
 /**
+ * Whether a table without a primary key is to be copied whole: a row is newer than the reference,
+ * or rows went (the count dropped). Its full hash is read in the same scan: rows that differ from
+ * the state's though none is newer and none went cannot come from a history the state describes
+ * (the server was rolled back, or the state edited), and no witness row could show it: a base.
+ */
+async function keylessChanged(client: pg.Client, t: TableInfo, st: StateTable, xmin32: string): Promise<boolean> {
+  const r = (
+    await client.query<{ rows: string; changed: string; hash: string }>(
+      `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed, ${TABLE_HASH_EXPR} AS hash
+       FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}`,
+    )
+  ).rows[0]!;
+  const rows = Number(r.rows);
+  if (Number(r.changed) > 0 || rows < st.rows) return true;
+  if (rows === st.rows && r.hash === st.hash) return false;
+  throw new StateMismatchError(
+    `the rows of ${qualified(t.schema, t.table)} are not the ones its delta state records, though none is newer (the server was rolled back: a promoted replica, or a data directory restored from a copy)`,
+  );
+}
+
+/**
  * A delta's file against `state` (the reference snapshot's, taken at txid `xmin`): per table what
  * changed, then the sequences. Throws StateMismatchError when the state turns out not to match.
  */
@@ -558,13 +588,7 @@ export async function* deltaRows(
   for (const [i, t] of catalog.tables.entries()) {
     const st = state.state.tables[i]!;
     if (!t.key) {
-      // No key to diff by: copied whole when a row is newer or one went (the count dropped).
-      const r = (
-        await client.query<{ rows: string; changed: string }>(
-          `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}`,
-        )
-      ).rows[0]!;
-      if (Number(r.changed) > 0 || Number(r.rows) !== st.rows) yield* tableRows(client, t, i, next, outcomes, true);
+      if (await keylessChanged(client, t, st, xmin32)) yield* tableRows(client, t, i, next, outcomes, true);
       else outcomes.push({ manifest: { schema: t.schema, table: t.table, rows: st.rows, hash: st.hash, key: null }, state: st });
       continue;
     }
