@@ -363,6 +363,25 @@ async function checkWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[]
   }
 }
 
+/**
+ * The witnesses after a delta: the most recently written of the rows it copied (a rollback takes
+ * the newest writes back first, so those are the ones to watch), then the older witnesses this
+ * delta did not touch (a row it copied or deleted has another version now), MAX_WITNESS in all.
+ */
+export function nextWitness(
+  written: ReadonlyArray<[string, string]>,
+  older: ReadonlyArray<[string, string]>,
+  deleted: readonly string[],
+  xmin32: string,
+): Array<[string, string]> {
+  const from = Number(xmin32);
+  // Distance from the reference's horizon, modulo 2^32: larger is newer.
+  const ahead = (x: string): number => (((Number(x) - from) % 2 ** 32) + 2 ** 32) % 2 ** 32;
+  const newest = [...written].sort((a, b) => ahead(b[1]) - ahead(a[1])).slice(0, MAX_WITNESS);
+  const touched = new Set([...deleted, ...written.map(([k]) => k)]);
+  return [...newest, ...older.filter(([k]) => !touched.has(k))].slice(0, MAX_WITNESS);
+}
+
 /** A base's witnesses: the table's most recently written rows, with their xmin. */
 async function baseWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[] }): Promise<Array<[string, string]>> {
   const r = await client.query<{ k: string; x: string }>(
@@ -417,7 +436,7 @@ async function diffTable(
   const sum = new RowHashSum({ rows: st.rows, hash: st.hash });
   const deleted: string[] = [];
   const copied: string[] = [];
-  const witness: Array<[string, string]> = [];
+  const written: Array<[string, string]> = [];
   const gone = (line: string): void => {
     const [k, h] = splitStateLine(line);
     deleted.push(own(k));
@@ -471,7 +490,7 @@ async function diffTable(
         sum.add(f.md5);
         const key = own(f.key);
         copied.push(key);
-        if (witness.length < MAX_WITNESS) witness.push([key, changed.get(f.key)!.xmin]);
+        written.push([key, changed.get(f.key)!.xmin]);
       });
       const keyed = keyer.keyed(md5s, fresh.length);
       fresh.forEach((f, i) => {
@@ -497,8 +516,7 @@ async function diffTable(
       `its delta state for ${qualified(t.schema, t.table)} does not agree with the table (a changed row was not found by its key)`,
     );
   }
-  // Rows this delta copied stand witness next time; none: the older witnesses still hold.
-  return { deleted, copied, sum, keysFile: { name: writer.name, sha256 }, witness: witness.length > 0 ? witness : st.witness };
+  return { deleted, copied, sum, keysFile: { name: writer.name, sha256 }, witness: nextWitness(written, st.witness, deleted, xmin32) };
 }
 
 const INT_RE = /^-?\d+$/;

@@ -116,6 +116,37 @@ describe('a diverged history never gives a delta (item 2)', () => {
     expect(d.manifest.chain).toMatchObject({ kind: 'delta', reference: r.manifest.id });
   }, 180_000);
 
+  it('a keyed table with more changed rows than it keeps witnesses, rolled back to a copy taken between them: a base with a warning', async () => {
+    const { db, w } = deltaWorkspace();
+    const pg = cluster.get();
+    pg.psql(db, `CREATE TABLE many (id int PRIMARY KEY, v text); INSERT INTO many SELECT g, 'base' FROM generate_series(1, 400) g`);
+    await backup(w);
+    // 250 rows change before the copy is taken, 150 (later keys, newer writes) after it.
+    pg.psql(db, `UPDATE many SET v = 'kept' WHERE id <= 250`);
+    pg.stop('fast');
+    const copy = `${pg.dataDir}.copy`;
+    execFileSync('cp', ['-a', pg.dataDir, copy]);
+    cleanups.push(() => rmSync(copy, { recursive: true, force: true }));
+    pg.start();
+    pg.psql(db, `UPDATE many SET v = 'lost' WHERE id > 250`);
+    const lost = await backup(w);
+    expect(lost.manifest.chain?.kind).toBe('delta');
+    expect(table(lost.manifest, 'many')).toMatchObject({ copied: 400 });
+
+    pg.stop('immediate');
+    execFileSync('rm', ['-rf', pg.dataDir]);
+    execFileSync('mv', [copy, pg.dataDir]);
+    pg.start();
+    catchUp(pg, db, stateLsn(w));
+    pg.psql(db, `UPDATE accounts SET note = 'after the rollback' WHERE username = 'alice'`);
+    const r = await backup(w);
+    expect(r.manifest.chain?.kind).toBe('base');
+    expect(r.stderr).toMatch(
+      /made a base instead of a delta: rows of "public"\."many" are back at versions older than its delta state records/,
+    );
+    expect(pg.psql(db, `SELECT count(*) FROM many WHERE v = 'base'`).trim()).toBe('150');
+  }, 180_000);
+
   it('a replica copied before an UPDATE, then promoted (a new timeline): a base with a warning naming the timeline', async () => {
     const { db, w } = deltaWorkspace();
     const pg = cluster.get();
