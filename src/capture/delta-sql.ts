@@ -47,9 +47,11 @@ const TWO_64 = '18446744073709551616';
  * value from each row's md5 (RowHashSum); a restore runs this on its copy before the swap.
  */
 export function tableHashSql(schema: string, table: string): string {
-  const sum = `coalesce(sum(('x' || left(md5(${ROW_ALIAS}::text), 16))::bit(64)::bigint::numeric), 0)`;
-  return `SELECT count(*) AS rows, mod(mod(${sum}, ${TWO_64}) + ${TWO_64}, ${TWO_64})::text AS hash FROM ONLY ${qualified(schema, table)} ${ROW_ALIAS}`;
+  return `SELECT count(*) AS rows, ${TABLE_HASH_EXPR} AS hash FROM ONLY ${qualified(schema, table)} ${ROW_ALIAS}`;
 }
+
+/** The aggregate tableHashSql's `hash` is (over rows aliased ROW_ALIAS), for queries that read more at once. */
+export const TABLE_HASH_EXPR = `mod(mod(coalesce(sum(('x' || left(md5(${ROW_ALIAS}::text), 16))::bit(64)::bigint::numeric), 0), ${TWO_64}) + ${TWO_64}, ${TWO_64})::text`;
 
 /** The hash tableHashSql computes, summed in this process from each row's md5 (32 hex digits). */
 export class RowHashSum {

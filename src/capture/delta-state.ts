@@ -6,13 +6,24 @@
  * Layout, in `<vault>/.permafrost-delta/` (0700; Syncthing ignores `/.permafrost*`):
  *   state.json   which snapshot it describes; per table its key columns, row count, hash, file and
  *                the file's SHA-256 (a damaged file is found while it is read and makes a base)
+ *   state.mac    HMAC-SHA256 of state.json under the state's key (so also of every keys file,
+ *                through their digests in it): a state edited by hand makes a base
  *   key          32 random bytes: the AES-128 key of the row hashes (a lost key: a base)
  *   <n>.keys     one line per row, in the order the capture reads rows: `key\thash\n`
  * A new state is written beside it (`.permafrost-delta.next-<pid>`) and renamed in only after its
  * snapshot is committed. Anything missing, unreadable or not matching makes the next snapshot a
  * base (a warning), never a wrong delta.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, type Cipher, type Hash } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+  type Cipher,
+  type Hash,
+} from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -24,7 +35,10 @@ import { VAULT_NAMES } from '../vault/layout.js';
 export const STATE_DIR = VAULT_NAMES.delta.dir;
 const NEXT_PREFIX = VAULT_NAMES.delta.nextPrefix;
 const STATE_JSON = 'state.json';
+const STATE_MAC = 'state.mac';
 const KEY_FILE = 'key';
+/** The state format: 2 added the server's timeline and state.mac. */
+const FORMAT_VERSION = 2;
 
 const stateTableSchema = z.object({
   schema: z.string().min(1),
@@ -51,7 +65,7 @@ const stateTableSchema = z.object({
 export type StateTable = z.infer<typeof stateTableSchema>;
 
 export const deltaStateSchema = z.object({
-  formatVersion: z.literal(1),
+  formatVersion: z.literal(FORMAT_VERSION),
   /** The snapshot this state describes (the next delta's reference). */
   snapshot: z.string(),
   base: z.string(),
@@ -63,7 +77,13 @@ export const deltaStateSchema = z.object({
    * the server's identity, so that a different server (a dump reloaded elsewhere) is never diffed by xid.
    */
   xmin: z.string().regex(/^\d+$/),
-  server: z.object({ systemIdentifier: z.string().nullable(), databaseOid: z.string(), lsn: z.string().nullable() }),
+  server: z.object({
+    systemIdentifier: z.string().nullable(),
+    databaseOid: z.string(),
+    lsn: z.string().nullable(),
+    /** The server's timeline (null when it cannot be read): another one is a promoted replica or a point-in-time recovery. */
+    timeline: z.string().regex(/^\d+$/).nullable(),
+  }),
   /** AES of a zero block under the state's key: a key file swapped for another is found before it is used. */
   keyCheck: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
   tables: z.array(stateTableSchema),
@@ -76,9 +96,9 @@ export type LoadedState = { state: DeltaState; dir: string; key: Buffer } | { st
 /** Reads the vault's delta state; never throws: what cannot be used is a reason to make a base. */
 export async function loadDeltaState(vaultDir: string): Promise<LoadedState> {
   const dir = path.join(vaultDir, STATE_DIR);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path.join(dir, STATE_JSON), 'utf8');
+    bytes = await readFile(path.join(dir, STATE_JSON));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return {
@@ -88,10 +108,13 @@ export async function loadDeltaState(vaultDir: string): Promise<LoadedState> {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(bytes.toString('utf8'));
   } catch {
     return { state: null, problem: `its delta state ${dir}/${STATE_JSON} is not valid JSON` };
   }
+  const version = (json as { formatVersion?: unknown } | null)?.formatVersion;
+  if (typeof version === 'number' && version < FORMAT_VERSION)
+    return { state: null, problem: `its delta state ${dir}/${STATE_JSON} was written by an older permafrost (format ${version})` };
   const parsed = deltaStateSchema.safeParse(json);
   if (!parsed.success) {
     return {
@@ -108,7 +131,28 @@ export async function loadDeltaState(vaultDir: string): Promise<LoadedState> {
   if (key.length !== 32) return { state: null, problem: `its delta state key ${dir}/${KEY_FILE} is not 32 bytes` };
   if (keyCheck(key) !== parsed.data.keyCheck)
     return { state: null, problem: `its delta state key ${dir}/${KEY_FILE} is not the key the state was made with` };
+  let mac: string;
+  try {
+    mac = (await readFile(path.join(dir, STATE_MAC), 'latin1')).trim();
+  } catch {
+    return { state: null, problem: `its delta state ${dir}/${STATE_MAC} is missing` };
+  }
+  const want = Buffer.from(stateMac(key, bytes), 'latin1');
+  const got = Buffer.from(mac, 'latin1');
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    return {
+      state: null,
+      problem: `its delta state ${dir}/${STATE_JSON} does not match its authentication code ${STATE_MAC} (edited by hand, or damaged)`,
+    };
   return { state: parsed.data, dir, key };
+}
+
+/**
+ * The authentication code of state.json's bytes: HMAC-SHA256 under the state's own key, with a
+ * label. It covers the keys files too, through the SHA-256 of each that state.json records.
+ */
+export function stateMac(key: Buffer, stateJson: Buffer): string {
+  return createHmac('sha256', key).update('permafrost delta state v1\n').update(stateJson).digest('hex');
 }
 
 /** The check value of a state key (AES-128 of a zero block). */
@@ -238,10 +282,12 @@ export class NextState {
     return new KeysWriter(path.join(this.dir, `${n}.keys`));
   }
 
-  /** Writes state.json and renames the folder into place (after the snapshot it describes is committed). */
-  async commit(state: Omit<DeltaState, 'keyCheck'>): Promise<void> {
-    const full: DeltaState = { ...state, keyCheck: keyCheck(this.key) };
-    await writeFileAtomic(path.join(this.dir, STATE_JSON), `${JSON.stringify(full)}\n`, 0o600);
+  /** Writes state.json and its authentication code, and renames the folder into place (after the snapshot it describes is committed). */
+  async commit(state: Omit<DeltaState, 'keyCheck' | 'formatVersion'>): Promise<void> {
+    const full: DeltaState = { formatVersion: FORMAT_VERSION, ...state, keyCheck: keyCheck(this.key) };
+    const text = Buffer.from(`${JSON.stringify(full)}\n`, 'utf8');
+    await writeFileAtomic(path.join(this.dir, STATE_JSON), text, 0o600);
+    await writeFileAtomic(path.join(this.dir, STATE_MAC), `${stateMac(this.key, text)}\n`, 0o600);
     await fsyncDir(this.dir);
     const current = path.join(this.vaultDir, STATE_DIR);
     const old = `${current}.old-${process.pid}`;

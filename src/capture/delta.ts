@@ -18,7 +18,16 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Readable } from 'node:stream';
 import type { ChainTable } from '../vault/manifest.js';
-import { HASH_SESSION_SQL, qualified, quoteIdent, quoteLiteral, ROW_ALIAS, RowHashSum, SQL_FILE_HEADER } from './delta-sql.js';
+import {
+  HASH_SESSION_SQL,
+  qualified,
+  quoteIdent,
+  quoteLiteral,
+  ROW_ALIAS,
+  RowHashSum,
+  SQL_FILE_HEADER,
+  TABLE_HASH_EXPR,
+} from './delta-sql.js';
 import {
   readLines,
   RowKeyer,
@@ -354,6 +363,25 @@ async function checkWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[]
   }
 }
 
+/**
+ * The witnesses after a delta: the most recently written of the rows it copied (a rollback takes
+ * the newest writes back first, so those are the ones to watch), then the older witnesses this
+ * delta did not touch (a row it copied or deleted has another version now), MAX_WITNESS in all.
+ */
+export function nextWitness(
+  written: ReadonlyArray<[string, string]>,
+  older: ReadonlyArray<[string, string]>,
+  deleted: readonly string[],
+  xmin32: string,
+): Array<[string, string]> {
+  const from = Number(xmin32);
+  // Distance from the reference's horizon, modulo 2^32: larger is newer.
+  const ahead = (x: string): number => (((Number(x) - from) % 2 ** 32) + 2 ** 32) % 2 ** 32;
+  const newest = [...written].sort((a, b) => ahead(b[1]) - ahead(a[1])).slice(0, MAX_WITNESS);
+  const touched = new Set([...deleted, ...written.map(([k]) => k)]);
+  return [...newest, ...older.filter(([k]) => !touched.has(k))].slice(0, MAX_WITNESS);
+}
+
 /** A base's witnesses: the table's most recently written rows, with their xmin. */
 async function baseWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[] }): Promise<Array<[string, string]>> {
   const r = await client.query<{ k: string; x: string }>(
@@ -408,7 +436,7 @@ async function diffTable(
   const sum = new RowHashSum({ rows: st.rows, hash: st.hash });
   const deleted: string[] = [];
   const copied: string[] = [];
-  const witness: Array<[string, string]> = [];
+  const written: Array<[string, string]> = [];
   const gone = (line: string): void => {
     const [k, h] = splitStateLine(line);
     deleted.push(own(k));
@@ -462,7 +490,7 @@ async function diffTable(
         sum.add(f.md5);
         const key = own(f.key);
         copied.push(key);
-        if (witness.length < MAX_WITNESS) witness.push([key, changed.get(f.key)!.xmin]);
+        written.push([key, changed.get(f.key)!.xmin]);
       });
       const keyed = keyer.keyed(md5s, fresh.length);
       fresh.forEach((f, i) => {
@@ -488,8 +516,7 @@ async function diffTable(
       `its delta state for ${qualified(t.schema, t.table)} does not agree with the table (a changed row was not found by its key)`,
     );
   }
-  // Rows this delta copied stand witness next time; none: the older witnesses still hold.
-  return { deleted, copied, sum, keysFile: { name: writer.name, sha256 }, witness: witness.length > 0 ? witness : st.witness };
+  return { deleted, copied, sum, keysFile: { name: writer.name, sha256 }, witness: nextWitness(written, st.witness, deleted, xmin32) };
 }
 
 const INT_RE = /^-?\d+$/;
@@ -543,6 +570,27 @@ function deleteSql(t: TableInfo & { key: KeyColumn[] }, keys: string[]): string 
 }
 
 /**
+ * Whether a table without a primary key is to be copied whole: a row is newer than the reference,
+ * or rows went (the count dropped). Its full hash is read in the same scan: rows that differ from
+ * the state's though none is newer and none went cannot come from a history the state describes
+ * (the server was rolled back, or the state edited), and no witness row could show it: a base.
+ */
+async function keylessChanged(client: pg.Client, t: TableInfo, st: StateTable, xmin32: string): Promise<boolean> {
+  const r = (
+    await client.query<{ rows: string; changed: string; hash: string }>(
+      `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed, ${TABLE_HASH_EXPR} AS hash
+       FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}`,
+    )
+  ).rows[0]!;
+  const rows = Number(r.rows);
+  if (Number(r.changed) > 0 || rows < st.rows) return true;
+  if (rows === st.rows && r.hash === st.hash) return false;
+  throw new StateMismatchError(
+    `the rows of ${qualified(t.schema, t.table)} are not the ones its delta state records, though none is newer (the server was rolled back: a promoted replica, or a data directory restored from a copy)`,
+  );
+}
+
+/**
  * A delta's file against `state` (the reference snapshot's, taken at txid `xmin`): per table what
  * changed, then the sequences. Throws StateMismatchError when the state turns out not to match.
  */
@@ -558,13 +606,7 @@ export async function* deltaRows(
   for (const [i, t] of catalog.tables.entries()) {
     const st = state.state.tables[i]!;
     if (!t.key) {
-      // No key to diff by: copied whole when a row is newer or one went (the count dropped).
-      const r = (
-        await client.query<{ rows: string; changed: string }>(
-          `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}`,
-        )
-      ).rows[0]!;
-      if (Number(r.changed) > 0 || Number(r.rows) !== st.rows) yield* tableRows(client, t, i, next, outcomes, true);
+      if (await keylessChanged(client, t, st, xmin32)) yield* tableRows(client, t, i, next, outcomes, true);
       else outcomes.push({ manifest: { schema: t.schema, table: t.table, rows: st.rows, hash: st.hash, key: null }, state: st });
       continue;
     }

@@ -28,7 +28,7 @@ import { dropDeltaState, loadDeltaState, NextState, STATE_DIR, StateMismatchErro
 import type { SourceConfig } from '../config/schema.js';
 import { formatAge } from '../format.js';
 import { dumpCompression, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
-import { errorMessage, PermafrostError } from '../errors.js';
+import { errorMessage, PermafrostError, UserError } from '../errors.js';
 import { startTool } from '../tools/run.js';
 import type { EncryptionKeys } from '../vault/keys.js';
 import { chainProblem as chainLinkProblem, type LinkState } from '../vault/check.js';
@@ -70,15 +70,30 @@ const MAX_XID_DISTANCE = 2n ** 31n - 10n ** 8n;
 
 /** The snapshot's transaction horizon and the server's identity, read in the capture session. */
 async function serverFacts(client: pg.Client): Promise<ServerFacts> {
-  const r = await client.query<{ xmin: string; xmax: string; dboid: string; sysid: string | null; lsn: string | null }>(
+  const r = await client.query<{
+    xmin: string;
+    xmax: string;
+    dboid: string;
+    sysid: string | null;
+    lsn: string | null;
+    timeline: string | null;
+  }>(
     `SELECT txid_snapshot_xmin(txid_current_snapshot())::text AS xmin, txid_snapshot_xmax(txid_current_snapshot())::text AS xmax,
             (SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database()) AS dboid,
             CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
                  THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END AS sysid,
-            CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS lsn`,
+            CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS lsn,
+            CASE WHEN NOT pg_is_in_recovery()
+                 THEN (('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint)::text
+                 WHEN has_function_privilege('pg_catalog.pg_control_checkpoint()', 'EXECUTE')
+                 THEN (SELECT timeline_id::text FROM pg_catalog.pg_control_checkpoint()) END AS timeline`,
   );
   const row = r.rows[0]!;
-  return { xmin: row.xmin, xmax: row.xmax, server: { systemIdentifier: row.sysid, databaseOid: row.dboid, lsn: row.lsn } };
+  return {
+    xmin: row.xmin,
+    xmax: row.xmax,
+    server: { systemIdentifier: row.sysid, databaseOid: row.dboid, lsn: row.lsn, timeline: row.timeline },
+  };
 }
 
 /** Whether a snapshot's files are all there at the sizes its manifest records (what a delta builds on must be). */
@@ -125,6 +140,31 @@ function captureError(config: SourceConfig, err: unknown, signal: AbortSignal | 
   );
 }
 
+/**
+ * What delta mode does not capture and pg_dump does: large objects (their data is pg_dump's data
+ * section, which a base's schema part leaves out) and the rows of extensions' configuration tables
+ * (pg_extension_config_dump; the rows part reads no extension member). A database holding either
+ * is refused in one sentence (exit 2), never backed up without them.
+ */
+async function refuseUncaptured(client: pg.Client, db: string): Promise<void> {
+  const r = await client.query<{ lo: string; config: string | null }>(
+    `SELECT (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)::text AS lo,
+            (SELECT string_agg(format('%s.%s of extension %s', quote_ident(n.nspname), quote_ident(c.relname), e.extname), ', ' ORDER BY e.extname, n.nspname, c.relname)
+             FROM pg_catalog.pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) AS cfg(oid)
+             JOIN pg_catalog.pg_class c ON c.oid = cfg.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace) AS config`,
+  );
+  const { lo, config } = r.rows[0]!;
+  const fix = 'remove database.delta from the config to back it up in full mode, which keeps them';
+  if (lo !== '0') {
+    throw new UserError(
+      `Database "${db}" holds ${lo} large object${lo === '1' ? '' : 's'} (pg_largeobject), which delta mode does not capture; ${fix}.`,
+    );
+  }
+  if (config) {
+    throw new UserError(`Database "${db}" has extension configuration tables (${config}), whose rows delta mode does not capture; ${fix}.`);
+  }
+}
+
 /** The reference to build a delta on, or why a base is made (and whether that deserves a warning). */
 async function chooseReference(
   config: SourceConfig,
@@ -166,6 +206,14 @@ async function chooseReference(
     return {
       reason: `the database is not the one snapshot ${newest.id} was taken from (another server, or restored from a dump)`,
       warn: false,
+    };
+  }
+  // A new timeline begins where a replica was promoted or a point-in-time recovery ended: rows the old
+  // one wrote after that point are gone, and an xmin test cannot tell (keyed tables' witnesses might).
+  if (state.server.timeline && facts.server.timeline && state.server.timeline !== facts.server.timeline) {
+    return {
+      reason: `the server is on timeline ${facts.server.timeline}, snapshot ${newest.id} was taken on timeline ${state.server.timeline} (a promoted replica or a point-in-time recovery, whose history may have left the snapshot's)`,
+      warn: true,
     };
   }
   if (state.server.lsn && facts.server.lsn && lsnValue(facts.server.lsn) < lsnValue(state.server.lsn)) {
@@ -217,6 +265,7 @@ export async function captureChainParts(
   let next: NextState | null = null;
   try {
     await prepareSession(session.client);
+    await refuseUncaptured(session.client, db.name);
     const plain = startTool({
       argv: pgDumpArgv(db, { snapshot: session.snapshot, schema: 'plain' }),
       env,
@@ -285,7 +334,6 @@ export async function captureChainParts(
       warnings,
       async commitState(id) {
         await nextState.commit({
-          formatVersion: 1,
           snapshot: id,
           base: done.kind === 'base' ? id : done.base,
           depth: done.depth,

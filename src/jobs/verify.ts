@@ -143,7 +143,7 @@ async function verifyOnce(
         const what = `decrypt ${file.part}`;
         opts.events?.phase?.(what);
         try {
-          const out = await decryptVerifiedPart({ snapshot: from, secret, temp }, file, {
+          const out = await decryptVerifiedPart({ snapshot: from, restoring: snapshot, secret, temp }, file, {
             progress: (n) => opts.events?.bytes?.(what, n),
             signal: opts.signal,
           });

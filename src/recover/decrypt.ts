@@ -87,10 +87,13 @@ export async function privateTemp(base: TempBase): Promise<PrivateTemp> {
 }
 
 /** The sentence for a part that does not fit into the temp folder: the space it needs (from the manifest) and the space free. */
-function noSpace(snapshot: SnapshotEntry, temp: PrivateTemp, file: ManifestFile, free: number, cause?: unknown): PermafrostError {
+function noSpace(source: DecryptSource, file: ManifestFile, free: number, cause?: unknown): PermafrostError {
+  const { snapshot, temp } = source;
+  const target = source.restoring ?? snapshot;
+  const part = target.id === snapshot.id ? file.name : `${file.name} of its base ${snapshot.id}`;
   return new PermafrostError(
     'space',
-    `Not enough space in ${temp.base.name} to decrypt snapshot ${snapshot.id}: ${file.name} needs ${formatBytes(file.plainBytes)} (${file.plainBytes} bytes), ` +
+    `Not enough space in ${temp.base.name} to decrypt snapshot ${target.id}: ${part} needs ${formatBytes(file.plainBytes)} (${file.plainBytes} bytes), ` +
       `${formatBytes(free)} (${free} bytes) is free; free space there, or set ${temp.base.setting} to a folder on a bigger disk.`,
     { cause },
   );
@@ -155,6 +158,8 @@ function throwIfBad({ snapshot, secret }: DecryptSource, file: ManifestFile, r: 
 /** What decrypting the parts of one snapshot needs: looked up once, read once, passed down. */
 export interface DecryptSource {
   snapshot: SnapshotEntry;
+  /** The snapshot the part is read for, when that is a later one of `snapshot`'s chain (a base's schema part): messages name it. */
+  restoring?: SnapshotEntry;
   secret: DecryptSecret;
   temp: PrivateTemp;
 }
@@ -192,17 +197,18 @@ function wrongKey(snapshot: SnapshotEntry, file: ManifestFile, secret: DecryptSe
  * damaged part is an IntegrityError, a wrong passphrase a UserError, a missing gpg a ToolError.
  */
 export async function decryptVerifiedPart(
-  { snapshot, secret, temp }: DecryptSource,
+  source: DecryptSource,
   file: ManifestFile,
   opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {
+  const { snapshot, secret, temp } = source;
   // On a backup device the good copy may be one Syncthing's versioning kept (.stversions).
   const encPath = (await partPath(snapshot, file.name)).path;
   const outPath = plainPath(temp, file);
   // gpg writes the plaintext itself: the file's growth is the progress.
   // Checked before gpg starts: a full disk is the host's problem, not a damaged snapshot.
   const free = (await diskSpace(temp.dir)).free;
-  if (free < file.plainBytes) throw noSpace(snapshot, temp, file, free);
+  if (free < file.plainBytes) throw noSpace(source, file, free);
   const stop = opts.progress ? watchGrowth(outPath, opts.progress) : () => undefined;
   try {
     let r: GpgDecryptResult;
@@ -220,7 +226,7 @@ export async function decryptVerifiedPart(
     }
     throwIfStopped(snapshot, opts.signal);
     // Space taken meanwhile (or a manifest that understates the size): gpg could not write, nothing is wrong with the part.
-    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(snapshot, temp, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
+    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(source, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
     throwIfBad({ snapshot, secret, temp }, file, r, encPath);
     opts.progress?.(r.plainBytes);
     return outPath;

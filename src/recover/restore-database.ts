@@ -307,7 +307,7 @@ export async function restoreDatabase(
     opts.events?.phase?.('decrypt');
     // A chain's archive is its base's schema part (small: no table data); the rows stream in later.
     const archive = await decryptVerifiedPart(
-      content.kind === 'full' ? source : { ...source, snapshot: content.chain.links[0]! },
+      content.kind === 'full' ? source : { ...source, snapshot: content.chain.links[0]!, restoring: snapshot },
       content.kind === 'full' ? content.file : content.chain.schema,
       { progress: (n) => opts.events?.bytes?.('decrypt', n), signal: opts.signal },
     );

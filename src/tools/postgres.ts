@@ -185,6 +185,8 @@ export function verifyRestoreArgv(
     '--exit-on-error',
     '--no-owner',
     '--no-acl',
+    // A subscription in the scratch copy would keep DROP DATABASE from removing it; no check reads one.
+    '--no-subscriptions',
     '--no-password',
     ...(opts.section ? [`--section=${opts.section}`] : []),
     ...(opts.jobs && opts.jobs > 1 ? [`--jobs=${opts.jobs}`] : []),

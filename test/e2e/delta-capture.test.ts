@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HASH_SESSION_SQL, tableHashSql } from '../../src/capture/delta-sql.js';
 import type { Manifest } from '../../src/vault/manifest.js';
-import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, stockChainRestore } from '../harness/delta.js';
+import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, resealDeltaState, stockChainRestore } from '../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../harness/env.js';
 import { waitFor } from '../harness/wait.js';
 import { fingerprint } from '../harness/fingerprint.js';
@@ -192,6 +192,8 @@ describe('delta snapshots: capture', () => {
     expect(statuses.witness.length).toBeGreaterThan(0);
     statuses.witness = statuses.witness.map(([k]) => [k, '3']);
     writeFileSync(state, JSON.stringify(st));
+    // Resealed (as only someone holding the state's key could): the witness check itself must find it.
+    resealDeltaState(ws.vault);
     const r = await backup();
     expect(r.manifest.chain?.kind).toBe('base');
     expect(r.stderr).toMatch(/rows of "public"\."statuses" are back at versions older than its delta state records/);
@@ -374,6 +376,7 @@ describe('delta snapshots: capture', () => {
     const t = st.tables.find((x) => x.file === path.basename(keysFile()))!;
     t.sha256 = createHash('sha256').update(readFileSync(keysFile())).digest('hex');
     writeFileSync(path.join(state, 'state.json'), JSON.stringify(st));
+    resealDeltaState(ws.vault);
     r = await backup();
     expect(r.manifest.chain?.kind).toBe('base');
     expect(r.stderr).toMatch(/made a base instead of a delta: its delta state for .* lacks a row that did not change since/);

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
@@ -72,4 +73,19 @@ export function stockChainRestore(pg: PgCluster, ws: Workspace, id: string, targ
   run('pg_restore', ['--section=post-data', '--exit-on-error', '-d', target, schema]);
   spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: gnupg } });
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * Recomputes the delta state's authentication code (`state.mac`: HMAC-SHA256 under the state's own
+ * key over a label and state.json's bytes), as someone holding the key could after editing it: the
+ * checks behind the code must then still find what was changed. Written from the format, not the code.
+ */
+export function resealDeltaState(vault: string): void {
+  const dir = path.join(vault, '.permafrost-delta');
+  const key = readFileSync(path.join(dir, 'key'));
+  const mac = createHmac('sha256', key)
+    .update('permafrost delta state v1\n')
+    .update(readFileSync(path.join(dir, 'state.json')))
+    .digest('hex');
+  writeFileSync(path.join(dir, 'state.mac'), `${mac}\n`, { mode: 0o600 });
 }

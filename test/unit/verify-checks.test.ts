@@ -78,6 +78,7 @@ describe('archive table of contents', () => {
       '--exit-on-error',
       '--no-owner',
       '--no-acl',
+      '--no-subscriptions',
       '--no-password',
       '--jobs=2',
       '--host',

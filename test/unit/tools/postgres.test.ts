@@ -77,6 +77,7 @@ describe('pg argv builders', () => {
       '--exit-on-error',
       '--no-owner',
       '--no-acl',
+      '--no-subscriptions',
       '--no-password',
       '--section=post-data',
       '--jobs=3',
