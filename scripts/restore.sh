@@ -626,19 +626,47 @@ names_failed() {
 
 TAB=$(printf '\t')
 
+# The tables of names $1 (lines of "SCHEMA<TAB>TABLE", each name as flatten left it) that the
+# restored copy lacks, one a line, quoted as SQL would (a tab or line break shown as \t, \n). The
+# lines reach psql as one variable and PostgreSQL splits and reads them: no name is spliced into SQL.
+missing_sql() {
+  cat <<'EOF'
+WITH l AS (SELECT split_part(x, E'\t', 1) AS s, split_part(x, E'\t', 2) AS t FROM regexp_split_to_table(:'names', E'\n') AS x),
+n AS (SELECT CASE WHEN left(s, 2) = 's:' THEN substr(s, 3) ELSE substr(s, 3)::json #>> '{}' END AS s,
+             CASE WHEN left(t, 2) = 's:' THEN substr(t, 3) ELSE substr(t, 3)::json #>> '{}' END AS t FROM l)
+SELECT replace(replace(replace(format('%I.%I', s, t), E'\t', '\t'), E'\n', '\n'), E'\r', '\r') FROM n
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
+                    WHERE ns.nspname = n.s AND c.relname = n.t AND c.relkind IN ('r', 'p'));
+EOF
+}
+
 # "tables": every table of the snapshot (manifests made before it existed have none: pg_restore's
 # --exit-on-error is then the check), each looked up by its two names in the restored catalog.
 awk -F '\t' '
   $1 ~ /^tables\.[0-9]+\.(schema|table)$/ { split($1, p, "."); v[p[2] "." p[3]] = $2; if (p[2] + 1 > n) n = p[2] + 1 }
-  END { for (i = 0; i < n; i++) print v[i ".schema"] "\t" v[i ".table"] }
-' "$WORK/m-$SNAPSHOT" >"$WORK/tables"
+  END {
+    for (i = 0; i < n; i++) {
+      if (v[i ".schema"] !~ /^[sj]:./ || v[i ".table"] !~ /^[sj]:./) { print "bad"; exit 1 }
+      print v[i ".schema"] "\t" v[i ".table"]
+    }
+  }
+' "$WORK/m-$SNAPSHOT" >"$WORK/tables" ||
+  die 3 "$SNAP/manifest.json lists a table name this script cannot read; it cannot be trusted; restore another snapshot, or with \`permafrost restore --vault $VAULT\`."
 if [ -s "$WORK/tables" ]; then
   say "checking that every table of the manifest exists in the restored copy …"
-  while IFS=$TAB read -r s t; do
-    got=$(names_sql | with_names "$s" "$t") || names_failed $? "$s" "$t"
-    [ "${got%% *}" = t ] ||
-      die 3 "the restored copy has no table ${got#* }, which its manifest lists, so it does not match its manifest; \"$TARGET\" was not touched; restore another snapshot."
-  done <"$WORK/tables"
+  # 100 tables a query: a psql variable is one argument, and one argument is at most 128 KiB.
+  total=$(($(wc -l <"$WORK/tables")))
+  first=1
+  while [ "$first" -le "$total" ]; do
+    if ! gone=$(missing_sql | sql "$INCOMING" -v names="$(sed -n "$first,$((first + 99))p" "$WORK/tables")" 2>"$WORK/psql.err"); then
+      printf 'SELECT 1;\n' | sql "$INCOMING" >/dev/null 2>&1 ||
+        die 1 "cannot check the restored copy's tables ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
+      die 3 "$SNAP/manifest.json lists a table name this script cannot read ($(first_error "$WORK/psql.err")); it cannot be trusted; restore another snapshot, or with \`permafrost restore --vault $VAULT\`."
+    fi
+    [ -z "$gone" ] ||
+      die 3 "the restored copy has no table $(printf '%s' "$gone" | head -n 1), which its manifest lists, so it does not match its manifest; \"$TARGET\" was not touched; restore another snapshot."
+    first=$((first + 100))
+  done
 fi
 
 if [ -n "$CHAIN" ]; then

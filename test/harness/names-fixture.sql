@@ -44,6 +44,10 @@ CREATE TABLE public."parted default" PARTITION OF public.parted DEFAULT;
 CREATE TABLE public.inh_parent (id int PRIMARY KEY, v text);
 CREATE TABLE "Odd Schema"."inh child" (extra text) INHERITS (public.inh_parent);
 
+-- Enough tables that restore.sh checks them in more than one query (100 names a query).
+CREATE SCHEMA "many tables";
+DO $$ BEGIN FOR i IN 1..80 LOOP EXECUTE format('CREATE TABLE "many tables".%I (id int)', 'table ' || i); END LOOP; END $$;
+
 DO $$
 DECLARE t regclass;
 BEGIN
