@@ -42,6 +42,7 @@ function expectMatrix(c: Record<string, string>): void {
   has('public', 'ta\tb');
   has('public', 'new\nline');
   has('public', 'back\\slash');
+  has('public', '  spaces around  ');
   has('public', '🦣 emoji');
   has('it\'s "here"', 'a "quoted" \'name\'');
   has('été 🐘', 'naïve\ttab');

@@ -21,6 +21,7 @@ CREATE TABLE public."café" (id int PRIMARY KEY, v text);
 CREATE TABLE public."🦣 emoji" (id int, v text);
 CREATE TABLE public."UPPER" (id int PRIMARY KEY, v text);
 CREATE TABLE public."back\slash" (id int PRIMARY KEY, v text);
+CREATE TABLE public."  spaces around  " (id int PRIMARY KEY, v text);
 CREATE TABLE "Odd Schema"."Mixed Case Table" (id int PRIMARY KEY, v text);
 CREATE TABLE "it's ""here"""."a ""quoted"" 'name'" (id int PRIMARY KEY, v text);
 CREATE TABLE "dot.ted"."public.accounts" (id int PRIMARY KEY, v text);
@@ -46,14 +47,14 @@ CREATE TABLE "Odd Schema"."inh child" (extra text) INHERITS (public.inh_parent);
 
 -- Enough tables that restore.sh checks them in more than one query (100 names a query).
 CREATE SCHEMA "many tables";
-DO $$ BEGIN FOR i IN 1..80 LOOP EXECUTE format('CREATE TABLE "many tables".%I (id int)', 'table ' || i); END LOOP; END $$;
+DO $$ BEGIN FOR i IN 1..60 LOOP EXECUTE format('CREATE TABLE "many tables".%I (id int)', 'table ' || i); END LOOP; END $$;
 
 DO $$
 DECLARE t regclass;
 BEGIN
   FOREACH t IN ARRAY ARRAY[
     'public."with space"', 'public."dq""uote"', 'public."sq''uote"', 'public."do.t"', E'public."ta\tb"', E'public."new\nline"',
-    'public."café"', 'public."🦣 emoji"', 'public."UPPER"', 'public."back\slash"', '"Odd Schema"."Mixed Case Table"',
+    'public."café"', 'public."🦣 emoji"', 'public."UPPER"', 'public."  spaces around  "', 'public."back\slash"', '"Odd Schema"."Mixed Case Table"',
     '"it''s ""here"""."a ""quoted"" ''name''"', '"dot.ted"."public.accounts"', E'"été 🐘"."naïve\ttab"', '"DATA".foo',
     '"ATTACH"."public parted_1"', '"a.b".c', 'a."b.c"', 'public.inh_parent'
   ]::regclass[]
