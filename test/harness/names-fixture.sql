@@ -47,7 +47,7 @@ CREATE TABLE "Odd Schema"."inh child" (extra text) INHERITS (public.inh_parent);
 
 -- Enough tables that restore.sh checks them in more than one query (100 names a query).
 CREATE SCHEMA "many tables";
-DO $$ BEGIN FOR i IN 1..60 LOOP EXECUTE format('CREATE TABLE "many tables".%I (id int)', 'table ' || i); END LOOP; END $$;
+DO $$ BEGIN FOR i IN 1..70 LOOP EXECUTE format('CREATE TABLE "many tables".%I (id int)', 'table ' || i); END LOOP; END $$;
 
 DO $$
 DECLARE t regclass;
