@@ -211,6 +211,8 @@ flatten() {
       for (i = 1; i <= length(s); i++) { c = substr(s, i, 1); if (c == "\\") c = substr(s, ++i, 1); out = out c }
       return out
     }
+    # JSON holds no raw control character (JSON.stringify escapes them); one would split these lines.
+    /[\001-\037]/ { fail() }
     {
       line = $0
       sub(/^ +/, "", line)
@@ -227,8 +229,10 @@ flatten() {
       if (line == "{" || line == "[") { depth++; name[depth] = key; arr[depth] = (line == "["); idx[depth] = 0; next }
       if (line == "{}" || line == "[]") next
       if (line ~ /^"[^"\\]*"$/) { print here(key) "\ts:" substr(line, 2, length(line) - 2); next }
-      # \" and \\ are read (a table name may hold a quote); a string with any other escape is not.
+      # \" and \\ are read here (a table name may hold a quote).
       if (line ~ /^"([^"\\]|\\["\\])*"$/) { print here(key) "\ts:" unescape(substr(line, 2, length(line) - 2)); next }
+      # Any other escape (a table name with a tab, a line break): the JSON string as it is, for psql to read.
+      if (line ~ /^"([^"\\]|\\["\\\/bfnrt]|\\u[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F])*"$/) { print here(key) "\tj:" line; next }
       if (line ~ /^".*"$/) { print here(key) "\te:"; next }
       if (line ~ /^-?[0-9][0-9.eE+-]*$/) { print here(key) "\tn:" line; next }
       if (line == "null") { print here(key) "\tz:"; next }
@@ -584,32 +588,115 @@ SELECT count(*) AS rows, mod(mod(coalesce(sum(('x' || left(md5(_pf_row::text), 1
 EOF
 }
 
+# A table's two names as psql variables, and SQL that reads them back: flatten left each as
+# "s:NAME", or as "j:" and its JSON string when the name holds a tab, a line break or another
+# escape, which PostgreSQL's JSON parser reads. No name is spliced into SQL or split on a dot:
+# :s and :t hold the names, :e whether the restored copy has that table, and the query prints
+# "t NAME" or "f NAME" (NAME quoted as SQL would, a tab or line break shown as \t, \n).
+names_sql() {
+  cat <<'EOF'
+SELECT coalesce(nullif(:'sj', '')::json #>> '{}', :'sp') AS s, coalesce(nullif(:'tj', '')::json #>> '{}', :'tp') AS t \gset
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :'s' AND c.relname = :'t' AND c.relkind IN ('r', 'p')) AS e \gset
+SELECT :'e' || ' ' || replace(replace(replace(format('%I.%I', :'s', :'t'), E'\t', '\t'), E'\n', '\n'), E'\r', '\r');
+EOF
+}
+
+# Runs SQL on stdin against $INCOMING with the names $1 and $2 (flattened values) as names_sql's
+# variables; prints what psql printed. Exit 3 for a name that is neither form, or that psql cannot
+# read while the server answers (a forged manifest: \u0000 is no name); exit 1 when the server fails.
+with_names() {
+  sp=
+  sj=
+  tp=
+  tj=
+  case $1 in s:?*) sp=${1#s:} ;; j:?*) sj=${1#j:} ;; *) return 3 ;; esac
+  case $2 in s:?*) tp=${2#s:} ;; j:?*) tj=${2#j:} ;; *) return 3 ;; esac
+  if ! sql "$INCOMING" -v sp="$sp" -v sj="$sj" -v tp="$tp" -v tj="$tj" 2>"$WORK/psql.err"; then
+    printf 'SELECT 1;\n' | sql "$INCOMING" >/dev/null 2>&1 || return 1
+    return 3
+  fi
+}
+
+# Dies for with_names' status $1 on table $2.$3 of the manifest.
+names_failed() {
+  [ "$1" = 3 ] ||
+    die 1 "cannot check the restored table ${2#?:}.${3#?:} ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
+  die 3 "$SNAP/manifest.json lists a table name this script cannot read (${2#?:}.${3#?:}); it cannot be trusted; restore another snapshot, or with \`permafrost restore --vault $VAULT\`."
+}
+
+TAB=$(printf '\t')
+
+# The tables of names $1 (lines of "SCHEMA<TAB>TABLE", each name as flatten left it) that the
+# restored copy lacks, one a line, quoted as SQL would (a tab or line break shown as \t, \n). The
+# lines reach psql as one variable and PostgreSQL splits and reads them: no name is spliced into SQL.
+missing_sql() {
+  cat <<'EOF'
+WITH l AS (SELECT split_part(x, E'\t', 1) AS s, split_part(x, E'\t', 2) AS t FROM regexp_split_to_table(:'names', E'\n') AS x),
+n AS (SELECT CASE WHEN left(s, 2) = 's:' THEN substr(s, 3) ELSE substr(s, 3)::json #>> '{}' END AS s,
+             CASE WHEN left(t, 2) = 's:' THEN substr(t, 3) ELSE substr(t, 3)::json #>> '{}' END AS t FROM l)
+SELECT replace(replace(replace(format('%I.%I', s, t), E'\t', '\t'), E'\n', '\n'), E'\r', '\r') FROM n
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
+                    WHERE ns.nspname = n.s AND c.relname = n.t AND c.relkind IN ('r', 'p'));
+EOF
+}
+
+# "tables": every table of the snapshot (manifests made before it existed have none: pg_restore's
+# --exit-on-error is then the check), each looked up by its two names in the restored catalog.
+awk -F '\t' '
+  $1 ~ /^tables\.[0-9]+\.(schema|table)$/ { split($1, p, "."); v[p[2] "." p[3]] = $2; if (p[2] + 1 > n) n = p[2] + 1 }
+  END {
+    for (i = 0; i < n; i++) {
+      if (v[i ".schema"] !~ /^[sj]:./ || v[i ".table"] !~ /^[sj]:./) { print "bad"; exit 1 }
+      print v[i ".schema"] "\t" v[i ".table"]
+    }
+  }
+' "$WORK/m-$SNAPSHOT" >"$WORK/tables" ||
+  die 3 "$SNAP/manifest.json lists a table name this script cannot read; it cannot be trusted; restore another snapshot, or with \`permafrost restore --vault $VAULT\`."
+if [ -s "$WORK/tables" ]; then
+  say "checking that every table of the manifest exists in the restored copy …"
+  # 100 tables a query: a psql variable is one argument, and one argument is at most 128 KiB.
+  total=$(($(wc -l <"$WORK/tables")))
+  first=1
+  while [ "$first" -le "$total" ]; do
+    if ! gone=$(missing_sql | sql "$INCOMING" -v names="$(sed -n "$first,$((first + 99))p" "$WORK/tables")" 2>"$WORK/psql.err"); then
+      printf 'SELECT 1;\n' | sql "$INCOMING" >/dev/null 2>&1 ||
+        die 1 "cannot check the restored copy's tables ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
+      die 3 "$SNAP/manifest.json lists a table name this script cannot read ($(first_error "$WORK/psql.err")); it cannot be trusted; restore another snapshot, or with \`permafrost restore --vault $VAULT\`."
+    fi
+    [ -z "$gone" ] ||
+      die 3 "the restored copy has no table $(printf '%s' "$gone" | head -n 1), which its manifest lists, so it does not match its manifest; \"$TARGET\" was not touched; restore another snapshot."
+    first=$((first + 100))
+  done
+fi
+
 if [ -n "$CHAIN" ]; then
   say "checking every table's row count and content hash against the manifest …"
-  TAB=$(printf '\t')
-  # chain.tables as "s:SCHEMA<TAB>s:TABLE<TAB>n:ROWS<TAB>s:HASH" lines, in the manifest's order.
+  # chain.tables as "SCHEMA<TAB>TABLE<TAB>n:ROWS<TAB>s:HASH" lines (names as flatten left them), in the manifest's order.
   awk -F '\t' '
     $1 ~ /^chain\.tables\.[0-9]+\.(schema|table|rows|hash)$/ { split($1, p, "."); v[p[3] "." p[4]] = $2; if (p[3] + 1 > n) n = p[3] + 1 }
     END { for (i = 0; i < n; i++) print v[i ".schema"] "\t" v[i ".table"] "\t" v[i ".rows"] "\t" v[i ".hash"] }
   ' "$WORK/m-$SNAPSHOT" >"$WORK/tables"
   while IFS=$TAB read -r s t n h; do
-    case "$s$TAB$t$TAB$n$TAB$h" in
-      s:?*"$TAB"s:?*"$TAB"n:[0-9]*"$TAB"s:[0-9]*) ;;
-      *) die 3 "$SNAP/manifest.json lists a table this script cannot read (a name with a control character, or a count or hash that is no number); restore with \`permafrost restore --vault $VAULT\`." ;;
+    case "$n$TAB$h" in
+      n:[0-9]*"$TAB"s:[0-9]*) ;;
+      *) die 3 "$SNAP/manifest.json lists a table with a count or hash that is no number; it cannot be trusted." ;;
     esac
-    s=${s#s:}
-    t=${t#s:}
     n=${n#n:}
     h=${h#s:}
-    case $n$h in *[!0-9]*) die 3 "$SNAP/manifest.json holds a count or hash of $s.$t that is no number; it cannot be trusted." ;; esac
-    if ! got=$(hash_sql | sql "$INCOMING" -v s="$s" -v t="$t" 2>"$WORK/psql.err"); then
-      if grep -q 'does not exist' "$WORK/psql.err"; then
-        die 3 "the restored copy has no table $s.$t, which its manifest lists, so it does not match its manifest; \"$TARGET\" was not touched; restore another snapshot."
-      fi
-      die 1 "cannot hash the restored table $s.$t ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
-    fi
+    case $n$h in *[!0-9]*) die 3 "$SNAP/manifest.json holds a count or hash of ${s#?:}.${t#?:} that is no number; it cannot be trusted." ;; esac
+    # The hash only of a table that is there: its name printed first, then "ROWS|HASH".
+    got=$({
+      names_sql
+      printf '\\if :e\n'
+      hash_sql
+      printf '\\endif\n'
+    } | with_names "$s" "$t") || names_failed $? "$s" "$t"
+    name=$(printf '%s\n' "$got" | sed -n '1s/^. //p')
+    [ "${got%% *}" = t ] ||
+      die 3 "the restored copy has no table $name, which its manifest lists, so it does not match its manifest; \"$TARGET\" was not touched; restore another snapshot."
+    got=$(printf '%s\n' "$got" | sed -n 2p)
     [ "$got" = "$n|$h" ] ||
-      die 3 "the restored table $s.$t (${got%%|*} rows, hash ${got#*|}) does not match its manifest ($n rows, hash $h); \"$TARGET\" was not touched; restore another snapshot."
+      die 3 "the restored table $name (${got%%|*} rows, hash ${got#*|}) does not match its manifest ($n rows, hash $h); \"$TARGET\" was not touched; restore another snapshot."
   done <"$WORK/tables"
 fi
 

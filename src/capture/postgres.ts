@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import type { DatabaseConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
-import { connect, mastodonFacts, serverName } from '../tools/postgres.js';
-import type { DatabaseFacts, MastodonFacts } from '../vault/manifest.js';
+import { connect, mastodonFacts, serverName, userTables } from '../tools/postgres.js';
+import type { DatabaseFacts, MastodonFacts, TableName } from '../vault/manifest.js';
 import { readDatabaseFacts, readRoles, rolesSql } from './roles.js';
 
 export interface CaptureSession {
@@ -10,6 +10,8 @@ export interface CaptureSession {
   /** Exported snapshot that pg_dump dumps, so counts and dump agree exactly. */
   snapshot: string;
   facts: MastodonFacts | null;
+  /** Every table the dump creates (the manifest's `tables`), read in the same snapshot. */
+  tables: TableName[];
   /** Owner, encoding and locale of the database, for the manifest. */
   database: DatabaseFacts;
   /** The roles part's plaintext (src/capture/roles.ts), read in the same snapshot. */
@@ -50,12 +52,14 @@ export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSigna
     const snap = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
     const ver = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     const facts = await mastodonFacts(client);
+    const tables = await userTables(client);
     const database = await readDatabaseFacts(client);
     const roles = rolesSql(db.name, await readRoles(client));
     return {
       serverVersion: ver.rows[0]?.v ?? 'unknown',
       snapshot: snap.rows[0]?.s ?? '',
       facts,
+      tables,
       database,
       rolesSql: roles,
       client,

@@ -171,6 +171,7 @@ async function captureSnapshot(
           ...session.database,
         },
         mastodon: session.facts,
+        tables: session.tables,
         files: [...dbFiles, ...extra.files],
         ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
         ...(signing ? { signedBy: signing.fingerprint } : {}),

@@ -6,7 +6,6 @@ import { applyChain, compareTableHashes, readChain, type RestoreChain } from '..
 import { decryptVerifiedPart, privateTemp, vaultTempBase, type DecryptSource } from '../recover/decrypt.js';
 import { defaultRestoreJobs, verifyRestoreArgv } from '../tools/postgres.js';
 import {
-  archiveTables,
   checkRdbFile,
   compareWithManifest,
   createScratch,
@@ -16,7 +15,8 @@ import {
   scratchName,
   verifyServer,
   type CheckOutcome,
-  type TocTable,
+  readArchiveToc,
+  type ArchiveToc,
 } from '../recover/verify.js';
 import { recordVerify, recordVerifyRun } from '../recover/verify-state.js';
 import { decryptSecretFor, type SecretFlags } from '../vault/keys-identity.js';
@@ -156,7 +156,7 @@ async function verifyOnce(
 
       // Each step hands what it produced (the archive, its table list) to the next through these.
       let archive = '';
-      let toc: TocTable[] = [];
+      let toc: ArchiveToc | null = null;
       let chain: RestoreChain | null = null;
       const decryptDatabase: VerifyStep = async () => {
         if (manifest.chain) {
@@ -184,11 +184,11 @@ async function verifyOnce(
       const listArchive: VerifyStep = async () => {
         opts.events?.phase?.('list archive');
         try {
-          toc = await archiveTables(server, archive);
+          toc = await readArchiveToc(server, archive);
         } catch (err) {
           return [failed('archive', errorMessage(err))];
         }
-        return [passed('archive', `pg_restore --list reads the archive (${toc.length} tables)`)];
+        return [passed('archive', `pg_restore --list reads the archive (${toc.tables} tables)`)];
       };
       const restore: VerifyStep = async () => {
         try {
@@ -207,7 +207,7 @@ async function verifyOnce(
       };
       const compare: VerifyStep = async () => {
         opts.events?.phase?.('check');
-        const checks = compareWithManifest(manifest.mastodon, toc, await readRestoredFacts(server));
+        const checks = compareWithManifest(manifest, toc, await readRestoredFacts(server));
         if (chain) checks.push(await compareTableHashes(server, server.name, chain.tables));
         return checks;
       };

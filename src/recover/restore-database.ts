@@ -16,7 +16,7 @@ import type { DatabaseFacts, Manifest, ManifestFile } from '../vault/manifest.js
 import type { JobEvents } from '../jobs/events.js';
 import { applyChain, chainPlainBytes, compareTableHashes, type RestoreChain } from './chain.js';
 import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
-import { archiveTables, compareWithManifest, readRestoredFacts } from './verify.js';
+import { compareWithManifest, readArchiveToc, readRestoredFacts } from './verify.js';
 
 /** A client session on the restore target, as pg_stat_activity shows it. */
 export interface TargetSession {
@@ -375,9 +375,10 @@ export async function restoreDatabase(
         );
       }
       opts.events?.phase?.('check');
+      // The archive's table of contents only for a manifest made before manifests listed the tables.
       const checks = compareWithManifest(
-        manifest.mastodon,
-        await archiveTables(server, archive),
+        manifest,
+        manifest.tables ? null : await readArchiveToc(server, archive),
         await readRestoredFacts({ ...server, name: incoming }),
       );
       if (content.kind === 'chain') checks.push(await compareTableHashes(server, incoming, content.chain.tables));

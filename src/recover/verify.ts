@@ -11,36 +11,33 @@ import {
   pgRestoreListArgv,
   verifyRestoreArgv,
   mastodonFacts,
+  userTables,
 } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
-import type { MastodonFacts } from '../vault/manifest.js';
+import { qualified } from '../capture/delta-sql.js';
+import type { Manifest, MastodonFacts, TableName } from '../vault/manifest.js';
 import { selfIdentity, type ProcessIdentity } from '../schedule/lock.js';
 
-/** One table of contents entry of a custom-format archive that creates a table. */
-export interface TocTable {
-  schema: string;
-  name: string;
-}
-
 /**
- * The tables a `pg_restore --list` output creates. Lines look like
- * `215; 1259 16386 TABLE public accounts postgres`; comments start with ';'.
+ * A `pg_restore --list` line of an entry that creates a table: its catalog id is pg_class's
+ * (1259, fixed in every PostgreSQL), which TABLE DATA (0 OID) and TABLE ATTACH (0 0) lines lack.
+ * What follows "TABLE " is schema, name and owner joined by spaces, each of which may hold spaces
+ * itself: the text is never split into names, only matched against tables already known.
  */
-export function parseTocTables(list: string): TocTable[] {
-  const tables: TocTable[] = [];
-  for (const line of list.split('\n')) {
-    const m = /^\d+; \d+ \d+ TABLE (?!DATA )(\S+) (\S+) /.exec(line);
-    if (m) tables.push({ schema: m[1]!, name: m[2]! });
-  }
-  return tables;
+const TOC_TABLE_LINE = /^\d+; 1259 \d+ TABLE (.*)$/;
+
+/** An archive's table of contents as `pg_restore --list` prints it, and how many tables it creates. */
+export interface ArchiveToc {
+  text: string;
+  tables: number;
 }
 
 /** Reads an archive's table of contents with pg_restore --list. */
-export async function archiveTables(db: Pick<DatabaseConfig, 'binDir'>, archive: string): Promise<TocTable[]> {
+export async function readArchiveToc(db: Pick<DatabaseConfig, 'binDir'>, archive: string): Promise<ArchiveToc> {
   const argv = pgRestoreListArgv(db, archive);
   try {
     const { stdout } = await runTool({ argv, doing: "reading the archive's table of contents" }, { maxBuffer: 256 * 1024 * 1024 });
-    return parseTocTables(stdout);
+    return { text: stdout, tables: stdout.split('\n').filter((l) => TOC_TABLE_LINE.test(l)).length };
   } catch (err) {
     const e = err as ToolError;
     throw new ToolError("pg_restore cannot read the archive's table of contents; the archive is not a valid pg_dump custom-format file.", {
@@ -51,6 +48,25 @@ export async function archiveTables(db: Pick<DatabaseConfig, 'binDir'>, archive:
       cause: err,
     });
   }
+}
+
+/** pg_restore --list prints a name with its line breaks made spaces (and an empty schema as "-"). */
+const tocText = (name: string): string => name.replace(/[\r\n]/g, ' ');
+
+/**
+ * For a manifest without `tables` (written before it existed): the table entries of the archive's
+ * table of contents that no restored table accounts for, as their text after "TABLE ". A line
+ * counts as restored when it starts with a restored table's schema and name and a space (the owner
+ * follows), so no name is ever cut out of the text, whatever spaces, quotes or dots it holds.
+ */
+export function tocTablesMissing(toc: string, restored: TableName[]): string[] {
+  const prefixes = restored.map((t) => `${tocText(t.schema)} ${tocText(t.table)} `);
+  const missing: string[] = [];
+  for (const line of toc.split('\n')) {
+    const rest = TOC_TABLE_LINE.exec(line)?.[1];
+    if (rest !== undefined && !prefixes.some((p) => rest.startsWith(p))) missing.push(rest);
+  }
+  return missing;
 }
 
 /**
@@ -168,18 +184,14 @@ export async function restoreIntoScratch(server: DatabaseConfig, archive: string
 /** What the restored scratch database holds, for comparison with the manifest. */
 export interface RestoredFacts {
   facts: MastodonFacts | null;
-  /** `schema.name` of every ordinary or partitioned table present. */
-  tables: Set<string>;
+  /** Every ordinary or partitioned table present outside the system schemas (tools/postgres.ts userTables). */
+  tables: TableName[];
 }
 
 export async function readRestoredFacts(server: DatabaseConfig): Promise<RestoredFacts> {
   const client: pg.Client = await connect(server, server.name);
   try {
-    const r = await client.query<{ t: string }>(
-      `SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r','p')`,
-    );
-    return { facts: await mastodonFacts(client), tables: new Set(r.rows.map((x) => x.t)) };
+    return { facts: await mastodonFacts(client), tables: await userTables(client) };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -191,25 +203,55 @@ export interface CheckOutcome {
   detail: string;
 }
 
-/** Compares the restored database with the manifest's facts and the archive's table of contents. */
-export function compareWithManifest(expected: MastodonFacts | null, toc: TocTable[], restored: RestoredFacts): CheckOutcome[] {
+/** A table's two names as one key that cannot collide ("a.b"."c" and "a"."b.c" stay two). */
+const tableKey = (t: TableName): string => JSON.stringify([t.schema, t.table]);
+
+/** A table's name for a message: each part quoted as SQL would (a space, quote or dot stays readable), line breaks shown as \n. */
+const shown = (t: TableName): string => qualified(t.schema, t.table).replace(/[\r\n\t]/g, (c) => JSON.stringify(c).slice(1, -1));
+
+/**
+ * Compares the restored database with the manifest: every table it lists (`tables`) is in the
+ * restored catalog; a manifest made before it listed them is compared with the archive's table of
+ * contents (`toc`, read only then) instead. Then the Mastodon row counts and newest migration.
+ */
+export function compareWithManifest(
+  expected: Pick<Manifest, 'mastodon' | 'tables'>,
+  toc: ArchiveToc | null,
+  restored: RestoredFacts,
+): CheckOutcome[] {
   const checks: CheckOutcome[] = [];
-  const missing = toc.filter((t) => !restored.tables.has(`${t.schema}.${t.name}`)).map((t) => `${t.schema}.${t.name}`);
-  checks.push({
-    name: 'tables',
-    ok: missing.length === 0,
-    detail:
-      missing.length === 0
-        ? `all ${toc.length} tables of the archive exist after restore`
-        : `table${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of the archive ${missing.length > 1 ? 'are' : 'is'} missing after restore`,
-  });
-  if (expected === null) {
+  const present = new Set(restored.tables.map(tableKey));
+  if (expected.tables) {
+    const missing = expected.tables.filter((t) => !present.has(tableKey(t))).map(shown);
+    checks.push({
+      name: 'tables',
+      ok: missing.length === 0,
+      detail:
+        missing.length === 0
+          ? `all ${expected.tables.length} tables of the manifest exist after restore`
+          : `table${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of the manifest ${missing.length > 1 ? 'are' : 'is'} missing after restore`,
+    });
+  } else {
+    const missing = toc ? tocTablesMissing(toc.text, restored.tables) : null;
+    checks.push({
+      name: 'tables',
+      ok: missing !== null && missing.length === 0,
+      detail:
+        missing === null
+          ? 'the manifest lists no tables and the archive was not read'
+          : missing.length === 0
+            ? `all ${toc!.tables} tables of the archive exist after restore`
+            : `the archive's table entr${missing.length > 1 ? 'ies' : 'y'} ${missing.map((m) => JSON.stringify(m)).join(', ')} (schema, name, owner) ${missing.length > 1 ? 'have' : 'has'} no table after restore`,
+    });
+  }
+  const mastodon = expected.mastodon;
+  if (mastodon === null) {
     checks.push({ name: 'row-counts', ok: true, detail: 'the manifest records no Mastodon facts (not a Mastodon database)' });
     return checks;
   }
   const wrong: string[] = [];
-  for (const [table, want] of Object.entries(expected.rowCounts)) {
-    if (!restored.tables.has(`public.${table}`)) {
+  for (const [table, want] of Object.entries(mastodon.rowCounts)) {
+    if (!present.has(tableKey({ schema: 'public', table }))) {
       wrong.push(`table ${table} is in the manifest (${want} rows) but not in the archive`);
       continue;
     }
@@ -221,7 +263,7 @@ export function compareWithManifest(expected: MastodonFacts | null, toc: TocTabl
     ok: wrong.length === 0,
     detail:
       wrong.length === 0
-        ? `row counts equal the manifest (${Object.entries(expected.rowCounts)
+        ? `row counts equal the manifest (${Object.entries(mastodon.rowCounts)
             .map(([t, n]) => `${t} ${n}`)
             .join(', ')})`
         : wrong.join('; '),
@@ -229,11 +271,11 @@ export function compareWithManifest(expected: MastodonFacts | null, toc: TocTabl
   const gotMigration = restored.facts?.schemaMigration ?? null;
   checks.push({
     name: 'schema-migration',
-    ok: gotMigration === expected.schemaMigration,
+    ok: gotMigration === mastodon.schemaMigration,
     detail:
-      gotMigration === expected.schemaMigration
+      gotMigration === mastodon.schemaMigration
         ? `newest schema migration ${gotMigration ?? '(none)'} equals the manifest`
-        : `newest schema migration is ${gotMigration ?? '(none)'}, the manifest says ${expected.schemaMigration ?? '(none)'}`,
+        : `newest schema migration is ${gotMigration ?? '(none)'}, the manifest says ${mastodon.schemaMigration ?? '(none)'}`,
   });
   return checks;
 }

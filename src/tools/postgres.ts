@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { readSecretFile } from '../config/secret-file.js';
 import type { DatabaseConfig } from '../config/schema.js';
-import type { MastodonFacts } from '../vault/manifest.js';
+import type { MastodonFacts, TableName } from '../vault/manifest.js';
 import { PermafrostError, ToolError, UserError } from '../errors.js';
 import { runTool } from './run.js';
 
@@ -242,6 +242,24 @@ export function assertDbName(name: string, key: string): void {
 }
 
 // Read-only queries that capture (for the manifest) and recovery (to check a restore) both run.
+
+/**
+ * Every ordinary and partitioned table outside the system schemas (pg_catalog, pg_toast, temp
+ * schemas, information_schema) that is not an extension's own: the tables a dump creates. Each
+ * name comes back as the catalog holds it, never joined or quoted: the manifest's `tables` at
+ * capture, and what a restore's copy holds when it is checked against them.
+ */
+export async function userTables(client: pg.Client): Promise<TableName[]> {
+  const r = await client.query<TableName>(
+    `SELECT n.nspname AS schema, c.relname AS table
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
+  );
+  return r.rows.map(({ schema, table }) => ({ schema, table }));
+}
 
 /** The Mastodon tables whose exact row counts go into the manifest and are checked by verify. */
 const MASTODON_TABLES = ['accounts', 'statuses', 'media_attachments', 'users'] as const;

@@ -94,6 +94,17 @@ const failedPartSchema = z.object({
 });
 export type FailedPart = z.infer<typeof failedPartSchema>;
 
+/**
+ * A table by its two names, unquoted, exactly as the catalog spells them (any character but NUL:
+ * a space, a quote, a dot, a tab, unicode). Never joined into one string: SQL quotes each one
+ * (format('%I.%I'), psql's :"s".:"t"), and a comparison keeps the two apart.
+ */
+export const tableNameSchema = z.object({
+  schema: z.string().min(1),
+  table: z.string().min(1),
+});
+export type TableName = z.infer<typeof tableNameSchema>;
+
 const snapshotIdRef = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$/, 'expected a snapshot id');
 
 /** One table of a delta-mode snapshot: the full state the snapshot represents, not what changed. */
@@ -162,6 +173,13 @@ export const manifestSchema = z
       ...databaseFactsSchema.partial().shape,
     }),
     mastodon: mastodonFactsSchema.nullable(),
+    /**
+     * Every ordinary and partitioned table of the database (partitions and inheritance children
+     * included; not the system schemas, not an extension's own tables), read in the transaction
+     * snapshot the dump was taken in: a restore finds each one in the restored copy's catalog.
+     * Absent in manifests written before it existed: then the archive's table of contents is the list.
+     */
+    tables: z.array(tableNameSchema).optional(),
     files: z.array(manifestFileSchema).superRefine((files, ctx) => {
       const seen = new Set<string>();
       files.forEach((f, i) => {

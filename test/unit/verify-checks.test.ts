@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkRdbFile, parseTocTables } from '../../src/recover/verify.js';
+import { checkRdbFile, compareWithManifest, tocTablesMissing } from '../../src/recover/verify.js';
 import { pgRestoreListArgv, verifyRestoreArgv } from '../../src/tools/postgres.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-rdb-'));
@@ -49,24 +49,80 @@ describe('Redis part check', () => {
   });
 });
 
+// As pg_restore --list prints them: names with spaces, a partition's TABLE ATTACH, a schema named DATA, a name with a line break.
+const list = [
+  ';',
+  '; Archive created at 2026-11-26 09:00:00 UTC',
+  '215; 1259 16386 TABLE public accounts postgres',
+  '216; 1259 16385 SEQUENCE public accounts_id_seq postgres',
+  '249; 1259 16607 TABLE ATTACH public parted_1 postgres',
+  '248; 1259 16600 TABLE DATA foo postgres',
+  '244; 1259 16574 TABLE Odd Schema parted 2 postgres',
+  '239; 1259 16541 TABLE public new line postgres',
+  '252; 1259 16628 TABLE public parted postgres',
+  '3345; 0 0 TABLE ATTACH Odd Schema parted 2 postgres',
+  '3412; 0 16386 TABLE DATA public accounts postgres',
+  '3250; 1259 16420 INDEX public index_accounts_on_username_and_domain_lower postgres',
+  '221; 1259 16430 MATERIALIZED VIEW public account_summaries postgres',
+].join('\n');
+const restored = [
+  { schema: 'public', table: 'accounts' },
+  { schema: 'ATTACH', table: 'public parted_1' },
+  { schema: 'DATA', table: 'foo' },
+  { schema: 'Odd Schema', table: 'parted 2' },
+  { schema: 'public', table: 'new\nline' },
+  { schema: 'public', table: 'parted' },
+];
+
 describe('archive table of contents', () => {
-  it('keeps TABLE entries and skips TABLE DATA, indexes and comments', () => {
-    const list = [
-      ';',
-      '; Archive created at 2026-11-26 09:00:00 UTC',
-      '215; 1259 16386 TABLE public accounts postgres',
-      '216; 1259 16385 SEQUENCE public accounts_id_seq postgres',
-      '3412; 0 16386 TABLE DATA public accounts postgres',
-      '220; 1259 16400 TABLE public schema_migrations postgres',
-      '3250; 1259 16420 INDEX public index_accounts_on_username_and_domain_lower postgres',
-      '221; 1259 16430 MATERIALIZED VIEW public account_summaries postgres',
-    ].join('\n');
-    expect(parseTocTables(list)).toEqual([
-      { schema: 'public', name: 'accounts' },
-      { schema: 'public', name: 'schema_migrations' },
-    ]);
+  it('matches every table entry (not TABLE DATA or TABLE ATTACH) against the restored tables, never splitting the text into names', () => {
+    expect(tocTablesMissing(list, restored)).toEqual([]);
   });
 
+  it('names the entries no restored table accounts for', () => {
+    expect(tocTablesMissing(list, restored.slice(1, -1))).toEqual(['public accounts postgres', 'public parted postgres']);
+    expect(tocTablesMissing(list, [...restored.slice(0, 3), { schema: 'Odd', table: 'Schema parted 2' }, ...restored.slice(4)])).toEqual(
+      [],
+    );
+  });
+});
+
+describe('compareWithManifest', () => {
+  const facts = { rowCounts: { accounts: 2 }, schemaMigration: '20260101000000' };
+  const restoredFacts = (tables: Array<{ schema: string; table: string }>) => ({ facts, tables });
+
+  it("finds each of the manifest's tables by its two names, which stay apart", () => {
+    const tables = [
+      { schema: 'a.b', table: 'c' },
+      { schema: 'public', table: 'accounts' },
+    ];
+    const ok = compareWithManifest({ mastodon: facts, tables }, null, restoredFacts(tables));
+    expect(ok.every((c) => c.ok)).toBe(true);
+    expect(ok[0]).toEqual({ name: 'tables', ok: true, detail: 'all 2 tables of the manifest exist after restore' });
+    // "a"."b.c" is another table than "a.b"."c", though both read a.b.c.
+    const other = compareWithManifest({ mastodon: facts, tables }, null, restoredFacts([{ schema: 'a', table: 'b.c' }, tables[1]!]));
+    expect(other[0]).toEqual({ name: 'tables', ok: false, detail: 'table "a.b"."c" of the manifest is missing after restore' });
+    const tab = compareWithManifest({ mastodon: null, tables: [{ schema: 'it\'s "x"', table: 'ta\tb\nc' }] }, null, restoredFacts([]));
+    expect(tab[0]!.detail).toBe('table "it\'s ""x"""."ta\\tb\\nc" of the manifest is missing after restore');
+  });
+
+  it('a manifest without tables (an older one) is compared with the archive: a missing entry is named', () => {
+    const toc = { text: list, tables: 6 };
+    expect(compareWithManifest({ mastodon: null }, toc, restoredFacts(restored))[0]).toEqual({
+      name: 'tables',
+      ok: true,
+      detail: 'all 6 tables of the archive exist after restore',
+    });
+    expect(compareWithManifest({ mastodon: null }, toc, restoredFacts(restored.slice(0, 3)))[0]).toEqual({
+      name: 'tables',
+      ok: false,
+      detail:
+        'the archive\'s table entries "Odd Schema parted 2 postgres", "public new line postgres", "public parted postgres" (schema, name, owner) have no table after restore',
+    });
+  });
+});
+
+describe('pg_restore argv', () => {
   it('builds pg_restore argv without secrets and without --clean for the scratch database', () => {
     expect(pgRestoreListArgv({ binDir: '/usr/lib/postgresql/17/bin' }, '/tmp/x/db.pgdump')).toEqual([
       '/usr/lib/postgresql/17/bin/pg_restore',

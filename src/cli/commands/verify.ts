@@ -6,7 +6,7 @@ import { examples, VAULT_OPTION, withStopSignal, type RegisterCommand } from '..
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
   agentOption(identityOptions(program.command('verify')))
     .description(
-      'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, table of contents, row counts, schema version, Redis and secrets parts; a delta snapshot: its chain back to the base, and the count and content hash of every table.',
+      'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, every table of the manifest (by schema and name), row counts, schema version, Redis and secrets parts; a delta snapshot: its chain back to the base, and the count and content hash of every table.',
     )
     .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
     .option(
