@@ -15,15 +15,7 @@ import type { JobEvents } from '../jobs/events.js';
 import { IntegrityError, PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../vault/keys-identity.js';
-import {
-  parseFingerprint,
-  pinnedSigner,
-  readSignerKey,
-  readSigningKey,
-  requireSignedManifest,
-  signedVaultEvidence,
-  type SignerKey,
-} from '../vault/signature.js';
+import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags, type SignerKey } from '../vault/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase, type PrivateTemp } from './decrypt.js';
 import { readChain } from './chain.js';
@@ -36,7 +28,7 @@ import {
   type DatabaseRestoreResult,
 } from './restore-database.js';
 
-export interface RestoreOptions extends SecretFlags {
+export interface RestoreOptions extends SecretFlags, SignerFlags {
   snapshot?: string;
   /** Target database; default: the manifest's when nothing else is asked for, or with `all`. */
   database?: string;
@@ -60,10 +52,6 @@ export interface RestoreOptions extends SecretFlags {
   noOwner?: boolean;
   /** With noOwner: the role given every object (pg_restore --role). */
   role?: string;
-  /** --signer: the fingerprint every manifest read must be signed by (the trust anchor on a machine without vault.signerKeyFile). */
-  signer?: string;
-  /** --insecure-no-signature-check: restore a signed vault without checking who signed it. */
-  insecureNoSignatureCheck?: boolean;
   events?: JobEvents;
   /** Told the steps that remain for the admin once every check passed, before anything is written. */
   onPlan?: (steps: string[]) => void;
@@ -89,52 +77,6 @@ export interface RestoreResult {
   nextSteps: string[];
   /** Said on stderr: a restore whose authenticity nothing checked. */
   warnings: string[];
-}
-
-/** The refusal of a signed vault's restore without a trust anchor (exit 2: a flag is missing, nothing is wrong with the vault yet). */
-function unpinned(evidence: string): UserError {
-  return new UserError(
-    `This vault's manifests are signed (${evidence}), so restore checks who wrote them before it decrypts anything: pass --signer FINGERPRINT, ` +
-      "the signing key's fingerprint that `permafrost init` and `permafrost doctor` printed and you kept with your key (not one read from the vault, " +
-      'which anyone who can write there can change), or set vault.signerKeyFile; or, knowingly, --insecure-no-signature-check to restore without that check.',
-  );
-}
-
-/**
- * The key every manifest this restore reads must be signed by: the fingerprint --signer pins, else
- * vault.signerKeyFile, else (on the server) the public half of vault.signingKeyFile. Without any,
- * a vault that says it is signed is refused unless --insecure-no-signature-check; one that does
- * not restores with a warning.
- */
-async function restoreSigner(
-  config: Config,
-  snapshot: SnapshotEntry,
-  opts: RestoreOptions,
-): Promise<{ signer: SignerKey | null; warning: string | null }> {
-  if (opts.signer !== undefined && opts.insecureNoSignatureCheck) {
-    throw new UserError('--signer checks every signature and --insecure-no-signature-check skips them; pass one of them.');
-  }
-  const configured = await readSignerKey(config.vault.signerKeyFile);
-  if (opts.signer !== undefined) {
-    return { signer: await pinnedSigner(config.vault.dir, parseFingerprint(opts.signer), configured), warning: null };
-  }
-  if (configured) return { signer: configured, warning: null };
-  if (config.vault.signingKeyFile !== undefined) {
-    const own = await readSigningKey(config.vault.signingKeyFile);
-    return { signer: { key: own.key.toPublic(), fingerprint: own.fingerprint, file: config.vault.signingKeyFile }, warning: null };
-  }
-  if (opts.insecureNoSignatureCheck) {
-    return {
-      signer: null,
-      warning: `--insecure-no-signature-check: no manifest's signature was checked, so whoever can write to ${config.vault.dir} could have written what was restored.`,
-    };
-  }
-  const evidence = await signedVaultEvidence(config.vault.dir, snapshot);
-  if (evidence) throw unpinned(evidence);
-  return {
-    signer: null,
-    warning: `this vault's manifests are not signed, so nothing proves who wrote snapshot ${snapshot.id} (its SHA-256 sums are checked, but whoever can write to ${config.vault.dir} can change them too); sign manifests (vault.signingKeyFile) and restore with --signer FINGERPRINT.`,
-  };
 }
 
 /** What --all lays out under its folder. */
@@ -389,7 +331,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   }
   const secret = await decryptSecretFor(config, opts, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
-  const { signer, warning } = await restoreSigner(config, snapshot, opts);
+  const { signer, warning } = await trustedSigner(config.vault, snapshot, opts, 'restore');
   await requireSignedManifest(snapshot, signer);
   const manifest = snapshot.manifest;
   if (!manifest) throw new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${snapshot.problem ?? 'no manifest'}.`);
@@ -416,7 +358,8 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     content?.kind === 'chain' && !signer && !opts.insecureNoSignatureCheck
       ? content.chain.links.find((l) => l.manifest?.signedBy)
       : undefined;
-  if (signedLink) throw unpinned(`snapshot ${signedLink.id}'s manifest says it was signed by ${signedLink.manifest!.signedBy!}`);
+  if (signedLink)
+    throw unpinnedRefusal('restore', `snapshot ${signedLink.id}'s manifest says it was signed by ${signedLink.manifest!.signedBy!}`);
   const steps = nextSteps({
     database: database ?? null,
     redis: redis ?? null,

@@ -226,3 +226,59 @@ export async function signedVaultEvidence(vaultDir: string, snapshot: SnapshotEn
   }
   return null;
 }
+
+/** What a run that reads a vault's snapshots is told about their signatures: --signer or the override. */
+export interface SignerFlags {
+  /** --signer: the fingerprint every manifest read must be signed by. */
+  signer?: string;
+  /** --insecure-no-signature-check: read a signed vault without checking who signed it. */
+  insecureNoSignatureCheck?: boolean;
+}
+
+/** The refusal of a signed vault without a trust anchor (exit 2: a flag is missing; nothing is known to be wrong with the vault yet). */
+export function unpinnedRefusal(verb: 'restore' | 'verify', evidence: string): UserError {
+  return new UserError(
+    `This vault's manifests are signed (${evidence}), so ${verb} checks who wrote them before it decrypts anything: pass --signer FINGERPRINT, ` +
+      "the signing key's fingerprint that `permafrost init` and `permafrost doctor` printed and you kept with your key (not one read from the vault, " +
+      `which anyone who can write there can change), or set vault.signerKeyFile; or, knowingly, --insecure-no-signature-check to ${verb} without that check.`,
+  );
+}
+
+/**
+ * The key every manifest a restore or verify reads must be signed by: the fingerprint --signer
+ * pins, else vault.signerKeyFile, else (on the server) the public half of vault.signingKeyFile.
+ * Without any, a vault that says it is signed is refused unless --insecure-no-signature-check
+ * (then a warning); one that does not goes on with a warning that nothing proves who wrote it.
+ */
+export async function trustedSigner(
+  vault: { dir: string; signerKeyFile?: string; signingKeyFile?: string },
+  snapshot: SnapshotEntry,
+  flags: SignerFlags,
+  verb: 'restore' | 'verify',
+): Promise<{ signer: SignerKey | null; warning: string | null }> {
+  if (flags.signer !== undefined && flags.insecureNoSignatureCheck) {
+    throw new UserError('--signer checks every signature and --insecure-no-signature-check skips them; pass one of them.');
+  }
+  const configured = await readSignerKey(vault.signerKeyFile);
+  if (flags.signer !== undefined) {
+    return { signer: await pinnedSigner(vault.dir, parseFingerprint(flags.signer), configured), warning: null };
+  }
+  if (configured) return { signer: configured, warning: null };
+  if (vault.signingKeyFile !== undefined) {
+    const own = await readSigningKey(vault.signingKeyFile);
+    return { signer: { key: own.key.toPublic(), fingerprint: own.fingerprint, file: vault.signingKeyFile }, warning: null };
+  }
+  const done = verb === 'restore' ? 'restored' : 'verified';
+  if (flags.insecureNoSignatureCheck) {
+    return {
+      signer: null,
+      warning: `--insecure-no-signature-check: no manifest's signature was checked, so whoever can write to ${vault.dir} could have written what was ${done}.`,
+    };
+  }
+  const evidence = await signedVaultEvidence(vault.dir, snapshot);
+  if (evidence) throw unpinnedRefusal(verb, evidence);
+  return {
+    signer: null,
+    warning: `this vault's manifests are not signed, so nothing proves who wrote snapshot ${snapshot.id} (its SHA-256 sums are checked, but whoever can write to ${vault.dir} can change them too); sign manifests (vault.signingKeyFile) and ${verb} with --signer FINGERPRINT.`,
+  };
+}

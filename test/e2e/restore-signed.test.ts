@@ -309,24 +309,47 @@ describe('restore.sh of a signed vault (recipients + signing)', () => {
     expect(plaintextDumps(full.dir)).toEqual([]);
   });
 
-  it('a delta chain: the base edited (forged rows, sums fixed) is refused with --signer (exit 3, naming the base) and without it (exit 2), nothing run; the genuine chain restores with it', async () => {
-    const script = path.join(delta.vault, 'restore.sh');
+  it('a delta chain: the genuine chain restores with the right signer pinned', async () => {
     const ok = traced(delta, 'chain-ok');
     const r = await runSh(
-      script,
+      path.join(delta.vault, 'restore.sh'),
       ['--identity', recipient.secretFile, '--signer', signer.fingerprint, '--database', 'chain_ok', top],
       ok.env,
     );
     expect(r.code, r.stderr).toBe(0);
     expect(fingerprint(fresh, 'chain_ok')).toEqual(fingerprint(source.get(), DB));
+  });
 
-    const baseDir = path.join(delta.vault, base);
-    const saved = path.join(delta.dir, 'base-saved');
-    mkdirSync(saved);
-    for (const name of readdirSync(baseDir)) copyFileSync(path.join(baseDir, name), path.join(saved, name));
-    forgePart(baseDir, 'rows', 'rows.sql.gpg', evil('chain'));
-    const t = traced(delta, 'chain-forged');
+  it('a delta chain whose base is edited (forged rows, sums fixed): permafrost verify --vault and restore.sh refuse it, without --signer (exit 2) and with it (exit 3, naming the base); nothing run', async () => {
+    const script = path.join(delta.vault, 'restore.sh');
+    forgePart(path.join(delta.vault, base), 'rows', 'rows.sql.gpg', evil('chain'));
     const before = databases(fresh);
+
+    // permafrost verify --vault (no config) test-restores the chain on this server, running its SQL: checked first, as restore is.
+    const v = await bare(delta, ['verify', top, '--vault', delta.vault, '--identity', recipient.secretFile]);
+    expect(readdirSync(marks), `the forged SQL ran; verify exited ${v.code}`).toEqual([]);
+    expect(v.code, v.stderr).toBe(2);
+    expect(errorSentence(v.stderr)).toMatch(
+      /^This vault's manifests are signed \(it holds the signer's public key signer\.pub\.asc\), so verify checks who wrote them before it decrypts anything: pass --signer FINGERPRINT/,
+    );
+    const vp = await bare(delta, [
+      'verify',
+      top,
+      '--vault',
+      delta.vault,
+      '--identity',
+      recipient.secretFile,
+      '--signer',
+      signer.fingerprint,
+    ]);
+    expect(readdirSync(marks), `the forged SQL ran; verify exited ${vp.code}`).toEqual([]);
+    expect(vp.code, vp.stderr).toBe(3);
+    expect(`${vp.stdout}${vp.stderr}`).toContain(
+      `it needs snapshot ${base}, whose signature check fails: manifest.json.sig does not match manifest.json (edited after it was signed)`,
+    );
+    expect(databases(fresh)).toEqual(before);
+
+    const t = traced(delta, 'chain-forged');
     const pinned = await runSh(
       script,
       ['--identity', recipient.secretFile, '--signer', signer.fingerprint, '--database', 'chain_forged', top],
@@ -352,7 +375,10 @@ describe('restore.sh of a signed vault (recipients + signing)', () => {
       ),
     );
     nothingRun(u, before);
-    expect(readdirSync(marks)).toEqual([]);
+    const vu = await bare(delta, ['verify', top, '--vault', delta.vault, '--identity', recipient.secretFile]);
+    expect(readdirSync(marks), `the forged SQL ran; verify exited ${vu.code}`).toEqual([]);
+    expect(vu.code, vu.stderr).toBe(2);
+    expect(errorSentence(vu.stderr)).toContain(`(snapshot ${top}'s manifest says it was signed by ${signer.fingerprint})`);
   });
 });
 
