@@ -126,9 +126,9 @@ ${
     ? `
 Every manifest here is signed by the key **${f.signer}**: restore.sh and \`permafrost restore\`
 check each one against the fingerprint you give with \`--signer\` before they decrypt or run
-anything, and refuse a snapshot anyone else wrote. This file lives on the same untrusted folder,
-so compare that fingerprint with the one you kept when \`permafrost init\` or \`permafrost doctor\`
-printed it, and give yours.
+anything, and refuse a snapshot anyone else wrote. This file lives in the same untrusted folder,
+so give the fingerprint you kept when \`permafrost init\` or \`permafrost doctor\` printed it,
+having checked that it is this one.
 `
     : `
 This instance's manifests are not signed (\`vault.signingKeyFile\`), so nothing here proves who
@@ -141,7 +141,8 @@ wrote a snapshot: restore.sh warns about it, and only a copy you trust is safe t
     sudo -u postgres sh restore.sh --passphrase-file /root/passphrase${pin} "$SNAP"    # a named one
 
 The postgres user must be able to read the passphrase file and this folder (or run it as root
-with \`PGUSER=postgres\`). It checks each part's SHA-256 against \`manifest.json\`, decrypts into a
+with \`PGUSER=postgres\`). It checks who signed each manifest (\`--signer\`), each part's SHA-256
+against \`manifest.json\`, decrypts into a
 private temp folder (\`$TMPDIR\`, removed on every exit), creates the missing roles, creates
 **${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores (a
 delta-mode snapshot from its whole chain, below), checks row counts and the newest migration (and,

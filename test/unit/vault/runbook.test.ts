@@ -65,7 +65,7 @@ describe('RESTORE.md', () => {
     const fpr = '0123456789ABCDEF0123456789ABCDEF01234567';
     const md = renderRestoreMd({ ...facts, signer: fpr });
     expect(md).toContain(`Every manifest here is signed by the key **${fpr}**: restore.sh and \`permafrost restore\``);
-    expect(md).toContain('so compare that fingerprint with the one you kept');
+    expect(md).toContain('so give the fingerprint you kept when `permafrost init` or `permafrost doctor` printed it');
     expect(md).toContain(
       `sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --signer ${fpr}            # the newest snapshot`,
     );
