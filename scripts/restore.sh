@@ -3,12 +3,19 @@
 # vault alone (the backup device's folder, a USB disk) is enough to bring the database back, with
 # stock tools only: gpg, psql, pg_restore, sha256sum, awk and coreutils. No node, no permafrost.
 #
-#   sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force [--drop-previous]]
-#                 [--jobs N] [SNAPSHOT]
+#   sh restore.sh --passphrase-file FILE [--identity FILE] [--signer FINGERPRINT] [--database NAME]
+#                 [--force [--drop-previous]] [--jobs N] [SNAPSHOT]
 #
 # Restores the newest snapshot of this folder (or SNAPSHOT, a folder name like 2026-11-26T07-40-00Z)
 # onto the PostgreSQL server that libpq's variables point at (PGHOST, PGPORT, PGUSER, PGPASSFILE),
 # as a superuser (e.g. `sudo -u postgres sh restore.sh …`):
+#   0. checks that every manifest it reads (a delta-mode snapshot's: every one of its chain) was
+#      signed by the key whose fingerprint --signer pins (gpg --verify with signer.pub.asc, the
+#      signer's public key beside this script, in a throwaway GNUPGHOME; only the pinned
+#      fingerprint is trusted, never the key file alone). A vault whose manifests are signed
+#      (signer.pub.asc here, a manifest.json.sig, or "signedBy" in a manifest) is refused without
+#      --signer; --insecure-no-signature-check restores it anyway, knowingly. A vault that is not
+#      signed restores with a warning that nothing proves who wrote it;
 #   1. checks every part's size and SHA-256 against manifest.json (of a delta-mode snapshot: of every
 #      snapshot of its chain) before decrypting anything;
 #   2. decrypts into a private folder (umask 077, mktemp -d under $TMPDIR), removed on every exit;
@@ -29,9 +36,11 @@
 #   0    restored
 #   1    a program or the server failed (missing tool, server down, not a superuser, pg_restore
 #        failed, check against the manifest failed, other sessions on the target, no disk space)
-#   2    bad flags, no such snapshot, a name PostgreSQL cannot take, or the target holds tables
-#        and --force was not given
-#   3    integrity: manifest.json unreadable, a part's size or SHA-256 differs from the manifest,
+#   2    bad flags, no such snapshot (or a path instead of a snapshot name), a name PostgreSQL
+#        cannot take, the target holds tables and --force was not given, or a signed vault and
+#        neither --signer nor --insecure-no-signature-check
+#   3    integrity: a manifest unsigned, signed by another key than --signer pins, or edited after
+#        it was signed (nothing decrypted, nothing run), manifest.json unreadable, a part's size or SHA-256 differs from the manifest,
 #        wrong passphrase or key, a part that does not decrypt, a snapshot of a delta's chain
 #        missing or not continuing it, a restored table whose count or hash differs from the manifest
 #   129, 130, 143  stopped by SIGHUP, SIGINT, SIGTERM (nothing decrypted is left behind)
@@ -62,6 +71,7 @@ cleanup() {
   fi
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
     [ -d "$WORK/gnupg" ] && gpgconf --homedir "$WORK/gnupg" --kill all >/dev/null 2>&1
+    [ -d "$WORK/verify" ] && gpgconf --homedir "$WORK/verify" --kill all >/dev/null 2>&1
     rm -rf -- "$WORK"
   fi
   # A half-restored copy was never swapped in; the next run would drop it anyway.
@@ -95,13 +105,17 @@ run() {
 
 usage() {
   cat <<'EOF'
-usage: sh restore.sh --passphrase-file FILE [--identity FILE] [--database NAME] [--force [--drop-previous]] [--jobs N] [SNAPSHOT]
+usage: sh restore.sh --passphrase-file FILE [--identity FILE] [--signer FINGERPRINT] [--database NAME] [--force [--drop-previous]] [--jobs N] [SNAPSHOT]
 
 Restores the newest (or the named) snapshot of this folder onto the PostgreSQL server that libpq's
 variables (PGHOST, PGPORT, PGUSER, PGPASSFILE) point at, roles and owner included. Run it as a
 superuser, e.g.:
   sudo -u postgres sh restore.sh --passphrase-file /root/passphrase
   sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --force 2026-11-26T07-40-00Z
+  sudo -u postgres sh restore.sh --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567
+--signer FINGERPRINT: the signing key's fingerprint (40 hex digits) that `permafrost init` and
+`permafrost doctor` printed and you kept with your key; every manifest must be signed by it.
+--insecure-no-signature-check: restore a signed vault without checking who signed it.
 A delta-mode snapshot is restored from its chain back to its base, all of it in this folder.
 Read RESTORE.md beside this script for the whole procedure (Redis, secrets, media, Mastodon).
 EOF
@@ -114,6 +128,8 @@ FORCE=
 DROP_PREVIOUS=
 JOBS=1
 SNAPSHOT=
+PIN=
+INSECURE=
 while [ $# -gt 0 ]; do
   case $1 in
     --passphrase-file)
@@ -130,6 +146,15 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || die 2 "--database needs a name; see --help."
       DATABASE=$2
       shift 2
+      ;;
+    --signer)
+      [ $# -ge 2 ] || die 2 "--signer needs the signing key's fingerprint (40 hex digits); see --help."
+      PIN=$2
+      shift 2
+      ;;
+    --insecure-no-signature-check)
+      INSECURE=1
+      shift
       ;;
     --jobs)
       [ $# -ge 2 ] || die 2 "--jobs needs a number; see --help."
@@ -162,6 +187,14 @@ done
 [ -z "$IDENTITY" ] || [ -r "$IDENTITY" ] || die 2 "cannot read the identity file $IDENTITY; check the path and that this user may read it."
 [ -z "$DROP_PREVIOUS" ] || [ -n "$FORCE" ] || die 2 "--drop-previous only goes with --force (it drops the database --force replaces); see --help."
 case $JOBS in '' | *[!0-9]* | 0) die 2 "--jobs takes a positive number, not \"$JOBS\"." ;; esac
+if [ -n "$PIN" ]; then
+  [ -z "$INSECURE" ] || die 2 "--signer checks every signature and --insecure-no-signature-check skips them; pass one of them."
+  # gpg prints fingerprints in groups of four: the spaces and the case do not matter.
+  given=$PIN
+  PIN=$(printf '%s' "$PIN" | tr -d ' ' | tr 'abcdef' 'ABCDEF')
+  case $PIN in '' | *[!0-9A-F]*) die 2 "--signer takes the signing key's full fingerprint (40 hex digits), not \"$given\"." ;; esac
+  [ "${#PIN}" = 40 ] || die 2 "--signer takes the signing key's full fingerprint (40 hex digits, as \`permafrost doctor\` prints it), not a shorter key id."
+fi
 
 for tool in gpg gpgconf psql pg_restore sha256sum awk mktemp mkfifo df date; do
   command -v "$tool" >/dev/null 2>&1 || die 1 "$tool is not installed; on Debian: apt-get install gnupg postgresql-client coreutils gawk, then run again."
@@ -179,8 +212,10 @@ if [ -z "$SNAPSHOT" ] || [ "$SNAPSHOT" = latest ]; then
     die 2 "the newest snapshot $SNAPSHOT is dated in the future (a clock that ran ahead), so \"newest\" is not clear; name the snapshot to restore."
   fi
 fi
+# A trailing slash is what tab completion adds; any other one makes a path, and this script restores
+# only from the folder it sits in: taking the last part of /other/vault/ID would restore this vault's ID.
 SNAPSHOT=${SNAPSHOT%/}
-SNAPSHOT=${SNAPSHOT##*/}
+case $SNAPSHOT in */*) die 2 "\"$SNAPSHOT\" is a path, but restore.sh restores only snapshots of the folder it sits in ($VAULT); run the restore.sh of that other vault, or give a snapshot name (like 2026-11-26T07-40-00Z)." ;; esac
 # shellcheck disable=SC2254 # ID_GLOB is a pattern
 case $SNAPSHOT in $ID_GLOB) ;; *) die 2 "\"$SNAPSHOT\" is not a snapshot name (like 2026-11-26T07-40-00Z); list them with: ls $VAULT" ;; esac
 SNAP="$VAULT/$SNAPSHOT"
@@ -242,8 +277,88 @@ flatten() {
     END { if (bad || depth != 0) exit 1 }
   ' "$1"
 }
-flatten "$SNAP/manifest.json" >"$WORK/m-$SNAPSHOT" ||
+# --- who wrote it: the manifests' signatures against the pinned signer ----------------------------
+
+SIGNER_FILE="$VAULT/signer.pub.asc"
+# Why this vault says its manifests are signed ("" when nothing here says so). Anyone who can write
+# to the folder can remove all of it: that is why the admin's --signer, not this guess, is the check.
+signed_because() {
+  if [ -f "$SIGNER_FILE" ]; then
+    printf '%s' "it holds the signer's public key signer.pub.asc"
+    return
+  fi
+  # shellcheck disable=SC2086 # the glob is meant to expand
+  for d in "$VAULT"/$ID_GLOB; do
+    if [ -f "$d/manifest.json.sig" ]; then
+      printf '%s' "snapshot ${d##*/} has a manifest.json.sig"
+      return
+    fi
+  done
+}
+unpinned() {
+  die 2 "this vault's manifests are signed ($1), so restore.sh checks who wrote them before it decrypts anything: pass --signer FINGERPRINT, the signing key's fingerprint that \`permafrost init\` and \`permafrost doctor\` printed and you kept with your key (not one read from this folder, which anyone who can write here can change); or, knowingly, --insecure-no-signature-check to restore without that check."
+}
+
+if [ -n "$PIN" ]; then
+  mkdir "$WORK/verify"
+  [ -f "$SIGNER_FILE" ] ||
+    die 3 "$VAULT holds no signer.pub.asc (the signer's public key a backup writes beside restore.sh), so the manifests cannot be checked against $PIN; copy that public key here as signer.pub.asc (signing.pub.asc in the server's config folder, or your own copy) and run again."
+  gpg --homedir "$WORK/verify" --batch --no-tty --quiet --import "$SIGNER_FILE" >/dev/null 2>"$WORK/verify.err" ||
+    die 3 "$SIGNER_FILE is not a public key gpg can import ($(tail -n 1 "$WORK/verify.err")); copy the signer's public key there again."
+  gpg --homedir "$WORK/verify" --batch --no-tty --with-colons --list-keys 2>/dev/null | awk -F: -v pin="$PIN" '$1 == "fpr" && $10 == pin { found = 1 } END { exit !found }' ||
+    die 3 "$SIGNER_FILE holds no key with the fingerprint $PIN you pinned: this vault is signed by another key, or the file was replaced; check the fingerprint, and restore from a copy of the vault you trust."
+elif [ -n "$INSECURE" ]; then
+  say "warning: --insecure-no-signature-check: no manifest's signature is checked, so whoever can write to $VAULT could have written what is restored now."
+else
+  why=$(signed_because)
+  [ -z "$why" ] || unpinned "$why"
+fi
+
+# A phrase for why gpg did not find snapshot $1's manifest signed by the pinned key ($WORK/verify.status, .err).
+signature_problem() {
+  st="$WORK/verify.status"
+  if grep -q '^\[GNUPG:\] BADSIG' "$st"; then
+    printf '%s' "its manifest.json does not match manifest.json.sig (edited after it was signed)"
+  elif other=$(awk '$1 == "[GNUPG:]" && $2 == "VALIDSIG" { print $12; exit }' "$st") && [ -n "$other" ]; then
+    printf '%s' "its manifest.json.sig is signed by key $other, not by the signer you pinned ($PIN)"
+  elif other=$(awk '$1 == "[GNUPG:]" && $2 == "ERRSIG" { print $3; exit }' "$st") && [ -n "$other" ]; then
+    printf '%s' "its manifest.json.sig is signed by key $other, not by the signer you pinned ($PIN)"
+  elif grep -q '^\[GNUPG:\] NODATA' "$st"; then
+    printf '%s' "its manifest.json.sig is no OpenPGP signature"
+  else
+    printf '%s' "gpg --verify of its manifest.json.sig failed ($(tail -n 1 "$WORK/verify.err"))"
+  fi
+}
+
+# Reads snapshot $1's manifest into $WORK/m-$1, naming it "$2" in errors: a private copy (what is
+# checked is what is read), whose signature gpg verifies against the pinned signer first: only a
+# VALIDSIG whose key or primary key has that fingerprint passes. Then flattened.
+read_manifest() {
+  rid=$1
+  copy="$WORK/manifest-$rid.json"
+  cp -- "$VAULT/$rid/manifest.json" "$copy" 2>/dev/null || die 3 "$2 cannot be read; restore another snapshot."
+  if [ -n "$PIN" ]; then
+    [ -f "$VAULT/$rid/manifest.json.sig" ] ||
+      die 3 "snapshot $rid is not signed by the signer you pinned ($PIN): it has no manifest.json.sig; nothing was decrypted. Restore another snapshot, and find out who wrote this one."
+    cp -- "$VAULT/$rid/manifest.json.sig" "$copy.sig" || die 3 "$VAULT/$rid/manifest.json.sig cannot be read; restore another snapshot."
+    gpg --homedir "$WORK/verify" --batch --no-tty --no-auto-key-retrieve --status-fd 1 --verify "$copy.sig" "$copy" >"$WORK/verify.status" 2>"$WORK/verify.err"
+    vrc=$?
+    if [ "$vrc" != 0 ] || ! awk -v pin="$PIN" '$1 == "[GNUPG:]" && $2 == "VALIDSIG" && ($3 == pin || $12 == pin) { ok = 1 } END { exit !ok }' "$WORK/verify.status"; then
+      die 3 "snapshot $rid is not signed by the signer you pinned: $(signature_problem "$rid"); nothing was decrypted. Restore another snapshot, and find out who wrote this one."
+    fi
+  fi
+  flatten "$copy" >"$WORK/m-$rid" || return 1
+  # A manifest that names its signer belongs to a signed vault, even when its signatures were removed.
+  if [ -z "$PIN" ] && [ -z "$INSECURE" ]; then
+    by=$(awk -F '\t' '$1 == "signedBy" { print substr($2, 3); exit }' "$WORK/m-$rid")
+    [ -z "$by" ] || unpinned "snapshot $rid's manifest says it was signed by $by"
+  fi
+}
+
+read_manifest "$SNAPSHOT" "$SNAP/manifest.json" ||
   die 3 "$SNAP/manifest.json is damaged or not in the layout this script reads; restore with \`permafrost restore --vault $VAULT\` or by hand (RESTORE.md)."
+[ -n "$PIN" ] || [ -n "$INSECURE" ] ||
+  say "warning: this vault's manifests are not signed, so nothing proves who wrote snapshot $SNAPSHOT (its SHA-256 sums are checked, but whoever can write to $VAULT can change them too); sign manifests (vault.signingKeyFile) and restore with --signer FINGERPRINT."
 
 # A plain value at $2 of snapshot $1's manifest ("" when absent or null); exit 3 when it has another type.
 mget() {
@@ -298,7 +413,7 @@ if [ -n "$(mf chain.kind)" ]; then
     case $ref in $ID_GLOB) ;; *) die 3 "$what names an unusual reference \"$ref\"; it cannot be trusted." ;; esac
     [ -f "$VAULT/$ref/manifest.json" ] ||
       die 3 "snapshot $SNAPSHOT needs $ref (its chain goes back to base $BASE), which is missing from $VAULT; restore another snapshot (ls $VAULT), or copy $ref back from another copy of the vault."
-    flatten "$VAULT/$ref/manifest.json" >"$WORK/m-$ref" ||
+    read_manifest "$ref" "snapshot $SNAPSHOT needs $ref, whose manifest.json" ||
       die 3 "snapshot $SNAPSHOT needs $ref, whose manifest.json is damaged or not in the layout this script reads; restore another snapshot."
     [ "$(mget "$ref" id)" = "$ref" ] || die 3 "snapshot $SNAPSHOT needs $ref, whose manifest.json names another snapshot; it cannot be trusted."
     id=$ref

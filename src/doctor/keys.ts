@@ -85,7 +85,14 @@ export async function checkKeys(config: Config): Promise<CheckLine[]> {
   ] as const) {
     try {
       const fpr = await read();
-      if (fpr) lines.push({ check: setting, status: 'ok', message: `key ${fpr} is usable` });
+      // The fingerprint is what a restore pins (--signer): the admin keeps it off the server, with the key.
+      if (fpr) {
+        lines.push({
+          check: setting,
+          status: 'ok',
+          message: `key ${fpr} is usable; keep this fingerprint with your keys: restores check manifests against it (restore.sh --signer ${fpr})`,
+        });
+      }
     } catch (err) {
       lines.push({
         check: setting,

@@ -181,7 +181,7 @@ async function captureSnapshot(
       // The state follows its snapshot; when it cannot be saved the next snapshot is a base.
       const stateWarning = chainParts ? await saveState(chainParts, id) : null;
       // The runbook beside the data; the snapshot is safe already, so trouble here is only a warning.
-      const runbook = await writeRunbook(config, { ...manifest, id });
+      const runbook = await writeRunbook(config, { ...manifest, id }, signing?.key.toPublic().armor());
       // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
       const prune = await pruneAfterBackup(config);
       // Start replication now rather than at Syncthing's next rescan; trouble there is only a warning.

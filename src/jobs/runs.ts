@@ -13,6 +13,7 @@ import { checkFailed, runCheck, type CheckResult } from './check.js';
 import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import type { SecretFlags } from '../vault/keys-identity.js';
+import type { SignerFlags } from '../vault/signature.js';
 import { checkDevices } from './watch.js';
 
 export interface JobRunOptions {
@@ -52,7 +53,10 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
 }
 
 /** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
-export async function runVerifyJob(config: Config, opts: JobRunOptions & SecretFlags & { snapshot?: string } = {}): Promise<VerifyResult> {
+export async function runVerifyJob(
+  config: Config,
+  opts: JobRunOptions & SecretFlags & SignerFlags & { snapshot?: string } = {},
+): Promise<VerifyResult> {
   const log = opts.log ?? quiet;
   await sweepAndReport(config, log);
   try {
@@ -65,6 +69,8 @@ export async function runVerifyJob(config: Config, opts: JobRunOptions & SecretF
           identity: opts.identity,
           identityPassphraseFile: opts.identityPassphraseFile,
           askIdentityPassphrase: opts.askIdentityPassphrase,
+          signer: opts.signer,
+          insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
           signal: opts.signal,
           events: opts.events,
         }).finally(() => opts.events?.end?.()),

@@ -21,7 +21,7 @@ import {
 import { recordVerify, recordVerifyRun } from '../recover/verify-state.js';
 import { decryptSecretFor, type SecretFlags } from '../vault/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
-import { readSignerKey, requireSignedManifest } from '../vault/signature.js';
+import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags } from '../vault/signature.js';
 import { findSnapshot, listSnapshots } from '../vault/store.js';
 import type { JobEvents } from './events.js';
 
@@ -69,7 +69,7 @@ export async function runVerify(config: Config, opts: VerifyOptions = {}): Promi
   }
 }
 
-interface VerifyOptions extends SecretFlags {
+interface VerifyOptions extends SecretFlags, SignerFlags {
   snapshot?: string;
   events?: JobEvents;
   signal?: AbortSignal;
@@ -110,7 +110,8 @@ async function verifyOnce(
   const secret = await decryptSecretFor(config, opts, 'verify');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   run.snapshot = snapshot.id;
-  const signer = await readSignerKey(config.vault.signerKeyFile);
+  // A test-restore runs the snapshot's SQL on this server: a signed vault's manifests are checked first, as restore does.
+  const { signer } = await trustedSigner(config.vault, snapshot, opts, 'verify');
   await requireSignedManifest(snapshot, signer);
   const server = verifyServer(config, scratchName(config));
   let checks: CheckOutcome[] = [];
@@ -162,6 +163,10 @@ async function verifyOnce(
         if (manifest.chain) {
           const read = await readChain(config.vault.dir, snapshot, signer, opts.events);
           if ('problem' in read) return [failed('chain', read.problem)];
+          // A link that names its signer belongs to a signed vault, even when every signature was removed.
+          const signedLink = signer || opts.insecureNoSignatureCheck ? undefined : read.chain.links.find((l) => l.manifest?.signedBy);
+          if (signedLink)
+            throw unpinnedRefusal('verify', `snapshot ${signedLink.id}'s manifest says it was signed by ${signedLink.manifest!.signedBy!}`);
           chain = read.chain;
           const base = chain.links[0]!;
           const d = await decrypt(chain.schema, base);

@@ -15,7 +15,7 @@ import type { JobEvents } from '../jobs/events.js';
 import { IntegrityError, PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../vault/keys-identity.js';
-import { readSignerKey, requireSignedManifest, type SignerKey } from '../vault/signature.js';
+import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags, type SignerKey } from '../vault/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase, type PrivateTemp } from './decrypt.js';
 import { readChain } from './chain.js';
@@ -28,7 +28,7 @@ import {
   type DatabaseRestoreResult,
 } from './restore-database.js';
 
-export interface RestoreOptions extends SecretFlags {
+export interface RestoreOptions extends SecretFlags, SignerFlags {
   snapshot?: string;
   /** Target database; default: the manifest's when nothing else is asked for, or with `all`. */
   database?: string;
@@ -73,6 +73,8 @@ export interface RestoreResult {
   files: PartOutput[];
   /** What the admin still does by hand to bring the whole server back. */
   nextSteps: string[];
+  /** Said on stderr: a restore whose authenticity nothing checked. */
+  warnings: string[];
 }
 
 /** What --all lays out under its folder. */
@@ -327,7 +329,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   }
   const secret = await decryptSecretFor(config, opts, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
-  const signer = await readSignerKey(config.vault.signerKeyFile);
+  const { signer, warning } = await trustedSigner(config.vault, snapshot, opts, 'restore');
   await requireSignedManifest(snapshot, signer);
   const manifest = snapshot.manifest;
   if (!manifest) throw new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${snapshot.problem ?? 'no manifest'}.`);
@@ -349,6 +351,13 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   if (database && target) checkTarget(target, database, opts);
   // Last of the checks, as it reads every file of a chain: the cheap refusals come first.
   const content = database ? await databaseContent(config.vault.dir, snapshot, signer, opts.events) : null;
+  // A link that names its signer belongs to a signed vault, even when every signature was removed.
+  const signedLink =
+    content?.kind === 'chain' && !signer && !opts.insecureNoSignatureCheck
+      ? content.chain.links.find((l) => l.manifest?.signedBy)
+      : undefined;
+  if (signedLink)
+    throw unpinnedRefusal('restore', `snapshot ${signedLink.id}'s manifest says it was signed by ${signedLink.manifest!.signedBy!}`);
   const steps = nextSteps({
     database: database ?? null,
     redis: redis ?? null,
@@ -412,7 +421,7 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
       files.push(await placeMedia(mediaStaging, media));
       mediaStaging = undefined;
     }
-    return { snapshot: snapshot.id, database: db, files, nextSteps: steps };
+    return { snapshot: snapshot.id, database: db, files, nextSteps: steps, warnings: warning ? [warning] : [] };
   } finally {
     for (const s of staged) await s.temp.dispose();
     if (mediaStaging) await rm(mediaStaging, { recursive: true, force: true });

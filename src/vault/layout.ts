@@ -15,8 +15,8 @@ export const VAULT_NAMES = {
   atomicTempPrefix: '.permafrost-tmp-',
   /** Syncthing's versioning folder on a backup device: replaced and deleted files, by snapshot id. */
   versions: '.stversions',
-  /** The runbook beside the snapshots (runbook.ts), rewritten after every backup. */
-  runbook: ['RESTORE.md', 'restore.sh'] as const,
+  /** The runbook beside the snapshots (runbook.ts), rewritten after every backup; the signer's public key with it in a signed vault. */
+  runbook: ['RESTORE.md', 'restore.sh', 'signer.pub.asc'] as const,
   /** Small JSON state files, each with its schema in the module that owns it. */
   state: {
     /** notify/alerts.ts: which alerts are failing, delivery failures. */

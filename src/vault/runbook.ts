@@ -36,6 +36,8 @@ export interface RunbookFacts {
   redis: boolean;
   secrets: boolean;
   roles: boolean;
+  /** The fingerprint manifests are signed by (the manifest's signedBy), for --signer; null when unsigned. */
+  signer: string | null;
   version: string;
 }
 
@@ -64,6 +66,7 @@ export function runbookFacts(config: SourceConfig, manifest: Manifest): RunbookF
     redis: manifest.files.some((f) => f.part === 'redis'),
     secrets: manifest.files.some((f) => f.part === 'secrets'),
     roles: manifest.files.some((f) => f.part === 'roles'),
+    signer: manifest.signedBy ?? null,
     version: VERSION,
   };
 }
@@ -78,6 +81,7 @@ export function renderRestoreMd(f: RunbookFacts): string {
     .filter(Boolean)
     .join(' ');
   const media = f.mediaDir ?? `${f.mastodonDir}/public/system`;
+  const pin = f.signer ? ` --signer ${f.signer}` : '';
   return `# Restoring ${f.host} from this folder
 
 Written by permafrost ${f.version}; a backup rewrites it when what it says changes.
@@ -117,14 +121,28 @@ Snapshots encrypted to a public key need the secret key instead (\`--identity FI
 ## 3. Roles and database
 
 Stop Mastodon first if it runs (\`systemctl stop mastodon-web mastodon-sidekiq mastodon-streaming\`).
-
+${
+  f.signer
+    ? `
+Every manifest here is signed by the key **${f.signer}**: restore.sh and \`permafrost restore\`
+check each one against the fingerprint you give with \`--signer\` before they decrypt or run
+anything, and refuse a snapshot anyone else wrote. This file lives in the same untrusted folder,
+so give the fingerprint you kept when \`permafrost init\` or \`permafrost doctor\` printed it,
+having checked that it is this one.
+`
+    : `
+This instance's manifests are not signed (\`vault.signingKeyFile\`), so nothing here proves who
+wrote a snapshot: restore.sh warns about it, and only a copy you trust is safe to restore.
+`
+}
 **With restore.sh** (beside this file; stock tools only):
 
-    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase            # the newest snapshot
-    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase "$SNAP"    # a named one
+    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase${pin}            # the newest snapshot
+    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase${pin} "$SNAP"    # a named one
 
 The postgres user must be able to read the passphrase file and this folder (or run it as root
-with \`PGUSER=postgres\`). It checks each part's SHA-256 against \`manifest.json\`, decrypts into a
+with \`PGUSER=postgres\`). It checks who signed each manifest (\`--signer\`), each part's SHA-256
+against \`manifest.json\`, decrypts into a
 private temp folder (\`$TMPDIR\`, removed on every exit), creates the missing roles, creates
 **${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores (a
 delta-mode snapshot from its whole chain, below), checks row counts and the newest migration (and,
@@ -137,15 +155,20 @@ swaps it in. An existing **${f.database}** with tables is replaced only with \`-
 | --- | --- |
 | 0 | restored |
 | 1 | a program or the server failed (missing tool, server down, not a superuser, pg_restore, check against the manifest, other sessions on the target, disk space) |
-| 2 | bad flags, no such snapshot, a name PostgreSQL cannot take, or the target holds tables without \`--force\` |
-| 3 | integrity: manifest unreadable, size or SHA-256 differs, wrong passphrase or key, a snapshot of the chain missing, a restored table unlike its manifest |
+| 2 | bad flags, no such snapshot, a name PostgreSQL cannot take, the target holds tables without \`--force\`, or a signed vault without \`--signer\` |
+| 3 | integrity: manifest unreadable, unsigned, signed by another key than \`--signer\` or edited (then nothing is decrypted or run), size or SHA-256 differs, wrong passphrase or key, a snapshot of the chain missing, a restored table unlike its manifest |
 | 129, 130, 143 | stopped by a signal; nothing decrypted is left |
 
 **With permafrost** (installed, no config needed):
 
-    permafrost restore --vault "$PWD" --passphrase-file /root/passphrase [--database ${f.database}] [SNAPSHOT]
+    permafrost restore --vault "$PWD" --passphrase-file /root/passphrase${pin} [--database ${f.database}] [SNAPSHOT]
 
-**By hand**, with stock commands:
+**By hand**, with stock commands${
+    f.signer
+      ? ` (first check the signature: \`gpg --import signer.pub.asc; gpg --verify "$SNAP/manifest.json.sig" "$SNAP/manifest.json"\`
+must say "Good signature" and \`using … key ${f.signer}\`, or a subkey of it)`
+      : ''
+  }:
 
     umask 077
     gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output /root/roles.sql "$SNAP/roles.sql.gpg"
@@ -242,13 +265,16 @@ async function writeIfChanged(file: string, text: string, mode: number): Promise
   await writeFileAtomic(file, text, mode);
 }
 
-export async function writeRunbook(config: SourceConfig, manifest: Manifest): Promise<string | null> {
+export async function writeRunbook(config: SourceConfig, manifest: Manifest, signerPublic?: string): Promise<string | null> {
   try {
     await removeStaleTemps(config.vault.dir);
     const script = await readFile(SCRIPT_URL, 'utf8');
     // writeFileAtomic's temp names start with .permafrost, which Syncthing ignores: never replicated half-written.
-    await writeIfChanged(openVault(config.vault.dir).runbookFile('restore.sh'), script, 0o755);
-    await writeIfChanged(openVault(config.vault.dir).runbookFile('RESTORE.md'), renderRestoreMd(runbookFacts(config, manifest)), 0o644);
+    const vault = openVault(config.vault.dir);
+    await writeIfChanged(vault.runbookFile('restore.sh'), script, 0o755);
+    // The key material restore.sh checks signatures with; the admin's pinned fingerprint is what it trusts.
+    if (signerPublic !== undefined) await writeIfChanged(vault.runbookFile('signer.pub.asc'), signerPublic, 0o644);
+    await writeIfChanged(vault.runbookFile('RESTORE.md'), renderRestoreMd(runbookFacts(config, manifest)), 0o644);
     return null;
   } catch (err) {
     return `RESTORE.md and restore.sh could not be written in ${config.vault.dir} (${errorMessage(err)}); the snapshot is complete, and the next backup tries again`;

@@ -166,6 +166,13 @@ describe('init → doctor → backup', () => {
       'ok',
     ]);
     expect(d.stdout).toContain(`key ${fpr} can encrypt`);
+    // The signer's fingerprint, for the admin to keep with the key: what a restore pins with --signer.
+    const signerFpr = /Manifests are signed by ([0-9A-F]{40})/.exec(init.stdout)![1]!;
+    expect(init.stdout).toContain(`Keep the signer's fingerprint ${signerFpr} with that secret key`);
+    expect(init.stdout).toContain(`sh restore.sh --signer ${signerFpr}`);
+    expect(d.stdout).toContain(
+      `key ${signerFpr} is usable; keep this fingerprint with your keys: restores check manifests against it (restore.sh --signer ${signerFpr})`,
+    );
 
     const backup = await runCli(['--config', configFile, 'backup', '--json']);
     expect(backup.code, backup.stderr).toBe(0);
@@ -181,6 +188,12 @@ describe('init → doctor → backup', () => {
     const verify = gpg(['--verify', path.join(snap, 'manifest.json.sig'), path.join(snap, 'manifest.json')]);
     expect(verify.status, verify.stderr).toBe(0);
     spawnSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+    // The vault carries the signer's public key for restore.sh, and RESTORE.md's commands pin its fingerprint.
+    const vaultDir = path.join(ws.dir, 'snapshots');
+    expect(readFileSync(path.join(vaultDir, 'signer.pub.asc'), 'utf8')).toContain('BEGIN PGP PUBLIC KEY BLOCK');
+    expect(readFileSync(path.join(vaultDir, 'RESTORE.md'), 'utf8')).toContain(
+      `sh restore.sh --passphrase-file /root/passphrase --signer ${signerFpr}`,
+    );
 
     // Generating again never replaces the keys.
     const again = await runCli(['--config', configFile, 'init', '--mastodon', m.dir, '--force', '--generate-keys', moveMe]);

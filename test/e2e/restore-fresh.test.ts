@@ -113,6 +113,8 @@ describe('restore onto a fresh cluster from a vault copy, with no config', () =>
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('created roles mastodon, mastodon_readers');
     expect(r.stdout).toContain(`restored snapshot ${manifest.id} into database "mastodon_production" (created)`);
+    // An unsigned vault restores, saying that nothing proves who wrote it (issue 20 item 1).
+    expect(r.stderr).toContain(`warning: this vault's manifests are not signed, so nothing proves who wrote snapshot ${manifest.id}`);
     expect(fingerprint(fresh, 'mastodon_production')).toEqual(fingerprint(source, 'mastodon_production'));
     expect(owners(fresh, 'mastodon_production')).toEqual(owners(source, 'mastodon_production'));
     // The existing reader keeps its own attributes and gets no membership it did not have.

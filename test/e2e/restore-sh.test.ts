@@ -79,6 +79,10 @@ describe('restore.sh from the vault', () => {
     const r = await runSh(script, ['--passphrase-file', ws.passFile], libpqEnv(fresh, t));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`restored snapshot ${snapshot} into database "mastodon_production".`);
+    // A passphrase vault without signing: it restores, and says that nothing proves who wrote it.
+    expect(r.stderr).toContain(
+      `restore.sh: warning: this vault's manifests are not signed, so nothing proves who wrote snapshot ${snapshot}`,
+    );
     expect(fingerprint(fresh, 'mastodon_production')).toEqual(fingerprint(source.get(), 'mastodon_production'));
     expect(ownership(fresh, 'mastodon_production')).toEqual(ownership(source.get(), 'mastodon_production'));
     expect(ownership(fresh, 'mastodon_production').relations).toContain('public.accounts:r=mastodon {mastodon=arwdDxt');
@@ -279,6 +283,23 @@ describe('restore.sh from the vault', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('sudo -u postgres sh restore.sh --passphrase-file /root/passphrase');
     nothingLeft(t);
+  });
+
+  it("a path instead of a snapshot name (another vault's snapshot) is refused (exit 2), not restored from this vault under that name", async () => {
+    const t = tmp('pathlike');
+    const before = databases(fresh);
+    const other = path.join(ws.dir, 'other-vault', snapshot);
+    const r = await runSh(script, ['--passphrase-file', ws.passFile, '--database', 'path_like', other], libpqEnv(fresh, t));
+    expect(r.code, r.stderr).toBe(2);
+    expect(lastLine(r.stderr)).toBe(
+      `restore.sh: "${other}" is a path, but restore.sh restores only snapshots of the folder it sits in (${ws.vault}); run the restore.sh of that other vault, or give a snapshot name (like 2026-11-26T07-40-00Z).`,
+    );
+    expect(databases(fresh)).toEqual(before);
+    nothingLeft(t);
+    // What tab completion adds in the vault folder is still a name.
+    const slash = await runSh(script, ['--passphrase-file', ws.passFile, '--database', 'path_like', `${snapshot}/`], libpqEnv(fresh, t));
+    expect(slash.code, slash.stderr).toBe(0);
+    fresh.psql('postgres', 'DROP DATABASE path_like');
   });
 
   it('a snapshot made before roles travelled (no roles part, no database facts): restored with a note, onto roles that exist', async () => {

@@ -120,6 +120,44 @@ describe('signed manifests (issue 12 item 3, against real gpg)', () => {
     );
   });
 
+  it('a binary (non-armored) detached signature, as `gpg --detach-sign` writes it, is a signature: check and restore accept it from the right key and refuse it from another', async () => {
+    const ws = signingServer();
+    const m = await backup(ws);
+    const dir = path.join(ws.vault, m.id);
+    const sign = (key: typeof signer) => {
+      const r = spawnSync(
+        'gpg',
+        [
+          '--homedir',
+          key.home,
+          '--batch',
+          '--yes',
+          '--detach-sign',
+          '--output',
+          path.join(dir, 'manifest.json.sig'),
+          path.join(dir, 'manifest.json'),
+        ],
+        { encoding: 'utf8' },
+      );
+      killGpgAgent(key.home);
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(path.join(dir, 'manifest.json.sig')).subarray(0, 30).toString('latin1')).not.toContain('BEGIN PGP');
+    };
+    sign(signer);
+    const check = await runCli(['--config', ws.configFile, 'check']);
+    expect(check.code, check.stderr).toBe(0);
+    const restore = await runCli(['--config', ws.configFile, 'restore', 'latest', '--database', 'signed_binary']);
+    expect(restore.code, restore.stderr).toBe(0);
+    sign(intruder);
+    const foreign = await runCli(['--config', ws.configFile, 'check']);
+    expect(foreign.code).toBe(3);
+    expect(errorSentence(foreign.stderr)).toMatch(/manifest\.json\.sig is signed by key [0-9A-F]{16}, not by the vault\.signerKeyFile key/);
+    writeFileSync(path.join(dir, 'manifest.json.sig'), Buffer.from([0x00, 0x01, 0x02, 0x03]));
+    const garbage = await runCli(['--config', ws.configFile, 'check']);
+    expect(garbage.code).toBe(3);
+    expect(errorSentence(garbage.stderr)).toContain('manifest.json.sig is no OpenPGP signature (neither armored nor binary)');
+  });
+
   it('a signing key readable by others is refused before the backup starts (exit 2); without vault.signerKeyFile the .sig is an expected file, not damage', async () => {
     const ws = signingServer();
     await backup(ws);

@@ -61,6 +61,10 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         io.out(
           `Manifests are signed by ${k.signingFingerprint} (${k.signingSecret}, stays here); give ${k.signerPublic} to every device as vault.signerKeyFile.`,
         );
+        io.out(
+          `Keep the signer's fingerprint ${k.signingFingerprint} with that secret key: a restore from a copy of the vault trusts only the manifests it signed ` +
+            `(sh restore.sh --signer ${k.signingFingerprint} …, permafrost restore --signer ${k.signingFingerprint} …); \`permafrost doctor\` prints it again.`,
+        );
       } else if (result.passphraseCreated) {
         io.out(
           `Created the passphrase file ${result.passphraseFile} (mode 0400). Every snapshot is encrypted with it, and ` +

@@ -24,6 +24,8 @@ interface RestoreFlags {
   identity?: string;
   identityPassphraseFile?: string;
   json?: boolean;
+  signer?: string;
+  insecureNoSignatureCheck?: boolean;
 }
 
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
@@ -59,6 +61,14 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       '--passphrase-file <file>',
       'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
     )
+    .option(
+      '--signer <fingerprint>',
+      "the signing key's fingerprint (40 hex digits, printed by init and doctor): every manifest read must be signed by it; the trust anchor of a signed vault on a machine without vault.signerKeyFile",
+    )
+    .option(
+      '--insecure-no-signature-check',
+      'restore a signed vault without checking who signed its manifests (only when you know the copy is yours)',
+    )
     .option(...VAULT_OPTION)
     .option('--json', 'print the result as JSON (the steps before it start go to stderr)')
     .addHelpText(
@@ -71,6 +81,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --database mastodon_production --force --drop-previous',
         'permafrost restore latest --database mastodon_production --no-owner --role mastodon',
         'PGHOST=/var/run/postgresql permafrost restore latest --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config file',
+        'permafrost restore latest --vault /media/usb/permafrost --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567   # a signed vault',
         'permafrost restore latest --vault /srv/syncthing/vault --passphrase-file /root/passphrase --all /root/restore --media-from /srv/syncthing/media',
         'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
         'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
@@ -102,11 +113,14 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           terminateSessions: opts.terminateSessions,
           jobs: opts.jobs,
           noOwner: !opts.owner,
+          signer: opts.signer,
+          insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
           ...secretFlags(io, opts),
           events: shown.events,
           signal,
         }),
       ).finally(() => shown.done());
+      for (const w of result.warnings) io.err(`warning: ${w}`);
       const db = result.database;
       // The steps around the restore, only once it succeeded: a refused restore has nothing to follow up.
       const printSteps = (): void => {

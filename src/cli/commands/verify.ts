@@ -13,6 +13,11 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
       '--passphrase-file <file>',
       'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
     )
+    .option(
+      '--signer <fingerprint>',
+      "the signing key's fingerprint (40 hex digits, printed by init and doctor): every manifest read must be signed by it; the trust anchor of a signed vault on a machine without vault.signerKeyFile",
+    )
+    .option('--insecure-no-signature-check', 'verify a signed vault without checking who signed its manifests')
     .option(...VAULT_OPTION)
     .option('--json', 'print the result as JSON')
     .addHelpText(
@@ -24,6 +29,7 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         'permafrost verify latest --passphrase-file /media/usb/passphrase   # on a backup device',
         'PGHOST=/var/run/postgresql permafrost verify --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config: scratch database on the libpq server',
         'permafrost verify latest --identity /media/usb/permafrost-secret.asc   # snapshots encrypted to vault.recipients',
+        'permafrost verify --vault /media/usb/permafrost --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567   # a signed vault, no config',
         'permafrost verify 2026-11-26T13-00-00Z   # a delta snapshot: base, deltas in order, every table count and hash',
       ]),
     )
@@ -37,13 +43,23 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
           identityPassphraseFile?: string;
           gpgAgent?: boolean;
           vault?: string;
+          signer?: string;
+          insecureNoSignatureCheck?: boolean;
         },
       ) => {
         const cfg = config({ vault: opts.vault });
         const { runVerifyJob, verificationFailed } = await import('../../jobs/runs.js');
         const shown = progress(io, 'verify', { json: opts.json });
         const result = await withStopSignal((signal) =>
-          runVerifyJob(cfg, { snapshot, ...secretFlags(io, opts), signal, events: shown.events, log: cliNotifyLog(io) }),
+          runVerifyJob(cfg, {
+            snapshot,
+            ...secretFlags(io, opts),
+            signer: opts.signer,
+            insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
+            signal,
+            events: shown.events,
+            log: cliNotifyLog(io),
+          }),
         ).finally(() => shown.done());
         if (opts.json) io.out(JSON.stringify(result, null, 2));
         else {

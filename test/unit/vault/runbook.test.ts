@@ -24,6 +24,7 @@ const facts: RunbookFacts = {
   redis: true,
   secrets: true,
   roles: true,
+  signer: null,
   version: '0.1.0',
 };
 
@@ -58,6 +59,22 @@ describe('RESTORE.md', () => {
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(md).toContain('a snapshot of the chain missing, a restored table unlike its manifest |');
+  });
+
+  it('a signed vault: the signer in two sentences, and every restore command pins it with --signer; an unsigned one says nothing proves who wrote it', () => {
+    const fpr = '0123456789ABCDEF0123456789ABCDEF01234567';
+    const md = renderRestoreMd({ ...facts, signer: fpr });
+    expect(md).toContain(`Every manifest here is signed by the key **${fpr}**: restore.sh and \`permafrost restore\``);
+    expect(md).toContain('so give the fingerprint you kept when `permafrost init` or `permafrost doctor` printed it');
+    expect(md).toContain(
+      `sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --signer ${fpr}            # the newest snapshot`,
+    );
+    expect(md).toContain(`sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --signer ${fpr} "$SNAP"    # a named one`);
+    expect(md).toContain(`permafrost restore --vault "$PWD" --passphrase-file /root/passphrase --signer ${fpr} [--database`);
+    expect(md).toContain('gpg --verify "$SNAP/manifest.json.sig" "$SNAP/manifest.json"');
+    const unsigned = renderRestoreMd(facts);
+    expect(unsigned).not.toContain('--signer ');
+    expect(unsigned).toContain("This instance's manifests are not signed");
   });
 
   it('snapshots without roles, Redis or secrets parts say what to do instead', () => {
