@@ -12,6 +12,7 @@ import { newestSnapshotSize } from '../vault/store.js';
 import { readCheckState } from '../vault/check.js';
 import { deviceFreshness } from '../replicate/device.js';
 import { diskSpace } from '../vault/fs-durable.js';
+import { peerFixHere } from './peer.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -87,7 +88,7 @@ function compareMajor(a: string, b: string): number {
 }
 
 /** Connects to the database; returns its line and the server's major version when reachable. */
-export async function checkDatabase(db: DatabaseConfig): Promise<{ line: CheckLine; serverMajor: string | null }> {
+export async function checkDatabase(db: DatabaseConfig, configPath = 'CONFIG'): Promise<{ line: CheckLine; serverMajor: string | null }> {
   const name = 'database';
   let client;
   try {
@@ -96,6 +97,10 @@ export async function checkDatabase(db: DatabaseConfig): Promise<{ line: CheckLi
     const cause = (err as { cause?: unknown }).cause;
     const why = cause instanceof Error ? cause.message : errorMessage(err);
     const where = `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
+    const peer = await peerFixHere(why, db.name, configPath);
+    if (peer !== null) {
+      return { line: fail(name, `cannot connect to database "${db.name}" on ${where}: ${why}`, peer), serverMajor: null };
+    }
     return {
       line: fail(
         name,

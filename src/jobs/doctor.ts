@@ -67,7 +67,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
   if (config.vault.passphraseFile !== undefined) lines.push(await checkPassphrase(config.vault.passphraseFile));
   lines.push(...(await checkKeys(config)));
   if (config.role === 'source') {
-    const db = await checkDatabase(config.database);
+    const db = await checkDatabase(config.database, config.configPath);
     lines.push(db.line);
     lines.push(await checkPgDump(config.database, db.serverMajor));
     lines.push(await checkRedis(config.redis));

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chown, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.js';
-import { deriveFromMastodonEnv, readMastodonEnv } from '../config/mastodon-env.js';
+import { databaseAccess, deriveFromMastodonEnv, readMastodonEnv, type DatabaseAccess } from '../config/mastodon-env.js';
 import { UserError } from '../errors.js';
+import { findAccount, type Account } from '../tools/getent.js';
 import { createExclusive, writeFileAtomic } from '../vault/fs-durable.js';
 import { generateKeys, type GeneratedKeys } from '../vault/keys-generate.js';
 import type { KeepPolicy } from '../vault/retention.js';
@@ -44,6 +45,14 @@ export interface InitResult {
   keep: KeepPolicy;
   mediaDir: string | null;
   notes: string[];
+  /**
+   * How the database is reached, and the OS user permafrost must run as (peer authentication: the
+   * one named like the database role; null when any user can connect, with the password file);
+   * switchUser: this user is not osUser, so the commands to run next start with `runuser -u osUser --`.
+   */
+  access: DatabaseAccess & { osUser: string | null; osUserExists: boolean; switchUser: boolean };
+  /** Files and folders init handed to access.osUser (running as root), so that it can run the backups. */
+  handedOver: string[];
 }
 
 /** A strong passphrase: 256 random bits, printable, one line. */
@@ -72,7 +81,16 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   });
   const passphraseFile = opts.generateKeysDir === undefined ? path.join(home, `${prefix}passphrase`) : null;
   const vaultDir = path.resolve(opts.vaultDir ?? DEFAULT_VAULT_DIR);
+  const access = databaseAccess(derived.database);
+  // Peer authentication lets only the OS user of the role's name connect as that role over the socket.
+  const osUser = access.method === 'peer' ? access.role : null;
+  const account = osUser === null ? null : await findAccount(osUser);
+  const root = process.getuid?.() === 0;
+  const handTo = root && account !== null && account.uid !== 0 ? account : null;
 
+  const homeExisted = existsSync(home);
+  // Folders above it as /etc is (0755), so that the user running backups reaches the config.
+  await mkdir(path.dirname(home), { recursive: true, mode: 0o755 });
   await mkdir(home, { recursive: true, mode: 0o750 });
   const passwordFiles: string[] = [];
   const secrets: Array<[string | undefined, string | undefined]> = [
@@ -91,6 +109,23 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     passphraseCreated = true;
   }
 
+  const handedOver: string[] = [];
+  if (handTo) {
+    // The backups run as handTo: it reads the config folder, owns the secrets and the vault.
+    if (!homeExisted) await handOver(home, handTo, 'group', handedOver);
+    const secretsMade = [
+      ...passwordFiles,
+      ...(passphraseCreated && passphraseFile ? [passphraseFile] : []),
+      ...(keys ? [keys.signingSecret] : []),
+    ];
+    for (const f of secretsMade) await handOver(f, handTo, 'owner', handedOver);
+    if (!existsSync(vaultDir)) {
+      await mkdir(path.dirname(vaultDir), { recursive: true, mode: 0o755 });
+      await mkdir(vaultDir, { mode: 0o750 });
+      await handOver(vaultDir, handTo, 'owner', handedOver);
+    }
+  }
+
   const config = {
     database: derived.database,
     vault: {
@@ -107,6 +142,12 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     `# permafrost config written by \`permafrost init --mastodon ${mastodonDir}\` on ${new Date().toISOString()}.`,
     '# Passwords live in the 0600 files named here, never in this file. Check it with `permafrost doctor`.',
     ...derived.notes.map((n) => `# Note: ${n}`),
+    ...(osUser !== null
+      ? [
+          `# The database is reached over the unix socket ${derived.database.host} without a password (peer authentication):`,
+          `# run permafrost as the OS user ${osUser}, e.g. \`runuser -u ${osUser} -- permafrost --config ${configPath} doctor\`.`,
+        ]
+      : []),
   ];
   const text = `${header.join('\n')}\n${stringify(config)}`;
   // Fails with every problem listed if the derivation produced something the loader rejects.
@@ -122,5 +163,15 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     keep: { ...DEFAULT_KEEP },
     mediaDir: derived.media?.dir ?? null,
     notes: derived.notes,
+    access: { ...access, osUser, osUserExists: account !== null, switchUser: osUser !== null && account?.uid !== process.getuid?.() },
+    handedOver,
   };
+}
+
+/** Gives `file` to `account`: as its owner (mode kept), or its group (root keeps the folder, the account reads it). */
+async function handOver(file: string, account: Account, how: 'owner' | 'group', done: string[]): Promise<void> {
+  const st = await stat(file);
+  if (how === 'owner') await chown(file, account.uid, account.gid);
+  else await chown(file, st.uid, account.gid);
+  done.push(file);
 }

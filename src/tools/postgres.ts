@@ -136,13 +136,15 @@ export async function connect(db: DatabaseConfig, database = db.name): Promise<p
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw new PermafrostError(
-      'tool',
-      `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config (without one, libpq's PGHOST, PGPORT, PGUSER and PGPASSFILE) and that the server is running.`,
-      {
-        cause: err,
-      },
-    );
+    const message = (err as Error).message;
+    const peer = /Peer authentication failed for user "([^"]+)"/i.exec(message)?.[1];
+    const fix =
+      peer !== undefined
+        ? `PostgreSQL's peer authentication lets only the OS user ${peer} connect as the role ${peer} over its socket: run permafrost as that user (\`runuser -u ${peer} -- permafrost …\`), or map this user to it in pg_ident.conf (\`permafrost doctor\` prints the lines)`
+        : "check database.* in the config (without one, libpq's PGHOST, PGPORT, PGUSER and PGPASSFILE) and that the server is running";
+    throw new PermafrostError('tool', `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${message}; ${fix}.`, {
+      cause: err,
+    });
   }
   return client;
 }

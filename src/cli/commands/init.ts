@@ -43,6 +43,27 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       io.out(`wrote ${result.configPath}`);
       for (const f of result.passwordFiles) io.out(`wrote ${f} (mode 0600)`);
       io.out(`snapshots will go to ${result.vaultDir}`);
+      const a = result.access;
+      const cfg = result.configPath;
+      if (a.method === 'peer') {
+        io.out(
+          `database: reached over the unix socket ${a.socket} without a password (peer authentication, Debian's and Mastodon's default): only the OS user ${a.osUser} connects as the role ${a.role}, so permafrost runs as ${a.osUser}`,
+        );
+        if (result.handedOver.length > 0) io.out(`gave ${result.handedOver.join(', ')} to ${a.osUser}`);
+        if (!a.osUserExists) {
+          io.out(
+            `note: there is no OS user ${a.osUser} on this host: create it (\`useradd --system --user-group ${a.osUser}\`) and give it ${cfg}'s secrets, or let another user connect as ${a.role} with a map in pg_ident.conf (\`permafrost doctor\` prints the lines for this machine).`,
+          );
+        }
+      } else if (a.method === 'password') {
+        io.out(
+          'database: reached with the password from .env.production (stored in the 0600 file above); any OS user that can read it connects',
+        );
+      } else {
+        io.out(
+          `database: reached over TCP (${a.host}) without a password in .env.production: PostgreSQL must let this user in by ~/.pgpass (PGPASSFILE) or a trust line; \`permafrost doctor\` checks it`,
+        );
+      }
       io.out(
         `retention (vault.keep): ${describePolicy(result.keep)}; older snapshots are deleted after each backup (edit vault.keep to change it)`,
       );
@@ -72,6 +93,12 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         io.out(`Kept the existing passphrase file ${result.passphraseFile}; make sure a copy of it is stored off this server.`);
       }
       io.out('');
-      io.out('Next: `permafrost doctor` checks everything, then `permafrost backup` takes the first snapshot.');
+      const as = result.access.osUser !== null && result.access.switchUser ? `runuser -u ${result.access.osUser} -- ` : '';
+      io.out(
+        `Next: \`${as}permafrost --config ${cfg} doctor\` checks everything, then \`${as}permafrost --config ${cfg} backup\` takes the first snapshot` +
+          (as
+            ? `; \`permafrost --config ${cfg} systemd --install\` runs the backups as ${result.access.osUser} (the vault's owner).`
+            : '.'),
+      );
     });
 };
