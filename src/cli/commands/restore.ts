@@ -60,7 +60,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     )
     .option(
       '--passphrase-file <file>',
-      'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
+      'the vault passphrase (a 0600 file, or - to read it from standard input), instead of vault.passphraseFile: for a backup device that keeps none',
     )
     .option(...VAULT_OPTION)
     .option('--json', 'print the result as JSON (the steps before it start go to stderr)')
@@ -75,6 +75,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --database mastodon_production --no-owner --role mastodon',
         'PGHOST=/var/run/postgresql permafrost restore latest --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config file',
         'permafrost restore latest --vault /srv/syncthing/vault --passphrase-file /root/passphrase --all /root/restore --media-from /srv/syncthing/media',
+        'runuser -u postgres -- permafrost restore --vault /srv/copy --passphrase-file - < /root/passphrase   # peer authentication: as postgres',
         'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
         'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
         'permafrost restore 2026-11-26T13-00-00Z --database mastodon_restored   # a delta snapshot: its base, then each delta up to it',
