@@ -122,6 +122,45 @@ export async function checkDatabase(db: DatabaseConfig, configPath = 'CONFIG'): 
   }
 }
 
+/**
+ * Whether the backup's role reads pg_authid, so that the roles part carries the password hashes.
+ * Only a superuser does, or a role a superuser granted SELECT on it (no predefined role covers it).
+ * It matters when the server logs in with a password (database.passwordFile, Mastodon's DB_PASS):
+ * a restored role without one then locks Mastodon out until it is set again.
+ */
+export async function checkRolePasswords(db: DatabaseConfig): Promise<CheckLine> {
+  const name = 'role passwords';
+  let client;
+  try {
+    client = await connect(db);
+  } catch {
+    return warn(name, 'not checked: the database is unreachable', 'fix the database line first');
+  }
+  try {
+    const r = await client.query<{ ok: boolean; u: string }>(
+      `SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok, current_user AS u`,
+    );
+    const { ok: readable, u } = r.rows[0]!;
+    if (readable) return ok(name, `role ${u} reads pg_authid: snapshots carry the roles' password hashes`);
+    const q = `"${u.replace(/"/g, '""')}"`;
+    if (db.passwordFile === undefined) {
+      return ok(
+        name,
+        `not captured (role ${u} cannot read pg_authid, only a superuser can); this server logs in without a password (peer), so a restored role needs none, and restore names any role that comes back without one`,
+      );
+    }
+    return warn(
+      name,
+      `role ${u} cannot read pg_authid (only a superuser can), so snapshots carry no role passwords and a restored ${u} has none, while this server logs in with a password (database.passwordFile)`,
+      `let a superuser grant it in this database (a catalog's grants are per database): \`runuser -u postgres -- psql -d ${db.name} -c 'GRANT SELECT ON pg_catalog.pg_authid TO ${q}'\` (it lets ${u} read every role's password hash; no predefined role such as pg_read_all_data covers pg_authid), or run the backups as postgres; otherwise set the password again after a restore (restore prints the ALTER ROLE)`,
+    );
+  } catch (err) {
+    return warn(name, `cannot tell: ${errorMessage(err)}`, 'check the database line');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** pg_dump must be at least the server's major version, or it refuses to dump. */
 export async function checkPgDump(db: DatabaseConfig, serverMajor: string | null): Promise<CheckLine> {
   const name = 'pg_dump';

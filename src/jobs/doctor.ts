@@ -10,6 +10,7 @@ import {
   checkPassphrase,
   checkPgDump,
   checkRetention,
+  checkRolePasswords,
   checkRedis,
   checkSecrets,
   checkVault,
@@ -69,6 +70,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
   if (config.role === 'source') {
     const db = await checkDatabase(config.database, config.configPath);
     lines.push(db.line);
+    if (db.serverMajor !== null) lines.push(await checkRolePasswords(config.database));
     lines.push(await checkPgDump(config.database, db.serverMajor));
     lines.push(await checkRedis(config.redis));
     lines.push(await checkSecrets(config.secrets));

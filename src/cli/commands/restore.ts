@@ -131,6 +131,13 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       if (db) {
         if (db.rolesCreated.length > 0) io.out(`created role${db.rolesCreated.length > 1 ? 's' : ''} ${db.rolesCreated.join(', ')}`);
         if (db.rolesNote) io.out(`roles: ${db.rolesNote}`);
+        for (const role of db.rolesWithoutPassword) {
+          const q = `"${role.replace(/"/g, '""')}"`;
+          io.out(
+            `role ${role} came back without a password (the snapshot holds none: the backup's role could not read pg_authid, or it had none); ` +
+              `if Mastodon connects with DB_PASS, set it as a superuser: ALTER ROLE ${q} PASSWORD '…';  (or \`runuser -u postgres -- psql -c '\\password ${role}'\`)`,
+          );
+        }
         for (const s of db.terminatedSessions) io.out(`ended session ${describeSession(s)} on "${db.database}"`);
         io.out(
           `restored snapshot ${db.snapshot} into database "${db.database}"${db.created ? ' (created)' : ''}: ` +
