@@ -7,6 +7,8 @@ interface InitFlags {
   force?: boolean;
   vault?: string;
   generateKeys?: string;
+  passphraseFile?: string;
+  recipients?: string[];
   json?: boolean;
 }
 
@@ -21,6 +23,11 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       '--generate-keys <dir>',
       'instead of a passphrase, make a recipient key pair (its secret half written into DIR, to be moved off the server) and a signing key pair',
     )
+    .option(
+      '--passphrase-file <file>',
+      'reuse this passphrase (a 0600 file, or - for standard input) instead of making a new one: a rebuilt server keeps the key its old snapshots need',
+    )
+    .option('--recipients <files...>', "encrypt to these public keys (vault.recipients), e.g. the old server's, instead of a passphrase")
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -29,6 +36,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         'permafrost --config /etc/permafrost/permafrost.yaml init --mastodon /home/mastodon/live --vault /srv/permafrost',
         'permafrost init --mastodon /home/mastodon/live --force && permafrost doctor',
         'permafrost init --mastodon /home/mastodon/live --generate-keys /root/move-me   # the server holds no secret that decrypts',
+        "permafrost init --mastodon /home/mastodon/live --passphrase-file /root/passphrase   # rebuilt server: the old snapshots' passphrase",
       ]),
     )
     .action(async (opts: InitFlags) => {
@@ -38,11 +46,14 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         force: opts.force,
         vaultDir: opts.vault,
         generateKeysDir: opts.generateKeys,
+        reusePassphraseFile: opts.passphraseFile,
+        recipients: opts.recipients,
       });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
       io.out(`wrote ${result.configPath}`);
       for (const f of result.passwordFiles) io.out(`wrote ${f} (mode 0600)`);
       io.out(`snapshots will go to ${result.vaultDir}`);
+      if (result.reusedKey) io.out(`the snapshots already there open with ${result.reusedKey}; new ones use the same key`);
       const a = result.access;
       const cfg = result.configPath;
       if (a.method === 'peer') {
@@ -82,6 +93,10 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         io.out(
           `Manifests are signed by ${k.signingFingerprint} (${k.signingSecret}, stays here); give ${k.signerPublic} to every device as vault.signerKeyFile.`,
         );
+      } else if (result.passphraseCreated && result.reusedKey) {
+        io.out(`Wrote the passphrase you gave to ${result.passphraseFile} (mode 0400): old and new snapshots open with it.`);
+      } else if (result.passphraseFile === null) {
+        io.out('Snapshots are encrypted to the public keys of vault.recipients; this server holds no secret that decrypts them.');
       } else if (result.passphraseCreated) {
         io.out(
           `Created the passphrase file ${result.passphraseFile} (mode 0400). Every snapshot is encrypted with it, and ` +
