@@ -155,7 +155,7 @@ a changed file there is a "locally changed" item), with the passphrase on standa
     runuser -u postgres -- permafrost restore --vault "$PWD" --passphrase-file - < /root/passphrase
 
 (\`--database NAME\` restores under another name; \`SNAPSHOT\` restores another snapshot than the newest;
-set \`PGHOST=/var/run/postgresql\` where libpq's defaults differ.)
+like psql it connects to \`/var/run/postgresql\` unless \`PGHOST\` names another server.)
 
 **By hand**, with stock commands:
 
