@@ -80,6 +80,10 @@ describe('first hour on a stock server (peer authentication, OS users mastodon a
     expect(statSync(config.vault.passphraseFile).uid).toBe(mastodon.uid);
     expect(statSync(vault).uid).toBe(mastodon.uid);
     expect(statSync(path.dirname(configFile)).gid).toBe(mastodon.gid);
+    // The units `permafrost systemd --install` writes run as the vault's owner: the user that can connect.
+    const units = await runCli(['--config', configFile, 'systemd']);
+    expect(units.code, units.stderr).toBe(0);
+    expect(units.stdout).toContain('User=mastodon');
   });
 
   it('doctor as root names the exact fix for peer authentication, not "check database.host/port/user"', async () => {

@@ -28,6 +28,15 @@ const facts: RunbookFacts = {
 };
 
 describe('RESTORE.md', () => {
+  it('embeds nothing volatile: a rebuilt server (another permafrost version, same names) writes the same bytes, so a device sees no change and no conflict', () => {
+    expect(renderRestoreMd({ ...facts, version: '9.9.9' })).toBe(renderRestoreMd(facts));
+    const md = renderRestoreMd(facts);
+    expect(md).toContain(
+      'permafrost init --mastodon /home/mastodon/live --vault /var/lib/permafrost/snapshots --passphrase-file /root/passphrase',
+    );
+    expect(renderRestoreMd({ ...facts, passphraseFile: null })).toContain('--recipients RECIPIENT.asc');
+  });
+
   it("names this instance's database, owner, folders and the stock commands with its locale", () => {
     const md = renderRestoreMd(facts);
     expect(md).toContain('# Restoring social.example from this folder');
