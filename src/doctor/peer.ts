@@ -41,15 +41,29 @@ export interface PeerFixFacts {
   identFiles: string[];
 }
 
+/** The two lines that let OS user `osUser` connect as `role` to `database` over the socket, and where they go. */
+export function peerMapLines(f: Pick<PeerFixFacts, 'osUser' | 'role' | 'database' | 'identFiles'>): {
+  ident: string;
+  identFile: string;
+  hba: string;
+} {
+  return {
+    ident: `permafrost ${f.osUser} ${f.role}`,
+    identFile: f.identFiles.length === 1 ? f.identFiles[0]! : 'pg_ident.conf',
+    hba: `local ${f.database} ${f.role} peer map=permafrost`,
+  };
+}
+
 /** The fix, one paragraph: run as the OS user of the role's name, or map this OS user to the role. */
 export function peerFix(f: PeerFixFacts): string {
+  const lines = peerMapLines(f);
   const where =
     f.identFiles.length === 1
-      ? f.identFiles[0]!
+      ? lines.identFile
       : 'pg_ident.conf (`runuser -u postgres -- psql -XAtc "SHOW ident_file"` names it; pg_hba.conf is beside it)';
   const map =
-    `or let OS user ${f.osUser} connect as ${f.role}: add the line \`permafrost ${f.osUser} ${f.role}\` to ${where}, and above the ` +
-    `first \`local\` line of pg_hba.conf the line \`local ${f.database} ${f.role} peer map=permafrost\`, then \`systemctl reload postgresql\``;
+    `or let OS user ${f.osUser} connect as ${f.role}: add the line \`${lines.ident}\` to ${where}, and above the ` +
+    `first \`local\` line of pg_hba.conf the line \`${lines.hba}\`, then \`systemctl reload postgresql\``;
   const runAs = f.roleAccountExists
     ? `run permafrost as the OS user ${f.role} (peer authentication lets only it connect as the role ${f.role}): ` +
       `\`runuser -u ${f.role} -- permafrost --config ${f.configPath} doctor\`, and \`permafrost --config ${f.configPath} systemd --install --user ${f.role}\` for the timers; `

@@ -7,6 +7,8 @@ import { parseConfig } from '../config/load.js';
 import { databaseAccess, deriveFromMastodonEnv, readMastodonEnv, type DatabaseAccess } from '../config/mastodon-env.js';
 import { UserError } from '../errors.js';
 import { findAccount, type Account } from '../tools/getent.js';
+import { debianIdentFiles, peerMapLines } from '../doctor/peer.js';
+import { userInfo } from 'node:os';
 import { readPassphraseFile } from '../config/secret-file.js';
 import { createExclusive, writeFileAtomic } from '../vault/fs-durable.js';
 import { readRecipient } from '../vault/keys.js';
@@ -59,6 +61,11 @@ export interface InitResult {
    * switchUser: this user is not osUser, so the commands to run next start with `runuser -u osUser --`.
    */
   access: DatabaseAccess & { osUser: string | null; osUserExists: boolean; switchUser: boolean };
+  /**
+   * Peer authentication with no OS user of the role's name here: the pg_ident.conf line (in
+   * identFile) and the pg_hba.conf line that let the user running init connect as the role instead.
+   */
+  peerMap: { ident: string; identFile: string; hba: string } | null;
   /** Files and folders init handed to access.osUser (running as root), so that it can run the backups. */
   handedOver: string[];
   /** The key the vault's existing snapshots need, which this config keeps using; null on an empty vault. */
@@ -244,6 +251,10 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     mediaDir: derived.media?.dir ?? null,
     notes: derived.notes,
     reusedKey: reused.snapshots > 0 ? reused.describe : null,
+    peerMap:
+      access.method === 'peer' && account === null
+        ? peerMapLines({ osUser: userInfo().username, role: access.role, database: derived.database.name, identFiles: debianIdentFiles() })
+        : null,
     access: { ...access, osUser, osUserExists: account !== null, switchUser: osUser !== null && account?.uid !== process.getuid?.() },
     handedOver,
   };

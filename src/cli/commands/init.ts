@@ -61,9 +61,11 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
           `database: reached over the unix socket ${a.socket} without a password (peer authentication, Debian's and Mastodon's default): only the OS user ${a.osUser} connects as the role ${a.role}, so permafrost runs as ${a.osUser}`,
         );
         if (result.handedOver.length > 0) io.out(`gave ${result.handedOver.join(', ')} to ${a.osUser}`);
-        if (!a.osUserExists) {
+        if (result.peerMap) {
+          const m = result.peerMap;
           io.out(
-            `note: there is no OS user ${a.osUser} on this host: create it (\`useradd --system --user-group ${a.osUser}\`) and give it ${cfg}'s secrets, or let another user connect as ${a.role} with a map in pg_ident.conf (\`permafrost doctor\` prints the lines for this machine).`,
+            `note: there is no OS user ${a.osUser} on this host: create it (\`useradd --system --user-group ${a.osUser}\`) and give it ${cfg}'s secrets, ` +
+              `or let this user connect as ${a.role}: add \`${m.ident}\` to ${m.identFile}, and above the first \`local\` line of pg_hba.conf \`${m.hba}\`, then \`systemctl reload postgresql\`.`,
           );
         }
       } else if (a.method === 'password') {

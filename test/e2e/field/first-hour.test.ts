@@ -137,3 +137,28 @@ describe('first hour on a stock server (peer authentication, OS users mastodon a
     expect(status.code).toBe(0);
   });
 });
+
+describe('init where no OS user has the role name', () => {
+  it('says exactly what to add to pg_ident.conf and pg_hba.conf', async () => {
+    const other = path.join(dir, 'other-live');
+    mkdirSync(other);
+    writeFileSync(
+      path.join(other, '.env.production'),
+      `DB_HOST=${pg.socketDir}\nDB_PORT=${pg.port}\nDB_NAME=mastodon_production\nDB_USER=pf_nobody_here\nDB_PASS=\nREDIS_URL=unix://${redis.socket}\n`,
+      { mode: 0o600 },
+    );
+    const r = await runCli([
+      '--config',
+      path.join(dir, 'other', 'permafrost.yaml'),
+      'init',
+      '--mastodon',
+      other,
+      '--vault',
+      path.join(dir, 'v2'),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('there is no OS user pf_nobody_here on this host');
+    expect(r.stdout).toContain('add `permafrost root pf_nobody_here` to ');
+    expect(r.stdout).toContain('`local mastodon_production pf_nobody_here peer map=permafrost`');
+  });
+});
