@@ -8,7 +8,9 @@
 #
 # Restores the newest snapshot of this folder (or SNAPSHOT, a folder name like 2026-11-26T07-40-00Z)
 # onto the PostgreSQL server that libpq's variables point at (PGHOST, PGPORT, PGUSER, PGPASSFILE),
-# as a superuser (e.g. `sudo -u postgres sh restore.sh …`):
+# as a superuser. Run by root (`sh restore.sh …`) against the local server, it reads the vault and the
+# passphrase as root and runs psql and pg_restore as the postgres OS user (peer authentication, Debian's
+# default); `--passphrase-file -` reads the passphrase from standard input:
 #   0. checks that every manifest it reads (a delta-mode snapshot's: every one of its chain) was
 #      signed by the key whose fingerprint --signer pins (gpg --verify with signer.pub.asc, the
 #      signer's public key beside this script, in a throwaway GNUPGHOME; only the pinned
@@ -76,7 +78,8 @@ cleanup() {
   fi
   # A half-restored copy was never swapped in; the next run would drop it anyway.
   if [ -n "$INCOMING_MADE" ]; then
-    printf 'DROP DATABASE IF EXISTS :"db" WITH (FORCE);\n' | psql -X -q --no-password -d postgres -v db="$INCOMING_MADE" >/dev/null 2>&1
+    # shellcheck disable=SC2086 # PGAS is empty or setpriv's words
+    printf 'DROP DATABASE IF EXISTS :"db" WITH (FORCE);\n' | $PGAS psql -X -q --no-password -d postgres -v db="$INCOMING_MADE" >/dev/null 2>&1
   fi
 }
 
@@ -108,11 +111,13 @@ usage() {
 usage: sh restore.sh --passphrase-file FILE [--identity FILE] [--signer FINGERPRINT] [--database NAME] [--force [--drop-previous]] [--jobs N] [SNAPSHOT]
 
 Restores the newest (or the named) snapshot of this folder onto the PostgreSQL server that libpq's
-variables (PGHOST, PGPORT, PGUSER, PGPASSFILE) point at, roles and owner included. Run it as a
-superuser, e.g.:
-  sudo -u postgres sh restore.sh --passphrase-file /root/passphrase
-  sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --force 2026-11-26T07-40-00Z
-  sudo -u postgres sh restore.sh --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567
+variables (PGHOST, PGPORT, PGUSER, PGPASSFILE) point at, roles and owner included, as a superuser.
+Run as root against the local server, psql and pg_restore run as the postgres OS user (peer
+authentication); "--passphrase-file -" reads the passphrase from standard input. E.g.:
+  sh restore.sh --passphrase-file /root/passphrase                  # as root
+  sh restore.sh --passphrase-file /root/passphrase --force 2026-11-26T07-40-00Z
+  sh restore.sh --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567
+  runuser -u postgres -- sh restore.sh --passphrase-file - < /root/passphrase   # postgres reads this folder
 --signer FINGERPRINT: the signing key's fingerprint (40 hex digits) that `permafrost init` and
 `permafrost doctor` printed and you kept with your key; every manifest must be signed by it.
 --insecure-no-signature-check: restore a signed vault without checking who signed it.
@@ -183,7 +188,8 @@ while [ $# -gt 0 ]; do
 done
 
 [ -n "$PASSFILE" ] || [ -n "$IDENTITY" ] || die 2 "give --passphrase-file FILE (the vault's passphrase) or --identity FILE (a secret key); see --help."
-[ -z "$PASSFILE" ] || [ -r "$PASSFILE" ] || die 2 "cannot read the passphrase file $PASSFILE; check the path and that this user may read it."
+[ -z "$PASSFILE" ] || [ "$PASSFILE" = - ] || [ -r "$PASSFILE" ] ||
+  die 2 "cannot read the passphrase file $PASSFILE; check the path and that this user may read it (or run as root: the PostgreSQL tools then run as postgres), or pass it on standard input: --passphrase-file - < FILE."
 [ -z "$IDENTITY" ] || [ -r "$IDENTITY" ] || die 2 "cannot read the identity file $IDENTITY; check the path and that this user may read it."
 [ -z "$DROP_PREVIOUS" ] || [ -n "$FORCE" ] || die 2 "--drop-previous only goes with --force (it drops the database --force replaces); see --help."
 case $JOBS in '' | *[!0-9]* | 0) die 2 "--jobs takes a positive number, not \"$JOBS\"." ;; esac
@@ -199,6 +205,19 @@ fi
 for tool in gpg gpgconf psql pg_restore sha256sum awk mktemp mkfifo df date; do
   command -v "$tool" >/dev/null 2>&1 || die 1 "$tool is not installed; on Debian: apt-get install gnupg postgresql-client coreutils gawk, then run again."
 done
+
+# Run by root against the local server (PGUSER unset, PGHOST unset or a socket folder): root reads
+# the vault and the passphrase, which postgres may not, and psql and pg_restore run as the postgres
+# OS user, as peer authentication (Debian's default) requires.
+PGAS=
+if [ "$(id -u)" = 0 ] && [ -z "${PGUSER:-}" ] && case ${PGHOST:-/} in /*) true ;; *) false ;; esac && id -u postgres >/dev/null 2>&1; then
+  command -v setpriv >/dev/null 2>&1 || die 1 "setpriv is not installed (it runs psql as postgres); on Debian: apt-get install util-linux, then run again."
+  PGAS="setpriv --reuid=postgres --regid=postgres --init-groups --"
+  case $PASSFILE in '' | - | /*) ;; *) PASSFILE="$PWD/$PASSFILE" ;; esac
+  case $IDENTITY in '' | /*) ;; *) IDENTITY="$PWD/$IDENTITY" ;; esac
+  # postgres may not enter root's working folder; every path from here on is absolute.
+  cd / || exit 1
+fi
 
 # --- the snapshot and its manifest ----------------------------------------------------------------
 
@@ -225,7 +244,7 @@ base=${TMPDIR:-/tmp}
 # A folder an earlier run left when it was killed with SIGKILL (no trap runs then) holds plaintext:
 # remove every one of ours whose process is gone before making a new one.
 for old in "$base"/permafrost-*-0-*; do
-  if [ ! -d "$old" ] || [ ! -O "$old" ]; then continue; fi
+  if [ ! -d "$old" ] || { [ ! -O "$old" ] && [ -z "$PGAS" ]; }; then continue; fi
   oldpid=${old##*/permafrost-}
   oldpid=${oldpid%%-*}
   case $oldpid in '' | *[!0-9]*) continue ;; esac
@@ -234,6 +253,14 @@ for old in "$base"/permafrost-*-0-*; do
 done
 # The name matches permafrost's private temp folders, so its sweep removes one a SIGKILL left.
 WORK=$(mktemp -d "$base/permafrost-$$-0-XXXXXX") || die 1 "cannot create a private folder in $base; set TMPDIR to a writable folder with room for the decrypted dump."
+# pg_restore (as postgres) reads the decrypted dump in it; root still reads everything.
+[ -z "$PGAS" ] || chown postgres "$WORK" || die 1 "cannot give $WORK to postgres; set TMPDIR to a local folder and run again."
+if [ "$PASSFILE" = - ]; then
+  [ ! -t 0 ] || die 2 "--passphrase-file - reads the passphrase from standard input, which is a terminal here; give it a file: --passphrase-file - < /root/passphrase."
+  cat >"$WORK/passphrase" || die 2 "cannot read the passphrase from standard input."
+  [ -s "$WORK/passphrase" ] || die 2 "standard input held no passphrase (--passphrase-file - reads its first line); give it a file: --passphrase-file - < /root/passphrase."
+  PASSFILE="$WORK/passphrase"
+fi
 
 # manifest.json as permafrost writes it (JSON.stringify with 2 spaces: one key per line) flattened
 # to "path<TAB>type:value" lines; any other layout is refused rather than guessed at.
@@ -450,12 +477,13 @@ BEFORE="${TARGET}_before_YYYYMMDD_HHMMSS"
 sql() {
   db=$1
   shift
-  psql -X -q -A -t --no-password -v ON_ERROR_STOP=1 -d "$db" "$@"
+  # shellcheck disable=SC2086 # PGAS is empty or setpriv's words
+  $PGAS psql -X -q -A -t --no-password -v ON_ERROR_STOP=1 -d "$db" "$@"
 }
 
 super=$(printf 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user;\n' | sql postgres 2>"$WORK/psql.err") ||
   die 1 "cannot reach the PostgreSQL server ($(tail -n 1 "$WORK/psql.err")); start it, or set PGHOST/PGPORT/PGUSER, and run again."
-[ "$super" = t ] || die 1 "the PostgreSQL user this script connects as is not a superuser, so it cannot create roles or set owners; run it as postgres (sudo -u postgres sh restore.sh …) or set PGUSER."
+[ "$super" = t ] || die 1 "the PostgreSQL user this script connects as is not a superuser, so it cannot create roles or set owners; run it as root (it then connects as postgres) or as postgres, or set PGUSER."
 
 exists() {
   found=$(sql postgres -v d="$1" <<'EOF'
@@ -565,6 +593,7 @@ decrypt() {
     rm -f -- "$WORK/$out"
     undecryptable "$in" "$snap"
   fi
+  [ -z "$PGAS" ] || chown postgres "$WORK/$out"
 }
 
 # Decrypts part file $1 of snapshot $2 into $WORK/$3 and checks its size against index $4 of that manifest.
@@ -590,7 +619,8 @@ fi
 
 if [ -n "$ROLES_FILE" ]; then
   say "creating the roles the database needs that this server lacks …"
-  run "$WORK/psql.err" psql -X -q -o /dev/null --no-password -v ON_ERROR_STOP=1 --single-transaction -d postgres -f "$WORK/roles.sql" ||
+  # shellcheck disable=SC2086 # PGAS is empty or setpriv's words
+  run "$WORK/psql.err" $PGAS psql -X -q -o /dev/null --no-password -v ON_ERROR_STOP=1 --single-transaction -d postgres -f "$WORK/roles.sql" ||
     die 1 "creating the roles failed ($(tail -n 1 "$WORK/psql.err")); fix that, then run again."
 else
   say "note: snapshot $SNAPSHOT has no roles part (made by an older permafrost); roles it needs must exist already (createuser NAME)."
@@ -650,7 +680,8 @@ apply_sql() {
   gpg --homedir "$WORK/gnupg" --batch --no-tty --quiet --no-permission-warning --no-symkey-cache "$@" --output - --decrypt "$in" \
     >"$WORK/stream" 2>"$WORK/gpg.err" &
   gpg_pid=$!
-  psql -X -q --no-password -v ON_ERROR_STOP=1 --single-transaction -d "$INCOMING" <"$WORK/stream" >/dev/null 2>"$WORK/psql.err" &
+  # shellcheck disable=SC2086 # PGAS is empty or setpriv's words
+  $PGAS psql -X -q --no-password -v ON_ERROR_STOP=1 --single-transaction -d "$INCOMING" <"$WORK/stream" >/dev/null 2>"$WORK/psql.err" &
   psql_pid=$!
   CHILD="$gpg_pid $psql_pid"
   wait "$gpg_pid"
@@ -671,12 +702,14 @@ apply_sql() {
 
 if [ -z "$CHAIN" ]; then
   say "restoring into $INCOMING …"
-  run "$WORK/restore.err" pg_restore --exit-on-error --no-password --jobs "$JOBS" -d "$INCOMING" "$WORK/database.pgdump" ||
+  # shellcheck disable=SC2086 # PGAS is empty or setpriv's words
+  run "$WORK/restore.err" $PGAS pg_restore --exit-on-error --no-password --jobs "$JOBS" -d "$INCOMING" "$WORK/database.pgdump" ||
     die 1 "pg_restore failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
   rm -f -- "$WORK/database.pgdump"
 else
   say "restoring into $INCOMING: the schema of base $BASE …"
-  run "$WORK/restore.err" pg_restore --exit-on-error --no-password --section=pre-data -d "$INCOMING" "$WORK/schema.pgdump" ||
+  # shellcheck disable=SC2086 # PGAS is empty or setpriv's words
+  run "$WORK/restore.err" $PGAS pg_restore --exit-on-error --no-password --section=pre-data -d "$INCOMING" "$WORK/schema.pgdump" ||
     die 1 "pg_restore of the schema (pre-data) failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
   say "the rows of base $BASE …"
   apply_sql "$VAULT/$BASE/rows.sql.gpg" "$BASE"
@@ -686,7 +719,8 @@ else
     apply_sql "$VAULT/$id/delta.sql.gpg" "$id"
   done
   say "indexes, constraints and the rest of the schema …"
-  run "$WORK/restore.err" pg_restore --exit-on-error --no-password --section=post-data --jobs "$JOBS" -d "$INCOMING" "$WORK/schema.pgdump" ||
+  # shellcheck disable=SC2086 # PGAS is empty or setpriv's words
+  run "$WORK/restore.err" $PGAS pg_restore --exit-on-error --no-password --section=post-data --jobs "$JOBS" -d "$INCOMING" "$WORK/schema.pgdump" ||
     die 1 "pg_restore of the schema (post-data) failed ($(tail -n 1 "$WORK/restore.err")); \"$TARGET\" was not touched; fix that and run again."
   rm -f -- "$WORK/schema.pgdump"
 fi

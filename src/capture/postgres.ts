@@ -16,6 +16,8 @@ export interface CaptureSession {
   database: DatabaseFacts;
   /** The roles part's plaintext (src/capture/roles.ts), read in the same snapshot. */
   rolesSql: string;
+  /** Whether the roles part carries the password hashes (false: this session could not read pg_authid). */
+  rolePasswords: boolean;
   /** The session's own connection, inside the transaction (delta mode reads rows through it). */
   client: pg.Client;
   /** Its backend, for cancelling a long read from a second connection. */
@@ -54,7 +56,8 @@ export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSigna
     const facts = await mastodonFacts(client);
     const tables = await userTables(client);
     const database = await readDatabaseFacts(client);
-    const roles = rolesSql(db.name, await readRoles(client));
+    const roleRows = await readRoles(client);
+    const roles = rolesSql(db.name, roleRows);
     return {
       serverVersion: ver.rows[0]?.v ?? 'unknown',
       snapshot: snap.rows[0]?.s ?? '',
@@ -62,6 +65,7 @@ export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSigna
       tables,
       database,
       rolesSql: roles,
+      rolePasswords: roleRows.passwords,
       client,
       pid: pid ?? 0,
       async close() {

@@ -148,6 +148,23 @@ export function deriveFromMastodonEnv(env: Record<string, string | undefined>, d
   };
 }
 
+/**
+ * How permafrost will reach the database, judged from what init derived: with a password (DB_PASS
+ * or DATABASE_URL's), over a unix socket without one (PostgreSQL's `local` lines: peer
+ * authentication on Debian and in Mastodon's guide, where only the OS user of the role's name
+ * connects as that role), or over TCP without one (~/.pgpass, or a trust line).
+ */
+export type DatabaseAccess =
+  | { method: 'password' }
+  | { method: 'peer'; socket: string; role: string }
+  | { method: 'passwordless-tcp'; host: string };
+
+export function databaseAccess(database: MastodonDerivation['database']): DatabaseAccess {
+  if (database.passwordFile !== undefined) return { method: 'password' };
+  if (database.host.startsWith('/')) return { method: 'peer', socket: database.host, role: database.user };
+  return { method: 'passwordless-tcp', host: database.host };
+}
+
 /** Reads and parses DIR/.env.production (the dotenv syntax Mastodon uses). */
 export function readMastodonEnv(dir: string): Record<string, string> {
   const file = path.join(dir, '.env.production');

@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { UserError } from '../errors.js';
 
 /** gpg keeps a passphrase in 32 KiB of secure memory; far below that, and far above any real one. */
@@ -22,7 +23,8 @@ export function readSecretFile(file: string, key: string): string {
  * that only one of the two decrypts. The file must also belong to the user running permafrost.
  */
 export function readPassphraseFile(file: string, key = 'vault.passphraseFile', uid: number | undefined = process.getuid?.()): string {
-  const bytes = readGuarded(file, key, uid);
+  // `-`: standard input (`--passphrase-file - < /root/passphrase`), for a user that cannot open root's file.
+  const bytes = file === '-' && key !== 'vault.passphraseFile' ? readStdin(key) : readGuarded(file, key, uid);
   const line = firstLine(bytes, file, key);
   const refuse = (why: string, fix: string): never => {
     throw new UserError(`${key}: ${file} ${why}; ${fix} (${HOW_TO_MAKE_ONE}).`);
@@ -43,6 +45,25 @@ export function readPassphraseFile(file: string, key = 'vault.passphraseFile', u
     return refuse('is not UTF-8 text', 'replace the file');
   }
   return text;
+}
+
+/** All of standard input, which must not be a terminal (the passphrase would show as it is typed). */
+function readStdin(key: string): Buffer {
+  if (isatty(0)) {
+    throw new UserError(
+      `${key} -: standard input is a terminal; give the passphrase on it from a file (\`${key} - < /root/passphrase\`) or name the file.`,
+    );
+  }
+  try {
+    return readFileSync(0);
+  } catch (err) {
+    throw new UserError(
+      `${key} -: cannot read standard input (${(err as NodeJS.ErrnoException).code ?? 'error'}); give the passphrase from a file.`,
+      {
+        cause: err,
+      },
+    );
+  }
 }
 
 function readGuarded(file: string, key: string, owner?: number): Buffer {

@@ -12,6 +12,7 @@ import { newestSnapshotSize } from '../vault/store.js';
 import { readCheckState } from '../vault/check.js';
 import { deviceFreshness } from '../replicate/device.js';
 import { diskSpace } from '../vault/fs-durable.js';
+import { peerFixHere } from './peer.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -87,7 +88,7 @@ function compareMajor(a: string, b: string): number {
 }
 
 /** Connects to the database; returns its line and the server's major version when reachable. */
-export async function checkDatabase(db: DatabaseConfig): Promise<{ line: CheckLine; serverMajor: string | null }> {
+export async function checkDatabase(db: DatabaseConfig, configPath = 'CONFIG'): Promise<{ line: CheckLine; serverMajor: string | null }> {
   const name = 'database';
   let client;
   try {
@@ -96,6 +97,10 @@ export async function checkDatabase(db: DatabaseConfig): Promise<{ line: CheckLi
     const cause = (err as { cause?: unknown }).cause;
     const why = cause instanceof Error ? cause.message : errorMessage(err);
     const where = `${db.host ?? process.env.PGHOST ?? 'default host'}${db.port ? `:${db.port}` : ''}`;
+    const peer = await peerFixHere(why, db.name, configPath);
+    if (peer !== null) {
+      return { line: fail(name, `cannot connect to database "${db.name}" on ${where}: ${why}`, peer), serverMajor: null };
+    }
     return {
       line: fail(
         name,
@@ -112,6 +117,45 @@ export async function checkDatabase(db: DatabaseConfig): Promise<{ line: CheckLi
     const row = r.rows[0]!;
     const major = majorOfVersionNum(Number(row.num));
     return { line: ok(name, `connected to "${db.name}" (PostgreSQL ${row.v})`), serverMajor: major };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Whether the backup's role reads pg_authid, so that the roles part carries the password hashes.
+ * Only a superuser does, or a role a superuser granted SELECT on it (no predefined role covers it).
+ * It matters when the server logs in with a password (database.passwordFile, Mastodon's DB_PASS):
+ * a restored role without one then locks Mastodon out until it is set again.
+ */
+export async function checkRolePasswords(db: DatabaseConfig): Promise<CheckLine> {
+  const name = 'role passwords';
+  let client;
+  try {
+    client = await connect(db);
+  } catch {
+    return warn(name, 'not checked: the database is unreachable', 'fix the database line first');
+  }
+  try {
+    const r = await client.query<{ ok: boolean; u: string }>(
+      `SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok, current_user AS u`,
+    );
+    const { ok: readable, u } = r.rows[0]!;
+    if (readable) return ok(name, `role ${u} reads pg_authid: snapshots carry the roles' password hashes`);
+    const q = `"${u.replace(/"/g, '""')}"`;
+    if (db.passwordFile === undefined) {
+      return ok(
+        name,
+        `not captured (role ${u} cannot read pg_authid, only a superuser can); this server logs in without a password (peer), so a restored role needs none, and restore names any role that comes back without one`,
+      );
+    }
+    return warn(
+      name,
+      `role ${u} cannot read pg_authid (only a superuser can), so snapshots carry no role passwords and a restored ${u} has none, while this server logs in with a password (database.passwordFile)`,
+      `let a superuser grant it in this database (a catalog's grants are per database): \`runuser -u postgres -- psql -d ${db.name} -c 'GRANT SELECT ON pg_catalog.pg_authid TO ${q}'\` (it lets ${u} read every role's password hash; no predefined role such as pg_read_all_data covers pg_authid), or run the backups as postgres; otherwise set the password again after a restore (restore prints the ALTER ROLE)`,
+    );
+  } catch (err) {
+    return warn(name, `cannot tell: ${errorMessage(err)}`, 'check the database line');
   } finally {
     await client.end().catch(() => undefined);
   }

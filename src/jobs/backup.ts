@@ -175,6 +175,7 @@ async function captureSnapshot(
         files: [...dbFiles, ...extra.files],
         ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
         ...(signing ? { signedBy: signing.fingerprint } : {}),
+        rolePasswords: session.rolePasswords,
         ...(chainParts ? { chain: chainParts.chain } : {}),
       };
       const id = await commitPartial(partial, manifest, signing ? (bytes) => signDetached(bytes, signing) : undefined);

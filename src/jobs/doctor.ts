@@ -10,6 +10,7 @@ import {
   checkPassphrase,
   checkPgDump,
   checkRetention,
+  checkRolePasswords,
   checkRedis,
   checkSecrets,
   checkVault,
@@ -68,8 +69,9 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
   if (config.vault.passphraseFile !== undefined) lines.push(await checkPassphrase(config.vault.passphraseFile));
   lines.push(...(await checkKeys(config)));
   if (config.role === 'source') {
-    const db = await checkDatabase(config.database);
+    const db = await checkDatabase(config.database, config.configPath);
     lines.push(db.line);
+    if (db.serverMajor !== null) lines.push(await checkRolePasswords(config.database));
     lines.push(await checkPgDump(config.database, db.serverMajor));
     lines.push(await checkRedis(config.redis));
     lines.push(await checkSecrets(config.secrets));

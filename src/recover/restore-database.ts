@@ -48,6 +48,8 @@ export interface DatabaseRestoreResult {
   rolesCreated: string[];
   /** Why the roles part was not applied, when it was not. */
   rolesNote: string | null;
+  /** Login roles the roles part created without a password (the snapshot holds none): set one before a client that uses a password connects. */
+  rolesWithoutPassword: string[];
   decryptMs: number;
   restoreMs: number;
   totalMs: number;
@@ -196,6 +198,16 @@ async function roleExists(client: pg.Client, role: string): Promise<boolean> {
   return (r.rowCount ?? 0) > 0;
 }
 
+/** Of `roles`, those that may log in and have no password (read as the superuser restore connects as). */
+async function loginRolesWithoutPassword(client: pg.Client, roles: string[]): Promise<string[]> {
+  if (roles.length === 0) return [];
+  const r = await client.query<{ name: string }>(
+    'SELECT rolname AS name FROM pg_catalog.pg_authid WHERE rolname = ANY($1) AND rolcanlogin AND rolpassword IS NULL ORDER BY 1',
+    [roles],
+  );
+  return r.rows.map((x) => x.name);
+}
+
 /** Runs the roles part's SQL in one transaction on the maintenance connection; returns the roles it created. */
 async function applyRoles(client: pg.Client, sql: string, snapshot: string): Promise<string[]> {
   try {
@@ -314,6 +326,7 @@ export async function restoreDatabase(
     const decryptMs = Date.now() - t0;
     let rolesCreated: string[] = [];
     let rolesNote: string | null = null;
+    let rolesWithoutPassword: string[] = [];
     if (opts.noOwner) rolesNote = `not applied (--no-owner${opts.role ? ` --role ${opts.role}` : ''})`;
     else if (!opts.rolesFile)
       rolesNote = `snapshot ${snapshot.id} has no roles part (made before roles were captured); the owners must exist here`;
@@ -321,6 +334,8 @@ export async function restoreDatabase(
       opts.events?.phase?.('roles');
       const sql = await readFile(await decryptVerifiedPart(source, opts.rolesFile, { signal: opts.signal }), 'utf8');
       rolesCreated = await applyRoles(maintenance, sql, snapshot.id);
+      // With rolePasswords true, a role without one had none at the source either (peer authentication).
+      if (manifest.rolePasswords !== true) rolesWithoutPassword = await loginRolesWithoutPassword(maintenance, rolesCreated);
     }
     const facts = manifest.database;
     const owner = opts.noOwner ? (opts.role ?? null) : (facts.owner ?? null);
@@ -412,6 +427,7 @@ export async function restoreDatabase(
         previous: previous ? { name: previous, dropped: opts.dropPrevious ?? false } : null,
         rolesCreated,
         rolesNote,
+        rolesWithoutPassword,
         decryptMs,
         restoreMs: totalMs - decryptMs,
         totalMs,

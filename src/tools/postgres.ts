@@ -2,6 +2,7 @@
  * The PostgreSQL client tools (pg_dump, pg_restore, psql) and the libpq connection settings they and the
  * `pg` client share: pure argv and env builders, plus the runs that only print (`--version`, `--list`).
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { readSecretFile } from '../config/secret-file.js';
@@ -108,10 +109,20 @@ export function pgRestoreArgv(
   ];
 }
 
+/**
+ * libpq's own default server, which pg_dump, psql and pg_restore use when neither database.host nor
+ * PGHOST names one: Debian's socket folder. The `pg` client would try TCP localhost instead, where a
+ * stock cluster asks for a password that peer authentication on the socket does not need.
+ */
+export function libpqDefaultHost(env: NodeJS.ProcessEnv = process.env, exists: (p: string) => boolean = existsSync): string | undefined {
+  if (env.PGHOST) return undefined;
+  return exists('/var/run/postgresql') ? '/var/run/postgresql' : undefined;
+}
+
 /** A `pg` client for the configured server, connecting to `database` (default: the configured one). */
 function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
   const client = new pg.Client({
-    host: db.host,
+    host: db.host ?? libpqDefaultHost(),
     port: db.port,
     user: db.user,
     database,
@@ -136,9 +147,15 @@ export async function connect(db: DatabaseConfig, database = db.name): Promise<p
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
+    const message = (err as Error).message;
+    const peer = /Peer authentication failed for user "([^"]+)"/i.exec(message)?.[1];
+    const fix =
+      peer !== undefined
+        ? `PostgreSQL's peer authentication lets only the OS user ${peer} connect as the role ${peer} over its socket: run permafrost as that user (\`runuser -u ${peer} -- permafrost …\`), or map this user to it in pg_ident.conf (\`permafrost doctor\` prints the lines)`
+        : "check database.* in the config (without one, libpq's PGHOST, PGPORT, PGUSER and PGPASSFILE) and that the server is running";
     throw new PermafrostError(
       'connection',
-      `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${(err as Error).message}; check database.* in the config (without one, libpq's PGHOST, PGPORT, PGUSER and PGPASSFILE) and that the server is running.`,
+      `Cannot connect to PostgreSQL database "${database}" on ${serverName(db)}: ${message}; ${fix}.`,
       {
         cause: err,
       },

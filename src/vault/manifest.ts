@@ -207,6 +207,12 @@ export const manifestSchema = z
       .string()
       .regex(/^[0-9A-F]{40}$/)
       .optional(),
+    /**
+     * Whether the roles part carries the roles' password hashes: false when the backup's database
+     * role could not read pg_authid (only a superuser, or a role granted SELECT on it, can), so
+     * the roles a restore creates have no password. Absent in manifests written before it was recorded.
+     */
+    rolePasswords: z.boolean().optional(),
     /** Delta mode only (database.delta): the snapshot's place in its chain. Absent: a full `database` part. */
     chain: chainSchema.optional(),
   })

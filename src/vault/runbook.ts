@@ -84,18 +84,21 @@ export function renderRestoreMd(f: RunbookFacts): string {
   const pin = f.signer ? ` --signer ${f.signer}` : '';
   return `# Restoring ${f.host} from this folder
 
-Written by permafrost ${f.version}; a backup rewrites it when what it says changes.
+Written by permafrost beside the snapshots; a backup rewrites it only when what it says changes
+(it names no version or date, so a rebuilt server that keeps its names writes the same text).
 This folder is a copy of the vault (on ${f.host}: \`${f.vaultDir}\`). Each snapshot folder
 (\`2026-11-26T07-40-00Z\`, UTC) holds \`manifest.json\` and OpenPGP-encrypted parts; list them,
 newest last, with \`ls -1d 20*Z\` (older versions a backup device kept are under \`.stversions/\`).
 
 This instance: database **${f.database}** owned by role **${f.owner}**; Mastodon in
-\`${f.mastodonDir}\`; media in \`${media}\`. Commands below run as root from this folder; \`SNAP\`
-is the snapshot folder you restore, e.g. \`SNAP=$(ls -1d 20*Z | tail -n 1)\`.
+\`${f.mastodonDir}\`; media in \`${media}\`. Commands below run in a root shell (\`su -\`; a stock
+Debian has no sudo, so they use \`runuser -u USER --\`) from this folder; \`SNAP\` is the snapshot
+folder you restore, e.g. \`SNAP=$(ls -1d 20*Z | tail -n 1)\`. PostgreSQL as Debian installs it lets
+the postgres OS user in as the superuser over its socket (peer authentication), and nobody else.
 
 ## 1. Packages (Debian names)
 
-    apt-get install gnupg postgresql postgresql-client redis-server coreutils gawk rsync
+    apt-get install gnupg postgresql postgresql-client redis-server coreutils gawk util-linux rsync
 
 then Mastodon itself in \`${f.mastodonDir}\` as its own install guide says (the same version as
 before: the snapshot's \`manifest.json\` names the newest migration), without running
@@ -135,14 +138,16 @@ This instance's manifests are not signed (\`vault.signingKeyFile\`), so nothing 
 wrote a snapshot: restore.sh warns about it, and only a copy you trust is safe to restore.
 `
 }
-**With restore.sh** (beside this file; stock tools only):
+**With restore.sh** (beside this file; stock tools only), as root:
 
-    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase${pin}            # the newest snapshot
-    sudo -u postgres sh restore.sh --passphrase-file /root/passphrase${pin} "$SNAP"    # a named one
+    sh restore.sh --passphrase-file /root/passphrase${pin}            # the newest snapshot
+    sh restore.sh --passphrase-file /root/passphrase${pin} "$SNAP"    # a named one
 
-The postgres user must be able to read the passphrase file and this folder (or run it as root
-with \`PGUSER=postgres\`). It checks who signed each manifest (\`--signer\`), each part's SHA-256
-against \`manifest.json\`, decrypts into a
+Run by root, it reads this folder and the passphrase itself and runs psql and pg_restore as the
+postgres OS user (peer authentication), so neither needs to be readable by postgres. With
+\`PGUSER\` or a TCP \`PGHOST\` set it connects as they say instead. Where postgres can read this
+folder, \`runuser -u postgres -- sh restore.sh --passphrase-file -${pin} < /root/passphrase\` works too
+(\`-\`: the passphrase on standard input). It checks who signed each manifest (\`--signer\`), each part's SHA-256 against \`manifest.json\`, decrypts into a
 private temp folder (\`$TMPDIR\`, removed on every exit), creates the missing roles, creates
 **${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores (a
 delta-mode snapshot from its whole chain, below), checks row counts and the newest migration (and,
@@ -159,9 +164,16 @@ swaps it in. An existing **${f.database}** with tables is replaced only with \`-
 | 3 | integrity: manifest unreadable, unsigned, signed by another key than \`--signer\` or edited (then nothing is decrypted or run), size or SHA-256 differs, wrong passphrase or key, a snapshot of the chain missing, a restored table unlike its manifest |
 | 129, 130, 143 | stopped by a signal; nothing decrypted is left |
 
-**With permafrost** (installed, no config needed):
+**With permafrost** (installed, no config needed). It connects as the OS user it runs as, so on
+a peer-authentication server run it as postgres, on a copy of this folder postgres can read (made
+as root: the first line; on a backup device's own Syncthing folder use restore.sh instead, since
+a changed file there is a "locally changed" item), with the passphrase on standard input:
 
-    permafrost restore --vault "$PWD" --passphrase-file /root/passphrase${pin} [--database ${f.database}] [SNAPSHOT]
+    chgrp -R postgres . && chmod -R g+rX .
+    runuser -u postgres -- permafrost restore --vault "$PWD" --passphrase-file -${pin} < /root/passphrase
+
+(\`--database NAME\` restores under another name; \`SNAPSHOT\` restores another snapshot than the newest;
+like psql it connects to \`/var/run/postgresql\` unless \`PGHOST\` names another server.)
 
 **By hand**, with stock commands${
     f.signer
@@ -172,10 +184,10 @@ must say "Good signature" and \`using … key ${f.signer}\`, or a subkey of it)`
 
     umask 077
     gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output /root/roles.sql "$SNAP/roles.sql.gpg"
-    sudo -u postgres psql -X -v ON_ERROR_STOP=1 --single-transaction -d postgres < /root/roles.sql
-    sudo -u postgres createdb -T template0 -O ${f.owner} ${createdbLocale ? `${createdbLocale} ` : ''}${f.database}
+    runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d postgres < /root/roles.sql
+    runuser -u postgres -- createdb -T template0 -O ${f.owner} ${createdbLocale ? `${createdbLocale} ` : ''}${f.database}
     gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase --output /root/db.pgdump "$SNAP/database.pgdump.gpg"
-    sudo -u postgres pg_restore --exit-on-error -d ${f.database} < /root/db.pgdump
+    runuser -u postgres -- pg_restore --exit-on-error -d ${f.database} < /root/db.pgdump
     rm -f /root/db.pgdump /root/roles.sql
 
 A **delta-mode** snapshot (its \`manifest.json\` has \`"chain"\`; no \`database.pgdump.gpg\`) needs its
@@ -185,14 +197,14 @@ whole chain: follow \`"reference"\` from folder to folder back to the base (\`"k
 
     GPG="gpg -d --batch --pinentry-mode loopback --passphrase-file /root/passphrase"
     $GPG --output /root/schema.pgdump "$BASE/schema.pgdump.gpg"
-    sudo -u postgres pg_restore --exit-on-error --section=pre-data -d ${f.database} /root/schema.pgdump
-    $GPG "$BASE/rows.sql.gpg" | sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d ${f.database} >/dev/null
-    $GPG "$DELTA/delta.sql.gpg" | sudo -u postgres psql …    # the same for each delta, depth 1 first, "$SNAP" last
-    sudo -u postgres pg_restore --exit-on-error --section=post-data -d ${f.database} /root/schema.pgdump
+    runuser -u postgres -- pg_restore --exit-on-error --section=pre-data -d ${f.database} < /root/schema.pgdump
+    $GPG "$BASE/rows.sql.gpg" | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d ${f.database} >/dev/null
+    $GPG "$DELTA/delta.sql.gpg" | runuser -u postgres -- psql …    # the same for each delta, depth 1 first, "$SNAP" last
+    runuser -u postgres -- pg_restore --exit-on-error --section=post-data -d ${f.database} < /root/schema.pgdump
     rm -f /root/schema.pgdump
 
 If any \`gpg\` or \`psql\` of these fails, drop the database and start again from \`createdb\`.
-${f.roles ? '' : `\nSnapshots made before roles travelled with them have no \`roles.sql.gpg\`: create the owner by hand\ninstead (\`sudo -u postgres createuser ${f.owner}\`), and any other role pg_restore names.\n`}
+${f.roles ? '' : `\nSnapshots made before roles travelled with them have no \`roles.sql.gpg\`: create the owner by hand\ninstead (\`runuser -u postgres -- createuser ${f.owner}\`), and any other role pg_restore names.\n`}
 ## 4. Redis
 ${
   f.redis
@@ -239,12 +251,26 @@ Mastodon fetches again). Copy it back, still without \`cache/\`:
 ## 7. Mastodon
 
     cd ${f.mastodonDir}
-    sudo -u mastodon RAILS_ENV=production bin/tootctl search deploy    # when Elasticsearch is used
-    sudo -u mastodon RAILS_ENV=production bin/tootctl cache clear
+    runuser -u mastodon -- env RAILS_ENV=production bin/tootctl search deploy    # when Elasticsearch is used
+    runuser -u mastodon -- env RAILS_ENV=production bin/tootctl cache clear
     systemctl restart mastodon-web mastodon-sidekiq mastodon-streaming
 
 Then log in, post, and check that media load. Once it works: \`dropdb\` any \`${f.database}_before_…\`
-copy restore.sh printed, and set up permafrost on the new server (\`permafrost init\`).
+copy restore.sh printed.
+
+## 8. Back up again, with the same key
+
+Set permafrost up on the new server with the key the old snapshots need, so that old and new
+snapshots open with the same secret and the device keeps one vault (\`permafrost init\` refuses to
+make a new passphrase where snapshots already are):
+
+${
+  f.passphraseFile === null
+    ? `    permafrost init --mastodon ${f.mastodonDir} --vault ${f.vaultDir} --recipients RECIPIENT.asc    # the public key(s) of vault.recipients`
+    : `    permafrost init --mastodon ${f.mastodonDir} --vault ${f.vaultDir} --passphrase-file /root/passphrase`
+}
+
+then \`shred -u /root/passphrase\`, and \`permafrost sync apply\` with the devices' ids as before.
 `;
 }
 

@@ -73,6 +73,7 @@ describe('a device config with only vault.dir', () => {
       'never',
       '✓',
       'database,secrets,roles',
+      'passphrase',
     ]);
     const json = JSON.parse((await cli('list', '--json')).stdout) as Array<{ checked: string }>;
     expect(json).toMatchObject([{ checked: 'ok' }]);

@@ -247,7 +247,7 @@ describe('prune and check with delta chains on a backup device', () => {
     expect(row(18)).toMatchObject({ kind: 'base', depth: 0, reference: null, neededBy: [23, 22, 21, 20, 19].map(at) });
     expect(row(0)).toMatchObject({ kind: 'base', neededBy: [] });
     const table = (await cli('list')).stdout.split('\n');
-    expect(table[0]).toBe(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
+    expect(table[0]).toBe(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS', 'KEY'].join('\t'));
     expect(table.find((l) => l.startsWith(at(47)))!.split('\t')[3]).toBe('delta 5');
     expect(table.find((l) => l.startsWith(at(42)))!.split('\t')[3]).toBe(`base, needed by ${at(47)} +4`);
   });

@@ -38,7 +38,7 @@ describe('the runbook beside the data', () => {
     expect(text).toContain('database **source** owned by role');
     expect(text).toContain(`on ${hostname()}: \`${ws.vault}\``);
     expect(text).toContain(`it was \`${ws.passFile}\``);
-    expect(text).toContain('permafrost restore --vault "$PWD" --passphrase-file /root/passphrase');
+    expect(text).toContain('permafrost restore --vault "$PWD" --passphrase-file - < /root/passphrase');
     expect(text).toContain('RAILS_ENV=production bin/tootctl search deploy');
 
     // Unchanged text is not rewritten: a device's Syncthing would keep a version of every rewrite.

@@ -55,7 +55,7 @@ describe('a damaged entry in the vault is reported and the rest keeps working', 
     expect(errorSentence(list.stderr)).toContain(bad.manifestFile);
     expect(errorSentence(list.stderr)).toContain('files[0].bytes');
     const lines = list.stdout.trim().split('\n');
-    expect(lines[0]).toBe(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
+    expect(lines[0]).toBe(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS', 'KEY'].join('\t'));
     expect(lines[1]!.split('\t')).toEqual([
       good.id,
       expect.any(String),
@@ -64,6 +64,7 @@ describe('a damaged entry in the vault is reported and the rest keeps working', 
       'never',
       'never',
       'database,roles',
+      'passphrase',
     ]);
     const badRow = lines[2]!.split('\t');
     expect(badRow.slice(0, 6)).toEqual([bad.id, expect.any(String), '?', '?', 'never', 'never']);

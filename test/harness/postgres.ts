@@ -50,6 +50,12 @@ export interface ClusterOptions {
   root?: string;
   /** Keep fsync on, as on a production server (default off: tests want speed, not durability). */
   fsync?: boolean;
+  /**
+   * Debian's and Mastodon's default: local (unix socket) connections use peer authentication, so an
+   * OS user connects only as the database role of its own name. Needs root (initdb runs as postgres);
+   * the cluster's own psql() then runs as the postgres OS user.
+   */
+  peer?: boolean;
 }
 
 export function startCluster(port = 5432, opts: ClusterOptions = {}): PgCluster {
@@ -72,8 +78,9 @@ export function startCluster(port = 5432, opts: ClusterOptions = {}): PgCluster 
     chownSync(logFile, uid, gid);
   }
   const user = isRoot ? 'postgres' : (process.env.USER ?? 'postgres');
-  if (!reuse)
-    run(asServerUser([path.join(binDir, 'initdb'), '-D', dataDir, '-U', user, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '-N']));
+  if (opts.peer && (!isRoot || user !== 'postgres')) throw new Error('startCluster({ peer: true }) needs root (initdb runs as postgres)');
+  const auth = opts.peer ? ['--auth-local=peer', '--auth-host=scram-sha-256'] : ['--auth=trust'];
+  if (!reuse) run(asServerUser([path.join(binDir, 'initdb'), '-D', dataDir, '-U', user, ...auth, '-E', 'UTF8', '--locale=C.UTF-8', '-N']));
   const cluster: PgCluster = {
     socketDir,
     port,
@@ -105,11 +112,12 @@ export function startCluster(port = 5432, opts: ClusterOptions = {}): PgCluster 
       );
     },
     psql(db, sql) {
-      return execFileSync(
+      // With peer authentication only the postgres OS user connects as postgres.
+      const [bin, ...args] = (opts.peer ? asServerUser : (a: string[]) => a)([
         path.join(binDir, 'psql'),
-        ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', user, '-d', db],
-        { input: sql, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
-      );
+        ...['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', user, '-d', db],
+      ]);
+      return execFileSync(bin!, args, { input: sql, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, cwd: '/' });
     },
   };
   cluster.start();

@@ -6,6 +6,8 @@ interface InitFlags {
   force?: boolean;
   vault?: string;
   generateKeys?: string;
+  passphraseFile?: string;
+  recipients?: string[];
   json?: boolean;
 }
 
@@ -20,6 +22,11 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       '--generate-keys <dir>',
       'instead of a passphrase, make a recipient key pair (its secret half written into DIR, to be moved off the server) and a signing key pair',
     )
+    .option(
+      '--passphrase-file <file>',
+      'reuse this passphrase (a 0600 file, or - for standard input) instead of making a new one: a rebuilt server keeps the key its old snapshots need',
+    )
+    .option('--recipients <files...>', "encrypt to these public keys (vault.recipients), e.g. the old server's, instead of a passphrase")
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -28,6 +35,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         'permafrost --config /etc/permafrost/permafrost.yaml init --mastodon /home/mastodon/live --vault /srv/permafrost',
         'permafrost init --mastodon /home/mastodon/live --force && permafrost doctor',
         'permafrost init --mastodon /home/mastodon/live --generate-keys /root/move-me   # the server holds no secret that decrypts',
+        "permafrost init --mastodon /home/mastodon/live --passphrase-file /root/passphrase   # rebuilt server: the old snapshots' passphrase",
       ]),
     )
     .action(async (opts: InitFlags) => {
@@ -38,11 +46,37 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         force: opts.force,
         vaultDir: opts.vault,
         generateKeysDir: opts.generateKeys,
+        reusePassphraseFile: opts.passphraseFile,
+        recipients: opts.recipients,
       });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
       io.out(`wrote ${result.configPath}`);
       for (const f of result.passwordFiles) io.out(`wrote ${f} (mode 0600)`);
       io.out(`snapshots will go to ${result.vaultDir}`);
+      if (result.reusedKey) io.out(`the snapshots already there open with ${result.reusedKey}; new ones use the same key`);
+      const a = result.access;
+      const cfg = result.configPath;
+      if (a.method === 'peer') {
+        io.out(
+          `database: reached over the unix socket ${a.socket} without a password (peer authentication, Debian's and Mastodon's default): only the OS user ${a.osUser} connects as the role ${a.role}, so permafrost runs as ${a.osUser}`,
+        );
+        if (result.handedOver.length > 0) io.out(`gave ${result.handedOver.join(', ')} to ${a.osUser}`);
+        if (result.peerMap) {
+          const m = result.peerMap;
+          io.out(
+            `note: there is no OS user ${a.osUser} on this host: create it (\`useradd --system --user-group ${a.osUser}\`) and give it ${cfg}'s secrets, ` +
+              `or let this user connect as ${a.role}: add \`${m.ident}\` to ${m.identFile}, and above the first \`local\` line of pg_hba.conf \`${m.hba}\`, then \`systemctl reload postgresql\`.`,
+          );
+        }
+      } else if (a.method === 'password') {
+        io.out(
+          'database: reached with the password from .env.production (stored in the 0600 file above); any OS user that can read it connects',
+        );
+      } else {
+        io.out(
+          `database: reached over TCP (${a.host}) without a password in .env.production: PostgreSQL must let this user in by ~/.pgpass (PGPASSFILE) or a trust line; \`permafrost doctor\` checks it`,
+        );
+      }
       io.out(
         `retention (vault.keep): ${describePolicy(result.keep)}; older snapshots are deleted after each backup (edit vault.keep to change it)`,
       );
@@ -65,6 +99,10 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
           `Keep the signer's fingerprint ${k.signingFingerprint} with that secret key: a restore from a copy of the vault trusts only the manifests it signed ` +
             `(sh restore.sh --signer ${k.signingFingerprint} …, permafrost restore --signer ${k.signingFingerprint} …); \`permafrost doctor\` prints it again.`,
         );
+      } else if (result.passphraseCreated && result.reusedKey) {
+        io.out(`Wrote the passphrase you gave to ${result.passphraseFile} (mode 0400): old and new snapshots open with it.`);
+      } else if (result.passphraseFile === null) {
+        io.out('Snapshots are encrypted to the public keys of vault.recipients; this server holds no secret that decrypts them.');
       } else if (result.passphraseCreated) {
         io.out(
           `Created the passphrase file ${result.passphraseFile} (mode 0400). Every snapshot is encrypted with it, and ` +
@@ -76,6 +114,12 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         io.out(`Kept the existing passphrase file ${result.passphraseFile}; make sure a copy of it is stored off this server.`);
       }
       io.out('');
-      io.out('Next: `permafrost doctor` checks everything, then `permafrost backup` takes the first snapshot.');
+      const as = result.access.osUser !== null && result.access.switchUser ? `runuser -u ${result.access.osUser} -- ` : '';
+      io.out(
+        `Next: \`${as}permafrost --config ${cfg} doctor\` checks everything, then \`${as}permafrost --config ${cfg} backup\` takes the first snapshot` +
+          (as
+            ? `; \`permafrost --config ${cfg} systemd --install\` runs the backups as ${result.access.osUser} (the vault's owner).`
+            : '.'),
+      );
     });
 };

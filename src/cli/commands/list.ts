@@ -1,7 +1,15 @@
 import { IntegrityError } from '../../errors.js';
 import { neededBy } from '../../vault/retention.js';
+import type { SnapshotKeys } from '../../vault/keys-reuse.js';
 import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 import { formatAge, formatBytes } from '../../format.js';
+
+/** What opens a snapshot, short: `passphrase`, `key …0123456789ABCDEF` (the fingerprint's last 16 digits). */
+function keyCell(k: SnapshotKeys | null): string {
+  if (k === null) return '?';
+  const all = [...(k.passphrase ? ['passphrase'] : []), ...k.recipients.map((fp) => `key …${fp.slice(-16)}`)];
+  return all.length ? all.join(' or ') : '?';
+}
 
 /** `full`, `base`, `delta 3`; with who needs it: `base, needed by 2026-12-01T05-00-00Z +4`. */
 function kindCell(r: { kind: string | null; depth: number | null; neededBy: string[] }): string {
@@ -15,7 +23,8 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
   program
     .command('list')
     .description(
-      'List snapshots, newest first: age, size, kind (full; or base / delta N of a database.delta chain, with the newest snapshot whose restore needs it), verify and check results, parts.',
+      'List snapshots, newest first: age, size, kind (full; or base / delta N of a database.delta chain, with the newest snapshot whose restore needs it), ' +
+        'the key that opens it (the passphrase, or a public key by fingerprint), verify and check results, parts.',
     )
     .option('--json', 'print the snapshots as JSON')
     .option(...VAULT_OPTION)
@@ -30,10 +39,11 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { json?: boolean; vault?: string }) => {
       const cfg = config({ vault: opts.vault });
-      const [{ listSnapshots }, { readVerifyState, verifyStatus }, { checkStatus, readCheckState }] = await Promise.all([
+      const [{ listSnapshots }, { readVerifyState, verifyStatus }, { checkStatus, readCheckState }, { snapshotKeys }] = await Promise.all([
         import('../../vault/store.js'),
         import('../../recover/verify-state.js'),
         import('../../vault/check.js'),
+        import('../../vault/keys-reuse.js'),
       ]);
       const snaps = await listSnapshots(cfg.vault.dir, { versions: true });
       const verified = await readVerifyState(cfg.vault.dir);
@@ -58,6 +68,8 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         // Which keys open each part (manifests from before recipients: the passphrase only), and who signed it.
         keys: Object.fromEntries(s.manifest?.files.map((f) => [f.part, f.keys ?? { recipients: [], passphrase: true }]) ?? []),
         signedBy: s.manifest?.signedBy ?? null,
+        /** What opens every part: the passphrase (no fingerprint: none is computed from a secret) and/or these public keys. */
+        opensWith: s.manifest ? snapshotKeys(s.manifest) : null,
         future: s.future,
         /** Held only in Syncthing's .stversions on this device (pruned on the server); restorable by its id. */
         versionsOnly: s.versionsOnly === true,
@@ -71,7 +83,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
       if (opts.json) io.out(JSON.stringify(rows, null, 2));
       else if (rows.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
       else {
-        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS'].join('\t'));
+        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS', 'KEY'].join('\t'));
         for (const r of rows) {
           const size = r.bytes === null ? '?' : formatBytes(r.bytes);
           const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
@@ -79,7 +91,18 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
           const contents =
             r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
           const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
-          io.out([r.id, age, size, kindCell(r), mark, check, `${contents}${r.versionsOnly ? ' (in .stversions)' : ''}`].join('\t'));
+          io.out(
+            [
+              r.id,
+              age,
+              size,
+              kindCell(r),
+              mark,
+              check,
+              `${contents}${r.versionsOnly ? ' (in .stversions)' : ''}`,
+              keyCell(r.opensWith),
+            ].join('\t'),
+          );
         }
         for (const r of rows.filter((x) => x.future)) {
           io.err(

@@ -59,7 +59,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     )
     .option(
       '--passphrase-file <file>',
-      'the vault passphrase (a 0600 file), instead of vault.passphraseFile: for a backup device that keeps none',
+      'the vault passphrase (a 0600 file, or - to read it from standard input), instead of vault.passphraseFile: for a backup device that keeps none',
     )
     .option(
       '--signer <fingerprint>',
@@ -83,6 +83,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'PGHOST=/var/run/postgresql permafrost restore latest --vault /media/usb/permafrost --passphrase-file /root/passphrase   # no config file',
         'permafrost restore latest --vault /media/usb/permafrost --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567   # a signed vault',
         'permafrost restore latest --vault /srv/syncthing/vault --passphrase-file /root/passphrase --all /root/restore --media-from /srv/syncthing/media',
+        'runuser -u postgres -- permafrost restore --vault /srv/copy --passphrase-file - < /root/passphrase   # peer authentication: as postgres',
         'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
         'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
         'permafrost restore 2026-11-26T13-00-00Z --database mastodon_restored   # a delta snapshot: its base, then each delta up to it',
@@ -148,6 +149,13 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       if (db) {
         if (db.rolesCreated.length > 0) io.out(`created role${db.rolesCreated.length > 1 ? 's' : ''} ${db.rolesCreated.join(', ')}`);
         if (db.rolesNote) io.out(`roles: ${db.rolesNote}`);
+        for (const role of db.rolesWithoutPassword) {
+          const q = `"${role.replace(/"/g, '""')}"`;
+          io.out(
+            `role ${role} came back without a password (the snapshot holds none: the backup's role could not read pg_authid, or it had none); ` +
+              `if Mastodon connects with DB_PASS, set it as a superuser: ALTER ROLE ${q} PASSWORD '…';  (or \`runuser -u postgres -- psql -c '\\password ${role}'\`)`,
+          );
+        }
         for (const s of db.terminatedSessions) io.out(`ended session ${describeSession(s)} on "${db.database}"`);
         io.out(
           `restored snapshot ${db.snapshot} into database "${db.database}"${db.created ? ' (created)' : ''}: ` +

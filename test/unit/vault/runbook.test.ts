@@ -29,19 +29,28 @@ const facts: RunbookFacts = {
 };
 
 describe('RESTORE.md', () => {
+  it('embeds nothing volatile: a rebuilt server (another permafrost version, same names) writes the same bytes, so a device sees no change and no conflict', () => {
+    expect(renderRestoreMd({ ...facts, version: '9.9.9' })).toBe(renderRestoreMd(facts));
+    const md = renderRestoreMd(facts);
+    expect(md).toContain(
+      'permafrost init --mastodon /home/mastodon/live --vault /var/lib/permafrost/snapshots --passphrase-file /root/passphrase',
+    );
+    expect(renderRestoreMd({ ...facts, passphraseFile: null })).toContain('--recipients RECIPIENT.asc');
+  });
+
   it("names this instance's database, owner, folders and the stock commands with its locale", () => {
     const md = renderRestoreMd(facts);
     expect(md).toContain('# Restoring social.example from this folder');
     expect(md).toContain('database **mastodon_production** owned by role **mastodon**');
     expect(md).toContain('on social.example: `/var/lib/permafrost/snapshots`');
     expect(md).toContain(
-      'sudo -u postgres createdb -T template0 -O mastodon -E UTF8 --lc-collate=en_US.UTF-8 --lc-ctype=en_US.UTF-8 mastodon_production',
+      'runuser -u postgres -- createdb -T template0 -O mastodon -E UTF8 --lc-collate=en_US.UTF-8 --lc-ctype=en_US.UTF-8 mastodon_production',
     );
     expect(md).toContain('--output /home/mastodon/live/.env.production "$SNAP/env.production.gpg"');
     expect(md).toContain('chmod 0600 /home/mastodon/live/.env.production');
     expect(md).toContain('chown redis:redis /var/lib/redis/dump.rdb');
     expect(md).toContain('rsync -a --exclude=/cache/ DEVICE_MEDIA_FOLDER/ /home/mastodon/live/public/system/');
-    expect(md).toContain('permafrost restore --vault "$PWD" --passphrase-file /root/passphrase');
+    expect(md).toContain('permafrost restore --vault "$PWD" --passphrase-file - < /root/passphrase');
     expect(md).toContain('| 3 | integrity: manifest unreadable');
     expect(md).not.toContain('createuser mastodon`), and any other role');
   });
@@ -51,10 +60,10 @@ describe('RESTORE.md', () => {
     expect(md).toContain('follow `"reference"` from folder to folder back to the base');
     const order = [
       '$GPG --output /root/schema.pgdump "$BASE/schema.pgdump.gpg"',
-      'pg_restore --exit-on-error --section=pre-data -d mastodon_production /root/schema.pgdump',
-      '$GPG "$BASE/rows.sql.gpg" | sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d mastodon_production >/dev/null',
-      '$GPG "$DELTA/delta.sql.gpg" | sudo -u postgres psql …    # the same for each delta, depth 1 first, "$SNAP" last',
-      'pg_restore --exit-on-error --section=post-data -d mastodon_production /root/schema.pgdump',
+      'pg_restore --exit-on-error --section=pre-data -d mastodon_production < /root/schema.pgdump',
+      '$GPG "$BASE/rows.sql.gpg" | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d mastodon_production >/dev/null',
+      '$GPG "$DELTA/delta.sql.gpg" | runuser -u postgres -- psql …    # the same for each delta, depth 1 first, "$SNAP" last',
+      'pg_restore --exit-on-error --section=post-data -d mastodon_production < /root/schema.pgdump',
     ].map((line) => md.indexOf(line));
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
@@ -79,8 +88,8 @@ describe('RESTORE.md', () => {
 
   it('snapshots without roles, Redis or secrets parts say what to do instead', () => {
     const md = renderRestoreMd({ ...facts, roles: false, redis: false, secrets: false, encoding: null, collate: null, ctype: null });
-    expect(md).toContain('sudo -u postgres createuser mastodon');
-    expect(md).toContain('sudo -u postgres createdb -T template0 -O mastodon mastodon_production\n');
+    expect(md).toContain('runuser -u postgres -- createuser mastodon');
+    expect(md).toContain('runuser -u postgres -- createdb -T template0 -O mastodon mastodon_production\n');
     expect(md).toContain('hold no Redis part');
     expect(md).toContain('hold no secrets part');
   });
