@@ -4,8 +4,8 @@
  */
 import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
-import { IntegrityError, PermafrostError } from '../errors.js';
-import type { NotifyLog } from '../notify/alerts.js';
+import { BusyError, errorMessage, IntegrityError, PermafrostError } from '../errors.js';
+import { logAlertingFailure, type NotifyLog } from '../notify/alerts.js';
 import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
 import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
@@ -13,6 +13,7 @@ import { checkFailed, runCheck, type CheckResult } from './check.js';
 import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import type { SecretFlags } from '../vault/keys-identity.js';
+import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
 import { checkDevices } from './watch.js';
 
 export interface JobRunOptions {
@@ -35,19 +36,42 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
   const log = opts.log ?? quiet;
   await sweepAndReport(source, log);
   try {
-    const result = await backupWithAlerts(
-      source,
-      () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
-      {
-        log,
-        signal: opts.signal,
-      },
-    );
+    let result: BackupResult;
+    try {
+      result = await backupWithAlerts(
+        source,
+        () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+        {
+          log,
+          signal: opts.signal,
+        },
+      );
+    } catch (err) {
+      // A run that found the vault busy or was stopped on purpose did not fail: it leaves the last outcome as it was.
+      if (!(err instanceof BusyError) && !opts.signal?.aborted) {
+        await recordRun(config, { outcome: 'failed', finishedAt: new Date().toISOString(), snapshot: null, error: errorMessage(err) }, log);
+      }
+      throw err;
+    }
     const missing = requiredPartsFailed(result.manifest);
+    await recordRun(
+      config,
+      { outcome: missing ? 'partial' : 'ok', finishedAt: new Date().toISOString(), snapshot: result.manifest.id, error: missing },
+      log,
+    );
     if (missing) throw new PermafrostError('tool', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
     return result;
   } finally {
     await checkDevices(config, log);
+  }
+}
+
+/** Records a backup run's outcome for the overview; a vault that cannot take it is a warning, never the run's failure. */
+async function recordRun(config: Config, run: BackupRun, log: NotifyLog): Promise<void> {
+  try {
+    await recordBackupRun(config.vault.dir, run);
+  } catch (err) {
+    logAlertingFailure(log, `could not record the backup run in ${config.vault.dir}`, err);
   }
 }
 

@@ -1,12 +1,14 @@
-import { collectMetrics } from '../../jobs/metrics.js';
+import { writeMetricsTextfile } from '../../jobs/metrics.js';
 import { replicationReaderFor } from '../../jobs/watch.js';
+import { gatherOverview, judge } from '../../ops/overview.js';
+import { renderMetrics } from '../../web/prometheus.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 export const registerMetrics: RegisterCommand = (program, { io, config }) => {
   program
     .command('metrics')
     .description(
-      "Print Prometheus metrics computed from the vault (snapshots, sizes, durations, verify results, alert delivery failures), or write them atomically for node_exporter's textfile collector.",
+      "Print Prometheus metrics computed from the vault (permafrost_healthy: the same judgement as `permafrost status`; snapshots, sizes, durations, verify and check results, growth, alert delivery failures), or write them atomically for node_exporter's textfile collector.",
     )
     .option('--textfile <path>', 'write to this .prom file (atomically) instead of stdout')
     .addHelpText(
@@ -19,8 +21,9 @@ export const registerMetrics: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { textfile?: string }) => {
       const cfg = config();
-      const result = await collectMetrics(cfg, { textfile: opts.textfile, replication: replicationReaderFor(cfg) });
-      if (result.written) io.err(`metrics written to ${result.written}`);
-      else io.out(result.text.trimEnd());
+      const o = await gatherOverview(cfg, { replication: replicationReaderFor(cfg) });
+      const text = await renderMetrics(o, judge(o));
+      if (opts.textfile) io.err(`metrics written to ${await writeMetricsTextfile(opts.textfile, text)}`);
+      else io.out(text.trimEnd());
     });
 };

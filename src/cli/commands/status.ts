@@ -1,89 +1,83 @@
 import { RemoteError } from '../../errors.js';
-import { readVerifyState, verifyStatus, type VerifyStatus } from '../../recover/verify-state.js';
-import { replicationStatus, type ReplicationStatus } from '../../replicate/status.js';
-import { checkStatus, readCheckState, type CheckStatus } from '../../vault/check.js';
-import { listSnapshots } from '../../vault/store.js';
+import { replicationReaderFor } from '../../jobs/watch.js';
+import {
+  gatherOverview,
+  isHealthy,
+  judge,
+  problemSentence,
+  type Overview,
+  type Problem,
+  type ReplicationView,
+} from '../../ops/overview.js';
+import type { ReplicationStatus } from '../../replicate/status.js';
 import { examples, type RegisterCommand } from '../context.js';
 import type { Io } from '../run.js';
 import { formatAge, formatBytes } from '../../format.js';
 
-/** Human or JSON rendering of a replication status (shared by `status` and `sync status`). */
-export function renderStatus(
+/** Syncthing's side of a status: the local folders and each device (shared by `status` and `sync status`). */
+function renderSyncthing(
   io: Io,
-  s: ReplicationStatus & {
-    verify?: { status: VerifyStatus; checkedAt: string | null; reason: string | null } | null;
-    check?: { status: CheckStatus; checkedAt: string | null; problems: string[] } | null;
-  },
-  json: boolean,
+  s: { syncthing: boolean; role: 'source' | 'receiver'; replication: ReplicationView | null; error: string | null; hasSnapshot: boolean },
+  now: number,
 ): void {
-  if (json) return io.out(JSON.stringify(s, null, 2));
-  const verified = !s.verify
-    ? ''
-    : s.verify.status === 'verified'
-      ? ', verified ✓'
-      : s.verify.status === 'failed'
-        ? `, verify failed ✗ (${s.verify.reason ?? ''})`
-        : ', never verified';
+  const r = s.replication;
+  if (!s.syncthing) return io.out('syncthing: not configured');
+  if (!r || !r.reachable) return io.out(`syncthing: unreachable (${r?.error ?? s.error ?? 'unknown error'})`);
+  io.out(`syncthing: ${s.role}, device ${r.myID?.slice(0, 7) ?? '?'}`);
+  for (const f of r.localFolders) {
+    const notes = [
+      f.paused ? 'PAUSED' : '',
+      f.needBytes ? `${formatBytes(f.needBytes)} to receive` : '',
+      f.receiveOnlyChangedFiles ? `${f.receiveOnlyChangedFiles} locally changed` : '',
+      f.errors ? `${f.errors} error(s)` : '',
+    ].filter(Boolean);
+    io.out(`  folder ${f.folder}: ${f.state}${notes.length ? `, ${notes.join(', ')}` : ''}`);
+  }
+  const when = (iso: string | null): string => (iso ? `${formatAge(now - Date.parse(iso))} ago` : 'never');
+  for (const d of r.devices) {
+    const conn = d.connected ? `connected since ${when(d.since)}` : `not connected (last seen ${when(d.lastSeen)})`;
+    io.out(`device ${d.name} (${d.id.slice(0, 7)}): ${conn}${d.stale ? ' — STALE' : ''}`);
+    if (s.role === 'receiver') continue;
+    for (const f of d.folders)
+      io.out(`  ${f.folder}: ${f.completion.toFixed(1)}%${f.needBytes ? `, ${formatBytes(f.needBytes)} to send` : ''}`);
+    const snap = !s.hasSnapshot
+      ? 'none yet'
+      : d.newestSnapshotComplete === true
+        ? 'fully on the device'
+        : d.newestSnapshotComplete === false
+          ? 'not yet on the device'
+          : 'unknown (device offline)';
+    io.out(
+      `  newest snapshot: ${snap}${d.newestOnDevice && d.newestSnapshotComplete !== true ? `; newest there: ${d.newestOnDevice}` : ''}`,
+    );
+    if (d.lagSeconds !== null) io.out(`  lag: ${d.lagPending ? 'waiting for ' : ''}${formatAge(d.lagSeconds * 1000)}`);
+    if (d.problem) io.out(`  problem: ${d.problem}`);
+  }
+}
+
+/** A backup device about itself: its newest complete snapshot, when it arrived, and the disk its copies use. */
+function renderDevice(io: Io, device: NonNullable<Overview['device']>): void {
+  const n = device.newest;
   io.out(
-    s.snapshot
-      ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)${verified}`
-      : 'newest snapshot: none yet',
+    n
+      ? `on this device: ${n.id} complete since ${n.arrivedAt} (lag ${formatAge(n.lagSeconds * 1000)} after its commit), ${formatAge(n.ageSeconds * 1000)} old`
+      : 'on this device: no complete snapshot',
   );
-  if (s.check) {
-    const c = s.check;
-    io.out(
-      `check of the newest snapshot: ${c.status === 'ok' ? '✓' : c.status === 'failed' ? `✗ ${c.problems.join('; ')}` : 'never run (permafrost check)'}${c.checkedAt ? ` at ${c.checkedAt}` : ''}`,
-    );
-  }
-  if (s.device) {
-    const n = s.device.newest;
-    io.out(
-      n
-        ? `on this device: ${n.id} complete since ${n.arrivedAt} (lag ${formatAge(n.lagSeconds * 1000)} after its commit), ${formatAge(n.ageSeconds * 1000)} old`
-        : 'on this device: no complete snapshot',
-    );
-    io.out(
-      `disk used: ${formatBytes(s.device.disk.snapshotBytes + s.device.disk.versionsBytes)} (${formatBytes(s.device.disk.snapshotBytes)} snapshots, ${formatBytes(s.device.disk.versionsBytes)} in .stversions)`,
-    );
-  }
-  if (!s.syncthing) {
-    io.out('syncthing: not configured');
-  } else if (!s.reachable) {
-    io.out(`syncthing: unreachable (${s.error ?? 'unknown error'})`);
-  } else {
-    io.out(`syncthing: ${s.role}, device ${s.myID?.slice(0, 7) ?? '?'}`);
-    for (const f of s.localFolders) {
-      const notes = [
-        f.paused ? 'PAUSED' : '',
-        f.needBytes ? `${formatBytes(f.needBytes)} to receive` : '',
-        f.receiveOnlyChangedFiles ? `${f.receiveOnlyChangedFiles} locally changed` : '',
-        f.errors ? `${f.errors} error(s)` : '',
-      ].filter(Boolean);
-      io.out(`  folder ${f.folder}: ${f.state}${notes.length ? `, ${notes.join(', ')}` : ''}`);
-    }
-    const when = (iso: string | null): string => (iso ? `${formatAge(Date.now() - Date.parse(iso))} ago` : 'never');
-    for (const d of s.devices) {
-      const conn = d.connected ? `connected since ${when(d.since)}` : `not connected (last seen ${when(d.lastSeen)})`;
-      io.out(`device ${d.name} (${d.id.slice(0, 7)}): ${conn}${d.stale ? ' — STALE' : ''}`);
-      if (s.role === 'receiver') continue;
-      for (const f of d.folders)
-        io.out(`  ${f.folder}: ${f.completion.toFixed(1)}%${f.needBytes ? `, ${formatBytes(f.needBytes)} to send` : ''}`);
-      const snap = !s.snapshot
-        ? 'none yet'
-        : d.newestSnapshotComplete === true
-          ? 'fully on the device'
-          : d.newestSnapshotComplete === false
-            ? 'not yet on the device'
-            : 'unknown (device offline)';
-      io.out(
-        `  newest snapshot: ${snap}${d.newestOnDevice && d.newestSnapshotComplete !== true ? `; newest there: ${d.newestOnDevice}` : ''}`,
-      );
-      if (d.lagSeconds !== null) io.out(`  lag: ${d.lagPending ? 'waiting for ' : ''}${formatAge(d.lagSeconds * 1000)}`);
-      if (d.problem) io.out(`  problem: ${d.problem}`);
-    }
-  }
-  // When not ok, the command's error sentence lists the problems instead.
-  if (s.ok) for (const p of s.problems) io.out(`problem: ${p}`);
+  io.out(
+    `disk used: ${formatBytes(device.disk.snapshotBytes + device.disk.versionsBytes)} (${formatBytes(device.disk.snapshotBytes)} snapshots, ${formatBytes(device.disk.versionsBytes)} in .stversions)`,
+  );
+}
+
+/** Human or JSON rendering of `sync status`: replication alone, judged by src/replicate/status.ts. */
+export function renderStatus(io: Io, s: ReplicationStatus, json: boolean): void {
+  if (json) return io.out(JSON.stringify(s, null, 2));
+  io.out(s.snapshot ? `newest snapshot: ${s.snapshot.id} (${formatAge(s.snapshot.ageSeconds * 1000)} old)` : 'newest snapshot: none yet');
+  if (s.device) renderDevice(io, s.device);
+  renderSyncthing(
+    io,
+    { syncthing: s.syncthing, role: s.role, replication: s, error: s.error, hasSnapshot: s.snapshot !== null },
+    Date.now(),
+  );
 }
 
 /** Non-zero exit for cron and monitoring: one sentence listing what is wrong. */
@@ -93,14 +87,108 @@ export function statusFailure(s: ReplicationStatus): RemoteError {
   );
 }
 
+const REPLICATION_CODES = new Set<Problem['code']>(['syncthing', 'replication', 'device-stale']);
+
+/** `status`'s failure: every problem of severity error, with its fix, in one sentence (exit 1). */
+export function healthFailure(problems: readonly Problem[]): RemoteError {
+  const errors = problems.filter((p) => p.severity === 'error');
+  const replication = errors.every((p) => REPLICATION_CODES.has(p.code));
+  return new RemoteError(
+    `${replication ? 'Replication needs' : 'The snapshots need'} attention: ${errors.map((p) => problemSentence(p)).join('; ')}.`,
+  );
+}
+
+/** `status --json`: the overview's figures for the newest snapshot and replication, and the verdict. */
+function statusJson(o: Overview, problems: readonly Problem[]): unknown {
+  const newest = o.snapshots.find((s) => s.id === o.newest);
+  return {
+    role: o.role,
+    syncthing: o.syncthingConfigured,
+    reachable: o.replication?.reachable ?? false,
+    error: o.replication?.error ?? o.replicationError,
+    myID: o.replication?.myID ?? null,
+    snapshot: newest ? { id: newest.id, finishedAt: newest.finishedAt, ageSeconds: newest.ageSeconds } : null,
+    verify: newest ? { status: newest.verified, checkedAt: newest.verifiedAt, reason: newest.verifyReason } : null,
+    check: newest ? { status: newest.checked, checkedAt: newest.checkedAt, problems: newest.checkProblems } : null,
+    lastBackup: o.lastBackup,
+    lastVerify: o.lastVerify,
+    lastCheck: o.lastCheck,
+    localFolders: o.replication?.localFolders ?? [],
+    device: o.device,
+    devices: o.replication?.devices ?? [],
+    staleAfterSeconds: o.staleAfterSeconds,
+    schedule: o.schedule,
+    disk: o.disk,
+    growth: o.growth,
+    /** The verdict: healthy (= ok) when no problem of severity error; problems/warnings as sentences, issues structured. */
+    healthy: isHealthy(problems),
+    ok: isHealthy(problems),
+    problems: problems.filter((p) => p.severity === 'error').map(problemSentence),
+    warnings: problems.filter((p) => p.severity === 'warning').map(problemSentence),
+    issues: problems,
+  };
+}
+
+function verifyNote(s: Overview['snapshots'][number]): string {
+  if (s.verified === 'verified') return ', verified ✓';
+  if (s.verified === 'failed') return `, verify failed ✗ (${s.verifyReason ?? ''})`;
+  return ', never verified';
+}
+
+/** The figures a human reads; the verdict's errors end the command (stderr, exit 1), its warnings are printed here. */
+function renderHuman(io: Io, o: Overview, problems: readonly Problem[]): void {
+  const now = Date.parse(o.generatedAt);
+  const newest = o.snapshots.find((s) => s.id === o.newest);
+  io.out(
+    newest
+      ? `newest snapshot: ${newest.id} (${formatAge(newest.ageSeconds * 1000)} old)${verifyNote(newest)}`
+      : 'newest snapshot: none yet',
+  );
+  if (newest) {
+    const c = newest.checked;
+    io.out(
+      `check of the newest snapshot: ${c === 'ok' ? '✓' : c === 'failed' ? `✗ ${newest.checkProblems.join('; ')}` : 'never run (permafrost check)'}${newest.checkedAt ? ` at ${newest.checkedAt}` : ''}`,
+    );
+  }
+  const b = o.lastBackup;
+  if (o.role === 'source')
+    io.out(
+      b
+        ? `last backup: ${b.outcome}, ${formatAge(now - Date.parse(b.finishedAt))} ago${b.snapshot ? ` (${b.snapshot})` : ''}${b.outcome === 'failed' && b.error ? `: ${b.error}` : ''}`
+        : 'last backup: none recorded',
+    );
+  if (o.device) renderDevice(io, o.device);
+  renderSyncthing(
+    io,
+    {
+      syncthing: o.syncthingConfigured,
+      role: o.role,
+      replication: o.replication,
+      error: o.replicationError,
+      hasSnapshot: newest !== undefined,
+    },
+    now,
+  );
+  for (const j of o.schedule)
+    io.out(`next ${j.name}: ${j.nextRun ? `in ${formatAge(Date.parse(j.nextRun) - now)} (${j.nextRun}, ${j.cron})` : 'not scheduled'}`);
+  if (o.disk) {
+    const g = o.growth;
+    const growth = g.perDayBytes !== null ? `; grows ${formatBytes(g.perDayBytes)} a day (measured over the last ${g.basis})` : '';
+    const left = g.daysLeft !== null ? `, room for about ${Math.floor(g.daysLeft)} days (before pruning)` : '';
+    io.out(`disk: ${formatBytes(o.disk.free)} free of ${formatBytes(o.disk.total)}${growth}${left}`);
+  }
+  for (const p of problems) if (p.severity === 'warning') io.out(`warning: ${problemSentence(p)}`);
+}
+
 export const registerStatus: RegisterCommand = (program, { io, config }) => {
   program
     .command('status')
     .description(
-      'The newest snapshot and its age, and for each Syncthing device: connection, completion, bytes to send, whether it has the newest snapshot, and lag (commit to arrival). ' +
-        'On a backup device: the newest snapshot held complete here, when it arrived, and the disk its copies use. ' +
-        'Exits 1, saying what to do, when Syncthing is unreachable, a managed folder is paused, has errors or (on a device) locally changed files, ' +
-        'a device lacks a snapshot older than syncthing.staleAfter (default 2h), or the newest snapshot is older than that (also without a syncthing section).',
+      'The one judgement of health, as the status page and /metrics (permafrost_healthy) show it: the newest snapshot and its age, its verify and check results, the last backup run, ' +
+        'each Syncthing device (connection, completion, lag), the next scheduled runs, disk and growth. On a backup device: the newest snapshot held complete here, when it arrived, and the disk its copies use. ' +
+        'Exits 1 naming each problem with its fix: a failed last backup, a newest snapshot without a required part, a failed check or verify, a damaged snapshot, ' +
+        'a newest snapshot older than syncthing.staleAfter (default 2h), a device lacking a snapshot older than that, Syncthing unreachable, a paused folder, folder errors, locally changed files. ' +
+        'Warnings (no vault.keep, no off-site copy, no verify for 7 days, a disk full within 7 days) are printed and do not fail it.',
     )
     .option('--json', 'print the status as JSON')
     .addHelpText(
@@ -108,23 +196,17 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
       examples([
         'permafrost status',
         'permafrost status --json | jq ".devices[] | {name, lagSeconds}"',
-        'permafrost status || echo "replication is behind"',
+        'permafrost status || echo "permafrost needs attention"',
+        'permafrost status --json | jq ".issues[] | {code, severity}"',
         'permafrost status --json | jq ".device.disk"            # on a backup device',
       ]),
     )
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
-      const status = await replicationStatus(cfg);
-      const v = status.snapshot ? (await readVerifyState(cfg.vault.dir))[status.snapshot.id] : undefined;
-      const verify = status.snapshot ? { status: verifyStatus(v), checkedAt: v?.checkedAt ?? null, reason: v?.reason ?? null } : null;
-      const c = status.snapshot ? (await readCheckState(cfg.vault.dir)).snapshots[status.snapshot.id] : undefined;
-      const check = status.snapshot ? { status: checkStatus(c), checkedAt: c?.checkedAt ?? null, problems: c?.problems ?? [] } : null;
-      renderStatus(io, { ...status, verify, check }, Boolean(opts.json));
-      for (const s of (await listSnapshots(cfg.vault.dir)).filter((x) => x.future)) {
-        io.err(
-          `warning: snapshot ${s.id} is dated in the future (the clock ran ahead?): it is not counted as the newest; move it out of ${cfg.vault.dir} once it is not needed.`,
-        );
-      }
-      if (!status.ok) throw statusFailure(status);
+      const o = await gatherOverview(cfg, { replication: replicationReaderFor(cfg) });
+      const problems = judge(o);
+      if (opts.json) io.out(JSON.stringify(statusJson(o, problems), null, 2));
+      else renderHuman(io, o, problems);
+      if (!isHealthy(problems)) throw healthFailure(problems);
     });
 };
