@@ -25,36 +25,37 @@ const NEVER = { backup: '0 0 1 1 *', verify: '0 0 1 1 *', check: '0 0 1 1 *' };
 interface Verdicts {
   statusCode: number | null;
   statusCodes: string[];
-  pageHealthy: boolean;
+  pageHealthy: boolean | undefined;
   pageCodes: string[];
   html: string;
-  metricsHealthy: number;
-  cliMetricsHealthy: number;
+  metricsHealthy: number | null;
+  cliMetricsHealthy: number | null;
 }
 
 /** What `status`, the daemon's page (HTML and status.json), its /metrics and `permafrost metrics` each say about health. */
 async function verdicts(configFile: string, port: number): Promise<Verdicts> {
   const status = await runCli(['--config', configFile, 'status', '--json']);
-  const json = JSON.parse(status.stdout) as { issues: Array<{ code: string; severity: string }> };
+  // Read tolerantly, so that a version without the verdict fails on what it says, not on a missing field.
+  const json = JSON.parse(status.stdout) as { issues?: Array<{ code: string; severity: string }> };
   const cli = parsePromText((await runCli(['--config', configFile, 'metrics'])).stdout);
   const daemon = startDaemonLog(configFile);
   try {
     await waitFor('the web service to start', () => daemon.lines().some((l) => l.event === 'service.start'), 30_000);
     const url = `http://127.0.0.1:${port}/`;
     const page = (await (await fetch(`${url}api/status.json`)).json()) as {
-      healthy: boolean;
-      problems: Array<{ code: string; severity: string }>;
+      healthy?: boolean;
+      problems?: Array<{ code: string; severity: string }>;
     };
     const html = await (await fetch(url)).text();
     const metrics = parsePromText(await (await fetch(`${url}metrics`)).text());
     return {
       statusCode: status.code,
-      statusCodes: json.issues.filter((p) => p.severity === 'error').map((p) => p.code),
+      statusCodes: (json.issues ?? []).filter((p) => p.severity === 'error').map((p) => p.code),
       pageHealthy: page.healthy,
-      pageCodes: page.problems.filter((p) => p.severity === 'error').map((p) => p.code),
+      pageCodes: (page.problems ?? []).filter((p) => p.severity === 'error').map((p) => p.code),
       html,
-      metricsHealthy: sampleValue(metrics, 'permafrost_healthy'),
-      cliMetricsHealthy: sampleValue(cli, 'permafrost_healthy'),
+      metricsHealthy: metrics.has('permafrost_healthy') ? sampleValue(metrics, 'permafrost_healthy') : null,
+      cliMetricsHealthy: cli.has('permafrost_healthy') ? sampleValue(cli, 'permafrost_healthy') : null,
     };
   } finally {
     daemon.child.kill('SIGTERM');
