@@ -2,6 +2,7 @@
  * A whole run of a job, as `permafrost backup`/`verify` and the daemon's jobs both do it: the job
  * itself, its alerts (notify.*) before and after, then each device's staleness.
  */
+import { readdir } from 'node:fs/promises';
 import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
 import { BusyError, errorMessage, IntegrityError, PermafrostError } from '../errors.js';
@@ -14,6 +15,7 @@ import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import type { SecretFlags } from '../vault/keys-identity.js';
 import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
+import { SNAPSHOT_ID_RE } from '../vault/store.js';
 import { checkDevices } from './watch.js';
 
 export interface JobRunOptions {
@@ -48,7 +50,9 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
       );
     } catch (err) {
       // A run that found the vault busy or was stopped on purpose did not fail: it leaves the last outcome as it was.
-      if (!(err instanceof BusyError) && !opts.signal?.aborted) {
+      // Recorded once the vault is in use (it holds a snapshot): before the first one, "no snapshot yet" is already the verdict,
+      // and a run that failed leaves an unused vault folder exactly as it found it.
+      if (!(err instanceof BusyError) && !opts.signal?.aborted && (await holdsSnapshot(config.vault.dir))) {
         await recordRun(config, { outcome: 'failed', finishedAt: new Date().toISOString(), snapshot: null, error: errorMessage(err) }, log);
       }
       throw err;
@@ -64,6 +68,12 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
   } finally {
     await checkDevices(config, log);
   }
+}
+
+/** Whether `vaultDir` holds a snapshot folder (an unreadable or missing vault holds none). */
+async function holdsSnapshot(vaultDir: string): Promise<boolean> {
+  const names = await readdir(vaultDir).catch(() => [] as string[]);
+  return names.some((n) => SNAPSHOT_ID_RE.test(n));
 }
 
 /** Records a backup run's outcome for the overview; a vault that cannot take it is a warning, never the run's failure. */

@@ -466,6 +466,122 @@ function verifyProblems(o: Overview, now: number, newest: SnapshotRow | undefine
   return out;
 }
 
+/** The last backup run and the newest snapshot's parts: what only the server's backups can fix. */
+function backupProblems(o: Overview, now: number, newestRow: SnapshotRow | undefined): Problem[] {
+  if (o.role !== 'source') return [];
+  const out: Problem[] = [];
+  const b = o.lastBackup;
+  // A snapshot committed after the failed run (another host's permafrost, a manual copy) supersedes it.
+  const superseded = newestRow?.finishedAt && b && Date.parse(newestRow.finishedAt) > Date.parse(b.finishedAt);
+  if (b?.outcome === 'failed' && !superseded)
+    out.push({
+      code: 'backup-failed',
+      severity: 'error',
+      message: `the last backup, ${formatAge(now - Date.parse(b.finishedAt), 'spaced')} ago, failed: ${trimDot(b.error ?? 'no reason recorded')}`,
+      fix: 'fix what it names, then run `permafrost backup` (or wait for the next scheduled run)',
+      subject: null,
+    });
+  for (const f of newestRow?.failed ?? []) {
+    if (!f.optional)
+      out.push({
+        code: 'part-failed',
+        severity: 'error',
+        message: `the newest snapshot ${newestRow!.id} lacks its ${f.part} part: ${trimDot(f.error)}`,
+        fix: `fix what keeps the ${f.part} part from being captured, then run \`permafrost backup\``,
+        subject: newestRow!.id,
+      });
+  }
+  return out;
+}
+
+/** Damaged snapshots and those `permafrost check` found damaged, with the fix this side can make. */
+function integrityProblems(o: Overview): Problem[] {
+  const source = o.role === 'source';
+  return o.snapshots.flatMap((s): Problem[] => {
+    if (s.problem)
+      return [
+        {
+          code: 'snapshot-damaged',
+          severity: 'error',
+          message: `snapshot ${s.id} is damaged: ${trimDot(s.problem)}`,
+          fix: source
+            ? 'move it out of the vault, or replace it from a backup device'
+            : "move it out of the folder, or run `permafrost sync revert` to fetch the server's copy",
+          subject: s.id,
+        },
+      ];
+    if (s.checked !== 'failed') return [];
+    return [
+      {
+        code: 'check-failed',
+        severity: 'error',
+        message: `snapshot ${s.id} failed its check: ${trimDot(s.checkProblems.join('; '))}`,
+        fix: source
+          ? "replace it from a backup device's copy (or remove it and run `permafrost backup`), then run `permafrost check`"
+          : "run `permafrost sync revert` so Syncthing fetches the server's copy, then `permafrost check`",
+        subject: s.id,
+      },
+    ];
+  });
+}
+
+/** Weaknesses of the setup that lose nothing yet: future-dated snapshots, no retention, no off-site copy, a disk soon full. */
+function setupWarnings(o: Overview, newestRow: SnapshotRow | undefined): Problem[] {
+  const warn = (code: ProblemCode, message: string, fix: string, subject: string | null = null): Problem => ({
+    code,
+    severity: 'warning',
+    message,
+    fix,
+    subject,
+  });
+  const out = o.snapshots
+    .filter((s) => s.future)
+    .map((s) =>
+      warn(
+        'future-snapshot',
+        `snapshot ${s.id} is dated in the future (the clock ran ahead?): it is never taken as the newest`,
+        'move it out of the vault once it is not needed',
+        s.id,
+      ),
+    );
+  if (!o.retention)
+    out.push(
+      warn(
+        'no-retention',
+        'no retention policy (vault.keep): every snapshot is kept until the disk is full',
+        'set vault.keep (e.g. { last: 6, hourly: 24, daily: 7 })',
+      ),
+    );
+  if (o.needsOffsite && newestRow && !o.syncthingConfigured)
+    out.push(
+      warn(
+        'no-offsite',
+        'no off-site copy: no syncthing section is configured, so every snapshot lives on this host only',
+        'add a backup device (syncthing section, then `permafrost sync apply`)',
+      ),
+    );
+  const devices = o.replication?.devices ?? [];
+  if (o.needsOffsite && newestRow && devices.length > 0 && !devices.some((d) => d.newestSnapshotComplete))
+    out.push(
+      warn(
+        'no-offsite',
+        `no off-site copy of the newest snapshot ${newestRow.id}: no backup device holds it yet`,
+        'wait for Syncthing, or check the devices below',
+        newestRow.id,
+      ),
+    );
+  const g = o.growth;
+  if (g.daysLeft !== null && g.daysLeft < DISK_WARN_DAYS)
+    out.push(
+      warn(
+        'disk-full-soon',
+        `at the growth measured over the last ${g.basis}, the disk of ${o.vaultDir} is full in about ${Math.floor(g.daysLeft)} days (before pruning)`,
+        'free space, keep fewer snapshots (vault.keep), or move vault.dir to a larger disk',
+      ),
+    );
+  return out;
+}
+
 /**
  * The one judgement of health: pure, from the overview alone. Each condition is judged once, from
  * the record that holds it (the last backup run, the newest snapshot's manifest, the check and
@@ -474,103 +590,14 @@ function verifyProblems(o: Overview, now: number, newest: SnapshotRow | undefine
  */
 export function judge(o: Overview): Problem[] {
   const now = Date.parse(o.generatedAt);
-  const source = o.role === 'source';
-  const out: Problem[] = [];
   const newestRow = o.snapshots.find((s) => s.id === o.newest);
-  const b = o.lastBackup;
-  // A snapshot committed after the failed run (another host's permafrost, a manual copy) supersedes it.
-  if (
-    source &&
-    b?.outcome === 'failed' &&
-    !(newestRow && newestRow.finishedAt && Date.parse(newestRow.finishedAt) > Date.parse(b.finishedAt))
-  )
-    out.push({
-      code: 'backup-failed',
-      severity: 'error',
-      message: `the last backup, ${formatAge(now - Date.parse(b.finishedAt), 'spaced')} ago, failed: ${trimDot(b.error ?? 'no reason recorded')}`,
-      fix: 'fix what it names, then run `permafrost backup` (or wait for the next scheduled run)',
-      subject: null,
-    });
-  if (source)
-    for (const f of newestRow?.failed ?? []) {
-      if (!f.optional)
-        out.push({
-          code: 'part-failed',
-          severity: 'error',
-          message: `the newest snapshot ${newestRow!.id} lacks its ${f.part} part: ${trimDot(f.error)}`,
-          fix: `fix what keeps the ${f.part} part from being captured, then run \`permafrost backup\``,
-          subject: newestRow!.id,
-        });
-    }
-  for (const s of o.snapshots) {
-    if (s.problem)
-      out.push({
-        code: 'snapshot-damaged',
-        severity: 'error',
-        message: `snapshot ${s.id} is damaged: ${trimDot(s.problem)}`,
-        fix: source
-          ? 'move it out of the vault, or replace it from a backup device'
-          : "move it out of the folder, or run `permafrost sync revert` to fetch the server's copy",
-        subject: s.id,
-      });
-    else if (s.checked === 'failed')
-      out.push({
-        code: 'check-failed',
-        severity: 'error',
-        message: `snapshot ${s.id} failed its check: ${trimDot(s.checkProblems.join('; '))}`,
-        fix: source
-          ? "replace it from a backup device's copy (or remove it and run `permafrost backup`), then run `permafrost check`"
-          : "run `permafrost sync revert` so Syncthing fetches the server's copy, then `permafrost check`",
-        subject: s.id,
-      });
-  }
-  out.push(...verifyProblems(o, now, newestRow));
   const stale = staleness(o, newestRow);
-  if (stale) out.push(stale);
-  out.push(...replicationProblems(o));
-  for (const s of o.snapshots)
-    if (s.future)
-      out.push({
-        code: 'future-snapshot',
-        severity: 'warning',
-        message: `snapshot ${s.id} is dated in the future (the clock ran ahead?): it is never taken as the newest`,
-        fix: 'move it out of the vault once it is not needed',
-        subject: s.id,
-      });
-  if (!o.retention)
-    out.push({
-      code: 'no-retention',
-      severity: 'warning',
-      message: 'no retention policy (vault.keep): every snapshot is kept until the disk is full',
-      fix: 'set vault.keep (e.g. { last: 6, hourly: 24, daily: 7 })',
-      subject: null,
-    });
-  if (o.needsOffsite && newestRow) {
-    if (!o.syncthingConfigured)
-      out.push({
-        code: 'no-offsite',
-        severity: 'warning',
-        message: 'no off-site copy: no syncthing section is configured, so every snapshot lives on this host only',
-        fix: 'add a backup device (syncthing section, then `permafrost sync apply`)',
-        subject: null,
-      });
-    else if (o.replication && o.replication.devices.length > 0 && !o.replication.devices.some((d) => d.newestSnapshotComplete))
-      out.push({
-        code: 'no-offsite',
-        severity: 'warning',
-        message: `no off-site copy of the newest snapshot ${newestRow.id}: no backup device holds it yet`,
-        fix: 'wait for Syncthing, or check the devices below',
-        subject: newestRow.id,
-      });
-  }
-  const g = o.growth;
-  if (g.daysLeft !== null && g.daysLeft < DISK_WARN_DAYS)
-    out.push({
-      code: 'disk-full-soon',
-      severity: 'warning',
-      message: `at the growth measured over the last ${g.basis}, the disk of ${o.vaultDir} is full in about ${Math.floor(g.daysLeft)} days (before pruning)`,
-      fix: 'free space, keep fewer snapshots (vault.keep), or move vault.dir to a larger disk',
-      subject: null,
-    });
-  return out;
+  return [
+    ...backupProblems(o, now, newestRow),
+    ...integrityProblems(o),
+    ...verifyProblems(o, now, newestRow),
+    ...(stale ? [stale] : []),
+    ...replicationProblems(o),
+    ...setupWarnings(o, newestRow),
+  ];
 }
