@@ -6,6 +6,8 @@ export interface Io {
   /** Writes to stderr as is (no newline): progress lines redrawn in place on a TTY. */
   raw?(text: string): void;
   isTTY: boolean;
+  /** Whether stdout is a terminal (tables aligned for the eye); absent: it is not. */
+  outIsTTY?: boolean;
   /**
    * For a command that runs until stopped (the daemon): once stdout's reader is gone, `out` lines
    * go to stderr instead of being dropped.
@@ -29,6 +31,7 @@ export const processIo: Io = {
   err: (t) => write('stderr', `${t}\n`),
   raw: (t) => write('stderr', t),
   isTTY: Boolean(process.stderr.isTTY),
+  outIsTTY: Boolean(process.stdout.isTTY),
   outToErrWhenClosed: () => {
     outFallsBackToErr = true;
   },

@@ -1,19 +1,14 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../vault/fs-durable.js';
-import { renderMetrics } from '../web/prometheus.js';
-import { readOverview, type ReplicationReader } from '../web/overview.js';
 
-/** Prometheus text computed from the vault; written atomically to `textfile` when given (node_exporter's textfile collector). */
-export async function collectMetrics(
-  config: Config,
-  opts: { textfile?: string; replication?: ReplicationReader } = {},
-): Promise<{ text: string; written: string | null }> {
-  const text = await renderMetrics(await readOverview(config, { replication: opts.replication }));
-  if (!opts.textfile) return { text, written: null };
-  const file = path.resolve(opts.textfile);
+/**
+ * Writes Prometheus text atomically to `textfile` (node_exporter's textfile collector) and returns
+ * the absolute path. The text is rendered by the edge (src/web/prometheus.ts) from the overview.
+ */
+export async function writeMetricsTextfile(textfile: string, text: string): Promise<string> {
+  const file = path.resolve(textfile);
   if (!file.endsWith('.prom')) {
     throw new UserError(`--textfile: ${file} must end in .prom, or node_exporter's textfile collector ignores it.`);
   }
@@ -33,5 +28,5 @@ export async function collectMetrics(
   } catch (err) {
     throw new UserError(`--textfile: cannot write ${file}; check this user may write to ${folder}.`, { cause: err });
   }
-  return { text, written: file };
+  return file;
 }

@@ -2,10 +2,11 @@
  * A whole run of a job, as `permafrost backup`/`verify` and the daemon's jobs both do it: the job
  * itself, its alerts (notify.*) before and after, then each device's staleness.
  */
+import { readdir } from 'node:fs/promises';
 import { requireSource } from '../config/normalize.js';
 import type { Config } from '../config/schema.js';
-import { IntegrityError, PermafrostError } from '../errors.js';
-import type { NotifyLog } from '../notify/alerts.js';
+import { BusyError, errorMessage, IntegrityError, PermafrostError } from '../errors.js';
+import { logAlertingFailure, type NotifyLog } from '../notify/alerts.js';
 import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
 import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
@@ -14,6 +15,8 @@ import type { JobEvents } from './events.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import type { SecretFlags } from '../vault/keys-identity.js';
 import type { SignerFlags } from '../vault/signature.js';
+import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
+import { SNAPSHOT_ID_RE } from '../vault/store.js';
 import { checkDevices } from './watch.js';
 
 export interface JobRunOptions {
@@ -36,19 +39,50 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
   const log = opts.log ?? quiet;
   await sweepAndReport(source, log);
   try {
-    const result = await backupWithAlerts(
-      source,
-      () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
-      {
-        log,
-        signal: opts.signal,
-      },
-    );
+    let result: BackupResult;
+    try {
+      result = await backupWithAlerts(
+        source,
+        () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+        {
+          log,
+          signal: opts.signal,
+        },
+      );
+    } catch (err) {
+      // A run that found the vault busy or was stopped on purpose did not fail: it leaves the last outcome as it was.
+      // Recorded once the vault is in use (it holds a snapshot): before the first one, "no snapshot yet" is already the verdict,
+      // and a run that failed leaves an unused vault folder exactly as it found it.
+      if (!(err instanceof BusyError) && !opts.signal?.aborted && (await holdsSnapshot(config.vault.dir))) {
+        await recordRun(config, { outcome: 'failed', finishedAt: new Date().toISOString(), snapshot: null, error: errorMessage(err) }, log);
+      }
+      throw err;
+    }
     const missing = requiredPartsFailed(result.manifest);
+    await recordRun(
+      config,
+      { outcome: missing ? 'partial' : 'ok', finishedAt: new Date().toISOString(), snapshot: result.manifest.id, error: missing },
+      log,
+    );
     if (missing) throw new PermafrostError('part', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
     return result;
   } finally {
     await checkDevices(config, log);
+  }
+}
+
+/** Whether `vaultDir` holds a snapshot folder (an unreadable or missing vault holds none). */
+async function holdsSnapshot(vaultDir: string): Promise<boolean> {
+  const names = await readdir(vaultDir).catch(() => [] as string[]);
+  return names.some((n) => SNAPSHOT_ID_RE.test(n));
+}
+
+/** Records a backup run's outcome for the overview; a vault that cannot take it is a warning, never the run's failure. */
+async function recordRun(config: Config, run: BackupRun, log: NotifyLog): Promise<void> {
+  try {
+    await recordBackupRun(config.vault.dir, run);
+  } catch (err) {
+    logAlertingFailure(log, `could not record the backup run in ${config.vault.dir}`, err);
   }
 }
 

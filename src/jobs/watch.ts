@@ -6,12 +6,11 @@ import type { Config } from '../config/schema.js';
 import { logAlertingFailure, notifyOutcome, type NotifyLog } from '../notify/alerts.js';
 import { systemStatusSchema } from '../replicate/api.js';
 import { clientFor } from '../replicate/client.js';
-import { deviceFreshness } from '../replicate/device.js';
 import { errorMessage } from '../errors.js';
 import { reportDevices } from '../notify/report.js';
+import { gatherOverview, judge, problemSentence, type ReplicationReader } from '../ops/overview.js';
 import { replicationStatus } from '../replicate/status.js';
 import type { DaemonLogger, DaemonService, JobStatus } from '../schedule/daemon.js';
-import type { ReplicationReader } from '../web/overview.js';
 import { startWebServer, type WebServer } from '../web/server.js';
 
 /**
@@ -27,7 +26,7 @@ export function daemonNotifyLog(logger: DaemonLogger): NotifyLog {
 
 /** Replication status for the status page and /metrics, when Syncthing is configured. */
 export function replicationReaderFor(config: Config): ReplicationReader | undefined {
-  return config.syncthing ? (c) => replicationStatus(c) : undefined;
+  return config.syncthing ? (c, now) => replicationStatus(c, { now }) : undefined;
 }
 
 /** Alerts for devices whose newest complete snapshot is too old, and their recovery. Never throws. */
@@ -35,12 +34,18 @@ export async function checkDevices(config: Config, log: NotifyLog): Promise<void
   // Nothing to tell without alert channels; spare Syncthing the queries.
   if (!config.syncthing || !config.notify) return;
   try {
-    const status = await replicationStatus(config);
-    if (!status.reachable) {
-      log('warn', 'device check skipped: Syncthing did not answer', { error: status.error ?? '' });
+    const o = await gatherOverview(config, { replication: (c, now) => replicationStatus(c, { now }) });
+    if (!o.replication?.reachable) {
+      log('warn', 'device check skipped: Syncthing did not answer', { error: o.replication?.error ?? o.replicationError ?? '' });
       return;
     }
-    await reportDevices(config, status.devices, { log });
+    // Stale as the overview judges it: the device-stale problems `status`, the page and /metrics show.
+    const stale = new Set(judge(o).flatMap((p) => (p.code === 'device-stale' && p.subject ? [p.subject] : [])));
+    await reportDevices(
+      config,
+      o.replication.devices.map((d) => ({ ...d, stale: stale.has(d.name) })),
+      { log },
+    );
   } catch (err) {
     logAlertingFailure(log, 'device check failed', err);
   }
@@ -70,11 +75,13 @@ export function webService(config: Config, jobs: () => JobStatus[]): DaemonServi
  */
 export async function watchFreshness(config: Config, log: NotifyLog, now = new Date()): Promise<void> {
   try {
-    const fresh = await deviceFreshness(config, now);
-    const snapshot = fresh.newest?.id ?? null;
+    // The staleness verdict is the overview's (the one `status`, the page and /metrics show), not a judgement of its own.
+    const o = await gatherOverview(config, { now });
+    const stale = judge(o).find((p) => p.code === 'stale');
+    const snapshot = o.device?.newest?.id ?? null;
     await notifyOutcome(
       config,
-      fresh.problem ? { kind: 'stale', ok: false, snapshot, error: fresh.problem } : { kind: 'stale', ok: true, snapshot },
+      stale ? { kind: 'stale', ok: false, snapshot, error: problemSentence(stale) } : { kind: 'stale', ok: true, snapshot },
       { log, now },
     );
     if (!config.syncthing) return;

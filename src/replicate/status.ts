@@ -91,7 +91,19 @@ export interface ReplicationStatus {
   staleAfterSeconds: number;
   /** False when Syncthing is unreachable or any device lacks a snapshot older than staleAfter. */
   ok: boolean;
+  /** Each problem as one sentence: what is wrong, then what to do. */
   problems: string[];
+  /** The same problems, structured for the overview's judgement (src/ops/overview.ts). */
+  issues: ReplicationIssue[];
+}
+
+/** One replication problem: what is wrong and what fixes it (problems[] joins them with ': '). */
+export interface ReplicationIssue {
+  code: 'no-snapshot' | 'snapshot-stale' | 'device-freshness' | 'syncthing-unreachable' | 'folder' | 'device-folder' | 'device-stale';
+  /** The device it is about (device-folder, device-stale). */
+  device: string | null;
+  message: string;
+  fix: string | null;
 }
 
 function snapshotFiles(s: SnapshotEntry): string[] {
@@ -184,23 +196,27 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     staleAfterSeconds: staleAfter,
     ok: true,
     problems: [],
+    issues: [],
   };
-  const problem = (p: string): void => {
+  const problem = (code: ReplicationIssue['code'], message: string, fix: string | null, device: string | null = null): void => {
     result.ok = false;
-    result.problems.push(p);
+    result.problems.push(fix ? `${message}: ${fix}` : message);
+    result.issues.push({ code, device, message, fix });
   };
   if (config.role === 'receiver') {
     const fresh = await deviceFreshness(config, now);
     result.device = { ...fresh, disk: await deviceDiskUse(config.vault.dir) };
-    if (fresh.problem) problem(fresh.problem);
+    if (fresh.problem) problem('device-freshness', fresh.problem, null);
   }
   if (!st) {
     // Without Syncthing the newest snapshot's age is all there is to judge: too old means backups stopped.
     if (config.role === 'source') {
-      if (!result.snapshot) problem('there is no snapshot yet: run `permafrost backup`');
+      if (!result.snapshot) problem('no-snapshot', 'there is no snapshot yet', 'run `permafrost backup`');
       else if (result.snapshot.ageSeconds > staleAfter)
         problem(
-          `the newest snapshot, ${result.snapshot.id}, is older than ${staleAfter}s: check that backups run (permafrost daemon, or its timer)`,
+          'snapshot-stale',
+          `the newest snapshot, ${result.snapshot.id}, is older than ${staleAfter}s`,
+          'check that backups run (permafrost daemon, or its timer)',
         );
     }
     return result;
@@ -216,14 +232,15 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
   } catch (err) {
     if (!(err instanceof HttpError)) throw err;
     result.error = err.message;
-    problem(`Syncthing: ${err.message}`);
+    problem('syncthing-unreachable', `Syncthing: ${err.message}`, null);
     return result;
   }
   const managed = (await client.get('/rest/config/folders', z.array(stFolderSchema))).filter(
     (f) => f.id === SNAPSHOTS_FOLDER || f.id === MEDIA_FOLDER,
   );
   const folders = managed.map((f) => f.id);
-  if (!folders.includes(SNAPSHOTS_FOLDER)) problem(`Syncthing has no ${SNAPSHOTS_FOLDER} folder yet: run \`permafrost sync apply\``);
+  if (!folders.includes(SNAPSHOTS_FOLDER))
+    problem('folder', `Syncthing has no ${SNAPSHOTS_FOLDER} folder yet`, 'run `permafrost sync apply`');
   const state = await readState(config.vault.dir);
 
   const side = st.role === 'receiver' ? 'this backup device' : 'this server';
@@ -241,15 +258,21 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
     });
     if (f.paused)
       problem(
-        `folder ${f.id} is paused on ${side}, so nothing ${st.role === 'receiver' ? 'arrives' : 'is sent'}: run \`permafrost sync apply\` here to resume it`,
+        'folder',
+        `folder ${f.id} is paused on ${side}, so nothing ${st.role === 'receiver' ? 'arrives' : 'is sent'}`,
+        'run `permafrost sync apply` here to resume it',
       );
     if (changed > 0)
       problem(
-        `folder ${f.id} has ${changed} locally changed file(s) on ${side}, which hide the server's copies: run \`permafrost sync revert\` here`,
+        'folder',
+        `folder ${f.id} has ${changed} locally changed file(s) on ${side}, which hide the server's copies`,
+        'run `permafrost sync revert` here',
       );
     if (errors > 0 || s.error)
       problem(
-        `folder ${f.id} has errors on ${side} (${s.error || `${errors} file(s) failed`}): see Syncthing's log or GUI for the failing files and fix their permissions or disk space`,
+        'folder',
+        `folder ${f.id} has errors on ${side} (${s.error || `${errors} file(s) failed`})`,
+        "see Syncthing's log or GUI for the failing files and fix their permissions or disk space",
       );
   }
 
@@ -281,7 +304,10 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
       // Syncthing ≥ 1.23 says when the device paused or does not share the folder: then what it lacks is its side's doing.
       if (c.remoteState === 'paused' || c.remoteState === 'notSharing') {
         problem(
-          `device ${d.name} ${c.remoteState === 'paused' ? 'has paused' : 'does not share'} folder ${folder}, so it receives nothing: run \`permafrost sync apply\` on that device`,
+          'device-folder',
+          `device ${d.name} ${c.remoteState === 'paused' ? 'has paused' : 'does not share'} folder ${folder}, so it receives nothing`,
+          'run `permafrost sync apply` on that device',
+          d.name,
         );
       }
       dev.folders.push({ folder, completion: c.completion, needBytes: c.needBytes, needItems: c.needItems + (c.needDeletes ?? 0) });
@@ -322,7 +348,10 @@ export async function replicationStatus(config: Config, opts: { now?: Date } = {
       dev.stale = true;
       const since = dev.newestOnDevice ? `its newest snapshot is ${dev.newestOnDevice}` : 'it has no snapshot';
       problem(
+        'device-stale',
         `device ${d.name} lacks snapshot ${oldestMissing.id}, older than ${st.staleAfter}s (${since}${dev.connected ? '' : '; it is not connected'})`,
+        null,
+        d.name,
       );
     }
   }

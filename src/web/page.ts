@@ -1,23 +1,12 @@
+import type { GrowthWindow, JobView, Overview, Problem, SnapshotRow } from '../ops/overview.js';
+import { isHealthy } from '../ops/overview.js';
 import { lineChart, niceBytes } from './chart.js';
 import { age, bytes, duration, esc } from './html.js';
-import type { Overview, SnapshotRow } from './overview.js';
 
-/** What the daemon tells about each scheduled job (src/schedule/daemon.ts JobStatus, structurally). */
-export interface JobView {
-  name: string;
-  cron: string;
-  timezone?: string;
-  running: boolean;
-  nextRun: string | null;
-  lastRun: { outcome: string; finishedAt: string; error?: string } | null;
-}
+export type { JobView };
 
 const RECENT = 30;
 const CHART_POINTS = 100;
-/** No successful verify for this long is a problem: a week, seven chances for the daily schedule.verify. */
-const VERIFY_STALE_DAYS = 7;
-/** Vault growth is measured over the snapshots of this many days. */
-const GROWTH_DAYS = 7;
 
 /** `iso` as "YYYY-MM-DD HH:MM" in `timeZone`, with the zone named. */
 function when(iso: string, timeZone: string): string {
@@ -37,11 +26,6 @@ function when(iso: string, timeZone: string): string {
   return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} ${timeZone}`;
 }
 
-/** The one moment a snapshot's age is counted from, in the headline and the table alike: when it was finished. */
-function snapshotTime(s: SnapshotRow): number {
-  return Date.parse(s.finishedAt ?? s.startedAt);
-}
-
 function verifiedCell(s: SnapshotRow): string {
   if (s.verified === 'verified') return `<span class="ok" title="verified ${esc(s.verifiedAt ?? '')}">✓ verified</span>`;
   if (s.verified === 'failed') return `<span class="bad" title="${esc(s.verifyReason ?? '')}">✗ failed</span>`;
@@ -55,13 +39,13 @@ function partsCell(s: SnapshotRow): string {
   return [esc(s.parts.map((p) => p.part).join(', ')), ...failed, ...check].join(', ');
 }
 
-function snapshotTable(rows: SnapshotRow[], now: number): string {
+function snapshotTable(rows: SnapshotRow[]): string {
   if (rows.length === 0) return '<p class="muted">No snapshots yet: run <code>permafrost backup</code>.</p>';
   const body = rows
     .slice(0, RECENT)
     .map(
       (s) =>
-        `<tr><td><code>${esc(s.id)}</code></td><td>${s.future ? '<span class="bad">in the future</span>' : `${esc(age(now - snapshotTime(s)))} ago`}</td><td class="num">${esc(bytes(s.bytes))}</td>` +
+        `<tr><td><code>${esc(s.id)}</code></td><td>${s.future ? '<span class="bad">in the future</span>' : `${esc(age(s.ageSeconds * 1000))} ago`}</td><td class="num">${esc(bytes(s.bytes))}</td>` +
         `<td class="num">${esc(duration(s.durationMs))}</td><td>${partsCell(s)}</td><td>${verifiedCell(s)}</td></tr>`,
     )
     .join('\n');
@@ -71,9 +55,22 @@ function snapshotTable(rows: SnapshotRow[], now: number): string {
   );
 }
 
+function thisDevice(o: Overview): string {
+  const d = o.device;
+  if (!d) return '';
+  return (
+    `<p id="this-device">This device: ${
+      d.newest
+        ? `newest complete snapshot <code>${esc(d.newest.id)}</code>, ${esc(age(d.newest.ageSeconds * 1000))} old, arrived ${esc(age(d.newest.lagSeconds * 1000))} after its commit`
+        : '<span class="bad">no complete snapshot</span>'
+    }${d.stale ? ' — <span class="bad">stale</span>' : ''}; disk used ${esc(bytes(d.disk.snapshotBytes + d.disk.versionsBytes))} ` +
+    `(${esc(bytes(d.disk.snapshotBytes))} snapshots, ${esc(bytes(d.disk.versionsBytes))} in .stversions).</p>`
+  );
+}
+
 function devicesSection(o: Overview, now: number): string {
-  if (!o.replication && !o.replicationError) return '';
-  if (!o.replication) return `<section><h2>Replication</h2><p class="bad">${esc(o.replicationError ?? '')}</p></section>`;
+  if (!o.replication && !o.replicationError) return o.device ? `<section><h2>Replication</h2>${thisDevice(o)}</section>` : '';
+  if (!o.replication) return `<section><h2>Replication</h2><p class="bad">${esc(o.replicationError ?? '')}</p>${thisDevice(o)}</section>`;
   const r = o.replication;
   const rows = r.devices
     .map((d) => {
@@ -89,32 +86,31 @@ function devicesSection(o: Overview, now: number): string {
       return `<tr><td>${esc(d.name)}</td><td>${state}</td><td><code>${esc(d.newestOnDevice ?? '—')}</code></td><td class="num">${esc(lag)}</td><td>${esc(seen)}</td></tr>`;
     })
     .join('\n');
-  const d = r.device;
-  const self = !d
-    ? ''
-    : `<p id="this-device">This device: ${
-        d.newest
-          ? `newest complete snapshot <code>${esc(d.newest.id)}</code>, ${esc(age(d.newest.ageSeconds * 1000))} old, arrived ${esc(age(d.newest.lagSeconds * 1000))} after its commit`
-          : '<span class="bad">no complete snapshot</span>'
-      }${d.stale ? ' — <span class="bad">stale</span>' : ''}; disk used ${esc(bytes(d.disk.snapshotBytes + d.disk.versionsBytes))} ` +
-      `(${esc(bytes(d.disk.snapshotBytes))} snapshots, ${esc(bytes(d.disk.versionsBytes))} in .stversions).</p>`;
   return (
-    `<section><h2>Replication</h2>${r.reachable ? '' : `<p class="bad">Syncthing did not answer: ${esc(r.error ?? '')}</p>`}${self}` +
+    `<section><h2>Replication</h2>${r.reachable ? '' : `<p class="bad">Syncthing did not answer: ${esc(r.error ?? '')}</p>`}${thisDevice(o)}` +
     `<table id="devices"><thead><tr><th>Device</th><th>State</th><th>Newest snapshot there</th><th>Lag</th><th>Seen</th></tr></thead><tbody>${rows}</tbody></table></section>`
   );
 }
 
-/** Disk free of vault.dir, and how fast the vault grows: the bytes of the snapshots of the last GROWTH_DAYS days, per day. */
-function diskSection(o: Overview, now: number): string {
-  const recent = o.snapshots.filter((s) => s.problem === null && !s.future && now - snapshotTime(s) <= GROWTH_DAYS * 86_400_000);
-  const perDay = recent.reduce((n, s) => n + (s.bytes ?? 0), 0) / GROWTH_DAYS;
-  const free = o.disk ? `${bytes(o.disk.free)} free of ${bytes(o.disk.total)}` : 'unknown';
-  const days = o.disk && perDay > 0 ? `, room for about ${Math.floor(o.disk.free / perDay)} days at that rate` : '';
-  return `<section><h2>Disk</h2><p id="disk">vault.dir: <strong>${esc(free)}</strong>; snapshots of the last ${GROWTH_DAYS} days add ${esc(bytes(Math.round(perDay)))} a day${esc(days)} (before pruning).</p></section>`;
+/** "the last day (24 snapshots over 23 h): 144.0 MiB a day" */
+function growthText(g: GrowthWindow): string {
+  return `the last ${g.window} (${g.from} to ${g.to}, ${age(g.seconds * 1000)}): ${bytes(g.perDayBytes)} a day`;
 }
 
-function jobsSection(jobs: JobView[] | null, now: number, timeZone: string): string {
-  if (!jobs || jobs.length === 0) return '';
+/** Disk free of vault.dir, and how fast the vault grows, measured over the span the snapshots of the last day and week cover. */
+function diskSection(o: Overview): string {
+  const free = o.disk ? `${bytes(o.disk.free)} free of ${bytes(o.disk.total)}` : 'unknown';
+  const g = o.growth;
+  const measured = [g.day, g.week].filter((w): w is GrowthWindow => w !== null);
+  const growth = measured.length
+    ? `; growth measured over ${measured.map(growthText).join(', over ')}`
+    : '; growth: not measurable yet (fewer than two snapshots in the last week)';
+  const days = g.daysLeft !== null ? `; room for about ${Math.floor(g.daysLeft)} days at the faster rate (before pruning)` : '';
+  return `<section><h2>Disk</h2><p id="disk">vault.dir: <strong>${esc(free)}</strong>${esc(growth)}${esc(days)}.</p></section>`;
+}
+
+function jobsSection(jobs: JobView[], now: number, timeZone: string): string {
+  if (jobs.length === 0) return '';
   const rows = jobs
     .map((j) => {
       const next = j.running ? 'running now' : j.nextRun ? `in ${age(Date.parse(j.nextRun) - now)} (${when(j.nextRun, timeZone)})` : '—';
@@ -125,60 +121,32 @@ function jobsSection(jobs: JobView[] | null, now: number, timeZone: string): str
   return `<section><h2>Schedule</h2><table id="jobs"><thead><tr><th>Job</th><th>Cron</th><th>Next run</th><th>Last run</th></tr></thead><tbody>${rows}</tbody></table></section>`;
 }
 
-function problems(o: Overview, jobs: JobView[] | null): string[] {
-  const out: string[] = [];
-  const now = Date.parse(o.generatedAt);
-  for (const [name, c] of Object.entries(o.alerts.conditions)) {
-    if (c.failing) out.push(`${name} failing since ${when(c.since, o.timeZone)}: ${c.error ?? ''}`);
-  }
-  for (const j of jobs ?? []) if (j.lastRun?.outcome === 'failed') out.push(`last ${j.name} run failed: ${j.lastRun.error ?? ''}`);
-  for (const p of o.replication?.problems ?? []) out.push(p);
-  for (const s of o.snapshots) if (s.problem) out.push(`snapshot ${s.id} is damaged: ${s.problem}`);
-  for (const s of o.snapshots) if (s.checked === 'failed') out.push(`snapshot ${s.id} failed its check: ${s.checkProblems.join('; ')}`);
-  for (const s of o.snapshots.slice(0, RECENT))
-    if (s.verified === 'failed') out.push(`snapshot ${s.id} failed verification: ${s.verifyReason ?? ''}`);
-  for (const s of o.snapshots) {
-    if (s.future)
-      out.push(
-        `snapshot ${s.id} is dated in the future (the clock ran ahead?): it is never taken as the newest; move it out of the vault once it is not needed`,
-      );
-  }
-  const newest = o.snapshots.find((s) => s.problem === null && !s.future);
-  for (const f of newest?.failed ?? []) {
-    if (!f.optional) out.push(`the newest snapshot ${newest!.id} lacks its ${f.part} part: ${f.error}`);
-  }
-  if (!o.retention) out.push('no retention policy (vault.keep): every snapshot is kept until the disk is full');
-  if (o.needsOffsite && newest) {
-    if (!o.syncthingConfigured) out.push('no off-site copy: no syncthing section is configured, so every snapshot lives on this host only');
-    else if (o.replication && !o.replication.devices.some((d) => d.newestSnapshotComplete)) {
-      out.push(`no off-site copy of the newest snapshot ${newest.id}: no backup device holds it yet`);
-    }
-  }
-  const lastGood = o.snapshots
-    .map((s) => (s.verifiedAt && s.verified === 'verified' ? Date.parse(s.verifiedAt) : 0))
-    .reduce((a, b) => Math.max(a, b), 0);
-  if (newest && now - lastGood > VERIFY_STALE_DAYS * 86_400_000) {
-    out.push(
-      lastGood
-        ? `no successful verify for ${age(now - lastGood)} (more than ${VERIFY_STALE_DAYS} days): run \`permafrost verify\`, and check schedule.verify runs`
-        : 'no snapshot was ever verified: run `permafrost verify`, and check schedule.verify runs',
-    );
-  }
-  return [...new Set(out)];
+function problemList(id: string, title: string, list: Problem[]): string {
+  if (list.length === 0) return '';
+  const items = list.map((p) => `<li data-code="${esc(p.code)}">${esc(p.message)}. <span class="fix">${esc(p.fix)}.</span></li>`).join('');
+  return `<section class="problems" id="${id}"><h2>${title}</h2><ul>${items}</ul></section>`;
+}
+
+/** The verdict (src/ops/overview.ts judge), as the page shows it: problems that make the vault unhealthy, then warnings. */
+function verdictSection(problems: Problem[]): string {
+  const errors = problems.filter((p) => p.severity === 'error');
+  const warnings = problems.filter((p) => p.severity === 'warning');
+  const health = isHealthy(problems)
+    ? '<p class="ok" id="health">Healthy.</p>'
+    : `<p class="bad" id="health">Unhealthy: ${errors.length} problem${errors.length > 1 ? 's' : ''}.</p>`;
+  if (problems.length === 0) return `${health}<p class="ok">No problems.</p>`;
+  return health + problemList('problems', 'Problems', errors) + problemList('warnings', 'Warnings', warnings);
 }
 
 /** The status page: read-only, no script, styles from /style.css (the CSP allows nothing inline). */
-export function renderPage(o: Overview, jobs: JobView[] | null): string {
+export function renderPage(o: Overview, problems: Problem[]): string {
   const now = Date.parse(o.generatedAt);
-  const newest = o.snapshots.find((s) => s.problem === null && !s.future);
+  const newest = o.snapshots.find((s) => s.id === o.newest);
   const headline = newest
-    ? `<p class="headline">Newest snapshot <code id="newest">${esc(newest.id)}</code>, <strong>${esc(age(now - snapshotTime(newest)))} old</strong>, ${esc(bytes(newest.bytes))}, ${verifiedCell(newest)}</p>`
+    ? `<p class="headline">Newest snapshot <code id="newest">${esc(newest.id)}</code>, <strong>${esc(age(newest.ageSeconds * 1000))} old</strong>, ${esc(bytes(newest.bytes))}, ${verifiedCell(newest)}</p>`
     : '<p class="headline bad">No snapshot yet.</p>';
-  const probs = problems(o, jobs);
-  const probSection = probs.length
-    ? `<section class="problems"><h2>Problems</h2><ul>${probs.map((p) => `<li>${esc(p)}</li>`).join('')}</ul></section>`
-    : '<p class="ok">No problems.</p>';
-  const chartRows = o.snapshots.filter((s) => s.problem === null).slice(0, CHART_POINTS);
+  const shown = o.snapshots.filter((s) => !s.versionsOnly);
+  const chartRows = shown.filter((s) => s.problem === null).slice(0, CHART_POINTS);
   const sizeChart = lineChart({
     title: 'Snapshot size',
     color: '#2f6fde',
@@ -196,10 +164,10 @@ export function renderPage(o: Overview, jobs: JobView[] | null): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="60"><title>permafrost${o.host ? ` — ${esc(o.host)}` : ''}</title><link rel="stylesheet" href="style.css"><link rel="icon" href="favicon.svg" type="image/svg+xml"></head>
 <body><header><h1>permafrost${o.host ? ` <span class="muted">on ${esc(o.host)}</span>` : ''}</h1>${headline}</header>
-<main>${probSection}
-<section><h2>Recent snapshots</h2>${snapshotTable(o.snapshots, now)}</section>
+<main>${verdictSection(problems)}
+<section><h2>Recent snapshots</h2>${snapshotTable(shown)}</section>
 <section class="charts"><h2>Over time</h2>${sizeChart}${durChart}</section>
-${diskSection(o, now)}${devicesSection(o, now)}${jobsSection(jobs, now, o.timeZone)}
+${diskSection(o)}${devicesSection(o, now)}${jobsSection(o.schedule, now, o.timeZone)}
 </main><footer class="muted">Generated ${esc(when(o.generatedAt, o.timeZone))} · <a href="api/status.json">status.json</a> · <a href="metrics">metrics</a></footer></body></html>
 `;
 }
@@ -216,6 +184,7 @@ th { background: #f1f5f9; font-weight: 600; font-size: 13px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #15803d; } .bad { color: #b91c1c; font-weight: 600; } .muted { color: #7b8794; font-weight: normal; }
 .problems ul { background: #fef2f2; border: 1px solid #fecaca; padding: 8px 8px 8px 28px; margin: 0; }
+#warnings ul { background: #fffbeb; border-color: #fde68a; } .fix { color: #52606d; }
 .charts svg { display: block; background: #fff; border: 1px solid #e4e7eb; margin-bottom: 12px; max-width: 100%; height: auto; }
 footer { margin-top: 28px; font-size: 13px; } a { color: #2f6fde; }
 `;

@@ -1,26 +1,45 @@
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Overview } from './overview.js';
+import { isHealthy, type Overview, type Problem } from '../ops/overview.js';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
 const seconds = (iso: string): number => Date.parse(iso) / 1000;
 
 /**
- * Prometheus text for an overview of the vault. A fresh registry per call: every value comes from
- * the vault and its state files, so a scrape always shows what is on disk now.
+ * Prometheus text for an overview of the vault and its judgement (src/ops/overview.ts). A fresh
+ * registry per call: every value comes from the vault and its state files, so a scrape always
+ * shows what is on disk now.
  */
-export async function renderMetrics(o: Overview): Promise<string> {
+export async function renderMetrics(o: Overview, problems: readonly Problem[]): Promise<string> {
   const registry = new Registry();
   const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []): Gauge<L> =>
     new Gauge({ name, help, labelNames, registers: [registry] });
 
-  const complete = o.snapshots.filter((s) => s.problem === null);
+  gauge(
+    'permafrost_healthy',
+    'The one judgement of health (as `permafrost status` and the status page): 1 healthy, 0 a problem needs fixing.',
+  ).set(isHealthy(problems) ? 1 : 0);
+  const byCode = gauge(
+    'permafrost_problems',
+    'Problems the judgement found, by code and severity (error: unhealthy; warning: shown, not failing).',
+    ['code', 'severity'],
+  );
+  for (const p of problems) byCode.inc({ code: p.code, severity: p.severity });
+  if (o.growth.perDayBytes !== null)
+    gauge(
+      'permafrost_vault_growth_bytes_per_day',
+      'Bytes new snapshots add a day (before pruning), measured over the last day or week.',
+    ).set(o.growth.perDayBytes);
+
+  // The folder's own snapshots: a device's .stversions copies are not counted here.
+  const inFolder = o.snapshots.filter((s) => !s.versionsOnly);
+  const complete = inFolder.filter((s) => s.problem === null);
   gauge('permafrost_snapshots', 'Complete snapshots in the vault.').set(complete.length);
-  gauge('permafrost_snapshots_unreadable', 'Snapshot folders whose manifest cannot be read.').set(o.snapshots.length - complete.length);
+  gauge('permafrost_snapshots_unreadable', 'Snapshot folders whose manifest cannot be read.').set(inFolder.length - complete.length);
   gauge('permafrost_snapshots_bytes', 'Encrypted bytes of all complete snapshots.').set(complete.reduce((n, s) => n + (s.bytes ?? 0), 0));
 
   gauge('permafrost_snapshots_future', 'Snapshots dated in the future (a clock that ran ahead); never counted as the newest.').set(
-    o.snapshots.filter((s) => s.future).length,
+    inFolder.filter((s) => s.future).length,
   );
   // A future-dated snapshot would make the last success look fresh forever, so no age alert could fire.
   const newest = complete.find((s) => !s.future);
@@ -59,11 +78,11 @@ export async function renderMetrics(o: Overview): Promise<string> {
   const byCheck = gauge('permafrost_snapshots_check', 'Snapshots by their check result (sizes and SHA-256 against the manifest).', [
     'result',
   ]);
-  for (const result of ['ok', 'failed', 'never'] as const) byCheck.set({ result }, o.snapshots.filter((s) => s.checked === result).length);
+  for (const result of ['ok', 'failed', 'never'] as const) byCheck.set({ result }, inFolder.filter((s) => s.checked === result).length);
   const checkOk = gauge('permafrost_snapshot_check_ok', 'Check result per snapshot: 1 passed, 0 failed (unchecked ones are absent).', [
     'snapshot',
   ]);
-  for (const s of o.snapshots) if (s.checked !== 'never') checkOk.set({ snapshot: s.id }, s.checked === 'ok' ? 1 : 0);
+  for (const s of inFolder) if (s.checked !== 'never') checkOk.set({ snapshot: s.id }, s.checked === 'ok' ? 1 : 0);
   if (o.lastCheck) {
     gauge('permafrost_last_check_timestamp_seconds', 'When permafrost check last ran (Unix time).').set(seconds(o.lastCheck.checkedAt));
     gauge('permafrost_last_check_failed_snapshots', 'Snapshots the most recent check found damaged.').set(o.lastCheck.failed.length);
@@ -99,27 +118,6 @@ export async function renderMetrics(o: Overview): Promise<string> {
       'device',
       'folder',
     ]);
-    const self = o.replication.device;
-    if (self) {
-      // A backup device about itself: its true lag (commit to complete here), the newest snapshot's age, and its disk.
-      if (self.newest) {
-        gauge(
-          'permafrost_local_lag_seconds',
-          'On a backup device: from the newest snapshot held complete here finishing on the server to its arrival here.',
-        ).set(self.newest.lagSeconds);
-        gauge('permafrost_local_newest_snapshot_age_seconds', 'On a backup device: age of the newest snapshot held complete here.').set(
-          self.newest.ageSeconds,
-        );
-      }
-      gauge('permafrost_local_stale', 'On a backup device: whether its newest complete snapshot is older than syncthing.staleAfter.').set(
-        self.stale ? 1 : 0,
-      );
-      const disk = gauge('permafrost_local_disk_bytes', "On a backup device: disk used by its snapshots and by Syncthing's .stversions.", [
-        'where',
-      ]);
-      disk.set({ where: 'snapshots' }, self.disk.snapshotBytes);
-      disk.set({ where: 'versions' }, self.disk.versionsBytes);
-    }
     for (const d of o.replication.devices) {
       connected.set({ device: d.name }, d.connected ? 1 : 0);
       completeG.set({ device: d.name }, d.newestSnapshotComplete === null ? -1 : d.newestSnapshotComplete ? 1 : 0);
@@ -127,6 +125,27 @@ export async function renderMetrics(o: Overview): Promise<string> {
       stale.set({ device: d.name }, d.stale ? 1 : 0);
       for (const f of d.folders) completion.set({ device: d.name, folder: f.folder }, f.completion / 100);
     }
+  }
+  const self = o.device;
+  if (self) {
+    // A backup device about itself: its true lag (commit to complete here), the newest snapshot's age, and its disk.
+    if (self.newest) {
+      gauge(
+        'permafrost_local_lag_seconds',
+        'On a backup device: from the newest snapshot held complete here finishing on the server to its arrival here.',
+      ).set(self.newest.lagSeconds);
+      gauge('permafrost_local_newest_snapshot_age_seconds', 'On a backup device: age of the newest snapshot held complete here.').set(
+        self.newest.ageSeconds,
+      );
+    }
+    gauge('permafrost_local_stale', 'On a backup device: whether its newest complete snapshot is older than syncthing.staleAfter.').set(
+      self.stale ? 1 : 0,
+    );
+    const disk = gauge('permafrost_local_disk_bytes', "On a backup device: disk used by its snapshots and by Syncthing's .stversions.", [
+      'where',
+    ]);
+    disk.set({ where: 'snapshots' }, self.disk.snapshotBytes);
+    disk.set({ where: 'versions' }, self.disk.versionsBytes);
   }
   return registry.metrics();
 }

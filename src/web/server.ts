@@ -7,9 +7,9 @@ import { readSecretFile } from '../config/secret-file.js';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { isLoopback } from '../net/loopback.js';
+import { gatherOverview, isHealthy, judge, type JobView, type ReplicationReader } from '../ops/overview.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './prometheus.js';
-import { readOverview, type ReplicationReader } from './overview.js';
-import { FAVICON_SVG, renderPage, STYLE_CSS, type JobView } from './page.js';
+import { FAVICON_SVG, renderPage, STYLE_CSS } from './page.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9580';
 
@@ -53,7 +53,11 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 /** The Hono app: `/`, `/style.css`, `/metrics`, `/api/status.json`; read-only. */
 export function buildApp(config: Config, opts: WebServerOptions & { token: string | null }): Hono {
   const app = new Hono();
-  const overview = () => readOverview(config, { replication: opts.replication });
+  // One overview and one judgement per request: the page, /metrics and status.json show the same verdict.
+  const overview = async () => {
+    const o = await gatherOverview(config, { replication: opts.replication, jobs: opts.jobs });
+    return { o, problems: judge(o) };
+  };
   app.use('*', async (c, next) => {
     if (opts.token !== null && !tokenMatches(c.req.header('authorization'), opts.token)) {
       c.header('WWW-Authenticate', 'Basic realm="permafrost", charset="UTF-8"');
@@ -66,11 +70,20 @@ export function buildApp(config: Config, opts: WebServerOptions & { token: strin
     c.header('Cache-Control', 'no-store');
   });
   const readOnly = (c: Context) => c.text('read-only\n', 405, { Allow: 'GET, HEAD' });
-  app.get('/', async (c) => c.html(renderPage(await overview(), opts.jobs?.() ?? null)));
+  app.get('/', async (c) => {
+    const { o, problems } = await overview();
+    return c.html(renderPage(o, problems));
+  });
   app.get('/style.css', (c) => c.body(STYLE_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8' }));
   app.get('/favicon.svg', (c) => c.body(FAVICON_SVG, 200, { 'Content-Type': 'image/svg+xml' }));
-  app.get('/metrics', async (c) => c.body(await renderMetrics(await overview()), 200, { 'Content-Type': METRICS_CONTENT_TYPE }));
-  app.get('/api/status.json', async (c) => c.json({ ...(await overview()), jobs: opts.jobs?.() ?? null }));
+  app.get('/metrics', async (c) => {
+    const { o, problems } = await overview();
+    return c.body(await renderMetrics(o, problems), 200, { 'Content-Type': METRICS_CONTENT_TYPE });
+  });
+  app.get('/api/status.json', async (c) => {
+    const { o, problems } = await overview();
+    return c.json({ ...o, jobs: o.schedule, healthy: isHealthy(problems), problems });
+  });
   app.on(['POST', 'PUT', 'PATCH', 'DELETE'], '*', readOnly);
   app.notFound((c) => c.text('not found\n', 404));
   app.onError((err, c) => c.text(`permafrost: ${err.message}\n`, 500));

@@ -87,7 +87,9 @@ describe('a full or read-only vault', () => {
       ),
     );
     expect(contents(dir)).toEqual(before);
-    expect(readdirSync(dir).filter((n) => n.startsWith('.'))).toEqual([]);
+    // Nothing but the recorded outcome of the run (what `status` judges a failed last backup from).
+    expect(readdirSync(dir).filter((n) => n.startsWith('.') && n !== '.permafrost-runs.json')).toEqual([]);
+    expect(JSON.parse(readFileSync(path.join(dir, '.permafrost-runs.json'), 'utf8'))).toMatchObject({ backup: { outcome: 'failed' } });
   });
 
   it('full mid-dump (no earlier snapshot to judge by): exit 1 naming vault.dir, no partial folder, no lock', async () => {

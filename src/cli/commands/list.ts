@@ -1,109 +1,132 @@
 import { IntegrityError } from '../../errors.js';
-import { neededBy } from '../../vault/retention.js';
+import { formatAge, formatBytes } from '../../format.js';
+import type { SnapshotRow } from '../../ops/overview.js';
 import type { SnapshotKeys } from '../../vault/keys-reuse.js';
 import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
-import { formatAge, formatBytes } from '../../format.js';
 
-/** What opens a snapshot, short: `passphrase`, `key …0123456789ABCDEF` (the fingerprint's last 16 digits). */
-function keyCell(k: SnapshotKeys | null): string {
-  if (k === null) return '?';
-  const all = [...(k.passphrase ? ['passphrase'] : []), ...k.recipients.map((fp) => `key …${fp.slice(-16)}`)];
-  return all.length ? all.join(' or ') : '?';
-}
+/** A CHECKED cell longer than this is cut in the aligned table (the whole text is in --tsv and --json). */
+export const CHECKED_WIDTH = 48;
 
 /** `full`, `base`, `delta 3`; with who needs it: `base, needed by 2026-12-01T05-00-00Z +4`. */
-function kindCell(r: { kind: string | null; depth: number | null; neededBy: string[] }): string {
+function kindCell(r: Pick<SnapshotRow, 'kind' | 'depth' | 'neededBy'>): string {
   if (r.kind === null) return '?';
   const kind = r.kind === 'delta' ? `delta ${r.depth}` : r.kind;
   const [newest, ...more] = r.neededBy;
   return newest ? `${kind}, needed by ${newest}${more.length ? ` +${more.length}` : ''}` : kind;
 }
 
+/** What opens every part of a snapshot: the passphrase (no fingerprint: none is computed from a secret) and/or these public keys. */
+export function opensWith(r: Pick<SnapshotRow, 'keys' | 'problem'>): SnapshotKeys | null {
+  const parts = Object.values(r.keys);
+  if (r.problem !== null) return null;
+  if (parts.length === 0) return { passphrase: false, recipients: [] };
+  const sets = parts.map((p) => new Set(p.recipients.map((k) => k.fingerprint)));
+  return { passphrase: parts.every((p) => p.passphrase), recipients: [...sets[0]!].filter((fp) => sets.every((x) => x.has(fp))).sort() };
+}
+
+/** What opens a snapshot, short: `passphrase`, `key …0123456789ABCDEF` (the fingerprint's last 16 digits). */
+function keyCell(k: SnapshotKeys | null): string {
+  if (k === null) return '?';
+  const all = [...(k.passphrase ? ['passphrase'] : []), ...k.recipients.map((fp) => `key …${fp.slice(-16)}`)];
+  return all.length === 0 ? '?' : all.join(' or ');
+}
+
+/** What `list --json` prints for a snapshot (its shape predates the overview: parts by name). */
+function listJson(r: SnapshotRow) {
+  return {
+    id: r.id,
+    ageSeconds: r.ageSeconds,
+    bytes: r.bytes,
+    kind: r.kind,
+    depth: r.depth,
+    base: r.base,
+    reference: r.reference,
+    neededBy: r.neededBy,
+    parts: r.parts.map((p) => p.part),
+    database: r.database,
+    failed: r.failed,
+    keys: r.keys,
+    signedBy: r.signedBy,
+    opensWith: opensWith(r),
+    future: r.future,
+    versionsOnly: r.versionsOnly,
+    problem: r.problem,
+    verified: r.verified,
+    verifiedAt: r.verifiedAt,
+    checked: r.checked,
+    checkedAt: r.checkedAt,
+    checkProblems: r.checkProblems,
+  };
+}
+
+const HEADER = ['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS', 'KEY'];
+
+/** One table row's cells, full text (the aligned table cuts CHECKED afterwards). */
+function cells(r: SnapshotRow): string[] {
+  const size = r.bytes === null ? '?' : formatBytes(r.bytes);
+  const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
+  const check = r.checked === 'ok' ? '✓' : r.checked === 'failed' ? `✗ ${r.checkProblems.join('; ')}` : 'never';
+  const contents =
+    r.problem ??
+    [r.parts.map((p) => p.part).join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
+  const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
+  return [r.id, age, size, kindCell(r), mark, check, `${contents}${r.versionsOnly ? ' (in .stversions)' : ''}`, keyCell(opensWith(r))];
+}
+
+/** `text` cut to `width` characters, ending in `…` when cut. */
+function cut(text: string, width: number): string {
+  const chars = [...text];
+  return chars.length <= width ? text : `${chars.slice(0, width - 1).join('')}…`;
+}
+
+/**
+ * The snapshot table: tab-separated (for scripts: `--tsv`, or stdout not a terminal), or columns
+ * padded to align on a terminal, with long CHECKED text cut so one damaged snapshot cannot push the
+ * other columns out of line. The last column is never padded.
+ */
+export function renderListTable(rows: readonly SnapshotRow[], opts: { aligned: boolean }): string[] {
+  const table = [HEADER, ...rows.map(cells)];
+  if (!opts.aligned) return table.map((r) => r.join('\t'));
+  const checked = HEADER.indexOf('CHECKED');
+  for (const r of table.slice(1)) r[checked] = cut(r[checked]!, CHECKED_WIDTH);
+  const widths = HEADER.map((_, i) => Math.max(...table.map((r) => [...r[i]!].length)));
+  return table.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - [...c].length)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
 export const registerList: RegisterCommand = (program, { io, config }) => {
   program
     .command('list')
     .description(
-      'List snapshots, newest first: age, size, kind (full; or base / delta N of a database.delta chain, with the newest snapshot whose restore needs it), ' +
-        'the key that opens it (the passphrase, or a public key by fingerprint), verify and check results, parts.',
+      'List snapshots, newest first: age, size, kind (full; or base / delta N of a database.delta chain, with the newest snapshot whose restore needs it), verify and check results, parts, ' +
+        'and the key that opens it (the passphrase, or a public key by fingerprint). ' +
+        'Columns are aligned on a terminal (a long CHECKED text cut with …); with --tsv, or when stdout is not a terminal, tab-separated with every text whole.',
     )
     .option('--json', 'print the snapshots as JSON')
+    .option('--tsv', 'print tab-separated columns, also on a terminal')
     .option(...VAULT_OPTION)
     .addHelpText(
       'after',
       examples([
         'permafrost list',
+        'permafrost list --tsv | cut -f1,6',
         'permafrost list --json | jq ".[0].id"',
         'permafrost list --json | jq -r \'.[] | select(.kind == "delta") | "\\(.id) needs \\(.reference)"\'',
         'permafrost list --vault /media/usb/permafrost   # no config file needed',
       ]),
     )
-    .action(async (opts: { json?: boolean; vault?: string }) => {
+    .action(async (opts: { json?: boolean; tsv?: boolean; vault?: string }) => {
       const cfg = config({ vault: opts.vault });
-      const [{ listSnapshots }, { readVerifyState, verifyStatus }, { checkStatus, readCheckState }, { snapshotKeys }] = await Promise.all([
-        import('../../vault/store.js'),
-        import('../../recover/verify-state.js'),
-        import('../../vault/check.js'),
-        import('../../vault/keys-reuse.js'),
-      ]);
-      const snaps = await listSnapshots(cfg.vault.dir, { versions: true });
-      const verified = await readVerifyState(cfg.vault.dir);
-      const checked = (await readCheckState(cfg.vault.dir)).snapshots;
-      const needs = neededBy(snaps.filter((s) => s.manifest).map((s) => ({ id: s.id, time: s.time, chain: s.manifest?.chain })));
-      const now = Date.now();
-      const rows = snaps.map((s) => ({
-        id: s.id,
-        ageSeconds: Math.round((now - s.time.getTime()) / 1000),
-        bytes: s.manifest?.files.reduce((sum, f) => sum + f.bytes, 0) ?? null,
-        /** full (restores alone), base or delta (database.delta); null when the manifest is unusable. */
-        kind: s.manifest ? (s.manifest.chain?.kind ?? 'full') : null,
-        /** A delta's place in its chain: deltas since its base, the base, the snapshot it applies on top of. */
-        depth: s.manifest?.chain?.depth ?? null,
-        base: s.manifest?.chain?.base ?? null,
-        reference: s.manifest?.chain?.reference ?? null,
-        /** The snapshots whose restore reads this one (newest first): prune keeps it while any of them is kept. */
-        neededBy: needs.get(s.id) ?? [],
-        parts: s.manifest?.files.map((f) => f.part) ?? [],
-        database: s.manifest?.database.name ?? null,
-        failed: s.manifest?.failed ?? [],
-        // Which keys open each part (manifests from before recipients: the passphrase only), and who signed it.
-        keys: Object.fromEntries(s.manifest?.files.map((f) => [f.part, f.keys ?? { recipients: [], passphrase: true }]) ?? []),
-        signedBy: s.manifest?.signedBy ?? null,
-        /** What opens every part: the passphrase (no fingerprint: none is computed from a secret) and/or these public keys. */
-        opensWith: s.manifest ? snapshotKeys(s.manifest) : null,
-        future: s.future,
-        /** Held only in Syncthing's .stversions on this device (pruned on the server); restorable by its id. */
-        versionsOnly: s.versionsOnly === true,
-        problem: s.problem ?? null,
-        verified: verifyStatus(verified[s.id]),
-        verifiedAt: verified[s.id]?.checkedAt ?? null,
-        checked: checkStatus(checked[s.id]),
-        checkedAt: checked[s.id]?.checkedAt ?? null,
-        checkProblems: checked[s.id]?.problems ?? [],
-      }));
-      if (opts.json) io.out(JSON.stringify(rows, null, 2));
+      const { gatherOverview } = await import('../../ops/overview.js');
+      const rows = (await gatherOverview(cfg)).snapshots;
+      if (opts.json) io.out(JSON.stringify(rows.map(listJson), null, 2));
       else if (rows.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
       else {
-        io.out(['SNAPSHOT', 'AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS', 'KEY'].join('\t'));
-        for (const r of rows) {
-          const size = r.bytes === null ? '?' : formatBytes(r.bytes);
-          const mark = r.verified === 'verified' ? '✓' : r.verified === 'failed' ? '✗ failed' : 'never';
-          const check = r.checked === 'ok' ? '✓' : r.checked === 'failed' ? `✗ ${r.checkProblems.join('; ')}` : 'never';
-          const contents =
-            r.problem ?? [r.parts.join(','), ...r.failed.map((f) => `${f.part} FAILED${f.optional ? ' (optional)' : ''}`)].join(', ');
-          const age = r.future ? `in the future (${formatAge(-r.ageSeconds * 1000)} ahead)` : formatAge(r.ageSeconds * 1000);
-          io.out(
-            [
-              r.id,
-              age,
-              size,
-              kindCell(r),
-              mark,
-              check,
-              `${contents}${r.versionsOnly ? ' (in .stversions)' : ''}`,
-              keyCell(r.opensWith),
-            ].join('\t'),
-          );
-        }
+        for (const line of renderListTable(rows, { aligned: io.outIsTTY === true && !opts.tsv })) io.out(line);
         for (const r of rows.filter((x) => x.future)) {
           io.err(
             `warning: snapshot ${r.id} is dated in the future (the clock ran ahead?): it is never taken as "latest" or pruned; move it out of ${cfg.vault.dir} once it is not needed.`,

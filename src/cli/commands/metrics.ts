@@ -4,7 +4,7 @@ export const registerMetrics: RegisterCommand = (program, { io, config }) => {
   program
     .command('metrics')
     .description(
-      "Print Prometheus metrics computed from the vault (snapshots, sizes, durations, verify results, alert delivery failures), or write them atomically for node_exporter's textfile collector.",
+      "Print Prometheus metrics computed from the vault (permafrost_healthy: the same judgement as `permafrost status`; snapshots, sizes, durations, verify and check results, growth, alert delivery failures), or write them atomically for node_exporter's textfile collector.",
     )
     .option('--textfile <path>', 'write to this .prom file (atomically) instead of stdout')
     .addHelpText(
@@ -17,12 +17,15 @@ export const registerMetrics: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { textfile?: string }) => {
       const cfg = config();
-      const [{ collectMetrics }, { replicationReaderFor }] = await Promise.all([
+      const [{ writeMetricsTextfile }, { replicationReaderFor }, { gatherOverview, judge }, { renderMetrics }] = await Promise.all([
         import('../../jobs/metrics.js'),
         import('../../jobs/watch.js'),
+        import('../../ops/overview.js'),
+        import('../../web/prometheus.js'),
       ]);
-      const result = await collectMetrics(cfg, { textfile: opts.textfile, replication: replicationReaderFor(cfg) });
-      if (result.written) io.err(`metrics written to ${result.written}`);
-      else io.out(result.text.trimEnd());
+      const o = await gatherOverview(cfg, { replication: replicationReaderFor(cfg) });
+      const text = await renderMetrics(o, judge(o));
+      if (opts.textfile) io.err(`metrics written to ${await writeMetricsTextfile(opts.textfile, text)}`);
+      else io.out(text.trimEnd());
     });
 };

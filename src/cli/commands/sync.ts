@@ -1,5 +1,4 @@
 import { examples, type RegisterCommand } from '../context.js';
-import { renderStatus, statusFailure } from './status.js';
 
 export const registerSync: RegisterCommand = (program, { io, config }) => {
   const sync = program
@@ -55,7 +54,10 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
     .option('--json', 'print the status as JSON')
     .addHelpText('after', examples(['permafrost sync status', 'permafrost sync status --json | jq ".devices[].lagSeconds"']))
     .action(async (opts: { json?: boolean }) => {
-      const { replicationStatus } = await import('../../replicate/status.js');
+      const [{ replicationStatus }, { renderStatus, statusFailure }] = await Promise.all([
+        import('../../replicate/status.js'),
+        import('../status-render.js'),
+      ]);
       const status = await replicationStatus(config());
       renderStatus(io, status, Boolean(opts.json));
       if (!status.ok) throw statusFailure(status);
