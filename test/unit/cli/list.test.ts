@@ -51,7 +51,7 @@ describe('list table', () => {
     const lines = renderListTable(rows, { aligned: true });
     expect(lines).toHaveLength(3);
     expect(lines.every((l) => !l.includes('\t'))).toBe(true);
-    for (const header of ['AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS']) {
+    for (const header of ['AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS', 'KEY']) {
       const col = lines[0]!.indexOf(header);
       expect(col).toBeGreaterThan(0);
       // The cell under each header starts right there: the character before it is a space, the cell itself is not.
@@ -67,8 +67,8 @@ describe('list table', () => {
 
   it('for scripts (--tsv, or not a terminal): tab-separated, every text whole', () => {
     const lines = renderListTable(rows, { aligned: false });
-    expect(lines[0]).toBe('SNAPSHOT\tAGE\tSIZE\tKIND\tVERIFIED\tCHECKED\tCONTENTS');
-    expect(lines[2]!.split('\t')).toHaveLength(7);
+    expect(lines[0]).toBe('SNAPSHOT\tAGE\tSIZE\tKIND\tVERIFIED\tCHECKED\tCONTENTS\tKEY');
+    expect(lines[2]!.split('\t')).toHaveLength(8);
     expect(lines[2]).toContain('redis.rdb.gpg: SHA-256 differs from the manifest');
   });
 });

@@ -76,10 +76,11 @@ describe('RESTORE.md', () => {
     expect(md).toContain(`Every manifest here is signed by the key **${fpr}**: restore.sh and \`permafrost restore\``);
     expect(md).toContain('so give the fingerprint you kept when `permafrost init` or `permafrost doctor` printed it');
     expect(md).toContain(
-      `sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --signer ${fpr}            # the newest snapshot`,
+      `sh restore.sh --passphrase-file /root/passphrase --signer ${fpr}            # the newest snapshot`,
     );
-    expect(md).toContain(`sudo -u postgres sh restore.sh --passphrase-file /root/passphrase --signer ${fpr} "$SNAP"    # a named one`);
-    expect(md).toContain(`permafrost restore --vault "$PWD" --passphrase-file /root/passphrase --signer ${fpr} [--database`);
+    expect(md).toContain(`sh restore.sh --passphrase-file /root/passphrase --signer ${fpr} "$SNAP"    # a named one`);
+    expect(md).toContain(`runuser -u postgres -- sh restore.sh --passphrase-file - --signer ${fpr} < /root/passphrase`);
+    expect(md).toContain(`runuser -u postgres -- permafrost restore --vault "$PWD" --passphrase-file - --signer ${fpr} < /root/passphrase`);
     expect(md).toContain('gpg --verify "$SNAP/manifest.json.sig" "$SNAP/manifest.json"');
     const unsigned = renderRestoreMd(facts);
     expect(unsigned).not.toContain('--signer ');
