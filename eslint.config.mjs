@@ -1,5 +1,27 @@
 import tseslint from 'typescript-eslint';
 
+const CHILD_PROCESS = ['node:child_process', 'child_process'].map((name) => ({
+  name,
+  message: 'Start programs through src/tools/run.ts.',
+}));
+
+/**
+ * The layers of ARCHITECTURE.md as lint zones: for each layer, the top folders of src/ it must not
+ * import from. `no-restricted-imports` is one rule, so each zone repeats the spawn-wrapper paths
+ * (src/tools/run.ts alone may start programs).
+ */
+function layerZones(zones) {
+  return zones.flatMap(({ files, forbidden, message }) => {
+    const patterns = [{ regex: `^(\\./|(\\.\\./)+)(${forbidden.join('|')})/`, message }];
+    return [
+      { files, ignores: ['src/tools/run.ts'], rules: { 'no-restricted-imports': ['error', { paths: CHILD_PROCESS, patterns }] } },
+      ...(files.some((f) => f.startsWith('src/tools/'))
+        ? [{ files: ['src/tools/run.ts'], rules: { 'no-restricted-imports': ['error', { patterns }] } }]
+        : []),
+    ];
+  });
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.bench-cache/'] },
   ...tseslint.configs.recommendedTypeChecked,
@@ -39,12 +61,57 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/tools/run.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        { paths: ['node:child_process', 'child_process'].map((name) => ({ name, message: 'Start programs through src/tools/run.ts.' })) },
-      ],
+      'no-restricted-imports': ['error', { paths: CHILD_PROCESS }],
     },
   },
+  // The layers of ARCHITECTURE.md, held here as the rules above hold the one spawn wrapper and the
+  // one HTTP client: imports only go down. Edges (cli/, web/, daemon/) render what operations
+  // return; operations (ops/) are the only home of whole runs; steps never reach up.
+  ...layerZones([
+    {
+      layer: 'steps',
+      files: ['capture', 'crypto', 'vault', 'recover', 'replicate', 'notify', 'tools', 'net', 'config', 'doctor', 'schedule'].map(
+        (d) => `src/${d}/**/*.ts`,
+      ),
+      forbidden: ['ops', 'cli', 'web', 'daemon'],
+      message: 'A step never reaches up: operations (src/ops/) compose steps, edges render them (ARCHITECTURE.md, Layers).',
+    },
+    {
+      layer: 'bottom',
+      files: ['src/errors.ts', 'src/format.ts', 'src/version.ts', 'src/schema-issues.ts', 'src/events.ts'],
+      forbidden: [
+        'ops',
+        'cli',
+        'web',
+        'daemon',
+        'capture',
+        'crypto',
+        'vault',
+        'recover',
+        'replicate',
+        'notify',
+        'tools',
+        'net',
+        'config',
+        'doctor',
+        'schedule',
+      ],
+      message: 'The bottom layer (errors, format, events) imports nothing of the product.',
+    },
+    {
+      layer: 'ops',
+      files: ['src/ops/**/*.ts'],
+      forbidden: ['cli', 'web', 'daemon'],
+      message: 'An operation returns data; the edges (cli/, web/, daemon/) render it and never the other way round.',
+    },
+    { layer: 'web', files: ['src/web/**/*.ts'], forbidden: ['cli', 'daemon'], message: 'The page renders what operations return.' },
+    {
+      layer: 'daemon',
+      files: ['src/daemon/**/*.ts'],
+      forbidden: ['cli'],
+      message: 'The daemon schedules operations; it does not reach into the CLI.',
+    },
+  ]),
   {
     files: ['test/**', 'bench/**'],
     rules: {

@@ -5,7 +5,7 @@
 import { pino } from 'pino';
 import { UserError } from '../errors.js';
 import { formatBytes } from '../format.js';
-import type { DaemonLogger } from '../schedule/daemon.js';
+import type { DaemonLogger } from '../daemon/scheduler.js';
 
 export type LogFormat = 'text' | 'json';
 

@@ -1,8 +1,8 @@
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { createDaemon } from '../jobs/daemon-jobs.js';
+import { createDaemon } from '../daemon/jobs.js';
 import { errorMessage, PermafrostError } from '../errors.js';
-import type { Daemon, DaemonLogger } from '../schedule/daemon.js';
+import type { Daemon, DaemonLogger } from '../daemon/scheduler.js';
 
 /**
  * Runs the daemon until SIGTERM/SIGINT; on SIGHUP reads the config file again: a config that does

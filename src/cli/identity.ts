@@ -1,7 +1,7 @@
 /** The --identity flags restore and verify share, and the hidden terminal prompt for a protected key. */
 import type { Command } from 'commander';
 import { UserError } from '../errors.js';
-import type { SecretFlags } from '../vault/keys-identity.js';
+import type { SecretFlags } from '../crypto/keys-identity.js';
 import type { Io } from './run.js';
 
 /** Declares --identity and --identity-passphrase-file on `cmd`. */

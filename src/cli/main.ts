@@ -48,7 +48,7 @@ export async function buildProgram(io: Io, args: readonly string[] = []): Promis
   };
   // --version needs no command; otherwise only the requested command's module is loaded (help,
   // `help CMD` and typos get them all). Command modules load their core inside the action, so
-  // registering one costs its help text only (test/e2e/startup.test.ts).
+  // registering one costs its help text only (test/e2e/setup/startup.test.ts).
   const wanted = requestedCommand(args);
   if (wanted === undefined && isVersionRequest(args)) return program;
   // Loaded together (the loader reads the files in parallel), registered in the registry's order.

@@ -1,6 +1,6 @@
 import type { Io } from './run.js';
 import { formatBytes } from '../format.js';
-import type { JobEvents } from '../jobs/events.js';
+import type { JobEvents } from '../events.js';
 
 export interface Progress {
   /** Handed to the job; `end` closes the line as `done` does. */

@@ -8,8 +8,8 @@ import path from 'node:path';
 import * as openpgp from 'openpgp';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { readRecipient } from '../vault/keys.js';
-import { readSignerKey, readSigningKey } from '../vault/signature.js';
+import { readRecipient } from '../crypto/keys.js';
+import { readSignerKey, readSigningKey } from '../crypto/signature.js';
 import type { CheckLine } from './checks.js';
 
 /** Key files bigger than this are not looked into for secret keys. */

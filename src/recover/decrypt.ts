@@ -13,12 +13,12 @@ import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors
 import { formatBytes } from '../format.js';
 import { classifyGpgError, gpgDecryptArgv, gpgDecryptFile, gpgImportSecretKey, killAgent, type GpgDecryptResult } from '../tools/gpg.js';
 import { startTool, type ToolRun } from '../tools/run.js';
-import { HashCounter, sha256File } from '../vault/crypto.js';
-import type { DecryptSecret } from '../vault/keys-identity.js';
+import { HashCounter, sha256File } from '../crypto/hash.js';
+import type { DecryptSecret } from '../crypto/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { partPath, type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
-import { selfIdentity } from '../schedule/lock.js';
+import { selfIdentity } from '../vault/lock.js';
 import { diskSpace } from '../vault/fs-durable.js';
 
 /** How every private temp folder's name starts. */

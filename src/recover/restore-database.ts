@@ -13,7 +13,7 @@ import { runTool } from '../tools/run.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { BusyError, errorMessage, IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import type { DatabaseFacts, Manifest, ManifestFile } from '../vault/manifest.js';
-import type { JobEvents } from '../jobs/events.js';
+import type { JobEvents } from '../events.js';
 import { applyChain, chainPlainBytes, compareTableHashes, type RestoreChain } from './chain.js';
 import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
 import { compareWithManifest, readArchiveToc, readRestoredFacts } from './verify.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import type { NotifyLog } from '../notify/alerts.js';
-import { identityAlive } from '../schedule/lock.js';
+import { identityAlive } from '../vault/lock.js';
 import { connect } from '../tools/postgres.js';
 import { TEMP_PREFIX } from './decrypt.js';
 import { SCRATCH_COMMENT, scratchCreator, verifyServer } from './verify.js';

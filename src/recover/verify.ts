@@ -16,7 +16,7 @@ import {
 import { runTool } from '../tools/run.js';
 import { qualified } from '../capture/delta-sql.js';
 import type { Manifest, MastodonFacts, TableName } from '../vault/manifest.js';
-import { selfIdentity, type ProcessIdentity } from '../schedule/lock.js';
+import { selfIdentity, type ProcessIdentity } from '../vault/lock.js';
 
 /**
  * A `pg_restore --list` line of an entry that creates a table: its catalog id is pg_class's

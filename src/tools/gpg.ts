@@ -9,7 +9,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ToolError } from '../errors.js';
-import { sha256File } from '../vault/crypto.js';
+import { sha256File } from '../crypto/hash.js';
 import { runTool, startTool } from './run.js';
 
 /** gpg argv for decrypting `encPath` to stdout with the passphrase read from fd 3. No secret in it. */

@@ -3,7 +3,7 @@ import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path';
 import { describeIssues } from '../schema-issues.js';
 import { errorMessage, PermafrostError, UserError } from '../errors.js';
-import { sha256File } from './crypto.js';
+import { sha256File } from '../crypto/hash.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
 import { MANIFEST_NAME, manifestSchema, SIGNATURE_NAME, type Manifest } from './manifest.js';
 import { openVault, VAULT_NAMES } from './layout.js';

@@ -19,7 +19,7 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
-      const { runBackupJob } = await import('../../jobs/runs.js');
+      const { runBackupJob } = await import('../../ops/runs.js');
       const shown = progress(io, 'backup', { json: opts.json });
       // Alerts go out after the run; an alert receiver that is down only adds warnings.
       const result = await withStopSignal((signal) => runBackupJob(cfg, { signal, events: shown.events, log: cliNotifyLog(io) })).finally(

@@ -21,7 +21,7 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (snapshot: string, opts: { json?: boolean; vault?: string }) => {
       const cfg = config({ vault: opts.vault });
-      const [{ runCheckJob }, { checkFailed }] = await Promise.all([import('../../jobs/runs.js'), import('../../jobs/check.js')]);
+      const [{ runCheckJob }, { checkFailed }] = await Promise.all([import('../../ops/runs.js'), import('../../ops/check.js')]);
       const result = await runCheckJob(cfg, { snapshot, log: cliNotifyLog(io) });
       if (opts.json) io.out(JSON.stringify(result, null, 2));
       else {

@@ -20,7 +20,7 @@ export const registerDoctor: RegisterCommand = (program, { io, configFlag }) => 
       ]),
     )
     .action(async (opts: { json?: boolean }) => {
-      const { runDoctor } = await import('../../jobs/doctor.js');
+      const { runDoctor } = await import('../../ops/doctor.js');
       const report = await runDoctor({ configFlag: configFlag() });
       if (opts.json) io.out(JSON.stringify(report, null, 2));
       else {

@@ -39,7 +39,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       ]),
     )
     .action(async (opts: InitFlags) => {
-      const { runInit } = await import('../../jobs/init.js');
+      const { runInit } = await import('../../ops/init.js');
       const result = await runInit({
         mastodonDir: opts.mastodon,
         configPath: configFlag() ?? './permafrost.yaml',

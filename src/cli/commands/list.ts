@@ -1,7 +1,7 @@
 import { IntegrityError } from '../../errors.js';
 import { formatAge, formatBytes } from '../../format.js';
 import type { SnapshotRow } from '../../ops/overview.js';
-import type { SnapshotKeys } from '../../vault/keys-reuse.js';
+import type { SnapshotKeys } from '../../crypto/keys-reuse.js';
 import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 
 /** A CHECKED cell longer than this is cut in the aligned table (the whole text is in --tsv and --json). */

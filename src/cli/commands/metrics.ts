@@ -18,8 +18,8 @@ export const registerMetrics: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { textfile?: string }) => {
       const cfg = config();
       const [{ writeMetricsTextfile }, { replicationReaderFor }, { gatherOverview, judge }, { renderMetrics }] = await Promise.all([
-        import('../../jobs/metrics.js'),
-        import('../../jobs/watch.js'),
+        import('../../ops/metrics.js'),
+        import('../../ops/watch.js'),
         import('../../ops/overview.js'),
         import('../../web/prometheus.js'),
       ]);

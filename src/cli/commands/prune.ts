@@ -26,7 +26,7 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
       const cfg = config();
-      const [{ runPrune }, { sweepAndReport }] = await Promise.all([import('../../jobs/prune.js'), import('../../recover/sweep.js')]);
+      const [{ runPrune }, { sweepAndReport }] = await Promise.all([import('../../ops/prune.js'), import('../../recover/sweep.js')]);
       if (!opts.dryRun) await sweepAndReport(cfg, cliNotifyLog(io));
       const result = await runPrune(cfg, { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));

@@ -23,7 +23,7 @@ export const registerRekey: RegisterCommand = (program, { io, config }) => {
     .action(
       async (snapshot: string, opts: { json?: boolean; passphraseFile?: string; identity?: string; identityPassphraseFile?: string }) => {
         const cfg = config();
-        const { rekeyFailed, runRekey } = await import('../../vault/keys-rekey.js');
+        const { rekeyFailed, runRekey } = await import('../../ops/rekey.js');
         const report = await runRekey(cfg, snapshot, secretFlags(io, opts));
         if (opts.json) io.out(JSON.stringify(report, null, 2));
         else {

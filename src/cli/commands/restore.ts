@@ -92,7 +92,7 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     .action(async (snapshot: string, opts: RestoreFlags) => {
       const cfg = config({ vault: opts.vault });
       const [{ runRestore }, { describeSession }, { sweepAndReport }] = await Promise.all([
-        import('../../recover/restore.js'),
+        import('../../ops/restore.js'),
         import('../../recover/restore-database.js'),
         import('../../recover/sweep.js'),
       ]);

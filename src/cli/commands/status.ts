@@ -24,7 +24,7 @@ export const registerStatus: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { json?: boolean }) => {
       const cfg = config();
       const [{ gatherOverview, judge, isHealthy }, { replicationReaderFor }, { statusJson, renderHuman, healthFailure }] =
-        await Promise.all([import('../../ops/overview.js'), import('../../jobs/watch.js'), import('../status-render.js')]);
+        await Promise.all([import('../../ops/overview.js'), import('../../ops/watch.js'), import('../status-render.js')]);
       const o = await gatherOverview(cfg, { replication: replicationReaderFor(cfg) });
       const problems = judge(o);
       if (opts.json) io.out(JSON.stringify(statusJson(o, problems), null, 2));

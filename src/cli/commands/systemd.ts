@@ -70,7 +70,7 @@ export const registerSystemd: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: Opts) => {
       const cfg = config();
-      const { installedCommand, installUnits, systemdUnitsFor } = await import('../../jobs/systemd-units.js');
+      const { installedCommand, installUnits, systemdUnitsFor } = await import('../../ops/systemd-units.js');
       const { command, warning } = installedCommand(process.env.PATH, selfCommand());
       const units = await systemdUnitsFor(cfg, { user: opts.user, command, metricsTextfile: opts.metricsTextfile, daemon: opts.daemon });
       if (opts.install) {

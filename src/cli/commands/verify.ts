@@ -48,7 +48,7 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         },
       ) => {
         const cfg = config({ vault: opts.vault });
-        const { runVerifyJob, verificationFailed } = await import('../../jobs/runs.js');
+        const { runVerifyJob, verificationFailed } = await import('../../ops/runs.js');
         const shown = progress(io, 'verify', { json: opts.json });
         const result = await withStopSignal((signal) =>
           runVerifyJob(cfg, {

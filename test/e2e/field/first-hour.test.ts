@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DoctorReport } from '../../../src/jobs/doctor.js';
+import type { DoctorReport } from '../../../src/ops/doctor.js';
 import { FIXTURE_SQL, runCli } from '../../harness/env.js';
 import { ensureOsUser, runCliAs } from '../../harness/os-user.js';
 import { destroyCluster, startCluster, type PgCluster } from '../../harness/postgres.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { majorOfToolVersion, majorOfVersionNum } from '../../../src/doctor/checks.js';
 import { mayAccess, parseProcStatus } from '../../../src/doctor/syncthing.js';
-import { nextSteps } from '../../../src/recover/restore.js';
+import { nextSteps } from '../../../src/ops/restore.js';
 
 describe('version majors', () => {
   it.each([

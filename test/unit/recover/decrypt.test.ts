@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { IntegrityError, ToolError, UserError } from '../../../src/errors.js';
 import { decryptPartInto, decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
 import type { ManifestFile } from '../../../src/vault/manifest.js';
-import { encryptOpenPgpStream, skeskPacket } from '../../../src/vault/openpgp-stream.js';
+import { encryptOpenPgpStream, skeskPacket } from '../../../src/crypto/openpgp-stream.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'permafrost-decrypt-'));

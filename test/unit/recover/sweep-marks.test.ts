@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { SCRATCH_COMMENT, scratchCreator } from '../../../src/recover/verify.js';
-import { identityAlive, parseLockBody, selfIdentity } from '../../../src/schedule/lock.js';
+import { identityAlive, parseLockBody, selfIdentity } from '../../../src/vault/lock.js';
 
 describe('what a sweep may remove', () => {
   it("a scratch mark names its creator on this host only; another host's or an unmarked database is never judged", () => {

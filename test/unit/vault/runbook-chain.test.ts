@@ -2,7 +2,7 @@
  * restore.sh and delta-mode snapshots, without a server: the hash SQL it checks a restored chain
  * with is delta-sql.ts's, and the chain it follows back to the base is refused (exit 3, the
  * snapshot named, nothing left) when a link is missing or does not continue it. The restore itself
- * is test/e2e/restore-sh-delta.test.ts.
+ * is test/e2e/runbook/restore-sh-delta.test.ts.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

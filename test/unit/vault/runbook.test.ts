@@ -75,9 +75,7 @@ describe('RESTORE.md', () => {
     const md = renderRestoreMd({ ...facts, signer: fpr });
     expect(md).toContain(`Every manifest here is signed by the key **${fpr}**: restore.sh and \`permafrost restore\``);
     expect(md).toContain('so give the fingerprint you kept when `permafrost init` or `permafrost doctor` printed it');
-    expect(md).toContain(
-      `sh restore.sh --passphrase-file /root/passphrase --signer ${fpr}            # the newest snapshot`,
-    );
+    expect(md).toContain(`sh restore.sh --passphrase-file /root/passphrase --signer ${fpr}            # the newest snapshot`);
     expect(md).toContain(`sh restore.sh --passphrase-file /root/passphrase --signer ${fpr} "$SNAP"    # a named one`);
     expect(md).toContain(`runuser -u postgres -- sh restore.sh --passphrase-file - --signer ${fpr} < /root/passphrase`);
     expect(md).toContain(`runuser -u postgres -- permafrost restore --vault "$PWD" --passphrase-file - --signer ${fpr} < /root/passphrase`);

@@ -256,10 +256,7 @@ describe('status page rendering', () => {
       problem: null,
       disk: { snapshotBytes: 3 * 2 ** 20, versionsBytes: 2 ** 20 },
     };
-    const html = renderPage(
-      { ...overview, role: 'receiver', needsOffsite: false, device, replication: { ...offsite, devices: [] } },
-      null,
-    );
+    const html = renderPage({ ...overview, role: 'receiver', needsOffsite: false, device, replication: { ...offsite, devices: [] } }, null);
     expect(html).toContain(
       '<p id="this-device">This device: newest complete snapshot <code>2026-11-26T09-40-00Z</code>, 10 min old, arrived 12 s after its commit; disk used 4.0 MiB (3.0 MiB snapshots, 1.0 MiB in .stversions).</p>',
     );

@@ -1,0 +1,217 @@
+import { hostname } from 'node:os';
+import { formatBytes } from '../format.js';
+import { openCaptureSession } from '../capture/postgres.js';
+import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
+import type { SourceConfig } from '../config/schema.js';
+import { errorMessage, PermafrostError } from '../errors.js';
+import { cleanStaleStates } from '../capture/delta-state.js';
+import { captureChainParts, type ChainCapture } from './backup-delta.js';
+import { acquireLock, type RunLock } from '../vault/lock.js';
+import { VERSION } from '../version.js';
+import { loadEncryptionKeys, type EncryptionKeys } from '../crypto/keys.js';
+import { readSigningKey, signDetached, type SigningKey } from '../crypto/signature.js';
+import type { Manifest, ManifestFile } from '../vault/manifest.js';
+import {
+  cleanStalePartials,
+  commitPartial,
+  createPartial,
+  discardPartial,
+  newestSnapshotSize,
+  snapshotIdFor,
+  vaultWriteError,
+} from '../vault/store.js';
+import { writeEncryptedCapture } from '../crypto/write-capture.js';
+import { pruneAfterBackup, type PruneResult } from './prune.js';
+import { captureExtraParts } from './backup-parts.js';
+import { requestSnapshotRescan } from '../replicate/rescan.js';
+import type { JobEvents } from '../events.js';
+import { diskSpace } from '../vault/fs-durable.js';
+import { writeRunbook } from '../vault/runbook.js';
+
+export interface BackupResult {
+  manifest: Manifest;
+  dir: string;
+  /** Leftovers of dead runs that this run removed. */
+  cleaned: string[];
+  warnings: string[];
+  /** What retention did after this snapshot (null without vault.keep, or when it failed: see warnings). */
+  pruned?: PruneResult | null;
+}
+
+/**
+ * Refuses to start when the vault's disk has less free space than the newest snapshot took: the
+ * new one will be about as big, and a disk that fills mid-dump wastes the whole run.
+ */
+async function checkFreeSpace(vaultDir: string): Promise<void> {
+  const newest = await newestSnapshotSize(vaultDir, { whole: true });
+  if (!newest) return;
+  const needed = newest.bytes;
+  const { free } = await diskSpace(vaultDir);
+  if (free < needed) {
+    throw new PermafrostError(
+      'space',
+      `vault.dir ${vaultDir} has ${formatBytes(free)} free, but the newest snapshot (${newest.id}) took ${formatBytes(needed)}, so the next one would not fit; ` +
+        'free some space (`permafrost prune`, or a bigger disk) and run the backup again.',
+    );
+  }
+}
+
+/** Renames the next delta state into place; a failure only costs the next snapshot a base. */
+async function saveState(parts: ChainCapture, id: string): Promise<string | null> {
+  try {
+    await parts.commitState(id);
+    return null;
+  } catch (err) {
+    await parts.discardState().catch(() => undefined);
+    return `the delta state could not be saved (${errorMessage(err)}), so the next snapshot will be a base`;
+  }
+}
+
+/** A run that took over a stale lock says so: a run died there before. */
+function lockWarning(lock: RunLock): string[] {
+  return lock.tookOverFrom === null
+    ? []
+    : [`took over the run lock left by pid ${lock.tookOverFrom}, which no longer runs (a run died there before)`];
+}
+
+/** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
+export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
+  const keys = await loadEncryptionKeys(config.vault);
+  const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
+  try {
+    await checkFreeSpace(config.vault.dir);
+    return await captureSnapshot(config, { keys, signing }, opts);
+  } catch (err) {
+    // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
+    throw vaultWriteError(config.vault.dir, err) ?? err;
+  }
+}
+
+async function captureSnapshot(
+  config: SourceConfig,
+  { keys, signing }: { keys: EncryptionKeys; signing: SigningKey | null },
+  opts: { signal?: AbortSignal; events?: JobEvents },
+): Promise<BackupResult> {
+  const db = config.database;
+  const env = pgEnv(db);
+  const lock = acquireLock(config.vault.dir, 'backup');
+  try {
+    const cleaned = await cleanStalePartials(config.vault.dir);
+    await cleanStaleStates(config.vault.dir);
+    const started = new Date();
+    const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
+    const session = await openCaptureSession(db, opts.signal);
+    const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
+    // The session only has to outlive pg_dump's import of its snapshot; an open repeatable-read
+    // transaction holds back vacuum, so it ends as soon as the dump is done, not after the run.
+    let sessionOpen = true;
+    const closeSession = async (): Promise<void> => {
+      if (!sessionOpen) return;
+      sessionOpen = false;
+      await session.close();
+    };
+    let chainParts: ChainCapture | null = null;
+    // Roles, Redis and secrets are captured beside the database, not after it (see backup-parts.ts);
+    // a failed database stops them, and the folder is removed only once they have let go of it.
+    const partsStop = new AbortController();
+    const partsSignal = opts.signal ? AbortSignal.any([opts.signal, partsStop.signal]) : partsStop.signal;
+    const extraParts = captureExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql, signal: partsSignal });
+    // Settled here too, so that a database failure never leaves a rejection unobserved.
+    const extraSettled = extraParts.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      opts.events?.phase?.('database');
+      let dbFiles: ManifestFile[];
+      if (db.delta) {
+        // Delta mode: schema, rows or what changed, all read in the session's own transaction.
+        chainParts = await captureChainParts(config, session, {
+          dir: partial.dir,
+          id: snapshotIdFor(started),
+          keys,
+          started,
+          signal: opts.signal,
+          events: opts.events,
+        });
+        dbFiles = chainParts.files;
+      } else {
+        const argv = pgDumpArgv(db, { snapshot: session.snapshot });
+        // pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete.
+        dbFiles = [
+          await writeEncryptedCapture(
+            {
+              dir: partial.dir,
+              part: 'database',
+              keys,
+              progress: (n) => opts.events?.bytes?.('database', n),
+              encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
+            },
+            { argv, env, what: `database "${db.name}"`, signal: opts.signal },
+          ),
+        ];
+      }
+      await closeSession();
+      opts.events?.phase?.('redis and secrets');
+      const extra = await extraParts;
+      if (opts.signal?.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
+      opts.events?.phase?.('commit');
+      const manifest: Manifest = {
+        formatVersion: 1,
+        id: snapshotIdFor(started),
+        startedAt: started.toISOString(),
+        finishedAt: new Date().toISOString(),
+        tool: { name: 'permafrost', version: VERSION },
+        host: hostname(),
+        database: {
+          name: db.name,
+          serverVersion: session.serverVersion,
+          pgDumpVersion,
+          compression: dumpCompression(db.compression).label,
+          ...session.database,
+        },
+        mastodon: session.facts,
+        tables: session.tables,
+        files: [...dbFiles, ...extra.files],
+        ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
+        ...(signing ? { signedBy: signing.fingerprint } : {}),
+        rolePasswords: session.rolePasswords,
+        ...(chainParts ? { chain: chainParts.chain } : {}),
+      };
+      const id = await commitPartial(partial, manifest, signing ? (bytes) => signDetached(bytes, signing) : undefined);
+      // The state follows its snapshot; when it cannot be saved the next snapshot is a base.
+      const stateWarning = chainParts ? await saveState(chainParts, id) : null;
+      // The runbook beside the data; the snapshot is safe already, so trouble here is only a warning.
+      const runbook = await writeRunbook(config, { ...manifest, id }, signing?.key.toPublic().armor());
+      // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
+      const prune = await pruneAfterBackup(config);
+      // Start replication now rather than at Syncthing's next rescan; trouble there is only a warning.
+      const replication = await requestSnapshotRescan(config);
+      return {
+        manifest: { ...manifest, id },
+        dir: `${config.vault.dir}/${id}`,
+        cleaned,
+        warnings: [
+          ...lockWarning(lock),
+          ...(chainParts?.warnings ?? []),
+          ...(stateWarning ? [stateWarning] : []),
+          ...(runbook ? [runbook] : []),
+          ...extra.warnings,
+          ...prune.warnings,
+          ...(replication ? [replication] : []),
+        ],
+        pruned: prune.result,
+      };
+    } catch (err) {
+      partsStop.abort();
+      await extraSettled;
+      await discardPartial(partial);
+      await chainParts?.discardState();
+      throw err;
+    } finally {
+      await closeSession();
+    }
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * A whole run of a job, as `permafrost backup`/`verify` and the daemon's jobs both do it: the job
+ * itself, its alerts (notify.*) before and after, then each device's staleness.
+ */
+import { readdir } from 'node:fs/promises';
+import { requireSource } from '../config/normalize.js';
+import type { Config } from '../config/schema.js';
+import { BusyError, errorMessage, IntegrityError, PermafrostError } from '../errors.js';
+import { logAlertingFailure, type NotifyLog } from '../notify/alerts.js';
+import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
+import { sweepAndReport } from '../recover/sweep.js';
+import { runBackup, type BackupResult } from './backup.js';
+import { checkFailed, runCheck, type CheckResult } from './check.js';
+import type { JobEvents } from '../events.js';
+import { runVerify, type VerifyResult } from './verify.js';
+import type { SecretFlags } from '../crypto/keys-identity.js';
+import type { SignerFlags } from '../crypto/signature.js';
+import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
+import { SNAPSHOT_ID_RE } from '../vault/store.js';
+import { checkDevices } from './watch.js';
+
+export interface JobRunOptions {
+  /** Stop requested (SIGTERM, daemon shutdown): the job ends early and no alert is sent about it. */
+  signal?: AbortSignal;
+  events?: JobEvents;
+  /** Where alert delivery problems, and what was swept from dead runs, go; they never fail the run. */
+  log?: NotifyLog;
+}
+
+const quiet: NotifyLog = () => undefined;
+
+/**
+ * One backup with its alerts and device checks; needs a source config (a backup device makes no
+ * backups). A snapshot committed without a required part (Redis down, …) ends the run with exit 1
+ * after it is safely in the vault; the error's detail lines carry the run's warnings.
+ */
+export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Promise<BackupResult> {
+  const source = requireSource(config, 'backup');
+  const log = opts.log ?? quiet;
+  await sweepAndReport(source, log);
+  try {
+    let result: BackupResult;
+    try {
+      result = await backupWithAlerts(
+        source,
+        () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
+        {
+          log,
+          signal: opts.signal,
+        },
+      );
+    } catch (err) {
+      // A run that found the vault busy or was stopped on purpose did not fail: it leaves the last outcome as it was.
+      // Recorded once the vault is in use (it holds a snapshot): before the first one, "no snapshot yet" is already the verdict,
+      // and a run that failed leaves an unused vault folder exactly as it found it.
+      if (!(err instanceof BusyError) && !opts.signal?.aborted && (await holdsSnapshot(config.vault.dir))) {
+        await recordRun(config, { outcome: 'failed', finishedAt: new Date().toISOString(), snapshot: null, error: errorMessage(err) }, log);
+      }
+      throw err;
+    }
+    const missing = requiredPartsFailed(result.manifest);
+    await recordRun(
+      config,
+      { outcome: missing ? 'partial' : 'ok', finishedAt: new Date().toISOString(), snapshot: result.manifest.id, error: missing },
+      log,
+    );
+    if (missing) throw new PermafrostError('part', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
+    return result;
+  } finally {
+    await checkDevices(config, log);
+  }
+}
+
+/** Whether `vaultDir` holds a snapshot folder (an unreadable or missing vault holds none). */
+async function holdsSnapshot(vaultDir: string): Promise<boolean> {
+  const names = await readdir(vaultDir).catch(() => [] as string[]);
+  return names.some((n) => SNAPSHOT_ID_RE.test(n));
+}
+
+/** Records a backup run's outcome for the overview; a vault that cannot take it is a warning, never the run's failure. */
+async function recordRun(config: Config, run: BackupRun, log: NotifyLog): Promise<void> {
+  try {
+    await recordBackupRun(config.vault.dir, run);
+  } catch (err) {
+    logAlertingFailure(log, `could not record the backup run in ${config.vault.dir}`, err);
+  }
+}
+
+/** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
+export async function runVerifyJob(
+  config: Config,
+  opts: JobRunOptions & SecretFlags & SignerFlags & { snapshot?: string } = {},
+): Promise<VerifyResult> {
+  const log = opts.log ?? quiet;
+  await sweepAndReport(config, log);
+  try {
+    return await verifyWithAlerts(
+      config,
+      () =>
+        runVerify(config, {
+          snapshot: opts.snapshot,
+          passphraseFile: opts.passphraseFile,
+          identity: opts.identity,
+          identityPassphraseFile: opts.identityPassphraseFile,
+          askIdentityPassphrase: opts.askIdentityPassphrase,
+          signer: opts.signer,
+          insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
+          signal: opts.signal,
+          events: opts.events,
+        }).finally(() => opts.events?.end?.()),
+      { log, signal: opts.signal },
+    );
+  } finally {
+    await checkDevices(config, log);
+  }
+}
+
+/** One check of `snapshot` (default: every snapshot) with its alerts: damage is alerted once, and resolved by a whole-vault check that passes. */
+export async function runCheckJob(config: Config, opts: Pick<JobRunOptions, 'log'> & { snapshot?: string } = {}): Promise<CheckResult> {
+  const whole = opts.snapshot === undefined || opts.snapshot === 'all';
+  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), {
+    whole,
+    describe: (r) => checkFailed(r).message,
+    log: opts.log ?? quiet,
+  });
+}
+
+/** The error a failed verification ends the CLI command or the daemon's run with (exit 3). */
+export function verificationFailed(r: VerifyResult): IntegrityError {
+  return new IntegrityError(
+    `Snapshot ${r.snapshot} failed verification: ${r.reason}; use another snapshot and find out what damaged this one.`,
+  );
+}

@@ -1,0 +1,69 @@
+/**
+ * Watching what a run cannot see by itself: each device's lag after a backup, and a backup device's
+ * dead-man alarm. Each judges through the overview (one verdict) and alerts through notify/.
+ */
+import type { Config } from '../config/schema.js';
+import { logAlertingFailure, notifyOutcome, type NotifyLog } from '../notify/alerts.js';
+import { systemStatusSchema } from '../replicate/api.js';
+import { clientFor } from '../replicate/client.js';
+import { errorMessage } from '../errors.js';
+import { reportDevices } from '../notify/report.js';
+import { gatherOverview, judge, problemSentence, type ReplicationReader } from './overview.js';
+import { replicationStatus } from '../replicate/status.js';
+
+/** Replication status for the status page and /metrics, when Syncthing is configured. */
+export function replicationReaderFor(config: Config): ReplicationReader | undefined {
+  return config.syncthing ? (c, now) => replicationStatus(c, { now }) : undefined;
+}
+
+/** Alerts for devices whose newest complete snapshot is too old, and their recovery. Never throws. */
+export async function checkDevices(config: Config, log: NotifyLog): Promise<void> {
+  // Nothing to tell without alert channels; spare Syncthing the queries.
+  if (!config.syncthing || !config.notify) return;
+  try {
+    const o = await gatherOverview(config, { replication: (c, now) => replicationStatus(c, { now }) });
+    if (!o.replication?.reachable) {
+      log('warn', 'device check skipped: Syncthing did not answer', { error: o.replication?.error ?? o.replicationError ?? '' });
+      return;
+    }
+    // Stale as the overview judges it: the device-stale problems `status`, the page and /metrics show.
+    const stale = new Set(judge(o).flatMap((p) => (p.code === 'device-stale' && p.subject ? [p.subject] : [])));
+    await reportDevices(
+      config,
+      o.replication.devices.map((d) => ({ ...d, stale: stale.has(d.name) })),
+      { log },
+    );
+  } catch (err) {
+    logAlertingFailure(log, 'device check failed', err);
+  }
+}
+
+/**
+ * The backup device's dead-man alarm: alerts once per channel when its newest complete snapshot is
+ * older than syncthing.staleAfter (a dead server sends nothing, so only the device can notice), and
+ * once when snapshots arrive again; its own Syncthing not answering is alerted the same way, as one
+ * more problem, never a reason to stay silent. Never throws.
+ */
+export async function watchFreshness(config: Config, log: NotifyLog, now = new Date()): Promise<void> {
+  try {
+    // The staleness verdict is the overview's (the one `status`, the page and /metrics show), not a judgement of its own.
+    const o = await gatherOverview(config, { now });
+    const stale = judge(o).find((p) => p.code === 'stale');
+    const snapshot = o.device?.newest?.id ?? null;
+    await notifyOutcome(
+      config,
+      stale ? { kind: 'stale', ok: false, snapshot, error: problemSentence(stale) } : { kind: 'stale', ok: true, snapshot },
+      { log, now },
+    );
+    if (!config.syncthing) return;
+    let error: string | null = null;
+    try {
+      await clientFor(config, { timeoutMs: 15_000 }).get('/rest/system/status', systemStatusSchema);
+    } catch (err) {
+      error = errorMessage(err);
+    }
+    await notifyOutcome(config, error ? { kind: 'syncthing', ok: false, error } : { kind: 'syncthing', ok: true }, { log, now });
+  } catch (err) {
+    logAlertingFailure(log, 'freshness check failed', err);
+  }
+}

@@ -1,0 +1,81 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../../src/cli/registry.js';
+import { CLI, REPO } from '../../harness/env.js';
+
+/**
+ * `permafrost --version` and `permafrost <cmd> --help` load only what they print (issue 21 item 1:
+ * they loaded every command, zod, openpgp, pg, hono… — 0.5–1 s and 86 MiB). A module hook records
+ * every module the CLI resolves; the time and memory this saves are measured by bench/startup.ts.
+ */
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'permafrost-startup-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+let runs = 0;
+
+// Runs in node's module-hooks thread: appends each resolved URL to the file given at registration.
+const HOOKS = `
+import { appendFileSync } from 'node:fs';
+let out;
+export async function initialize(data) { out = data.out; }
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(out, r.url + '\\n');
+  return r;
+}`;
+
+/** The CLI's exit code and the modules it loaded: packages from node_modules by name, our own files relative to dist/. */
+function modulesLoadedBy(args: string[]): { code: number | null; stdout: string; packages: string[]; ours: string[] } {
+  const out = path.join(scratch, `modules-${++runs}.txt`);
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)}, { data: { out: ${JSON.stringify(out)} } });`;
+  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, CLI, ...args], {
+    encoding: 'utf8',
+    cwd: REPO,
+  });
+  const urls = [...new Set(readFileSync(out, 'utf8').split('\n').filter(Boolean))];
+  const files = urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u));
+  const packages = new Set<string>();
+  for (const f of files) {
+    const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f);
+    if (m) packages.add(m[1]!);
+  }
+  const ours = files.filter((f) => f.startsWith(path.join(REPO, 'dist') + path.sep)).map((f) => path.relative(path.join(REPO, 'dist'), f));
+  return { code: r.status, stdout: r.stdout, packages: [...packages].sort(), ours: ours.sort() };
+}
+
+describe('start-up loads only what it prints', () => {
+  it('the probe sees what a command run loads (it is not vacuous)', () => {
+    const r = modulesLoadedBy(['list', '--vault', scratch]);
+    expect(r.code).toBe(0);
+    expect(r.packages).toEqual(expect.arrayContaining(['commander', 'zod', 'yaml']));
+    expect(r.ours).toEqual(expect.arrayContaining(['cli/main.js', 'cli/commands/list.js', 'vault/store.js']));
+  });
+
+  it('--version alone loads no package and no command; beside --config, commander and no command', () => {
+    const version = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    const alone = modulesLoadedBy(['--version']);
+    expect(alone.code).toBe(0);
+    expect(alone.stdout).toBe(`${version}\n`);
+    expect(alone.packages).toEqual([]);
+    expect(alone.ours.filter((f) => f.startsWith('cli/commands/'))).toEqual([]);
+    const withConfig = modulesLoadedBy(['--config', '/nonexistent.yaml', '--version']);
+    expect(withConfig.code).toBe(0);
+    expect(withConfig.stdout).toBe(`${version}\n`);
+    expect(withConfig.packages).toEqual(['commander']);
+    expect(withConfig.ours.filter((f) => f.startsWith('cli/commands/'))).toEqual([]);
+  });
+
+  it.each([[['--help']], [['help', 'restore']], ...Object.keys(COMMANDS).map((c) => [[c, '--help']]), [['sync', 'apply', '--help']]])(
+    '%j loads no package but commander',
+    (args) => {
+      const r = modulesLoadedBy(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: permafrost/);
+      expect(r.packages).toEqual(['commander']);
+    },
+  );
+});
