@@ -2,7 +2,7 @@
  * The scheduler at the heart of `permafrost daemon`: runs jobs on cron patterns (croner), one job
  * at a time, and starts/stops extra services (the status page, /metrics) with it.
  *
- * Extension points, for code that composes the daemon (src/jobs/daemon-jobs.ts):
+ * Extension points, for code that composes the daemon (src/daemon/jobs.ts):
  * - `ScheduledJob`: `{ name, cron, run(signal) }`. `run` must honour `signal` (stop requested) and
  *   may return a small JSON-able summary, logged with the run (a `warnings: string[]` field in it
  *   makes the line a warning).

@@ -91,7 +91,7 @@ export type ReplicationView = Pick<ReplicationStatus, 'reachable' | 'error' | 'i
   >;
 };
 
-/** Asks for replication status; the edges pass src/replicate/status.ts's replicationStatus (jobs/watch.ts replicationReaderFor). */
+/** Asks for replication status; the edges pass src/replicate/status.ts's replicationStatus (ops/watch.ts replicationReaderFor). */
 export type ReplicationReader = (config: Config, now: Date) => Promise<ReplicationView>;
 
 /** One scheduled job: from the running daemon (last run included) or, elsewhere, from the config's schedule. */
@@ -180,7 +180,7 @@ function commitTime(s: { manifest?: Manifest | null; time: Date }): number {
   return Number.isNaN(t) ? s.time.getTime() : t;
 }
 
-/** The jobs `permafrost daemon` schedules for this config (src/jobs/daemon-jobs.ts scheduledJobs), with their next runs. */
+/** The jobs `permafrost daemon` schedules for this config (src/daemon/jobs.ts scheduledJobs), with their next runs. */
 function scheduleFromConfig(config: Config, now: Date): JobView[] {
   const timezone = effectiveTimeZone(config.schedule);
   const names: Array<'backup' | 'verify' | 'check'> =
