@@ -176,7 +176,7 @@ describe('snapshot parts: database, Redis, secrets', () => {
     ]);
     const list = await runCli(['--config', ws.configFile, 'list']);
     expect(list.code).toBe(0);
-    expect(list.stdout).toMatch(new RegExp(`^${id}\t.*\tdatabase,roles, redis FAILED$`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${id}\t.*\tdatabase,roles, redis FAILED\tpassphrase$`, 'm'));
     const json = await runCli(['--config', ws.configFile, 'list', '--json']);
     expect((JSON.parse(json.stdout) as Array<{ failed: unknown[] }>)[0]!.failed).toEqual(manifest.failed);
     // The database part restores: the dump was worth keeping.

@@ -96,7 +96,7 @@ describe('permafrost verify', () => {
     expect(text.stdout).toContain('✓ row-counts: row counts equal the manifest (accounts 4, statuses 200, media_attachments 40, users 2)');
     const table = await runCli(['--config', ws.configFile, 'list']);
     // Columns: id, age, size, verified, checked (never: `permafrost check` has not run), parts.
-    expect(table.stdout.split('\n')[1]).toMatch(new RegExp(`^${m.id}\\t.*\\t✓\\tnever\\tdatabase,roles$`));
+    expect(table.stdout.split('\n')[1]).toMatch(new RegExp(`^${m.id}\\t.*\\t✓\\tnever\\tdatabase,roles\\tpassphrase$`));
   });
 
   it('fails naming the checksum for a tampered snapshot, and records the failure', async () => {
