@@ -51,8 +51,8 @@ describe('list on a terminal and in a pipe', () => {
     expect(lines).toHaveLength(3);
     expect(lines.join('\n')).not.toContain('\t');
     const header = lines[0]!;
-    expect(header).toMatch(/^SNAPSHOT +AGE +SIZE +KIND +VERIFIED +CHECKED +CONTENTS$/);
-    for (const col of ['AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS']) {
+    expect(header).toMatch(/^SNAPSHOT +AGE +SIZE +KIND +VERIFIED +CHECKED +CONTENTS +KEY$/);
+    for (const col of ['AGE', 'SIZE', 'KIND', 'VERIFIED', 'CHECKED', 'CONTENTS', 'KEY']) {
       const at = header.indexOf(col);
       for (const l of lines.slice(1)) {
         expect(l[at - 1], `${col} in "${l}"`).toBe(' ');
@@ -67,11 +67,11 @@ describe('list on a terminal and in a pipe', () => {
     const piped = await runCli(['--config', ws.configFile, 'list']);
     expect(piped.code).toBe(0);
     const rows = piped.stdout.trimEnd().split('\n');
-    expect(rows[0]).toBe('SNAPSHOT\tAGE\tSIZE\tKIND\tVERIFIED\tCHECKED\tCONTENTS');
-    expect(rows[2]!.split('\t')).toHaveLength(7);
+    expect(rows[0]).toBe('SNAPSHOT\tAGE\tSIZE\tKIND\tVERIFIED\tCHECKED\tCONTENTS\tKEY');
+    expect(rows[2]!.split('\t')).toHaveLength(8);
     expect(rows[2]).toContain('stray-file-with-a-long-name.txt');
     const tsv = onTerminal(['--config', ws.configFile, 'list', '--tsv']).trimEnd().split('\n');
-    expect(tsv[0]).toBe('SNAPSHOT\tAGE\tSIZE\tKIND\tVERIFIED\tCHECKED\tCONTENTS');
+    expect(tsv[0]).toBe('SNAPSHOT\tAGE\tSIZE\tKIND\tVERIFIED\tCHECKED\tCONTENTS\tKEY');
     const json = JSON.parse((await runCli(['--config', ws.configFile, 'list', '--json'])).stdout) as Array<{ checkProblems: string[] }>;
     expect(json[1]!.checkProblems.join('; ')).toContain('stray-file-with-a-long-name.txt');
   });
