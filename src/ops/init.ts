@@ -284,6 +284,8 @@ export interface InitDeviceOptions {
   mediaDir?: string;
   /** Syncthing's folder on the device (its config.xml holds the API key). */
   syncthingHome?: string;
+  /** Syncthing's GUI/REST address (or unix socket) on the device; default http://127.0.0.1:8384. */
+  syncthingUrl?: string;
   /** The server's Syncthing device ID (`permafrost device-id` on the server), as syncthing.devices. */
   serverId?: string;
 }
@@ -321,7 +323,7 @@ export async function runInitDevice(opts: InitDeviceOptions): Promise<InitDevice
     vault: { dir: vaultDir, keep: { ...DEFAULT_KEEP } },
     media: { dir: mediaDir },
     syncthing: {
-      url: 'http://127.0.0.1:8384',
+      url: opts.syncthingUrl ?? 'http://127.0.0.1:8384',
       home: syncthingHome,
       role: 'receiver',
       devices: opts.serverId ? [{ name: 'server', id: opts.serverId }] : [],

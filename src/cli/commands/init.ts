@@ -7,6 +7,7 @@ interface InitFlags {
   device?: boolean;
   media?: string;
   syncthingHome?: string;
+  syncthingUrl?: string;
   serverId?: string;
   force?: boolean;
   vault?: string;
@@ -33,6 +34,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       '--syncthing-home <dir>',
       "with --device: Syncthing's folder on this machine, whose config.xml holds the API key (default: ~/.local/state/syncthing or ~/.config/syncthing)",
     )
+    .option('--syncthing-url <url>', "with --device: Syncthing's GUI/REST address, or its unix socket (default http://127.0.0.1:8384)")
     .option('--server-id <id>', "with --device: the server's Syncthing ID (`permafrost device-id` there), written into syncthing.devices")
     .option('--force', 'replace an existing config (an existing passphrase file is always kept)')
     .option(
@@ -57,7 +59,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
       ]),
     )
     .action(async (opts: InitFlags) => {
-      const deviceOnly = (['media', 'syncthingHome', 'serverId'] as const).find((k) => opts[k] !== undefined);
+      const deviceOnly = (['media', 'syncthingHome', 'syncthingUrl', 'serverId'] as const).find((k) => opts[k] !== undefined);
       const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
       if (opts.device) {
         const serverOnly = (['mastodon', 'generateKeys', 'passphraseFile', 'recipients'] as const).find((k) => opts[k] !== undefined);
@@ -73,6 +75,7 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
           vaultDir: opts.vault,
           mediaDir: opts.media,
           syncthingHome: opts.syncthingHome,
+          syncthingUrl: opts.syncthingUrl,
           serverId: opts.serverId,
         });
         if (opts.json) return io.out(JSON.stringify(r, null, 2));

@@ -3,7 +3,7 @@
  * folder: `sync apply` (and doctor) warn, with the fix, from Syncthing's pending folder offers
  * (two real Syncthing instances, test/harness/syncthing.ts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -73,11 +73,31 @@ describe('sync apply on a device without media.dir', () => {
     r = await cli(src, 'sync', 'apply');
     expect(r.stderr).not.toContain('warning');
 
-    // With media.dir the device takes the folder, and the warning is gone.
-    rcv.writeConfig({ extra: { media: { dir: path.join(rcv.dir, 'media') }, syncthing: syncthingSection(pair, 'receiver') } });
+    // The config `init --device` writes has media.dir: the device takes the folder, the media
+    // arrive, and the warning is gone.
+    const rcvMedia = path.join(rcv.dir, 'media');
+    r = await cli(
+      rcv,
+      'init',
+      '--device',
+      '--force',
+      '--vault',
+      rcv.vault,
+      '--media',
+      rcvMedia,
+      '--syncthing-home',
+      pair.b.home,
+      '--syncthing-url',
+      pair.b.socket,
+      '--server-id',
+      pair.a.id,
+    );
+    expect(r.code, r.stderr).toBe(0);
     r = await cli(rcv, 'sync', 'apply');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('add folder mastodon-media (receiveonly)');
+    await waitFor('the media on the device', () => existsSync(path.join(rcvMedia, 'accounts/a.png')), 90_000);
+    expect(readFileSync(path.join(rcvMedia, 'accounts/a.png'), 'utf8')).toBe('avatar');
     expect(r.stderr).not.toContain('warning');
     const folders = await pair.b.api.get('/rest/config/folders', z.array(stFolderSchema));
     expect(folders.map((f) => f.id)).toContain('mastodon-media');
