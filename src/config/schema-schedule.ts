@@ -8,7 +8,7 @@ export const DEFAULT_BACKUP_CRON = '40 * * * *';
 export const DEFAULT_VERIFY_CRON = '10 4 * * *';
 
 /** The passphrase-free check of every snapshot's sizes and SHA-256 sums: hourly, away from the backup at minute 40. */
-const DEFAULT_CHECK_CRON = '25 * * * *';
+export const DEFAULT_CHECK_CRON = '25 * * * *';
 
 /** True when `tz` is an IANA zone name Intl (and so croner) understands. */
 export function isValidTimeZone(tz: string): boolean {

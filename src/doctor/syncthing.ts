@@ -155,6 +155,9 @@ export async function checkSyncthing(config: Config): Promise<CheckLine[]> {
             fix: 'run `permafrost sync apply`',
           },
     );
+    for (const w of plan.warnings) {
+      lines.push({ check: 'media', status: 'warn', message: w.message, fix: w.fix });
+    }
   } catch (err) {
     lines.push({
       check: 'syncthing',

@@ -16,6 +16,7 @@ import { describeSnapshotKeys, passphraseOpens, snapshotKeys } from '../crypto/k
 import { listSnapshots, type SnapshotEntry } from '../vault/store.js';
 import { generateKeys, type GeneratedKeys } from '../crypto/keys-generate.js';
 import type { KeepPolicy } from '../vault/retention.js';
+import { commentedSections, guessSyncthingHome } from './init-sections.js';
 
 export const DEFAULT_VAULT_DIR = '/var/lib/permafrost/snapshots';
 
@@ -236,7 +237,8 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
         ]
       : []),
   ];
-  const text = `${header.join('\n')}\n${stringify(config)}`;
+  const sections = commentedSections({ role: 'source', configDir: home, syncthingHome: guessSyncthingHome() });
+  const text = `${header.join('\n')}\n${stringify(config)}${sections}`;
   // Fails with every problem listed if the derivation produced something the loader rejects.
   parseConfig(text, configPath);
   await writeFileAtomic(configPath, text, 0o644);
@@ -266,4 +268,82 @@ async function handOver(file: string, account: Account, how: 'owner' | 'group', 
   if (how === 'owner') await chown(file, account.uid, account.gid);
   else await chown(file, st.uid, account.gid);
   done.push(file);
+}
+
+/** Where `init --device` puts snapshots and media unless told: beside each other, as the server's vault. */
+export const DEFAULT_DEVICE_VAULT_DIR = '/srv/permafrost/snapshots';
+export const DEFAULT_DEVICE_MEDIA_DIR = '/srv/permafrost/media';
+
+export interface InitDeviceOptions {
+  /** Where the config is written. */
+  configPath: string;
+  force?: boolean;
+  /** The device's Syncthing folder for snapshots (vault.dir). */
+  vaultDir?: string;
+  /** The device's Syncthing folder for the server's media (media.dir). */
+  mediaDir?: string;
+  /** Syncthing's folder on the device (its config.xml holds the API key). */
+  syncthingHome?: string;
+  /** Syncthing's GUI/REST address (or unix socket) on the device; default http://127.0.0.1:8384. */
+  syncthingUrl?: string;
+  /** The server's Syncthing device ID (`permafrost device-id` on the server), as syncthing.devices. */
+  serverId?: string;
+}
+
+export interface InitDeviceResult {
+  configPath: string;
+  vaultDir: string;
+  mediaDir: string;
+  syncthingHome: string;
+  keep: KeepPolicy;
+  /** The server's device ID written into syncthing.devices, or null: it is still to be added. */
+  serverId: string | null;
+}
+
+/**
+ * Writes a backup device's config: vault.dir and media.dir (the folders Syncthing fills), the
+ * receiver's syncthing section, vault.keep, and the alerting and page sections commented out.
+ * No database, no passphrase: a device holds only encrypted copies.
+ */
+export async function runInitDevice(opts: InitDeviceOptions): Promise<InitDeviceResult> {
+  const configPath = path.resolve(opts.configPath);
+  if (existsSync(configPath) && !opts.force) {
+    throw new UserError(`${configPath} already exists; pass --force to replace it, or --config to write elsewhere.`);
+  }
+  const home = path.dirname(configPath);
+  const vaultDir = path.resolve(opts.vaultDir ?? DEFAULT_DEVICE_VAULT_DIR);
+  const mediaDir = path.resolve(opts.mediaDir ?? DEFAULT_DEVICE_MEDIA_DIR);
+  if (mediaDir === vaultDir || mediaDir.startsWith(`${vaultDir}/`) || vaultDir.startsWith(`${mediaDir}/`)) {
+    throw new UserError(
+      `--media ${mediaDir} and --vault ${vaultDir} overlap; Syncthing needs two separate folders, e.g. ${DEFAULT_DEVICE_VAULT_DIR} and ${DEFAULT_DEVICE_MEDIA_DIR}.`,
+    );
+  }
+  const syncthingHome = path.resolve(opts.syncthingHome ?? guessSyncthingHome());
+  const config = {
+    vault: { dir: vaultDir, keep: { ...DEFAULT_KEEP } },
+    media: { dir: mediaDir },
+    syncthing: {
+      url: opts.syncthingUrl ?? 'http://127.0.0.1:8384',
+      home: syncthingHome,
+      role: 'receiver',
+      devices: opts.serverId ? [{ name: 'server', id: opts.serverId }] : [],
+      // The dead-man alarm: the daemon alerts when no snapshot newer than this has arrived.
+      staleAfter: '2h',
+    },
+  };
+  const header = [
+    `# permafrost config of a backup device, written by \`permafrost init --device\` on ${new Date().toISOString()}.`,
+    '# It holds encrypted copies only: no database, no passphrase. vault.dir receives the snapshots and media.dir the',
+    "# server's media (public/system without cache/), both through Syncthing (`permafrost sync apply` sets it up).",
+    ...(opts.serverId
+      ? []
+      : ['# syncthing.devices: add the server, - { name: server, id: "<what `permafrost device-id` prints there>" }.']),
+  ];
+  const sections = commentedSections({ role: 'receiver', configDir: home, syncthingHome, skip: ['syncthing'] });
+  const text = `${header.join('\n')}\n${stringify(config)}${sections}`;
+  parseConfig(text, configPath);
+  await mkdir(path.dirname(home), { recursive: true, mode: 0o755 });
+  await mkdir(home, { recursive: true, mode: 0o750 });
+  await writeFileAtomic(configPath, text, 0o644);
+  return { configPath, vaultDir, mediaDir, syncthingHome, keep: { ...DEFAULT_KEEP }, serverId: opts.serverId ?? null };
 }

@@ -89,3 +89,12 @@ export const eventsSchema = z.array(
       .catch(null),
   }),
 );
+
+/**
+ * GET /rest/cluster/pending/folders (Syncthing ≥ 1.13): folders other devices share with this one
+ * that it has not added, by folder ID, then by the offering device's ID.
+ */
+export const pendingFoldersSchema = z.record(
+  z.string(),
+  z.looseObject({ offeredBy: z.record(z.string(), z.looseObject({ label: z.string().optional() })).optional() }),
+);

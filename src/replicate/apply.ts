@@ -2,9 +2,9 @@ import type { Config } from '../config/schema.js';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { HttpError } from '../net/http.js';
-import { folderStatusSchema, ignoresSchema, stDeviceSchema, stFolderSchema, systemStatusSchema } from './api.js';
+import { folderStatusSchema, ignoresSchema, pendingFoldersSchema, stDeviceSchema, stFolderSchema, systemStatusSchema } from './api.js';
 import { clientFor, requireSyncthing, type SyncthingClient } from './client.js';
-import { MANAGED_FOLDERS, desiredState, planChanges, type Change, type CurrentState } from './plan.js';
+import { MANAGED_FOLDERS, MEDIA_FOLDER, desiredState, planChanges, type Change, type CurrentState } from './plan.js';
 
 export interface ApplyResult {
   role: 'source' | 'receiver';
@@ -12,6 +12,8 @@ export interface ApplyResult {
   /** The changes made (or, with dryRun, that would be made); empty when already in line. */
   changes: Array<Pick<Change, 'kind' | 'summary' | 'method' | 'path' | 'body'>>;
   dryRun: boolean;
+  /** What the config leaves out that the other side offers (the server's media on a device without media.dir), and the fix. */
+  warnings: Array<{ message: string; fix: string }>;
 }
 
 /** Reads what the planner needs from Syncthing. */
@@ -61,12 +63,42 @@ export async function applySync(config: Config, opts: { dryRun?: boolean; client
   const desired = desiredState({ vault: config.vault, media: config.media, syncthing: st }, current.myID);
   const changes = planChanges(desired, current);
   if (!opts.dryRun) await executeChanges(client, changes);
+  const warnings = st.role === 'receiver' && !config.media ? await mediaOffered(client, current, config.configPath) : [];
   return {
     role: st.role,
     myID: current.myID,
     changes: changes.map(({ kind, summary, method, path, body }) => ({ kind, summary, method, path, body })),
     dryRun: Boolean(opts.dryRun),
+    warnings,
   };
+}
+
+/**
+ * On a device without media.dir: the server's offer of its media folder, which this device does
+ * not take (a restore from here would have no media). Read from Syncthing's pending folders; a
+ * Syncthing too old to list them (404) gives no warning.
+ */
+async function mediaOffered(client: SyncthingClient, current: CurrentState, configPath: string): Promise<ApplyResult['warnings']> {
+  if (current.folders.some((f) => f.id === MEDIA_FOLDER)) return [];
+  let pending: z.output<typeof pendingFoldersSchema>;
+  try {
+    pending = await client.get('/rest/cluster/pending/folders', pendingFoldersSchema);
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 404) return [];
+    throw err;
+  }
+  const offeredBy = Object.keys(pending[MEDIA_FOLDER]?.offeredBy ?? {});
+  if (offeredBy.length === 0) return [];
+  const names = offeredBy.map((id) => {
+    const d = current.devices.find((x) => x.deviceID === id);
+    return d?.name ? `${d.name} (${id.slice(0, 7)})` : id.slice(0, 7);
+  });
+  return [
+    {
+      message: `${names.join(', ')} shares its media folder ${MEDIA_FOLDER}, but ${configPath} has no media.dir, so this device does not take it and a restore from here has no media`,
+      fix: 'add `media: { dir: /srv/permafrost/media }` (a folder of its own, beside vault.dir) to the config, or write it with `permafrost init --device --media DIR`, then run `permafrost sync apply` again',
+    },
+  ];
 }
 
 /** This Syncthing's device ID (what the other side puts in syncthing.devices). */

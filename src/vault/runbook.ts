@@ -98,7 +98,7 @@ the postgres OS user in as the superuser over its socket (peer authentication), 
 
 ## 1. Packages (Debian names)
 
-    apt-get install gnupg postgresql postgresql-client redis-server coreutils gawk util-linux rsync
+    apt-get install gnupg postgresql postgresql-client redis-server coreutils gawk util-linux tar
 
 then Mastodon itself in \`${f.mastodonDir}\` as its own install guide says (the same version as
 before: the snapshot's \`manifest.json\` names the newest migration), without running
@@ -242,10 +242,14 @@ and two-factor logins are lost.
 }
 ## 6. Media
 
-The backup device's media folder is a live copy of \`${media}\` without \`cache/\` (remote media
-Mastodon fetches again). Copy it back, still without \`cache/\`:
+The backup device's media folder (its config's \`media.dir\`) is a live copy of \`${media}\`
+without \`cache/\` (remote media Mastodon fetches again). Bring it to this machine (a disk, or
+\`scp -r\`), set \`DEVICE_MEDIA\` to it (e.g. \`DEVICE_MEDIA=/mnt/nas/media\`) and copy it back
+without \`cache/\` and without Syncthing's own \`.stfolder\`, \`.stignore\` and \`.stversions\`
+(the web server would serve them from \`public/system\`); tar does it, rsync is not needed:
 
-    rsync -a --exclude=/cache/ DEVICE_MEDIA_FOLDER/ ${media}/
+    mkdir -p ${media}
+    tar -C "\${DEVICE_MEDIA:?set DEVICE_MEDIA to the copy of the device's media folder}" --anchored --exclude=./cache --exclude=./.stfolder --exclude=./.stignore --exclude=./.stversions -cf - . | tar -C ${media} -xpf -
     chown -R mastodon:mastodon ${media}
 
 ## 7. Mastodon

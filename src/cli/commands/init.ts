@@ -1,8 +1,14 @@
+import { UserError } from '../../errors.js';
 import { describePolicy } from '../../vault/retention.js';
 import { examples, type RegisterCommand } from '../context.js';
 
 interface InitFlags {
-  mastodon: string;
+  mastodon?: string;
+  device?: boolean;
+  media?: string;
+  syncthingHome?: string;
+  syncthingUrl?: string;
+  serverId?: string;
   force?: boolean;
   vault?: string;
   generateKeys?: string;
@@ -14,9 +20,22 @@ interface InitFlags {
 export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
   program
     .command('init')
-    .description("Write a config from a Mastodon install's .env.production (database, Redis, secrets, media) and create a passphrase file.")
-    .requiredOption('--mastodon <dir>', 'the Mastodon folder holding .env.production (e.g. /home/mastodon/live)')
-    .option('--vault <dir>', 'where snapshots are stored (default: /var/lib/permafrost/snapshots)')
+    .description(
+      "Write a config from a Mastodon install's .env.production (database, Redis, secrets, media) and create a passphrase file; with --device, a backup device's config instead.",
+    )
+    .option('--mastodon <dir>', 'the Mastodon folder holding .env.production (e.g. /home/mastodon/live); required unless --device')
+    .option('--vault <dir>', 'where snapshots are stored (default: /var/lib/permafrost/snapshots; with --device /srv/permafrost/snapshots)')
+    .option(
+      '--device',
+      'write the config of a backup device (Syncthing receiver): vault.dir and media.dir filled by Syncthing, vault.keep, no database, no passphrase',
+    )
+    .option('--media <dir>', "with --device: the device's folder for the server's media (media.dir; default /srv/permafrost/media)")
+    .option(
+      '--syncthing-home <dir>',
+      "with --device: Syncthing's folder on this machine, whose config.xml holds the API key (default: ~/.local/state/syncthing or ~/.config/syncthing)",
+    )
+    .option('--syncthing-url <url>', "with --device: Syncthing's GUI/REST address, or its unix socket (default http://127.0.0.1:8384)")
+    .option('--server-id <id>', "with --device: the server's Syncthing ID (`permafrost device-id` there), written into syncthing.devices")
     .option('--force', 'replace an existing config (an existing passphrase file is always kept)')
     .option(
       '--generate-keys <dir>',
@@ -36,9 +55,62 @@ export const registerInit: RegisterCommand = (program, { io, configFlag }) => {
         'permafrost init --mastodon /home/mastodon/live --force && permafrost doctor',
         'permafrost init --mastodon /home/mastodon/live --generate-keys /root/move-me   # the server holds no secret that decrypts',
         "permafrost init --mastodon /home/mastodon/live --passphrase-file /root/passphrase   # rebuilt server: the old snapshots' passphrase",
+        'permafrost --config /etc/permafrost/permafrost.yaml init --device --vault /srv/permafrost/snapshots --media /srv/permafrost/media',
       ]),
     )
     .action(async (opts: InitFlags) => {
+      const deviceOnly = (['media', 'syncthingHome', 'syncthingUrl', 'serverId'] as const).find((k) => opts[k] !== undefined);
+      const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      if (opts.device) {
+        const serverOnly = (['mastodon', 'generateKeys', 'passphraseFile', 'recipients'] as const).find((k) => opts[k] !== undefined);
+        if (serverOnly) {
+          throw new UserError(
+            `${flag(serverOnly)} is for the server's config; a backup device (--device) has no database and no key. Leave it out, or drop --device.`,
+          );
+        }
+        const { runInitDevice } = await import('../../ops/init.js');
+        const r = await runInitDevice({
+          configPath: configFlag() ?? './permafrost.yaml',
+          force: opts.force,
+          vaultDir: opts.vault,
+          mediaDir: opts.media,
+          syncthingHome: opts.syncthingHome,
+          syncthingUrl: opts.syncthingUrl,
+          serverId: opts.serverId,
+        });
+        if (opts.json) return io.out(JSON.stringify(r, null, 2));
+        const cfg = r.configPath;
+        io.out(`wrote ${cfg} (a backup device: Syncthing receiver, no database, no passphrase)`);
+        io.out(`snapshots will arrive in ${r.vaultDir}, the server's media in ${r.mediaDir}`);
+        io.out(
+          `Syncthing: ${r.syncthingHome} (its config.xml holds the API key; change syncthing.home or set syncthing.apiKeyFile if it is elsewhere)`,
+        );
+        io.out(`retention (vault.keep): ${describePolicy(r.keep)}; the device's prune applies it to what it holds`);
+        io.out('alerts (notify) and the status page (web) are written commented out: uncomment them to use them');
+        io.out('');
+        io.out('Next:');
+        io.out(
+          `  1. \`permafrost --config ${cfg} device-id\` prints this device's Syncthing ID: add it to the server's syncthing.devices, and run \`permafrost sync apply\` there`,
+        );
+        if (r.serverId === null) {
+          io.out(
+            `  2. add the server to syncthing.devices in ${cfg}: - { name: server, id: "<what \`permafrost device-id\` prints on the server>" }`,
+          );
+        } else {
+          io.out(`  2. the server (${r.serverId}) is already in syncthing.devices`);
+        }
+        io.out(`  3. \`permafrost --config ${cfg} sync apply\` sets up this Syncthing: both folders receive-only, with versioning`);
+        io.out(
+          `  4. \`permafrost --config ${cfg} systemd --daemon --install\` runs the daemon: the hourly check, prune, and the alarm when the server stops sending`,
+        );
+        return;
+      }
+      if (deviceOnly) throw new UserError(`${flag(deviceOnly)} is for a backup device's config; add --device, or leave it out.`);
+      if (opts.mastodon === undefined) {
+        throw new UserError(
+          "init needs --mastodon DIR (the Mastodon folder holding .env.production) on the server, or --device for a backup device's config.",
+        );
+      }
       const { runInit } = await import('../../ops/init.js');
       const result = await runInit({
         mastodonDir: opts.mastodon,

@@ -40,6 +40,7 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
       const { applySync } = await import('../../replicate/apply.js');
       const result = await applySync(config(), { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
+      for (const w of result.warnings) io.err(`warning: ${w.message}: ${w.fix}.`);
       if (result.changes.length === 0) return io.out(`no change: Syncthing (${result.role}) already matches the config`);
       const verb = result.dryRun ? 'would make' : 'made';
       io.out(`${verb} ${result.changes.length} change${result.changes.length > 1 ? 's' : ''} (${result.role}):`);

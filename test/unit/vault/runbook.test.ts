@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SourceConfig } from '../../../src/config/schema.js';
@@ -49,7 +51,7 @@ describe('RESTORE.md', () => {
     expect(md).toContain('--output /home/mastodon/live/.env.production "$SNAP/env.production.gpg"');
     expect(md).toContain('chmod 0600 /home/mastodon/live/.env.production');
     expect(md).toContain('chown redis:redis /var/lib/redis/dump.rdb');
-    expect(md).toContain('rsync -a --exclude=/cache/ DEVICE_MEDIA_FOLDER/ /home/mastodon/live/public/system/');
+    expect(md).toContain('chown -R mastodon:mastodon /home/mastodon/live/public/system');
     expect(md).toContain('permafrost restore --vault "$PWD" --passphrase-file - < /root/passphrase');
     expect(md).toContain('| 3 | integrity: manifest unreadable');
     expect(md).not.toContain('createuser mastodon`), and any other role');
@@ -91,6 +93,76 @@ describe('RESTORE.md', () => {
     expect(md).toContain('runuser -u postgres -- createdb -T template0 -O mastodon mastodon_production\n');
     expect(md).toContain('hold no Redis part');
     expect(md).toContain('hold no secrets part');
+  });
+
+  it("the media step, run verbatim where rsync is absent, copies a device's media folder without Syncthing's files and cache/, owned by mastodon", () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'permafrost-media-'));
+    try {
+      // A device-like media folder: Syncthing's marker, ignores and versions beside the media.
+      const device = path.join(root, 'nas', 'media');
+      const files: Record<string, string> = {
+        'media_attachments/files/109/001/original/a.png': 'png',
+        'accounts/avatars/1/original/me.jpg': 'jpg',
+        '.stfolder/.keep': '',
+        '.stignore': 'cache/**\n',
+        '.stversions/media_attachments/files/old~20261201.png': 'old',
+        'cache/media_attachments/remote.png': 'remote',
+      };
+      for (const [f, body] of Object.entries(files)) {
+        mkdirSync(path.dirname(path.join(device, f)), { recursive: true });
+        writeFileSync(path.join(device, f), body);
+      }
+      const target = path.join(root, 'live', 'public', 'system');
+      const md = renderRestoreMd({ ...facts, mediaDir: target, mastodonDir: path.join(root, 'live') });
+      const section = md.slice(md.indexOf('## 6. Media'), md.indexOf('## 7.'));
+      const commands = section
+        .split('\n')
+        .filter((l) => l.startsWith('    '))
+        .map((l) => l.slice(4))
+        .join('\n');
+      expect(commands).not.toContain('rsync');
+      // A PATH of the tools a minimal Debian has, without rsync.
+      const bin = path.join(root, 'bin');
+      mkdirSync(bin);
+      for (const tool of ['sh', 'tar', 'mkdir', 'chown']) {
+        const where = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+        symlinkSync(where, path.join(bin, tool));
+      }
+      expect(spawnSync(path.join(bin, 'sh'), ['-c', 'command -v rsync'], { env: { PATH: bin } }).status).not.toBe(0);
+      const run = spawnSync(path.join(bin, 'sh'), ['-e', '-c', commands], {
+        encoding: 'utf8',
+        env: { PATH: bin, DEVICE_MEDIA: device },
+      });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      const copied = spawnSync('find', ['.', '-mindepth', '1'], { cwd: target, encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter(Boolean)
+        .sort();
+      expect(copied).toEqual([
+        './accounts',
+        './accounts/avatars',
+        './accounts/avatars/1',
+        './accounts/avatars/1/original',
+        './accounts/avatars/1/original/me.jpg',
+        './media_attachments',
+        './media_attachments/files',
+        './media_attachments/files/109',
+        './media_attachments/files/109/001',
+        './media_attachments/files/109/001/original',
+        './media_attachments/files/109/001/original/a.png',
+      ]);
+      expect(readFileSync(path.join(target, 'media_attachments/files/109/001/original/a.png'), 'utf8')).toBe('png');
+      const mastodon = spawnSync('id', ['-u', 'mastodon'], { encoding: 'utf8' });
+      if (mastodon.status === 0)
+        expect(statSync(path.join(target, 'accounts/avatars/1/original/me.jpg')).uid).toBe(Number(mastodon.stdout.trim()));
+      // Without DEVICE_MEDIA it stops with a sentence instead of copying the current folder.
+      const unset = spawnSync(path.join(bin, 'sh'), ['-e', '-c', commands], { encoding: 'utf8', env: { PATH: bin } });
+      expect(unset.status).not.toBe(0);
+      expect(unset.stderr).toContain("set DEVICE_MEDIA to the copy of the device's media folder");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("takes Mastodon's folder from the secrets file, else from media's public/system", () => {
