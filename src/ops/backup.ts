@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { formatBytes } from '../format.js';
-import { openCaptureSession } from '../capture/postgres.js';
+import { openCaptureSession, type CaptureSession } from '../capture/postgres.js';
 import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
 import type { SourceConfig } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
@@ -22,7 +22,7 @@ import {
 } from '../vault/store.js';
 import { writeEncryptedCapture } from '../crypto/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
-import { captureExtraParts } from './backup-parts.js';
+import { captureExtraParts, type ExtraParts } from './backup-parts.js';
 import { requestSnapshotRescan } from '../replicate/rescan.js';
 import type { JobEvents } from '../events.js';
 import { diskSpace } from '../vault/fs-durable.js';
@@ -93,7 +93,6 @@ async function captureSnapshot(
   opts: { signal?: AbortSignal; events?: JobEvents },
 ): Promise<BackupResult> {
   const db = config.database;
-  const env = pgEnv(db);
   const lock = acquireLock(config.vault.dir, 'backup');
   try {
     const cleaned = await cleanStalePartials(config.vault.dir);
@@ -102,28 +101,13 @@ async function captureSnapshot(
     const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
     const session = await openCaptureSession(db, opts.signal);
     const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
-    // The session only has to outlive pg_dump's import of its snapshot; an open repeatable-read
-    // transaction holds back vacuum, so it ends as soon as the dump is done, not after the run.
-    let sessionOpen = true;
-    const closeSession = async (): Promise<void> => {
-      if (!sessionOpen) return;
-      sessionOpen = false;
-      await session.close();
-    };
-    let chainParts: ChainCapture | null = null;
+    const closeSession = closeOnce(session);
     // Roles, Redis and secrets are captured beside the database, not after it (see backup-parts.ts);
     // a failed database stops them, and the folder is removed only once they have let go of it.
-    const partsStop = new AbortController();
-    const partsSignal = opts.signal ? AbortSignal.any([opts.signal, partsStop.signal]) : partsStop.signal;
-    const extraParts = captureExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql, signal: partsSignal });
-    // Settled here too, so that a database failure never leaves a rejection unobserved.
-    const extraSettled = extraParts.then(
-      () => undefined,
-      () => undefined,
-    );
+    const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql, signal: opts.signal });
+    let chainParts: ChainCapture | null = null;
     try {
       opts.events?.phase?.('database');
-      let dbFiles: ManifestFile[];
       if (db.delta) {
         // Delta mode: schema, rows or what changed, all read in the session's own transaction.
         chainParts = await captureChainParts(config, session, {
@@ -134,77 +118,33 @@ async function captureSnapshot(
           signal: opts.signal,
           events: opts.events,
         });
-        dbFiles = chainParts.files;
-      } else {
-        const argv = pgDumpArgv(db, { snapshot: session.snapshot });
-        // pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete.
-        dbFiles = [
-          await writeEncryptedCapture(
-            {
-              dir: partial.dir,
-              part: 'database',
-              keys,
-              progress: (n) => opts.events?.bytes?.('database', n),
-              encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
-            },
-            { argv, env, what: `database "${db.name}"`, signal: opts.signal },
-          ),
-        ];
       }
+      const dbFiles = chainParts ? chainParts.files : [await dumpDatabase(config, session, partial.dir, keys, opts)];
       await closeSession();
       opts.events?.phase?.('redis and secrets');
-      const extra = await extraParts;
+      const extra = await extraParts.result;
       if (opts.signal?.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
       opts.events?.phase?.('commit');
-      const manifest: Manifest = {
-        formatVersion: 1,
-        id: snapshotIdFor(started),
-        startedAt: started.toISOString(),
-        finishedAt: new Date().toISOString(),
-        tool: { name: 'permafrost', version: VERSION },
-        host: hostname(),
-        database: {
-          name: db.name,
-          serverVersion: session.serverVersion,
-          pgDumpVersion,
-          compression: dumpCompression(db.compression).label,
-          ...session.database,
-        },
-        mastodon: session.facts,
-        tables: session.tables,
+      const manifest = snapshotManifest(config, {
+        started,
+        pgDumpVersion,
+        session,
         files: [...dbFiles, ...extra.files],
-        ...(extra.failed.length > 0 ? { failed: extra.failed } : {}),
-        ...(signing ? { signedBy: signing.fingerprint } : {}),
-        rolePasswords: session.rolePasswords,
-        ...(chainParts ? { chain: chainParts.chain } : {}),
-      };
+        extra,
+        signing,
+        chainParts,
+      });
       const id = await commitPartial(partial, manifest, signing ? (bytes) => signDetached(bytes, signing) : undefined);
-      // The state follows its snapshot; when it cannot be saved the next snapshot is a base.
-      const stateWarning = chainParts ? await saveState(chainParts, id) : null;
-      // The runbook beside the data; the snapshot is safe already, so trouble here is only a warning.
-      const runbook = await writeRunbook(config, { ...manifest, id }, signing?.key.toPublic().armor());
-      // Retention runs only after a good snapshot, under this run's lock; its failure is a warning.
-      const prune = await pruneAfterBackup(config);
-      // Start replication now rather than at Syncthing's next rescan; trouble there is only a warning.
-      const replication = await requestSnapshotRescan(config);
+      const after = await afterCommit(config, { ...manifest, id }, signing, chainParts);
       return {
         manifest: { ...manifest, id },
         dir: `${config.vault.dir}/${id}`,
         cleaned,
-        warnings: [
-          ...lockWarning(lock),
-          ...(chainParts?.warnings ?? []),
-          ...(stateWarning ? [stateWarning] : []),
-          ...(runbook ? [runbook] : []),
-          ...extra.warnings,
-          ...prune.warnings,
-          ...(replication ? [replication] : []),
-        ],
-        pruned: prune.result,
+        warnings: [...lockWarning(lock), ...(chainParts?.warnings ?? []), ...after.beforeExtra, ...extra.warnings, ...after.afterExtra],
+        pruned: after.pruned,
       };
     } catch (err) {
-      partsStop.abort();
-      await extraSettled;
+      await extraParts.stop();
       await discardPartial(partial);
       await chainParts?.discardState();
       throw err;
@@ -214,4 +154,125 @@ async function captureSnapshot(
   } finally {
     lock.release();
   }
+}
+
+/**
+ * The session only has to outlive pg_dump's import of its snapshot; an open repeatable-read
+ * transaction holds back vacuum, so it ends as soon as the dump is done, not after the run.
+ * Returns its close, which runs once however often it is called.
+ */
+function closeOnce(session: CaptureSession): () => Promise<void> {
+  let open = true;
+  return async () => {
+    if (!open) return;
+    open = false;
+    await session.close();
+  };
+}
+
+/** The extra parts started beside the database; `stop` aborts them and waits until they have let go of the folder. */
+function startExtraParts(
+  config: SourceConfig,
+  opts: { dir: string; keys: EncryptionKeys; rolesSql: string; signal?: AbortSignal },
+): { result: Promise<ExtraParts>; stop: () => Promise<void> } {
+  const partsStop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, partsStop.signal]) : partsStop.signal;
+  const result = captureExtraParts(config, { ...opts, signal });
+  // Settled here too, so that a database failure never leaves a rejection unobserved.
+  const settled = result.then(
+    () => undefined,
+    () => undefined,
+  );
+  return {
+    result,
+    stop: async () => {
+      partsStop.abort();
+      await settled;
+    },
+  };
+}
+
+/** The full-mode database part: pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete. */
+async function dumpDatabase(
+  config: SourceConfig,
+  session: CaptureSession,
+  dir: string,
+  keys: EncryptionKeys,
+  opts: { signal?: AbortSignal; events?: JobEvents },
+): Promise<ManifestFile> {
+  const db = config.database;
+  const argv = pgDumpArgv(db, { snapshot: session.snapshot });
+  return writeEncryptedCapture(
+    {
+      dir,
+      part: 'database',
+      keys,
+      progress: (n) => opts.events?.bytes?.('database', n),
+      encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
+    },
+    { argv, env: pgEnv(db), what: `database "${db.name}"`, signal: opts.signal },
+  );
+}
+
+/** The manifest of the snapshot about to be committed (finishedAt: now). */
+function snapshotManifest(
+  config: SourceConfig,
+  r: {
+    started: Date;
+    pgDumpVersion: string;
+    session: CaptureSession;
+    files: ManifestFile[];
+    extra: ExtraParts;
+    signing: SigningKey | null;
+    chainParts: ChainCapture | null;
+  },
+): Manifest {
+  const db = config.database;
+  return {
+    formatVersion: 1,
+    id: snapshotIdFor(r.started),
+    startedAt: r.started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    tool: { name: 'permafrost', version: VERSION },
+    host: hostname(),
+    database: {
+      name: db.name,
+      serverVersion: r.session.serverVersion,
+      pgDumpVersion: r.pgDumpVersion,
+      compression: dumpCompression(db.compression).label,
+      ...r.session.database,
+    },
+    mastodon: r.session.facts,
+    tables: r.session.tables,
+    files: r.files,
+    ...(r.extra.failed.length > 0 ? { failed: r.extra.failed } : {}),
+    ...(r.signing ? { signedBy: r.signing.fingerprint } : {}),
+    rolePasswords: r.session.rolePasswords,
+    ...(r.chainParts ? { chain: r.chainParts.chain } : {}),
+  };
+}
+
+/**
+ * What follows a committed snapshot; the snapshot is safe already, so trouble in any of it is only a
+ * warning (those before the extra parts' warnings, and those after, in the order the result lists them).
+ */
+async function afterCommit(
+  config: SourceConfig,
+  manifest: Manifest,
+  signing: SigningKey | null,
+  chainParts: ChainCapture | null,
+): Promise<{ beforeExtra: string[]; afterExtra: string[]; pruned: PruneResult | null }> {
+  // The state follows its snapshot; when it cannot be saved the next snapshot is a base.
+  const stateWarning = chainParts ? await saveState(chainParts, manifest.id) : null;
+  // The runbook beside the data.
+  const runbook = await writeRunbook(config, manifest, signing?.key.toPublic().armor());
+  // Retention runs only after a good snapshot, under this run's lock.
+  const prune = await pruneAfterBackup(config);
+  // Start replication now rather than at Syncthing's next rescan.
+  const replication = await requestSnapshotRescan(config);
+  return {
+    beforeExtra: [...(stateWarning ? [stateWarning] : []), ...(runbook ? [runbook] : [])],
+    afterExtra: [...prune.warnings, ...(replication ? [replication] : [])],
+    pruned: prune.result,
+  };
 }

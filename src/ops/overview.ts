@@ -12,15 +12,15 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { formatAge } from '../format.js';
 import { readAlertState, type AlertState } from '../notify/alerts.js';
-import { readLastVerifyRun, readVerifyState, verifyStatus, type VerifyStatus } from '../recover/verify-state.js';
+import { readLastVerifyRun, readVerifyState, verifyStatus, type VerifyRecord, type VerifyStatus } from '../recover/verify-state.js';
 import { deviceDiskUse, deviceFreshness, type DeviceFreshness } from '../replicate/device.js';
 import type { DeviceStatus, FolderCompletion, ReplicationStatus } from '../replicate/status.js';
-import { checkStatus, readCheckState, type CheckStatus } from '../vault/check.js';
+import { checkStatus, readCheckState, type CheckRecord, type CheckStatus } from '../vault/check.js';
 import { diskSpace } from '../vault/fs-durable.js';
 import type { FailedPart, Manifest, ManifestFile } from '../vault/manifest.js';
 import { neededBy, type KeepPolicy } from '../vault/retention.js';
 import { readLastBackupRun, type BackupRun } from '../vault/runs-state.js';
-import { listSnapshots } from '../vault/store.js';
+import { listSnapshots, type SnapshotEntry } from '../vault/store.js';
 
 const DAY_MS = 86_400_000;
 /** No successful verify for this long is a problem: a week, seven chances for the daily schedule.verify. */
@@ -231,6 +231,54 @@ export function measureGrowth(rows: readonly SnapshotRow[], now: number, disk: O
   };
 }
 
+/** One snapshot as the edges show it, from its manifest and the verify and check state files; pure. */
+function snapshotRow(s: SnapshotEntry, now: Date, v: VerifyRecord | undefined, c: CheckRecord | undefined, needs: string[]): SnapshotRow {
+  const m = s.manifest;
+  const files = m?.files ?? [];
+  return {
+    id: s.id,
+    startedAt: m?.startedAt ?? s.time.toISOString(),
+    finishedAt: m?.finishedAt ?? null,
+    ageSeconds: Math.round((now.getTime() - commitTime(s)) / 1000),
+    durationMs: m ? Date.parse(m.finishedAt) - Date.parse(m.startedAt) : null,
+    bytes: m ? files.reduce((n, f) => n + f.bytes, 0) : null,
+    plainBytes: m ? files.reduce((n, f) => n + f.plainBytes, 0) : null,
+    parts: files.map(({ part, bytes, plainBytes, durationMs }) => ({ part, bytes, plainBytes, durationMs })),
+    kind: m ? (m.chain?.kind ?? 'full') : null,
+    depth: m?.chain?.depth ?? null,
+    base: m?.chain?.base ?? null,
+    reference: m?.chain?.reference ?? null,
+    neededBy: needs,
+    database: m?.database.name ?? null,
+    keys: Object.fromEntries(files.map((f) => [f.part, f.keys ?? { recipients: [], passphrase: true }])),
+    signedBy: m?.signedBy ?? null,
+    verified: verifyStatus(v),
+    verifiedAt: v?.checkedAt ?? null,
+    verifyReason: v?.reason ?? null,
+    checked: checkStatus(c),
+    checkedAt: c?.checkedAt ?? null,
+    checkProblems: c?.problems ?? [],
+    problem: s.problem ?? null,
+    failed: m?.failed ?? [],
+    future: s.future,
+    versionsOnly: s.versionsOnly === true,
+  };
+}
+
+/** Replication as the given reader sees it; its failure is a sentence for the edges, not a failed overview. */
+async function readReplication(
+  config: Config,
+  opts: GatherOptions,
+  now: Date,
+): Promise<{ replication: ReplicationView | null; replicationError: string | null }> {
+  if (!opts.replication) return { replication: null, replicationError: null };
+  try {
+    return { replication: await opts.replication(config, now), replicationError: null };
+  } catch (err) {
+    return { replication: null, replicationError: errorMessage(err) };
+  }
+}
+
 /** Reads the vault, its state files and (when a reader is given) Syncthing: everything the edges show, with one `now`. */
 export async function gatherOverview(config: Config, opts: GatherOptions = {}): Promise<Overview> {
   const now = opts.now ?? new Date();
@@ -239,51 +287,10 @@ export async function gatherOverview(config: Config, opts: GatherOptions = {}): 
   const verified = await readVerifyState(dir);
   const checks = await readCheckState(dir);
   const needs = neededBy(snaps.filter((s) => s.manifest).map((s) => ({ id: s.id, time: s.time, chain: s.manifest?.chain })));
-  const rows: SnapshotRow[] = snaps.map((s) => {
-    const m = s.manifest;
-    const v = verified[s.id];
-    const c = checks.snapshots[s.id];
-    const files = m?.files ?? [];
-    return {
-      id: s.id,
-      startedAt: m?.startedAt ?? s.time.toISOString(),
-      finishedAt: m?.finishedAt ?? null,
-      ageSeconds: Math.round((now.getTime() - commitTime(s)) / 1000),
-      durationMs: m ? Date.parse(m.finishedAt) - Date.parse(m.startedAt) : null,
-      bytes: m ? files.reduce((n, f) => n + f.bytes, 0) : null,
-      plainBytes: m ? files.reduce((n, f) => n + f.plainBytes, 0) : null,
-      parts: files.map(({ part, bytes, plainBytes, durationMs }) => ({ part, bytes, plainBytes, durationMs })),
-      kind: m ? (m.chain?.kind ?? 'full') : null,
-      depth: m?.chain?.depth ?? null,
-      base: m?.chain?.base ?? null,
-      reference: m?.chain?.reference ?? null,
-      neededBy: needs.get(s.id) ?? [],
-      database: m?.database.name ?? null,
-      keys: Object.fromEntries(files.map((f) => [f.part, f.keys ?? { recipients: [], passphrase: true }])),
-      signedBy: m?.signedBy ?? null,
-      verified: verifyStatus(v),
-      verifiedAt: v?.checkedAt ?? null,
-      verifyReason: v?.reason ?? null,
-      checked: checkStatus(c),
-      checkedAt: c?.checkedAt ?? null,
-      checkProblems: c?.problems ?? [],
-      problem: s.problem ?? null,
-      failed: m?.failed ?? [],
-      future: s.future,
-      versionsOnly: s.versionsOnly === true,
-    };
-  });
+  const rows = snaps.map((s) => snapshotRow(s, now, verified[s.id], checks.snapshots[s.id], needs.get(s.id) ?? []));
   // The last run, not the newest verdict: a verify that could not check its snapshot (or whose snapshot was pruned since) counts.
   const lastRun = await readLastVerifyRun(dir);
-  let replication: ReplicationView | null = null;
-  let replicationError: string | null = null;
-  if (opts.replication) {
-    try {
-      replication = await opts.replication(config, now);
-    } catch (err) {
-      replicationError = errorMessage(err);
-    }
-  }
+  const { replication, replicationError } = await readReplication(config, opts, now);
   let disk: Overview['disk'] = null;
   try {
     disk = await diskSpace(dir);

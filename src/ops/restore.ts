@@ -17,6 +17,7 @@ import { fsyncDir } from '../vault/fs-durable.js';
 import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../crypto/keys-identity.js';
 import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags, type SignerKey } from '../crypto/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
+import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { decryptVerifiedPart, partFile, privateTemp, vaultTempBase, type PrivateTemp } from '../recover/decrypt.js';
 import { readChain } from '../recover/chain.js';
 import {
@@ -26,6 +27,7 @@ import {
   restoreDatabase,
   type DatabaseContent,
   type DatabaseRestoreResult,
+  type TargetState,
 } from '../recover/restore-database.js';
 
 export interface RestoreOptions extends SecretFlags, SignerFlags {
@@ -304,6 +306,22 @@ async function databaseContent(
  * is each file and folder put in place with a rename. Temp folders go on every path.
  */
 export async function runRestore(config: Config, opts: RestoreOptions): Promise<RestoreResult> {
+  const dest = await checkDestinations(config, opts);
+  const opened = await openSnapshot(config, opts);
+  const plan = await checkParts(config, opts, opened, chooseParts(opts, opened, dest));
+  return applyRestore(config, plan, opts);
+}
+
+/** The file destinations as asked for (--all expanded), resolved; media from the copy named by --media-from or the config. */
+interface FileDestinations {
+  redis: string | undefined;
+  secrets: string | undefined;
+  media: string | undefined;
+  mediaFrom: string | undefined;
+}
+
+/** The flags that go together, and every file destination checked before the snapshot is read. */
+async function checkDestinations(config: Config, opts: RestoreOptions): Promise<FileDestinations> {
   if (opts.role && !opts.noOwner) throw new UserError('--role NAME goes with --no-owner: pass both to give every object to that role.');
   if (opts.dropPrevious && !opts.force)
     throw new UserError('--drop-previous goes with --force: pass both to replace and drop the previous database.');
@@ -315,8 +333,8 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
   const dest = await destinations(opts, mediaFrom);
   if (dest.media && !mediaFrom)
     throw new UserError("--media DIR needs a copy to restore from: pass --media-from FOLDER (e.g. the device's Syncthing media folder).");
-  let redis = dest.redis ? path.resolve(dest.redis) : undefined;
-  let secrets = dest.secrets ? path.resolve(dest.secrets) : undefined;
+  const redis = dest.redis ? path.resolve(dest.redis) : undefined;
+  const secrets = dest.secrets ? path.resolve(dest.secrets) : undefined;
   const media = dest.media ? path.resolve(dest.media) : undefined;
   if (redis) checkDestination(redis, '--redis');
   if (secrets) checkDestination(secrets, '--secrets');
@@ -327,37 +345,78 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     if (existsSync(media) && readdirSync(media).length > 0 && !opts.force)
       throw new UserError(`--media: ${media} is not empty; choose a new folder, move it away, or pass --force to replace it.`);
   }
+  return { redis, secrets, media, mediaFrom };
+}
+
+/** The snapshot found, its signature checked, and the secret that decrypts it. */
+interface OpenedSnapshot {
+  secret: DecryptSecret;
+  snapshot: SnapshotEntry;
+  manifest: Manifest;
+  signer: SignerKey | null;
+  /** Said on stderr: a restore whose authenticity nothing checked. */
+  warning: string | null;
+}
+
+async function openSnapshot(config: Config, opts: RestoreOptions): Promise<OpenedSnapshot> {
   const secret = await decryptSecretFor(config, opts, 'restore');
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   const { signer, warning } = await trustedSigner(config.vault, snapshot, opts, 'restore');
   await requireSignedManifest(snapshot, signer);
   const manifest = snapshot.manifest;
   if (!manifest) throw new IntegrityError(`Snapshot ${snapshot.id} failed its integrity check: ${snapshot.problem ?? 'no manifest'}.`);
-  // --all lays out what the snapshot holds: a part it lacks (not configured, or failed and optional)
-  // is left out, and the remaining steps say so; a part asked for by its own flag must be there.
+  return { secret, snapshot, manifest, signer, warning };
+}
+
+/** The parts this run restores; pure. */
+type ChosenParts = FileDestinations & { database: string | undefined };
+
+/**
+ * --all lays out what the snapshot holds: a part it lacks (not configured, or failed and optional)
+ * is left out, and the remaining steps say so; a part asked for by its own flag must be there.
+ * The manifest's database when nothing else was asked for (or with --all): restore from a bare vault copy.
+ */
+function chooseParts(opts: RestoreOptions, { manifest }: OpenedSnapshot, dest: FileDestinations): ChosenParts {
   const holds = (part: 'redis' | 'secrets'): boolean => manifest.files.some((f) => f.part === part);
-  if (opts.all && !opts.redis && !holds('redis')) redis = undefined;
-  if (opts.all && !opts.secrets && !holds('secrets')) secrets = undefined;
-  // The manifest's database when nothing else was asked for (or with --all): restore from a bare vault copy.
+  const redis = opts.all && !opts.redis && !holds('redis') ? undefined : dest.redis;
+  const secrets = opts.all && !opts.secrets && !holds('secrets') ? undefined : dest.secrets;
+  const media = dest.media;
   const database = opts.database ?? (opts.all || (!redis && !secrets && !media) ? manifest.database.name : undefined);
+  return { redis, secrets, media, mediaFrom: dest.mediaFrom, database };
+}
+
+/** Everything the run will do, checked before anything is written. */
+interface RestorePlan extends OpenedSnapshot, FileDestinations {
+  database: { name: string; server: DatabaseConfig; target: TargetState; content: DatabaseContent } | null;
+  rolesFile: ManifestFile | null;
+  steps: string[];
+}
+
+/** Every requested part must exist before any is written, so a missing one fails without side effects; then the target and the chain. */
+async function checkParts(config: Config, opts: RestoreOptions, opened: OpenedSnapshot, chosen: ChosenParts): Promise<RestorePlan> {
+  const { snapshot, manifest, signer } = opened;
+  const { redis, secrets, media, database } = chosen;
   if (database) assertTargetNames(database, opts.database ? '--database' : `the database name in snapshot ${snapshot.id}`);
-  // Every requested part must exist before any is written, so a missing one fails without side effects.
   if (database && !manifest.chain) partFile(snapshot, 'database');
   const rolesFile = manifest.files.find((f) => f.part === 'roles') ? partFile(snapshot, 'roles') : null;
   if (redis) partFile(snapshot, 'redis');
   if (secrets) partFile(snapshot, 'secrets');
-  const server = database ? targetServer(config, database) : null;
-  const target = database && server ? await inspectTarget(server, database) : null;
-  if (database && target) checkTarget(target, database, opts);
-  // Last of the checks, as it reads every file of a chain: the cheap refusals come first.
-  const content = database ? await databaseContent(config.vault.dir, snapshot, signer, opts.events) : null;
-  // A link that names its signer belongs to a signed vault, even when every signature was removed.
-  const signedLink =
-    content?.kind === 'chain' && !signer && !opts.insecureNoSignatureCheck
-      ? content.chain.links.find((l) => l.manifest?.signedBy)
-      : undefined;
-  if (signedLink)
-    throw unpinnedRefusal('restore', `snapshot ${signedLink.id}'s manifest says it was signed by ${signedLink.manifest!.signedBy!}`);
+  let planned: RestorePlan['database'] = null;
+  if (database) {
+    const server = targetServer(config, database);
+    const target = await inspectTarget(server, database);
+    checkTarget(target, database, opts);
+    // Last of the checks, as it reads every file of a chain: the cheap refusals come first.
+    const content = await databaseContent(config.vault.dir, snapshot, signer, opts.events);
+    // A link that names its signer belongs to a signed vault, even when every signature was removed.
+    const signedLink =
+      content.kind === 'chain' && !signer && !opts.insecureNoSignatureCheck
+        ? content.chain.links.find((l) => l.manifest?.signedBy)
+        : undefined;
+    if (signedLink)
+      throw unpinnedRefusal('restore', `snapshot ${signedLink.id}'s manifest says it was signed by ${signedLink.manifest!.signedBy!}`);
+    planned = { name: database, server, target, content };
+  }
   const steps = nextSteps({
     database: database ?? null,
     redis: redis ?? null,
@@ -365,65 +424,83 @@ export async function runRestore(config: Config, opts: RestoreOptions): Promise<
     media: media ?? null,
     snapshot: snapshot.id,
   });
+  return { ...opened, redis, secrets, media, mediaFrom: chosen.mediaFrom, database: planned, rolesFile, steps };
+}
 
-  /** A step stopped by the signal fails with one sentence: nothing is in place before the end, so nothing was touched. */
-  const stoppable = <T>(step: Promise<T>): Promise<T> =>
-    step.catch((err: unknown) => {
-      if (!opts.signal?.aborted) throw err;
-      throw new PermafrostError(
-        'stopped',
-        `Restore of snapshot ${snapshot.id} was stopped before it finished; the target database was not touched and no file was half written.`,
-        { cause: err },
-      );
-    });
+/** A step stopped by the signal fails with one sentence: nothing is in place before the end, so nothing was touched. */
+async function stoppable<T>(step: Promise<T>, snapshot: string, signal: AbortSignal | undefined): Promise<T> {
+  try {
+    return await step;
+  } catch (err) {
+    if (!signal?.aborted) throw err;
+    throw new PermafrostError(
+      'stopped',
+      `Restore of snapshot ${snapshot} was stopped before it finished; the target database was not touched and no file was half written.`,
+      { cause: err },
+    );
+  }
+}
+
+/** Files staged beside their destinations, the database restored and swapped in, then each file and folder renamed into place. */
+async function applyRestore(config: Config, plan: RestorePlan, opts: RestoreOptions): Promise<RestoreResult> {
+  const { snapshot, secret, redis, secrets, media, mediaFrom } = plan;
   const staged: StagedFile[] = [];
   let mediaStaging: string | undefined;
   try {
     if (redis) {
       opts.events?.phase?.('redis');
-      staged.push(await stoppable(stageFile(snapshot, secret, 'redis', redis, opts)));
+      staged.push(await stoppable(stageFile(snapshot, secret, 'redis', redis, opts), snapshot.id, opts.signal));
     }
     if (secrets) {
       opts.events?.phase?.('secrets');
-      staged.push(await stoppable(stageFile(snapshot, secret, 'secrets', secrets, opts)));
+      staged.push(await stoppable(stageFile(snapshot, secret, 'secrets', secrets, opts), snapshot.id, opts.signal));
     }
     if (media && mediaFrom) {
       opts.events?.phase?.('media');
-      mediaStaging = await stoppable(stageMedia(mediaFrom, media));
+      mediaStaging = await stoppable(stageMedia(mediaFrom, media), snapshot.id, opts.signal);
     }
-    let db: DatabaseRestoreResult | null = null;
-    if (database && content && target && server) {
-      const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
-      try {
-        db = await stoppable(
-          restoreDatabase({ snapshot, secret, temp }, content, {
-            server,
-            database,
-            target,
-            manifest,
-            rolesFile,
-            jobs: opts.jobs,
-            noOwner: opts.noOwner,
-            role: opts.role,
-            terminateSessions: opts.terminateSessions,
-            dropPrevious: opts.dropPrevious,
-            events: opts.events,
-            signal: opts.signal,
-          }),
-        );
-      } finally {
-        await temp.dispose();
-      }
-    }
+    const db = plan.database ? await restoreDatabaseOf(config, plan, plan.database, opts) : null;
     const files: PartOutput[] = [];
     for (const s of staged) files.push(await placeFile(s));
     if (media && mediaStaging) {
       files.push(await placeMedia(mediaStaging, media));
       mediaStaging = undefined;
     }
-    return { snapshot: snapshot.id, database: db, files, nextSteps: steps, warnings: warning ? [warning] : [] };
+    return { snapshot: snapshot.id, database: db, files, nextSteps: plan.steps, warnings: plan.warning ? [plan.warning] : [] };
   } finally {
     for (const s of staged) await s.temp.dispose();
     if (mediaStaging) await rm(mediaStaging, { recursive: true, force: true });
+  }
+}
+
+/** The database step (recover/restore-database.ts) with its own temp folder in the vault's temp base. */
+async function restoreDatabaseOf(
+  config: Config,
+  plan: RestorePlan,
+  database: NonNullable<RestorePlan['database']>,
+  opts: RestoreOptions,
+): Promise<DatabaseRestoreResult> {
+  const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
+  try {
+    return await stoppable(
+      restoreDatabase({ snapshot: plan.snapshot, secret: plan.secret, temp }, database.content, {
+        server: database.server,
+        database: database.name,
+        target: database.target,
+        manifest: plan.manifest,
+        rolesFile: plan.rolesFile,
+        jobs: opts.jobs,
+        noOwner: opts.noOwner,
+        role: opts.role,
+        terminateSessions: opts.terminateSessions,
+        dropPrevious: opts.dropPrevious,
+        events: opts.events,
+        signal: opts.signal,
+      }),
+      plan.snapshot.id,
+      opts.signal,
+    );
+  } finally {
+    await temp.dispose();
   }
 }

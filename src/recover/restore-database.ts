@@ -306,117 +306,25 @@ export async function restoreDatabase(
 ): Promise<DatabaseRestoreResult> {
   const t0 = Date.now();
   const { snapshot } = source;
-  const { server, database: target, manifest } = opts;
+  const target = opts.database;
   const incoming = incomingName(target);
-  const maintenance = await connect(server, 'postgres');
+  const maintenance = await connect(opts.server, 'postgres');
   try {
-    // One restore per target at a time: another one would drop our _incoming or swap under us.
-    const lock = await maintenance.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
-      `permafrost restore ${target}`,
-    ]);
-    if (!lock.rows[0]?.ok)
-      throw new BusyError(`Another restore into database "${target}" is running on this server; wait for it to finish.`);
+    await lockTarget(maintenance, target);
     opts.events?.phase?.('decrypt');
-    // A chain's archive is its base's schema part (small: no table data); the rows stream in later.
-    const archive = await decryptVerifiedPart(
-      content.kind === 'full' ? source : { ...source, snapshot: content.chain.links[0]!, restoring: snapshot },
-      content.kind === 'full' ? content.file : content.chain.schema,
-      { progress: (n) => opts.events?.bytes?.('decrypt', n), signal: opts.signal },
-    );
+    const archive = await decryptArchive(source, content, opts);
     const decryptMs = Date.now() - t0;
-    let rolesCreated: string[] = [];
-    let rolesNote: string | null = null;
-    let rolesWithoutPassword: string[] = [];
-    if (opts.noOwner) rolesNote = `not applied (--no-owner${opts.role ? ` --role ${opts.role}` : ''})`;
-    else if (!opts.rolesFile)
-      rolesNote = `snapshot ${snapshot.id} has no roles part (made before roles were captured); the owners must exist here`;
-    else {
-      opts.events?.phase?.('roles');
-      const sql = await readFile(await decryptVerifiedPart(source, opts.rolesFile, { signal: opts.signal }), 'utf8');
-      rolesCreated = await applyRoles(maintenance, sql, snapshot.id);
-      // With rolePasswords true, a role without one had none at the source either (peer authentication).
-      if (manifest.rolePasswords !== true) rolesWithoutPassword = await loginRolesWithoutPassword(maintenance, rolesCreated);
-    }
-    const facts = manifest.database;
-    const owner = opts.noOwner ? (opts.role ?? null) : (facts.owner ?? null);
-    if (owner && !(await roleExists(maintenance, owner))) {
-      throw new UserError(
-        `Role "${owner}" ${opts.noOwner ? 'given to --role' : 'that owned the database'} does not exist on this server; create it (CREATE ROLE ${owner} LOGIN), or pass --no-owner --role NAME with an existing role.`,
-      );
-    }
+    const roles = await restoreRoles(maintenance, source, opts);
+    const owner = await databaseOwner(maintenance, opts);
     opts.events?.phase?.('restore');
-    // Never swapped in, so never anyone's data: a leftover of a run that was killed.
-    await maintenance.query(`DROP DATABASE IF EXISTS ${maintenance.escapeIdentifier(incoming)} WITH (FORCE)`);
-    try {
-      await maintenance.query(createDatabaseSql(incoming, facts, owner));
-    } catch (err) {
-      throw new PermafrostError(
-        'server',
-        `Could not create database "${incoming}" (${errorMessage(err)}); for a missing locale (${facts.collate ?? 'the default'}), install it on this server (locale-gen) and run restore again.`,
-        { cause: err },
-      );
-    }
+    await createIncoming(maintenance, incoming, opts.manifest.database, owner);
     let swapped = false;
     try {
-      const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
-      const restoreOpts = { noOwner: opts.noOwner, role: opts.role };
-      try {
-        if (content.kind === 'full') {
-          await runTool({
-            argv: pgRestoreArgv(server, incoming, archive, { jobs, ...restoreOpts }),
-            env: pgRestoreEnv(pgEnv(server)),
-            doing: `restoring snapshot ${snapshot.id} into "${incoming}"`,
-            signal: opts.signal,
-          });
-        } else {
-          await applyChain({ secret: source.secret, temp: source.temp }, content.chain, {
-            server,
-            database: incoming,
-            archive,
-            // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
-            restoreArgv: (section) =>
-              pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
-            events: opts.events,
-            signal: opts.signal,
-          });
-        }
-      } catch (err) {
-        if (opts.signal?.aborted || !(err instanceof ToolError)) throw err;
-        const tool = content.kind === 'full' ? 'pg_restore' : path.basename(err.argv[0] ?? 'pg_restore');
-        throw new PermafrostError(
-          'tool',
-          `${tool} failed restoring snapshot ${snapshot.id} into "${incoming}"; database "${target}" was not touched: read the lines below, fix the cause and run restore again.`,
-          { cause: err, details: err.details },
-        );
-      }
+      await restoreIntoIncoming(source, content, archive, incoming, opts);
       opts.events?.phase?.('check');
-      // The archive's table of contents only for a manifest made before manifests listed the tables.
-      const checks = compareWithManifest(
-        manifest,
-        manifest.tables ? null : await readArchiveToc(server, archive),
-        await readRestoredFacts({ ...server, name: incoming }),
-      );
-      if (content.kind === 'chain') checks.push(await compareTableHashes(server, incoming, content.chain.tables));
-      const bad = checks.filter((c) => !c.ok);
-      if (bad.length > 0) {
-        throw new IntegrityError(
-          `The restored copy of snapshot ${snapshot.id} does not match its manifest (${bad.map((c) => c.detail).join('; ')}); database "${target}" was not touched: run permafrost verify ${snapshot.id} and restore another snapshot.`,
-        );
-      }
+      await checkIncoming(content, archive, incoming, snapshot.id, opts);
       opts.events?.phase?.('swap');
-      // Read again now: the target may have been created or dropped since it was inspected.
-      const previous = (await databaseExists(maintenance, target)) ? await freePreviousName(maintenance, target) : null;
-      let terminatedSessions: TargetSession[];
-      try {
-        terminatedSessions = await swapIn(maintenance, { target, incoming, previous }, opts.terminateSessions ?? false);
-      } catch (err) {
-        if (err instanceof PermafrostError) throw err;
-        throw new PermafrostError(
-          'server',
-          `Could not swap the restored copy in as "${target}" (${errorMessage(err)}); the renames are one transaction, so "${target}" is as it was: run restore again.`,
-          { cause: err },
-        );
-      }
+      const { previous, terminatedSessions } = await swapTarget(maintenance, target, incoming, opts);
       swapped = true;
       if (previous && opts.dropPrevious) await maintenance.query(`DROP DATABASE ${maintenance.escapeIdentifier(previous)}`);
       const totalMs = Date.now() - t0;
@@ -425,9 +333,7 @@ export async function restoreDatabase(
         database: target,
         created: previous === null,
         previous: previous ? { name: previous, dropped: opts.dropPrevious ?? false } : null,
-        rolesCreated,
-        rolesNote,
-        rolesWithoutPassword,
+        ...roles,
         decryptMs,
         restoreMs: totalMs - decryptMs,
         totalMs,
@@ -440,5 +346,154 @@ export async function restoreDatabase(
     }
   } finally {
     await maintenance.end().catch(() => undefined);
+  }
+}
+
+/** One restore per target at a time: another one would drop our _incoming or swap under us. */
+async function lockTarget(maintenance: pg.Client, target: string): Promise<void> {
+  const lock = await maintenance.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+    `permafrost restore ${target}`,
+  ]);
+  if (!lock.rows[0]?.ok) throw new BusyError(`Another restore into database "${target}" is running on this server; wait for it to finish.`);
+}
+
+/** The archive decrypted and verified into the temp folder; a chain's is its base's schema part (small: no table data), the rows stream in later. */
+async function decryptArchive(source: DecryptSource, content: DatabaseContent, opts: DatabaseRestoreOptions): Promise<string> {
+  return decryptVerifiedPart(
+    content.kind === 'full' ? source : { ...source, snapshot: content.chain.links[0]!, restoring: source.snapshot },
+    content.kind === 'full' ? content.file : content.chain.schema,
+    { progress: (n) => opts.events?.bytes?.('decrypt', n), signal: opts.signal },
+  );
+}
+
+type RolesOutcome = Pick<DatabaseRestoreResult, 'rolesCreated' | 'rolesNote' | 'rolesWithoutPassword'>;
+
+/** The roles part applied (missing roles created), or why it was not. */
+async function restoreRoles(maintenance: pg.Client, source: DecryptSource, opts: DatabaseRestoreOptions): Promise<RolesOutcome> {
+  if (opts.noOwner)
+    return { rolesCreated: [], rolesNote: `not applied (--no-owner${opts.role ? ` --role ${opts.role}` : ''})`, rolesWithoutPassword: [] };
+  if (!opts.rolesFile) {
+    const rolesNote = `snapshot ${source.snapshot.id} has no roles part (made before roles were captured); the owners must exist here`;
+    return { rolesCreated: [], rolesNote, rolesWithoutPassword: [] };
+  }
+  opts.events?.phase?.('roles');
+  const sql = await readFile(await decryptVerifiedPart(source, opts.rolesFile, { signal: opts.signal }), 'utf8');
+  const rolesCreated = await applyRoles(maintenance, sql, source.snapshot.id);
+  // With rolePasswords true, a role without one had none at the source either (peer authentication).
+  const rolesWithoutPassword = opts.manifest.rolePasswords !== true ? await loginRolesWithoutPassword(maintenance, rolesCreated) : [];
+  return { rolesCreated, rolesNote: null, rolesWithoutPassword };
+}
+
+/** The restored database's owner (--role with --no-owner, else the one it had), which must exist here. */
+async function databaseOwner(maintenance: pg.Client, opts: DatabaseRestoreOptions): Promise<string | null> {
+  const owner = opts.noOwner ? (opts.role ?? null) : (opts.manifest.database.owner ?? null);
+  if (owner && !(await roleExists(maintenance, owner))) {
+    throw new UserError(
+      `Role "${owner}" ${opts.noOwner ? 'given to --role' : 'that owned the database'} does not exist on this server; create it (CREATE ROLE ${owner} LOGIN), or pass --no-owner --role NAME with an existing role.`,
+    );
+  }
+  return owner;
+}
+
+/** A fresh `<target>_incoming` with the snapshot's encoding and locale; a leftover of a killed run dropped first. */
+async function createIncoming(maintenance: pg.Client, incoming: string, facts: Manifest['database'], owner: string | null): Promise<void> {
+  // Never swapped in, so never anyone's data: a leftover of a run that was killed.
+  await maintenance.query(`DROP DATABASE IF EXISTS ${maintenance.escapeIdentifier(incoming)} WITH (FORCE)`);
+  try {
+    await maintenance.query(createDatabaseSql(incoming, facts, owner));
+  } catch (err) {
+    throw new PermafrostError(
+      'server',
+      `Could not create database "${incoming}" (${errorMessage(err)}); for a missing locale (${facts.collate ?? 'the default'}), install it on this server (locale-gen) and run restore again.`,
+      { cause: err },
+    );
+  }
+}
+
+/** pg_restore of the archive (a chain: its sections, rows and deltas) into `_incoming`; a tool failure says the target was not touched. */
+async function restoreIntoIncoming(
+  source: DecryptSource,
+  content: DatabaseContent,
+  archive: string,
+  incoming: string,
+  opts: DatabaseRestoreOptions,
+): Promise<void> {
+  const { server } = opts;
+  const snapshot = source.snapshot;
+  const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
+  const restoreOpts = { noOwner: opts.noOwner, role: opts.role };
+  try {
+    if (content.kind === 'full') {
+      await runTool({
+        argv: pgRestoreArgv(server, incoming, archive, { jobs, ...restoreOpts }),
+        env: pgRestoreEnv(pgEnv(server)),
+        doing: `restoring snapshot ${snapshot.id} into "${incoming}"`,
+        signal: opts.signal,
+      });
+    } else {
+      await applyChain({ secret: source.secret, temp: source.temp }, content.chain, {
+        server,
+        database: incoming,
+        archive,
+        // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
+        restoreArgv: (section) =>
+          pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
+        events: opts.events,
+        signal: opts.signal,
+      });
+    }
+  } catch (err) {
+    if (opts.signal?.aborted || !(err instanceof ToolError)) throw err;
+    const tool = content.kind === 'full' ? 'pg_restore' : path.basename(err.argv[0] ?? 'pg_restore');
+    throw new PermafrostError(
+      'tool',
+      `${tool} failed restoring snapshot ${snapshot.id} into "${incoming}"; database "${opts.database}" was not touched: read the lines below, fix the cause and run restore again.`,
+      { cause: err, details: err.details },
+    );
+  }
+}
+
+/** `_incoming` compared with the manifest (a chain: every table's hash too); any mismatch is an IntegrityError. */
+async function checkIncoming(
+  content: DatabaseContent,
+  archive: string,
+  incoming: string,
+  snapshot: string,
+  opts: DatabaseRestoreOptions,
+): Promise<void> {
+  const { server, manifest } = opts;
+  // The archive's table of contents only for a manifest made before manifests listed the tables.
+  const checks = compareWithManifest(
+    manifest,
+    manifest.tables ? null : await readArchiveToc(server, archive),
+    await readRestoredFacts({ ...server, name: incoming }),
+  );
+  if (content.kind === 'chain') checks.push(await compareTableHashes(server, incoming, content.chain.tables));
+  const bad = checks.filter((c) => !c.ok);
+  if (bad.length > 0) {
+    throw new IntegrityError(
+      `The restored copy of snapshot ${snapshot} does not match its manifest (${bad.map((c) => c.detail).join('; ')}); database "${opts.database}" was not touched: run permafrost verify ${snapshot} and restore another snapshot.`,
+    );
+  }
+}
+
+/** `_incoming` renamed to the target in one transaction, the target (if any) kept under a dated name. */
+async function swapTarget(
+  maintenance: pg.Client,
+  target: string,
+  incoming: string,
+  opts: DatabaseRestoreOptions,
+): Promise<{ previous: string | null; terminatedSessions: TargetSession[] }> {
+  // Read again now: the target may have been created or dropped since it was inspected.
+  const previous = (await databaseExists(maintenance, target)) ? await freePreviousName(maintenance, target) : null;
+  try {
+    return { previous, terminatedSessions: await swapIn(maintenance, { target, incoming, previous }, opts.terminateSessions ?? false) };
+  } catch (err) {
+    if (err instanceof PermafrostError) throw err;
+    throw new PermafrostError(
+      'server',
+      `Could not swap the restored copy in as "${target}" (${errorMessage(err)}); the renames are one transaction, so "${target}" is as it was: run restore again.`,
+      { cause: err },
+    );
   }
 }

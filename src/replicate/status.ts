@@ -169,192 +169,325 @@ async function arrivalFromEvents(client: SyncthingClient, s: SnapshotEntry, devi
   return arrival && !Number.isNaN(Date.parse(arrival)) ? new Date(Date.parse(arrival)).toISOString() : null;
 }
 
+type StFolder = z.infer<typeof stFolderSchema>;
+type Connection = z.infer<typeof connectionsSchema>['connections'][string];
+
+/** What status found on this host and learnt from Syncthing: gatherReplication's product, judgeReplication's input. */
+export interface ReplicationFacts {
+  role: Config['role'];
+  now: Date;
+  /** The vault's snapshots, newest first. */
+  snaps: SnapshotEntry[];
+  staleAfter: number;
+  /** Receiver only: the newest snapshot held complete here and the disk the copies use. */
+  device: ReplicationStatus['device'];
+  /** Null without a syncthing section. */
+  syncthing: SyncthingFacts | null;
+}
+
+/** What Syncthing said; when it could not be asked (`error`), nothing after `myID` was asked. */
+export interface SyncthingFacts {
+  role: 'source' | 'receiver';
+  myID: string | null;
+  error: string | null;
+  /** The managed folders with their local status. */
+  folders: Array<{ folder: StFolder; status: z.infer<typeof folderStatusSchema> }>;
+  devices: DeviceFacts[];
+  /** The first-seen times as read before this run (null when Syncthing could not be asked). */
+  state: ReplicationState | null;
+}
+
+/** One configured device as Syncthing sees it (completions and snapshots only asked on a source). */
+export interface DeviceFacts {
+  name: string;
+  id: string;
+  connection: Connection | undefined;
+  lastSeen: string | undefined;
+  completions: Array<{ folder: string; completion: z.infer<typeof completionSchema> }>;
+  /** The newest snapshot known to be complete there, when it was first seen there, and whether this run saw it first. */
+  onDevice: { id: string; seenAt: string; firstSeenNow: boolean } | null;
+  /** The oldest snapshot newer than onDevice (the one the device lacks longest). */
+  oldestMissing: SnapshotEntry | null;
+  /** Why asking which snapshots it holds failed. */
+  problem: string | null;
+}
+
 /** Replication state of every configured device (source) or of the local replicas (receiver). */
 export async function replicationStatus(config: Config, opts: { now?: Date } = {}): Promise<ReplicationStatus> {
+  const facts = await gatherReplication(config, opts.now ?? new Date());
+  const status = judgeReplication(facts);
+  if (facts.syncthing?.role === 'source' && facts.syncthing.state) await recordArrivals(config.vault.dir, facts, facts.syncthing.state);
+  return status;
+}
+
+/** Reads the vault and asks Syncthing (when configured); judges nothing. */
+async function gatherReplication(config: Config, now: Date): Promise<ReplicationFacts> {
   const st = config.syncthing;
-  const now = opts.now ?? new Date();
-  const snaps = await listSnapshots(config.vault.dir);
-  // A snapshot dated in the future would look newest (and never age) forever.
-  const newest = snaps.find((s) => !s.future);
-  const staleAfter = st?.staleAfter ?? DEFAULT_STALE_AFTER_S;
-  const result: ReplicationStatus = {
+  const facts: ReplicationFacts = {
     role: config.role,
-    syncthing: st !== undefined,
-    reachable: false,
-    error: null,
-    myID: null,
-    snapshot: newest
-      ? {
-          id: newest.id,
-          finishedAt: finishedAt(newest).toISOString(),
-          ageSeconds: Math.round((now.getTime() - finishedAt(newest).getTime()) / 1000),
-        }
-      : null,
-    localFolders: [],
+    now,
+    snaps: await listSnapshots(config.vault.dir),
+    staleAfter: st?.staleAfter ?? DEFAULT_STALE_AFTER_S,
     device: null,
-    devices: [],
-    staleAfterSeconds: staleAfter,
-    ok: true,
-    problems: [],
-    issues: [],
-  };
-  const problem = (code: ReplicationIssue['code'], message: string, fix: string | null, device: string | null = null): void => {
-    result.ok = false;
-    result.problems.push(fix ? `${message}: ${fix}` : message);
-    result.issues.push({ code, device, message, fix });
+    syncthing: null,
   };
   if (config.role === 'receiver') {
     const fresh = await deviceFreshness(config, now);
-    result.device = { ...fresh, disk: await deviceDiskUse(config.vault.dir) };
-    if (fresh.problem) problem('device-freshness', fresh.problem, null);
+    facts.device = { ...fresh, disk: await deviceDiskUse(config.vault.dir) };
   }
-  if (!st) {
-    // Without Syncthing the newest snapshot's age is all there is to judge: too old means backups stopped.
-    if (config.role === 'source') {
-      if (!result.snapshot) problem('no-snapshot', 'there is no snapshot yet', 'run `permafrost backup`');
-      else if (result.snapshot.ageSeconds > staleAfter)
-        problem(
-          'snapshot-stale',
-          `the newest snapshot, ${result.snapshot.id}, is older than ${staleAfter}s`,
-          'check that backups run (permafrost daemon, or its timer)',
-        );
-    }
-    return result;
-  }
+  if (st) facts.syncthing = await gatherSyncthing(config, st, facts.snaps, now);
+  return facts;
+}
+
+/** The REST calls: who this Syncthing is, its connections, folders and, on a source, what each device holds. */
+async function gatherSyncthing(
+  config: Config,
+  st: NonNullable<Config['syncthing']>,
+  snaps: SnapshotEntry[],
+  now: Date,
+): Promise<SyncthingFacts> {
   const client = clientFor(config, { timeoutMs: 15_000 });
+  const facts: SyncthingFacts = { role: st.role, myID: null, error: null, folders: [], devices: [], state: null };
   let connections: z.infer<typeof connectionsSchema>['connections'];
   let stats: z.infer<typeof deviceStatsSchema>;
   try {
-    result.myID = (await client.get('/rest/system/status', systemStatusSchema)).myID;
+    facts.myID = (await client.get('/rest/system/status', systemStatusSchema)).myID;
     connections = (await client.get('/rest/system/connections', connectionsSchema)).connections;
     stats = await client.get('/rest/stats/device', deviceStatsSchema);
-    result.reachable = true;
   } catch (err) {
     if (!(err instanceof HttpError)) throw err;
-    result.error = err.message;
-    problem('syncthing-unreachable', `Syncthing: ${err.message}`, null);
-    return result;
+    facts.error = err.message;
+    return facts;
   }
   const managed = (await client.get('/rest/config/folders', z.array(stFolderSchema))).filter(
     (f) => f.id === SNAPSHOTS_FOLDER || f.id === MEDIA_FOLDER,
   );
-  const folders = managed.map((f) => f.id);
-  if (!folders.includes(SNAPSHOTS_FOLDER))
-    problem('folder', `Syncthing has no ${SNAPSHOTS_FOLDER} folder yet`, 'run `permafrost sync apply`');
   const state = await readState(config.vault.dir);
+  facts.state = state;
+  for (const folder of managed)
+    facts.folders.push({ folder, status: await client.get(`/rest/db/status?folder=${folder.id}`, folderStatusSchema) });
+  for (const d of st.devices) {
+    const id = normalizeDeviceId(d.id) ?? d.id;
+    const device: DeviceFacts = {
+      name: d.name,
+      id,
+      connection: connections[id],
+      lastSeen: stats[id]?.lastSeen,
+      completions: [],
+      onDevice: null,
+      oldestMissing: null,
+      problem: null,
+    };
+    facts.devices.push(device);
+    if (st.role === 'receiver') continue;
+    for (const { id: folder } of managed)
+      device.completions.push({
+        folder,
+        completion: await client.get(`/rest/db/completion?folder=${folder}&device=${id}`, completionSchema),
+      });
+    Object.assign(device, await findNewestOnDevice(client, snaps, state.seen[id] ?? {}, id, Boolean(device.connection?.connected), now));
+  }
+  return facts;
+}
 
-  const side = st.role === 'receiver' ? 'this backup device' : 'this server';
-  for (const f of managed) {
-    const s = await client.get(`/rest/db/status?folder=${f.id}`, folderStatusSchema);
-    const changed = st.role === 'receiver' ? (s.receiveOnlyChangedFiles ?? 0) : 0;
-    const errors = (s.errors ?? 0) + (s.pullErrors ?? 0);
-    result.localFolders.push({
-      folder: f.id,
-      state: s.state,
-      paused: f.paused,
-      needBytes: s.needBytes,
-      receiveOnlyChangedFiles: changed,
-      errors,
-    });
-    if (f.paused)
-      problem(
+/**
+ * Newest first, the first snapshot the device holds (older ones no longer matter): known from the
+ * first-seen record, or asked of Syncthing while the device is connected.
+ */
+async function findNewestOnDevice(
+  client: SyncthingClient,
+  snaps: SnapshotEntry[],
+  seen: Readonly<Record<string, string>>,
+  deviceID: string,
+  connected: boolean,
+  now: Date,
+): Promise<Pick<DeviceFacts, 'onDevice' | 'oldestMissing' | 'problem'>> {
+  let oldestMissing: SnapshotEntry | null = null;
+  for (const s of snaps) {
+    const seenAt = seen[s.id];
+    if (seenAt !== undefined) return { onDevice: { id: s.id, seenAt, firstSeenNow: false }, oldestMissing, problem: null };
+    if (connected) {
+      let complete: boolean;
+      try {
+        complete = await snapshotOnDevice(client, s, deviceID);
+      } catch (err) {
+        return { onDevice: null, oldestMissing, problem: errorMessage(err) };
+      }
+      if (complete) {
+        // The arrival itself, from Syncthing's events; when they no longer reach back, now (an upper bound).
+        const arrival = (await arrivalFromEvents(client, s, deviceID).catch(() => null)) ?? now.toISOString();
+        return { onDevice: { id: s.id, seenAt: arrival, firstSeenNow: true }, oldestMissing, problem: null };
+      }
+    }
+    oldestMissing = s;
+  }
+  return { onDevice: null, oldestMissing, problem: null };
+}
+
+/** The verdict from the facts, pure: every figure the status shows and each problem with its fix. */
+export function judgeReplication(facts: ReplicationFacts): ReplicationStatus {
+  const { now, staleAfter, syncthing: st } = facts;
+  // A snapshot dated in the future would look newest (and never age) forever.
+  const newest = facts.snaps.find((s) => !s.future) ?? null;
+  const snapshot = newest
+    ? {
+        id: newest.id,
+        finishedAt: finishedAt(newest).toISOString(),
+        ageSeconds: Math.round((now.getTime() - finishedAt(newest).getTime()) / 1000),
+      }
+    : null;
+  const issues: ReplicationIssue[] = [];
+  if (facts.role === 'receiver' && facts.device?.problem) issues.push(issue('device-freshness', facts.device.problem, null));
+  let localFolders: ReplicationStatus['localFolders'] = [];
+  let devices: DeviceStatus[] = [];
+  if (!st) {
+    // Without Syncthing the newest snapshot's age is all there is to judge: too old means backups stopped.
+    if (facts.role === 'source') issues.push(...judgeSnapshotAge(snapshot, staleAfter));
+  } else if (st.error !== null) {
+    issues.push(issue('syncthing-unreachable', `Syncthing: ${st.error}`, null));
+  } else {
+    if (!st.folders.some((f) => f.folder.id === SNAPSHOTS_FOLDER))
+      issues.push(issue('folder', `Syncthing has no ${SNAPSHOTS_FOLDER} folder yet`, 'run `permafrost sync apply`'));
+    localFolders = st.folders.map((f) => judgeLocalFolder(f, st.role, issues));
+    devices = st.devices.map((d) => judgeDevice(d, st.role, newest, facts, issues));
+  }
+  return {
+    role: facts.role,
+    syncthing: st !== null,
+    reachable: st !== null && st.error === null,
+    error: st?.error ?? null,
+    myID: st?.myID ?? null,
+    snapshot,
+    localFolders,
+    device: facts.device,
+    devices,
+    staleAfterSeconds: staleAfter,
+    ok: issues.length === 0,
+    problems: issues.map((i) => (i.fix ? `${i.message}: ${i.fix}` : i.message)),
+    issues,
+  };
+}
+
+function issue(code: ReplicationIssue['code'], message: string, fix: string | null, device: string | null = null): ReplicationIssue {
+  return { code, device, message, fix };
+}
+
+/** A source without Syncthing: no snapshot, or one older than staleAfter. */
+function judgeSnapshotAge(snapshot: ReplicationStatus['snapshot'], staleAfter: number): ReplicationIssue[] {
+  if (!snapshot) return [issue('no-snapshot', 'there is no snapshot yet', 'run `permafrost backup`')];
+  if (snapshot.ageSeconds <= staleAfter) return [];
+  return [
+    issue(
+      'snapshot-stale',
+      `the newest snapshot, ${snapshot.id}, is older than ${staleAfter}s`,
+      'check that backups run (permafrost daemon, or its timer)',
+    ),
+  ];
+}
+
+/** One managed folder's local state; its problems (paused, locally changed files, errors) appended to `issues`. */
+function judgeLocalFolder(
+  { folder: f, status: s }: SyncthingFacts['folders'][number],
+  role: SyncthingFacts['role'],
+  issues: ReplicationIssue[],
+): ReplicationStatus['localFolders'][number] {
+  const side = role === 'receiver' ? 'this backup device' : 'this server';
+  const changed = role === 'receiver' ? (s.receiveOnlyChangedFiles ?? 0) : 0;
+  const errors = (s.errors ?? 0) + (s.pullErrors ?? 0);
+  if (f.paused)
+    issues.push(
+      issue(
         'folder',
-        `folder ${f.id} is paused on ${side}, so nothing ${st.role === 'receiver' ? 'arrives' : 'is sent'}`,
+        `folder ${f.id} is paused on ${side}, so nothing ${role === 'receiver' ? 'arrives' : 'is sent'}`,
         'run `permafrost sync apply` here to resume it',
-      );
-    if (changed > 0)
-      problem(
+      ),
+    );
+  if (changed > 0)
+    issues.push(
+      issue(
         'folder',
         `folder ${f.id} has ${changed} locally changed file(s) on ${side}, which hide the server's copies`,
         'run `permafrost sync revert` here',
-      );
-    if (errors > 0 || s.error)
-      problem(
+      ),
+    );
+  if (errors > 0 || s.error)
+    issues.push(
+      issue(
         'folder',
         `folder ${f.id} has errors on ${side} (${s.error || `${errors} file(s) failed`})`,
         "see Syncthing's log or GUI for the failing files and fix their permissions or disk space",
-      );
-  }
+      ),
+    );
+  return { folder: f.id, state: s.state, paused: f.paused, needBytes: s.needBytes, receiveOnlyChangedFiles: changed, errors };
+}
 
-  const keep = new Set(snaps.map((s) => s.id));
-  for (const d of st.devices) {
-    const id = normalizeDeviceId(d.id) ?? d.id;
-    const conn = connections[id];
-    const lastSeen = stats[id]?.lastSeen;
-    const dev: DeviceStatus = {
-      name: d.name,
-      id,
-      connected: Boolean(conn?.connected),
-      since: conn?.connected && conn.startedAt ? conn.startedAt : null,
-      address: conn?.connected ? (conn.address ?? null) : null,
-      lastSeen: lastSeen && !lastSeen.startsWith('1970') ? lastSeen : null,
-      folders: [],
-      bytesToSend: 0,
-      newestSnapshotComplete: null,
-      newestOnDevice: null,
-      lagSeconds: null,
-      lagPending: false,
-      stale: false,
-      problem: null,
-    };
-    result.devices.push(dev);
-    if (st.role === 'receiver') continue;
-    for (const folder of folders) {
-      const c = await client.get(`/rest/db/completion?folder=${folder}&device=${id}`, completionSchema);
-      // Syncthing ≥ 1.23 says when the device paused or does not share the folder: then what it lacks is its side's doing.
-      if (c.remoteState === 'paused' || c.remoteState === 'notSharing') {
-        problem(
+/** One device's status; its problems (folder paused or not shared there, a snapshot missing too long) appended to `issues`. */
+function judgeDevice(
+  d: DeviceFacts,
+  role: SyncthingFacts['role'],
+  newest: SnapshotEntry | null,
+  { now, staleAfter }: Pick<ReplicationFacts, 'now' | 'staleAfter'>,
+  issues: ReplicationIssue[],
+): DeviceStatus {
+  const conn = d.connection;
+  const dev: DeviceStatus = {
+    name: d.name,
+    id: d.id,
+    connected: Boolean(conn?.connected),
+    since: conn?.connected && conn.startedAt ? conn.startedAt : null,
+    address: conn?.connected ? (conn.address ?? null) : null,
+    lastSeen: d.lastSeen && !d.lastSeen.startsWith('1970') ? d.lastSeen : null,
+    folders: [],
+    bytesToSend: 0,
+    newestSnapshotComplete: null,
+    newestOnDevice: d.onDevice?.id ?? null,
+    lagSeconds: null,
+    lagPending: false,
+    stale: false,
+    problem: d.problem,
+  };
+  if (role === 'receiver') return dev;
+  for (const { folder, completion: c } of d.completions) {
+    // Syncthing ≥ 1.23 says when the device paused or does not share the folder: then what it lacks is its side's doing.
+    if (c.remoteState === 'paused' || c.remoteState === 'notSharing') {
+      const what = c.remoteState === 'paused' ? 'has paused' : 'does not share';
+      issues.push(
+        issue(
           'device-folder',
-          `device ${d.name} ${c.remoteState === 'paused' ? 'has paused' : 'does not share'} folder ${folder}, so it receives nothing`,
+          `device ${d.name} ${what} folder ${folder}, so it receives nothing`,
           'run `permafrost sync apply` on that device',
           d.name,
-        );
-      }
-      dev.folders.push({ folder, completion: c.completion, needBytes: c.needBytes, needItems: c.needItems + (c.needDeletes ?? 0) });
-      dev.bytesToSend += c.needBytes;
-    }
-    const seen = (state.seen[id] ??= {});
-    // Newest first: stop at the first snapshot the device has (older ones no longer matter).
-    let oldestMissing: SnapshotEntry | null = null;
-    for (const s of snaps) {
-      let complete = seen[s.id] !== undefined;
-      if (!complete && dev.connected) {
-        try {
-          complete = await snapshotOnDevice(client, s, id);
-        } catch (err) {
-          dev.problem = errorMessage(err);
-          break;
-        }
-        // The arrival itself, from Syncthing's events; when they no longer reach back, now (an upper bound).
-        if (complete) seen[s.id] = (await arrivalFromEvents(client, s, id).catch(() => null)) ?? now.toISOString();
-      }
-      if (complete) {
-        dev.newestOnDevice = s.id;
-        break;
-      }
-      oldestMissing = s;
-    }
-    if (newest) {
-      if (dev.newestOnDevice === newest.id) {
-        dev.newestSnapshotComplete = true;
-        dev.lagSeconds = Math.max(0, Math.round((Date.parse(seen[newest.id]!) - finishedAt(newest).getTime()) / 1000));
-      } else {
-        dev.newestSnapshotComplete = dev.connected ? false : null;
-        dev.lagPending = true;
-        dev.lagSeconds = Math.round((now.getTime() - finishedAt(newest).getTime()) / 1000);
-      }
-    }
-    if (oldestMissing && (now.getTime() - finishedAt(oldestMissing).getTime()) / 1000 > st.staleAfter) {
-      dev.stale = true;
-      const since = dev.newestOnDevice ? `its newest snapshot is ${dev.newestOnDevice}` : 'it has no snapshot';
-      problem(
-        'device-stale',
-        `device ${d.name} lacks snapshot ${oldestMissing.id}, older than ${st.staleAfter}s (${since}${dev.connected ? '' : '; it is not connected'})`,
-        null,
-        d.name,
+        ),
       );
     }
+    dev.folders.push({ folder, completion: c.completion, needBytes: c.needBytes, needItems: c.needItems + (c.needDeletes ?? 0) });
+    dev.bytesToSend += c.needBytes;
   }
-  if (st.role === 'source') await writeState(config.vault.dir, state, keep);
-  return result;
+  if (newest) {
+    if (d.onDevice?.id === newest.id) {
+      dev.newestSnapshotComplete = true;
+      dev.lagSeconds = Math.max(0, Math.round((Date.parse(d.onDevice.seenAt) - finishedAt(newest).getTime()) / 1000));
+    } else {
+      dev.newestSnapshotComplete = dev.connected ? false : null;
+      dev.lagPending = true;
+      dev.lagSeconds = Math.round((now.getTime() - finishedAt(newest).getTime()) / 1000);
+    }
+  }
+  const missing = d.oldestMissing;
+  if (missing && (now.getTime() - finishedAt(missing).getTime()) / 1000 > staleAfter) {
+    dev.stale = true;
+    const since = dev.newestOnDevice ? `its newest snapshot is ${dev.newestOnDevice}` : 'it has no snapshot';
+    const why = `device ${d.name} lacks snapshot ${missing.id}, older than ${staleAfter}s (${since}${dev.connected ? '' : '; it is not connected'})`;
+    issues.push(issue('device-stale', why, null, d.name));
+  }
+  return dev;
+}
+
+/** Records when each device was first seen holding a snapshot (the lag's start), for the snapshots still in the vault. */
+async function recordArrivals(vaultDir: string, facts: ReplicationFacts, state: ReplicationState): Promise<void> {
+  for (const d of facts.syncthing?.devices ?? []) {
+    const seen = (state.seen[d.id] ??= {});
+    if (d.onDevice?.firstSeenNow) seen[d.onDevice.id] = d.onDevice.seenAt;
+  }
+  await writeState(vaultDir, state, new Set(facts.snaps.map((s) => s.id)));
 }
