@@ -311,9 +311,25 @@ export async function createPartial(vaultDir: string, id: string): Promise<Parti
 }
 
 /**
+ * The newest snapshot id in the vault folder that is not dated in the future, or null. A new
+ * snapshot's id must sort after it: retention and every chain read newest-first by id.
+ */
+async function newestPastId(vaultDir: string, now: Date): Promise<string | null> {
+  const names = await readdir(vaultDir).catch(() => [] as string[]);
+  let newest: string | null = null;
+  for (const name of names) {
+    const time = snapshotIdTime(name);
+    if (time && !isFuture(time, now) && (newest === null || name > newest)) newest = name;
+  }
+  return newest;
+}
+
+/**
  * Writes the manifest (and its detached signature when `sign` is given), fsyncs the folder and
- * renames it to its final name. If that name is taken (two runs within one second), the next free
- * second is used; the manifest keeps the true times.
+ * renames it to its final name. If that name is taken, or an existing snapshot sorts after it (two
+ * runs within one second, whose earlier one was moved to a later second), the second after the
+ * newest is used, so ids only ever grow: a delta is never named before the snapshot it is built
+ * on. The manifest keeps the true times.
  */
 export async function commitPartial(
   partial: PartialSnapshot,
@@ -322,6 +338,11 @@ export async function commitPartial(
 ): Promise<string> {
   let time = snapshotIdTime(manifest.id) ?? new Date();
   let id = manifest.id;
+  const newest = await newestPastId(partial.vaultDir, new Date());
+  if (newest !== null && id <= newest) {
+    time = new Date(snapshotIdTime(newest)!.getTime() + 1000);
+    id = snapshotIdFor(time);
+  }
   while (await exists(path.join(partial.vaultDir, id))) {
     time = new Date(time.getTime() + 1000);
     id = snapshotIdFor(time);
