@@ -8,24 +8,14 @@ import { readFile } from 'node:fs/promises';
 import * as openpgp from 'openpgp';
 import { GPG22_CONFIG } from './keys.js';
 import type { Manifest } from '../vault/manifest.js';
+import { keysOpeningEvery, type SnapshotKeys } from '../vault/snapshot-keys.js';
 import { partPath, type SnapshotEntry } from '../vault/store.js';
 
-/** What opens every part of a snapshot: the passphrase (an SKESK in each part) and/or these keys (a PKESK in each part). */
-export interface SnapshotKeys {
-  passphrase: boolean;
-  /** Primary fingerprints of the recipient keys every part is encrypted to. */
-  recipients: string[];
-}
+export type { SnapshotKeys };
 
 /** SnapshotKeys of a manifest; parts written before recipients existed are passphrase-only. */
 export function snapshotKeys(manifest: Manifest): SnapshotKeys {
-  const parts = manifest.files.map((f) => f.keys ?? { recipients: [], passphrase: true });
-  if (parts.length === 0) return { passphrase: false, recipients: [] };
-  const sets = parts.map((p) => new Set(p.recipients.map((r) => r.fingerprint)));
-  return {
-    passphrase: parts.every((p) => p.passphrase),
-    recipients: [...sets[0]!].filter((fp) => sets.every((s) => s.has(fp))).sort(),
-  };
+  return keysOpeningEvery(manifest.files.map((f) => f.keys));
 }
 
 /** One phrase for SnapshotKeys: `passphrase`, `key 0123…CDEF`, `passphrase or key …`. */

@@ -255,27 +255,7 @@ IOSchedulingClass=idle
 
 # Hardening: the job reads the system and Mastodon's files, and writes only to the vault (and its temp folder).
 NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths=${[...new Set(writable)].map(quotePath).join(' ')}
-ProtectHome=read-only
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
-LockPersonality=yes
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-CapabilityBoundingSet=
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-# Not MemoryDenyWriteExecute=: Node's JIT needs writable executable memory.
-`;
+${hardening(writable)}`;
 }
 
 function timer(job: JobUnit): string {
@@ -375,7 +355,16 @@ IOSchedulingClass=idle
 
 # Hardening: the jobs read the system and Mastodon's files, and write only to the vault (and its temp folder).
 NoNewPrivileges=yes
-ProtectSystem=strict
+${hardening(writable)}
+[Install]
+WantedBy=multi-user.target
+`,
+  };
+}
+
+/** The sandbox every permafrost unit runs in: read the system, write only `writable` (the vault and its temp folder). */
+function hardening(writable: readonly string[]): string {
+  return `ProtectSystem=strict
 ReadWritePaths=${[...new Set(writable)].map(quotePath).join(' ')}
 ProtectHome=read-only
 PrivateTmp=yes
@@ -395,9 +384,5 @@ CapabilityBoundingSet=
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 # Not MemoryDenyWriteExecute=: Node's JIT needs writable executable memory.
-
-[Install]
-WantedBy=multi-user.target
-`,
-  };
+`;
 }

@@ -1,7 +1,7 @@
 import { IntegrityError } from '../../errors.js';
 import { formatAge, formatBytes } from '../../format.js';
 import type { SnapshotRow } from '../../ops/overview.js';
-import type { SnapshotKeys } from '../../crypto/keys-reuse.js';
+import { keysOpeningEvery, type SnapshotKeys } from '../../vault/snapshot-keys.js';
 import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 
 /** A CHECKED cell longer than this is cut in the aligned table (the whole text is in --tsv and --json). */
@@ -17,11 +17,7 @@ function kindCell(r: Pick<SnapshotRow, 'kind' | 'depth' | 'neededBy'>): string {
 
 /** What opens every part of a snapshot: the passphrase (no fingerprint: none is computed from a secret) and/or these public keys. */
 export function opensWith(r: Pick<SnapshotRow, 'keys' | 'problem'>): SnapshotKeys | null {
-  const parts = Object.values(r.keys);
-  if (r.problem !== null) return null;
-  if (parts.length === 0) return { passphrase: false, recipients: [] };
-  const sets = parts.map((p) => new Set(p.recipients.map((k) => k.fingerprint)));
-  return { passphrase: parts.every((p) => p.passphrase), recipients: [...sets[0]!].filter((fp) => sets.every((x) => x.has(fp))).sort() };
+  return r.problem === null ? keysOpeningEvery(Object.values(r.keys)) : null;
 }
 
 /** What opens a snapshot, short: `passphrase`, `key …0123456789ABCDEF` (the fingerprint's last 16 digits). */
