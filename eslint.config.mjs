@@ -71,9 +71,20 @@ export default tseslint.config(
   ...layerZones([
     {
       layer: 'steps',
-      files: ['capture', 'crypto', 'vault', 'recover', 'replicate', 'notify', 'tools', 'net', 'config', 'doctor', 'schedule'].map(
-        (d) => `src/${d}/**/*.ts`,
-      ),
+      files: [
+        'capture',
+        'crypto',
+        'vault',
+        'recover',
+        'replicate',
+        'offsite',
+        'notify',
+        'tools',
+        'net',
+        'config',
+        'doctor',
+        'schedule',
+      ].map((d) => `src/${d}/**/*.ts`),
       forbidden: ['ops', 'cli', 'web', 'daemon'],
       message: 'A step never reaches up: operations (src/ops/) compose steps, edges render them (ARCHITECTURE.md, Layers).',
     },
@@ -90,6 +101,7 @@ export default tseslint.config(
         'vault',
         'recover',
         'replicate',
+        'offsite',
         'notify',
         'tools',
         'net',

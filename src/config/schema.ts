@@ -4,6 +4,7 @@ import { notifySchema, verifySchema, webSchema } from './schema-watch.js';
 import { keepSchema, scheduleSchema } from './schema-schedule.js';
 import { redisSchema, secretsSchema } from './schema-parts.js';
 import { durationSeconds, mediaSchema, syncthingSchema } from './schema-replicate.js';
+import { offsiteSchema } from './schema-offsite.js';
 
 export const databaseSchema = z.strictObject({
   name: z.string().min(1, 'expected a database name'),
@@ -69,6 +70,8 @@ export const configSchema = z.strictObject({
   media: mediaSchema.optional(),
   /** Replication through Syncthing (see `permafrost sync apply`). */
   syncthing: syncthingSchema.optional(),
+  /** Copies of every snapshot in S3-compatible buckets (see `permafrost offsite`, docs/offsite.md). */
+  offsite: offsiteSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
