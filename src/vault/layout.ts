@@ -27,6 +27,8 @@ export const VAULT_NAMES = {
     verify: '.permafrost-verify.json',
     /** replicate/status.ts: when each device was first seen holding each snapshot. */
     replication: '.permafrost-replication.json',
+    /** offsite/state.ts: per offsite target, the last push, what the bucket holds, the last error. */
+    offsite: '.permafrost-offsite.json',
   },
   /** capture/delta-state.ts: the private delta state folder, its next copy while a backup runs, and the old one while it is swapped. */
   delta: { dir: '.permafrost-delta', nextPrefix: '.permafrost-delta.next-', oldPrefix: '.permafrost-delta.old-' },

@@ -152,7 +152,7 @@ type ManifestRead = { manifest: Manifest } | { problem: string } | { vanished: t
  * file names only), and an `id` equal to the folder name.
  */
 /** Far above any real manifest (a few KiB, a row count per table), far below what hurts a small NAS. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
  * A manifest file's text, or the problem that keeps it from being one. Whoever writes the vault
@@ -190,7 +190,7 @@ async function readManifest(dir: string, id: string): Promise<ManifestRead> {
 }
 
 /** A manifest's text checked: JSON, the schema, and an `id` equal to the snapshot folder's name. */
-function parseManifest(text: string, file: string, id: string): { manifest: Manifest } | { problem: string } {
+export function parseManifest(text: string, file: string, id: string): { manifest: Manifest } | { problem: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);

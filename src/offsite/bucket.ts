@@ -1,0 +1,191 @@
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import { PermafrostError } from '../errors.js';
+import { VAULT_NAMES } from '../vault/layout.js';
+import { MANIFEST_NAME } from '../vault/manifest.js';
+import { SNAPSHOT_ID_RE } from '../vault/store.js';
+import type {
+  ForeignEntry,
+  PutOptions,
+  RemoveResult,
+  SnapshotWriter,
+  StorageListing,
+  StoredFile,
+  StoredSnapshot,
+} from '../vault/storage.js';
+import type { OffsiteLock } from '../config/schema-offsite.js';
+import { s3Error } from './client.js';
+import { keyOf, type BucketLocation } from './target.js';
+
+/** A snapshot file's name as permafrost writes them (database.pgdump.gpg, manifest.json.sig …): nothing with a slash or a leading dot. */
+const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Far above any real part (S3's own object limit is 5 TiB); a listing claiming more is hostile. */
+export const MAX_OBJECT_BYTES = 5 * 1024 ** 4;
+/** Parts of a multipart upload: memory is bounded by PART_BYTES × QUEUE whatever the file's size. */
+export const PART_BYTES = 16 * 1024 * 1024;
+const QUEUE = 2;
+
+export interface BucketOptions {
+  readonly describe: string;
+  /** Object Lock retention set on every object written. */
+  readonly lock?: OffsiteLock;
+  /** The clock (tests). */
+  readonly now?: () => Date;
+}
+
+/** Sorts one listed key into a snapshot file, a runbook file or a foreign entry. */
+function classify(rest: string, size: number | undefined): { id?: string; file?: StoredFile; foreign?: string } {
+  const bytes = size ?? -1;
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_OBJECT_BYTES)
+    return { foreign: `its size (${String(size)}) is not a size a snapshot file has` };
+  const parts = rest.split('/');
+  if (parts.length === 1) {
+    return (VAULT_NAMES.runbook as readonly string[]).includes(rest)
+      ? { file: { name: rest, bytes } }
+      : { foreign: 'not a snapshot file nor a runbook file' };
+  }
+  const [id, name] = parts;
+  if (parts.length !== 2 || id === undefined || name === undefined || !SNAPSHOT_ID_RE.test(id))
+    return { foreign: 'not under a snapshot id' };
+  if (!FILE_NAME_RE.test(name)) return { foreign: 'not a file name permafrost writes' };
+  return { id, file: { name, bytes } };
+}
+
+/** A bucket prefix as a place for snapshots (vault/storage.ts), through the official SDK. */
+export function bucketStorage(client: S3Client, loc: BucketLocation, opts: BucketOptions): SnapshotWriter {
+  const where = opts.describe;
+  const now = opts.now ?? (() => new Date());
+  const key = (id: string | undefined, name: string): string => keyOf(loc, id === undefined ? name : `${id}/${name}`);
+  const lockParams = (): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } =>
+    opts.lock === undefined
+      ? {}
+      : {
+          ObjectLockMode: opts.lock.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE',
+          ObjectLockRetainUntilDate: new Date(now().getTime() + opts.lock.days * 86_400_000),
+        };
+
+  async function get(id: string | undefined, name: string, signal?: AbortSignal): Promise<Readable> {
+    try {
+      const out = await client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key(id, name) }), { abortSignal: signal });
+      if (!(out.Body instanceof Readable)) throw new PermafrostError('remote', `${where} returned no body for ${key(id, name)}.`);
+      return out.Body;
+    } catch (err) {
+      throw s3Error(err, where, `reading ${key(id, name)}`);
+    }
+  }
+
+  return {
+    describe: where,
+
+    async list(signal) {
+      const byId = new Map<string, StoredFile[]>();
+      const rootFiles: StoredFile[] = [];
+      const foreign: ForeignEntry[] = [];
+      let token: string | undefined;
+      try {
+        do {
+          const page = await client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix, ContinuationToken: token }), {
+            abortSignal: signal,
+          });
+          for (const o of page.Contents ?? []) {
+            const k = o.Key ?? '';
+            const c = classify(k.slice(loc.prefix.length), o.Size);
+            if (c.foreign !== undefined) foreign.push({ key: k, why: c.foreign });
+            else if (c.id === undefined) rootFiles.push(c.file!);
+            else byId.set(c.id, [...(byId.get(c.id) ?? []), c.file!]);
+          }
+          token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token !== undefined);
+      } catch (err) {
+        throw s3Error(err, where, 'listing the bucket');
+      }
+      const snapshots: StoredSnapshot[] = [...byId]
+        .map(([id, files]) => ({ id, files, complete: files.some((f) => f.name === MANIFEST_NAME) }))
+        .sort((a, b) => b.id.localeCompare(a.id));
+      return { snapshots, rootFiles, foreign } satisfies StorageListing;
+    },
+
+    read: get,
+
+    async readSmall(id, name, maxBytes, signal) {
+      const body = await get(id, name, signal);
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        if (total > maxBytes) {
+          body.destroy();
+          throw new PermafrostError(
+            'integrity',
+            `${where}: ${key(id, name)} is larger than ${maxBytes} bytes, more than any ${name} permafrost writes.`,
+          );
+        }
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks);
+    },
+
+    async write(id, name, body, putOpts: PutOptions) {
+      const Key = key(id, name);
+      try {
+        if (putOpts.bytes <= PART_BYTES) {
+          // One request, and the server checks the whole object against the manifest's own SHA-256.
+          const buf = Buffer.concat(await body.toArray());
+          await client.send(
+            new PutObjectCommand({
+              Bucket: loc.bucket,
+              Key,
+              Body: buf,
+              ContentLength: buf.length,
+              ...(putOpts.sha256 === undefined
+                ? { ChecksumAlgorithm: 'SHA256' }
+                : { ChecksumSHA256: Buffer.from(putOpts.sha256, 'hex').toString('base64') }),
+              ...lockParams(),
+            }),
+            { abortSignal: putOpts.signal },
+          );
+          return;
+        }
+        // Multipart, streamed: every part carries its SHA-256 for the server to check; an interrupted
+        // upload leaves no object (only parts the bucket's lifecycle or the next run's abort removes).
+        const upload = new Upload({
+          client,
+          params: { Bucket: loc.bucket, Key, Body: body, ChecksumAlgorithm: 'SHA256', ...lockParams() },
+          partSize: PART_BYTES,
+          queueSize: QUEUE,
+          leavePartsOnError: false,
+          abortController: putOpts.signal === undefined ? undefined : abortControllerFor(putOpts.signal),
+        });
+        await upload.done();
+      } catch (err) {
+        throw s3Error(err, where, `uploading ${Key}`);
+      }
+    },
+
+    async remove(id, names, signal): Promise<RemoveResult> {
+      const ordered = [...names].sort((a, b) => Number(b === MANIFEST_NAME) - Number(a === MANIFEST_NAME));
+      const removed: string[] = [];
+      const refused: { name: string; why: string }[] = [];
+      for (const name of ordered) {
+        try {
+          await client.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: key(id, name) }), { abortSignal: signal });
+          removed.push(name);
+        } catch (err) {
+          const e = s3Error(err, where, `deleting ${key(id, name)}`);
+          if (e.kind === 'connection') throw e;
+          refused.push({ name, why: e.message });
+        }
+      }
+      return { removed, refused };
+    },
+  };
+}
+
+/** lib-storage takes an AbortController; ours is a signal. */
+function abortControllerFor(signal: AbortSignal): AbortController {
+  const c = new AbortController();
+  if (signal.aborted) c.abort(signal.reason);
+  else signal.addEventListener('abort', () => c.abort(signal.reason), { once: true });
+  return c;
+}
