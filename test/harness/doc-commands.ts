@@ -246,3 +246,37 @@ export function checkDocCommands(commands: readonly DocCommand[]): Array<string 
   const results = JSON.parse(line.slice('@@RESULTS '.length)) as Array<{ ok: boolean; error?: string }>;
   return results.map((x) => (x.ok ? null : (x.error ?? 'failed')));
 }
+
+/** Prints every command's --help (examples included) as JSON lines: [command path, help text]. */
+const HELP_TEXTS = `
+process.argv = [process.argv[0], process.argv[1], '--version'];
+const { buildProgram } = await import(process.argv[1]);
+let text = '';
+const program = await buildProgram({ out: (s) => (text += s + '\\n'), err: () => {}, isTTY: false }, []);
+const all = (cmd, path) => [[cmd, path], ...cmd.commands.flatMap((c) => all(c, [...path, c.name()]))];
+const texts = [];
+for (const [cmd, path] of all(program, [])) {
+  text = '';
+  cmd.outputHelp();
+  texts.push([path.join(' '), text]);
+}
+process.stdout.write('\\n@@RESULTS ' + JSON.stringify(texts) + '\\n');
+`;
+
+/** The `$ permafrost …` examples of every command's --help (the docs a reader meets first), to parse as the pages' code. */
+export function helpExamples(): DocCommand[] {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', HELP_TEXTS, CLI], { encoding: 'utf8', timeout: 60_000, cwd: REPO });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('@@RESULTS '));
+  if (r.status !== 0 || line === undefined) throw new Error(`reading the help texts failed (${r.status}): ${r.stderr}${r.stdout}`);
+  const texts = JSON.parse(line.slice('@@RESULTS '.length)) as Array<[string, string]>;
+  return texts.flatMap(([path, help]) =>
+    help
+      .split('\n')
+      .flatMap((l) => /^ {2}\$ (.+)$/.exec(l)?.[1] ?? [])
+      .flatMap((text) =>
+        permafrostInvocations(shellWords(text)).map(
+          (args): DocCommand => ({ where: `permafrost ${path} --help`.replace('  ', ' '), text, args, mode: 'parse' }),
+        ),
+      ),
+  );
+}

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { checkDocCommands, docCommands, docPages, permafrostInvocations, shellWords, type DocCommand } from '../../harness/doc-commands.js';
+import {
+  checkDocCommands,
+  docCommands,
+  docPages,
+  helpExamples,
+  permafrostInvocations,
+  shellWords,
+  type DocCommand,
+} from '../../harness/doc-commands.js';
 
 // Issue 19 item 9: every page's commands tested where the README's are. The quick start runs for real
 // (demo.test.ts); here every `permafrost …` of README.md and docs/*.md is checked against the built CLI:
@@ -69,8 +77,12 @@ describe('the commands the docs show', () => {
     expect(problems[7]).toMatch(/permafrost list has no option --bogus/);
   });
 
-  it('every `permafrost …` in README.md and docs/*.md names a command and flags the built CLI has', () => {
-    const commands = docPages().flatMap(([file, text]) => docCommands(file, text));
+  it('every `permafrost …` in README.md, docs/*.md and the --help examples names a command and flags the built CLI has', () => {
+    const examples = helpExamples();
+    // Every command's help has examples (help.test.ts); reading them must find them all.
+    expect(new Set(examples.map((c) => c.where))).toContain('permafrost sync apply --help');
+    expect(examples.length).toBeGreaterThan(50);
+    const commands = [...docPages().flatMap(([file, text]) => docCommands(file, text)), ...examples];
     // The extraction must reach the pages (a broken reader would pass vacuously).
     const pages = new Set(commands.map((c) => c.where.split(':')[0]));
     expect([...pages]).toEqual(expect.arrayContaining(['README.md', 'docs/commands.md', 'docs/disaster-day.md', 'docs/device.md']));
