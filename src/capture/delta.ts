@@ -396,6 +396,43 @@ function newerThan(xmin32: string): string {
   return ` WHERE age(${ROW_ALIAS}.xmin) BETWEEN 0 AND age('${xmin32}'::xid)`;
 }
 
+/** Rows newer than the reference's horizon: key → md5 and xmin; null when more than MAX_KEYS changed. */
+async function newerRows(
+  client: pg.Client,
+  t: TableInfo & { key: KeyColumn[] },
+  xmin32: string,
+): Promise<Map<string, { md5: string; xmin: string }> | null> {
+  const changed = new Map<string, { md5: string; xmin: string }>();
+  let tooMany = false;
+  const newerSql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), md5Expr, `${ROW_ALIAS}.xmin`], newerThan(xmin32));
+  for await (const lines of readLines(copyStream(client, newerSql) as AsyncIterable<Buffer>)) {
+    if (tooMany) continue;
+    for (const line of lines) {
+      const x = line.lastIndexOf('\t');
+      changed.set(own(line.slice(0, x - 33)), { md5: own(line.slice(x - 32, x)), xmin: own(line.slice(x + 1)) });
+    }
+    if (changed.size > MAX_KEYS) tooMany = true;
+  }
+  return tooMany ? null : changed;
+}
+
+/** The keyed hashes of a chunk's new and changed rows, in one cipher call, written into their places in `out`. */
+function fillKeyedHashes(keyer: RowKeyer, fresh: ReadonlyArray<{ at: number; key: string; md5: string }>, out: string[]): void {
+  const md5s = Buffer.alloc(fresh.length * 16);
+  fresh.forEach((f, i) => md5s.write(f.md5, i * 16, 16, 'hex'));
+  const keyed = keyer.keyed(md5s, fresh.length);
+  fresh.forEach((f, i) => {
+    out[f.at] = `${f.key}\t${keyed[i]}`;
+  });
+}
+
+/** Why a finished merge cannot be trusted (the end of "its delta state for TABLE …"), or null. */
+function mergeMismatch(keysFileAsRecorded: boolean, everyChangeFound: boolean): string | null {
+  if (!keysFileAsRecorded) return 'is not the one recorded (the keys file changed)';
+  if (!everyChangeFound) return 'does not agree with the table (a changed row was not found by its key)';
+  return null;
+}
+
 /**
  * Finds what changed in a keyed table without reading its unchanged rows: the rows whose xmin is
  * newer than the reference's snapshot (a sequential scan that hashes only those), merged in key
@@ -415,19 +452,8 @@ async function diffTable(
 ): Promise<Changes | null> {
   const keyer = new RowKeyer(next.key);
   await checkWitness(client, t, st, xmin32);
-  // Rows newer than the reference's horizon: key, md5 and xmin each.
-  const changed = new Map<string, { md5: string; xmin: string }>();
-  let tooMany = false;
-  const newerSql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), md5Expr, `${ROW_ALIAS}.xmin`], newerThan(xmin32));
-  for await (const lines of readLines(copyStream(client, newerSql) as AsyncIterable<Buffer>)) {
-    if (tooMany) continue;
-    for (const line of lines) {
-      const x = line.lastIndexOf('\t');
-      changed.set(own(line.slice(0, x - 33)), { md5: own(line.slice(x - 32, x)), xmin: own(line.slice(x + 1)) });
-    }
-    if (changed.size > MAX_KEYS) tooMany = true;
-  }
-  if (tooMany) return null;
+  const changed = await newerRows(client, t, xmin32);
+  if (changed === null) return null;
 
   const cmp = keyComparator(t.key);
   const old = new StateReader(`${state.dir}/${st.file}`);
@@ -437,6 +463,7 @@ async function diffTable(
   const deleted: string[] = [];
   const copied: string[] = [];
   const written: Array<[string, string]> = [];
+  // old.advance() returns a promise only when it reads a chunk, and only that is awaited: an await per row costs a microtask each.
   const gone = (line: string): void => {
     const [k, h] = splitStateLine(line);
     deleted.push(own(k));
@@ -452,11 +479,8 @@ async function diffTable(
       let oldKey = line === null ? null : splitStateLine(line)[0];
       while (line !== null && cmp(oldKey!, k) < 0) {
         gone(line);
-        {
-          // Awaited only when a chunk is read: an await per row costs a microtask each.
-          const reading = old.advance();
-          if (reading) await reading;
-        }
+        const reading = old.advance();
+        if (reading) await reading;
         line = old.line();
         oldKey = line === null ? null : splitStateLine(line)[0];
       }
@@ -467,11 +491,8 @@ async function diffTable(
           sum.remove(keyer.md5Of(splitStateLine(line)[1]));
           deleted.push(own(k));
         }
-        {
-          // Awaited only when a chunk is read: an await per row costs a microtask each.
-          const reading = old.advance();
-          if (reading) await reading;
-        }
+        const reading = old.advance();
+        if (reading) await reading;
       } else if (md5 === undefined) {
         throw new StateMismatchError(
           `its delta state for ${qualified(t.schema, t.table)} lacks a row that did not change since (the state is not the reference's)`,
@@ -480,42 +501,23 @@ async function diffTable(
       if (md5 !== undefined) {
         fresh.push({ at: out.length, key: k, md5 });
         out.push('');
+        sum.add(md5);
+        const key = own(k);
+        copied.push(key);
+        written.push([key, changed.get(k)!.xmin]);
       }
     }
-    // The keyed hashes of this chunk's new and changed rows, in one cipher call.
-    if (fresh.length > 0) {
-      const md5s = Buffer.alloc(fresh.length * 16);
-      fresh.forEach((f, i) => {
-        md5s.write(f.md5, i * 16, 16, 'hex');
-        sum.add(f.md5);
-        const key = own(f.key);
-        copied.push(key);
-        written.push([key, changed.get(f.key)!.xmin]);
-      });
-      const keyed = keyer.keyed(md5s, fresh.length);
-      fresh.forEach((f, i) => {
-        out[f.at] = `${f.key}\t${keyed[i]}`;
-      });
-    }
+    if (fresh.length > 0) fillKeyedHashes(keyer, fresh, out);
     if (out.length > 0) await writer.text(`${out.join('\n')}\n`);
   }
   for (let line = old.line(); line !== null; line = old.line()) {
     gone(line);
-    {
-      // Awaited only when a chunk is read: an await per row costs a microtask each.
-      const reading = old.advance();
-      if (reading) await reading;
-    }
+    const reading = old.advance();
+    if (reading) await reading;
   }
   const sha256 = await writer.close();
-  if (old.sha256() !== st.sha256) {
-    throw new StateMismatchError(`its delta state for ${qualified(t.schema, t.table)} is not the one recorded (the keys file changed)`);
-  }
-  if (copied.length !== changed.size) {
-    throw new StateMismatchError(
-      `its delta state for ${qualified(t.schema, t.table)} does not agree with the table (a changed row was not found by its key)`,
-    );
-  }
+  const mismatch = mergeMismatch(old.sha256() === st.sha256, copied.length === changed.size);
+  if (mismatch) throw new StateMismatchError(`its delta state for ${qualified(t.schema, t.table)} ${mismatch}`);
   return { deleted, copied, sum, keysFile: { name: writer.name, sha256 }, witness: nextWitness(written, st.witness, deleted, xmin32) };
 }
 

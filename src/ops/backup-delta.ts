@@ -255,101 +255,154 @@ export async function captureChainParts(
   session: CaptureSession,
   opts: { dir: string; id: string; keys: EncryptionKeys; started: Date; signal?: AbortSignal; events?: JobEvents },
 ): Promise<ChainCapture> {
-  const db = config.database;
-  const env = pgEnv(db);
-  const { dir, keys, signal } = opts;
-  const onAbort = (): void => void cancelBackend(db, session.pid);
+  const { signal } = opts;
+  const onAbort = (): void => void cancelBackend(config.database, session.pid);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const compressLevel = dumpCompression(db.compression).openpgpLevel || 1;
-  const progress = (n: number): void => opts.events?.bytes?.('database', n);
-  let next: NextState | null = null;
   try {
-    await prepareSession(session.client);
-    await refuseUncaptured(session.client, db.name);
-    const plain = startTool({
-      argv: pgDumpArgv(db, { snapshot: session.snapshot, schema: 'plain' }),
-      env,
-      doing: `reading the schema of database "${db.name}"`,
-      signal,
-    });
-    const [ddl] = await Promise.all([ddlFingerprint(plain.stdout), plain.done]);
-    const catalog = await readCatalog(session.client);
-    const facts = await serverFacts(session.client);
-    const choice = await chooseReference(config, session, ddl, catalog, opts.started, facts);
-    const warnings: string[] = [];
-    const outcomes: TableOutcome[] = [];
-    let files: ManifestFile[] | null = null;
-    let chain: Omit<Chain, 'tables'> | null = null;
-
-    if ('ref' in choice) {
-      const { ref } = choice;
-      next = await NextState.create(config.vault.dir, ref.state.key);
-      try {
-        files = [
-          await writeEncryptedStream(
-            { dir, part: 'delta', keys, progress, encrypt: { compressLevel } },
-            Readable.from(deltaRows(session.client, catalog, ref.state, next, outcomes)),
-            `the changed rows of database "${db.name}"`,
-          ),
-        ];
-        chain = { kind: 'delta', base: ref.chain.base, reference: ref.snapshot.id, depth: ref.chain.depth + 1, ddl };
-      } catch (err) {
-        if (!(err instanceof StateMismatchError)) throw err;
-        await rm(path.join(dir, PART_FILE.delta), { force: true });
-        await next.discard();
-        await dropDeltaState(config.vault.dir);
-        warnings.push(`made a base instead of a delta: ${err.message}; the state is rebuilt from this base`);
-        outcomes.length = 0;
-      }
-    } else if (choice.warn) {
-      warnings.push(`made a base instead of a delta: ${choice.reason}; the state is rebuilt from this base`);
-    }
-
-    if (!files || !chain) {
-      next = await NextState.create(config.vault.dir, null);
-      const schema = await writeEncryptedCapture(
-        { dir, part: 'schema', keys, encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel } },
-        {
-          argv: pgDumpArgv(db, { snapshot: session.snapshot, schema: 'custom' }),
-          env,
-          what: `the schema of database "${db.name}"`,
-          signal,
-        },
-      );
-      const rows = await writeEncryptedStream(
-        { dir, part: 'rows', keys, progress, encrypt: { compressLevel } },
-        Readable.from(baseRows(session.client, catalog, next, outcomes)),
-        `the rows of database "${db.name}"`,
-      );
-      files = [schema, rows];
-      const reason = 'reason' in choice ? choice.reason : (warnings[0] ?? 'its delta state did not match');
-      chain = { kind: 'base', base: opts.id, reference: null, depth: 0, ddl, reason };
-    }
-    const done = chain;
-    const nextState = next!;
-    const migration = session.facts?.schemaMigration ?? null;
-    return {
-      files,
-      chain: { ...done, tables: outcomes.map((o) => o.manifest) },
-      warnings,
-      async commitState(id) {
-        await nextState.commit({
-          snapshot: id,
-          base: done.kind === 'base' ? id : done.base,
-          depth: done.depth,
-          ddl,
-          schemaMigration: migration,
-          xmin: facts.xmin,
-          server: facts.server,
-          tables: outcomes.map((o) => o.state),
-        });
-      },
-      discardState: () => nextState.discard(),
-    };
+    const gathered = await gatherReference(config, session, opts);
+    const { choice } = gathered;
+    const delta = 'ref' in choice ? await writeDelta(config, session, gathered, choice.ref, opts) : null;
+    const warnings =
+      delta && 'mismatch' in delta
+        ? [`made a base instead of a delta: ${delta.mismatch}; the state is rebuilt from this base`]
+        : 'reason' in choice && choice.warn
+          ? [`made a base instead of a delta: ${choice.reason}; the state is rebuilt from this base`]
+          : [];
+    const reason = 'reason' in choice ? choice.reason : (warnings[0] ?? 'its delta state did not match');
+    const written = delta && !('mismatch' in delta) ? delta : await writeBase(config, session, gathered, reason, opts);
+    return chainCapture(written, warnings, gathered, session.facts?.schemaMigration ?? null);
   } catch (err) {
-    await next?.discard();
     throw captureError(config, err, signal);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+type PartOptions = Parameters<typeof captureChainParts>[2];
+
+/** What the capture session reads before any part is written, and the reference chosen from it. */
+interface Gathered {
+  ddl: string;
+  catalog: Catalog;
+  facts: ServerFacts;
+  choice: Awaited<ReturnType<typeof chooseReference>>;
+}
+
+/** The parts one step wrote, its tables' outcomes, the chain they form (tables aside) and the next state. */
+interface Written {
+  files: ManifestFile[];
+  chain: Omit<Chain, 'tables'>;
+  outcomes: TableOutcome[];
+  next: NextState;
+}
+
+/** The schema's fingerprint (a plain DDL dump), the catalog and the server's facts, then the reference to build on. */
+async function gatherReference(config: SourceConfig, session: CaptureSession, opts: PartOptions): Promise<Gathered> {
+  const db = config.database;
+  await prepareSession(session.client);
+  await refuseUncaptured(session.client, db.name);
+  const plain = startTool({
+    argv: pgDumpArgv(db, { snapshot: session.snapshot, schema: 'plain' }),
+    env: pgEnv(db),
+    doing: `reading the schema of database "${db.name}"`,
+    signal: opts.signal,
+  });
+  const [ddl] = await Promise.all([ddlFingerprint(plain.stdout), plain.done]);
+  const catalog = await readCatalog(session.client);
+  const facts = await serverFacts(session.client);
+  const choice = await chooseReference(config, session, ddl, catalog, opts.started, facts);
+  return { ddl, catalog, facts, choice };
+}
+
+/** The rows part's compression level (igzip's, at least 1) and its byte count as progress. */
+function rowsPartOptions(config: SourceConfig, opts: PartOptions) {
+  return {
+    dir: opts.dir,
+    keys: opts.keys,
+    progress: (n: number): void => opts.events?.bytes?.('database', n),
+    encrypt: { compressLevel: dumpCompression(config.database.compression).openpgpLevel || 1 },
+  };
+}
+
+/**
+ * The delta part on `ref`; when the state turns out not to be the reference's, the part and the
+ * state are dropped and the mismatch returned, so that a base is made instead.
+ */
+async function writeDelta(
+  config: SourceConfig,
+  session: CaptureSession,
+  g: Gathered,
+  ref: Reference,
+  opts: PartOptions,
+): Promise<Written | { mismatch: string }> {
+  const next = await NextState.create(config.vault.dir, ref.state.key);
+  const outcomes: TableOutcome[] = [];
+  try {
+    const file = await writeEncryptedStream(
+      { ...rowsPartOptions(config, opts), part: 'delta' },
+      Readable.from(deltaRows(session.client, g.catalog, ref.state, next, outcomes)),
+      `the changed rows of database "${config.database.name}"`,
+    );
+    const chain = { kind: 'delta', base: ref.chain.base, reference: ref.snapshot.id, depth: ref.chain.depth + 1, ddl: g.ddl } as const;
+    return { files: [file], chain, outcomes, next };
+  } catch (err) {
+    if (!(err instanceof StateMismatchError)) {
+      await next.discard();
+      throw err;
+    }
+    await rm(path.join(opts.dir, PART_FILE.delta), { force: true });
+    await next.discard();
+    await dropDeltaState(config.vault.dir);
+    return { mismatch: err.message };
+  }
+}
+
+/** A base: the schema (pg_dump's custom format, in the session's snapshot) and every table's rows, with a new state. */
+async function writeBase(config: SourceConfig, session: CaptureSession, g: Gathered, reason: string, opts: PartOptions): Promise<Written> {
+  const db = config.database;
+  const next = await NextState.create(config.vault.dir, null);
+  const outcomes: TableOutcome[] = [];
+  try {
+    const schema = await writeEncryptedCapture(
+      { dir: opts.dir, part: 'schema', keys: opts.keys, encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel } },
+      {
+        argv: pgDumpArgv(db, { snapshot: session.snapshot, schema: 'custom' }),
+        env: pgEnv(db),
+        what: `the schema of database "${db.name}"`,
+        signal: opts.signal,
+      },
+    );
+    const rows = await writeEncryptedStream(
+      { ...rowsPartOptions(config, opts), part: 'rows' },
+      Readable.from(baseRows(session.client, g.catalog, next, outcomes)),
+      `the rows of database "${db.name}"`,
+    );
+    return { files: [schema, rows], chain: { kind: 'base', base: opts.id, reference: null, depth: 0, ddl: g.ddl, reason }, outcomes, next };
+  } catch (err) {
+    await next.discard();
+    throw err;
+  }
+}
+
+/** The parts and chain for the manifest, and the next state to rename in once the snapshot is committed as `id`. */
+function chainCapture(written: Written, warnings: string[], g: Gathered, migration: string | null): ChainCapture {
+  const { chain, next, outcomes } = written;
+  return {
+    files: written.files,
+    chain: { ...chain, tables: outcomes.map((o) => o.manifest) },
+    warnings,
+    async commitState(id) {
+      await next.commit({
+        snapshot: id,
+        base: chain.kind === 'base' ? id : chain.base,
+        depth: chain.depth,
+        ddl: g.ddl,
+        schemaMigration: migration,
+        xmin: g.facts.xmin,
+        server: g.facts.server,
+        tables: outcomes.map((o) => o.state),
+      });
+    },
+    discardState: () => next.discard(),
+  };
 }

@@ -4,7 +4,13 @@ import { chown, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.js';
-import { databaseAccess, deriveFromMastodonEnv, readMastodonEnv, type DatabaseAccess } from '../config/mastodon-env.js';
+import {
+  databaseAccess,
+  deriveFromMastodonEnv,
+  readMastodonEnv,
+  type DatabaseAccess,
+  type MastodonDerivation,
+} from '../config/mastodon-env.js';
 import { UserError } from '../errors.js';
 import { findAccount, type Account } from '../tools/getent.js';
 import { debianIdentFiles, peerMapLines } from '../doctor/peer.js';
@@ -150,6 +156,78 @@ export function newPassphrase(): string {
  * which is validated before it is written and never replaces an existing one without `force`.
  */
 export async function runInit(opts: InitOptions): Promise<InitResult> {
+  const plan = planInit(opts);
+  const reused = await reuseKeys(opts, plan.vaultDir, plan.passphraseFile, plan.recipients);
+  const access = databaseAccess(plan.derived.database);
+  // Peer authentication lets only the OS user of the role's name connect as that role over the socket.
+  const osUser = access.method === 'peer' ? access.role : null;
+  const account = osUser === null ? null : await findAccount(osUser);
+  const root = process.getuid?.() === 0;
+  const handTo = root && account !== null && account.uid !== 0 ? account : null;
+
+  const homeExisted = existsSync(plan.home);
+  // Folders above it as /etc is (0755), so that the user running backups reaches the config.
+  await mkdir(path.dirname(plan.home), { recursive: true, mode: 0o755 });
+  await mkdir(plan.home, { recursive: true, mode: 0o750 });
+  const passwordFiles = await writePasswordFiles(plan.derived);
+  const keys = opts.generateKeysDir === undefined ? null : await generateKeys(plan.home, opts.generateKeysDir);
+  let passphraseCreated = false;
+  if (plan.passphraseFile !== null && !existsSync(plan.passphraseFile)) {
+    await createExclusive(plan.passphraseFile, `${reused.passphrase ?? newPassphrase()}\n`, 0o400);
+    passphraseCreated = true;
+  }
+  const secretsMade = [
+    ...passwordFiles,
+    ...(passphraseCreated && plan.passphraseFile ? [plan.passphraseFile] : []),
+    ...(keys ? [keys.signingSecret] : []),
+  ];
+  const handedOver = handTo
+    ? await handOverAll(handTo, { home: homeExisted ? null : plan.home, secretsMade, vaultDir: plan.vaultDir })
+    : [];
+
+  const text = configText(plan, keys, osUser);
+  // Fails with every problem listed if the derivation produced something the loader rejects.
+  parseConfig(text, plan.configPath);
+  await writeFileAtomic(plan.configPath, text, 0o644);
+  return {
+    configPath: plan.configPath,
+    passphraseFile: plan.passphraseFile,
+    keys,
+    passphraseCreated,
+    passwordFiles,
+    vaultDir: plan.vaultDir,
+    keep: { ...DEFAULT_KEEP },
+    mediaDir: plan.derived.media?.dir ?? null,
+    notes: plan.derived.notes,
+    reusedKey: reused.snapshots > 0 ? reused.describe : null,
+    peerMap:
+      access.method === 'peer' && account === null
+        ? peerMapLines({
+            osUser: userInfo().username,
+            role: access.role,
+            database: plan.derived.database.name,
+            identFiles: debianIdentFiles(),
+          })
+        : null,
+    access: { ...access, osUser, osUserExists: account !== null, switchUser: osUser !== null && account?.uid !== process.getuid?.() },
+    handedOver,
+  };
+}
+
+/** Where everything goes, and what .env.production says: read and decided before anything is written. */
+interface InitPlan {
+  mastodonDir: string;
+  configPath: string;
+  /** The config's folder, which holds the secret files beside it. */
+  home: string;
+  derived: MastodonDerivation;
+  recipients: string[];
+  passphraseFile: string | null;
+  vaultDir: string;
+}
+
+/** Refuses to replace a config without --force, reads .env.production, and names every file init writes. */
+function planInit(opts: InitOptions): InitPlan {
   const mastodonDir = path.resolve(opts.mastodonDir);
   const configPath = path.resolve(opts.configPath);
   if (existsSync(configPath) && !opts.force) {
@@ -167,19 +245,12 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   const passphraseOnly = opts.generateKeysDir === undefined && (recipients.length === 0 || opts.reusePassphraseFile !== undefined);
   const passphraseFile = passphraseOnly ? path.join(home, `${prefix}passphrase`) : null;
   const vaultDir = path.resolve(opts.vaultDir ?? DEFAULT_VAULT_DIR);
-  const reused = await reuseKeys(opts, vaultDir, passphraseFile, recipients);
-  const access = databaseAccess(derived.database);
-  // Peer authentication lets only the OS user of the role's name connect as that role over the socket.
-  const osUser = access.method === 'peer' ? access.role : null;
-  const account = osUser === null ? null : await findAccount(osUser);
-  const root = process.getuid?.() === 0;
-  const handTo = root && account !== null && account.uid !== 0 ? account : null;
+  return { mastodonDir, configPath, home, derived, recipients, passphraseFile, vaultDir };
+}
 
-  const homeExisted = existsSync(home);
-  // Folders above it as /etc is (0755), so that the user running backups reaches the config.
-  await mkdir(path.dirname(home), { recursive: true, mode: 0o755 });
-  await mkdir(home, { recursive: true, mode: 0o750 });
-  const passwordFiles: string[] = [];
+/** The database's and Redis's passwords from .env.production, each into its 0600 file. */
+async function writePasswordFiles(derived: MastodonDerivation): Promise<string[]> {
+  const written: string[] = [];
   const secrets: Array<[string | undefined, string | undefined]> = [
     [derived.database.passwordFile, derived.passwords.database],
     [derived.redis.passwordFile, derived.passwords.redis],
@@ -187,36 +258,34 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   for (const [file, value] of secrets) {
     if (file === undefined || value === undefined) continue;
     await writeFileAtomic(file, `${value}\n`, 0o600);
-    passwordFiles.push(file);
+    written.push(file);
   }
-  let passphraseCreated = false;
-  const keys = opts.generateKeysDir === undefined ? null : await generateKeys(home, opts.generateKeysDir);
-  if (passphraseFile !== null && !existsSync(passphraseFile)) {
-    await createExclusive(passphraseFile, `${reused.passphrase ?? newPassphrase()}\n`, 0o400);
-    passphraseCreated = true;
-  }
+  return written;
+}
 
+/**
+ * The backups run as `account`: it reads the config folder (when init made it), owns the secrets
+ * init made, and the vault (when init makes it). Returns what was handed over.
+ */
+async function handOverAll(account: Account, made: { home: string | null; secretsMade: string[]; vaultDir: string }): Promise<string[]> {
   const handedOver: string[] = [];
-  if (handTo) {
-    // The backups run as handTo: it reads the config folder, owns the secrets and the vault.
-    if (!homeExisted) await handOver(home, handTo, 'group', handedOver);
-    const secretsMade = [
-      ...passwordFiles,
-      ...(passphraseCreated && passphraseFile ? [passphraseFile] : []),
-      ...(keys ? [keys.signingSecret] : []),
-    ];
-    for (const f of secretsMade) await handOver(f, handTo, 'owner', handedOver);
-    if (!existsSync(vaultDir)) {
-      await mkdir(path.dirname(vaultDir), { recursive: true, mode: 0o755 });
-      await mkdir(vaultDir, { mode: 0o750 });
-      await handOver(vaultDir, handTo, 'owner', handedOver);
-    }
+  if (made.home !== null) await handOver(made.home, account, 'group', handedOver);
+  for (const f of made.secretsMade) await handOver(f, account, 'owner', handedOver);
+  if (!existsSync(made.vaultDir)) {
+    await mkdir(path.dirname(made.vaultDir), { recursive: true, mode: 0o755 });
+    await mkdir(made.vaultDir, { mode: 0o750 });
+    await handOver(made.vaultDir, account, 'owner', handedOver);
   }
+  return handedOver;
+}
 
+/** The config's YAML: a header that says how it was made and who runs permafrost, the config, and the commented sections. */
+function configText(plan: InitPlan, keys: GeneratedKeys | null, osUser: string | null): string {
+  const { derived, passphraseFile, recipients } = plan;
   const config = {
     database: derived.database,
     vault: {
-      dir: vaultDir,
+      dir: plan.vaultDir,
       ...(passphraseFile !== null ? { passphraseFile } : {}),
       ...(keys ? { recipients: [keys.recipientPublic], signingKeyFile: keys.signingSecret, signerKeyFile: keys.signerPublic } : {}),
       ...(recipients.length > 0 ? { recipients } : {}),
@@ -227,39 +296,18 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     ...(derived.media ? { media: derived.media } : {}),
   };
   const header = [
-    `# permafrost config written by \`permafrost init --mastodon ${mastodonDir}\` on ${new Date().toISOString()}.`,
+    `# permafrost config written by \`permafrost init --mastodon ${plan.mastodonDir}\` on ${new Date().toISOString()}.`,
     '# Passwords live in the 0600 files named here, never in this file. Check it with `permafrost doctor`.',
     ...derived.notes.map((n) => `# Note: ${n}`),
     ...(osUser !== null
       ? [
           `# The database is reached over the unix socket ${derived.database.host} without a password (peer authentication):`,
-          `# run permafrost as the OS user ${osUser}, e.g. \`runuser -u ${osUser} -- permafrost --config ${configPath} doctor\`.`,
+          `# run permafrost as the OS user ${osUser}, e.g. \`runuser -u ${osUser} -- permafrost --config ${plan.configPath} doctor\`.`,
         ]
       : []),
   ];
-  const sections = commentedSections({ role: 'source', configDir: home, syncthingHome: guessSyncthingHome() });
-  const text = `${header.join('\n')}\n${stringify(config)}${sections}`;
-  // Fails with every problem listed if the derivation produced something the loader rejects.
-  parseConfig(text, configPath);
-  await writeFileAtomic(configPath, text, 0o644);
-  return {
-    configPath,
-    passphraseFile,
-    keys,
-    passphraseCreated,
-    passwordFiles,
-    vaultDir,
-    keep: { ...DEFAULT_KEEP },
-    mediaDir: derived.media?.dir ?? null,
-    notes: derived.notes,
-    reusedKey: reused.snapshots > 0 ? reused.describe : null,
-    peerMap:
-      access.method === 'peer' && account === null
-        ? peerMapLines({ osUser: userInfo().username, role: access.role, database: derived.database.name, identFiles: debianIdentFiles() })
-        : null,
-    access: { ...access, osUser, osUserExists: account !== null, switchUser: osUser !== null && account?.uid !== process.getuid?.() },
-    handedOver,
-  };
+  const sections = commentedSections({ role: 'source', configDir: plan.home, syncthingHome: guessSyncthingHome() });
+  return `${header.join('\n')}\n${stringify(config)}${sections}`;
 }
 
 /** Gives `file` to `account`: as its owner (mode kept), or its group (root keeps the folder, the account reads it). */

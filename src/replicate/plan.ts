@@ -178,99 +178,119 @@ function folderPatch(want: DesiredFolder, have: StFolder): { patch: Record<strin
  * so nothing is announced or pulled before the patterns apply.
  */
 export function planChanges(desired: DesiredState, current: CurrentState): Change[] {
-  const changes: Change[] = [];
-  for (const want of desired.devices) {
-    const have = current.devices.find((d) => d.deviceID === want.deviceID);
-    const addr = want.addresses.join(', ');
-    if (!have) {
-      changes.push({
+  return [
+    ...desired.devices.flatMap((want) =>
+      deviceChanges(
+        want,
+        current.devices.find((d) => d.deviceID === want.deviceID),
+      ),
+    ),
+    ...desired.folders.flatMap((want) =>
+      folderChanges(
+        want,
+        current.folders.find((f) => f.id === want.id),
+        current.ignores[want.id],
+      ),
+    ),
+  ];
+}
+
+/** The call that adds a device Syncthing does not know, or updates its name and addresses. */
+function deviceChanges(want: DesiredDevice, have: StDevice | undefined): Change[] {
+  const addr = want.addresses.join(', ');
+  if (!have) {
+    return [
+      {
         kind: 'add-device',
         summary: `add device ${want.name} (${short(want.deviceID)}) at ${addr}`,
         method: 'POST',
         path: '/rest/config/devices',
         body: { deviceID: want.deviceID, name: want.name, addresses: want.addresses },
         key: want.key,
-      });
-      continue;
-    }
-    const patch: Record<string, unknown> = {};
-    const what: string[] = [];
-    if (have.name !== want.name) {
-      patch.name = want.name;
-      what.push(`name ${JSON.stringify(have.name)} → ${JSON.stringify(want.name)}`);
-    }
-    if (!sameList(have.addresses ?? [], want.addresses)) {
-      patch.addresses = want.addresses;
-      what.push(`addresses ${(have.addresses ?? []).join(', ') || 'none'} → ${addr}`);
-    }
-    if (what.length > 0) {
-      changes.push({
-        kind: 'update-device',
-        summary: `update device ${want.name} (${short(want.deviceID)}): ${what.join('; ')}`,
-        method: 'PATCH',
-        path: `/rest/config/devices/${want.deviceID}`,
-        body: patch,
-        key: want.key,
-      });
-    }
+      },
+    ];
   }
-  for (const want of desired.folders) {
-    const have = current.folders.find((f) => f.id === want.id);
-    const key = want.id === SNAPSHOTS_FOLDER ? 'vault.dir' : 'media';
-    const ignores: Change = {
-      kind: 'set-ignores',
-      summary: `set ignore patterns of ${want.id}: ${want.ignores.join(' ') || '(none)'}`,
-      method: 'POST',
-      path: `/rest/db/ignores?folder=${encodeURIComponent(want.id)}`,
-      body: { ignore: want.ignores },
-      key: want.id === MEDIA_FOLDER ? 'media.ignore' : key,
-    };
-    const resume: Change = {
-      kind: 'resume-folder',
-      summary: `resume ${want.id}`,
+  const patch: Record<string, unknown> = {};
+  const what: string[] = [];
+  if (have.name !== want.name) {
+    patch.name = want.name;
+    what.push(`name ${JSON.stringify(have.name)} → ${JSON.stringify(want.name)}`);
+  }
+  if (!sameList(have.addresses ?? [], want.addresses)) {
+    patch.addresses = want.addresses;
+    what.push(`addresses ${(have.addresses ?? []).join(', ') || 'none'} → ${addr}`);
+  }
+  if (what.length === 0) return [];
+  return [
+    {
+      kind: 'update-device',
+      summary: `update device ${want.name} (${short(want.deviceID)}): ${what.join('; ')}`,
+      method: 'PATCH',
+      path: `/rest/config/devices/${want.deviceID}`,
+      body: patch,
+      key: want.key,
+    },
+  ];
+}
+
+/** The calls for one managed folder: add it paused, set its ignores, patch what differs, resume it. */
+function folderChanges(want: DesiredFolder, have: StFolder | undefined, haveIgnores: string[] | undefined): Change[] {
+  const key = want.id === SNAPSHOTS_FOLDER ? 'vault.dir' : 'media';
+  const ignores: Change = {
+    kind: 'set-ignores',
+    summary: `set ignore patterns of ${want.id}: ${want.ignores.join(' ') || '(none)'}`,
+    method: 'POST',
+    path: `/rest/db/ignores?folder=${encodeURIComponent(want.id)}`,
+    body: { ignore: want.ignores },
+    key: want.id === MEDIA_FOLDER ? 'media.ignore' : key,
+  };
+  const resume: Change = {
+    kind: 'resume-folder',
+    summary: `resume ${want.id}`,
+    method: 'PATCH',
+    path: `/rest/config/folders/${encodeURIComponent(want.id)}`,
+    body: { paused: false },
+    key,
+  };
+  if (!have) return [addFolder(want, key), ignores, resume];
+  const changes: Change[] = [];
+  if (!sameList(haveIgnores ?? [], want.ignores)) changes.push(ignores);
+  const { patch, what } = folderPatch(want, have);
+  if (what.length > 0) {
+    changes.push({
+      kind: 'update-folder',
+      summary: `update folder ${want.id}: ${what.join('; ')}`,
       method: 'PATCH',
       path: `/rest/config/folders/${encodeURIComponent(want.id)}`,
-      body: { paused: false },
+      body: patch,
       key,
-    };
-    if (!have) {
-      changes.push({
-        kind: 'add-folder',
-        summary:
-          `add folder ${want.id} (${want.type}) at ${want.path}, shared with ${want.deviceIDs.length - 1} device(s), paused until set up` +
-          (want.versioning ? `, ${describeVersioning(want.versioning)}` : ''),
-        method: 'POST',
-        path: '/rest/config/folders',
-        body: {
-          id: want.id,
-          label: want.label,
-          path: want.path,
-          type: want.type,
-          devices: want.deviceIDs.map((deviceID) => ({ deviceID })),
-          rescanIntervalS: want.rescanIntervalS,
-          fsWatcherEnabled: want.fsWatcherEnabled,
-          fsWatcherDelayS: want.fsWatcherDelayS,
-          paused: true,
-          ...(want.versioning ? { versioning: want.versioning } : {}),
-        },
-        key,
-      });
-      changes.push(ignores, resume);
-      continue;
-    }
-    if (!sameList(current.ignores[want.id] ?? [], want.ignores)) changes.push(ignores);
-    const { patch, what } = folderPatch(want, have);
-    if (what.length > 0) {
-      changes.push({
-        kind: 'update-folder',
-        summary: `update folder ${want.id}: ${what.join('; ')}`,
-        method: 'PATCH',
-        path: `/rest/config/folders/${encodeURIComponent(want.id)}`,
-        body: patch,
-        key,
-      });
-    }
-    if (have.paused) changes.push(resume);
+    });
   }
+  if (have.paused) changes.push(resume);
   return changes;
+}
+
+/** A new folder, created paused: nothing is announced or pulled before its ignores apply. */
+function addFolder(want: DesiredFolder, key: string): Change {
+  return {
+    kind: 'add-folder',
+    summary:
+      `add folder ${want.id} (${want.type}) at ${want.path}, shared with ${want.deviceIDs.length - 1} device(s), paused until set up` +
+      (want.versioning ? `, ${describeVersioning(want.versioning)}` : ''),
+    method: 'POST',
+    path: '/rest/config/folders',
+    body: {
+      id: want.id,
+      label: want.label,
+      path: want.path,
+      type: want.type,
+      devices: want.deviceIDs.map((deviceID) => ({ deviceID })),
+      rescanIntervalS: want.rescanIntervalS,
+      fsWatcherEnabled: want.fsWatcherEnabled,
+      fsWatcherDelayS: want.fsWatcherDelayS,
+      paused: true,
+      ...(want.versioning ? { versioning: want.versioning } : {}),
+    },
+    key,
+  };
 }

@@ -1,4 +1,7 @@
-import { Option } from 'commander';
+import { Option, type Command } from 'commander';
+import type { RestoreResult } from '../../ops/restore.js';
+import type { DatabaseRestoreResult, TargetSession } from '../../recover/restore-database.js';
+import type { Io } from '../run.js';
 import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
@@ -29,46 +32,15 @@ interface RestoreFlags {
 }
 
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
-  agentOption(identityOptions(program.command('restore')))
+  const cmd = agentOption(identityOptions(program.command('restore')))
     .description(
       'Verify a snapshot completely (a delta snapshot: its whole chain back to the base), restore its database into <target>_incoming, check it against the manifest and swap it in ' +
         '(roles and owner created when missing, the previous database kept under <target>_before_<date>), and/or write its Redis RDB, ' +
         '.env.production (mode 0600) and media folder. A failed run leaves everything as it was and can be run again.',
     )
-    .argument('[snapshot]', 'snapshot id, or "latest"', 'latest')
-    .option('--database <name>', "target database (default: the snapshot's, when no file is asked for, or with --all)")
-    .option('--redis <file>', 'write the decrypted Redis RDB here')
-    .option('--secrets <file>', 'write the decrypted .env.production here')
-    .option('--media <dir>', 'put the media folder (public/system, without cache/) here, copied from --media-from or media.dir')
-    .option('--media-from <dir>', "the media copy to restore from (e.g. the backup device's Syncthing media folder)")
-    .option(
-      '--all <dir>',
-      'everything under DIR: dump.rdb, env.production, system/ (media with --media-from or media.dir), and the database',
-    )
-    .option('--force', 'replace a database that holds tables, and existing files and folders (atomically)')
-    .option('--drop-previous', 'with --force: drop the previous database after the swap instead of keeping it under <target>_before_<date>')
-    .option(
-      '--terminate-sessions',
-      'end other sessions on the target database right before the swap (without it, restore refuses a database in use)',
-    )
-    .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
-    .option('--no-owner', "do not restore the snapshot's roles, object ownership and grants (pg_restore --no-owner --no-acl)")
-    .option(
-      '--role <name>',
-      "with --no-owner: the existing role that owns every restored object and the database (as Mastodon's migration guide does)",
-    )
-    .option(
-      '--passphrase-file <file>',
-      'the vault passphrase (a 0600 file, or - to read it from standard input), instead of vault.passphraseFile: for a backup device that keeps none',
-    )
-    .option(
-      '--signer <fingerprint>',
-      "the signing key's fingerprint (40 hex digits, printed by init and doctor): every manifest read must be signed by it; the trust anchor of a signed vault on a machine without vault.signerKeyFile",
-    )
-    .option(
-      '--insecure-no-signature-check',
-      'restore a signed vault without checking who signed its manifests (only when you know the copy is yours)',
-    )
+    .argument('[snapshot]', 'snapshot id, or "latest"', 'latest');
+  // In the order --help lists them, as before they were grouped.
+  trustOptions(safetyOptions(targetOptions(cmd)))
     .option(...VAULT_OPTION)
     .option('--json', 'print the result as JSON (the steps before it start go to stderr)')
     .addHelpText(
@@ -97,7 +69,6 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         import('../../recover/sweep.js'),
       ]);
       await sweepAndReport(cfg, cliNotifyLog(io));
-      const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       const shown = progress(io, 'restore', { json: opts.json });
       const result = await withStopSignal((signal) =>
         runRestore(cfg, {
@@ -122,50 +93,105 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         }),
       ).finally(() => shown.done());
       for (const w of result.warnings) io.err(`warning: ${w}`);
-      const db = result.database;
-      // The steps around the restore, only once it succeeded: a refused restore has nothing to follow up.
-      const printSteps = (): void => {
-        say('');
-        say('To bring the whole server back (with Mastodon stopped while you put each piece in place):');
-        result.nextSteps.forEach((step, i) => say(`  ${i + 1}. ${step}`));
-      };
+      const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       if (opts.json) {
-        printSteps();
+        printNextSteps(say, result);
         return io.out(
           JSON.stringify(
-            { ...(db ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps },
+            { ...(result.database ?? { snapshot: result.snapshot, database: null }), files: result.files, nextSteps: result.nextSteps },
             null,
             2,
           ),
         );
       }
-      for (const f of result.files) {
-        const what = f.part === 'media' ? 'media folder' : `${f.part} part`;
-        const how = f.unchanged ? 'already in place (identical)' : f.replaced ? 'replaced' : 'written';
-        io.out(
-          `${what} of snapshot ${result.snapshot} ${how}: ${f.path} (${formatBytes(f.bytes)}${f.part === 'media' ? '' : ', mode 0600'})`,
-        );
-      }
-      if (db) {
-        if (db.rolesCreated.length > 0) io.out(`created role${db.rolesCreated.length > 1 ? 's' : ''} ${db.rolesCreated.join(', ')}`);
-        if (db.rolesNote) io.out(`roles: ${db.rolesNote}`);
-        for (const role of db.rolesWithoutPassword) {
-          const q = `"${role.replace(/"/g, '""')}"`;
-          io.out(
-            `role ${role} came back without a password (the snapshot holds none: the backup's role could not read pg_authid, or it had none); ` +
-              `if Mastodon connects with DB_PASS, set it as a superuser: ALTER ROLE ${q} PASSWORD '…';  (or \`runuser -u postgres -- psql -c '\\password ${role}'\`)`,
-          );
-        }
-        for (const s of db.terminatedSessions) io.out(`ended session ${describeSession(s)} on "${db.database}"`);
-        io.out(
-          `restored snapshot ${db.snapshot} into database "${db.database}"${db.created ? ' (created)' : ''}: ` +
-            `${formatBytes(db.bytes)} archive, verified in ${(db.decryptMs / 1000).toFixed(1)}s, ` +
-            `restored and checked in ${(db.restoreMs / 1000).toFixed(1)}s`,
-        );
-        if (db.previous?.dropped) io.out(`the previous database was dropped (--drop-previous)`);
-        else if (db.previous)
-          io.out(`the previous database is kept as "${db.previous.name}"; once you no longer need it: dropdb ${db.previous.name}`);
-      }
-      printSteps();
+      printFiles(io, result);
+      if (result.database) printDatabase(io, result.database, describeSession);
+      printNextSteps(say, result);
     });
 };
+
+/** Where each part goes: --database, --redis, --secrets, --media (and where from), or --all. */
+function targetOptions(cmd: Command): Command {
+  return cmd
+    .option('--database <name>', "target database (default: the snapshot's, when no file is asked for, or with --all)")
+    .option('--redis <file>', 'write the decrypted Redis RDB here')
+    .option('--secrets <file>', 'write the decrypted .env.production here')
+    .option('--media <dir>', 'put the media folder (public/system, without cache/) here, copied from --media-from or media.dir')
+    .option('--media-from <dir>', "the media copy to restore from (e.g. the backup device's Syncthing media folder)")
+    .option(
+      '--all <dir>',
+      'everything under DIR: dump.rdb, env.production, system/ (media with --media-from or media.dir), and the database',
+    );
+}
+
+/** What the restore may replace, end or leave out: --force and what goes with it, --jobs, the roles. */
+function safetyOptions(cmd: Command): Command {
+  return cmd
+    .option('--force', 'replace a database that holds tables, and existing files and folders (atomically)')
+    .option('--drop-previous', 'with --force: drop the previous database after the swap instead of keeping it under <target>_before_<date>')
+    .option(
+      '--terminate-sessions',
+      'end other sessions on the target database right before the swap (without it, restore refuses a database in use)',
+    )
+    .addOption(new Option('-j, --jobs <n>', 'parallel pg_restore jobs').argParser(positiveInt('--jobs 2')))
+    .option('--no-owner', "do not restore the snapshot's roles, object ownership and grants (pg_restore --no-owner --no-acl)")
+    .option(
+      '--role <name>',
+      "with --no-owner: the existing role that owns every restored object and the database (as Mastodon's migration guide does)",
+    );
+}
+
+/** The key that opens the vault and the signer its manifests must come from. */
+function trustOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--passphrase-file <file>',
+      'the vault passphrase (a 0600 file, or - to read it from standard input), instead of vault.passphraseFile: for a backup device that keeps none',
+    )
+    .option(
+      '--signer <fingerprint>',
+      "the signing key's fingerprint (40 hex digits, printed by init and doctor): every manifest read must be signed by it; the trust anchor of a signed vault on a machine without vault.signerKeyFile",
+    )
+    .option(
+      '--insecure-no-signature-check',
+      'restore a signed vault without checking who signed its manifests (only when you know the copy is yours)',
+    );
+}
+
+/** The steps around the restore, only once it succeeded: a refused restore has nothing to follow up. */
+function printNextSteps(say: (line: string) => void, result: RestoreResult): void {
+  say('');
+  say('To bring the whole server back (with Mastodon stopped while you put each piece in place):');
+  result.nextSteps.forEach((step, i) => say(`  ${i + 1}. ${step}`));
+}
+
+/** Each file part and the media folder: written, replaced, or already in place. */
+function printFiles(io: Io, result: RestoreResult): void {
+  for (const f of result.files) {
+    const what = f.part === 'media' ? 'media folder' : `${f.part} part`;
+    const how = f.unchanged ? 'already in place (identical)' : f.replaced ? 'replaced' : 'written';
+    io.out(`${what} of snapshot ${result.snapshot} ${how}: ${f.path} (${formatBytes(f.bytes)}${f.part === 'media' ? '' : ', mode 0600'})`);
+  }
+}
+
+/** The database: roles made, sessions ended, the swap, and the previous database kept or dropped. */
+function printDatabase(io: Io, db: DatabaseRestoreResult, describeSession: (s: TargetSession) => string): void {
+  if (db.rolesCreated.length > 0) io.out(`created role${db.rolesCreated.length > 1 ? 's' : ''} ${db.rolesCreated.join(', ')}`);
+  if (db.rolesNote) io.out(`roles: ${db.rolesNote}`);
+  for (const role of db.rolesWithoutPassword) {
+    const q = `"${role.replace(/"/g, '""')}"`;
+    io.out(
+      `role ${role} came back without a password (the snapshot holds none: the backup's role could not read pg_authid, or it had none); ` +
+        `if Mastodon connects with DB_PASS, set it as a superuser: ALTER ROLE ${q} PASSWORD '…';  (or \`runuser -u postgres -- psql -c '\\password ${role}'\`)`,
+    );
+  }
+  for (const s of db.terminatedSessions) io.out(`ended session ${describeSession(s)} on "${db.database}"`);
+  io.out(
+    `restored snapshot ${db.snapshot} into database "${db.database}"${db.created ? ' (created)' : ''}: ` +
+      `${formatBytes(db.bytes)} archive, verified in ${(db.decryptMs / 1000).toFixed(1)}s, ` +
+      `restored and checked in ${(db.restoreMs / 1000).toFixed(1)}s`,
+  );
+  if (db.previous?.dropped) io.out(`the previous database was dropped (--drop-previous)`);
+  else if (db.previous)
+    io.out(`the previous database is kept as "${db.previous.name}"; once you no longer need it: dropdb ${db.previous.name}`);
+}

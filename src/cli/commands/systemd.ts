@@ -9,7 +9,9 @@ import {
   UNIT_NAME,
   VERIFY_UNIT_NAME,
 } from '../../schedule/systemd.js';
-import { examples, type RegisterCommand } from '../context.js';
+import { examples, type CommandContext, type RegisterCommand } from '../context.js';
+import type { Io } from '../run.js';
+import type { SystemdUnits } from '../../ops/systemd-units.js';
 
 /** How this very CLI was started: the node binary and the script, both absolute. */
 function selfCommand(): string[] {
@@ -30,7 +32,7 @@ interface Opts {
   json?: boolean;
 }
 
-export const registerSystemd: RegisterCommand = (program, { io, config }) => {
+export const registerSystemd: RegisterCommand = (program, ctx) => {
   program
     .command('systemd')
     .description(
@@ -68,46 +70,53 @@ export const registerSystemd: RegisterCommand = (program, { io, config }) => {
         `systemctl list-timers 'permafrost-*'`,
       ]),
     )
-    .action(async (opts: Opts) => {
-      const cfg = config();
-      const { installedCommand, installUnits, systemdUnitsFor } = await import('../../ops/systemd-units.js');
-      const { command, warning } = installedCommand(process.env.PATH, selfCommand());
-      const units = await systemdUnitsFor(cfg, { user: opts.user, command, metricsTextfile: opts.metricsTextfile, daemon: opts.daemon });
-      if (opts.install) {
-        const problem = initSystemProblem(process.env[PROC_DIR_ENV] ?? '/proc');
-        if (problem) {
-          throw new UserError(
-            `--install: ${problem}, so units in ${opts.unitDir} would never run; run \`permafrost daemon\` under this host's own service manager, or pass --output DIR to write the units for a host that runs systemd.`,
-          );
-        }
-      }
-      for (const w of [...(warning ? [warning] : []), ...units.warnings]) io.err(`warning: ${w}`);
-      const dir = opts.install ? opts.unitDir : opts.output;
-      if (dir !== undefined) {
-        const written = await installUnits(dir, units.files);
-        if (opts.json) return io.out(JSON.stringify({ ...units, written }, null, 2));
-        for (const file of written) io.out(`wrote ${file}`);
-        const enable =
-          units.mode === 'daemon'
-            ? `${DAEMON_UNIT_NAME}.service`
-            : Object.keys(units.files)
-                .filter((f) => f.endsWith('.timer'))
-                .join(' ');
-        const schedules = [
-          units.onCalendar ? `backup on OnCalendar=${units.onCalendar}` : '',
-          units.verifyOnCalendar ? `verify on OnCalendar=${units.verifyOnCalendar}` : '',
-          units.checkOnCalendar ? `check on OnCalendar=${units.checkOnCalendar}` : '',
-        ].filter(Boolean);
-        io.out(units.mode === 'daemon' ? `the daemon runs as ${units.user}.` : `the jobs run as ${units.user}: ${schedules.join(', ')}.`);
-        if (!opts.install) io.out(`Copy them into ${DEFAULT_UNIT_DIR} on the host that runs them, then run:`);
-        else io.out('Now run:');
-        io.out(`  systemctl daemon-reload && systemctl enable --now ${enable}`);
-        return;
-      }
-      if (opts.json) return io.out(JSON.stringify(units, null, 2));
-      for (const [name, text] of Object.entries(units.files)) {
-        io.out(`# ----- ${name} -----`);
-        io.out(text);
-      }
-    });
+    .action((opts: Opts) => writeOrPrintUnits(opts, ctx));
 };
+
+/** The units for this config: printed, or written into --output / --unit-dir with what to run next. */
+async function writeOrPrintUnits(opts: Opts, { io, config }: CommandContext): Promise<void> {
+  const cfg = config();
+  const { installedCommand, installUnits, systemdUnitsFor } = await import('../../ops/systemd-units.js');
+  const { command, warning } = installedCommand(process.env.PATH, selfCommand());
+  const units = await systemdUnitsFor(cfg, { user: opts.user, command, metricsTextfile: opts.metricsTextfile, daemon: opts.daemon });
+  if (opts.install) {
+    const problem = initSystemProblem(process.env[PROC_DIR_ENV] ?? '/proc');
+    if (problem) {
+      throw new UserError(
+        `--install: ${problem}, so units in ${opts.unitDir} would never run; run \`permafrost daemon\` under this host's own service manager, or pass --output DIR to write the units for a host that runs systemd.`,
+      );
+    }
+  }
+  for (const w of [...(warning ? [warning] : []), ...units.warnings]) io.err(`warning: ${w}`);
+  const dir = opts.install ? opts.unitDir : opts.output;
+  if (dir !== undefined) {
+    const written = await installUnits(dir, units.files);
+    if (opts.json) return io.out(JSON.stringify({ ...units, written }, null, 2));
+    return printWritten(io, units, written, opts.install === true);
+  }
+  if (opts.json) return io.out(JSON.stringify(units, null, 2));
+  for (const [name, text] of Object.entries(units.files)) {
+    io.out(`# ----- ${name} -----`);
+    io.out(text);
+  }
+}
+
+/** What was written, who the jobs run as and when, and the systemctl line that starts them. */
+function printWritten(io: Io, units: SystemdUnits, written: string[], installed: boolean): void {
+  for (const file of written) io.out(`wrote ${file}`);
+  const enable =
+    units.mode === 'daemon'
+      ? `${DAEMON_UNIT_NAME}.service`
+      : Object.keys(units.files)
+          .filter((f) => f.endsWith('.timer'))
+          .join(' ');
+  const schedules = [
+    units.onCalendar ? `backup on OnCalendar=${units.onCalendar}` : '',
+    units.verifyOnCalendar ? `verify on OnCalendar=${units.verifyOnCalendar}` : '',
+    units.checkOnCalendar ? `check on OnCalendar=${units.checkOnCalendar}` : '',
+  ].filter(Boolean);
+  io.out(units.mode === 'daemon' ? `the daemon runs as ${units.user}.` : `the jobs run as ${units.user}: ${schedules.join(', ')}.`);
+  if (!installed) io.out(`Copy them into ${DEFAULT_UNIT_DIR} on the host that runs them, then run:`);
+  else io.out('Now run:');
+  io.out(`  systemctl daemon-reload && systemctl enable --now ${enable}`);
+}
