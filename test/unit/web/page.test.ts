@@ -69,6 +69,7 @@ const overview: Overview = {
   disk: { free: 10 * 2 ** 30, total: 20 * 2 ** 30 },
   growth: { day: null, week: null, perDayBytes: null, basis: null, daysLeft: null },
   needsOffsite: true,
+  offsite: [],
 };
 
 /** Syncthing with one backup device that holds the newest snapshot. */
