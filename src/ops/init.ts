@@ -225,6 +225,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     redis: derived.redis,
     secrets: derived.secrets,
     ...(derived.media ? { media: derived.media } : {}),
+    ...(derived.mediaBucket ? { mediaBucket: derived.mediaBucket } : {}),
   };
   const header = [
     `# permafrost config written by \`permafrost init --mastodon ${mastodonDir}\` on ${new Date().toISOString()}.`,
