@@ -28,6 +28,8 @@ export interface BucketSide {
   readonly client: S3Client;
   readonly loc: BucketLocation;
   readonly describe: string;
+  /** The config section messages name (`offsite`, `mediaBucket`). */
+  readonly section: string;
 }
 
 /** An object or file by its path relative to the side's root (`media_attachments/files/…`). */
@@ -105,7 +107,7 @@ export async function listBucket(side: BucketSide, signal?: AbortSignal): Promis
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
   } catch (err) {
-    throw s3Error(err, side.describe, 'listing the media');
+    throw s3Error(err, side.describe, 'listing the media', side.section);
   }
   return { entries, foreign };
 }
@@ -174,7 +176,7 @@ export async function copyServerSide(src: BucketSide, dst: BucketSide, rel: stri
       { abortSignal: opts.signal },
     );
   } catch (err) {
-    throw s3Error(err, dst.describe, `copying ${src.loc.bucket}/${src.loc.prefix}${rel} to ${Key}`);
+    throw s3Error(err, dst.describe, `copying ${src.loc.bucket}/${src.loc.prefix}${rel} to ${Key}`, dst.section);
   }
 }
 
@@ -200,7 +202,7 @@ async function putStream(dst: BucketSide, rel: string, body: Readable, opts: Cop
       abortController,
     }).done();
   } catch (err) {
-    throw s3Error(err, dst.describe, `uploading ${Key}`);
+    throw s3Error(err, dst.describe, `uploading ${Key}`, dst.section);
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     body.destroy();
@@ -214,7 +216,7 @@ async function getBody(src: BucketSide, rel: string, signal?: AbortSignal): Prom
     if (!(out.Body instanceof Readable)) throw new PermafrostError('remote', `${src.describe} returned no body for ${Key}.`);
     return out.Body;
   } catch (err) {
-    throw s3Error(err, src.describe, `reading ${Key}`);
+    throw s3Error(err, src.describe, `reading ${Key}`, src.section);
   }
 }
 

@@ -72,12 +72,17 @@ export function readMediaBucketKeys(m: MediaBucket): S3Keys | undefined {
 
 function mediaBucketSide(m: MediaBucket, keys = readMediaBucketKeys(m)): BucketSide {
   const loc = { bucket: m.bucket, prefix: normalizePrefix(m.prefix) };
-  return { client: s3ClientFor(m, keys), loc, describe: `media bucket ${describeTarget(undefined, loc)}` };
+  return { client: s3ClientFor(m, keys), loc, describe: `media bucket ${describeTarget(undefined, loc)}`, section: 'mediaBucket' };
 }
 
 /** The target's media folder as a side of a copy. */
 function targetMediaSide(t: OpenTarget): BucketSide {
-  return { client: t.client, loc: { bucket: t.location.bucket, prefix: `${t.location.prefix}${MEDIA_DIR}` }, describe: t.describe };
+  return {
+    client: t.client,
+    loc: { bucket: t.location.bucket, prefix: `${t.location.prefix}${MEDIA_DIR}` },
+    describe: t.describe,
+    section: `offsite[${t.name}]`,
+  };
 }
 
 /** One endpoint on both sides (same URL, or both AWS in one region): CopyObject works there. */

@@ -77,7 +77,14 @@ describe('offsite media', () => {
             credentials,
             lock: { mode: 'governance', days: 30 },
           },
-          { name: 'other', endpoint: b.endpoint, pathStyle: true, bucket: 'pf-other', credentials },
+          {
+            name: 'other',
+            endpoint: b.endpoint,
+            pathStyle: true,
+            bucket: 'pf-other',
+            credentials,
+            lock: { mode: 'compliance', days: 7 },
+          },
         ],
         ...(over.mediaBucket === undefined
           ? {}
@@ -127,7 +134,13 @@ describe('offsite media', () => {
         .sort(),
     );
     for (const [k, v] of Object.entries(MEDIA)) expect((await body(b, 'pf-other', `media/${k}`)).equals(v)).toBe(true);
-    expect(b.requests().some((q) => q.method === 'POST' && q.query.startsWith('?uploads'))).toBe(true);
+    const creates = b
+      .requests()
+      .filter((q) => q.path.startsWith('/pf-other/media/'))
+      .filter((q) => (q.method === 'POST' && q.query.startsWith('?uploads')) || (q.method === 'PUT' && !q.query.includes('partNumber')));
+    expect(creates.filter((q) => q.method === 'POST')).toHaveLength(1);
+    expect(creates.length).toBe(3);
+    for (const q of creates) expect(q.headers).toMatchObject({ 'x-amz-object-lock-mode': 'COMPLIANCE' });
   });
 
   it('a second run copies only what is new or changed', async () => {
@@ -194,7 +207,7 @@ describe('offsite media', () => {
     expect(await keys(a, 'mastodon-new')).toEqual([...Object.keys(MEDIA), 'media_attachments/files/110/000/003/original/e5f6.webp'].sort());
   });
 
-  it('bad input: no target named so, no media configured, several targets without --target: one sentence, exit 2', async () => {
+  it('bad input: no target named so, no media configured, a missing media bucket, several targets without --target: one sentence, exit 2', async () => {
     config();
     const none = await runCli(['--config', ws.configFile, 'offsite', 'media']);
     expect(none.code).toBe(2);
@@ -203,6 +216,13 @@ describe('offsite media', () => {
     const unknown = await runCli(['--config', ws.configFile, 'offsite', 'media', '--target', 'nope']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no offsite target is named nope; the config has same, other/);
+    config({ mediaBucket: 'no-such-media' });
+    const missing = await runCli(['--config', ws.configFile, 'offsite', 'media', '--target', 'same']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(
+      /media bucket s3:\/\/no-such-media\/: the bucket does not exist; create it or fix mediaBucket\.bucket\./,
+    );
+    expect(missing.stderr).not.toContain('S3RVER');
     const which = await runCli(['--config', ws.configFile, 'offsite', 'media-restore']);
     expect(which.code).toBe(2);
     expect(which.stderr).toMatch(/name one with --target/);
