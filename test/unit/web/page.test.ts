@@ -264,6 +264,43 @@ describe('status page rendering', () => {
   });
 });
 
+describe('offsite targets on the page', () => {
+  const view = (name: string, over: Partial<Overview['offsite'][number]> = {}): Overview['offsite'][number] => ({
+    name,
+    describe: `offsite target ${name} (s3://pf-${name}/)`,
+    staleAfterSeconds: 7200,
+    newestComplete: { id: overview.snapshots[0]!.id, pushedAt: '2026-11-26T09:50:00.000Z' },
+    lagSeconds: 30,
+    lagPending: false,
+    behindSeconds: null,
+    missing: 0,
+    lastAttemptAt: '2026-11-26T09:50:00.000Z',
+    lastSuccessAt: '2026-11-26T09:50:00.000Z',
+    lastError: null,
+    failingSince: null,
+    bytes: 2048,
+    objects: 4,
+    lockedDeletes: 0,
+    ...over,
+  });
+  it("one row per target in the verdict's words: up to date, failed with its escaped error, stale", () => {
+    const html = renderPage({
+      ...overview,
+      offsite: [
+        view('b2'),
+        view('r2', { lastError: 'The bucket <pf-r2> does not exist.', failingSince: '2026-11-26T08:00:00.000Z', lastSuccessAt: null }),
+        view('s3', { missing: 3, behindSeconds: 3 * 3600, lagSeconds: 3 * 3600, lagPending: true }),
+      ],
+    });
+    expect(html).toMatch(/<tr data-target="b2">.*<span class="ok">up to date<\/span>.*2\.0 KiB · 4/);
+    expect(html).toMatch(/<tr data-target="r2">.*<span class="bad">failed<\/span>.*The bucket &lt;pf-r2&gt; does not exist\./);
+    expect(html).toMatch(/<tr data-target="s3">.*<span class="bad">stale<\/span>.*3 h \(waiting\)/);
+    expect(html).toContain('<li data-code="offsite-failed">');
+    expect(html).toContain('<li data-code="offsite-stale">');
+    expect(html).not.toContain('<pf-r2>');
+  });
+});
+
 describe('listen address', () => {
   it.each([
     ['127.0.0.1:9580', '127.0.0.1', 9580, true],
