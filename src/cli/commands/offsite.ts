@@ -12,7 +12,13 @@ function mediaLine(r: MediaCopyResult): string {
 }
 
 export const registerOffsite: RegisterCommand = (program, { io, config }) => {
-  const offsite = program.command('offsite').description('Copies in S3-compatible object storage (the offsite: section; docs/offsite.md).');
+  const offsite = program
+    .command('offsite')
+    .description('Copies in S3-compatible object storage (the offsite: section; docs/offsite.md).')
+    .addHelpText(
+      'after',
+      examples(['permafrost offsite media', 'permafrost offsite media-restore --target b2 --to /home/mastodon/live/public/system']),
+    );
 
   offsite
     .command('media')
