@@ -21,6 +21,7 @@ export const COMMANDS: Record<string, () => Promise<RegisterCommand>> = {
   sync: async () => (await import('./commands/sync.js')).registerSync,
   'device-id': async () => (await import('./commands/device-id.js')).registerDeviceId,
   status: async () => (await import('./commands/status.js')).registerStatus,
+  offsite: async () => (await import('./commands/offsite.js')).registerOffsite,
 };
 
 /** The command named on the command line (skipping global options and --config's value), if any. */

@@ -107,6 +107,7 @@ export function statusJson(o: Overview, problems: readonly Problem[]): unknown {
     localFolders: o.replication?.localFolders ?? [],
     device: o.device,
     devices: o.replication?.devices ?? [],
+    offsite: o.offsite,
     staleAfterSeconds: o.staleAfterSeconds,
     schedule: o.schedule,
     disk: o.disk,
@@ -124,6 +125,25 @@ function verifyNote(s: Overview['snapshots'][number]): string {
   if (s.verified === 'verified') return ', verified ✓';
   if (s.verified === 'failed') return `, verify failed ✗ (${s.verifyReason ?? ''})`;
   return ', never verified';
+}
+
+/** Each offsite target: what the bucket holds, its lag, what it lacks, its last push (the verdict's words for a failed or stale one). */
+function renderOffsite(io: Io, targets: Overview['offsite'], problems: readonly Problem[], now: number): void {
+  for (const t of targets) {
+    const bad = problems.find((p) => (p.code === 'offsite-failed' || p.code === 'offsite-stale') && p.subject === t.name);
+    const state = bad ? (bad.code === 'offsite-failed' ? ' — FAILED' : ' — STALE') : '';
+    const n = t.newestComplete;
+    io.out(
+      `${t.describe}${state}: ${n ? `newest ${n.id}` : 'no snapshot yet'}, ${formatBytes(t.bytes)} in ${t.objects} objects` +
+        (t.lagSeconds === null ? '' : `, lag ${formatAge(t.lagSeconds * 1000)}${t.lagPending ? ' (waiting)' : ''}`) +
+        (t.missing > 0 ? `, lacks ${t.missing} snapshot${t.missing > 1 ? 's' : ''}` : ''),
+    );
+    if (t.lastAttemptAt)
+      io.out(
+        `  last push ${formatAge(now - Date.parse(t.lastAttemptAt))} ago: ${t.lastError === null ? 'ok' : `failed: ${t.lastError}`}` +
+          (t.lockedDeletes > 0 ? `; ${t.lockedDeletes} deletes refused by Object Lock` : ''),
+      );
+  }
 }
 
 /** The figures a human reads; the verdict's errors end the command (stderr, exit 1), its warnings are printed here. */
@@ -160,6 +180,7 @@ export function renderHuman(io: Io, o: Overview, problems: readonly Problem[]): 
     },
     now,
   );
+  renderOffsite(io, o.offsite, problems, now);
   for (const j of o.schedule)
     io.out(`next ${j.name}: ${j.nextRun ? `in ${formatAge(Date.parse(j.nextRun) - now)} (${j.nextRun}, ${j.cron})` : 'not scheduled'}`);
   if (o.disk) {

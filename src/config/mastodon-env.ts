@@ -30,6 +30,17 @@ export interface MastodonDerivation {
   secrets: { file: string };
   /** Absent when media lives in object storage. */
   media?: { dir: string; ignore: string[] };
+  /**
+   * Mastodon's media bucket (S3_ENABLED=true), for `permafrost offsite media`: where it is, and the
+   * names of the .env.production variables holding its keys (read when a job starts), never the keys.
+   */
+  mediaBucket?: {
+    bucket: string;
+    endpoint?: string;
+    region: string;
+    pathStyle: boolean;
+    credentialsFromEnv?: { file: string; accessKeyId: string; secretAccessKey: string };
+  };
   /** Secret values to write (mode 0600) to the matching passwordFile; never into the YAML. */
   passwords: { database?: string; redis?: string };
   /** One sentence each: things the admin should know about what was (not) derived. */
@@ -108,6 +119,47 @@ function deriveRedis(env: Record<string, string | undefined>): { url: string; pa
   return { url: url.toString(), password: nonEmpty(env.REDIS_PASSWORD) };
 }
 
+/** S3 bucket names as Mastodon's provider accepts them (mediaBucket.bucket's rule). */
+const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
+
+/**
+ * Mastodon's S3 settings (config/initializers/paperclip.rb) as a mediaBucket section: S3_BUCKET,
+ * S3_ENDPOINT (absent: AWS in S3_REGION), path-style with an endpoint unless S3_OVERRIDE_PATH_STYLE=true,
+ * and the keys by the names of their variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+ */
+function deriveMediaBucket(env: Record<string, string | undefined>, dir: string, notes: string[]): MastodonDerivation['mediaBucket'] {
+  const bucket = nonEmpty(env.S3_BUCKET);
+  if (bucket === undefined || !BUCKET_RE.test(bucket)) {
+    notes.push(
+      `Media lives in object storage (S3_ENABLED=true), but S3_BUCKET ${bucket === undefined ? 'is not set' : `(${bucket}) is not a bucket name`}; add a mediaBucket section by hand to copy it offsite (docs/offsite.md, Media).`,
+    );
+    return undefined;
+  }
+  const endpoint = nonEmpty(env.S3_ENDPOINT);
+  const hasKeys = nonEmpty(env.AWS_ACCESS_KEY_ID) !== undefined && nonEmpty(env.AWS_SECRET_ACCESS_KEY) !== undefined;
+  notes.push(
+    `Media lives in the bucket ${bucket} (S3_ENABLED=true): mediaBucket names it; add an offsite target and run \`permafrost offsite media\` to copy it (docs/offsite.md, Media).` +
+      (hasKeys
+        ? ' Its keys are read from .env.production when a job starts, never copied into this file.'
+        : ' .env.production has no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: the standard AWS chain (environment, profile, instance role) is used.'),
+  );
+  return {
+    bucket,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    region: nonEmpty(env.S3_REGION) ?? 'us-east-1',
+    pathStyle: endpoint !== undefined && nonEmpty(env.S3_OVERRIDE_PATH_STYLE) !== 'true',
+    ...(hasKeys
+      ? {
+          credentialsFromEnv: {
+            file: path.join(dir, '.env.production'),
+            accessKeyId: 'AWS_ACCESS_KEY_ID',
+            secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
+          },
+        }
+      : {}),
+  };
+}
+
 /**
  * Derives permafrost's config sections from the variables of Mastodon's .env.production in `dir`.
  * Pure: reads nothing, writes nothing; the caller stores `passwords` in the given files.
@@ -129,8 +181,11 @@ export function deriveFromMastodonEnv(env: Record<string, string | undefined>, d
   }
 
   let media: MastodonDerivation['media'];
+  let mediaBucket: MastodonDerivation['mediaBucket'];
   const objectStorage = (['S3_ENABLED', 'SWIFT_ENABLED', 'AZURE_ENABLED'] as const).find((k) => nonEmpty(env[k]) === 'true');
-  if (objectStorage !== undefined) {
+  if (objectStorage === 'S3_ENABLED') {
+    mediaBucket = deriveMediaBucket(env, dir, notes);
+  } else if (objectStorage !== undefined) {
     notes.push(
       `Media lives in object storage (${objectStorage}=true), so no local media folder is replicated; back up the bucket with your storage provider (versioning or snapshots).`,
     );
@@ -143,6 +198,7 @@ export function deriveFromMastodonEnv(env: Record<string, string | undefined>, d
     redis: redisSection,
     secrets: { file: path.join(dir, '.env.production') },
     media,
+    ...(mediaBucket ? { mediaBucket } : {}),
     passwords: { database: dbPassword, redis: redis.password },
     notes,
   };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { absPath } from './schema-common.js';
+import { durationSeconds } from './schema-replicate.js';
 import { keepSchema } from './schema-schedule.js';
 
 /** A bucket name as S3 and its peers accept it (3–63 of a-z, 0-9, dot, dash). */
@@ -47,6 +48,11 @@ export const offsiteTargetSchema = z.strictObject({
   lock: offsiteLockSchema.optional(),
   /** Retention on the target (GFS, as vault.keep); without it nothing is ever deleted there. */
   keep: keepSchema.optional(),
+  /**
+   * The target is stale (status, the page, /metrics, alert offsite.stale) once it has lacked a
+   * local snapshot for this long (`2h`, `1d`); absent: the devices' threshold, syncthing.staleAfter (default 2 h).
+   */
+  staleAfter: durationSeconds.optional(),
 });
 
 export const offsiteSchema = z

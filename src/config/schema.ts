@@ -5,6 +5,7 @@ import { keepSchema, scheduleSchema } from './schema-schedule.js';
 import { redisSchema, secretsSchema } from './schema-parts.js';
 import { durationSeconds, mediaSchema, syncthingSchema } from './schema-replicate.js';
 import { offsiteSchema } from './schema-offsite.js';
+import { mediaBucketSchema } from './schema-media-bucket.js';
 
 export const databaseSchema = z.strictObject({
   name: z.string().min(1, 'expected a database name'),
@@ -72,6 +73,8 @@ export const configSchema = z.strictObject({
   syncthing: syncthingSchema.optional(),
   /** Copies of every snapshot in S3-compatible buckets (see `permafrost offsite`, docs/offsite.md). */
   offsite: offsiteSchema.optional(),
+  /** Mastodon's media bucket (S3_ENABLED=true): `permafrost offsite media` copies it to the offsite targets. */
+  mediaBucket: mediaBucketSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -23,7 +23,9 @@ export type Outcome =
   /** The device's dead-man alarm: its newest complete snapshot is older than syncthing.staleAfter (the server went quiet). */
   | { kind: 'stale'; ok: boolean; snapshot: string | null; error?: string }
   /** The device's own Syncthing does not answer: it cannot receive, so it is one more reason snapshots go stale. */
-  | { kind: 'syncthing'; ok: boolean; error?: string };
+  | { kind: 'syncthing'; ok: boolean; error?: string }
+  /** An offsite target as the overview judges it: its last push failed, or it has lacked a snapshot for longer than its staleAfter. */
+  | { kind: 'offsite'; target: string; ok: boolean; snapshot: string | null; stale?: boolean; error?: string };
 
 /** One delivery to one channel, after its retries. */
 export interface Delivery {
@@ -92,6 +94,7 @@ export async function readAlertState(vaultDir: string): Promise<AlertState> {
 }
 
 function conditionKey(o: Exclude<Outcome, { kind: 'backup.start' }>): string {
+  if (o.kind === 'offsite') return `offsite:${o.target}`;
   return o.kind === 'device' ? `device:${o.device}` : o.kind;
 }
 
@@ -116,6 +119,16 @@ function describe(o: Exclude<Outcome, { kind: 'backup.start' }>, host: string, r
     return resolved
       ? { event: 'snapshots.resolved', message: `${on}: snapshots arrive again${o.snapshot ? ` (newest ${o.snapshot})` : ''}.` }
       : { event: 'snapshots.stale', message: `${on}: no new snapshot: ${o.error ?? ''}` };
+  }
+  if (o.kind === 'offsite') {
+    if (resolved)
+      return {
+        event: 'offsite.resolved',
+        message: `${on}: offsite target ${o.target} is up to date again${o.snapshot ? ` (holds ${o.snapshot})` : ''}.`,
+      };
+    return o.stale
+      ? { event: 'offsite.stale', message: `${on}: offsite target ${o.target} is stale: ${o.error ?? ''}` }
+      : { event: 'offsite.failed', message: `${on}: push to offsite target ${o.target} failed: ${o.error ?? ''}` };
   }
   if (o.kind === 'syncthing') {
     return resolved

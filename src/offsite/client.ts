@@ -70,26 +70,26 @@ function codeOf(err: unknown): string {
  * (exit 2); an unreachable endpoint is a connection (exit 1); anything else the server said is remote
  * (exit 1). Never includes the keys (the SDK's messages do not carry them).
  */
-export function s3Error(err: unknown, where: string, doing: string): PermafrostError {
+export function s3Error(err: unknown, where: string, doing: string, section = 'offsite'): PermafrostError {
   if (err instanceof PermafrostError) return err;
   const code = codeOf(err);
   const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
   if (code === 'NoSuchBucket') {
     return new UserError(
-      `${where}: the bucket does not exist; create it (with Object Lock if offsite.lock is set) or fix offsite.bucket.`,
+      `${where}: the bucket does not exist; create it${section.startsWith('offsite') ? ' (with Object Lock if offsite.lock is set)' : ''} or fix ${section}.bucket.`,
       { cause: err },
     );
   }
   if (CREDENTIAL_CODES.has(code) || status === 403) {
     return new UserError(
-      `${where} refused the credentials (${code}) while ${doing}; check the key files in offsite.credentials (or AWS_ACCESS_KEY_ID/AWS_PROFILE) and the key's permissions on the bucket.`,
+      `${where} refused the credentials (${code}) while ${doing}; check the key files in ${section}.credentials (or AWS_ACCESS_KEY_ID/AWS_PROFILE) and the key's permissions on the bucket.`,
       { cause: err },
     );
   }
   if (CONNECTION_CODES.has(code)) {
     return new PermafrostError(
       'connection',
-      `${where} could not be reached (${code}) while ${doing}; check offsite.endpoint and the network, then run it again.`,
+      `${where} could not be reached (${code}) while ${doing}; check ${section}.endpoint and the network, then run it again.`,
       { cause: err },
     );
   }

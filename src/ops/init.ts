@@ -294,6 +294,7 @@ function configText(plan: InitPlan, keys: GeneratedKeys | null, osUser: string |
     redis: derived.redis,
     secrets: derived.secrets,
     ...(derived.media ? { media: derived.media } : {}),
+    ...(derived.mediaBucket ? { mediaBucket: derived.mediaBucket } : {}),
   };
   const header = [
     `# permafrost config written by \`permafrost init --mastodon ${plan.mastodonDir}\` on ${new Date().toISOString()}.`,

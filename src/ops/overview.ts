@@ -21,6 +21,9 @@ import type { FailedPart, Manifest, ManifestFile } from '../vault/manifest.js';
 import { neededBy, type KeepPolicy } from '../vault/retention.js';
 import { readLastBackupRun, type BackupRun } from '../vault/runs-state.js';
 import { listSnapshots, type SnapshotEntry } from '../vault/store.js';
+import { openVault } from '../vault/layout.js';
+import { EMPTY_TARGET_STATE, readOffsiteState, type OffsiteTargetState } from '../offsite/state.js';
+import { describeTarget, locationOf } from '../offsite/target.js';
 
 const DAY_MS = 86_400_000;
 /** No successful verify for this long is a problem: a week, seven chances for the daily schedule.verify. */
@@ -127,6 +130,38 @@ export interface Growth {
   daysLeft: number | null;
 }
 
+/**
+ * One offsite target as this host last saw it (offsite/state.ts, written by each push), measured
+ * against the vault's own snapshots with the overview's `now`. The bucket itself is the truth
+ * (`permafrost offsite list`); this is what status, the page, /metrics and the alerts judge.
+ */
+export interface OffsiteView {
+  name: string;
+  /** `offsite target b2 (s3://bucket/prefix/)`. */
+  describe: string;
+  /** offsite[].staleAfter, else syncthing.staleAfter (default 2 h). */
+  staleAfterSeconds: number;
+  /** The newest snapshot whose every file, manifest last, is in the bucket, and when its push ended. */
+  newestComplete: OffsiteTargetState['newestComplete'];
+  /**
+   * The newest local snapshot's lag, as a device's: from its commit to its push (the target holds
+   * it), or from its commit until now while the target still lacks it (lagPending); null with no snapshot here.
+   */
+  lagSeconds: number | null;
+  lagPending: boolean;
+  /** How long the target has lacked a snapshot this vault holds: the age of the oldest local snapshot newer than its newest; null when it has them all. */
+  behindSeconds: number | null;
+  /** Local snapshots the target lacks (newer than its newest complete one). */
+  missing: number;
+  lastAttemptAt: string | null;
+  lastSuccessAt: string | null;
+  lastError: string | null;
+  failingSince: string | null;
+  bytes: number;
+  objects: number;
+  lockedDeletes: number;
+}
+
 /** Everything any edge shows about the vault, read once with one `now`. */
 export interface Overview {
   generatedAt: string;
@@ -165,6 +200,8 @@ export interface Overview {
   growth: Growth;
   /** Whether this host is expected to have an off-site copy: a source (a receiver is the copy). */
   needsOffsite: boolean;
+  /** The configured offsite targets (config order), each as this host last pushed to it. */
+  offsite: OffsiteView[];
 }
 
 export interface GatherOptions {
@@ -279,6 +316,60 @@ async function readReplication(
   }
 }
 
+/** The snapshots a target can be measured against: usable, in the folder, not future-dated (newest first, as listed). */
+function pushable(rows: readonly SnapshotRow[]): SnapshotRow[] {
+  return rows.filter((r) => r.problem === null && !r.future && !r.versionsOnly);
+}
+
+/** One target's view from its recorded state and the local snapshots (newest first); pure. */
+export function offsiteView(
+  target: NonNullable<Config['offsite']>[number],
+  state: OffsiteTargetState,
+  rows: readonly SnapshotRow[],
+  now: number,
+  defaultStaleAfter: number,
+): OffsiteView {
+  const local = pushable(rows);
+  const held = state.newestComplete;
+  // Snapshot ids are UTC times of one fixed width, so they order as strings do.
+  const missing = local.filter((r) => held === null || r.id > held.id);
+  const newest = local[0];
+  let lagSeconds: number | null = null;
+  let lagPending = false;
+  if (newest && missing.includes(newest)) {
+    lagSeconds = newest.ageSeconds;
+    lagPending = true;
+  } else if (newest && held?.id === newest.id) {
+    lagSeconds = Math.max(0, Math.round((Date.parse(held.pushedAt) - (now - newest.ageSeconds * 1000)) / 1000));
+  }
+  const oldestMissing = missing[missing.length - 1];
+  return {
+    name: target.name,
+    describe: describeTarget(target.name, locationOf(target)),
+    staleAfterSeconds: target.staleAfter ?? defaultStaleAfter,
+    newestComplete: held,
+    lagSeconds,
+    lagPending,
+    behindSeconds: oldestMissing ? oldestMissing.ageSeconds : null,
+    missing: missing.length,
+    lastAttemptAt: state.lastAttemptAt,
+    lastSuccessAt: state.lastSuccessAt,
+    lastError: state.lastError,
+    failingSince: state.failingSince,
+    bytes: state.bytes,
+    objects: state.objects,
+    lockedDeletes: state.lockedDeletes,
+  };
+}
+
+/** Every configured target's view; an unreadable state file is thrown (its one sentence), as other state files are. */
+async function readOffsite(config: Config, rows: readonly SnapshotRow[], now: Date, staleAfter: number): Promise<OffsiteView[]> {
+  const targets = config.offsite ?? [];
+  if (targets.length === 0) return [];
+  const state = await readOffsiteState(openVault(config.vault.dir));
+  return targets.map((t) => offsiteView(t, state.targets[t.name] ?? EMPTY_TARGET_STATE, rows, now.getTime(), staleAfter));
+}
+
 /** Reads the vault, its state files and (when a reader is given) Syncthing: everything the edges show, with one `now`. */
 export async function gatherOverview(config: Config, opts: GatherOptions = {}): Promise<Overview> {
   const now = opts.now ?? new Date();
@@ -324,6 +415,7 @@ export async function gatherOverview(config: Config, opts: GatherOptions = {}): 
     disk,
     growth: measureGrowth(rows, now.getTime(), disk),
     needsOffsite: config.role === 'source',
+    offsite: await readOffsite(config, rows, now, config.syncthing?.staleAfter ?? DEFAULT_STALE_AFTER_S),
   };
 }
 
@@ -341,6 +433,8 @@ export type ProblemCode =
   | 'future-snapshot'
   | 'no-retention'
   | 'no-offsite'
+  | 'offsite-failed'
+  | 'offsite-stale'
   | 'disk-full-soon';
 
 /**
@@ -559,7 +653,7 @@ function setupWarnings(o: Overview, newestRow: SnapshotRow | undefined): Problem
         'set vault.keep (e.g. { last: 6, hourly: 24, daily: 7 })',
       ),
     );
-  if (o.needsOffsite && newestRow && !o.syncthingConfigured)
+  if (o.needsOffsite && newestRow && !o.syncthingConfigured && o.offsite.length === 0)
     out.push(
       warn(
         'no-offsite',
@@ -568,7 +662,8 @@ function setupWarnings(o: Overview, newestRow: SnapshotRow | undefined): Problem
       ),
     );
   const devices = o.replication?.devices ?? [];
-  if (o.needsOffsite && newestRow && devices.length > 0 && !devices.some((d) => d.newestSnapshotComplete))
+  const inBucket = o.offsite.some((t) => t.newestComplete !== null && t.newestComplete.id >= newestRow!.id);
+  if (o.needsOffsite && newestRow && devices.length > 0 && !devices.some((d) => d.newestSnapshotComplete) && !inBucket)
     out.push(
       warn(
         'no-offsite',
@@ -590,6 +685,43 @@ function setupWarnings(o: Overview, newestRow: SnapshotRow | undefined): Problem
 }
 
 /**
+ * Each offsite target, judged once: a failed last push (offsite-failed, with its one sentence), or
+ * else a target that has lacked a local snapshot for longer than its staleAfter (offsite-stale: the
+ * pushes stopped, e.g. no job pushes any more). A failing target is not judged stale as well: the
+ * failure is the cause, and fixing it fixes both.
+ */
+export function offsiteProblems(o: Pick<Overview, 'offsite' | 'generatedAt'>): Problem[] {
+  const now = Date.parse(o.generatedAt);
+  return o.offsite.flatMap((t): Problem[] => {
+    if (t.lastError !== null) {
+      const since = t.failingSince ?? t.lastAttemptAt;
+      return [
+        {
+          code: 'offsite-failed',
+          severity: 'error',
+          message: `the last push to ${t.describe}${since ? ` (failing for ${formatAge(now - Date.parse(since), 'spaced')})` : ''} failed: ${trimDot(t.lastError)}`,
+          fix: `fix what it names, then run \`permafrost offsite push --target ${t.name}\``,
+          subject: t.name,
+        },
+      ];
+    }
+    if (t.behindSeconds === null || t.behindSeconds <= t.staleAfterSeconds) return [];
+    const after = formatAge(t.staleAfterSeconds * 1000, 'spaced');
+    return [
+      {
+        code: 'offsite-stale',
+        severity: 'error',
+        message: t.newestComplete
+          ? `${t.describe} lacks ${t.missing} snapshot${t.missing > 1 ? 's' : ''} newer than its newest, ${t.newestComplete.id}, the oldest for ${formatAge(t.behindSeconds * 1000, 'spaced')}, longer than ${after}`
+          : `${t.describe} holds no snapshot, and the vault has held one for ${formatAge(t.behindSeconds * 1000, 'spaced')}, longer than ${after}`,
+        fix: `run \`permafrost offsite push --target ${t.name}\`, and check that pushes run after each backup`,
+        subject: t.name,
+      },
+    ];
+  });
+}
+
+/**
  * The one judgement of health: pure, from the overview alone. Each condition is judged once, from
  * the record that holds it (the last backup run, the newest snapshot's manifest, the check and
  * verify results, the age of the newest snapshot, replication). On a backup device only what the
@@ -605,6 +737,7 @@ export function judge(o: Overview): Problem[] {
     ...verifyProblems(o, now, newestRow),
     ...(stale ? [stale] : []),
     ...replicationProblems(o),
+    ...offsiteProblems(o),
     ...setupWarnings(o, newestRow),
   ];
 }

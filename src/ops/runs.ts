@@ -17,7 +17,7 @@ import type { SecretFlags } from '../crypto/keys-identity.js';
 import type { SignerFlags } from '../crypto/signature.js';
 import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
 import { SNAPSHOT_ID_RE } from '../vault/store.js';
-import { checkDevices } from './watch.js';
+import { checkDevices, checkOffsite } from './watch.js';
 
 export interface JobRunOptions {
   /** Stop requested (SIGTERM, daemon shutdown): the job ends early and no alert is sent about it. */
@@ -68,6 +68,7 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
     return result;
   } finally {
     await checkDevices(config, log);
+    await checkOffsite(config, log);
   }
 }
 
@@ -112,17 +113,24 @@ export async function runVerifyJob(
     );
   } finally {
     await checkDevices(config, log);
+    await checkOffsite(config, log);
   }
 }
 
 /** One check of `snapshot` (default: every snapshot) with its alerts: damage is alerted once, and resolved by a whole-vault check that passes. */
 export async function runCheckJob(config: Config, opts: Pick<JobRunOptions, 'log'> & { snapshot?: string } = {}): Promise<CheckResult> {
   const whole = opts.snapshot === undefined || opts.snapshot === 'all';
-  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), {
-    whole,
-    describe: (r) => checkFailed(r).message,
-    log: opts.log ?? quiet,
-  });
+  const log = opts.log ?? quiet;
+  try {
+    return await checkWithAlerts(config, () => runCheck(config, opts.snapshot), {
+      whole,
+      describe: (r) => checkFailed(r).message,
+      log,
+    });
+  } finally {
+    // The daily check is also the offsite targets' watch on a quiet server (a target that stopped getting pushes).
+    await checkOffsite(config, log);
+  }
 }
 
 /** The error a failed verification ends the CLI command or the daemon's run with (exit 3). */

@@ -39,6 +39,33 @@ export async function checkDevices(config: Config, log: NotifyLog): Promise<void
 }
 
 /**
+ * Alerts per offsite target as the overview judges it (the offsite-failed and offsite-stale
+ * problems `status`, the page and /metrics show): offsite.failed or offsite.stale once when it
+ * starts, offsite.resolved once when the target holds the newest snapshot again. Called after
+ * each backup, verify and check run (and after a push). Never throws.
+ */
+export async function checkOffsite(config: Config, log: NotifyLog, now = new Date()): Promise<void> {
+  if (!config.offsite || !config.notify) return;
+  try {
+    const o = await gatherOverview(config, { now });
+    const problems = judge(o);
+    for (const t of o.offsite) {
+      const p = problems.find((x) => (x.code === 'offsite-failed' || x.code === 'offsite-stale') && x.subject === t.name);
+      const snapshot = t.newestComplete?.id ?? null;
+      await notifyOutcome(
+        config,
+        p
+          ? { kind: 'offsite', target: t.name, ok: false, snapshot, stale: p.code === 'offsite-stale', error: problemSentence(p) }
+          : { kind: 'offsite', target: t.name, ok: true, snapshot },
+        { log, now },
+      );
+    }
+  } catch (err) {
+    logAlertingFailure(log, 'offsite check failed', err);
+  }
+}
+
+/**
  * The backup device's dead-man alarm: alerts once per channel when its newest complete snapshot is
  * older than syncthing.staleAfter (a dead server sends nothing, so only the device can notice), and
  * once when snapshots arrive again; its own Syncthing not answering is alerted the same way, as one

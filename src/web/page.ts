@@ -92,6 +92,30 @@ function devicesSection(o: Overview, now: number): string {
   );
 }
 
+/** Each offsite target: its state as the verdict judged it, what the bucket holds, its lag, its last push. */
+function offsiteSection(o: Overview, problems: Problem[], now: number): string {
+  if (o.offsite.length === 0) return '';
+  const rows = o.offsite
+    .map((t) => {
+      const bad = problems.find((p) => (p.code === 'offsite-failed' || p.code === 'offsite-stale') && p.subject === t.name);
+      const state = bad
+        ? `<span class="bad">${bad.code === 'offsite-failed' ? 'failed' : 'stale'}</span>`
+        : t.missing === 0 && t.newestComplete
+          ? '<span class="ok">up to date</span>'
+          : 'pushing';
+      const lag = t.lagSeconds === null ? '?' : `${age(t.lagSeconds * 1000)}${t.lagPending ? ' (waiting)' : ''}`;
+      const last = t.lastAttemptAt
+        ? `${age(now - Date.parse(t.lastAttemptAt))} ago${t.lastError === null ? ', ok' : `: ${t.lastError}`}`
+        : 'never';
+      return (
+        `<tr data-target="${esc(t.name)}"><td>${esc(t.describe)}</td><td>${state}</td><td><code>${esc(t.newestComplete?.id ?? '—')}</code></td>` +
+        `<td class="num">${esc(lag)}</td><td class="num">${esc(bytes(t.bytes))} · ${t.objects}</td><td>${esc(last)}</td></tr>`
+      );
+    })
+    .join('\n');
+  return `<section><h2>Offsite</h2><table id="offsite"><thead><tr><th>Target</th><th>State</th><th>Newest snapshot there</th><th>Lag</th><th>Stored</th><th>Last push</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+}
+
 /** "the last day (24 snapshots over 23 h): 144.0 MiB a day" */
 function growthText(g: GrowthWindow): string {
   return `the last ${g.window} (${g.from} to ${g.to}, ${age(g.seconds * 1000)}): ${bytes(g.perDayBytes)} a day`;
@@ -167,7 +191,7 @@ export function renderPage(o: Overview, problems: Problem[]): string {
 <main>${verdictSection(problems)}
 <section><h2>Recent snapshots</h2>${snapshotTable(shown)}</section>
 <section class="charts"><h2>Over time</h2>${sizeChart}${durChart}</section>
-${diskSection(o)}${devicesSection(o, now)}${jobsSection(o.schedule, now, o.timeZone)}
+${diskSection(o)}${devicesSection(o, now)}${offsiteSection(o, problems, now)}${jobsSection(o.schedule, now, o.timeZone)}
 </main><footer class="muted">Generated ${esc(when(o.generatedAt, o.timeZone))} · <a href="api/status.json">status.json</a> · <a href="metrics">metrics</a></footer></body></html>
 `;
 }

@@ -33,6 +33,7 @@ export async function renderMetrics(o: Overview, problems: readonly Problem[]): 
   }
   if (o.replication) deviceGauges(gauge, o.replication.devices);
   if (o.device) localGauges(gauge, o.device);
+  if (o.offsite.length > 0) offsiteGauges(gauge, o.offsite, problems);
   return registry.metrics();
 }
 
@@ -179,4 +180,57 @@ function localGauges(gauge: GaugeMaker, self: NonNullable<Overview['device']>): 
   ]);
   disk.set({ where: 'snapshots' }, self.disk.snapshotBytes);
   disk.set({ where: 'versions' }, self.disk.versionsBytes);
+}
+
+/** Each offsite target as the judgement sees it: up is its last push, stale its lack of a snapshot for longer than its staleAfter. */
+function offsiteGauges(gauge: GaugeMaker, offsite: Overview['offsite'], problems: readonly Problem[]): void {
+  // Each target as the judgement sees it: up is its last push, stale its lack of a snapshot for longer than its staleAfter.
+  const judged = (code: Problem['code']) => new Set(problems.flatMap((p) => (p.code === code && p.subject ? [p.subject] : [])));
+  const failed = judged('offsite-failed');
+  const staleT = judged('offsite-stale');
+  const up = gauge(
+    'permafrost_offsite_up',
+    'Whether the last push to the offsite target succeeded (1) or failed (0); absent before the first push.',
+    ['target'],
+  );
+  const last = gauge(
+    'permafrost_offsite_last_success_timestamp_seconds',
+    'When the last successful push to the target ended (Unix time).',
+    ['target'],
+  );
+  const newestT = gauge(
+    'permafrost_offsite_newest_snapshot_timestamp_seconds',
+    'When the newest snapshot complete in the bucket was pushed (Unix time).',
+    ['target'],
+  );
+  const lagT = gauge(
+    'permafrost_offsite_lag_seconds',
+    "From the newest local snapshot's commit to its push to the target (still missing there: so far).",
+    ['target'],
+  );
+  const behind = gauge('permafrost_offsite_missing_snapshots', 'Local snapshots newer than the newest one complete in the bucket.', [
+    'target',
+  ]);
+  const bytesT = gauge('permafrost_offsite_bytes', "Bytes of permafrost's objects in the bucket after the last push.", ['target']);
+  const objectsT = gauge('permafrost_offsite_objects', "permafrost's objects in the bucket after the last push.", ['target']);
+  const locked = gauge(
+    'permafrost_offsite_locked_deletes',
+    'Deletes the bucket refused (Object Lock in force) at the last retention pass.',
+    ['target'],
+  );
+  const staleG = gauge('permafrost_offsite_stale', 'Whether the target has lacked a local snapshot for longer than its staleAfter.', [
+    'target',
+  ]);
+  for (const t of offsite) {
+    const target = t.name;
+    if (t.lastAttemptAt !== null) up.set({ target }, failed.has(target) ? 0 : 1);
+    if (t.lastSuccessAt !== null) last.set({ target }, seconds(t.lastSuccessAt));
+    if (t.newestComplete) newestT.set({ target }, seconds(t.newestComplete.pushedAt));
+    if (t.lagSeconds !== null) lagT.set({ target }, t.lagSeconds);
+    behind.set({ target }, t.missing);
+    bytesT.set({ target }, t.bytes);
+    objectsT.set({ target }, t.objects);
+    locked.set({ target }, t.lockedDeletes);
+    staleG.set({ target }, staleT.has(target) ? 1 : 0);
+  }
 }

@@ -32,7 +32,8 @@ function faults() {
   return f;
 }
 
-const RECORDED = /^(x-amz-object-lock-|x-amz-checksum-|x-amz-sdk-checksum|content-md5$|content-length$|x-amz-bypass-governance)/;
+const RECORDED =
+  /^(x-amz-object-lock-|x-amz-checksum-|x-amz-sdk-checksum|content-md5$|content-length$|x-amz-bypass-governance|x-amz-copy-source$)/;
 
 const proxy = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');

@@ -94,7 +94,9 @@ describe('init → doctor → backup', () => {
     expect(cfg.vault!.keep).toEqual({ last: 6, hourly: 24, daily: 7, weekly: 4, monthly: 12 });
     if (s3) {
       expect(cfg.media).toBeUndefined();
-      expect(init.stdout).toMatch(/object storage \(S3_ENABLED=true\)/);
+      // Offered for `permafrost offsite media`: no keys in .env.production, so none named (the AWS chain).
+      expect(cfg.mediaBucket).toEqual({ bucket: 'files.example.social', region: 'us-east-1', pathStyle: false });
+      expect(init.stdout).toMatch(/Media lives in the bucket files.example.social \(S3_ENABLED=true\)/);
     } else {
       expect(cfg.media).toEqual({ dir: path.join(m.dir, 'public', 'system'), ignore: ['cache/**'] });
     }

@@ -100,9 +100,44 @@ const CASES: Array<[string, Record<string, string>, Expected]> = [
     { media: { dir: '/home/mastodon/live/public/files', ignore: ['cache/**'] } },
   ],
   [
-    'S3_ENABLED=true: no local media, and a note saying why',
+    'S3_ENABLED=true without S3_BUCKET: no local media, no media bucket, and a note saying why',
     { S3_ENABLED: 'true', PAPERCLIP_ROOT_PATH: '/x' },
-    { media: undefined, notes: [/object storage \(S3_ENABLED=true\)/] },
+    { media: undefined, mediaBucket: undefined, notes: [/object storage \(S3_ENABLED=true\), but S3_BUCKET is not set/] },
+  ],
+  [
+    'S3_ENABLED=true with an endpoint: the media bucket, path-style, its keys by variable name',
+    {
+      S3_ENABLED: 'true',
+      S3_BUCKET: 'files-example',
+      S3_ENDPOINT: 'https://s3.fr-par.scw.cloud',
+      S3_REGION: 'fr-par',
+      AWS_ACCESS_KEY_ID: 'SCWKEYID',
+      AWS_SECRET_ACCESS_KEY: 'very-secret',
+    },
+    {
+      media: undefined,
+      mediaBucket: {
+        bucket: 'files-example',
+        endpoint: 'https://s3.fr-par.scw.cloud',
+        region: 'fr-par',
+        pathStyle: true,
+        credentialsFromEnv: { file: `${DIR}/.env.production`, accessKeyId: 'AWS_ACCESS_KEY_ID', secretAccessKey: 'AWS_SECRET_ACCESS_KEY' },
+      },
+      notes: [/Media lives in the bucket files-example .*read from .env.production when a job starts/],
+    },
+  ],
+  [
+    'S3_ENABLED=true on AWS with an instance role: virtual-hosted, no keys, the AWS chain',
+    { S3_ENABLED: 'true', S3_BUCKET: 'files-example', S3_REGION: 'eu-west-1', S3_OVERRIDE_PATH_STYLE: 'true' },
+    {
+      mediaBucket: { bucket: 'files-example', region: 'eu-west-1', pathStyle: false },
+      notes: [/standard AWS chain/],
+    },
+  ],
+  [
+    'SWIFT_ENABLED=true: no local media, and a note saying why',
+    { SWIFT_ENABLED: 'true' },
+    { media: undefined, mediaBucket: undefined, notes: [/object storage \(SWIFT_ENABLED=true\)/] },
   ],
   ['S3_ENABLED=false keeps local media', { S3_ENABLED: 'false' }, { media: MEDIA, notes: [] }],
   ['a separate Sidekiq Redis gets a note', { SIDEKIQ_REDIS_URL: 'redis://10.0.0.9:6379/0' }, { notes: [/SIDEKIQ_REDIS_URL/] }],
@@ -122,11 +157,20 @@ describe('deriveFromMastodonEnv', () => {
 
   it('never puts a password into the sections that become YAML, and they pass the config schema', () => {
     const env = parseEnv(
-      'DATABASE_URL=postgresql://toot:dbsecret@db/mastodon\nREDIS_URL="redis://:redissecret@127.0.0.1:6379/0"\nS3_ENABLED=true\n',
+      'DATABASE_URL=postgresql://toot:dbsecret@db/mastodon\nREDIS_URL="redis://:redissecret@127.0.0.1:6379/0"\nS3_ENABLED=true\nS3_BUCKET=files-x\nAWS_ACCESS_KEY_ID=s3keyid\nAWS_SECRET_ACCESS_KEY=s3keysecret\n',
     ) as Record<string, string>;
     const got = deriveFromMastodonEnv(env, DIR, PATHS);
-    const yamlSections = { database: got.database, redis: got.redis, secrets: got.secrets, vault: { dir: '/v', passphraseFile: '/p' } };
+    const yamlSections = {
+      database: got.database,
+      redis: got.redis,
+      secrets: got.secrets,
+      mediaBucket: got.mediaBucket,
+      vault: { dir: '/v', passphraseFile: '/p' },
+    };
     const text = JSON.stringify(yamlSections);
+    expect(got.mediaBucket).toBeDefined();
+    expect(text).not.toContain('s3keysecret');
+    expect(text).not.toContain('s3keyid');
     expect(text).not.toContain('dbsecret');
     expect(text).not.toContain('redissecret');
     expect(got.passwords).toEqual({ database: 'dbsecret', redis: 'redissecret' });

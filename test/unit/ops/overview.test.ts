@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { growthOver, isHealthy, judge, measureGrowth, type Overview, type SnapshotRow } from '../../../src/ops/overview.js';
+import { growthOver, isHealthy, judge, measureGrowth, offsiteView, type Overview, type SnapshotRow } from '../../../src/ops/overview.js';
+import { offsiteTargetSchema } from '../../../src/config/schema-offsite.js';
+import { EMPTY_TARGET_STATE, type OffsiteTargetState } from '../../../src/offsite/state.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00.000Z');
 const MiB = 2 ** 20;
@@ -68,6 +70,7 @@ function overview(over: Partial<Overview> = {}): Overview {
     disk: { free: 10 * 2 ** 30, total: 20 * 2 ** 30 },
     growth: { day: null, week: null, perDayBytes: null, basis: null, daysLeft: null },
     needsOffsite: false,
+    offsite: [],
     ...over,
   };
   return o;
@@ -175,6 +178,63 @@ describe('judge: one verdict, each condition once', () => {
       ['no-offsite', 'warning'],
     ]);
     expect(isHealthy(ps)).toBe(true);
+  });
+});
+
+describe('offsite targets: watched like a device', () => {
+  const target = offsiteTargetSchema.parse({ name: 'b2', bucket: 'my-bucket', prefix: 'pf' });
+  // Hourly snapshots: 30 min, 90 min, 150 min and 210 min old.
+  const rows = [snap(1800), snap(5400), snap(9000), snap(12600)];
+  const pushed = (row: SnapshotRow, lagS: number, over: Partial<OffsiteTargetState> = {}): OffsiteTargetState => {
+    const at = new Date(Date.parse(row.finishedAt!) + lagS * 1000).toISOString();
+    return { ...EMPTY_TARGET_STATE, newestComplete: { id: row.id, pushedAt: at }, lastAttemptAt: at, lastSuccessAt: at, ...over };
+  };
+  const view = (state: OffsiteTargetState, t = target) => offsiteView(t, state, rows, NOW, 7200);
+  const withTargets = (...offsite: Overview['offsite']) => overview({ snapshots: rows, offsite, retention: { last: 6 } });
+
+  it('a target holding the newest snapshot: its lag is commit → push, nothing missing, healthy', () => {
+    const v = view(pushed(rows[0]!, 42, { bytes: 1000, objects: 7 }));
+    expect(v).toMatchObject({ lagSeconds: 42, lagPending: false, behindSeconds: null, missing: 0, bytes: 1000, objects: 7 });
+    expect(v.describe).toBe('offsite target b2 (s3://my-bucket/pf/)');
+    expect(judge(withTargets(v))).toEqual([]);
+  });
+
+  it('a target behind for less than staleAfter is pending, not stale; longer is offsite-stale naming what it lacks', () => {
+    const behind = view(pushed(rows[1]!, 10));
+    expect(behind).toMatchObject({ lagSeconds: 1800, lagPending: true, behindSeconds: 1800, missing: 1 });
+    expect(errors(withTargets(behind))).toEqual([]);
+    const stale = view(pushed(rows[3]!, 10));
+    expect(stale).toMatchObject({ behindSeconds: 9000, missing: 3 });
+    const [p] = judge(withTargets(stale));
+    expect(p).toMatchObject({ code: 'offsite-stale', severity: 'error', subject: 'b2' });
+    expect(p!.message).toBe(
+      `offsite target b2 (s3://my-bucket/pf/) lacks 3 snapshots newer than its newest, ${rows[3]!.id}, the oldest for 3 h, longer than 2 h`,
+    );
+  });
+
+  it("a target's own staleAfter wins over the devices' threshold; a target that holds nothing is stale once the vault is older", () => {
+    const strict = offsiteTargetSchema.parse({ name: 'b2', bucket: 'my-bucket', staleAfter: '10m' });
+    expect(errors(withTargets(view(pushed(rows[1]!, 10), strict)))).toEqual(['offsite-stale']);
+    const never = view(EMPTY_TARGET_STATE);
+    expect(never).toMatchObject({ newestComplete: null, lagPending: true, missing: 4, behindSeconds: 12600 });
+    expect(judge(withTargets(never))[0]!.message).toMatch(/holds no snapshot, and the vault has held one for 4 h, longer than 2 h$/);
+  });
+
+  it('a failed last push is offsite-failed with its sentence and since when; not judged stale as well', () => {
+    const failing = new Date(NOW - 3 * 3600_000).toISOString();
+    const v = view(pushed(rows[3]!, 10, { lastError: 'The bucket my-bucket does not exist.', failingSince: failing }));
+    const ps = judge(withTargets(v));
+    expect(ps.map((p) => p.code)).toEqual(['offsite-failed']);
+    expect(ps[0]!.message).toBe(
+      'the last push to offsite target b2 (s3://my-bucket/pf/) (failing for 3 h) failed: The bucket my-bucket does not exist',
+    );
+    expect(ps[0]!.fix).toContain('permafrost offsite push --target b2');
+  });
+
+  it('a configured target counts as the off-site copy: no "no-offsite" warning without syncthing', () => {
+    const o = withTargets(view(pushed(rows[0]!, 5)));
+    expect(judge({ ...o, needsOffsite: true }).map((p) => p.code)).toEqual([]);
+    expect(judge({ ...o, needsOffsite: true, offsite: [] }).map((p) => p.code)).toEqual(['no-offsite']);
   });
 });
 

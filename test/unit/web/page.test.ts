@@ -69,6 +69,7 @@ const overview: Overview = {
   disk: { free: 10 * 2 ** 30, total: 20 * 2 ** 30 },
   growth: { day: null, week: null, perDayBytes: null, basis: null, daysLeft: null },
   needsOffsite: true,
+  offsite: [],
 };
 
 /** Syncthing with one backup device that holds the newest snapshot. */
@@ -260,6 +261,43 @@ describe('status page rendering', () => {
     expect(html).toContain(
       '<p id="this-device">This device: newest complete snapshot <code>2026-11-26T09-40-00Z</code>, 10 min old, arrived 12 s after its commit; disk used 4.0 MiB (3.0 MiB snapshots, 1.0 MiB in .stversions).</p>',
     );
+  });
+});
+
+describe('offsite targets on the page', () => {
+  const view = (name: string, over: Partial<Overview['offsite'][number]> = {}): Overview['offsite'][number] => ({
+    name,
+    describe: `offsite target ${name} (s3://pf-${name}/)`,
+    staleAfterSeconds: 7200,
+    newestComplete: { id: overview.snapshots[0]!.id, pushedAt: '2026-11-26T09:50:00.000Z' },
+    lagSeconds: 30,
+    lagPending: false,
+    behindSeconds: null,
+    missing: 0,
+    lastAttemptAt: '2026-11-26T09:50:00.000Z',
+    lastSuccessAt: '2026-11-26T09:50:00.000Z',
+    lastError: null,
+    failingSince: null,
+    bytes: 2048,
+    objects: 4,
+    lockedDeletes: 0,
+    ...over,
+  });
+  it("one row per target in the verdict's words: up to date, failed with its escaped error, stale", () => {
+    const html = renderPage({
+      ...overview,
+      offsite: [
+        view('b2'),
+        view('r2', { lastError: 'The bucket <pf-r2> does not exist.', failingSince: '2026-11-26T08:00:00.000Z', lastSuccessAt: null }),
+        view('s3', { missing: 3, behindSeconds: 3 * 3600, lagSeconds: 3 * 3600, lagPending: true }),
+      ],
+    });
+    expect(html).toMatch(/<tr data-target="b2">.*<span class="ok">up to date<\/span>.*2\.0 KiB · 4/);
+    expect(html).toMatch(/<tr data-target="r2">.*<span class="bad">failed<\/span>.*The bucket &lt;pf-r2&gt; does not exist\./);
+    expect(html).toMatch(/<tr data-target="s3">.*<span class="bad">stale<\/span>.*3 h \(waiting\)/);
+    expect(html).toContain('<li data-code="offsite-failed">');
+    expect(html).toContain('<li data-code="offsite-stale">');
+    expect(html).not.toContain('<pf-r2>');
   });
 });
 
