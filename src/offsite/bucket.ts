@@ -52,133 +52,146 @@ function classify(rest: string, size: number | undefined): { id?: string; file?:
   return { id, file: { name, bytes } };
 }
 
-/** A bucket prefix as a place for snapshots (vault/storage.ts), through the official SDK. */
-export function bucketStorage(client: S3Client, loc: BucketLocation, opts: BucketOptions): SnapshotWriter {
-  const where = opts.describe;
-  const now = opts.now ?? (() => new Date());
-  const key = (id: string | undefined, name: string): string => keyOf(loc, id === undefined ? name : `${id}/${name}`);
-  const lockParams = (): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } =>
-    opts.lock === undefined
-      ? {}
-      : {
-          ObjectLockMode: opts.lock.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE',
-          ObjectLockRetainUntilDate: new Date(now().getTime() + opts.lock.days * 86_400_000),
-        };
+/** What every request of one bucket storage needs. */
+interface Bucket {
+  readonly client: S3Client;
+  readonly loc: BucketLocation;
+  readonly where: string;
+  readonly opts: BucketOptions;
+}
 
-  async function get(id: string | undefined, name: string, signal?: AbortSignal): Promise<Readable> {
+const keyIn = (b: Bucket, id: string | undefined, name: string): string => keyOf(b.loc, id === undefined ? name : `${id}/${name}`);
+
+function lockParams(b: Bucket): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+  const lock = b.opts.lock;
+  if (lock === undefined) return {};
+  const now = b.opts.now?.() ?? new Date();
+  return {
+    ObjectLockMode: lock.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE',
+    ObjectLockRetainUntilDate: new Date(now.getTime() + lock.days * 86_400_000),
+  };
+}
+
+async function getObject(b: Bucket, id: string | undefined, name: string, signal?: AbortSignal): Promise<Readable> {
+  const Key = keyIn(b, id, name);
+  try {
+    const out = await b.client.send(new GetObjectCommand({ Bucket: b.loc.bucket, Key }), { abortSignal: signal });
+    if (!(out.Body instanceof Readable)) throw new PermafrostError('remote', `${b.where} returned no body for ${Key}.`);
+    return out.Body;
+  } catch (err) {
+    throw s3Error(err, b.where, `reading ${Key}`);
+  }
+}
+
+/** Every key under the prefix, page by page, sorted into snapshots, runbook files and foreign entries. */
+async function listBucket(b: Bucket, signal?: AbortSignal): Promise<StorageListing> {
+  const byId = new Map<string, StoredFile[]>();
+  const rootFiles: StoredFile[] = [];
+  const foreign: ForeignEntry[] = [];
+  let token: string | undefined;
+  try {
+    do {
+      const page = await b.client.send(new ListObjectsV2Command({ Bucket: b.loc.bucket, Prefix: b.loc.prefix, ContinuationToken: token }), {
+        abortSignal: signal,
+      });
+      for (const o of page.Contents ?? []) {
+        const k = o.Key ?? '';
+        const c = classify(k.slice(b.loc.prefix.length), o.Size);
+        if (c.foreign !== undefined) foreign.push({ key: k, why: c.foreign });
+        else if (c.id === undefined) rootFiles.push(c.file!);
+        else byId.set(c.id, [...(byId.get(c.id) ?? []), c.file!]);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  } catch (err) {
+    throw s3Error(err, b.where, 'listing the bucket');
+  }
+  const snapshots: StoredSnapshot[] = [...byId]
+    .map(([id, files]) => ({ id, files, complete: files.some((f) => f.name === MANIFEST_NAME) }))
+    .sort((x, y) => y.id.localeCompare(x.id));
+  return { snapshots, rootFiles, foreign };
+}
+
+async function readSmallObject(b: Bucket, id: string | undefined, name: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer> {
+  const body = await getObject(b, id, name, signal);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      body.destroy();
+      throw new PermafrostError(
+        'integrity',
+        `${b.where}: ${keyIn(b, id, name)} is larger than ${maxBytes} bytes, more than any ${name} permafrost writes.`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function writeObject(b: Bucket, id: string | undefined, name: string, body: Readable, putOpts: PutOptions): Promise<void> {
+  const Key = keyIn(b, id, name);
+  try {
+    if (putOpts.bytes <= PART_BYTES) {
+      // One request, and the server checks the whole object against the manifest's own SHA-256.
+      const buf = Buffer.concat(await body.toArray());
+      const checksum =
+        putOpts.sha256 === undefined
+          ? { ChecksumAlgorithm: 'SHA256' as const }
+          : { ChecksumSHA256: Buffer.from(putOpts.sha256, 'hex').toString('base64') };
+      await b.client.send(
+        new PutObjectCommand({ Bucket: b.loc.bucket, Key, Body: buf, ContentLength: buf.length, ...checksum, ...lockParams(b) }),
+        {
+          abortSignal: putOpts.signal,
+        },
+      );
+      return;
+    }
+    // Multipart, streamed: every part carries its SHA-256 for the server to check; an interrupted
+    // upload leaves no object (only parts the bucket's lifecycle or the next run's abort removes).
+    const upload = new Upload({
+      client: b.client,
+      params: { Bucket: b.loc.bucket, Key, Body: body, ChecksumAlgorithm: 'SHA256', ...lockParams(b) },
+      partSize: PART_BYTES,
+      queueSize: QUEUE,
+      leavePartsOnError: false,
+      abortController: putOpts.signal === undefined ? undefined : abortControllerFor(putOpts.signal),
+    });
+    await upload.done();
+  } catch (err) {
+    throw s3Error(err, b.where, `uploading ${Key}`);
+  }
+}
+
+/** Deletes the manifest first (the snapshot stops counting), then the rest; a delete the lock refuses is reported, not thrown. */
+async function removeSnapshot(b: Bucket, id: string, names: readonly string[], signal?: AbortSignal): Promise<RemoveResult> {
+  const ordered = [...names].sort((x, y) => Number(y === MANIFEST_NAME) - Number(x === MANIFEST_NAME));
+  const removed: string[] = [];
+  const refused: { name: string; why: string }[] = [];
+  for (const name of ordered) {
     try {
-      const out = await client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key(id, name) }), { abortSignal: signal });
-      if (!(out.Body instanceof Readable)) throw new PermafrostError('remote', `${where} returned no body for ${key(id, name)}.`);
-      return out.Body;
+      await b.client.send(new DeleteObjectCommand({ Bucket: b.loc.bucket, Key: keyIn(b, id, name) }), { abortSignal: signal });
+      removed.push(name);
     } catch (err) {
-      throw s3Error(err, where, `reading ${key(id, name)}`);
+      const e = s3Error(err, b.where, `deleting ${keyIn(b, id, name)}`);
+      if (e.kind === 'connection') throw e;
+      refused.push({ name, why: e.message });
     }
   }
+  return { removed, refused };
+}
 
+/** A bucket prefix as a place for snapshots (vault/storage.ts), through the official SDK. */
+export function bucketStorage(client: S3Client, loc: BucketLocation, opts: BucketOptions): SnapshotWriter {
+  const b: Bucket = { client, loc, where: opts.describe, opts };
   return {
-    describe: where,
-
-    async list(signal) {
-      const byId = new Map<string, StoredFile[]>();
-      const rootFiles: StoredFile[] = [];
-      const foreign: ForeignEntry[] = [];
-      let token: string | undefined;
-      try {
-        do {
-          const page = await client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix, ContinuationToken: token }), {
-            abortSignal: signal,
-          });
-          for (const o of page.Contents ?? []) {
-            const k = o.Key ?? '';
-            const c = classify(k.slice(loc.prefix.length), o.Size);
-            if (c.foreign !== undefined) foreign.push({ key: k, why: c.foreign });
-            else if (c.id === undefined) rootFiles.push(c.file!);
-            else byId.set(c.id, [...(byId.get(c.id) ?? []), c.file!]);
-          }
-          token = page.IsTruncated ? page.NextContinuationToken : undefined;
-        } while (token !== undefined);
-      } catch (err) {
-        throw s3Error(err, where, 'listing the bucket');
-      }
-      const snapshots: StoredSnapshot[] = [...byId]
-        .map(([id, files]) => ({ id, files, complete: files.some((f) => f.name === MANIFEST_NAME) }))
-        .sort((a, b) => b.id.localeCompare(a.id));
-      return { snapshots, rootFiles, foreign } satisfies StorageListing;
-    },
-
-    read: get,
-
-    async readSmall(id, name, maxBytes, signal) {
-      const body = await get(id, name, signal);
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        total += chunk.length;
-        if (total > maxBytes) {
-          body.destroy();
-          throw new PermafrostError(
-            'integrity',
-            `${where}: ${key(id, name)} is larger than ${maxBytes} bytes, more than any ${name} permafrost writes.`,
-          );
-        }
-        chunks.push(chunk);
-      }
-      return Buffer.concat(chunks);
-    },
-
-    async write(id, name, body, putOpts: PutOptions) {
-      const Key = key(id, name);
-      try {
-        if (putOpts.bytes <= PART_BYTES) {
-          // One request, and the server checks the whole object against the manifest's own SHA-256.
-          const buf = Buffer.concat(await body.toArray());
-          await client.send(
-            new PutObjectCommand({
-              Bucket: loc.bucket,
-              Key,
-              Body: buf,
-              ContentLength: buf.length,
-              ...(putOpts.sha256 === undefined
-                ? { ChecksumAlgorithm: 'SHA256' }
-                : { ChecksumSHA256: Buffer.from(putOpts.sha256, 'hex').toString('base64') }),
-              ...lockParams(),
-            }),
-            { abortSignal: putOpts.signal },
-          );
-          return;
-        }
-        // Multipart, streamed: every part carries its SHA-256 for the server to check; an interrupted
-        // upload leaves no object (only parts the bucket's lifecycle or the next run's abort removes).
-        const upload = new Upload({
-          client,
-          params: { Bucket: loc.bucket, Key, Body: body, ChecksumAlgorithm: 'SHA256', ...lockParams() },
-          partSize: PART_BYTES,
-          queueSize: QUEUE,
-          leavePartsOnError: false,
-          abortController: putOpts.signal === undefined ? undefined : abortControllerFor(putOpts.signal),
-        });
-        await upload.done();
-      } catch (err) {
-        throw s3Error(err, where, `uploading ${Key}`);
-      }
-    },
-
-    async remove(id, names, signal): Promise<RemoveResult> {
-      const ordered = [...names].sort((a, b) => Number(b === MANIFEST_NAME) - Number(a === MANIFEST_NAME));
-      const removed: string[] = [];
-      const refused: { name: string; why: string }[] = [];
-      for (const name of ordered) {
-        try {
-          await client.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: key(id, name) }), { abortSignal: signal });
-          removed.push(name);
-        } catch (err) {
-          const e = s3Error(err, where, `deleting ${key(id, name)}`);
-          if (e.kind === 'connection') throw e;
-          refused.push({ name, why: e.message });
-        }
-      }
-      return { removed, refused };
-    },
+    describe: opts.describe,
+    list: (signal) => listBucket(b, signal),
+    read: (id, name, signal) => getObject(b, id, name, signal),
+    readSmall: (id, name, maxBytes, signal) => readSmallObject(b, id, name, maxBytes, signal),
+    write: (id, name, body, putOpts) => writeObject(b, id, name, body, putOpts),
+    remove: (id, names, signal) => removeSnapshot(b, id, names, signal),
   };
 }
 
