@@ -1,6 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { RedisConfig } from '../config/schema-parts.js';
 import { PermafrostError, ToolError } from '../errors.js';
+import type { RunContext } from '../run-context.js';
 import { startRdbStream } from '../tools/redis-cli.js';
 import type { RunningTool } from '../tools/run.js';
 
@@ -64,8 +65,8 @@ export interface RedisCapture {
 }
 
 /** Captures a fresh RDB with `redis-cli --rdb -`: `stdout` yields exactly the RDB, nothing is written to disk. */
-export function startRedisCapture(redis: RedisConfig, signal?: AbortSignal): RedisCapture {
-  const tool = startRdbStream(redis, signal);
+export function startRedisCapture(redis: RedisConfig, ctx: Pick<RunContext, 'signal'>): RedisCapture {
+  const tool = startRdbStream(redis, ctx.signal);
   const trimmer = new RdbTrimmer(async () => {
     await tool.done;
     const length = rdbLengthFromStderr(tool.stderr());

@@ -14,6 +14,7 @@ import { checkFailed } from '../ops/check.js';
 import { runBackupJob, runCheckJob, runVerifyJob, verificationFailed } from '../ops/runs.js';
 import { runPrune } from '../ops/prune.js';
 import { watchFreshness } from '../ops/watch.js';
+import { runContext } from '../run-context.js';
 import { daemonNotifyLog, webService } from './watch.js';
 
 /** The time between two consecutive runs of `cron` from now, in ms (one backup period). */
@@ -38,7 +39,7 @@ function backupJob(config: SourceConfig, logger: DaemonLogger): ScheduledJob {
     async run(signal) {
       let r;
       try {
-        r = await runBackupJob(config, { signal, log });
+        r = await runBackupJob(config, runContext({ signal, log }));
       } catch (err) {
         if (!(err instanceof BusyError)) throw err;
         skippedSince ??= new Date();
@@ -68,7 +69,7 @@ function verifyJob(config: Config, logger: DaemonLogger): ScheduledJob {
     name: 'verify',
     cron: config.schedule.verify,
     async run(signal) {
-      const r = await runVerifyJob(config, { signal, log });
+      const r = await runVerifyJob(config, runContext({ signal, log }));
       if (!r.ok) throw verificationFailed(r);
       return { snapshot: r.snapshot, ok: r.ok, durationMs: r.durationMs, checks: r.checks.length };
     },
@@ -86,11 +87,11 @@ function checkJob(config: Config, logger: DaemonLogger): ScheduledJob {
   return {
     name: 'check',
     cron: config.schedule.check,
-    async run() {
+    async run(signal) {
       let pruned: string[] | null = null;
       try {
         if (device && config.vault.keep) pruned = (await runPrune(config)).removed;
-        const r = await runCheckJob(config, { log });
+        const r = await runCheckJob(config, runContext({ signal, log }));
         if (!r.ok) throw checkFailed(r);
         return { checked: r.snapshots.length, durationMs: r.durationMs, ...(pruned ? { pruned } : {}) };
       } finally {

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { readSecretFile } from '../config/secret-file.js';
+import type { RunLog } from '../run-context.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { readJsonState, writeJsonState } from '../vault/state-file.js';
@@ -34,7 +35,7 @@ export interface Delivery {
   error?: string;
 }
 
-export type NotifyLog = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
+export type NotifyLog = RunLog;
 
 /**
  * Logs why alerting (or a device check) could not go on. Trouble outside (an unreadable file,

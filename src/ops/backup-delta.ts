@@ -35,7 +35,7 @@ import { chainProblem as chainLinkProblem, type LinkState } from '../vault/check
 import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { listSnapshots, snapshotIdTime, vaultWriteCode, type SnapshotEntry } from '../vault/store.js';
 import { writeEncryptedCapture, writeEncryptedStream } from '../crypto/write-capture.js';
-import type { JobEvents } from '../events.js';
+import type { RunContext } from '../run-context.js';
 
 export interface ChainCapture {
   files: ManifestFile[];
@@ -253,15 +253,17 @@ async function chooseReference(
 export async function captureChainParts(
   config: SourceConfig,
   session: CaptureSession,
-  opts: { dir: string; id: string; keys: EncryptionKeys; started: Date; signal?: AbortSignal; events?: JobEvents },
+  opts: { dir: string; id: string; keys: EncryptionKeys; started: Date },
+  ctx: RunContext,
 ): Promise<ChainCapture> {
   const db = config.database;
   const env = pgEnv(db);
-  const { dir, keys, signal } = opts;
+  const { dir, keys } = opts;
+  const { signal } = ctx;
   const onAbort = (): void => void cancelBackend(db, session.pid);
-  signal?.addEventListener('abort', onAbort, { once: true });
+  signal.addEventListener('abort', onAbort, { once: true });
   const compressLevel = dumpCompression(db.compression).openpgpLevel || 1;
-  const progress = (n: number): void => opts.events?.bytes?.('database', n);
+  const progress = (n: number): void => ctx.events.bytes?.('database', n);
   let next: NextState | null = null;
   try {
     await prepareSession(session.client);

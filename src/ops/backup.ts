@@ -24,7 +24,7 @@ import { writeEncryptedCapture } from '../crypto/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts, type ExtraParts } from './backup-parts.js';
 import { requestSnapshotRescan } from '../replicate/rescan.js';
-import type { JobEvents } from '../events.js';
+import { alsoStoppedBy, type RunContext } from '../run-context.js';
 import { diskSpace } from '../vault/fs-durable.js';
 import { writeRunbook } from '../vault/runbook.js';
 
@@ -75,12 +75,12 @@ function lockWarning(lock: RunLock): string[] {
 }
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
-export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
+export async function runBackup(config: SourceConfig, ctx: RunContext): Promise<BackupResult> {
   const keys = await loadEncryptionKeys(config.vault);
   const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
   try {
     await checkFreeSpace(config.vault.dir);
-    return await captureSnapshot(config, { keys, signing }, opts);
+    return await captureSnapshot(config, { keys, signing }, ctx);
   } catch (err) {
     // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
     throw vaultWriteError(config.vault.dir, err) ?? err;
@@ -90,7 +90,7 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
 async function captureSnapshot(
   config: SourceConfig,
   { keys, signing }: { keys: EncryptionKeys; signing: SigningKey | null },
-  opts: { signal?: AbortSignal; events?: JobEvents },
+  ctx: RunContext,
 ): Promise<BackupResult> {
   const db = config.database;
   const lock = acquireLock(config.vault.dir, 'backup');
@@ -99,32 +99,25 @@ async function captureSnapshot(
     await cleanStaleStates(config.vault.dir);
     const started = new Date();
     const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
-    const session = await openCaptureSession(db, opts.signal);
+    const session = await openCaptureSession(db, ctx);
     const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
     const closeSession = closeOnce(session);
     // Roles, Redis and secrets are captured beside the database, not after it (see backup-parts.ts);
     // a failed database stops them, and the folder is removed only once they have let go of it.
-    const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql, signal: opts.signal });
+    const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql }, ctx);
     let chainParts: ChainCapture | null = null;
     try {
-      opts.events?.phase?.('database');
+      ctx.events.phase?.('database');
       if (db.delta) {
         // Delta mode: schema, rows or what changed, all read in the session's own transaction.
-        chainParts = await captureChainParts(config, session, {
-          dir: partial.dir,
-          id: snapshotIdFor(started),
-          keys,
-          started,
-          signal: opts.signal,
-          events: opts.events,
-        });
+        chainParts = await captureChainParts(config, session, { dir: partial.dir, id: snapshotIdFor(started), keys, started }, ctx);
       }
-      const dbFiles = chainParts ? chainParts.files : [await dumpDatabase(config, session, partial.dir, keys, opts)];
+      const dbFiles = chainParts ? chainParts.files : [await dumpDatabase(config, session, partial.dir, keys, ctx)];
       await closeSession();
-      opts.events?.phase?.('redis and secrets');
+      ctx.events.phase?.('redis and secrets');
       const extra = await extraParts.result;
-      if (opts.signal?.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
-      opts.events?.phase?.('commit');
+      if (ctx.signal.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
+      ctx.events.phase?.('commit');
       const manifest = snapshotManifest(config, {
         started,
         pgDumpVersion,
@@ -173,11 +166,11 @@ function closeOnce(session: CaptureSession): () => Promise<void> {
 /** The extra parts started beside the database; `stop` aborts them and waits until they have let go of the folder. */
 function startExtraParts(
   config: SourceConfig,
-  opts: { dir: string; keys: EncryptionKeys; rolesSql: string; signal?: AbortSignal },
+  parts: { dir: string; keys: EncryptionKeys; rolesSql: string },
+  ctx: RunContext,
 ): { result: Promise<ExtraParts>; stop: () => Promise<void> } {
   const partsStop = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, partsStop.signal]) : partsStop.signal;
-  const result = captureExtraParts(config, { ...opts, signal });
+  const result = captureExtraParts(config, parts, alsoStoppedBy(ctx, partsStop.signal));
   // Settled here too, so that a database failure never leaves a rejection unobserved.
   const settled = result.then(
     () => undefined,
@@ -198,7 +191,7 @@ async function dumpDatabase(
   session: CaptureSession,
   dir: string,
   keys: EncryptionKeys,
-  opts: { signal?: AbortSignal; events?: JobEvents },
+  ctx: RunContext,
 ): Promise<ManifestFile> {
   const db = config.database;
   const argv = pgDumpArgv(db, { snapshot: session.snapshot });
@@ -207,10 +200,10 @@ async function dumpDatabase(
       dir,
       part: 'database',
       keys,
-      progress: (n) => opts.events?.bytes?.('database', n),
+      progress: (n) => ctx.events.bytes?.('database', n),
       encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
     },
-    { argv, env: pgEnv(db), what: `database "${db.name}"`, signal: opts.signal },
+    { argv, env: pgEnv(db), what: `database "${db.name}"`, signal: ctx.signal },
   );
 }
 

@@ -9,7 +9,7 @@ import { lstat } from 'node:fs/promises';
 import type pg from 'pg';
 import type { DatabaseConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import type { JobEvents } from '../events.js';
+import type { RunContext } from '../run-context.js';
 import { HASH_SESSION_SQL, qualified, tableHashSql } from '../capture/delta-sql.js';
 import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
@@ -66,7 +66,7 @@ export async function readChain(
   vaultDir: string,
   snapshot: SnapshotEntry,
   signer: SignerKey | null,
-  events?: JobEvents,
+  ctx: Pick<RunContext, 'events'>,
 ): Promise<ChainRead> {
   const top = snapshot.manifest?.chain;
   if (!top) return { problem: `snapshot ${snapshot.id} is not a delta-mode snapshot` };
@@ -95,7 +95,7 @@ export async function readChain(
       if (problem) return { problem: `it needs snapshot ${link.id}, whose signature check fails: ${problem}` };
     }
   }
-  events?.phase?.('check chain');
+  ctx.events.phase?.('check chain');
   for (const link of links) {
     for (const file of neededParts(link, link === snapshot)) {
       const problem = await fileProblem(link, file);
@@ -126,8 +126,6 @@ export interface ChainTarget {
   /** The schema archive, decrypted into the private temp folder. */
   archive: string;
   restoreArgv: (section: ArchiveSection) => string[];
-  events?: JobEvents;
-  signal?: AbortSignal;
 }
 
 /**
@@ -135,11 +133,17 @@ export interface ChainTarget {
  * psql (one transaction each, no plaintext on disk), then post-data (indexes, constraints, matview
  * refresh). Rejects with the failing tool's ToolError, or the IntegrityError of a damaged part.
  */
-export async function applyChain(source: Omit<DecryptSource, 'snapshot'>, chain: RestoreChain, target: ChainTarget): Promise<void> {
-  const { server, database, events, signal } = target;
+export async function applyChain(
+  source: Omit<DecryptSource, 'snapshot'>,
+  chain: RestoreChain,
+  target: ChainTarget,
+  ctx: Pick<RunContext, 'signal' | 'events'>,
+): Promise<void> {
+  const { server, database } = target;
+  const { events, signal } = ctx;
   const env = pgRestoreEnv(pgEnv(server));
   const section = async (s: ArchiveSection): Promise<void> => {
-    events?.phase?.(`restore ${s}`);
+    events.phase?.(`restore ${s}`);
     await runTool({
       argv: target.restoreArgv(s),
       env,
@@ -150,12 +154,13 @@ export async function applyChain(source: Omit<DecryptSource, 'snapshot'>, chain:
   await section('pre-data');
   for (const { snapshot, file } of chain.sql) {
     const what = `apply ${file.part} ${snapshot.id}`;
-    events?.phase?.(what);
+    events.phase?.(what);
     await decryptPartInto(
       { ...source, snapshot },
       file,
       { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id}` },
-      { progress: (n) => events?.bytes?.(what, n), signal },
+      ctx,
+      what,
     );
   }
   await section('post-data');

@@ -14,6 +14,7 @@ import {
   userTables,
 } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
+import type { RunContext } from '../run-context.js';
 import { qualified } from '../capture/delta-sql.js';
 import type { Manifest, MastodonFacts, TableName } from '../vault/manifest.js';
 import { selfIdentity, type ProcessIdentity } from '../vault/lock.js';
@@ -163,11 +164,16 @@ export async function dropScratch(server: DatabaseConfig): Promise<void> {
 }
 
 /** Restores the archive into the scratch database; rejects with pg_restore's own last error line. */
-export async function restoreIntoScratch(server: DatabaseConfig, archive: string, jobs?: number, signal?: AbortSignal): Promise<void> {
+export async function restoreIntoScratch(
+  server: DatabaseConfig,
+  archive: string,
+  jobs: number | undefined,
+  ctx: Pick<RunContext, 'signal'>,
+): Promise<void> {
   // As restore does: parallel jobs and restore-friendly session settings (a scratch database needs no durable commits).
   const argv = verifyRestoreArgv(server, server.name, archive, { jobs: jobs ?? defaultRestoreJobs(availableParallelism()) });
   try {
-    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: 'restoring the archive', signal });
+    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: 'restoring the archive', signal: ctx.signal });
   } catch (err) {
     const e = err as ToolError;
     const why = e.stderrTail.trim().split('\n').filter(Boolean).pop() ?? e.message;

@@ -1,5 +1,6 @@
 import { Option } from 'commander';
-import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
+import { examples, positiveInt, VAULT_OPTION, type RegisterCommand } from '../context.js';
+import { withRunContext } from '../run.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
@@ -99,8 +100,8 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       await sweepAndReport(cfg, cliNotifyLog(io));
       const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       const shown = progress(io, 'restore', { json: opts.json });
-      const result = await withStopSignal((signal) =>
-        runRestore(cfg, {
+      const result = await withRunContext(io, shown.events, (ctx) =>
+        runRestore(cfg, ctx, {
           snapshot,
           database: opts.database,
           redis: opts.redis,
@@ -117,8 +118,6 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           signer: opts.signer,
           insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
           ...secretFlags(io, opts),
-          events: shown.events,
-          signal,
         }),
       ).finally(() => shown.done());
       for (const w of result.warnings) io.err(`warning: ${w}`);
