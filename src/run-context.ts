@@ -28,8 +28,3 @@ export function runContext(parts: Partial<RunContext> = {}): RunContext {
 export function alsoStoppedBy(ctx: RunContext, signal: AbortSignal): RunContext {
   return { ...ctx, signal: AbortSignal.any([ctx.signal, signal]) };
 }
-
-/** The same run with progress bytes reported under another phase name (a step reports "bytes so far" and the operation names them). */
-export function bytesAs(ctx: RunContext, phase: string): (n: number) => void {
-  return (n) => ctx.events.bytes?.(phase, n);
-}

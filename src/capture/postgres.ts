@@ -1,8 +1,7 @@
 import type pg from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
 import type { RunContext } from '../run-context.js';
-import { connect, mastodonFacts, serverName, userTables } from '../tools/postgres.js';
+import { connect, mastodonFacts, serverName, userTables, type PgServer } from '../tools/postgres.js';
 import type { DatabaseFacts, MastodonFacts, TableName } from '../vault/manifest.js';
 import { readDatabaseFacts, readRoles, rolesSql } from './roles.js';
 
@@ -30,7 +29,7 @@ const stopped = (cause?: unknown): PermafrostError =>
   new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause });
 
 /** Cancels the running query of backend `pid` from a second connection; best effort. */
-export async function cancelBackend(db: DatabaseConfig, pid: number): Promise<void> {
+export async function cancelBackend(db: PgServer, pid: number): Promise<void> {
   const other = await connect(db).catch(() => null);
   if (!other) return;
   await other.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
@@ -41,7 +40,7 @@ export async function cancelBackend(db: DatabaseConfig, pid: number): Promise<vo
  * Opens a read-only repeatable-read transaction, exports its snapshot and reads the facts in it.
  * The run's stop cancels a query that waits (e.g. counting rows of a table a migration holds locked).
  */
-export async function openCaptureSession(db: DatabaseConfig, ctx: Pick<RunContext, 'signal'>): Promise<CaptureSession> {
+export async function openCaptureSession(db: PgServer, ctx: Pick<RunContext, 'signal'>): Promise<CaptureSession> {
   const { signal } = ctx;
   const client = await connect(db);
   let onAbort: (() => void) | undefined;

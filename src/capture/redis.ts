@@ -2,7 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { RedisConfig } from '../config/schema-parts.js';
 import { PermafrostError, ToolError } from '../errors.js';
 import type { RunContext } from '../run-context.js';
-import { startRdbStream } from '../tools/redis-cli.js';
+import { startRdbStream, type RedisServer } from '../tools/redis-cli.js';
 import type { RunningTool } from '../tools/run.js';
 
 /** How long the end-of-transfer marker is that redis-cli writes after a diskless RDB on stdout. */
@@ -65,7 +65,7 @@ export interface RedisCapture {
 }
 
 /** Captures a fresh RDB with `redis-cli --rdb -`: `stdout` yields exactly the RDB, nothing is written to disk. */
-export function startRedisCapture(redis: RedisConfig, ctx: Pick<RunContext, 'signal'>): RedisCapture {
+export function startRedisCapture(redis: RedisServer, ctx: Pick<RunContext, 'signal'>): RedisCapture {
   const tool = startRdbStream(redis, ctx.signal);
   const trimmer = new RdbTrimmer(async () => {
     await tool.done;

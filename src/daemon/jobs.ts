@@ -15,6 +15,7 @@ import { runBackupJob, runCheckJob, runVerifyJob, verificationFailed } from '../
 import { runPrune } from '../ops/prune.js';
 import { watchFreshness } from '../ops/watch.js';
 import { runContext } from '../run-context.js';
+import { readJobSecrets } from '../ops/secrets.js';
 import { daemonNotifyLog, webService } from './watch.js';
 
 /** The time between two consecutive runs of `cron` from now, in ms (one backup period). */
@@ -38,14 +39,15 @@ function backupJob(config: SourceConfig, logger: DaemonLogger): ScheduledJob {
     cron: config.schedule.backup,
     async run(signal) {
       let r;
+      const secrets = readJobSecrets(config);
       try {
-        r = await runBackupJob(config, runContext({ signal, log }));
+        r = await runBackupJob(config, runContext({ signal, log }), secrets);
       } catch (err) {
         if (!(err instanceof BusyError)) throw err;
         skippedSince ??= new Date();
         if (Date.now() - skippedSince.getTime() >= periodMs(config.schedule.backup, timezone)) {
           const error = `no backup since ${skippedSince.toISOString()}: every run was skipped because the vault is locked. ${err.message}`;
-          await notifyOutcome(config, { kind: 'backup', ok: false, error }, { log });
+          await notifyOutcome(config, { kind: 'backup', ok: false, error }, { log, secrets });
         }
         throw err;
       }
@@ -89,13 +91,14 @@ function checkJob(config: Config, logger: DaemonLogger): ScheduledJob {
     cron: config.schedule.check,
     async run(signal) {
       let pruned: string[] | null = null;
+      const secrets = readJobSecrets(config);
       try {
         if (device && config.vault.keep) pruned = (await runPrune(config)).removed;
-        const r = await runCheckJob(config, runContext({ signal, log }));
+        const r = await runCheckJob(config, runContext({ signal, log }), { secrets });
         if (!r.ok) throw checkFailed(r);
         return { checked: r.snapshots.length, durationMs: r.durationMs, ...(pruned ? { pruned } : {}) };
       } finally {
-        if (device) await watchFreshness(config, log);
+        if (device) await watchFreshness(config, log, secrets);
       }
     },
   };

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { BusyError, errorMessage } from '../errors.js';
+import type { JobSecrets } from '../config/secret-values.js';
 import type { RunContext } from '../run-context.js';
 import type { Manifest } from '../vault/manifest.js';
 import { notifyOutcome, type NotifyLog } from './alerts.js';
@@ -15,14 +16,15 @@ export async function backupWithAlerts<T extends { manifest: Pick<Manifest, 'id'
   config: Config,
   run: () => Promise<T>,
   ctx: Pick<RunContext, 'log' | 'signal'>,
+  secrets: JobSecrets,
 ): Promise<T> {
-  await notifyOutcome(config, { kind: 'backup.start' }, { log: ctx.log });
+  await notifyOutcome(config, { kind: 'backup.start' }, { log: ctx.log, secrets });
   let result: T;
   try {
     result = await run();
   } catch (err) {
     if (!(err instanceof BusyError) && !ctx.signal.aborted) {
-      await notifyOutcome(config, { kind: 'backup', ok: false, error: errorMessage(err) }, { log: ctx.log });
+      await notifyOutcome(config, { kind: 'backup', ok: false, error: errorMessage(err) }, { log: ctx.log, secrets });
     }
     throw err;
   }
@@ -30,7 +32,7 @@ export async function backupWithAlerts<T extends { manifest: Pick<Manifest, 'id'
   await notifyOutcome(
     config,
     missing ? { kind: 'backup', ok: false, error: missing } : { kind: 'backup', ok: true, snapshot: result.manifest.id },
-    { log: ctx.log },
+    { log: ctx.log, secrets },
   );
   return result;
 }
@@ -48,13 +50,14 @@ export async function verifyWithAlerts<T extends { ok: boolean; snapshot: string
   config: Config,
   run: () => Promise<T>,
   ctx: Pick<RunContext, 'log' | 'signal'>,
+  secrets: JobSecrets,
 ): Promise<T> {
   let result: T;
   try {
     result = await run();
   } catch (err) {
     if (!(err instanceof BusyError) && !ctx.signal.aborted) {
-      await notifyOutcome(config, { kind: 'verify', ok: false, snapshot: null, error: errorMessage(err) }, { log: ctx.log });
+      await notifyOutcome(config, { kind: 'verify', ok: false, snapshot: null, error: errorMessage(err) }, { log: ctx.log, secrets });
     }
     throw err;
   }
@@ -63,7 +66,7 @@ export async function verifyWithAlerts<T extends { ok: boolean; snapshot: string
     result.ok
       ? { kind: 'verify', ok: true, snapshot: result.snapshot }
       : { kind: 'verify', ok: false, snapshot: result.snapshot, error: result.reason ?? 'verification failed' },
-    { log: ctx.log },
+    { log: ctx.log, secrets },
   );
   return result;
 }
@@ -76,17 +79,18 @@ export async function checkWithAlerts<T extends { ok: boolean }>(
   config: Config,
   run: () => Promise<T>,
   ctx: Pick<RunContext, 'log'>,
+  secrets: JobSecrets,
   judged: { whole: boolean; describe: (result: T) => string },
 ): Promise<T> {
   let result: T;
   try {
     result = await run();
   } catch (err) {
-    await notifyOutcome(config, { kind: 'check', ok: false, error: errorMessage(err) }, { log: ctx.log });
+    await notifyOutcome(config, { kind: 'check', ok: false, error: errorMessage(err) }, { log: ctx.log, secrets });
     throw err;
   }
-  if (!result.ok) await notifyOutcome(config, { kind: 'check', ok: false, error: judged.describe(result) }, { log: ctx.log });
-  else if (judged.whole) await notifyOutcome(config, { kind: 'check', ok: true }, { log: ctx.log });
+  if (!result.ok) await notifyOutcome(config, { kind: 'check', ok: false, error: judged.describe(result) }, { log: ctx.log, secrets });
+  else if (judged.whole) await notifyOutcome(config, { kind: 'check', ok: true }, { log: ctx.log, secrets });
   return result;
 }
 
@@ -94,7 +98,7 @@ export async function checkWithAlerts<T extends { ok: boolean }>(
 export async function reportDevices(
   config: Config,
   devices: ReadonlyArray<{ name: string; stale: boolean; newestOnDevice: string | null; problem?: string | null }>,
-  opts: { log?: NotifyLog } = {},
+  opts: { log?: NotifyLog; secrets: JobSecrets },
 ): Promise<void> {
   for (const d of devices) {
     await notifyOutcome(

@@ -36,6 +36,7 @@ import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type Manifest, type ManifestFil
 import { listSnapshots, snapshotIdTime, vaultWriteCode, type SnapshotEntry } from '../vault/store.js';
 import { writeEncryptedCapture, writeEncryptedStream } from '../crypto/write-capture.js';
 import type { RunContext } from '../run-context.js';
+import type { SourceJob } from './secrets.js';
 
 export interface ChainCapture {
   files: ManifestFile[];
@@ -251,7 +252,7 @@ async function chooseReference(
  * read in the capture session's transaction. The session must stay open until this resolves.
  */
 export async function captureChainParts(
-  config: SourceConfig,
+  config: SourceJob,
   session: CaptureSession,
   opts: { dir: string; id: string; keys: EncryptionKeys; started: Date },
   ctx: RunContext,

@@ -12,6 +12,7 @@ import { PART_FILE, type FailedPart, type ManifestFile } from '../vault/manifest
 import { vaultWriteCode } from '../vault/store.js';
 import { captureFailure } from '../crypto/write-capture.js';
 import { writeEncryptedPart } from '../crypto/write-part.js';
+import type { SourceJob } from './secrets.js';
 
 export interface ExtraParts {
   files: ManifestFile[];
@@ -28,7 +29,7 @@ interface PartJob {
   write(dir: string, keys: EncryptionKeys): Promise<ManifestFile>;
 }
 
-function redisJob(config: Config, ctx: RunContext): PartJob | null {
+function redisJob(config: SourceJob, ctx: RunContext): PartJob | null {
   const redis = config.redis;
   if (!redis) return null;
   return {
@@ -87,7 +88,7 @@ function secretsJob(config: Config): PartJob | null {
  * throw instead: the whole snapshot is then not to be trusted, whatever `optional` says.
  */
 export async function captureExtraParts(
-  config: Config,
+  config: SourceJob,
   opts: { dir: string; keys: EncryptionKeys; rolesSql: string },
   ctx: RunContext,
 ): Promise<ExtraParts> {

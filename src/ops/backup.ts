@@ -27,6 +27,8 @@ import { requestSnapshotRescan } from '../replicate/rescan.js';
 import { alsoStoppedBy, type RunContext } from '../run-context.js';
 import { diskSpace } from '../vault/fs-durable.js';
 import { writeRunbook } from '../vault/runbook.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import { withSourceSecrets, type SourceJob } from './secrets.js';
 
 export interface BackupResult {
   manifest: Manifest;
@@ -75,12 +77,12 @@ function lockWarning(lock: RunLock): string[] {
 }
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
-export async function runBackup(config: SourceConfig, ctx: RunContext): Promise<BackupResult> {
-  const keys = await loadEncryptionKeys(config.vault);
+export async function runBackup(config: SourceConfig, ctx: RunContext, secrets: JobSecrets): Promise<BackupResult> {
+  const keys = await loadEncryptionKeys(config.vault, secrets.vaultPassphrase);
   const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
   try {
     await checkFreeSpace(config.vault.dir);
-    return await captureSnapshot(config, { keys, signing }, ctx);
+    return await captureSnapshot(withSourceSecrets(config, secrets), { keys, signing }, ctx);
   } catch (err) {
     // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
     throw vaultWriteError(config.vault.dir, err) ?? err;
@@ -88,7 +90,7 @@ export async function runBackup(config: SourceConfig, ctx: RunContext): Promise<
 }
 
 async function captureSnapshot(
-  config: SourceConfig,
+  config: SourceJob,
   { keys, signing }: { keys: EncryptionKeys; signing: SigningKey | null },
   ctx: RunContext,
 ): Promise<BackupResult> {
@@ -165,7 +167,7 @@ function closeOnce(session: CaptureSession): () => Promise<void> {
 
 /** The extra parts started beside the database; `stop` aborts them and waits until they have let go of the folder. */
 function startExtraParts(
-  config: SourceConfig,
+  config: SourceJob,
   parts: { dir: string; keys: EncryptionKeys; rolesSql: string },
   ctx: RunContext,
 ): { result: Promise<ExtraParts>; stop: () => Promise<void> } {
@@ -187,7 +189,7 @@ function startExtraParts(
 
 /** The full-mode database part: pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete. */
 async function dumpDatabase(
-  config: SourceConfig,
+  config: SourceJob,
   session: CaptureSession,
   dir: string,
   keys: EncryptionKeys,
@@ -250,7 +252,7 @@ function snapshotManifest(
  * warning (those before the extra parts' warnings, and those after, in the order the result lists them).
  */
 async function afterCommit(
-  config: SourceConfig,
+  config: SourceJob,
   manifest: Manifest,
   signing: SigningKey | null,
   chainParts: ChainCapture | null,
@@ -262,7 +264,7 @@ async function afterCommit(
   // Retention runs only after a good snapshot, under this run's lock.
   const prune = await pruneAfterBackup(config);
   // Start replication now rather than at Syncthing's next rescan.
-  const replication = await requestSnapshotRescan(config);
+  const replication = await requestSnapshotRescan(config, config.secretValues.syncthing);
   return {
     beforeExtra: [...(stateWarning ? [stateWarning] : []), ...(runbook ? [runbook] : [])],
     afterExtra: [...prune.warnings, ...(replication ? [replication] : [])],

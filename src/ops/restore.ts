@@ -10,11 +10,15 @@ import { createReadStream, existsSync, lstatSync, readdirSync, realpathSync, sta
 import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { databaseSchema, type Config, type DatabaseConfig } from '../config/schema.js';
+import { databaseSchema, type Config } from '../config/schema.js';
 import type { RunContext } from '../run-context.js';
 import { IntegrityError, PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
-import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../crypto/keys-identity.js';
+import type { DecryptSecret, SecretFlags } from '../crypto/keys-identity.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import type { PgServer } from '../tools/postgres.js';
+import { sweepAndReport } from '../recover/sweep.js';
+import { decryptSecretFor, readJobSecrets } from './secrets.js';
 import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags, type SignerKey } from '../crypto/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
@@ -258,8 +262,10 @@ export function nextSteps(r: {
  * The server to restore into: the config's database section, or, on a backup device or with no
  * config (which have none), the PostgreSQL that libpq's environment names (PGHOST, PGPORT, PGUSER, PGPASSFILE, …).
  */
-function targetServer(config: Config, database: string): DatabaseConfig {
-  return config.role === 'source' ? { ...config.database, name: database } : databaseSchema.parse({ name: database });
+function targetServer(config: Config, database: string, secrets: JobSecrets): PgServer {
+  return config.role === 'source'
+    ? { ...config.database, name: database, password: secrets.database }
+    : { ...databaseSchema.parse({ name: database }), password: undefined };
 }
 
 /** --all DIR expanded into the single destinations (each still overridable by its own flag). */
@@ -303,11 +309,15 @@ async function databaseContent(
  * and the media copied beside its own, then the database is restored and swapped in, and only then
  * is each file and folder put in place with a rename. Temp folders go on every path. A stop
  * request (SIGINT/SIGTERM) stops the programs, removes the temp folders and fails saying how far it got.
+ * What dead runs left (temp folders, scratch databases) is swept first.
  */
 export async function runRestore(config: Config, ctx: RunContext, opts: RestoreOptions): Promise<RestoreResult> {
+  // Every secret the run needs, read once; the steps get the values.
+  const secrets = readJobSecrets(config);
+  await sweepAndReport(config, ctx.log, secrets);
   const dest = await checkDestinations(config, opts);
-  const opened = await openSnapshot(config, opts);
-  const plan = await checkParts(config, opts, opened, chooseParts(opts, opened, dest), ctx);
+  const opened = await openSnapshot(config, opts, secrets);
+  const plan = await checkParts(config, opts, opened, chooseParts(opts, opened, dest), ctx, secrets);
   return applyRestore(config, plan, opts, ctx);
 }
 
@@ -357,8 +367,8 @@ interface OpenedSnapshot {
   warning: string | null;
 }
 
-async function openSnapshot(config: Config, opts: RestoreOptions): Promise<OpenedSnapshot> {
-  const secret = await decryptSecretFor(config, opts, 'restore');
+async function openSnapshot(config: Config, opts: RestoreOptions, secrets: JobSecrets): Promise<OpenedSnapshot> {
+  const secret = await decryptSecretFor(config, opts, 'restore', secrets.vaultPassphrase);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   const { signer, warning } = await trustedSigner(config.vault, snapshot, opts, 'restore');
   await requireSignedManifest(snapshot, signer);
@@ -386,7 +396,7 @@ function chooseParts(opts: RestoreOptions, { manifest }: OpenedSnapshot, dest: F
 
 /** Everything the run will do, checked before anything is written. */
 interface RestorePlan extends OpenedSnapshot, FileDestinations {
-  database: { name: string; server: DatabaseConfig; target: TargetState; content: DatabaseContent } | null;
+  database: { name: string; server: PgServer; target: TargetState; content: DatabaseContent } | null;
   rolesFile: ManifestFile | null;
   steps: string[];
 }
@@ -398,6 +408,7 @@ async function checkParts(
   opened: OpenedSnapshot,
   chosen: ChosenParts,
   ctx: RunContext,
+  jobSecrets: JobSecrets,
 ): Promise<RestorePlan> {
   const { snapshot, manifest, signer } = opened;
   const { redis, secrets, media, database } = chosen;
@@ -408,7 +419,7 @@ async function checkParts(
   if (secrets) partFile(snapshot, 'secrets');
   let planned: RestorePlan['database'] = null;
   if (database) {
-    const server = targetServer(config, database);
+    const server = targetServer(config, database, jobSecrets);
     const target = await inspectTarget(server, database);
     checkTarget(target, database, opts);
     // Last of the checks, as it reads every file of a chain: the cheap refusals come first.

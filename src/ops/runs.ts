@@ -18,20 +18,22 @@ import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
 import { SNAPSHOT_ID_RE } from '../vault/store.js';
 import type { RunContext } from '../run-context.js';
 import { checkDevices } from './watch.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import { readJobSecrets } from './secrets.js';
 
 /**
  * One backup with its alerts and device checks; needs a source config (a backup device makes no
- * backups). A snapshot committed without a required part (Redis down, …) ends the run with exit 1
+ * backups). Every secret the run needs is read once, at its start (or by the caller that starts it). A snapshot committed without a required part (Redis down, …) ends the run with exit 1
  * after it is safely in the vault; the error's detail lines carry the run's warnings.
  */
-export async function runBackupJob(config: Config, ctx: RunContext): Promise<BackupResult> {
+export async function runBackupJob(config: Config, ctx: RunContext, secrets: JobSecrets = readJobSecrets(config)): Promise<BackupResult> {
   const source = requireSource(config, 'backup');
   const { log } = ctx;
-  await sweepAndReport(source, log);
+  await sweepAndReport(source, log, secrets);
   try {
     let result: BackupResult;
     try {
-      result = await backupWithAlerts(source, () => runBackup(source, ctx).finally(() => ctx.events.end?.()), ctx);
+      result = await backupWithAlerts(source, () => runBackup(source, ctx, secrets).finally(() => ctx.events.end?.()), ctx, secrets);
     } catch (err) {
       // A run that found the vault busy or was stopped on purpose did not fail: it leaves the last outcome as it was.
       // Recorded once the vault is in use (it holds a snapshot): before the first one, "no snapshot yet" is already the verdict,
@@ -50,7 +52,7 @@ export async function runBackupJob(config: Config, ctx: RunContext): Promise<Bac
     if (missing) throw new PermafrostError('part', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
     return result;
   } finally {
-    await checkDevices(config, log);
+    await checkDevices(config, log, secrets);
   }
 }
 
@@ -75,12 +77,13 @@ export async function runVerifyJob(
   ctx: RunContext,
   opts: SecretFlags & SignerFlags & { snapshot?: string } = {},
 ): Promise<VerifyResult> {
-  await sweepAndReport(config, ctx.log);
+  const secrets = readJobSecrets(config);
+  await sweepAndReport(config, ctx.log, secrets);
   try {
     return await verifyWithAlerts(
       config,
       () =>
-        runVerify(config, ctx, {
+        runVerify(config, ctx, secrets, {
           snapshot: opts.snapshot,
           passphraseFile: opts.passphraseFile,
           identity: opts.identity,
@@ -90,16 +93,21 @@ export async function runVerifyJob(
           insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
         }).finally(() => ctx.events.end?.()),
       ctx,
+      secrets,
     );
   } finally {
-    await checkDevices(config, ctx.log);
+    await checkDevices(config, ctx.log, secrets);
   }
 }
 
 /** One check of `snapshot` (default: every snapshot) with its alerts: damage is alerted once, and resolved by a whole-vault check that passes. */
-export async function runCheckJob(config: Config, ctx: RunContext, opts: { snapshot?: string } = {}): Promise<CheckResult> {
+export async function runCheckJob(
+  config: Config,
+  ctx: RunContext,
+  opts: { snapshot?: string; secrets?: JobSecrets } = {},
+): Promise<CheckResult> {
   const whole = opts.snapshot === undefined || opts.snapshot === 'all';
-  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), ctx, {
+  return checkWithAlerts(config, () => runCheck(config, opts.snapshot), ctx, opts.secrets ?? readJobSecrets(config), {
     whole,
     describe: (r) => checkFailed(r).message,
   });

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import type { Config, DatabaseConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
 import { applyChain, compareTableHashes, readChain, type RestoreChain } from '../recover/chain.js';
 import { decryptVerifiedPart, privateTemp, vaultTempBase, type DecryptSource, type PrivateTemp } from '../recover/decrypt.js';
@@ -19,7 +19,10 @@ import {
   type ArchiveToc,
 } from '../recover/verify.js';
 import { recordVerify, recordVerifyRun } from '../recover/verify-state.js';
-import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../crypto/keys-identity.js';
+import type { DecryptSecret, SecretFlags } from '../crypto/keys-identity.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import type { PgServer } from '../tools/postgres.js';
+import { decryptSecretFor } from './secrets.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags, type SignerKey } from '../crypto/signature.js';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../vault/store.js';
@@ -46,10 +49,10 @@ const failed = (name: string, detail: string): CheckOutcome => ({ name, ok: fals
  * a problem of this host (bad config, server down, wrong passphrase, temp folder full) is thrown and
  * marks no snapshot, but is recorded as the last run, which failed.
  */
-export async function runVerify(config: Config, ctx: RunContext, opts: VerifyOptions = {}): Promise<VerifyResult> {
+export async function runVerify(config: Config, ctx: RunContext, secrets: JobSecrets, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const run = { t0: Date.now(), checkedAt: new Date().toISOString(), snapshot: null as string | null };
   try {
-    return await verifyOnce(config, ctx, opts, run);
+    return await verifyOnce(config, ctx, secrets, opts, run);
   } catch (err) {
     // Every run counts for permafrost_last_verify_success, also one that never reached a verdict;
     // a run stopped on purpose is not a failure. The error that ended the run matters more than recording it.
@@ -77,7 +80,7 @@ function integrityDetail(err: IntegrityError): string {
 
 /** The chain's restore into the scratch database: as restore does it, without owners and grants (verifyRestoreArgv). */
 async function restoreChainIntoScratch(
-  server: DatabaseConfig,
+  server: PgServer,
   archive: string,
   chain: RestoreChain,
   source: Omit<DecryptSource, 'snapshot'>,
@@ -108,7 +111,7 @@ interface VerifyContext {
   signer: SignerKey | null;
   secret: DecryptSecret;
   temp: PrivateTemp;
-  server: DatabaseConfig;
+  server: PgServer;
 }
 
 /** What the database step produced for the later steps: the decrypted archive, and the chain when the snapshot is a delta. */
@@ -121,16 +124,17 @@ interface DatabaseProducts {
 async function verifyOnce(
   config: Config,
   ctx: RunContext,
+  secrets: JobSecrets,
   opts: VerifyOptions,
   run: { t0: number; checkedAt: string; snapshot: string | null },
 ): Promise<VerifyResult> {
-  const secret = await decryptSecretFor(config, opts, 'verify');
+  const secret = await decryptSecretFor(config, opts, 'verify', secrets.vaultPassphrase);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   run.snapshot = snapshot.id;
   // A test-restore runs the snapshot's SQL on this server: a signed vault's manifests are checked first, as restore does.
   const { signer } = await trustedSigner(config.vault, snapshot, opts, 'verify');
   await requireSignedManifest(snapshot, signer);
-  const server = verifyServer(config, scratchName(config));
+  const server = verifyServer(config, scratchName(config), secrets);
 
   const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
   let checks: CheckOutcome[];

@@ -7,11 +7,10 @@
  */
 import { lstat } from 'node:fs/promises';
 import type pg from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { RunContext } from '../run-context.js';
 import { HASH_SESSION_SQL, qualified, tableHashSql } from '../capture/delta-sql.js';
-import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection } from '../tools/postgres.js';
+import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection, type PgServer } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import { sha256File } from '../crypto/hash.js';
 import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
@@ -121,7 +120,7 @@ export function chainPlainBytes(chain: RestoreChain): number {
 
 /** Where and how a chain is applied: the database (already created), and pg_restore's argv for one section of the schema archive. */
 export interface ChainTarget {
-  server: DatabaseConfig;
+  server: PgServer;
   database: string;
   /** The schema archive, decrypted into the private temp folder. */
   archive: string;
@@ -181,7 +180,7 @@ async function restoredHash(client: pg.Client, t: ChainTable): Promise<{ rows: n
 }
 
 /** Compares every table's exact count and content hash in the restored database with the manifest's (chain.tables). */
-export async function compareTableHashes(server: DatabaseConfig, database: string, tables: ChainTable[]): Promise<CheckOutcome> {
+export async function compareTableHashes(server: PgServer, database: string, tables: ChainTable[]): Promise<CheckOutcome> {
   const client = await connect(server, database);
   const wrong: string[] = [];
   try {

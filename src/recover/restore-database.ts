@@ -8,9 +8,17 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
-import { assertDbName, connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount } from '../tools/postgres.js';
+import {
+  assertDbName,
+  connect,
+  defaultRestoreJobs,
+  pgEnv,
+  pgRestoreArgv,
+  pgRestoreEnv,
+  userTableCount,
+  type PgServer,
+} from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
-import type { DatabaseConfig } from '../config/schema.js';
 import { BusyError, errorMessage, IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import type { DatabaseFacts, Manifest, ManifestFile } from '../vault/manifest.js';
 import type { RunContext } from '../run-context.js';
@@ -100,7 +108,7 @@ function sessionsError(name: string, sessions: readonly TargetSession[]): Permaf
 }
 
 /** Whether the target exists, how many user tables it holds and who else is connected, read without changing it. */
-export async function inspectTarget(server: DatabaseConfig, name: string): Promise<TargetState> {
+export async function inspectTarget(server: PgServer, name: string): Promise<TargetState> {
   let client: pg.Client;
   try {
     client = await connect(server, name);
@@ -276,7 +284,7 @@ export type DatabaseContent = { kind: 'full'; file: ManifestFile } | { kind: 'ch
 
 /** Options of the database step; the caller has checked the target with inspectTarget/checkTarget. */
 export interface DatabaseRestoreOptions {
-  server: DatabaseConfig;
+  server: PgServer;
   database: string;
   target: TargetState;
   manifest: Manifest;

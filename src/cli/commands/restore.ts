@@ -2,7 +2,6 @@ import { Option } from 'commander';
 import { examples, positiveInt, VAULT_OPTION, type RegisterCommand } from '../context.js';
 import { withRunContext } from '../run.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
-import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
@@ -92,12 +91,10 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
       const cfg = config({ vault: opts.vault });
-      const [{ runRestore }, { describeSession }, { sweepAndReport }] = await Promise.all([
+      const [{ runRestore }, { describeSession }] = await Promise.all([
         import('../../ops/restore.js'),
         import('../../recover/restore-database.js'),
-        import('../../recover/sweep.js'),
       ]);
-      await sweepAndReport(cfg, cliNotifyLog(io));
       const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       const shown = progress(io, 'restore', { json: opts.json });
       const result = await withRunContext(io, shown.events, (ctx) =>
