@@ -8,7 +8,7 @@ async function importProblems(file: string, code: string): Promise<string[]> {
   const rule = config.rules?.['no-restricted-imports'];
   const messages = new Linter({ configType: 'flat' }).verify(
     code,
-    [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser as Linter.Parser }, rules: { 'no-restricted-imports': rule! } }],
+    [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser }, rules: { 'no-restricted-imports': rule! } }],
     { filename: file },
   );
   return messages.map((m) => m.message);
