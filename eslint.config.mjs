@@ -6,13 +6,26 @@ const CHILD_PROCESS = ['node:child_process', 'child_process'].map((name) => ({
 }));
 
 /**
+ * Secret files are read once, where a job starts: by operations (src/ops/secrets.ts readJobSecrets),
+ * which hand the values down. No other layer opens one.
+ */
+const SECRET_FILE = {
+  regex: '(^|/)config/secret-file(\\.js)?$',
+  message: 'Secrets are read once when a job starts (src/ops/secrets.ts) and passed down as values (config/secret-values.ts).',
+};
+
+/**
  * The layers of ARCHITECTURE.md as lint zones: for each layer, the top folders of src/ it must not
- * import from. `no-restricted-imports` is one rule, so each zone repeats the spawn-wrapper paths
- * (src/tools/run.ts alone may start programs).
+ * import from (none: `forbidden: []`), and whether it may read secret files (`secrets: true`, the
+ * operations alone). `no-restricted-imports` is one rule, so each zone repeats the spawn-wrapper
+ * paths (src/tools/run.ts alone may start programs).
  */
 function layerZones(zones) {
-  return zones.flatMap(({ files, forbidden, message }) => {
-    const patterns = [{ regex: `^(\\./|(\\.\\./)+)(${forbidden.join('|')})/`, message }];
+  return zones.flatMap(({ files, forbidden, secrets = false, message }) => {
+    const patterns = [
+      ...(forbidden.length > 0 ? [{ regex: `^(\\./|(\\.\\./)+)(${forbidden.join('|')})/`, message }] : []),
+      ...(secrets ? [] : [SECRET_FILE]),
+    ];
     return [
       { files, ignores: ['src/tools/run.ts'], rules: { 'no-restricted-imports': ['error', { paths: CHILD_PROCESS, patterns }] } },
       ...(files.some((f) => f.startsWith('src/tools/'))
@@ -24,7 +37,7 @@ function layerZones(zones) {
 
 export default tseslint.config(
   // scripts/*.mjs are plain Node helpers outside the typed project (type-aware rules cannot parse them)
-  { ignores: ['dist/', 'node_modules/', '.bench-cache/', 'scripts/*.mjs'] },
+  { ignores: ['dist/', 'node_modules/', '.bench-cache/', 'scripts/*.mjs', 'test/harness/*.mjs'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
@@ -90,7 +103,7 @@ export default tseslint.config(
     },
     {
       layer: 'bottom',
-      files: ['src/errors.ts', 'src/format.ts', 'src/version.ts', 'src/schema-issues.ts', 'src/events.ts'],
+      files: ['src/errors.ts', 'src/format.ts', 'src/version.ts', 'src/schema-issues.ts', 'src/events.ts', 'src/run-context.ts'],
       forbidden: [
         'ops',
         'cli',
@@ -109,12 +122,13 @@ export default tseslint.config(
         'doctor',
         'schedule',
       ],
-      message: 'The bottom layer (errors, format, events) imports nothing of the product.',
+      message: 'The bottom layer (errors, format, events, the run context) imports nothing of the product.',
     },
     {
       layer: 'ops',
       files: ['src/ops/**/*.ts'],
       forbidden: ['cli', 'web', 'daemon'],
+      secrets: true,
       message: 'An operation returns data; the edges (cli/, web/, daemon/) render it and never the other way round.',
     },
     { layer: 'web', files: ['src/web/**/*.ts'], forbidden: ['cli', 'daemon'], message: 'The page renders what operations return.' },
@@ -124,6 +138,7 @@ export default tseslint.config(
       forbidden: ['cli'],
       message: 'The daemon schedules operations; it does not reach into the CLI.',
     },
+    { layer: 'cli', files: ['src/cli/**/*.ts'], forbidden: [], message: 'The CLI parses, calls an operation and renders.' },
   ]),
   {
     files: ['test/**', 'bench/**'],

@@ -37,6 +37,7 @@ import { connected, folderSynced, startSyncthingPair, syncthingSection, waitFor,
 import { churnHour, describeHour, openChurnCopy, type ChurnCopy, type HourResult } from './churn.js';
 import { CACHE, REPO } from './dataset.js';
 import { fmt, machine, median, sampleTree, serverCpuS, timed, type ProcStat } from './measure.js';
+import { readSyncthingKey } from '../src/ops/secrets.js';
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
@@ -257,8 +258,10 @@ class Replica {
       receiverConfig,
       stringify({ vault: { dir: receiverVault, passphraseFile: pass }, syncthing: syncthingSection(pair, 'receiver') }),
     );
-    await applySync(parseConfig(readFileSync(source.config, 'utf8'), source.config));
-    await applySync(parseConfig(readFileSync(receiverConfig, 'utf8'), receiverConfig));
+    for (const file of [source.config, receiverConfig]) {
+      const cfg = parseConfig(readFileSync(file, 'utf8'), file);
+      await applySync(cfg, readSyncthingKey(cfg));
+    }
     await waitFor('the two Syncthing instances to connect', () => connected(pair.a, pair.b), 60_000);
     const r = new Replica(pair, receiverVault, 0);
     r.sent = await r.outBytes();

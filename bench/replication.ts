@@ -19,6 +19,7 @@ import { SNAPSHOTS_FOLDER } from '../src/replicate/plan.js';
 import { requestSnapshotRescan } from '../src/replicate/rescan.js';
 import { PARTIAL_PREFIX, snapshotIdFor } from '../src/vault/store.js';
 import { connected, folderSynced, startSyncthingPair, waitFor, type StPair } from '../test/harness/syncthing.js';
+import { readSyncthingKey } from '../src/ops/secrets.js';
 
 export interface ReplicationBenchOptions {
   /** Snapshot size in MB (default 250). */
@@ -130,8 +131,8 @@ export async function benchReplication(opts: ReplicationBenchOptions = {}): Prom
     };
     const source = mk('source');
     const receiver = mk('receiver');
-    await applySync(source);
-    await applySync(receiver);
+    await applySync(source, readSyncthingKey(source));
+    await applySync(receiver, readSyncthingKey(receiver));
     await waitFor('the two instances to connect', () => connected(pair.a, pair.b), 30_000);
     await waitFor('the empty folder in sync', () => folderSynced(pair.a, pair.b, SNAPSHOTS_FOLDER), 30_000, 100);
 
@@ -146,7 +147,7 @@ export async function benchReplication(opts: ReplicationBenchOptions = {}): Prom
       const t0 = performance.now();
       renameSync(partial, path.join(srcVault, id));
       if (kind === 'permafrost') {
-        const warning = await requestSnapshotRescan(source);
+        const warning = await requestSnapshotRescan(source, readSyncthingKey(source));
         if (warning) throw new Error(warning);
       }
       try {

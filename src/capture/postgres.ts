@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
 import { PermafrostError } from '../errors.js';
-import { connect, mastodonFacts, serverName, userTables } from '../tools/postgres.js';
+import type { RunContext } from '../run-context.js';
+import { connect, mastodonFacts, serverName, userTables, type PgServer } from '../tools/postgres.js';
 import type { DatabaseFacts, MastodonFacts, TableName } from '../vault/manifest.js';
 import { readDatabaseFacts, readRoles, rolesSql } from './roles.js';
 
@@ -29,7 +29,7 @@ const stopped = (cause?: unknown): PermafrostError =>
   new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause });
 
 /** Cancels the running query of backend `pid` from a second connection; best effort. */
-export async function cancelBackend(db: DatabaseConfig, pid: number): Promise<void> {
+export async function cancelBackend(db: PgServer, pid: number): Promise<void> {
   const other = await connect(db).catch(() => null);
   if (!other) return;
   await other.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
@@ -38,18 +38,19 @@ export async function cancelBackend(db: DatabaseConfig, pid: number): Promise<vo
 
 /**
  * Opens a read-only repeatable-read transaction, exports its snapshot and reads the facts in it.
- * `signal` cancels a query that waits (e.g. counting rows of a table a migration holds locked).
+ * The run's stop cancels a query that waits (e.g. counting rows of a table a migration holds locked).
  */
-export async function openCaptureSession(db: DatabaseConfig, signal?: AbortSignal): Promise<CaptureSession> {
+export async function openCaptureSession(db: PgServer, ctx: Pick<RunContext, 'signal'>): Promise<CaptureSession> {
+  const { signal } = ctx;
   const client = await connect(db);
   let onAbort: (() => void) | undefined;
   try {
     const pid = (await client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p;
-    if (signal && pid !== undefined) {
+    if (pid !== undefined) {
       onAbort = () => void cancelBackend(db, pid);
       signal.addEventListener('abort', onAbort, { once: true });
     }
-    if (signal?.aborted) throw stopped();
+    if (signal.aborted) throw stopped();
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snap = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
     const ver = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");

@@ -1,7 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { RedisConfig } from '../config/schema-parts.js';
 import { PermafrostError, ToolError } from '../errors.js';
-import { startRdbStream } from '../tools/redis-cli.js';
+import type { RunContext } from '../run-context.js';
+import { startRdbStream, type RedisServer } from '../tools/redis-cli.js';
 import type { RunningTool } from '../tools/run.js';
 
 /** How long the end-of-transfer marker is that redis-cli writes after a diskless RDB on stdout. */
@@ -64,8 +65,8 @@ export interface RedisCapture {
 }
 
 /** Captures a fresh RDB with `redis-cli --rdb -`: `stdout` yields exactly the RDB, nothing is written to disk. */
-export function startRedisCapture(redis: RedisConfig, signal?: AbortSignal): RedisCapture {
-  const tool = startRdbStream(redis, signal);
+export function startRedisCapture(redis: RedisServer, ctx: Pick<RunContext, 'signal'>): RedisCapture {
+  const tool = startRdbStream(redis, ctx.signal);
   const trimmer = new RdbTrimmer(async () => {
     await tool.done;
     const length = rdbLengthFromStderr(tool.stderr());

@@ -38,17 +38,3 @@ export function positiveInt(example: string): (value: string) => number {
     return n;
   };
 }
-
-/** Runs `fn` with an AbortSignal that fires on SIGINT/SIGTERM, so jobs can stop cleanly. */
-export async function withStopSignal<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ac = new AbortController();
-  const stop = (): void => ac.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    return await fn(ac.signal);
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
-}

@@ -1,4 +1,7 @@
 import { PermafrostError } from '../errors.js';
+import type { JobEvents } from '../events.js';
+import { runContext, type RunContext } from '../run-context.js';
+import { cliNotifyLog } from './notify-log.js';
 
 export interface Io {
   out(text: string): void;
@@ -49,6 +52,23 @@ export function tolerateClosedStdStreams(): void {
       if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
       closed[name] = true;
     });
+  }
+}
+
+/**
+ * Runs a job with its one run context: a signal that fires on SIGINT/SIGTERM (so the job stops
+ * cleanly), the progress shown for it, and alert delivery problems as warning lines on stderr.
+ */
+export async function withRunContext<T>(io: Io, events: JobEvents, fn: (ctx: RunContext) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await fn(runContext({ signal: ac.signal, events, log: cliNotifyLog(io) }));
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
 }
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as openpgp from 'openpgp';
 import { errorMessage, UserError } from '../errors.js';
-import { readPassphraseFile } from '../config/secret-file.js';
+import type { Secret } from '../config/secret-values.js';
 import { skeskPacket, type MessageKeys } from './openpgp-stream.js';
 
 /** What gpg 2.2 reads: v4 keys and packets, SEIPD v1 (no AEAD). */
@@ -101,15 +101,16 @@ export async function readRecipient(file: string, key = 'vault.recipients'): Pro
 }
 
 /**
- * The configured encryption keys of a server (vault.passphraseFile, vault.recipients or both);
- * one UserError when there are none, so a backup is never made that nothing can decrypt.
+ * The configured encryption keys of a server (vault.passphraseFile, read at the job's start, and
+ * vault.recipients, or both); one UserError when there are none, so a backup is never made that
+ * nothing can decrypt.
  */
-export async function loadEncryptionKeys(vault: {
-  passphraseFile?: string | undefined;
-  recipients?: readonly string[] | undefined;
-}): Promise<EncryptionKeys> {
+export async function loadEncryptionKeys(
+  vault: { recipients?: readonly string[] | undefined },
+  vaultPassphrase: Secret | undefined,
+): Promise<EncryptionKeys> {
   const recipients = await Promise.all((vault.recipients ?? []).map((f) => readRecipient(f)));
-  const passphrase = vault.passphraseFile === undefined ? undefined : readPassphraseFile(vault.passphraseFile);
+  const passphrase = vaultPassphrase?.reveal();
   if (passphrase === undefined && recipients.length === 0) {
     throw new UserError(
       'The config sets neither vault.passphraseFile nor vault.recipients, so nothing could decrypt a backup: set one of them (`permafrost init` creates both).',

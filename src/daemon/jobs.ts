@@ -14,6 +14,8 @@ import { checkFailed } from '../ops/check.js';
 import { runBackupJob, runCheckJob, runVerifyJob, verificationFailed } from '../ops/runs.js';
 import { runPrune } from '../ops/prune.js';
 import { watchFreshness } from '../ops/watch.js';
+import { runContext } from '../run-context.js';
+import { readJobSecrets } from '../ops/secrets.js';
 import { daemonNotifyLog, webService } from './watch.js';
 
 /** The time between two consecutive runs of `cron` from now, in ms (one backup period). */
@@ -37,14 +39,15 @@ function backupJob(config: SourceConfig, logger: DaemonLogger): ScheduledJob {
     cron: config.schedule.backup,
     async run(signal) {
       let r;
+      const secrets = readJobSecrets(config);
       try {
-        r = await runBackupJob(config, { signal, log });
+        r = await runBackupJob(config, runContext({ signal, log }), secrets);
       } catch (err) {
         if (!(err instanceof BusyError)) throw err;
         skippedSince ??= new Date();
         if (Date.now() - skippedSince.getTime() >= periodMs(config.schedule.backup, timezone)) {
           const error = `no backup since ${skippedSince.toISOString()}: every run was skipped because the vault is locked. ${err.message}`;
-          await notifyOutcome(config, { kind: 'backup', ok: false, error }, { log });
+          await notifyOutcome(config, { kind: 'backup', ok: false, error }, { log, secrets });
         }
         throw err;
       }
@@ -68,7 +71,7 @@ function verifyJob(config: Config, logger: DaemonLogger): ScheduledJob {
     name: 'verify',
     cron: config.schedule.verify,
     async run(signal) {
-      const r = await runVerifyJob(config, { signal, log });
+      const r = await runVerifyJob(config, runContext({ signal, log }));
       if (!r.ok) throw verificationFailed(r);
       return { snapshot: r.snapshot, ok: r.ok, durationMs: r.durationMs, checks: r.checks.length };
     },
@@ -86,15 +89,16 @@ function checkJob(config: Config, logger: DaemonLogger): ScheduledJob {
   return {
     name: 'check',
     cron: config.schedule.check,
-    async run() {
+    async run(signal) {
       let pruned: string[] | null = null;
+      const secrets = readJobSecrets(config);
       try {
         if (device && config.vault.keep) pruned = (await runPrune(config)).removed;
-        const r = await runCheckJob(config, { log });
+        const r = await runCheckJob(config, runContext({ signal, log }), { secrets });
         if (!r.ok) throw checkFailed(r);
         return { checked: r.snapshots.length, durationMs: r.durationMs, ...(pruned ? { pruned } : {}) };
       } finally {
-        if (device) await watchFreshness(config, log);
+        if (device) await watchFreshness(config, log, secrets);
       }
     },
   };

@@ -5,6 +5,7 @@
 import type { Config } from '../config/schema.js';
 import type { NotifyLog } from '../notify/alerts.js';
 import { replicationReaderFor } from '../ops/watch.js';
+import { readJobSecrets } from '../ops/secrets.js';
 import type { DaemonLogger, DaemonService, JobStatus } from './scheduler.js';
 import { startWebServer, type WebServer } from '../web/server.js';
 
@@ -19,13 +20,14 @@ export function daemonNotifyLog(logger: DaemonLogger): NotifyLog {
   };
 }
 
-/** The status page and /metrics as a daemon service, when the config has a `web` section. */
+/** The status page and /metrics as a daemon service, when the config has a `web` section; its secrets are read as it starts. */
 export function webService(config: Config, jobs: () => JobStatus[]): DaemonService {
   let server: WebServer | null = null;
   return {
     name: 'web',
     async start() {
-      server = await startWebServer(config, { jobs, replication: replicationReaderFor(config) });
+      const secrets = readJobSecrets(config);
+      server = await startWebServer(config, { jobs, replication: replicationReaderFor(config, secrets.syncthing), token: secrets.web });
       return { url: server.url };
     },
     async stop() {

@@ -1,12 +1,12 @@
 import { constants } from 'node:fs';
 import { access, mkdtemp, opendir, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { RedisConfig, SecretsConfig } from '../config/schema-parts.js';
+import type { SecretsConfig } from '../config/schema-parts.js';
 import type { Config, DatabaseConfig } from '../config/schema.js';
-import { readPassphraseFile } from '../config/secret-file.js';
+import type { Secret } from '../config/secret-values.js';
 import { errorMessage } from '../errors.js';
-import { connect, pgBin, toolVersion } from '../tools/postgres.js';
-import { checkRedisCli, pingRedis } from '../tools/redis-cli.js';
+import { connect, pgBin, toolVersion, type PgServer } from '../tools/postgres.js';
+import { checkRedisCli, pingRedis, type RedisServer } from '../tools/redis-cli.js';
 import { describePolicy, type KeepPolicy } from '../vault/retention.js';
 import { newestSnapshotSize } from '../vault/store.js';
 import { readCheckState } from '../vault/check.js';
@@ -33,8 +33,15 @@ function octal(mode: number): string {
   return `0${(mode & 0o777).toString(8)}`;
 }
 
-/** The passphrase file exists, grants nothing beyond 0600, belongs to this user and is not empty. */
-export async function checkPassphrase(file: string, uid: number | undefined = process.getuid?.()): Promise<CheckLine> {
+/**
+ * The passphrase file exists, grants nothing beyond 0600, belongs to this user and is not empty;
+ * `passphrase` is its content as read at the start (ops/secrets.ts), judged as gpg will read it.
+ */
+export async function checkPassphrase(
+  file: string,
+  passphrase: Secret | undefined,
+  uid: number | undefined = process.getuid?.(),
+): Promise<CheckLine> {
   const name = 'passphrase';
   let st;
   try {
@@ -61,7 +68,8 @@ export async function checkPassphrase(file: string, uid: number | undefined = pr
   }
   try {
     // Ownership was judged above; the content as gpg will read it on the day of a restore.
-    readPassphraseFile(file, 'vault.passphraseFile', undefined);
+    if (!passphrase) throw new Error('the passphrase was not read at the start of the run');
+    passphrase.reveal();
   } catch (err) {
     return fail(name, errorMessage(err), 'fix the file so that its first line holds the passphrase');
   }
@@ -88,7 +96,7 @@ function compareMajor(a: string, b: string): number {
 }
 
 /** Connects to the database; returns its line and the server's major version when reachable. */
-export async function checkDatabase(db: DatabaseConfig, configPath = 'CONFIG'): Promise<{ line: CheckLine; serverMajor: string | null }> {
+export async function checkDatabase(db: PgServer, configPath = 'CONFIG'): Promise<{ line: CheckLine; serverMajor: string | null }> {
   const name = 'database';
   let client;
   try {
@@ -128,7 +136,7 @@ export async function checkDatabase(db: DatabaseConfig, configPath = 'CONFIG'): 
  * It matters when the server logs in with a password (database.passwordFile, Mastodon's DB_PASS):
  * a restored role without one then locks Mastodon out until it is set again.
  */
-export async function checkRolePasswords(db: DatabaseConfig): Promise<CheckLine> {
+export async function checkRolePasswords(db: PgServer): Promise<CheckLine> {
   const name = 'role passwords';
   let client;
   try {
@@ -187,7 +195,7 @@ export async function checkPgDump(db: DatabaseConfig, serverMajor: string | null
 }
 
 /** Redis answers PING over the configured connection. */
-export async function checkRedis(redis: RedisConfig | false | undefined): Promise<CheckLine> {
+export async function checkRedis(redis: RedisServer | false | undefined): Promise<CheckLine> {
   const name = 'redis';
   if (redis === false) return ok(name, 'turned off (redis: false); snapshots hold no Redis part');
   if (redis === undefined)

@@ -1,6 +1,7 @@
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
+import type { Secret } from '../config/secret-values.js';
 import { errorMessage } from '../errors.js';
 import { parseSyncthingUrl } from '../replicate/client.js';
 import { applySync } from '../replicate/apply.js';
@@ -130,7 +131,7 @@ async function mediaSample(mediaDir: string): Promise<string[]> {
  * Syncthing's API is reachable and `sync apply` would change nothing; and the user Syncthing runs
  * as can read the vault and the media folder (the chmod/chgrp dance admins otherwise do by hand).
  */
-export async function checkSyncthing(config: Config): Promise<CheckLine[]> {
+export async function checkSyncthing(config: Config, apiKey: Secret | undefined): Promise<CheckLine[]> {
   const st = config.syncthing;
   if (!st) {
     return [
@@ -144,7 +145,7 @@ export async function checkSyncthing(config: Config): Promise<CheckLine[]> {
   }
   const lines: CheckLine[] = [];
   try {
-    const plan = await applySync(config, { dryRun: true });
+    const plan = await applySync(config, apiKey, { dryRun: true });
     lines.push(
       plan.changes.length === 0
         ? { check: 'syncthing', status: 'ok', message: `${st.url} is reachable and its devices and folders match the config` }

@@ -1,14 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { readSecretFile } from '../config/secret-file.js';
+import type { RunLog } from '../run-context.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { readJsonState, writeJsonState } from '../vault/state-file.js';
 import { mastodonRequest, pingRequest, webhookRequest, type Alert, type ChannelName, type ChannelRequest } from './channels.js';
 import { httpRequest, urlOrigin } from '../net/http.js';
-import { knownSecrets, redact } from './redact.js';
+import { redact } from './redact.js';
 import { openVault, VAULT_NAMES } from '../vault/layout.js';
+import { knownValues, type JobSecrets } from '../config/secret-values.js';
 
 /** What a run reports; notifyOutcome turns it into alerts. */
 export type Outcome =
@@ -36,7 +37,7 @@ export interface Delivery {
   error?: string;
 }
 
-export type NotifyLog = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
+export type NotifyLog = RunLog;
 
 /**
  * Logs why alerting (or a device check) could not go on. Trouble outside (an unreadable file,
@@ -56,6 +57,8 @@ export function logAlertingFailure(log: NotifyLog, msg: string, err: unknown): v
 export interface NotifyOptions {
   log?: NotifyLog;
   now?: Date;
+  /** The job's secrets as read at its start: the Mastodon token, and every value to cut out of alerts. */
+  secrets: JobSecrets;
 }
 
 /** The alert state beside the snapshots: which conditions are failing, which channels were told. */
@@ -190,14 +193,14 @@ async function deliver(
  * (when a condition starts failing) and once "resolved" when it recovers; the ping channel is a
  * heartbeat for backups (start, success, fail on every run), as healthchecks-style checks expect.
  */
-export async function notifyOutcome(config: Config, outcome: Outcome, opts: NotifyOptions = {}): Promise<Delivery[]> {
+export async function notifyOutcome(config: Config, outcome: Outcome, opts: NotifyOptions): Promise<Delivery[]> {
   const log: NotifyLog = opts.log ?? (() => undefined);
   const n = config.notify;
   if (!n) return [];
   try {
     const host = hostname();
     const time = (opts.now ?? new Date()).toISOString();
-    const secrets = knownSecrets(config);
+    const secrets = knownValues(opts.secrets);
     const clean = (s: string): string => redact(s, secrets);
     const sends: Array<Promise<Delivery>> = [];
     const retry = { retries: n.retries, backoffMs: n.backoffMs, timeoutMs: n.timeoutMs };
@@ -250,7 +253,8 @@ export async function notifyOutcome(config: Config, outcome: Outcome, opts: Noti
       if (channel === 'mastodon' && n.mastodon) {
         let token: string;
         try {
-          token = readSecretFile(n.mastodon.tokenFile, 'notify.mastodon.tokenFile');
+          if (!opts.secrets.mastodon) throw new Error('the Mastodon token was not read at the start of the job');
+          token = opts.secrets.mastodon.reveal();
         } catch (err) {
           sends.push(Promise.resolve({ channel: 'mastodon', event, ok: false, attempts: 0, error: errorMessage(err) }));
           continue;

@@ -1,5 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { BusyError, errorMessage } from '../errors.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import type { RunContext } from '../run-context.js';
 import type { Manifest } from '../vault/manifest.js';
 import { notifyOutcome, type NotifyLog } from './alerts.js';
 
@@ -13,15 +15,16 @@ import { notifyOutcome, type NotifyLog } from './alerts.js';
 export async function backupWithAlerts<T extends { manifest: Pick<Manifest, 'id' | 'failed'> }>(
   config: Config,
   run: () => Promise<T>,
-  opts: { log?: NotifyLog; signal?: AbortSignal } = {},
+  ctx: Pick<RunContext, 'log' | 'signal'>,
+  secrets: JobSecrets,
 ): Promise<T> {
-  await notifyOutcome(config, { kind: 'backup.start' }, { log: opts.log });
+  await notifyOutcome(config, { kind: 'backup.start' }, { log: ctx.log, secrets });
   let result: T;
   try {
     result = await run();
   } catch (err) {
-    if (!(err instanceof BusyError) && !opts.signal?.aborted) {
-      await notifyOutcome(config, { kind: 'backup', ok: false, error: errorMessage(err) }, { log: opts.log });
+    if (!(err instanceof BusyError) && !ctx.signal.aborted) {
+      await notifyOutcome(config, { kind: 'backup', ok: false, error: errorMessage(err) }, { log: ctx.log, secrets });
     }
     throw err;
   }
@@ -29,7 +32,7 @@ export async function backupWithAlerts<T extends { manifest: Pick<Manifest, 'id'
   await notifyOutcome(
     config,
     missing ? { kind: 'backup', ok: false, error: missing } : { kind: 'backup', ok: true, snapshot: result.manifest.id },
-    { log: opts.log },
+    { log: ctx.log, secrets },
   );
   return result;
 }
@@ -46,14 +49,15 @@ export function requiredPartsFailed(manifest: Pick<Manifest, 'id' | 'failed'>): 
 export async function verifyWithAlerts<T extends { ok: boolean; snapshot: string; reason: string | null }>(
   config: Config,
   run: () => Promise<T>,
-  opts: { log?: NotifyLog; signal?: AbortSignal } = {},
+  ctx: Pick<RunContext, 'log' | 'signal'>,
+  secrets: JobSecrets,
 ): Promise<T> {
   let result: T;
   try {
     result = await run();
   } catch (err) {
-    if (!(err instanceof BusyError) && !opts.signal?.aborted) {
-      await notifyOutcome(config, { kind: 'verify', ok: false, snapshot: null, error: errorMessage(err) }, { log: opts.log });
+    if (!(err instanceof BusyError) && !ctx.signal.aborted) {
+      await notifyOutcome(config, { kind: 'verify', ok: false, snapshot: null, error: errorMessage(err) }, { log: ctx.log, secrets });
     }
     throw err;
   }
@@ -62,7 +66,7 @@ export async function verifyWithAlerts<T extends { ok: boolean; snapshot: string
     result.ok
       ? { kind: 'verify', ok: true, snapshot: result.snapshot }
       : { kind: 'verify', ok: false, snapshot: result.snapshot, error: result.reason ?? 'verification failed' },
-    { log: opts.log },
+    { log: ctx.log, secrets },
   );
   return result;
 }
@@ -74,17 +78,19 @@ export async function verifyWithAlerts<T extends { ok: boolean; snapshot: string
 export async function checkWithAlerts<T extends { ok: boolean }>(
   config: Config,
   run: () => Promise<T>,
-  opts: { whole: boolean; describe: (result: T) => string; log?: NotifyLog },
+  ctx: Pick<RunContext, 'log'>,
+  secrets: JobSecrets,
+  judged: { whole: boolean; describe: (result: T) => string },
 ): Promise<T> {
   let result: T;
   try {
     result = await run();
   } catch (err) {
-    await notifyOutcome(config, { kind: 'check', ok: false, error: errorMessage(err) }, { log: opts.log });
+    await notifyOutcome(config, { kind: 'check', ok: false, error: errorMessage(err) }, { log: ctx.log, secrets });
     throw err;
   }
-  if (!result.ok) await notifyOutcome(config, { kind: 'check', ok: false, error: opts.describe(result) }, { log: opts.log });
-  else if (opts.whole) await notifyOutcome(config, { kind: 'check', ok: true }, { log: opts.log });
+  if (!result.ok) await notifyOutcome(config, { kind: 'check', ok: false, error: judged.describe(result) }, { log: ctx.log, secrets });
+  else if (judged.whole) await notifyOutcome(config, { kind: 'check', ok: true }, { log: ctx.log, secrets });
   return result;
 }
 
@@ -92,7 +98,7 @@ export async function checkWithAlerts<T extends { ok: boolean }>(
 export async function reportDevices(
   config: Config,
   devices: ReadonlyArray<{ name: string; stale: boolean; newestOnDevice: string | null; problem?: string | null }>,
-  opts: { log?: NotifyLog } = {},
+  opts: { log?: NotifyLog; secrets: JobSecrets },
 ): Promise<void> {
   for (const d of devices) {
     await notifyOutcome(

@@ -25,7 +25,7 @@ import {
   type TableOutcome,
 } from '../capture/delta.js';
 import { dropDeltaState, loadDeltaState, NextState, STATE_DIR, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
-import type { SourceConfig } from '../config/schema.js';
+
 import { formatAge } from '../format.js';
 import { dumpCompression, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
 import { errorMessage, PermafrostError, UserError } from '../errors.js';
@@ -35,7 +35,8 @@ import { chainProblem as chainLinkProblem, type LinkState } from '../vault/check
 import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { listSnapshots, snapshotIdTime, vaultWriteCode, type SnapshotEntry } from '../vault/store.js';
 import { writeEncryptedCapture, writeEncryptedStream } from '../crypto/write-capture.js';
-import type { JobEvents } from '../events.js';
+import type { RunContext } from '../run-context.js';
+import type { SourceJob } from './secrets.js';
 
 export interface ChainCapture {
   files: ManifestFile[];
@@ -124,7 +125,7 @@ async function chainProblem(snapshots: SnapshotEntry[], top: SnapshotEntry & { m
  * A failure while reading rows as one sentence: PostgreSQL's (a restart, a policy that hides rows)
  * is the server's, exit 1; ours, a full vault and a stop request pass through as they are.
  */
-function captureError(config: SourceConfig, err: unknown, signal: AbortSignal | undefined): unknown {
+function captureError(config: SourceJob, err: unknown, signal: AbortSignal | undefined): unknown {
   if (err instanceof PermafrostError || vaultWriteCode(err)) return err;
   const db = config.database;
   if (signal?.aborted)
@@ -167,7 +168,7 @@ async function refuseUncaptured(client: pg.Client, db: string): Promise<void> {
 
 /** The reference to build a delta on, or why a base is made (and whether that deserves a warning). */
 async function chooseReference(
-  config: SourceConfig,
+  config: SourceJob,
   session: CaptureSession,
   ddl: string,
   catalog: Catalog,
@@ -251,17 +252,19 @@ async function chooseReference(
  * read in the capture session's transaction. The session must stay open until this resolves.
  */
 export async function captureChainParts(
-  config: SourceConfig,
+  config: SourceJob,
   session: CaptureSession,
-  opts: { dir: string; id: string; keys: EncryptionKeys; started: Date; signal?: AbortSignal; events?: JobEvents },
+  opts: { dir: string; id: string; keys: EncryptionKeys; started: Date },
+  ctx: RunContext,
 ): Promise<ChainCapture> {
-  const { signal } = opts;
+  const { signal } = ctx;
   const onAbort = (): void => void cancelBackend(config.database, session.pid);
-  signal?.addEventListener('abort', onAbort, { once: true });
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const gathered = await gatherReference(config, session, opts);
+    const partOpts: PartOptions = { ...opts, signal, events: ctx.events };
+    const gathered = await gatherReference(config, session, partOpts);
     const { choice } = gathered;
-    const delta = 'ref' in choice ? await writeDelta(config, session, gathered, choice.ref, opts) : null;
+    const delta = 'ref' in choice ? await writeDelta(config, session, gathered, choice.ref, partOpts) : null;
     const warnings =
       delta && 'mismatch' in delta
         ? [`made a base instead of a delta: ${delta.mismatch}; the state is rebuilt from this base`]
@@ -269,16 +272,16 @@ export async function captureChainParts(
           ? [`made a base instead of a delta: ${choice.reason}; the state is rebuilt from this base`]
           : [];
     const reason = 'reason' in choice ? choice.reason : (warnings[0] ?? 'its delta state did not match');
-    const written = delta && !('mismatch' in delta) ? delta : await writeBase(config, session, gathered, reason, opts);
+    const written = delta && !('mismatch' in delta) ? delta : await writeBase(config, session, gathered, reason, partOpts);
     return chainCapture(written, warnings, gathered, session.facts?.schemaMigration ?? null);
   } catch (err) {
     throw captureError(config, err, signal);
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
-type PartOptions = Parameters<typeof captureChainParts>[2];
+type PartOptions = Parameters<typeof captureChainParts>[2] & { signal: AbortSignal; events: RunContext['events'] };
 
 /** What the capture session reads before any part is written, and the reference chosen from it. */
 interface Gathered {
@@ -297,7 +300,7 @@ interface Written {
 }
 
 /** The schema's fingerprint (a plain DDL dump), the catalog and the server's facts, then the reference to build on. */
-async function gatherReference(config: SourceConfig, session: CaptureSession, opts: PartOptions): Promise<Gathered> {
+async function gatherReference(config: SourceJob, session: CaptureSession, opts: PartOptions): Promise<Gathered> {
   const db = config.database;
   await prepareSession(session.client);
   await refuseUncaptured(session.client, db.name);
@@ -315,11 +318,11 @@ async function gatherReference(config: SourceConfig, session: CaptureSession, op
 }
 
 /** The rows part's compression level (igzip's, at least 1) and its byte count as progress. */
-function rowsPartOptions(config: SourceConfig, opts: PartOptions) {
+function rowsPartOptions(config: SourceJob, opts: PartOptions) {
   return {
     dir: opts.dir,
     keys: opts.keys,
-    progress: (n: number): void => opts.events?.bytes?.('database', n),
+    progress: (n: number): void => opts.events.bytes?.('database', n),
     encrypt: { compressLevel: dumpCompression(config.database.compression).openpgpLevel || 1 },
   };
 }
@@ -329,7 +332,7 @@ function rowsPartOptions(config: SourceConfig, opts: PartOptions) {
  * state are dropped and the mismatch returned, so that a base is made instead.
  */
 async function writeDelta(
-  config: SourceConfig,
+  config: SourceJob,
   session: CaptureSession,
   g: Gathered,
   ref: Reference,
@@ -358,7 +361,7 @@ async function writeDelta(
 }
 
 /** A base: the schema (pg_dump's custom format, in the session's snapshot) and every table's rows, with a new state. */
-async function writeBase(config: SourceConfig, session: CaptureSession, g: Gathered, reason: string, opts: PartOptions): Promise<Written> {
+async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered, reason: string, opts: PartOptions): Promise<Written> {
   const db = config.database;
   const next = await NextState.create(config.vault.dir, null);
   const outcomes: TableOutcome[] = [];

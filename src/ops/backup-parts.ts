@@ -7,10 +7,12 @@ import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { checkRedisCli } from '../tools/redis-cli.js';
 import type { EncryptionKeys } from '../crypto/keys.js';
+import type { RunContext } from '../run-context.js';
 import { PART_FILE, type FailedPart, type ManifestFile } from '../vault/manifest.js';
 import { vaultWriteCode } from '../vault/store.js';
 import { captureFailure } from '../crypto/write-capture.js';
 import { writeEncryptedPart } from '../crypto/write-part.js';
+import type { SourceJob } from './secrets.js';
 
 export interface ExtraParts {
   files: ManifestFile[];
@@ -27,7 +29,7 @@ interface PartJob {
   write(dir: string, keys: EncryptionKeys): Promise<ManifestFile>;
 }
 
-function redisJob(config: Config, signal: AbortSignal | undefined): PartJob | null {
+function redisJob(config: SourceJob, ctx: RunContext): PartJob | null {
   const redis = config.redis;
   if (!redis) return null;
   return {
@@ -38,7 +40,7 @@ function redisJob(config: Config, signal: AbortSignal | undefined): PartJob | nu
       if (!cli.ok) throw redisPartError(redis, new Error(cli.reason));
       let capture: ReturnType<typeof startRedisCapture>;
       try {
-        capture = startRedisCapture(redis, signal);
+        capture = startRedisCapture(redis, ctx);
       } catch (err) {
         throw redisPartError(redis, err);
       }
@@ -86,13 +88,14 @@ function secretsJob(config: Config): PartJob | null {
  * throw instead: the whole snapshot is then not to be trusted, whatever `optional` says.
  */
 export async function captureExtraParts(
-  config: Config,
-  opts: { dir: string; keys: EncryptionKeys; rolesSql: string; signal?: AbortSignal },
+  config: SourceJob,
+  opts: { dir: string; keys: EncryptionKeys; rolesSql: string },
+  ctx: RunContext,
 ): Promise<ExtraParts> {
   const { dir, keys } = opts;
   const roles = writeEncryptedPart({ dir, part: 'roles', keys }, Readable.from([Buffer.from(opts.rolesSql, 'utf8')]));
-  const jobs = [redisJob(config, opts.signal), secretsJob(config)].filter((j): j is PartJob => j !== null);
-  const outcomes = await Promise.allSettled([roles, ...jobs.map((job) => runPart(job, dir, keys, opts.signal))]);
+  const jobs = [redisJob(config, ctx), secretsJob(config)].filter((j): j is PartJob => j !== null);
+  const outcomes = await Promise.allSettled([roles, ...jobs.map((job) => runPart(job, dir, keys, ctx))]);
   // A failure that spoils the whole snapshot (roles, a vault write error, a stop) wins, in order.
   const thrown = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
   if (thrown) throw thrown.reason;
@@ -104,17 +107,12 @@ export async function captureExtraParts(
 }
 
 /** One optional part: its file, or its failure as the manifest records it (its half-written file removed). */
-async function runPart(
-  job: PartJob,
-  dir: string,
-  keys: EncryptionKeys,
-  signal: AbortSignal | undefined,
-): Promise<ManifestFile | FailedPart> {
+async function runPart(job: PartJob, dir: string, keys: EncryptionKeys, ctx: RunContext): Promise<ManifestFile | FailedPart> {
   try {
     return await job.write(dir, keys);
   } catch (err) {
     await rm(path.join(dir, PART_FILE[job.part]), { force: true });
-    if (signal?.aborted || vaultWriteCode(err)) throw err;
+    if (ctx.signal.aborted || vaultWriteCode(err)) throw err;
     return { part: job.part, error: errorMessage(err), optional: job.optional };
   }
 }

@@ -24,9 +24,11 @@ import { writeEncryptedCapture } from '../crypto/write-capture.js';
 import { pruneAfterBackup, type PruneResult } from './prune.js';
 import { captureExtraParts, type ExtraParts } from './backup-parts.js';
 import { requestSnapshotRescan } from '../replicate/rescan.js';
-import type { JobEvents } from '../events.js';
+import { alsoStoppedBy, type RunContext } from '../run-context.js';
 import { diskSpace } from '../vault/fs-durable.js';
 import { writeRunbook } from '../vault/runbook.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import { withSourceSecrets, type SourceJob } from './secrets.js';
 
 export interface BackupResult {
   manifest: Manifest;
@@ -75,12 +77,12 @@ function lockWarning(lock: RunLock): string[] {
 }
 
 /** Captures the database into one encrypted snapshot, atomically (a whole run with alerts: runs.ts). */
-export async function runBackup(config: SourceConfig, opts: { signal?: AbortSignal; events?: JobEvents } = {}): Promise<BackupResult> {
-  const keys = await loadEncryptionKeys(config.vault);
+export async function runBackup(config: SourceConfig, ctx: RunContext, secrets: JobSecrets): Promise<BackupResult> {
+  const keys = await loadEncryptionKeys(config.vault, secrets.vaultPassphrase);
   const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
   try {
     await checkFreeSpace(config.vault.dir);
-    return await captureSnapshot(config, { keys, signing }, opts);
+    return await captureSnapshot(withSourceSecrets(config, secrets), { keys, signing }, ctx);
   } catch (err) {
     // A full or read-only vault disk shows up as ENOSPC/EROFS anywhere (lock, dump, manifest, rename).
     throw vaultWriteError(config.vault.dir, err) ?? err;
@@ -88,9 +90,9 @@ export async function runBackup(config: SourceConfig, opts: { signal?: AbortSign
 }
 
 async function captureSnapshot(
-  config: SourceConfig,
+  config: SourceJob,
   { keys, signing }: { keys: EncryptionKeys; signing: SigningKey | null },
-  opts: { signal?: AbortSignal; events?: JobEvents },
+  ctx: RunContext,
 ): Promise<BackupResult> {
   const db = config.database;
   const lock = acquireLock(config.vault.dir, 'backup');
@@ -99,32 +101,25 @@ async function captureSnapshot(
     await cleanStaleStates(config.vault.dir);
     const started = new Date();
     const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
-    const session = await openCaptureSession(db, opts.signal);
+    const session = await openCaptureSession(db, ctx);
     const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
     const closeSession = closeOnce(session);
     // Roles, Redis and secrets are captured beside the database, not after it (see backup-parts.ts);
     // a failed database stops them, and the folder is removed only once they have let go of it.
-    const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql, signal: opts.signal });
+    const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql }, ctx);
     let chainParts: ChainCapture | null = null;
     try {
-      opts.events?.phase?.('database');
+      ctx.events.phase?.('database');
       if (db.delta) {
         // Delta mode: schema, rows or what changed, all read in the session's own transaction.
-        chainParts = await captureChainParts(config, session, {
-          dir: partial.dir,
-          id: snapshotIdFor(started),
-          keys,
-          started,
-          signal: opts.signal,
-          events: opts.events,
-        });
+        chainParts = await captureChainParts(config, session, { dir: partial.dir, id: snapshotIdFor(started), keys, started }, ctx);
       }
-      const dbFiles = chainParts ? chainParts.files : [await dumpDatabase(config, session, partial.dir, keys, opts)];
+      const dbFiles = chainParts ? chainParts.files : [await dumpDatabase(config, session, partial.dir, keys, ctx)];
       await closeSession();
-      opts.events?.phase?.('redis and secrets');
+      ctx.events.phase?.('redis and secrets');
       const extra = await extraParts.result;
-      if (opts.signal?.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
-      opts.events?.phase?.('commit');
+      if (ctx.signal.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
+      ctx.events.phase?.('commit');
       const manifest = snapshotManifest(config, {
         started,
         pgDumpVersion,
@@ -172,12 +167,12 @@ function closeOnce(session: CaptureSession): () => Promise<void> {
 
 /** The extra parts started beside the database; `stop` aborts them and waits until they have let go of the folder. */
 function startExtraParts(
-  config: SourceConfig,
-  opts: { dir: string; keys: EncryptionKeys; rolesSql: string; signal?: AbortSignal },
+  config: SourceJob,
+  parts: { dir: string; keys: EncryptionKeys; rolesSql: string },
+  ctx: RunContext,
 ): { result: Promise<ExtraParts>; stop: () => Promise<void> } {
   const partsStop = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, partsStop.signal]) : partsStop.signal;
-  const result = captureExtraParts(config, { ...opts, signal });
+  const result = captureExtraParts(config, parts, alsoStoppedBy(ctx, partsStop.signal));
   // Settled here too, so that a database failure never leaves a rejection unobserved.
   const settled = result.then(
     () => undefined,
@@ -194,11 +189,11 @@ function startExtraParts(
 
 /** The full-mode database part: pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete. */
 async function dumpDatabase(
-  config: SourceConfig,
+  config: SourceJob,
   session: CaptureSession,
   dir: string,
   keys: EncryptionKeys,
-  opts: { signal?: AbortSignal; events?: JobEvents },
+  ctx: RunContext,
 ): Promise<ManifestFile> {
   const db = config.database;
   const argv = pgDumpArgv(db, { snapshot: session.snapshot });
@@ -207,10 +202,10 @@ async function dumpDatabase(
       dir,
       part: 'database',
       keys,
-      progress: (n) => opts.events?.bytes?.('database', n),
+      progress: (n) => ctx.events.bytes?.('database', n),
       encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel },
     },
-    { argv, env: pgEnv(db), what: `database "${db.name}"`, signal: opts.signal },
+    { argv, env: pgEnv(db), what: `database "${db.name}"`, signal: ctx.signal },
   );
 }
 
@@ -257,7 +252,7 @@ function snapshotManifest(
  * warning (those before the extra parts' warnings, and those after, in the order the result lists them).
  */
 async function afterCommit(
-  config: SourceConfig,
+  config: SourceJob,
   manifest: Manifest,
   signing: SigningKey | null,
   chainParts: ChainCapture | null,
@@ -269,7 +264,7 @@ async function afterCommit(
   // Retention runs only after a good snapshot, under this run's lock.
   const prune = await pruneAfterBackup(config);
   // Start replication now rather than at Syncthing's next rescan.
-  const replication = await requestSnapshotRescan(config);
+  const replication = await requestSnapshotRescan(config, config.secretValues.syncthing);
   return {
     beforeExtra: [...(stateWarning ? [stateWarning] : []), ...(runbook ? [runbook] : [])],
     afterExtra: [...prune.warnings, ...(replication ? [replication] : [])],

@@ -20,10 +20,12 @@ import { checkKeys } from '../doctor/keys.js';
 import { checkSchedule } from '../doctor/schedule.js';
 import { checkSyncthing } from '../doctor/syncthing.js';
 import { sweepLeftovers } from '../recover/sweep.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import { readJobSecrets, withSourceSecrets } from './secrets.js';
 
 /** Sweeps what dead runs left (temp folders, scratch databases) and says what went: a WARN, as a run died there. */
-async function sweepLine(config: Config): Promise<CheckLine> {
-  const { swept, problems } = await sweepLeftovers(config);
+async function sweepLine(config: Config, secrets: JobSecrets): Promise<CheckLine> {
+  const { swept, problems } = await sweepLeftovers(config, secrets);
   if (swept.length === 0 && problems.length === 0)
     return { check: 'leftovers', status: 'ok', message: 'no temp folder or scratch database of a dead run' };
   return {
@@ -65,15 +67,18 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
     return { configPath: null, device: false, lines: [line], ok: false };
   }
   const lines: CheckLine[] = [{ check: 'config', status: 'ok', message: `${config.configPath} is valid` }];
+  // Each secret read once; one that cannot be read is its check's FAIL line, not doctor's error.
+  const secrets = readJobSecrets(config);
   // A backup device keeps no passphrase (restore takes --passphrase-file): nothing to check then.
-  if (config.vault.passphraseFile !== undefined) lines.push(await checkPassphrase(config.vault.passphraseFile));
+  if (config.vault.passphraseFile !== undefined) lines.push(await checkPassphrase(config.vault.passphraseFile, secrets.vaultPassphrase));
   lines.push(...(await checkKeys(config)));
   if (config.role === 'source') {
-    const db = await checkDatabase(config.database, config.configPath);
+    const server = withSourceSecrets(config, secrets);
+    const db = await checkDatabase(server.database, config.configPath);
     lines.push(db.line);
-    if (db.serverMajor !== null) lines.push(await checkRolePasswords(config.database));
+    if (db.serverMajor !== null) lines.push(await checkRolePasswords(server.database));
     lines.push(await checkPgDump(config.database, db.serverMajor));
-    lines.push(await checkRedis(config.redis));
+    lines.push(await checkRedis(server.redis));
     lines.push(await checkSecrets(config.secrets));
     lines.push(checkRetention(config.vault.keep));
   }
@@ -85,9 +90,9 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
     lines.push(await checkFreshness(config));
     lines.push(checkRetention(config.vault.keep));
   }
-  lines.push(await sweepLine(config));
+  lines.push(await sweepLine(config, secrets));
   lines.push(checkSchedule(config));
   lines.push(await checkMedia(config.media));
-  lines.push(...(await checkSyncthing(config)));
+  lines.push(...(await checkSyncthing(config, secrets.syncthing)));
   return { configPath: config.configPath, device: config.role === 'receiver', lines, ok: lines.every((l) => l.status !== 'fail') };
 }

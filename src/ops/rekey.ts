@@ -19,7 +19,8 @@ import { acquireLock } from '../vault/lock.js';
 import { compareFolder } from '../vault/check.js';
 import { HashCounter, sha256File } from '../crypto/hash.js';
 import { fsyncDir, fsyncFile, writeFileAtomic } from '../vault/fs-durable.js';
-import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../crypto/keys-identity.js';
+import type { DecryptSecret, SecretFlags } from '../crypto/keys-identity.js';
+import { decryptSecretFor, readVaultPassphrase } from './secrets.js';
 import { GPG22_CONFIG, loadEncryptionKeys, messageKeysFor, readKeyFile, type EncryptionKeys } from '../crypto/keys.js';
 import { MANIFEST_NAME, SIGNATURE_NAME, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { readSigningKey, signDetached, type SigningKey } from '../crypto/signature.js';
@@ -370,9 +371,11 @@ export async function runRekey(
   ref: string,
   flags: SecretFlags,
 ): Promise<RekeyReport> {
-  const secret = await decryptSecretFor(config, flags, 'rekey');
+  // vault.passphraseFile is read once: it may both decrypt (no --identity) and be one of the new keys.
+  const passphrase = readVaultPassphrase(config.vault);
+  const secret = await decryptSecretFor(config, flags, 'rekey', passphrase);
   if (secret.kind === 'agent') throw new UserError('rekey unwraps the session keys itself: pass the secret key with --identity FILE.');
-  const keys = await loadEncryptionKeys(config.vault);
+  const keys = await loadEncryptionKeys(config.vault, passphrase);
   const wantIds = await configuredKeyIds(keys);
   const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
   const lock = acquireLock(config.vault.dir, 'rekey');

@@ -10,11 +10,15 @@ import { createReadStream, existsSync, lstatSync, readdirSync, realpathSync, sta
 import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { databaseSchema, type Config, type DatabaseConfig } from '../config/schema.js';
-import type { JobEvents } from '../events.js';
+import { databaseSchema, type Config } from '../config/schema.js';
+import type { RunContext } from '../run-context.js';
 import { IntegrityError, PermafrostError, UserError } from '../errors.js';
 import { fsyncDir } from '../vault/fs-durable.js';
-import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../crypto/keys-identity.js';
+import type { DecryptSecret, SecretFlags } from '../crypto/keys-identity.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import type { PgServer } from '../tools/postgres.js';
+import { sweepAndReport } from '../recover/sweep.js';
+import { decryptSecretFor, readJobSecrets } from './secrets.js';
 import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags, type SignerKey } from '../crypto/signature.js';
 import { findSnapshot, type SnapshotEntry } from '../vault/store.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
@@ -54,9 +58,6 @@ export interface RestoreOptions extends SecretFlags, SignerFlags {
   noOwner?: boolean;
   /** With noOwner: the role given every object (pg_restore --role). */
   role?: string;
-  events?: JobEvents;
-  /** Stop requested (SIGINT/SIGTERM): programs are stopped, temp folders removed, and the run fails saying how far it got. */
-  signal?: AbortSignal;
 }
 
 export interface PartOutput {
@@ -113,13 +114,14 @@ async function stageFile(
   secret: DecryptSecret,
   part: StagedFile['part'],
   dest: string,
-  opts: { force?: boolean; signal?: AbortSignal },
+  opts: { force?: boolean },
+  ctx: RunContext,
 ): Promise<StagedFile> {
   const flag = `--${part}`;
   const folder = path.dirname(dest);
   const temp = await privateTemp({ dir: folder, name: `the folder of ${flag} (${folder})`, setting: flag });
   try {
-    const plain = await decryptVerifiedPart({ snapshot, secret, temp }, partFile(snapshot, part), { signal: opts.signal });
+    const plain = await decryptVerifiedPart({ snapshot, secret, temp }, partFile(snapshot, part), ctx);
     const unchanged = existsSync(dest) && (await sha256(dest)) === (await sha256(plain));
     if (existsSync(dest) && !unchanged && !opts.force) {
       throw new UserError(
@@ -260,8 +262,10 @@ export function nextSteps(r: {
  * The server to restore into: the config's database section, or, on a backup device or with no
  * config (which have none), the PostgreSQL that libpq's environment names (PGHOST, PGPORT, PGUSER, PGPASSFILE, …).
  */
-function targetServer(config: Config, database: string): DatabaseConfig {
-  return config.role === 'source' ? { ...config.database, name: database } : databaseSchema.parse({ name: database });
+function targetServer(config: Config, database: string, secrets: JobSecrets): PgServer {
+  return config.role === 'source'
+    ? { ...config.database, name: database, password: secrets.database }
+    : { ...databaseSchema.parse({ name: database }), password: undefined };
 }
 
 /** --all DIR expanded into the single destinations (each still overridable by its own flag). */
@@ -287,10 +291,10 @@ async function databaseContent(
   vaultDir: string,
   snapshot: SnapshotEntry,
   signer: SignerKey | null,
-  events: JobEvents | undefined,
+  ctx: RunContext,
 ): Promise<DatabaseContent> {
   if (!snapshot.manifest?.chain) return { kind: 'full', file: partFile(snapshot, 'database') };
-  const read = await readChain(vaultDir, snapshot, signer, events);
+  const read = await readChain(vaultDir, snapshot, signer, ctx);
   if ('problem' in read) {
     throw new IntegrityError(
       `Snapshot ${snapshot.id} cannot be restored: ${read.problem}; restore another snapshot (permafrost list shows them), and run permafrost check.`,
@@ -303,13 +307,18 @@ async function databaseContent(
  * Restores what was asked for from one snapshot: every destination and the target database are
  * checked first, then the requested files are decrypted and verified beside their destinations
  * and the media copied beside its own, then the database is restored and swapped in, and only then
- * is each file and folder put in place with a rename. Temp folders go on every path.
+ * is each file and folder put in place with a rename. Temp folders go on every path. A stop
+ * request (SIGINT/SIGTERM) stops the programs, removes the temp folders and fails saying how far it got.
+ * What dead runs left (temp folders, scratch databases) is swept first.
  */
-export async function runRestore(config: Config, opts: RestoreOptions): Promise<RestoreResult> {
+export async function runRestore(config: Config, ctx: RunContext, opts: RestoreOptions): Promise<RestoreResult> {
+  // Every secret the run needs, read once; the steps get the values.
+  const secrets = readJobSecrets(config);
+  await sweepAndReport(config, ctx.log, secrets);
   const dest = await checkDestinations(config, opts);
-  const opened = await openSnapshot(config, opts);
-  const plan = await checkParts(config, opts, opened, chooseParts(opts, opened, dest));
-  return applyRestore(config, plan, opts);
+  const opened = await openSnapshot(config, opts, secrets);
+  const plan = await checkParts(config, opts, opened, chooseParts(opts, opened, dest), ctx, secrets);
+  return applyRestore(config, plan, opts, ctx);
 }
 
 /** The file destinations as asked for (--all expanded), resolved; media from the copy named by --media-from or the config. */
@@ -358,8 +367,8 @@ interface OpenedSnapshot {
   warning: string | null;
 }
 
-async function openSnapshot(config: Config, opts: RestoreOptions): Promise<OpenedSnapshot> {
-  const secret = await decryptSecretFor(config, opts, 'restore');
+async function openSnapshot(config: Config, opts: RestoreOptions, secrets: JobSecrets): Promise<OpenedSnapshot> {
+  const secret = await decryptSecretFor(config, opts, 'restore', secrets.vaultPassphrase);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   const { signer, warning } = await trustedSigner(config.vault, snapshot, opts, 'restore');
   await requireSignedManifest(snapshot, signer);
@@ -387,13 +396,20 @@ function chooseParts(opts: RestoreOptions, { manifest }: OpenedSnapshot, dest: F
 
 /** Everything the run will do, checked before anything is written. */
 interface RestorePlan extends OpenedSnapshot, FileDestinations {
-  database: { name: string; server: DatabaseConfig; target: TargetState; content: DatabaseContent } | null;
+  database: { name: string; server: PgServer; target: TargetState; content: DatabaseContent } | null;
   rolesFile: ManifestFile | null;
   steps: string[];
 }
 
 /** Every requested part must exist before any is written, so a missing one fails without side effects; then the target and the chain. */
-async function checkParts(config: Config, opts: RestoreOptions, opened: OpenedSnapshot, chosen: ChosenParts): Promise<RestorePlan> {
+async function checkParts(
+  config: Config,
+  opts: RestoreOptions,
+  opened: OpenedSnapshot,
+  chosen: ChosenParts,
+  ctx: RunContext,
+  jobSecrets: JobSecrets,
+): Promise<RestorePlan> {
   const { snapshot, manifest, signer } = opened;
   const { redis, secrets, media, database } = chosen;
   if (database) assertTargetNames(database, opts.database ? '--database' : `the database name in snapshot ${snapshot.id}`);
@@ -403,11 +419,11 @@ async function checkParts(config: Config, opts: RestoreOptions, opened: OpenedSn
   if (secrets) partFile(snapshot, 'secrets');
   let planned: RestorePlan['database'] = null;
   if (database) {
-    const server = targetServer(config, database);
+    const server = targetServer(config, database, jobSecrets);
     const target = await inspectTarget(server, database);
     checkTarget(target, database, opts);
     // Last of the checks, as it reads every file of a chain: the cheap refusals come first.
-    const content = await databaseContent(config.vault.dir, snapshot, signer, opts.events);
+    const content = await databaseContent(config.vault.dir, snapshot, signer, ctx);
     // A link that names its signer belongs to a signed vault, even when every signature was removed.
     const signedLink =
       content.kind === 'chain' && !signer && !opts.insecureNoSignatureCheck
@@ -428,11 +444,11 @@ async function checkParts(config: Config, opts: RestoreOptions, opened: OpenedSn
 }
 
 /** A step stopped by the signal fails with one sentence: nothing is in place before the end, so nothing was touched. */
-async function stoppable<T>(step: Promise<T>, snapshot: string, signal: AbortSignal | undefined): Promise<T> {
+async function stoppable<T>(step: Promise<T>, snapshot: string, signal: AbortSignal): Promise<T> {
   try {
     return await step;
   } catch (err) {
-    if (!signal?.aborted) throw err;
+    if (!signal.aborted) throw err;
     throw new PermafrostError(
       'stopped',
       `Restore of snapshot ${snapshot} was stopped before it finished; the target database was not touched and no file was half written.`,
@@ -442,24 +458,24 @@ async function stoppable<T>(step: Promise<T>, snapshot: string, signal: AbortSig
 }
 
 /** Files staged beside their destinations, the database restored and swapped in, then each file and folder renamed into place. */
-async function applyRestore(config: Config, plan: RestorePlan, opts: RestoreOptions): Promise<RestoreResult> {
+async function applyRestore(config: Config, plan: RestorePlan, opts: RestoreOptions, ctx: RunContext): Promise<RestoreResult> {
   const { snapshot, secret, redis, secrets, media, mediaFrom } = plan;
   const staged: StagedFile[] = [];
   let mediaStaging: string | undefined;
   try {
     if (redis) {
-      opts.events?.phase?.('redis');
-      staged.push(await stoppable(stageFile(snapshot, secret, 'redis', redis, opts), snapshot.id, opts.signal));
+      ctx.events.phase?.('redis');
+      staged.push(await stoppable(stageFile(snapshot, secret, 'redis', redis, opts, ctx), snapshot.id, ctx.signal));
     }
     if (secrets) {
-      opts.events?.phase?.('secrets');
-      staged.push(await stoppable(stageFile(snapshot, secret, 'secrets', secrets, opts), snapshot.id, opts.signal));
+      ctx.events.phase?.('secrets');
+      staged.push(await stoppable(stageFile(snapshot, secret, 'secrets', secrets, opts, ctx), snapshot.id, ctx.signal));
     }
     if (media && mediaFrom) {
-      opts.events?.phase?.('media');
-      mediaStaging = await stoppable(stageMedia(mediaFrom, media), snapshot.id, opts.signal);
+      ctx.events.phase?.('media');
+      mediaStaging = await stoppable(stageMedia(mediaFrom, media), snapshot.id, ctx.signal);
     }
-    const db = plan.database ? await restoreDatabaseOf(config, plan, plan.database, opts) : null;
+    const db = plan.database ? await restoreDatabaseOf(config, plan, plan.database, opts, ctx) : null;
     const files: PartOutput[] = [];
     for (const s of staged) files.push(await placeFile(s));
     if (media && mediaStaging) {
@@ -479,26 +495,30 @@ async function restoreDatabaseOf(
   plan: RestorePlan,
   database: NonNullable<RestorePlan['database']>,
   opts: RestoreOptions,
+  ctx: RunContext,
 ): Promise<DatabaseRestoreResult> {
   const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
   try {
     return await stoppable(
-      restoreDatabase({ snapshot: plan.snapshot, secret: plan.secret, temp }, database.content, {
-        server: database.server,
-        database: database.name,
-        target: database.target,
-        manifest: plan.manifest,
-        rolesFile: plan.rolesFile,
-        jobs: opts.jobs,
-        noOwner: opts.noOwner,
-        role: opts.role,
-        terminateSessions: opts.terminateSessions,
-        dropPrevious: opts.dropPrevious,
-        events: opts.events,
-        signal: opts.signal,
-      }),
+      restoreDatabase(
+        { snapshot: plan.snapshot, secret: plan.secret, temp },
+        database.content,
+        {
+          server: database.server,
+          database: database.name,
+          target: database.target,
+          manifest: plan.manifest,
+          rolesFile: plan.rolesFile,
+          jobs: opts.jobs,
+          noOwner: opts.noOwner,
+          role: opts.role,
+          terminateSessions: opts.terminateSessions,
+          dropPrevious: opts.dropPrevious,
+        },
+        ctx,
+      ),
       plan.snapshot.id,
-      opts.signal,
+      ctx.signal,
     );
   } finally {
     await temp.dispose();

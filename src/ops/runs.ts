@@ -11,49 +11,34 @@ import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlert
 import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
 import { checkFailed, runCheck, type CheckResult } from './check.js';
-import type { JobEvents } from '../events.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import type { SecretFlags } from '../crypto/keys-identity.js';
 import type { SignerFlags } from '../crypto/signature.js';
 import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
 import { SNAPSHOT_ID_RE } from '../vault/store.js';
+import type { RunContext } from '../run-context.js';
 import { checkDevices, checkOffsite } from './watch.js';
-
-export interface JobRunOptions {
-  /** Stop requested (SIGTERM, daemon shutdown): the job ends early and no alert is sent about it. */
-  signal?: AbortSignal;
-  events?: JobEvents;
-  /** Where alert delivery problems, and what was swept from dead runs, go; they never fail the run. */
-  log?: NotifyLog;
-}
-
-const quiet: NotifyLog = () => undefined;
+import type { JobSecrets } from '../config/secret-values.js';
+import { readJobSecrets } from './secrets.js';
 
 /**
  * One backup with its alerts and device checks; needs a source config (a backup device makes no
- * backups). A snapshot committed without a required part (Redis down, …) ends the run with exit 1
+ * backups). Every secret the run needs is read once, at its start (or by the caller that starts it). A snapshot committed without a required part (Redis down, …) ends the run with exit 1
  * after it is safely in the vault; the error's detail lines carry the run's warnings.
  */
-export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Promise<BackupResult> {
+export async function runBackupJob(config: Config, ctx: RunContext, secrets: JobSecrets = readJobSecrets(config)): Promise<BackupResult> {
   const source = requireSource(config, 'backup');
-  const log = opts.log ?? quiet;
-  await sweepAndReport(source, log);
+  const { log } = ctx;
+  await sweepAndReport(source, log, secrets);
   try {
     let result: BackupResult;
     try {
-      result = await backupWithAlerts(
-        source,
-        () => runBackup(source, { signal: opts.signal, events: opts.events }).finally(() => opts.events?.end?.()),
-        {
-          log,
-          signal: opts.signal,
-        },
-      );
+      result = await backupWithAlerts(source, () => runBackup(source, ctx, secrets).finally(() => ctx.events.end?.()), ctx, secrets);
     } catch (err) {
       // A run that found the vault busy or was stopped on purpose did not fail: it leaves the last outcome as it was.
       // Recorded once the vault is in use (it holds a snapshot): before the first one, "no snapshot yet" is already the verdict,
       // and a run that failed leaves an unused vault folder exactly as it found it.
-      if (!(err instanceof BusyError) && !opts.signal?.aborted && (await holdsSnapshot(config.vault.dir))) {
+      if (!(err instanceof BusyError) && !ctx.signal.aborted && (await holdsSnapshot(config.vault.dir))) {
         await recordRun(config, { outcome: 'failed', finishedAt: new Date().toISOString(), snapshot: null, error: errorMessage(err) }, log);
       }
       throw err;
@@ -67,8 +52,8 @@ export async function runBackupJob(config: Config, opts: JobRunOptions = {}): Pr
     if (missing) throw new PermafrostError('part', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
     return result;
   } finally {
-    await checkDevices(config, log);
-    await checkOffsite(config, log);
+    await checkDevices(config, log, secrets);
+    await checkOffsite(config, log, secrets);
   }
 }
 
@@ -90,15 +75,16 @@ async function recordRun(config: Config, run: BackupRun, log: NotifyLog): Promis
 /** One verify of `snapshot` (default: the newest) with its alerts and device checks. A failed check is `ok: false`, not a throw. */
 export async function runVerifyJob(
   config: Config,
-  opts: JobRunOptions & SecretFlags & SignerFlags & { snapshot?: string } = {},
+  ctx: RunContext,
+  opts: SecretFlags & SignerFlags & { snapshot?: string } = {},
 ): Promise<VerifyResult> {
-  const log = opts.log ?? quiet;
-  await sweepAndReport(config, log);
+  const secrets = readJobSecrets(config);
+  await sweepAndReport(config, ctx.log, secrets);
   try {
     return await verifyWithAlerts(
       config,
       () =>
-        runVerify(config, {
+        runVerify(config, ctx, secrets, {
           snapshot: opts.snapshot,
           passphraseFile: opts.passphraseFile,
           identity: opts.identity,
@@ -106,30 +92,32 @@ export async function runVerifyJob(
           askIdentityPassphrase: opts.askIdentityPassphrase,
           signer: opts.signer,
           insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
-          signal: opts.signal,
-          events: opts.events,
-        }).finally(() => opts.events?.end?.()),
-      { log, signal: opts.signal },
+        }).finally(() => ctx.events.end?.()),
+      ctx,
+      secrets,
     );
   } finally {
-    await checkDevices(config, log);
-    await checkOffsite(config, log);
+    await checkDevices(config, ctx.log, secrets);
+    await checkOffsite(config, ctx.log, secrets);
   }
 }
 
 /** One check of `snapshot` (default: every snapshot) with its alerts: damage is alerted once, and resolved by a whole-vault check that passes. */
-export async function runCheckJob(config: Config, opts: Pick<JobRunOptions, 'log'> & { snapshot?: string } = {}): Promise<CheckResult> {
+export async function runCheckJob(
+  config: Config,
+  ctx: RunContext,
+  opts: { snapshot?: string; secrets?: JobSecrets } = {},
+): Promise<CheckResult> {
   const whole = opts.snapshot === undefined || opts.snapshot === 'all';
-  const log = opts.log ?? quiet;
+  const secrets = opts.secrets ?? readJobSecrets(config);
   try {
-    return await checkWithAlerts(config, () => runCheck(config, opts.snapshot), {
+    return await checkWithAlerts(config, () => runCheck(config, opts.snapshot), ctx, secrets, {
       whole,
       describe: (r) => checkFailed(r).message,
-      log,
     });
   } finally {
     // The daily check is also the offsite targets' watch on a quiet server (a target that stopped getting pushes).
-    await checkOffsite(config, log);
+    await checkOffsite(config, ctx.log, secrets);
   }
 }
 

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import type { Config, DatabaseConfig } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError, PermafrostError, ToolError } from '../errors.js';
 import { applyChain, compareTableHashes, readChain, type RestoreChain } from '../recover/chain.js';
 import { decryptVerifiedPart, privateTemp, vaultTempBase, type DecryptSource, type PrivateTemp } from '../recover/decrypt.js';
@@ -19,11 +19,14 @@ import {
   type ArchiveToc,
 } from '../recover/verify.js';
 import { recordVerify, recordVerifyRun } from '../recover/verify-state.js';
-import { decryptSecretFor, type DecryptSecret, type SecretFlags } from '../crypto/keys-identity.js';
+import type { DecryptSecret, SecretFlags } from '../crypto/keys-identity.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import type { PgServer } from '../tools/postgres.js';
+import { decryptSecretFor } from './secrets.js';
 import type { Manifest, ManifestFile } from '../vault/manifest.js';
 import { requireSignedManifest, trustedSigner, unpinnedRefusal, type SignerFlags, type SignerKey } from '../crypto/signature.js';
 import { findSnapshot, listSnapshots, type SnapshotEntry } from '../vault/store.js';
-import type { JobEvents } from '../events.js';
+import type { RunContext } from '../run-context.js';
 
 export interface VerifyResult {
   snapshot: string;
@@ -46,14 +49,14 @@ const failed = (name: string, detail: string): CheckOutcome => ({ name, ok: fals
  * a problem of this host (bad config, server down, wrong passphrase, temp folder full) is thrown and
  * marks no snapshot, but is recorded as the last run, which failed.
  */
-export async function runVerify(config: Config, opts: VerifyOptions = {}): Promise<VerifyResult> {
+export async function runVerify(config: Config, ctx: RunContext, secrets: JobSecrets, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const run = { t0: Date.now(), checkedAt: new Date().toISOString(), snapshot: null as string | null };
   try {
-    return await verifyOnce(config, opts, run);
+    return await verifyOnce(config, ctx, secrets, opts, run);
   } catch (err) {
     // Every run counts for permafrost_last_verify_success, also one that never reached a verdict;
     // a run stopped on purpose is not a failure. The error that ended the run matters more than recording it.
-    if (!opts.signal?.aborted) {
+    if (!ctx.signal.aborted) {
       await recordVerifyRun(config.vault.dir, {
         ok: false,
         checkedAt: run.checkedAt,
@@ -68,8 +71,6 @@ export async function runVerify(config: Config, opts: VerifyOptions = {}): Promi
 
 interface VerifyOptions extends SecretFlags, SignerFlags {
   snapshot?: string;
-  events?: JobEvents;
-  signal?: AbortSignal;
 }
 
 /** A damaged part's sentence as a check's detail: without the snapshot prefix and the advice. */
@@ -79,34 +80,38 @@ function integrityDetail(err: IntegrityError): string {
 
 /** The chain's restore into the scratch database: as restore does it, without owners and grants (verifyRestoreArgv). */
 async function restoreChainIntoScratch(
-  server: DatabaseConfig,
+  server: PgServer,
   archive: string,
   chain: RestoreChain,
   source: Omit<DecryptSource, 'snapshot'>,
   jobs: number | undefined,
-  opts: VerifyOptions,
+  run: RunContext,
 ): Promise<void> {
   const n = jobs ?? defaultRestoreJobs(availableParallelism());
-  await applyChain(source, chain, {
-    server,
-    database: server.name,
-    archive,
-    restoreArgv: (section) => verifyRestoreArgv(server, server.name, archive, { section, jobs: section === 'post-data' ? n : 1 }),
-    events: opts.events,
-    signal: opts.signal,
-  });
+  await applyChain(
+    source,
+    chain,
+    {
+      server,
+      database: server.name,
+      archive,
+      restoreArgv: (section) => verifyRestoreArgv(server, server.name, archive, { section, jobs: section === 'post-data' ? n : 1 }),
+    },
+    run,
+  );
 }
 
 /** What every step of one test-restore reads; no step changes it. */
 interface VerifyContext {
   config: Config;
   opts: VerifyOptions;
+  run: RunContext;
   snapshot: SnapshotEntry;
   manifest: Manifest;
   signer: SignerKey | null;
   secret: DecryptSecret;
   temp: PrivateTemp;
-  server: DatabaseConfig;
+  server: PgServer;
 }
 
 /** What the database step produced for the later steps: the decrypted archive, and the chain when the snapshot is a delta. */
@@ -118,23 +123,25 @@ interface DatabaseProducts {
 /** runVerify's work; `run` tells the caller which snapshot it had chosen when it threw. */
 async function verifyOnce(
   config: Config,
+  ctx: RunContext,
+  secrets: JobSecrets,
   opts: VerifyOptions,
   run: { t0: number; checkedAt: string; snapshot: string | null },
 ): Promise<VerifyResult> {
-  const secret = await decryptSecretFor(config, opts, 'verify');
+  const secret = await decryptSecretFor(config, opts, 'verify', secrets.vaultPassphrase);
   const snapshot = await findSnapshot(config.vault.dir, opts.snapshot);
   run.snapshot = snapshot.id;
   // A test-restore runs the snapshot's SQL on this server: a signed vault's manifests are checked first, as restore does.
   const { signer } = await trustedSigner(config.vault, snapshot, opts, 'verify');
   await requireSignedManifest(snapshot, signer);
-  const server = verifyServer(config, scratchName(config));
+  const server = verifyServer(config, scratchName(config), secrets);
 
   const temp = await privateTemp(vaultTempBase(config.vault.tempDir));
   let checks: CheckOutcome[];
   try {
     const manifest = snapshot.manifest;
     checks = manifest
-      ? await runChecks({ config, opts, snapshot, manifest, signer, secret, temp, server })
+      ? await runChecks({ config, opts, run: ctx, snapshot, manifest, signer, secret, temp, server })
       : [failed('manifest', snapshot.problem ?? `snapshot ${snapshot.id} has no readable manifest`)];
   } finally {
     await temp.dispose();
@@ -189,7 +196,7 @@ function accept(checks: CheckOutcome[], outcomes: CheckOutcome[]): boolean {
 }
 
 function stopIfAborted(ctx: VerifyContext): void {
-  if (ctx.opts.signal?.aborted)
+  if (ctx.run.signal.aborted)
     throw new PermafrostError('stopped', `Verify of snapshot ${ctx.snapshot.id} was stopped before it finished; nothing was recorded.`);
 }
 
@@ -218,15 +225,16 @@ async function decryptPart(
   file: ManifestFile,
   from: SnapshotEntry = ctx.snapshot,
 ): Promise<{ outcome: CheckOutcome; out: string | null }> {
-  const { opts } = ctx;
   const name = `decrypt-${file.part}`;
   const what = `decrypt ${file.part}`;
-  opts.events?.phase?.(what);
+  ctx.run.events.phase?.(what);
   try {
-    const out = await decryptVerifiedPart({ snapshot: from, restoring: ctx.snapshot, secret: ctx.secret, temp: ctx.temp }, file, {
-      progress: (n) => opts.events?.bytes?.(what, n),
-      signal: opts.signal,
-    });
+    const out = await decryptVerifiedPart(
+      { snapshot: from, restoring: ctx.snapshot, secret: ctx.secret, temp: ctx.temp },
+      file,
+      ctx.run,
+      what,
+    );
     return { outcome: passed(name, `${file.name}: OpenPGP integrity and SHA-256 match the manifest`), out };
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
@@ -238,7 +246,7 @@ async function decryptPart(
 async function decryptDatabase(ctx: VerifyContext): Promise<DatabaseProducts & { outcomes: CheckOutcome[] }> {
   const { config, opts, snapshot, manifest, signer } = ctx;
   if (manifest.chain) {
-    const read = await readChain(config.vault.dir, snapshot, signer, opts.events);
+    const read = await readChain(config.vault.dir, snapshot, signer, ctx.run);
     if ('problem' in read) return { outcomes: [failed('chain', read.problem)], archive: '', chain: null };
     // A link that names its signer belongs to a signed vault, even when every signature was removed.
     const signedLink = signer || opts.insecureNoSignatureCheck ? undefined : read.chain.links.find((l) => l.manifest?.signedBy);
@@ -263,7 +271,7 @@ async function decryptDatabase(ctx: VerifyContext): Promise<DatabaseProducts & {
 
 /** pg_restore --list of the archive: its table list for the comparison after the restore. */
 async function listArchive(ctx: VerifyContext, archive: string): Promise<{ outcomes: CheckOutcome[]; toc: ArchiveToc | null }> {
-  ctx.opts.events?.phase?.('list archive');
+  ctx.run.events.phase?.('list archive');
   let toc: ArchiveToc;
   try {
     toc = await readArchiveToc(ctx.server, archive);
@@ -275,8 +283,8 @@ async function listArchive(ctx: VerifyContext, archive: string): Promise<{ outco
 
 /** The scratch database lives only through restore and compare; it is dropped whatever they found. */
 async function inScratch(ctx: VerifyContext, database: DatabaseProducts, toc: ArchiveToc | null): Promise<CheckOutcome[]> {
-  const { opts, server } = ctx;
-  opts.events?.phase?.('restore');
+  const { run, server } = ctx;
+  run.events.phase?.('restore');
   await createScratch(server);
   try {
     const checks: CheckOutcome[] = [];
@@ -286,7 +294,7 @@ async function inScratch(ctx: VerifyContext, database: DatabaseProducts, toc: Ar
     accept(checks, await compareStep(ctx, toc, database.chain));
     return checks;
   } finally {
-    opts.events?.phase?.('drop scratch database');
+    run.events.phase?.('drop scratch database');
     await dropScratch(server).catch((err: unknown) => {
       throw new ToolError(
         `Could not drop the scratch database "${server.name}" after verifying: drop it by hand (DROP DATABASE "${server.name}").`,
@@ -298,10 +306,10 @@ async function inScratch(ctx: VerifyContext, database: DatabaseProducts, toc: Ar
 
 /** The archive (or the chain) restored into the scratch database; a tool failure or a damaged part is a failed check. */
 async function restoreStep(ctx: VerifyContext, { archive, chain }: DatabaseProducts): Promise<CheckOutcome[]> {
-  const { config, opts, server } = ctx;
+  const { config, run, server } = ctx;
   try {
-    if (chain) await restoreChainIntoScratch(server, archive, chain, { secret: ctx.secret, temp: ctx.temp }, config.verify?.jobs, opts);
-    else await restoreIntoScratch(server, archive, config.verify?.jobs, opts.signal);
+    if (chain) await restoreChainIntoScratch(server, archive, chain, { secret: ctx.secret, temp: ctx.temp }, config.verify?.jobs, run);
+    else await restoreIntoScratch(server, archive, config.verify?.jobs, run);
   } catch (err) {
     // Stopped on purpose (daemon shutdown): not the snapshot's fault, nothing is recorded.
     stopIfAborted(ctx);
@@ -317,7 +325,7 @@ async function restoreStep(ctx: VerifyContext, { archive, chain }: DatabaseProdu
 /** The restored database compared with the manifest (and, for a chain, each table's hash). */
 async function compareStep(ctx: VerifyContext, toc: ArchiveToc | null, chain: RestoreChain | null): Promise<CheckOutcome[]> {
   const { server } = ctx;
-  ctx.opts.events?.phase?.('check');
+  ctx.run.events.phase?.('check');
   const checks = compareWithManifest(ctx.manifest, toc, await readRestoredFacts(server));
   if (chain) checks.push(await compareTableHashes(server, server.name, chain.tables));
   return checks;

@@ -10,18 +10,20 @@ import { errorMessage } from '../errors.js';
 import { reportDevices } from '../notify/report.js';
 import { gatherOverview, judge, problemSentence, type ReplicationReader } from './overview.js';
 import { replicationStatus } from '../replicate/status.js';
+import type { JobSecrets } from '../config/secret-values.js';
+import { readSyncthingKey } from './secrets.js';
 
-/** Replication status for the status page and /metrics, when Syncthing is configured. */
-export function replicationReaderFor(config: Config): ReplicationReader | undefined {
-  return config.syncthing ? (c, now) => replicationStatus(c, { now }) : undefined;
+/** Replication status for the status page and /metrics, when Syncthing is configured; the API key is read once, here. */
+export function replicationReaderFor(config: Config, apiKey = readSyncthingKey(config)): ReplicationReader | undefined {
+  return config.syncthing ? (c, now) => replicationStatus(c, apiKey, { now }) : undefined;
 }
 
 /** Alerts for devices whose newest complete snapshot is too old, and their recovery. Never throws. */
-export async function checkDevices(config: Config, log: NotifyLog): Promise<void> {
+export async function checkDevices(config: Config, log: NotifyLog, secrets: JobSecrets): Promise<void> {
   // Nothing to tell without alert channels; spare Syncthing the queries.
   if (!config.syncthing || !config.notify) return;
   try {
-    const o = await gatherOverview(config, { replication: (c, now) => replicationStatus(c, { now }) });
+    const o = await gatherOverview(config, { replication: (c, now) => replicationStatus(c, secrets.syncthing, { now }) });
     if (!o.replication?.reachable) {
       log('warn', 'device check skipped: Syncthing did not answer', { error: o.replication?.error ?? o.replicationError ?? '' });
       return;
@@ -31,7 +33,7 @@ export async function checkDevices(config: Config, log: NotifyLog): Promise<void
     await reportDevices(
       config,
       o.replication.devices.map((d) => ({ ...d, stale: stale.has(d.name) })),
-      { log },
+      { log, secrets },
     );
   } catch (err) {
     logAlertingFailure(log, 'device check failed', err);
@@ -44,7 +46,7 @@ export async function checkDevices(config: Config, log: NotifyLog): Promise<void
  * starts, offsite.resolved once when the target holds the newest snapshot again. Called after
  * each backup, verify and check run (and after a push). Never throws.
  */
-export async function checkOffsite(config: Config, log: NotifyLog, now = new Date()): Promise<void> {
+export async function checkOffsite(config: Config, log: NotifyLog, secrets: JobSecrets, now = new Date()): Promise<void> {
   if (!config.offsite || !config.notify) return;
   try {
     const o = await gatherOverview(config, { now });
@@ -57,7 +59,7 @@ export async function checkOffsite(config: Config, log: NotifyLog, now = new Dat
         p
           ? { kind: 'offsite', target: t.name, ok: false, snapshot, stale: p.code === 'offsite-stale', error: problemSentence(p) }
           : { kind: 'offsite', target: t.name, ok: true, snapshot },
-        { log, now },
+        { log, now, secrets },
       );
     }
   } catch (err) {
@@ -71,7 +73,7 @@ export async function checkOffsite(config: Config, log: NotifyLog, now = new Dat
  * once when snapshots arrive again; its own Syncthing not answering is alerted the same way, as one
  * more problem, never a reason to stay silent. Never throws.
  */
-export async function watchFreshness(config: Config, log: NotifyLog, now = new Date()): Promise<void> {
+export async function watchFreshness(config: Config, log: NotifyLog, secrets: JobSecrets, now = new Date()): Promise<void> {
   try {
     // The staleness verdict is the overview's (the one `status`, the page and /metrics show), not a judgement of its own.
     const o = await gatherOverview(config, { now });
@@ -80,16 +82,16 @@ export async function watchFreshness(config: Config, log: NotifyLog, now = new D
     await notifyOutcome(
       config,
       stale ? { kind: 'stale', ok: false, snapshot, error: problemSentence(stale) } : { kind: 'stale', ok: true, snapshot },
-      { log, now },
+      { log, now, secrets },
     );
     if (!config.syncthing) return;
     let error: string | null = null;
     try {
-      await clientFor(config, { timeoutMs: 15_000 }).get('/rest/system/status', systemStatusSchema);
+      await clientFor(config, secrets.syncthing, { timeoutMs: 15_000 }).get('/rest/system/status', systemStatusSchema);
     } catch (err) {
       error = errorMessage(err);
     }
-    await notifyOutcome(config, error ? { kind: 'syncthing', ok: false, error } : { kind: 'syncthing', ok: true }, { log, now });
+    await notifyOutcome(config, error ? { kind: 'syncthing', ok: false, error } : { kind: 'syncthing', ok: true }, { log, now, secrets });
   } catch (err) {
     logAlertingFailure(log, 'freshness check failed', err);
   }

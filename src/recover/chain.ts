@@ -7,11 +7,10 @@
  */
 import { lstat } from 'node:fs/promises';
 import type pg from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import type { JobEvents } from '../events.js';
+import type { RunContext } from '../run-context.js';
 import { HASH_SESSION_SQL, qualified, tableHashSql } from '../capture/delta-sql.js';
-import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection } from '../tools/postgres.js';
+import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection, type PgServer } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import { sha256File } from '../crypto/hash.js';
 import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
@@ -66,7 +65,7 @@ export async function readChain(
   vaultDir: string,
   snapshot: SnapshotEntry,
   signer: SignerKey | null,
-  events?: JobEvents,
+  ctx: Pick<RunContext, 'events'>,
 ): Promise<ChainRead> {
   const top = snapshot.manifest?.chain;
   if (!top) return { problem: `snapshot ${snapshot.id} is not a delta-mode snapshot` };
@@ -95,7 +94,7 @@ export async function readChain(
       if (problem) return { problem: `it needs snapshot ${link.id}, whose signature check fails: ${problem}` };
     }
   }
-  events?.phase?.('check chain');
+  ctx.events.phase?.('check chain');
   for (const link of links) {
     for (const file of neededParts(link, link === snapshot)) {
       const problem = await fileProblem(link, file);
@@ -121,13 +120,11 @@ export function chainPlainBytes(chain: RestoreChain): number {
 
 /** Where and how a chain is applied: the database (already created), and pg_restore's argv for one section of the schema archive. */
 export interface ChainTarget {
-  server: DatabaseConfig;
+  server: PgServer;
   database: string;
   /** The schema archive, decrypted into the private temp folder. */
   archive: string;
   restoreArgv: (section: ArchiveSection) => string[];
-  events?: JobEvents;
-  signal?: AbortSignal;
 }
 
 /**
@@ -135,11 +132,17 @@ export interface ChainTarget {
  * psql (one transaction each, no plaintext on disk), then post-data (indexes, constraints, matview
  * refresh). Rejects with the failing tool's ToolError, or the IntegrityError of a damaged part.
  */
-export async function applyChain(source: Omit<DecryptSource, 'snapshot'>, chain: RestoreChain, target: ChainTarget): Promise<void> {
-  const { server, database, events, signal } = target;
+export async function applyChain(
+  source: Omit<DecryptSource, 'snapshot'>,
+  chain: RestoreChain,
+  target: ChainTarget,
+  ctx: Pick<RunContext, 'signal' | 'events'>,
+): Promise<void> {
+  const { server, database } = target;
+  const { events, signal } = ctx;
   const env = pgRestoreEnv(pgEnv(server));
   const section = async (s: ArchiveSection): Promise<void> => {
-    events?.phase?.(`restore ${s}`);
+    events.phase?.(`restore ${s}`);
     await runTool({
       argv: target.restoreArgv(s),
       env,
@@ -150,12 +153,13 @@ export async function applyChain(source: Omit<DecryptSource, 'snapshot'>, chain:
   await section('pre-data');
   for (const { snapshot, file } of chain.sql) {
     const what = `apply ${file.part} ${snapshot.id}`;
-    events?.phase?.(what);
+    events.phase?.(what);
     await decryptPartInto(
       { ...source, snapshot },
       file,
       { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id}` },
-      { progress: (n) => events?.bytes?.(what, n), signal },
+      ctx,
+      what,
     );
   }
   await section('post-data');
@@ -176,7 +180,7 @@ async function restoredHash(client: pg.Client, t: ChainTable): Promise<{ rows: n
 }
 
 /** Compares every table's exact count and content hash in the restored database with the manifest's (chain.tables). */
-export async function compareTableHashes(server: DatabaseConfig, database: string, tables: ChainTable[]): Promise<CheckOutcome> {
+export async function compareTableHashes(server: PgServer, database: string, tables: ChainTable[]): Promise<CheckOutcome> {
   const client = await connect(server, database);
   const wrong: string[] = [];
   try {

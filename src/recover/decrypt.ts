@@ -20,6 +20,7 @@ import { partPath, type SnapshotEntry, vanishedSnapshotError } from '../vault/st
 import { watchGrowth } from './file-progress.js';
 import { selfIdentity } from '../vault/lock.js';
 import { diskSpace } from '../vault/fs-durable.js';
+import type { RunContext } from '../run-context.js';
 
 /** How every private temp folder's name starts. */
 export const TEMP_PREFIX = 'permafrost-';
@@ -135,8 +136,8 @@ function integrityError(snapshot: SnapshotEntry, file: ManifestFile, why: string
 }
 
 /** Stopped on purpose (SIGTERM): gpg's failure then says nothing about the snapshot. */
-function throwIfStopped(snapshot: SnapshotEntry, signal: AbortSignal | undefined): void {
-  if (signal?.aborted)
+function throwIfStopped(snapshot: SnapshotEntry, signal: AbortSignal): void {
+  if (signal.aborted)
     throw new PermafrostError('stopped', `Decrypting snapshot ${snapshot.id} was stopped before it finished.`, { cause: signal.reason });
 }
 
@@ -195,12 +196,16 @@ function wrongKey(snapshot: SnapshotEntry, file: ManifestFile, secret: DecryptSe
  * Decrypts one part of the snapshot into the private temp folder and checks it against the
  * manifest; returns the plaintext's path. On any failure nothing decrypted is left behind: a
  * damaged part is an IntegrityError, a wrong passphrase a UserError, a missing gpg a ToolError.
+ * With `phase`, the plaintext's growth is reported to the run as that phase's bytes.
  */
 export async function decryptVerifiedPart(
   source: DecryptSource,
   file: ManifestFile,
-  opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
+  ctx: Pick<RunContext, 'signal' | 'events'>,
+  phase?: string,
 ): Promise<string> {
+  const { signal } = ctx;
+  const progress = phase === undefined ? undefined : (n: number): void => ctx.events.bytes?.(phase, n);
   const { snapshot, secret, temp } = source;
   // On a backup device the good copy may be one Syncthing's versioning kept (.stversions).
   const encPath = (await partPath(snapshot, file.name)).path;
@@ -209,26 +214,26 @@ export async function decryptVerifiedPart(
   // Checked before gpg starts: a full disk is the host's problem, not a damaged snapshot.
   const free = (await diskSpace(temp.dir)).free;
   if (free < file.plainBytes) throw noSpace(source, file, free);
-  const stop = opts.progress ? watchGrowth(outPath, opts.progress) : () => undefined;
+  const stop = progress ? watchGrowth(outPath, progress) : () => undefined;
   try {
     let r: GpgDecryptResult;
     try {
       r =
         secret.kind === 'identity'
-          ? await gpgDecryptFile(encPath, secret.keyPassphrase, outPath, { home: await identityHome(temp, secret), signal: opts.signal })
+          ? await gpgDecryptFile(encPath, secret.keyPassphrase, outPath, { home: await identityHome(temp, secret), signal })
           : secret.kind === 'agent'
-            ? await gpgDecryptFile(encPath, '', outPath, { home: secret.home, agent: true, signal: opts.signal })
+            ? await gpgDecryptFile(encPath, '', outPath, { home: secret.home, agent: true, signal })
             : // The throwaway GNUPGHOME inside the private temp folder: a killed run's sweep removes it too.
-              await gpgDecryptFile(encPath, secret.passphrase, outPath, { homeBase: temp.dir, signal: opts.signal });
+              await gpgDecryptFile(encPath, secret.passphrase, outPath, { homeBase: temp.dir, signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', err);
       throw err;
     }
-    throwIfStopped(snapshot, opts.signal);
+    throwIfStopped(snapshot, signal);
     // Space taken meanwhile (or a manifest that understates the size): gpg could not write, nothing is wrong with the part.
     if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(source, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
     throwIfBad({ snapshot, secret, temp }, file, r, encPath);
-    opts.progress?.(r.plainBytes);
+    progress?.(r.plainBytes);
     return outPath;
   } catch (err) {
     await rm(outPath, { force: true });
@@ -284,24 +289,26 @@ export async function decryptPartInto(
   source: DecryptSource,
   file: ManifestFile,
   consumer: ToolRun,
-  opts: { progress?: (plainBytes: number) => void; signal?: AbortSignal } = {},
+  ctx: Pick<RunContext, 'signal' | 'events'>,
+  phase?: string,
 ): Promise<void> {
   const { snapshot, secret, temp } = source;
+  const { signal } = ctx;
   const encPath = (await partPath(snapshot, file.name)).path;
   const gpg = await gpgHome(temp, secret);
   try {
-    const sink = startTool({ ...consumer, signal: opts.signal }, { stdin: 'pipe', stdout: 'ignore' });
+    const sink = startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' });
     const dec = startTool(
       {
         argv: gpgDecryptArgv(gpg.home, '-', 'gpg', secret.kind === 'agent'),
         env: { ...process.env, GNUPGHOME: gpg.home },
         doing: `decrypting ${encPath}`,
-        signal: opts.signal,
+        signal,
       },
       { stdin: 'pipe', ...(gpg.fd3 === undefined ? {} : { fd3: gpg.fd3 }) },
     );
     const cipher = new HashCounter();
-    const plain = new ByteCounter(opts.progress);
+    const plain = new ByteCounter(phase === undefined ? undefined : (n) => ctx.events.bytes?.(phase, n));
     const settled = (p: Promise<unknown>): Promise<unknown> =>
       p.then(
         () => null,
@@ -313,7 +320,7 @@ export async function decryptPartInto(
     ]);
     const gpgErr = (await settled(dec.done)) as ToolError | null;
     const sinkErr = (await settled(sink.done)) as ToolError | null;
-    throwIfStopped(snapshot, opts.signal);
+    throwIfStopped(snapshot, signal);
     if ((feedErr as NodeJS.ErrnoException | null)?.code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', feedErr);
     // The consumer stopped reading (or read everything and still failed): its own error explains the run.
     if (sinkErr && (drainErr || !gpgErr)) throw sinkErr;

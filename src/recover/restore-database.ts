@@ -8,12 +8,20 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
-import { assertDbName, connect, defaultRestoreJobs, pgEnv, pgRestoreArgv, pgRestoreEnv, userTableCount } from '../tools/postgres.js';
+import {
+  assertDbName,
+  connect,
+  defaultRestoreJobs,
+  pgEnv,
+  pgRestoreArgv,
+  pgRestoreEnv,
+  userTableCount,
+  type PgServer,
+} from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
-import type { DatabaseConfig } from '../config/schema.js';
 import { BusyError, errorMessage, IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import type { DatabaseFacts, Manifest, ManifestFile } from '../vault/manifest.js';
-import type { JobEvents } from '../events.js';
+import type { RunContext } from '../run-context.js';
 import { applyChain, chainPlainBytes, compareTableHashes, type RestoreChain } from './chain.js';
 import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
 import { compareWithManifest, readArchiveToc, readRestoredFacts } from './verify.js';
@@ -100,7 +108,7 @@ function sessionsError(name: string, sessions: readonly TargetSession[]): Permaf
 }
 
 /** Whether the target exists, how many user tables it holds and who else is connected, read without changing it. */
-export async function inspectTarget(server: DatabaseConfig, name: string): Promise<TargetState> {
+export async function inspectTarget(server: PgServer, name: string): Promise<TargetState> {
   let client: pg.Client;
   try {
     client = await connect(server, name);
@@ -276,7 +284,7 @@ export type DatabaseContent = { kind: 'full'; file: ManifestFile } | { kind: 'ch
 
 /** Options of the database step; the caller has checked the target with inspectTarget/checkTarget. */
 export interface DatabaseRestoreOptions {
-  server: DatabaseConfig;
+  server: PgServer;
   database: string;
   target: TargetState;
   manifest: Manifest;
@@ -288,8 +296,6 @@ export interface DatabaseRestoreOptions {
   role?: string;
   terminateSessions?: boolean;
   dropPrevious?: boolean;
-  events?: JobEvents;
-  signal?: AbortSignal;
 }
 
 /**
@@ -303,6 +309,7 @@ export async function restoreDatabase(
   source: DecryptSource,
   content: DatabaseContent,
   opts: DatabaseRestoreOptions,
+  ctx: RunContext,
 ): Promise<DatabaseRestoreResult> {
   const t0 = Date.now();
   const { snapshot } = source;
@@ -311,19 +318,19 @@ export async function restoreDatabase(
   const maintenance = await connect(opts.server, 'postgres');
   try {
     await lockTarget(maintenance, target);
-    opts.events?.phase?.('decrypt');
-    const archive = await decryptArchive(source, content, opts);
+    ctx.events.phase?.('decrypt');
+    const archive = await decryptArchive(source, content, ctx);
     const decryptMs = Date.now() - t0;
-    const roles = await restoreRoles(maintenance, source, opts);
+    const roles = await restoreRoles(maintenance, source, opts, ctx);
     const owner = await databaseOwner(maintenance, opts);
-    opts.events?.phase?.('restore');
+    ctx.events.phase?.('restore');
     await createIncoming(maintenance, incoming, opts.manifest.database, owner);
     let swapped = false;
     try {
-      await restoreIntoIncoming(source, content, archive, incoming, opts);
-      opts.events?.phase?.('check');
+      await restoreIntoIncoming(source, content, archive, incoming, opts, ctx);
+      ctx.events.phase?.('check');
       await checkIncoming(content, archive, incoming, snapshot.id, opts);
-      opts.events?.phase?.('swap');
+      ctx.events.phase?.('swap');
       const { previous, terminatedSessions } = await swapTarget(maintenance, target, incoming, opts);
       swapped = true;
       if (previous && opts.dropPrevious) await maintenance.query(`DROP DATABASE ${maintenance.escapeIdentifier(previous)}`);
@@ -358,26 +365,32 @@ async function lockTarget(maintenance: pg.Client, target: string): Promise<void>
 }
 
 /** The archive decrypted and verified into the temp folder; a chain's is its base's schema part (small: no table data), the rows stream in later. */
-async function decryptArchive(source: DecryptSource, content: DatabaseContent, opts: DatabaseRestoreOptions): Promise<string> {
+async function decryptArchive(source: DecryptSource, content: DatabaseContent, ctx: RunContext): Promise<string> {
   return decryptVerifiedPart(
     content.kind === 'full' ? source : { ...source, snapshot: content.chain.links[0]!, restoring: source.snapshot },
     content.kind === 'full' ? content.file : content.chain.schema,
-    { progress: (n) => opts.events?.bytes?.('decrypt', n), signal: opts.signal },
+    ctx,
+    'decrypt',
   );
 }
 
 type RolesOutcome = Pick<DatabaseRestoreResult, 'rolesCreated' | 'rolesNote' | 'rolesWithoutPassword'>;
 
 /** The roles part applied (missing roles created), or why it was not. */
-async function restoreRoles(maintenance: pg.Client, source: DecryptSource, opts: DatabaseRestoreOptions): Promise<RolesOutcome> {
+async function restoreRoles(
+  maintenance: pg.Client,
+  source: DecryptSource,
+  opts: DatabaseRestoreOptions,
+  ctx: RunContext,
+): Promise<RolesOutcome> {
   if (opts.noOwner)
     return { rolesCreated: [], rolesNote: `not applied (--no-owner${opts.role ? ` --role ${opts.role}` : ''})`, rolesWithoutPassword: [] };
   if (!opts.rolesFile) {
     const rolesNote = `snapshot ${source.snapshot.id} has no roles part (made before roles were captured); the owners must exist here`;
     return { rolesCreated: [], rolesNote, rolesWithoutPassword: [] };
   }
-  opts.events?.phase?.('roles');
-  const sql = await readFile(await decryptVerifiedPart(source, opts.rolesFile, { signal: opts.signal }), 'utf8');
+  ctx.events.phase?.('roles');
+  const sql = await readFile(await decryptVerifiedPart(source, opts.rolesFile, ctx), 'utf8');
   const rolesCreated = await applyRoles(maintenance, sql, source.snapshot.id);
   // With rolePasswords true, a role without one had none at the source either (peer authentication).
   const rolesWithoutPassword = opts.manifest.rolePasswords !== true ? await loginRolesWithoutPassword(maintenance, rolesCreated) : [];
@@ -417,6 +430,7 @@ async function restoreIntoIncoming(
   archive: string,
   incoming: string,
   opts: DatabaseRestoreOptions,
+  ctx: RunContext,
 ): Promise<void> {
   const { server } = opts;
   const snapshot = source.snapshot;
@@ -428,22 +442,25 @@ async function restoreIntoIncoming(
         argv: pgRestoreArgv(server, incoming, archive, { jobs, ...restoreOpts }),
         env: pgRestoreEnv(pgEnv(server)),
         doing: `restoring snapshot ${snapshot.id} into "${incoming}"`,
-        signal: opts.signal,
+        signal: ctx.signal,
       });
     } else {
-      await applyChain({ secret: source.secret, temp: source.temp }, content.chain, {
-        server,
-        database: incoming,
-        archive,
-        // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
-        restoreArgv: (section) =>
-          pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
-        events: opts.events,
-        signal: opts.signal,
-      });
+      await applyChain(
+        { secret: source.secret, temp: source.temp },
+        content.chain,
+        {
+          server,
+          database: incoming,
+          archive,
+          // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
+          restoreArgv: (section) =>
+            pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
+        },
+        ctx,
+      );
     }
   } catch (err) {
-    if (opts.signal?.aborted || !(err instanceof ToolError)) throw err;
+    if (ctx.signal.aborted || !(err instanceof ToolError)) throw err;
     const tool = content.kind === 'full' ? 'pg_restore' : path.basename(err.argv[0] ?? 'pg_restore');
     throw new PermafrostError(
       'tool',

@@ -15,6 +15,7 @@ import { identityAlive } from '../vault/lock.js';
 import { connect } from '../tools/postgres.js';
 import { TEMP_PREFIX } from './decrypt.js';
 import { SCRATCH_COMMENT, scratchCreator, verifyServer } from './verify.js';
+import type { JobSecrets } from '../config/secret-values.js';
 
 const TEMP_NAME = new RegExp(`^${TEMP_PREFIX}(\\d+)-(\\d+)-[A-Za-z0-9]{6}$`);
 
@@ -70,8 +71,8 @@ async function sweepLegacyGnupgHomes(dirs: readonly string[]): Promise<string[]>
 }
 
 /** Drops the marked scratch databases on the verify server whose creator (on this host) is dead; their names. */
-async function sweepScratchDatabases(config: Config): Promise<string[]> {
-  const server = verifyServer(config, 'postgres');
+async function sweepScratchDatabases(config: Config, secrets: JobSecrets): Promise<string[]> {
+  const server = verifyServer(config, 'postgres', secrets);
   const admin = await connect(server, 'postgres');
   try {
     const rows = await admin.query<{ datname: string; comment: string | null }>(
@@ -101,7 +102,7 @@ function hasVerifyServer(config: Config): boolean {
  * Sweeps both kinds of leftovers and returns one sentence per thing removed. Trouble sweeping
  * (the server is down) never fails the run: it is a sentence too, and the run reports its own.
  */
-export async function sweepLeftovers(config: Config): Promise<{ swept: string[]; problems: string[] }> {
+export async function sweepLeftovers(config: Config, secrets: JobSecrets): Promise<{ swept: string[]; problems: string[] }> {
   const swept: string[] = [];
   const problems: string[] = [];
   try {
@@ -117,7 +118,8 @@ export async function sweepLeftovers(config: Config): Promise<{ swept: string[];
   }
   if (hasVerifyServer(config)) {
     try {
-      for (const db of await sweepScratchDatabases(config)) swept.push(`dropped scratch database "${db}" left by a verify that died`);
+      for (const db of await sweepScratchDatabases(config, secrets))
+        swept.push(`dropped scratch database "${db}" left by a verify that died`);
     } catch (err) {
       // A server that cannot be reached is the run's own error, said once by the run itself.
       if (!(err instanceof PermafrostError && err.kind === 'connection'))
@@ -128,7 +130,7 @@ export async function sweepLeftovers(config: Config): Promise<{ swept: string[];
 }
 
 /** Sweeps (see sweepLeftovers) and reports each thing removed, and any trouble, as a warning on `log`. */
-export async function sweepAndReport(config: Config, log: NotifyLog): Promise<void> {
-  const { swept, problems } = await sweepLeftovers(config);
+export async function sweepAndReport(config: Config, log: NotifyLog, secrets: JobSecrets): Promise<void> {
+  const { swept, problems } = await sweepLeftovers(config, secrets);
   for (const line of [...swept, ...problems]) log('warn', line, { event: 'sweep' });
 }

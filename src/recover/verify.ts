@@ -12,11 +12,14 @@ import {
   verifyRestoreArgv,
   mastodonFacts,
   userTables,
+  type PgServer,
 } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
+import type { RunContext } from '../run-context.js';
 import { qualified } from '../capture/delta-sql.js';
 import type { Manifest, MastodonFacts, TableName } from '../vault/manifest.js';
 import { selfIdentity, type ProcessIdentity } from '../vault/lock.js';
+import type { JobSecrets } from '../config/secret-values.js';
 
 /**
  * A `pg_restore --list` line of an entry that creates a table: its catalog id is pg_class's
@@ -74,13 +77,16 @@ export function tocTablesMissing(toc: string, restored: TableName[]): string[] {
  * A backup device without a database section names its server in verify.connection, or else
  * (as with no config file, `--vault`) uses the one libpq's environment names (PGHOST, PGPORT, …).
  */
-export function verifyServer(config: Config, scratch: string): DatabaseConfig {
+export function verifyServer(config: Config, scratch: string, secrets: Pick<JobSecrets, 'database' | 'verifyDatabase'>): PgServer {
   const c = config.verify?.connection;
   const base: DatabaseConfig | undefined = config.role === 'source' ? config.database : undefined;
   if (!c) {
-    return base ? { ...base, name: scratch } : databaseSchema.parse({ name: scratch });
+    return base
+      ? { ...base, name: scratch, password: secrets.database }
+      : { ...databaseSchema.parse({ name: scratch }), password: undefined };
   }
   return {
+    password: secrets.verifyDatabase,
     compression: base?.compression ?? 1,
     host: c.host,
     port: c.port,
@@ -128,7 +134,7 @@ export function scratchCreator(comment: string | null): ProcessIdentity | null {
  * Creates the scratch database. An existing database of that name is replaced only when it carries
  * permafrost's scratch mark (left by a killed run); any other is refused, never dropped.
  */
-export async function createScratch(server: DatabaseConfig): Promise<void> {
+export async function createScratch(server: PgServer): Promise<void> {
   const admin = await connect(server, 'postgres');
   try {
     const existing = await admin.query<{ comment: string | null }>(
@@ -153,7 +159,7 @@ export async function createScratch(server: DatabaseConfig): Promise<void> {
 }
 
 /** Drops the scratch database, ending any session still in it. */
-export async function dropScratch(server: DatabaseConfig): Promise<void> {
+export async function dropScratch(server: PgServer): Promise<void> {
   const admin = await connect(server, 'postgres');
   try {
     await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(server.name)} WITH (FORCE)`);
@@ -163,11 +169,16 @@ export async function dropScratch(server: DatabaseConfig): Promise<void> {
 }
 
 /** Restores the archive into the scratch database; rejects with pg_restore's own last error line. */
-export async function restoreIntoScratch(server: DatabaseConfig, archive: string, jobs?: number, signal?: AbortSignal): Promise<void> {
+export async function restoreIntoScratch(
+  server: PgServer,
+  archive: string,
+  jobs: number | undefined,
+  ctx: Pick<RunContext, 'signal'>,
+): Promise<void> {
   // As restore does: parallel jobs and restore-friendly session settings (a scratch database needs no durable commits).
   const argv = verifyRestoreArgv(server, server.name, archive, { jobs: jobs ?? defaultRestoreJobs(availableParallelism()) });
   try {
-    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: 'restoring the archive', signal });
+    await runTool({ argv, env: pgRestoreEnv(pgEnv(server)), doing: 'restoring the archive', signal: ctx.signal });
   } catch (err) {
     const e = err as ToolError;
     const why = e.stderrTail.trim().split('\n').filter(Boolean).pop() ?? e.message;
@@ -188,7 +199,7 @@ export interface RestoredFacts {
   tables: TableName[];
 }
 
-export async function readRestoredFacts(server: DatabaseConfig): Promise<RestoredFacts> {
+export async function readRestoredFacts(server: PgServer): Promise<RestoredFacts> {
   const client: pg.Client = await connect(server, server.name);
   try {
     return { facts: await mastodonFacts(client), tables: await userTables(client) };

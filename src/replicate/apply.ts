@@ -5,6 +5,7 @@ import { HttpError } from '../net/http.js';
 import { folderStatusSchema, ignoresSchema, pendingFoldersSchema, stDeviceSchema, stFolderSchema, systemStatusSchema } from './api.js';
 import { clientFor, requireSyncthing, type SyncthingClient } from './client.js';
 import { MANAGED_FOLDERS, MEDIA_FOLDER, desiredState, planChanges, type Change, type CurrentState } from './plan.js';
+import type { Secret } from '../config/secret-values.js';
 
 export interface ApplyResult {
   role: 'source' | 'receiver';
@@ -56,9 +57,13 @@ export async function executeChanges(client: SyncthingClient, changes: Change[])
  * Makes the local Syncthing match the config's syncthing/vault/media sections. Idempotent: a
  * second run plans no change. Only the managed folders and the configured devices are touched.
  */
-export async function applySync(config: Config, opts: { dryRun?: boolean; client?: SyncthingClient } = {}): Promise<ApplyResult> {
+export async function applySync(
+  config: Config,
+  apiKey: Secret | undefined,
+  opts: { dryRun?: boolean; client?: SyncthingClient } = {},
+): Promise<ApplyResult> {
   const st = requireSyncthing(config);
-  const client = opts.client ?? clientFor(config);
+  const client = opts.client ?? clientFor(config, apiKey);
   const current = await readCurrentState(client);
   const desired = desiredState({ vault: config.vault, media: config.media, syncthing: st }, current.myID);
   const changes = planChanges(desired, current);
@@ -102,8 +107,8 @@ async function mediaOffered(client: SyncthingClient, current: CurrentState, conf
 }
 
 /** This Syncthing's device ID (what the other side puts in syncthing.devices). */
-export async function localDeviceId(config: Config): Promise<string> {
-  const client = clientFor(config);
+export async function localDeviceId(config: Config, apiKey: Secret | undefined): Promise<string> {
+  const client = clientFor(config, apiKey);
   const status = await client.get('/rest/system/status', systemStatusSchema);
   return status.myID;
 }
@@ -113,14 +118,18 @@ export async function localDeviceId(config: Config): Promise<string> {
  * Changes"): files changed or added there are replaced by, or removed for, the server's copies.
  * Returns the folders that had changes.
  */
-export async function revertLocalChanges(config: Config, opts: { client?: SyncthingClient } = {}): Promise<string[]> {
+export async function revertLocalChanges(
+  config: Config,
+  apiKey: Secret | undefined,
+  opts: { client?: SyncthingClient } = {},
+): Promise<string[]> {
   const st = requireSyncthing(config);
   if (st.role !== 'receiver') {
     throw new UserError(
       `permafrost sync revert undoes local changes on a backup device, but ${config.configPath} is the server's (syncthing.role: source), whose folders are send-only; run it on the device.`,
     );
   }
-  const client = opts.client ?? clientFor(config);
+  const client = opts.client ?? clientFor(config, apiKey);
   const reverted: string[] = [];
   const folders = await client.get('/rest/config/folders', z.array(stFolderSchema));
   for (const f of folders.filter((x) => (MANAGED_FOLDERS as readonly string[]).includes(x.id))) {

@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describeIssues } from '../schema-issues.js';
-import { readSecretFile } from '../config/secret-file.js';
+import type { Secret } from '../config/secret-values.js';
 import type { SyncthingConfig } from '../config/schema-replicate.js';
 import type { z } from 'zod';
 import { UserError } from '../errors.js';
@@ -128,28 +126,18 @@ export class SyncthingClient {
   }
 }
 
-/** The API key from syncthing.apiKeyFile, or from <gui><apikey> in syncthing.home's config.xml. */
-export function readApiKey(cfg: SyncthingConfig): string {
-  if (cfg.apiKeyFile) return readSecretFile(cfg.apiKeyFile, 'syncthing.apiKeyFile');
-  const file = path.join(cfg.home!, 'config.xml');
-  let xml: string;
-  try {
-    xml = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`syncthing.home: cannot read ${file}; point syncthing.home at Syncthing's folder (the one holding config.xml).`, {
-      cause: err,
-    });
-  }
-  const m = /<gui\b[\s\S]*?<apikey>([^<]+)<\/apikey>[\s\S]*?<\/gui>/.exec(xml);
-  if (!m?.[1])
-    throw new UserError(`syncthing.home: ${file} has no GUI API key; set one in Syncthing's settings, or use syncthing.apiKeyFile.`);
-  return m[1].trim();
-}
-
-/** The client for this config's Syncthing; a UserError when the config has no syncthing section. */
-export function clientFor(config: { syncthing?: SyncthingConfig; configPath: string }, opts: { timeoutMs?: number } = {}): SyncthingClient {
+/**
+ * The client for this config's Syncthing, with the API key read when the job started
+ * (ops/secrets.ts); a UserError when the config has no syncthing section.
+ */
+export function clientFor(
+  config: { syncthing?: SyncthingConfig; configPath: string },
+  apiKey: Secret | undefined,
+  opts: { timeoutMs?: number } = {},
+): SyncthingClient {
   const cfg = requireSyncthing(config);
-  return new SyncthingClient({ url: cfg.url, apiKey: readApiKey(cfg), timeoutMs: opts.timeoutMs });
+  if (!apiKey) throw new Error('clientFor: the Syncthing API key was not read at the start of the job');
+  return new SyncthingClient({ url: cfg.url, apiKey: apiKey.reveal(), timeoutMs: opts.timeoutMs });
 }
 
 export function requireSyncthing(config: { syncthing?: SyncthingConfig; configPath: string }): SyncthingConfig {

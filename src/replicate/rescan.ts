@@ -3,6 +3,7 @@ import { errorMessage } from '../errors.js';
 import { HttpError } from '../net/http.js';
 import { clientFor } from './client.js';
 import { SNAPSHOTS_FOLDER } from './plan.js';
+import type { Secret } from '../config/secret-values.js';
 
 /**
  * Asks the source's Syncthing to scan the snapshots folder now, so a new snapshot starts moving
@@ -10,12 +11,12 @@ import { SNAPSHOTS_FOLDER } from './plan.js';
  * not fail a backup, so it returns a warning sentence (or null when all went well or there is
  * nothing to do).
  */
-export async function requestSnapshotRescan(config: Config): Promise<string | null> {
+export async function requestSnapshotRescan(config: Config, apiKey: Secret | undefined): Promise<string | null> {
   const st = config.syncthing;
   if (!st || st.role !== 'source') return null;
   try {
     // The scan call returns when the scan is done; a 250 MB snapshot hashes in a few seconds.
-    const client = clientFor(config, { timeoutMs: 300_000 });
+    const client = clientFor(config, apiKey, { timeoutMs: 300_000 });
     await client.post(`/rest/db/scan?folder=${SNAPSHOTS_FOLDER}`);
     return null;
   } catch (err) {

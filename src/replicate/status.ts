@@ -22,6 +22,7 @@ import { deviceDiskUse, deviceFreshness, finishedAt, type DeviceFreshness } from
 import { normalizeDeviceId } from './device-id.js';
 import { MEDIA_FOLDER, SNAPSHOTS_FOLDER } from './plan.js';
 import { openVault, VAULT_NAMES } from '../vault/layout.js';
+import type { Secret } from '../config/secret-values.js';
 
 /**
  * When each snapshot was first seen complete on each device, kept beside the snapshots (ignored
@@ -212,16 +213,16 @@ export interface DeviceFacts {
   problem: string | null;
 }
 
-/** Replication state of every configured device (source) or of the local replicas (receiver). */
-export async function replicationStatus(config: Config, opts: { now?: Date } = {}): Promise<ReplicationStatus> {
-  const facts = await gatherReplication(config, opts.now ?? new Date());
+/** Replication state of every configured device (source) or of the local replicas (receiver); `apiKey` as read at the job's start. */
+export async function replicationStatus(config: Config, apiKey: Secret | undefined, opts: { now?: Date } = {}): Promise<ReplicationStatus> {
+  const facts = await gatherReplication(config, opts.now ?? new Date(), apiKey);
   const status = judgeReplication(facts);
   if (facts.syncthing?.role === 'source' && facts.syncthing.state) await recordArrivals(config.vault.dir, facts, facts.syncthing.state);
   return status;
 }
 
 /** Reads the vault and asks Syncthing (when configured); judges nothing. */
-async function gatherReplication(config: Config, now: Date): Promise<ReplicationFacts> {
+async function gatherReplication(config: Config, now: Date, apiKey: Secret | undefined): Promise<ReplicationFacts> {
   const st = config.syncthing;
   const facts: ReplicationFacts = {
     role: config.role,
@@ -235,7 +236,7 @@ async function gatherReplication(config: Config, now: Date): Promise<Replication
     const fresh = await deviceFreshness(config, now);
     facts.device = { ...fresh, disk: await deviceDiskUse(config.vault.dir) };
   }
-  if (st) facts.syncthing = await gatherSyncthing(config, st, facts.snaps, now);
+  if (st) facts.syncthing = await gatherSyncthing(config, st, facts.snaps, now, apiKey);
   return facts;
 }
 
@@ -245,8 +246,9 @@ async function gatherSyncthing(
   st: NonNullable<Config['syncthing']>,
   snaps: SnapshotEntry[],
   now: Date,
+  apiKey: Secret | undefined,
 ): Promise<SyncthingFacts> {
-  const client = clientFor(config, { timeoutMs: 15_000 });
+  const client = clientFor(config, apiKey, { timeoutMs: 15_000 });
   const facts: SyncthingFacts = { role: st.role, myID: null, error: null, folders: [], devices: [], state: null };
   let connections: z.infer<typeof connectionsSchema>['connections'];
   let stats: z.infer<typeof deviceStatsSchema>;

@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { readSecretFile } from '../config/secret-file.js';
 import type { DatabaseConfig } from '../config/schema.js';
+import type { Secret } from '../config/secret-values.js';
 import type { MastodonFacts, TableName } from '../vault/manifest.js';
 import { PermafrostError, ToolError, UserError } from '../errors.js';
 import { runTool } from './run.js';
@@ -24,10 +24,17 @@ export function pgConnArgs(db: Pick<DatabaseConfig, 'host' | 'port' | 'user'>): 
   return args;
 }
 
+/**
+ * A server to connect to: its settings and its password as read when the job started (ops/secrets.ts;
+ * undefined: none configured, libpq's own means apply). Required, so a config section that was not
+ * given its password cannot reach a connection by mistake.
+ */
+export type PgServer = DatabaseConfig & { readonly password: Secret | undefined };
+
 /** Environment for libpq tools: the caller's (PGPASSFILE & co. keep working) plus the password, never argv. */
-export function pgEnv(db: Pick<DatabaseConfig, 'passwordFile'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function pgEnv(db: Pick<PgServer, 'password'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env = { ...base };
-  if (db.passwordFile) env.PGPASSWORD = readSecretFile(db.passwordFile, 'database.passwordFile');
+  if (db.password) env.PGPASSWORD = db.password.reveal();
   return env;
 }
 
@@ -120,13 +127,13 @@ export function libpqDefaultHost(env: NodeJS.ProcessEnv = process.env, exists: (
 }
 
 /** A `pg` client for the configured server, connecting to `database` (default: the configured one). */
-function pgClient(db: DatabaseConfig, database = db.name): pg.Client {
+function pgClient(db: PgServer, database = db.name): pg.Client {
   const client = new pg.Client({
     host: db.host ?? libpqDefaultHost(),
     port: db.port,
     user: db.user,
     database,
-    password: db.passwordFile ? readSecretFile(db.passwordFile, 'database.passwordFile') : undefined,
+    password: db.password?.reveal(),
     application_name: 'permafrost',
   });
   // The server may end an idle session (shutdown, restart); the query in flight reports it, so an
@@ -141,7 +148,7 @@ export function serverName(db: Pick<DatabaseConfig, 'host' | 'port'>): string {
 }
 
 /** Connects, turning libpq-style failures into a sentence that names the database settings. */
-export async function connect(db: DatabaseConfig, database = db.name): Promise<pg.Client> {
+export async function connect(db: PgServer, database = db.name): Promise<pg.Client> {
   const client = pgClient(db, database);
   try {
     await client.connect();

@@ -3,9 +3,9 @@
  * REDISCLI_AUTH), its version check, PING, and `redis-cli --rdb -`, which streams a fresh RDB.
  */
 import type { RedisConfig } from '../config/schema-parts.js';
-import { readSecretFile } from '../config/secret-file.js';
 import type { ToolError } from '../errors.js';
 import { runTool, startTool, type RunningTool } from './run.js';
+import type { Secret } from '../config/secret-values.js';
 
 /** Where redis-cli connects, read from redis.url. */
 export interface RedisTarget {
@@ -47,15 +47,18 @@ export function redisCliArgv(redis: Pick<RedisConfig, 'url' | 'cli'>, args: stri
   return [redis.cli ?? 'redis-cli', ...conn, '--no-auth-warning', ...args];
 }
 
+/** Redis to connect to: its settings and its password as read when the job started (ops/secrets.ts). */
+export type RedisServer = RedisConfig & { readonly password: Secret | undefined };
+
 /** The environment for redis-cli: the password travels as REDISCLI_AUTH, never in argv. */
-function redisEnv(redis: Pick<RedisConfig, 'passwordFile'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+function redisEnv(redis: Pick<RedisServer, 'password'>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env = { ...base };
-  if (redis.passwordFile) env.REDISCLI_AUTH = readSecretFile(redis.passwordFile, 'redis.passwordFile');
+  if (redis.password) env.REDISCLI_AUTH = redis.password.reveal();
   return env;
 }
 
 /** Starts `redis-cli --rdb -`: the server streams a fresh RDB over the connection; nothing is written to disk. */
-export function startRdbStream(redis: RedisConfig, signal?: AbortSignal): RunningTool {
+export function startRdbStream(redis: RedisServer, signal?: AbortSignal): RunningTool {
   return startTool({ argv: redisCliArgv(redis, ['--rdb', '-']), env: redisEnv(redis), doing: `capturing Redis at ${redis.url}`, signal });
 }
 
@@ -95,7 +98,7 @@ export async function checkRedisCli(
 }
 
 /** Whether Redis answers PING with the configured connection; the reason when it does not. */
-export async function pingRedis(redis: RedisConfig): Promise<{ ok: true } | { ok: false; reason: string }> {
+export async function pingRedis(redis: RedisServer): Promise<{ ok: true } | { ok: false; reason: string }> {
   const argv = redisCliArgv(redis, ['PING']);
   let env: NodeJS.ProcessEnv;
   try {

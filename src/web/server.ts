@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
-import { readSecretFile } from '../config/secret-file.js';
+import type { Secret } from '../config/secret-values.js';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { isLoopback } from '../net/loopback.js';
@@ -25,7 +25,8 @@ export function parseListen(listen: string): { host: string; port: number } {
 
 export interface WebServerOptions {
   listen?: string;
-  tokenFile?: string;
+  /** web.tokenFile's token, read when the service starts (ops/secrets.ts); a page without it is open to whoever can reach it. */
+  token?: Secret | undefined;
   /** The daemon's job states (next runs, last results), when served by the daemon. */
   jobs?: () => JobView[];
   replication?: ReplicationReader;
@@ -51,7 +52,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 }
 
 /** The Hono app: `/`, `/style.css`, `/metrics`, `/api/status.json`; read-only. */
-export function buildApp(config: Config, opts: WebServerOptions & { token: string | null }): Hono {
+export function buildApp(config: Config, opts: Omit<WebServerOptions, 'token'> & { token: string | null }): Hono {
   const app = new Hono();
   // One overview and one judgement per request: the page, /metrics and status.json show the same verdict.
   const overview = async () => {
@@ -91,18 +92,17 @@ export function buildApp(config: Config, opts: WebServerOptions & { token: strin
 }
 
 /**
- * Starts the status page. Binding anything but loopback requires web.tokenFile, so the vault's
+ * Starts the status page. Binding anything but loopback requires a token (web.tokenFile), so the vault's
  * state is never open to the network by accident.
  */
 export async function startWebServer(config: Config, opts: WebServerOptions = {}): Promise<WebServer> {
   const { host, port } = parseListen(opts.listen ?? config.web?.listen ?? DEFAULT_LISTEN);
-  const tokenFile = opts.tokenFile ?? config.web?.tokenFile;
-  if (!isLoopback(host) && !tokenFile) {
+  if (!isLoopback(host) && !opts.token) {
     throw new UserError(
       `web.listen: ${host} is reachable from other machines; set web.tokenFile (a 0600 file holding a long random token) or listen on 127.0.0.1.`,
     );
   }
-  const token = tokenFile ? readSecretFile(tokenFile, 'web.tokenFile') : null;
+  const token = opts.token ? opts.token.reveal() : null;
   const app = buildApp(config, { ...opts, token });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }) as Server;

@@ -1,6 +1,6 @@
-import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
-import { examples, withStopSignal, type RegisterCommand } from '../context.js';
+import { examples, type RegisterCommand } from '../context.js';
+import { withRunContext } from '../run.js';
 import { formatBytes } from '../../format.js';
 
 export const registerBackup: RegisterCommand = (program, { io, config }) => {
@@ -22,9 +22,7 @@ export const registerBackup: RegisterCommand = (program, { io, config }) => {
       const { runBackupJob } = await import('../../ops/runs.js');
       const shown = progress(io, 'backup', { json: opts.json });
       // Alerts go out after the run; an alert receiver that is down only adds warnings.
-      const result = await withStopSignal((signal) => runBackupJob(cfg, { signal, events: shown.events, log: cliNotifyLog(io) })).finally(
-        () => shown.done(),
-      );
+      const result = await withRunContext(io, shown.events, (ctx) => runBackupJob(cfg, ctx)).finally(() => shown.done());
       for (const w of result.warnings) io.err(`warning: ${w}`);
       if (opts.json) return io.out(JSON.stringify(result.manifest, null, 2));
       const size = result.manifest.files.reduce((s, f) => s + f.bytes, 0);

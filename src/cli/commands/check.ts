@@ -1,3 +1,4 @@
+import { runContext } from '../../run-context.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
 
@@ -22,7 +23,7 @@ export const registerCheck: RegisterCommand = (program, { io, config }) => {
     .action(async (snapshot: string, opts: { json?: boolean; vault?: string }) => {
       const cfg = config({ vault: opts.vault });
       const [{ runCheckJob }, { checkFailed }] = await Promise.all([import('../../ops/runs.js'), import('../../ops/check.js')]);
-      const result = await runCheckJob(cfg, { snapshot, log: cliNotifyLog(io) });
+      const result = await runCheckJob(cfg, runContext({ log: cliNotifyLog(io) }), { snapshot });
       if (opts.json) io.out(JSON.stringify(result, null, 2));
       else {
         for (const s of result.snapshots) {

@@ -12,7 +12,11 @@ export const registerDeviceId: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async () => {
-      const { localDeviceId } = await import('../../replicate/apply.js');
-      io.out(await localDeviceId(config()));
+      const [{ localDeviceId }, { readSyncthingKey }] = await Promise.all([
+        import('../../replicate/apply.js'),
+        import('../../ops/secrets.js'),
+      ]);
+      const cfg = config();
+      io.out(await localDeviceId(cfg, readSyncthingKey(cfg)));
     });
 };

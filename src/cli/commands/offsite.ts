@@ -1,5 +1,6 @@
 import { formatBytes } from '../../format.js';
-import { examples, withStopSignal, type RegisterCommand } from '../context.js';
+import { examples, type RegisterCommand } from '../context.js';
+import { withRunContext } from '../run.js';
 import type { MediaCopyResult } from '../../ops/offsite-media.js';
 
 /** One line per source → target: what was copied, how, and what was already there. */
@@ -43,7 +44,9 @@ export const registerOffsite: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { target?: string; streamed?: boolean; json?: boolean }) => {
       const cfg = config();
       const { runMediaCopy } = await import('../../ops/offsite-media.js');
-      const results = await withStopSignal((signal) => runMediaCopy(cfg, { target: opts.target, streamed: opts.streamed, signal }));
+      const results = await withRunContext(io, {}, (ctx) =>
+        runMediaCopy(cfg, { target: opts.target, streamed: opts.streamed, signal: ctx.signal }),
+      );
       if (opts.json) return io.out(JSON.stringify(results, null, 2));
       for (const r of results) io.out(mediaLine(r));
     });
@@ -68,7 +71,7 @@ export const registerOffsite: RegisterCommand = (program, { io, config }) => {
     .action(async (opts: { target?: string; to?: string; json?: boolean }) => {
       const cfg = config();
       const { runMediaRestore } = await import('../../ops/offsite-media.js');
-      const r = await withStopSignal((signal) => runMediaRestore(cfg, { target: opts.target, to: opts.to, signal }));
+      const r = await withRunContext(io, {}, (ctx) => runMediaRestore(cfg, { target: opts.target, to: opts.to, signal: ctx.signal }));
       if (opts.json) return io.out(JSON.stringify(r, null, 2));
       io.out(mediaLine(r));
     });

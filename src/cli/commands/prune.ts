@@ -26,8 +26,12 @@ export const registerPrune: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
       const cfg = config();
-      const [{ runPrune }, { sweepAndReport }] = await Promise.all([import('../../ops/prune.js'), import('../../recover/sweep.js')]);
-      if (!opts.dryRun) await sweepAndReport(cfg, cliNotifyLog(io));
+      const [{ runPrune }, { sweepAndReport }, { readJobSecrets }] = await Promise.all([
+        import('../../ops/prune.js'),
+        import('../../recover/sweep.js'),
+        import('../../ops/secrets.js'),
+      ]);
+      if (!opts.dryRun) await sweepAndReport(cfg, cliNotifyLog(io), readJobSecrets(cfg));
       const result = await runPrune(cfg, { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
       if (!result.policy) {

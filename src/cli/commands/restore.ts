@@ -1,10 +1,9 @@
 import { Option, type Command } from 'commander';
 import type { RestoreResult } from '../../ops/restore.js';
 import type { DatabaseRestoreResult, TargetSession } from '../../recover/restore-database.js';
-import type { Io } from '../run.js';
-import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
+import { withRunContext, type Io } from '../run.js';
+import { examples, positiveInt, VAULT_OPTION, type RegisterCommand } from '../context.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
-import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
@@ -63,15 +62,13 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
       const cfg = config({ vault: opts.vault });
-      const [{ runRestore }, { describeSession }, { sweepAndReport }] = await Promise.all([
+      const [{ runRestore }, { describeSession }] = await Promise.all([
         import('../../ops/restore.js'),
         import('../../recover/restore-database.js'),
-        import('../../recover/sweep.js'),
       ]);
-      await sweepAndReport(cfg, cliNotifyLog(io));
       const shown = progress(io, 'restore', { json: opts.json });
-      const result = await withStopSignal((signal) =>
-        runRestore(cfg, {
+      const result = await withRunContext(io, shown.events, (ctx) =>
+        runRestore(cfg, ctx, {
           snapshot,
           database: opts.database,
           redis: opts.redis,
@@ -88,8 +85,6 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           signer: opts.signer,
           insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
           ...secretFlags(io, opts),
-          events: shown.events,
-          signal,
         }),
       ).finally(() => shown.done());
       for (const w of result.warnings) io.err(`warning: ${w}`);

@@ -16,8 +16,12 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
     )
     .addHelpText('after', examples(['permafrost sync revert', 'permafrost status   # no more "locally changed file(s)"']))
     .action(async () => {
-      const { revertLocalChanges } = await import('../../replicate/apply.js');
-      const reverted = await revertLocalChanges(config());
+      const [{ revertLocalChanges }, { readSyncthingKey }] = await Promise.all([
+        import('../../replicate/apply.js'),
+        import('../../ops/secrets.js'),
+      ]);
+      const cfg = config();
+      const reverted = await revertLocalChanges(cfg, readSyncthingKey(cfg));
       io.out(reverted.length ? `reverted local changes in ${reverted.join(', ')}` : 'no local changes to revert');
     });
 
@@ -37,8 +41,9 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
       ]),
     )
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
-      const { applySync } = await import('../../replicate/apply.js');
-      const result = await applySync(config(), { dryRun: opts.dryRun });
+      const [{ applySync }, { readSyncthingKey }] = await Promise.all([import('../../replicate/apply.js'), import('../../ops/secrets.js')]);
+      const cfg = config();
+      const result = await applySync(cfg, readSyncthingKey(cfg), { dryRun: opts.dryRun });
       if (opts.json) return io.out(JSON.stringify(result, null, 2));
       for (const w of result.warnings) io.err(`warning: ${w.message}: ${w.fix}.`);
       if (result.changes.length === 0) return io.out(`no change: Syncthing (${result.role}) already matches the config`);
@@ -55,11 +60,13 @@ export const registerSync: RegisterCommand = (program, { io, config }) => {
     .option('--json', 'print the status as JSON')
     .addHelpText('after', examples(['permafrost sync status', 'permafrost sync status --json | jq ".devices[].lagSeconds"']))
     .action(async (opts: { json?: boolean }) => {
-      const [{ replicationStatus }, { renderStatus, statusFailure }] = await Promise.all([
+      const [{ replicationStatus }, { renderStatus, statusFailure }, { readSyncthingKey }] = await Promise.all([
         import('../../replicate/status.js'),
         import('../status-render.js'),
+        import('../../ops/secrets.js'),
       ]);
-      const status = await replicationStatus(config());
+      const cfg = config();
+      const status = await replicationStatus(cfg, readSyncthingKey(cfg));
       renderStatus(io, status, Boolean(opts.json));
       if (!status.ok) throw statusFailure(status);
     });

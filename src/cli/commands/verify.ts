@@ -1,7 +1,7 @@
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
-import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
-import { examples, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
+import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
+import { withRunContext } from '../run.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
   agentOption(identityOptions(program.command('verify')))
@@ -50,15 +50,12 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         const cfg = config({ vault: opts.vault });
         const { runVerifyJob, verificationFailed } = await import('../../ops/runs.js');
         const shown = progress(io, 'verify', { json: opts.json });
-        const result = await withStopSignal((signal) =>
-          runVerifyJob(cfg, {
+        const result = await withRunContext(io, shown.events, (ctx) =>
+          runVerifyJob(cfg, ctx, {
             snapshot,
             ...secretFlags(io, opts),
             signer: opts.signer,
             insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
-            signal,
-            events: shown.events,
-            log: cliNotifyLog(io),
           }),
         ).finally(() => shown.done());
         if (opts.json) io.out(JSON.stringify(result, null, 2));

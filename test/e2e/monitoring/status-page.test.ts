@@ -9,6 +9,8 @@ import { parsePromText, sampleValue } from '../../harness/prom-text.js';
 import { waitFor } from '../../harness/wait.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { startWebServer } from '../../../src/web/server.js';
+import { Secret } from '../../../src/config/secret-values.js';
+import { readSecretFile } from '../../../src/config/secret-file.js';
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -121,7 +123,10 @@ describe('status page', () => {
     const config = loadConfig(ws.configFile);
     await expect(startWebServer(config)).rejects.toThrow(/web.listen: 0.0.0.0 is reachable from other machines; set web.tokenFile/);
 
-    const server = await startWebServer(config, { listen: '127.0.0.1:0', tokenFile });
+    const server = await startWebServer(config, {
+      listen: '127.0.0.1:0',
+      token: Secret.read(() => readSecretFile(tokenFile, 'web.tokenFile')),
+    });
     try {
       expect((await fetch(server.url)).status).toBe(401);
       expect((await fetch(`${server.url}metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);

@@ -10,6 +10,8 @@ import { commitPartial, createPartial, snapshotIdFor } from '../../../src/vault/
 import { writeEncryptedPart } from '../../../src/crypto/write-part.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { runVerify } from '../../../src/ops/verify.js';
+import { runContext } from '../../../src/run-context.js';
+import { readJobSecrets } from '../../../src/ops/secrets.js';
 
 const cluster = clusterPerFile('source');
 let ws: Workspace;
@@ -202,10 +204,15 @@ describe('permafrost verify', () => {
     ws = makeWorkspace(cluster.get(), 'source');
     await backup();
     const ac = new AbortController();
-    const run = runVerify(loadConfig(ws.configFile), {
-      signal: ac.signal,
-      events: { phase: (p) => (p === 'restore' ? ac.abort() : undefined) },
-    });
+    const cfg = loadConfig(ws.configFile);
+    const run = runVerify(
+      cfg,
+      runContext({
+        signal: ac.signal,
+        events: { phase: (p) => (p === 'restore' ? ac.abort() : undefined) },
+      }),
+      readJobSecrets(cfg),
+    );
     await expect(run).rejects.toThrow(/was stopped before it finished; nothing was recorded/);
     expect(scratchDbs()).toEqual([]);
     expect((await listed())[0]!.verified).toBe('never');

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
 import { loadEncryptionKeys, readRecipient } from '../../../src/crypto/keys.js';
+import { readVaultPassphrase } from '../../../src/ops/secrets.js';
 import { writeEncryptedPart } from '../../../src/crypto/write-part.js';
 import { writeEncryptedCapture } from '../../../src/crypto/write-capture.js';
 import { gpgDecryptIn, makeGpgKey } from '../../harness/gpg-keys.js';
@@ -20,7 +21,7 @@ let n = 0;
 
 async function encryptTo(vault: { passphraseFile?: string; recipients?: string[] }, compressLevel = 1): Promise<string> {
   const into = mkdtempSync(path.join(dir, 'snap-'));
-  const keys = await loadEncryptionKeys(vault);
+  const keys = await loadEncryptionKeys(vault, readVaultPassphrase(vault));
   const f = await writeEncryptedPart({ dir: into, part: 'redis', keys, encrypt: { compressLevel } }, Readable.from([data]));
   return path.join(into, f.name);
 }
@@ -46,7 +47,7 @@ describe('vault.recipients: public-key encryption that stock gpg decrypts', () =
 
   it('recipients and a passphrase: either decrypts, and the manifest entry names both', async () => {
     const into = mkdtempSync(path.join(dir, 'snap-'));
-    const keys = await loadEncryptionKeys({ recipients: [curve.publicFile], passphraseFile: passFile });
+    const keys = await loadEncryptionKeys({ recipients: [curve.publicFile] }, readVaultPassphrase({ passphraseFile: passFile }));
     const f = await writeEncryptedPart({ dir: into, part: 'redis', keys }, Readable.from([data]));
     const file = path.join(into, f.name);
     expect(decryptsIn(curve.home, file)).toBe(true);
@@ -64,7 +65,7 @@ describe('vault.recipients: public-key encryption that stock gpg decrypts', () =
     const src = path.join(dir, 'capture-src');
     writeFileSync(src, data);
     const into = mkdtempSync(path.join(dir, 'cap-'));
-    const keys = await loadEncryptionKeys({ recipients: [rsa.publicFile] });
+    const keys = await loadEncryptionKeys({ recipients: [rsa.publicFile] }, undefined);
     const f = await writeEncryptedCapture(
       { dir: into, part: 'database', keys, encrypt: { compressLevel: 1 } },
       { argv: ['cat', src], what: 'a test file' },
@@ -98,6 +99,6 @@ describe('vault.recipients: public-key encryption that stock gpg decrypts', () =
       // The advice never redirects a command's output into the file it names: the shell would empty a key first.
       expect((err as Error).message).not.toContain(`> ${file}`);
     }
-    await expect(loadEncryptionKeys({})).rejects.toThrow(/sets neither vault.passphraseFile nor vault.recipients/);
+    await expect(loadEncryptionKeys({}, undefined)).rejects.toThrow(/sets neither vault.passphraseFile nor vault.recipients/);
   });
 });

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readChain } from '../../../src/recover/chain.js';
 import { PART_FILE, type PartName } from '../../../src/vault/manifest.js';
 import { findSnapshot } from '../../../src/vault/store.js';
+import { runContext } from '../../../src/run-context.js';
 
 let vault: string;
 beforeEach(() => {
@@ -51,7 +52,7 @@ function putChain(): void {
 }
 
 async function read(id = ids[3]!) {
-  return readChain(vault, await findSnapshot(vault, id), null);
+  return readChain(vault, await findSnapshot(vault, id), null, runContext());
 }
 
 describe('readChain: the chain of a delta-mode snapshot back to its base', () => {

@@ -6,6 +6,7 @@ import { IntegrityError, PermafrostError } from '../../../src/errors.js';
 import { decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
 import type { ManifestFile } from '../../../src/vault/manifest.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
+import { runContext } from '../../../src/run-context.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'permafrost-vanished-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -14,7 +15,9 @@ const file: ManifestFile = { name: 'redis.rdb.gpg', part: 'redis', bytes: 10, sh
 async function decryptFrom(snapshot: SnapshotEntry): Promise<unknown> {
   const temp = await privateTemp(vaultTempBase(root));
   try {
-    return await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase: 'x' }, temp }, file).catch((e: unknown) => e);
+    return await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase: 'x' }, temp }, file, runContext()).catch(
+      (e: unknown) => e,
+    );
   } finally {
     await temp.dispose();
   }

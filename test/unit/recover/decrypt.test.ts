@@ -10,6 +10,7 @@ import { decryptPartInto, decryptVerifiedPart, privateTemp, vaultTempBase } from
 import type { ManifestFile } from '../../../src/vault/manifest.js';
 import { encryptOpenPgpStream, skeskPacket } from '../../../src/crypto/openpgp-stream.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
+import { runContext } from '../../../src/run-context.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'permafrost-decrypt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -39,7 +40,9 @@ async function snapshotWith(
 async function attempt(snapshot: SnapshotEntry, file: ManifestFile, passphrase = PASS) {
   const temp = await privateTemp(vaultTempBase(root));
   try {
-    const out = await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase }, temp }, file).catch((e: unknown) => e);
+    const out = await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase }, temp }, file, runContext()).catch(
+      (e: unknown) => e,
+    );
     return { out, left: readdirSync(temp.dir) };
   } finally {
     await temp.dispose();
@@ -55,9 +58,14 @@ describe('decryptVerifiedPart', () => {
     try {
       expect(statSync(temp.dir).mode & 0o777).toBe(0o700);
       let seen = 0;
-      const out = await decryptVerifiedPart({ snapshot, secret: { kind: 'passphrase', passphrase: PASS }, temp }, file, {
-        progress: (b) => (seen = b),
-      });
+      const out = await decryptVerifiedPart(
+        { snapshot, secret: { kind: 'passphrase', passphrase: PASS }, temp },
+        file,
+        runContext({
+          events: { bytes: (_phase, b) => (seen = b) },
+        }),
+        'decrypt',
+      );
       expect(path.dirname(out)).toBe(temp.dir);
       expect(readFileSync(out).equals(data)).toBe(true);
       expect(statSync(out).mode & 0o777).toBe(0o600);
@@ -124,7 +132,8 @@ async function stream(snapshot: SnapshotEntry, file: ManifestFile, bin: string, 
       { snapshot, secret: { kind: 'passphrase', passphrase }, temp },
       file,
       { argv: [bin], doing: 'applying it' },
-      { progress: (b) => (seen = b) },
+      runContext({ events: { bytes: (_phase, b) => (seen = b) } }),
+      'apply',
     ).then(
       () => null,
       (e: unknown) => e,
