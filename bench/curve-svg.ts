@@ -105,7 +105,7 @@ function panel(title: string, yLabel: string, series: Series[], xMax: number, to
   const plotW = 420;
   const plotH = 240;
   const yTop = top + 34;
-  const yMaxData = Math.max(0, ...series.flatMap((s) => s.points.map(([, y]) => y)));
+  const yMaxData = Math.max(0, ...series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => Number.isFinite(y)));
   const yStep = tickStep(yMaxData * 1.05);
   const yMax = Math.max(yStep, Math.ceil((yMaxData * 1.05) / yStep) * yStep);
   const X = (x: number): number => left + (x / xMax) * plotW;
