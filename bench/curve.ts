@@ -21,14 +21,14 @@
  *   database of the first round is compared with the source (row counts of every table and
  *   matview, index count).
  *
- * Results: bench/results/curve.{json,md} and docs/curve.svg (bench/curve-svg.ts).
+ * Results: bench/results/curve.{json,md} and docs/curve.svg (bench/curve-report.ts).
  */
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { churnHour, openChurnCopy, type ChurnCopy } from './churn.js';
 import { BenchVault, measured, sameAs, type Backup, type Cost } from './cli-vault.js';
-import { curveSvg, OPS, type CurveResults, type OpKey, type SizeResult } from './curve-svg.js';
+import { curveSvg, markdown, type CurveResults, type OpKey, type SizeResult } from './curve-report.js';
 import { CACHE, REPO } from './dataset.js';
 import { fmt, machine, median, timed } from './measure.js';
 
@@ -167,60 +167,6 @@ async function measureSize(sizeMb: number, work: string, pass: string): Promise<
   } finally {
     copy.destroy();
   }
-}
-
-/** The medians of one size: per operation, every field over the rounds. */
-export function medians(s: SizeResult): Record<OpKey, Cost & { ratio: number }> {
-  const out = {} as Record<OpKey, Cost & { ratio: number }>;
-  for (const op of OPS) {
-    const xs = s.rounds.map((r) => r[op.key]).filter((x) => x !== undefined);
-    const m = (k: keyof Cost | 'ratio'): number => median(xs.map((x) => x[k]));
-    out[op.key] = {
-      wallS: m('wallS'),
-      cpuS: m('cpuS'),
-      serverCpuS: m('serverCpuS'),
-      nodePeakRssMiB: m('nodePeakRssMiB'),
-      peakRssMiB: m('peakRssMiB'),
-      ratio: m('ratio'),
-    };
-  }
-  return out;
-}
-
-function markdown(res: CurveResults): string {
-  const lines: string[] = [];
-  lines.push(`# permafrost scaling curve — ${res.env.date}`);
-  lines.push('');
-  lines.push(
-    `${res.env.cpus} × ${res.env.cpuModel}, node ${res.env.node}, PostgreSQL with fsync on; the machine was shared with other jobs (load average per size below). ` +
-      'Medians of the alternated rounds; a ratio is the median of the per-round ratios to the reference named in its row. ' +
-      'CPU: user+sys of the command and its children; server: the PostgreSQL server meanwhile. RSS: node (sampled VmHWM) for permafrost, the largest process for the stock tools.',
-  );
-  lines.push('');
-  lines.push('| size | operation | wall s | CPU s (ours) | server CPU s | peak RSS MiB | × reference |');
-  lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const s of res.sizes) {
-    const m = medians(s);
-    for (const op of OPS) {
-      const x = m[op.key];
-      const rss = Number.isFinite(x.nodePeakRssMiB) ? x.nodePeakRssMiB : x.peakRssMiB;
-      const ratio = op.ref ? `${fmt(x.ratio)} × ${OPS.find((o) => o.key === op.ref)!.short}` : '';
-      lines.push(`| ${s.sizeMb} MB | ${op.label} | ${fmt(x.wallS)} | ${fmt(x.cpuS)} | ${fmt(x.serverCpuS)} | ${fmt(rss, 0)} | ${ratio} |`);
-    }
-  }
-  lines.push('');
-  for (const s of res.sizes) {
-    const eq = Object.entries(s.equal)
-      .map(([k, v]) => `${k} ${v ? 'yes' : 'NO'}`)
-      .join(', ');
-    lines.push(
-      `- ${s.sizeMb} MB (${(s.bytes / 2 ** 20).toFixed(0)} MiB on disk with the churn tables; stock dump ${(s.dumpBytes / 1e6).toFixed(0)} MB, snapshot ${(s.snapshotBytes / 1e6).toFixed(0)} MB, hourly delta ${(s.deltaBytes / 1e6).toFixed(2)} MB): ${s.date}, ${s.runs} round(s), chain of ${s.chain}, load average ${s.loadStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${s.loadEnd.map((x) => x.toFixed(1)).join(' ')} at the end; median delta wall over the whole chain ${fmt(s.deltaWallAllS)} s; restored databases equal to the source: ${eq || 'n/a'}.`,
-    );
-    for (const n of s.notes) lines.push(`  - Note: ${n}`);
-  }
-  lines.push('');
-  lines.push(`Reproduce: \`${res.command}\``);
-  return lines.join('\n');
 }
 
 async function main(): Promise<void> {

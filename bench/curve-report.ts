@@ -1,18 +1,19 @@
 /**
- * The scaling curve's results (bench/curve.ts) and the SVG chart drawn from them for the docs
- * (docs/curve.svg): hand-written SVG, no dependency, linear axes. Two panels: wall time against
+ * The scaling curve's results (bench/curve.ts): their types, the tables of bench/results/curve.md,
+ * and the chart drawn from them for the docs (docs/curve.svg): hand-written SVG, no dependency,
+ * linear axes. Two panels: wall time against
  * database size per operation (the stock references dashed), and the node process's peak RSS
  * against size (flat is the goal).
  *
- * Standalone, to redraw the chart from bench/results/curve.json without measuring again:
- *   node --import tsx bench/curve-svg.ts
+ * Standalone, to redraw bench/results/curve.md and the chart from bench/results/curve.json
+ * without measuring again: node --import tsx bench/curve-report.ts
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Cost } from './cli-vault.js';
 import { REPO } from './dataset.js';
-import { median, type machine } from './measure.js';
+import { fmt, median, type machine } from './measure.js';
 
 export type OpKey = 'stockDump' | 'full' | 'base' | 'delta' | 'stockRestore' | 'restoreFull' | 'restoreChain' | 'verify';
 
@@ -183,7 +184,81 @@ export function curveSvg(res: CurveResults): string {
   ].join('\n');
 }
 
+/** The medians of one size: per operation, every field over the rounds. */
+export function medians(s: SizeResult): Record<OpKey, Cost & { ratio: number }> {
+  const out = {} as Record<OpKey, Cost & { ratio: number }>;
+  for (const op of OPS) {
+    const xs = s.rounds.map((r) => r[op.key]).filter((x) => x !== undefined);
+    const m = (k: keyof Cost | 'ratio'): number => median(xs.map((x) => x[k]));
+    out[op.key] = {
+      wallS: m('wallS'),
+      cpuS: m('cpuS'),
+      serverCpuS: m('serverCpuS'),
+      nodePeakRssMiB: m('nodePeakRssMiB'),
+      peakRssMiB: m('peakRssMiB'),
+      ratio: m('ratio'),
+    };
+  }
+  return out;
+}
+
+export function markdown(res: CurveResults): string {
+  const lines: string[] = [];
+  lines.push(`# permafrost scaling curve — ${res.env.date}`);
+  lines.push('');
+  lines.push(
+    `${res.env.cpus} × ${res.env.cpuModel}, node ${res.env.node}, PostgreSQL with fsync on; the machine was shared with other jobs (load average per size below). ` +
+      'Medians of the alternated rounds; a ratio is the median of the per-round ratios to the reference named in its row. ' +
+      'CPU: user+sys of the command and its children; server: the PostgreSQL server meanwhile. RSS: node (sampled VmHWM) for permafrost, the largest process for the stock tools.',
+  );
+  lines.push('');
+  lines.push(...summaryTable(res));
+  lines.push('');
+  lines.push('| size | operation | wall s | CPU s (ours) | server CPU s | peak RSS MiB | × reference |');
+  lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const s of res.sizes) {
+    const m = medians(s);
+    for (const op of OPS) {
+      const x = m[op.key];
+      const rss = Number.isFinite(x.nodePeakRssMiB) ? x.nodePeakRssMiB : x.peakRssMiB;
+      const ratio = op.ref ? `${fmt(x.ratio)} × ${OPS.find((o) => o.key === op.ref)!.short}` : '';
+      lines.push(`| ${s.sizeMb} MB | ${op.label} | ${fmt(x.wallS)} | ${fmt(x.cpuS)} | ${fmt(x.serverCpuS)} | ${fmt(rss, 0)} | ${ratio} |`);
+    }
+  }
+  lines.push('');
+  for (const s of res.sizes) {
+    const eq = Object.entries(s.equal)
+      .map(([k, v]) => `${k} ${v ? 'yes' : 'NO'}`)
+      .join(', ');
+    lines.push(
+      `- ${s.sizeMb} MB (${(s.bytes / 2 ** 20).toFixed(0)} MiB on disk with the churn tables; stock dump ${(s.dumpBytes / 1e6).toFixed(0)} MB, snapshot ${(s.snapshotBytes / 1e6).toFixed(0)} MB, hourly delta ${(s.deltaBytes / 1e6).toFixed(2)} MB): ${s.date}, ${s.runs} round(s), chain of ${s.chain}, load average ${s.loadStart.map((x) => x.toFixed(1)).join(' ')} at the start, ${s.loadEnd.map((x) => x.toFixed(1)).join(' ')} at the end; median delta wall over the whole chain ${fmt(s.deltaWallAllS)} s; restored databases equal to the source: ${eq || 'n/a'}.`,
+    );
+    for (const n of s.notes) lines.push(`  - Note: ${n}`);
+  }
+  lines.push('');
+  lines.push(`Reproduce: \`${res.command}\``);
+  return lines.join('\n');
+}
+
+/** One line per size: every operation's median wall, with its ratio to its reference. */
+function summaryTable(res: CurveResults): string[] {
+  const head = OPS.map((op) => (op.ref ? `${op.short} s (× ${OPS.find((o) => o.key === op.ref)!.short})` : `${op.short} s`));
+  const lines = [`| size | ${head.join(' | ')} | node peak RSS MiB (largest) |`, `| ---: | ${OPS.map(() => '---:').join(' | ')} | ---: |`];
+  for (const s of res.sizes) {
+    const m = medians(s);
+    const cells = OPS.map((op) => (op.ref ? `${fmt(m[op.key].wallS)} (${fmt(m[op.key].ratio)})` : fmt(m[op.key].wallS)));
+    const rss = Math.max(
+      ...OPS.filter((op) => !op.stock)
+        .map((op) => m[op.key].nodePeakRssMiB)
+        .filter((x) => Number.isFinite(x)),
+    );
+    lines.push(`| ${s.sizeMb} MB | ${cells.join(' | ')} | ${fmt(rss, 0)} |`);
+  }
+  return lines;
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const res = JSON.parse(readFileSync(path.join(REPO, 'bench/results/curve.json'), 'utf8')) as CurveResults;
+  writeFileSync(path.join(REPO, 'bench/results/curve.md'), `${markdown(res)}\n`);
   writeFileSync(path.join(REPO, 'docs/curve.svg'), curveSvg(res));
 }

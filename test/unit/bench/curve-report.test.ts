@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { curveSvg, OPS, tickStep, type CurveResults, type OpKey, type Point, type SizeResult } from '../../../bench/curve-svg.js';
+import {
+  curveSvg,
+  markdown,
+  OPS,
+  tickStep,
+  type CurveResults,
+  type OpKey,
+  type Point,
+  type SizeResult,
+} from '../../../bench/curve-report.js';
 
 const point = (wallS: number, nodePeakRssMiB = Number.NaN): Point => ({
   wallS,
@@ -51,7 +60,7 @@ function line(svg: string, label: string): Array<[number, number]> {
   return m[1]!.split(' ').map((p) => p.split(',').map(Number) as [number, number]);
 }
 
-describe('bench/curve-svg', () => {
+describe('bench/curve-report', () => {
   it('picks round tick steps (1, 2 or 5 × 10^n)', () => {
     expect(tickStep(47)).toBe(10);
     expect(tickStep(0.9)).toBeCloseTo(0.2);
@@ -78,5 +87,15 @@ describe('bench/curve-svg', () => {
     expect(svg).not.toMatch(/<polyline[^>]*><title>verify<\/title>/);
     expect(svg).toContain('A=1 &lt;x&gt; &amp; npm run bench:curve');
     expect(svg).not.toContain('NaN');
+  });
+
+  it('writes one summary row per size with the medians and the ratios to the references, and the command', () => {
+    const s = size(256, [1, 3, 2]);
+    s.rounds.forEach((r, i) => (r.full!.ratio = [1.5, 1.1, 1.2][i]!));
+    const md = markdown(results([s]));
+    const row = md.split('\n').find((l) => l.startsWith('| 256 MB | 2.00 |'));
+    // pg_dump: median of 1, 3, 2 × 1 s; full backup: 4 s and the median of its per-round ratios
+    expect(row).toContain('| 4.00 (1.20) |');
+    expect(md).toContain('Reproduce: `BENCH_SIZES=256,512 npm run bench:curve`');
   });
 });
