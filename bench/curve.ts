@@ -176,7 +176,6 @@ async function main(): Promise<void> {
       ? (JSON.parse(readFileSync(path.join(RESULTS, 'curve.json'), 'utf8')) as CurveResults).sizes
       : [];
   const sizes = previous.filter((s) => !SIZES.includes(s.sizeMb));
-  const command = `BENCH_SIZES=${[...new Set([...sizes.map((s) => s.sizeMb), ...SIZES])].sort((a, b) => a - b).join(',')} BENCH_CHAIN=${CHAIN} BENCH_RUNS=${RUNS} npm run bench:curve`;
   log(`sizes ${SIZES.join(', ')} MB, chain ${CHAIN}, ${RUNS} rounds; load average ${env.loadAvgStart.map((x) => x.toFixed(1)).join(' ')}`);
   mkdirSync(CACHE, { recursive: true });
   for (const sizeMb of SIZES) {
@@ -193,6 +192,8 @@ async function main(): Promise<void> {
     }
     sizes.sort((a, b) => a.sizeMb - b.sizeMb);
     // Written after every size, so what was measured survives a later failure.
+    // The sizes measured so far (a size that failed or was not reached is not in the command).
+    const command = `BENCH_SIZES=${sizes.map((s) => s.sizeMb).join(',')} BENCH_CHAIN=${CHAIN} BENCH_RUNS=${RUNS} npm run bench:curve`;
     const res: CurveResults = { env, command, sizes };
     const md = markdown(res);
     mkdirSync(RESULTS, { recursive: true });
