@@ -101,12 +101,20 @@ interface Series {
 }
 
 /** One panel: a line per series, linear axes from 0, at vertical offset `top`. */
-function panel(title: string, yLabel: string, series: Series[], xMax: number, top: number, xs: number[]): string {
+function panel(
+  title: string,
+  yLabel: string,
+  series: Series[],
+  xMax: number,
+  top: number,
+  xs: number[],
+  bar?: { y: number; label: string },
+): string {
   const left = 64;
   const plotW = 420;
   const plotH = 240;
   const yTop = top + 34;
-  const yMaxData = Math.max(0, ...series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => Number.isFinite(y)));
+  const yMaxData = Math.max(bar?.y ?? 0, ...series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => Number.isFinite(y)));
   const yStep = tickStep(yMaxData * 1.05);
   const yMax = Math.max(yStep, Math.ceil((yMaxData * 1.05) / yStep) * yStep);
   const X = (x: number): number => left + (x / xMax) * plotW;
@@ -122,6 +130,12 @@ function panel(title: string, yLabel: string, series: Series[], xMax: number, to
     out.push(`<text x="${X(x).toFixed(1)}" y="${yTop + plotH + 16}" class="l" text-anchor="middle">${x}</text>`);
   }
   out.push(`<rect x="${left}" y="${yTop}" width="${plotW}" height="${plotH}" class="f"/>`);
+  if (bar) {
+    out.push(
+      `<line x1="${left}" y1="${Y(bar.y).toFixed(1)}" x2="${left + plotW}" y2="${Y(bar.y).toFixed(1)}" stroke="#b91c1c" stroke-dasharray="2 3"/>`,
+    );
+    out.push(`<text x="${left + 4}" y="${(Y(bar.y) - 4).toFixed(1)}" class="l">${esc(bar.label)}</text>`);
+  }
   out.push(`<text x="${left + plotW / 2}" y="${yTop + plotH + 34}" class="l" text-anchor="middle">database size, MB</text>`);
   out.push(
     `<text x="16" y="${yTop + plotH / 2}" class="l" text-anchor="middle" transform="rotate(-90 16 ${yTop + plotH / 2})">${esc(yLabel)}</text>`,
@@ -176,7 +190,7 @@ export function curveSvg(res: CurveResults): string {
     '<style>.t{font-weight:bold;font-size:14px}.l{fill:#374151}.g{stroke:#e5e7eb}.f{fill:none;stroke:#9ca3af}</style>',
     '<rect width="100%" height="100%" fill="#ffffff"/>',
     panel(`Wall time by database size (median of ${runs} round(s))`, 'seconds', time, xMax, 0, xs),
-    panel('Peak RSS of the permafrost process (node)', 'MiB', memory, xMax, 310, xs),
+    panel('Peak RSS of the permafrost process (node)', 'MiB', memory, xMax, 310, xs, { y: 150, label: 'the 150 MiB bar' }),
     `<text x="64" y="${H - 26}" class="l">${esc(res.command)}</text>`,
     `<text x="64" y="${H - 8}" class="l">${esc(`${res.env.cpus} × ${res.env.cpuModel}, shared; 1-min load average at the start of each size: ${loads}`)}</text>`,
     '</svg>',

@@ -80,6 +80,7 @@ describe('bench/curve-report', () => {
     expect(svg).toMatch(/<polyline [^>]*stroke-dasharray="6 4"><title>pg_dump \(stock\)<\/title>/);
     expect(svg).toMatch(/<polyline [^>]*stroke-width="2"><title>full backup<\/title>/);
     expect(svg).toContain('chain restore (base + 4)');
+    expect(svg).toContain('the 150 MiB bar');
   });
 
   it('leaves out what was not measured and escapes the command it prints', () => {
