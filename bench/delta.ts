@@ -22,7 +22,7 @@
  * Results: bench/results/delta.{json,md}.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -35,8 +35,9 @@ import { applyRetention } from '../src/vault/retention.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest } from '../src/vault/manifest.js';
 import { connected, folderSynced, startSyncthingPair, syncthingSection, waitFor, type StPair } from '../test/harness/syncthing.js';
 import { churnHour, describeHour, openChurnCopy, type ChurnCopy, type HourResult } from './churn.js';
+import { BenchVault as Vault, sameAs, type Backup } from './cli-vault.js';
 import { CACHE, REPO } from './dataset.js';
-import { fmt, machine, median, sampleTree, serverCpuS, timed, type ProcStat } from './measure.js';
+import { fmt, machine, median, serverCpuS, timed, type ProcStat } from './measure.js';
 import { readSyncthingKey } from '../src/ops/secrets.js';
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024);
@@ -45,103 +46,7 @@ const HOURS = Math.min(24, Math.max(1, Number(process.env.BENCH_HOURS ?? 24)));
 const FLAT = process.env.BENCH_FLAT !== '0';
 const SYNCTHING = process.env.BENCH_SYNCTHING !== '0';
 const SEED = 1;
-const CLI = path.join(REPO, 'dist/cli/main.js');
 const log = (s: string): void => void process.stderr.write(`[bench:delta] ${s}\n`);
-
-interface Backup {
-  id: string;
-  dir: string;
-  kind: 'full' | 'base' | 'delta';
-  depth: number;
-  /** Sum of the snapshot folder's files. */
-  bytes: number;
-  wallS: number;
-  /** user+sys of permafrost and its children (pg_dump, gpg, igzip, psql). */
-  cpuS: number;
-  serverCpuS: number;
-  /** Peak RSS of the node process (VmHWM, sampled). */
-  nodePeakRssMiB: number;
-  /** Largest peak RSS of any process of the tree. */
-  peakRssMiB: number;
-  /** Bytes Syncthing sent to the device for this snapshot (null: not replicated). */
-  sentBytes: number | null;
-}
-
-/** A private vault and config next to the cluster; `delta` switches on database.delta. */
-class Vault {
-  readonly dir: string;
-  readonly config: string;
-  readonly env: NodeJS.ProcessEnv;
-
-  constructor(
-    readonly work: string,
-    readonly name: string,
-    readonly copy: ChurnCopy,
-    pass: string,
-    delta: boolean,
-    extra: Record<string, unknown> = {},
-  ) {
-    this.dir = path.join(work, name);
-    mkdirSync(this.dir, { recursive: true });
-    const c = copy.cluster;
-    this.config = path.join(work, `${name}.yaml`);
-    writeFileSync(
-      this.config,
-      stringify({
-        database: {
-          name: copy.db,
-          host: c.socketDir,
-          port: c.port,
-          user: c.user,
-          binDir: c.binDir,
-          ...(delta ? { delta: { fullEvery: '24h' } } : {}),
-        },
-        vault: { dir: this.dir, passphraseFile: pass, tempDir: work },
-        ...extra,
-      }),
-    );
-    this.env = { ...process.env, PGHOST: c.socketDir, PGPORT: String(c.port), PGUSER: c.user };
-  }
-
-  /** `permafrost backup`, measured; returns the new snapshot. */
-  async backup(): Promise<Backup> {
-    const before = new Set(readdirSync(this.dir));
-    const s0 = serverCpuS(this.copy.cluster.dataDir);
-    const run = timed([process.execPath, CLI, 'backup', '--config', this.config], { env: this.env, name: 'permafrost' });
-    const sampler = sampleTree(run.child.pid!);
-    const st = await run.done;
-    const profile = sampler.stop();
-    const serverS = serverCpuS(this.copy.cluster.dataDir) - s0;
-    const id = readdirSync(this.dir).find((n) => !before.has(n) && /^\d{4}-/.test(n));
-    if (!id) throw new Error(`permafrost backup made no snapshot in ${this.dir}`);
-    const dir = path.join(this.dir, id);
-    const m: Manifest = manifestSchema.parse(JSON.parse(readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')));
-    return {
-      id,
-      dir,
-      kind: m.chain?.kind ?? 'full',
-      depth: m.chain?.depth ?? 0,
-      bytes: readdirSync(dir).reduce((t, f) => t + statSync(path.join(dir, f)).size, 0),
-      wallS: st.wallS,
-      cpuS: st.userS + st.sysS,
-      serverCpuS: serverS,
-      nodePeakRssMiB: profile.node?.peakRssMiB ?? Number.NaN,
-      peakRssMiB: Math.max(st.peakRssMiB, ...Object.values(profile).map((p) => p.peakRssMiB)),
-      sentBytes: null,
-    };
-  }
-
-  /** `permafrost restore ID --database TARGET --jobs 2`, measured. */
-  async restore(id: string, target: string): Promise<Omit<Restore, 'same'>> {
-    this.copy.cluster.psql('postgres', `DROP DATABASE IF EXISTS ${target}`);
-    const s0 = serverCpuS(this.copy.cluster.dataDir);
-    const st = await timed([process.execPath, CLI, 'restore', id, '--database', target, '--jobs', '2', '--config', this.config], {
-      env: this.env,
-      name: 'permafrost',
-    }).done;
-    return { wallS: st.wallS, cpuS: st.userS + st.sysS, serverCpuS: serverCpuS(this.copy.cluster.dataDir) - s0 };
-  }
-}
 
 /** What a restore cost. */
 interface Restore {
@@ -227,14 +132,6 @@ async function stockRestore(v: Vault, id: string, target: string, gnupg: string,
     cpuS: stats.reduce((t, x) => t + x.userS + x.sysS, 0),
     serverCpuS: serverCpuS(c.dataDir) - s0,
   };
-}
-
-/** Row counts of every table and matview plus the index count: a restored database equal to the source? */
-function sameAs(copy: ChurnCopy, target: string): boolean {
-  const q = `SELECT string_agg(c.relname || '=' || (xpath('/row/n/text()', query_to_xml('SELECT count(*) AS n FROM public.' || quote_ident(c.relname), false, true, '')))[1]::text, ',' ORDER BY c.relname)
-    || ';indexes=' || (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')
-    FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'm')`;
-  return copy.cluster.psql(copy.db, q) === copy.cluster.psql(target, q);
 }
 
 const connectionsSchema = z.object({
