@@ -1,11 +1,20 @@
 import { Option } from 'commander';
-import { examples, positiveInt, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
+import {
+  bucketFlags,
+  bucketOptions,
+  examples,
+  positiveInt,
+  VAULT_OPTION,
+  withStopSignal,
+  type BucketOptionValues,
+  type RegisterCommand,
+} from '../context.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
-interface RestoreFlags {
+interface RestoreFlags extends BucketOptionValues {
   gpgAgent?: boolean;
   database?: string;
   redis?: string;
@@ -29,7 +38,7 @@ interface RestoreFlags {
 }
 
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
-  agentOption(identityOptions(program.command('restore')))
+  bucketOptions(agentOption(identityOptions(program.command('restore'))))
     .description(
       'Verify a snapshot completely (a delta snapshot: its whole chain back to the base), restore its database into <target>_incoming, check it against the manifest and swap it in ' +
         '(roles and owner created when missing, the previous database kept under <target>_before_<date>), and/or write its Redis RDB, ' +
@@ -87,10 +96,13 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
         'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
         'permafrost restore 2026-11-26T13-00-00Z --database mastodon_restored   # a delta snapshot: its base, then each delta up to it',
+        'AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… permafrost restore latest --vault s3://my-bucket/permafrost --endpoint https://s3.example.com --passphrase-file - < /root/passphrase   # a fresh machine: the bucket and the key, no config',
+        'permafrost restore latest --target b2 --database mastodon_restored   # from the offsite target b2 of the config',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
-      const cfg = config({ vault: opts.vault });
+      const bucket = bucketFlags(opts);
+      const cfg = config(bucket ? { bucket: true } : { vault: opts.vault });
       const [{ runRestore }, { describeSession }, { sweepAndReport }] = await Promise.all([
         import('../../ops/restore.js'),
         import('../../recover/restore-database.js'),
@@ -99,9 +111,9 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       await sweepAndReport(cfg, cliNotifyLog(io));
       const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       const shown = progress(io, 'restore', { json: opts.json });
-      const result = await withStopSignal((signal) =>
-        runRestore(cfg, {
-          snapshot,
+      const restore = (c: typeof cfg, id: string, signal: AbortSignal) =>
+        runRestore(c, {
+          snapshot: id,
           database: opts.database,
           redis: opts.redis,
           secrets: opts.secrets,
@@ -119,8 +131,16 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           ...secretFlags(io, opts),
           events: shown.events,
           signal,
-        }),
-      ).finally(() => shown.done());
+        });
+      const result = await withStopSignal(async (signal) => {
+        if (!bucket) return restore(cfg, snapshot, signal);
+        // The snapshot and its chain are fetched into a private temp folder (ciphertext), then restored from there as from any vault copy.
+        const { withBucketSnapshot } = await import('../../ops/bucket-vault.js');
+        return withBucketSnapshot(cfg, bucket, snapshot, signal, (local, id, warnings) => {
+          for (const w of warnings) io.err(`warning: ${w}`);
+          return restore(local, id, signal);
+        });
+      }).finally(() => shown.done());
       for (const w of result.warnings) io.err(`warning: ${w}`);
       const db = result.database;
       // The steps around the restore, only once it succeeded: a refused restore has nothing to follow up.

@@ -1,10 +1,18 @@
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
-import { examples, VAULT_OPTION, withStopSignal, type RegisterCommand } from '../context.js';
+import {
+  bucketFlags,
+  bucketOptions,
+  examples,
+  VAULT_OPTION,
+  withStopSignal,
+  type BucketOptionValues,
+  type RegisterCommand,
+} from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
-  agentOption(identityOptions(program.command('verify')))
+  bucketOptions(agentOption(identityOptions(program.command('verify'))))
     .description(
       'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, every table of the manifest (by schema and name), row counts, schema version, Redis and secrets parts; a delta snapshot: its chain back to the base, and the count and content hash of every table.',
     )
@@ -31,6 +39,8 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         'permafrost verify latest --identity /media/usb/permafrost-secret.asc   # snapshots encrypted to vault.recipients',
         'permafrost verify --vault /media/usb/permafrost --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567   # a signed vault, no config',
         'permafrost verify 2026-11-26T13-00-00Z   # a delta snapshot: base, deltas in order, every table count and hash',
+        'permafrost verify latest --target b2   # the newest complete snapshot of the offsite target b2, fetched into vault.tempDir',
+        'PGHOST=/var/run/postgresql permafrost verify --vault s3://my-bucket/permafrost --endpoint https://s3.example.com --passphrase-file /root/passphrase',
       ]),
     )
     .action(
@@ -45,22 +55,31 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
           vault?: string;
           signer?: string;
           insecureNoSignatureCheck?: boolean;
-        },
+        } & BucketOptionValues,
       ) => {
-        const cfg = config({ vault: opts.vault });
+        const bucket = bucketFlags(opts);
+        const cfg = config(bucket ? { bucket: true } : { vault: opts.vault });
         const { runVerifyJob, verificationFailed } = await import('../../ops/runs.js');
         const shown = progress(io, 'verify', { json: opts.json });
-        const result = await withStopSignal((signal) =>
-          runVerifyJob(cfg, {
-            snapshot,
+        const verify = (c: typeof cfg, id: string, signal: AbortSignal) =>
+          runVerifyJob(c, {
+            snapshot: id,
             ...secretFlags(io, opts),
             signer: opts.signer,
             insecureNoSignatureCheck: opts.insecureNoSignatureCheck,
             signal,
             events: shown.events,
             log: cliNotifyLog(io),
-          }),
-        ).finally(() => shown.done());
+          });
+        const result = await withStopSignal(async (signal) => {
+          if (!bucket) return verify(cfg, snapshot, signal);
+          // The snapshot and its chain are fetched into a private temp folder, then verified there as any vault copy.
+          const { withBucketSnapshot } = await import('../../ops/bucket-vault.js');
+          return withBucketSnapshot(cfg, bucket, snapshot, signal, (local, id, warnings) => {
+            for (const w of warnings) io.err(`warning: ${w}`);
+            return verify(local, id, signal);
+          });
+        }).finally(() => shown.done());
         if (opts.json) io.out(JSON.stringify(result, null, 2));
         else {
           for (const c of result.checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
