@@ -271,6 +271,42 @@ describe('the drill: only the bucket and the key are left', () => {
   }, 240_000);
 });
 
+describe('the AWS CLI lines of RESTORE.md', () => {
+  // Not a Debian package here (rclone is); run where an `aws` works, else say so.
+  const aws = spawnSync('aws', ['--version'], { encoding: 'utf8' });
+  it.runIf(aws.status === 0)(
+    'fetch the snapshot folder and the runbook files byte for byte',
+    () => {
+      const md = readFileSync(path.join(kept, 'RESTORE.md'), 'utf8');
+      const lines = md.split('\n').filter((l) => /^\s+(aws s3 cp|for f in RESTORE\.md)/.test(l));
+      expect(lines).toHaveLength(2);
+      const folder = mkdtempSync(path.join(tmpdir(), 'permafrost-drill-aws-'));
+      const home = mkdtempSync(path.join(tmpdir(), 'permafrost-drill-home-'));
+      for (const line of lines) {
+        const r = spawnSync('sh', ['-c', line.trim()], {
+          cwd: folder,
+          encoding: 'utf8',
+          env: {
+            PATH: process.env.PATH,
+            HOME: home,
+            SNAP: id,
+            AWS_ACCESS_KEY_ID: S3RVER_KEYS.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: S3RVER_KEYS.secretAccessKey,
+            AWS_DEFAULT_REGION: 'us-east-1',
+          },
+        });
+        expect(r.status, `${line}\n${r.stderr}`).toBe(0);
+      }
+      for (const name of [...readdirSync(path.join(kept, id)).map((n) => path.join(id, n)), 'RESTORE.md', 'restore.sh', 'signer.pub.asc'])
+        expect(readFileSync(path.join(folder, name)).equals(readFileSync(path.join(kept, name))), name).toBe(true);
+      for (const dir of [folder, home]) rmSync(dir, { recursive: true, force: true });
+    },
+    120_000,
+  );
+  if (aws.status !== 0)
+    it('SKIPPED: no aws CLI on this machine', () => console.log('SKIPPED: the AWS CLI lines of RESTORE.md (no aws here)'));
+});
+
 describe('a hostile bucket: refused or ignored with one sentence, nothing restored', () => {
   let pg: PgCluster;
   let tmp: string;
