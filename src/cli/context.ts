@@ -44,6 +44,34 @@ export function bucketOptions(cmd: Command): Command {
     .option('--path-style', 'with --vault s3://…: path-style addressing (MinIO, Garage, Ceph and most self-hosted servers)');
 }
 
+/** The config for a command that reads snapshots: with a bucket, the config file as it is (or none); else --vault over vault.dir. */
+export function vaultConfig(config: CommandContext['config'], opts: BucketOptionValues): Config {
+  return config(bucketFlags(opts) ? { bucket: true } : { vault: opts.vault });
+}
+
+/**
+ * Runs `run` with a stop signal (withStopSignal) on the vault folder; with a bucket (--vault s3://…,
+ * --target), on snapshot `snapshot` and its chain fetched into a private temp folder
+ * (ops/bucket-vault.ts, removed on every way out), its warnings to stderr.
+ */
+export function onVault<T>(
+  io: Io,
+  cfg: Config,
+  opts: BucketOptionValues,
+  snapshot: string,
+  run: (cfg: Config, snapshot: string, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const bucket = bucketFlags(opts);
+  return withStopSignal(async (signal) => {
+    if (!bucket) return run(cfg, snapshot, signal);
+    const { withBucketSnapshot } = await import('../ops/bucket-vault.js');
+    return withBucketSnapshot(cfg, bucket, snapshot, signal, (local, id, warnings) => {
+      for (const w of warnings) io.err(`warning: ${w}`);
+      return run(local, id, signal);
+    });
+  });
+}
+
 /** The bucket the flags name, or undefined when the snapshots are in a folder; --endpoint/--path-style without a bucket: exit 2. */
 export function bucketFlags(opts: BucketOptionValues): BucketOptionValues | undefined {
   if (opts.vault?.startsWith('s3://') || opts.target !== undefined) {

@@ -1,11 +1,11 @@
 import { Option } from 'commander';
 import {
-  bucketFlags,
   bucketOptions,
   examples,
+  onVault,
   positiveInt,
+  vaultConfig,
   VAULT_OPTION,
-  withStopSignal,
   type BucketOptionValues,
   type RegisterCommand,
 } from '../context.js';
@@ -97,12 +97,10 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
         'permafrost restore 2026-11-26T13-00-00Z --database mastodon_restored   # a delta snapshot: its base, then each delta up to it',
         'AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… permafrost restore latest --vault s3://my-bucket/permafrost --endpoint https://s3.example.com --passphrase-file - < /root/passphrase   # a fresh machine: the bucket and the key, no config',
-        'permafrost restore latest --target b2 --database mastodon_restored   # from the offsite target b2 of the config',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
-      const bucket = bucketFlags(opts);
-      const cfg = config(bucket ? { bucket: true } : { vault: opts.vault });
+      const cfg = vaultConfig(config, opts);
       const [{ runRestore }, { describeSession }, { sweepAndReport }] = await Promise.all([
         import('../../ops/restore.js'),
         import('../../recover/restore-database.js'),
@@ -111,8 +109,8 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
       await sweepAndReport(cfg, cliNotifyLog(io));
       const say = (line: string): void => (opts.json ? io.err(line) : io.out(line));
       const shown = progress(io, 'restore', { json: opts.json });
-      const restore = (c: typeof cfg, id: string, signal: AbortSignal) =>
-        runRestore(c, {
+      const result = await onVault(io, cfg, opts, snapshot, (vaultCfg, id, signal) =>
+        runRestore(vaultCfg, {
           snapshot: id,
           database: opts.database,
           redis: opts.redis,
@@ -131,16 +129,8 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
           ...secretFlags(io, opts),
           events: shown.events,
           signal,
-        });
-      const result = await withStopSignal(async (signal) => {
-        if (!bucket) return restore(cfg, snapshot, signal);
-        // The snapshot and its chain are fetched into a private temp folder (ciphertext), then restored from there as from any vault copy.
-        const { withBucketSnapshot } = await import('../../ops/bucket-vault.js');
-        return withBucketSnapshot(cfg, bucket, snapshot, signal, (local, id, warnings) => {
-          for (const w of warnings) io.err(`warning: ${w}`);
-          return restore(local, id, signal);
-        });
-      }).finally(() => shown.done());
+        }),
+      ).finally(() => shown.done());
       for (const w of result.warnings) io.err(`warning: ${w}`);
       const db = result.database;
       // The steps around the restore, only once it succeeded: a refused restore has nothing to follow up.

@@ -1,15 +1,7 @@
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { cliNotifyLog } from '../notify-log.js';
 import { progress } from '../progress.js';
-import {
-  bucketFlags,
-  bucketOptions,
-  examples,
-  VAULT_OPTION,
-  withStopSignal,
-  type BucketOptionValues,
-  type RegisterCommand,
-} from '../context.js';
+import { bucketOptions, examples, onVault, vaultConfig, VAULT_OPTION, type BucketOptionValues, type RegisterCommand } from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
   bucketOptions(agentOption(identityOptions(program.command('verify'))))
@@ -57,12 +49,11 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
           insecureNoSignatureCheck?: boolean;
         } & BucketOptionValues,
       ) => {
-        const bucket = bucketFlags(opts);
-        const cfg = config(bucket ? { bucket: true } : { vault: opts.vault });
+        const cfg = vaultConfig(config, opts);
         const { runVerifyJob, verificationFailed } = await import('../../ops/runs.js');
         const shown = progress(io, 'verify', { json: opts.json });
-        const verify = (c: typeof cfg, id: string, signal: AbortSignal) =>
-          runVerifyJob(c, {
+        const result = await onVault(io, cfg, opts, snapshot, (vaultCfg, id, signal) =>
+          runVerifyJob(vaultCfg, {
             snapshot: id,
             ...secretFlags(io, opts),
             signer: opts.signer,
@@ -70,16 +61,8 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
             signal,
             events: shown.events,
             log: cliNotifyLog(io),
-          });
-        const result = await withStopSignal(async (signal) => {
-          if (!bucket) return verify(cfg, snapshot, signal);
-          // The snapshot and its chain are fetched into a private temp folder, then verified there as any vault copy.
-          const { withBucketSnapshot } = await import('../../ops/bucket-vault.js');
-          return withBucketSnapshot(cfg, bucket, snapshot, signal, (local, id, warnings) => {
-            for (const w of warnings) io.err(`warning: ${w}`);
-            return verify(local, id, signal);
-          });
-        }).finally(() => shown.done());
+          }),
+        ).finally(() => shown.done());
         if (opts.json) io.out(JSON.stringify(result, null, 2));
         else {
           for (const c of result.checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
