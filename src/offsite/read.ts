@@ -144,7 +144,7 @@ export function chainOf(entry: BucketEntry, entries: readonly BucketEntry[]): Bu
 }
 
 /** Passes at most `limit` bytes, then fails naming the file: a bucket cannot fill the disk with a file longer than its manifest says. */
-function capped(limit: number, what: string): Transform {
+function capped(limit: number, what: string, bound: string): Transform {
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
@@ -152,7 +152,7 @@ function capped(limit: number, what: string): Transform {
       if (seen > limit)
         done(
           new IntegrityError(
-            `${what} is longer than the ${limit} bytes its manifest lists; it was changed in the bucket, so use another snapshot.`,
+            `${what} is longer than ${bound} (${limit} bytes); it was changed in the bucket, so use another snapshot or copy.`,
           ),
         );
       else done(null, chunk);
@@ -168,11 +168,12 @@ async function download(
   file: string,
   limit: number,
   signal?: AbortSignal,
+  bound = `the size its manifest lists`,
 ): Promise<void> {
   const what = `${reader.describe.replace(/\/$/, '')}/${id === undefined ? name : `${id}/${name}`}`;
   const body = await reader.read(id, name, signal);
   try {
-    await pipeline(body, capped(limit, what), createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
+    await pipeline(body, capped(limit, what, bound), createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
   } catch (err) {
     if (err instanceof PermafrostError) throw err;
     if (signal?.aborted) throw new PermafrostError('stopped', `Stopped while downloading ${what}; nothing was restored.`, { cause: err });
@@ -194,7 +195,7 @@ export async function fetchSnapshots(
 ): Promise<void> {
   for (const f of listing.rootFiles) {
     if ((VAULT_NAMES.runbook as readonly string[]).includes(f.name))
-      await download(reader, undefined, f.name, path.join(vaultDir, f.name), MAX_RUNBOOK_BYTES, signal);
+      await download(reader, undefined, f.name, path.join(vaultDir, f.name), MAX_RUNBOOK_BYTES, signal, `any ${f.name} permafrost writes`);
   }
   for (const entry of chain) {
     if (!entry.manifest || !entry.manifestBytes) continue;
@@ -203,7 +204,7 @@ export async function fetchSnapshots(
     const stored = new Set((listing.snapshots.find((s) => s.id === entry.id)?.files ?? []).map((f) => f.name));
     await writeFile(path.join(dir, MANIFEST_NAME), entry.manifestBytes, { flag: 'wx', mode: 0o600 });
     if (stored.has(SIGNATURE_NAME))
-      await download(reader, entry.id, SIGNATURE_NAME, path.join(dir, SIGNATURE_NAME), MAX_SIGNATURE_BYTES, signal);
+      await download(reader, entry.id, SIGNATURE_NAME, path.join(dir, SIGNATURE_NAME), MAX_SIGNATURE_BYTES, signal, 'any signature');
     for (const f of entry.manifest.files) {
       if (stored.has(f.name)) await download(reader, entry.id, f.name, path.join(dir, f.name), f.bytes, signal);
     }
