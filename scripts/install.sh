@@ -2,12 +2,12 @@
 # Installs everything permafrost and its test suite need on a fresh Debian machine:
 # the Debian packages (PostgreSQL, gpg, Redis, Syncthing, …; in the tests nix-bin evaluates
 # nix/module.nix, systemd-analyze checks its units, dash and shellcheck check restore.sh, strace
-# kills a rekey at an exact rename) and the
+# kills a rekey at an exact rename, rclone copies a snapshot out of a bucket as the runbook says) and the
 # npm dependencies (which also builds dist/),
 # then links the CLI into /usr/local/bin so `permafrost` is on PATH (the systemd units run it from there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(postgresql postgresql-client gnupg isal time redis-server redis-tools syncthing iproute2 util-linux chromium nix-bin systemd dash shellcheck strace)
+PKGS=(postgresql postgresql-client gnupg isal time redis-server redis-tools syncthing iproute2 util-linux chromium nix-bin systemd dash shellcheck strace rclone)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

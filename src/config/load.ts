@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UserError } from '../errors.js';
@@ -58,6 +59,12 @@ function tempDirProblem(dir: string | undefined): string | null {
 export interface ConfigOverrides {
   /** --vault DIR: the vault folder (or a copy of it); without a config file, a vault-only device config. */
   vault?: string;
+  /**
+   * The snapshots are read from a bucket (--vault s3://…, --target): the config file is used as it
+   * is, and with none at all a vault-only device config stands in. Its vault.dir is never read:
+   * verify and restore bring the snapshot into their own private temp folder and read it there.
+   */
+  bucket?: boolean;
 }
 
 /** Parses and validates config text (YAML → schema → normalize → system checks); every problem of a step is reported at once. */
@@ -109,6 +116,9 @@ function vaultFlag(dir: string): string {
  * vault-only backup device config is synthesized: a machine with only a copy of the vault.
  */
 export function loadConfig(flag?: string, overrides: ConfigOverrides = {}): Config {
+  if (overrides.bucket && !flag && !process.env.PERMAFROST_CONFIG && !DEFAULT_CONFIG_PATHS.some((p) => existsSync(p))) {
+    return checkedConfig({ vault: { dir: tmpdir() } }, '(no config file: the snapshots are read from a bucket)');
+  }
   const vault = overrides.vault === undefined ? undefined : vaultFlag(overrides.vault);
   if (vault !== undefined && !flag && !process.env.PERMAFROST_CONFIG && !DEFAULT_CONFIG_PATHS.some((p) => existsSync(p))) {
     return checkedConfig({ vault: { dir: vault } }, `(no config file: --vault ${vault})`);

@@ -105,14 +105,26 @@ export async function signDetached(bytes: Buffer, signing: SigningKey): Promise<
  */
 export async function signatureProblem(dir: string, signer: SignerKey): Promise<string | null> {
   const manifestBytes = await readFile(path.join(dir, MANIFEST_NAME));
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path.join(dir, SIGNATURE_NAME));
-  } catch {
+  const bytes = await readFile(path.join(dir, SIGNATURE_NAME)).catch(() => null);
+  return signatureBytesProblem(manifestBytes, bytes, signer);
+}
+
+/**
+ * What is wrong with `signatureBytes` (null: there is none) as the signature of `manifestBytes`
+ * by `signer`, one phrase (null: signed by that key over exactly these bytes). The same judgement
+ * for a vault folder and for a bucket, whose files are read as bytes.
+ */
+export async function signatureBytesProblem(
+  manifestBytes: Buffer,
+  signatureBytes: Buffer | null,
+  signer: SignerKey,
+): Promise<string | null> {
+  if (signatureBytes === null) {
     return signer.label
       ? `${SIGNATURE_NAME} is missing (the manifest is unsigned, and ${signer.label} ${signer.fingerprint} requires a signature)`
       : `${SIGNATURE_NAME} is missing (the manifest is unsigned, and vault.signerKeyFile requires a signature)`;
   }
+  const bytes = signatureBytes;
   let signature: openpgp.Signature;
   try {
     // gpg --detach-sign writes binary, gpg --armor and permafrost armored: both are signatures.
@@ -182,17 +194,33 @@ function keyWithFingerprint(keys: openpgp.Key[], pin: string, file: string): Sig
  * holds no key with it is refused (exit 3), whoever put it there.
  */
 export async function pinnedSigner(vaultDir: string, pin: string, configured: SignerKey | null): Promise<SignerKey> {
+  const file = openVault(vaultDir).runbookFile(SIGNER_KEY_NAME);
+  return pinnedSignerFrom({ where: vaultDir, file, read: () => readFile(file) }, pin, configured);
+}
+
+/** Where --signer's key material is read from: a vault folder's signer.pub.asc, or a bucket's. */
+export interface SignerKeySource {
+  /** The vault or bucket, as messages name it. */
+  where: string;
+  /** The key file, as messages name it. */
+  file: string;
+  /** Its bytes; rejects when there is none. */
+  read: () => Promise<Buffer>;
+}
+
+/** pinnedSigner for any place that holds signer.pub.asc (a vault folder, a bucket). */
+export async function pinnedSignerFrom(source: SignerKeySource, pin: string, configured: SignerKey | null): Promise<SignerKey> {
   if (configured) {
     const fromConfig = keyWithFingerprint([configured.key], pin, configured.file);
     if (fromConfig) return fromConfig;
   }
-  const file = openVault(vaultDir).runbookFile(SIGNER_KEY_NAME);
+  const { where, file } = source;
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = await source.read();
   } catch {
     throw new IntegrityError(
-      `${vaultDir} holds no ${SIGNER_KEY_NAME} (the signer's public key a backup writes beside restore.sh), so its manifests cannot be checked against ${pin}; copy that public key there (signing.pub.asc in the server's config folder, or your own copy) and run again.`,
+      `${where} holds no ${SIGNER_KEY_NAME} (the signer's public key a backup writes beside restore.sh), so its manifests cannot be checked against ${pin}; copy that public key there (signing.pub.asc in the server's config folder, or your own copy) and run again.`,
     );
   }
   let keys: openpgp.Key[];

@@ -118,7 +118,7 @@ async function checkOne(s: SnapshotEntry, signer: SignerKey | null): Promise<Sna
  * not chosen) must be whole (vault/check.ts chainProblem), else the delta is damaged, naming the
  * link it needs. A link Syncthing still writes makes the delta arriving, not damaged.
  */
-async function judgeChains(
+export async function judgeChains(
   chosen: readonly SnapshotEntry[],
   all: readonly SnapshotEntry[],
   results: readonly SnapshotCheck[],

@@ -302,6 +302,20 @@ function snapshotRow(s: SnapshotEntry, now: Date, v: VerifyRecord | undefined, c
   };
 }
 
+/**
+ * The rows `list` shows for `snaps` (a vault folder's, or a bucket's read as one), with the verify
+ * and check results recorded for them (none for a bucket) and who needs each in its delta chain.
+ */
+export function snapshotRows(
+  snaps: readonly SnapshotEntry[],
+  now: Date,
+  verified: Record<string, VerifyRecord> = {},
+  checks: Record<string, CheckRecord> = {},
+): SnapshotRow[] {
+  const needs = neededBy(snaps.filter((s) => s.manifest).map((s) => ({ id: s.id, time: s.time, chain: s.manifest?.chain })));
+  return snaps.map((s) => snapshotRow(s, now, verified[s.id], checks[s.id], needs.get(s.id) ?? []));
+}
+
 /** Replication as the given reader sees it; its failure is a sentence for the edges, not a failed overview. */
 async function readReplication(
   config: Config,
@@ -377,8 +391,7 @@ export async function gatherOverview(config: Config, opts: GatherOptions = {}): 
   const snaps = await listSnapshots(dir, { versions: true });
   const verified = await readVerifyState(dir);
   const checks = await readCheckState(dir);
-  const needs = neededBy(snaps.filter((s) => s.manifest).map((s) => ({ id: s.id, time: s.time, chain: s.manifest?.chain })));
-  const rows = snaps.map((s) => snapshotRow(s, now, verified[s.id], checks.snapshots[s.id], needs.get(s.id) ?? []));
+  const rows = snapshotRows(snaps, now, verified, checks.snapshots);
   // The last run, not the newest verdict: a verify that could not check its snapshot (or whose snapshot was pruned since) counts.
   const lastRun = await readLastVerifyRun(dir);
   const { replication, replicationError } = await readReplication(config, opts, now);

@@ -7,7 +7,11 @@ import { MANIFEST_NAME, SIGNATURE_NAME, type Manifest } from './manifest.js';
 import { readJsonState, writeJsonState } from './state-file.js';
 import { openVault } from './layout.js';
 
-/** One entry found in a snapshot folder; `sha256` only for files whose size matched the manifest (hashing the others is wasted work). */
+/**
+ * One entry found in a snapshot folder; `sha256` only for files whose size matched the manifest
+ * (hashing the others is wasted work). A folder always hashes them; a bucket's listing gives sizes
+ * only, and its entries carry `sha256` only when `check --read-data` downloaded and hashed them.
+ */
 export interface FolderEntry {
   name: string;
   /** A regular file (the only kind a snapshot holds), or anything else (folder, symlink, FIFO). */
@@ -19,7 +23,7 @@ export interface FolderEntry {
 /**
  * What is wrong with a snapshot folder whose manifest is `manifest` and which holds `found`, one
  * phrase each (empty: it is exactly what the backup wrote): every listed part present, a regular
- * file of the listed size and SHA-256, and nothing but the manifest (and its signature) and those parts in it.
+ * file of the listed size and SHA-256 (where it was hashed), and nothing but the manifest (and its signature) and those parts in it.
  */
 export function compareFolder(manifest: Pick<Manifest, 'files'>, found: readonly FolderEntry[]): string[] {
   const problems: string[] = [];
@@ -30,7 +34,7 @@ export function compareFolder(manifest: Pick<Manifest, 'files'>, found: readonly
     else if (!e.regular) problems.push(`${f.name} is not a regular file`);
     else if (e.bytes !== f.bytes)
       problems.push(`${f.name} has ${e.bytes} bytes, the manifest says ${f.bytes} (${e.bytes < f.bytes ? 'truncated' : 'grown'})`);
-    else if (e.sha256 !== f.sha256) problems.push(`${f.name} does not match the SHA-256 in the manifest`);
+    else if (e.sha256 !== undefined && e.sha256 !== f.sha256) problems.push(`${f.name} does not match the SHA-256 in the manifest`);
   }
   const expected = new Set<string>([MANIFEST_NAME, SIGNATURE_NAME, ...manifest.files.map((f) => f.name)]);
   for (const e of found)

@@ -13,6 +13,7 @@ import { VERSION } from '../version.js';
 import { ATOMIC_TEMP_PREFIX, writeFileAtomic } from './fs-durable.js';
 import type { Manifest } from './manifest.js';
 import { openVault, VAULT_NAMES } from './layout.js';
+import { normalizePrefix } from '../offsite/target.js';
 
 /** The files the runbook puts at the vault root; listing, check, prune, sweep and doctor leave them alone. */
 const RUNBOOK_FILES = VAULT_NAMES.runbook;
@@ -39,6 +40,8 @@ export interface RunbookFacts {
   /** The fingerprint manifests are signed by (the manifest's signedBy), for --signer; null when unsigned. */
   signer: string | null;
   version: string;
+  /** The offsite targets the snapshots are pushed to (config offsite:), for the section on fetching from a bucket. */
+  buckets?: readonly { url: string; endpoint: string | null; region: string; pathStyle: boolean }[];
 }
 
 /** The names RESTORE.md fills in, from the config and the snapshot just written. */
@@ -68,6 +71,12 @@ export function runbookFacts(config: SourceConfig, manifest: Manifest): RunbookF
     roles: manifest.files.some((f) => f.part === 'roles'),
     signer: manifest.signedBy ?? null,
     version: VERSION,
+    buckets: (config.offsite ?? []).map((t) => ({
+      url: `s3://${t.bucket}/${normalizePrefix(t.prefix)}`,
+      endpoint: t.endpoint ?? null,
+      region: t.region,
+      pathStyle: t.pathStyle,
+    })),
   };
 }
 
@@ -95,7 +104,7 @@ This instance: database **${f.database}** owned by role **${f.owner}**; Mastodon
 Debian has no sudo, so they use \`runuser -u USER --\`) from this folder; \`SNAP\` is the snapshot
 folder you restore, e.g. \`SNAP=$(ls -1d 20*Z | tail -n 1)\`. PostgreSQL as Debian installs it lets
 the postgres OS user in as the superuser over its socket (peer authentication), and nobody else.
-
+${renderBucketSection(f)}
 ## 1. Packages (Debian names)
 
     apt-get install gnupg postgresql postgresql-client redis-server coreutils gawk util-linux tar
@@ -275,6 +284,47 @@ ${
 }
 
 then \`shred -u /root/passphrase\`, and \`permafrost sync apply\` with the devices' ids as before.
+`;
+}
+
+/**
+ * The section for the day only the bucket is left: fetch one snapshot folder (a delta-mode one: its
+ * whole chain) and the runbook files with the AWS CLI or rclone, then go on in that folder.
+ */
+function renderBucketSection(f: RunbookFacts): string {
+  const b = f.buckets?.[0];
+  const url = b?.url ?? 's3://BUCKET/PREFIX/';
+  const where = url.replace(/^s3:\/\//, '');
+  const endpoint = b ? b.endpoint : 'https://ENDPOINT';
+  const awsEndpoint = endpoint ? ` --endpoint-url ${endpoint}` : '';
+  const rcloneRemote = endpoint
+    ? `:s3,provider=Other,env_auth=true,endpoint='${endpoint}':`
+    : `:s3,provider=AWS,env_auth=true,region=${b?.region ?? 'us-east-1'}:`;
+  const named =
+    f.buckets && f.buckets.length > 0 ? `: ${f.buckets.map((x) => `\`${x.url}\`${x.endpoint ? ` at ${x.endpoint}` : ''}`).join(', ')}` : '';
+  return `
+## 0. The snapshots are in a bucket
+
+When the snapshots survive only in object storage${named}, fetch
+one snapshot folder and these runbook files into an empty folder with stock tools, then follow the
+steps below in that folder (restore.sh there takes the newest snapshot folder with a manifest.json).
+The keys come from the environment (\`AWS_ACCESS_KEY_ID\`, \`AWS_SECRET_ACCESS_KEY\`) or \`AWS_PROFILE\`.
+A snapshot is complete only with its \`manifest.json\` (uploaded last): list them with
+\`aws s3 ls${awsEndpoint} ${url}\` and pick one whose folder holds it. A delta-mode snapshot needs its
+chain too: fetch each folder its \`"reference"\` names, back to the base (or the whole prefix).
+
+    SNAP=2026-11-26T07-40-00Z    # the snapshot you picked
+    mkdir -p /root/vault && cd /root/vault
+    aws s3 cp${awsEndpoint} --recursive ${url}"$SNAP" "$SNAP"
+    for f in RESTORE.md restore.sh signer.pub.asc; do aws s3 cp${awsEndpoint} ${url}$f . ; done
+
+or with rclone (\`apt-get install rclone\`, no config file needed):
+
+    rclone copy "${rcloneRemote}${where}$SNAP" "$SNAP"
+    rclone copy "${rcloneRemote}${where}" . --max-depth 1 --include RESTORE.md --include restore.sh --include signer.pub.asc
+
+With permafrost installed, no copy is needed: \`permafrost restore latest --vault ${url}${endpoint ? ` --endpoint ${endpoint}` : ''}${b?.pathStyle ? ' --path-style' : ''} --passphrase-file - < /root/passphrase\`
+(it fetches the snapshot into a private temp folder and checks it as below).
 `;
 }
 

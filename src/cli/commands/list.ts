@@ -1,8 +1,8 @@
-import { IntegrityError } from '../../errors.js';
+import { IntegrityError, UserError } from '../../errors.js';
 import { formatAge, formatBytes } from '../../format.js';
 import type { SnapshotRow } from '../../ops/overview.js';
 import { keysOpeningEvery, type SnapshotKeys } from '../../vault/snapshot-keys.js';
-import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
+import { bucketFlags, bucketOptions, examples, VAULT_OPTION, type BucketOptionValues, type RegisterCommand } from '../context.js';
 
 /** A CHECKED cell longer than this is cut in the aligned table (the whole text is in --tsv and --json). */
 export const CHECKED_WIDTH = 48;
@@ -95,8 +95,7 @@ export function renderListTable(rows: readonly SnapshotRow[], opts: { aligned: b
 }
 
 export const registerList: RegisterCommand = (program, { io, config }) => {
-  program
-    .command('list')
+  bucketOptions(program.command('list'))
     .description(
       'List snapshots, newest first: age, size, kind (full; or base / delta N of a database.delta chain, with the newest snapshot whose restore needs it), verify and check results, parts, ' +
         'and the key that opens it (the passphrase, or a public key by fingerprint). ' +
@@ -105,6 +104,10 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
     .option('--json', 'print the snapshots as JSON')
     .option('--tsv', 'print tab-separated columns, also on a terminal')
     .option(...VAULT_OPTION)
+    .option(
+      '--signer <fingerprint>',
+      'with a bucket: every manifest listed must be signed by this key (its 40 hex digits), else the run exits 3 naming the snapshot',
+    )
     .addHelpText(
       'after',
       examples([
@@ -113,19 +116,39 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         'permafrost list --json | jq ".[0].id"',
         'permafrost list --json | jq -r \'.[] | select(.kind == "delta") | "\\(.id) needs \\(.reference)"\'',
         'permafrost list --vault /media/usb/permafrost   # no config file needed',
+        'AWS_PROFILE=backup permafrost list --vault s3://my-bucket/permafrost --endpoint https://s3.eu-central-003.backblazeb2.com   # a bucket, no config',
+        'permafrost list --target b2   # the offsite target named b2 in the config',
       ]),
     )
-    .action(async (opts: { json?: boolean; tsv?: boolean; vault?: string }) => {
-      const cfg = config({ vault: opts.vault });
-      const { gatherOverview } = await import('../../ops/overview.js');
-      const rows = (await gatherOverview(cfg)).snapshots;
+    .action(async (opts: { json?: boolean; tsv?: boolean; vault?: string; signer?: string } & BucketOptionValues) => {
+      const bucket = bucketFlags(opts);
+      if (opts.signer !== undefined && !bucket)
+        throw new UserError(
+          '--signer goes with a bucket (--vault s3://…, --target); a vault folder is checked against vault.signerKeyFile by `permafrost check`.',
+        );
+      const cfg = config(bucket ? { bucket: true } : { vault: opts.vault });
+      let rows: SnapshotRow[];
+      let where = cfg.vault.dir;
+      if (bucket) {
+        const [{ listBucket }, { snapshotRows }] = await Promise.all([
+          import('../../ops/bucket-vault.js'),
+          import('../../ops/overview.js'),
+        ]);
+        const listed = await listBucket(cfg, bucket, { signer: opts.signer });
+        for (const w of listed.warnings) io.err(`warning: ${w}`);
+        rows = snapshotRows(listed.entries, new Date());
+        where = listed.describe;
+      } else {
+        const { gatherOverview } = await import('../../ops/overview.js');
+        rows = (await gatherOverview(cfg)).snapshots;
+      }
       if (opts.json) io.out(JSON.stringify(rows.map(listJson), null, 2));
-      else if (rows.length === 0) io.out(`no snapshots in ${cfg.vault.dir}`);
+      else if (rows.length === 0) io.out(`no snapshots in ${where}`);
       else {
         for (const line of renderListTable(rows, { aligned: io.outIsTTY === true && !opts.tsv })) io.out(line);
         for (const r of rows.filter((x) => x.future)) {
           io.err(
-            `warning: snapshot ${r.id} is dated in the future (the clock ran ahead?): it is never taken as "latest" or pruned; move it out of ${cfg.vault.dir} once it is not needed.`,
+            `warning: snapshot ${r.id} is dated in the future (the clock ran ahead?): it is never taken as "latest" or pruned; move it out of ${where} once it is not needed.`,
           );
         }
       }
@@ -136,7 +159,7 @@ export const registerList: RegisterCommand = (program, { io, config }) => {
         const others =
           damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged entr${damaged.length > 2 ? 'ies' : 'y'}, listed above)` : '';
         throw new IntegrityError(
-          `Snapshot ${first.id} failed its integrity check: ${first.problem}${others}; move damaged entries out of ${cfg.vault.dir} or replace them from a backup device.`,
+          `Snapshot ${first.id} failed its integrity check: ${first.problem}${others}; move damaged entries out of ${where} or replace them from a backup device.`,
           { details: damaged.slice(1).map((r) => `${r.id}: ${r.problem}`) },
         );
       }

@@ -1,13 +1,22 @@
 import { Option, type Command } from 'commander';
 import type { RestoreResult } from '../../ops/restore.js';
 import type { DatabaseRestoreResult, TargetSession } from '../../recover/restore-database.js';
-import { withRunContext, type Io } from '../run.js';
-import { examples, positiveInt, VAULT_OPTION, type RegisterCommand } from '../context.js';
+import type { Io } from '../run.js';
+import {
+  bucketOptions,
+  examples,
+  onVault,
+  positiveInt,
+  vaultConfig,
+  VAULT_OPTION,
+  type BucketOptionValues,
+  type RegisterCommand,
+} from '../context.js';
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { progress } from '../progress.js';
 import { formatBytes } from '../../format.js';
 
-interface RestoreFlags {
+interface RestoreFlags extends BucketOptionValues {
   gpgAgent?: boolean;
   database?: string;
   redis?: string;
@@ -31,7 +40,7 @@ interface RestoreFlags {
 }
 
 export const registerRestore: RegisterCommand = (program, { io, config }) => {
-  const cmd = agentOption(identityOptions(program.command('restore')))
+  const cmd = bucketOptions(agentOption(identityOptions(program.command('restore'))))
     .description(
       'Verify a snapshot completely (a delta snapshot: its whole chain back to the base), restore its database into <target>_incoming, check it against the manifest and swap it in ' +
         '(roles and owner created when missing, the previous database kept under <target>_before_<date>), and/or write its Redis RDB, ' +
@@ -58,18 +67,19 @@ export const registerRestore: RegisterCommand = (program, { io, config }) => {
         'permafrost restore latest --database mastodon_restored --identity /media/usb/permafrost-secret.asc   # encrypted to vault.recipients',
         'permafrost restore latest --database mastodon_restored --gpg-agent   # the recipient key is in your own gpg keyring',
         'permafrost restore 2026-11-26T13-00-00Z --database mastodon_restored   # a delta snapshot: its base, then each delta up to it',
+        'AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… permafrost restore latest --vault s3://my-bucket/permafrost --endpoint https://s3.example.com --passphrase-file - < /root/passphrase   # a fresh machine: the bucket and the key, no config',
       ]),
     )
     .action(async (snapshot: string, opts: RestoreFlags) => {
-      const cfg = config({ vault: opts.vault });
+      const cfg = vaultConfig(config, opts);
       const [{ runRestore }, { describeSession }] = await Promise.all([
         import('../../ops/restore.js'),
         import('../../recover/restore-database.js'),
       ]);
       const shown = progress(io, 'restore', { json: opts.json });
-      const result = await withRunContext(io, shown.events, (ctx) =>
-        runRestore(cfg, ctx, {
-          snapshot,
+      const result = await onVault(io, cfg, opts, snapshot, shown.events, (vaultCfg, id, ctx) =>
+        runRestore(vaultCfg, ctx, {
+          snapshot: id,
           database: opts.database,
           redis: opts.redis,
           secrets: opts.secrets,

@@ -1,10 +1,9 @@
 import { agentOption, identityOptions, secretFlags } from '../identity.js';
 import { progress } from '../progress.js';
-import { examples, VAULT_OPTION, type RegisterCommand } from '../context.js';
-import { withRunContext } from '../run.js';
+import { bucketOptions, examples, onVault, vaultConfig, VAULT_OPTION, type BucketOptionValues, type RegisterCommand } from '../context.js';
 
 export const registerVerify: RegisterCommand = (program, { io, config }) => {
-  agentOption(identityOptions(program.command('verify')))
+  bucketOptions(agentOption(identityOptions(program.command('verify'))))
     .description(
       'Test-restore a snapshot into a scratch database (always dropped) and check it against its manifest: integrity, SHA-256, every table of the manifest (by schema and name), row counts, schema version, Redis and secrets parts; a delta snapshot: its chain back to the base, and the count and content hash of every table.',
     )
@@ -31,6 +30,8 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
         'permafrost verify latest --identity /media/usb/permafrost-secret.asc   # snapshots encrypted to vault.recipients',
         'permafrost verify --vault /media/usb/permafrost --identity /root/secret.asc --signer 0123456789ABCDEF0123456789ABCDEF01234567   # a signed vault, no config',
         'permafrost verify 2026-11-26T13-00-00Z   # a delta snapshot: base, deltas in order, every table count and hash',
+        'permafrost verify latest --target b2   # the newest complete snapshot of the offsite target b2, fetched into vault.tempDir',
+        'PGHOST=/var/run/postgresql permafrost verify --vault s3://my-bucket/permafrost --endpoint https://s3.example.com --passphrase-file /root/passphrase',
       ]),
     )
     .action(
@@ -45,14 +46,14 @@ export const registerVerify: RegisterCommand = (program, { io, config }) => {
           vault?: string;
           signer?: string;
           insecureNoSignatureCheck?: boolean;
-        },
+        } & BucketOptionValues,
       ) => {
-        const cfg = config({ vault: opts.vault });
+        const cfg = vaultConfig(config, opts);
         const { runVerifyJob, verificationFailed } = await import('../../ops/runs.js');
         const shown = progress(io, 'verify', { json: opts.json });
-        const result = await withRunContext(io, shown.events, (ctx) =>
-          runVerifyJob(cfg, ctx, {
-            snapshot,
+        const result = await onVault(io, cfg, opts, snapshot, shown.events, (vaultCfg, id, ctx) =>
+          runVerifyJob(vaultCfg, ctx, {
+            snapshot: id,
             ...secretFlags(io, opts),
             signer: opts.signer,
             insecureNoSignatureCheck: opts.insecureNoSignatureCheck,

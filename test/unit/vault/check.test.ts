@@ -50,6 +50,17 @@ describe('compareFolder', () => {
     expect(compareFolder(manifest, found)).toEqual(problems);
   });
 
+  it("a bucket's listing (sizes only, nothing hashed): right sizes pass, a wrong size is named", () => {
+    const sizesOnly = good.map(({ sha256: _, ...e }) => e);
+    expect(compareFolder(manifest, sizesOnly)).toEqual([]);
+    expect(
+      compareFolder(
+        manifest,
+        sizesOnly.map((e) => (e.name === 'redis.rdb.gpg' ? { ...e, bytes: 1 } : e)),
+      ),
+    ).toEqual([expect.stringMatching(/^redis\.rdb\.gpg has 1 bytes/)]);
+  });
+
   it('reports every problem at once', () => {
     const found = [
       ...replace('redis.rdb.gpg', null).map((e) => (e.name === 'database.pgdump.gpg' ? { ...e, sha256: sha('0') } : e)),
