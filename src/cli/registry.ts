@@ -16,6 +16,7 @@ export const COMMANDS: Record<string, () => Promise<RegisterCommand>> = {
   rekey: async () => (await import('./commands/rekey.js')).registerRekey,
   metrics: async () => (await import('./commands/metrics.js')).registerMetrics,
   prune: async () => (await import('./commands/prune.js')).registerPrune,
+  offsite: async () => (await import('./commands/offsite.js')).registerOffsite,
   daemon: async () => (await import('./commands/daemon.js')).registerDaemon,
   systemd: async () => (await import('./commands/systemd.js')).registerSystemd,
   sync: async () => (await import('./commands/sync.js')).registerSync,
