@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { effectiveTimeZone } from '../config/schema-schedule.js';
 import type { Config } from '../config/schema.js';
 import type { OffsiteTarget } from '../config/schema-offsite.js';
@@ -126,6 +127,19 @@ async function snapshotUploads(
     ...(has(SIGNATURE_NAME) ? [await small(SIGNATURE_NAME, MAX_SIGNATURE_BYTES)] : []),
     await small(MANIFEST_NAME, MAX_MANIFEST_BYTES),
   ];
+}
+
+/** One file up: small ones from memory, big ones streamed from disk through a second hash against the manifest. */
+async function uploadOne(t: OpenTarget, reader: SnapshotReader, snap: SnapshotEntry, u: Upload, signal?: AbortSignal): Promise<void> {
+  if (u.body) return t.storage.write(snap.id, u.name, Readable.from([u.body]), { bytes: u.bytes, sha256: u.sha256, signal });
+  const verifying = new Verifying(u, `${snap.dir}/${u.name}`);
+  // A read error reaches the upload through the verifying stream (pipeline destroys it with the error).
+  pipeline(await reader.read(snap.id, u.name), verifying).catch(() => undefined);
+  try {
+    await t.storage.write(snap.id, u.name, verifying, { bytes: u.bytes, sha256: u.sha256, signal });
+  } finally {
+    verifying.destroy();
+  }
 }
 
 /** Which local snapshots to push to a target whose listing is `remote`: oldest first, each with what its chain needs, none already complete there. */
@@ -271,18 +285,22 @@ async function pushTarget(
       result.problems.push({ id: snap.id, problem: err.message });
       continue;
     }
-    for (const u of uploads) {
-      // Resume: a file already there at its full size was uploaded whole (an upload is atomic), so it is skipped.
-      if (u.name !== MANIFEST_NAME && there?.files.some((f) => f.name === u.name && f.bytes === u.bytes)) {
-        result.skippedFiles++;
-        continue;
+    try {
+      for (const u of uploads) {
+        // Resume: a file already there at its full size was uploaded whole (an upload is atomic), so it is skipped.
+        if (u.name !== MANIFEST_NAME && there?.files.some((f) => f.name === u.name && f.bytes === u.bytes)) {
+          result.skippedFiles++;
+          continue;
+        }
+        await uploadOne(t, local.reader, snap, u, signal);
+        result.uploaded.files++;
+        result.uploaded.bytes += u.bytes;
       }
-      const body = u.body
-        ? Readable.from([u.body])
-        : (await local.reader.read(snap.id, u.name)).pipe(new Verifying(u, `${snap.dir}/${u.name}`));
-      await t.storage.write(snap.id, u.name, body, { bytes: u.bytes, sha256: u.sha256, signal });
-      result.uploaded.files++;
-      result.uploaded.bytes += u.bytes;
+    } catch (err) {
+      // A part that no longer matches its manifest stops this snapshot (its manifest never goes up), not the others.
+      if (!(err instanceof IntegrityError)) throw err;
+      result.problems.push({ id: snap.id, problem: err.message });
+      continue;
     }
     result.pushed.push(snap.id);
   }
@@ -378,7 +396,14 @@ export async function pushHoldingLock(
 /** The first failed target's error (for the CLI's exit code), null when every target succeeded. */
 export function pushFailure(r: PushResult): PermafrostError | null {
   const failed = r.targets.find((t) => t.error !== null);
-  if (!failed?.error) return null;
+  if (!failed?.error) {
+    const damaged = [...new Set(r.targets.flatMap((t) => t.problems.map((p) => p.id)))];
+    return damaged.length === 0
+      ? null
+      : new IntegrityError(
+          `${damaged.length} snapshot(s) were not pushed because the vault's copy does not match its manifest (${damaged.join(', ')}); run \`permafrost check\`.`,
+        );
+  }
   const others = r.targets.filter((t) => t.error !== null && t !== failed).map((t) => `${t.describe}: ${t.error!.message}`);
   return new PermafrostError(failed.error.kind, failed.error.message, { details: others });
 }

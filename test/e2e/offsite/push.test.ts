@@ -134,6 +134,27 @@ describe('offsite push', () => {
     expect(unknown.stderr).toContain('no offsite target is named nope');
   }, 120_000);
 
+  it('a part that no longer matches its manifest (same size): that snapshot is not pushed, no manifest goes up, the others are; exit 3', async () => {
+    const b = await freshBucket();
+    const w = offsiteWorkspace(s3, { bucket: b });
+    ws = w;
+    const bad = fakeSnapshot(w.vault, '2026-12-01T10:40:00Z');
+    const good = fakeSnapshot(w.vault, '2026-12-01T11:40:00Z');
+    const part = path.join(w.vault, bad.id, 'database.pgdump.gpg');
+    const text = readFileSync(part, 'utf8');
+    writeFileSync(part, text.replace('database', 'DATABASE'));
+    const r = await runCli(['--config', w.configFile, 'offsite', 'push']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain(
+      `warning: offsite target t1 (s3://${b}/pf/): snapshot ${bad.id} was not pushed: ${part} differs from its manifest`,
+    );
+    expect(r.stderr).toMatch(/permafrost: 1 snapshot\(s\) were not pushed because the vault's copy does not match its manifest/);
+    expect(r.stdout).toContain(`pushed 1 snapshot (${good.id})`);
+    const keys = Object.keys(await bucketKeys(s3, b));
+    expect(keys.filter((k) => k.includes(bad.id))).toEqual([]);
+    expect(keys).toContain(`pf/${good.id}/manifest.json`);
+  }, 60_000);
+
   it("retention on the target: keeps the target's policy and every chain a kept delta needs, deletes the rest only once past its lock", async () => {
     const b = await freshBucket();
     const w = offsiteWorkspace(s3, { bucket: b, keep: { last: 1 } });
