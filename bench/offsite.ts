@@ -97,8 +97,11 @@ const push = (config: string, args: string[] = []): Promise<ProcStat> =>
 
 /** rclone copy through an on-the-fly remote from the environment (keys never in argv). */
 function rclone(vault: string, s3: S3Server, bucket: string): Promise<ProcStat> {
+  // rclone 1.60 cannot combine a custom CA bundle with its transport; plain http on loopback needs none.
+  const inherited = { ...process.env };
+  delete inherited.AWS_CA_BUNDLE;
   const env = {
-    ...process.env,
+    ...inherited,
     RCLONE_CONFIG_BENCH_TYPE: 's3',
     RCLONE_CONFIG_BENCH_PROVIDER: 'Other',
     RCLONE_CONFIG_BENCH_ENDPOINT: s3.endpoint,

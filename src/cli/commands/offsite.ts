@@ -44,7 +44,9 @@ export const registerOffsite: RegisterCommand = (program, { io, config }) => {
           if (t.foreign > 0) io.err(`warning: ${t.describe} holds ${t.foreign} key(s) that are not permafrost's; they are left alone.`);
           const r = t.retention;
           for (const x of r?.refused ?? [])
-            io.err(`warning: ${t.describe} refused to delete snapshot ${x.id} (${x.why}); it stays until its lock passes.`);
+            io.err(
+              `warning: ${t.describe} refused to delete snapshot ${x.id} (an Object Lock still in force, or a key without delete permission); it stays until its lock passes, and the next push tries again (--json shows the server's answer).`,
+            );
           if (t.error) continue;
           const what =
             t.pushed.length === 0

@@ -179,6 +179,33 @@ describe('offsite push', () => {
     expect(state(w.vault).lockedDeletes).toBe(0);
   }, 120_000);
 
+  it('a delete the bucket refuses (a lock in force) is a warning and counted, never a failure; the next push tries again once', async () => {
+    const b = await freshBucket();
+    const w = offsiteWorkspace(s3, { bucket: b, keep: { last: 1 } });
+    ws = w;
+    const old = fakeSnapshot(w.vault, '2026-12-01T08:40:00Z');
+    fakeSnapshot(w.vault, '2026-12-01T09:40:00Z');
+    s3.setFaults({ refuseDelete: [b] });
+    for (const round of [1, 2]) {
+      const since = s3.requests().length;
+      const r = await runCli(['--config', w.configFile, 'offsite', 'push']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        new RegExp(`warning: offsite target t1 .* refused to delete snapshot ${old.id} .*it stays until its lock passes`),
+      );
+      expect(r.stdout).toContain('1 refused by the lock');
+      expect(state(w.vault).lockedDeletes, `round ${round}`).toBe(1);
+      // Its two files, each tried once (manifest first): no retry loop.
+      const deletes = s3
+        .requests()
+        .slice(since)
+        .filter((q) => q.method === 'DELETE');
+      expect(deletes.map((q) => path.basename(q.path))).toEqual(['manifest.json', 'database.pgdump.gpg']);
+    }
+    s3.setFaults({});
+    expect(Object.keys(await bucketKeys(s3, b)).filter((k) => k.includes(old.id))).toHaveLength(2);
+  }, 90_000);
+
   it('with a lock, a snapshot due for deletion stays until its lock date has passed', async () => {
     const b = await freshBucket();
     s3.setFaults({ lockEnabled: [b] });
