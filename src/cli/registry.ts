@@ -16,12 +16,12 @@ export const COMMANDS: Record<string, () => Promise<RegisterCommand>> = {
   rekey: async () => (await import('./commands/rekey.js')).registerRekey,
   metrics: async () => (await import('./commands/metrics.js')).registerMetrics,
   prune: async () => (await import('./commands/prune.js')).registerPrune,
-  offsite: async () => (await import('./commands/offsite.js')).registerOffsite,
   daemon: async () => (await import('./commands/daemon.js')).registerDaemon,
   systemd: async () => (await import('./commands/systemd.js')).registerSystemd,
   sync: async () => (await import('./commands/sync.js')).registerSync,
   'device-id': async () => (await import('./commands/device-id.js')).registerDeviceId,
   status: async () => (await import('./commands/status.js')).registerStatus,
+  offsite: async () => (await import('./commands/offsite.js')).registerOffsite,
 };
 
 /** The command named on the command line (skipping global options and --config's value), if any. */
