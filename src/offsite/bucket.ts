@@ -22,9 +22,22 @@ import { keyOf, type BucketLocation } from './target.js';
 const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Far above any real part (S3's own object limit is 5 TiB); a listing claiming more is hostile. */
 export const MAX_OBJECT_BYTES = 5 * 1024 ** 4;
-/** Parts of a multipart upload: memory is bounded by PART_BYTES × QUEUE whatever the file's size. */
+/** Files up to this size go in one request (checked whole by the server against the manifest's SHA-256); larger ones as a multipart upload. */
 export const PART_BYTES = 16 * 1024 * 1024;
+/**
+ * A multipart upload's parts: memory is bounded by about twice the part size × QUEUE whatever the
+ * file's size (lib-storage assembles each part in memory). 8 MiB keeps a push's peak RSS near
+ * 150 MiB (bench/offsite.ts: 16 MiB parts peaked above 200); a file above ~70 GiB gets larger parts,
+ * as S3 allows at most 10,000 per upload.
+ */
+export const MULTIPART_PART_BYTES = 8 * 1024 * 1024;
+const MAX_PARTS = 9_000;
 const QUEUE = 2;
+
+/** The part size for a file of `bytes`: MULTIPART_PART_BYTES, or more when that would take more than MAX_PARTS parts. */
+export function partSizeFor(bytes: number): number {
+  return Math.max(MULTIPART_PART_BYTES, Math.ceil(bytes / MAX_PARTS));
+}
 
 export interface BucketOptions {
   readonly describe: string;
@@ -153,7 +166,7 @@ async function writeObject(b: Bucket, id: string | undefined, name: string, body
     const upload = new Upload({
       client: b.client,
       params: { Bucket: b.loc.bucket, Key, Body: body, ChecksumAlgorithm: 'SHA256', ...lockParams(b) },
-      partSize: PART_BYTES,
+      partSize: partSizeFor(putOpts.bytes),
       queueSize: QUEUE,
       leavePartsOnError: false,
       abortController: putOpts.signal === undefined ? undefined : abortControllerFor(putOpts.signal),

@@ -130,7 +130,7 @@ async function captureSnapshot(
         chainParts,
       });
       const id = await commitPartial(partial, manifest, signing ? (bytes) => signDetached(bytes, signing) : undefined);
-      const after = await afterCommit(config, { ...manifest, id }, signing, chainParts);
+      const after = await afterCommit(config, { ...manifest, id }, signing, chainParts, ctx);
       return {
         manifest: { ...manifest, id },
         dir: `${config.vault.dir}/${id}`,
@@ -256,6 +256,7 @@ async function afterCommit(
   manifest: Manifest,
   signing: SigningKey | null,
   chainParts: ChainCapture | null,
+  ctx: RunContext,
 ): Promise<{ beforeExtra: string[]; afterExtra: string[]; pruned: PruneResult | null }> {
   // The state follows its snapshot; when it cannot be saved the next snapshot is a base.
   const stateWarning = chainParts ? await saveState(chainParts, manifest.id) : null;
@@ -265,9 +266,11 @@ async function afterCommit(
   const prune = await pruneAfterBackup(config);
   // Start replication now rather than at Syncthing's next rescan.
   const replication = await requestSnapshotRescan(config, config.secretValues.syncthing);
+  // The offsite copy, under this run's lock; loaded only when configured (the S3 SDK is large). A failed push is a warning: the snapshot is safe here.
+  const offsite = config.offsite ? await (await import('./offsite.js')).pushAfterBackup(config, ctx) : [];
   return {
     beforeExtra: [...(stateWarning ? [stateWarning] : []), ...(runbook ? [runbook] : [])],
-    afterExtra: [...prune.warnings, ...(replication ? [replication] : [])],
+    afterExtra: [...prune.warnings, ...(replication ? [replication] : []), ...offsite],
     pruned: prune.result,
   };
 }

@@ -39,6 +39,32 @@ async function sweepLine(config: Config, secrets: JobSecrets): Promise<CheckLine
   };
 }
 
+/** One line per offsite target; the S3 SDK is loaded only when targets are configured. */
+async function offsiteLines(targets: NonNullable<Config['offsite']>): Promise<CheckLine[]> {
+  const [{ openTarget }, { checkOffsiteTarget }] = await Promise.all([import('./offsite-open.js'), import('../doctor/offsite.js')]);
+  const lines: CheckLine[] = [];
+  for (const target of targets) {
+    let open;
+    try {
+      open = openTarget(target);
+    } catch (err) {
+      lines.push({
+        check: `offsite ${target.name}`,
+        status: 'fail',
+        message: errorMessage(err),
+        fix: 'make the key files named in offsite.credentials readable by this user, mode 0600, the key on the first line',
+      });
+      continue;
+    }
+    try {
+      lines.push(await checkOffsiteTarget(open));
+    } finally {
+      open.client.destroy();
+    }
+  }
+  return lines;
+}
+
 export interface DoctorReport {
   configPath: string | null;
   /** A backup device's config (syncthing.role: receiver): its checks are a device's, not a backup's. */
@@ -94,5 +120,6 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
   lines.push(checkSchedule(config));
   lines.push(await checkMedia(config.media));
   lines.push(...(await checkSyncthing(config, secrets.syncthing)));
+  if (config.offsite) lines.push(...(await offsiteLines(config.offsite)));
   return { configPath: config.configPath, device: config.role === 'receiver', lines, ok: lines.every((l) => l.status !== 'fail') };
 }

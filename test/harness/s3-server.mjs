@@ -5,7 +5,8 @@
 //    the headers the server received (README, Offsite);
 //  - FAULTS (a JSON file, re-read per request) can make it answer `slowDown: N` requests with
 //    503 SlowDown, and answer GET ?object-lock for the buckets in `lockEnabled` with an enabled
-//    configuration (s3rver has no Object Lock; the bucket's other requests still go to s3rver).
+//    configuration (s3rver has no Object Lock; the bucket's other requests still go to s3rver), and
+//    refuse every DELETE in the buckets in `refuseDelete` with 403 AccessDenied (a lock in force).
 // Usage: node s3-server.mjs DIR LOG FAULTS  → prints {"port":N} on stdout once listening.
 import http from 'node:http';
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
@@ -55,6 +56,16 @@ const proxy = http.createServer((req, res) => {
     return;
   }
   const bucket = url.pathname.split('/')[1];
+  // An Object Lock in force, as a real bucket answers a delete of a locked object version.
+  if (req.method === 'DELETE' && (f.refuseDelete ?? []).includes(bucket)) {
+    req.resume();
+    record(403);
+    res.writeHead(403, { 'content-type': 'application/xml' });
+    res.end(
+      '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied because object protected by object lock.</Message></Error>',
+    );
+    return;
+  }
   if (req.method === 'GET' && url.searchParams.has('object-lock')) {
     req.resume();
     const enabled = (f.lockEnabled ?? []).includes(bucket);

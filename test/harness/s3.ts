@@ -28,8 +28,8 @@ export interface S3Server {
   createBucket(name: string): Promise<void>;
   /** Every request the server received so far, in order. */
   requests(): RecordedRequest[];
-  /** Faults for the next requests: `slowDown` 503s, buckets answering GET ?object-lock as enabled. */
-  setFaults(f: { slowDown?: number; lockEnabled?: string[] }): void;
+  /** Faults for the next requests: `slowDown` 503s, buckets answering GET ?object-lock as enabled, buckets refusing deletes (403, a lock in force). */
+  setFaults(f: { slowDown?: number; lockEnabled?: string[]; refuseDelete?: string[] }): void;
   /** Writes the two key files (0600) a config's offsite.credentials names; returns their paths. */
   keyFiles(dir: string, keys?: { accessKeyId: string; secretAccessKey: string }): { accessKeyIdFile: string; secretAccessKeyFile: string };
   /** kill -9 (a network cut as the client sees it), the data folder kept for restart(). */

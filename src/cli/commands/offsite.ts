@@ -2,6 +2,7 @@ import { formatBytes } from '../../format.js';
 import { examples, type RegisterCommand } from '../context.js';
 import { withRunContext } from '../run.js';
 import type { MediaCopyResult } from '../../ops/offsite-media.js';
+import { registerOffsitePush } from './offsite-push.js';
 
 /** One line per source → target: what was copied, how, and what was already there. */
 function mediaLine(r: MediaCopyResult): string {
@@ -12,14 +13,22 @@ function mediaLine(r: MediaCopyResult): string {
   );
 }
 
-export const registerOffsite: RegisterCommand = (program, { io, config }) => {
+export const registerOffsite: RegisterCommand = (program, ctx) => {
+  const { io, config } = ctx;
   const offsite = program
     .command('offsite')
-    .description('Copies in S3-compatible object storage (the offsite: section; docs/offsite.md).')
+    .description('Copies of the snapshots and media in S3-compatible buckets (the offsite: section; docs/offsite.md).')
     .addHelpText(
       'after',
-      examples(['permafrost offsite media', 'permafrost offsite media-restore --target b2 --to /home/mastodon/live/public/system']),
+      examples([
+        'permafrost offsite push',
+        'permafrost offsite push all --target b2',
+        'permafrost offsite media',
+        'permafrost offsite media-restore --target b2 --to /home/mastodon/live/public/system',
+      ]),
     );
+
+  registerOffsitePush(offsite, ctx);
 
   offsite
     .command('media')

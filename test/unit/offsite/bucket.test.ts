@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bucketStorage, PART_BYTES } from '../../../src/offsite/bucket.js';
+import { bucketStorage, MULTIPART_PART_BYTES, PART_BYTES, partSizeFor } from '../../../src/offsite/bucket.js';
 import { s3ClientFor } from '../../../src/offsite/client.js';
 import { startS3, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
 
@@ -75,4 +75,10 @@ describe('bucketStorage', () => {
     expect(listing.foreign.length).toBeGreaterThanOrEqual(2);
     c.destroy();
   }, 60_000);
+
+  it('parts stay small for memory, and grow for a huge file so it needs at most 9,000 (S3 allows 10,000)', () => {
+    expect(partSizeFor(PART_BYTES + 1)).toBe(MULTIPART_PART_BYTES);
+    expect(partSizeFor(50 * 1024 ** 3)).toBe(MULTIPART_PART_BYTES);
+    for (const bytes of [100 * 1024 ** 3, 2 * 1024 ** 4]) expect(Math.ceil(bytes / partSizeFor(bytes))).toBeLessThanOrEqual(9_000);
+  });
 });
