@@ -28,6 +28,7 @@ import {
   SQL_FILE_HEADER,
   TABLE_HASH_EXPR,
 } from './delta-sql.js';
+import { RecordHasher } from './row-hash.js';
 import {
   readLines,
   RowKeyer,
@@ -53,6 +54,11 @@ export interface TableInfo {
   /** The columns COPY writes (not dropped, not generated), in table order. */
   columns: string[];
   key: KeyColumn[] | null;
+  /**
+   * Whether its rows are hashed in this process from their COPY lines (row-hash.ts): COPY's columns
+   * are the row type's (no generated column) and the server's encoding is UTF8, the client's.
+   */
+  hashInNode: boolean;
 }
 
 export interface Catalog {
@@ -76,11 +82,12 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
      ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
   );
   const oids = tables.rows.map((t) => t.oid);
-  const cols = await client.query<{ oid: number; name: string }>(
-    `SELECT attrelid::int AS oid, attname AS name FROM pg_catalog.pg_attribute
-     WHERE attrelid = ANY($1::oid[]) AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attrelid, attnum`,
+  const cols = await client.query<{ oid: number; name: string; generated: boolean }>(
+    `SELECT attrelid::int AS oid, attname AS name, attgenerated <> '' AS generated FROM pg_catalog.pg_attribute
+     WHERE attrelid = ANY($1::oid[]) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum`,
     [oids],
   );
+  const utf8 = (await client.query<{ e: string }>(`SELECT current_setting('server_encoding') AS e`)).rows[0]?.e === 'UTF8';
   const keys = await client.query<{ oid: number; name: string; type: string; int: boolean }>(
     `SELECT i.indrelid::int AS oid, a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
             a.atttypid IN (20, 21, 23) AS int
@@ -95,11 +102,13 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
   return {
     tables: tables.rows.map((t) => {
       const key = keys.rows.filter((k) => k.oid === t.oid).map(({ name, type, int }) => ({ name, type, int }));
+      const own = cols.rows.filter((c) => c.oid === t.oid);
       return {
         schema: t.schema,
         table: t.table,
-        columns: cols.rows.filter((c) => c.oid === t.oid).map((c) => c.name),
+        columns: own.filter((c) => !c.generated).map((c) => c.name),
         key: key.length > 0 ? key : null,
+        hashInNode: utf8 && own.every((c) => !c.generated),
       };
     }),
     sequences: seqs.rows,
@@ -187,31 +196,34 @@ function nthTab(buf: Buffer, from: number, n: number, end: number): number {
   return at;
 }
 
-/** A COPY stream of `<keys…>\t<md5>[\t<row…>]` lines, split: keys and md5 per row, and the row bytes. */
+/**
+ * The rows a table's COPY stream of `<keys…>\t[<md5>\t|<age>\t<xmin>\t]<row…>` lines holds, split: the
+ * keys and keyed hashes per row, the row bytes, the table's count and hash, and (hashed in this
+ * process) the most recently written rows as witnesses. With `sqlMd5` the server computed each
+ * row's md5 (a table row-hash.ts cannot hash: the line carries it); else this process hashes the
+ * row's bytes and the line carries its xmin and age instead, so no second scan finds the witnesses.
+ */
 class HashedLines {
   readonly sum = new RowHashSum();
   private readonly keyer: RowKeyer | null;
+  private readonly hasher: RecordHasher | null;
+  private readonly witness: WitnessPicker | null;
   private md5s = Buffer.alloc(16 * 4096);
 
   constructor(
     private readonly keyCols: number,
     key: Buffer | null,
+    sqlMd5: boolean,
   ) {
     this.keyer = key ? new RowKeyer(key) : null;
+    this.hasher = sqlMd5 ? null : new RecordHasher();
+    this.witness = sqlMd5 || keyCols === 0 ? null : new WitnessPicker();
   }
 
-  /** One chunk of `<keys…>\t<md5>` lines → the keys and the md5s (hex), nothing summed. */
-  splitMd5(chunk: Buffer): { keys: string[]; md5s: string[] } {
-    const keys: string[] = [];
-    const md5s: string[] = [];
-    let at = 0;
-    while (at < chunk.length) {
-      const nl = chunk.indexOf(10, at);
-      keys.push(chunk.toString('latin1', at, nl - 33));
-      md5s.push(chunk.toString('latin1', nl - 32, nl));
-      at = nl + 1;
-    }
-    return { keys, md5s };
+  /** The columns the COPY query selects before the row's own (after the keys). */
+  static prefix(sqlMd5: boolean, keyed: boolean): string[] {
+    if (sqlMd5) return [md5Expr];
+    return keyed ? [`age(${ROW_ALIAS}.xmin)`, `${ROW_ALIAS}.xmin::text`] : [];
   }
 
   /** One chunk of complete lines → the keys, their keyed hashes, and (with `rows`) the rows' bytes. */
@@ -222,20 +234,78 @@ class HashedLines {
     let at = 0;
     while (at < chunk.length) {
       const nl = chunk.indexOf(10, at);
-      const md5At = this.keyCols === 0 ? at : nthTab(chunk, at, this.keyCols, nl) + 1;
-      const md5 = chunk.toString('latin1', md5At, md5At + 32);
-      this.sum.add(md5);
+      const keyEnd = this.keyCols === 0 ? at - 1 : nthTab(chunk, at, this.keyCols, nl);
+      let rowAt: number;
+      if (this.hasher) {
+        let md5At = keyEnd + 1;
+        if (this.witness) {
+          const xminAt = chunk.indexOf(9, keyEnd + 1) + 1;
+          md5At = chunk.indexOf(9, xminAt) + 1;
+          if (xminAt <= 0 || md5At <= 0 || md5At > nl) throw new Error('COPY row has fewer fields than expected');
+          this.witness.offer(chunk, keyEnd + 1, xminAt - 1, at, keyEnd, md5At - 1);
+        }
+        rowAt = md5At;
+        const md5 = this.hasher.md5(chunk, rowAt, nl);
+        this.sum.addBytes(md5);
+        if (this.keyCols > 0) {
+          this.ensure(n);
+          md5.copy(this.md5s, n * 16);
+        }
+      } else {
+        const md5At = keyEnd + 1;
+        const md5 = chunk.toString('latin1', md5At, md5At + 32);
+        this.sum.add(md5);
+        if (this.keyCols > 0) {
+          this.ensure(n);
+          this.md5s.write(md5, n * 16, 16, 'hex');
+        }
+        rowAt = md5At + 33;
+      }
       if (this.keyCols > 0) {
-        keys.push(chunk.toString('latin1', at, md5At - 1));
-        if ((n + 1) * 16 > this.md5s.length) this.md5s = Buffer.concat([this.md5s, Buffer.alloc(this.md5s.length)]);
-        this.md5s.write(md5, n * 16, 16, 'hex');
+        keys.push(chunk.toString('latin1', at, keyEnd));
         n++;
       }
-      if (rows) parts.push(chunk.subarray(md5At + 33, nl + 1));
+      if (rows) parts.push(chunk.subarray(rowAt, nl + 1));
       at = nl + 1;
     }
     const hashes = this.keyer && n > 0 ? this.keyer.keyed(this.md5s, n) : [];
     return { keys, hashes, data: rows ? Buffer.concat(parts) : null };
+  }
+
+  /** The witnesses picked from the stream; null when the server hashed the rows (baseWitness reads them). */
+  witnesses(): Array<[string, string]> | null {
+    return this.witness?.picked() ?? null;
+  }
+
+  private ensure(n: number): void {
+    if ((n + 1) * 16 > this.md5s.length) this.md5s = Buffer.concat([this.md5s, Buffer.alloc(this.md5s.length)]);
+  }
+}
+
+/** The MAX_WITNESS rows of smallest non-negative age(xmin) seen, as baseWitness's query picks them. */
+export class WitnessPicker {
+  private items: Array<{ age: number; key: string; xmin: string }> = [];
+  private max = Number.POSITIVE_INFINITY;
+
+  /** A row: its age at `buf[ageAt, ageEnd)`, key at `[keyAt, keyEnd)`, xmin at `[keyEnd + …, xminEnd)`. */
+  offer(buf: Buffer, ageAt: number, ageEnd: number, keyAt: number, keyEnd: number, xminEnd: number): void {
+    let age = 0;
+    if (buf[ageAt] === 45) return; // negative: a transaction the capture's snapshot sees as future
+    for (let i = ageAt; i < ageEnd; i++) age = age * 10 + (buf[i]! - 48);
+    if (this.items.length >= MAX_WITNESS && age >= this.max) return;
+    this.items.push({ age, key: buf.toString('latin1', keyAt, keyEnd), xmin: buf.toString('latin1', ageEnd + 1, xminEnd) });
+    if (this.items.length >= 2 * MAX_WITNESS) this.trim();
+  }
+
+  picked(): Array<[string, string]> {
+    this.trim();
+    return this.items.map((w) => [w.key, w.xmin]);
+  }
+
+  private trim(): void {
+    this.items.sort((a, b) => a.age - b.age);
+    this.items.length = Math.min(this.items.length, MAX_WITNESS);
+    if (this.items.length === MAX_WITNESS) this.max = this.items[MAX_WITNESS - 1]!.age;
   }
 }
 
@@ -281,9 +351,10 @@ async function* tableRows(
   truncate: boolean,
 ): AsyncGenerator<Buffer> {
   yield Buffer.from(`${truncate ? `TRUNCATE ONLY ${qualified(t.schema, t.table)};\n` : ''}${copyHeader(t)}`);
-  const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null);
+  const sqlMd5 = !t.hashInNode;
+  const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null, sqlMd5);
   const writer = t.key ? next.keysFile(n) : null;
-  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), md5Expr]);
+  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), ...HashedLines.prefix(sqlMd5, t.key !== null)]);
   for await (const chunk of completeLines(copyStream(client, sql))) {
     const { keys, hashes, data } = lines.split(chunk, true);
     if (writer) await writer.lines(keys, hashes);
@@ -291,7 +362,7 @@ async function* tableRows(
   }
   yield Buffer.from(COPY_END);
   const file = writer ? { name: writer.name, sha256: await writer.close() } : null;
-  const witness = t.key ? await baseWitness(client, { ...t, key: t.key }) : [];
+  const witness = t.key ? (lines.witnesses() ?? (await baseWitness(client, { ...t, key: t.key }))) : [];
   outcomes.push(outcome(t, lines.sum, file, truncate ? { copied: lines.sum.rows } : {}, witness));
 }
 
