@@ -8,7 +8,7 @@
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import * as openpgp from 'openpgp';
+import { loadOpenpgp } from './openpgp-load.js';
 import { passphraseFor, readPassphraseFile } from '../config/secret-file.js';
 import { UserError } from '../errors.js';
 import { readKeyFile } from './keys.js';
@@ -70,7 +70,7 @@ async function readIdentity(flags: SecretFlags & { identity: string }): Promise<
     );
   }
   try {
-    await openpgp.decryptKey({ privateKey: key, passphrase: keyPassphrase });
+    await (await loadOpenpgp()).decryptKey({ privateKey: key, passphrase: keyPassphrase });
   } catch (err) {
     throw new UserError(`--identity: the passphrase given does not unlock the key ${fingerprint} in ${file}; check it and try again.`, {
       cause: err,
