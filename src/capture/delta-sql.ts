@@ -81,14 +81,6 @@ export class RowHashSum {
     if (++this.pending === 1 << 20) this.fold();
   }
 
-  /** The same from the md5's 16 bytes. */
-  addBytes(md5: Buffer): void {
-    this.hi += md5.readUInt32BE(0);
-    this.lo += md5.readUInt32BE(4);
-    this.rows++;
-    if (++this.pending === 1 << 20) this.fold();
-  }
-
   private fold(): void {
     this.total = BigInt.asUintN(64, this.total + (BigInt(this.hi) << 32n) + BigInt(this.lo));
     this.hi = 0;

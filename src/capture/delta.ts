@@ -28,7 +28,6 @@ import {
   SQL_FILE_HEADER,
   TABLE_HASH_EXPR,
 } from './delta-sql.js';
-import { RecordHasher } from './row-hash.js';
 import {
   readLines,
   RowKeyer,
@@ -54,11 +53,6 @@ export interface TableInfo {
   /** The columns COPY writes (not dropped, not generated), in table order. */
   columns: string[];
   key: KeyColumn[] | null;
-  /**
-   * Whether its rows are hashed in this process from their COPY lines (row-hash.ts): COPY's columns
-   * are the row type's (no generated column) and the server's encoding is UTF8, the client's.
-   */
-  hashInNode: boolean;
 }
 
 export interface Catalog {
@@ -82,12 +76,11 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
      ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
   );
   const oids = tables.rows.map((t) => t.oid);
-  const cols = await client.query<{ oid: number; name: string; generated: boolean }>(
-    `SELECT attrelid::int AS oid, attname AS name, attgenerated <> '' AS generated FROM pg_catalog.pg_attribute
-     WHERE attrelid = ANY($1::oid[]) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum`,
+  const cols = await client.query<{ oid: number; name: string }>(
+    `SELECT attrelid::int AS oid, attname AS name FROM pg_catalog.pg_attribute
+     WHERE attrelid = ANY($1::oid[]) AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attrelid, attnum`,
     [oids],
   );
-  const utf8 = (await client.query<{ e: string }>(`SELECT current_setting('server_encoding') AS e`)).rows[0]?.e === 'UTF8';
   const keys = await client.query<{ oid: number; name: string; type: string; int: boolean }>(
     `SELECT i.indrelid::int AS oid, a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
             a.atttypid IN (20, 21, 23) AS int
@@ -102,13 +95,11 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
   return {
     tables: tables.rows.map((t) => {
       const key = keys.rows.filter((k) => k.oid === t.oid).map(({ name, type, int }) => ({ name, type, int }));
-      const own = cols.rows.filter((c) => c.oid === t.oid);
       return {
         schema: t.schema,
         table: t.table,
-        columns: own.filter((c) => !c.generated).map((c) => c.name),
+        columns: cols.rows.filter((c) => c.oid === t.oid).map((c) => c.name),
         key: key.length > 0 ? key : null,
-        hashInNode: utf8 && own.every((c) => !c.generated),
       };
     }),
     sequences: seqs.rows,
@@ -170,10 +161,24 @@ function copyStream(client: pg.Client, sql: string): Readable {
   return client.query(copyTo(`COPY (${sql}) TO STDOUT`));
 }
 
-/** Complete lines of a COPY stream, a chunk at a time (COPY's text format escapes newlines inside values). */
+/**
+ * Bytes of COPY output handled at once: the socket delivers a few KiB at a time, and every chunk
+ * passed on costs a write into igzip's pipe, a cipher call and a keys-file write.
+ */
+const LINES_BATCH = 256 << 10;
+
+/** Complete lines of a COPY stream, LINES_BATCH bytes or more at a time (COPY's text format escapes newlines inside values). */
 async function* completeLines(stream: Readable): AsyncGenerator<Buffer> {
   let rest: Buffer | null = null;
-  for await (const raw of stream as AsyncIterable<Buffer>) {
+  let held: Buffer[] = [];
+  let size = 0;
+  for await (const piece of stream as AsyncIterable<Buffer>) {
+    held.push(piece);
+    size += piece.length;
+    if (size < LINES_BATCH) continue;
+    const raw = held.length === 1 ? held[0]! : Buffer.concat(held, size);
+    held = [];
+    size = 0;
     const chunk: Buffer = rest ? Buffer.concat([rest, raw]) : raw;
     const end = chunk.lastIndexOf(10);
     if (end < 0) {
@@ -182,6 +187,11 @@ async function* completeLines(stream: Readable): AsyncGenerator<Buffer> {
     }
     rest = end + 1 < chunk.length ? chunk.subarray(end + 1) : null;
     yield chunk.subarray(0, end + 1);
+  }
+  if (size > 0) {
+    const chunk = Buffer.concat(rest ? [rest, ...held] : held);
+    rest = chunk[chunk.length - 1] === 10 ? null : chunk;
+    if (!rest) yield chunk;
   }
   if (rest) throw new Error('COPY output ended inside a row');
 }
@@ -197,33 +207,28 @@ function nthTab(buf: Buffer, from: number, n: number, end: number): number {
 }
 
 /**
- * The rows a table's COPY stream of `<keys…>\t[<md5>\t|<age>\t<xmin>\t]<row…>` lines holds, split: the
- * keys and keyed hashes per row, the row bytes, the table's count and hash, and (hashed in this
- * process) the most recently written rows as witnesses. With `sqlMd5` the server computed each
- * row's md5 (a table row-hash.ts cannot hash: the line carries it); else this process hashes the
- * row's bytes and the line carries its xmin and age instead, so no second scan finds the witnesses.
+ * The rows a table's COPY stream of `<keys…>\t<md5>[\t<age>\t<xmin>]\t<row…>` lines holds, split:
+ * the keys and keyed hashes per row, the row bytes, the table's count and hash, and (a keyed table)
+ * its most recently written rows as witnesses, picked from the same scan (the age and xmin on each
+ * line) rather than by a second scan of the table ordered by age.
  */
 class HashedLines {
   readonly sum = new RowHashSum();
   private readonly keyer: RowKeyer | null;
-  private readonly hasher: RecordHasher | null;
   private readonly witness: WitnessPicker | null;
   private md5s = Buffer.alloc(16 * 4096);
 
   constructor(
     private readonly keyCols: number,
     key: Buffer | null,
-    sqlMd5: boolean,
   ) {
     this.keyer = key ? new RowKeyer(key) : null;
-    this.hasher = sqlMd5 ? null : new RecordHasher();
-    this.witness = sqlMd5 || keyCols === 0 ? null : new WitnessPicker();
+    this.witness = keyCols === 0 ? null : new WitnessPicker();
   }
 
-  /** The columns the COPY query selects before the row's own (after the keys). */
-  static prefix(sqlMd5: boolean, keyed: boolean): string[] {
-    if (sqlMd5) return [md5Expr];
-    return keyed ? [`age(${ROW_ALIAS}.xmin)`, `${ROW_ALIAS}.xmin::text`] : [];
+  /** The columns the COPY query selects between the keys and the row's own. */
+  static prefix(keyed: boolean): string[] {
+    return [md5Expr, ...(keyed ? [`age(${ROW_ALIAS}.xmin)`, `${ROW_ALIAS}.xmin::text`] : [])];
   }
 
   /** One chunk of complete lines → the keys, their keyed hashes, and (with `rows`) the rows' bytes. */
@@ -235,35 +240,20 @@ class HashedLines {
     while (at < chunk.length) {
       const nl = chunk.indexOf(10, at);
       const keyEnd = this.keyCols === 0 ? at - 1 : nthTab(chunk, at, this.keyCols, nl);
-      let rowAt: number;
-      if (this.hasher) {
-        let md5At = keyEnd + 1;
-        if (this.witness) {
-          const xminAt = chunk.indexOf(9, keyEnd + 1) + 1;
-          md5At = chunk.indexOf(9, xminAt) + 1;
-          if (xminAt <= 0 || md5At <= 0 || md5At > nl) throw new Error('COPY row has fewer fields than expected');
-          this.witness.offer(chunk, keyEnd + 1, xminAt - 1, at, keyEnd, md5At - 1);
-        }
-        rowAt = md5At;
-        const md5 = this.hasher.md5(chunk, rowAt, nl);
-        this.sum.addBytes(md5);
-        if (this.keyCols > 0) {
-          this.ensure(n);
-          md5.copy(this.md5s, n * 16);
-        }
-      } else {
-        const md5At = keyEnd + 1;
-        const md5 = chunk.toString('latin1', md5At, md5At + 32);
-        this.sum.add(md5);
-        if (this.keyCols > 0) {
-          this.ensure(n);
-          this.md5s.write(md5, n * 16, 16, 'hex');
-        }
-        rowAt = md5At + 33;
-      }
+      const md5At = keyEnd + 1;
+      const md5 = chunk.toString('latin1', md5At, md5At + 32);
+      this.sum.add(md5);
+      let rowAt = md5At + 33;
       if (this.keyCols > 0) {
         keys.push(chunk.toString('latin1', at, keyEnd));
+        if ((n + 1) * 16 > this.md5s.length) this.md5s = Buffer.concat([this.md5s, Buffer.alloc(this.md5s.length)]);
+        this.md5s.write(md5, n * 16, 16, 'hex');
         n++;
+        const xminAt = chunk.indexOf(9, rowAt) + 1;
+        const end = chunk.indexOf(9, xminAt) + 1;
+        if (xminAt <= 0 || end <= 0 || end > nl) throw new Error('COPY row has fewer fields than expected');
+        this.witness!.offer(chunk, rowAt, xminAt - 1, at, keyEnd, end - 1);
+        rowAt = end;
       }
       if (rows) parts.push(chunk.subarray(rowAt, nl + 1));
       at = nl + 1;
@@ -272,13 +262,9 @@ class HashedLines {
     return { keys, hashes, data: rows ? Buffer.concat(parts) : null };
   }
 
-  /** The witnesses picked from the stream; null when the server hashed the rows (baseWitness reads them). */
-  witnesses(): Array<[string, string]> | null {
-    return this.witness?.picked() ?? null;
-  }
-
-  private ensure(n: number): void {
-    if ((n + 1) * 16 > this.md5s.length) this.md5s = Buffer.concat([this.md5s, Buffer.alloc(this.md5s.length)]);
+  /** The witnesses picked from the stream (none without a key). */
+  witnesses(): Array<[string, string]> {
+    return this.witness?.picked() ?? [];
   }
 }
 
@@ -351,10 +337,9 @@ async function* tableRows(
   truncate: boolean,
 ): AsyncGenerator<Buffer> {
   yield Buffer.from(`${truncate ? `TRUNCATE ONLY ${qualified(t.schema, t.table)};\n` : ''}${copyHeader(t)}`);
-  const sqlMd5 = !t.hashInNode;
-  const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null, sqlMd5);
+  const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null);
   const writer = t.key ? next.keysFile(n) : null;
-  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), ...HashedLines.prefix(sqlMd5, t.key !== null)]);
+  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), ...HashedLines.prefix(t.key !== null)]);
   for await (const chunk of completeLines(copyStream(client, sql))) {
     const { keys, hashes, data } = lines.split(chunk, true);
     if (writer) await writer.lines(keys, hashes);
@@ -362,7 +347,7 @@ async function* tableRows(
   }
   yield Buffer.from(COPY_END);
   const file = writer ? { name: writer.name, sha256: await writer.close() } : null;
-  const witness = t.key ? (lines.witnesses() ?? (await baseWitness(client, { ...t, key: t.key }))) : [];
+  const witness = lines.witnesses();
   outcomes.push(outcome(t, lines.sum, file, truncate ? { copied: lines.sum.rows } : {}, witness));
 }
 
@@ -451,15 +436,6 @@ export function nextWitness(
   const newest = [...written].sort((a, b) => ahead(b[1]) - ahead(a[1])).slice(0, MAX_WITNESS);
   const touched = new Set([...deleted, ...written.map(([k]) => k)]);
   return [...newest, ...older.filter(([k]) => !touched.has(k))].slice(0, MAX_WITNESS);
-}
-
-/** A base's witnesses: the table's most recently written rows, with their xmin. */
-async function baseWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[] }): Promise<Array<[string, string]>> {
-  const r = await client.query<{ k: string; x: string }>(
-    `SELECT ${keyTextSql(t.key)} AS k, ${ROW_ALIAS}.xmin::text AS x FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}
-     WHERE age(${ROW_ALIAS}.xmin) >= 0 ORDER BY age(${ROW_ALIAS}.xmin) LIMIT ${MAX_WITNESS}`,
-  );
-  return r.rows.map((row) => [row.k, row.x]);
 }
 
 /** `age(xmin) BETWEEN 0 AND age(X)`: the row was inserted or last updated by a transaction the reference snapshot did not see as done. */
