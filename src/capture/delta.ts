@@ -161,10 +161,24 @@ function copyStream(client: pg.Client, sql: string): Readable {
   return client.query(copyTo(`COPY (${sql}) TO STDOUT`));
 }
 
-/** Complete lines of a COPY stream, a chunk at a time (COPY's text format escapes newlines inside values). */
+/**
+ * Bytes of COPY output handled at once: the socket delivers a few KiB at a time, and every chunk
+ * passed on costs a write into igzip's pipe, a cipher call and a keys-file write.
+ */
+const LINES_BATCH = 256 << 10;
+
+/** Complete lines of a COPY stream, LINES_BATCH bytes or more at a time (COPY's text format escapes newlines inside values). */
 async function* completeLines(stream: Readable): AsyncGenerator<Buffer> {
   let rest: Buffer | null = null;
-  for await (const raw of stream as AsyncIterable<Buffer>) {
+  let held: Buffer[] = [];
+  let size = 0;
+  for await (const piece of stream as AsyncIterable<Buffer>) {
+    held.push(piece);
+    size += piece.length;
+    if (size < LINES_BATCH) continue;
+    const raw = held.length === 1 ? held[0]! : Buffer.concat(held, size);
+    held = [];
+    size = 0;
     const chunk: Buffer = rest ? Buffer.concat([rest, raw]) : raw;
     const end = chunk.lastIndexOf(10);
     if (end < 0) {
@@ -173,6 +187,11 @@ async function* completeLines(stream: Readable): AsyncGenerator<Buffer> {
     }
     rest = end + 1 < chunk.length ? chunk.subarray(end + 1) : null;
     yield chunk.subarray(0, end + 1);
+  }
+  if (size > 0) {
+    const chunk = Buffer.concat(rest ? [rest, ...held] : held);
+    rest = chunk[chunk.length - 1] === 10 ? null : chunk;
+    if (!rest) yield chunk;
   }
   if (rest) throw new Error('COPY output ended inside a row');
 }
@@ -187,10 +206,16 @@ function nthTab(buf: Buffer, from: number, n: number, end: number): number {
   return at;
 }
 
-/** A COPY stream of `<keys…>\t<md5>[\t<row…>]` lines, split: keys and md5 per row, and the row bytes. */
+/**
+ * The rows a table's COPY stream of `<keys…>\t<md5>[\t<age>\t<xmin>]\t<row…>` lines holds, split:
+ * the keys and keyed hashes per row, the row bytes, the table's count and hash, and (a keyed table)
+ * its most recently written rows as witnesses, picked from the same scan (the age and xmin on each
+ * line) rather than by a second scan of the table ordered by age.
+ */
 class HashedLines {
   readonly sum = new RowHashSum();
   private readonly keyer: RowKeyer | null;
+  private readonly witness: WitnessPicker | null;
   private md5s = Buffer.alloc(16 * 4096);
 
   constructor(
@@ -198,20 +223,12 @@ class HashedLines {
     key: Buffer | null,
   ) {
     this.keyer = key ? new RowKeyer(key) : null;
+    this.witness = keyCols === 0 ? null : new WitnessPicker();
   }
 
-  /** One chunk of `<keys…>\t<md5>` lines → the keys and the md5s (hex), nothing summed. */
-  splitMd5(chunk: Buffer): { keys: string[]; md5s: string[] } {
-    const keys: string[] = [];
-    const md5s: string[] = [];
-    let at = 0;
-    while (at < chunk.length) {
-      const nl = chunk.indexOf(10, at);
-      keys.push(chunk.toString('latin1', at, nl - 33));
-      md5s.push(chunk.toString('latin1', nl - 32, nl));
-      at = nl + 1;
-    }
-    return { keys, md5s };
+  /** The columns the COPY query selects between the keys and the row's own. */
+  static prefix(keyed: boolean): string[] {
+    return [md5Expr, ...(keyed ? [`age(${ROW_ALIAS}.xmin)`, `${ROW_ALIAS}.xmin::text`] : [])];
   }
 
   /** One chunk of complete lines → the keys, their keyed hashes, and (with `rows`) the rows' bytes. */
@@ -222,20 +239,59 @@ class HashedLines {
     let at = 0;
     while (at < chunk.length) {
       const nl = chunk.indexOf(10, at);
-      const md5At = this.keyCols === 0 ? at : nthTab(chunk, at, this.keyCols, nl) + 1;
+      const keyEnd = this.keyCols === 0 ? at - 1 : nthTab(chunk, at, this.keyCols, nl);
+      const md5At = keyEnd + 1;
       const md5 = chunk.toString('latin1', md5At, md5At + 32);
       this.sum.add(md5);
+      let rowAt = md5At + 33;
       if (this.keyCols > 0) {
-        keys.push(chunk.toString('latin1', at, md5At - 1));
+        keys.push(chunk.toString('latin1', at, keyEnd));
         if ((n + 1) * 16 > this.md5s.length) this.md5s = Buffer.concat([this.md5s, Buffer.alloc(this.md5s.length)]);
         this.md5s.write(md5, n * 16, 16, 'hex');
         n++;
+        const xminAt = chunk.indexOf(9, rowAt) + 1;
+        const end = chunk.indexOf(9, xminAt) + 1;
+        if (xminAt <= 0 || end <= 0 || end > nl) throw new Error('COPY row has fewer fields than expected');
+        this.witness!.offer(chunk, rowAt, xminAt - 1, at, keyEnd, end - 1);
+        rowAt = end;
       }
-      if (rows) parts.push(chunk.subarray(md5At + 33, nl + 1));
+      if (rows) parts.push(chunk.subarray(rowAt, nl + 1));
       at = nl + 1;
     }
     const hashes = this.keyer && n > 0 ? this.keyer.keyed(this.md5s, n) : [];
     return { keys, hashes, data: rows ? Buffer.concat(parts) : null };
+  }
+
+  /** The witnesses picked from the stream (none without a key). */
+  witnesses(): Array<[string, string]> {
+    return this.witness?.picked() ?? [];
+  }
+}
+
+/** The MAX_WITNESS rows of smallest non-negative age(xmin) seen, as baseWitness's query picks them. */
+export class WitnessPicker {
+  private items: Array<{ age: number; key: string; xmin: string }> = [];
+  private max = Number.POSITIVE_INFINITY;
+
+  /** A row: its age at `buf[ageAt, ageEnd)`, key at `[keyAt, keyEnd)`, xmin at `[keyEnd + …, xminEnd)`. */
+  offer(buf: Buffer, ageAt: number, ageEnd: number, keyAt: number, keyEnd: number, xminEnd: number): void {
+    let age = 0;
+    if (buf[ageAt] === 45) return; // negative: a transaction the capture's snapshot sees as future
+    for (let i = ageAt; i < ageEnd; i++) age = age * 10 + (buf[i]! - 48);
+    if (this.items.length >= MAX_WITNESS && age >= this.max) return;
+    this.items.push({ age, key: buf.toString('latin1', keyAt, keyEnd), xmin: buf.toString('latin1', ageEnd + 1, xminEnd) });
+    if (this.items.length >= 2 * MAX_WITNESS) this.trim();
+  }
+
+  picked(): Array<[string, string]> {
+    this.trim();
+    return this.items.map((w) => [w.key, w.xmin]);
+  }
+
+  private trim(): void {
+    this.items.sort((a, b) => a.age - b.age);
+    this.items.length = Math.min(this.items.length, MAX_WITNESS);
+    if (this.items.length === MAX_WITNESS) this.max = this.items[MAX_WITNESS - 1]!.age;
   }
 }
 
@@ -283,7 +339,7 @@ async function* tableRows(
   yield Buffer.from(`${truncate ? `TRUNCATE ONLY ${qualified(t.schema, t.table)};\n` : ''}${copyHeader(t)}`);
   const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null);
   const writer = t.key ? next.keysFile(n) : null;
-  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), md5Expr]);
+  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), ...HashedLines.prefix(t.key !== null)]);
   for await (const chunk of completeLines(copyStream(client, sql))) {
     const { keys, hashes, data } = lines.split(chunk, true);
     if (writer) await writer.lines(keys, hashes);
@@ -291,7 +347,7 @@ async function* tableRows(
   }
   yield Buffer.from(COPY_END);
   const file = writer ? { name: writer.name, sha256: await writer.close() } : null;
-  const witness = t.key ? await baseWitness(client, { ...t, key: t.key }) : [];
+  const witness = lines.witnesses();
   outcomes.push(outcome(t, lines.sum, file, truncate ? { copied: lines.sum.rows } : {}, witness));
 }
 
@@ -380,15 +436,6 @@ export function nextWitness(
   const newest = [...written].sort((a, b) => ahead(b[1]) - ahead(a[1])).slice(0, MAX_WITNESS);
   const touched = new Set([...deleted, ...written.map(([k]) => k)]);
   return [...newest, ...older.filter(([k]) => !touched.has(k))].slice(0, MAX_WITNESS);
-}
-
-/** A base's witnesses: the table's most recently written rows, with their xmin. */
-async function baseWitness(client: pg.Client, t: TableInfo & { key: KeyColumn[] }): Promise<Array<[string, string]>> {
-  const r = await client.query<{ k: string; x: string }>(
-    `SELECT ${keyTextSql(t.key)} AS k, ${ROW_ALIAS}.xmin::text AS x FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}
-     WHERE age(${ROW_ALIAS}.xmin) >= 0 ORDER BY age(${ROW_ALIAS}.xmin) LIMIT ${MAX_WITNESS}`,
-  );
-  return r.rows.map((row) => [row.k, row.x]);
 }
 
 /** `age(xmin) BETWEEN 0 AND age(X)`: the row was inserted or last updated by a transaction the reference snapshot did not see as done. */

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+import { loadOpenpgp } from './openpgp-load.js';
 import { errorMessage, UserError } from '../errors.js';
 import type { Secret } from '../config/secret-values.js';
 import { skeskPacket, type MessageKeys } from './openpgp-stream.js';
@@ -50,8 +51,8 @@ export async function readKeyFile(file: string, key: string): Promise<openpgp.Ke
   try {
     const text = bytes.toString('latin1');
     return text.includes('-----BEGIN PGP')
-      ? await openpgp.readKey({ armoredKey: text, config: GPG22_CONFIG })
-      : await openpgp.readKey({ binaryKey: bytes, config: GPG22_CONFIG });
+      ? await (await loadOpenpgp()).readKey({ armoredKey: text, config: GPG22_CONFIG })
+      : await (await loadOpenpgp()).readKey({ binaryKey: bytes, config: GPG22_CONFIG });
   } catch (err) {
     throw new UserError(
       `${key}: ${file} holds no OpenPGP key (${errorMessage(err)}); point it at an exported key, written to a new file (\`gpg --export --armor KEYID > KEYID.pub.asc\` for a public key, \`gpg --export-secret-keys --armor KEYID > KEYID.sec.asc\` for a secret one).`,
@@ -84,7 +85,7 @@ export async function readRecipient(file: string, key = 'vault.recipients'): Pro
   const fingerprint = pub.getFingerprint().toUpperCase();
   let enc: openpgp.Key | openpgp.Subkey;
   try {
-    enc = await pub.getEncryptionKey(undefined, new Date(), undefined, { ...openpgp.config, ...GPG22_CONFIG });
+    enc = await pub.getEncryptionKey(undefined, new Date(), undefined, { ...(await loadOpenpgp()).config, ...GPG22_CONFIG });
   } catch (err) {
     throw new UserError(
       `${key}: the key ${fingerprint} in ${file} cannot encrypt now (${errorMessage(err)}); extend or replace it and export it again.`,
@@ -121,14 +122,14 @@ export async function loadEncryptionKeys(
 
 /** The PKESK packets wrapping `sessionKey` (AES-256) for each recipient, as gpg 2.2 reads them. */
 async function pkeskPackets(sessionKey: Buffer, recipients: readonly RecipientKey[]): Promise<{ packets: Buffer; keyIds: string[] }> {
-  const bytes = await openpgp.encryptSessionKey({
+  const bytes = await (await loadOpenpgp()).encryptSessionKey({
     data: sessionKey,
     algorithm: 'aes256',
     encryptionKeys: recipients.map((r) => r.key),
     format: 'binary',
     config: GPG22_CONFIG,
   });
-  const message = await openpgp.readMessage({ binaryMessage: bytes });
+  const message = await (await loadOpenpgp()).readMessage({ binaryMessage: bytes });
   return { packets: Buffer.from(bytes), keyIds: message.getEncryptionKeyIDs().map((id) => id.toHex().toUpperCase()) };
 }
 

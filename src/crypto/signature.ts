@@ -8,7 +8,8 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+import { loadOpenpgp } from './openpgp-load.js';
 import { IntegrityError, UserError } from '../errors.js';
 import { GPG22_CONFIG, readKeyFile } from './keys.js';
 import { MANIFEST_NAME, SIGNATURE_NAME } from '../vault/manifest.js';
@@ -66,7 +67,7 @@ export async function readSigningKey(file: string, setting = 'vault.signingKeyFi
     );
   }
   try {
-    await key.getSigningKey(undefined, new Date(), undefined, { ...openpgp.config, ...GPG22_CONFIG });
+    await key.getSigningKey(undefined, new Date(), undefined, { ...(await loadOpenpgp()).config, ...GPG22_CONFIG });
   } catch (err) {
     throw new UserError(
       `${setting}: the key ${fingerprint} in ${file} cannot sign now (${(err as Error).message}); extend or replace it.`,
@@ -90,8 +91,8 @@ export async function readSignerKey(file: string | undefined): Promise<SignerKey
 
 /** A detached, armored signature of `bytes` that gpg 2.2 verifies. */
 export async function signDetached(bytes: Buffer, signing: SigningKey): Promise<string> {
-  return openpgp.sign({
-    message: await openpgp.createMessage({ binary: bytes }),
+  return (await loadOpenpgp()).sign({
+    message: await (await loadOpenpgp()).createMessage({ binary: bytes }),
     signingKeys: signing.key,
     detached: true,
     format: 'armored',
@@ -130,8 +131,8 @@ export async function signatureBytesProblem(
     // gpg --detach-sign writes binary, gpg --armor and permafrost armored: both are signatures.
     const text = bytes.toString('latin1');
     signature = text.trimStart().startsWith('-----BEGIN PGP')
-      ? await openpgp.readSignature({ armoredSignature: text })
-      : await openpgp.readSignature({ binarySignature: bytes });
+      ? await (await loadOpenpgp()).readSignature({ armoredSignature: text })
+      : await (await loadOpenpgp()).readSignature({ binarySignature: bytes });
   } catch {
     return `${SIGNATURE_NAME} is no OpenPGP signature (neither armored nor binary)`;
   }
@@ -140,8 +141,8 @@ export async function signatureBytesProblem(
   if (!ids.some((id) => ours.includes(id))) {
     return `${SIGNATURE_NAME} is signed by key ${ids.join(', ') || 'unknown'}, not by ${signer.label ?? 'the vault.signerKeyFile key'} ${signer.fingerprint}`;
   }
-  const result = await openpgp.verify({
-    message: await openpgp.createMessage({ binary: manifestBytes }),
+  const result = await (await loadOpenpgp()).verify({
+    message: await (await loadOpenpgp()).createMessage({ binary: manifestBytes }),
     signature,
     verificationKeys: signer.key,
     expectSigned: false,
@@ -227,8 +228,8 @@ export async function pinnedSignerFrom(source: SignerKeySource, pin: string, con
   try {
     const text = bytes.toString('latin1');
     keys = text.includes('-----BEGIN PGP')
-      ? await openpgp.readKeys({ armoredKeys: text, config: GPG22_CONFIG })
-      : await openpgp.readKeys({ binaryKeys: bytes, config: GPG22_CONFIG });
+      ? await (await loadOpenpgp()).readKeys({ armoredKeys: text, config: GPG22_CONFIG })
+      : await (await loadOpenpgp()).readKeys({ binaryKeys: bytes, config: GPG22_CONFIG });
   } catch {
     throw new IntegrityError(`${file} holds no OpenPGP public key; copy the signer's public key there again.`);
   }

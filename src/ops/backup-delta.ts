@@ -247,6 +247,14 @@ async function chooseReference(
   return { ref: { snapshot: { ...newest, manifest: newest.manifest }, chain, state: loaded } };
 }
 
+/** Both results once both have settled; the first one's failure when either failed. */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === 'rejected') throw x.reason;
+  if (y.status === 'rejected') throw y.reason;
+  return [x.value, y.value];
+}
+
 /**
  * Writes the database parts of a delta-mode snapshot into `dir`: a base (schema + rows) or a delta,
  * read in the capture session's transaction. The session must stay open until this resolves.
@@ -310,9 +318,10 @@ async function gatherReference(config: SourceJob, session: CaptureSession, opts:
     doing: `reading the schema of database "${db.name}"`,
     signal: opts.signal,
   });
-  const [ddl] = await Promise.all([ddlFingerprint(plain.stdout), plain.done]);
-  const catalog = await readCatalog(session.client);
-  const facts = await serverFacts(session.client);
+  // The catalog is read while pg_dump reads the schema.
+  const schemaRead = Promise.all([ddlFingerprint(plain.stdout), plain.done]);
+  const catalogRead = readCatalog(session.client).then(async (catalog) => ({ catalog, facts: await serverFacts(session.client) }));
+  const [[ddl], { catalog, facts }] = await Promise.all([schemaRead, catalogRead]);
   const choice = await chooseReference(config, session, ddl, catalog, opts.started, facts);
   return { ddl, catalog, facts, choice };
 }
@@ -366,19 +375,23 @@ async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered
   const next = await NextState.create(config.vault.dir, null);
   const outcomes: TableOutcome[] = [];
   try {
-    const schema = await writeEncryptedCapture(
-      { dir: opts.dir, part: 'schema', keys: opts.keys, encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel } },
-      {
-        argv: pgDumpArgv(db, { snapshot: session.snapshot, schema: 'custom' }),
-        env: pgEnv(db),
-        what: `the schema of database "${db.name}"`,
-        signal: opts.signal,
-      },
-    );
-    const rows = await writeEncryptedStream(
-      { ...rowsPartOptions(config, opts), part: 'rows' },
-      Readable.from(baseRows(session.client, g.catalog, next, outcomes)),
-      `the rows of database "${db.name}"`,
+    // The schema part is dumped while the rows are read; both settle before anything fails, so no
+    // writer is left in the folder a failure removes.
+    const [schema, rows] = await settleBoth(
+      writeEncryptedCapture(
+        { dir: opts.dir, part: 'schema', keys: opts.keys, encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel } },
+        {
+          argv: pgDumpArgv(db, { snapshot: session.snapshot, schema: 'custom' }),
+          env: pgEnv(db),
+          what: `the schema of database "${db.name}"`,
+          signal: opts.signal,
+        },
+      ),
+      writeEncryptedStream(
+        { ...rowsPartOptions(config, opts), part: 'rows' },
+        Readable.from(baseRows(session.client, g.catalog, next, outcomes)),
+        `the rows of database "${db.name}"`,
+      ),
     );
     return { files: [schema, rows], chain: { kind: 'base', base: opts.id, reference: null, depth: 0, ddl: g.ddl, reason }, outcomes, next };
   } catch (err) {

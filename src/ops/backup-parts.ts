@@ -77,10 +77,11 @@ function secretsJob(config: Config): PartJob | null {
 }
 
 /**
- * Captures the roles part (its SQL was read in the capture session; without it a restore onto a
- * fresh cluster lacks the owners, so a failure here fails the snapshot), then Redis and the secrets
- * file into the partial snapshot folder, each encrypted on the fly, all at once: they run beside the
- * database dump (backup.ts starts them as soon as the session is open), so Redis's
+ * Captures the roles part (its SQL is read in the capture session, `rolesSql` resolves with it;
+ * without it a restore onto a fresh cluster lacks the owners, so a failure here fails the
+ * snapshot), then Redis and the secrets file into the partial snapshot folder, each encrypted on
+ * the fly, all at once: they run beside the database dump (backup.ts starts them before the
+ * session opens), so Redis's
  * `repl-diskless-sync-delay` (5 s by default before `redis-cli --rdb` gets a byte) costs no wall time.
  * A failing part never costs the database dump: its half-written file is removed and the failure
  * is returned (recorded in the manifest; a warning too when the part is optional), so the snapshot
@@ -89,11 +90,11 @@ function secretsJob(config: Config): PartJob | null {
  */
 export async function captureExtraParts(
   config: SourceJob,
-  opts: { dir: string; keys: EncryptionKeys; rolesSql: string },
+  opts: { dir: string; keys: EncryptionKeys; rolesSql: Promise<string> },
   ctx: RunContext,
 ): Promise<ExtraParts> {
   const { dir, keys } = opts;
-  const roles = writeEncryptedPart({ dir, part: 'roles', keys }, Readable.from([Buffer.from(opts.rolesSql, 'utf8')]));
+  const roles = opts.rolesSql.then((sql) => writeEncryptedPart({ dir, part: 'roles', keys }, Readable.from([Buffer.from(sql, 'utf8')])));
   const jobs = [redisJob(config, ctx), secretsJob(config)].filter((j): j is PartJob => j !== null);
   const outcomes = await Promise.allSettled([roles, ...jobs.map((job) => runPart(job, dir, keys, ctx))]);
   // A failure that spoils the whole snapshot (roles, a vault write error, a stop) wins, in order.

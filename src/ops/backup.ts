@@ -100,13 +100,27 @@ async function captureSnapshot(
     const cleaned = await cleanStalePartials(config.vault.dir);
     await cleanStaleStates(config.vault.dir);
     const started = new Date();
-    const pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
-    const session = await openCaptureSession(db, ctx);
     const partial = await createPartial(config.vault.dir, snapshotIdFor(started));
+    // Redis and secrets are captured beside the database, not after it (see backup-parts.ts), and
+    // start before the capture session opens: they need nothing from it, and Redis's
+    // repl-diskless-sync-delay then runs while the session opens. The roles part follows the
+    // session (its SQL is read there). A failed database stops them, and the folder is removed
+    // only once they have let go of it.
+    const rolesSql = deferred<string>();
+    const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: rolesSql.promise }, ctx);
+    let session: CaptureSession;
+    let pgDumpVersion: string;
+    try {
+      pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
+      session = await openCaptureSession(db, ctx);
+    } catch (err) {
+      rolesSql.reject(err);
+      await extraParts.stop();
+      await discardPartial(partial);
+      throw err;
+    }
+    rolesSql.resolve(session.rolesSql);
     const closeSession = closeOnce(session);
-    // Roles, Redis and secrets are captured beside the database, not after it (see backup-parts.ts);
-    // a failed database stops them, and the folder is removed only once they have let go of it.
-    const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: session.rolesSql }, ctx);
     let chainParts: ChainCapture | null = null;
     try {
       ctx.events.phase?.('database');
@@ -165,10 +179,21 @@ function closeOnce(session: CaptureSession): () => Promise<void> {
   };
 }
 
+/** A promise with its resolve and reject at hand. */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (err: unknown) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /** The extra parts started beside the database; `stop` aborts them and waits until they have let go of the folder. */
 function startExtraParts(
   config: SourceJob,
-  parts: { dir: string; keys: EncryptionKeys; rolesSql: string },
+  parts: { dir: string; keys: EncryptionKeys; rolesSql: Promise<string> },
   ctx: RunContext,
 ): { result: Promise<ExtraParts>; stop: () => Promise<void> } {
   const partsStop = new AbortController();

@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import * as openpgp from 'openpgp';
+import { loadOpenpgp } from '../crypto/openpgp-load.js';
 import type { Config, SourceConfig } from '../config/schema.js';
 import type { SyncthingConfig } from '../config/schema-replicate.js';
 import { passphraseFor, readPassphraseFile, readSecretFile } from '../config/secret-file.js';
@@ -125,7 +125,7 @@ async function readIdentity(flags: SecretFlags & { identity: string }): Promise<
     );
   }
   try {
-    await openpgp.decryptKey({ privateKey: key, passphrase: keyPassphrase });
+    await (await loadOpenpgp()).decryptKey({ privateKey: key, passphrase: keyPassphrase });
   } catch (err) {
     throw new UserError(`--identity: the passphrase given does not unlock the key ${fingerprint} in ${file}; check it and try again.`, {
       cause: err,

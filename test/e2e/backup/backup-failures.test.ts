@@ -23,6 +23,18 @@ afterEach(() => ws?.cleanup());
 const partials = (): string[] => readdirSync(ws.vault).filter((n) => n.startsWith('.partial-'));
 const snapshots = (): string[] => readdirSync(ws.vault).filter((n) => /^\d{4}-/.test(n));
 
+/** Whether pg_dump is connected to `db` and waits for a lock (the partial folder appears before the dump starts). */
+function pgDumpWaits(pg: PgCluster, db: string): boolean {
+  return (
+    pg
+      .psql(
+        db,
+        `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock' AND datname = '${db}'`,
+      )
+      .trim() === '1'
+  );
+}
+
 /**
  * Starts `permafrost backup` on the source database and returns once it is mid-dump: its partial
  * folder exists and pg_dump waits on the locked follows table until `lock.release()`.
@@ -32,7 +44,7 @@ async function backupHeldMidDump(pg: PgCluster, what: string) {
   const lock = await holdTableLock(pg, 'source', 'follows');
   const run = startCli(['--config', ws.configFile, 'backup']);
   try {
-    await waitFor(what, () => partials().length === 1, 15_000);
+    await waitFor(what, () => partials().length === 1 && pgDumpWaits(pg, 'source'), 15_000);
   } catch (err) {
     await lock.release();
     throw err;

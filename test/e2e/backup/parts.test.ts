@@ -3,7 +3,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../../src/vault/manifest.js';
-import { errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
+import { errorSentence, makeWorkspace, runCli, startCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
+import { holdTableLock } from '../../harness/table-lock.js';
+import { waitFor } from '../../harness/wait.js';
 import { clusterPerFile } from '../../harness/suite.js';
 import { destroyRedis, startRedis, type RedisServer } from '../../harness/redis.js';
 import { spawnSync } from 'node:child_process';
@@ -135,6 +137,31 @@ describe('snapshot parts: database, Redis, secrets', () => {
     const fresh = redis({ rdb: out });
     expect(fresh.cli('DBSIZE').trim()).toBe('4');
     expect(fresh.cli('LRANGE', 'queue:default', '0', '-1').trim().split('\n')).toEqual(['job1', 'job2', 'job3']);
+  });
+
+  it('Redis is asked for its RDB before the capture session opens: its sync delay runs while the session waits', async () => {
+    const pg = cluster.get();
+    ws = makeWorkspace(pg, 'source');
+    const r = redis();
+    fillRedis(r);
+    ws.writeConfig({ extra: { redis: { url: r.url } } });
+    // The capture session counts accounts' rows; while this lock is held it cannot open.
+    const lock = await holdTableLock(pg, 'source', 'accounts');
+    const run = startCli(['--config', ws.configFile, 'backup', '--json']);
+    const fullSyncs = (): number => Number(/^sync_full:(\d+)/m.exec(r.cli('INFO', 'stats'))?.[1] ?? 0);
+    const sessionWaits = (): boolean =>
+      pg.psql('source', `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%accounts%'`).trim() === '1';
+    try {
+      await waitFor('the capture session to wait for the lock', sessionWaits, 15_000);
+      await waitFor('redis-cli to ask Redis for its RDB while the session waits', () => fullSyncs() >= 1, 15_000);
+      expect(sessionWaits()).toBe(true);
+    } finally {
+      await lock.release();
+    }
+    const done = await run.result;
+    expect(done.code, done.stderr).toBe(0);
+    const manifest = JSON.parse(done.stdout) as Manifest;
+    expect(manifest.files.map((f) => f.part).sort()).toEqual(['database', 'redis', 'roles']);
   });
 
   it('a redis-cli older than 7 (fake executable) is refused before it runs, so it cannot write a plaintext "-" file', async () => {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,22 @@ describe('start-up loads only what it prints', () => {
     expect(r.code).toBe(0);
     expect(r.packages).toEqual(expect.arrayContaining(['commander', 'zod', 'yaml']));
     expect(r.ours).toEqual(expect.arrayContaining(['cli/main.js', 'cli/commands/list.js', 'vault/store.js']));
+  });
+
+  it('a backup with a passphrase never loads openpgp (recipients, signatures and identities load it on use)', () => {
+    const pass = path.join(scratch, 'pass');
+    writeFileSync(pass, 'a passphrase long enough\n', { mode: 0o600 });
+    const config = path.join(scratch, 'backup.yaml');
+    writeFileSync(
+      config,
+      `database:\n  name: nodb\n  host: ${path.join(scratch, 'nosocket')}\nvault:\n  dir: ${path.join(scratch, 'vault')}\n  passphraseFile: ${pass}\n`,
+    );
+    // No server there: the run fails once it connects, after the backup's modules have loaded.
+    const r = modulesLoadedBy(['--config', config, 'backup']);
+    expect(r.code).toBe(1);
+    expect(r.ours).toEqual(expect.arrayContaining(['ops/runs.js', 'ops/backup.js', 'crypto/keys.js']));
+    expect(r.packages).toContain('pg');
+    expect(r.packages).not.toContain('openpgp');
   });
 
   it('--version alone loads no package and no command; beside --config, commander and no command', () => {

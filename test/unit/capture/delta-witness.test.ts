@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextWitness } from '../../../src/capture/delta.js';
+import { nextWitness, WitnessPicker } from '../../../src/capture/delta.js';
 
 describe('nextWitness', () => {
   it('keeps the newest writes of a delta (by xmin after the horizon, across the 2^32 wrap), then older witnesses it did not touch', () => {
@@ -36,5 +36,24 @@ describe('nextWitness', () => {
       ['x', '50'],
       ['y', '11'],
     ]);
+  });
+
+  it("a base's witnesses come from its scan: the rows of smallest non-negative age(xmin), as the query it replaced ordered them", () => {
+    const picker = new WitnessPicker();
+    // `key\tage\txmin\t` as a base's COPY line carries them (after the md5).
+    const line = (key: string, age: number, xmin: string): void => {
+      const buf = Buffer.from(`${key}\t${age}\t${xmin}\trow\n`, 'latin1');
+      const ageAt = key.length + 1;
+      const xminAt = buf.indexOf(9, ageAt) + 1;
+      picker.offer(buf, ageAt, xminAt - 1, 0, key.length, buf.indexOf(9, xminAt));
+    };
+    for (let i = 0; i < 1000; i++) line(`k${i}`, 2147483647, '2'); // frozen rows
+    for (let i = 0; i < 150; i++) line(`new${i}`, 10 + i, String(5000 - i));
+    line('future', -3, '9999');
+    const picked = picker.picked();
+    expect(picked).toHaveLength(200);
+    expect(picked[0]).toEqual(['new0', '5000']);
+    expect(picked.slice(0, 150).every(([k]) => k.startsWith('new'))).toBe(true);
+    expect(picked.some(([k]) => k === 'future')).toBe(false);
   });
 });
