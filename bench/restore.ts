@@ -4,6 +4,8 @@
  *   BENCH_SIZE_MB   database size (default 1024; the cached dataset plus the churn tables of bench/churn.ts)
  *   BENCH_RUNS      alternated rounds (default 3)
  *   BENCH_HOURS     depth of the delta chain (default 24; 0 measures full snapshots only)
+ *   BENCH_BEFORE    another build's dist/cli/main.js (e.g. of the commit before a change): its full and chain
+ *                   restores join every round as (full-before) and (chain-before), for before → after under the same load
  *   BENCH_VARIANTS  a comma list of the variants to run (default all: ref,full,chain; the bars need all)
  *   BENCH_RESTORE_WORK  a folder kept between runs: the prepared copy, vaults and plaintext dump are
  *                   made once there and reused (for iterating; removed only by hand)
@@ -49,10 +51,13 @@ const HOURS = Math.min(24, Math.max(0, Number(process.env.BENCH_HOURS ?? 24)));
 const KEEP = process.env.BENCH_RESTORE_WORK;
 const PORT = 5438;
 const CLI = path.join(REPO, 'dist/cli/main.js');
+const BEFORE = process.env.BENCH_BEFORE;
 const log = (s: string): void => void process.stderr.write(`[bench:restore] ${s}\n`);
 
-type Variant = 'ref' | 'full' | 'chain';
+type Variant = 'ref' | 'full' | 'chain' | 'full-before' | 'chain-before';
 const LABELS: Record<Variant, string> = {
+  'full-before': '(full-before) the same with BENCH_BEFORE',
+  'chain-before': '(chain-before) the same with BENCH_BEFORE',
   ref: '(ref) stock: createdb; `pg_restore -j2` of a plaintext `pg_dump -Fc -Z0` file',
   full: '(full) `permafrost restore FULL --jobs 2`',
   chain: '(chain) `permafrost restore DELTA --jobs 2` (base + deltas)',
@@ -216,7 +221,8 @@ async function main(): Promise<void> {
   const prep = await prepare(work, pass);
   const { cluster: c, prepared } = prep;
   const only = process.env.BENCH_VARIANTS?.split(',');
-  const variants = (['ref', 'full', 'chain'] as const).filter((v) => (v !== 'chain' || prepared.deltaId) && (!only || only.includes(v)));
+  const all: Variant[] = ['ref', 'full', 'chain', ...(BEFORE ? (['full-before', 'chain-before'] as const) : [])];
+  const variants = all.filter((v) => (!v.startsWith('chain') || prepared.deltaId) && (!only || only.includes(v)));
   const rounds: Array<Partial<Record<Variant, Sample>>> = [];
   const equal: Partial<Record<Variant, boolean>> = {};
   try {
@@ -232,7 +238,7 @@ async function main(): Promise<void> {
       const round: Partial<Record<Variant, Sample>> = {};
       const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
       for (const v of order) {
-        const target = `bench_restore_${v}`;
+        const target = `bench_restore_${v.replace('-', '_')}`;
         c.psql('postgres', `DROP DATABASE IF EXISTS ${target}`);
         c.psql('postgres', 'CHECKPOINT');
         const phases: Sample['phases'] = [];
@@ -244,10 +250,10 @@ async function main(): Promise<void> {
           stats.push(await timed([path.join(c.binDir, 'createdb'), '-T', 'template0', target], { env }).done);
           stats.push(await timed([path.join(c.binDir, 'pg_restore'), '-j2', '--dbname', target, plain], { env }).done);
         } else {
-          const [vault, id] = v === 'full' ? ['vault-full', prepared.fullId] : ['vault-delta', prepared.deltaId!];
+          const [vault, id] = v.startsWith('full') ? ['vault-full', prepared.fullId] : ['vault-delta', prepared.deltaId!];
           const argv = [
             process.execPath,
-            CLI,
+            v.endsWith('-before') ? BEFORE! : CLI,
             'restore',
             id,
             '--database',
@@ -337,6 +343,12 @@ function report(
       ? [
           `| chain of ${p.hours} ≤ 1.2 × full | ${fmt(median(ratio('chain', 'full')))} (${rng(ratio('chain', 'full'))}) | ${median(ratio('chain', 'full')) <= 1.2 ? 'yes' : '**no**'} |`,
         ]
+      : []),
+    ...(variants.includes('full-before')
+      ? [`| (before → after) full | ${fmt(median(ratio('full', 'full-before')))} × (${rng(ratio('full', 'full-before'))}) | |`]
+      : []),
+    ...(variants.includes('chain-before')
+      ? [`| (before → after) chain | ${fmt(median(ratio('chain', 'chain-before')))} × (${rng(ratio('chain', 'chain-before'))}) | |`]
       : []),
     '',
     'Phases of permafrost (median seconds; `start`: node start-up, config, signature and target checks before the first phase):',
