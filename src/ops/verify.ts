@@ -96,6 +96,7 @@ async function restoreChainIntoScratch(
       database: server.name,
       archive,
       restoreArgv: (section) => verifyRestoreArgv(server, server.name, archive, { section, jobs: section === 'post-data' ? n : 1 }),
+      jobs: n,
     },
     run,
   );

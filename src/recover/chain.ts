@@ -6,18 +6,24 @@
  * restored tables' counts and hashes are compared with the snapshot's manifest.
  */
 import { lstat } from 'node:fs/promises';
+import path from 'node:path';
 import type pg from 'pg';
 import { errorMessage } from '../errors.js';
 import type { RunContext } from '../run-context.js';
-import { HASH_SESSION_SQL, qualified, tableHashSql } from '../capture/delta-sql.js';
+import { HASH_SESSION_SQL, qualified, quoteIdent, tableHashSql } from '../capture/delta-sql.js';
 import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection, type PgServer } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
 import { sha256File } from '../crypto/hash.js';
 import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
 import { signatureProblem, type SignerKey } from '../crypto/signature.js';
 import { listSnapshots, partPath, type SnapshotEntry } from '../vault/store.js';
+import { diskSpace } from '../vault/fs-durable.js';
 import { decryptPartInto, type DecryptSource } from './decrypt.js';
+import { parallelRowsSink } from './parallel-rows.js';
 import type { CheckOutcome } from './verify.js';
+
+/** Space left free in the temp folder beside the base's rows when they are written there to be loaded in parallel. */
+const ROOM = 256 * 1024 * 1024;
 
 /** A delta-mode snapshot's chain, resolved and checked: what a restore reads, in the order it applies it. */
 export interface RestoreChain {
@@ -125,6 +131,87 @@ export interface ChainTarget {
   /** The schema archive, decrypted into the private temp folder. */
   archive: string;
   restoreArgv: (section: ArchiveSection) => string[];
+  /** Connections for the temporary key indexes (as many as pg_restore's post-data jobs). */
+  jobs?: number;
+}
+
+/** A keyed table the deltas delete from, and how many of them do. */
+export interface KeyIndexTable {
+  schema: string;
+  table: string;
+  key: string[];
+  rows: number;
+  deletes: number;
+}
+
+/**
+ * The tables worth a temporary index on their primary-key columns while the deltas are applied:
+ * at least `minDeletes` deltas of the chain delete rows from them by key (`DELETE … USING` the
+ * keys), which without an index is a scan of the whole table each time (indexes and constraints are
+ * post-data, built after the deltas). Largest first (by the snapshot's count), for the workers.
+ */
+export function keyIndexTables(chain: Pick<RestoreChain, 'links' | 'tables'>, minDeletes = 2): KeyIndexTable[] {
+  const deletes = new Map<string, number>();
+  const id = (schema: string, table: string): string => JSON.stringify([schema, table]);
+  for (const link of chain.links.slice(1))
+    for (const t of link.manifest?.chain?.tables ?? [])
+      if (t.key && (t.deleted ?? 0) > 0) deletes.set(id(t.schema, t.table), (deletes.get(id(t.schema, t.table)) ?? 0) + 1);
+  return chain.tables
+    .filter((t): t is ChainTable & { key: string[] } => t.key !== null && t.key.length > 0)
+    .map((t) => ({ schema: t.schema, table: t.table, key: t.key, rows: t.rows, deletes: deletes.get(id(t.schema, t.table)) ?? 0 }))
+    .filter((t) => t.deletes >= minDeletes)
+    .sort((a, b) => b.rows - a.rows);
+}
+
+/** Runs `work` on every item with `jobs` connections to `database` at once; every connection ends before it returns or throws. */
+async function onConnections<T>(
+  server: PgServer,
+  database: string,
+  items: T[],
+  jobs: number,
+  work: (client: pg.Client, item: T) => Promise<void>,
+): Promise<void> {
+  const queue = [...items];
+  const worker = async (): Promise<void> => {
+    const client = await connect(server, database);
+    try {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await work(client, next);
+    } catch (err) {
+      queue.length = 0; // the others stop after their current item
+      throw err;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/**
+ * Builds a temporary index on the key columns of each table (in parallel), for the deltas' deletes;
+ * returns the indexes made, by name as PostgreSQL chose it (schema-qualified), to be dropped before
+ * post-data builds the real ones. Before post-data the tables have no index of their own.
+ */
+async function createKeyIndexes(target: ChainTarget, tables: KeyIndexTable[]): Promise<string[]> {
+  const made: string[] = [];
+  await onConnections(target.server, target.database, tables, target.jobs ?? 1, async (client, t) => {
+    const rel = qualified(t.schema, t.table);
+    // As pg_restore's sessions have it (tools/postgres.ts pgRestoreEnv): room to sort the keys in memory.
+    await client.query("SET maintenance_work_mem = '256MB'");
+    const before = await client.query<{ oid: number }>('SELECT indexrelid::int8 AS oid FROM pg_index WHERE indrelid = $1::regclass', [rel]);
+    const cols = t.key.map(quoteIdent).join(', ');
+    await client.query(`CREATE INDEX ON ${rel} (${cols})`);
+    // A table just loaded has no statistics: without them the planner takes the deletes' join for a whole-table one and scans.
+    await client.query(`ANALYZE ${rel} (${cols})`);
+    const after = await client.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid = $1::regclass AND NOT (i.indexrelid::int8 = ANY($2::int8[]))`,
+      [rel, before.rows.map((r) => r.oid)],
+    );
+    made.push(...after.rows.map((r) => r.name));
+  });
+  return made;
 }
 
 /**
@@ -151,16 +238,34 @@ export async function applyChain(
     });
   };
   await section('pre-data');
-  for (const { snapshot, file } of chain.sql) {
+  const keyed = keyIndexTables(chain);
+  let keyIndexes: string[] = [];
+  for (const [i, { snapshot, file }] of chain.sql.entries()) {
+    if (i === 1 && keyed.length > 0) {
+      events.phase?.('key indexes');
+      keyIndexes = await createKeyIndexes(target, keyed);
+    }
     const what = `apply ${file.part} ${snapshot.id}`;
     events.phase?.(what);
+    const psql = { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id}` };
+    const jobs = target.jobs ?? 1;
+    // The base's rows (every table whole) on `jobs` sessions when the temp folder holds their plaintext; deltas are small.
+    const parallel = i === 0 && jobs > 1 && (await diskSpace(source.temp.dir)).free > file.plainBytes + ROOM;
     await decryptPartInto(
       { ...source, snapshot },
       file,
-      { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id}` },
+      parallel ? (sig) => parallelRowsSink(path.join(source.temp.dir, 'base-rows.sql'), psql, jobs, sig) : psql,
       ctx,
       what,
     );
+  }
+  if (keyIndexes.length > 0) {
+    const client = await connect(server, database);
+    try {
+      await client.query(`DROP INDEX ${keyIndexes.join(', ')}`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
   await section('post-data');
 }
@@ -179,22 +284,30 @@ async function restoredHash(client: pg.Client, t: ChainTable): Promise<{ rows: n
   }
 }
 
-/** Compares every table's exact count and content hash in the restored database with the manifest's (chain.tables). */
-export async function compareTableHashes(server: PgServer, database: string, tables: ChainTable[]): Promise<CheckOutcome> {
-  const client = await connect(server, database);
-  const wrong: string[] = [];
-  try {
-    await client.query(HASH_SESSION_SQL);
-    for (const t of tables) {
-      const got = await restoredHash(client, t);
-      const name = qualified(t.schema, t.table);
-      if (!got) wrong.push(`table ${name} is in the manifest (${t.rows} rows) but missing after restore`);
-      else if (got.rows !== t.rows || got.hash !== t.hash)
-        wrong.push(`table ${name} has ${got.rows} rows with hash ${got.hash}, the manifest says ${t.rows} rows with hash ${t.hash}`);
+/**
+ * Compares every table's exact count and content hash in the restored database with the manifest
+ * (chain.tables). With `jobs` > 1 the tables are hashed on that many connections at once, the
+ * largest (by the manifest's count) first, so the check takes the cores a restore has just used.
+ */
+export async function compareTableHashes(server: PgServer, database: string, tables: ChainTable[], jobs = 1): Promise<CheckOutcome> {
+  const found = tables.map((): { rows: number; hash: string } | null => null);
+  const ready = new WeakSet<pg.Client>();
+  const largestFirst = tables.map((t, i) => ({ t, i })).sort((a, b) => b.t.rows - a.t.rows);
+  await onConnections(server, database, largestFirst, jobs, async (client, { t, i }) => {
+    if (!ready.has(client)) {
+      await client.query(HASH_SESSION_SQL);
+      ready.add(client);
     }
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+    found[i] = await restoredHash(client, t);
+  });
+  const wrong: string[] = [];
+  tables.forEach((t, i) => {
+    const got = found[i];
+    const name = qualified(t.schema, t.table);
+    if (!got) wrong.push(`table ${name} is in the manifest (${t.rows} rows) but missing after restore`);
+    else if (got.rows !== t.rows || got.hash !== t.hash)
+      wrong.push(`table ${name} has ${got.rows} rows with hash ${got.hash}, the manifest says ${t.rows} rows with hash ${t.hash}`);
+  });
   return {
     name: 'table-hashes',
     ok: wrong.length === 0,

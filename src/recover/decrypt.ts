@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors.js';
 import { formatBytes } from '../format.js';
@@ -276,6 +276,13 @@ class ByteCounter extends Transform {
   }
 }
 
+/** Where decryptPartInto writes the plaintext when it is not one program's stdin (recover/parallel-rows.ts). */
+export interface PlainSink {
+  stdin: Writable;
+  /** Resolves once the consumer has taken everything and succeeded; rejects with its ToolError. */
+  done: Promise<void>;
+}
+
 /**
  * Decrypts one part straight into the stdin of another program (psql applying a delta-mode rows or
  * delta part): no plaintext touches a disk. gpg reads the ciphertext from us, so what is hashed is
@@ -283,12 +290,12 @@ class ByteCounter extends Transform {
  * plaintext size). The consumer has seen the plaintext before that verdict, so it must write only
  * into a copy the caller throws away on failure (`<target>_incoming`, the scratch database); the
  * caller also checks size and SHA-256 of every file before the first is decrypted. A consumer that
- * fails on its own rejects with its ToolError.
+ * fails on its own rejects with its ToolError. `consumer` may also be a sink made here (recover/parallel-rows.ts).
  */
 export async function decryptPartInto(
   source: DecryptSource,
   file: ManifestFile,
-  consumer: ToolRun,
+  consumer: ToolRun | ((signal?: AbortSignal) => PlainSink),
   ctx: Pick<RunContext, 'signal' | 'events'>,
   phase?: string,
 ): Promise<void> {
@@ -297,7 +304,8 @@ export async function decryptPartInto(
   const encPath = (await partPath(snapshot, file.name)).path;
   const gpg = await gpgHome(temp, secret);
   try {
-    const sink = startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' });
+    const sink =
+      typeof consumer === 'function' ? consumer(signal) : startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' });
     const dec = startTool(
       {
         argv: gpgDecryptArgv(gpg.home, '-', 'gpg', secret.kind === 'agent'),

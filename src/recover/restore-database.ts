@@ -455,6 +455,7 @@ async function restoreIntoIncoming(
           // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
           restoreArgv: (section) =>
             pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
+          jobs,
         },
         ctx,
       );
@@ -479,13 +480,16 @@ async function checkIncoming(
   opts: DatabaseRestoreOptions,
 ): Promise<void> {
   const { server, manifest } = opts;
-  // The archive's table of contents only for a manifest made before manifests listed the tables.
-  const checks = compareWithManifest(
-    manifest,
-    manifest.tables ? null : await readArchiveToc(server, archive),
-    await readRestoredFacts({ ...server, name: incoming }),
-  );
-  if (content.kind === 'chain') checks.push(await compareTableHashes(server, incoming, content.chain.tables));
+  const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
+  // Read at once, on their own connections: the hashes of a chain take the cores the restore has just used.
+  const [toc, restored, hashes] = await Promise.all([
+    // The archive's table of contents only for a manifest made before manifests listed the tables.
+    manifest.tables ? null : readArchiveToc(server, archive),
+    readRestoredFacts({ ...server, name: incoming }),
+    content.kind === 'chain' ? compareTableHashes(server, incoming, content.chain.tables, jobs) : null,
+  ]);
+  const checks = compareWithManifest(manifest, toc, restored);
+  if (hashes) checks.push(hashes);
   const bad = checks.filter((c) => !c.ok);
   if (bad.length > 0) {
     throw new IntegrityError(

@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readChain } from '../../../src/recover/chain.js';
-import { PART_FILE, type PartName } from '../../../src/vault/manifest.js';
-import { findSnapshot } from '../../../src/vault/store.js';
+import { keyIndexTables, readChain } from '../../../src/recover/chain.js';
+import { PART_FILE, type ChainTable, type PartName } from '../../../src/vault/manifest.js';
+import { findSnapshot, type SnapshotEntry } from '../../../src/vault/store.js';
 import { runContext } from '../../../src/run-context.js';
 
 let vault: string;
@@ -150,5 +150,48 @@ describe('readChain: the chain of a delta-mode snapshot back to its base', () =>
     expect(await read()).toEqual({
       problem: `roles.sql.gpg of snapshot ${ids[3]} is 1 bytes where its manifest says 29 (truncated or replaced)`,
     });
+  });
+});
+
+describe('keyIndexTables: which tables get a temporary key index for the deltas’ deletes', () => {
+  const link = (tables: Array<Partial<ChainTable> & { table: string }>): SnapshotEntry =>
+    ({
+      manifest: { chain: { tables: tables.map((t) => ({ schema: 'public', rows: 1, hash: '0', key: ['id'], ...t })) } },
+    }) as unknown as SnapshotEntry;
+  const full = (table: string, rows: number, key: string[] | null = ['id']): ChainTable => ({
+    schema: 'public',
+    table,
+    rows,
+    hash: '0',
+    key,
+  });
+
+  it('a keyed table that two or more deltas delete from, largest first; not one deleted from once, nor a keyless one', () => {
+    const links = [
+      link([{ table: 'statuses' }, { table: 'follows' }, { table: 'tags' }, { table: 'pins', key: null }]),
+      link([
+        { table: 'statuses', deleted: 3 },
+        { table: 'follows', deleted: 1 },
+        { table: 'tags', deleted: 2 },
+        { table: 'pins', key: null, deleted: 5 },
+      ]),
+      link([
+        { table: 'statuses', deleted: 1 },
+        { table: 'follows', deleted: 0 },
+        { table: 'tags', deleted: 4 },
+        { table: 'pins', key: null, deleted: 5 },
+      ]),
+    ];
+    const tables = [full('follows', 500), full('pins', 10, null), full('statuses', 900), full('tags', 20)];
+    expect(keyIndexTables({ links, tables })).toEqual([
+      { schema: 'public', table: 'statuses', key: ['id'], rows: 900, deletes: 2 },
+      { schema: 'public', table: 'tags', key: ['id'], rows: 20, deletes: 2 },
+    ]);
+  });
+
+  it('a base alone or a chain of one delta builds none (one scan is cheaper than a build)', () => {
+    const base = link([{ table: 'statuses' }]);
+    expect(keyIndexTables({ links: [base], tables: [full('statuses', 9)] })).toEqual([]);
+    expect(keyIndexTables({ links: [base, link([{ table: 'statuses', deleted: 9 }])], tables: [full('statuses', 9)] })).toEqual([]);
   });
 });

@@ -1,5 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IntegrityError, ToolError, UserError } from '../../../src/errors.js';
 import { decryptPartInto, decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
+import { parallelRowsSink } from '../../../src/recover/parallel-rows.js';
 import type { ManifestFile } from '../../../src/vault/manifest.js';
 import { encryptOpenPgpStream, skeskPacket } from '../../../src/crypto/openpgp-stream.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
@@ -201,5 +213,82 @@ describe('decryptPartInto: gpg straight into another program, no plaintext on di
     expect(r.err).toBeInstanceOf(IntegrityError);
     expect((r.err as Error).message).toMatch(/delta\.sql\.gpg is missing/);
     expect(existsSync(enc)).toBe(false);
+  });
+});
+
+describe('decryptPartInto with parallelRowsSink: a base’s rows on several sessions', () => {
+  const header = "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\n";
+  const blocks = ['a', 'b', 'c', 'd'].map(
+    (t, i) => `COPY "public"."${t}" ("x") FROM stdin;\n${`${t}${i}\n`.repeat(20_000 * (i + 1))}\\.\n`,
+  );
+  const trailer = 'SELECT pg_catalog.setval(\'"public"."a_seq"\', 5, true);\n';
+  const rows = Buffer.from(`${header}${blocks.join('\n')}\n${trailer}`);
+  const ROWS = { name: 'rows.sql.gpg', part: 'rows' } as const;
+
+  async function parallel(snapshot: SnapshotEntry, file: ManifestFile, script: string) {
+    const temp = await privateTemp(vaultTempBase(root));
+    const outs = path.join(root, `sessions-${++n}`);
+    mkdirSync(outs);
+    try {
+      const err = await decryptPartInto(
+        { snapshot, secret: { kind: 'passphrase', passphrase: PASS }, temp },
+        file,
+        (signal) =>
+          parallelRowsSink(
+            path.join(temp.dir, 'base-rows.sql'),
+            { argv: [consumer(script.replaceAll('OUTS', outs))], doing: 'applying it' },
+            2,
+            signal,
+          ),
+        runContext(),
+      ).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const got = readdirSync(outs).map((f) => readFileSync(path.join(outs, f), 'utf8'));
+      return { err, got, left: readdirSync(temp.dir) };
+    } finally {
+      await temp.dispose();
+    }
+  }
+
+  it('every session runs the settings first; each block reaches exactly one session whole, the trailer comes last; no plaintext is left', async () => {
+    const { snapshot, file } = await snapshotWith(rows, ROWS);
+    const r = await parallel(snapshot, file, `cat > "OUTS/$$"`);
+    expect(r.err).toBeNull();
+    expect(r.got).toHaveLength(2);
+    for (const g of r.got) expect(g.startsWith(header)).toBe(true);
+    const bodies = r.got.map((g) => g.slice(header.length));
+    // Both sessions loaded something: the blocks went to whichever was idle.
+    expect(bodies.every((b) => b.length > 0)).toBe(true);
+    const all = bodies.join('');
+    for (const b of blocks) expect(all.split(b)).toHaveLength(2);
+    expect(bodies.some((b) => b.endsWith(`\n${trailer}`))).toBe(true);
+    expect(all.length).toBe(blocks.join('').length + trailer.length + 1);
+    expect(r.left).toEqual([]);
+  });
+
+  it('a flipped byte is an IntegrityError after the sessions ran, and the plaintext file is gone', async () => {
+    const { snapshot, file, enc } = await snapshotWith(rows, ROWS);
+    const b = Buffer.from(readFileSync(enc));
+    b[b.length >> 1]! ^= 1;
+    writeFileSync(enc, b);
+    const r = await parallel(snapshot, file, 'cat > /dev/null');
+    expect(r.err).toBeInstanceOf(IntegrityError);
+    expect(r.left).toEqual([]);
+  });
+
+  it('a session that fails is the error (not the ones stopped because of it), and the plaintext file is gone', async () => {
+    const { snapshot, file } = await snapshotWith(rows, ROWS);
+    // The first session to see block "b" fails as psql would on a bad row; the other is stopped.
+    const r = await parallel(
+      snapshot,
+      file,
+      `while IFS= read -r l; do case "$l" in *'"b"'*) echo 'ERROR: bad row' >&2; exit 3;; esac; done`,
+    );
+    expect(r.err).toBeInstanceOf(ToolError);
+    expect((r.err as ToolError).exitStatus).toBe(3);
+    expect((r.err as ToolError).stderrTail).toContain('ERROR: bad row');
+    expect(r.left).toEqual([]);
   });
 });

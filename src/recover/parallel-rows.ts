@@ -1,0 +1,292 @@
+/**
+ * A base's rows part applied on several psql sessions at once. The part is one SQL stream (settings,
+ * then one `COPY … FROM stdin;` block per table, then the sequences' setval), so one psql loads
+ * the tables one after another on one core while the others wait. Here the decrypted stream is
+ * written to a private file (in the restore's 0700 temp folder, removed afterwards and by the sweep
+ * after a kill) while it is cut into its COPY blocks; each block, once complete in the file, goes
+ * to the next idle session, every session having run the settings first. Statements after the
+ * blocks run on one session once every block is loaded, so the order of everything but the loads
+ * of different tables is the file's. What the sessions load is judged as before (recover/decrypt.ts
+ * decryptPartInto: MDC, SHA-256 and sizes after the end), into a copy thrown away on failure.
+ */
+import { createReadStream } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { startTool, type RunningTool, type ToolRun } from '../tools/run.js';
+import type { PlainSink } from './decrypt.js';
+
+/** A piece of the file: a COPY block (statement and data, through its `\.` line) or other SQL. */
+export interface RowsSegment {
+  kind: 'copy' | 'sql';
+  start: number;
+  end: number;
+}
+
+const NL = 0x0a;
+const COPY = Buffer.from('COPY ');
+const END_OF_DATA = Buffer.from('\\.');
+
+/**
+ * Cuts a rows file into segments as its bytes arrive, exactly as psql reads it: outside COPY data, a
+ * line that starts with `COPY ` (outside any quoted literal or identifier) opens a COPY statement,
+ * whose data starts on the line after its `;` and ends with the line `\.`. Everything else is SQL.
+ */
+export class RowsSplitter {
+  private pos = 0;
+  /** Where the segment being read started. */
+  private segStart = 0;
+  private state: 'sql' | 'stmt' | 'data' = 'sql';
+  /** Inside a quoted literal (') or identifier (") of SQL text; 0 outside. */
+  private quote = 0;
+  /** The first bytes of the current line (enough to tell `COPY ` and `\.`), and its length so far. */
+  private head = Buffer.alloc(5);
+  private lineLen = 0;
+  /** A COPY statement's `;` was seen: its data starts on the next line. */
+  private stmtDone = false;
+  /** The SQL segment being read holds only white space so far (dropped: it means nothing to psql). */
+  private blank = true;
+  /** `blank` as it was where the current line started. */
+  private blankBefore = true;
+
+  constructor(private readonly emit: (s: RowsSegment) => void) {}
+
+  push(chunk: Buffer): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.state === 'data' && this.lineLen >= this.head.length) {
+        // Inside a long data line: only its end matters.
+        const nl = chunk.indexOf(NL, i);
+        if (nl < 0) {
+          this.lineLen += chunk.length - i;
+          i = chunk.length;
+          break;
+        }
+        this.lineLen += nl - i;
+        i = nl;
+      }
+      const b = chunk[i]!;
+      if (this.lineLen < this.head.length) this.head[this.lineLen] = b;
+      const lineStart = this.pos + i - this.lineLen;
+      if (b === NL) {
+        this.endLine(this.pos + i + 1);
+        this.lineLen = 0;
+        i++;
+        continue;
+      }
+      if (this.state === 'sql' && this.quote === 0 && this.lineLen === COPY.length - 1 && b === COPY[COPY.length - 1]) {
+        if (this.head.subarray(0, COPY.length).equals(COPY)) {
+          // The line's first four bytes counted as SQL: whatever came before them decides.
+          if (!this.blankBefore && lineStart > this.segStart) this.emit({ kind: 'sql', start: this.segStart, end: lineStart });
+          this.segStart = lineStart;
+          this.state = 'stmt';
+        }
+      }
+      if (this.state === 'sql' && this.lineLen === 0) this.blankBefore = this.blank;
+      if (this.state === 'sql' && b !== 0x20 && b !== 0x09 && b !== 0x0d) this.blank = false;
+      if (this.state !== 'data') this.scanSql(b);
+      this.lineLen++;
+      i++;
+    }
+    this.pos += chunk.length;
+  }
+
+  /** Quotes and the statement's end in SQL text (not in COPY data). */
+  private scanSql(b: number): void {
+    if (this.quote !== 0) {
+      if (b === this.quote) this.quote = 0;
+      return;
+    }
+    if (b === 0x27 || b === 0x22) this.quote = b;
+    else if (b === 0x3b && this.state === 'stmt') this.stmtDone = true;
+  }
+
+  private endLine(next: number): void {
+    if (this.state === 'stmt' && this.stmtDone && this.quote === 0) {
+      this.state = 'data';
+      this.stmtDone = false;
+    } else if (this.state === 'data' && this.lineLen === END_OF_DATA.length && this.head.subarray(0, 2).equals(END_OF_DATA)) {
+      this.emit({ kind: 'copy', start: this.segStart, end: next });
+      this.segStart = next;
+      this.state = 'sql';
+      this.blank = true;
+    }
+  }
+
+  /** The end of the file: what is left is SQL (a COPY without its `\.` is psql's to reject). */
+  end(): void {
+    if (this.pos > this.segStart && !(this.state === 'sql' && this.blank))
+      this.emit({ kind: this.state === 'sql' ? 'sql' : 'copy', start: this.segStart, end: this.pos });
+    this.segStart = this.pos;
+  }
+}
+
+/** The statements every rows file starts with (delta-sql.ts SQL_FILE_HEADER): session settings only, safe to run on each session. */
+export function settingsOnly(sql: string): boolean {
+  return sql
+    .split(';')
+    .map((st) => st.trim())
+    .filter((st) => st !== '')
+    .every((st) => /^SET [a-z_]+ = (?:'[^']*'|[a-z0-9_]+)$/i.test(st) || st === "SELECT pg_catalog.set_config('search_path', '', false)");
+}
+
+/** One psql session and what it is doing. */
+interface Session {
+  tool: RunningTool<'ignore'>;
+  busy: Promise<void> | null;
+}
+
+/**
+ * A sink for decryptPartInto: writes the plaintext to `file` (created 0600, must not exist) and
+ * loads its COPY blocks on `jobs` sessions of `consumer` (psql) as they complete. `done` resolves
+ * once every session has exited 0; the file is removed on every path.
+ */
+export function parallelRowsSink(file: string, consumer: ToolRun, jobs: number, signal?: AbortSignal): PlainSink {
+  let handle = null as FileHandle | null;
+  let written = 0;
+  let header = null as RowsSegment | null;
+  let sawCopy = false;
+  const queue: RowsSegment[] = [];
+  let ended = false;
+  /** Why the sessions were stopped: our own failure (writing the file) or a session's. */
+  let failure = null as Error | null;
+  let wake: () => void = () => undefined;
+  const sessions: Session[] = Array.from({ length: Math.max(1, jobs) }, () => ({
+    tool: startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' }),
+    busy: null,
+  }));
+  const splitter = new RowsSplitter((seg) => {
+    // The settings before the first block go to every session.
+    if (!sawCopy && seg.kind === 'sql') header = seg;
+    else {
+      sawCopy ||= seg.kind === 'copy';
+      queue.push(seg);
+    }
+  });
+  /** Feeds bytes [start, end) of the file to a session; rejects when the session exits first. */
+  const feed = async (s: Session, seg: RowsSegment): Promise<void> => {
+    const from = createReadStream(file, { start: seg.start, end: seg.end - 1 });
+    try {
+      await Promise.race([
+        new Promise<void>((resolve, reject) => {
+          from.on('error', reject);
+          from.on('end', resolve);
+          from.pipe(s.tool.stdin!, { end: false });
+        }),
+        s.tool.done.then(() => Promise.reject(new Error('psql exited before its input ended'))),
+      ]);
+    } finally {
+      from.destroy();
+    }
+  };
+
+  const busy = (): Promise<void>[] => sessions.map((s) => s.busy).filter((b): b is Promise<void> => b !== null);
+
+  /** Hands out segments as they complete in the file; SQL after the first block waits for every block before it. */
+  const schedule = async (): Promise<void> => {
+    while (!sawCopy && !ended) await new Promise<void>((r) => (wake = r));
+    let serial = false;
+    if (header) {
+      const h = header;
+      const text = Buffer.alloc(Math.min(h.end - h.start, 1 << 16));
+      await handle!.read(text, 0, text.length, h.start);
+      // Only settings may run on every session; anything else (or no block at all) runs once, in the file's order, on one.
+      if (sawCopy && h.end - h.start <= text.length && settingsOnly(text.toString('utf8')))
+        await Promise.all(sessions.map((s) => feed(s, h)));
+      else {
+        queue.unshift(h);
+        serial = true;
+      }
+    }
+    for (;;) {
+      if (failure) throw failure;
+      const next = queue[0];
+      if (!next) {
+        if (ended) break;
+        await new Promise<void>((r) => (wake = r));
+        continue;
+      }
+      if (next.kind === 'sql') {
+        // A barrier: everything before it loaded, then it alone on the first session.
+        await Promise.all(busy());
+        queue.shift();
+        await feed(sessions[0]!, next);
+        continue;
+      }
+      const idle = serial ? (sessions[0]!.busy === null ? sessions[0] : undefined) : sessions.find((s) => s.busy === null);
+      if (!idle) {
+        await Promise.race(busy());
+        continue;
+      }
+      queue.shift();
+      idle.busy = feed(idle, next).then(() => {
+        idle.busy = null;
+      });
+      // A failure shows in the waits above or at the end; never as an unhandled rejection.
+      idle.busy.catch(() => undefined);
+    }
+    await Promise.all(busy());
+  };
+
+  let scheduled = null as Promise<void> | null;
+  const start = (): void => {
+    scheduled ??= schedule().catch((err: unknown) => {
+      failure ??= err instanceof Error ? err : new Error(String(err));
+      for (const s of sessions) s.tool.stop();
+    });
+    wake();
+  };
+  let ownError = null as NodeJS.ErrnoException | null;
+  const stdin = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      void (async () => {
+        handle ??= await open(file, 'wx+', 0o600);
+        await handle.write(chunk, 0, chunk.length, written);
+        written += chunk.length;
+        splitter.push(chunk);
+      })().then(
+        () => {
+          start();
+          cb();
+        },
+        (err: NodeJS.ErrnoException) => {
+          ownError = err;
+          cb(err);
+        },
+      );
+    },
+    final(cb) {
+      splitter.end();
+      ended = true;
+      start();
+      cb();
+    },
+  });
+  // Destroyed before its end (a write failed, or the producer broke off): stop what was started.
+  stdin.once('close', () => {
+    if (ended) return;
+    ended = true;
+    failure ??= ownError ?? new Error('the decrypted stream broke off');
+    start();
+  });
+  const done = (async (): Promise<void> => {
+    try {
+      await new Promise<void>((resolve) => {
+        stdin.once('finish', resolve);
+        stdin.once('close', resolve);
+      });
+      await scheduled;
+      for (const s of sessions) s.tool.stdin!.end();
+      const results = await Promise.allSettled(sessions.map((s) => s.tool.done));
+      if (ownError) throw ownError;
+      // The session that failed on its own explains the run, not the ones stopped because of it.
+      const bad = results.filter((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !sessions[i]!.tool.stopped);
+      if (bad[0]) throw bad[0].reason as Error;
+      if (failure) throw failure;
+    } finally {
+      await handle?.close().catch(() => undefined);
+      await rm(file, { force: true });
+    }
+  })();
+  done.catch(() => undefined);
+  return { stdin, done };
+}
