@@ -136,35 +136,48 @@ interface Session {
 }
 
 /**
- * A sink for decryptPartInto: writes the plaintext to `file` (created 0600, must not exist) and
- * loads its COPY blocks on `jobs` sessions of `consumer` (psql) as they complete. `done` resolves
- * once every session has exited 0; the file is removed on every path.
+ * The state of one parallel load: the plaintext file as it grows, the segments found in it, the
+ * sessions loading them, and why it stopped. One object, its steps as methods, instead of closures
+ * sharing mutable locals.
  */
-export function parallelRowsSink(file: string, consumer: ToolRun, jobs: number, signal?: AbortSignal): PlainSink {
-  let handle = null as FileHandle | null;
-  let written = 0;
-  let header = null as RowsSegment | null;
-  let sawCopy = false;
-  const queue: RowsSegment[] = [];
-  let ended = false;
+class ParallelRows {
+  handle: FileHandle | null = null;
+  written = 0;
+  header: RowsSegment | null = null;
+  sawCopy = false;
+  readonly queue: RowsSegment[] = [];
+  ended = false;
   /** Why the sessions were stopped: our own failure (writing the file) or a session's. */
-  let failure = null as Error | null;
-  let wake: () => void = () => undefined;
-  const sessions: Session[] = Array.from({ length: Math.max(1, jobs) }, () => ({
-    tool: startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' }),
-    busy: null,
-  }));
-  const splitter = new RowsSplitter((seg) => {
-    // The settings before the first block go to every session.
-    if (!sawCopy && seg.kind === 'sql') header = seg;
-    else {
-      sawCopy ||= seg.kind === 'copy';
-      queue.push(seg);
-    }
-  });
+  failure: Error | null = null;
+  ownError: NodeJS.ErrnoException | null = null;
+  wake: () => void = () => undefined;
+  scheduled: Promise<void> | null = null;
+  readonly sessions: Session[];
+  readonly splitter: RowsSplitter;
+
+  constructor(
+    readonly file: string,
+    consumer: ToolRun,
+    jobs: number,
+    signal?: AbortSignal,
+  ) {
+    this.sessions = Array.from({ length: Math.max(1, jobs) }, () => ({
+      tool: startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' }),
+      busy: null,
+    }));
+    this.splitter = new RowsSplitter((seg) => {
+      // The settings before the first block go to every session.
+      if (!this.sawCopy && seg.kind === 'sql') this.header = seg;
+      else {
+        this.sawCopy ||= seg.kind === 'copy';
+        this.queue.push(seg);
+      }
+    });
+  }
+
   /** Feeds bytes [start, end) of the file to a session; rejects when the session exits first. */
-  const feed = async (s: Session, seg: RowsSegment): Promise<void> => {
-    const from = createReadStream(file, { start: seg.start, end: seg.end - 1 });
+  async feed(s: Session, seg: RowsSegment): Promise<void> {
+    const from = createReadStream(this.file, { start: seg.start, end: seg.end - 1 });
     try {
       await Promise.race([
         new Promise<void>((resolve, reject) => {
@@ -177,116 +190,144 @@ export function parallelRowsSink(file: string, consumer: ToolRun, jobs: number, 
     } finally {
       from.destroy();
     }
-  };
+  }
 
-  const busy = (): Promise<void>[] => sessions.map((s) => s.busy).filter((b): b is Promise<void> => b !== null);
+  busy(): Promise<void>[] {
+    return this.sessions.map((s) => s.busy).filter((b): b is Promise<void> => b !== null);
+  }
+
+  waitForMore(): Promise<void> {
+    return new Promise<void>((r) => (this.wake = r));
+  }
+
+  /** The settings before the first block run on every session; anything else there runs once, in order (then the whole load is serial). */
+  async sendHeader(): Promise<boolean> {
+    const h = this.header;
+    if (!h) return false;
+    const text = Buffer.alloc(Math.min(h.end - h.start, 1 << 16));
+    await this.handle!.read(text, 0, text.length, h.start);
+    if (this.sawCopy && h.end - h.start <= text.length && settingsOnly(text.toString('utf8'))) {
+      await Promise.all(this.sessions.map((s) => this.feed(s, h)));
+      return false;
+    }
+    this.queue.unshift(h);
+    return true;
+  }
 
   /** Hands out segments as they complete in the file; SQL after the first block waits for every block before it. */
-  const schedule = async (): Promise<void> => {
-    while (!sawCopy && !ended) await new Promise<void>((r) => (wake = r));
-    let serial = false;
-    if (header) {
-      const h = header;
-      const text = Buffer.alloc(Math.min(h.end - h.start, 1 << 16));
-      await handle!.read(text, 0, text.length, h.start);
-      // Only settings may run on every session; anything else (or no block at all) runs once, in the file's order, on one.
-      if (sawCopy && h.end - h.start <= text.length && settingsOnly(text.toString('utf8')))
-        await Promise.all(sessions.map((s) => feed(s, h)));
-      else {
-        queue.unshift(h);
-        serial = true;
-      }
-    }
+  async schedule(): Promise<void> {
+    while (!this.sawCopy && !this.ended) await this.waitForMore();
+    const serial = await this.sendHeader();
     for (;;) {
-      if (failure) throw failure;
-      const next = queue[0];
+      if (this.failure) throw this.failure;
+      const next = this.queue[0];
       if (!next) {
-        if (ended) break;
-        await new Promise<void>((r) => (wake = r));
+        if (this.ended) break;
+        await this.waitForMore();
         continue;
       }
       if (next.kind === 'sql') {
         // A barrier: everything before it loaded, then it alone on the first session.
-        await Promise.all(busy());
-        queue.shift();
-        await feed(sessions[0]!, next);
+        await Promise.all(this.busy());
+        this.queue.shift();
+        await this.feed(this.sessions[0]!, next);
         continue;
       }
-      const idle = serial ? (sessions[0]!.busy === null ? sessions[0] : undefined) : sessions.find((s) => s.busy === null);
+      const first = this.sessions[0]!;
+      const idle = serial ? (first.busy === null ? first : undefined) : this.sessions.find((s) => s.busy === null);
       if (!idle) {
-        await Promise.race(busy());
+        await Promise.race(this.busy());
         continue;
       }
-      queue.shift();
-      idle.busy = feed(idle, next).then(() => {
+      this.queue.shift();
+      idle.busy = this.feed(idle, next).then(() => {
         idle.busy = null;
       });
       // A failure shows in the waits above or at the end; never as an unhandled rejection.
       idle.busy.catch(() => undefined);
     }
-    await Promise.all(busy());
-  };
+    await Promise.all(this.busy());
+  }
 
-  let scheduled = null as Promise<void> | null;
-  const start = (): void => {
-    scheduled ??= schedule().catch((err: unknown) => {
-      failure ??= err instanceof Error ? err : new Error(String(err));
-      for (const s of sessions) s.tool.stop();
+  start(): void {
+    this.scheduled ??= this.schedule().catch((err: unknown) => {
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
+      for (const s of this.sessions) s.tool.stop();
     });
-    wake();
-  };
-  let ownError = null as NodeJS.ErrnoException | null;
-  const stdin = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      void (async () => {
-        handle ??= await open(file, 'wx+', 0o600);
-        await handle.write(chunk, 0, chunk.length, written);
-        written += chunk.length;
-        splitter.push(chunk);
-      })().then(
-        () => {
-          start();
-          cb();
-        },
-        (err: NodeJS.ErrnoException) => {
-          ownError = err;
-          cb(err);
-        },
-      );
-    },
-    final(cb) {
-      splitter.end();
-      ended = true;
-      start();
-      cb();
-    },
-  });
-  // Destroyed before its end (a write failed, or the producer broke off): stop what was started.
-  stdin.once('close', () => {
-    if (ended) return;
-    ended = true;
-    failure ??= ownError ?? new Error('the decrypted stream broke off');
-    start();
-  });
-  const done = (async (): Promise<void> => {
+    this.wake();
+  }
+
+  /** Appends a chunk of plaintext to the file and to the splitter. */
+  async append(chunk: Buffer): Promise<void> {
+    this.handle ??= await open(this.file, 'wx+', 0o600);
+    await this.handle.write(chunk, 0, chunk.length, this.written);
+    this.written += chunk.length;
+    this.splitter.push(chunk);
+  }
+
+  /** The writable end decryptPartInto pipes the plaintext into. */
+  writable(): Writable {
+    const stdin = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        this.append(chunk).then(
+          () => {
+            this.start();
+            cb();
+          },
+          (err: NodeJS.ErrnoException) => {
+            this.ownError = err;
+            cb(err);
+          },
+        );
+      },
+      final: (cb) => {
+        this.splitter.end();
+        this.ended = true;
+        this.start();
+        cb();
+      },
+    });
+    // Destroyed before its end (a write failed, or the producer broke off): stop what was started.
+    stdin.once('close', () => {
+      if (this.ended) return;
+      this.ended = true;
+      this.failure ??= this.ownError ?? new Error('the decrypted stream broke off');
+      this.start();
+    });
+    return stdin;
+  }
+
+  /** Resolves once every session exited 0; the file is removed on every path. */
+  async done(stdin: Writable): Promise<void> {
     try {
       await new Promise<void>((resolve) => {
         stdin.once('finish', resolve);
         stdin.once('close', resolve);
       });
-      await scheduled;
-      for (const s of sessions) s.tool.stdin!.end();
-      const results = await Promise.allSettled(sessions.map((s) => s.tool.done));
-      if (ownError) throw ownError;
+      await this.scheduled;
+      for (const s of this.sessions) s.tool.stdin!.end();
+      const results = await Promise.allSettled(this.sessions.map((s) => s.tool.done));
+      if (this.ownError) throw this.ownError;
       // The session that failed on its own explains the run, not the ones stopped because of it.
-      const bad = results.filter((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !sessions[i]!.tool.stopped);
+      const bad = results.filter((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !this.sessions[i]!.tool.stopped);
       if (bad[0]) throw bad[0].reason as Error;
-      if (failure) throw failure;
+      if (this.failure) throw this.failure;
     } finally {
-      await handle?.close().catch(() => undefined);
-      await rm(file, { force: true });
+      await this.handle?.close().catch(() => undefined);
+      await rm(this.file, { force: true });
     }
-  })();
+  }
+}
+
+/**
+ * A sink for decryptPartInto: writes the plaintext to `file` (created 0600, must not exist) and
+ * loads its COPY blocks on `jobs` sessions of `consumer` (psql) as they complete. `done` resolves
+ * once every session has exited 0; the file is removed on every path.
+ */
+export function parallelRowsSink(file: string, consumer: ToolRun, jobs: number, signal?: AbortSignal): PlainSink {
+  const load = new ParallelRows(file, consumer, jobs, signal);
+  const stdin = load.writable();
+  const done = load.done(stdin);
   done.catch(() => undefined);
   return { stdin, done };
 }
