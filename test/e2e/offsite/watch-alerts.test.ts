@@ -5,8 +5,10 @@
  * (offsite.resolved) when the target holds the newest snapshot again; the alert state shows in
  * /metrics as a failing condition. The runs that watch: backup, verify and check (CLI and daemon).
  *
- * wip-s3push's push is not on main yet, so the state a push records (offsite/state.ts) is written
- * here with recordOffsiteTarget, as a push writes it.
+ * Backups push for real to an s3rver on loopback (a push that fails because the server is gone is
+ * a real one too); where a test needs a state no real push makes on demand (a failure with a given
+ * sentence, a lag without an error), it writes offsite/state.ts's file with recordOffsiteTarget,
+ * as a push writes it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordOffsiteTarget, type OffsiteTargetState } from '../../../src/offsite/state.js';
@@ -15,18 +17,24 @@ import { makeWorkspace, runCli, type Workspace } from '../../harness/env.js';
 import { startSink, type Sink } from '../../harness/http-sinks.js';
 import { parsePromText, sampleValue } from '../../harness/prom-text.js';
 import { clusterPerFile } from '../../harness/suite.js';
+import { fakeSnapshot } from '../../harness/fake-snapshot.js';
+import { startS3, type S3Server } from '../../harness/s3.js';
 
 const cluster = clusterPerFile('offwatch');
 
 describe('offsite alerts through the existing channels', () => {
   let ws: Workspace;
   let hook: Sink;
+  let s3: S3Server;
   beforeAll(async () => {
     ws = makeWorkspace(cluster.get(), 'offwatch');
     hook = await startSink();
-  });
+    s3 = await startS3();
+    await s3.createBucket('pf-alerts');
+  }, 60_000);
   afterAll(async () => {
     ws?.cleanup();
+    s3?.stop();
     await hook?.close();
   });
 
@@ -36,7 +44,14 @@ describe('offsite alerts through the existing channels', () => {
       extra: {
         notify: { webhook: { url: `${hook.url}/hook` }, retries: 0, timeoutMs: 2000 },
         offsite: [
-          { name: 'b2', endpoint: 'http://127.0.0.1:9', pathStyle: true, bucket: 'pf-alerts', ...(staleAfter ? { staleAfter } : {}) },
+          {
+            name: 'b2',
+            endpoint: s3.endpoint,
+            pathStyle: true,
+            bucket: 'pf-alerts',
+            credentials: s3.keyFiles(ws.dir),
+            ...(staleAfter ? { staleAfter } : {}),
+          },
         ],
       },
     });
@@ -70,13 +85,18 @@ describe('offsite alerts through the existing channels', () => {
     expect(sampleValue(m, 'permafrost_offsite_up', { target: 'b2' })).toBe(0);
     expect(sampleValue(m, 'permafrost_offsite_missing_snapshots', { target: 'b2' })).toBe(0);
 
-    // Still failing, after a backup and a check: nothing more is sent.
-    expect((await cli('backup')).code).toBe(0);
+    // Still failing, after a backup whose push really fails (the server is gone) and a check: nothing more is sent.
+    s3.kill();
+    const down = await cli('backup');
+    expect(down.code).toBe(0);
+    expect(down.stderr).toMatch(/warning: the snapshot is safe in vault.dir, but pushing it to offsite target b2 .*could not be reached/);
     expect((await cli('check')).code).toBe(0);
     expect(events()).toEqual(['offsite.failed']);
 
-    await pushedNewest();
-    expect((await cli('check')).code).toBe(0);
+    // The server back (on a new port): the next backup's push holds the newest snapshot again, resolved once.
+    s3 = await s3.restart();
+    config();
+    expect((await cli('backup')).code).toBe(0);
     expect(events()).toEqual(['offsite.failed', 'offsite.resolved']);
     expect((JSON.parse(hook.received[1]!.body) as { message: string }).message).toMatch(
       /: offsite target b2 is up to date again \(holds \d{4}-\d\d-\d\dT[\d-]+Z\)\.$/,
@@ -84,12 +104,14 @@ describe('offsite alerts through the existing channels', () => {
     expect(await failing()).toBe(0);
   });
 
-  it('a target that lacks a snapshot for longer than its staleAfter alerts offsite.stale after the backup; resolved once it holds it', async () => {
+  it('a target that lacks a snapshot for longer than its staleAfter alerts offsite.stale at the next check; resolved once it holds it', async () => {
     hook.received.length = 0;
     config(1);
     await pushedNewest();
-    expect((await cli('backup')).code).toBe(0);
-    // The new snapshot is not in the bucket yet, but for less than staleAfter: nothing to say.
+    // A snapshot the target lacks with no failed push (made here without a backup, whose push would take it along).
+    fakeSnapshot(ws.vault, new Date().toISOString());
+    expect((await cli('check')).code).toBe(0);
+    // Not in the bucket yet, but for less than staleAfter: nothing to say.
     expect(events()).toEqual([]);
     await new Promise((res) => setTimeout(res, 1500));
     expect((await cli('check')).code).toBe(0);
