@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { lineChart, niceBytes, niceMax } from '../../../src/web/chart.js';
 import { judge, measureGrowth, type Overview } from '../../../src/ops/overview.js';
 import { renderPage as renderWith } from '../../../src/web/page.js';
-import { isLoopback } from '../../../src/net/loopback.js';
-import { parseListen } from '../../../src/web/server.js';
 
 /** The page as the server renders it: the overview and its judgement. */
 const renderPage = (o: Overview, jobs: Overview['schedule'] | null = null): string => {
@@ -216,33 +213,6 @@ describe('status page rendering', () => {
     );
   });
 
-  it('draws a chart point per snapshot, and says so when there is none', () => {
-    const svg = lineChart({
-      title: 't',
-      color: '#000',
-      format: String,
-      points: [
-        { t: 1, v: 5, label: 'a' },
-        { t: 2, v: 7, label: 'b' },
-      ],
-    });
-    expect(svg.match(/<circle /g)).toHaveLength(2);
-    expect(lineChart({ title: 't', color: '#000', format: String, points: [] })).toContain('no snapshots yet');
-  });
-
-  it.each([
-    [0.3, 0.5],
-    [7, 10],
-    [120, 200],
-    [1000, 1000],
-  ])('niceMax(%d) = %d', (v, want) => expect(niceMax(v)).toBe(want));
-
-  it.each([
-    [500, 500],
-    [300 * 1024, 500 * 1024],
-    [1.5 * 1024 * 1024, 2 * 1024 * 1024],
-  ])('niceBytes(%d) = %d', (v, want) => expect(niceBytes(v)).toBe(want));
-
   it('on a backup device: its own newest snapshot, its lag and its disk use (snapshots and .stversions)', () => {
     const device = {
       newest: {
@@ -298,24 +268,5 @@ describe('offsite targets on the page', () => {
     expect(html).toContain('<li data-code="offsite-failed">');
     expect(html).toContain('<li data-code="offsite-stale">');
     expect(html).not.toContain('<pf-r2>');
-  });
-});
-
-describe('listen address', () => {
-  it.each([
-    ['127.0.0.1:9580', '127.0.0.1', 9580, true],
-    ['localhost:80', 'localhost', 80, true],
-    ['[::1]:9580', '::1', 9580, true],
-    ['0.0.0.0:9580', '0.0.0.0', 9580, false],
-    ['192.168.1.5:9580', '192.168.1.5', 9580, false],
-    ['[::]:9580', '::', 9580, false],
-  ])('%s', (listen, host, port, loop) => {
-    expect(parseListen(listen)).toEqual({ host, port });
-    expect(isLoopback(host)).toBe(loop);
-  });
-
-  it('rejects what is not host:port', () => {
-    expect(() => parseListen('9580')).toThrow(/web.listen: "9580" is not host:port/);
-    expect(() => parseListen('127.0.0.1:70000')).toThrow(/not host:port/);
   });
 });

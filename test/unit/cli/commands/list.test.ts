@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CHECKED_WIDTH, renderListTable } from '../../../src/cli/commands/list.js';
-import type { SnapshotRow } from '../../../src/ops/overview.js';
+import { CHECKED_WIDTH, renderListTable } from '../../../../src/cli/commands/list.js';
+import type { SnapshotRow } from '../../../../src/ops/overview.js';
 
 function row(id: string, over: Partial<SnapshotRow> = {}): SnapshotRow {
   return {
