@@ -26,13 +26,14 @@ export const MAX_OBJECT_BYTES = 5 * 1024 ** 4;
 export const PART_BYTES = 16 * 1024 * 1024;
 /**
  * A multipart upload's parts: memory is bounded by about twice the part size × QUEUE whatever the
- * file's size (lib-storage assembles each part in memory). 8 MiB keeps a push's peak RSS near
- * 150 MiB (bench/offsite.ts: 16 MiB parts peaked above 200); a file above ~70 GiB gets larger parts,
- * as S3 allows at most 10,000 per upload.
+ * file's size (lib-storage assembles each part in memory). 5 MiB (S3's minimum) and one part in
+ * flight keep a push's peak RSS near 134 MiB, flat from 0.5 to 1 GiB, at rclone's throughput on
+ * loopback (bench/offsite.ts; 16 MiB × 2 peaked above 200 MiB, 8 MiB × 2 at 162, 8 MiB × 1 at 152);
+ * a file above ~44 GiB gets larger parts, as S3 allows at most 10,000 per upload.
  */
-export const MULTIPART_PART_BYTES = 8 * 1024 * 1024;
+export const MULTIPART_PART_BYTES = 5 * 1024 * 1024;
 const MAX_PARTS = 9_000;
-const QUEUE = 2;
+const QUEUE = 1;
 
 /** The part size for a file of `bytes`: MULTIPART_PART_BYTES, or more when that would take more than MAX_PARTS parts. */
 export function partSizeFor(bytes: number): number {
