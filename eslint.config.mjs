@@ -35,6 +35,9 @@ function layerZones(zones) {
   });
 }
 
+/** The step folders (ARCHITECTURE.md, Layers): composed by ops/, never reaching up. */
+const STEPS = ['capture', 'crypto', 'vault', 'recover', 'replicate', 'offsite', 'notify', 'tools', 'net', 'config', 'doctor', 'schedule'];
+
 export default tseslint.config(
   // scripts/*.mjs are plain Node helpers outside the typed project (type-aware rules cannot parse them)
   { ignores: ['dist/', 'node_modules/', '.bench-cache/', 'scripts/*.mjs', 'test/harness/*.mjs'] },
@@ -84,44 +87,14 @@ export default tseslint.config(
   ...layerZones([
     {
       layer: 'steps',
-      files: [
-        'capture',
-        'crypto',
-        'vault',
-        'recover',
-        'replicate',
-        'offsite',
-        'notify',
-        'tools',
-        'net',
-        'config',
-        'doctor',
-        'schedule',
-      ].map((d) => `src/${d}/**/*.ts`),
+      files: STEPS.map((d) => `src/${d}/**/*.ts`),
       forbidden: ['ops', 'cli', 'web', 'daemon'],
       message: 'A step never reaches up: operations (src/ops/) compose steps, edges render them (ARCHITECTURE.md, Layers).',
     },
     {
       layer: 'bottom',
       files: ['src/errors.ts', 'src/format.ts', 'src/version.ts', 'src/schema-issues.ts', 'src/events.ts', 'src/run-context.ts'],
-      forbidden: [
-        'ops',
-        'cli',
-        'web',
-        'daemon',
-        'capture',
-        'crypto',
-        'vault',
-        'recover',
-        'replicate',
-        'offsite',
-        'notify',
-        'tools',
-        'net',
-        'config',
-        'doctor',
-        'schedule',
-      ],
+      forbidden: ['ops', 'cli', 'web', 'daemon', ...STEPS],
       message: 'The bottom layer (errors, format, events, the run context) imports nothing of the product.',
     },
     {
