@@ -64,7 +64,8 @@ const plainMd5 = (etag: string | null): boolean => etag !== null && /^[0-9a-f]{3
 export function needsCopy(src: MediaEntry, dst: MediaEntry | undefined): boolean {
   if (dst === undefined || dst.size !== src.size) return true;
   if (plainMd5(src.etag) && plainMd5(dst.etag)) return src.etag !== dst.etag;
-  if (src.etag === null) return src.modified > dst.modified;
+  // An object's LastModified is an HTTP date (whole seconds): a file written in the second its copy was stored is not newer.
+  if (src.etag === null) return Math.floor(src.modified / 1000) > Math.floor(dst.modified / 1000);
   return false;
 }
 

@@ -31,6 +31,8 @@ describe('what a run copies', () => {
     expect(needsCopy(obj(5, `${md5a}-3`), obj(5, md5b))).toBe(false);
     expect(needsCopy(obj(5, null, 2000), obj(5, md5a, 1000))).toBe(true);
     expect(needsCopy(obj(5, null, 1000), obj(5, md5a, 2000))).toBe(false);
+    // Written 0.7 s into the second its copy was stored (LastModified has whole seconds): not newer.
+    expect(needsCopy(obj(5, null, 1_700), obj(5, md5a, 1_000))).toBe(false);
   });
   it('plans sorted paths, never cache/ nor hostile ones, with the bytes to move', () => {
     const src = new Map([
