@@ -163,7 +163,9 @@ async function writeObject(b: Bucket, id: string | undefined, name: string, body
       return;
     }
     // Multipart, streamed: every part carries its SHA-256 for the server to check; an interrupted
-    // upload leaves no object (only parts the bucket's lifecycle or the next run's abort removes).
+    // upload leaves no object. A failed upload is aborted here (leavePartsOnError false); the parts
+    // of one cut off by a kill stay invisible until the bucket's lifecycle rule removes them
+    // (docs/offsite.md asks for "abort incomplete multipart uploads").
     const upload = new Upload({
       client: b.client,
       params: { Bucket: b.loc.bucket, Key, Body: body, ChecksumAlgorithm: 'SHA256', ...lockParams(b) },
