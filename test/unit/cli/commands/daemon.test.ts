@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { runInProcess, tempConfig } from '../../../harness/cli-inproc.js';
 import { localTime } from '../../../../src/cli/daemon-log.js';
 import type { Config } from '../../../../src/config/schema.js';
@@ -13,7 +13,7 @@ afterAll(() => rmSync(cfg.dir, { recursive: true, force: true }));
 
 type Call = [Config, DaemonLogger, number, (next: Config) => void];
 
-let exit: ReturnType<typeof vi.spyOn>;
+let exit: MockInstance<typeof process.exit>;
 beforeEach(() => {
   ops.runUntilStopped.mockReset();
   ops.runUntilStopped.mockResolvedValue(undefined);
