@@ -15,7 +15,7 @@ export interface CommandContext {
   configFlag: () => string | undefined;
 }
 
-/** Each command file exports one of these; main.ts registers them all. */
+/** Each command file exports one of these; program.ts registers them all. */
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
 /**

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { mastodonRequest, mastodonStatusText, pingRequest, webhookRequest, type Alert } from '../../../src/notify/channels.js';
 import { redact } from '../../../src/notify/redact.js';
 import { logAlertingFailure } from '../../../src/notify/alerts.js';
 import { UserError } from '../../../src/errors.js';
-
-const alert: Alert = {
-  event: 'backup.failed',
-  snapshot: null,
-  error: 'boom',
-  host: 'h',
-  time: '2026-11-26T00:00:00.000Z',
-  message: 'permafrost on h: backup failed: boom',
-};
 
 describe('redact', () => {
   it.each([
@@ -23,36 +13,6 @@ describe('redact', () => {
     ['nothing to hide', ['abc'], 'nothing to hide'],
   ])('%s', (input, secrets, expected) => {
     expect(redact(input, secrets)).toBe(expected);
-  });
-});
-
-describe('channel requests', () => {
-  it('builds the webhook, ping and Mastodon requests', () => {
-    const w = webhookRequest({ url: 'http://127.0.0.1:1/h' }, alert);
-    expect(JSON.parse(w.body!)).toEqual({
-      event: 'backup.failed',
-      snapshot: null,
-      error: 'boom',
-      host: 'h',
-      time: alert.time,
-      message: alert.message,
-      // Slack/Mattermost read text, Discord content: a chat webhook URL works as it is.
-      text: alert.message,
-      content: alert.message,
-    });
-    expect(pingRequest({ url: 'http://127.0.0.1:1/p/' }, 'start').url).toBe('http://127.0.0.1:1/p/start');
-    expect(pingRequest({ url: 'http://127.0.0.1:1/p' }, 'success').url).toBe('http://127.0.0.1:1/p');
-    expect(pingRequest({ url: 'http://127.0.0.1:1/p' }, 'fail', 'err').body).toBe('err');
-    const m = mastodonRequest({ server: 'http://127.0.0.1:1/', tokenFile: '/x', to: 'admin' }, 'tok', alert);
-    expect(m.url).toBe('http://127.0.0.1:1/api/v1/statuses');
-    expect(m.headers.authorization).toBe('Bearer tok');
-    expect(JSON.parse(m.body!)).toEqual({ status: '@admin permafrost on h: backup failed: boom', visibility: 'direct' });
-  });
-
-  it('keeps a direct message within 500 characters', () => {
-    const text = mastodonStatusText('@admin@example.org', { ...alert, message: 'x'.repeat(900) });
-    expect(text).toHaveLength(500);
-    expect(text.startsWith('@admin@example.org xxx')).toBe(true);
   });
 });
 

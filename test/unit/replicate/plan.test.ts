@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSyncthingUrl } from '../../../src/replicate/client.js';
 import { readApiKey } from '../../../src/ops/secrets.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { requireSource } from '../../../src/config/normalize.js';
@@ -234,13 +233,5 @@ describe('Syncthing client settings', () => {
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
-  });
-  it.each([
-    ['http://127.0.0.1:8384', { host: '127.0.0.1', port: 8384, basePath: '' }],
-    ['http://[::1]:8384/', { host: '::1', port: 8384, basePath: '' }],
-    ['/run/syncthing/gui.sock', { socketPath: '/run/syncthing/gui.sock' }],
-  ])('url %s', (url, expected) => expect(parseSyncthingUrl(url)).toEqual(expected));
-  it('refuses https (not supported) with the key to fix', () => {
-    expect(() => parseSyncthingUrl('https://127.0.0.1:8384')).toThrow(/syncthing\.url/);
   });
 });
