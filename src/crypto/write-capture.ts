@@ -107,11 +107,12 @@ async function writeCompressed(target: PartTarget, what: string, source: Source)
   }
 
   const started = Date.now();
-  const { message, facts } = await messageKeysFor(keys);
   const doing = `compressing ${what}`;
   // igzip first: the tool's stdout is igzip's stdin pipe, so its bytes never enter this process.
   const gz = startIgzip(igzip, opts.compressLevel ?? 1, doing);
   const dump = 'stream' in source ? null : source.intoIgzip(gz);
+  // The key derivation (a passphrase's S2K hashes 16 MiB) runs while the tool already writes: its output waits in the pipes.
+  const keysFor = messageKeysFor(keys);
   let estimate = 0;
   const counted = 'stream' in source ? countInto(source.stream, gz, (n) => progress?.((estimate = n))) : null;
   const poll = setInterval(() => {
@@ -129,7 +130,9 @@ async function writeCompressed(target: PartTarget, what: string, source: Source)
     await Promise.all([
       ...(counted ? [counted] : []),
       pipeline(gz.stdout, raw),
-      pipeline(encryptPreDeflated(raw, message), hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' })),
+      keysFor.then(({ message }) =>
+        pipeline(encryptPreDeflated(raw, message), hasher, createWriteStream(file, { mode: 0o640, flags: 'wx' })),
+      ),
     ]);
     await dump?.done;
     await gz.done;
@@ -143,7 +146,15 @@ async function writeCompressed(target: PartTarget, what: string, source: Source)
   await fsyncFile(file);
   const plainBytes = sizeFromIsize(raw.isize ?? 0, Math.max(estimate, dump ? (bytesWritten(dump.child.pid) ?? 0) : 0));
   progress?.(plainBytes);
-  return { name, part, bytes: hasher.bytes, sha256: hasher.sha256(), plainBytes, durationMs: Date.now() - started, keys: facts };
+  return {
+    name,
+    part,
+    bytes: hasher.bytes,
+    sha256: hasher.sha256(),
+    plainBytes,
+    durationMs: Date.now() - started,
+    keys: (await keysFor).facts,
+  };
 }
 
 /** Pipes a stream into igzip's stdin, telling the bytes so far; a failing stream stops igzip. */

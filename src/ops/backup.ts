@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import { formatBytes } from '../format.js';
-import { openCaptureSession, type CaptureSession } from '../capture/postgres.js';
+import { beginCaptureSession, type OpenSession, type SessionFacts } from '../capture/postgres.js';
 import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
 import type { SourceConfig } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
 import { cleanStaleStates } from '../capture/delta-state.js';
-import { captureChainParts, type ChainCapture } from './backup-delta.js';
+import type { ChainCapture } from './backup-delta.js';
 import { acquireLock, type RunLock } from '../vault/lock.js';
 import { VERSION } from '../version.js';
 import { loadEncryptionKeys, type EncryptionKeys } from '../crypto/keys.js';
@@ -21,12 +21,10 @@ import {
   vaultWriteError,
 } from '../vault/store.js';
 import { writeEncryptedCapture } from '../crypto/write-capture.js';
-import { pruneAfterBackup, type PruneResult } from './prune.js';
+import type { PruneResult } from './prune.js';
 import { captureExtraParts, type ExtraParts } from './backup-parts.js';
-import { requestSnapshotRescan } from '../replicate/rescan.js';
 import { alsoStoppedBy, type RunContext } from '../run-context.js';
 import { diskSpace } from '../vault/fs-durable.js';
-import { writeRunbook } from '../vault/runbook.js';
 import type { JobSecrets } from '../config/secret-values.js';
 import { withSourceSecrets, type SourceJob } from './secrets.js';
 
@@ -108,27 +106,40 @@ async function captureSnapshot(
     // only once they have let go of it.
     const rolesSql = deferred<string>();
     const extraParts = startExtraParts(config, { dir: partial.dir, keys, rolesSql: rolesSql.promise }, ctx);
-    let session: CaptureSession;
+    let session: OpenSession;
     let pgDumpVersion: string;
     try {
-      pgDumpVersion = await toolVersion(pgBin(db, 'pg_dump'));
-      session = await openCaptureSession(db, ctx);
+      // pg_dump's version is asked while the session opens: neither needs the other.
+      [pgDumpVersion, session] = await bothOrClose(toolVersion(pgBin(db, 'pg_dump')), beginCaptureSession(db, ctx));
     } catch (err) {
       rolesSql.reject(err);
       await extraParts.stop();
       await discardPartial(partial);
       throw err;
     }
-    rolesSql.resolve(session.rolesSql);
     const closeSession = closeOnce(session);
     let chainParts: ChainCapture | null = null;
     try {
       ctx.events.phase?.('database');
+      let facts: SessionFacts;
+      let dbFiles: ManifestFile[];
       if (db.delta) {
         // Delta mode: schema, rows or what changed, all read in the session's own transaction.
-        chainParts = await captureChainParts(config, session, { dir: partial.dir, id: snapshotIdFor(started), keys, started }, ctx);
+        facts = await session.readFacts();
+        rolesSql.resolve(facts.rolesSql);
+        const { captureChainParts } = await import('./backup-delta.js');
+        chainParts = await captureChainParts(
+          config,
+          { ...session, ...facts },
+          { dir: partial.dir, id: snapshotIdFor(started), keys, started },
+          ctx,
+        );
+        dbFiles = chainParts.files;
+      } else {
+        const dumped = await dumpBesideFacts(config, session, { dir: partial.dir, keys, rolesSql }, ctx);
+        facts = dumped.facts;
+        dbFiles = [dumped.file];
       }
-      const dbFiles = chainParts ? chainParts.files : [await dumpDatabase(config, session, partial.dir, keys, ctx)];
       await closeSession();
       ctx.events.phase?.('redis and secrets');
       const extra = await extraParts.result;
@@ -137,7 +148,7 @@ async function captureSnapshot(
       const manifest = snapshotManifest(config, {
         started,
         pgDumpVersion,
-        session,
+        facts,
         files: [...dbFiles, ...extra.files],
         extra,
         signing,
@@ -153,6 +164,7 @@ async function captureSnapshot(
         pruned: after.pruned,
       };
     } catch (err) {
+      rolesSql.reject(err);
       await extraParts.stop();
       await discardPartial(partial);
       await chainParts?.discardState();
@@ -170,13 +182,21 @@ async function captureSnapshot(
  * transaction holds back vacuum, so it ends as soon as the dump is done, not after the run.
  * Returns its close, which runs once however often it is called.
  */
-function closeOnce(session: CaptureSession): () => Promise<void> {
+function closeOnce(session: OpenSession): () => Promise<void> {
   let open = true;
   return async () => {
     if (!open) return;
     open = false;
     await session.close();
   };
+}
+
+/** Both values; when one fails, the session the other opened is closed before the failure is thrown. */
+async function bothOrClose(version: Promise<string>, opening: Promise<OpenSession>): Promise<[string, OpenSession]> {
+  const [v, s] = await Promise.allSettled([version, opening]);
+  if (v.status === 'fulfilled' && s.status === 'fulfilled') return [v.value, s.value];
+  if (s.status === 'fulfilled') await s.value.close();
+  throw v.status === 'rejected' ? v.reason : (s as PromiseRejectedResult).reason;
 }
 
 /** A promise with its resolve and reject at hand. */
@@ -212,16 +232,65 @@ function startExtraParts(
   };
 }
 
+/**
+ * The full-mode database part, with the session's facts (row counts, tables, roles) read in the
+ * session's transaction while pg_dump dumps its exported snapshot: both see the same rows, and the
+ * counts no longer delay the dump's start. A failure of either stops the other; the session's own
+ * failure (the server went away) is the one reported, as it says the most.
+ */
+async function dumpBesideFacts(
+  config: SourceJob,
+  session: OpenSession,
+  parts: { dir: string; keys: EncryptionKeys; rolesSql: ReturnType<typeof deferred<string>> },
+  ctx: RunContext,
+): Promise<{ file: ManifestFile; facts: SessionFacts }> {
+  const dumpStop = new AbortController();
+  let dumpFailed = false;
+  const dump = dumpDatabase(config, session.snapshot, parts.dir, parts.keys, alsoStoppedBy(ctx, dumpStop.signal)).catch(
+    async (err: unknown) => {
+      dumpFailed = true;
+      await session.cancel();
+      throw err;
+    },
+  );
+  const facts = session.readFacts().then(
+    (f) => {
+      parts.rolesSql.resolve(f.rolesSql);
+      return f;
+    },
+    (err: unknown) => {
+      dumpStop.abort();
+      throw err;
+    },
+  );
+  // pg_dump runs now: what the commit needs next loads meanwhile, on a main thread that mostly waits.
+  afterCommitModules().catch(() => undefined);
+  const [d, f] = await Promise.allSettled([dump, facts]);
+  if (d.status === 'fulfilled' && f.status === 'fulfilled') return { file: d.value, facts: f.value };
+  // The session's failure explains more (a restart ends both), unless it is only the cancel a failed dump sent.
+  if (f.status === 'rejected' && !(dumpFailed && cancelledQuery(f.reason))) throw f.reason;
+  // A dump that failed with the session still there failed on its own; the session may have been
+  // idle when the server went away: ending its transaction tells.
+  await session.end();
+  throw (d as PromiseRejectedResult).reason;
+}
+
+/** Whether a session failure is PostgreSQL's "canceling statement due to user request" (SQLSTATE 57014). */
+function cancelledQuery(err: unknown): boolean {
+  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
+  return cause?.code === '57014';
+}
+
 /** The full-mode database part: pg_dump → (igzip →) OpenPGP → file; resolves once pg_dump exited 0 and the file is complete. */
 async function dumpDatabase(
   config: SourceJob,
-  session: CaptureSession,
+  snapshot: string,
   dir: string,
   keys: EncryptionKeys,
   ctx: RunContext,
 ): Promise<ManifestFile> {
   const db = config.database;
-  const argv = pgDumpArgv(db, { snapshot: session.snapshot });
+  const argv = pgDumpArgv(db, { snapshot });
   return writeEncryptedCapture(
     {
       dir,
@@ -240,7 +309,7 @@ function snapshotManifest(
   r: {
     started: Date;
     pgDumpVersion: string;
-    session: CaptureSession;
+    facts: SessionFacts;
     files: ManifestFile[];
     extra: ExtraParts;
     signing: SigningKey | null;
@@ -257,19 +326,41 @@ function snapshotManifest(
     host: hostname(),
     database: {
       name: db.name,
-      serverVersion: r.session.serverVersion,
+      serverVersion: r.facts.serverVersion,
       pgDumpVersion: r.pgDumpVersion,
       compression: dumpCompression(db.compression).label,
-      ...r.session.database,
+      ...r.facts.database,
     },
-    mastodon: r.session.facts,
-    tables: r.session.tables,
+    mastodon: r.facts.facts,
+    tables: r.facts.tables,
     files: r.files,
     ...(r.extra.failed.length > 0 ? { failed: r.extra.failed } : {}),
     ...(r.signing ? { signedBy: r.signing.fingerprint } : {}),
-    rolePasswords: r.session.rolePasswords,
+    rolePasswords: r.facts.rolePasswords,
     ...(r.chainParts ? { chain: r.chainParts.chain } : {}),
   };
+}
+
+let afterModules: Promise<AfterCommitSteps> | undefined;
+interface AfterCommitSteps {
+  writeRunbook: typeof import('../vault/runbook.js').writeRunbook;
+  pruneAfterBackup: typeof import('./prune.js').pruneAfterBackup;
+  requestSnapshotRescan: typeof import('../replicate/rescan.js').requestSnapshotRescan;
+}
+
+/**
+ * The steps that follow a commit, loaded once: not before the dump (whose start they would delay,
+ * ~0.1 CPU-s of imports on a busy machine) but while it runs (dumpBesideFacts), or at the commit.
+ */
+function afterCommitModules(): Promise<AfterCommitSteps> {
+  afterModules ??= Promise.all([import('../vault/runbook.js'), import('./prune.js'), import('../replicate/rescan.js')]).then(
+    ([runbook, prune, rescan]) => ({
+      writeRunbook: runbook.writeRunbook,
+      pruneAfterBackup: prune.pruneAfterBackup,
+      requestSnapshotRescan: rescan.requestSnapshotRescan,
+    }),
+  );
+  return afterModules;
 }
 
 /**
@@ -284,6 +375,7 @@ async function afterCommit(
   ctx: RunContext,
 ): Promise<{ beforeExtra: string[]; afterExtra: string[]; pruned: PruneResult | null }> {
   // The state follows its snapshot; when it cannot be saved the next snapshot is a base.
+  const { writeRunbook, pruneAfterBackup, requestSnapshotRescan } = await afterCommitModules();
   const stateWarning = chainParts ? await saveState(chainParts, manifest.id) : null;
   // The runbook beside the data.
   const runbook = await writeRunbook(config, manifest, signing?.key.toPublic().armor());

@@ -10,14 +10,13 @@ import { logAlertingFailure, type NotifyLog } from '../notify/alerts.js';
 import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
 import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
-import { checkFailed, runCheck, type CheckResult } from './check.js';
-import { runVerify, type VerifyResult } from './verify.js';
+import type { CheckResult } from './check.js';
+import type { VerifyResult } from './verify.js';
 import type { SecretFlags } from '../crypto/keys-identity.js';
 import type { SignerFlags } from '../crypto/signature.js';
 import { recordBackupRun, type BackupRun } from '../vault/runs-state.js';
 import { SNAPSHOT_ID_RE } from '../vault/store.js';
 import type { RunContext } from '../run-context.js';
-import { checkDevices, checkOffsite } from './watch.js';
 import type { JobSecrets } from '../config/secret-values.js';
 import { readJobSecrets } from './secrets.js';
 
@@ -52,9 +51,20 @@ export async function runBackupJob(config: Config, ctx: RunContext, secrets: Job
     if (missing) throw new PermafrostError('part', missing, { details: result.warnings.map((w) => `warning: ${w}`) });
     return result;
   } finally {
-    await checkDevices(config, log, secrets);
-    await checkOffsite(config, log, secrets);
+    await watchAfterRun(config, log, secrets, { devices: true });
   }
+}
+
+/**
+ * Each device's staleness and each offsite target's, after a run (ops/watch.ts). Their module
+ * (the overview, Syncthing's reply schemas) is loaded only when there are alert channels and
+ * something to watch: every backup pays its import otherwise, on a start-up it never uses.
+ */
+async function watchAfterRun(config: Config, log: NotifyLog, secrets: JobSecrets, opts: { devices: boolean }): Promise<void> {
+  if (!config.notify || !((opts.devices && config.syncthing) || config.offsite)) return;
+  const { checkDevices, checkOffsite } = await import('./watch.js');
+  if (opts.devices) await checkDevices(config, log, secrets);
+  await checkOffsite(config, log, secrets);
 }
 
 /** Whether `vaultDir` holds a snapshot folder (an unreadable or missing vault holds none). */
@@ -80,6 +90,8 @@ export async function runVerifyJob(
 ): Promise<VerifyResult> {
   const secrets = readJobSecrets(config);
   await sweepAndReport(config, ctx.log, secrets);
+  // Loaded here, not at the top: a backup (the job that runs most) never needs it.
+  const { runVerify } = await import('./verify.js');
   try {
     return await verifyWithAlerts(
       config,
@@ -97,8 +109,7 @@ export async function runVerifyJob(
       secrets,
     );
   } finally {
-    await checkDevices(config, ctx.log, secrets);
-    await checkOffsite(config, ctx.log, secrets);
+    await watchAfterRun(config, ctx.log, secrets, { devices: true });
   }
 }
 
@@ -110,6 +121,7 @@ export async function runCheckJob(
 ): Promise<CheckResult> {
   const whole = opts.snapshot === undefined || opts.snapshot === 'all';
   const secrets = opts.secrets ?? readJobSecrets(config);
+  const { checkFailed, runCheck } = await import('./check.js');
   try {
     return await checkWithAlerts(config, () => runCheck(config, opts.snapshot), ctx, secrets, {
       whole,
@@ -117,7 +129,7 @@ export async function runCheckJob(
     });
   } finally {
     // The daily check is also the offsite targets' watch on a quiet server (a target that stopped getting pushes).
-    await checkOffsite(config, ctx.log, secrets);
+    await watchAfterRun(config, ctx.log, secrets, { devices: false });
   }
 }
 

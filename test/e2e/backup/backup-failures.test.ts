@@ -199,7 +199,10 @@ describe('backup failure paths leave nothing behind', () => {
     const r = await run.result;
     pg.start();
     expect(r.code).toBe(1);
-    expect(errorSentence(r.stderr)).toMatch(/pg_dump failed while capturing database "source": .*(terminat|connection|server)/i);
+    // The capture session's connection ends with the server: its sentence names the server and the fix.
+    expect(errorSentence(r.stderr)).toMatch(
+      /PostgreSQL at .* ended the capture session of database "source": .*check the server is running/,
+    );
     expect(readdirSync(ws.vault).filter((n) => n !== '.permafrost.lock')).toEqual([]);
     expect(existsSync(path.join(ws.vault, '.permafrost.lock'))).toBe(false);
   });

@@ -145,12 +145,14 @@ describe('snapshot parts: database, Redis, secrets', () => {
     const r = redis();
     fillRedis(r);
     ws.writeConfig({ extra: { redis: { url: r.url } } });
-    // The capture session counts accounts' rows; while this lock is held it cannot open.
+    // The capture session counts accounts' rows (pg_dump, started meanwhile, waits too); while this lock is held it cannot finish.
     const lock = await holdTableLock(pg, 'source', 'accounts');
     const run = startCli(['--config', ws.configFile, 'backup', '--json']);
     const fullSyncs = (): number => Number(/^sync_full:(\d+)/m.exec(r.cli('INFO', 'stats'))?.[1] ?? 0);
     const sessionWaits = (): boolean =>
-      pg.psql('source', `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%accounts%'`).trim() === '1';
+      pg
+        .psql('source', `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%count(*)%accounts%'`)
+        .trim() === '1';
     try {
       await waitFor('the capture session to wait for the lock', sessionWaits, 15_000);
       await waitFor('redis-cli to ask Redis for its RDB while the session waits', () => fullSyncs() >= 1, 15_000);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +69,32 @@ describe('start-up loads only what it prints', () => {
     expect(r.ours).toEqual(expect.arrayContaining(['ops/runs.js', 'ops/backup.js', 'crypto/keys.js']));
     expect(r.packages).toContain('pg');
     expect(r.packages).not.toContain('openpgp');
+  });
+
+  it('a full backup loads, before its dump starts, neither verify, check, the device watch, delta mode nor the steps after the commit', () => {
+    const pass = path.join(scratch, 'pass-full');
+    writeFileSync(pass, 'a passphrase long enough\n', { mode: 0o600 });
+    const config = path.join(scratch, 'backup-full.yaml');
+    mkdirSync(path.join(scratch, 'vault-full'));
+    writeFileSync(
+      config,
+      `database:\n  name: nodb\n  host: ${path.join(scratch, 'nosocket')}\nvault:\n  dir: ${path.join(scratch, 'vault-full')}\n  passphraseFile: ${pass}\n`,
+    );
+    // No server there: the run fails where the capture session connects, just before the dump would start.
+    const r = modulesLoadedBy(['--config', config, 'backup']);
+    expect(r.code).toBe(1);
+    expect(r.ours).toEqual(expect.arrayContaining(['ops/runs.js', 'ops/backup.js', 'capture/postgres.js', 'crypto/write-capture.js']));
+    const unused = [
+      'ops/check.js',
+      'ops/verify.js',
+      'ops/watch.js',
+      'ops/overview.js',
+      'ops/backup-delta.js',
+      'ops/prune.js',
+      'vault/runbook.js',
+      'replicate/rescan.js',
+    ];
+    expect(r.ours.filter((f) => unused.includes(f))).toEqual([]);
   });
 
   it('--version alone loads no package and no command; beside --config, commander and no command', () => {
