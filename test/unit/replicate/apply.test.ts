@@ -92,7 +92,7 @@ describe('revertLocalChanges', () => {
   });
 
   it('without a syncthing section: the UserError that names what to add', async () => {
-    const { syncthing: _, ...none } = config('receiver');
-    await expect(revertLocalChanges(none as Config, undefined)).rejects.toThrow(/has no syncthing section/);
+    const none: Config = { ...config('receiver'), syncthing: undefined };
+    await expect(revertLocalChanges(none, undefined)).rejects.toThrow(/has no syncthing section/);
   });
 });
