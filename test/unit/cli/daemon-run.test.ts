@@ -31,7 +31,7 @@ function logger(): DaemonLogger & { events: Array<Record<string, unknown>>; has(
 }
 
 /** The handler for `sig` that was added since `before` was taken. */
-function handlerAdded(sig: NodeJS.Signals, before: ReturnType<typeof process.listeners>): (sig: NodeJS.Signals) => void {
+function handlerAdded(sig: NodeJS.Signals, before: readonly unknown[]): (sig: NodeJS.Signals) => void {
   const added = process.listeners(sig).filter((l) => !before.includes(l));
   expect(added, `one new ${sig} handler`).toHaveLength(1);
   return added[0] as (sig: NodeJS.Signals) => void;
