@@ -1,0 +1,111 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+
+/** src/ files with no logic of their own to test in process, each with the reason (issue 19 item 8). */
+export const ALLOW: Readonly<Record<string, string>> = {
+  'src/crypto/keys-identity.ts': 'types only (SecretFlags, DecryptSecret)',
+  'src/crypto/openpgp-load.ts': 'one memoised dynamic import of openpgp',
+  'src/vault/storage.ts': 'interfaces only (SnapshotReader, SnapshotWriter and their values)',
+};
+
+/**
+ * Files of the other test share not yet covered: printed, not failed on (the lead empties this list).
+ * A file leaves it when it gets its test or an ALLOW entry.
+ */
+export const PENDING: readonly string[] = [
+  'src/cli/commands/backup.ts',
+  'src/cli/commands/check.ts',
+  'src/cli/commands/daemon.ts',
+  'src/cli/commands/device-id.ts',
+  'src/cli/commands/doctor.ts',
+  'src/cli/commands/init.ts',
+  'src/cli/commands/metrics.ts',
+  'src/cli/commands/offsite-push.ts',
+  'src/cli/commands/offsite.ts',
+  'src/cli/commands/prune.ts',
+  'src/cli/commands/rekey.ts',
+  'src/cli/commands/restore.ts',
+  'src/cli/commands/status.ts',
+  'src/cli/commands/sync.ts',
+  'src/cli/commands/systemd.ts',
+  'src/cli/commands/verify.ts',
+  'src/cli/context.ts',
+  'src/cli/daemon-run.ts',
+  'src/cli/identity.ts',
+  'src/cli/main.ts',
+  'src/cli/notify-log.ts',
+  'src/cli/run.ts',
+  'src/cli/status-render.ts',
+  'src/config/schema-common.ts',
+  'src/config/schema.ts',
+  'src/daemon/jobs.ts',
+  'src/daemon/watch.ts',
+  'src/doctor/offsite.ts',
+  'src/doctor/syncthing.ts',
+  'src/events.ts',
+  'src/net/http.ts',
+  'src/notify/channels.ts',
+  'src/replicate/apply.ts',
+  'src/replicate/client.ts',
+  'src/replicate/rescan.ts',
+  'src/version.ts',
+  'src/web/html.ts',
+  // Being restructured by another helper, who writes their tests.
+  'src/ops/bucket-vault.ts',
+  'src/ops/check-bucket.ts',
+  'src/ops/check.ts',
+  'src/ops/offsite-open.ts',
+  'src/ops/prune.ts',
+  'src/ops/rekey.ts',
+  // Share B, being written now.
+  'src/capture/delta-state.ts',
+  'src/capture/postgres.ts',
+  'src/crypto/signature.ts',
+  'src/crypto/write-capture.ts',
+  'src/ops/backup-delta.ts',
+  'src/ops/backup-parts.ts',
+  'src/ops/backup.ts',
+  'src/ops/doctor.ts',
+  'src/ops/init.ts',
+  'src/ops/offsite-media.ts',
+  'src/ops/restore.ts',
+  'src/ops/runs.ts',
+  'src/ops/watch.ts',
+  'src/recover/sweep.ts',
+];
+
+/** Every .ts file under `dir`, as a repo-relative path with forward slashes. */
+function sources(dir: string): string[] {
+  return readdirSync(path.join(REPO, dir), { withFileTypes: true }).flatMap((e) => {
+    const rel = `${dir}/${e.name}`;
+    if (e.isDirectory()) return sources(rel);
+    return e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [rel] : [];
+  });
+}
+
+/** src/a/b.ts -> test/unit/a/b.test.ts */
+export const mirroredTest = (src: string): string => src.replace(/^src\//, 'test/unit/').replace(/\.ts$/, '.test.ts');
+
+describe('test layout (issue 19 item 8): a unit test at the mirrored path of every src file with logic', () => {
+  const files = sources('src');
+  const tested = (f: string): boolean => existsSync(path.join(REPO, mirroredTest(f)));
+
+  it('every src file has test/unit/<path>.test.ts, or an ALLOW entry saying why not', () => {
+    // The walk must see the product (a wrong folder would pass vacuously).
+    expect(files.length).toBeGreaterThan(100);
+    const pending = PENDING.filter((f) => !tested(f) && !(f in ALLOW));
+    if (pending.length > 0) console.log(`layout: ${pending.length} files still pending a unit test:\n  ${pending.join('\n  ')}`);
+    const missing = files.filter((f) => !tested(f) && !(f in ALLOW) && !PENDING.includes(f));
+    expect(missing, 'write test/unit/<path>.test.ts for these, or ALLOW them with the reason they have no logic').toEqual([]);
+  });
+
+  it('no stale entries: every ALLOW and PENDING file exists, and an ALLOWed file has no test (else the entry hides nothing)', () => {
+    const stale = [...Object.keys(ALLOW), ...PENDING].filter((f) => !files.includes(f));
+    expect(stale, 'these name files that are gone').toEqual([]);
+    expect(Object.keys(ALLOW).filter(tested), 'these have a test now: remove their ALLOW entry').toEqual([]);
+    expect(mirroredTest('src/ops/backup.ts')).toBe('test/unit/ops/backup.test.ts');
+  });
+});
