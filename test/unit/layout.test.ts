@@ -69,7 +69,6 @@ export const PENDING: readonly string[] = [
   'src/ops/doctor.ts',
   'src/ops/init.ts',
   'src/ops/offsite-media.ts',
-  'src/ops/restore.ts',
   'src/ops/runs.ts',
   'src/ops/watch.ts',
   'src/recover/sweep.ts',

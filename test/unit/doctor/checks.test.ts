@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { majorOfToolVersion, majorOfVersionNum } from '../../../src/doctor/checks.js';
 import { mayAccess, parseProcStatus } from '../../../src/doctor/syncthing.js';
-import { nextSteps } from '../../../src/ops/restore.js';
 
 describe('version majors', () => {
   it.each([
@@ -38,22 +37,5 @@ describe("mayAccess (what the kernel decides for Syncthing's user)", () => {
     const status = 'Name:\tsyncthing\nUid:\t113\t113\t113\t113\nGid:\t120\t120\t120\t120\nGroups:\t33 120 \n';
     expect(parseProcStatus(status)).toEqual({ uid: 113, gids: [120, 33, 120] });
     expect(parseProcStatus('Name:\tx\nUid:\t5\t5\t5\t5\nGid:\t6\t6\t6\t6\nGroups:\n')).toEqual({ uid: 5, gids: [6] });
-  });
-});
-
-describe('restore next steps', () => {
-  it('names stopping services, putting files back and the tootctl re-fetch of the skipped media cache', () => {
-    const steps = nextSteps({ database: 'mastodon_production', redis: '/root/dump.rdb', secrets: '/root/env', snapshot: 'S' }).join('\n');
-    expect(steps).toMatch(/systemctl stop mastodon-web/);
-    expect(steps).toMatch(/\/root\/dump\.rdb/);
-    expect(steps).toMatch(/\/root\/env .*\.env\.production/);
-    expect(steps).toMatch(/tootctl accounts refresh --all/);
-    expect(steps).toMatch(/tootctl media refresh/);
-  });
-
-  it('without a database restore it says how to do one, without Redis it says to rebuild feeds', () => {
-    const steps = nextSteps({ database: null, redis: null, secrets: null, snapshot: 'S1' }).join('\n');
-    expect(steps).toMatch(/permafrost restore S1 --database/);
-    expect(steps).toMatch(/tootctl feeds build/);
   });
 });
