@@ -71,7 +71,6 @@ export const PENDING: readonly string[] = [
   'src/ops/offsite-media.ts',
   'src/ops/runs.ts',
   'src/ops/watch.ts',
-  'src/recover/sweep.ts',
 ];
 
 /** Every .ts file under `dir`, as a repo-relative path with forward slashes. */
