@@ -66,7 +66,6 @@ export const PENDING: readonly string[] = [
   'src/ops/backup-parts.ts',
   'src/ops/backup.ts',
   'src/ops/runs.ts',
-  'src/ops/watch.ts',
 ];
 
 /** Every .ts file under `dir`, as a repo-relative path with forward slashes. */
