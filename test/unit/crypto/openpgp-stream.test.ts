@@ -10,7 +10,6 @@ import * as openpgp from 'openpgp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gpgDecryptFile } from '../../../src/tools/gpg.js';
 import { definiteLength, encryptOpenPgpStream, s2kCount, skeskPacket } from '../../../src/crypto/openpgp-stream.js';
-import { sizeFromIsize, writeEncryptedCapture } from '../../../src/crypto/write-capture.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-pgp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,58 +108,6 @@ describe('OpenPGP stream writer', () => {
       .stdout.split('\n')
       .filter((l) => l.includes(homeBase));
     expect(agents).toEqual([]);
-  });
-
-  it('writeEncryptedCapture: the tool writes straight into igzip; exact plainBytes; stock gpg -d gives the bytes back', async () => {
-    const src = path.join(dir, 'capture-src');
-    const data = Buffer.concat([text, randomBytes(2_000_000), text]);
-    writeFileSync(src, data);
-    const seen: number[] = [];
-    // Manifest file names are fixed per part, so each capture gets its own folder.
-    const into = mkdtempSync(path.join(dir, 'cap-'));
-    const f = await writeEncryptedCapture(
-      {
-        dir: into,
-        part: 'database',
-        keys: { passphrase: PASS, recipients: [] },
-        progress: (b) => seen.push(b),
-        encrypt: { compressLevel: 1 },
-      },
-      { argv: ['cat', src], what: 'a test file' },
-    );
-    expect(f.plainBytes).toBe(data.length);
-    expect(seen.at(-1)).toBe(data.length);
-    expect(f.bytes).toBe(readFileSync(path.join(into, f.name)).length);
-    const r = stockGpg(path.join(into, f.name));
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.out!.equals(data)).toBe(true);
-    const js = await openpgp.decrypt({
-      message: await openpgp.readMessage({ binaryMessage: readFileSync(path.join(into, f.name)) }),
-      passwords: [PASS],
-      format: 'binary',
-    });
-    expect(Buffer.from(js.data).equals(data)).toBe(true);
-  });
-
-  it('writeEncryptedCapture: a failing tool rejects with its reason', async () => {
-    const err = await writeEncryptedCapture(
-      {
-        dir: mkdtempSync(path.join(dir, 'cap-')),
-        part: 'database',
-        keys: { passphrase: PASS, recipients: [] },
-        encrypt: { compressLevel: 1 },
-      },
-      { argv: ['cat', path.join(dir, 'no-such-file')], what: 'a test file' },
-    ).catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/cat failed while capturing a test file: .*No such file/);
-  });
-
-  it.each([
-    [5, 5],
-    [2 ** 32 + 5, 5],
-    [3 * 2 ** 32 + 7, 7],
-  ])('size %i is rebuilt from ISIZE and an estimate off by up to 1 GiB', (size, isize) => {
-    for (const off of [-(2 ** 30), 0, 2 ** 30]) expect(sizeFromIsize(isize, Math.max(0, size + off))).toBe(size);
   });
 
   it('length encodings and S2K counts follow RFC 4880', () => {
