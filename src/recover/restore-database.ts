@@ -371,6 +371,8 @@ async function decryptArchive(source: DecryptSource, content: DatabaseContent, c
     content.kind === 'full' ? content.file : content.chain.schema,
     ctx,
     'decrypt',
+    // A full archive's data offsets written in while gpg writes it: pg_restore -j then seeks instead of scanning.
+    { indexArchive: content.kind === 'full' },
   );
 }
 
