@@ -20,8 +20,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 /** K_VERS_x_y of pg_backup_archiver.h: ((major * 256) + minor) * 256 + revision. */
 const vers = (minor: number): number => (1 * 256 + minor) * 256;
-/** The oldest version read here: 1.12 (pg_dump 9.6/10/11 wrote it, 12–17 write 1.14–1.16). */
-const OLDEST = vers(12);
+/** The oldest version read here: 1.14 (pg_dump 12–15 write it, 16 writes 1.15, 17 writes 1.16). */
+const OLDEST = vers(14);
 /** The newest version whose layout is known here (pg_dump 17); a newer one is left alone. */
 const NEWEST = vers(16) + 255;
 

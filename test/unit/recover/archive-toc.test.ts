@@ -219,3 +219,110 @@ function writeTo(name: string, bytes: Buffer): string {
   writeFileSync(file, bytes);
   return file;
 }
+
+/**
+ * A small custom archive as pg_dump's WriteHead/WriteToc/_StartData write it for archive version 1.`minor`
+ * (pg_backup_archiver.c, pg_backup_custom.c), to a pipe: offsets not set. Returns it and where each block starts.
+ */
+function syntheticArchive(minor: number): { bytes: Buffer; blocks: Record<number, number> } {
+  const out: number[] = [];
+  const int = (v: number): void => {
+    out.push(v < 0 ? 1 : 0);
+    let a = Math.abs(v);
+    for (let i = 0; i < 4; i++) {
+      out.push(a & 255);
+      a = Math.floor(a / 256);
+    }
+  };
+  const str = (s: string | null): void => {
+    if (s === null) return int(-1);
+    const b = Buffer.from(s, 'utf8');
+    int(b.length);
+    out.push(...b);
+  };
+  out.push(...Buffer.from('PGDMP'), 1, minor, 0, 4, 8, 1);
+  if (minor >= 15) out.push(0);
+  else int(0);
+  for (let i = 0; i < 7; i++) int(i);
+  str('db');
+  str('17.2');
+  str('17.2');
+  const entries = [
+    { id: 1, data: false, desc: 'TABLE', tag: 'plain' },
+    { id: 2, data: true, desc: 'TABLE DATA', tag: 'plain' },
+    { id: 3, data: true, desc: 'TABLE DATA', tag: 'tête' },
+    { id: 4, data: true, desc: 'BLOBS', tag: 'BLOBS' },
+  ];
+  int(entries.length);
+  for (const e of entries) {
+    int(e.id);
+    int(e.data ? 1 : 0);
+    str('1259');
+    str(String(16000 + e.id));
+    str(e.tag);
+    str(e.desc);
+    int(e.data ? 3 : 2);
+    str(e.data ? '' : 'CREATE TABLE x ();');
+    str('');
+    str(e.desc === 'TABLE DATA' ? 'COPY x FROM stdin;\n' : '');
+    str('public');
+    str('');
+    if (minor >= 14) str(e.data || e.desc === 'BLOBS' ? '' : 'heap');
+    if (minor >= 16) int(114);
+    str('owner');
+    str('false');
+    if (e.id > 1) str('1');
+    str(null);
+    out.push(e.data ? 1 : 3, 0, 0, 0, 0, 0, 0, 0, 0);
+  }
+  const blocks: Record<number, number> = {};
+  const chunk = (s: string): void => {
+    const b = Buffer.from(s);
+    int(b.length);
+    out.push(...b);
+  };
+  blocks[2] = out.length;
+  out.push(1);
+  int(2);
+  for (let i = 0; i < 300; i++) chunk(`${i}\trow ${i}\n`);
+  int(0);
+  blocks[3] = out.length;
+  out.push(1);
+  int(3);
+  int(0);
+  blocks[4] = out.length;
+  out.push(3);
+  int(4);
+  int(16385);
+  chunk('large object');
+  int(0);
+  int(0);
+  return { bytes: Buffer.from(out), blocks };
+}
+
+describe('the layouts pg_dump 12–17 write (archive versions 1.14, 1.15, 1.16)', () => {
+  for (const minor of [14, 15, 16]) {
+    it(`1.${minor}: every block found and its offset written`, async () => {
+      const { bytes, blocks } = syntheticArchive(minor);
+      const { file, patched } = await indexCopy(bytes, `synthetic-1.${minor}.dump`, 4);
+      expect(patched).toBe(3);
+      const layout = await scanFile(file);
+      expect(layout.version).toBe(`1.${minor}.0`);
+      expect(Object.fromEntries(layout.entries.map((e) => [e.dumpId, e.flag === 2 ? e.position : e.flag]))).toEqual({
+        1: 3,
+        2: blocks[2],
+        3: blocks[3],
+        4: blocks[4],
+      });
+    });
+  }
+
+  it('1.13 and 1.17: not a layout known here, left as they are', async () => {
+    for (const minor of [13, 17]) {
+      const { bytes } = syntheticArchive(minor);
+      const { file, patched } = await indexCopy(bytes, `synthetic-1.${minor}.dump`);
+      expect(patched).toBe(0);
+      expect(readFileSync(file).equals(bytes)).toBe(true);
+    }
+  });
+});
