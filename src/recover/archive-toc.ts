@@ -25,6 +25,8 @@ const OLDEST = vers(14);
 /** The newest version whose layout is known here (pg_dump 17); a newer one is left alone. */
 const NEWEST = vers(16) + 255;
 
+/** The longest table-of-contents string read (an object's definition); a longer one leaves the archive as it is. */
+const MAX_STRING = 64 << 20;
 const FORMAT_CUSTOM = 1;
 const BLK_DATA = 1;
 const BLK_BLOBS = 3;
@@ -180,6 +182,8 @@ class Cursor {
   async str(): Promise<string | null> {
     const len = await this.int();
     if (len < 0) return null;
+    // Read from an archive not verified yet: a length no definition has is not given memory.
+    if (len > MAX_STRING) throw new UnknownLayout(`a string of ${len} bytes at ${this.pos}`);
     await this.need(len);
     const at = this.pos - this.winStart;
     this.pos += len;

@@ -326,3 +326,18 @@ describe('the layouts pg_dump 12–17 write (archive versions 1.14, 1.15, 1.16)'
     }
   });
 });
+
+describe('an archive read before it is verified', () => {
+  it('a string length no definition has (4 GiB) is refused before any memory is given to it: the archive is left as it is', async () => {
+    const { bytes } = syntheticArchive(14);
+    // The database name's length field in the header (after magic, version, sizes, format, level and 7 time ints).
+    const at = 5 + 3 + 3 + 5 + 7 * 5;
+    const huge = Buffer.from(bytes);
+    huge.writeUInt8(0, at);
+    huge.writeUIntLE(2 ** 32 - 1, at + 1, 4);
+    await expect(scanFile(writeTo('huge-string-scan.dump', huge))).rejects.toThrow(/a string of 4294967295 bytes/);
+    const { file, patched } = await indexCopy(huge, 'huge-string.dump');
+    expect(patched).toBe(0);
+    expect(readFileSync(file).equals(huge)).toBe(true);
+  });
+});
