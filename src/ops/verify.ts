@@ -235,6 +235,8 @@ async function decryptPart(
       file,
       ctx.run,
       what,
+      // A full snapshot's archive: its data offsets written in, for the scratch restore's pg_restore -j.
+      { indexArchive: file.part === 'database' },
     );
     return { outcome: passed(name, `${file.name}: OpenPGP integrity and SHA-256 match the manifest`), out };
   } catch (err) {

@@ -18,6 +18,7 @@ import type { DecryptSecret } from '../crypto/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { partPath, type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
 import { watchGrowth } from './file-progress.js';
+import { followArchive } from './archive-toc.js';
 import { selfIdentity } from '../vault/lock.js';
 import { diskSpace } from '../vault/fs-durable.js';
 import type { RunContext } from '../run-context.js';
@@ -196,13 +197,18 @@ function wrongKey(snapshot: SnapshotEntry, file: ManifestFile, secret: DecryptSe
  * Decrypts one part of the snapshot into the private temp folder and checks it against the
  * manifest; returns the plaintext's path. On any failure nothing decrypted is left behind: a
  * damaged part is an IntegrityError, a wrong passphrase a UserError, a missing gpg a ToolError.
- * With `phase`, the plaintext's growth is reported to the run as that phase's bytes.
+ * With `phase`, the plaintext's growth is reported to the run as that phase's bytes. With
+ * `indexArchive` (a pg_dump custom archive), the plaintext is read as gpg writes it and, once it is
+ * verified, the data offsets pg_dump could not write to its pipe are written into its table of
+ * contents (recover/archive-toc.ts), so `pg_restore -j` seeks to each table's block instead of
+ * scanning for it; an archive not fully understood there is left exactly as decrypted.
  */
 export async function decryptVerifiedPart(
   source: DecryptSource,
   file: ManifestFile,
   ctx: Pick<RunContext, 'signal' | 'events'>,
   phase?: string,
+  opts: { indexArchive?: boolean } = {},
 ): Promise<string> {
   const { signal } = ctx;
   const progress = phase === undefined ? undefined : (n: number): void => ctx.events.bytes?.(phase, n);
@@ -215,6 +221,7 @@ export async function decryptVerifiedPart(
   const free = (await diskSpace(temp.dir)).free;
   if (free < file.plainBytes) throw noSpace(source, file, free);
   const stop = progress ? watchGrowth(outPath, progress) : () => undefined;
+  const indexer = opts.indexArchive ? followArchive(outPath) : null;
   try {
     let r: GpgDecryptResult;
     try {
@@ -233,9 +240,12 @@ export async function decryptVerifiedPart(
     // Space taken meanwhile (or a manifest that understates the size): gpg could not write, nothing is wrong with the part.
     if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(source, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
     throwIfBad({ snapshot, secret, temp }, file, r, encPath);
+    // Only now, on the verified plaintext: the offsets of the blocks found while gpg wrote it.
+    if (indexer) await indexer.finish(r.plainBytes);
     progress?.(r.plainBytes);
     return outPath;
   } catch (err) {
+    await indexer?.abandon();
     await rm(outPath, { force: true });
     // A part that went missing with its whole folder was pruned, not damaged: no verdict on it.
     throw (await vanishedSnapshotError(snapshot, 'it was being decrypted', err)) ?? err;

@@ -319,14 +319,20 @@ export async function restoreDatabase(
   try {
     await lockTarget(maintenance, target);
     ctx.events.phase?.('decrypt');
-    const archive = await decryptArchive(source, content, ctx);
-    const decryptMs = Date.now() - t0;
-    const roles = await restoreRoles(maintenance, source, opts, ctx);
-    const owner = await databaseOwner(maintenance, opts);
-    ctx.events.phase?.('restore');
-    await createIncoming(maintenance, incoming, opts.manifest.database, owner);
+    // While gpg decrypts the archive: the roles part applied, the owner checked, `_incoming` created.
+    // None of it touches the target; a failure of the decryption is still the one reported.
+    const decrypting = decryptArchive(source, content, ctx).then((archive) => ({ archive, decryptMs: Date.now() - t0 }));
+    const preparing = prepareIncoming(maintenance, source, incoming, opts, ctx);
     let swapped = false;
     try {
+      const [decrypted, prepared] = await Promise.allSettled([decrypting, preparing]);
+      if (decrypted.status === 'rejected') throw decrypted.reason;
+      const { archive, decryptMs } = decrypted.value;
+      // The phases as they were printed before (decrypt, roles, restore): roles took place meanwhile.
+      if (rolesApply(opts)) ctx.events.phase?.('roles');
+      if (prepared.status === 'rejected') throw prepared.reason;
+      const roles = prepared.value;
+      ctx.events.phase?.('restore');
       await restoreIntoIncoming(source, content, archive, incoming, opts, ctx);
       ctx.events.phase?.('check');
       await checkIncoming(content, archive, incoming, snapshot.id, opts);
@@ -371,10 +377,31 @@ async function decryptArchive(source: DecryptSource, content: DatabaseContent, c
     content.kind === 'full' ? content.file : content.chain.schema,
     ctx,
     'decrypt',
+    // A full archive's data offsets written in while gpg writes it: pg_restore -j then seeks instead of scanning.
+    { indexArchive: content.kind === 'full' },
   );
 }
 
 type RolesOutcome = Pick<DatabaseRestoreResult, 'rolesCreated' | 'rolesNote' | 'rolesWithoutPassword'>;
+
+/** Whether the snapshot's roles part is applied here. */
+function rolesApply(opts: DatabaseRestoreOptions): boolean {
+  return !opts.noOwner && opts.rolesFile !== null;
+}
+
+/** What restore does before the archive is needed: the roles part applied, the owner checked, a fresh `_incoming`. */
+async function prepareIncoming(
+  maintenance: pg.Client,
+  source: DecryptSource,
+  incoming: string,
+  opts: DatabaseRestoreOptions,
+  ctx: RunContext,
+): Promise<RolesOutcome> {
+  const roles = await restoreRoles(maintenance, source, opts, ctx);
+  const owner = await databaseOwner(maintenance, opts);
+  await createIncoming(maintenance, incoming, opts.manifest.database, owner);
+  return roles;
+}
 
 /** The roles part applied (missing roles created), or why it was not. */
 async function restoreRoles(
@@ -389,7 +416,6 @@ async function restoreRoles(
     const rolesNote = `snapshot ${source.snapshot.id} has no roles part (made before roles were captured); the owners must exist here`;
     return { rolesCreated: [], rolesNote, rolesWithoutPassword: [] };
   }
-  ctx.events.phase?.('roles');
   const sql = await readFile(await decryptVerifiedPart(source, opts.rolesFile, ctx), 'utf8');
   const rolesCreated = await applyRoles(maintenance, sql, source.snapshot.id);
   // With rolePasswords true, a role without one had none at the source either (peer authentication).

@@ -124,6 +124,48 @@ describe('restore --force replaces without loss', () => {
     expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
   });
 
+  it('the roles part is applied and `_incoming` created while gpg still decrypts the archive; the target untouched until the swap (issue 22)', async () => {
+    const pg = cluster.get();
+    driftedTarget('early');
+    const before = fingerprint(pg, 'early');
+    // A gpg that, for the database part only, waits (at most 10 s) for `early_incoming` to exist before it decrypts.
+    const fake = path.join(ws.dir, 'fake-gpg');
+    mkdirSync(fake, { recursive: true });
+    const mark = path.join(ws.dir, 'incoming-before-archive');
+    const archive = manifest.files.find((f) => f.part === 'database')!.name;
+    const seen = path.join(ws.dir, 'target-while-decrypting');
+    const psql = `"${pg.binDir}/psql" -h "${pg.socketDir}" -p ${pg.port} -U ${pg.user} -Atc`;
+    writeFileSync(
+      path.join(fake, 'gpg'),
+      `#!/bin/sh
+case "$*" in *${archive}*)
+  i=0
+  while [ $i -lt 100 ]; do
+` +
+        `    if [ "$(${psql} "SELECT 1 FROM pg_database WHERE datname = 'early_incoming'" postgres)" = 1 ]; then touch "${mark}"; break; fi
+` +
+        `    sleep 0.1; i=$((i+1))
+  done
+` +
+        `  ${psql} "SELECT count(*) FROM upgrade_leftover" early > "${seen}";;
+esac
+exec /usr/bin/gpg "$@"
+`,
+    );
+    chmodSync(path.join(fake, 'gpg'), 0o755);
+    const r = await runCli(['--config', ws.configFile, 'restore', 'latest', '--database', 'early', '--force'], {
+      env: { PATH: `${fake}:${process.env.PATH ?? ''}` },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(mark)).toBe(true);
+    // The target was still the drifted one while the archive was decrypted.
+    expect(readFileSync(seen, 'utf8').trim()).toBe('0');
+    expect(fingerprint(pg, 'early')).toEqual(fingerprint(pg, 'source'));
+    const [previous] = databases('early\\_before\\_%');
+    expect(fingerprint(pg, previous!)).toEqual(before);
+    expect(databases('early\\_incoming')).toEqual([]);
+  });
+
   it('pg_restore failing: exit 1 saying the target was not touched, no _incoming left', async () => {
     const pg = cluster.get();
     driftedTarget('failed');
