@@ -252,7 +252,8 @@ export async function signedVaultEvidence(vaultDir: string, snapshot: SnapshotEn
   if (names.includes(SIGNER_KEY_NAME)) return `it holds the signer's public key ${SIGNER_KEY_NAME}`;
   if (snapshot.manifest?.signedBy) return `snapshot ${snapshot.id}'s manifest says it was signed by ${snapshot.manifest.signedBy}`;
   for (const name of names.filter((n) => SNAPSHOT_ID_RE.test(n)).sort()) {
-    if (await stat(path.join(vaultDir, name, SIGNATURE_NAME)).catch(() => null)) return `snapshot ${name} has a ${SIGNATURE_NAME}`;
+    if (await stat(openVault(vaultDir).snapshotFile(name, SIGNATURE_NAME)).catch(() => null))
+      return `snapshot ${name} has a ${SIGNATURE_NAME}`;
   }
   return null;
 }

@@ -24,15 +24,8 @@ import { decryptSecretFor, readVaultPassphrase } from './secrets.js';
 import { GPG22_CONFIG, loadEncryptionKeys, messageKeysFor, readKeyFile, type EncryptionKeys } from '../crypto/keys.js';
 import { MANIFEST_NAME, SIGNATURE_NAME, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { readSigningKey, signDetached, type SigningKey } from '../crypto/signature.js';
-import {
-  createPartial,
-  discardPartial,
-  findSnapshot,
-  listSnapshots,
-  PARTIAL_PREFIX,
-  SNAPSHOT_ID_RE,
-  type SnapshotEntry,
-} from '../vault/store.js';
+import { createPartial, discardPartial, findSnapshot, listSnapshots, SNAPSHOT_ID_RE, type SnapshotEntry } from '../vault/store.js';
+import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
 const KEY_PACKET_TAGS = new Set([1, 3]);
 const SEIPD_TAG = 18;
@@ -244,8 +237,6 @@ async function checkStaged(dir: string, manifest: Manifest): Promise<string[]> {
   return compareFolder(manifest, found);
 }
 
-const ASIDE_PREFIX = '.rekey-old-';
-
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
@@ -261,21 +252,23 @@ async function exists(p: string): Promise<boolean> {
  */
 async function finishInterrupted(vaultDir: string): Promise<string[]> {
   const notes: string[] = [];
+  const vault = openVault(vaultDir);
   for (const name of await readdir(vaultDir)) {
-    const id = name.slice(ASIDE_PREFIX.length);
-    if (!name.startsWith(ASIDE_PREFIX) || !SNAPSHOT_ID_RE.test(id)) continue;
-    const aside = path.join(vaultDir, name);
-    if (await exists(path.join(vaultDir, id))) {
+    const id = vault.rekeyAsideId(name);
+    if (id === null || !SNAPSHOT_ID_RE.test(id)) continue;
+    const aside = vault.rekeyAsideDir(id);
+    if (await exists(vault.snapshotDir(id))) {
       await rm(aside, { recursive: true, force: true });
       notes.push(`removed ${name}, the old copy of snapshot ${id} a killed rekey left after it had put the rekeyed one in place`);
     } else {
-      await rename(aside, path.join(vaultDir, id));
+      await rename(aside, vault.snapshotDir(id));
       await fsyncDir(vaultDir);
       notes.push(`put snapshot ${id} back from ${name}, where a killed rekey had set it aside before the rekeyed copy took its place`);
     }
   }
   for (const name of await readdir(vaultDir)) {
-    if (name.startsWith(`${PARTIAL_PREFIX}rekey-`)) await rm(path.join(vaultDir, name), { recursive: true, force: true });
+    if (name.startsWith(`${VAULT_NAMES.partialPrefix}${VAULT_NAMES.rekey.stagingTag}`))
+      await rm(vault.leftover(name), { recursive: true, force: true });
   }
   return notes;
 }
@@ -301,7 +294,7 @@ async function rekeyOne(
   const heads = await Promise.all(manifest.files.map((file) => readPartHead(snapshot, file)));
   const done = await Promise.all(heads.map((head) => wrappedForConfigured(head, keys, wantIds)));
   if (done.every(Boolean)) return 'already';
-  const partial = await createPartial(vaultDir, `rekey-${snapshot.id}`);
+  const partial = await createPartial(vaultDir, `${VAULT_NAMES.rekey.stagingTag}${snapshot.id}`);
   try {
     const parts: RekeyResult['parts'] = [];
     const files: ManifestFile[] = [];
@@ -325,7 +318,7 @@ async function rekeyOne(
       );
     // Not a partial name: a run that dies between the two renames leaves the old snapshot here, whole;
     // the next rekey puts it back (finishInterrupted).
-    const aside = path.join(vaultDir, `${ASIDE_PREFIX}${snapshot.id}`);
+    const aside = openVault(vaultDir).rekeyAsideDir(snapshot.id);
     await rename(snapshot.dir, aside);
     // A failed second rename puts the old snapshot back under its name before the staging folder goes.
     await rename(partial.dir, snapshot.dir).catch(async (err: unknown) => {

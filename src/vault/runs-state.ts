@@ -1,13 +1,13 @@
-import path from 'node:path';
 import { z } from 'zod';
 import { readJsonState, writeJsonState } from './state-file.js';
+import { openVault, VAULT_NAMES } from './layout.js';
 
 /**
  * The outcome of the last backup run, beside the snapshots (not replicated: it describes this
  * host). A run that failed leaves no snapshot behind, so without this record nothing but the alert
  * channels (when configured) would remember it; the overview (src/ops/overview.ts) judges it.
  */
-export const RUNS_STATE_NAME = '.permafrost-runs.json';
+export const RUNS_STATE_NAME = VAULT_NAMES.state.runs;
 
 const backupRunSchema = z.object({
   /**
@@ -30,7 +30,7 @@ const runsStateSchema = z.object({
 type RunsState = z.infer<typeof runsStateSchema>;
 
 function runsStatePath(vaultDir: string): string {
-  return path.join(vaultDir, RUNS_STATE_NAME);
+  return openVault(vaultDir).stateFile('runs');
 }
 
 /** The last backup run recorded in `vaultDir`, or null when none was. */

@@ -224,7 +224,7 @@ export async function listSnapshots(vaultDir: string, opts: { versions?: boolean
   for (const id of names) {
     const time = snapshotIdTime(id);
     if (!time) continue;
-    const dir = path.join(vaultDir, id);
+    const dir = openVault(vaultDir).snapshotDir(id);
     const future = isFuture(time, now);
     const damaged = (problem: string): number => entries.push({ id, dir, time, manifest: null, problem, future });
     let st: Stats;
@@ -343,7 +343,8 @@ export async function commitPartial(
     time = new Date(snapshotIdTime(newest)!.getTime() + 1000);
     id = snapshotIdFor(time);
   }
-  while (await exists(path.join(partial.vaultDir, id))) {
+  const vault = openVault(partial.vaultDir);
+  while (await exists(vault.snapshotDir(id))) {
     time = new Date(time.getTime() + 1000);
     id = snapshotIdFor(time);
   }
@@ -353,7 +354,7 @@ export async function commitPartial(
   await writeFileAtomic(path.join(partial.dir, MANIFEST_NAME), text);
   if (sign) await writeFileAtomic(path.join(partial.dir, SIGNATURE_NAME), await sign(Buffer.from(text)));
   await fsyncDir(partial.dir);
-  const target = path.join(partial.vaultDir, id);
+  const target = vault.snapshotDir(id);
   await rename(partial.dir, target);
   await fsyncDir(partial.vaultDir);
   return id;
@@ -374,7 +375,7 @@ export async function cleanStalePartials(vaultDir: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of names) {
     if (!name.startsWith(PARTIAL_PREFIX)) continue;
-    await rm(path.join(vaultDir, name), { recursive: true, force: true });
+    await rm(openVault(vaultDir).leftover(name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;
