@@ -10,7 +10,7 @@ import { logAlertingFailure, type NotifyLog } from '../notify/alerts.js';
 import { backupWithAlerts, checkWithAlerts, requiredPartsFailed, verifyWithAlerts } from '../notify/report.js';
 import { sweepAndReport } from '../recover/sweep.js';
 import { runBackup, type BackupResult } from './backup.js';
-import { checkFailed, runCheck, type CheckResult } from './check.js';
+import { checkFailed, runVaultCheck, type CheckResult } from './check.js';
 import { runVerify, type VerifyResult } from './verify.js';
 import type { SecretFlags } from '../crypto/keys-identity.js';
 import type { SignerFlags } from '../crypto/signature.js';
@@ -111,7 +111,7 @@ export async function runCheckJob(
   const whole = opts.snapshot === undefined || opts.snapshot === 'all';
   const secrets = opts.secrets ?? readJobSecrets(config);
   try {
-    return await checkWithAlerts(config, () => runCheck(config, opts.snapshot), ctx, secrets, {
+    return await checkWithAlerts(config, () => runVaultCheck(config, opts.snapshot), ctx, secrets, {
       whole,
       describe: (r) => checkFailed(r).message,
     });
