@@ -175,7 +175,7 @@ async function hashStream(body: Readable): Promise<{ sha256: string; bytes: numb
 async function folderSource(vault: Vault, ref: string | undefined, signer: SignerKey | null): Promise<CheckSource> {
   const all = await listSnapshots(vault.dir, { versions: true });
   const chosen = ref === undefined || ref === 'all' ? all : [await findSnapshot(vault.dir, ref)];
-  const reader = folderStorage(vault.dir);
+  const reader = folderStorage(vault);
   // A vault folder that is not there holds no snapshot (and `list` of it would refuse it).
   const listing: StorageListing = all.length === 0 ? { snapshots: [], rootFiles: [], foreign: [] } : await reader.list();
   return {
@@ -186,7 +186,7 @@ async function folderSource(vault: Vault, ref: string | undefined, signer: Signe
     hashFile: async (id, name) => hashStream(await reader.read(id, name)),
     signatureProblem: (s) => (signer ? signatureProblem(s.dir, signer) : Promise.resolve(null)),
     folder: {
-      hasKeptCopies: async (id) => (await versionCopies(vault.dir, id)).length > 0,
+      hasKeptCopies: async (id) => (await versionCopies(vault, id)).length > 0,
       keptCopies: withKeptCopies,
       async readFailed(s, err) {
         if (!(await exists(s.dir))) return null;
@@ -276,7 +276,7 @@ export async function runVaultCheck(config: Config, ref: string | undefined): Pr
   for (const s of result.snapshots) if (!s.arriving) records[s.id] = { ok: s.ok, checkedAt: result.checkedAt, problems: s.problems };
   const failed = result.snapshots.filter((s) => !s.ok).map((s) => s.id);
   await recordCheck(
-    vault.dir,
+    vault,
     records,
     { checkedAt: result.checkedAt, durationMs: result.durationMs, checked: Object.keys(records).length, failed },
     src.all.map((s) => s.id),

@@ -20,6 +20,7 @@ import type { RunContext } from '../run-context.js';
 import { checkDevices, checkOffsite } from './watch.js';
 import type { JobSecrets } from '../config/secret-values.js';
 import { readJobSecrets } from './secrets.js';
+import { openVault } from '../vault/layout.js';
 
 /**
  * One backup with its alerts and device checks; needs a source config (a backup device makes no
@@ -66,7 +67,7 @@ async function holdsSnapshot(vaultDir: string): Promise<boolean> {
 /** Records a backup run's outcome for the overview; a vault that cannot take it is a warning, never the run's failure. */
 async function recordRun(config: Config, run: BackupRun, log: NotifyLog): Promise<void> {
   try {
-    await recordBackupRun(config.vault.dir, run);
+    await recordBackupRun(openVault(config.vault.dir), run);
   } catch (err) {
     logAlertingFailure(log, `could not record the backup run in ${config.vault.dir}`, err);
   }

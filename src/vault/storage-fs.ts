@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { errorMessage, IntegrityError, PermafrostError } from '../errors.js';
-import { openVault, VAULT_NAMES } from './layout.js';
+import { VAULT_NAMES, type Vault } from './layout.js';
 import { MANIFEST_NAME } from './manifest.js';
 import type { OtherEntry, SnapshotReader, StorageListing, StoredFile, StoredSnapshot } from './storage.js';
 import { SNAPSHOT_ID_RE } from './store.js';
@@ -16,8 +16,8 @@ const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
  * or opened (never a symlink, a FIFO or a device file: opened with O_NOFOLLOW | O_NONBLOCK and
  * checked), so a tampered folder cannot make a push read outside it or hang.
  */
-export function folderStorage(vaultDir: string): SnapshotReader {
-  const vault = openVault(vaultDir);
+export function folderStorage(vault: Vault): SnapshotReader {
+  const vaultDir = vault.dir;
   const pathOf = (id: string | undefined, name: string): string => {
     if (!FILE_NAME_RE.test(name) || (id !== undefined && !SNAPSHOT_ID_RE.test(id)))
       throw new PermafrostError('internal', `not a vault file name: ${id ?? ''}/${name}`);

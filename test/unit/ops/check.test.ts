@@ -19,6 +19,7 @@ import { s3ClientFor } from '../../../src/offsite/client.js';
 import { runBucketCheck } from '../../../src/ops/check-bucket.js';
 import { checkFailed, runVaultCheck, type CheckResult } from '../../../src/ops/check.js';
 import { readCheckState } from '../../../src/vault/check.js';
+import { openVault } from '../../../src/vault/layout.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { fakeSnapshot } from '../../harness/fake-snapshot.js';
 import { startS3, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
@@ -97,7 +98,7 @@ describe('check (in process): a vault folder and a bucket judged by one comparis
     const r = await runVaultCheck(config(vault), 'all');
     expect(verdicts(r)).toEqual(expected());
     expect(r.ok).toBe(false);
-    const state = await readCheckState(vault);
+    const state = await readCheckState(openVault(vault));
     expect(state.snapshots[whole.id]).toMatchObject({ ok: true, problems: [] });
     expect(state.snapshots[cut.id]?.ok).toBe(false);
     expect(state.lastRun?.failed.sort()).toEqual([delta.id, base.id, extra.id, cut.id, orphan.id].sort());
@@ -132,7 +133,7 @@ describe('check (in process): a vault folder and a bucket judged by one comparis
     });
     expect(r.snapshots.find((s) => s.id === b.id)).toMatchObject({ ok: true, arriving: true });
     // An arriving snapshot is not recorded.
-    expect(Object.keys((await readCheckState(dir)).snapshots)).toEqual([a.id]);
+    expect(Object.keys((await readCheckState(openVault(dir))).snapshots)).toEqual([a.id]);
     const one = await runVaultCheck(config(dir), a.id);
     expect(one.snapshots.map((s) => s.id)).toEqual([a.id]);
   });
