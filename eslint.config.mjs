@@ -81,6 +81,25 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { paths: CHILD_PROCESS }],
     },
   },
+  {
+    // The vault is an object (src/vault/layout.ts openVault): nothing else joins paths inside a
+    // vault, so every name in it (snapshots, partial folders, .stversions, state files, the lock,
+    // the runbook, leftovers of dead runs) is named once, with the ignore patterns Syncthing needs.
+    files: ['src/**/*.ts'],
+    ignores: ['src/vault/layout.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        ...['join', 'resolve'].flatMap((fn) =>
+          ['arguments.0.name', 'arguments.0.property.name'].map((first) => ({
+            selector: `CallExpression[callee.object.name='path'][callee.property.name='${fn}'][arguments.length>1][${first}=/vault/i]`,
+            message:
+              'A path inside a vault comes from its Vault (src/vault/layout.ts openVault): add the name to VAULT_NAMES and a method.',
+          })),
+        ),
+      ],
+    },
+  },
   // The layers of ARCHITECTURE.md, held here as the rules above hold the one spawn wrapper and the
   // one HTTP client: imports only go down. Edges (cli/, web/, daemon/) render what operations
   // return; operations (ops/) are the only home of whole runs; steps never reach up.

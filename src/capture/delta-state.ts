@@ -30,7 +30,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../schema-issues.js';
 import { fsyncDir, fsyncFile, writeFileAtomic } from '../vault/fs-durable.js';
-import { VAULT_NAMES } from '../vault/layout.js';
+import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
 export const STATE_DIR = VAULT_NAMES.delta.dir;
 const NEXT_PREFIX = VAULT_NAMES.delta.nextPrefix;
@@ -95,7 +95,7 @@ export type LoadedState = { state: DeltaState; dir: string; key: Buffer } | { st
 
 /** Reads the vault's delta state; never throws: what cannot be used is a reason to make a base. */
 export async function loadDeltaState(vaultDir: string): Promise<LoadedState> {
-  const dir = path.join(vaultDir, STATE_DIR);
+  const dir = openVault(vaultDir).deltaStateDir();
   let bytes: Buffer;
   try {
     bytes = await readFile(path.join(dir, STATE_JSON));
@@ -269,7 +269,7 @@ export class NextState {
 
   /** A fresh folder beside the current state; a new key when `key` is null (a base whose state was unusable). */
   static async create(vaultDir: string, key: Buffer | null): Promise<NextState> {
-    const dir = path.join(vaultDir, `${NEXT_PREFIX}${process.pid}`);
+    const dir = openVault(vaultDir).deltaNextDir();
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { mode: 0o700 });
     const k = key ?? randomBytes(32);
@@ -289,8 +289,8 @@ export class NextState {
     await writeFileAtomic(path.join(this.dir, STATE_JSON), text, 0o600);
     await writeFileAtomic(path.join(this.dir, STATE_MAC), `${stateMac(this.key, text)}\n`, 0o600);
     await fsyncDir(this.dir);
-    const current = path.join(this.vaultDir, STATE_DIR);
-    const old = `${current}.old-${process.pid}`;
+    const current = openVault(this.vaultDir).deltaStateDir();
+    const old = openVault(this.vaultDir).deltaOldDir();
     await rename(current, old).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
@@ -306,14 +306,15 @@ export class NextState {
 
 /** Removes the state (when it is found not to match, so that no later run trusts it either). */
 export async function dropDeltaState(vaultDir: string): Promise<void> {
-  await rm(path.join(vaultDir, STATE_DIR), { recursive: true, force: true });
+  await rm(openVault(vaultDir).deltaStateDir(), { recursive: true, force: true });
 }
 
 /** Removes next-state folders of runs that died (call under the run lock). */
 export async function cleanStaleStates(vaultDir: string): Promise<void> {
   const names = await readdir(vaultDir).catch(() => [] as string[]);
   for (const n of names) {
-    if (n.startsWith(NEXT_PREFIX) || n.startsWith(`${STATE_DIR}.old-`)) await rm(path.join(vaultDir, n), { recursive: true, force: true });
+    if (n.startsWith(NEXT_PREFIX) || n.startsWith(VAULT_NAMES.delta.oldPrefix))
+      await rm(openVault(vaultDir).leftover(n), { recursive: true, force: true });
   }
 }
 

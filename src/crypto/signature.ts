@@ -14,7 +14,7 @@ import { IntegrityError, UserError } from '../errors.js';
 import { GPG22_CONFIG, readKeyFile } from './keys.js';
 import { MANIFEST_NAME, SIGNATURE_NAME } from '../vault/manifest.js';
 import { SNAPSHOT_ID_RE, type SnapshotEntry } from '../vault/store.js';
-import { openVault, VAULT_NAMES } from '../vault/layout.js';
+import { openVault, VAULT_NAMES, type Vault } from '../vault/layout.js';
 
 /**
  * The signer's public key at the vault root, written by every signing backup beside restore.sh, so
@@ -194,9 +194,9 @@ function keyWithFingerprint(keys: openpgp.Key[], pin: string, file: string): Sig
  * key, else from the vault's signer.pub.asc. The fingerprint is the trust anchor; a key file that
  * holds no key with it is refused (exit 3), whoever put it there.
  */
-export async function pinnedSigner(vaultDir: string, pin: string, configured: SignerKey | null): Promise<SignerKey> {
-  const file = openVault(vaultDir).runbookFile(SIGNER_KEY_NAME);
-  return pinnedSignerFrom({ where: vaultDir, file, read: () => readFile(file) }, pin, configured);
+export async function pinnedSigner(vault: Vault, pin: string, configured: SignerKey | null): Promise<SignerKey> {
+  const file = vault.runbookFile(SIGNER_KEY_NAME);
+  return pinnedSignerFrom({ where: vault.dir, file, read: () => readFile(file) }, pin, configured);
 }
 
 /** Where --signer's key material is read from: a vault folder's signer.pub.asc, or a bucket's. */
@@ -247,12 +247,12 @@ export async function pinnedSignerFrom(source: SignerKeySource, pin: string, con
  * signer's key at its root, a manifest that names its signer, or any snapshot with a signature.
  * Whoever can write to the vault can remove all of it; the pinned fingerprint is the real check.
  */
-export async function signedVaultEvidence(vaultDir: string, snapshot: SnapshotEntry): Promise<string | null> {
-  const names = await readdir(vaultDir).catch(() => [] as string[]);
+export async function signedVaultEvidence(vault: Vault, snapshot: SnapshotEntry): Promise<string | null> {
+  const names = await readdir(vault.dir).catch(() => [] as string[]);
   if (names.includes(SIGNER_KEY_NAME)) return `it holds the signer's public key ${SIGNER_KEY_NAME}`;
   if (snapshot.manifest?.signedBy) return `snapshot ${snapshot.id}'s manifest says it was signed by ${snapshot.manifest.signedBy}`;
   for (const name of names.filter((n) => SNAPSHOT_ID_RE.test(n)).sort()) {
-    if (await stat(path.join(vaultDir, name, SIGNATURE_NAME)).catch(() => null)) return `snapshot ${name} has a ${SIGNATURE_NAME}`;
+    if (await stat(vault.snapshotFile(name, SIGNATURE_NAME)).catch(() => null)) return `snapshot ${name} has a ${SIGNATURE_NAME}`;
   }
   return null;
 }
@@ -291,7 +291,7 @@ export async function trustedSigner(
   }
   const configured = await readSignerKey(vault.signerKeyFile);
   if (flags.signer !== undefined) {
-    return { signer: await pinnedSigner(vault.dir, parseFingerprint(flags.signer), configured), warning: null };
+    return { signer: await pinnedSigner(openVault(vault.dir), parseFingerprint(flags.signer), configured), warning: null };
   }
   if (configured) return { signer: configured, warning: null };
   if (vault.signingKeyFile !== undefined) {
@@ -305,7 +305,7 @@ export async function trustedSigner(
       warning: `--insecure-no-signature-check: no manifest's signature was checked, so whoever can write to ${vault.dir} could have written what was ${done}.`,
     };
   }
-  const evidence = await signedVaultEvidence(vault.dir, snapshot);
+  const evidence = await signedVaultEvidence(openVault(vault.dir), snapshot);
   if (evidence) throw unpinnedRefusal(verb, evidence);
   return {
     signer: null,

@@ -12,6 +12,7 @@ import { newestSnapshotSize } from '../vault/store.js';
 import { readCheckState } from '../vault/check.js';
 import { deviceFreshness } from '../replicate/device.js';
 import { diskSpace } from '../vault/fs-durable.js';
+import type { Vault } from '../vault/layout.js';
 import { peerFixHere } from './peer.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -361,9 +362,9 @@ export async function checkDeviceFolder(vaultDir: string): Promise<CheckLine> {
 }
 
 /** The last `permafrost check` on this device: when, and whether every snapshot passed. */
-export async function checkCheckResults(vaultDir: string): Promise<CheckLine> {
+export async function checkCheckResults(vault: Vault): Promise<CheckLine> {
   const name = 'check results';
-  const last = (await readCheckState(vaultDir)).lastRun;
+  const last = (await readCheckState(vault)).lastRun;
   if (!last) return warn(name, 'no `permafrost check` has run here yet', 'run `permafrost check` (the daemon runs it on schedule.check)');
   if (last.failed.length > 0) {
     return fail(

@@ -8,7 +8,7 @@ import { readJsonState, writeJsonState } from '../vault/state-file.js';
 import { mastodonRequest, pingRequest, webhookRequest, type Alert, type ChannelName, type ChannelRequest } from './channels.js';
 import { httpRequest, urlOrigin } from '../net/http.js';
 import { redact } from './redact.js';
-import { openVault, VAULT_NAMES } from '../vault/layout.js';
+import { openVault, VAULT_NAMES, type Vault } from '../vault/layout.js';
 import { knownValues, type JobSecrets } from '../config/secret-values.js';
 
 /** What a run reports; notifyOutcome turns it into alerts. */
@@ -83,12 +83,12 @@ const alertStateSchema = z.object({
 });
 export type AlertState = z.infer<typeof alertStateSchema>;
 
-export function alertStatePath(vaultDir: string): string {
-  return openVault(vaultDir).stateFile('alerts');
+export function alertStatePath(vault: Vault): string {
+  return vault.stateFile('alerts');
 }
 
-export async function readAlertState(vaultDir: string): Promise<AlertState> {
-  return readJsonState(alertStatePath(vaultDir), alertStateSchema, {
+export async function readAlertState(vault: Vault): Promise<AlertState> {
+  return readJsonState(alertStatePath(vault), alertStateSchema, {
     formatVersion: 1,
     conditions: {},
     deliveryFailures: {},
@@ -213,7 +213,7 @@ export async function notifyOutcome(config: Config, outcome: Outcome, opts: Noti
     }
     if (outcome.kind === 'backup.start') return await settle(config, sends, null, null);
 
-    const state = await readAlertState(config.vault.dir);
+    const state = await readAlertState(openVault(config.vault.dir));
     const key = conditionKey(outcome);
     const prev = state.conditions[key];
     // The dead-man alarm has no run to heartbeat, so ping hears its edges too (fail once, success once).
@@ -278,7 +278,7 @@ async function settle(
   change: { key: string; resolved: boolean; pingEdge: boolean } | null,
 ): Promise<Delivery[]> {
   const deliveries = await Promise.all(sends);
-  const st = state ?? (deliveries.length > 0 ? await readAlertState(config.vault.dir) : null);
+  const st = state ?? (deliveries.length > 0 ? await readAlertState(openVault(config.vault.dir)) : null);
   if (!st) return deliveries;
   for (const d of deliveries) {
     st.lastDelivery[d.channel] = { time: new Date().toISOString(), ok: d.ok, event: d.event };
@@ -290,6 +290,6 @@ async function settle(
     cond.told = change.resolved ? cond.told.filter((c) => c !== d.channel) : [...new Set([...cond.told, d.channel])];
   }
   await mkdir(config.vault.dir, { recursive: true, mode: 0o750 });
-  await writeJsonState(alertStatePath(config.vault.dir), st);
+  await writeJsonState(alertStatePath(openVault(config.vault.dir)), st);
   return deliveries;
 }

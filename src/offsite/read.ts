@@ -8,12 +8,11 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { errorMessage, IntegrityError, PermafrostError, UserError } from '../errors.js';
-import { VAULT_NAMES } from '../vault/layout.js';
+import { VAULT_NAMES, type Vault } from '../vault/layout.js';
 import { MANIFEST_NAME, MAX_CHAIN_DEPTH, SIGNATURE_NAME } from '../vault/manifest.js';
 import { isFuture, MAX_MANIFEST_BYTES, parseManifest, snapshotIdTime, type SnapshotEntry } from '../vault/store.js';
 import type { SnapshotReader, StorageListing } from '../vault/storage.js';
@@ -182,7 +181,7 @@ async function download(
 }
 
 /**
- * Brings snapshots (a snapshot and its chain) and the bucket's runbook files into `vaultDir` as
+ * Brings snapshots (a snapshot and its chain) and the bucket's runbook files into `vault` as
  * a vault folder holds them: for each, the manifest exactly as read, its signature, and the parts
  * its manifest names, each cut at its listed size. The local verify and restore then check all of it.
  */
@@ -190,23 +189,30 @@ export async function fetchSnapshots(
   reader: SnapshotReader,
   chain: readonly BucketEntry[],
   listing: StorageListing,
-  vaultDir: string,
+  vault: Vault,
   signal?: AbortSignal,
 ): Promise<void> {
   for (const f of listing.rootFiles) {
-    if ((VAULT_NAMES.runbook as readonly string[]).includes(f.name))
-      await download(reader, undefined, f.name, path.join(vaultDir, f.name), MAX_RUNBOOK_BYTES, signal, `any ${f.name} permafrost writes`);
+    const name = VAULT_NAMES.runbook.find((n) => n === f.name);
+    if (name) await download(reader, undefined, name, vault.runbookFile(name), MAX_RUNBOOK_BYTES, signal, `any ${name} permafrost writes`);
   }
   for (const entry of chain) {
     if (!entry.manifest || !entry.manifestBytes) continue;
-    const dir = path.join(vaultDir, entry.id);
-    await mkdir(dir, { mode: 0o700 });
+    await mkdir(vault.snapshotDir(entry.id), { mode: 0o700 });
     const stored = new Set((listing.snapshots.find((s) => s.id === entry.id)?.files ?? []).map((f) => f.name));
-    await writeFile(path.join(dir, MANIFEST_NAME), entry.manifestBytes, { flag: 'wx', mode: 0o600 });
+    await writeFile(vault.snapshotFile(entry.id, MANIFEST_NAME), entry.manifestBytes, { flag: 'wx', mode: 0o600 });
     if (stored.has(SIGNATURE_NAME))
-      await download(reader, entry.id, SIGNATURE_NAME, path.join(dir, SIGNATURE_NAME), MAX_SIGNATURE_BYTES, signal, 'any signature');
+      await download(
+        reader,
+        entry.id,
+        SIGNATURE_NAME,
+        vault.snapshotFile(entry.id, SIGNATURE_NAME),
+        MAX_SIGNATURE_BYTES,
+        signal,
+        'any signature',
+      );
     for (const f of entry.manifest.files) {
-      if (stored.has(f.name)) await download(reader, entry.id, f.name, path.join(dir, f.name), f.bytes, signal);
+      if (stored.has(f.name)) await download(reader, entry.id, f.name, vault.snapshotFile(entry.id, f.name), f.bytes, signal);
     }
   }
 }

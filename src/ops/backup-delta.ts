@@ -24,7 +24,7 @@ import {
   type Catalog,
   type TableOutcome,
 } from '../capture/delta.js';
-import { dropDeltaState, loadDeltaState, NextState, STATE_DIR, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
+import { dropDeltaState, loadDeltaState, NextState, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
 
 import { formatAge } from '../format.js';
 import { dumpCompression, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
@@ -34,6 +34,7 @@ import type { EncryptionKeys } from '../crypto/keys.js';
 import { chainProblem as chainLinkProblem, type LinkState } from '../vault/check.js';
 import { MAX_CHAIN_DEPTH, PART_FILE, type Chain, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { listSnapshots, snapshotIdTime, vaultWriteCode, type SnapshotEntry } from '../vault/store.js';
+import { openVault } from '../vault/layout.js';
 import { writeEncryptedCapture, writeEncryptedStream } from '../crypto/write-capture.js';
 import type { RunContext } from '../run-context.js';
 import type { SourceJob } from './secrets.js';
@@ -182,7 +183,7 @@ async function chooseReference(
   if (!loaded.state) {
     if (loaded.problem) return { reason: loaded.problem, warn: true };
     // No state beside delta-mode snapshots: it was lost (or removed), not never made.
-    if (newest?.manifest?.chain) return { reason: `its delta state ${path.join(vault, STATE_DIR)} is missing`, warn: true };
+    if (newest?.manifest?.chain) return { reason: `its delta state ${openVault(vault).deltaStateDir()} is missing`, warn: true };
     return { reason: 'first snapshot in delta mode', warn: false };
   }
   if (newest?.manifest && !newest.manifest.chain)

@@ -34,6 +34,7 @@ import {
 } from '../crypto/signature.js';
 import { privateTemp, vaultTempBase } from '../recover/decrypt.js';
 import type { SnapshotReader } from '../vault/storage.js';
+import { openVault } from '../vault/layout.js';
 import { openTarget, readTargetKeys, selectTargets } from './offsite-open.js';
 
 /** What the command line says about the bucket to read. */
@@ -197,7 +198,7 @@ export async function withBucketSnapshot<T>(
     try {
       const dir = path.join(temp.dir, 'vault');
       await mkdir(dir, { mode: 0o700 });
-      await fetchSnapshots(bucket.reader, chainOf(entry, found.entries), found.listing, dir, signal);
+      await fetchSnapshots(bucket.reader, chainOf(entry, found.entries), found.listing, openVault(dir), signal);
       return await run({ ...config, vault: { ...config.vault, dir } }, entry.id, bucketWarnings(bucket, found));
     } finally {
       await temp.dispose();

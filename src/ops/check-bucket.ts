@@ -1,42 +1,13 @@
 /**
- * `permafrost check` of a bucket (--vault s3://…, --target): the same comparison and chain
- * judgement as a vault folder's (ops/check.ts), from the listing and, with --read-data, the bytes.
- * Its own module so that a local check never loads the S3 SDK.
+ * `permafrost check` of a bucket (--vault s3://…, --target): the bucket as a check source
+ * (ops/check.ts runCheck, the one comparison and chain judgement a vault folder's check runs too),
+ * its listing's sizes and, with --read-data, its bytes. Its own module so that a local check never
+ * loads the S3 SDK.
  */
 import type { Config } from '../config/schema.js';
-import { compareFolder, type FolderEntry } from '../vault/check.js';
-import type { SignerKey } from '../crypto/signature.js';
-import type { SnapshotEntry } from '../vault/store.js';
-import { findBucketSnapshot, hashObject, readBucketSnapshots, type BucketEntry, type BucketSnapshots } from '../offsite/read.js';
-import { bucketSigner, bucketWarnings, openBucket, signedEntry, type BucketFlags, type OpenBucket } from './bucket-vault.js';
-import { judgeChains, type CheckResult, type SnapshotCheck } from './check.js';
-
-/** A snapshot in a bucket against its manifest: the listing's sizes, with `readData` each part downloaded and hashed, and its signature. */
-async function checkBucketOne(
-  bucket: OpenBucket,
-  found: BucketSnapshots,
-  s: BucketEntry,
-  signer: SignerKey | null,
-  readData: boolean,
-  signal?: AbortSignal,
-): Promise<SnapshotCheck> {
-  const signed = await signedEntry(bucket, found, s, signer, signal);
-  if (!signed.manifest)
-    return { id: s.id, ok: false, problems: [signed.problem ?? 'its manifest cannot be used'], arriving: false, goodCopies: [] };
-  const sizes = new Map(signed.manifest.files.map((f) => [f.name as string, f.bytes]));
-  const entries: FolderEntry[] = [];
-  for (const f of found.listing.snapshots.find((x) => x.id === s.id)?.files ?? []) {
-    const entry: FolderEntry = { name: f.name, regular: true, bytes: f.bytes };
-    if (readData && sizes.get(f.name) === f.bytes) {
-      const read = await hashObject(bucket.reader, s.id, f.name, signal);
-      entry.bytes = read.bytes;
-      entry.sha256 = read.sha256;
-    }
-    entries.push(entry);
-  }
-  const problems = compareFolder(signed.manifest, entries);
-  return { id: s.id, ok: problems.length === 0, problems, arriving: false, goodCopies: [] };
-}
+import { findBucketSnapshot, hashObject, readBucketSnapshots, type BucketEntry } from '../offsite/read.js';
+import { bucketSigner, bucketWarnings, openBucket, signedEntry, type BucketFlags } from './bucket-vault.js';
+import { runCheck, type CheckResult } from './check.js';
 
 /**
  * `check` of a bucket (--vault s3://…, --target): every chosen snapshot's objects against its
@@ -50,32 +21,25 @@ export async function runBucketCheck(
   ref: string | undefined,
   opts: { readData?: boolean; signer?: string; signal?: AbortSignal } = {},
 ): Promise<CheckResult & { warnings: string[]; describe: string }> {
-  const t0 = Date.now();
-  const checkedAt = new Date().toISOString();
+  const started = { t0: Date.now(), checkedAt: new Date().toISOString() };
   const bucket = openBucket(config, flags);
   try {
     const found = await readBucketSnapshots(bucket.reader, { signal: opts.signal });
     const chosen =
       ref === undefined || ref === 'all' ? found.entries : [findBucketSnapshot(found, ref, bucket.describe, bucket.listCommand)];
     const signer = await bucketSigner(config, bucket, found, opts.signer, opts.signal);
-    const check = (s: SnapshotEntry): Promise<SnapshotCheck> =>
-      checkBucketOne(bucket, found, s as BucketEntry, signer, opts.readData === true, opts.signal);
-    const snapshots: SnapshotCheck[] = [];
-    const verdicts = new Map<string, SnapshotCheck | null>();
-    for (const s of chosen) {
-      const r = await check(s);
-      verdicts.set(s.id, r);
-      snapshots.push(r);
-    }
-    await judgeChains(chosen, found.entries, snapshots, verdicts, check);
-    return {
-      ok: snapshots.every((s) => s.ok),
-      checkedAt,
-      durationMs: Date.now() - t0,
-      snapshots,
-      warnings: bucketWarnings(bucket, found),
-      describe: bucket.describe,
-    };
+    const result = await runCheck(
+      {
+        reader: bucket.reader,
+        listing: found.listing,
+        all: found.entries,
+        chosen,
+        ...(opts.readData === true ? { hashFile: (id: string, name: string) => hashObject(bucket.reader, id, name, opts.signal) } : {}),
+        signed: (s) => signedEntry(bucket, found, s as BucketEntry, signer, opts.signal),
+      },
+      started,
+    );
+    return { ...result, warnings: bucketWarnings(bucket, found), describe: bucket.describe };
   } finally {
     bucket.close();
   }

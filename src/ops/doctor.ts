@@ -22,6 +22,7 @@ import { checkSyncthing } from '../doctor/syncthing.js';
 import { sweepLeftovers } from '../recover/sweep.js';
 import type { JobSecrets } from '../config/secret-values.js';
 import { readJobSecrets, withSourceSecrets } from './secrets.js';
+import { openVault } from '../vault/layout.js';
 
 /** Sweeps what dead runs left (temp folders, scratch databases) and says what went: a WARN, as a run died there. */
 async function sweepLine(config: Config, secrets: JobSecrets): Promise<CheckLine> {
@@ -112,7 +113,7 @@ export async function runDoctor(opts: { configFlag?: string }): Promise<DoctorRe
   else {
     // A backup device makes no backups: what it needs is its folder, room, sound copies and fresh ones.
     lines.push(await checkDeviceFolder(config.vault.dir));
-    lines.push(await checkCheckResults(config.vault.dir));
+    lines.push(await checkCheckResults(openVault(config.vault.dir)));
     lines.push(await checkFreshness(config));
     lines.push(checkRetention(config.vault.keep));
   }

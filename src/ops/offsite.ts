@@ -357,7 +357,7 @@ export async function pushHoldingLock(
   opts: { selection?: PushSelection; target?: string; signal?: AbortSignal } = {},
 ): Promise<PushResult> {
   const targets: OffsiteTarget[] = selectTargets(config.offsite, opts.target);
-  const reader = folderStorage(config.vault.dir);
+  const reader = folderStorage(openVault(config.vault.dir));
   const listing = await reader.list();
   // Folders without a usable manifest are never pushed (`permafrost check` reports them).
   const usable = (await listSnapshots(config.vault.dir)).filter((s): s is SnapshotEntry & { manifest: Manifest } => s.manifest !== null);

@@ -390,7 +390,8 @@ export async function gatherOverview(config: Config, opts: GatherOptions = {}): 
   const dir = config.vault.dir;
   const snaps = await listSnapshots(dir, { versions: true });
   const verified = await readVerifyState(dir);
-  const checks = await readCheckState(dir);
+  const vault = openVault(dir);
+  const checks = await readCheckState(vault);
   const rows = snapshotRows(snaps, now, verified, checks.snapshots);
   // The last run, not the newest verdict: a verify that could not check its snapshot (or whose snapshot was pruned since) counts.
   const lastRun = await readLastVerifyRun(dir);
@@ -403,7 +404,7 @@ export async function gatherOverview(config: Config, opts: GatherOptions = {}): 
   }
   const device =
     config.role === 'receiver'
-      ? { ...(await deviceFreshness(config, now)), disk: await deviceDiskUse(dir).catch(() => ({ snapshotBytes: 0, versionsBytes: 0 })) }
+      ? { ...(await deviceFreshness(config, now)), disk: await deviceDiskUse(vault).catch(() => ({ snapshotBytes: 0, versionsBytes: 0 })) }
       : null;
   return {
     generatedAt: now.toISOString(),
@@ -412,10 +413,10 @@ export async function gatherOverview(config: Config, opts: GatherOptions = {}): 
     host: snaps.find((s) => s.manifest)?.manifest?.host ?? null,
     snapshots: rows,
     newest: rows.find((r) => r.problem === null && !r.future && !r.versionsOnly)?.id ?? null,
-    lastBackup: config.role === 'source' ? await readLastBackupRun(dir) : null,
+    lastBackup: config.role === 'source' ? await readLastBackupRun(vault) : null,
     lastVerify: lastRun && { ...lastRun, reason: lastRun.reason ?? null },
     lastCheck: checks.lastRun ?? null,
-    alerts: await readAlertState(dir),
+    alerts: await readAlertState(vault),
     retention: config.vault.keep ?? null,
     staleAfterSeconds: config.syncthing?.staleAfter ?? DEFAULT_STALE_AFTER_S,
     verifies: config.role === 'source' || config.verify?.connection !== undefined,

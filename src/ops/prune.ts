@@ -7,11 +7,11 @@ import { readVerifyState } from '../recover/verify-state.js';
 import { acquireLock } from '../vault/lock.js';
 import { fsyncDir } from '../vault/fs-durable.js';
 import { applyRetention, type Dated, type KeepPolicy, type KeepReason } from '../vault/retention.js';
-import { PARTIAL_PREFIX, SNAPSHOT_ID_RE, listSnapshots, type SnapshotEntry } from '../vault/store.js';
-import { openVault } from '../vault/layout.js';
+import { SNAPSHOT_ID_RE, listSnapshots, type SnapshotEntry } from '../vault/store.js';
+import { openVault, VAULT_NAMES } from '../vault/layout.js';
 
 /** Deleted snapshots are first renamed to this hidden prefix, so a crash mid-delete never leaves a half snapshot under a snapshot name; leftovers are removed with the partials of dead runs. */
-export const PRUNING_PREFIX = `${PARTIAL_PREFIX}pruned-`;
+export const PRUNING_PREFIX = VAULT_NAMES.pruningPrefix;
 
 export interface PruneResult {
   dryRun: boolean;
@@ -101,7 +101,7 @@ export async function pruneHoldingLock(config: Config, opts: { dryRun?: boolean 
   const removed: string[] = [];
   for (const snap of plan.remove) {
     if (!opts.dryRun) {
-      const trash = path.join(vaultDir, `${PRUNING_PREFIX}${snap.id}`);
+      const trash = openVault(vaultDir).pruningDir(snap.id);
       await rename(snap.dir, trash);
       await fsyncDir(vaultDir);
       await rm(trash, { recursive: true, force: true });

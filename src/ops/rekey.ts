@@ -24,15 +24,8 @@ import { decryptSecretFor, readVaultPassphrase } from './secrets.js';
 import { GPG22_CONFIG, loadEncryptionKeys, messageKeysFor, readKeyFile, type EncryptionKeys } from '../crypto/keys.js';
 import { MANIFEST_NAME, SIGNATURE_NAME, type Manifest, type ManifestFile } from '../vault/manifest.js';
 import { readSigningKey, signDetached, type SigningKey } from '../crypto/signature.js';
-import {
-  createPartial,
-  discardPartial,
-  findSnapshot,
-  listSnapshots,
-  PARTIAL_PREFIX,
-  SNAPSHOT_ID_RE,
-  type SnapshotEntry,
-} from '../vault/store.js';
+import { createPartial, discardPartial, findSnapshot, listSnapshots, SNAPSHOT_ID_RE, type SnapshotEntry } from '../vault/store.js';
+import { openVault, VAULT_NAMES, type Vault } from '../vault/layout.js';
 
 const KEY_PACKET_TAGS = new Set([1, 3]);
 const SEIPD_TAG = 18;
@@ -244,8 +237,6 @@ async function checkStaged(dir: string, manifest: Manifest): Promise<string[]> {
   return compareFolder(manifest, found);
 }
 
-const ASIDE_PREFIX = '.rekey-old-';
-
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
@@ -259,23 +250,24 @@ async function exists(p: string): Promise<boolean> {
  * name goes back to ID, whole (the run rekeys it again); one whose rekeyed copy is in place is
  * removed; staging folders `.partial-rekey-*` are removed. One sentence per snapshot put right.
  */
-async function finishInterrupted(vaultDir: string): Promise<string[]> {
+async function finishInterrupted(vault: Vault): Promise<string[]> {
   const notes: string[] = [];
-  for (const name of await readdir(vaultDir)) {
-    const id = name.slice(ASIDE_PREFIX.length);
-    if (!name.startsWith(ASIDE_PREFIX) || !SNAPSHOT_ID_RE.test(id)) continue;
-    const aside = path.join(vaultDir, name);
-    if (await exists(path.join(vaultDir, id))) {
+  for (const name of await readdir(vault.dir)) {
+    const id = vault.rekeyAsideId(name);
+    if (id === null || !SNAPSHOT_ID_RE.test(id)) continue;
+    const aside = vault.rekeyAsideDir(id);
+    if (await exists(vault.snapshotDir(id))) {
       await rm(aside, { recursive: true, force: true });
       notes.push(`removed ${name}, the old copy of snapshot ${id} a killed rekey left after it had put the rekeyed one in place`);
     } else {
-      await rename(aside, path.join(vaultDir, id));
-      await fsyncDir(vaultDir);
+      await rename(aside, vault.snapshotDir(id));
+      await fsyncDir(vault.dir);
       notes.push(`put snapshot ${id} back from ${name}, where a killed rekey had set it aside before the rekeyed copy took its place`);
     }
   }
-  for (const name of await readdir(vaultDir)) {
-    if (name.startsWith(`${PARTIAL_PREFIX}rekey-`)) await rm(path.join(vaultDir, name), { recursive: true, force: true });
+  for (const name of await readdir(vault.dir)) {
+    if (name.startsWith(`${VAULT_NAMES.partialPrefix}${VAULT_NAMES.rekey.stagingTag}`))
+      await rm(vault.leftover(name), { recursive: true, force: true });
   }
   return notes;
 }
@@ -286,7 +278,7 @@ async function finishInterrupted(vaultDir: string): Promise<string[]> {
  * old folder is moved aside, the new one takes its name, the old one is removed.
  */
 async function rekeyOne(
-  vaultDir: string,
+  vault: Vault,
   snapshot: SnapshotEntry,
   keys: EncryptionKeys,
   signing: SigningKey | null,
@@ -301,7 +293,7 @@ async function rekeyOne(
   const heads = await Promise.all(manifest.files.map((file) => readPartHead(snapshot, file)));
   const done = await Promise.all(heads.map((head) => wrappedForConfigured(head, keys, wantIds)));
   if (done.every(Boolean)) return 'already';
-  const partial = await createPartial(vaultDir, `rekey-${snapshot.id}`);
+  const partial = await createPartial(vault.dir, `${VAULT_NAMES.rekey.stagingTag}${snapshot.id}`);
   try {
     const parts: RekeyResult['parts'] = [];
     const files: ManifestFile[] = [];
@@ -325,14 +317,14 @@ async function rekeyOne(
       );
     // Not a partial name: a run that dies between the two renames leaves the old snapshot here, whole;
     // the next rekey puts it back (finishInterrupted).
-    const aside = path.join(vaultDir, `${ASIDE_PREFIX}${snapshot.id}`);
+    const aside = vault.rekeyAsideDir(snapshot.id);
     await rename(snapshot.dir, aside);
     // A failed second rename puts the old snapshot back under its name before the staging folder goes.
     await rename(partial.dir, snapshot.dir).catch(async (err: unknown) => {
       await rename(aside, snapshot.dir);
       throw err;
     });
-    await fsyncDir(vaultDir);
+    await fsyncDir(vault.dir);
     await rm(aside, { recursive: true, force: true });
     return { snapshot: snapshot.id, parts };
   } catch (err) {
@@ -378,13 +370,14 @@ export async function runRekey(
   const keys = await loadEncryptionKeys(config.vault, passphrase);
   const wantIds = await configuredKeyIds(keys);
   const signing = config.vault.signingKeyFile === undefined ? null : await readSigningKey(config.vault.signingKeyFile);
-  const lock = acquireLock(config.vault.dir, 'rekey');
+  const vault = openVault(config.vault.dir);
+  const lock = acquireLock(vault.dir, 'rekey');
   try {
-    const report: RekeyReport = { rewrapped: [], alreadyDone: [], failed: [], notes: await finishInterrupted(config.vault.dir) };
+    const report: RekeyReport = { rewrapped: [], alreadyDone: [], failed: [], notes: await finishInterrupted(vault) };
     const chosen = ref === 'all' ? await listSnapshots(config.vault.dir) : [await findSnapshot(config.vault.dir, ref)];
     for (const s of chosen) {
       try {
-        const r = await rekeyOne(config.vault.dir, s, keys, signing, secret, wantIds);
+        const r = await rekeyOne(vault, s, keys, signing, secret, wantIds);
         if (r === 'already') report.alreadyDone.push(s.id);
         else report.rewrapped.push(r);
       } catch (err) {

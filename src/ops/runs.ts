@@ -19,6 +19,7 @@ import { SNAPSHOT_ID_RE } from '../vault/store.js';
 import type { RunContext } from '../run-context.js';
 import type { JobSecrets } from '../config/secret-values.js';
 import { readJobSecrets } from './secrets.js';
+import { openVault } from '../vault/layout.js';
 
 /**
  * One backup with its alerts and device checks; needs a source config (a backup device makes no
@@ -76,7 +77,7 @@ async function holdsSnapshot(vaultDir: string): Promise<boolean> {
 /** Records a backup run's outcome for the overview; a vault that cannot take it is a warning, never the run's failure. */
 async function recordRun(config: Config, run: BackupRun, log: NotifyLog): Promise<void> {
   try {
-    await recordBackupRun(config.vault.dir, run);
+    await recordBackupRun(openVault(config.vault.dir), run);
   } catch (err) {
     logAlertingFailure(log, `could not record the backup run in ${config.vault.dir}`, err);
   }
@@ -121,9 +122,9 @@ export async function runCheckJob(
 ): Promise<CheckResult> {
   const whole = opts.snapshot === undefined || opts.snapshot === 'all';
   const secrets = opts.secrets ?? readJobSecrets(config);
-  const { checkFailed, runCheck } = await import('./check.js');
+  const { checkFailed, runVaultCheck } = await import('./check.js');
   try {
-    return await checkWithAlerts(config, () => runCheck(config, opts.snapshot), ctx, secrets, {
+    return await checkWithAlerts(config, () => runVaultCheck(config, opts.snapshot), ctx, secrets, {
       whole,
       describe: (r) => checkFailed(r).message,
     });

@@ -9,7 +9,7 @@ import { DEFAULT_STALE_AFTER_S } from '../config/schema-replicate.js';
 import { chainProblem, type LinkState } from '../vault/check.js';
 import { MANIFEST_NAME, MAX_CHAIN_DEPTH } from '../vault/manifest.js';
 import { listSnapshots, type SnapshotEntry } from '../vault/store.js';
-import { openVault } from '../vault/layout.js';
+import type { Vault } from '../vault/layout.js';
 
 /** The snapshot's commit time: the manifest's finishedAt (the folder name when unreadable). */
 export function finishedAt(s: SnapshotEntry): Date {
@@ -115,8 +115,8 @@ async function treeBytes(p: string): Promise<number> {
 }
 
 /** Disk used by the snapshots a device holds: in the folder itself and in Syncthing's `.stversions` (allocated bytes). */
-export async function deviceDiskUse(vaultDir: string): Promise<{ snapshotBytes: number; versionsBytes: number }> {
+export async function deviceDiskUse(vault: Vault): Promise<{ snapshotBytes: number; versionsBytes: number }> {
   let snapshotBytes = 0;
-  for (const s of await listSnapshots(vaultDir)) snapshotBytes += await treeBytes(s.dir);
-  return { snapshotBytes, versionsBytes: await treeBytes(openVault(vaultDir).versionsDir()) };
+  for (const s of await listSnapshots(vault.dir)) snapshotBytes += await treeBytes(s.dir);
+  return { snapshotBytes, versionsBytes: await treeBytes(vault.versionsDir()) };
 }

@@ -21,7 +21,7 @@ import { DEFAULT_STALE_AFTER_S } from '../config/schema-replicate.js';
 import { deviceDiskUse, deviceFreshness, finishedAt, type DeviceFreshness } from './device.js';
 import { normalizeDeviceId } from './device-id.js';
 import { MEDIA_FOLDER, SNAPSHOTS_FOLDER } from './plan.js';
-import { openVault, VAULT_NAMES } from '../vault/layout.js';
+import { openVault, VAULT_NAMES, type Vault } from '../vault/layout.js';
 import type { Secret } from '../config/secret-values.js';
 
 /**
@@ -111,18 +111,18 @@ function snapshotFiles(s: SnapshotEntry): string[] {
   return [MANIFEST_NAME, ...(s.manifest?.files.map((f) => f.name) ?? [])].map((n) => `${s.id}/${n}`);
 }
 
-async function readState(vaultDir: string): Promise<ReplicationState> {
+async function readState(vault: Vault): Promise<ReplicationState> {
   try {
-    return await readJsonState(openVault(vaultDir).stateFile('replication'), replicationStateSchema, { seen: {} });
+    return await readJsonState(vault.stateFile('replication'), replicationStateSchema, { seen: {} });
   } catch {
     // Unreadable (permissions): only the lag figures are lost.
     return { seen: {} };
   }
 }
 
-async function writeState(vaultDir: string, state: ReplicationState, keep: Set<string>): Promise<void> {
+async function writeState(vault: Vault, state: ReplicationState, keep: Set<string>): Promise<void> {
   for (const byId of Object.values(state.seen)) for (const id of Object.keys(byId)) if (!keep.has(id)) delete byId[id];
-  const file = openVault(vaultDir).stateFile('replication');
+  const file = vault.stateFile('replication');
   try {
     await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
     await rename(`${file}.tmp`, file);
@@ -217,7 +217,8 @@ export interface DeviceFacts {
 export async function replicationStatus(config: Config, apiKey: Secret | undefined, opts: { now?: Date } = {}): Promise<ReplicationStatus> {
   const facts = await gatherReplication(config, opts.now ?? new Date(), apiKey);
   const status = judgeReplication(facts);
-  if (facts.syncthing?.role === 'source' && facts.syncthing.state) await recordArrivals(config.vault.dir, facts, facts.syncthing.state);
+  if (facts.syncthing?.role === 'source' && facts.syncthing.state)
+    await recordArrivals(openVault(config.vault.dir), facts, facts.syncthing.state);
   return status;
 }
 
@@ -234,7 +235,7 @@ async function gatherReplication(config: Config, now: Date, apiKey: Secret | und
   };
   if (config.role === 'receiver') {
     const fresh = await deviceFreshness(config, now);
-    facts.device = { ...fresh, disk: await deviceDiskUse(config.vault.dir) };
+    facts.device = { ...fresh, disk: await deviceDiskUse(openVault(config.vault.dir)) };
   }
   if (st) facts.syncthing = await gatherSyncthing(config, st, facts.snaps, now, apiKey);
   return facts;
@@ -264,7 +265,7 @@ async function gatherSyncthing(
   const managed = (await client.get('/rest/config/folders', z.array(stFolderSchema))).filter(
     (f) => f.id === SNAPSHOTS_FOLDER || f.id === MEDIA_FOLDER,
   );
-  const state = await readState(config.vault.dir);
+  const state = await readState(openVault(config.vault.dir));
   facts.state = state;
   for (const folder of managed)
     facts.folders.push({ folder, status: await client.get(`/rest/db/status?folder=${folder.id}`, folderStatusSchema) });
@@ -486,10 +487,10 @@ function judgeDevice(
 }
 
 /** Records when each device was first seen holding a snapshot (the lag's start), for the snapshots still in the vault. */
-async function recordArrivals(vaultDir: string, facts: ReplicationFacts, state: ReplicationState): Promise<void> {
+async function recordArrivals(vault: Vault, facts: ReplicationFacts, state: ReplicationState): Promise<void> {
   for (const d of facts.syncthing?.devices ?? []) {
     const seen = (state.seen[d.id] ??= {});
     if (d.onDevice?.firstSeenNow) seen[d.onDevice.id] = d.onDevice.seenAt;
   }
-  await writeState(vaultDir, state, new Set(facts.snaps.map((s) => s.id)));
+  await writeState(vault, state, new Set(facts.snaps.map((s) => s.id)));
 }

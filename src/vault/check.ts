@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { MANIFEST_NAME, SIGNATURE_NAME, type Manifest } from './manifest.js';
 import { readJsonState, writeJsonState } from './state-file.js';
-import { openVault } from './layout.js';
+import type { Vault } from './layout.js';
 
 /**
  * One entry found in a snapshot folder; `sha256` only for files whose size matched the manifest
@@ -99,27 +99,23 @@ const checkStateSchema = z.object({
 export type CheckState = z.infer<typeof checkStateSchema>;
 export type CheckStatus = 'ok' | 'failed' | 'never';
 
-function checkStatePath(vaultDir: string): string {
-  return openVault(vaultDir).stateFile('check');
-}
-
 /** The recorded check results (empty when none). */
-export function readCheckState(vaultDir: string): Promise<CheckState> {
-  return readJsonState(checkStatePath(vaultDir), checkStateSchema, { formatVersion: 1, snapshots: {} });
+export function readCheckState(vault: Vault): Promise<CheckState> {
+  return readJsonState(vault.stateFile('check'), checkStateSchema, { formatVersion: 1, snapshots: {} });
 }
 
 /** Records a run's results; records of snapshots not in `present` (pruned since) are dropped. */
 export async function recordCheck(
-  vaultDir: string,
+  vault: Vault,
   results: Record<string, CheckRecord>,
   run: NonNullable<CheckState['lastRun']>,
   present: readonly string[],
 ): Promise<void> {
-  const state = await readCheckState(vaultDir);
+  const state = await readCheckState(vault);
   const snapshots = { ...state.snapshots, ...results };
   const keep = new Set(present);
   for (const id of Object.keys(snapshots)) if (!keep.has(id)) delete snapshots[id];
-  await writeJsonState(checkStatePath(vaultDir), { formatVersion: 1, snapshots, lastRun: run } satisfies CheckState);
+  await writeJsonState(vault.stateFile('check'), { formatVersion: 1, snapshots, lastRun: run } satisfies CheckState);
 }
 
 export function checkStatus(record: CheckRecord | undefined): CheckStatus {

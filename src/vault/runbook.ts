@@ -331,7 +331,7 @@ With permafrost installed, no copy is needed: \`permafrost restore latest --vaul
 /** Removes temp files of runbook writes a dead run left (the caller holds the run lock). */
 async function removeStaleTemps(vaultDir: string): Promise<void> {
   const stale = (await readdir(vaultDir)).filter((n) => RUNBOOK_FILES.some((f) => n.startsWith(`${ATOMIC_TEMP_PREFIX}${f}-`)));
-  for (const name of stale) await rm(path.join(vaultDir, name), { force: true });
+  for (const name of stale) await rm(openVault(vaultDir).leftover(name), { force: true });
 }
 
 /**

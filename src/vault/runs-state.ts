@@ -1,13 +1,13 @@
-import path from 'node:path';
 import { z } from 'zod';
 import { readJsonState, writeJsonState } from './state-file.js';
+import { VAULT_NAMES, type Vault } from './layout.js';
 
 /**
  * The outcome of the last backup run, beside the snapshots (not replicated: it describes this
  * host). A run that failed leaves no snapshot behind, so without this record nothing but the alert
  * channels (when configured) would remember it; the overview (src/ops/overview.ts) judges it.
  */
-export const RUNS_STATE_NAME = '.permafrost-runs.json';
+export const RUNS_STATE_NAME = VAULT_NAMES.state.runs;
 
 const backupRunSchema = z.object({
   /**
@@ -29,17 +29,13 @@ const runsStateSchema = z.object({
 });
 type RunsState = z.infer<typeof runsStateSchema>;
 
-function runsStatePath(vaultDir: string): string {
-  return path.join(vaultDir, RUNS_STATE_NAME);
-}
-
-/** The last backup run recorded in `vaultDir`, or null when none was. */
-export async function readLastBackupRun(vaultDir: string): Promise<BackupRun | null> {
-  return (await readJsonState(runsStatePath(vaultDir), runsStateSchema, { formatVersion: 1 })).backup ?? null;
+/** The last backup run recorded in `vault`, or null when none was. */
+export async function readLastBackupRun(vault: Vault): Promise<BackupRun | null> {
+  return (await readJsonState(vault.stateFile('runs'), runsStateSchema, { formatVersion: 1 })).backup ?? null;
 }
 
 /** Records the outcome of a backup run (replacing the previous one). */
-export async function recordBackupRun(vaultDir: string, run: BackupRun): Promise<void> {
-  const state = await readJsonState(runsStatePath(vaultDir), runsStateSchema, { formatVersion: 1 });
-  await writeJsonState(runsStatePath(vaultDir), { ...state, backup: run } satisfies RunsState);
+export async function recordBackupRun(vault: Vault, run: BackupRun): Promise<void> {
+  const state = await readJsonState(vault.stateFile('runs'), runsStateSchema, { formatVersion: 1 });
+  await writeJsonState(vault.stateFile('runs'), { ...state, backup: run } satisfies RunsState);
 }

@@ -1,23 +1,23 @@
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { IntegrityError, PermafrostError } from '../errors.js';
-import { openVault, VAULT_NAMES } from './layout.js';
+import { errorMessage, IntegrityError, PermafrostError } from '../errors.js';
+import { VAULT_NAMES, type Vault } from './layout.js';
 import { MANIFEST_NAME } from './manifest.js';
-import type { SnapshotReader, StorageListing, StoredFile, StoredSnapshot } from './storage.js';
+import type { OtherEntry, SnapshotReader, StorageListing, StoredFile, StoredSnapshot } from './storage.js';
 import { SNAPSHOT_ID_RE } from './store.js';
 
 /** A snapshot file name as permafrost writes them: no slash, no leading dot (the same rule as a bucket's listing). */
 const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
- * A vault folder as a place to read snapshots from (vault/storage.ts), for the operations that copy
- * a vault elsewhere (ops/offsite.ts push). Only regular files at the names a vault holds are listed
+ * A vault folder as a place to read snapshots from (vault/storage.ts): what push copies elsewhere
+ * (ops/offsite.ts) and what check reads (ops/check.ts). Only regular files at the names a vault holds are listed
  * or opened (never a symlink, a FIFO or a device file: opened with O_NOFOLLOW | O_NONBLOCK and
  * checked), so a tampered folder cannot make a push read outside it or hang.
  */
-export function folderStorage(vaultDir: string): SnapshotReader {
-  const vault = openVault(vaultDir);
+export function folderStorage(vault: Vault): SnapshotReader {
+  const vaultDir = vault.dir;
   const pathOf = (id: string | undefined, name: string): string => {
     if (!FILE_NAME_RE.test(name) || (id !== undefined && !SNAPSHOT_ID_RE.test(id)))
       throw new PermafrostError('internal', `not a vault file name: ${id ?? ''}/${name}`);
@@ -25,13 +25,35 @@ export function folderStorage(vaultDir: string): SnapshotReader {
   };
 
   async function regularFiles(dir: string, names: readonly string[]): Promise<StoredFile[]> {
+    return (await entries(dir, names)).files;
+  }
+
+  /** The regular files at names a vault holds, and every other entry (for check to name); an entry gone meanwhile is skipped. */
+  async function entries(dir: string, names: readonly string[]): Promise<{ files: StoredFile[]; others: OtherEntry[] }> {
     const files: StoredFile[] = [];
+    const others: OtherEntry[] = [];
     for (const name of names) {
-      if (!FILE_NAME_RE.test(name)) continue;
       const st = await lstat(`${dir}/${name}`).catch(() => null);
-      if (st?.isFile()) files.push({ name, bytes: st.size });
+      if (!st) continue;
+      if (st.isFile() && FILE_NAME_RE.test(name)) files.push({ name, bytes: st.size });
+      else others.push({ name, regular: st.isFile(), bytes: st.size });
     }
-    return files;
+    return { files, others };
+  }
+
+  /** One snapshot folder's listing: its files, the other entries, or why it cannot be read; null when it went away meanwhile. */
+  async function snapshotListing(id: string): Promise<StoredSnapshot | null> {
+    const dir = vault.snapshotDir(id);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return null;
+      return { id, files: [], complete: false, unreadable: `${dir} cannot be read (${code ?? errorMessage(err)})` };
+    }
+    const { files, others } = await entries(dir, names);
+    return { id, files, complete: files.some((f) => f.name === MANIFEST_NAME), ...(others.length > 0 ? { others } : {}) };
   }
 
   /** Opens a regular file without following links or blocking; its handle's stream. */
@@ -65,8 +87,8 @@ export function folderStorage(vaultDir: string): SnapshotReader {
       for (const id of names.filter((n) => SNAPSHOT_ID_RE.test(n))) {
         const st = await lstat(vault.snapshotDir(id)).catch(() => null);
         if (!st?.isDirectory()) continue;
-        const files = await regularFiles(vault.snapshotDir(id), await readdir(vault.snapshotDir(id)).catch(() => []));
-        snapshots.push({ id, files, complete: files.some((f) => f.name === MANIFEST_NAME) });
+        const listed = await snapshotListing(id);
+        if (listed) snapshots.push(listed);
       }
       snapshots.sort((a, b) => b.id.localeCompare(a.id));
       const rootFiles = await regularFiles(

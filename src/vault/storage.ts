@@ -18,6 +18,21 @@ export interface StoredSnapshot {
   readonly files: readonly StoredFile[];
   /** manifest.json is there: the snapshot is whole as far as the listing can tell. */
   readonly complete: boolean;
+  /**
+   * What else the snapshot holds that is no file permafrost writes there (a folder, a link, a FIFO,
+   * Syncthing's temp file of a file still arriving, an odd name): never read or copied, named by
+   * check. Absent when there is none; a bucket lists such keys in `foreign` instead.
+   */
+  readonly others?: readonly OtherEntry[];
+  /** Why the snapshot's entries could not be listed (a folder without read permission), one phrase; `files` is then empty. */
+  readonly unreadable?: string;
+}
+
+/** An entry of a snapshot that is not one of its files: `regular` false for anything but a plain file. */
+export interface OtherEntry {
+  readonly name: string;
+  readonly regular: boolean;
+  readonly bytes: number;
 }
 
 /** What a listing held that is not permafrost's: never read, never deleted, reported. */

@@ -6,7 +6,7 @@ import { errorMessage, PermafrostError, UserError } from '../errors.js';
 import { sha256File } from '../crypto/hash.js';
 import { fsyncDir, writeFileAtomic } from './fs-durable.js';
 import { MANIFEST_NAME, manifestSchema, SIGNATURE_NAME, type Manifest } from './manifest.js';
-import { openVault, VAULT_NAMES } from './layout.js';
+import { openVault, VAULT_NAMES, type Vault } from './layout.js';
 
 /** Snapshot folder names: UTC time without ':' (backup devices may be Windows). */
 export const SNAPSHOT_ID_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z$/;
@@ -58,8 +58,8 @@ export interface VersionCopy {
 }
 
 /** The copies `.stversions/<id>/` holds, newest stamp first; none when there is no such folder. */
-export async function versionCopies(vaultDir: string, id: string): Promise<VersionCopy[]> {
-  const dir = openVault(vaultDir).versionsDir(id);
+export async function versionCopies(vault: Vault, id: string): Promise<VersionCopy[]> {
+  const dir = vault.versionsDir(id);
   let names: string[];
   try {
     names = await readdir(dir);
@@ -78,10 +78,10 @@ export async function versionCopies(vaultDir: string, id: string): Promise<Versi
 }
 
 /** Snapshots that live only in `.stversions` (pruned on the server, kept by the device), each from its newest valid manifest copy. */
-async function versionOnlySnapshots(vaultDir: string, skip: ReadonlySet<string>, now: Date): Promise<SnapshotEntry[]> {
+async function versionOnlySnapshots(vault: Vault, skip: ReadonlySet<string>, now: Date): Promise<SnapshotEntry[]> {
   let ids: string[];
   try {
-    ids = await readdir(openVault(vaultDir).versionsDir());
+    ids = await readdir(vault.versionsDir());
   } catch {
     return [];
   }
@@ -89,10 +89,10 @@ async function versionOnlySnapshots(vaultDir: string, skip: ReadonlySet<string>,
   for (const id of ids) {
     const time = snapshotIdTime(id);
     if (!time || skip.has(id)) continue;
-    const dir = openVault(vaultDir).versionsDir(id);
+    const dir = vault.versionsDir(id);
     let problem = `${dir} holds no copy of ${MANIFEST_NAME}`;
     let manifest: Manifest | null = null;
-    for (const c of (await versionCopies(vaultDir, id)).filter((v) => v.name === MANIFEST_NAME)) {
+    for (const c of (await versionCopies(vault, id)).filter((v) => v.name === MANIFEST_NAME)) {
       const text = await readManifestText(c.path).catch((err: unknown) => ({ problem: `${c.path} cannot be read (${errorMessage(err)})` }));
       const read = typeof text === 'string' ? parseManifest(text, c.path, id) : text;
       if ('manifest' in read) {
@@ -124,7 +124,7 @@ export async function partPath(s: SnapshotEntry, name: string): Promise<PartLoca
   const current = path.join(s.dir, name);
   const vaultDir = s.versionsOnly ? path.dirname(path.dirname(s.dir)) : path.dirname(s.dir);
   const want = s.manifest?.files.find((f) => f.name === name);
-  const copies = (await versionCopies(vaultDir, s.id)).filter((c) => c.name === name);
+  const copies = (await versionCopies(openVault(vaultDir), s.id)).filter((c) => c.name === name);
   if (!want || copies.length === 0) return { path: current };
   if (!s.versionsOnly) {
     const st = await lstat(current).catch(() => null);
@@ -224,7 +224,7 @@ export async function listSnapshots(vaultDir: string, opts: { versions?: boolean
   for (const id of names) {
     const time = snapshotIdTime(id);
     if (!time) continue;
-    const dir = path.join(vaultDir, id);
+    const dir = openVault(vaultDir).snapshotDir(id);
     const future = isFuture(time, now);
     const damaged = (problem: string): number => entries.push({ id, dir, time, manifest: null, problem, future });
     let st: Stats;
@@ -245,7 +245,7 @@ export async function listSnapshots(vaultDir: string, opts: { versions?: boolean
     if ('problem' in read) damaged(read.problem);
     else entries.push({ id, dir, time, manifest: read.manifest, future });
   }
-  if (opts.versions) entries.push(...(await versionOnlySnapshots(vaultDir, new Set(entries.map((e) => e.id)), now)));
+  if (opts.versions) entries.push(...(await versionOnlySnapshots(openVault(vaultDir), new Set(entries.map((e) => e.id)), now)));
   return entries.sort((a, b) => b.id.localeCompare(a.id));
 }
 
@@ -343,7 +343,8 @@ export async function commitPartial(
     time = new Date(snapshotIdTime(newest)!.getTime() + 1000);
     id = snapshotIdFor(time);
   }
-  while (await exists(path.join(partial.vaultDir, id))) {
+  const vault = openVault(partial.vaultDir);
+  while (await exists(vault.snapshotDir(id))) {
     time = new Date(time.getTime() + 1000);
     id = snapshotIdFor(time);
   }
@@ -353,7 +354,7 @@ export async function commitPartial(
   await writeFileAtomic(path.join(partial.dir, MANIFEST_NAME), text);
   if (sign) await writeFileAtomic(path.join(partial.dir, SIGNATURE_NAME), await sign(Buffer.from(text)));
   await fsyncDir(partial.dir);
-  const target = path.join(partial.vaultDir, id);
+  const target = vault.snapshotDir(id);
   await rename(partial.dir, target);
   await fsyncDir(partial.vaultDir);
   return id;
@@ -374,7 +375,7 @@ export async function cleanStalePartials(vaultDir: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of names) {
     if (!name.startsWith(PARTIAL_PREFIX)) continue;
-    await rm(path.join(vaultDir, name), { recursive: true, force: true });
+    await rm(openVault(vaultDir).leftover(name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../src/cli/registry.js';
 import { CLI, REPO } from '../../harness/env.js';
+import { fakeSnapshot } from '../../harness/fake-snapshot.js';
 
 /**
  * `permafrost --version` and `permafrost <cmd> --help` load only what they print (issue 21 item 1:
@@ -95,6 +96,16 @@ describe('start-up loads only what it prints', () => {
       'replicate/rescan.js',
     ];
     expect(r.ours.filter((f) => unused.includes(f))).toEqual([]);
+  });
+
+  it('a check of a vault folder never loads the S3 SDK (the bucket side is imported only for s3:// and --target)', () => {
+    const vault = path.join(scratch, 'check-vault');
+    fakeSnapshot(vault, '2026-12-01T08:00:00Z');
+    const r = modulesLoadedBy(['check', '--vault', vault]);
+    expect(r.code).toBe(0);
+    expect(r.ours).toEqual(expect.arrayContaining(['ops/check.js', 'vault/storage-fs.js']));
+    expect(r.ours).not.toContain('ops/check-bucket.js');
+    expect(r.packages.filter((p) => p.startsWith('@aws-sdk/') || p.startsWith('@smithy/'))).toEqual([]);
   });
 
   it('--version alone loads no package and no command; beside --config, commander and no command', () => {

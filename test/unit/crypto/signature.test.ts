@@ -20,6 +20,7 @@ import {
 import { IntegrityError, UserError } from '../../../src/errors.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import type { SnapshotEntry } from '../../../src/vault/store.js';
+import { openVault } from '../../../src/vault/layout.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-signature-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -215,14 +216,14 @@ describe('pinnedSignerFrom (the fingerprint is the trust anchor, signer.pub.asc 
 describe('signedVaultEvidence', () => {
   it('null for an unsigned vault; else the first sign: the signer key at the root, signedBy, a signature file', async () => {
     const plain = vaultWith();
-    expect(await signedVaultEvidence(plain.vault, plain.snap)).toBeNull();
-    expect(await signedVaultEvidence(plain.vault, { ...plain.snap, manifest: { ...plain.snap.manifest!, signedBy: 'ABCD' } })).toBe(
-      `snapshot ${ID}'s manifest says it was signed by ABCD`,
-    );
+    expect(await signedVaultEvidence(openVault(plain.vault), plain.snap)).toBeNull();
+    expect(
+      await signedVaultEvidence(openVault(plain.vault), { ...plain.snap, manifest: { ...plain.snap.manifest!, signedBy: 'ABCD' } }),
+    ).toBe(`snapshot ${ID}'s manifest says it was signed by ABCD`);
     const withSig = vaultWith('x');
-    expect(await signedVaultEvidence(withSig.vault, withSig.snap)).toBe(`snapshot ${ID} has a manifest.json.sig`);
+    expect(await signedVaultEvidence(openVault(withSig.vault), withSig.snap)).toBe(`snapshot ${ID} has a manifest.json.sig`);
     writeFileSync(path.join(withSig.vault, 'signer.pub.asc'), 'k');
-    expect(await signedVaultEvidence(withSig.vault, withSig.snap)).toBe("it holds the signer's public key signer.pub.asc");
+    expect(await signedVaultEvidence(openVault(withSig.vault), withSig.snap)).toBe("it holds the signer's public key signer.pub.asc");
   });
 });
 

@@ -6,6 +6,7 @@ import { parseConfig } from '../../../src/config/load.js';
 import { type JobSecrets, Secret } from '../../../src/config/secret-values.js';
 import { BusyError, PermafrostError } from '../../../src/errors.js';
 import { readAlertState } from '../../../src/notify/alerts.js';
+import { openVault } from '../../../src/vault/layout.js';
 import { backupWithAlerts, requiredPartsFailed } from '../../../src/notify/report.js';
 import { runContext } from '../../../src/run-context.js';
 
@@ -55,10 +56,10 @@ describe('backupWithAlerts', () => {
   it('passes the result through; a success after a failure clears the backup condition', async () => {
     const c = config();
     await expect(backupWithAlerts(c, () => Promise.reject(new Error('pg_dump failed.')), runContext(), secrets)).rejects.toThrow();
-    expect((await readAlertState(c.vault.dir)).conditions.backup?.failing).toBe(true);
+    expect((await readAlertState(openVault(c.vault.dir))).conditions.backup?.failing).toBe(true);
     const result = { manifest: { id: ID }, extra: 1 };
     expect(await backupWithAlerts(c, () => Promise.resolve(result), runContext(), secrets)).toBe(result);
-    expect((await readAlertState(c.vault.dir)).conditions.backup?.failing).toBe(false);
+    expect((await readAlertState(openVault(c.vault.dir))).conditions.backup?.failing).toBe(false);
   });
 
   it('a snapshot without a required part is a failing backup', async () => {
@@ -69,7 +70,7 @@ describe('backupWithAlerts', () => {
       runContext(),
       secrets,
     );
-    const cond = (await readAlertState(c.vault.dir)).conditions.backup;
+    const cond = (await readAlertState(openVault(c.vault.dir))).conditions.backup;
     expect(cond?.failing).toBe(true);
     expect(cond?.error).toContain('without its redis part: Redis refused.');
   });
@@ -78,7 +79,7 @@ describe('backupWithAlerts', () => {
     const c = config();
     const boom = new PermafrostError('connection', 'cannot connect with password db-hunter2.');
     await expect(backupWithAlerts(c, () => Promise.reject(boom), runContext(), secrets)).rejects.toBe(boom);
-    const cond = (await readAlertState(c.vault.dir)).conditions.backup;
+    const cond = (await readAlertState(openVault(c.vault.dir))).conditions.backup;
     expect(cond?.failing).toBe(true);
     expect(cond?.error).not.toContain('db-hunter2');
 
@@ -95,6 +96,6 @@ describe('backupWithAlerts', () => {
         secrets,
       ),
     ).rejects.toThrow('stopped');
-    expect((await readAlertState(quiet.vault.dir)).conditions.backup).toBeUndefined();
+    expect((await readAlertState(openVault(quiet.vault.dir))).conditions.backup).toBeUndefined();
   });
 });

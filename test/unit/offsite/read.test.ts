@@ -9,6 +9,7 @@ import { bucketStorage } from '../../../src/offsite/bucket.js';
 import { s3ClientFor } from '../../../src/offsite/client.js';
 import { chainOf, fetchSnapshots, findBucketSnapshot, pickBucketSnapshot, readBucketSnapshots } from '../../../src/offsite/read.js';
 import { runBucketCheck } from '../../../src/ops/check-bucket.js';
+import { openVault } from '../../../src/vault/layout.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { fakeSnapshot } from '../../harness/fake-snapshot.js';
 import { startS3, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
@@ -80,7 +81,7 @@ describe('offsite/read', () => {
   it('fetches a delta chain into a folder as the vault held it, byte for byte, and nothing else', async () => {
     const found = await readBucketSnapshots(storage('pf/'));
     const dest = mkdtempSync(path.join(work, 'fetched-'));
-    await fetchSnapshots(storage('pf/'), chainOf(found.entries[0]!, found.entries), found.listing, dest);
+    await fetchSnapshots(storage('pf/'), chainOf(found.entries[0]!, found.entries), found.listing, openVault(dest));
     expect(readdirSync(dest).sort()).toEqual([base.id, d1.id, d2.id]);
     for (const id of [base.id, d1.id, d2.id])
       for (const name of readdirSync(path.join(work, 'vault', id)))

@@ -11,6 +11,7 @@ import { readLastBackupRun } from '../../../src/vault/runs-state.js';
 import { fakeSnapshot } from '../../harness/fake-snapshot.js';
 import { makeWorkspace, type Workspace } from '../../harness/env.js';
 import { clusterPerFile } from '../../harness/suite.js';
+import { openVault } from '../../../src/vault/layout.js';
 
 const cluster = clusterPerFile();
 const workspaces: Workspace[] = [];
@@ -41,13 +42,13 @@ describe('runBackupJob: what a backup run records for the overview', () => {
     const config: Config = loadConfig(ws.configFile);
     const first = await fail(runBackupJob(config, runContext()));
     expect(first).toBeInstanceOf(PermafrostError);
-    expect(await readLastBackupRun(ws.vault)).toBeNull();
+    expect(await readLastBackupRun(openVault(ws.vault))).toBeNull();
     expect(readdirSync(ws.vault)).toEqual([]);
 
     fakeSnapshot(ws.vault, '2026-12-01T10:40:00Z');
     const second = await fail(runBackupJob(config, runContext()));
     expect(second).toBeInstanceOf(PermafrostError);
-    const run = await readLastBackupRun(ws.vault);
+    const run = await readLastBackupRun(openVault(ws.vault));
     expect(run).toMatchObject({ outcome: 'failed', snapshot: null, error: (second as Error).message });
   });
 
@@ -58,7 +59,7 @@ describe('runBackupJob: what a backup run records for the overview', () => {
     const ac = new AbortController();
     ac.abort();
     await fail(runBackupJob(config, runContext({ signal: ac.signal })));
-    expect(await readLastBackupRun(ws.vault)).toBeNull();
+    expect(await readLastBackupRun(openVault(ws.vault))).toBeNull();
   });
 });
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IntegrityError, PermafrostError } from '../../../src/errors.js';
+import { openVault } from '../../../src/vault/layout.js';
 import { folderStorage } from '../../../src/vault/storage-fs.js';
 
 const A = '2026-12-01T10-00-00Z';
@@ -28,7 +29,7 @@ afterEach(() => {
 
 describe('folderStorage.list', () => {
   it('lists snapshots newest first with their files, complete when the manifest is there, and the runbook', async () => {
-    const listing = await folderStorage(vault).list();
+    const listing = await folderStorage(openVault(vault)).list();
     expect(listing).toEqual({
       snapshots: [
         { id: B, files: [{ name: 'database.pgdump.gpg', bytes: 7 }], complete: false },
@@ -56,7 +57,7 @@ describe('folderStorage.list', () => {
     symlinkSync(path.join(outside, 'secret'), path.join(vault, 'restore.sh'));
     writeFileSync(path.join(vault, 'notes.txt'), 'not a vault file');
     mkdirSync(path.join(vault, 'not-a-snapshot'));
-    const listing = await folderStorage(vault).list();
+    const listing = await folderStorage(openVault(vault)).list();
     expect(listing.snapshots.map((s) => s.id)).toEqual([B, A]);
     expect(listing.snapshots[1]!.files.map((f) => f.name).sort()).toEqual(['database.pgdump.gpg', 'manifest.json']);
     expect(listing.rootFiles).toEqual([{ name: 'RESTORE.md', bytes: 9 }]);
@@ -64,13 +65,13 @@ describe('folderStorage.list', () => {
 
   it('an unreadable vault folder is an io error naming it', async () => {
     const missing = path.join(vault, 'gone');
-    await expect(folderStorage(missing).list()).rejects.toMatchObject({ kind: 'io', message: expect.stringContaining(missing) });
+    await expect(folderStorage(openVault(missing)).list()).rejects.toMatchObject({ kind: 'io', message: expect.stringContaining(missing) });
   });
 });
 
 describe('folderStorage.read / readSmall', () => {
   it('reads a snapshot file and a runbook file', async () => {
-    const s = folderStorage(vault);
+    const s = folderStorage(openVault(vault));
     expect((await s.readSmall(A, 'manifest.json', 100)).toString()).toBe('{"m":1}');
     expect(Buffer.concat(await (await s.read(undefined, 'RESTORE.md')).toArray()).toString()).toBe('# restore');
   });
@@ -78,17 +79,17 @@ describe('folderStorage.read / readSmall', () => {
   it('refuses a symlink (io: not followed) and a FIFO (integrity: not a regular file) without hanging', async () => {
     symlinkSync(path.join(outside, 'secret'), path.join(vault, A, 'redis.rdb.gpg'));
     spawnSync('mkfifo', [path.join(vault, A, 'env.production.gpg')]);
-    const s = folderStorage(vault);
+    const s = folderStorage(openVault(vault));
     await expect(s.read(A, 'redis.rdb.gpg')).rejects.toMatchObject({ kind: 'io', message: expect.stringContaining('ELOOP') });
     await expect(s.read(A, 'env.production.gpg')).rejects.toBeInstanceOf(IntegrityError);
   });
 
   it('refuses a file larger than the caller allows', async () => {
-    await expect(folderStorage(vault).readSmall(A, 'database.pgdump.gpg', 9)).rejects.toThrow(/is larger than 9 bytes/);
+    await expect(folderStorage(openVault(vault)).readSmall(A, 'database.pgdump.gpg', 9)).rejects.toThrow(/is larger than 9 bytes/);
   });
 
   it('refuses names that would leave the vault, as an internal error', async () => {
-    const s = folderStorage(vault);
+    const s = folderStorage(openVault(vault));
     for (const [id, name] of [
       [A, '../../etc/passwd'],
       [A, '.hidden'],

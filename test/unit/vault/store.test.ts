@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openVault } from '../../../src/vault/layout.js';
 import { findSnapshot, listSnapshots, partPath, versionCopies } from '../../../src/vault/store.js';
 
 let vault: string;
@@ -46,7 +47,7 @@ describe("Syncthing's .stversions on a backup device", () => {
     const loc = await partPath(s!, 'database.pgdump.gpg');
     expect(loc.path).toBe(path.join(vault, '.stversions', id, 'database.pgdump~20261126-100000.gpg'));
     expect(loc.version?.stamp).toBe('20261126-100000');
-    expect((await versionCopies(vault, id)).map((c) => c.name)).toEqual(['database.pgdump.gpg', 'database.pgdump.gpg']);
+    expect((await versionCopies(openVault(vault), id)).map((c) => c.name)).toEqual(['database.pgdump.gpg', 'database.pgdump.gpg']);
   });
 
   it('a sound current file is used as it is, versions or not', async () => {
