@@ -6,6 +6,7 @@ import { requireSource } from '../../../src/config/normalize.js';
 import { Secret } from '../../../src/config/secret-values.js';
 import { loadEncryptionKeys } from '../../../src/crypto/keys.js';
 import { captureExtraParts } from '../../../src/ops/backup-parts.js';
+import { readJobSecrets, withSourceSecrets } from '../../../src/ops/secrets.js';
 import { runContext } from '../../../src/run-context.js';
 import { deadPort } from '../../harness/http-sinks.js';
 import { makeWorkspace } from '../../harness/env.js';
@@ -19,7 +20,8 @@ describe('captureExtraParts', () => {
 
   const source = (extra: Record<string, unknown>) => {
     ws.writeConfig({ extra: { database: { name: 'mastodon_production', host: ws.dir }, ...extra } });
-    return requireSource(loadConfig(ws.configFile), 'backup');
+    const config = requireSource(loadConfig(ws.configFile), 'backup');
+    return withSourceSecrets(config, readJobSecrets(config));
   };
   const capture = async (extra: Record<string, unknown>, rolesSql: Promise<string> = Promise.resolve('-- roles\n')) => {
     const dir = mkdtempSync(path.join(ws.dir, 'partial-'));
