@@ -37,6 +37,35 @@ export async function cancelBackend(db: PgServer, pid: number): Promise<void> {
 }
 
 /**
+ * A second session in the capture session's snapshot (SET TRANSACTION SNAPSHOT), so that work on
+ * the same rows can run on another backend, and so another core, while the first one reads.
+ * The run's stop cancels its query; close() ends it (and any query still running on it).
+ */
+export async function joinSnapshot(
+  db: PgServer,
+  snapshot: string,
+  ctx: Pick<RunContext, 'signal'>,
+): Promise<{ client: pg.Client; close(): Promise<void> }> {
+  const client = await connect(db);
+  const pid = (await client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p;
+  const onAbort = (): void => void (pid !== undefined && cancelBackend(db, pid));
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const close = async (): Promise<void> => {
+    ctx.signal.removeEventListener('abort', onAbort);
+    await client.end().catch(() => undefined);
+  };
+  try {
+    if (ctx.signal.aborted) throw stopped();
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SET TRANSACTION SNAPSHOT '${snapshot.replaceAll("'", "''")}'`);
+    return { client, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
  * Opens a read-only repeatable-read transaction, exports its snapshot and reads the facts in it.
  * The run's stop cancels a query that waits (e.g. counting rows of a table a migration holds locked).
  */
