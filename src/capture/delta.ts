@@ -3,7 +3,9 @@
  * snapshot, as SQL for psql, read in the capture session's transaction (the same snapshot pg_dump
  * dumps the schema from, so schema, rows and manifest agree).
  *
- * A base's rows file: every table's rows as COPY in primary-key order, then every sequence. A
+ * A base's rows file: every table's rows as COPY (as stored: a plain scan), then every sequence;
+ * its hashes and the state's keys files are read beside it on a second session in the same
+ * snapshot, in key order, so the server's per-row hashing runs on another core. A
  * delta's file: per table with a primary key, the keys of rows that changed or went (a temp table,
  * then DELETE … USING) and the new versions of changed and new rows (COPY); a table without a
  * primary key, or with more changed rows than MAX_KEYS, whole (TRUNCATE + COPY); then every
