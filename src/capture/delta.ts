@@ -3,9 +3,10 @@
  * snapshot, as SQL for psql, read in the capture session's transaction (the same snapshot pg_dump
  * dumps the schema from, so schema, rows and manifest agree).
  *
- * A base's rows file: every table's rows as COPY (as stored: a plain scan), then every sequence;
- * its hashes and the state's keys files are read beside it on a second session in the same
- * snapshot, in key order, so the server's per-row hashing runs on another core. A
+ * A base's rows file: every table's rows as COPY (as stored: a plain scan), then every sequence,
+ * written by psql in the capture's snapshot (baseRowsScript); its hashes and the state's keys
+ * files are read beside it on a second session in the same snapshot, in key order, so the
+ * server's per-row hashing runs on another core. A
  * delta's file: per table with a primary key, the keys of rows that changed or went (a temp table,
  * then DELETE … USING) and the new versions of changed and new rows (COPY); a table without a
  * primary key, or with more changed rows than MAX_KEYS, whole (TRUNCATE + COPY); then every
@@ -15,7 +16,7 @@
  * Every table's exact count and content hash (delta-sql.ts) of the state the snapshot represents go
  * into the manifest; a restore must reproduce them before it swaps anything in.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Readable } from 'node:stream';
@@ -355,18 +356,33 @@ async function* tableRows(
 }
 
 /**
- * A base's rows file: every table whole as COPY data, in the order the server reads it (a plain
- * sequential scan, as pg_dump reads), then the sequences. Nothing is parsed on the way: the rows'
- * hashes are read beside it, on a second session in the same snapshot (baseHashes).
+ * A base's rows file as a psql script run in the capture session's snapshot: every table whole as
+ * COPY data, in the order the server stores it (a plain sequential scan, as pg_dump reads), then
+ * the sequences (`sequences`: read beforehand, SELECT setval lines). psql (-A -t: each SELECT's
+ * text as it is, one newline after) writes the file's text and COPY data straight to its stdout,
+ * which is igzip's stdin: no byte of it passes through this process. The rows' hashes are read
+ * beside it, on a second session in the same snapshot (baseHashes).
  */
-export async function* baseRows(client: pg.Client, catalog: Catalog): AsyncGenerator<Buffer> {
-  yield Buffer.from(SQL_FILE_HEADER);
-  for (const t of catalog.tables) {
-    yield Buffer.from(copyHeader(t));
-    for await (const chunk of copyStream(client, selectSql(t, [])) as AsyncIterable<Buffer>) yield chunk;
-    yield Buffer.from(COPY_END);
-  }
-  yield Buffer.from(await sequencesSql(client, catalog.sequences));
+export function baseRowsScript(catalog: Catalog, snapshot: string, sequences: string): string {
+  const texts = [SQL_FILE_HEADER, ...catalog.tables.flatMap((t) => [copyHeader(t), COPY_END]), sequences].join('');
+  let tag = '$pf$';
+  while (texts.includes(tag)) tag = `$pf${randomBytes(6).toString('hex')}$`;
+  // Each piece without its last newline: psql adds one after a value.
+  const text = (s: string): string => (s === '' ? '' : `SELECT ${tag}${s.slice(0, -1)}${tag};\n`);
+  return [
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n',
+    `SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)};\n`,
+    `SET client_encoding = 'UTF8'; ${HASH_SESSION_SQL} SET row_security = off; SET search_path = pg_catalog;\n`,
+    text(SQL_FILE_HEADER),
+    ...catalog.tables.flatMap((t) => [text(copyHeader(t)), `COPY (${selectSql(t, [])}) TO STDOUT;\n`, text(COPY_END)]),
+    text(sequences),
+    'ROLLBACK;\n',
+  ].join('');
+}
+
+/** The sequences' part of a rows file (SELECT setval lines), read on the capture session. */
+export async function sequencesPart(client: pg.Client, catalog: Catalog): Promise<string> {
+  return sequencesSql(client, catalog.sequences);
 }
 
 /**

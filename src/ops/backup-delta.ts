@@ -9,26 +9,27 @@
  * the base is younger than fullEvery, and the state's counts and hashes are the reference's. Else a
  * base, with a warning when something was wrong rather than merely due.
  */
-import { rm, stat } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import type pg from 'pg';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { cancelBackend, joinSnapshot, type CaptureSession } from '../capture/postgres.js';
 import {
   baseHashes,
-  baseRows,
+  baseRowsScript,
   catalogMismatch,
   deltaRows,
   prepareSession,
   readCatalog,
   ddlFingerprint,
+  sequencesPart,
   type Catalog,
   type TableOutcome,
 } from '../capture/delta.js';
 import { dropDeltaState, loadDeltaState, NextState, STATE_DIR, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
 
 import { formatAge } from '../format.js';
-import { dumpCompression, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
+import { dumpCompression, pgBin, pgConnArgs, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
 import { errorMessage, PermafrostError, UserError } from '../errors.js';
 import { startTool } from '../tools/run.js';
 import type { EncryptionKeys } from '../crypto/keys.js';
@@ -372,6 +373,9 @@ async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered
     // The rows' hashes are read on a second session in the same snapshot, beside the rows.
     hasher = await joinSnapshot(db, session.snapshot, { signal: opts.signal });
     await prepareSession(hasher.client);
+    // The rows are written by psql in the same snapshot (no byte through this process), from a script in the next state's folder.
+    const script = path.join(next.dir, 'rows.psql');
+    await writeFile(script, baseRowsScript(g.catalog, session.snapshot, await sequencesPart(session.client, g.catalog)), { mode: 0o600 });
     // Settled as soon as it ends (a failure is taken up below, after the parts have settled).
     const hashes = Promise.allSettled([baseHashes(hasher.client, g.catalog, next, outcomes)]);
     // The schema part is dumped while the rows are read; all settle before anything fails, so no
@@ -386,10 +390,27 @@ async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered
           signal: opts.signal,
         },
       ),
-      writeEncryptedStream(
+      writeEncryptedCapture(
         { ...rowsPartOptions(config, opts), part: 'rows' },
-        Readable.from(baseRows(session.client, g.catalog)),
-        `the rows of database "${db.name}"`,
+        {
+          argv: [
+            pgBin(db, 'psql'),
+            '--no-psqlrc',
+            '--quiet',
+            '--no-align',
+            '--tuples-only',
+            '--set=ON_ERROR_STOP=1',
+            '--no-password',
+            ...pgConnArgs(db),
+            '--dbname',
+            db.name,
+            '--file',
+            script,
+          ],
+          env: { ...pgEnv(db), PGCLIENTENCODING: 'UTF8' },
+          what: `the rows of database "${db.name}"`,
+          signal: opts.signal,
+        },
       ),
     ]);
     // Either failed: the hashes are not needed, their query is ended with their session.
@@ -401,6 +422,7 @@ async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered
     if (schemaDone.status === 'rejected') throw schemaDone.reason;
     if (hashesDone.status === 'rejected') throw hashesDone.reason;
     const [schema, rows] = [schemaDone.value, rowsDone.value];
+    await rm(script);
     return { files: [schema, rows], chain: { kind: 'base', base: opts.id, reference: null, depth: 0, ddl: g.ddl, reason }, outcomes, next };
   } catch (err) {
     await next.discard();
