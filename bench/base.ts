@@ -211,6 +211,8 @@ async function main(): Promise<void> {
         ['base', 'full'],
         ['full-before', 'floor'],
         ['base-before', 'full-before'],
+        // Without full-before (BENCH_ONLY=full,base,base-before): the before build's base against this build's full, same rounds.
+        ...(VARIANTS.includes('full-before') ? [] : ([['base-before', 'full']] as const)),
         ['redis', 'full'],
         ['redis-before', 'full-before'],
       ] as const
@@ -224,7 +226,7 @@ async function main(): Promise<void> {
               .join(', ')}; bar ≤ 1.3)`,
       ),
     '',
-    `Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS}${REDIS ? ' BENCH_REDIS=1' : ''}${BEFORE ? ' BENCH_BEFORE=<other build>/dist/cli/main.js' : ''} npm run bench:base\``,
+    `Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS}${REDIS ? ' BENCH_REDIS=1' : ''}${BEFORE ? ' BENCH_BEFORE=<other build>/dist/cli/main.js' : ''}${process.env.BENCH_ONLY ? ` BENCH_ONLY=${process.env.BENCH_ONLY}` : ''} npm run bench:base\``,
   ];
   const out = path.join(REPO, 'bench/results');
   mkdirSync(out, { recursive: true });

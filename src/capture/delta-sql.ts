@@ -73,6 +73,14 @@ export class RowHashSum {
     this.rows--;
   }
 
+  /** A row by its md5's raw bytes (`buf[at, at + 8)`, the first 64 bits), as add() takes its hex. */
+  addBytes(buf: Buffer, at: number): void {
+    this.hi += buf.readUInt32BE(at);
+    this.lo += buf.readUInt32BE(at + 4);
+    this.rows++;
+    if (++this.pending === 1 << 20) this.fold();
+  }
+
   add(md5hex: string): void {
     this.hi += Number.parseInt(md5hex.slice(0, 8), 16);
     this.lo += Number.parseInt(md5hex.slice(8, 16), 16);

@@ -175,9 +175,14 @@ export class RowKeyer {
     return d.update(Buffer.from(keyed, 'base64url')).toString('hex');
   }
 
+  /** `md5s`: n × 16 bytes; returns the n keyed hashes' raw bytes (n × 16). */
+  encrypt(md5s: Buffer, n: number): Buffer {
+    return this.cipher.update(md5s.subarray(0, n * 16));
+  }
+
   /** `md5s`: n × 16 bytes; returns n keyed hashes. */
   keyed(md5s: Buffer, n: number): string[] {
-    const out = this.cipher.update(md5s.subarray(0, n * 16));
+    const out = this.encrypt(md5s, n);
     const hashes = new Array<string>(n);
     for (let i = 0; i < n; i++) hashes[i] = out.toString('base64url', i * 16, i * 16 + 16);
     return hashes;
@@ -340,6 +345,13 @@ export class KeysWriter {
     await this.text(s);
   }
 
+  /** Appends bytes already in the file's form (whole lines, each ending in a newline). */
+  async bytes(b: Buffer): Promise<void> {
+    await this.flush();
+    this.hash.update(b);
+    await this.write(b);
+  }
+
   /** Appends lines already in the file's form (each ending in a newline). */
   async text(s: string): Promise<void> {
     this.pending.push(s);
@@ -353,6 +365,10 @@ export class KeysWriter {
     this.pending = [];
     this.size = 0;
     this.hash.update(buf);
+    await this.write(buf);
+  }
+
+  private async write(buf: Buffer): Promise<void> {
     if (!this.out.write(buf)) {
       await new Promise<void>((resolve, reject) => {
         const fail = (err: Error): void => reject(err);

@@ -3,7 +3,10 @@
  * snapshot, as SQL for psql, read in the capture session's transaction (the same snapshot pg_dump
  * dumps the schema from, so schema, rows and manifest agree).
  *
- * A base's rows file: every table's rows as COPY in primary-key order, then every sequence. A
+ * A base's rows file: every table's rows as COPY (as stored: a plain scan), then every sequence,
+ * written by psql in the capture's snapshot (baseRowsScript); its hashes and the state's keys
+ * files are read beside it on a second session in the same snapshot, in key order, so the
+ * server's per-row hashing runs on another core. A
  * delta's file: per table with a primary key, the keys of rows that changed or went (a temp table,
  * then DELETE … USING) and the new versions of changed and new rows (COPY); a table without a
  * primary key, or with more changed rows than MAX_KEYS, whole (TRUNCATE + COPY); then every
@@ -13,7 +16,7 @@
  * Every table's exact count and content hash (delta-sql.ts) of the state the snapshot represents go
  * into the manifest; a restore must reproduce them before it swaps anything in.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Readable } from 'node:stream';
@@ -27,6 +30,7 @@ import {
   RowHashSum,
   SQL_FILE_HEADER,
   TABLE_HASH_EXPR,
+  tableHashSql,
 } from './delta-sql.js';
 import {
   readLines,
@@ -351,11 +355,148 @@ async function* tableRows(
   outcomes.push(outcome(t, lines.sum, file, truncate ? { copied: lines.sum.rows } : {}, witness));
 }
 
-/** A base's rows file: every table whole, in key order, then the sequences. `outcomes` is filled as tables finish. */
-export async function* baseRows(client: pg.Client, catalog: Catalog, next: NextState, outcomes: TableOutcome[]): AsyncGenerator<Buffer> {
-  yield Buffer.from(SQL_FILE_HEADER);
-  for (const [i, t] of catalog.tables.entries()) yield* tableRows(client, t, i, next, outcomes, false);
-  yield Buffer.from(await sequencesSql(client, catalog.sequences));
+/**
+ * A base's rows file as a psql script run in the capture session's snapshot: every table whole as
+ * COPY data, in the order the server stores it (a plain sequential scan, as pg_dump reads), then
+ * the sequences (`sequences`: read beforehand, SELECT setval lines). psql (-A -t: each SELECT's
+ * text as it is, one newline after) writes the file's text and COPY data straight to its stdout,
+ * which is igzip's stdin: no byte of it passes through this process. The rows' hashes are read
+ * beside it, on a second session in the same snapshot (baseHashes).
+ */
+export function baseRowsScript(catalog: Catalog, snapshot: string, sequences: string): string {
+  const texts = [SQL_FILE_HEADER, ...catalog.tables.flatMap((t) => [copyHeader(t), COPY_END]), sequences].join('');
+  let tag = '$pf$';
+  while (texts.includes(tag)) tag = `$pf${randomBytes(6).toString('hex')}$`;
+  // Each piece without its last newline: psql adds one after a value.
+  const text = (s: string): string => (s === '' ? '' : `SELECT ${tag}${s.slice(0, -1)}${tag};\n`);
+  return [
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n',
+    `SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)};\n`,
+    `SET client_encoding = 'UTF8'; ${HASH_SESSION_SQL} SET row_security = off; SET search_path = pg_catalog;\n`,
+    text(SQL_FILE_HEADER),
+    ...catalog.tables.flatMap((t) => [text(copyHeader(t)), `COPY (${selectSql(t, [])}) TO STDOUT;\n`, text(COPY_END)]),
+    text(sequences),
+    'ROLLBACK;\n',
+  ].join('');
+}
+
+/** The sequences' part of a rows file (SELECT setval lines), read on the capture session. */
+export async function sequencesPart(client: pg.Client, catalog: Catalog): Promise<string> {
+  return sequencesSql(client, catalog.sequences);
+}
+
+/**
+ * A base's hashes, read on `client` (a second session that imported the capture session's
+ * snapshot, so it sees exactly the rows baseRows writes) while the first one streams the rows:
+ * the server's per-row work (md5 of each row's text, in key order) runs on another core than the
+ * COPY's. Per keyed table, the keys and keyed hashes go into the next state's keys file `n`; per
+ * table, its count and hash (and witnesses) into `outcomes`, in catalog order.
+ */
+export async function baseHashes(client: pg.Client, catalog: Catalog, next: NextState, outcomes: TableOutcome[]): Promise<void> {
+  for (const [n, t] of catalog.tables.entries()) {
+    if (!t.key) {
+      // No keys file: the count and hash are all the state keeps, summed by the server (no row is sent).
+      const r = (await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table))).rows[0]!;
+      outcomes.push(outcome(t, new RowHashSum({ rows: Number(r.rows), hash: r.hash }), null, {}, []));
+      continue;
+    }
+    const lines = new KeyedLines(t.key.length, next.key);
+    const writer = next.keysFile(n);
+    const sql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), ...HashedLines.prefix(true)]);
+    for await (const chunk of completeLines(copyStream(client, sql))) await writer.bytes(lines.keysFile(chunk));
+    const sha256 = await writer.close();
+    outcomes.push(outcome(t, lines.sum, { name: writer.name, sha256 }, {}, lines.witnesses()));
+  }
+}
+
+const BASE64URL = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', 'latin1');
+const HEX = new Int8Array(256).fill(-1);
+for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = i;
+
+/**
+ * The lines of a keyed table's hash query, `<keys…>\t<md5>\t<age>\t<xmin>\n`, turned into its keys
+ * file's lines (`<keys…>\t<keyed hash>\n`, the bytes RowKeyer.keyed and KeysWriter.lines make) with
+ * one cipher call per chunk and no string per row; the table's count and hash and its witnesses
+ * (the rows of smallest age) are taken on the way.
+ */
+export class KeyedLines {
+  readonly sum = new RowHashSum();
+  private readonly keyer: RowKeyer;
+  private readonly witness = new WitnessPicker();
+  private md5s = Buffer.alloc(16 * 4096);
+  private spans = new Int32Array(2 * 4096);
+
+  constructor(
+    private readonly keyCols: number,
+    key: Buffer,
+  ) {
+    this.keyer = new RowKeyer(key);
+  }
+
+  keysFile(chunk: Buffer): Buffer {
+    let n = 0;
+    let at = 0;
+    let size = 0;
+    while (at < chunk.length) {
+      const nl = chunk.indexOf(10, at);
+      const keyEnd = nthTab(chunk, at, this.keyCols, nl);
+      const md5At = keyEnd + 1;
+      const ageAt = md5At + 33;
+      if (ageAt >= nl || chunk[ageAt - 1] !== 9) throw new Error('COPY row has fewer fields than expected');
+      if ((n + 1) * 16 > this.md5s.length) {
+        this.md5s = Buffer.concat([this.md5s, Buffer.alloc(this.md5s.length)]);
+        const spans = new Int32Array(this.spans.length * 2);
+        spans.set(this.spans);
+        this.spans = spans;
+      }
+      let bad = 0;
+      for (let i = 0; i < 16; i++) {
+        const hi = HEX[chunk[md5At + 2 * i]!]!;
+        const lo = HEX[chunk[md5At + 2 * i + 1]!]!;
+        bad |= hi | lo;
+        this.md5s[n * 16 + i] = (hi << 4) | lo;
+      }
+      if (bad < 0) throw new Error('COPY row has no md5 where expected');
+      this.sum.addBytes(this.md5s, n * 16);
+      const ageEnd = chunk.indexOf(9, ageAt);
+      if (ageEnd < 0 || ageEnd >= nl) throw new Error('COPY row has fewer fields than expected');
+      this.witness.offer(chunk, ageAt, ageEnd, at, keyEnd, nl);
+      this.spans[2 * n] = at;
+      this.spans[2 * n + 1] = keyEnd;
+      size += keyEnd - at + 24;
+      n++;
+      at = nl + 1;
+    }
+    const keyed = this.keyer.encrypt(this.md5s, n);
+    const out = Buffer.allocUnsafe(size);
+    let o = 0;
+    for (let r = 0; r < n; r++) {
+      o += chunk.copy(out, o, this.spans[2 * r], this.spans[2 * r + 1]);
+      out[o++] = 9;
+      o = base64url16(keyed, r * 16, out, o);
+      out[o++] = 10;
+    }
+    return out;
+  }
+
+  witnesses(): Array<[string, string]> {
+    return this.witness.picked();
+  }
+}
+
+/** The 22 characters of `Buffer#toString('base64url')` of the 16 bytes at `src[at]`, written at `out[o]`; returns the end. */
+function base64url16(src: Buffer, at: number, out: Buffer, o: number): number {
+  for (let i = 0; i < 15; i += 3) {
+    const v = (src[at + i]! << 16) | (src[at + i + 1]! << 8) | src[at + i + 2]!;
+    out[o++] = BASE64URL[v >>> 18]!;
+    out[o++] = BASE64URL[(v >>> 12) & 63]!;
+    out[o++] = BASE64URL[(v >>> 6) & 63]!;
+    out[o++] = BASE64URL[v & 63]!;
+  }
+  const last = src[at + 15]!;
+  out[o++] = BASE64URL[last >>> 2]!;
+  out[o++] = BASE64URL[(last & 3) << 4]!;
+  return o;
 }
 
 function outcome(

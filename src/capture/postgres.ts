@@ -65,6 +65,35 @@ function sessionFailure(db: PgServer, err: unknown, signal: AbortSignal): Permaf
 }
 
 /**
+ * A second session in the capture session's snapshot (SET TRANSACTION SNAPSHOT), so that work on
+ * the same rows can run on another backend, and so another core, while the first one reads.
+ * The run's stop cancels its query; close() ends it (and any query still running on it).
+ */
+export async function joinSnapshot(
+  db: PgServer,
+  snapshot: string,
+  ctx: Pick<RunContext, 'signal'>,
+): Promise<{ client: pg.Client; close(): Promise<void> }> {
+  const client = await connect(db);
+  const pid = (await client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p;
+  const onAbort = (): void => void (pid !== undefined && cancelBackend(db, pid));
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const close = async (): Promise<void> => {
+    ctx.signal.removeEventListener('abort', onAbort);
+    await client.end().catch(() => undefined);
+  };
+  try {
+    if (ctx.signal.aborted) throw stopped();
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SET TRANSACTION SNAPSHOT '${snapshot.replaceAll("'", "''")}'`);
+    return { client, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
  * Opens a read-only repeatable-read transaction and exports its snapshot; the facts are read by
  * `readFacts`, which the caller may run while pg_dump already dumps that snapshot. The run's stop
  * cancels a query that waits (e.g. counting rows of a table a migration holds locked) until the

@@ -9,25 +9,27 @@
  * the base is younger than fullEvery, and the state's counts and hashes are the reference's. Else a
  * base, with a warning when something was wrong rather than merely due.
  */
-import { rm, stat } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import type pg from 'pg';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { cancelBackend, type CaptureSession } from '../capture/postgres.js';
+import { cancelBackend, joinSnapshot, type CaptureSession } from '../capture/postgres.js';
 import {
-  baseRows,
+  baseHashes,
+  baseRowsScript,
   catalogMismatch,
   deltaRows,
   prepareSession,
   readCatalog,
   ddlFingerprint,
+  sequencesPart,
   type Catalog,
   type TableOutcome,
 } from '../capture/delta.js';
 import { dropDeltaState, loadDeltaState, NextState, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
 
 import { formatAge } from '../format.js';
-import { dumpCompression, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
+import { dumpCompression, pgBin, pgConnArgs, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
 import { errorMessage, PermafrostError, UserError } from '../errors.js';
 import { startTool } from '../tools/run.js';
 import type { EncryptionKeys } from '../crypto/keys.js';
@@ -248,14 +250,6 @@ async function chooseReference(
   return { ref: { snapshot: { ...newest, manifest: newest.manifest }, chain, state: loaded } };
 }
 
-/** Both results once both have settled; the first one's failure when either failed. */
-async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
-  const [x, y] = await Promise.allSettled([a, b]);
-  if (x.status === 'rejected') throw x.reason;
-  if (y.status === 'rejected') throw y.reason;
-  return [x.value, y.value];
-}
-
 /**
  * Writes the database parts of a delta-mode snapshot into `dir`: a base (schema + rows) or a delta,
  * read in the capture session's transaction. The session must stay open until this resolves.
@@ -375,10 +369,19 @@ async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered
   const db = config.database;
   const next = await NextState.create(config.vault.dir, null);
   const outcomes: TableOutcome[] = [];
+  let hasher: Awaited<ReturnType<typeof joinSnapshot>> | null = null;
   try {
-    // The schema part is dumped while the rows are read; both settle before anything fails, so no
+    // The rows' hashes are read on a second session in the same snapshot, beside the rows.
+    hasher = await joinSnapshot(db, session.snapshot, { signal: opts.signal });
+    await prepareSession(hasher.client);
+    // The rows are written by psql in the same snapshot (no byte through this process), from a script in the next state's folder.
+    const script = path.join(next.dir, 'rows.psql');
+    await writeFile(script, baseRowsScript(g.catalog, session.snapshot, await sequencesPart(session.client, g.catalog)), { mode: 0o600 });
+    // Settled as soon as it ends (a failure is taken up below, after the parts have settled).
+    const hashes = Promise.allSettled([baseHashes(hasher.client, g.catalog, next, outcomes)]);
+    // The schema part is dumped while the rows are read; all settle before anything fails, so no
     // writer is left in the folder a failure removes.
-    const [schema, rows] = await settleBoth(
+    const [schemaDone, rowsDone] = await Promise.allSettled([
       writeEncryptedCapture(
         { dir: opts.dir, part: 'schema', keys: opts.keys, encrypt: { compressLevel: dumpCompression(db.compression).openpgpLevel } },
         {
@@ -388,16 +391,45 @@ async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered
           signal: opts.signal,
         },
       ),
-      writeEncryptedStream(
+      writeEncryptedCapture(
         { ...rowsPartOptions(config, opts), part: 'rows' },
-        Readable.from(baseRows(session.client, g.catalog, next, outcomes)),
-        `the rows of database "${db.name}"`,
+        {
+          argv: [
+            pgBin(db, 'psql'),
+            '--no-psqlrc',
+            '--quiet',
+            '--no-align',
+            '--tuples-only',
+            '--set=ON_ERROR_STOP=1',
+            '--no-password',
+            ...pgConnArgs(db),
+            '--dbname',
+            db.name,
+            '--file',
+            script,
+          ],
+          env: { ...pgEnv(db), PGCLIENTENCODING: 'UTF8' },
+          what: `the rows of database "${db.name}"`,
+          signal: opts.signal,
+        },
       ),
-    );
+    ]);
+    // Either failed: the hashes are not needed, their query is ended with their session.
+    if (schemaDone.status === 'rejected' || rowsDone.status === 'rejected') await hasher.close();
+    const [hashesDone] = await hashes;
+    // The rows' failure first: one that ends the capture session's transaction (a row-level
+    // security policy, say) makes pg_dump fail too, merely unable to import its snapshot.
+    if (rowsDone.status === 'rejected') throw rowsDone.reason;
+    if (schemaDone.status === 'rejected') throw schemaDone.reason;
+    if (hashesDone.status === 'rejected') throw hashesDone.reason;
+    const [schema, rows] = [schemaDone.value, rowsDone.value];
+    await rm(script);
     return { files: [schema, rows], chain: { kind: 'base', base: opts.id, reference: null, depth: 0, ddl: g.ddl, reason }, outcomes, next };
   } catch (err) {
     await next.discard();
     throw err;
+  } finally {
+    await hasher?.close();
   }
 }
 

@@ -14,7 +14,7 @@ export const PART_FILE = {
   /**
    * Delta mode (database.delta; src/capture/delta.ts). A base holds `schema` (pg_dump -Fc of the
    * pre-data and post-data sections: no table data) and `rows` (SQL for psql: every table's rows
-   * as COPY in primary-key order, then the sequences); a delta holds only `delta` (SQL for psql: per
+   * as COPY in the order the server stores them, then the sequences); a delta holds only `delta` (SQL for psql: per
    * table the keys of rows deleted or changed since its reference, then the new row versions as
    * COPY, then the sequences). Neither holds a `database` part.
    */

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -124,6 +124,55 @@ describe('delta snapshots: capture', () => {
     expect(stateText).not.toContain('long toot');
     expect(stateText).not.toContain('Erin');
     expect(readdirSync(ws.vault).filter((n) => n.startsWith('.permafrost-delta.'))).toEqual([]);
+  });
+
+  it("a base's rows and its hashes, read on two sessions, are of one snapshot: rows committed all through it are in both or neither", async () => {
+    const { db } = deltaWorkspace();
+    const pg = cluster.get();
+    // A writer that commits a row into a keyed and a keyless table every few milliseconds, until told to stop.
+    pg.psql(
+      db,
+      `CREATE TABLE pf_stop (x int);
+       CREATE PROCEDURE pf_writer() LANGUAGE plpgsql AS $$
+       DECLARE i int := 0;
+       BEGIN
+         LOOP
+           i := i + 1;
+           INSERT INTO settings VALUES ('w' || i, 'v', NULL);
+           INSERT INTO statuses_tags VALUES (i, 0);
+           COMMIT;
+           EXIT WHEN i > 100000 OR EXISTS (SELECT 1 FROM pf_stop);
+           PERFORM pg_sleep(0.003);
+         END LOOP;
+       END $$;`,
+    );
+    const writer = spawn(
+      path.join(pg.binDir, 'psql'),
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.socketDir, '-p', String(pg.port), '-U', pg.user, '-d', db, '-c', 'CALL pf_writer()'],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((resolve) => writer.once('close', resolve));
+    const written = (): number => Number(pg.psql(db, "SELECT count(*) FROM settings WHERE var LIKE 'w%'").trim().split('\n').pop());
+    await waitFor('the writer to commit rows', () => written() > 5, 30_000);
+    let base: Manifest;
+    try {
+      base = (await backup()).manifest;
+    } finally {
+      pg.psql(db, 'INSERT INTO pf_stop VALUES (1)');
+      expect(await exited).toBe(0);
+    }
+    const during = written();
+    // Rows were committed while it ran (the test shows something only then), and the base holds some of them, not all.
+    expect(table(base, 'settings').rows).toBeLessThan(during);
+    stockChainRestore(pg, ws, base.id, `${db}_r`);
+    for (const t of base.chain!.tables) {
+      const out = pg
+        .psql(`${db}_r`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table)}`)
+        .trim()
+        .split('\n')
+        .pop()!;
+      expect(out.split('|'), t.table).toEqual([String(t.rows), t.hash]);
+    }
   });
 
   it('rows written by a transaction still open at the previous snapshot (in a subtransaction too) are in the next delta once it commits', async () => {

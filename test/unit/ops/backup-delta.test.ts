@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { requireSource } from '../../../src/config/normalize.js';
 import { runBackup } from '../../../src/ops/backup.js';
-import { runCheck } from '../../../src/ops/check.js';
+import { runVaultCheck } from '../../../src/ops/check.js';
 import { readJobSecrets } from '../../../src/ops/secrets.js';
 import { runContext } from '../../../src/run-context.js';
 import { makeWorkspace, type Workspace } from '../../harness/env.js';
@@ -35,6 +35,6 @@ describe('delta-mode backups (database.delta)', () => {
     expect(d2.manifest.chain).toMatchObject({ kind: 'delta', base: base.manifest.id, reference: d1.manifest.id, depth: 2 });
     // The row counts are the source's at each snapshot.
     expect(d1.manifest.mastodon!.rowCounts.accounts).toBe(base.manifest.mastodon!.rowCounts.accounts! + 1);
-    expect((await runCheck(config, undefined)).ok).toBe(true);
+    expect((await runVaultCheck(config, undefined)).ok).toBe(true);
   });
 });

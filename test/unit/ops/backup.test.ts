@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { requireSource } from '../../../src/config/normalize.js';
 import { runBackup } from '../../../src/ops/backup.js';
-import { runCheck } from '../../../src/ops/check.js';
+import { runVaultCheck } from '../../../src/ops/check.js';
 import { readJobSecrets } from '../../../src/ops/secrets.js';
 import { runContext } from '../../../src/run-context.js';
 import { listSnapshots } from '../../../src/vault/store.js';
@@ -38,7 +38,7 @@ describe('runBackup', () => {
     expect(readdirSync(ws.vault).filter((n) => n !== r.manifest.id && !n.startsWith('.') && !/^[A-Z]|restore\.sh/.test(n))).toEqual([]);
     const listed = await listSnapshots(ws.vault);
     expect(listed.map((s) => s.id)).toEqual([r.manifest.id]);
-    expect((await runCheck(config, undefined)).ok).toBe(true);
+    expect((await runVaultCheck(config, undefined)).ok).toBe(true);
   });
 
   it('a second run makes a second snapshot beside the first, never touching it', async () => {
@@ -48,7 +48,7 @@ describe('runBackup', () => {
     const b = await runBackup(config, runContext(), secrets);
     expect(b.manifest.id).not.toBe(a.manifest.id);
     expect((await listSnapshots(ws.vault)).map((s) => s.id).sort()).toEqual([a.manifest.id, b.manifest.id].sort());
-    expect((await runCheck(config, undefined)).ok).toBe(true);
+    expect((await runVaultCheck(config, undefined)).ok).toBe(true);
   });
 
   it('a database that is not there fails the run with one sentence and leaves no snapshot', async () => {
