@@ -43,6 +43,49 @@ interface TablePlan {
   decided: Set<string>;
   /** A delta copied the table whole: nothing older counts. */
   closed: boolean;
+  /** A bit set over the decided keys' hashes (built once every delta was read): most base rows are told apart without a string. */
+  bloom?: Uint32Array;
+}
+
+/** FNV-1a over bytes [start, end) of `buf`, continuing from `h`. */
+function fnv(buf: Buffer, start: number, end: number, h: number): number {
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 16777619);
+  return h;
+}
+
+const FNV_START = 2166136261;
+
+/** The two bit positions of a key's hash in a bloom of `mask` + 1 bits. */
+function bloomBits(h: number, mask: number): [number, number] {
+  const h2 = Math.imul(h ^ (h >>> 15), 2246822519);
+  return [h & mask, (h2 ^ (h2 >>> 13)) & mask];
+}
+
+function bloomOf(keys: Set<string>): Uint32Array {
+  let bits = 1024;
+  while (bits < keys.size * 16) bits *= 2;
+  const bloom = new Uint32Array(bits / 32);
+  for (const k of keys) {
+    const [a, b] = bloomBits(fnv(Buffer.from(k, 'latin1'), 0, k.length, FNV_START), bits - 1);
+    bloom[a >>> 5]! |= 1 << (a & 31);
+    bloom[b >>> 5]! |= 1 << (b & 31);
+  }
+  return bloom;
+}
+
+/**
+ * Whether the row at [start, end) may have a decided key: false only when it surely has none (a
+ * one-column key whose field holds no escape, so its bytes are the key's, and whose hash misses the bloom).
+ */
+function maybeDecided(t: TablePlan, buf: Buffer, start: number, end: number, pos: Int32Array): boolean {
+  const bloom = t.bloom;
+  if (!bloom) return true;
+  let fs = start;
+  for (let col = 0; col < pos.length - 1; col++) fs = fieldEnd(buf, fs, end) + 1;
+  const fe = fieldEnd(buf, fs, end);
+  for (let i = fs; i < fe; i++) if (buf[i] === BACKSLASH) return true;
+  const [a, b] = bloomBits(fnv(buf, fs, fe, FNV_START), bloom.length * 32 - 1);
+  return (bloom[a >>> 5]! & (1 << (a & 31))) !== 0 && (bloom[b >>> 5]! & (1 << (b & 31))) !== 0;
 }
 
 /** A COPY statement's table and columns, as copyHeader writes it: `COPY "s"."t" ("a", "b") FROM stdin;`. */
@@ -95,8 +138,10 @@ const ESCAPES: Record<number, number> = { 0x62: 8, 0x66: 12, 0x6e: 10, 0x72: 13,
 
 /** A COPY text field's value (escapes undone, as the server reads it), as a latin1 string of its bytes. */
 export function copyField(buf: Buffer, start: number, end: number): string {
-  const bs = buf.indexOf(BACKSLASH, start);
-  if (bs < 0 || bs >= end) return buf.toString('latin1', start, end);
+  // A key field is short: a loop over it, not indexOf (which would search on to the end of the buffer).
+  let bs = start;
+  while (bs < end && buf[bs] !== BACKSLASH) bs++;
+  if (bs === end) return buf.toString('latin1', start, end);
   const out: number[] = [];
   for (let i = start; i < end; i++) {
     const b = buf[i]!;
@@ -128,17 +173,20 @@ function keyPositions(header: CopyHeader, key: string[]): Int32Array {
   return pos;
 }
 
+/** The first tab in [from, end), or end. */
+function fieldEnd(buf: Buffer, from: number, end: number): number {
+  let i = from;
+  while (i < end && buf[i] !== TAB) i++;
+  return i;
+}
+
 /** The key of the COPY row at [start, end) (no newline): its key fields' values joined by NUL (no text value holds one). */
 function rowKey(buf: Buffer, start: number, end: number, pos: Int32Array): string {
-  if (pos.length === 1) {
-    const tab = buf.indexOf(TAB, start);
-    return copyField(buf, start, tab < 0 || tab > end ? end : tab);
-  }
+  if (pos.length === 1) return copyField(buf, start, fieldEnd(buf, start, end));
   const parts: string[] = [];
   let fs = start;
   for (let col = 0; col < pos.length; col++) {
-    let fe = buf.indexOf(TAB, fs);
-    if (fe < 0 || fe > end) fe = end;
+    const fe = fieldEnd(buf, fs, end);
     if (fe === end && col < pos.length - 1) throw new DeltaFormError('a row has fewer fields than its COPY statement');
     const part = pos[col]!;
     if (part >= 0) parts[part] = copyField(buf, fs, fe);
@@ -287,6 +335,21 @@ export class ChainPlan {
     });
     stdin.once('close', () => done.reject(new Error('the decrypted delta broke off')));
     return { stdin, done: finished };
+  }
+
+  /** Once every delta was read: the blooms the base's filter tests first. */
+  seal(): void {
+    for (const t of this.tables.values()) if (t.key?.length === 1 && !t.closed && t.decided.size > 0) t.bloom = bloomOf(t.decided);
+  }
+
+  /** Reads one whole delta (the next older one), decrypted into memory, into the plan. */
+  async readDelta(chunks: Buffer[], newest: boolean): Promise<void> {
+    const reader = new DeltaReader(this, newest);
+    const buf = Buffer.concat(chunks);
+    const last = buf.lastIndexOf(NL);
+    if (last >= 0) await reader.lines(buf.subarray(0, last + 1));
+    if (last + 1 < buf.length) await reader.lines(Buffer.concat([buf.subarray(last + 1), Buffer.from('\n')]));
+    await reader.end();
   }
 
   /** A filter for one COPY block of the base's rows (its bytes from the COPY line on), or null when it passes whole. */
@@ -507,7 +570,7 @@ class BaseBlockFilter extends Transform {
         const nl = buf.indexOf(NL, at);
         if (nl < 0) break;
         const end = buf[at] === BACKSLASH && buf[at + 1] === 0x2e && nl === at + 2;
-        if (!end && (t.closed || !pos || t.decided.has(rowKey(buf, at, nl, pos)))) {
+        if (!end && (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos))))) {
           if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
           keepFrom = nl + 1;
         }

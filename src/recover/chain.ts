@@ -7,6 +7,7 @@
  */
 import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import type pg from 'pg';
 import { errorMessage } from '../errors.js';
 import type { RunContext } from '../run-context.js';
@@ -18,10 +19,14 @@ import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
 import { signatureProblem, type SignerKey } from '../crypto/signature.js';
 import { listSnapshots, partPath, type SnapshotEntry } from '../vault/store.js';
 import { diskSpace } from '../vault/fs-durable.js';
-import { decryptPartInto, type DecryptSource } from './decrypt.js';
+import { decryptPartInto, type DecryptSource, type PlainSink } from './decrypt.js';
 import { parallelRowsSink } from './parallel-rows.js';
 import { ChainPlan, DeltaFormError, PlanTooBig } from './chain-plan.js';
 import type { CheckOutcome } from './verify.js';
+
+/** Deltas decrypted at once while the plan is read, and the plaintext they may hold in memory together. */
+const AHEAD = 4;
+const PREFETCH_BYTES = 8 * 1024 * 1024;
 
 /** Space left free in the temp folder beside the base's rows when they are written there to be loaded in parallel. */
 const ROOM = 256 * 1024 * 1024;
@@ -225,24 +230,60 @@ async function readPlan(
   chain: RestoreChain,
   rowsFile: string,
   ctx: Pick<RunContext, 'signal' | 'events' | 'log'>,
+  gate: Promise<void>,
 ): Promise<ChainPlan | null> {
+  // With an identity, every gpg shares one home whose agent each stops when done: one at a time, after the base's gpg has its key.
+  const shared = source.secret.kind === 'identity';
+  await gate;
+  const ahead = shared ? 1 : AHEAD;
   const plan = new ChainPlan(chain.tables, rowsFile);
   const deltas = chain.sql.slice(1).reverse();
+  // Small deltas are decrypted AHEAD at a time into memory (gpg waits more than it computes), then read in order, newest first.
+  const fetched = new Map<number, Promise<Buffer[]>>();
+  let held = 0;
+  const fetch = (i: number): void => {
+    const d = deltas[i];
+    if (!d || fetched.has(i) || d.file.plainBytes > PREFETCH_BYTES || held + d.file.plainBytes > PREFETCH_BYTES) return;
+    held += d.file.plainBytes;
+    const chunks: Buffer[] = [];
+    const sink = (): PlainSink => ({
+      stdin: new Writable({
+        write: (chunk: Buffer, _enc, cb) => {
+          chunks.push(chunk);
+          cb();
+        },
+      }),
+      done: Promise.resolve(),
+    });
+    const p = decryptPartInto({ ...source, snapshot: d.snapshot }, d.file, sink, ctx).then(() => chunks);
+    p.catch(() => undefined);
+    fetched.set(i, p);
+  };
   try {
     for (const [i, { snapshot, file }] of deltas.entries()) {
+      for (let j = i; j < i + ahead; j++) if (!shared) fetch(j);
       try {
-        await decryptPartInto({ ...source, snapshot }, file, () => plan.deltaSink(i === 0), ctx);
+        const ahead = fetched.get(i);
+        if (ahead) {
+          const chunks = await ahead;
+          held -= file.plainBytes;
+          fetched.set(i, Promise.resolve([]));
+          await plan.readDelta(chunks, i === 0);
+        } else await decryptPartInto({ ...source, snapshot }, file, () => plan.deltaSink(i === 0), ctx);
       } catch (err) {
         if (err instanceof DeltaFormError) throw new DeltaFormError(`${file.name} of snapshot ${snapshot.id}: ${err.message}`);
         throw err;
       }
     }
+    plan.seal();
     return plan;
   } catch (err) {
     if (!(err instanceof DeltaFormError || err instanceof PlanTooBig)) throw err;
     ctx.log('info', `the deltas are replayed one by one instead of merged: ${err.message}`, { chain: chain.links.at(-1)!.id });
     return null;
   } finally {
+    // No gpg left running on a failure: the temp folder is removed after us.
+    await Promise.allSettled(fetched.values());
     await plan.file.close().catch(() => undefined);
   }
 }
@@ -288,17 +329,26 @@ export async function applyChain(
   let replay = chain.sql.slice(1);
   try {
     if (replay.length > 0 && free > base.file.plainBytes + deltaBytes + ROOM) {
-      const planned = readPlan(source, chain, rowsFile, ctx);
-      planned.catch(() => undefined);
+      // Two phases: the deltas read (the base decrypting into the temp folder meanwhile), then the rows loaded.
+      events.phase?.('read deltas');
       const what = `apply ${base.file.part} ${base.snapshot.id}`;
-      events.phase?.(what);
+      let baseStarted = (): void => undefined;
+      const started = new Promise<void>((resolve) => (baseStarted = resolve));
+      const gate = source.secret.kind === 'identity' ? started : Promise.resolve();
+      const planned = readPlan(source, chain, rowsFile, ctx, gate).then((plan) => {
+        events.phase?.(what);
+        return plan;
+      });
+      planned.catch(() => undefined);
       const loaded = decryptPartInto(
         { ...source, snapshot: base.snapshot },
         base.file,
         (sig) => parallelRowsSink(path.join(source.temp.dir, 'base-rows.sql'), psqlFor(base.snapshot, base.file), jobs, sig, planned),
-        ctx,
+        // The first plaintext: the base's gpg is past its key.
+        { ...ctx, events: { ...events, bytes: (p, n) => (baseStarted(), events.bytes?.(p, n)) } },
         what,
       );
+      void loaded.finally(baseStarted).catch(() => undefined);
       // A delta's own failure explains the run before the base load it stopped.
       const [plan, load] = await Promise.allSettled([planned, loaded]);
       if (plan.status === 'rejected') throw plan.reason;
