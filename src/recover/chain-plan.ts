@@ -570,7 +570,13 @@ class BaseBlockFilter extends Transform {
         const nl = buf.indexOf(NL, at);
         if (nl < 0) break;
         const end = buf[at] === BACKSLASH && buf[at + 1] === 0x2e && nl === at + 2;
-        if (!end && (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos))))) {
+        if (end) {
+          // The block's end: what follows (nothing, from RowsSplitter) is not data.
+          if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
+          this.mode = 'pass';
+          return cb(null, buf.subarray(at));
+        }
+        if (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos)))) {
           if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
           keepFrom = nl + 1;
         }
