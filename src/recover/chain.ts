@@ -5,22 +5,28 @@
  * schema pre-data, the base's rows, each delta in order, the base's schema post-data; last the
  * restored tables' counts and hashes are compared with the snapshot's manifest.
  */
-import { lstat } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import type pg from 'pg';
 import { errorMessage } from '../errors.js';
 import type { RunContext } from '../run-context.js';
 import { HASH_SESSION_SQL, qualified, quoteIdent, tableHashSql } from '../capture/delta-sql.js';
 import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection, type PgServer } from '../tools/postgres.js';
-import { runTool } from '../tools/run.js';
+import { runTool, type ToolRun } from '../tools/run.js';
 import { sha256File } from '../crypto/hash.js';
 import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
 import { signatureProblem, type SignerKey } from '../crypto/signature.js';
 import { listSnapshots, partPath, type SnapshotEntry } from '../vault/store.js';
 import { diskSpace } from '../vault/fs-durable.js';
-import { decryptPartInto, type DecryptSource } from './decrypt.js';
+import { decryptPartInto, type DecryptSource, type PlainSink } from './decrypt.js';
 import { parallelRowsSink } from './parallel-rows.js';
+import { ChainPlan, DeltaFormError, PlanTooBig } from './chain-plan.js';
 import type { CheckOutcome } from './verify.js';
+
+/** Deltas decrypted at once while the plan is read, and the plaintext they may hold in memory together. */
+const AHEAD = 4;
+const PREFETCH_BYTES = 8 * 1024 * 1024;
 
 /** Space left free in the temp folder beside the base's rows when they are written there to be loaded in parallel. */
 const ROOM = 256 * 1024 * 1024;
@@ -215,15 +221,87 @@ async function createKeyIndexes(target: ChainTarget, tables: KeyIndexTable[]): P
 }
 
 /**
- * Applies the chain into `target.database`: pre-data, then every SQL part streamed from gpg into
- * psql (one transaction each, no plaintext on disk), then post-data (indexes, constraints, matview
- * refresh). Rejects with the failing tool's ToolError, or the IntegrityError of a damaged part.
+ * Reads the chain's deltas, newest first, into a plan (recover/chain-plan.ts); null when one is not
+ * in the form permafrost writes or their keys would not fit the memory budget (then the chain is
+ * replayed, and the log says why). Rejects with a delta's IntegrityError or the stop.
+ */
+async function readPlan(
+  source: Omit<DecryptSource, 'snapshot'>,
+  chain: RestoreChain,
+  rowsFile: string,
+  ctx: Pick<RunContext, 'signal' | 'events' | 'log'>,
+  gate: Promise<void>,
+): Promise<ChainPlan | null> {
+  // With an identity, every gpg shares one home whose agent each stops when done: one at a time, after the base's gpg has its key.
+  const shared = source.secret.kind === 'identity';
+  await gate;
+  const ahead = shared ? 1 : AHEAD;
+  const plan = new ChainPlan(chain.tables, rowsFile);
+  const deltas = chain.sql.slice(1).reverse();
+  // Small deltas are decrypted AHEAD at a time into memory (gpg waits more than it computes), then read in order, newest first.
+  const fetched = new Map<number, Promise<Buffer[]>>();
+  let held = 0;
+  const fetch = (i: number): void => {
+    const d = deltas[i];
+    if (!d || fetched.has(i) || d.file.plainBytes > PREFETCH_BYTES || held + d.file.plainBytes > PREFETCH_BYTES) return;
+    held += d.file.plainBytes;
+    const chunks: Buffer[] = [];
+    const sink = (): PlainSink => ({
+      stdin: new Writable({
+        write: (chunk: Buffer, _enc, cb) => {
+          chunks.push(chunk);
+          cb();
+        },
+      }),
+      done: Promise.resolve(),
+    });
+    const p = decryptPartInto({ ...source, snapshot: d.snapshot }, d.file, sink, ctx).then(() => chunks);
+    p.catch(() => undefined);
+    fetched.set(i, p);
+  };
+  try {
+    for (const [i, { snapshot, file }] of deltas.entries()) {
+      for (let j = i; j < i + ahead; j++) if (!shared) fetch(j);
+      try {
+        const ahead = fetched.get(i);
+        if (ahead) {
+          const chunks = await ahead;
+          held -= file.plainBytes;
+          fetched.set(i, Promise.resolve([]));
+          await plan.readDelta(chunks, i === 0);
+        } else await decryptPartInto({ ...source, snapshot }, file, () => plan.deltaSink(i === 0), ctx);
+      } catch (err) {
+        if (err instanceof DeltaFormError) throw new DeltaFormError(`${file.name} of snapshot ${snapshot.id}: ${err.message}`);
+        throw err;
+      }
+    }
+    plan.seal();
+    return plan;
+  } catch (err) {
+    if (!(err instanceof DeltaFormError || err instanceof PlanTooBig)) throw err;
+    ctx.log('info', `the deltas are replayed one by one instead of merged: ${err.message}`, { chain: chain.links.at(-1)!.id });
+    return null;
+  } finally {
+    // No gpg left running on a failure: the temp folder is removed after us.
+    await Promise.allSettled(fetched.values());
+    await plan.file.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Applies the chain into `target.database`: pre-data, then the rows, then post-data (indexes,
+ * constraints, matview refresh). The rows: when the temp folder has room, the deltas are read
+ * (newest first, while the base is decrypted) into a plan, and the base's rows are loaded on
+ * `jobs` sessions without the rows the deltas replaced or deleted, beside the rows that win
+ * (chain-plan.ts); else, or when the plan cannot be made, every SQL part is streamed from gpg into
+ * psql in order (one transaction each), the base's rows on `jobs` sessions when there is room for
+ * them. Rejects with the failing tool's ToolError, or the IntegrityError of a damaged part.
  */
 export async function applyChain(
   source: Omit<DecryptSource, 'snapshot'>,
   chain: RestoreChain,
   target: ChainTarget,
-  ctx: Pick<RunContext, 'signal' | 'events'>,
+  ctx: Pick<RunContext, 'signal' | 'events' | 'log'>,
 ): Promise<void> {
   const { server, database } = target;
   const { events, signal } = ctx;
@@ -238,19 +316,79 @@ export async function applyChain(
     });
   };
   await section('pre-data');
+  const jobs = target.jobs ?? 1;
+  const psqlFor = (snapshot: SnapshotEntry, file: ManifestFile): ToolRun => ({
+    argv: psqlArgv(server, database),
+    env,
+    doing: `applying ${file.name} of snapshot ${snapshot.id}`,
+  });
+  const base = chain.sql[0]!;
+  const deltaBytes = chain.sql.slice(1).reduce((n, s) => n + s.file.plainBytes, 0);
+  const free = (await diskSpace(source.temp.dir)).free;
+  const rowsFile = path.join(source.temp.dir, 'delta-rows.sql');
+  let replay = chain.sql.slice(1);
+  try {
+    if (replay.length > 0 && free > base.file.plainBytes + deltaBytes + ROOM) {
+      // Two phases: the deltas read (the base decrypting into the temp folder meanwhile), then the rows loaded.
+      events.phase?.('read deltas');
+      const what = `apply ${base.file.part} ${base.snapshot.id}`;
+      let baseStarted = (): void => undefined;
+      const started = new Promise<void>((resolve) => (baseStarted = resolve));
+      const gate = source.secret.kind === 'identity' ? started : Promise.resolve();
+      const planned = readPlan(source, chain, rowsFile, ctx, gate).then((plan) => {
+        events.phase?.(what);
+        return plan;
+      });
+      planned.catch(() => undefined);
+      const loaded = decryptPartInto(
+        { ...source, snapshot: base.snapshot },
+        base.file,
+        (sig) => parallelRowsSink(path.join(source.temp.dir, 'base-rows.sql'), psqlFor(base.snapshot, base.file), jobs, sig, planned),
+        // The first plaintext: the base's gpg is past its key.
+        { ...ctx, events: { ...events, bytes: (p, n) => (baseStarted(), events.bytes?.(p, n)) } },
+        what,
+      );
+      void loaded.finally(baseStarted).catch(() => undefined);
+      // A delta's own failure explains the run before the base load it stopped.
+      const [plan, load] = await Promise.allSettled([planned, loaded]);
+      if (plan.status === 'rejected') throw plan.reason;
+      if (load.status === 'rejected') throw load.reason;
+      if (plan.value) replay = [];
+    } else {
+      replay = chain.sql;
+    }
+    await replayParts(source, replay, chain, target, ctx, psqlFor);
+  } finally {
+    await rm(rowsFile, { force: true });
+  }
+  await section('post-data');
+}
+
+/** The parts applied one after another, each streamed from gpg into psql (the base's rows, if among them, on `jobs` sessions when there is room). */
+async function replayParts(
+  source: Omit<DecryptSource, 'snapshot'>,
+  parts: RestoreChain['sql'],
+  chain: RestoreChain,
+  target: ChainTarget,
+  ctx: Pick<RunContext, 'signal' | 'events'>,
+  psqlFor: (snapshot: SnapshotEntry, file: ManifestFile) => ToolRun,
+): Promise<void> {
+  const { server, database } = target;
   const keyed = keyIndexTables(chain);
   let keyIndexes: string[] = [];
-  for (const [i, { snapshot, file }] of chain.sql.entries()) {
-    if (i === 1 && keyed.length > 0) {
-      events.phase?.('key indexes');
+  for (const { snapshot, file } of parts) {
+    const isBase = file.part === 'rows';
+    if (!isBase && keyIndexes.length === 0 && keyed.length > 0) {
+      ctx.events.phase?.('key indexes');
       keyIndexes = await createKeyIndexes(target, keyed);
+      keyed.length = 0;
     }
     const what = `apply ${file.part} ${snapshot.id}`;
-    events.phase?.(what);
-    const psql = { argv: psqlArgv(server, database), env, doing: `applying ${file.name} of snapshot ${snapshot.id}` };
+    ctx.events.phase?.(what);
+    const psql = psqlFor(snapshot, file);
     const jobs = target.jobs ?? 1;
     // The base's rows (every table whole) on `jobs` sessions when the temp folder holds their plaintext; deltas are small.
-    const parallel = i === 0 && jobs > 1 && (await diskSpace(source.temp.dir)).free > file.plainBytes + ROOM;
+    const parallel = isBase && jobs > 1 && (await diskSpace(source.temp.dir)).free > file.plainBytes + ROOM;
     await decryptPartInto(
       { ...source, snapshot },
       file,
@@ -267,7 +405,6 @@ export async function applyChain(
       await client.end().catch(() => undefined);
     }
   }
-  await section('post-data');
 }
 
 /** One table's count and hash as the restored copy has them; null when the table is not there. */

@@ -13,6 +13,7 @@ import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { startTool, type RunningTool, type ToolRun } from '../tools/run.js';
+import type { ChainPlan } from './chain-plan.js';
 import type { PlainSink } from './decrypt.js';
 
 /** A piece of the file: a COPY block (statement and data, through its `\.` line) or other SQL. */
@@ -20,6 +21,8 @@ export interface RowsSegment {
   kind: 'copy' | 'sql';
   start: number;
   end: number;
+  /** Another file than the rows file (a chain plan's delta rows). */
+  file?: string;
 }
 
 const NL = 0x0a;
@@ -154,12 +157,15 @@ class ParallelRows {
   scheduled: Promise<void> | null = null;
   readonly sessions: Session[];
   readonly splitter: RowsSplitter;
+  plan: ChainPlan | null = null;
 
   constructor(
     readonly file: string,
     consumer: ToolRun,
     jobs: number,
     signal?: AbortSignal,
+    /** A chain's plan (chain-plan.ts): the base's blocks filtered by it, its delta rows and sequences loaded too; null: the rows as they are. */
+    readonly ready: Promise<ChainPlan | null> = Promise.resolve(null),
   ) {
     this.sessions = Array.from({ length: Math.max(1, jobs) }, () => ({
       tool: startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' }),
@@ -177,19 +183,36 @@ class ParallelRows {
 
   /** Feeds bytes [start, end) of the file to a session; rejects when the session exits first. */
   async feed(s: Session, seg: RowsSegment): Promise<void> {
-    const from = createReadStream(this.file, { start: seg.start, end: seg.end - 1 });
+    const from = createReadStream(seg.file ?? this.file, { start: seg.start, end: seg.end - 1 });
+    // A base block with a plan: the rows the deltas decided left out as they pass.
+    const filter = this.plan && seg.kind === 'copy' && seg.file === undefined ? this.plan.baseFilter() : null;
     try {
       await Promise.race([
         new Promise<void>((resolve, reject) => {
           from.on('error', reject);
-          from.on('end', resolve);
-          from.pipe(s.tool.stdin!, { end: false });
+          if (filter) {
+            filter.on('error', reject);
+            filter.on('end', resolve);
+            from.pipe(filter).pipe(s.tool.stdin!, { end: false });
+          } else {
+            from.on('end', resolve);
+            from.pipe(s.tool.stdin!, { end: false });
+          }
         }),
         s.tool.done.then(() => Promise.reject(new Error('psql exited before its input ended'))),
       ]);
     } finally {
       from.destroy();
+      filter?.destroy();
     }
+  }
+
+  /** Writes `text` to a session; rejects when the session exits first. */
+  async feedText(s: Session, text: string): Promise<void> {
+    await Promise.race([
+      new Promise<void>((resolve, reject) => s.tool.stdin!.write(text, (err) => (err ? reject(err) : resolve()))),
+      s.tool.done.then(() => Promise.reject(new Error('psql exited before its input ended'))),
+    ]);
   }
 
   busy(): Promise<void>[] {
@@ -217,7 +240,10 @@ class ParallelRows {
   /** Hands out segments as they complete in the file; SQL after the first block waits for every block before it. */
   async schedule(): Promise<void> {
     while (!this.sawCopy && !this.ended) await this.waitForMore();
+    this.plan = await this.ready;
     const serial = await this.sendHeader();
+    // The winning delta rows: blocks like the base's, loaded among them.
+    if (this.plan) this.queue.push(...this.plan.blocks);
     for (;;) {
       if (this.failure) throw this.failure;
       const next = this.queue[0];
@@ -247,6 +273,8 @@ class ParallelRows {
       idle.busy.catch(() => undefined);
     }
     await Promise.all(this.busy());
+    // The newest delta's sequence values, after the base's own.
+    if (this.plan?.tail) await this.feedText(this.sessions[0]!, this.plan.tail);
   }
 
   start(): void {
@@ -324,8 +352,14 @@ class ParallelRows {
  * loads its COPY blocks on `jobs` sessions of `consumer` (psql) as they complete. `done` resolves
  * once every session has exited 0; the file is removed on every path.
  */
-export function parallelRowsSink(file: string, consumer: ToolRun, jobs: number, signal?: AbortSignal): PlainSink {
-  const load = new ParallelRows(file, consumer, jobs, signal);
+export function parallelRowsSink(
+  file: string,
+  consumer: ToolRun,
+  jobs: number,
+  signal?: AbortSignal,
+  plan?: Promise<ChainPlan | null>,
+): PlainSink {
+  const load = new ParallelRows(file, consumer, jobs, signal, plan);
   const stdin = load.writable();
   const done = load.done(stdin);
   done.catch(() => undefined);

@@ -1,0 +1,597 @@
+/**
+ * A delta chain restored without replaying it (issue 22): the final state of a keyed table is the
+ * newest version of each key across the deltas (newest first) plus the base rows whose key no delta
+ * deleted or replaced; a table copied whole by a delta (TRUNCATE + COPY: a table without a key, or
+ * one with too many changes) is that copy plus the newer deltas' versions, and the base and older
+ * deltas no longer count for it. So the deltas are read first, newest first (they are small), into
+ * the set of decided keys and a private file of the rows that win; the base's rows are then
+ * filtered in this process as they stream into COPY, and the winning delta rows loaded beside them:
+ * no DELETE, no temporary index, one load.
+ *
+ * A delta is parsed strictly, as capture/delta.ts deltaRows writes it; none of its text ever
+ * becomes SQL: its keys are read as data, its rows go into COPY data only (no line of them may
+ * start with the end marker `\.`), its sequences' setval lines are matched exactly. A delta in
+ * another form (DeltaFormError), or a chain whose key set would not fit the memory budget
+ * (PlanTooBig), is restored the old way, by replay (recover/chain.ts). Whatever the plan gives is
+ * judged by the same check as a replay: every restored table's count and hash against the manifest.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { qualified, quoteIdent } from '../capture/delta-sql.js';
+import type { ChainTable } from '../vault/manifest.js';
+import type { PlainSink } from './decrypt.js';
+import { settingsOnly, type RowsSegment } from './parallel-rows.js';
+
+/** Estimated bytes of memory per decided key besides its text (a Set entry and a string header). */
+const KEY_OVERHEAD = 64;
+/** The decided keys of a chain may take this much memory (node's whole budget is 150 MiB); more: replay. */
+export const PLAN_BUDGET = 48 * 1024 * 1024;
+
+/** A delta not in the form deltaRows writes: the chain is replayed instead. */
+export class DeltaFormError extends Error {}
+/** The chain's decided keys would not fit PLAN_BUDGET: the chain is replayed instead. */
+export class PlanTooBig extends Error {}
+
+const NL = 0x0a;
+const TAB = 0x09;
+const BACKSLASH = 0x5c;
+
+/** One table's decided state across the deltas read so far (newest first). */
+interface TablePlan {
+  key: string[] | null;
+  /** Keys whose final version (or absence) a newer delta decided: the base's and older deltas' rows with them do not count. */
+  decided: Set<string>;
+  /** A delta copied the table whole: nothing older counts. */
+  closed: boolean;
+  /** A bit set over the decided keys' hashes (built once every delta was read): most base rows are told apart without a string. */
+  bloom?: Uint32Array;
+}
+
+/** FNV-1a over bytes [start, end) of `buf`, continuing from `h`. */
+function fnv(buf: Buffer, start: number, end: number, h: number): number {
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 16777619);
+  return h;
+}
+
+const FNV_START = 2166136261;
+
+/** The two bit positions of a key's hash in a bloom of `mask` + 1 bits. */
+function bloomBits(h: number, mask: number): [number, number] {
+  const h2 = Math.imul(h ^ (h >>> 15), 2246822519);
+  return [h & mask, (h2 ^ (h2 >>> 13)) & mask];
+}
+
+function bloomOf(keys: Set<string>): Uint32Array {
+  let bits = 1024;
+  while (bits < keys.size * 16) bits *= 2;
+  const bloom = new Uint32Array(bits / 32);
+  for (const k of keys) {
+    const [a, b] = bloomBits(fnv(Buffer.from(k, 'latin1'), 0, k.length, FNV_START), bits - 1);
+    bloom[a >>> 5]! |= 1 << (a & 31);
+    bloom[b >>> 5]! |= 1 << (b & 31);
+  }
+  return bloom;
+}
+
+/**
+ * Whether the row at [start, end) may have a decided key: false only when it surely has none (a
+ * one-column key whose field holds no escape, so its bytes are the key's, and whose hash misses the bloom).
+ */
+function maybeDecided(t: TablePlan, buf: Buffer, start: number, end: number, pos: Int32Array): boolean {
+  const bloom = t.bloom;
+  if (!bloom) return true;
+  let fs = start;
+  for (let col = 0; col < pos.length - 1; col++) fs = fieldEnd(buf, fs, end) + 1;
+  const fe = fieldEnd(buf, fs, end);
+  for (let i = fs; i < fe; i++) if (buf[i] === BACKSLASH) return true;
+  const [a, b] = bloomBits(fnv(buf, fs, fe, FNV_START), bloom.length * 32 - 1);
+  return (bloom[a >>> 5]! & (1 << (a & 31))) !== 0 && (bloom[b >>> 5]! & (1 << (b & 31))) !== 0;
+}
+
+/** A COPY statement's table and columns, as copyHeader writes it: `COPY "s"."t" ("a", "b") FROM stdin;`. */
+export interface CopyHeader {
+  schema: string;
+  table: string;
+  columns: string[];
+}
+
+/** Reads one quoted identifier at `at`; returns it and the position after it, or null. */
+function readIdent(s: string, at: number): { name: string; end: number } | null {
+  if (s[at] !== '"') return null;
+  let name = '';
+  let i = at + 1;
+  for (;;) {
+    const q = s.indexOf('"', i);
+    if (q < 0) return null;
+    name += s.slice(i, q);
+    if (s[q + 1] === '"') {
+      name += '"';
+      i = q + 2;
+      continue;
+    }
+    return { name, end: q + 1 };
+  }
+}
+
+/** The table and columns of a COPY … FROM stdin line, only when the line is exactly what copyHeader writes for them. */
+export function parseCopyHeader(line: string): CopyHeader | null {
+  if (!line.startsWith('COPY "')) return null;
+  const s = readIdent(line, 5);
+  if (!s || line[s.end] !== '.') return null;
+  const t = readIdent(line, s.end + 1);
+  if (!t || line.slice(t.end, t.end + 2) !== ' (') return null;
+  const columns: string[] = [];
+  let at = t.end + 2;
+  for (;;) {
+    const c = readIdent(line, at);
+    if (!c) return null;
+    columns.push(c.name);
+    at = c.end;
+    if (line.startsWith(', ', at)) at += 2;
+    else break;
+  }
+  const h = { schema: s.name, table: t.name, columns };
+  return line === `COPY ${qualified(h.schema, h.table)} (${columns.map(quoteIdent).join(', ')}) FROM stdin;` ? h : null;
+}
+
+const ESCAPES: Record<number, number> = { 0x62: 8, 0x66: 12, 0x6e: 10, 0x72: 13, 0x74: 9, 0x76: 11 };
+
+/** A COPY text field's value (escapes undone, as the server reads it), as a latin1 string of its bytes. */
+export function copyField(buf: Buffer, start: number, end: number): string {
+  // A key field is short: a loop over it, not indexOf (which would search on to the end of the buffer).
+  let bs = start;
+  while (bs < end && buf[bs] !== BACKSLASH) bs++;
+  if (bs === end) return buf.toString('latin1', start, end);
+  const out: number[] = [];
+  for (let i = start; i < end; i++) {
+    const b = buf[i]!;
+    if (b !== BACKSLASH || i + 1 >= end) {
+      out.push(b);
+      continue;
+    }
+    const c = buf[++i]!;
+    if (c >= 0x30 && c <= 0x37) {
+      let v = c - 0x30;
+      for (let n = 0; n < 2 && i + 1 < end && buf[i + 1]! >= 0x30 && buf[i + 1]! <= 0x37; n++) v = v * 8 + buf[++i]! - 0x30;
+      out.push(v & 0xff);
+    } else if (c === 0x78 && i + 1 < end && /[0-9a-f]/i.test(String.fromCharCode(buf[i + 1]!))) {
+      let v = Number.parseInt(String.fromCharCode(buf[++i]!), 16);
+      if (i + 1 < end && /[0-9a-f]/i.test(String.fromCharCode(buf[i + 1]!)))
+        v = v * 16 + Number.parseInt(String.fromCharCode(buf[++i]!), 16);
+      out.push(v);
+    } else out.push(ESCAPES[c] ?? c);
+  }
+  return Buffer.from(out).toString('latin1');
+}
+
+/** Where a table's key columns are in its COPY rows: the part of the key each column is, or -1. */
+function keyPositions(header: CopyHeader, key: string[]): Int32Array {
+  const at = key.map((k) => header.columns.indexOf(k));
+  if (at.some((i) => i < 0)) throw new DeltaFormError(`the rows of ${qualified(header.schema, header.table)} lack a key column`);
+  const pos = new Int32Array(Math.max(...at) + 1).fill(-1);
+  at.forEach((col, part) => (pos[col] = part));
+  return pos;
+}
+
+/** The first tab in [from, end), or end. */
+function fieldEnd(buf: Buffer, from: number, end: number): number {
+  let i = from;
+  while (i < end && buf[i] !== TAB) i++;
+  return i;
+}
+
+/** The key of the COPY row at [start, end) (no newline): its key fields' values joined by NUL (no text value holds one). */
+function rowKey(buf: Buffer, start: number, end: number, pos: Int32Array): string {
+  if (pos.length === 1) return copyField(buf, start, fieldEnd(buf, start, end));
+  const parts: string[] = [];
+  let fs = start;
+  for (let col = 0; col < pos.length; col++) {
+    const fe = fieldEnd(buf, fs, end);
+    if (fe === end && col < pos.length - 1) throw new DeltaFormError('a row has fewer fields than its COPY statement');
+    const part = pos[col]!;
+    if (part >= 0) parts[part] = copyField(buf, fs, fe);
+    fs = fe + 1;
+  }
+  return parts.join('\0');
+}
+
+/** Appends blocks of COPY text to a private file (0600, created here) and remembers where each is. */
+class BlockFile {
+  private handle: FileHandle | null = null;
+  private at = 0;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private blockStart = -1;
+  readonly blocks: RowsSegment[] = [];
+
+  constructor(readonly path: string) {}
+
+  async add(b: Buffer): Promise<void> {
+    this.held.push(b);
+    this.heldBytes += b.length;
+    if (this.heldBytes >= 1 << 20) await this.flush();
+  }
+
+  begin(header: string): Promise<void> {
+    this.blockStart = this.at + this.heldBytes;
+    return this.add(Buffer.from(`${header}\n`));
+  }
+
+  get open(): boolean {
+    return this.blockStart >= 0;
+  }
+
+  async end(): Promise<void> {
+    await this.add(Buffer.from('\\.\n'));
+    this.blocks.push({ kind: 'copy', start: this.blockStart, end: this.at + this.heldBytes, file: this.path });
+    this.blockStart = -1;
+  }
+
+  async flush(): Promise<void> {
+    if (this.heldBytes === 0) return;
+    this.handle ??= await open(this.path, 'wx', 0o600);
+    const data = Buffer.concat(this.held, this.heldBytes);
+    this.held = [];
+    this.heldBytes = 0;
+    await this.handle.write(data, 0, data.length, this.at);
+    this.at += data.length;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.handle?.close();
+    this.handle = null;
+  }
+}
+
+const INT_TYPES = new Set(['bigint', 'integer', 'smallint']);
+const INT_RE = /^-?\d+$/;
+const HEX_RE = /^(?:[0-9a-f]{2})*$/;
+const SETVAL_RE = /^SELECT pg_catalog\.setval\('(?:[^'\n]|'')*', -?\d+, (?:true|false)\);$/;
+const TYPE_RE = /^[a-z0-9_ ()",.[\]]+$/i;
+
+/**
+ * What the deltas of a chain decide, read newest first: per table the decided keys, the rows that
+ * win (in `file`), and the newest delta's sequence values.
+ */
+export class ChainPlan {
+  readonly tables = new Map<string, TablePlan>();
+  /** setval lines of the newest delta (run after the base's own). */
+  tail = '';
+  private keyBytes = 0;
+  private readonly keys: Map<string, string[] | null>;
+  readonly file: BlockFile;
+
+  constructor(
+    tables: ChainTable[],
+    rowsFile: string,
+    private readonly budget = PLAN_BUDGET,
+  ) {
+    this.keys = new Map(tables.map((t) => [qualified(t.schema, t.table), t.key && t.key.length > 0 ? t.key : null]));
+    this.file = new BlockFile(rowsFile);
+  }
+
+  /** The COPY blocks of winning delta rows, once every delta was read. */
+  get blocks(): RowsSegment[] {
+    return this.file.blocks;
+  }
+
+  table(name: string): TablePlan {
+    let t = this.tables.get(name);
+    if (!t) {
+      if (!this.keys.has(name)) throw new DeltaFormError(`it names table ${name}, which the snapshot does not list`);
+      t = { key: this.keys.get(name)!, decided: new Set(), closed: false };
+      this.tables.set(name, t);
+    }
+    return t;
+  }
+
+  /** Marks `key` decided; false when a newer delta had decided it already. */
+  decide(t: TablePlan, key: string): boolean {
+    if (t.decided.has(key)) return false;
+    t.decided.add(key);
+    this.keyBytes += key.length + KEY_OVERHEAD;
+    if (this.keyBytes > this.budget) throw new PlanTooBig(`the deltas' keys need more than ${this.budget >> 20} MiB`);
+    return true;
+  }
+
+  /** A sink for decryptPartInto that reads one delta (the next older one) into the plan. */
+  deltaSink(newest: boolean): PlainSink {
+    const reader = new DeltaReader(this, newest);
+    let rest: Buffer | null = null;
+    let done!: { resolve: () => void; reject: (e: unknown) => void };
+    const finished = new Promise<void>((resolve, reject) => (done = { resolve, reject }));
+    finished.catch(() => undefined);
+    const stdin = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        const buf = rest ? Buffer.concat([rest, chunk]) : chunk;
+        const last = buf.lastIndexOf(NL);
+        rest = last + 1 < buf.length ? Buffer.from(buf.subarray(last + 1)) : null;
+        if (last < 0) return cb();
+        reader.lines(buf.subarray(0, last + 1)).then(
+          () => cb(),
+          (err: unknown) => {
+            done.reject(err);
+            cb(err as Error);
+          },
+        );
+      },
+      final: (cb) => {
+        const end = async (): Promise<void> => {
+          if (rest) await reader.lines(Buffer.concat([rest, Buffer.from('\n')]));
+          await reader.end();
+        };
+        end().then(
+          () => {
+            done.resolve();
+            cb();
+          },
+          (err: unknown) => {
+            done.reject(err);
+            cb(err as Error);
+          },
+        );
+      },
+    });
+    stdin.once('close', () => done.reject(new Error('the decrypted delta broke off')));
+    return { stdin, done: finished };
+  }
+
+  /** Once every delta was read: the blooms the base's filter tests first. */
+  seal(): void {
+    for (const t of this.tables.values()) if (t.key?.length === 1 && !t.closed && t.decided.size > 0) t.bloom = bloomOf(t.decided);
+  }
+
+  /** Reads one whole delta (the next older one), decrypted into memory, into the plan. */
+  async readDelta(chunks: Buffer[], newest: boolean): Promise<void> {
+    const reader = new DeltaReader(this, newest);
+    const buf = Buffer.concat(chunks);
+    const last = buf.lastIndexOf(NL);
+    if (last >= 0) await reader.lines(buf.subarray(0, last + 1));
+    if (last + 1 < buf.length) await reader.lines(Buffer.concat([buf.subarray(last + 1), Buffer.from('\n')]));
+    await reader.end();
+  }
+
+  /** A filter for one COPY block of the base's rows (its bytes from the COPY line on), or null when it passes whole. */
+  baseFilter(): Transform {
+    return new BaseBlockFilter(this);
+  }
+}
+
+/** Reads one delta's lines into the plan. */
+class DeltaReader {
+  private state: 'top' | 'keys' | 'rows' = 'top';
+  private settings = true;
+  private setvals = false;
+  private truncate: string | null = null;
+  /** A key list being read (CREATE TEMP TABLE pf_keys … DROP TABLE pf_keys), `step` the statements seen. */
+  private del: { types: string[]; keys: string[]; step: number; table: string | null } | null = null;
+  /** Keys this delta deletes from `table`, decided after its COPY (a key deleted and copied by one delta is copied). */
+  private pending: { table: string; keys: string[] } | null = null;
+  private rows: { name: string; t: TablePlan; header: string; pos: Int32Array | null; whole: boolean } | null = null;
+  private readonly seen = new Set<string>();
+
+  constructor(
+    private readonly plan: ChainPlan,
+    private readonly newest: boolean,
+  ) {}
+
+  async lines(buf: Buffer): Promise<void> {
+    let at = 0;
+    while (at < buf.length) {
+      const nl = buf.indexOf(NL, at);
+      if (this.state === 'rows') await this.row(buf, at, nl);
+      else this.statement(buf.toString('utf8', at, nl));
+      at = nl + 1;
+    }
+  }
+
+  async end(): Promise<void> {
+    if (this.state !== 'top' || this.truncate !== null || (this.del && this.del.step < 5))
+      throw new DeltaFormError('it ends inside a statement');
+    this.commitDeletes();
+    await this.plan.file.flush();
+  }
+
+  private commitDeletes(): void {
+    if (!this.pending) return;
+    const t = this.plan.table(this.pending.table);
+    if (!t.closed) for (const k of this.pending.keys) this.plan.decide(t, k);
+    this.pending = null;
+  }
+
+  private fail(what: string): never {
+    throw new DeltaFormError(what);
+  }
+
+  private statement(line: string): void {
+    if (this.state === 'keys') return this.keyLine(line);
+    if (line === '') return;
+    if (this.setvals || SETVAL_RE.test(line)) {
+      if (!SETVAL_RE.test(line) || this.truncate !== null || this.del) this.fail('unexpected text after its sequences');
+      this.commitDeletes();
+      this.setvals = true;
+      if (this.newest) this.plan.tail += `${line}\n`;
+      return;
+    }
+    if (this.settings && settingsOnly(line)) return;
+    this.settings = false;
+    if (this.del) return this.deleteStep(line);
+    if (line.startsWith('TRUNCATE ONLY ')) {
+      const h = parseCopyHeader(`COPY ${line.slice(14, -1)} ("x") FROM stdin;`);
+      if (this.truncate !== null || !h || !line.endsWith(';')) this.fail('a TRUNCATE not as written by permafrost');
+      this.commitDeletes();
+      this.truncate = qualified(h.schema, h.table);
+      return;
+    }
+    if (line.startsWith('CREATE TEMP TABLE pf_keys (')) {
+      const m = /^CREATE TEMP TABLE pf_keys \((.*)\);$/.exec(line);
+      const types = (m?.[1] ?? '').split(', ').map((c, i) => (c.startsWith(`k${i} `) ? c.slice(`k${i} `.length) : ''));
+      if (!m || this.truncate !== null || types.some((t) => t !== 'text' && !INT_TYPES.has(t)))
+        this.fail('a key list not as written by permafrost');
+      this.commitDeletes();
+      this.del = { types, keys: [], step: 1, table: null };
+      return;
+    }
+    const h = parseCopyHeader(line);
+    if (!h) this.fail(`a statement permafrost does not write (${line.slice(0, 40)}…)`);
+    const name = qualified(h.schema, h.table);
+    const whole = this.truncate === name;
+    if (this.truncate !== null && !whole) this.fail('a TRUNCATE not followed by the COPY of its table');
+    this.truncate = null;
+    if (this.pending && this.pending.table !== name) this.commitDeletes();
+    if (this.seen.has(name) && !this.pending) this.fail(`table ${name} twice`);
+    this.seen.add(name);
+    const t = this.plan.table(name);
+    if (!t.key && !whole) this.fail(`rows of table ${name}, which has no key, without a TRUNCATE`);
+    this.rows = { name, t, header: line, pos: t.key ? keyPositions(h, t.key) : null, whole };
+    this.state = 'rows';
+  }
+
+  /** The statements of a key list after CREATE: COPY, keys, ANALYZE, DELETE, DROP. */
+  private deleteStep(line: string): void {
+    const d = this.del!;
+    if (d.step === 1 && line === 'COPY pf_keys FROM stdin;') {
+      d.step = 2;
+      this.state = 'keys';
+      return;
+    }
+    if (d.step === 3 && line === 'ANALYZE pf_keys;') {
+      d.step = 4;
+      return;
+    }
+    if (d.step === 4 && line.startsWith('DELETE FROM ONLY ') && line.endsWith(';')) {
+      const using = line.indexOf(' _pf_row USING pf_keys WHERE ');
+      const h = using < 0 ? null : parseCopyHeader(`COPY ${line.slice(17, using)} ("x") FROM stdin;`);
+      if (!h) this.fail('a DELETE not as written by permafrost');
+      const name = qualified(h.schema, h.table);
+      const t = this.plan.table(name);
+      if (!t.key || t.key.length !== d.types.length || this.seen.has(name)) this.fail(`a DELETE of ${name} not as written by permafrost`);
+      const match = line.slice(using + ' _pf_row USING pf_keys WHERE '.length, -1).split(' AND ');
+      const ok =
+        match.length === t.key.length &&
+        match.every((m, i) => {
+          const left = `_pf_row.${quoteIdent(t.key![i]!)} = `;
+          if (d.types[i] !== 'text') return m === `${left}pf_keys.k${i}`;
+          const cast = `${left}convert_from(decode(pf_keys.k${i}, 'hex'), 'UTF8')::`;
+          return m.startsWith(cast) && TYPE_RE.test(m.slice(cast.length));
+        });
+      if (!ok) this.fail(`a DELETE of ${name} not as written by permafrost`);
+      d.table = name;
+      d.step = 5;
+      return;
+    }
+    if (d.step === 5 && line === 'DROP TABLE pf_keys;') {
+      this.seen.add(d.table!);
+      this.pending = { table: d.table!, keys: d.keys };
+      this.del = null;
+      return;
+    }
+    this.fail('a key list not as written by permafrost');
+  }
+
+  private keyLine(line: string): void {
+    const d = this.del!;
+    if (line === '\\.') {
+      d.step = 3;
+      this.state = 'top';
+      return;
+    }
+    const vs = line.split('\t');
+    if (vs.length !== d.types.length) this.fail('a key of the wrong width');
+    const parts = vs.map((v, i) => {
+      if (d.types[i] === 'text') {
+        if (!HEX_RE.test(v)) this.fail('a key that is not hex');
+        return Buffer.from(v, 'hex').toString('latin1');
+      }
+      if (!INT_RE.test(v)) this.fail('a key that is not a number');
+      return v;
+    });
+    d.keys.push(parts.join('\0'));
+  }
+
+  private async row(buf: Buffer, at: number, nl: number): Promise<void> {
+    const r = this.rows!;
+    const file = this.plan.file;
+    if (buf[at] === BACKSLASH && buf[at + 1] === 0x2e) {
+      if (nl !== at + 2) this.fail('a row that starts with the end marker');
+      if (file.open) await file.end();
+      if (r.whole) r.t.closed = true;
+      this.rows = null;
+      this.state = 'top';
+      if (this.pending?.table === r.name) this.commitDeletes();
+      return;
+    }
+    if (r.t.closed) return;
+    if (r.pos && !this.plan.decide(r.t, rowKey(buf, at, nl, r.pos))) return;
+    if (!file.open) await file.begin(r.header);
+    await file.add(buf.subarray(at, nl + 1));
+  }
+}
+
+/**
+ * One COPY block of the base's rows, filtered: the rows of a table a delta copied whole, and the
+ * rows whose key a delta decided, left out; every other byte passed on as it came.
+ */
+class BaseBlockFilter extends Transform {
+  private rest: Buffer | null = null;
+  /** null: the header line is not read yet; 'pass': the block goes through whole. */
+  private mode: null | 'pass' | { t: TablePlan; pos: Int32Array | null } = null;
+
+  constructor(private readonly plan: ChainPlan) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      if (this.mode === 'pass') return cb(null, chunk);
+      const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
+      this.rest = null;
+      let at = 0;
+      if (this.mode === null) {
+        const nl = buf.indexOf(NL);
+        if (nl < 0) {
+          this.rest = buf;
+          return cb();
+        }
+        const h = parseCopyHeader(buf.toString('utf8', 0, nl));
+        const t = h ? this.plan.tables.get(qualified(h.schema, h.table)) : undefined;
+        if (!t || (!t.closed && t.decided.size === 0)) {
+          this.mode = 'pass';
+          return cb(null, buf);
+        }
+        this.mode = { t, pos: t.key && !t.closed ? keyPositions(h!, t.key) : null };
+        at = nl + 1;
+        this.push(buf.subarray(0, at));
+      }
+      const { t, pos } = this.mode;
+      let keepFrom = at;
+      while (at < buf.length) {
+        const nl = buf.indexOf(NL, at);
+        if (nl < 0) break;
+        const end = buf[at] === BACKSLASH && buf[at + 1] === 0x2e && nl === at + 2;
+        if (end) {
+          // The block's end: what follows (nothing, from RowsSplitter) is not data.
+          if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
+          this.mode = 'pass';
+          return cb(null, buf.subarray(at));
+        }
+        if (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos)))) {
+          if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
+          keepFrom = nl + 1;
+        }
+        at = nl + 1;
+      }
+      if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
+      if (at < buf.length) this.rest = Buffer.from(buf.subarray(at));
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    // A block ends with its `\.` line and a newline; anything after is passed as it came.
+    cb(null, this.rest ?? undefined);
+  }
+}

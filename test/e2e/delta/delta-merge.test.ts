@@ -1,0 +1,157 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sha256File } from '../../../src/crypto/hash.js';
+import type { Manifest } from '../../../src/vault/manifest.js';
+import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL } from '../../harness/delta.js';
+import { errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
+import { fingerprint } from '../../harness/fingerprint.js';
+import { clusterPerFile } from '../../harness/suite.js';
+
+// issue 22 item 1: a chain restored without replaying its deltas (recover/chain-plan.ts): the newest version of each key wins.
+const cluster = clusterPerFile();
+let ws: Workspace;
+afterEach(() => ws?.cleanup());
+
+let dbCounter = 0;
+function deltaWorkspace(): string {
+  const db = `dm${++dbCounter}`;
+  cluster.createDb(db);
+  cluster.get().psql(db, DELTA_EXTRA_SQL);
+  ws = makeWorkspace(cluster.get(), db);
+  ws.writeConfig({ database: { delta: { fullEvery: '24h' } } });
+  return db;
+}
+
+function pgTool(bin: string, args: string[]): void {
+  const pg = cluster.get();
+  const r = spawnSync(path.join(pg.binDir, bin), args, {
+    encoding: 'utf8',
+    env: { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user },
+  });
+  expect(r.status, r.stderr).toBe(0);
+}
+
+async function backupAndDump(db: string): Promise<{ manifest: Manifest; dump: string }> {
+  const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  const manifest = JSON.parse(r.stdout) as Manifest;
+  const dump = path.join(ws.dir, `${manifest.id}.pgdump`);
+  pgTool('pg_dump', ['-Fc', '-f', dump, db]);
+  return { manifest, dump };
+}
+
+function plainRestore(dump: string, target: string): Record<string, string> {
+  cluster.get().psql('postgres', `CREATE DATABASE ${target}`);
+  pgTool('pg_restore', ['--exit-on-error', '-d', target, dump]);
+  return fingerprint(cluster.get(), target);
+}
+
+function expectNothingLeft(): void {
+  expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
+  const dbs = cluster.get().psql('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '%\\_incoming'`).trim();
+  expect(dbs).toBe('');
+}
+
+const S = '130000000000000001';
+const TEXT_KEY = `E'odd\\tkey "q" \\\\ ü'`;
+/** Per round (1…12): a bigint key inserted in 2, updated in 5, deleted in 9, re-inserted in 12; the same for a text and a composite key; a keyless table changed. */
+function round(n: number): string {
+  const sql = [`UPDATE accounts SET note = 'round ${n}' WHERE id = 1;`];
+  if (n === 1) sql.push(DELTA_EXTRA_CHURN);
+  if (n === 2 || n === 12) sql.push(`INSERT INTO statuses (id, text, account_id) VALUES (${S}, 'born in ${n}', 1);`);
+  if (n === 5) sql.push(`UPDATE statuses SET text = E'edited in 5\\twith tab' WHERE id = ${S};`);
+  if (n === 9) sql.push(`DELETE FROM statuses WHERE id = ${S};`);
+  if (n === 3 || n === 11) sql.push(`INSERT INTO settings VALUES (${TEXT_KEY}, 'v${n}', NULL);`);
+  if (n === 6) sql.push(`UPDATE settings SET value = 'v6' WHERE var = ${TEXT_KEY};`);
+  if (n === 8) sql.push(`DELETE FROM settings WHERE var = ${TEXT_KEY};`);
+  if (n === 2 || n === 10) sql.push(`INSERT INTO account_pins (account_id, target_account_id) VALUES (5, 6);`);
+  if (n === 4) sql.push(`UPDATE account_pins SET created_at = '2001-01-01' WHERE account_id = 5 AND target_account_id = 6;`);
+  if (n === 7) sql.push('DELETE FROM account_pins WHERE account_id = 5 AND target_account_id = 6;');
+  if (n === 3) sql.push('INSERT INTO statuses_tags VALUES (7, 7), (8, 8);');
+  if (n === 6) sql.push('DELETE FROM statuses_tags WHERE status_id = 7;');
+  return sql.join('\n');
+}
+
+describe('a delta chain restored by merging its deltas', () => {
+  it('a key inserted, updated, deleted and re-inserted across 12 deltas (bigint, text and composite keys, a keyless table) restores equal to the source, with no delta replayed', async () => {
+    const db = deltaWorkspace();
+    const pg = cluster.get();
+    const snaps = [await backupAndDump(db)];
+    for (let n = 1; n <= 12; n++) {
+      pg.psql(db, round(n));
+      snaps.push(await backupAndDump(db));
+    }
+    expect(snaps[12]!.manifest.chain?.depth).toBe(12);
+    for (const i of [9, 12]) {
+      const want = plainRestore(snaps[i]!.dump, `${db}_ref${i}`);
+      const r = await runCli(['--config', ws.configFile, 'restore', snaps[i]!.manifest.id, '--database', `${db}_r${i}`, '--jobs', '2']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(fingerprint(pg, `${db}_r${i}`), `snapshot ${i}`).toEqual(want);
+      // Merged, not replayed: no delta applied on its own, no temporary key index.
+      expect(r.stderr).not.toMatch(/apply delta|key indexes/);
+    }
+    expect(pg.psql(`${db}_r12`, `SELECT text FROM statuses WHERE id = ${S}`).trim()).toBe('born in 12');
+    expect(pg.psql(`${db}_r9`, `SELECT count(*) FROM statuses WHERE id = ${S}`).trim()).toBe('0');
+    expect(pg.psql(`${db}_r12`, `SELECT value FROM settings WHERE var = ${TEXT_KEY}`).trim()).toBe('v11');
+    expectNothingLeft();
+  }, 600_000);
+
+  it('a delta whose key list names a row in another spelling than the capture writes (07 for 7): the merge keeps the row, the check finds it, exit 3, the target untouched', async () => {
+    const db = deltaWorkspace();
+    const pg = cluster.get();
+    await backupAndDump(db);
+    pg.psql(db, 'DELETE FROM signed_keys WHERE id = 7;');
+    const { manifest } = await backupAndDump(db);
+    expect(manifest.chain?.kind).toBe('delta');
+
+    const gnupg = mkdtempSync(path.join(tmpdir(), 'permafrost-merge-gpg-'));
+    try {
+      const enc = path.join(ws.vault, manifest.id, 'delta.sql.gpg');
+      const plain = path.join(ws.dir, 'delta.sql');
+      const d = stockGpgDecrypt(ws.passFile, enc, plain, gnupg);
+      expect(d.status, d.stderr).toBe(0);
+      const text = readFileSync(plain, 'utf8');
+      const from = 'CREATE TEMP TABLE pf_keys (k0 integer);\nCOPY pf_keys FROM stdin;\n7\n\\.\n';
+      expect(text).toContain(from);
+      // A replay deletes id 7 all the same (07 = 7 as an integer); the merge compares keys as the capture writes them.
+      const hostile = text.replace(from, from.replace('\n7\n', '\n07\n'));
+      writeFileSync(plain, hostile);
+      rmSync(enc);
+      const g = spawnSync(
+        'gpg',
+        ['--homedir', gnupg, '--batch', '--pinentry-mode', 'loopback', '--passphrase-file', ws.passFile, '--symmetric', '-o', enc, plain],
+        { encoding: 'utf8' },
+      );
+      expect(g.status, g.stderr).toBe(0);
+      rmSync(plain);
+      const mPath = path.join(ws.vault, manifest.id, 'manifest.json');
+      const m = JSON.parse(readFileSync(mPath, 'utf8')) as Manifest;
+      const file = m.files.find((f) => f.part === 'delta')!;
+      Object.assign(file, {
+        bytes: readFileSync(enc).length,
+        sha256: (await sha256File(enc)).sha256,
+        plainBytes: Buffer.byteLength(hostile),
+      });
+      writeFileSync(mPath, JSON.stringify(m, null, 2));
+    } finally {
+      spawnSync('gpgconf', ['--homedir', gnupg, '--kill', 'all']);
+      rmSync(gnupg, { recursive: true, force: true });
+    }
+
+    pg.psql('postgres', `CREATE DATABASE ${db}_target`);
+    pg.psql(`${db}_target`, `CREATE TABLE precious (v text); INSERT INTO precious VALUES ('keep me')`);
+    const before = fingerprint(pg, `${db}_target`);
+    const r = await runCli(['--config', ws.configFile, 'restore', manifest.id, '--database', `${db}_target`, '--force', '--jobs', '2']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(errorSentence(r.stderr)).toMatch(
+      new RegExp(
+        `^The restored copy of snapshot ${manifest.id} does not match its manifest \\(table "public"\\."signed_keys" has 6 rows with hash \\d+, the manifest says 5 rows with hash \\d+\\); database "${db}_target" was not touched`,
+      ),
+    );
+    expect(fingerprint(pg, `${db}_target`)).toEqual(before);
+    expectNothingLeft();
+  }, 300_000);
+});
