@@ -7,7 +7,7 @@
  *   BENCH_RUNS     rounds (default 3); every round runs floor, full and base in turn, so noise hits all alike
  *   BENCH_BEFORE   another build's dist/cli/main.js: its full and base run in the same rounds (before → after)
  *   BENCH_ONLY     comma-separated variants to run (floor, full, base, redis, and each but floor with -before)
- *   BENCH_REDIS    1 adds `redis`: a full backup with Redis (16 MiB, the stock repl-diskless-sync-delay 5)
+ *   BENCH_REDIS    1 adds `redis`: a full backup with Redis (16 MiB, Redis's stock repl-diskless-sync-delay 5 and save schedule)
  *                  and a secrets file (issue 22 item 4: ≤ the database part alone + 0.3 s)
  *
  * Per run: wall, CPU of permafrost and its children (user+sys), the server's CPU, node's peak RSS
@@ -159,8 +159,8 @@ async function main(): Promise<void> {
     'base-before': [],
     'redis-before': [],
   };
-  // Stock Redis: the production default delay (the harness sets 0 for tests; this puts 5 back).
-  const redis = REDIS ? startRedis({ args: ['--repl-diskless-sync-delay', '5'] }) : null;
+  // Stock Redis: the production default delay and RDB save schedule (the harness sets 0 and save "" for tests).
+  const redis = REDIS ? startRedis({ args: ['--repl-diskless-sync-delay', '5', '--save', '3600 1 300 100 60 10000'] }) : null;
   if (redis) {
     redis.cli('EVAL', `for i=1,${16 * 1024} do redis.call('SET', 'k'..i, string.rep('x', 1024)) end`, '0');
     writeFileSync(path.join(work, 'env.production'), 'LOCAL_DOMAIN=example.social\nSECRET_KEY_BASE=0123456789abcdef\n', { mode: 0o600 });

@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { redisPartError, startRedisCapture } from '../capture/redis.js';
+import { openRedisSync } from '../capture/redis-sync.js';
 import { openSecrets } from '../capture/secrets.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
@@ -36,6 +37,23 @@ function redisJob(config: SourceJob, ctx: RunContext): PartJob | null {
     part: 'redis',
     optional: redis.optional,
     async write(dir, keys) {
+      // A plain SYNC skips repl-diskless-sync-delay (5 s by default) when Redis saves RDB files anyway.
+      let sync: Awaited<ReturnType<typeof openRedisSync>>;
+      try {
+        sync = await openRedisSync(redis, ctx.signal);
+      } catch (err) {
+        throw redisPartError(redis, err);
+      }
+      if ('stdout' in sync) {
+        ctx.log('info', `redis part: SYNC (Redis saves RDB files itself: save "${sync.schedule}")`, { part: 'redis', path: 'sync' });
+        try {
+          return await writeEncryptedPart({ dir, part: 'redis', keys }, sync.stdout);
+        } catch (err) {
+          sync.stdout.destroy();
+          throw redisPartError(redis, err);
+        }
+      }
+      ctx.log('info', `redis part: redis-cli --rdb (${sync.fallback})`, { part: 'redis', path: 'redis-cli' });
       const cli = await checkRedisCli(redis);
       if (!cli.ok) throw redisPartError(redis, new Error(cli.reason));
       let capture: ReturnType<typeof startRedisCapture>;
