@@ -121,29 +121,13 @@ async function captureSnapshot(
     let chainParts: ChainCapture | null = null;
     try {
       ctx.events.phase?.('database');
-      let facts: SessionFacts;
-      let dbFiles: ManifestFile[];
-      if (db.delta) {
-        // Delta mode: schema, rows or what changed, all read in the session's own transaction.
-        facts = await session.readFacts();
-        rolesSql.resolve(facts.rolesSql);
-        const { captureChainParts } = await import('./backup-delta.js');
-        chainParts = await captureChainParts(
-          config,
-          { ...session, ...facts },
-          { dir: partial.dir, id: snapshotIdFor(started), keys, started },
-          ctx,
-        );
-        dbFiles = chainParts.files;
-      } else {
-        const dumped = await dumpBesideFacts(config, session, { dir: partial.dir, keys, rolesSql }, ctx);
-        facts = dumped.facts;
-        dbFiles = [dumped.file];
-      }
+      const captured = await captureDatabase(config, session, { dir: partial.dir, keys, rolesSql, started }, ctx);
+      chainParts = captured.chainParts;
+      const { facts, dbFiles } = captured;
       await closeSession();
       ctx.events.phase?.('redis and secrets');
       const extra = await extraParts.result;
-      if (ctx.signal.aborted) throw new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.');
+      if (ctx.signal.aborted) throw stoppedOr(null, ctx.signal);
       ctx.events.phase?.('commit');
       const manifest = snapshotManifest(config, {
         started,
@@ -168,13 +152,41 @@ async function captureSnapshot(
       await extraParts.stop();
       await discardPartial(partial);
       await chainParts?.discardState();
-      throw err;
+      throw stoppedOr(err, ctx.signal);
     } finally {
       await closeSession();
     }
   } finally {
     lock.release();
   }
+}
+
+/**
+ * The database part: in delta mode the schema, rows or what changed, read in the session's own
+ * transaction; else pg_dump of the session's snapshot while its facts are read beside it.
+ */
+async function captureDatabase(
+  config: SourceJob,
+  session: OpenSession,
+  part: { dir: string; keys: EncryptionKeys; rolesSql: ReturnType<typeof deferred<string>>; started: Date },
+  ctx: RunContext,
+): Promise<{ facts: SessionFacts; dbFiles: ManifestFile[]; chainParts: ChainCapture | null }> {
+  const { dir, keys, rolesSql, started } = part;
+  if (!config.database.delta) {
+    const dumped = await dumpBesideFacts(config, session, { dir, keys, rolesSql }, ctx);
+    return { facts: dumped.facts, dbFiles: [dumped.file], chainParts: null };
+  }
+  const facts = await session.readFacts();
+  rolesSql.resolve(facts.rolesSql);
+  const { captureChainParts } = await import('./backup-delta.js');
+  const chainParts = await captureChainParts(config, { ...session, ...facts }, { dir, id: snapshotIdFor(started), keys, started }, ctx);
+  return { facts, dbFiles: chainParts.files, chainParts };
+}
+
+/** A run stopped on purpose ends in the one "stopped" sentence, whichever step noticed first (pg_dump killed, a query cancelled). */
+function stoppedOr(err: unknown, signal: AbortSignal): unknown {
+  if (!signal.aborted || (err instanceof PermafrostError && err.kind === 'stopped')) return err ?? new Error('not stopped');
+  return new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause: err ?? undefined });
 }
 
 /**

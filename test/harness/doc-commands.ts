@@ -172,15 +172,13 @@ export function docCommands(file: string, markdown: string): DocCommand[] {
 }
 
 /**
- * Run in a child against the built CLI. dist/cli/main.js runs main(process.argv) when loaded, so it
- * is loaded with `--version` (which only prints the version); then, per command, buildProgram makes
+ * Run in a child against the built CLI: dist/cli/program.js (main.js only runs it); per command, buildProgram makes
  * the program as `permafrost ARGS` would, with every action a no-op.
  */
 const CHECKER = `
 import { readFileSync } from 'node:fs';
 const input = JSON.parse(readFileSync(0, 'utf8'));
-process.argv = [process.argv[0], input.cli, '--version'];
-const { buildProgram } = await import(input.cli);
+const { buildProgram } = await import(input.cli.replace(/main\.js$/, 'program.js'));
 const all = (cmd) => [cmd, ...cmd.commands.flatMap(all)];
 const flagsOf = (cmd) => new Set(['-h', '--help', ...cmd.options.flatMap((o) => [o.short, o.long].filter(Boolean))]);
 const results = [];
@@ -249,8 +247,7 @@ export function checkDocCommands(commands: readonly DocCommand[]): Array<string 
 
 /** Prints every command's --help (examples included) as JSON lines: [command path, help text]. */
 const HELP_TEXTS = `
-process.argv = [process.argv[0], process.argv[1], '--version'];
-const { buildProgram } = await import(process.argv[1]);
+const { buildProgram } = await import(process.argv[1].replace(/main\.js$/, 'program.js'));
 let text = '';
 const program = await buildProgram({ out: (s) => (text += s + '\\n'), err: () => {}, isTTY: false }, []);
 const all = (cmd, path) => [[cmd, path], ...cmd.commands.flatMap((c) => all(c, [...path, c.name()]))];
