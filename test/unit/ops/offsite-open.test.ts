@@ -9,8 +9,15 @@ import { openTarget, readTargetKeys, selectTargets } from '../../../src/ops/offs
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-offsite-open-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const target = (name: string, extra: Partial<OffsiteTarget> = {}): OffsiteTarget =>
-  ({ name, endpoint: 'http://127.0.0.1:9', region: 'us-east-1', bucket: 'bkt', prefix: 'pf/', pathStyle: true, ...extra });
+const target = (name: string, extra: Partial<OffsiteTarget> = {}): OffsiteTarget => ({
+  name,
+  endpoint: 'http://127.0.0.1:9',
+  region: 'us-east-1',
+  bucket: 'bkt',
+  prefix: 'pf/',
+  pathStyle: true,
+  ...extra,
+});
 
 describe('selectTargets', () => {
   const a = target('a');
