@@ -42,8 +42,10 @@ export interface OpenSession {
 /** A session with its facts read (what delta mode works with). */
 export type CaptureSession = OpenSession & SessionFacts;
 
-const stopped = (cause?: unknown): PermafrostError =>
+/** The one sentence of a backup stopped on purpose (SIGTERM, the daemon stopping), whichever step noticed first. */
+export const backupStopped = (cause?: unknown): PermafrostError =>
   new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause });
+const stopped = backupStopped;
 
 /** Cancels the running query of backend `pid` from a second connection; best effort. */
 export async function cancelBackend(db: PgServer, pid: number): Promise<void> {

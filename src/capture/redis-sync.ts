@@ -134,8 +134,12 @@ class Wire {
     const m = /^\$(-1|\d{1,9})$/.exec(head);
     if (!m) throw new Error(`Redis sent "${head.slice(0, 40)}" where a bulk string belongs`);
     if (m[1] === '-1') return null;
-    const data = await this.bytes(Number(m[1]) + 2);
-    return data.subarray(0, -2).toString('utf8');
+    // Only short replies are read whole (a config value): a hostile length is refused, not buffered.
+    const n = Number(m[1]);
+    if (n > MAX_LINE) throw new Error(`Redis announced a ${n}-byte reply where a short value belongs`);
+    const data = await this.bytes(n + 2);
+    if (data[n] !== 0x0d || data[n + 1] !== 0x0a) throw new Error('Redis sent a bulk string without its line end');
+    return data.subarray(0, n).toString('utf8');
   }
 }
 
@@ -174,6 +178,8 @@ export async function openRedisSync(redis: RedisServer, signal: AbortSignal): Pr
       const user = parseRedisUrl(redis.url).user;
       socket.write(user !== undefined ? command('AUTH', user, password) : command('AUTH', password));
       const reply = await wire.line();
+      // A Redis without a password refuses AUTH, where redis-cli only warns and goes on: leave it to redis-cli.
+      if (/without any password configured/i.test(reply)) return { fallback: 'Redis has no password, but redis.passwordFile is set' };
       if (reply.startsWith('-')) throw new RedisAuthError(`Redis refused the password (${reply.slice(1).trim()})`);
       if (reply !== '+OK') return { fallback: `AUTH answered "${reply.slice(0, 40)}"` };
     }
@@ -183,7 +189,8 @@ export async function openRedisSync(redis: RedisServer, signal: AbortSignal): Pr
       const head = await wire.line();
       if (head.startsWith('-')) throw new ReplyError(head.slice(1));
       if (head !== '*2') return { fallback: `CONFIG GET save answered "${head.slice(0, 40)}"` };
-      await wire.bulk();
+      const name = await wire.bulk();
+      if (name !== 'save') return { fallback: `CONFIG GET save answered for "${String(name).slice(0, 40)}"` };
       schedule = await wire.bulk();
     } catch (err) {
       if (err instanceof ReplyError) return { fallback: `CONFIG GET save was refused (${err.message.trim()})` };
@@ -225,10 +232,16 @@ function streamRdb(
 ): Readable {
   let sent = 0;
   let done = false;
+  // While the reader holds the stream back (the encryption is slower), the quiet is ours, not Redis's.
+  const onIdle = (): void => {
+    if (!socket.isPaused()) onTimeout();
+  };
+  socket.off('timeout', onTimeout);
+  socket.on('timeout', onIdle);
   const finish = (): void => {
     done = true;
     signal.removeEventListener('abort', onAbort);
-    socket.off('timeout', onTimeout);
+    socket.off('timeout', onIdle);
     socket.destroy();
   };
   const out = new Readable({

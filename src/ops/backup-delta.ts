@@ -13,7 +13,7 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import type pg from 'pg';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { cancelBackend, joinSnapshot, type CaptureSession } from '../capture/postgres.js';
+import { backupStopped, cancelBackend, joinSnapshot, type CaptureSession } from '../capture/postgres.js';
 import {
   baseHashes,
   baseRowsScript,
@@ -131,8 +131,7 @@ async function chainProblem(snapshots: SnapshotEntry[], top: SnapshotEntry & { m
 function captureError(config: SourceJob, err: unknown, signal: AbortSignal | undefined): unknown {
   if (err instanceof PermafrostError || vaultWriteCode(err)) return err;
   const db = config.database;
-  if (signal?.aborted)
-    return new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause: err });
+  if (signal?.aborted) return backupStopped(err);
   const msg = errorMessage(err);
   const fix = /row-level security/.test(msg)
     ? "back up as a role that bypasses row-level security (the tables' owner, or one with BYPASSRLS), as pg_dump needs too"

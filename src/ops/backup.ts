@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { formatBytes } from '../format.js';
-import { beginCaptureSession, type OpenSession, type SessionFacts } from '../capture/postgres.js';
+import { backupStopped, beginCaptureSession, type OpenSession, type SessionFacts } from '../capture/postgres.js';
 import { dumpCompression, pgDumpArgv, pgEnv, toolVersion, pgBin } from '../tools/postgres.js';
 import type { SourceConfig } from '../config/schema.js';
 import { errorMessage, PermafrostError } from '../errors.js';
@@ -127,7 +127,7 @@ async function captureSnapshot(
       await closeSession();
       ctx.events.phase?.('redis and secrets');
       const extra = await extraParts.result;
-      if (ctx.signal.aborted) throw stoppedOr(null, ctx.signal);
+      if (ctx.signal.aborted) throw backupStopped();
       ctx.events.phase?.('commit');
       const manifest = snapshotManifest(config, {
         started,
@@ -152,7 +152,8 @@ async function captureSnapshot(
       await extraParts.stop();
       await discardPartial(partial);
       await chainParts?.discardState();
-      throw stoppedOr(err, ctx.signal);
+      // Stopped on purpose: the one sentence, whichever step noticed first (pg_dump killed, a query cancelled).
+      throw ctx.signal.aborted && !(err instanceof PermafrostError && err.kind === 'stopped') ? backupStopped(err) : err;
     } finally {
       await closeSession();
     }
@@ -181,12 +182,6 @@ async function captureDatabase(
   const { captureChainParts } = await import('./backup-delta.js');
   const chainParts = await captureChainParts(config, { ...session, ...facts }, { dir, id: snapshotIdFor(started), keys, started }, ctx);
   return { facts, dbFiles: chainParts.files, chainParts };
-}
-
-/** A run stopped on purpose ends in the one "stopped" sentence, whichever step noticed first (pg_dump killed, a query cancelled). */
-function stoppedOr(err: unknown, signal: AbortSignal): unknown {
-  if (!signal.aborted || (err instanceof PermafrostError && err.kind === 'stopped')) return err ?? new Error('not stopped');
-  return new PermafrostError('stopped', 'Backup was stopped before it finished; no snapshot was written.', { cause: err ?? undefined });
 }
 
 /**

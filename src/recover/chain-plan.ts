@@ -523,7 +523,11 @@ class DeltaReader {
       return;
     }
     if (r.t.closed) return;
-    if (r.pos && !this.plan.decide(r.t, rowKey(buf, at, nl, r.pos))) return;
+    if (r.pos) {
+      const key = rowKey(buf, at, nl, r.pos);
+      // A whole copy closes its table: its own keys need no record (nothing older is read), only the newer deltas' win.
+      if (r.whole ? r.t.decided.has(key) : !this.plan.decide(r.t, key)) return;
+    }
     if (!file.open) await file.begin(r.header);
     await file.add(buf.subarray(at, nl + 1));
   }

@@ -230,12 +230,7 @@ async function readPlan(
   chain: RestoreChain,
   rowsFile: string,
   ctx: Pick<RunContext, 'signal' | 'events' | 'log'>,
-  gate: Promise<void>,
 ): Promise<ChainPlan | null> {
-  // With an identity, every gpg shares one home whose agent each stops when done: one at a time, after the base's gpg has its key.
-  const shared = source.secret.kind === 'identity';
-  await gate;
-  const ahead = shared ? 1 : AHEAD;
   const plan = new ChainPlan(chain.tables, rowsFile);
   const deltas = chain.sql.slice(1).reverse();
   // Small deltas are decrypted AHEAD at a time into memory (gpg waits more than it computes), then read in order, newest first.
@@ -261,7 +256,7 @@ async function readPlan(
   };
   try {
     for (const [i, { snapshot, file }] of deltas.entries()) {
-      for (let j = i; j < i + ahead; j++) if (!shared) fetch(j);
+      for (let j = i; j < i + AHEAD; j++) fetch(j);
       try {
         const ahead = fetched.get(i);
         if (ahead) {
@@ -332,10 +327,7 @@ export async function applyChain(
       // Two phases: the deltas read (the base decrypting into the temp folder meanwhile), then the rows loaded.
       events.phase?.('read deltas');
       const what = `apply ${base.file.part} ${base.snapshot.id}`;
-      let baseStarted = (): void => undefined;
-      const started = new Promise<void>((resolve) => (baseStarted = resolve));
-      const gate = source.secret.kind === 'identity' ? started : Promise.resolve();
-      const planned = readPlan(source, chain, rowsFile, ctx, gate).then((plan) => {
+      const planned = readPlan(source, chain, rowsFile, ctx).then((plan) => {
         events.phase?.(what);
         return plan;
       });
@@ -344,11 +336,9 @@ export async function applyChain(
         { ...source, snapshot: base.snapshot },
         base.file,
         (sig) => parallelRowsSink(path.join(source.temp.dir, 'base-rows.sql'), psqlFor(base.snapshot, base.file), jobs, sig, planned),
-        // The first plaintext: the base's gpg is past its key.
-        { ...ctx, events: { ...events, bytes: (p, n) => (baseStarted(), events.bytes?.(p, n)) } },
+        ctx,
         what,
       );
-      void loaded.finally(baseStarted).catch(() => undefined);
       // A delta's own failure explains the run before the base load it stopped.
       const [plan, load] = await Promise.allSettled([planned, loaded]);
       if (plan.status === 'rejected') throw plan.reason;

@@ -166,21 +166,55 @@ export interface DecryptSource {
   temp: PrivateTemp;
 }
 
-/** The GNUPGHOME (inside the private temp folder, so it goes with it) holding the identity, imported on first use. */
-async function identityHome(temp: PrivateTemp, secret: DecryptSecret & { kind: 'identity' }): Promise<string> {
+/** Per identity home: its one import, and how many gpg runs use it now (the last one stops its agent). */
+const identityHomes = new Map<string, { imported: Promise<void>; users: number }>();
+
+/**
+ * The GNUPGHOME (inside the private temp folder, so it goes with it) holding the identity, imported
+ * once however many decryptions ask at the same time; `release` stops its agent when no gpg run
+ * uses it any more.
+ */
+async function identityHome(
+  temp: PrivateTemp,
+  secret: DecryptSecret & { kind: 'identity' },
+): Promise<{ home: string; release: () => Promise<void> }> {
   const home = path.join(temp.dir, '.gnupg');
-  if (
-    await mkdir(home, { mode: 0o700 }).then(
-      () => true,
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EEXIST') return false;
-        throw err;
-      },
-    )
-  ) {
-    await gpgImportSecretKey(home, secret.file, secret.keyPassphrase);
+  let entry = identityHomes.get(home);
+  if (!entry) {
+    const imported = mkdir(home, { mode: 0o700 }).then(() => gpgImportSecretKey(home, secret.file, secret.keyPassphrase));
+    entry = { imported, users: 0 };
+    identityHomes.set(home, entry);
   }
-  return home;
+  const held = entry;
+  held.users += 1;
+  const release = async (): Promise<void> => {
+    held.users -= 1;
+    if (held.users === 0) await killAgent(home);
+  };
+  try {
+    await held.imported;
+  } catch (err) {
+    identityHomes.delete(home);
+    held.users -= 1;
+    throw err;
+  }
+  return { home, release };
+}
+
+/** gpgDecryptFile in the identity's home, which other decryptions may share meanwhile. */
+async function decryptWithIdentity(
+  encPath: string,
+  outPath: string,
+  temp: PrivateTemp,
+  secret: DecryptSecret & { kind: 'identity' },
+  signal: AbortSignal,
+): Promise<GpgDecryptResult> {
+  const { home, release } = await identityHome(temp, secret);
+  try {
+    return await gpgDecryptFile(encPath, secret.keyPassphrase, outPath, { home, signal });
+  } finally {
+    await release();
+  }
 }
 
 /** The sentence for a secret that opens none of the part's key packets. */
@@ -227,7 +261,7 @@ export async function decryptVerifiedPart(
     try {
       r =
         secret.kind === 'identity'
-          ? await gpgDecryptFile(encPath, secret.keyPassphrase, outPath, { home: await identityHome(temp, secret), signal })
+          ? await decryptWithIdentity(encPath, outPath, temp, secret, signal)
           : secret.kind === 'agent'
             ? await gpgDecryptFile(encPath, '', outPath, { home: secret.home, agent: true, signal })
             : // The throwaway GNUPGHOME inside the private temp folder: a killed run's sweep removes it too.
@@ -258,9 +292,9 @@ export async function decryptVerifiedPart(
 async function gpgHome(temp: PrivateTemp, secret: DecryptSecret): Promise<{ home: string; fd3?: string; dispose(): Promise<void> }> {
   if (secret.kind === 'agent') return { home: secret.home, dispose: async () => {} };
   if (secret.kind === 'identity') {
-    // Kept for the next part (it goes with the temp folder); only its agent is stopped.
-    const home = await identityHome(temp, secret);
-    return { home, fd3: `${secret.keyPassphrase}\n`, dispose: () => killAgent(home) };
+    // Kept for the next part (it goes with the temp folder); its agent stops with its last user.
+    const { home, release } = await identityHome(temp, secret);
+    return { home, fd3: `${secret.keyPassphrase}\n`, dispose: release };
   }
   const home = await mkdtemp(path.join(temp.dir, 'gnupg-'));
   return {

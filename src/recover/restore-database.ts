@@ -322,12 +322,7 @@ export async function restoreDatabase(
     // While gpg decrypts the archive: the roles part applied, the owner checked, `_incoming` created.
     // None of it touches the target; a failure of the decryption is still the one reported.
     const decrypting = decryptArchive(source, content, ctx).then((archive) => ({ archive, decryptMs: Date.now() - t0 }));
-    // With --identity both decryptions would import the key into one private gpg home at once: the
-    // roles part then waits for the archive's gpg (as a chain's deltas do, recover/chain.ts).
-    const preparing =
-      source.secret.kind === 'identity'
-        ? decrypting.then(() => prepareIncoming(maintenance, source, incoming, opts, ctx))
-        : prepareIncoming(maintenance, source, incoming, opts, ctx);
+    const preparing = prepareIncoming(maintenance, source, incoming, opts, ctx);
     let swapped = false;
     try {
       const [decrypted, prepared] = await Promise.allSettled([decrypting, preparing]);

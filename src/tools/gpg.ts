@@ -84,8 +84,8 @@ export async function gpgImportSecretKey(home: string, keyFile: string, passphra
 /**
  * Decrypts `encPath` into `outPath` (created 0600, must not exist) while hashing the ciphertext.
  * `passphrase` goes to gpg over fd 3: the vault passphrase, or the one of the key in `home` (a
- * GNUPGHOME holding an identity, kept); without `home` a throwaway one is made in `homeBase` and
- * removed (a run that may be killed passes its private temp folder, which the next run sweeps).
+ * GNUPGHOME holding an identity, kept, its agent the caller's to stop); without `home` a throwaway
+ * one is made in `homeBase`, its agent stopped and the folder removed (a run that may be killed passes its private temp folder, which the next run sweeps).
  * Never throws for a bad message: returns ok=false with the reason; the caller removes `outPath`.
  */
 export async function gpgDecryptFile(
@@ -122,8 +122,11 @@ export async function gpgDecryptFile(
     return { ok: false, failure: classifyGpgError(stderr), stderr, sha256, bytes, plainBytes };
   } finally {
     await out.close();
-    // The caller's own keyring and agent are theirs: left as they were.
-    if (!opts.agent) await killAgent(home);
-    if (!opts.home) await rm(home, { recursive: true, force: true });
+    // A home the caller gave (its keyring and agent, or an identity other runs may be using) is the
+    // caller's to stop; only the throwaway one is stopped and removed here.
+    if (!opts.home) {
+      await killAgent(home);
+      await rm(home, { recursive: true, force: true });
+    }
   }
 }
