@@ -291,8 +291,13 @@ export class ChainPlan {
     if (t.decided.has(key)) return false;
     t.decided.add(key);
     this.keyBytes += key.length + KEY_OVERHEAD;
-    if (this.keyBytes > this.budget) throw new PlanTooBig(`the deltas' keys need more than ${this.budget >> 20} MiB`);
+    this.fits(0);
     return true;
+  }
+
+  /** Throws PlanTooBig when the decided keys and `pending` more bytes (a key list still being read) exceed the budget. */
+  fits(pending: number): void {
+    if (this.keyBytes + pending > this.budget) throw new PlanTooBig(`the deltas' keys need more than ${this.budget >> 20} MiB`);
   }
 
   /** A sink for decryptPartInto that reads one delta (the next older one) into the plan. */
@@ -365,7 +370,7 @@ class DeltaReader {
   private setvals = false;
   private truncate: string | null = null;
   /** A key list being read (CREATE TEMP TABLE pf_keys … DROP TABLE pf_keys), `step` the statements seen. */
-  private del: { types: string[]; keys: string[]; step: number; table: string | null } | null = null;
+  private del: { types: string[]; keys: string[]; bytes: number; step: number; table: string | null } | null = null;
   /** Keys this delta deletes from `table`, decided after its COPY (a key deleted and copied by one delta is copied). */
   private pending: { table: string; keys: string[] } | null = null;
   private rows: { name: string; t: TablePlan; header: string; pos: Int32Array | null; whole: boolean } | null = null;
@@ -430,7 +435,7 @@ class DeltaReader {
       if (!m || this.truncate !== null || types.some((t) => t !== 'text' && !INT_TYPES.has(t)))
         this.fail('a key list not as written by permafrost');
       this.commitDeletes();
-      this.del = { types, keys: [], step: 1, table: null };
+      this.del = { types, keys: [], bytes: 0, step: 1, table: null };
       return;
     }
     const h = parseCopyHeader(line);
@@ -507,7 +512,11 @@ class DeltaReader {
       if (!INT_RE.test(v)) this.fail('a key that is not a number');
       return v;
     });
-    d.keys.push(parts.join('\0'));
+    const key = parts.join('\0');
+    // Held until the delta's COPY is read: counted against the budget now, not only once decided.
+    d.bytes += key.length + KEY_OVERHEAD;
+    this.plan.fits(d.bytes);
+    d.keys.push(key);
   }
 
   private async row(buf: Buffer, at: number, nl: number): Promise<void> {

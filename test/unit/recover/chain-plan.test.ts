@@ -101,6 +101,18 @@ describe('ChainPlan: a chain merged newest first', () => {
     ).rejects.toBeInstanceOf(PlanTooBig);
   });
 
+  it('a key list is counted against the budget while it is read, before any key of it is decided', async () => {
+    // The list alone, cut before the statements that decide its keys: over the budget already while held.
+    const list = [
+      'CREATE TEMP TABLE pf_keys (k0 bigint);',
+      'COPY pf_keys FROM stdin;',
+      ...Array.from({ length: 100 }, (_, i) => String(i)),
+      '\\.',
+      '',
+    ].join('\n');
+    await expect(planOf([list], 1000)).rejects.toBeInstanceOf(PlanTooBig);
+  });
+
   it('parses a COPY line only when it is exactly what the capture writes; undoes COPY escapes', () => {
     expect(parseCopyHeader('COPY "a""b"."c" ("x", "y""z") FROM stdin;')).toEqual({ schema: 'a"b', table: 'c', columns: ['x', 'y"z'] });
     expect(parseCopyHeader('COPY "a"."c" ("x") FROM stdin; DROP TABLE x;')).toBeNull();
