@@ -178,8 +178,6 @@ export async function openRedisSync(redis: RedisServer, signal: AbortSignal): Pr
       const user = parseRedisUrl(redis.url).user;
       socket.write(user !== undefined ? command('AUTH', user, password) : command('AUTH', password));
       const reply = await wire.line();
-      // A Redis without a password refuses AUTH, where redis-cli only warns and goes on: leave it to redis-cli.
-      if (/without any password configured/i.test(reply)) return { fallback: 'Redis has no password, but redis.passwordFile is set' };
       if (reply.startsWith('-')) throw new RedisAuthError(`Redis refused the password (${reply.slice(1).trim()})`);
       if (reply !== '+OK') return { fallback: `AUTH answered "${reply.slice(0, 40)}"` };
     }
