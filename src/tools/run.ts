@@ -187,8 +187,14 @@ export async function runTool(
   run: ToolRun,
   opts: { timeoutMs?: number; maxBuffer?: number } = {},
 ): Promise<{ stdout: string; stderr: string }> {
-  const signal =
-    opts.timeoutMs === undefined ? run.signal : AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), ...(run.signal ? [run.signal] : [])]);
+  // Not AbortSignal.timeout: inside AbortSignal.any, Node 20-24 may collect it before it fires
+  // (nodejs/node#57736), and a hung program then ran on. This timer is held until the program ends.
+  const timeout = new AbortController();
+  const timer =
+    opts.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => timeout.abort(new Error(`timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  const signal = timer === undefined ? run.signal : AbortSignal.any([timeout.signal, ...(run.signal ? [run.signal] : [])]);
   const tool = startTool({ ...run, signal });
   const max = opts.maxBuffer ?? 64 * 1024 * 1024;
   const chunks: Buffer[] = [];
@@ -198,7 +204,11 @@ export async function runTool(
     if (size > max) tool.stop();
     else chunks.push(b);
   });
-  await tool.done;
+  try {
+    await tool.done;
+  } finally {
+    clearTimeout(timer);
+  }
   return { stdout: Buffer.concat(chunks).toString('utf8'), stderr: tool.stderr() };
 }
 

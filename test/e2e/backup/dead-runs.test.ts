@@ -66,8 +66,13 @@ describe('nothing is left behind by a dead or stopped run', () => {
     for (const p of programs) await waitFor(`${p.comm} (pid ${p.pid}) to die`, () => processGone(p.pid), 5000);
     // What the dead run left: the decrypted archive in its temp folder, and a full copy in the scratch database.
     const scratch = `permafrost_verify_${pid}`;
-    // pg_restore died with verify, not after loading everything (an orphan would finish the load).
-    expect(rowsIn(scratch, 'blobs')).toBeLessThan(450_000);
+    // pg_restore died with verify: nothing is connected to the scratch database any more (an orphan
+    // would go on loading it through its own session). Its row count is no witness: a fast load may
+    // have finished its COPY in the moment between being seen and being killed.
+    await waitFor('the scratch database to have no session', () => sessionsOn(scratch) === 0, 5000);
+    const rows = rowsIn(scratch, 'blobs');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(rowsIn(scratch, 'blobs')).toBe(rows);
     expect(tempFolders().filter((n) => n.startsWith(`permafrost-${pid}-`))).toHaveLength(1);
     expect(databaseExists(scratch)).toBe(true);
     // A temp folder of a live run (this test process) is never swept.
@@ -168,6 +173,11 @@ describe('nothing is left behind by a dead or stopped run', () => {
     180_000,
   );
 });
+
+/** Sessions connected to database `db`. */
+function sessionsOn(db: string): number {
+  return Number(cluster.get().psql('postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = '${db}'`).trim());
+}
 
 /** Rows of `table` in `db`, 0 when the table is not there (yet). */
 function rowsIn(db: string, table: string): number {

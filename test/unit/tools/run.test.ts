@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -77,6 +78,25 @@ describe('runTool and startTool: every failure is a ToolError', () => {
     const err = await toolError(runTool({ argv: ['sleep', '30'], doing: 'testing the wrapper' }, { timeoutMs: 100 }));
     expect(err.message).toBe('sleep was stopped while testing the wrapper.');
   });
+
+  it('a timeout still fires when garbage is collected meanwhile (AbortSignal.timeout inside AbortSignal.any did not: nodejs/node#57736)', () => {
+    // In a child node that collects garbage every 5 ms, as a busy daemon does now and then.
+    const script = `
+      const { runTool } = await import(${JSON.stringify(path.resolve('src/tools/run.ts'))});
+      const gc = setInterval(() => globalThis.gc(), 5);
+      const t0 = Date.now();
+      const outcome = await runTool({ argv: ['sleep', '20'], doing: 'testing' }, { timeoutMs: 200 }).then(() => 'finished', (e) => e.message);
+      clearInterval(gc);
+      console.log(JSON.stringify({ outcome, ms: Date.now() - t0 }));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const { outcome, ms } = JSON.parse(r.stdout) as { outcome: string; ms: number };
+    expect(outcome).toBe('sleep was stopped while testing.');
+    expect(ms).toBeLessThan(15_000);
+  }, 60_000);
 });
 
 describe('streaming', () => {
