@@ -48,9 +48,14 @@ export type StateFileName = keyof typeof VAULT_NAMES.state;
 
 /**
  * Patterns (Syncthing's .stignore syntax, anchored at the folder root) that keep what is this
- * host's own out of replication: in-progress snapshots and every `.permafrost*` file.
+ * host's own out of replication: in-progress snapshots, rekey's set-aside copies and every `.permafrost*` file.
  */
-export const VAULT_IGNORES: readonly string[] = [`/${VAULT_NAMES.partialPrefix}*`, '/.permafrost*'];
+export const VAULT_IGNORES: readonly string[] = [
+  `/${VAULT_NAMES.partialPrefix}*`,
+  '/.permafrost*',
+  // The old copy rekey sets aside for a moment: a scan then would start sending it to every device.
+  `/${VAULT_NAMES.rekey.asidePrefix}*`,
+];
 
 /** A vault folder: the paths inside it, by what they hold. Nothing else joins paths inside a vault. */
 export interface Vault {

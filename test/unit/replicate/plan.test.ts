@@ -9,7 +9,7 @@ import { syncthingSchema } from '../../../src/config/schema-replicate.js';
 import { UserError } from '../../../src/errors.js';
 import { normalizeDeviceId } from '../../../src/replicate/device-id.js';
 import type { StFolder } from '../../../src/replicate/api.js';
-import { desiredState, planChanges, type CurrentState } from '../../../src/replicate/plan.js';
+import { SNAPSHOT_IGNORES, desiredState, planChanges, type CurrentState } from '../../../src/replicate/plan.js';
 
 // Real IDs made by `syncthing generate` (valid check characters).
 const ME = 'QSUKYKF-FQN6OG6-DZIPWHF-6GRVTDW-NREBRHS-MIYLO3G-TW2UB6U-WNC7IA6';
@@ -49,7 +49,7 @@ function inLine(): CurrentState {
       { deviceID: NAS, name: 'nas', addresses: ['dynamic'] },
     ],
     folders: [folder('permafrost-snapshots', '/srv/snapshots', 'sendonly'), folder('mastodon-media', '/srv/media', 'sendonly')],
-    ignores: { 'permafrost-snapshots': ['/.partial-*', '/.permafrost*'], 'mastodon-media': ['cache/**'] },
+    ignores: { 'permafrost-snapshots': [...SNAPSHOT_IGNORES], 'mastodon-media': ['cache/**'] },
   };
 }
 
@@ -121,12 +121,7 @@ describe('sync apply planner', () => {
       devices: [{ deviceID: ME }, { deviceID: NAS }],
     });
     expect(changes[1]![3]).not.toHaveProperty('versioning');
-    expect(changes[2]).toEqual([
-      'set-ignores',
-      'POST',
-      '/rest/db/ignores?folder=permafrost-snapshots',
-      { ignore: ['/.partial-*', '/.permafrost*'] },
-    ]);
+    expect(changes[2]).toEqual(['set-ignores', 'POST', '/rest/db/ignores?folder=permafrost-snapshots', { ignore: [...SNAPSHOT_IGNORES] }]);
   });
 
   it('receiver folders are receive-only with versioning from the config', () => {

@@ -71,6 +71,7 @@ describe('vault layout', () => {
       `${VAULT_NAMES.delta.nextPrefix}1`,
       `${VAULT_NAMES.delta.oldPrefix}1`,
       `${VAULT_NAMES.pruningPrefix}X`,
+      `${VAULT_NAMES.rekey.asidePrefix}2026-11-26T07-40-00Z`,
     ];
     for (const n of own) expect(matches(n), n).toBe(true);
     // What a restore needs is replicated.
