@@ -30,7 +30,7 @@ import { z } from 'zod';
 import { parseConfig } from '../src/config/load.js';
 import { applySync } from '../src/replicate/apply.js';
 import { SNAPSHOTS_FOLDER } from '../src/replicate/plan.js';
-import { HASH_SESSION_SQL, tableHashSql } from '../src/capture/delta-sql.js';
+import { HASH_SESSION_SQL, rowHashOf, tableHashSql } from '../src/capture/delta-sql.js';
 import { applyRetention } from '../src/vault/retention.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest } from '../src/vault/manifest.js';
 import { connected, folderSynced, startSyncthingPair, syncthingSection, waitFor, type StPair } from '../test/harness/syncthing.js';
@@ -64,7 +64,9 @@ function matchesManifest(v: Vault, id: string, target: string): boolean | undefi
   const m = manifestSchema.parse(JSON.parse(readFileSync(path.join(v.dir, id, MANIFEST_NAME), 'utf8')));
   if (!m.chain) return undefined;
   return m.chain.tables.every(
-    (t) => v.copy.cluster.psql(target, `${HASH_SESSION_SQL}\n${tableHashSql(t.schema, t.table)}`).trim() === `${t.rows}|${t.hash}`,
+    (t) =>
+      v.copy.cluster.psql(target, `${HASH_SESSION_SQL}\n${tableHashSql(t.schema, t.table, rowHashOf(m.chain!))}`).trim() ===
+      `${t.rows}|${t.hash}`,
   );
 }
 

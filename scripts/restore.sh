@@ -412,10 +412,18 @@ part_index() {
 # CHAIN lists them base first, ending with SNAPSHOT; it is empty for a full snapshot.
 CHAIN=
 BASE=
+# How the chain's table hashes were made (src/capture/delta-sql.ts RowHashKind): md5 when the manifest does not say.
+ROWHASH=md5
 DEPTH=$(mf chain.depth) || exit $?
 if [ -n "$(mf chain.kind)" ]; then
   BASE=$(mf chain.base) || exit $?
   DDL=$(mf chain.ddl) || exit $?
+  ROWHASH=$(mf chain.rowHash) || exit $?
+  case $ROWHASH in
+    '') ROWHASH=md5 ;;
+    md5 | hashtext) ;;
+    *) die 3 "$SNAP/manifest.json names a row hash \"$ROWHASH\" this script does not know; it cannot be trusted, or a newer permafrost made it: restore with that one." ;;
+  esac
   case $DEPTH in '' | *[!0-9]*) die 3 "$SNAP/manifest.json holds an unusual chain depth \"$DEPTH\"; it cannot be trusted." ;; esac
   [ "$DEPTH" -le 24 ] || die 3 "$SNAP/manifest.json says its chain is $DEPTH deltas deep, more than permafrost ever makes (24); it cannot be trusted."
   id=$SNAPSHOT
@@ -484,6 +492,21 @@ sql() {
 super=$(printf 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user;\n' | sql postgres 2>"$WORK/psql.err") ||
   die 1 "cannot reach the PostgreSQL server ($(tail -n 1 "$WORK/psql.err")); start it, or set PGHOST/PGPORT/PGUSER, and run again."
 [ "$super" = t ] || die 1 "the PostgreSQL user this script connects as is not a superuser, so it cannot create roles or set owners; run it as root (it then connects as postgres) or as postgres, or set PGUSER."
+# Whether the server computes hashtextextended as every little-endian one does (delta-sql.ts HASHTEXT_PROBE_SQL).
+hashtext_probe_sql() {
+  cat <<'EOF'
+SELECT CASE WHEN to_regprocedure('pg_catalog.hashtextextended(text,bigint)') IS NULL THEN NULL
+  ELSE pg_catalog.hashtextextended('permafrost', 0) = -3370357417224711864 END AS ok;
+EOF
+}
+
+if [ "$ROWHASH" = hashtext ]; then
+  # Checked before anything is restored: a server that hashes text otherwise could only refuse the copy at the end.
+  probe=$(hashtext_probe_sql | sql postgres 2>"$WORK/psql.err") ||
+    die 1 "cannot ask the PostgreSQL server how it hashes text ($(tail -n 1 "$WORK/psql.err")); run again."
+  [ "$probe" = t ] ||
+    die 1 "this PostgreSQL server hashes text differently from a little-endian one, or is older than 11, so it cannot check the table hashes of this snapshot; restore it on PostgreSQL 12 or later on a little-endian machine (x86-64, ARM64)."
+fi
 
 exists() {
   found=$(sql postgres -v d="$1" <<'EOF'
@@ -728,13 +751,29 @@ fi
 # --- check against the manifest, then swap ------------------------------------------------------
 
 # The session settings and the per-table count + content hash of src/capture/delta-sql.ts
-# (HASH_SESSION_SQL, tableHashSql), verbatim: psql's :"s".:"t" quotes the names as its qualified()
-# does. test/unit/vault/runbook-chain.test.ts holds them equal.
-hash_sql() {
+# (HASH_SESSION_SQL, tableHashSql for each RowHashKind, HASHTEXT_PROBE_SQL), verbatim: psql's
+# :"s".:"t" quotes the names as its qualified() does. test/unit/vault/runbook-chain.test.ts holds them equal.
+hash_session_sql() {
   cat <<'EOF'
 SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex';
+EOF
+}
+
+hash_sql_md5() {
+  cat <<'EOF'
 SELECT count(*) AS rows, mod(mod(coalesce(sum(('x' || left(md5(_pf_row::text), 16))::bit(64)::bigint::numeric), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
 EOF
+}
+
+hash_sql_hashtext() {
+  cat <<'EOF'
+SELECT count(*) AS rows, mod(mod(coalesce(sum(hashtextextended(_pf_row::text, 0)), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
+EOF
+}
+
+hash_sql() {
+  hash_session_sql
+  if [ "$ROWHASH" = hashtext ]; then hash_sql_hashtext; else hash_sql_md5; fi
 }
 
 # A table's two names as psql variables, and SQL that reads them back: flatten left each as

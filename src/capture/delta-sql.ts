@@ -3,9 +3,12 @@
  * vault's restore.sh) share: the session settings rows are read and hashed under, and the per-table
  * count + content hash that the manifest records and a restored copy must reproduce.
  *
- * A row's hash is md5 of the row's text form (`tbl::text`), which depends on the session's output
- * settings; so every session that hashes or writes COPY data sets exactly these first.
+ * A row's hash is a hash of the row's text form (`tbl::text`), which depends on the session's output
+ * settings; so every session that hashes or writes COPY data sets exactly these first. Which hash
+ * (RowHashKind) a chain uses is recorded in its manifests (chain.rowHash) and its delta state.
  */
+
+import type { ROW_HASH_KINDS } from '../vault/manifest.js';
 
 /** Session settings for reading, writing and hashing rows (the ones pg_dump sets, plus a fixed time zone). */
 export const HASH_SESSION_SQL =
@@ -39,21 +42,69 @@ export function quoteLiteral(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
-/** 2^64: a table's hash is the sum of its rows' first 64 md5 bits, mod 2^64 (order-free, streamable). */
+/**
+ * How a row is hashed, one definition for capture, restore, verify and restore.sh:
+ * - `md5`: the first 64 bits of md5(row::text). Every manifest made before chain.rowHash existed.
+ * - `hashtext`: hashtextextended(row::text, 0), PostgreSQL's 64-bit hash of text (Jenkins' lookup3
+ *   over the UTF-8 bytes): about half md5's server CPU. It is the hash of text columns in hash
+ *   partitioning, so it cannot change between major versions (pg_upgrade keeps hash partitions);
+ *   it exists from PostgreSQL 11 on. Its value depends on the byte order (src/common/hashfn.c
+ *   reads words natively): every little-endian machine (x86-64, ARM64, ppc64le, RISC-V) computes
+ *   the same, a big-endian one (s390x) another; HASHTEXT_PROBE tells them apart, and a capture on
+ *   a server that fails it uses `md5`.
+ * Neither is meant against a forger (a signed manifest is): the check catches a restore that
+ * differs from the source, such as a delta that deletes or copies other rows than it should.
+ */
+export type RowHashKind = (typeof ROW_HASH_KINDS)[number];
+
+/** A manifest's chain.rowHash: absent in a manifest made before it existed, which is md5. */
+export function rowHashOf(chain: { rowHash?: RowHashKind | undefined }): RowHashKind {
+  return chain.rowHash ?? 'md5';
+}
+
+/**
+ * `true` on a server whose hashtextextended is the one `hashtext` manifests record (the value every
+ * little-endian build gives; PostgreSQL 11+), else false (or null: no such function).
+ */
+export const HASHTEXT_PROBE_SQL = `SELECT CASE WHEN to_regprocedure('pg_catalog.hashtextextended(text,bigint)') IS NULL THEN NULL
+  ELSE pg_catalog.hashtextextended('permafrost', 0) = -3370357417224711864 END AS ok`;
+
+/**
+ * A row's hash as 32 hex digits, of which a table's hash sums the first 16 (RowHashSum): md5's, or
+ * the 64-bit hash as 16 hex digits (two's complement) and 16 zeros.
+ */
+export function rowHashExpr(kind: RowHashKind): string {
+  return kind === 'md5'
+    ? `md5(${ROW_ALIAS}::text)`
+    : `lpad(to_hex(hashtextextended(${ROW_ALIAS}::text, 0)), 16, '0') || '0000000000000000'`;
+}
+
+/** 2^64: a table's hash is the sum of its rows' 64-bit hashes (unsigned), mod 2^64 (order-free, streamable). */
 const TWO_64 = '18446744073709551616';
 
 /**
  * One row per table: `rows` (exact count) and `hash` (decimal). The capture computes the same
- * value from each row's md5 (RowHashSum); a restore runs this on its copy before the swap.
+ * value from each row's hash (RowHashSum); a restore runs this on its copy before the swap.
  */
-export function tableHashSql(schema: string, table: string): string {
-  return `SELECT count(*) AS rows, ${TABLE_HASH_EXPR} AS hash FROM ONLY ${qualified(schema, table)} ${ROW_ALIAS}`;
+export function tableHashSql(schema: string, table: string, kind: RowHashKind): string {
+  return `SELECT count(*) AS rows, ${tableHashExpr(kind)} AS hash FROM ONLY ${qualified(schema, table)} ${ROW_ALIAS}`;
 }
 
-/** The aggregate tableHashSql's `hash` is (over rows aliased ROW_ALIAS), for queries that read more at once. */
-export const TABLE_HASH_EXPR = `mod(mod(coalesce(sum(('x' || left(md5(${ROW_ALIAS}::text), 16))::bit(64)::bigint::numeric), 0), ${TWO_64}) + ${TWO_64}, ${TWO_64})::text`;
+/**
+ * The aggregate tableHashSql's `hash` is (over rows aliased ROW_ALIAS), for queries that read more
+ * at once. `hashtext` sums the int8 hashes as they are (sum(int8) adds in 128 bits where the build
+ * has them, numeric else: the same value), then takes the total mod 2^64: the sum of the unsigned
+ * values mod 2^64, as RowHashSum adds them.
+ */
+export function tableHashExpr(kind: RowHashKind): string {
+  const sum =
+    kind === 'md5'
+      ? `sum(('x' || left(md5(${ROW_ALIAS}::text), 16))::bit(64)::bigint::numeric)`
+      : `sum(hashtextextended(${ROW_ALIAS}::text, 0))`;
+  return `mod(mod(coalesce(${sum}, 0), ${TWO_64}) + ${TWO_64}, ${TWO_64})::text`;
+}
 
-/** The hash tableHashSql computes, summed in this process from each row's md5 (32 hex digits). */
+/** The hash tableHashSql computes, summed in this process from each row's hash (rowHashExpr's 32 hex digits). */
 export class RowHashSum {
   private hi = 0;
   private lo = 0;

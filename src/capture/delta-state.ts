@@ -31,14 +31,15 @@ import { z } from 'zod';
 import { describeIssues } from '../schema-issues.js';
 import { fsyncDir, fsyncFile, writeFileAtomic } from '../vault/fs-durable.js';
 import { openVault, VAULT_NAMES } from '../vault/layout.js';
+import { ROW_HASH_KINDS } from '../vault/manifest.js';
 
 export const STATE_DIR = VAULT_NAMES.delta.dir;
 const NEXT_PREFIX = VAULT_NAMES.delta.nextPrefix;
 const STATE_JSON = 'state.json';
 const STATE_MAC = 'state.mac';
 const KEY_FILE = 'key';
-/** The state format: 2 added the server's timeline and state.mac. */
-const FORMAT_VERSION = 2;
+/** The state format: 2 added the server's timeline and state.mac; 3 the row hash (rowHash), whose values its hashes are. */
+const FORMAT_VERSION = 3;
 
 const stateTableSchema = z.object({
   schema: z.string().min(1),
@@ -66,6 +67,8 @@ export type StateTable = z.infer<typeof stateTableSchema>;
 
 export const deltaStateSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
+  /** How the rows were hashed (delta-sql.ts RowHashKind): the table hashes and the keyed row hashes are of this kind. */
+  rowHash: z.enum(ROW_HASH_KINDS),
   /** The snapshot this state describes (the next delta's reference). */
   snapshot: z.string(),
   base: z.string(),

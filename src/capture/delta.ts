@@ -29,7 +29,10 @@ import {
   ROW_ALIAS,
   RowHashSum,
   SQL_FILE_HEADER,
-  TABLE_HASH_EXPR,
+  HASHTEXT_PROBE_SQL,
+  rowHashExpr,
+  type RowHashKind,
+  tableHashExpr,
   tableHashSql,
 } from './delta-sql.js';
 import {
@@ -62,6 +65,8 @@ export interface TableInfo {
 export interface Catalog {
   tables: TableInfo[];
   sequences: Array<{ schema: string; name: string }>;
+  /** How this run hashes rows: `hashtext` where the server computes it as every little-endian one does, else md5. */
+  rowHash: RowHashKind;
 }
 
 /** More changed rows than this in one table: the delta copies the table whole instead of listing keys. */
@@ -107,7 +112,14 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
       };
     }),
     sequences: seqs.rows,
+    rowHash: await chooseRowHash(client),
   };
+}
+
+/** `hashtext` when the server computes hashtextextended as the manifests record it (HASHTEXT_PROBE_SQL), else md5. */
+export async function chooseRowHash(client: pg.Client): Promise<RowHashKind> {
+  const r = await client.query<{ ok: boolean | null }>(HASHTEXT_PROBE_SQL);
+  return r.rows[0]?.ok === true ? 'hashtext' : 'md5';
 }
 
 /** `SELECT setval(…)` for every sequence, as pg_dump writes them (values read now, as pg_dump does). */
@@ -231,8 +243,8 @@ class HashedLines {
   }
 
   /** The columns the COPY query selects between the keys and the row's own. */
-  static prefix(keyed: boolean): string[] {
-    return [md5Expr, ...(keyed ? [`age(${ROW_ALIAS}.xmin)`, `${ROW_ALIAS}.xmin::text`] : [])];
+  static prefix(keyed: boolean, kind: RowHashKind): string[] {
+    return [rowHashExpr(kind), ...(keyed ? [`age(${ROW_ALIAS}.xmin)`, `${ROW_ALIAS}.xmin::text`] : [])];
   }
 
   /** One chunk of complete lines → the keys, their keyed hashes, and (with `rows`) the rows' bytes. */
@@ -309,8 +321,6 @@ function selectSql(t: TableInfo, prefix: string[], where = ''): string {
   return `SELECT ${cols} FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}${where}${order}`;
 }
 
-const md5Expr = `md5(${ROW_ALIAS}::text)`;
-
 /** What the run tells the caller per table, for the manifest and the next state. */
 export interface TableOutcome {
   manifest: ChainTable;
@@ -339,11 +349,12 @@ async function* tableRows(
   next: NextState,
   outcomes: TableOutcome[],
   truncate: boolean,
+  kind: RowHashKind,
 ): AsyncGenerator<Buffer> {
   yield Buffer.from(`${truncate ? `TRUNCATE ONLY ${qualified(t.schema, t.table)};\n` : ''}${copyHeader(t)}`);
   const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null);
   const writer = t.key ? next.keysFile(n) : null;
-  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), ...HashedLines.prefix(t.key !== null)]);
+  const sql = selectSql(t, [...(t.key ?? []).map(keyExpr), ...HashedLines.prefix(t.key !== null, kind)]);
   for await (const chunk of completeLines(copyStream(client, sql))) {
     const { keys, hashes, data } = lines.split(chunk, true);
     if (writer) await writer.lines(keys, hashes);
@@ -396,13 +407,13 @@ export async function baseHashes(client: pg.Client, catalog: Catalog, next: Next
   for (const [n, t] of catalog.tables.entries()) {
     if (!t.key) {
       // No keys file: the count and hash are all the state keeps, summed by the server (no row is sent).
-      const r = (await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table))).rows[0]!;
+      const r = (await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table, catalog.rowHash))).rows[0]!;
       outcomes.push(outcome(t, new RowHashSum({ rows: Number(r.rows), hash: r.hash }), null, {}, []));
       continue;
     }
     const lines = new KeyedLines(t.key.length, next.key);
     const writer = next.keysFile(n);
-    const sql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), ...HashedLines.prefix(true)]);
+    const sql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), ...HashedLines.prefix(true, catalog.rowHash)]);
     for await (const chunk of completeLines(copyStream(client, sql))) await writer.bytes(lines.keysFile(chunk));
     const sha256 = await writer.close();
     outcomes.push(outcome(t, lines.sum, { name: writer.name, sha256 }, {}, lines.witnesses()));
@@ -589,10 +600,11 @@ async function newerRows(
   client: pg.Client,
   t: TableInfo & { key: KeyColumn[] },
   xmin32: string,
+  kind: RowHashKind,
 ): Promise<Map<string, { md5: string; xmin: string }> | null> {
   const changed = new Map<string, { md5: string; xmin: string }>();
   let tooMany = false;
-  const newerSql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), md5Expr, `${ROW_ALIAS}.xmin`], newerThan(xmin32));
+  const newerSql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), rowHashExpr(kind), `${ROW_ALIAS}.xmin`], newerThan(xmin32));
   for await (const lines of readLines(copyStream(client, newerSql) as AsyncIterable<Buffer>)) {
     if (tooMany) continue;
     for (const line of lines) {
@@ -637,10 +649,11 @@ async function diffTable(
   next: NextState,
   n: number,
   xmin32: string,
+  kind: RowHashKind,
 ): Promise<Changes | null> {
   const keyer = new RowKeyer(next.key);
   await checkWitness(client, t, st, xmin32);
-  const changed = await newerRows(client, t, xmin32);
+  const changed = await newerRows(client, t, xmin32, kind);
   if (changed === null) return null;
 
   const cmp = keyComparator(t.key);
@@ -765,10 +778,10 @@ function deleteSql(t: TableInfo & { key: KeyColumn[] }, keys: string[]): string 
  * the state's though none is newer and none went cannot come from a history the state describes
  * (the server was rolled back, or the state edited), and no witness row could show it: a base.
  */
-async function keylessChanged(client: pg.Client, t: TableInfo, st: StateTable, xmin32: string): Promise<boolean> {
+async function keylessChanged(client: pg.Client, t: TableInfo, st: StateTable, xmin32: string, kind: RowHashKind): Promise<boolean> {
   const r = (
     await client.query<{ rows: string; changed: string; hash: string }>(
-      `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed, ${TABLE_HASH_EXPR} AS hash
+      `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed, ${tableHashExpr(kind)} AS hash
        FROM ONLY ${qualified(t.schema, t.table)} ${ROW_ALIAS}`,
     )
   ).rows[0]!;
@@ -796,13 +809,14 @@ export async function* deltaRows(
   for (const [i, t] of catalog.tables.entries()) {
     const st = state.state.tables[i]!;
     if (!t.key) {
-      if (await keylessChanged(client, t, st, xmin32)) yield* tableRows(client, t, i, next, outcomes, true);
+      if (await keylessChanged(client, t, st, xmin32, catalog.rowHash))
+        yield* tableRows(client, t, i, next, outcomes, true, catalog.rowHash);
       else outcomes.push({ manifest: { schema: t.schema, table: t.table, rows: st.rows, hash: st.hash, key: null }, state: st });
       continue;
     }
-    const changes = await diffTable(client, { ...t, key: t.key }, st, state, next, i, xmin32);
+    const changes = await diffTable(client, { ...t, key: t.key }, st, state, next, i, xmin32, catalog.rowHash);
     if (!changes) {
-      yield* tableRows(client, t, i, next, outcomes, true);
+      yield* tableRows(client, t, i, next, outcomes, true, catalog.rowHash);
       continue;
     }
     const counts = { deleted: changes.deleted.length, copied: changes.copied.length };

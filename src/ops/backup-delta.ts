@@ -27,6 +27,7 @@ import {
   type TableOutcome,
 } from '../capture/delta.js';
 import { dropDeltaState, loadDeltaState, NextState, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
+import { rowHashOf } from '../capture/delta-sql.js';
 
 import { formatAge } from '../format.js';
 import { dumpCompression, pgBin, pgConnArgs, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
@@ -228,6 +229,8 @@ async function chooseReference(
   if (BigInt(facts.xmax) - BigInt(state.xmin) > MAX_XID_DISTANCE) {
     return { reason: `over 2^31 transactions ran since snapshot ${newest.id}`, warn: false };
   }
+  if (state.rowHash !== catalog.rowHash)
+    return { reason: `its delta state hashes rows by ${state.rowHash}, this server by ${catalog.rowHash}`, warn: false };
   const mismatch = catalogMismatch(catalog, state);
   if (chain.ddl !== ddl || mismatch)
     return { reason: `the schema changed since ${newest.id}${mismatch ? ` (${mismatch})` : ''}`, warn: false };
@@ -241,6 +244,7 @@ async function chooseReference(
     return { reason: `base ${chain.base} is older than database.delta.fullEvery (${formatAge(fullEvery * 1000)})`, warn: false };
   }
   const agree =
+    rowHashOf(chain) === state.rowHash &&
     chain.tables.length === state.tables.length &&
     chain.tables.every(
       (t, i) => state.tables[i]?.rows === t.rows && state.tables[i]?.hash === t.hash && state.tables[i]?.table === t.table,
@@ -349,7 +353,14 @@ async function writeDelta(
       Readable.from(deltaRows(session.client, g.catalog, ref.state, next, outcomes)),
       `the changed rows of database "${config.database.name}"`,
     );
-    const chain = { kind: 'delta', base: ref.chain.base, reference: ref.snapshot.id, depth: ref.chain.depth + 1, ddl: g.ddl } as const;
+    const chain = {
+      kind: 'delta',
+      base: ref.chain.base,
+      reference: ref.snapshot.id,
+      depth: ref.chain.depth + 1,
+      ddl: g.ddl,
+      rowHash: g.catalog.rowHash,
+    } as const;
     return { files: [file], chain, outcomes, next };
   } catch (err) {
     if (!(err instanceof StateMismatchError)) {
@@ -423,7 +434,12 @@ async function writeBase(config: SourceJob, session: CaptureSession, g: Gathered
     if (hashesDone.status === 'rejected') throw hashesDone.reason;
     const [schema, rows] = [schemaDone.value, rowsDone.value];
     await rm(script);
-    return { files: [schema, rows], chain: { kind: 'base', base: opts.id, reference: null, depth: 0, ddl: g.ddl, reason }, outcomes, next };
+    return {
+      files: [schema, rows],
+      chain: { kind: 'base', base: opts.id, reference: null, depth: 0, ddl: g.ddl, reason, rowHash: g.catalog.rowHash },
+      outcomes,
+      next,
+    };
   } catch (err) {
     await next.discard();
     throw err;
@@ -448,6 +464,7 @@ function chainCapture(written: Written, warnings: string[], g: Gathered, migrati
         schemaMigration: migration,
         xmin: g.facts.xmin,
         server: g.facts.server,
+        rowHash: g.catalog.rowHash,
         tables: outcomes.map((o) => o.state),
       });
     },

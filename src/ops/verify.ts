@@ -330,7 +330,7 @@ async function compareStep(ctx: VerifyContext, toc: ArchiveToc | null, chain: Re
   const { server } = ctx;
   ctx.run.events.phase?.('check');
   const checks = compareWithManifest(ctx.manifest, toc, await readRestoredFacts(server));
-  if (chain) checks.push(await compareTableHashes(server, server.name, chain.tables));
+  if (chain) checks.push(await compareTableHashes(server, server.name, chain));
   return checks;
 }
 

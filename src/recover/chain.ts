@@ -9,10 +9,18 @@ import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type pg from 'pg';
-import { errorMessage } from '../errors.js';
+import { errorMessage, PermafrostError } from '../errors.js';
 import type { RunContext } from '../run-context.js';
-import { HASH_SESSION_SQL, qualified, quoteIdent, tableHashSql } from '../capture/delta-sql.js';
-import { connect, pgEnv, pgRestoreEnv, psqlArgv, type ArchiveSection, type PgServer } from '../tools/postgres.js';
+import {
+  HASH_SESSION_SQL,
+  HASHTEXT_PROBE_SQL,
+  qualified,
+  quoteIdent,
+  rowHashOf,
+  tableHashSql,
+  type RowHashKind,
+} from '../capture/delta-sql.js';
+import { connect, pgEnv, pgRestoreEnv, psqlArgv, serverName, type ArchiveSection, type PgServer } from '../tools/postgres.js';
 import { runTool, type ToolRun } from '../tools/run.js';
 import { sha256File } from '../crypto/hash.js';
 import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
@@ -41,6 +49,8 @@ export interface RestoreChain {
   sql: { snapshot: SnapshotEntry; file: ManifestFile }[];
   /** The full state the snapshot represents, checked after the restore (its manifest's chain.tables). */
   tables: ChainTable[];
+  /** How the rows of `tables` were hashed (its manifest's chain.rowHash; md5 when absent). */
+  rowHash: RowHashKind;
 }
 
 /** The chain, or why it cannot be restored: a phrase naming the missing or broken snapshot. */
@@ -121,6 +131,7 @@ export async function readChain(
       schema: find(base, 'schema'),
       sql: links.map((link, i) => ({ snapshot: link, file: find(link, i === 0 ? 'rows' : 'delta') })),
       tables: top.tables,
+      rowHash: rowHashOf(top),
     },
   };
 }
@@ -398,9 +409,9 @@ async function replayParts(
 }
 
 /** One table's count and hash as the restored copy has them; null when the table is not there. */
-async function restoredHash(client: pg.Client, t: ChainTable): Promise<{ rows: number; hash: string } | null> {
+async function restoredHash(client: pg.Client, t: ChainTable, kind: RowHashKind): Promise<{ rows: number; hash: string } | null> {
   try {
-    const r = await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table));
+    const r = await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table, kind));
     const row = r.rows[0]!;
     return { rows: Number(row.rows), hash: row.hash };
   } catch (err) {
@@ -411,21 +422,40 @@ async function restoredHash(client: pg.Client, t: ChainTable): Promise<{ rows: n
   }
 }
 
+/** Refuses a server whose hashtextextended is not the one `hashtext` manifests record (HASHTEXT_PROBE_SQL). */
+async function requireHashtext(client: pg.Client, server: PgServer): Promise<void> {
+  const ok = (await client.query<{ ok: boolean | null }>(HASHTEXT_PROBE_SQL)).rows[0]?.ok;
+  if (ok === true) return;
+  throw new PermafrostError(
+    'server',
+    `PostgreSQL at ${serverName(server)} ${ok === false ? 'hashes text differently from a little-endian server (it runs on a big-endian machine)' : 'has no hashtextextended (it is older than 11)'}, so it cannot check the table hashes of this snapshot; restore it on PostgreSQL 12 or later on a little-endian machine (x86-64, ARM64).`,
+  );
+}
+
 /**
  * Compares every table's exact count and content hash in the restored database with the manifest
- * (chain.tables). With `jobs` > 1 the tables are hashed on that many connections at once, the
- * largest (by the manifest's count) first, so the check takes the cores a restore has just used.
+ * (chain.tables, hashed as chain.rowHash says). With `jobs` > 1 the tables are hashed on that many
+ * connections at once, the largest (by the manifest's count) first, so the check takes the cores a
+ * restore has just used. A server that cannot compute the chain's hash (a big-endian machine for
+ * `hashtext`) is refused in one sentence, exit 1: the copy cannot be checked there.
  */
-export async function compareTableHashes(server: PgServer, database: string, tables: ChainTable[], jobs = 1): Promise<CheckOutcome> {
+export async function compareTableHashes(
+  server: PgServer,
+  database: string,
+  chain: Pick<RestoreChain, 'tables' | 'rowHash'>,
+  jobs = 1,
+): Promise<CheckOutcome> {
+  const { tables, rowHash } = chain;
   const found = tables.map((): { rows: number; hash: string } | null => null);
   const ready = new WeakSet<pg.Client>();
   const largestFirst = tables.map((t, i) => ({ t, i })).sort((a, b) => b.t.rows - a.t.rows);
   await onConnections(server, database, largestFirst, jobs, async (client, { t, i }) => {
     if (!ready.has(client)) {
       await client.query(HASH_SESSION_SQL);
+      if (rowHash === 'hashtext') await requireHashtext(client, server);
       ready.add(client);
     }
-    found[i] = await restoredHash(client, t);
+    found[i] = await restoredHash(client, t, rowHash);
   });
   const wrong: string[] = [];
   tables.forEach((t, i) => {

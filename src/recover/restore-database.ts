@@ -512,7 +512,7 @@ async function checkIncoming(
     // The archive's table of contents only for a manifest made before manifests listed the tables.
     manifest.tables ? null : readArchiveToc(server, archive),
     readRestoredFacts({ ...server, name: incoming }),
-    content.kind === 'chain' ? compareTableHashes(server, incoming, content.chain.tables, jobs) : null,
+    content.kind === 'chain' ? compareTableHashes(server, incoming, content.chain, jobs) : null,
   ]);
   const checks = compareWithManifest(manifest, toc, restored);
   if (hashes) checks.push(hashes);

@@ -107,6 +107,9 @@ export type TableName = z.infer<typeof tableNameSchema>;
 
 const snapshotIdRef = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$/, 'expected a snapshot id');
 
+/** The ways a chain's rows are hashed (src/capture/delta-sql.ts rowHashExpr defines them). */
+export const ROW_HASH_KINDS = ['md5', 'hashtext'] as const;
+
 /** One table of a delta-mode snapshot: the full state the snapshot represents, not what changed. */
 export const chainTableSchema = z.object({
   /** Schema and table name, unquoted (SQL quotes them: format('%I.%I')). */
@@ -114,7 +117,7 @@ export const chainTableSchema = z.object({
   table: z.string().min(1),
   /** Exact row count in the snapshot. */
   rows: count,
-  /** TABLE_HASH_SQL's value (src/capture/delta-sql.ts): order-free sum of the rows' md5, mod 2^64, decimal. */
+  /** tableHashSql's value (src/capture/delta-sql.ts) under the chain's rowHash: order-free sum of the rows' 64-bit hashes, mod 2^64, decimal. */
   hash: z.string().regex(/^\d{1,20}$/),
   /** Primary-key columns; null: the table has none and every delta copies it whole. */
   key: z.array(z.string().min(1)).nullable(),
@@ -142,6 +145,8 @@ export const chainSchema = z
     ddl: z.string().regex(/^[0-9a-f]{64}$/),
     /** Why this snapshot is a base (first, fullEvery, schema change, state lost, …); absent for a delta. */
     reason: z.string().optional(),
+    /** How rows are hashed in tables[].hash (src/capture/delta-sql.ts RowHashKind); absent: md5 (made before this field). */
+    rowHash: z.enum(ROW_HASH_KINDS).optional(),
     tables: z.array(chainTableSchema),
   })
   .superRefine((c, ctx) => {

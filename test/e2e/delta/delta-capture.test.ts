@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HASH_SESSION_SQL, tableHashSql } from '../../../src/capture/delta-sql.js';
+import { HASH_SESSION_SQL, rowHashOf, tableHashSql } from '../../../src/capture/delta-sql.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, resealDeltaState, stockChainRestore } from '../../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../../harness/env.js';
@@ -104,10 +104,12 @@ describe('delta snapshots: capture', () => {
     for (const [i, s] of snaps.entries()) {
       stockChainRestore(pg, ws, s.manifest.id, `${db}_r${i}`);
       expect(fingerprint(pg, `${db}_r${i}`), `snapshot ${i}`).toEqual(prints[i]);
-      // The count and hash the manifest records are what the shared SQL computes on the restored copy.
+      // The count and hash the manifest records are what the shared SQL computes on the restored copy,
+      // by the cheaper hash (this server computes hashtextextended as every little-endian one does).
+      expect(s.manifest.chain!.rowHash).toBe('hashtext');
       for (const t of s.manifest.chain!.tables) {
         const out = pg
-          .psql(`${db}_r${i}`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table)}`)
+          .psql(`${db}_r${i}`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, 'hashtext')}`)
           .trim()
           .split('\n')
           .pop()!;
@@ -167,7 +169,7 @@ describe('delta snapshots: capture', () => {
     stockChainRestore(pg, ws, base.id, `${db}_r`);
     for (const t of base.chain!.tables) {
       const out = pg
-        .psql(`${db}_r`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table)}`)
+        .psql(`${db}_r`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, rowHashOf(base.chain!))}`)
         .trim()
         .split('\n')
         .pop()!;

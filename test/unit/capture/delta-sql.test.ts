@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { qualified, quoteIdent, quoteLiteral, RowHashSum, tableHashSql } from '../../../src/capture/delta-sql.js';
+import { qualified, quoteIdent, quoteLiteral, rowHashOf, RowHashSum, tableHashSql } from '../../../src/capture/delta-sql.js';
+import { ROW_HASH_KINDS } from '../../../src/vault/manifest.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
@@ -26,8 +27,18 @@ describe('quoting hostile names', () => {
   });
 
   it('tableHashSql reads only the quoted table (ONLY: no child tables)', () => {
-    const sql = tableHashSql('pub"lic', 'st"at');
-    expect(sql).toMatch(/^SELECT count\(\*\) AS rows, .* AS hash FROM ONLY "pub""lic"\."st""at" _pf_row$/);
+    for (const kind of ROW_HASH_KINDS) {
+      const sql = tableHashSql('pub"lic', 'st"at', kind);
+      expect(sql).toMatch(/^SELECT count\(\*\) AS rows, .* AS hash FROM ONLY "pub""lic"\."st""at" _pf_row$/);
+    }
+  });
+
+  it("md5's SQL is, byte for byte, the one every manifest without chain.rowHash was checked with", () => {
+    expect(tableHashSql('public', 't', 'md5')).toBe(
+      `SELECT count(*) AS rows, mod(mod(coalesce(sum(('x' || left(md5(_pf_row::text), 16))::bit(64)::bigint::numeric), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY "public"."t" _pf_row`,
+    );
+    expect(rowHashOf({})).toBe('md5');
+    expect(rowHashOf({ rowHash: 'hashtext' })).toBe('hashtext');
   });
 });
 

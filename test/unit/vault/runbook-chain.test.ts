@@ -8,35 +8,38 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HASH_SESSION_SQL, qualified, tableHashSql } from '../../../src/capture/delta-sql.js';
-import { manifestSchema, type Chain, type Manifest } from '../../../src/vault/manifest.js';
+import { HASH_SESSION_SQL, HASHTEXT_PROBE_SQL, qualified, tableHashSql } from '../../../src/capture/delta-sql.js';
+import { manifestSchema, ROW_HASH_KINDS, type Chain, type Manifest } from '../../../src/vault/manifest.js';
 import { REPO } from '../../harness/env.js';
 import { runSh } from '../../harness/restore-sh.js';
 
 const SCRIPT = path.join(REPO, 'scripts/restore.sh');
 
 describe("restore.sh's hash SQL", () => {
-  /** The two lines restore.sh's hash_sql() sends to psql (a quoted heredoc: verbatim). */
-  function scriptSql(): string[] {
-    const body = /\nhash_sql\(\) \{\n {2}cat <<'EOF'\n([\s\S]*?)\nEOF\n\}\n/.exec(readFileSync(SCRIPT, 'utf8'))?.[1];
-    expect(body, 'restore.sh has no hash_sql() heredoc').toBeDefined();
+  /** The lines of restore.sh's function `name`, a quoted heredoc (verbatim). */
+  function scriptSql(name: string): string[] {
+    const body = new RegExp(`\\n${name}\\(\\) \\{\\n {2}cat <<'EOF'\\n([\\s\\S]*?)\\nEOF\\n\\}\\n`).exec(readFileSync(SCRIPT, 'utf8'))?.[1];
+    expect(body, `restore.sh has no ${name}() heredoc`).toBeDefined();
     return body!.split('\n');
   }
 
-  it('is HASH_SESSION_SQL, then tableHashSql byte for byte once psql quotes :"s".:"t" (always quoted, quotes doubled)', () => {
-    const [session, query, ...rest] = scriptSql();
-    expect(rest).toEqual([]);
-    expect(session).toBe(HASH_SESSION_SQL);
+  it('is HASH_SESSION_SQL, then tableHashSql of each row hash byte for byte once psql quotes :"s".:"t" (always quoted, quotes doubled)', () => {
+    expect(scriptSql('hash_session_sql')).toEqual([HASH_SESSION_SQL]);
     // psql's :"name" is PQescapeIdentifier: always double-quoted, a " doubled — what qualified() writes.
     const psqlQuoted = (name: string): string => `"${name.replaceAll('"', '""')}"`;
-    for (const [schema, table] of [
-      ['public', 'status_stats'],
-      ['Ünï cødé', 'a"b'],
-    ] as const) {
-      expect(psqlQuoted(schema) + '.' + psqlQuoted(table)).toBe(qualified(schema, table));
-      expect(query!.split(':"s".:"t"')).toHaveLength(2);
-      expect(query!.replace(':"s".:"t"', `${psqlQuoted(schema)}.${psqlQuoted(table)}`)).toBe(`${tableHashSql(schema, table)};`);
+    for (const kind of ROW_HASH_KINDS) {
+      const [query, ...rest] = scriptSql(`hash_sql_${kind}`);
+      expect(rest).toEqual([]);
+      for (const [schema, table] of [
+        ['public', 'status_stats'],
+        ['Ünï cødé', 'a"b'],
+      ] as const) {
+        expect(psqlQuoted(schema) + '.' + psqlQuoted(table)).toBe(qualified(schema, table));
+        expect(query!.split(':"s".:"t"')).toHaveLength(2);
+        expect(query!.replace(':"s".:"t"', `${psqlQuoted(schema)}.${psqlQuoted(table)}`)).toBe(`${tableHashSql(schema, table, kind)};`);
+      }
     }
+    expect(scriptSql('hashtext_probe_sql').join('\n')).toBe(`${HASHTEXT_PROBE_SQL};`);
   });
 });
 

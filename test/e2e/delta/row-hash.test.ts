@@ -1,0 +1,211 @@
+/**
+ * Issue 22: the table hash of a chain (src/capture/delta-sql.ts RowHashKind). New bases and deltas
+ * hash rows with hashtextextended (`hashtext`) and say so in chain.rowHash; a chain whose manifests
+ * do not say (made before) is checked with md5 as it always was, by permafrost and by restore.sh;
+ * a chain never mixes the two; and for each definition the value the capture sums row by row equals
+ * the server's aggregate on the edge cases (NULLs, unicode, an empty table, a composite key, no key,
+ * types without a hash opclass).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HASH_SESSION_SQL, ROW_ALIAS, rowHashExpr, RowHashSum, tableHashSql } from '../../../src/capture/delta-sql.js';
+import { ROW_HASH_KINDS, type Manifest } from '../../../src/vault/manifest.js';
+import { errorSentence, makeWorkspace, runCli, type Workspace } from '../../harness/env.js';
+import { fingerprint } from '../../harness/fingerprint.js';
+import { libpqEnv, runSh } from '../../harness/restore-sh.js';
+import { clusterPerFile } from '../../harness/suite.js';
+
+const cluster = clusterPerFile();
+let ws: Workspace;
+afterEach(() => ws?.cleanup());
+
+const EDGE_SQL = `
+CREATE TABLE pf_nulls (id bigint PRIMARY KEY, a text, b integer, c timestamptz, d jsonb, e text[]);
+INSERT INTO pf_nulls VALUES (1, NULL, NULL, NULL, NULL, NULL), (2, '', 0, '2026-01-01 00:00:00+00', '{}', '{}'),
+  (3, 'NULL', NULL, NULL, 'null', ARRAY[NULL, 'x']), (4, '\\N', -1, 'infinity', '[null]', ARRAY['']);
+CREATE TABLE pf_unicode (id text PRIMARY KEY, v text);
+INSERT INTO pf_unicode VALUES ('ünï', 'cødé ✓ 😀'), (E'tab\\there', E'line\\nbreak\\r'), ('"quoted"', E'back\\\\slash'),
+  ('日本', 'עברית'), (' ', 'blank key');
+CREATE TABLE pf_empty (id integer PRIMARY KEY, v text);
+CREATE TABLE pf_empty_nokey (v text);
+CREATE TABLE pf_composite (a integer, b text, v numeric, PRIMARY KEY (a, b));
+INSERT INTO pf_composite SELECT g % 7, 'k' || (g / 7), g * 1.5 FROM generate_series(1, 300) g;
+CREATE TABLE pf_nokey (v text, p point, j json, x xml, f double precision);
+INSERT INTO pf_nokey VALUES ('same', '(1,2)', '{"a": 1}', '<a>ü</a>', 0.1), ('same', '(1,2)', '{"a": 1}', '<a>ü</a>', 0.1),
+  (NULL, NULL, NULL, NULL, 'NaN'), ('ünï', '(-0,1e300)', '[1, 2.50]', '<b/>', -0.0);
+`;
+
+/** One change per edge table, for a delta. */
+const EDGE_CHURN = `
+UPDATE pf_nulls SET a = NULL, d = '{"k": null}' WHERE id = 2; DELETE FROM pf_nulls WHERE id = 3;
+UPDATE pf_unicode SET v = '🦊 edited' WHERE id = 'ünï'; INSERT INTO pf_unicode VALUES ('Ω', NULL);
+INSERT INTO pf_empty VALUES (1, 'no longer empty');
+DELETE FROM pf_composite WHERE a = 3; UPDATE pf_composite SET v = NULL WHERE b = 'k1';
+INSERT INTO pf_nokey VALUES ('same', '(1,2)', '{"a": 1}', '<a>ü</a>', 0.1);
+`;
+
+const EDGE_TABLES = ['pf_nulls', 'pf_unicode', 'pf_empty', 'pf_empty_nokey', 'pf_composite', 'pf_nokey'];
+
+let dbCounter = 0;
+function edgeWorkspace(): string {
+  const db = `hash${++dbCounter}`;
+  cluster.createDb(db);
+  cluster.get().psql(db, EDGE_SQL);
+  ws = makeWorkspace(cluster.get(), db);
+  ws.writeConfig({ database: { delta: {} } });
+  return db;
+}
+
+async function backup(): Promise<Manifest> {
+  const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Manifest;
+}
+
+const manifestFile = (id: string): string => path.join(ws.vault, id, 'manifest.json');
+const readManifest = (id: string): Manifest => JSON.parse(readFileSync(manifestFile(id), 'utf8')) as Manifest;
+const writeManifest = (m: Manifest): void => writeFileSync(manifestFile(m.id), `${JSON.stringify(m, null, 2)}\n`);
+
+/** Every table's count and hash on `db` by tableHashSql under `kind`, as the manifest lists them. */
+function sqlHashes(db: string, tables: Array<{ schema: string; table: string }>, kind: (typeof ROW_HASH_KINDS)[number]): string[] {
+  return tables.map(
+    (t) =>
+      cluster
+        .get()
+        .psql(db, `${HASH_SESSION_SQL}\n${tableHashSql(t.schema, t.table, kind)}`)
+        .trim()
+        .split('\n')
+        .pop()!,
+  );
+}
+
+describe('the table hash (issue 22)', () => {
+  it('each definition: the sum the capture makes of rowHashExpr per row equals tableHashSql, on NULLs, unicode, empty tables, composite and no keys', () => {
+    const db = edgeWorkspace();
+    const pg = cluster.get();
+    for (const table of EDGE_TABLES) {
+      const got: Record<string, string> = {};
+      for (const kind of ROW_HASH_KINDS) {
+        const lines = pg
+          .psql(db, `${HASH_SESSION_SQL}\nSELECT ${rowHashExpr(kind)} FROM ONLY public.${table} ${ROW_ALIAS}`)
+          .split('\n')
+          .filter((l) => l !== '');
+        const sum = new RowHashSum();
+        for (const h of lines) {
+          expect(h, `${kind} row hash of ${table}`).toMatch(/^[0-9a-f]{32}$/);
+          sum.add(h);
+        }
+        const [rows, hash] = pg
+          .psql(db, `${HASH_SESSION_SQL}\n${tableHashSql('public', table, kind)}`)
+          .trim()
+          .split('|');
+        expect({ rows: String(sum.rows), hash: sum.value() }, `${kind} of ${table}`).toEqual({ rows, hash });
+        got[kind] = hash!;
+      }
+      // Two definitions, two values (both 0 for an empty table).
+      if (table.startsWith('pf_empty')) expect(got).toEqual({ md5: '0', hashtext: '0' });
+      else expect(got.md5, table).not.toBe(got.hashtext);
+    }
+    // Two equal rows count twice (a sum, not a set), and the order of rows does not matter.
+    const one = pg.psql(db, `${HASH_SESSION_SQL}\n${tableHashSql('public', 'pf_nokey', 'hashtext')}`).trim();
+    pg.psql(
+      db,
+      `CREATE TABLE pf_nokey2 AS SELECT * FROM pf_nokey ORDER BY v DESC NULLS FIRST; DELETE FROM pf_nokey WHERE v = 'same' AND ctid = (SELECT min(ctid) FROM pf_nokey WHERE v = 'same')`,
+    );
+    expect(pg.psql(db, `${HASH_SESSION_SQL}\n${tableHashSql('public', 'pf_nokey2', 'hashtext')}`).trim()).toBe(one);
+    expect(pg.psql(db, `${HASH_SESSION_SQL}\n${tableHashSql('public', 'pf_nokey', 'hashtext')}`).trim()).not.toBe(one);
+  });
+
+  it('a base and a delta record rowHash hashtext and its values; restore checks them with it, and refuses them read as md5', async () => {
+    const db = edgeWorkspace();
+    const pg = cluster.get();
+    const base = await backup();
+    expect(base.chain).toMatchObject({ kind: 'base', rowHash: 'hashtext' });
+    expect(base.chain!.tables.map((t) => `${t.rows}|${t.hash}`)).toEqual(sqlHashes(db, base.chain!.tables, 'hashtext'));
+    pg.psql(db, EDGE_CHURN);
+    const delta = await backup();
+    expect(delta.chain, delta.chain!.reason).toMatchObject({ kind: 'delta', depth: 1, rowHash: 'hashtext' });
+    // The delta carried the hashes forward row by row: they are the server's over the whole table now.
+    expect(delta.chain!.tables.map((t) => `${t.rows}|${t.hash}`)).toEqual(sqlHashes(db, delta.chain!.tables, 'hashtext'));
+
+    let r = await runCli(['--config', ws.configFile, 'restore', delta.id, '--database', `${db}_r`, '--jobs', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fingerprint(pg, `${db}_r`)).toEqual(fingerprint(pg, db));
+
+    // The same values read as md5 (no rowHash: a manifest made before it) are not this copy's: exit 3.
+    const m = readManifest(delta.id);
+    delete m.chain!.rowHash;
+    writeManifest(m);
+    r = await runCli(['--config', ws.configFile, 'restore', delta.id, '--database', `${db}_r2`, '--jobs', '2']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(errorSentence(r.stderr)).toMatch(
+      new RegExp(`^The restored copy of snapshot ${delta.id} does not match its manifest \\(table "public"\\.`),
+    );
+  }, 300_000);
+
+  it('a chain made before rowHash (md5 values, no field) still restores and is checked with md5, by permafrost and restore.sh; the next backup starts a new base', async () => {
+    const db = edgeWorkspace();
+    const pg = cluster.get();
+    // The manifests an older permafrost wrote: the same files, md5 values of the same moment, no rowHash.
+    // (Each computed at its own moment, written once both are made: the delta is built on the base as it was written.)
+    const asOld = (m: Manifest): Manifest => {
+      const old = readManifest(m.id);
+      const md5 = sqlHashes(db, old.chain!.tables, 'md5');
+      old.chain!.tables.forEach((t, i) => (t.hash = md5[i]!.split('|')[1]!));
+      delete old.chain!.rowHash;
+      return old;
+    };
+    const first = await backup();
+    const base = asOld(first);
+    pg.psql(db, EDGE_CHURN);
+    const made = await backup();
+    expect(made.chain, made.chain!.reason).toMatchObject({ kind: 'delta', reference: first.id });
+    const delta = asOld(made);
+    writeManifest(base);
+    writeManifest(delta);
+    expect(delta.chain!.rowHash).toBeUndefined();
+
+    let r = await runCli(['--config', ws.configFile, 'restore', delta.id, '--database', `${db}_old`, '--jobs', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fingerprint(pg, `${db}_old`)).toEqual(fingerprint(pg, db));
+    const v = await runCli(['--config', ws.configFile, 'verify', delta.id]);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout).toMatch(/✓ table-hashes: row counts and content hashes of all \d+ tables equal the manifest/);
+
+    const tmp = mkdtempSync(path.join(ws.dir, 'sh-'));
+    const sh = await runSh(
+      path.join(ws.vault, 'restore.sh'),
+      ['--passphrase-file', ws.passFile, '--database', `${db}_sh`, delta.id],
+      libpqEnv(pg, tmp),
+    );
+    expect(sh.code, sh.stderr).toBe(0);
+    expect(fingerprint(pg, `${db}_sh`)).toEqual(fingerprint(pg, db));
+    rmSync(tmp, { recursive: true, force: true });
+
+    // Checked, not merely read: one md5 value off and both refuse it (exit 3).
+    const m = readManifest(delta.id);
+    const t = m.chain!.tables.find((x) => x.table === 'pf_unicode')!;
+    t.hash = (BigInt(t.hash) ^ 1n).toString();
+    writeManifest(m);
+    r = await runCli(['--config', ws.configFile, 'restore', delta.id, '--database', `${db}_bad`, '--jobs', '2']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(errorSentence(r.stderr)).toContain(`table "public"."pf_unicode" has ${t.rows} rows with hash`);
+    const tmp2 = mkdtempSync(path.join(ws.dir, 'sh-'));
+    const sh2 = await runSh(
+      path.join(ws.vault, 'restore.sh'),
+      ['--passphrase-file', ws.passFile, '--database', `${db}_sh2`, delta.id],
+      libpqEnv(pg, tmp2),
+    );
+    expect(sh2.code, sh2.stderr).toBe(3);
+    expect(sh2.stderr).toContain(`the restored table public.pf_unicode (${t.rows} rows, hash `);
+    rmSync(tmp2, { recursive: true, force: true });
+    writeManifest(delta);
+
+    // The state holds hashtext values, the newest manifest md5 ones: never one chain of both, a base.
+    pg.psql(db, `INSERT INTO pf_empty VALUES (2, 'after')`);
+    const next = await backup();
+    expect(next.chain).toMatchObject({ kind: 'base', rowHash: 'hashtext' });
+    expect(next.chain!.tables.map((x) => `${x.rows}|${x.hash}`)).toEqual(sqlHashes(db, next.chain!.tables, 'hashtext'));
+  }, 300_000);
+});
