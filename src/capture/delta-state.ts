@@ -258,11 +258,14 @@ export class StateMismatchError extends Error {}
 
 const KEYED_RE = /^[A-Za-z0-9_-]{22}$/;
 
-/** The key and the keyed hash of a keys-file line; a line of another shape (a cut or edited file) is a mismatch. */
+/**
+ * The key and the keyed hash of a keys-file line; a line of another shape (a cut or edited file) is
+ * a mismatch. The key may be empty: a text key '' (its line starts with the tab).
+ */
 export function splitStateLine(line: string): [string, string] {
   const tab = line.lastIndexOf('\t');
   const hash = line.slice(tab + 1);
-  if (tab <= 0 || !KEYED_RE.test(hash))
+  if (tab < 0 || !KEYED_RE.test(hash))
     throw new StateMismatchError('its delta state has a damaged keys file (a line that is no key and hash)');
   return [line.slice(0, tab), hash];
 }

@@ -26,7 +26,7 @@ INSERT INTO pf_nulls VALUES (1, NULL, NULL, NULL, NULL, NULL), (2, '', 0, '2026-
   (3, 'NULL', NULL, NULL, 'null', ARRAY[NULL, 'x']), (4, '\\N', -1, 'infinity', '[null]', ARRAY['']);
 CREATE TABLE pf_unicode (id text PRIMARY KEY, v text);
 INSERT INTO pf_unicode VALUES ('ünï', 'cødé ✓ 😀'), (E'tab\\there', E'line\\nbreak\\r'), ('"quoted"', E'back\\\\slash'),
-  ('日本', 'עברית'), (' ', 'blank key');
+  ('日本', 'עברית'), (' ', 'blank key'), ('', 'empty key');
 CREATE TABLE pf_empty (id integer PRIMARY KEY, v text);
 CREATE TABLE pf_empty_nokey (v text);
 CREATE TABLE pf_composite (a integer, b text, v numeric, PRIMARY KEY (a, b));

@@ -51,7 +51,9 @@ describe('keys files: splitStateLine, readLines and StateReader', () => {
     const h = 'A'.repeat(22);
     expect(splitStateLine(`1\t${h}`)).toEqual(['1', h]);
     expect(splitStateLine(`a\tb\t${h}`)).toEqual(['a\tb', h]);
-    for (const bad of ['', `\t${h}`, 'no tab', `1\t${'A'.repeat(21)}`, `1\t${h}=`]) {
+    // An empty text key ('') is a key: its line starts with the tab.
+    expect(splitStateLine(`\t${h}`)).toEqual(['', h]);
+    for (const bad of ['', 'no tab', `1\t${'A'.repeat(21)}`, `1\t${h}=`]) {
       expect(() => splitStateLine(bad), JSON.stringify(bad)).toThrow(StateMismatchError);
     }
     expect(() => splitStateLine('x')).toThrow('its delta state has a damaged keys file (a line that is no key and hash)');
