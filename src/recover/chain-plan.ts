@@ -16,7 +16,7 @@
  * judged by the same check as a replay: every restored table's count and hash against the manifest.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { Writable } from 'node:stream';
 import { qualified, quoteIdent } from '../capture/delta-sql.js';
 import type { ChainTable } from '../vault/manifest.js';
 import type { PlainSink } from './decrypt.js';
@@ -357,9 +357,9 @@ export class ChainPlan {
     await reader.end();
   }
 
-  /** A filter for one COPY block of the base's rows (its bytes from the COPY line on), or null when it passes whole. */
-  baseFilter(): Transform {
-    return new BaseBlockFilter(this);
+  /** A filter for one COPY block of the base's rows (its bytes from the COPY line on). */
+  baseFilter(): BaseRowsFilter {
+    return new BaseRowsFilter(this);
   }
 }
 
@@ -544,67 +544,57 @@ class DeltaReader {
 
 /**
  * One COPY block of the base's rows, filtered: the rows of a table a delta copied whole, and the
- * rows whose key a delta decided, left out; every other byte passed on as it came.
+ * rows whose key a delta decided, left out; every other byte passed on as it came. It works on the
+ * caller's buffer and copies nothing: take() reports the byte ranges to pass on and where the first
+ * incomplete line starts, which the caller hands again (read again from the file) with what follows.
  */
-class BaseBlockFilter extends Transform {
-  private rest: Buffer | null = null;
-  /** null: the header line is not read yet; 'pass': the block goes through whole. */
+export class BaseRowsFilter {
+  /** null: the header line is not read yet; 'pass': the rest of the block goes through whole. */
   private mode: null | 'pass' | { t: TablePlan; pos: Int32Array | null } = null;
 
-  constructor(private readonly plan: ChainPlan) {
-    super();
-  }
+  constructor(private readonly plan: ChainPlan) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      if (this.mode === 'pass') return cb(null, chunk);
-      const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
-      this.rest = null;
-      let at = 0;
-      if (this.mode === null) {
-        const nl = buf.indexOf(NL);
-        if (nl < 0) {
-          this.rest = buf;
-          return cb();
-        }
-        const h = parseCopyHeader(buf.toString('utf8', 0, nl));
-        const t = h ? this.plan.tables.get(qualified(h.schema, h.table)) : undefined;
-        if (!t || (!t.closed && t.decided.size === 0)) {
-          this.mode = 'pass';
-          return cb(null, buf);
-        }
-        this.mode = { t, pos: t.key && !t.closed ? keyPositions(h!, t.key) : null };
-        at = nl + 1;
-        this.push(buf.subarray(0, at));
+  /**
+   * Takes the complete lines of buf[from, to): calls keep(start, end) for each range to pass on, in
+   * order, and returns where it stopped (`to`, or the start of an incomplete line).
+   */
+  take(buf: Buffer, from: number, to: number, keep: (start: number, end: number) => void): number {
+    let at = from;
+    if (this.mode === null) {
+      const nl = buf.indexOf(NL, at);
+      if (nl < 0 || nl >= to) return at;
+      const h = parseCopyHeader(buf.toString('utf8', at, nl));
+      const t = h ? this.plan.tables.get(qualified(h.schema, h.table)) : undefined;
+      this.mode = !t || (!t.closed && t.decided.size === 0) ? 'pass' : { t, pos: t.key && !t.closed ? keyPositions(h!, t.key) : null };
+      if (this.mode === 'pass') {
+        keep(at, to);
+        return to;
       }
-      const { t, pos } = this.mode;
-      let keepFrom = at;
-      while (at < buf.length) {
-        const nl = buf.indexOf(NL, at);
-        if (nl < 0) break;
-        const end = buf[at] === BACKSLASH && buf[at + 1] === 0x2e && nl === at + 2;
-        if (end) {
-          // The block's end: what follows (nothing, from RowsSplitter) is not data.
-          if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
-          this.mode = 'pass';
-          return cb(null, buf.subarray(at));
-        }
-        if (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos)))) {
-          if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
-          keepFrom = nl + 1;
-        }
-        at = nl + 1;
-      }
-      if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
-      if (at < buf.length) this.rest = Buffer.from(buf.subarray(at));
-      cb();
-    } catch (err) {
-      cb(err as Error);
+      keep(at, nl + 1);
+      at = nl + 1;
     }
-  }
-
-  override _flush(cb: TransformCallback): void {
-    // A block ends with its `\.` line and a newline; anything after is passed as it came.
-    cb(null, this.rest ?? undefined);
+    if (this.mode === 'pass') {
+      if (to > at) keep(at, to);
+      return to;
+    }
+    const { t, pos } = this.mode;
+    let keepFrom = at;
+    while (at < to) {
+      const nl = buf.indexOf(NL, at);
+      if (nl < 0 || nl >= to) break;
+      if (buf[at] === BACKSLASH && buf[at + 1] === 0x2e && nl === at + 2) {
+        // The block's end: it and what follows (nothing, from RowsSplitter) passed as they are.
+        this.mode = 'pass';
+        keep(keepFrom, to);
+        return to;
+      }
+      if (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos)))) {
+        if (at > keepFrom) keep(keepFrom, at);
+        keepFrom = nl + 1;
+      }
+      at = nl + 1;
+    }
+    if (at > keepFrom) keep(keepFrom, at);
+    return at;
   }
 }
