@@ -20,6 +20,7 @@ import { Writable } from 'node:stream';
 import { qualified, quoteIdent } from '../capture/delta-sql.js';
 import type { ChainTable } from '../vault/manifest.js';
 import type { PlainSink } from './decrypt.js';
+import { KeySet } from './key-set.js';
 import { settingsOnly, type RowsSegment } from './parallel-rows.js';
 
 /** Estimated bytes of memory per decided key besides its text (a Set entry and a string header). */
@@ -40,7 +41,7 @@ const BACKSLASH = 0x5c;
 interface TablePlan {
   key: string[] | null;
   /** Keys whose final version (or absence) a newer delta decided: the base's and older deltas' rows with them do not count. */
-  decided: Set<string>;
+  decided: KeySet;
   /** A delta copied the table whole: nothing older counts. */
   closed: boolean;
   /** A bit set over the decided keys' hashes (built once every delta was read): most base rows are told apart without a string. */
@@ -73,19 +74,38 @@ function bloomOf(keys: Set<string>): Uint32Array {
   return bloom;
 }
 
+/** Where the field of a one-column key starts in the row at [start, end): `pos` has the key's column last. */
+function keyFieldStart(buf: Buffer, start: number, end: number, pos: Int32Array): number {
+  let fs = start;
+  for (let col = 0; col < pos.length - 1; col++) {
+    const fe = fieldEnd(buf, fs, end);
+    if (fe === end) throw new DeltaFormError('a row has fewer fields than its COPY statement');
+    fs = fe + 1;
+  }
+  return fs;
+}
+
 /**
- * Whether the row at [start, end) may have a decided key: false only when it surely has none (a
- * one-column key whose field holds no escape, so its bytes are the key's, and whose hash misses the bloom).
+ * Whether a newer delta decided the key of the row at [start, end): a one-column key looked up from
+ * its bytes (an int64 without a string; a text key first in the bloom, when its field holds no escape).
  */
-function maybeDecided(t: TablePlan, buf: Buffer, start: number, end: number, pos: Int32Array): boolean {
-  const bloom = t.bloom;
-  if (!bloom) return true;
+function isDecided(t: TablePlan, buf: Buffer, start: number, end: number, pos: Int32Array): boolean {
+  if (t.key!.length > 1) return t.decided.has(rowKey(buf, start, end, pos));
   let fs = start;
   for (let col = 0; col < pos.length - 1; col++) fs = fieldEnd(buf, fs, end) + 1;
+  // A row without its key's field has no key a delta decided (and is psql's to reject).
+  if (fs > end) return false;
   const fe = fieldEnd(buf, fs, end);
-  for (let i = fs; i < fe; i++) if (buf[i] === BACKSLASH) return true;
-  const [a, b] = bloomBits(fnv(buf, fs, fe, FNV_START), bloom.length * 32 - 1);
-  return (bloom[a >>> 5]! & (1 << (a & 31))) !== 0 && (bloom[b >>> 5]! & (1 << (b & 31))) !== 0;
+  const bloom = t.bloom;
+  if (bloom) {
+    let plain = true;
+    for (let i = fs; i < fe; i++) if (buf[i] === BACKSLASH) plain = false;
+    if (plain) {
+      const [a, b] = bloomBits(fnv(buf, fs, fe, FNV_START), bloom.length * 32 - 1);
+      if ((bloom[a >>> 5]! & (1 << (a & 31))) === 0 || (bloom[b >>> 5]! & (1 << (b & 31))) === 0) return false;
+    }
+  }
+  return t.decided.hasBytes(buf, fs, fe, () => copyField(buf, fs, fe));
 }
 
 /** A COPY statement's table and columns, as copyHeader writes it: `COPY "s"."t" ("a", "b") FROM stdin;`. */
@@ -280,7 +300,7 @@ export class ChainPlan {
     let t = this.tables.get(name);
     if (!t) {
       if (!this.keys.has(name)) throw new DeltaFormError(`it names table ${name}, which the snapshot does not list`);
-      t = { key: this.keys.get(name)!, decided: new Set(), closed: false };
+      t = { key: this.keys.get(name)!, decided: new KeySet(), closed: false };
       this.tables.set(name, t);
     }
     return t;
@@ -288,9 +308,16 @@ export class ChainPlan {
 
   /** Marks `key` decided; false when a newer delta had decided it already. */
   decide(t: TablePlan, key: string): boolean {
-    if (t.decided.has(key)) return false;
-    t.decided.add(key);
+    if (!t.decided.add(key)) return false;
     this.keyBytes += key.length + KEY_OVERHEAD;
+    this.fits(0);
+    return true;
+  }
+
+  /** decide() for the one-column key whose COPY field is buf[start, end), without a string for an int64. */
+  decideField(t: TablePlan, buf: Buffer, start: number, end: number): boolean {
+    if (!t.decided.addBytes(buf, start, end, () => copyField(buf, start, end))) return false;
+    this.keyBytes += end - start + KEY_OVERHEAD;
     this.fits(0);
     return true;
   }
@@ -344,7 +371,11 @@ export class ChainPlan {
 
   /** Once every delta was read: the blooms the base's filter tests first. */
   seal(): void {
-    for (const t of this.tables.values()) if (t.key?.length === 1 && !t.closed && t.decided.size > 0) t.bloom = bloomOf(t.decided);
+    for (const t of this.tables.values()) {
+      // A set of int64s is looked up from the bytes as fast as a bloom; one of strings is not.
+      const strings = t.decided.asStrings;
+      if (t.key?.length === 1 && !t.closed && strings && strings.size > 0) t.bloom = bloomOf(strings);
+    }
   }
 
   /** Reads one whole delta (the next older one), decrypted into memory, into the plan. */
@@ -532,9 +563,14 @@ class DeltaReader {
       return;
     }
     if (r.t.closed) return;
-    if (r.pos) {
-      const key = rowKey(buf, at, nl, r.pos);
+    if (r.pos && r.t.key!.length === 1) {
+      const fs = keyFieldStart(buf, at, nl, r.pos);
+      const fe = fieldEnd(buf, fs, nl);
+      const decode = (): string => copyField(buf, fs, fe);
       // A whole copy closes its table: its own keys need no record (nothing older is read), only the newer deltas' win.
+      if (r.whole ? r.t.decided.hasBytes(buf, fs, fe, decode) : !this.plan.decideField(r.t, buf, fs, fe)) return;
+    } else if (r.pos) {
+      const key = rowKey(buf, at, nl, r.pos);
       if (r.whole ? r.t.decided.has(key) : !this.plan.decide(r.t, key)) return;
     }
     if (!file.open) await file.begin(r.header);
@@ -588,7 +624,7 @@ export class BaseRowsFilter {
         keep(keepFrom, to);
         return to;
       }
-      if (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos)))) {
+      if (t.closed || !pos || isDecided(t, buf, at, nl, pos)) {
         if (at > keepFrom) keep(keepFrom, at);
         keepFrom = nl + 1;
       }
