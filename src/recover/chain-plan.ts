@@ -378,13 +378,33 @@ export class ChainPlan {
     }
   }
 
-  /** Reads one whole delta (the next older one), decrypted into memory, into the plan. */
+  /**
+   * Reads one whole delta (the next older one), decrypted into memory, into the plan: chunk by chunk,
+   * each let go once read (`chunks` is emptied), only a line cut between two chunks copied.
+   */
   async readDelta(chunks: Buffer[], newest: boolean): Promise<void> {
     const reader = new DeltaReader(this, newest);
-    const buf = Buffer.concat(chunks);
-    const last = buf.lastIndexOf(NL);
-    if (last >= 0) await reader.lines(buf.subarray(0, last + 1));
-    if (last + 1 < buf.length) await reader.lines(Buffer.concat([buf.subarray(last + 1), Buffer.from('\n')]));
+    let rest: Buffer | null = null;
+    for (let c = chunks.shift(); c !== undefined; c = chunks.shift()) {
+      let from = 0;
+      if (rest) {
+        const nl = c.indexOf(NL);
+        if (nl < 0) {
+          rest = Buffer.concat([rest, c]);
+          continue;
+        }
+        await reader.lines(Buffer.concat([rest, c.subarray(0, nl + 1)]));
+        rest = null;
+        from = nl + 1;
+      }
+      const last = c.lastIndexOf(NL);
+      if (last >= from) {
+        await reader.lines(c.subarray(from, last + 1));
+        from = last + 1;
+      }
+      if (from < c.length) rest = Buffer.from(c.subarray(from));
+    }
+    if (rest) await reader.lines(Buffer.concat([rest, Buffer.from('\n')]));
     await reader.end();
   }
 

@@ -33,7 +33,12 @@ const copy = (table: string, cols: string, rows: string[]): string =>
 /** Reads deltas (oldest first, as a chain lists them) into a plan, newest first. */
 async function planOf(deltas: string[], budget?: number): Promise<ChainPlan> {
   const plan = new ChainPlan(tables, path.join(dir, `rows-${++n}.sql`), budget);
-  for (const [i, d] of [...deltas].reverse().entries()) await plan.readDelta([Buffer.from(SQL_FILE_HEADER + d)], i === 0);
+  for (const [i, d] of [...deltas].reverse().entries()) {
+    // Chunks of 7 bytes: lines cut anywhere, as gpg's output comes.
+    const all = Buffer.from(SQL_FILE_HEADER + d);
+    const chunks = Array.from({ length: Math.ceil(all.length / 7) }, (_, j) => all.subarray(j * 7, j * 7 + 7));
+    await plan.readDelta(chunks, i === 0);
+  }
   await plan.file.close();
   plan.seal();
   return plan;
