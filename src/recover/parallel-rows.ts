@@ -12,7 +12,7 @@
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { startTool, type RunningTool, type ToolRun } from '../tools/run.js';
-import type { BaseRowsFilter, ChainPlan } from './chain-plan.js';
+import type { ChainPlan } from './chain-plan.js';
 import type { PlainSink } from './decrypt.js';
 
 /** A piece of the file: a COPY block (statement and data, through its `\.` line) or other SQL. */
@@ -22,18 +22,7 @@ export interface RowsSegment {
   end: number;
   /** Another file than the rows file (a chain plan's delta rows). */
   file?: string;
-  /** A piece of a large COPY block's data: its statement (sent first) is at [header.start, header.end). */
-  header?: { start: number; end: number };
-  /** The piece ends before the block's `\.` line: one is sent after it. */
-  open?: boolean;
 }
-
-/**
- * A COPY block's data is cut into pieces of about this size at line ends, each loaded as its own
- * COPY as soon as it is in the file: a large table is loaded on every session at once, and its load
- * starts before its last row is decrypted, instead of one session loading it alone at the end.
- */
-export const PIECE_BYTES = 8 * 1024 * 1024;
 
 const NL = 0x0a;
 const COPY = Buffer.from('COPY ');
@@ -60,18 +49,8 @@ export class RowsSplitter {
   private blank = true;
   /** `blank` as it was where the current line started. */
   private blankBefore = true;
-  /** Where the data of the COPY block being read starts, and its piece being read. */
-  private dataStart = 0;
-  private pieceStart = 0;
 
-  constructor(
-    private readonly emit: (s: RowsSegment) => void,
-    private readonly pieceBytes = PIECE_BYTES,
-  ) {}
-
-  private header(): { start: number; end: number } {
-    return { start: this.segStart, end: this.dataStart };
-  }
+  constructor(private readonly emit: (s: RowsSegment) => void) {}
 
   push(chunk: Buffer): void {
     let i = 0;
@@ -127,26 +106,17 @@ export class RowsSplitter {
     if (this.state === 'stmt' && this.stmtDone && this.quote === 0) {
       this.state = 'data';
       this.stmtDone = false;
-      this.dataStart = next;
-      this.pieceStart = next;
     } else if (this.state === 'data' && this.lineLen === END_OF_DATA.length && this.head.subarray(0, 2).equals(END_OF_DATA)) {
-      // The whole block, or its last piece (through the `\.` line).
-      if (this.pieceStart === this.dataStart) this.emit({ kind: 'copy', start: this.segStart, end: next });
-      else this.emit({ kind: 'copy', start: this.pieceStart, end: next, header: this.header() });
+      this.emit({ kind: 'copy', start: this.segStart, end: next });
       this.segStart = next;
       this.state = 'sql';
       this.blank = true;
-    } else if (this.state === 'data' && next - this.pieceStart >= this.pieceBytes) {
-      this.emit({ kind: 'copy', start: this.pieceStart, end: next, header: this.header(), open: true });
-      this.pieceStart = next;
     }
   }
 
   /** The end of the file: what is left is SQL (a COPY without its `\.` is psql's to reject). */
   end(): void {
-    if (this.state === 'data' && this.pieceStart !== this.dataStart) {
-      if (this.pos > this.pieceStart) this.emit({ kind: 'copy', start: this.pieceStart, end: this.pos, header: this.header() });
-    } else if (this.pos > this.segStart && !(this.state === 'sql' && this.blank))
+    if (this.pos > this.segStart && !(this.state === 'sql' && this.blank))
       this.emit({ kind: this.state === 'sql' ? 'sql' : 'copy', start: this.segStart, end: this.pos });
     this.segStart = this.pos;
   }
@@ -210,7 +180,6 @@ class ParallelRows {
     signal?: AbortSignal,
     /** A chain's plan (chain-plan.ts): the base's blocks filtered by it, its delta rows and sequences loaded too; null: the rows as they are. */
     readonly ready: Promise<ChainPlan | null> = Promise.resolve(null),
-    pieceBytes = PIECE_BYTES,
   ) {
     this.sessions = Array.from({ length: Math.max(1, jobs) }, () => ({
       tool: startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' }),
@@ -225,7 +194,7 @@ class ParallelRows {
         this.sawCopy ||= seg.kind === 'copy';
         this.queue.push(seg);
       }
-    }, pieceBytes);
+    });
   }
 
   /** Feeds bytes [start, end) of the file to a session; rejects when the session exits first. */
@@ -250,35 +219,19 @@ class ParallelRows {
    */
   private async copy(s: Session, from: FileHandle, seg: RowsSegment): Promise<void> {
     const filter = this.plan && seg.kind === 'copy' && seg.file === undefined ? this.plan.baseFilter() : null;
-    const writes: { failed: Error | null } = { failed: null };
-    // A piece: its block's COPY statement first (through the filter too: it names the table), then its rows.
-    if (seg.header) await this.copyRange(s, from, seg.header.start, seg.header.end, filter, writes);
-    await this.copyRange(s, from, seg.start, seg.end, filter, writes);
-    await Promise.all(s.written);
-    if (writes.failed) throw writes.failed;
-    if (seg.open) await this.feedText(s, '\\.\n');
-  }
-
-  private async copyRange(
-    s: Session,
-    from: FileHandle,
-    start: number,
-    end: number,
-    filter: BaseRowsFilter | null,
-    writes: { failed: Error | null },
-  ): Promise<void> {
     const stdin = s.tool.stdin!;
-    let pos = start;
-    for (let turn = 0; pos < end; turn ^= 1) {
+    const writes: { failed: Error | null } = { failed: null };
+    let pos = seg.start;
+    for (let turn = 0; pos < seg.end; turn ^= 1) {
       await s.written[turn];
       if (writes.failed) throw writes.failed;
       let buf = s.buffers[turn]!;
-      const want = Math.min(buf.length, end - pos);
+      const want = Math.min(buf.length, seg.end - pos);
       await readFully(from, buf, want, pos);
-      const last = pos + want === end;
+      const last = pos + want === seg.end;
       let wrote: Promise<void> = Promise.resolve();
-      const keep = (from: number, to: number): void => {
-        const chunk = buf.subarray(from, to);
+      const keep = (start: number, end: number): void => {
+        const chunk = buf.subarray(start, end);
         // Callbacks come in order: the last one's says every write from this buffer is done with it.
         wrote = new Promise<void>((resolve) =>
           stdin.write(chunk, (err) => {
@@ -305,6 +258,8 @@ class ParallelRows {
       }
       pos += used;
     }
+    await Promise.all(s.written);
+    if (writes.failed) throw writes.failed;
   }
 
   /** Writes `text` to a session; rejects when the session exits first. */
@@ -458,9 +413,8 @@ export function parallelRowsSink(
   jobs: number,
   signal?: AbortSignal,
   plan?: Promise<ChainPlan | null>,
-  pieceBytes = PIECE_BYTES,
 ): PlainSink {
-  const load = new ParallelRows(file, consumer, jobs, signal, plan, pieceBytes);
+  const load = new ParallelRows(file, consumer, jobs, signal, plan);
   const stdin = load.writable();
   const done = load.done(stdin);
   done.catch(() => undefined);

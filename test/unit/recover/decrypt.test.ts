@@ -225,7 +225,7 @@ describe('decryptPartInto with parallelRowsSink: a base’s rows on several sess
   const rows = Buffer.from(`${header}${blocks.join('\n')}\n${trailer}`);
   const ROWS = { name: 'rows.sql.gpg', part: 'rows' } as const;
 
-  async function parallel(snapshot: SnapshotEntry, file: ManifestFile, script: string, pieceBytes?: number) {
+  async function parallel(snapshot: SnapshotEntry, file: ManifestFile, script: string) {
     const temp = await privateTemp(vaultTempBase(root));
     const outs = path.join(root, `sessions-${++n}`);
     mkdirSync(outs);
@@ -239,8 +239,6 @@ describe('decryptPartInto with parallelRowsSink: a base’s rows on several sess
             { argv: [consumer(script.replaceAll('OUTS', outs))], doing: 'applying it' },
             2,
             signal,
-            undefined,
-            pieceBytes,
           ),
         runContext(),
       ).then(
@@ -267,26 +265,6 @@ describe('decryptPartInto with parallelRowsSink: a base’s rows on several sess
     for (const b of blocks) expect(all.split(b)).toHaveLength(2);
     expect(bodies.some((b) => b.endsWith(`\n${trailer}`))).toBe(true);
     expect(all.length).toBe(blocks.join('').length + trailer.length + 1);
-    expect(r.left).toEqual([]);
-  });
-
-  it('a block larger than a piece is loaded in pieces on both sessions, each a whole COPY of its table; every row reaches one session once', async () => {
-    const { snapshot, file } = await snapshotWith(rows, ROWS);
-    const r = await parallel(snapshot, file, `cat > "OUTS/$$"`, 32 * 1024);
-    expect(r.err).toBeNull();
-    const copies = r.got.flatMap((g) =>
-      g
-        .slice(header.length)
-        .split('\\.\n')
-        .filter((c) => c.trim().startsWith('COPY ')),
-    );
-    // Every COPY is a statement and its rows, all of one table.
-    const rowsOf = (t: string): string[] =>
-      copies.filter((c) => c.trimStart().startsWith(`COPY "public"."${t}"`)).flatMap((c) => c.trimStart().split('\n').slice(1, -1));
-    expect(copies.length).toBeGreaterThan(blocks.length);
-    ['a', 'b', 'c', 'd'].forEach((t, i) => expect(rowsOf(t)).toEqual(Array<string>(20_000 * (i + 1)).fill(`${t}${i}`)));
-    // Block "d" (240 kB) was cut in pieces that both sessions loaded.
-    expect(r.got.every((g) => g.includes('COPY "public"."d"'))).toBe(true);
     expect(r.left).toEqual([]);
   });
 

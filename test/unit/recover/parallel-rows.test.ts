@@ -48,36 +48,6 @@ describe('RowsSplitter: a rows file cut into its COPY blocks as psql reads it', 
   });
 });
 
-describe('RowsSplitter: a large block cut into pieces at line ends', () => {
-  it('each piece is its block’s statement and whole lines, the last one through the end marker; together they are the block', () => {
-    const rows = Array.from({ length: 40 }, (_, i) => `${i}\t${'x'.repeat(i % 7)}`);
-    const big = block('big', rows);
-    const small = block('small', ['1\ta']);
-    const buf = Buffer.from(`${SQL_FILE_HEADER}${big}${small}`);
-    for (const size of [1, 5, 4096]) {
-      const out: RowsSegment[] = [];
-      const s = new RowsSplitter((seg) => out.push(seg), 32);
-      for (let i = 0; i < buf.length; i += size) s.push(buf.subarray(i, i + size));
-      s.end();
-      const text = (a: number, b: number): string => buf.subarray(a, b).toString();
-      const pieces = out.filter((seg) => seg.header);
-      expect(pieces.length).toBeGreaterThan(5);
-      const head = `COPY "public"."big" ("id", "text") FROM stdin;\n`;
-      for (const p of pieces) {
-        expect(text(p.header!.start, p.header!.end)).toBe(head);
-        expect(buf[p.end - 1]).toBe(0x0a);
-        expect(p.end - p.start).toBeLessThan(32 + 20);
-      }
-      expect(pieces.slice(0, -1).every((p) => p.open)).toBe(true);
-      expect(pieces.at(-1)!.open).toBeUndefined();
-      // Together the pieces are the block's data, every row once, in order.
-      expect(pieces.map((p) => text(p.start, p.end)).join('')).toBe(big.slice(head.length));
-      // A block under the size stays whole.
-      expect(out.filter((seg) => seg.kind === 'copy' && !seg.header).map((seg) => text(seg.start, seg.end))).toEqual([small]);
-    }
-  });
-});
-
 describe('settingsOnly: what may run on every session', () => {
   it('accepts the header every rows file starts with', () => {
     expect(settingsOnly(SQL_FILE_HEADER)).toBe(true);
