@@ -16,10 +16,11 @@
  * judged by the same check as a replay: every restored table's count and hash against the manifest.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { Writable } from 'node:stream';
 import { qualified, quoteIdent } from '../capture/delta-sql.js';
 import type { ChainTable } from '../vault/manifest.js';
 import type { PlainSink } from './decrypt.js';
+import { KeySet } from './key-set.js';
 import { settingsOnly, type RowsSegment } from './parallel-rows.js';
 
 /** Estimated bytes of memory per decided key besides its text (a Set entry and a string header). */
@@ -40,7 +41,7 @@ const BACKSLASH = 0x5c;
 interface TablePlan {
   key: string[] | null;
   /** Keys whose final version (or absence) a newer delta decided: the base's and older deltas' rows with them do not count. */
-  decided: Set<string>;
+  decided: KeySet;
   /** A delta copied the table whole: nothing older counts. */
   closed: boolean;
   /** A bit set over the decided keys' hashes (built once every delta was read): most base rows are told apart without a string. */
@@ -73,19 +74,38 @@ function bloomOf(keys: Set<string>): Uint32Array {
   return bloom;
 }
 
+/** Where the field of a one-column key starts in the row at [start, end): `pos` has the key's column last. */
+function keyFieldStart(buf: Buffer, start: number, end: number, pos: Int32Array): number {
+  let fs = start;
+  for (let col = 0; col < pos.length - 1; col++) {
+    const fe = fieldEnd(buf, fs, end);
+    if (fe === end) throw new DeltaFormError('a row has fewer fields than its COPY statement');
+    fs = fe + 1;
+  }
+  return fs;
+}
+
 /**
- * Whether the row at [start, end) may have a decided key: false only when it surely has none (a
- * one-column key whose field holds no escape, so its bytes are the key's, and whose hash misses the bloom).
+ * Whether a newer delta decided the key of the row at [start, end): a one-column key looked up from
+ * its bytes (an int64 without a string; a text key first in the bloom, when its field holds no escape).
  */
-function maybeDecided(t: TablePlan, buf: Buffer, start: number, end: number, pos: Int32Array): boolean {
-  const bloom = t.bloom;
-  if (!bloom) return true;
+function isDecided(t: TablePlan, buf: Buffer, start: number, end: number, pos: Int32Array): boolean {
+  if (t.key!.length > 1) return t.decided.has(rowKey(buf, start, end, pos));
   let fs = start;
   for (let col = 0; col < pos.length - 1; col++) fs = fieldEnd(buf, fs, end) + 1;
+  // A row without its key's field has no key a delta decided (and is psql's to reject).
+  if (fs > end) return false;
   const fe = fieldEnd(buf, fs, end);
-  for (let i = fs; i < fe; i++) if (buf[i] === BACKSLASH) return true;
-  const [a, b] = bloomBits(fnv(buf, fs, fe, FNV_START), bloom.length * 32 - 1);
-  return (bloom[a >>> 5]! & (1 << (a & 31))) !== 0 && (bloom[b >>> 5]! & (1 << (b & 31))) !== 0;
+  const bloom = t.bloom;
+  if (bloom) {
+    let plain = true;
+    for (let i = fs; i < fe; i++) if (buf[i] === BACKSLASH) plain = false;
+    if (plain) {
+      const [a, b] = bloomBits(fnv(buf, fs, fe, FNV_START), bloom.length * 32 - 1);
+      if ((bloom[a >>> 5]! & (1 << (a & 31))) === 0 || (bloom[b >>> 5]! & (1 << (b & 31))) === 0) return false;
+    }
+  }
+  return t.decided.hasBytes(buf, fs, fe, () => copyField(buf, fs, fe));
 }
 
 /** A COPY statement's table and columns, as copyHeader writes it: `COPY "s"."t" ("a", "b") FROM stdin;`. */
@@ -280,7 +300,7 @@ export class ChainPlan {
     let t = this.tables.get(name);
     if (!t) {
       if (!this.keys.has(name)) throw new DeltaFormError(`it names table ${name}, which the snapshot does not list`);
-      t = { key: this.keys.get(name)!, decided: new Set(), closed: false };
+      t = { key: this.keys.get(name)!, decided: new KeySet(), closed: false };
       this.tables.set(name, t);
     }
     return t;
@@ -288,9 +308,16 @@ export class ChainPlan {
 
   /** Marks `key` decided; false when a newer delta had decided it already. */
   decide(t: TablePlan, key: string): boolean {
-    if (t.decided.has(key)) return false;
-    t.decided.add(key);
+    if (!t.decided.add(key)) return false;
     this.keyBytes += key.length + KEY_OVERHEAD;
+    this.fits(0);
+    return true;
+  }
+
+  /** decide() for the one-column key whose COPY field is buf[start, end), without a string for an int64. */
+  decideField(t: TablePlan, buf: Buffer, start: number, end: number): boolean {
+    if (!t.decided.addBytes(buf, start, end, () => copyField(buf, start, end))) return false;
+    this.keyBytes += end - start + KEY_OVERHEAD;
     this.fits(0);
     return true;
   }
@@ -344,22 +371,46 @@ export class ChainPlan {
 
   /** Once every delta was read: the blooms the base's filter tests first. */
   seal(): void {
-    for (const t of this.tables.values()) if (t.key?.length === 1 && !t.closed && t.decided.size > 0) t.bloom = bloomOf(t.decided);
+    for (const t of this.tables.values()) {
+      // A set of int64s is looked up from the bytes as fast as a bloom; one of strings is not.
+      const strings = t.decided.asStrings;
+      if (t.key?.length === 1 && !t.closed && strings && strings.size > 0) t.bloom = bloomOf(strings);
+    }
   }
 
-  /** Reads one whole delta (the next older one), decrypted into memory, into the plan. */
+  /**
+   * Reads one whole delta (the next older one), decrypted into memory, into the plan: chunk by chunk,
+   * each let go once read (`chunks` is emptied), only a line cut between two chunks copied.
+   */
   async readDelta(chunks: Buffer[], newest: boolean): Promise<void> {
     const reader = new DeltaReader(this, newest);
-    const buf = Buffer.concat(chunks);
-    const last = buf.lastIndexOf(NL);
-    if (last >= 0) await reader.lines(buf.subarray(0, last + 1));
-    if (last + 1 < buf.length) await reader.lines(Buffer.concat([buf.subarray(last + 1), Buffer.from('\n')]));
+    let rest: Buffer | null = null;
+    for (let c = chunks.shift(); c !== undefined; c = chunks.shift()) {
+      let from = 0;
+      if (rest) {
+        const nl = c.indexOf(NL);
+        if (nl < 0) {
+          rest = Buffer.concat([rest, c]);
+          continue;
+        }
+        await reader.lines(Buffer.concat([rest, c.subarray(0, nl + 1)]));
+        rest = null;
+        from = nl + 1;
+      }
+      const last = c.lastIndexOf(NL);
+      if (last >= from) {
+        await reader.lines(c.subarray(from, last + 1));
+        from = last + 1;
+      }
+      if (from < c.length) rest = Buffer.from(c.subarray(from));
+    }
+    if (rest) await reader.lines(Buffer.concat([rest, Buffer.from('\n')]));
     await reader.end();
   }
 
-  /** A filter for one COPY block of the base's rows (its bytes from the COPY line on), or null when it passes whole. */
-  baseFilter(): Transform {
-    return new BaseBlockFilter(this);
+  /** A filter for one COPY block of the base's rows (its bytes from the COPY line on). */
+  baseFilter(): BaseRowsFilter {
+    return new BaseRowsFilter(this);
   }
 }
 
@@ -532,9 +583,14 @@ class DeltaReader {
       return;
     }
     if (r.t.closed) return;
-    if (r.pos) {
-      const key = rowKey(buf, at, nl, r.pos);
+    if (r.pos && r.t.key!.length === 1) {
+      const fs = keyFieldStart(buf, at, nl, r.pos);
+      const fe = fieldEnd(buf, fs, nl);
+      const decode = (): string => copyField(buf, fs, fe);
       // A whole copy closes its table: its own keys need no record (nothing older is read), only the newer deltas' win.
+      if (r.whole ? r.t.decided.hasBytes(buf, fs, fe, decode) : !this.plan.decideField(r.t, buf, fs, fe)) return;
+    } else if (r.pos) {
+      const key = rowKey(buf, at, nl, r.pos);
       if (r.whole ? r.t.decided.has(key) : !this.plan.decide(r.t, key)) return;
     }
     if (!file.open) await file.begin(r.header);
@@ -544,67 +600,57 @@ class DeltaReader {
 
 /**
  * One COPY block of the base's rows, filtered: the rows of a table a delta copied whole, and the
- * rows whose key a delta decided, left out; every other byte passed on as it came.
+ * rows whose key a delta decided, left out; every other byte passed on as it came. It works on the
+ * caller's buffer and copies nothing: take() reports the byte ranges to pass on and where the first
+ * incomplete line starts, which the caller hands again (read again from the file) with what follows.
  */
-class BaseBlockFilter extends Transform {
-  private rest: Buffer | null = null;
-  /** null: the header line is not read yet; 'pass': the block goes through whole. */
+export class BaseRowsFilter {
+  /** null: the header line is not read yet; 'pass': the rest of the block goes through whole. */
   private mode: null | 'pass' | { t: TablePlan; pos: Int32Array | null } = null;
 
-  constructor(private readonly plan: ChainPlan) {
-    super();
-  }
+  constructor(private readonly plan: ChainPlan) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      if (this.mode === 'pass') return cb(null, chunk);
-      const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
-      this.rest = null;
-      let at = 0;
-      if (this.mode === null) {
-        const nl = buf.indexOf(NL);
-        if (nl < 0) {
-          this.rest = buf;
-          return cb();
-        }
-        const h = parseCopyHeader(buf.toString('utf8', 0, nl));
-        const t = h ? this.plan.tables.get(qualified(h.schema, h.table)) : undefined;
-        if (!t || (!t.closed && t.decided.size === 0)) {
-          this.mode = 'pass';
-          return cb(null, buf);
-        }
-        this.mode = { t, pos: t.key && !t.closed ? keyPositions(h!, t.key) : null };
-        at = nl + 1;
-        this.push(buf.subarray(0, at));
+  /**
+   * Takes the complete lines of buf[from, to): calls keep(start, end) for each range to pass on, in
+   * order, and returns where it stopped (`to`, or the start of an incomplete line).
+   */
+  take(buf: Buffer, from: number, to: number, keep: (start: number, end: number) => void): number {
+    let at = from;
+    if (this.mode === null) {
+      const nl = buf.indexOf(NL, at);
+      if (nl < 0 || nl >= to) return at;
+      const h = parseCopyHeader(buf.toString('utf8', at, nl));
+      const t = h ? this.plan.tables.get(qualified(h.schema, h.table)) : undefined;
+      this.mode = !t || (!t.closed && t.decided.size === 0) ? 'pass' : { t, pos: t.key && !t.closed ? keyPositions(h!, t.key) : null };
+      if (this.mode === 'pass') {
+        keep(at, to);
+        return to;
       }
-      const { t, pos } = this.mode;
-      let keepFrom = at;
-      while (at < buf.length) {
-        const nl = buf.indexOf(NL, at);
-        if (nl < 0) break;
-        const end = buf[at] === BACKSLASH && buf[at + 1] === 0x2e && nl === at + 2;
-        if (end) {
-          // The block's end: what follows (nothing, from RowsSplitter) is not data.
-          if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
-          this.mode = 'pass';
-          return cb(null, buf.subarray(at));
-        }
-        if (t.closed || !pos || (maybeDecided(t, buf, at, nl, pos) && t.decided.has(rowKey(buf, at, nl, pos)))) {
-          if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
-          keepFrom = nl + 1;
-        }
-        at = nl + 1;
-      }
-      if (at > keepFrom) this.push(buf.subarray(keepFrom, at));
-      if (at < buf.length) this.rest = Buffer.from(buf.subarray(at));
-      cb();
-    } catch (err) {
-      cb(err as Error);
+      keep(at, nl + 1);
+      at = nl + 1;
     }
-  }
-
-  override _flush(cb: TransformCallback): void {
-    // A block ends with its `\.` line and a newline; anything after is passed as it came.
-    cb(null, this.rest ?? undefined);
+    if (this.mode === 'pass') {
+      if (to > at) keep(at, to);
+      return to;
+    }
+    const { t, pos } = this.mode;
+    let keepFrom = at;
+    while (at < to) {
+      const nl = buf.indexOf(NL, at);
+      if (nl < 0 || nl >= to) break;
+      if (buf[at] === BACKSLASH && buf[at + 1] === 0x2e && nl === at + 2) {
+        // The block's end: it and what follows (nothing, from RowsSplitter) passed as they are.
+        this.mode = 'pass';
+        keep(keepFrom, to);
+        return to;
+      }
+      if (t.closed || !pos || isDecided(t, buf, at, nl, pos)) {
+        if (at > keepFrom) keep(keepFrom, at);
+        keepFrom = nl + 1;
+      }
+      at = nl + 1;
+    }
+    if (at > keepFrom) keep(keepFrom, at);
+    return at;
   }
 }

@@ -9,7 +9,6 @@
  * of different tables is the file's. What the sessions load is judged as before (recover/decrypt.ts
  * decryptPartInto: MDC, SHA-256 and sizes after the end), into a copy thrown away on failure.
  */
-import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { startTool, type RunningTool, type ToolRun } from '../tools/run.js';
@@ -136,6 +135,21 @@ export function settingsOnly(sql: string): boolean {
 interface Session {
   tool: RunningTool<'ignore'>;
   busy: Promise<void> | null;
+  /** Two buffers the session's input is read into in turn, and the writes from each still pending. */
+  buffers: Buffer[];
+  written: Promise<void>[];
+}
+
+/** Each session's two read buffers (grown only for a line longer than one). */
+const FEED_BUFFER = 256 * 1024;
+
+/** Reads `length` bytes at `position` into the start of `buf` (a short read only at a file's end, which a complete segment never reaches). */
+async function readFully(from: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
+  for (let got = 0; got < length; ) {
+    const { bytesRead } = await from.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) throw new Error('the rows file ended inside a block');
+    got += bytesRead;
+  }
 }
 
 /**
@@ -170,6 +184,8 @@ class ParallelRows {
     this.sessions = Array.from({ length: Math.max(1, jobs) }, () => ({
       tool: startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' }),
       busy: null,
+      buffers: [Buffer.allocUnsafe(FEED_BUFFER), Buffer.allocUnsafe(FEED_BUFFER)],
+      written: [Promise.resolve(), Promise.resolve()],
     }));
     this.splitter = new RowsSplitter((seg) => {
       // The settings before the first block go to every session.
@@ -183,28 +199,67 @@ class ParallelRows {
 
   /** Feeds bytes [start, end) of the file to a session; rejects when the session exits first. */
   async feed(s: Session, seg: RowsSegment): Promise<void> {
-    const from = createReadStream(seg.file ?? this.file, { start: seg.start, end: seg.end - 1 });
-    // A base block with a plan: the rows the deltas decided left out as they pass.
-    const filter = this.plan && seg.kind === 'copy' && seg.file === undefined ? this.plan.baseFilter() : null;
+    const own = seg.file === undefined ? null : await open(seg.file, 'r');
     try {
       await Promise.race([
-        new Promise<void>((resolve, reject) => {
-          from.on('error', reject);
-          if (filter) {
-            filter.on('error', reject);
-            filter.on('end', resolve);
-            from.pipe(filter).pipe(s.tool.stdin!, { end: false });
-          } else {
-            from.on('end', resolve);
-            from.pipe(s.tool.stdin!, { end: false });
-          }
-        }),
+        this.copy(s, own ?? this.handle!, seg),
         s.tool.done.then(() => Promise.reject(new Error('psql exited before its input ended'))),
       ]);
     } finally {
-      from.destroy();
-      filter?.destroy();
+      await own?.close();
     }
+  }
+
+  /**
+   * The bytes of `seg` from `from` into the session's stdin through its two buffers, read in turn
+   * (one filling while the other's writes drain): nothing is allocated per chunk, so the memory a
+   * load holds is its sessions' buffers, whatever the size of the rows and the speed of psql. A base
+   * block with a plan goes through the plan's filter (the rows the deltas decided left out), which
+   * stops at a line cut by the buffer's end: that line is read again at the start of the next.
+   */
+  private async copy(s: Session, from: FileHandle, seg: RowsSegment): Promise<void> {
+    const filter = this.plan && seg.kind === 'copy' && seg.file === undefined ? this.plan.baseFilter() : null;
+    const stdin = s.tool.stdin!;
+    const writes: { failed: Error | null } = { failed: null };
+    let pos = seg.start;
+    for (let turn = 0; pos < seg.end; turn ^= 1) {
+      await s.written[turn];
+      if (writes.failed) throw writes.failed;
+      let buf = s.buffers[turn]!;
+      const want = Math.min(buf.length, seg.end - pos);
+      await readFully(from, buf, want, pos);
+      const last = pos + want === seg.end;
+      let wrote: Promise<void> = Promise.resolve();
+      const keep = (start: number, end: number): void => {
+        const chunk = buf.subarray(start, end);
+        // Callbacks come in order: the last one's says every write from this buffer is done with it.
+        wrote = new Promise<void>((resolve) =>
+          stdin.write(chunk, (err) => {
+            if (err) writes.failed ??= err;
+            resolve();
+          }),
+        );
+      };
+      stdin.cork();
+      let used = filter ? filter.take(buf, 0, want, keep) : (keep(0, want), want);
+      if (last && used < want) {
+        keep(used, want);
+        used = want;
+      }
+      stdin.uncork();
+      s.written[turn] = wrote;
+      if (used === 0) {
+        // One line longer than the buffer: a larger one, kept for this session.
+        await wrote;
+        buf = Buffer.allocUnsafe(buf.length * 2);
+        s.buffers[turn] = buf;
+        turn ^= 1;
+        continue;
+      }
+      pos += used;
+    }
+    await Promise.all(s.written);
+    if (writes.failed) throw writes.failed;
   }
 
   /** Writes `text` to a session; rejects when the session exits first. */
