@@ -60,6 +60,11 @@ export interface TableInfo {
   /** The columns COPY writes (not dropped, not generated), in table order. */
   columns: string[];
   key: KeyColumn[] | null;
+  /**
+   * The table's size as the server last estimated it (pg_class.relpages, kept by VACUUM and ANALYZE;
+   * read without a lock, unlike pg_relation_size): a base's rows part writes the largest first.
+   */
+  bytes?: number;
 }
 
 export interface Catalog {
@@ -80,8 +85,9 @@ const USER_RELATIONS = `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace 
 
 /** The tables (with columns and primary keys) and sequences whose data a snapshot holds. */
 export async function readCatalog(client: pg.Client): Promise<Catalog> {
-  const tables = await client.query<{ oid: number; schema: string; table: string }>(
-    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table ${USER_RELATIONS} AND c.relkind = 'r'
+  const tables = await client.query<{ oid: number; schema: string; table: string; bytes: string }>(
+    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table, (c.relpages::bigint * current_setting('block_size')::bigint)::text AS bytes
+     ${USER_RELATIONS} AND c.relkind = 'r'
      ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
   );
   const oids = tables.rows.map((t) => t.oid);
@@ -109,6 +115,7 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
         table: t.table,
         columns: cols.rows.filter((c) => c.oid === t.oid).map((c) => c.name),
         key: key.length > 0 ? key : null,
+        bytes: Number(t.bytes),
       };
     }),
     sequences: seqs.rows,
@@ -368,7 +375,8 @@ async function* tableRows(
 
 /**
  * A base's rows file as a psql script run in the capture session's snapshot: every table whole as
- * COPY data, in the order the server stores it (a plain sequential scan, as pg_dump reads), then
+ * COPY data, the largest table first (largestFirst), each in the order the server stores it (a plain
+ * sequential scan, as pg_dump reads), then
  * the sequences (`sequences`: read beforehand, SELECT setval lines). psql (-A -t: each SELECT's
  * text as it is, one newline after) writes the file's text and COPY data straight to its stdout,
  * which is igzip's stdin: no byte of it passes through this process. The rows' hashes are read
@@ -385,10 +393,19 @@ export function baseRowsScript(catalog: Catalog, snapshot: string, sequences: st
     `SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)};\n`,
     `SET client_encoding = 'UTF8'; ${HASH_SESSION_SQL} SET row_security = off; SET search_path = pg_catalog;\n`,
     text(SQL_FILE_HEADER),
-    ...catalog.tables.flatMap((t) => [text(copyHeader(t)), `COPY (${selectSql(t, [])}) TO STDOUT;\n`, text(COPY_END)]),
+    ...largestFirst(catalog.tables).flatMap((t) => [text(copyHeader(t)), `COPY (${selectSql(t, [])}) TO STDOUT;\n`, text(COPY_END)]),
     text(sequences),
     'ROLLBACK;\n',
   ].join('');
+}
+
+/**
+ * The tables largest first, as pg_restore -j schedules its loads: a restore hands each COPY block to
+ * the next idle session, so a largest table written last (Mastodon's statuses) loaded alone while
+ * the other sessions idled. The blocks are independent; their order changes nothing else.
+ */
+export function largestFirst(tables: readonly TableInfo[]): TableInfo[] {
+  return [...tables].sort((a, b) => (b.bytes ?? 0) - (a.bytes ?? 0));
 }
 
 /** The sequences' part of a rows file (SELECT setval lines), read on the capture session. */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KeyedLines, nextWitness, WitnessPicker } from '../../../src/capture/delta.js';
+import { baseRowsScript, type Catalog, KeyedLines, nextWitness, type TableInfo, WitnessPicker } from '../../../src/capture/delta.js';
 import { RowHashSum } from '../../../src/capture/delta-sql.js';
 import { RowKeyer } from '../../../src/capture/delta-state.js';
 
@@ -109,5 +109,20 @@ describe('KeyedLines', () => {
     const lines = new KeyedLines(1, randomBytes(32));
     expect(() => lines.keysFile(Buffer.from(`1\t${'x'.repeat(32)}\t5\t9\n`))).toThrow(/no md5/);
     expect(() => lines.keysFile(Buffer.from('1\n'))).toThrow(/fewer fields/);
+  });
+});
+
+describe('baseRowsScript', () => {
+  it('writes the largest table first (as pg_restore -j schedules loads), then the others by size; the catalog order stays', () => {
+    const table = (name: string, bytes: number): TableInfo => ({ schema: 'public', table: name, columns: ['id'], key: null, bytes });
+    const catalog: Catalog = {
+      tables: [table('accounts', 8192), table('follows', 40960), table('statuses', 409600), table('tags', 0)],
+      sequences: [],
+      rowHash: 'hashtext',
+    };
+    const script = baseRowsScript(catalog, '00000003-00000002-1', '');
+    const order = [...script.matchAll(/^COPY \(SELECT .*? FROM ONLY "public"\."(\w+)"/gm)].map((m) => m[1]);
+    expect(order).toEqual(['statuses', 'follows', 'accounts', 'tags']);
+    expect(catalog.tables.map((t) => t.table)).toEqual(['accounts', 'follows', 'statuses', 'tags']);
   });
 });
