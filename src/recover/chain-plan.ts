@@ -23,10 +23,10 @@ import type { PlainSink } from './decrypt.js';
 import { KeySet } from './key-set.js';
 import { settingsOnly, type RowsSegment } from './parallel-rows.js';
 
-/** Estimated bytes of memory per decided key besides its text (a Set entry and a string header). */
-const KEY_OVERHEAD = 64;
 /** The decided keys of a chain may take this much memory (node's whole budget is 150 MiB); more: replay. */
 export const PLAN_BUDGET = 48 * 1024 * 1024;
+/** Estimated bytes of memory per key of a delta's key list held as a string (an array slot and a string header) besides its text. */
+const LISTED_KEY_OVERHEAD = 64;
 
 /** A delta not in the form deltaRows writes: the chain is replayed instead. */
 export class DeltaFormError extends Error {}
@@ -308,18 +308,24 @@ export class ChainPlan {
 
   /** Marks `key` decided; false when a newer delta had decided it already. */
   decide(t: TablePlan, key: string): boolean {
+    const before = t.decided.bytes;
     if (!t.decided.add(key)) return false;
-    this.keyBytes += key.length + KEY_OVERHEAD;
-    this.fits(0);
+    this.counted(t, before);
     return true;
   }
 
   /** decide() for the one-column key whose COPY field is buf[start, end), without a string for an int64. */
   decideField(t: TablePlan, buf: Buffer, start: number, end: number): boolean {
+    const before = t.decided.bytes;
     if (!t.decided.addBytes(buf, start, end, () => copyField(buf, start, end))) return false;
-    this.keyBytes += end - start + KEY_OVERHEAD;
-    this.fits(0);
+    this.counted(t, before);
     return true;
+  }
+
+  /** The memory a table's key set took meanwhile (what KeySet holds: int64 values, or strings), against the budget. */
+  private counted(t: TablePlan, before: number): void {
+    this.keyBytes += t.decided.bytes - before;
+    this.fits(0);
   }
 
   /** Throws PlanTooBig when the decided keys and `pending` more bytes (a key list still being read) exceed the budget. */
@@ -565,7 +571,7 @@ class DeltaReader {
     });
     const key = parts.join('\0');
     // Held until the delta's COPY is read: counted against the budget now, not only once decided.
-    d.bytes += key.length + KEY_OVERHEAD;
+    d.bytes += key.length + LISTED_KEY_OVERHEAD;
     this.plan.fits(d.bytes);
     d.keys.push(key);
   }

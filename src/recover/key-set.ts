@@ -53,13 +53,23 @@ function slotOf(hi: number, lo: number, mask: number): number {
   return h & mask;
 }
 
+/** Estimated bytes of memory per key held as a string besides its text (a Set entry and a string header). */
+const STRING_OVERHEAD = 64;
+
 export class KeySet {
   size = 0;
   /** Once a key is not an int64's text: every key as a string. */
   private strings: Set<string> | null = null;
+  /** The strings' estimated memory (their text and STRING_OVERHEAD each). */
+  private stringBytes = 0;
   private slots = new Uint32Array(2 * 1024);
   /** 1 where a slot holds a key. */
   private used = new Uint8Array(1024);
+
+  /** The memory the set holds: its table of int64 values (capacity, not count), or its strings' estimate. */
+  get bytes(): number {
+    return this.strings ? this.stringBytes : this.slots.byteLength + this.used.byteLength;
+  }
 
   /** The keys as strings, or null while they are all int64 values. */
   get asStrings(): Set<string> | null {
@@ -82,6 +92,7 @@ export class KeySet {
     const s = this.strings!;
     if (s.has(key)) return false;
     s.add(key);
+    this.stringBytes += key.length + STRING_OVERHEAD;
     this.size++;
     return true;
   }
@@ -144,7 +155,12 @@ export class KeySet {
 
   private toStrings(): void {
     const s = new Set<string>();
-    for (let j = 0; j < this.used.length; j++) if (this.used[j] !== EMPTY) s.add(int64Text(this.slots[2 * j]!, this.slots[2 * j + 1]!));
+    for (let j = 0; j < this.used.length; j++) {
+      if (this.used[j] === EMPTY) continue;
+      const key = int64Text(this.slots[2 * j]!, this.slots[2 * j + 1]!);
+      s.add(key);
+      this.stringBytes += key.length + STRING_OVERHEAD;
+    }
     this.strings = s;
     this.slots = new Uint32Array(0);
     this.used = new Uint8Array(0);

@@ -116,6 +116,26 @@ describe('ChainPlan: a chain merged newest first', () => {
     ).rejects.toBeInstanceOf(PlanTooBig);
   });
 
+  it('int64 keys count what their set holds (a few bytes each), not a string estimate: 20 000 new rows fit 512 KiB', async () => {
+    const rows = Array.from({ length: 20_000 }, (_, i) => `${110_867_438_713_245_696n + BigInt(i) * 65_537n}\tx`);
+    // One delta in one chunk (planOf's 7-byte chunks are for the parser, not for this many rows).
+    const read = async (table: string, cols: string, lines: string[]): Promise<ChainPlan> => {
+      const plan = new ChainPlan(tables, path.join(dir, `rows-${++n}.sql`), 512 * 1024);
+      await plan.readDelta([Buffer.from(SQL_FILE_HEADER + copy(table, cols, lines))], true);
+      await plan.file.close();
+      return plan;
+    };
+    expect((await read('s', '"id", "t"', rows)).tables.get('"public"."s"')!.decided.size).toBe(20_000);
+    // Text keys are strings: the same count is over that budget.
+    await expect(
+      read(
+        'kv',
+        '"k", "v"',
+        rows.map((r) => `k${r}`),
+      ),
+    ).rejects.toBeInstanceOf(PlanTooBig);
+  });
+
   it('a key list is counted against the budget while it is read, before any key of it is decided', async () => {
     // The list alone, cut before the statements that decide its keys: over the budget already while held.
     const list = [
