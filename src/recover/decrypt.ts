@@ -89,13 +89,13 @@ export async function privateTemp(base: TempBase): Promise<PrivateTemp> {
 }
 
 /** The sentence for a part that does not fit into the temp folder: the space it needs (from the manifest) and the space free. */
-function noSpace(source: DecryptSource, file: ManifestFile, free: number, cause?: unknown): PermafrostError {
+function noSpace(source: DecryptSource, file: ManifestFile, free: number, cause?: unknown, need = file.plainBytes): PermafrostError {
   const { snapshot, temp } = source;
   const target = source.restoring ?? snapshot;
   const part = target.id === snapshot.id ? file.name : `${file.name} of its base ${snapshot.id}`;
   return new PermafrostError(
     'space',
-    `Not enough space in ${temp.base.name} to decrypt snapshot ${target.id}: ${part} needs ${formatBytes(file.plainBytes)} (${file.plainBytes} bytes), ` +
+    `Not enough space in ${temp.base.name} to decrypt snapshot ${target.id}: ${part} needs ${formatBytes(need)} (${need} bytes), ` +
       `${formatBytes(free)} (${free} bytes) is free; free space there, or set ${temp.base.setting} to a folder on a bigger disk.`,
     { cause },
   );
@@ -157,6 +157,9 @@ function throwIfBad({ snapshot, secret }: DecryptSource, file: ManifestFile, r: 
   if (!r.ok) throw new UserError(wrongKey(snapshot, file, secret), { cause });
 }
 
+/** Free space copyVerifiedCipher asks for beyond the ciphertext itself. */
+const COPY_ROOM = 4 << 20;
+
 /**
  * Copies one part's ciphertext from the vault into the private temp folder while hashing it, and
  * checks its size and SHA-256 against the (signed) manifest; returns the private copy's path. What
@@ -168,6 +171,11 @@ function throwIfBad({ snapshot, secret }: DecryptSource, file: ManifestFile, r: 
 export async function copyVerifiedCipher(source: DecryptSource, file: ManifestFile, signal: AbortSignal): Promise<string> {
   const { snapshot, temp } = source;
   const copy = path.join(temp.dir, `verified-${file.name}`);
+  // Checked before the copy starts, with room for what goes beside it (the archive's table of contents,
+  // gpg's home, the small parts decrypted meanwhile): a copy filling the disk would starve those.
+  const need = file.bytes + COPY_ROOM;
+  const free = (await diskSpace(temp.dir)).free;
+  if (free < need) throw noSpace(source, file, free, undefined, need);
   try {
     const encPath = (await partPath(snapshot, file.name)).path;
     const hash = new HashCounter();
@@ -179,7 +187,7 @@ export async function copyVerifiedCipher(source: DecryptSource, file: ManifestFi
       throwIfStopped(snapshot, signal);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', err);
-      if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpace(source, file, (await diskSpace(temp.dir)).free, err);
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpace(source, file, (await diskSpace(temp.dir)).free, err, need);
       throw err;
     }
     if (hash.sha256() !== file.sha256 || hash.bytes !== file.bytes)
