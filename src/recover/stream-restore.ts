@@ -28,7 +28,7 @@ import type { PlainSink } from './decrypt.js';
 export class NotStreamable extends Error {}
 
 /** The rows handed to one COPY at a time. */
-const PIECE_BYTES = 2 << 20;
+const PIECE_BYTES = 512 << 10;
 /** A table of contents longer than this is not streamed. */
 const MAX_TOC_BYTES = 64 << 20;
 const K_OFFSET_NO_DATA = 3;
@@ -215,9 +215,11 @@ export class ArchiveStreamLoad {
   private mode: 'block' | 'len' | 'bytes' = 'block';
   private table: TocSlot | null = null;
   private left = 0;
-  private row: Buffer[] = [];
-  private piece: Buffer[] = [];
-  private pieceBytes = 0;
+  /** The rows gathered for the next COPY, copied out of gpg's chunks without the chunk headers. */
+  private piece: Buffer = Buffer.allocUnsafe(PIECE_BYTES);
+  private pieceLen = 0;
+  /** Where the row being read starts in `piece`. */
+  private rowStart = 0;
   private terminated = false;
   private readonly seen = new Set<number>();
   /** Per TABLE DATA entry being loaded: its pieces not loaded yet; a table whose block ended is loaded at 0. */
@@ -241,7 +243,7 @@ export class ArchiveStreamLoad {
     });
     this.done.catch(() => undefined);
     this.stdin = new Writable({
-      highWaterMark: 1 << 20,
+      highWaterMark: 64 << 10,
       write: (chunk: Buffer, _enc, cb) => {
         this.take(chunk).then(
           () => cb(),
@@ -327,18 +329,13 @@ export class ArchiveStreamLoad {
     while (i < buf.length) {
       if (this.mode === 'bytes') {
         const take = Math.min(this.left, buf.length - i);
-        this.row.push(buf.subarray(i, i + take));
+        buf.copy(this.piece, this.pieceLen, i, i + take);
+        this.pieceLen += take;
         this.left -= take;
         i += take;
         if (this.left === 0) {
-          const row = this.row.length === 1 ? this.row[0]! : Buffer.concat(this.row);
-          this.row = [];
           this.mode = 'len';
-          // The rest of this buffer is parsed after the row is handed on; keep it.
-          const rest = buf.subarray(i);
-          await this.addRow(row);
-          buf = rest;
-          i = 0;
+          this.endRow();
         }
         continue;
       }
@@ -370,6 +367,17 @@ export class ArchiveStreamLoad {
           i = 0;
           this.mode = 'block';
         } else {
+          if (this.pieceLen + len > this.piece.length) {
+            // The row does not fit: the rows before it go first (the rest of this buffer kept meanwhile).
+            if (this.pieceLen > 0) {
+              const rest = buf.subarray(i);
+              await this.dispatch();
+              buf = rest;
+              i = 0;
+            }
+            if (len > this.piece.length) this.piece = Buffer.allocUnsafe(len);
+          }
+          this.rowStart = this.pieceLen;
           this.mode = 'bytes';
           this.left = len;
         }
@@ -377,22 +385,21 @@ export class ArchiveStreamLoad {
     }
   }
 
-  /** One chunk of a block (pg_dump writes one per row, then `\.` and blank lines). */
-  private async addRow(row: Buffer): Promise<void> {
+  /** One chunk of a block is complete in `piece` (pg_dump writes one per row, then `\.` and blank lines). */
+  private endRow(): void {
     if (this.terminated) throw new Error(`rows after the end of the data of ${this.table!.tag}`);
-    const atLineStart = this.pieceBytes === 0 || this.piece[this.piece.length - 1]!.at(-1) === 0x0a;
-    if (atLineStart && row[0] === 0x5c && row[1] === 0x2e) {
-      if (!/^\\\.\n*$/.test(row.toString('latin1'))) throw new Error(`data after the end marker of ${this.table!.tag}`);
+    const s = this.rowStart;
+    const atLineStart = s === 0 || this.piece[s - 1] === 0x0a;
+    if (atLineStart && this.piece[s] === 0x5c && this.piece[s + 1] === 0x2e) {
+      if (!/^\\\.\n*$/.test(this.piece.toString('latin1', s, this.pieceLen)))
+        throw new Error(`data after the end marker of ${this.table!.tag}`);
+      this.pieceLen = s;
       this.terminated = true;
-      return;
     }
-    this.piece.push(row);
-    this.pieceBytes += row.length;
-    if (this.pieceBytes >= PIECE_BYTES && row.at(-1) === 0x0a) await this.dispatch();
   }
 
   private async endBlock(): Promise<void> {
-    if (this.pieceBytes > 0) await this.dispatch();
+    if (this.pieceLen > 0) await this.dispatch();
     const id = this.table!.dumpId;
     this.table = null;
     this.ended.add(id);
@@ -439,9 +446,9 @@ export class ArchiveStreamLoad {
   /** Hands the rows gathered to the next idle session (waiting for pre-data and one idle session). */
   private async dispatch(): Promise<void> {
     const table = this.table!;
-    const rows = Buffer.concat(this.piece, this.pieceBytes);
-    this.piece = [];
-    this.pieceBytes = 0;
+    const rows = this.piece.subarray(0, this.pieceLen);
+    this.piece = Buffer.allocUnsafe(PIECE_BYTES);
+    this.pieceLen = 0;
     // A line starting with `\.` would end COPY early and drop the rows after it: not pg_dump's output.
     if (rows.at(-1) !== 0x0a || (rows[0] === 0x5c && rows[1] === 0x2e) || rows.indexOf('\n\\.') >= 0)
       throw new Error(`rows of ${table.tag} that are not whole COPY lines`);
