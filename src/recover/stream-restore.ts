@@ -327,6 +327,8 @@ export class ArchiveStreamLoad {
     this.carry = Buffer.alloc(0);
     let i = 0;
     while (i < buf.length) {
+      if (this.mode === 'len') i = this.wholeRows(buf, i, n);
+      if (i >= buf.length) break;
       if (this.mode === 'bytes') {
         const take = Math.min(this.left, buf.length - i);
         buf.copy(this.piece, this.pieceLen, i, i + take);
@@ -383,6 +385,31 @@ export class ArchiveStreamLoad {
         }
       }
     }
+  }
+
+  /**
+   * The common case in one tight loop: rows whose chunk header and bytes are all in `buf` and that
+   * fit in the piece, copied without the chunk headers; stops (for the general parser) at anything
+   * else: a row split across buffers, a full piece, the block's end or its end marker. Returns
+   * where it stopped.
+   */
+  private wholeRows(buf: Buffer, from: number, n: number): number {
+    const piece = this.piece;
+    let i = from;
+    let at = this.pieceLen;
+    while (i + n <= buf.length) {
+      const len = readInt(buf, i, n);
+      const s = i + n;
+      if (len <= 0 || s + len > buf.length || at + len > piece.length) break;
+      // A row starting with `\.` at a line start: the end marker, for endRow to judge.
+      if (buf[s] === 0x5c && buf[s + 1] === 0x2e && (at === 0 || piece[at - 1] === 0x0a)) break;
+      if (this.terminated) break;
+      buf.copy(piece, at, s, s + len);
+      at += len;
+      i = s + len;
+    }
+    this.pieceLen = at;
+    return i;
   }
 
   /** One chunk of a block is complete in `piece` (pg_dump writes one per row, then `\.` and blank lines). */
