@@ -522,7 +522,7 @@ export class ArchiveStreamLoad {
   private copyError(table: TocSlot, err: unknown): Error {
     return new PermafrostError(
       'server',
-      `Loading the rows of table ${table.tag} of snapshot ${this.target.snapshot} into "${this.target.database}" failed (${errorMessage(err)})`,
+      `Loading the rows of table ${table.tag} of snapshot ${this.target.snapshot} into "${this.target.database}" failed (${errorMessage(err)}); the target database was not touched: fix the cause and run restore again.`,
       { cause: err },
     );
   }
