@@ -200,35 +200,8 @@ async function chooseReference(
   const broken = await chainProblem(snapshots, { ...newest, manifest: newest.manifest });
   if (broken) return { reason: broken, warn: true };
   const state = loaded.state;
-  // Rows are diffed by xmin: only against the same server and database, within 2^31 transactions.
-  const sameServer =
-    state.server.databaseOid === facts.server.databaseOid &&
-    (state.server.systemIdentifier === null ||
-      facts.server.systemIdentifier === null ||
-      state.server.systemIdentifier === facts.server.systemIdentifier);
-  if (!sameServer || BigInt(facts.xmax) < BigInt(state.xmin)) {
-    return {
-      reason: `the database is not the one snapshot ${newest.id} was taken from (another server, or restored from a dump)`,
-      warn: false,
-    };
-  }
-  // A new timeline begins where a replica was promoted or a point-in-time recovery ended: rows the old
-  // one wrote after that point are gone, and an xmin test cannot tell (keyed tables' witnesses might).
-  if (state.server.timeline && facts.server.timeline && state.server.timeline !== facts.server.timeline) {
-    return {
-      reason: `the server is on timeline ${facts.server.timeline}, snapshot ${newest.id} was taken on timeline ${state.server.timeline} (a promoted replica or a point-in-time recovery, whose history may have left the snapshot's)`,
-      warn: true,
-    };
-  }
-  if (state.server.lsn && facts.server.lsn && lsnValue(facts.server.lsn) < lsnValue(state.server.lsn)) {
-    return {
-      reason: `the server's WAL position went back since snapshot ${newest.id} (the server was rolled back: a promoted replica, or a data directory restored from a copy)`,
-      warn: true,
-    };
-  }
-  if (BigInt(facts.xmax) - BigInt(state.xmin) > MAX_XID_DISTANCE) {
-    return { reason: `over 2^31 transactions ran since snapshot ${newest.id}`, warn: false };
-  }
+  const moved = serverMoved(state, facts, newest.id);
+  if (moved) return moved;
   if (state.rowHash !== catalog.rowHash)
     return { reason: `its delta state hashes rows by ${state.rowHash}, this server by ${catalog.rowHash}`, warn: false };
   const mismatch = catalogMismatch(catalog, state);
@@ -251,6 +224,40 @@ async function chooseReference(
     );
   if (!agree) return { reason: `its delta state does not match snapshot ${newest.id} (counts or hashes differ)`, warn: true };
   return { ref: { snapshot: { ...newest, manifest: newest.manifest }, chain, state: loaded } };
+}
+
+/** Why rows cannot be diffed by xmin against snapshot `id`'s state on this server (another server, a rollback, a new timeline, xid distance), else null. */
+function serverMoved(state: DeltaState, facts: ServerFacts, id: string): { reason: string; warn: boolean } | null {
+  // Rows are diffed by xmin: only against the same server and database, within 2^31 transactions.
+  const sameServer =
+    state.server.databaseOid === facts.server.databaseOid &&
+    (state.server.systemIdentifier === null ||
+      facts.server.systemIdentifier === null ||
+      state.server.systemIdentifier === facts.server.systemIdentifier);
+  if (!sameServer || BigInt(facts.xmax) < BigInt(state.xmin)) {
+    return {
+      reason: `the database is not the one snapshot ${id} was taken from (another server, or restored from a dump)`,
+      warn: false,
+    };
+  }
+  // A new timeline begins where a replica was promoted or a point-in-time recovery ended: rows the old
+  // one wrote after that point are gone, and an xmin test cannot tell (keyed tables' witnesses might).
+  if (state.server.timeline && facts.server.timeline && state.server.timeline !== facts.server.timeline) {
+    return {
+      reason: `the server is on timeline ${facts.server.timeline}, snapshot ${id} was taken on timeline ${state.server.timeline} (a promoted replica or a point-in-time recovery, whose history may have left the snapshot's)`,
+      warn: true,
+    };
+  }
+  if (state.server.lsn && facts.server.lsn && lsnValue(facts.server.lsn) < lsnValue(state.server.lsn)) {
+    return {
+      reason: `the server's WAL position went back since snapshot ${id} (the server was rolled back: a promoted replica, or a data directory restored from a copy)`,
+      warn: true,
+    };
+  }
+  if (BigInt(facts.xmax) - BigInt(state.xmin) > MAX_XID_DISTANCE) {
+    return { reason: `over 2^31 transactions ran since snapshot ${id}`, warn: false };
+  }
+  return null;
 }
 
 /**
