@@ -45,19 +45,6 @@ export interface TocSlot {
   flag: number;
   /** The position written after the flag (meaningful when the flag is K_OFFSET_POS_SET). */
   position: number;
-  /** The archive's section number (SECTION_NONE 1, PRE_DATA 2, DATA 3, POST_DATA 4). */
-  section: number;
-  /** The COPY statement of a TABLE DATA entry, as pg_dump wrote it (null for other entries). */
-  copyStmt: string | null;
-  /** The definition, kept only for the ENCODING entry (its `SET client_encoding = '…';`). */
-  defn: string | null;
-  /** The entries this one depends on (dumpIds). */
-  deps: number[];
-}
-
-/** Where the scan reads from: a file that may still be growing (GrowingFile), or bytes held in memory. */
-export interface ByteSource {
-  read(buf: Buffer, pos: number, min: number): Promise<number>;
 }
 
 /** What a complete scan found. */
@@ -79,7 +66,7 @@ export class UnknownLayout extends Error {}
  * Random access to a file that may still be growing: `read` waits for bytes not written yet until
  * `end(size)` says the file is complete.
  */
-export class GrowingFile implements ByteSource {
+export class GrowingFile {
   private final: number | null = null;
   private wake: (() => void) | null = null;
   private stopped = false;
@@ -133,7 +120,7 @@ class Cursor {
   version = 0;
 
   constructor(
-    private readonly file: ByteSource,
+    private readonly file: GrowingFile,
     windowBytes: number,
   ) {
     this.win = Buffer.allocUnsafe(windowBytes);
@@ -209,7 +196,7 @@ class Cursor {
 }
 
 /** ReadHead: everything before the table of contents; throws UnknownLayout for what is not read here. */
-async function readHead(c: Cursor): Promise<{ version: number; offSize: number; compressed: boolean }> {
+async function readHead(c: Cursor): Promise<{ version: number; offSize: number }> {
   await c.need(5);
   const magic = [0, 1, 2, 3, 4].map(() => String.fromCharCode(c.byteNow())).join('');
   if (magic !== 'PGDMP') throw new UnknownLayout('not a pg_dump archive');
@@ -224,13 +211,14 @@ async function readHead(c: Cursor): Promise<{ version: number; offSize: number; 
   // Positions are JavaScript numbers: exact up to 2^53, so 8-byte offsets are fine, wider are not expected.
   if (c.intSize < 1 || c.intSize > 6 || offSize < 1 || offSize > 8) throw new UnknownLayout(`sizes ${c.intSize}/${offSize}`);
   if ((await c.byte()) !== FORMAT_CUSTOM) throw new UnknownLayout('not the custom format');
-  // 1.15 (pg_dump 16) names the compression in one byte (0: none); before, the level as an int (0: none).
-  const compression = version >= vers(15) ? await c.byte() : await c.int();
+  // 1.15 (pg_dump 16) names the compression in one byte; before, the level as an int.
+  if (version >= vers(15)) await c.byte();
+  else await c.int();
   for (let i = 0; i < 7; i++) await c.int(); // creation time: sec, min, hour, mday, mon, year, isdst
   await c.str(); // the database's name
   await c.str(); // the server's version (1.10+)
   await c.str(); // pg_dump's version
-  return { version, offSize, compressed: compression !== 0 };
+  return { version, offSize };
 }
 
 /** ReadToc with the custom format's _ReadExtraToc: every entry and where its offset field is. */
@@ -246,19 +234,17 @@ async function readToc(c: Cursor, offSize: number): Promise<TocSlot[]> {
     await c.str(); // oid
     const tag = (await c.str()) ?? '';
     const desc = (await c.str()) ?? '';
-    const section = await c.int(); // (1.11+)
-    const defn = await c.str();
+    await c.int(); // section (1.11+)
+    await c.str(); // defn
     await c.str(); // dropStmt
-    const copyStmt = await c.str();
+    await c.str(); // copyStmt
     await c.str(); // namespace
     await c.str(); // tablespace (1.10+)
     if (c.version >= vers(14)) await c.str(); // tableam
     if (c.version >= vers(16)) await c.int(); // relkind
     await c.str(); // owner
     await c.str(); // "false": WITH OIDS (1.9+)
-    // Dependencies (dumpIds as text), ended by a NULL string.
-    const deps: number[] = [];
-    for (let d = await c.str(); d !== null; d = await c.str()) deps.push(Number(d));
+    while ((await c.str()) !== null); // dependencies, ended by a NULL string
     await c.need(1 + offSize);
     const offsetAt = c.pos;
     const flag = c.byteNow();
@@ -268,18 +254,7 @@ async function readToc(c: Cursor, offSize: number): Promise<TocSlot[]> {
     let position = 0;
     for (let b = offSize - 1; b >= 0; b--) position = position * 256 + c.peek(b);
     c.skip(offSize);
-    entries.push({
-      dumpId,
-      desc,
-      tag,
-      offsetAt,
-      flag,
-      position,
-      section,
-      copyStmt: desc === 'TABLE DATA' ? copyStmt : null,
-      defn: desc === 'ENCODING' ? defn : null,
-      deps,
-    });
+    entries.push({ dumpId, desc, tag, offsetAt, flag, position });
   }
   return entries;
 }
@@ -327,24 +302,6 @@ export async function scanArchive(file: GrowingFile, windowBytes = 1 << 20): Pro
   const blocks = await readBlocks(c, entries);
   const v = (x: number, s: number): number => (x >> s) & 255;
   return { version: `${v(version, 16)}.${v(version, 8)}.${v(version, 0)}`, intSize: c.intSize, offSize, entries, blocks, size: c.pos };
-}
-
-/** The header and table of contents of a custom-format archive, and where its data blocks start. */
-export interface ArchiveHead {
-  intSize: number;
-  /** Whether pg_dump compressed the data blocks itself. */
-  compressed: boolean;
-  entries: TocSlot[];
-  /** The length of the header and table of contents: the first data block starts here. */
-  tocEnd: number;
-}
-
-/** Reads the header and table of contents (through `source`); throws UnknownLayout for anything not understood. */
-export async function readArchiveHead(source: ByteSource, windowBytes = 1 << 16): Promise<ArchiveHead> {
-  const c = new Cursor(source, windowBytes);
-  const { offSize, compressed } = await readHead(c);
-  const entries = await readToc(c, offSize);
-  return { intSize: c.intSize, compressed, entries, tocEnd: c.pos };
 }
 
 /**

@@ -3,7 +3,7 @@
  * mapping from what went wrong to the error the user sees. Only a file whose OpenPGP integrity
  * (MDC), SHA-256, size and plaintext size all match the manifest is handed to the caller.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -89,13 +89,13 @@ export async function privateTemp(base: TempBase): Promise<PrivateTemp> {
 }
 
 /** The sentence for a part that does not fit into the temp folder: the space it needs (from the manifest) and the space free. */
-function noSpace(source: DecryptSource, file: ManifestFile, free: number, cause?: unknown, need = file.plainBytes): PermafrostError {
+function noSpace(source: DecryptSource, file: ManifestFile, free: number, cause?: unknown): PermafrostError {
   const { snapshot, temp } = source;
   const target = source.restoring ?? snapshot;
   const part = target.id === snapshot.id ? file.name : `${file.name} of its base ${snapshot.id}`;
   return new PermafrostError(
     'space',
-    `Not enough space in ${temp.base.name} to decrypt snapshot ${target.id}: ${part} needs ${formatBytes(need)} (${need} bytes), ` +
+    `Not enough space in ${temp.base.name} to decrypt snapshot ${target.id}: ${part} needs ${formatBytes(file.plainBytes)} (${file.plainBytes} bytes), ` +
       `${formatBytes(free)} (${free} bytes) is free; free space there, or set ${temp.base.setting} to a folder on a bigger disk.`,
     { cause },
   );
@@ -155,48 +155,6 @@ function throwIfBad({ snapshot, secret }: DecryptSource, file: ManifestFile, r: 
   const wrong = judgeDecryption(r, file);
   if (wrong) throw integrityError(snapshot, file, wrong, cause);
   if (!r.ok) throw new UserError(wrongKey(snapshot, file, secret), { cause });
-}
-
-/** Free space copyVerifiedCipher asks for beyond the ciphertext itself. */
-const COPY_ROOM = 4 << 20;
-
-/**
- * Copies one part's ciphertext from the vault into the private temp folder while hashing it, and
- * checks its size and SHA-256 against the (signed) manifest; returns the private copy's path. What
- * is decrypted afterwards is that copy, read by nobody else: a device that rewrites the vault's file
- * in place between the check and the decryption changes nothing (no time-of-check/time-of-use gap),
- * so the plaintext can be trusted as it arrives, before gpg's own integrity verdict at its end. The
- * copy is ciphertext; it goes with the temp folder (and the sweep after a kill).
- */
-export async function copyVerifiedCipher(source: DecryptSource, file: ManifestFile, signal: AbortSignal): Promise<string> {
-  const { snapshot, temp } = source;
-  const copy = path.join(temp.dir, `verified-${file.name}`);
-  // Checked before the copy starts, with room for what goes beside it (the archive's table of contents,
-  // gpg's home, the small parts decrypted meanwhile): a copy filling the disk would starve those.
-  const need = file.bytes + COPY_ROOM;
-  const free = (await diskSpace(temp.dir)).free;
-  if (free < need) throw noSpace(source, file, free, undefined, need);
-  try {
-    const encPath = (await partPath(snapshot, file.name)).path;
-    const hash = new HashCounter();
-    try {
-      await pipeline(createReadStream(encPath, { highWaterMark: 1 << 20 }), hash, createWriteStream(copy, { flags: 'wx', mode: 0o600 }), {
-        signal,
-      });
-    } catch (err) {
-      throwIfStopped(snapshot, signal);
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', err);
-      if (code === 'ENOSPC' || code === 'EDQUOT') throw noSpace(source, file, (await diskSpace(temp.dir)).free, err, need);
-      throw err;
-    }
-    if (hash.sha256() !== file.sha256 || hash.bytes !== file.bytes)
-      throw integrityError(snapshot, file, 'does not match the SHA-256 in the manifest (tampered or truncated)');
-    return copy;
-  } catch (err) {
-    await rm(copy, { force: true });
-    throw (await vanishedSnapshotError(snapshot, 'it was being read', err)) ?? err;
-  }
 }
 
 /** What decrypting the parts of one snapshot needs: looked up once, read once, passed down. */
@@ -284,13 +242,13 @@ export async function decryptVerifiedPart(
   file: ManifestFile,
   ctx: Pick<RunContext, 'signal' | 'events'>,
   phase?: string,
-  opts: { indexArchive?: boolean; encPath?: string } = {},
+  opts: { indexArchive?: boolean } = {},
 ): Promise<string> {
   const { signal } = ctx;
   const progress = phase === undefined ? undefined : (n: number): void => ctx.events.bytes?.(phase, n);
   const { snapshot, secret, temp } = source;
   // On a backup device the good copy may be one Syncthing's versioning kept (.stversions).
-  const encPath = opts.encPath ?? (await partPath(snapshot, file.name)).path;
+  const encPath = (await partPath(snapshot, file.name)).path;
   const outPath = plainPath(temp, file);
   // gpg writes the plaintext itself: the file's growth is the progress.
   // Checked before gpg starts: a full disk is the host's problem, not a damaged snapshot.
@@ -384,11 +342,10 @@ export async function decryptPartInto(
   consumer: ToolRun | ((signal?: AbortSignal) => PlainSink),
   ctx: Pick<RunContext, 'signal' | 'events'>,
   phase?: string,
-  opts: { encPath?: string } = {},
 ): Promise<void> {
   const { snapshot, secret, temp } = source;
   const { signal } = ctx;
-  const encPath = opts.encPath ?? (await partPath(snapshot, file.name)).path;
+  const encPath = (await partPath(snapshot, file.name)).path;
   const gpg = await gpgHome(temp, secret);
   try {
     const sink =

@@ -4,7 +4,7 @@
  * the previous database is kept under a dated name (or dropped when asked). The target is never
  * touched before the swap, so a failure or a kill at any point leaves it as it was.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
@@ -16,7 +16,6 @@ import {
   pgRestoreArgv,
   pgRestoreEnv,
   userTableCount,
-  type ArchiveSection,
   type PgServer,
 } from '../tools/postgres.js';
 import { runTool } from '../tools/run.js';
@@ -24,8 +23,7 @@ import { BusyError, errorMessage, IntegrityError, PermafrostError, ToolError, Us
 import type { DatabaseFacts, Manifest, ManifestFile } from '../vault/manifest.js';
 import type { RunContext } from '../run-context.js';
 import { applyChain, chainPlainBytes, compareTableHashes, type RestoreChain } from './chain.js';
-import { copyVerifiedCipher, decryptPartInto, decryptVerifiedPart, type DecryptSource } from './decrypt.js';
-import { ArchiveStreamLoad, NotStreamable, restoreList } from './stream-restore.js';
+import { decryptVerifiedPart, type DecryptSource } from './decrypt.js';
 import { compareWithManifest, readArchiveToc, readRestoredFacts } from './verify.js';
 
 /** A client session on the restore target, as pg_stat_activity shows it. */
@@ -323,10 +321,7 @@ export async function restoreDatabase(
     ctx.events.phase?.('decrypt');
     // While gpg decrypts the archive: the roles part applied, the owner checked, `_incoming` created.
     // None of it touches the target; a failure of the decryption is still the one reported.
-    // A full archive: its ciphertext copied into the temp folder and checked first, then streamed (restoreFull).
-    const decrypting = (
-      content.kind === 'full' ? copyVerifiedCipher(source, content.file, ctx.signal) : decryptArchive(source, content, ctx)
-    ).then((archive) => ({ archive, decryptMs: Date.now() - t0 }));
+    const decrypting = decryptArchive(source, content, ctx).then((archive) => ({ archive, decryptMs: Date.now() - t0 }));
     const preparing = prepareIncoming(maintenance, source, incoming, opts, ctx);
     let swapped = false;
     try {
@@ -338,9 +333,9 @@ export async function restoreDatabase(
       if (prepared.status === 'rejected') throw prepared.reason;
       const roles = prepared.value;
       ctx.events.phase?.('restore');
-      const restored = await restoreIntoIncoming(source, content, archive, incoming, opts, ctx);
+      await restoreIntoIncoming(source, content, archive, incoming, opts, ctx);
       ctx.events.phase?.('check');
-      await checkIncoming(content, restored, incoming, snapshot.id, opts);
+      await checkIncoming(content, archive, incoming, snapshot.id, opts);
       ctx.events.phase?.('swap');
       const { previous, terminatedSessions } = await swapTarget(maintenance, target, incoming, opts);
       swapped = true;
@@ -454,11 +449,7 @@ async function createIncoming(maintenance: pg.Client, incoming: string, facts: M
   }
 }
 
-/**
- * The archive (a full snapshot: its verified ciphertext copy, streamed by restoreFull; a chain: its
- * sections, rows and deltas) restored into `_incoming`; a tool failure says the target was not
- * touched. Returns an archive file whose table of contents is the snapshot's (for the check).
- */
+/** pg_restore of the archive (a chain: its sections, rows and deltas) into `_incoming`; a tool failure says the target was not touched. */
 async function restoreIntoIncoming(
   source: DecryptSource,
   content: DatabaseContent,
@@ -466,14 +457,19 @@ async function restoreIntoIncoming(
   incoming: string,
   opts: DatabaseRestoreOptions,
   ctx: RunContext,
-): Promise<string> {
+): Promise<void> {
   const { server } = opts;
   const snapshot = source.snapshot;
   const jobs = opts.jobs ?? defaultRestoreJobs(availableParallelism());
   const restoreOpts = { noOwner: opts.noOwner, role: opts.role };
   try {
     if (content.kind === 'full') {
-      return await restoreFull(source, content.file, archive, incoming, opts, jobs, ctx);
+      await runTool({
+        argv: pgRestoreArgv(server, incoming, archive, { jobs, ...restoreOpts }),
+        env: pgRestoreEnv(pgEnv(server)),
+        doing: `restoring snapshot ${snapshot.id} into "${incoming}"`,
+        signal: ctx.signal,
+      });
     } else {
       await applyChain(
         { secret: source.secret, temp: source.temp },
@@ -489,7 +485,6 @@ async function restoreIntoIncoming(
         },
         ctx,
       );
-      return archive;
     }
   } catch (err) {
     if (ctx.signal.aborted || !(err instanceof ToolError)) throw err;
@@ -500,72 +495,6 @@ async function restoreIntoIncoming(
       { cause: err, details: err.details },
     );
   }
-}
-
-/**
- * A full snapshot's archive restored from its verified ciphertext copy `cipher`: streamed from gpg
- * (stream-restore.ts: pre-data, the rows on `jobs` COPY sessions, then the blockless data entries
- * and post-data with `pg_restore -j`), or, for an archive that is not streamed (large objects,
- * pg_dump's own compression), decrypted into the temp folder and restored by `pg_restore -j` as
- * before. Returns the archive file holding its table of contents.
- */
-async function restoreFull(
-  source: DecryptSource,
-  file: ManifestFile,
-  cipher: string,
-  incoming: string,
-  opts: DatabaseRestoreOptions,
-  jobs: number,
-  ctx: RunContext,
-): Promise<string> {
-  const { server } = opts;
-  const snapshot = source.snapshot;
-  const restoreOpts = { noOwner: opts.noOwner, role: opts.role };
-  const env = pgRestoreEnv(pgEnv(server));
-  const pgRestore = (argv: string[]): Promise<unknown> =>
-    runTool({ argv, env, doing: `restoring snapshot ${snapshot.id} into "${incoming}"`, signal: ctx.signal });
-  let lists = 0;
-  // pg_restore of `section`, only the entries `ids` (-L: a list file in the temp folder).
-  const listed = async (toc: string, section: ArchiveSection, ids: number[]): Promise<string[]> => {
-    const list = path.join(source.temp.dir, `archive-${section}-${lists++}.list`);
-    await writeFile(list, restoreList(ids), { flag: 'wx', mode: 0o600 });
-    return [
-      ...pgRestoreArgv(server, incoming, toc, { ...restoreOpts, jobs: section === 'post-data' ? jobs : 1, section }),
-      `--use-list=${list}`,
-    ];
-  };
-  const load = new ArchiveStreamLoad({
-    server,
-    database: incoming,
-    jobs,
-    role: opts.role,
-    dir: source.temp.dir,
-    preData: async (toc) => void (await pgRestore(pgRestoreArgv(server, incoming, toc, { ...restoreOpts, section: 'pre-data' }))),
-    postData: async (toc, ids) => void (await pgRestore(await listed(toc, 'post-data', ids))),
-    signal: ctx.signal,
-    snapshot: snapshot.id,
-  });
-  try {
-    await decryptPartInto(source, file, () => load.sink(), ctx, 'restore', { encPath: cipher });
-  } catch (err) {
-    await load.close();
-    if (!(err instanceof NotStreamable)) throw err;
-    ctx.log('info', 'archive not streamed; decrypting it into the temp folder', { why: err.message });
-    await load.dispose();
-    // Not understood at its table of contents, before anything ran: the file path, from the same verified copy.
-    const archive = await decryptVerifiedPart(source, file, ctx, 'restore', { indexArchive: true, encPath: cipher });
-    await pgRestore(pgRestoreArgv(server, incoming, archive, { jobs, ...restoreOpts }));
-    return archive;
-  } finally {
-    await rm(cipher, { force: true });
-  }
-  const plan = load.plan!;
-  if (plan.blockless.length > 0) await pgRestore(await listed(load.tocFile, 'data', plan.blockless));
-  ctx.events.phase?.('restore post-data');
-  // What was not built while the rows loaded (pg_restore keeps the post-data section's entries of the list).
-  const rest = plan.head.entries.map((e) => e.dumpId).filter((id) => !load.built.has(id));
-  await pgRestore(await listed(load.tocFile, 'post-data', rest));
-  return load.tocFile;
 }
 
 /** `_incoming` compared with the manifest (a chain: every table's hash too); any mismatch is an IntegrityError. */

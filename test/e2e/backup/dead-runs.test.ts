@@ -172,59 +172,6 @@ describe('nothing is left behind by a dead or stopped run', () => {
     },
     180_000,
   );
-
-  /** Starts a restore and waits until rows stream into its `_incoming` (the COPY sessions loading, gpg still decrypting). */
-  async function caughtStreaming(target: string) {
-    const run = startCli(['--config', ws.configFile, 'restore', 'latest', '--database', target, '--jobs', '2']);
-    const pid = run.child.pid!;
-    const programs = await waitFor(
-      'rows to stream into _incoming while gpg decrypts',
-      () => {
-        const d = descendants(pid);
-        return d.some((p) => p.comm === 'gpg') && sessionsOn(`${target}_incoming`) > 0 && rowsIn(`${target}_incoming`, 'blobs') > 0 && d;
-      },
-      60_000,
-      20,
-    );
-    return { run, pid, programs };
-  }
-
-  it('SIGTERM to restore while rows stream from gpg: exit 1 saying the target was not touched, no temp folder, no session, no _incoming', async () => {
-    ws = makeWorkspace(cluster.get(), 'bigsource');
-    await backup();
-    const target = 'restored_stream_term';
-    const { run, programs } = await caughtStreaming(target);
-    run.child.kill('SIGTERM');
-    const r = await run.result;
-    expect(r.code, r.stderr).toBe(1);
-    expect(errorSentence(r.stderr)).toMatch(/^Restore of snapshot \S+ was stopped before it finished; the target database was not touched/);
-    for (const p of programs) expect(processGone(p.pid), `${p.comm} (pid ${p.pid}) still runs`).toBe(true);
-    expect(tempFolders()).toEqual([]);
-    expect(databaseExists(target)).toBe(false);
-    expect(databaseExists(`${target}_incoming`)).toBe(false);
-  }, 180_000);
-
-  it('kill -9 of restore while rows stream: gpg dies, the COPY sessions end, the next run sweeps the temp folder (ciphertext and TOC only) and restores', async () => {
-    ws = makeWorkspace(cluster.get(), 'bigsource');
-    await backup();
-    const target = 'restored_stream_killed';
-    const { run, pid, programs } = await caughtStreaming(target);
-    run.child.kill('SIGKILL');
-    expect((await run.result).code).toBe(null);
-    for (const p of programs) await waitFor(`${p.comm} (pid ${p.pid}) to die`, () => processGone(p.pid), 5000);
-    await waitFor('the _incoming copy to have no session', () => sessionsOn(`${target}_incoming`) === 0, 5000);
-    // No plaintext archive in what the dead run left: the verified ciphertext and the table of contents only.
-    const [left] = tempFolders().filter((n) => n.startsWith(`permafrost-${pid}-`));
-    expect(left).toBeDefined();
-    // (Besides the roles part and pg_restore's -L lists of entry numbers.)
-    const files = readdirSync(path.join(ws.dir, left!)).filter((n) => !/^(gnupg-|\.gnupg$|archive-.*\.list$|roles\.sql$)/.test(n));
-    expect(files.sort()).toEqual(['archive-toc.pgdump', 'verified-database.pgdump.gpg']);
-    const r = await runCli(['--config', ws.configFile, 'restore', 'latest', '--database', target]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(tempFolders()).toEqual([]);
-    expect(databaseExists(`${target}_incoming`)).toBe(false);
-    expect(rowsIn(target, 'blobs')).toBe(450000);
-  }, 180_000);
 });
 
 /** Sessions connected to database `db`. */
