@@ -4,7 +4,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { Manifest } from '../../src/vault/manifest.js';
-import { stockGpgDecrypt, type Workspace } from './env.js';
+import { runCli, stockGpgDecrypt, type Workspace } from './env.js';
+import { fingerprint } from './fingerprint.js';
 import type { PgCluster } from './postgres.js';
 
 /** Turns a fixture database into one for delta mode tests: tables with text, composite and no primary keys, TOASTed rows. */
@@ -88,4 +89,30 @@ export function resealDeltaState(vault: string): void {
     .update(readFileSync(path.join(dir, 'state.json')))
     .digest('hex');
   writeFileSync(path.join(dir, 'state.mac'), `${mac}\n`, { mode: 0o600 });
+}
+
+/** A PostgreSQL client program of the test cluster, which must succeed. */
+function pgTool(pg: PgCluster, bin: string, args: string[]): void {
+  const r = spawnSync(path.join(pg.binDir, bin), args, {
+    encoding: 'utf8',
+    env: { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user },
+  });
+  expect(r.status, r.stderr).toBe(0);
+}
+
+/** A backup, and right after it (nothing changes in between) a plain `pg_dump -Fc` of the source to compare with. */
+export async function backupAndDump(pg: PgCluster, ws: Workspace, db: string): Promise<{ manifest: Manifest; dump: string }> {
+  const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  const manifest = JSON.parse(r.stdout) as Manifest;
+  const dump = path.join(ws.dir, `${manifest.id}.pgdump`);
+  pgTool(pg, 'pg_dump', ['-Fc', '-f', dump, db]);
+  return { manifest, dump };
+}
+
+/** What a plain pg_restore of the dump gives: the fingerprint every restore of that snapshot must have. */
+export function plainRestore(pg: PgCluster, dump: string, target: string): Record<string, string> {
+  pg.psql('postgres', `CREATE DATABASE ${target}`);
+  pgTool(pg, 'pg_restore', ['--exit-on-error', '-d', target, dump]);
+  return fingerprint(pg, target);
 }

@@ -104,3 +104,15 @@ export async function startS3(existing?: { dir: string; work: string }): Promise
   };
   return server;
 }
+
+/**
+ * An s3rver with `bucket` in it, for tests that run permafrost's code in this process: the AWS SDK
+ * finds s3rver's keys in the environment, as an admin's would be.
+ */
+export async function startS3Bucket(bucket: string): Promise<S3Server> {
+  process.env.AWS_ACCESS_KEY_ID = S3RVER_KEYS.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = S3RVER_KEYS.secretAccessKey;
+  const s3 = await startS3();
+  await s3.createBucket(bucket);
+  return s3;
+}

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256File } from '../../../src/crypto/hash.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
-import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL } from '../../harness/delta.js';
+import { backupAndDump, DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, plainRestore } from '../../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
 import { fingerprint } from '../../harness/fingerprint.js';
 import { clusterPerFile } from '../../harness/suite.js';
@@ -23,30 +23,6 @@ function deltaWorkspace(): string {
   ws = makeWorkspace(cluster.get(), db);
   ws.writeConfig({ database: { delta: { fullEvery: '24h' } } });
   return db;
-}
-
-function pgTool(bin: string, args: string[]): void {
-  const pg = cluster.get();
-  const r = spawnSync(path.join(pg.binDir, bin), args, {
-    encoding: 'utf8',
-    env: { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user },
-  });
-  expect(r.status, r.stderr).toBe(0);
-}
-
-async function backupAndDump(db: string): Promise<{ manifest: Manifest; dump: string }> {
-  const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
-  expect(r.code, r.stderr).toBe(0);
-  const manifest = JSON.parse(r.stdout) as Manifest;
-  const dump = path.join(ws.dir, `${manifest.id}.pgdump`);
-  pgTool('pg_dump', ['-Fc', '-f', dump, db]);
-  return { manifest, dump };
-}
-
-function plainRestore(dump: string, target: string): Record<string, string> {
-  cluster.get().psql('postgres', `CREATE DATABASE ${target}`);
-  pgTool('pg_restore', ['--exit-on-error', '-d', target, dump]);
-  return fingerprint(cluster.get(), target);
 }
 
 function expectNothingLeft(): void {
@@ -79,14 +55,14 @@ describe('a delta chain restored by merging its deltas', () => {
   it('a key inserted, updated, deleted and re-inserted across 12 deltas (bigint, text and composite keys, a keyless table) restores equal to the source, with no delta replayed', async () => {
     const db = deltaWorkspace();
     const pg = cluster.get();
-    const snaps = [await backupAndDump(db)];
+    const snaps = [await backupAndDump(cluster.get(), ws, db)];
     for (let n = 1; n <= 12; n++) {
       pg.psql(db, round(n));
-      snaps.push(await backupAndDump(db));
+      snaps.push(await backupAndDump(cluster.get(), ws, db));
     }
     expect(snaps[12]!.manifest.chain?.depth).toBe(12);
     for (const i of [9, 12]) {
-      const want = plainRestore(snaps[i]!.dump, `${db}_ref${i}`);
+      const want = plainRestore(cluster.get(), snaps[i]!.dump, `${db}_ref${i}`);
       const r = await runCli(['--config', ws.configFile, 'restore', snaps[i]!.manifest.id, '--database', `${db}_r${i}`, '--jobs', '2']);
       expect(r.code, r.stderr).toBe(0);
       expect(fingerprint(pg, `${db}_r${i}`), `snapshot ${i}`).toEqual(want);
@@ -102,9 +78,9 @@ describe('a delta chain restored by merging its deltas', () => {
   it('a delta whose key list names a row in another spelling than the capture writes (07 for 7): the merge keeps the row, the check finds it, exit 3, the target untouched', async () => {
     const db = deltaWorkspace();
     const pg = cluster.get();
-    await backupAndDump(db);
+    await backupAndDump(cluster.get(), ws, db);
     pg.psql(db, 'DELETE FROM signed_keys WHERE id = 7;');
-    const { manifest } = await backupAndDump(db);
+    const { manifest } = await backupAndDump(cluster.get(), ws, db);
     expect(manifest.chain?.kind).toBe('delta');
 
     const gnupg = mkdtempSync(path.join(tmpdir(), 'permafrost-merge-gpg-'));

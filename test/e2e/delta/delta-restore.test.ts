@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sha256File } from '../../../src/crypto/hash.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
-import { DELTA_EXTRA_SQL } from '../../harness/delta.js';
+import { backupAndDump, DELTA_EXTRA_SQL, plainRestore } from '../../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, type CliResult, type Workspace } from '../../harness/env.js';
 import { fingerprint } from '../../harness/fingerprint.js';
 import { makeGpgKey } from '../../harness/gpg-keys.js';
@@ -27,32 +27,6 @@ function deltaWorkspace(vault: Record<string, unknown> = {}): string {
   ws = makeWorkspace(cluster.get(), db);
   ws.writeConfig({ database: { delta: { fullEvery: '24h' } }, vault });
   return db;
-}
-
-function pgTool(bin: string, args: string[]): void {
-  const pg = cluster.get();
-  const r = spawnSync(path.join(pg.binDir, bin), args, {
-    encoding: 'utf8',
-    env: { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: pg.user },
-  });
-  expect(r.status, r.stderr).toBe(0);
-}
-
-/** A backup, and right after it (nothing changes in between) a plain `pg_dump -Fc` of the source to compare with. */
-async function backupAndDump(db: string): Promise<{ manifest: Manifest; dump: string }> {
-  const r = await runCli(['--config', ws.configFile, 'backup', '--json']);
-  expect(r.code, r.stderr).toBe(0);
-  const manifest = JSON.parse(r.stdout) as Manifest;
-  const dump = path.join(ws.dir, `${manifest.id}.pgdump`);
-  pgTool('pg_dump', ['-Fc', '-f', dump, db]);
-  return { manifest, dump };
-}
-
-/** What a plain pg_restore of the dump gives: the fingerprint every restore of that snapshot must have. */
-function plainRestore(dump: string, target: string): Record<string, string> {
-  cluster.get().psql('postgres', `CREATE DATABASE ${target}`);
-  pgTool('pg_restore', ['--exit-on-error', '-d', target, dump]);
-  return fingerprint(cluster.get(), target);
 }
 
 function restore(args: string[]): Promise<CliResult> {
@@ -77,7 +51,7 @@ describe('restore of delta snapshots', () => {
     const db = deltaWorkspace();
     const pg = cluster.get();
     pg.psql('postgres', `DO $$ BEGIN CREATE ROLE delta_owner NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
-    const snaps = [await backupAndDump(db)];
+    const snaps = [await backupAndDump(cluster.get(), ws, db)];
     const rounds = [
       // Unicode, NULLs, arrays, jsonb; updates; a delete; a row deleted and re-inserted with the same key; a row in a table without a key.
       `INSERT INTO accounts (username, display_name, note, fields, also_known_as) VALUES ('erin', 'Erin ✨ ñ 日本', E'multi\\nline\\ttab', '{"a": [1, null, "ü"]}', ARRAY['x', NULL, 'ÿ']);
@@ -100,7 +74,7 @@ describe('restore of delta snapshots', () => {
     ];
     for (const sql of rounds) {
       pg.psql(db, sql);
-      snaps.push(await backupAndDump(db));
+      snaps.push(await backupAndDump(cluster.get(), ws, db));
     }
     expect(snaps.map((s) => s.manifest.chain?.kind)).toEqual(['base', 'delta', 'delta', 'delta']);
     expect(snaps[3]!.manifest.chain?.depth).toBe(3);
@@ -108,7 +82,7 @@ describe('restore of delta snapshots', () => {
     // Each snapshot its own way: plain, parallel jobs, no owner with a role, and the last with --vault and no config.
     const ways: string[][] = [[], ['--jobs', '2'], ['--no-owner', '--role', 'delta_owner'], []];
     for (const [i, s] of snaps.entries()) {
-      const want = plainRestore(s.dump, `${db}_ref${i}`);
+      const want = plainRestore(cluster.get(), s.dump, `${db}_ref${i}`);
       const r =
         i === 3
           ? await runCli(['restore', s.manifest.id, '--vault', ws.vault, '--passphrase-file', ws.passFile, '--database', `${db}_r${i}`], {
@@ -143,18 +117,18 @@ describe('restore of delta snapshots', () => {
     const db = deltaWorkspace();
     const pg = cluster.get();
     pg.psql(db, `UPDATE accounts SET note = 'before' WHERE id = 1`);
-    const b1 = await backupAndDump(db);
+    const b1 = await backupAndDump(cluster.get(), ws, db);
     pg.psql(db, `UPDATE accounts SET note = 'delta 1' WHERE id = 1`);
-    const d1 = await backupAndDump(db);
+    const d1 = await backupAndDump(cluster.get(), ws, db);
     pg.psql(db, `ALTER TABLE accounts ADD COLUMN locked boolean NOT NULL DEFAULT false; UPDATE accounts SET locked = true WHERE id = 2`);
-    const b2 = await backupAndDump(db);
+    const b2 = await backupAndDump(cluster.get(), ws, db);
     pg.psql(db, `UPDATE accounts SET note = 'delta 2', locked = true WHERE id = 1`);
-    const d2 = await backupAndDump(db);
+    const d2 = await backupAndDump(cluster.get(), ws, db);
     expect([b1, d1, b2, d2].map((s) => s.manifest.chain?.kind)).toEqual(['base', 'delta', 'base', 'delta']);
     expect(b2.manifest.chain?.reason).toMatch(/^the schema changed since/);
     expect(d2.manifest.chain?.base).toBe(b2.manifest.id);
     for (const [i, s] of [d1, d2].entries()) {
-      const want = plainRestore(s.dump, `${db}_ref${i}`);
+      const want = plainRestore(cluster.get(), s.dump, `${db}_ref${i}`);
       // The second one as a whole-instance restore lays it out (--all: here only the database, which is all the snapshot holds).
       const all = i === 1 ? ['--all', path.join(ws.dir, 'all')] : [];
       const r = await restore([s.manifest.id, '--database', `${db}_r${i}`, ...all]);
@@ -169,10 +143,10 @@ describe('restore of delta snapshots', () => {
   it('a tampered or missing middle delta: restore of a later snapshot exits 3 naming it, and the target is untouched', async () => {
     const db = deltaWorkspace();
     const pg = cluster.get();
-    const snaps = [await backupAndDump(db)];
+    const snaps = [await backupAndDump(cluster.get(), ws, db)];
     for (const n of [1, 2]) {
       pg.psql(db, `UPDATE accounts SET note = 'round ${n}' WHERE id = 1`);
-      snaps.push(await backupAndDump(db));
+      snaps.push(await backupAndDump(cluster.get(), ws, db));
     }
     const [base, d1, d2] = snaps.map((s) => s.manifest.id);
     // The target holds data, so --force: it must survive every failed attempt as it was.
@@ -223,7 +197,7 @@ describe('restore of delta snapshots', () => {
       const dot = name.lastIndexOf('.');
       renameSync(path.join(kept, name), path.join(versions, `${name.slice(0, dot)}~20261201-120000${name.slice(dot)}`));
     }
-    const want = plainRestore(snaps[2]!.dump, `${db}_ref`);
+    const want = plainRestore(cluster.get(), snaps[2]!.dump, `${db}_ref`);
     r = await restore([d2!, '--database', `${db}_target`, '--force', '--drop-previous']);
     expect(r.code, r.stderr).toBe(0);
     expect(fingerprint(pg, `${db}_target`)).toEqual(want);
@@ -233,12 +207,12 @@ describe('restore of delta snapshots', () => {
   it('verify of a delta snapshot passes, and fails (exit 3) when a table in the data does not match the manifest’s hash', async () => {
     const db = deltaWorkspace();
     const pg = cluster.get();
-    await backupAndDump(db);
+    await backupAndDump(cluster.get(), ws, db);
     pg.psql(
       db,
       `UPDATE statuses SET text = 'verify me' WHERE id = 110000000000000005; DELETE FROM statuses_tags WHERE status_id = 110000000000000003`,
     );
-    const { manifest } = await backupAndDump(db);
+    const { manifest } = await backupAndDump(cluster.get(), ws, db);
     expect(manifest.chain?.kind).toBe('delta');
 
     let v = await runCli(['--config', ws.configFile, 'verify', manifest.id]);
@@ -324,9 +298,9 @@ describe('restore of delta snapshots', () => {
     copyFileSync(signer.secretFile, signingKeyFile);
     chmodSync(signingKeyFile, 0o600);
     ws.writeConfig({ database: { delta: { fullEvery: '24h' } }, vault: { signingKeyFile, signerKeyFile: signer.publicFile } });
-    const base = (await backupAndDump(db)).manifest.id;
+    const base = (await backupAndDump(cluster.get(), ws, db)).manifest.id;
     cluster.get().psql(db, `UPDATE accounts SET note = 'signed' WHERE id = 1`);
-    const delta = (await backupAndDump(db)).manifest.id;
+    const delta = (await backupAndDump(cluster.get(), ws, db)).manifest.id;
     let r = await restore([delta, '--database', `${db}_ok`]);
     expect(r.code, r.stderr).toBe(0);
 

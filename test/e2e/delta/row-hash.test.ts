@@ -36,6 +36,20 @@ INSERT INTO pf_nokey VALUES ('same', '(1,2)', '{"a": 1}', '<a>ü</a>', 0.1), ('s
   (NULL, NULL, NULL, NULL, 'NaN'), ('ünï', '(-0,1e300)', '[1, 2.50]', '<b/>', -0.0);
 `;
 
+/** The vault's restore.sh of snapshot `id` into `target`, with the passphrase file, as the admin runs it. */
+async function restoreSh(id: string, target: string): Promise<Awaited<ReturnType<typeof runSh>>> {
+  const tmp = mkdtempSync(path.join(ws.dir, 'sh-'));
+  try {
+    return await runSh(
+      path.join(ws.vault, 'restore.sh'),
+      ['--passphrase-file', ws.passFile, '--database', target, id],
+      libpqEnv(cluster.get(), tmp),
+    );
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 /** One change per edge table, for a delta. */
 const EDGE_CHURN = `
 UPDATE pf_nulls SET a = NULL, d = '{"k": null}' WHERE id = 2; DELETE FROM pf_nulls WHERE id = 3;
@@ -173,15 +187,9 @@ describe('the table hash (issue 22)', () => {
     expect(v.code, v.stderr).toBe(0);
     expect(v.stdout).toMatch(/✓ table-hashes: row counts and content hashes of all \d+ tables equal the manifest/);
 
-    const tmp = mkdtempSync(path.join(ws.dir, 'sh-'));
-    const sh = await runSh(
-      path.join(ws.vault, 'restore.sh'),
-      ['--passphrase-file', ws.passFile, '--database', `${db}_sh`, delta.id],
-      libpqEnv(pg, tmp),
-    );
+    const sh = await restoreSh(delta.id, `${db}_sh`);
     expect(sh.code, sh.stderr).toBe(0);
     expect(fingerprint(pg, `${db}_sh`)).toEqual(fingerprint(pg, db));
-    rmSync(tmp, { recursive: true, force: true });
 
     // Checked, not merely read: one md5 value off and both refuse it (exit 3).
     const m = readManifest(delta.id);
@@ -191,15 +199,9 @@ describe('the table hash (issue 22)', () => {
     r = await runCli(['--config', ws.configFile, 'restore', delta.id, '--database', `${db}_bad`, '--jobs', '2']);
     expect(r.code, r.stderr).toBe(3);
     expect(errorSentence(r.stderr)).toContain(`table "public"."pf_unicode" has ${t.rows} rows with hash`);
-    const tmp2 = mkdtempSync(path.join(ws.dir, 'sh-'));
-    const sh2 = await runSh(
-      path.join(ws.vault, 'restore.sh'),
-      ['--passphrase-file', ws.passFile, '--database', `${db}_sh2`, delta.id],
-      libpqEnv(pg, tmp2),
-    );
+    const sh2 = await restoreSh(delta.id, `${db}_sh2`);
     expect(sh2.code, sh2.stderr).toBe(3);
     expect(sh2.stderr).toContain(`the restored table public.pf_unicode (${t.rows} rows, hash `);
-    rmSync(tmp2, { recursive: true, force: true });
     writeManifest(delta);
 
     // The state holds hashtext values, the newest manifest md5 ones: never one chain of both, a base.

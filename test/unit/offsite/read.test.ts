@@ -12,7 +12,7 @@ import { runBucketCheck } from '../../../src/ops/check-bucket.js';
 import { openVault } from '../../../src/vault/layout.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { fakeSnapshot } from '../../harness/fake-snapshot.js';
-import { startS3, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
+import { startS3Bucket, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
 
 const BUCKET = 'bkt-read';
 
@@ -48,10 +48,7 @@ describe('offsite/read', () => {
   }
 
   beforeAll(async () => {
-    process.env.AWS_ACCESS_KEY_ID = S3RVER_KEYS.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = S3RVER_KEYS.secretAccessKey;
-    s3 = await startS3();
-    await s3.createBucket(BUCKET);
+    s3 = await startS3Bucket(BUCKET);
     work = mkdtempSync(path.join(tmpdir(), 'permafrost-read-'));
     const vault = path.join(work, 'vault');
     full = fakeSnapshot(vault, '2026-12-01T09:00:00Z');

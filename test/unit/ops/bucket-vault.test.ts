@@ -9,7 +9,7 @@ import { s3ClientFor } from '../../../src/offsite/client.js';
 import { listBucket, openBucket, withBucketSnapshot } from '../../../src/ops/bucket-vault.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { fakeSnapshot } from '../../harness/fake-snapshot.js';
-import { startS3, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
+import { startS3Bucket, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
 
 const BUCKET = 'bkt-vault';
 
@@ -25,10 +25,7 @@ describe('ops/bucket-vault', () => {
   const flags = { vault: `s3://${BUCKET}/pf/`, endpoint: '', pathStyle: true };
 
   beforeAll(async () => {
-    process.env.AWS_ACCESS_KEY_ID = S3RVER_KEYS.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = S3RVER_KEYS.secretAccessKey;
-    s3 = await startS3();
-    await s3.createBucket(BUCKET);
+    s3 = await startS3Bucket(BUCKET);
     flags.endpoint = s3.endpoint;
     work = mkdtempSync(path.join(tmpdir(), 'permafrost-bucket-vault-'));
     temp = path.join(work, 'temp');

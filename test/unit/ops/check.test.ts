@@ -22,7 +22,7 @@ import { readCheckState } from '../../../src/vault/check.js';
 import { openVault } from '../../../src/vault/layout.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { fakeSnapshot } from '../../harness/fake-snapshot.js';
-import { startS3, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
+import { startS3Bucket, S3RVER_KEYS, type S3Server } from '../../harness/s3.js';
 
 const BUCKET = 'bkt-check';
 
@@ -60,10 +60,7 @@ describe('check (in process): a vault folder and a bucket judged by one comparis
   }
 
   beforeAll(async () => {
-    process.env.AWS_ACCESS_KEY_ID = S3RVER_KEYS.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = S3RVER_KEYS.secretAccessKey;
-    s3 = await startS3();
-    await s3.createBucket(BUCKET);
+    s3 = await startS3Bucket(BUCKET);
     work = mkdtempSync(path.join(tmpdir(), 'permafrost-check-'));
     vault = path.join(work, 'vault');
     whole = fakeSnapshot(vault, '2026-12-01T08:00:00Z');
