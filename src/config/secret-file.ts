@@ -24,16 +24,20 @@ export function readSecretFile(file: string, key: string): string {
  */
 export function readPassphraseFile(file: string, key = 'vault.passphraseFile', uid: number | undefined = process.getuid?.()): string {
   // `-`: standard input (`--passphrase-file - < /root/passphrase`), for a user that cannot open root's file.
-  const bytes = file === '-' && key !== 'vault.passphraseFile' ? readStdin(key) : readGuarded(file, key, uid);
+  const stdin = file === '-' && key !== 'vault.passphraseFile';
+  const bytes = stdin ? readStdin(key) : readGuarded(file, key, uid);
   const line = firstLine(bytes, file, key);
   const refuse = (why: string, fix: string): never => {
-    throw new UserError(`${key}: ${file} ${why}; ${fix} (${HOW_TO_MAKE_ONE}).`);
+    throw new UserError(`${key}: ${stdin ? 'standard input' : file} ${why}; ${fix} (${HOW_TO_MAKE_ONE}).`);
   };
   if (line.includes(0)) refuse('contains a NUL byte, where gpg would stop reading the passphrase', 'replace the file');
   if (line.at(-1) === 0x0d) {
     refuse(
       'ends its first line with a carriage return (a Windows line end), which gpg reads as part of the passphrase',
-      `remove it with \`sed -i 's/\\r$//' ${file}\``,
+      // On standard input the fix is to the file it came from, whose name only the admin knows.
+      stdin
+        ? "remove it from the file you gave on standard input (`sed -i 's/\\r$//' FILE`)"
+        : `remove it with \`sed -i 's/\\r$//' ${file}\``,
     );
   }
   if (line.length > MAX_PASSPHRASE_BYTES)

@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { errorSentence, makeWorkspace, runCli, startCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
+import { CLI, errorSentence, makeWorkspace, runCli, startCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
 import { clusterPerFile } from '../../harness/suite.js';
 
 const cluster = clusterPerFile('source');
@@ -48,6 +48,22 @@ describe('the vault passphrase file is used exactly as stock gpg reads it, or re
       }
     });
   }
+
+  it('--passphrase-file - with a Windows line end on standard input: exit 2, the sentence says standard input and how to mend the file it came from', () => {
+    ws = makeWorkspace(cluster.get(), 'source');
+    const r = spawnSync(
+      process.execPath,
+      [CLI, '--config', ws.configFile, 'restore', 'latest', '--database', 'x', '--passphrase-file', '-'],
+      {
+        input: 'correct horse battery staple\r\n',
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status).toBe(2);
+    expect(errorSentence(r.stderr)).toMatch(
+      /^--passphrase-file: standard input ends its first line with a carriage return .*; remove it from the file you gave on standard input \(`sed -i 's\/\\r\$\/\/' FILE`\)/,
+    );
+  });
 
   it('refuses a FIFO (the read would block forever) and a file owned by another user', async () => {
     ws = makeWorkspace(cluster.get(), 'source');
