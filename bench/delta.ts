@@ -65,8 +65,9 @@ function matchesManifest(v: Vault, id: string, target: string): boolean | undefi
   if (!m.chain) return undefined;
   return m.chain.tables.every(
     (t) =>
-      v.copy.cluster.psql(target, `${HASH_SESSION_SQL}\n${tableHashSql(t.schema, t.table, rowHashOf(m.chain!))}`).trim() ===
-      `${t.rows}|${t.hash}`,
+      v.copy.cluster
+        .psql(target, `${HASH_SESSION_SQL}\n${tableHashSql(t.schema, t.table, { kind: rowHashOf(m.chain!), record: t.hashRecord })}`)
+        .trim() === `${t.rows}|${t.hash}`,
   );
 }
 

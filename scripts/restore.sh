@@ -421,7 +421,7 @@ if [ -n "$(mf chain.kind)" ]; then
   ROWHASH=$(mf chain.rowHash) || exit $?
   case $ROWHASH in
     '') ROWHASH=md5 ;;
-    md5 | hashtext) ;;
+    md5 | hashtext | hashrecord) ;;
     *) die 3 "$SNAP/manifest.json names a row hash \"$ROWHASH\" this script does not know; it cannot be trusted, or a newer permafrost made it: restore with that one." ;;
   esac
   case $DEPTH in '' | *[!0-9]*) die 3 "$SNAP/manifest.json holds an unusual chain depth \"$DEPTH\"; it cannot be trusted." ;; esac
@@ -500,12 +500,26 @@ SELECT CASE WHEN to_regprocedure('pg_catalog.hashtextextended(text,bigint)') IS 
 EOF
 }
 
-if [ "$ROWHASH" = hashtext ]; then
-  # Checked before anything is restored: a server that hashes text otherwise could only refuse the copy at the end.
-  probe=$(hashtext_probe_sql | sql postgres 2>"$WORK/psql.err") ||
+# The same, and that it has hash_record_extended (PostgreSQL 14+; delta-sql.ts HASHRECORD_PROBE_SQL).
+hashrecord_probe_sql() {
+  cat <<'EOF'
+SELECT CASE WHEN to_regprocedure('pg_catalog.hash_record_extended(record,bigint)') IS NULL
+  OR to_regprocedure('pg_catalog.hashtextextended(text,bigint)') IS NULL THEN NULL
+  ELSE pg_catalog.hashtextextended('permafrost', 0) = -3370357417224711864 END AS ok;
+EOF
+}
+
+if [ "$ROWHASH" != md5 ]; then
+  # Checked before anything is restored: a server that hashes rows otherwise could only refuse the copy at the end.
+  probe=$("${ROWHASH}_probe_sql" | sql postgres 2>"$WORK/psql.err") ||
     die 1 "cannot ask the PostgreSQL server how it hashes text ($(tail -n 1 "$WORK/psql.err")); run again."
-  [ "$probe" = t ] ||
-    die 1 "this PostgreSQL server hashes text differently from a little-endian one, or is older than 11, so it cannot check the table hashes of this snapshot; restore it on PostgreSQL 12 or later on a little-endian machine (x86-64, ARM64)."
+  if [ "$ROWHASH" = hashrecord ]; then
+    [ "$probe" = t ] ||
+      die 1 "this PostgreSQL server hashes text differently from a little-endian one, or is older than 14, so it cannot check the table hashes of this snapshot; restore it on PostgreSQL 14 or later on a little-endian machine (x86-64, ARM64)."
+  else
+    [ "$probe" = t ] ||
+      die 1 "this PostgreSQL server hashes text differently from a little-endian one, or is older than 11, so it cannot check the table hashes of this snapshot; restore it on PostgreSQL 12 or later on a little-endian machine (x86-64, ARM64)."
+  fi
 fi
 
 exists() {
@@ -771,9 +785,20 @@ SELECT count(*) AS rows, mod(mod(coalesce(sum(hashtextextended(_pf_row::text, 0)
 EOF
 }
 
+hash_sql_hashrecord() {
+  cat <<'EOF'
+SELECT count(*) AS rows, mod(mod(coalesce(sum(hash_record_extended(_pf_row, 0)), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
+EOF
+}
+
+# The hash of one table: $1 is its chain.tables[].hashRecord as flattened ("b:true"), or "-" when absent.
 hash_sql() {
   hash_session_sql
-  if [ "$ROWHASH" = hashtext ]; then hash_sql_hashtext; else hash_sql_md5; fi
+  case $ROWHASH:$1 in
+    hashrecord:b:true) hash_sql_hashrecord ;;
+    hashtext:* | hashrecord:*) hash_sql_hashtext ;;
+    *) hash_sql_md5 ;;
+  esac
 }
 
 # A table's two names as psql variables, and SQL that reads them back: flatten left each as
@@ -859,12 +884,17 @@ fi
 
 if [ -n "$CHAIN" ]; then
   say "checking every table's row count and content hash against the manifest …"
-  # chain.tables as "SCHEMA<TAB>TABLE<TAB>n:ROWS<TAB>s:HASH" lines (names as flatten left them), in the manifest's order.
+  # chain.tables as "SCHEMA<TAB>TABLE<TAB>n:ROWS<TAB>s:HASH<TAB>HASHRECORD" lines (names as flatten left them;
+  # HASHRECORD "b:true", or "-" when absent), in the manifest's order.
   awk -F '\t' '
-    $1 ~ /^chain\.tables\.[0-9]+\.(schema|table|rows|hash)$/ { split($1, p, "."); v[p[3] "." p[4]] = $2; if (p[3] + 1 > n) n = p[3] + 1 }
-    END { for (i = 0; i < n; i++) print v[i ".schema"] "\t" v[i ".table"] "\t" v[i ".rows"] "\t" v[i ".hash"] }
+    $1 ~ /^chain\.tables\.[0-9]+\.(schema|table|rows|hash|hashRecord)$/ { split($1, p, "."); v[p[3] "." p[4]] = $2; if (p[3] + 1 > n) n = p[3] + 1 }
+    END { for (i = 0; i < n; i++) print v[i ".schema"] "\t" v[i ".table"] "\t" v[i ".rows"] "\t" v[i ".hash"] "\t" (v[i ".hashRecord"] == "" ? "-" : v[i ".hashRecord"]) }
   ' "$WORK/m-$SNAPSHOT" >"$WORK/tables"
-  while IFS=$TAB read -r s t n h; do
+  while IFS=$TAB read -r s t n h r; do
+    case $ROWHASH:$r in
+      *:- | hashrecord:b:true) ;;
+      *) die 3 "$SNAP/manifest.json marks how a table is hashed in a way permafrost never writes; it cannot be trusted." ;;
+    esac
     case "$n$TAB$h" in
       n:[0-9]*"$TAB"s:[0-9]*) ;;
       *) die 3 "$SNAP/manifest.json lists a table with a count or hash that is no number; it cannot be trusted." ;;
@@ -876,7 +906,7 @@ if [ -n "$CHAIN" ]; then
     got=$({
       names_sql
       printf '\\if :e\n'
-      hash_sql
+      hash_sql "$r"
       printf '\\endif\n'
     } | with_names "$s" "$t") || names_failed $? "$s" "$t"
     name=$(printf '%s\n' "$got" | sed -n '1s/^. //p')

@@ -29,9 +29,12 @@ import {
   ROW_ALIAS,
   RowHashSum,
   SQL_FILE_HEADER,
+  HASHRECORD_PROBE_SQL,
   HASHTEXT_PROBE_SQL,
+  RECORD_HASHABLE_SQL,
   rowHashExpr,
   type RowHashKind,
+  type TableHash,
   tableHashExpr,
   tableHashSql,
 } from './delta-sql.js';
@@ -65,13 +68,20 @@ export interface TableInfo {
    * read without a lock, unlike pg_relation_size): a base's rows part writes the largest first.
    */
   bytes?: number;
+  /** Under `hashrecord`: every column's type hashes exactly (delta-sql.ts RECORD_HASH_TYPES), so rows are hashed by hash_record_extended. */
+  hashRecord?: boolean;
 }
 
 export interface Catalog {
   tables: TableInfo[];
   sequences: Array<{ schema: string; name: string }>;
-  /** How this run hashes rows: `hashtext` where the server computes it as every little-endian one does, else md5. */
+  /** How this run hashes rows (chooseRowHash). */
   rowHash: RowHashKind;
+}
+
+/** How table `t`'s rows are hashed in this run. */
+export function hashOf(catalog: Pick<Catalog, 'rowHash'>, t: Pick<TableInfo, 'hashRecord'>): TableHash {
+  return { kind: catalog.rowHash, record: t.hashRecord };
 }
 
 /** More changed rows than this in one table: the delta copies the table whole instead of listing keys. */
@@ -107,6 +117,11 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
   const seqs = await client.query<{ schema: string; name: string }>(
     `SELECT n.nspname AS schema, c.relname AS name ${USER_RELATIONS} AND c.relkind = 'S' ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
   );
+  const rowHash = await chooseRowHash(client);
+  const hashable =
+    rowHash === 'hashrecord'
+      ? new Set((await client.query<{ oid: number; ok: boolean }>(RECORD_HASHABLE_SQL, [oids])).rows.filter((r) => r.ok).map((r) => r.oid))
+      : null;
   return {
     tables: tables.rows.map((t) => {
       const key = keys.rows.filter((k) => k.oid === t.oid).map(({ name, type, int }) => ({ name, type, int }));
@@ -116,15 +131,20 @@ export async function readCatalog(client: pg.Client): Promise<Catalog> {
         columns: cols.rows.filter((c) => c.oid === t.oid).map((c) => c.name),
         key: key.length > 0 ? key : null,
         bytes: Number(t.bytes),
+        ...(hashable ? { hashRecord: hashable.has(t.oid) } : {}),
       };
     }),
     sequences: seqs.rows,
-    rowHash: await chooseRowHash(client),
+    rowHash,
   };
 }
 
-/** `hashtext` when the server computes hashtextextended as the manifests record it (HASHTEXT_PROBE_SQL), else md5. */
+/**
+ * `hashrecord` on a server with hash_record_extended that hashes as every little-endian one does
+ * (HASHRECORD_PROBE_SQL), else `hashtext` where it computes hashtextextended so (HASHTEXT_PROBE_SQL), else md5.
+ */
 export async function chooseRowHash(client: pg.Client): Promise<RowHashKind> {
+  if ((await client.query<{ ok: boolean | null }>(HASHRECORD_PROBE_SQL)).rows[0]?.ok === true) return 'hashrecord';
   const r = await client.query<{ ok: boolean | null }>(HASHTEXT_PROBE_SQL);
   return r.rows[0]?.ok === true ? 'hashtext' : 'md5';
 }
@@ -250,7 +270,7 @@ class HashedLines {
   }
 
   /** The columns the COPY query selects between the keys and the row's own. */
-  static prefix(keyed: boolean, kind: RowHashKind): string[] {
+  static prefix(keyed: boolean, kind: TableHash): string[] {
     return [rowHashExpr(kind), ...(keyed ? [`age(${ROW_ALIAS}.xmin)`, `${ROW_ALIAS}.xmin::text`] : [])];
   }
 
@@ -356,7 +376,7 @@ async function* tableRows(
   next: NextState,
   outcomes: TableOutcome[],
   truncate: boolean,
-  kind: RowHashKind,
+  kind: TableHash,
 ): AsyncGenerator<Buffer> {
   yield Buffer.from(`${truncate ? `TRUNCATE ONLY ${qualified(t.schema, t.table)};\n` : ''}${copyHeader(t)}`);
   const lines = new HashedLines(t.key?.length ?? 0, t.key ? next.key : null);
@@ -424,13 +444,13 @@ export async function baseHashes(client: pg.Client, catalog: Catalog, next: Next
   for (const [n, t] of catalog.tables.entries()) {
     if (!t.key) {
       // No keys file: the count and hash are all the state keeps, summed by the server (no row is sent).
-      const r = (await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table, catalog.rowHash))).rows[0]!;
+      const r = (await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table, hashOf(catalog, t)))).rows[0]!;
       outcomes.push(outcome(t, new RowHashSum({ rows: Number(r.rows), hash: r.hash }), null, {}, []));
       continue;
     }
     const lines = new KeyedLines(t.key.length, next.key);
     const writer = next.keysFile(n);
-    const sql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), ...HashedLines.prefix(true, catalog.rowHash)]);
+    const sql = selectSql({ ...t, columns: [] }, [...t.key.map(keyExpr), ...HashedLines.prefix(true, hashOf(catalog, t))]);
     for await (const chunk of completeLines(copyStream(client, sql))) await writer.bytes(lines.keysFile(chunk));
     const sha256 = await writer.close();
     outcomes.push(outcome(t, lines.sum, { name: writer.name, sha256 }, {}, lines.witnesses()));
@@ -537,9 +557,14 @@ function outcome(
   const hash = sum.value();
   const key = t.key?.map((k) => k.name) ?? null;
   return {
-    manifest: { schema: t.schema, table: t.table, rows: sum.rows, hash, key, ...counts },
+    manifest: { schema: t.schema, table: t.table, rows: sum.rows, hash, key, ...recordFlag(t), ...counts },
     state: { schema: t.schema, table: t.table, key, rows: sum.rows, hash, file: file?.name ?? null, sha256: file?.sha256 ?? null, witness },
   };
+}
+
+/** The manifest's mark of a table hashed by hash_record_extended (chain.tables[].hashRecord). */
+function recordFlag(t: Pick<TableInfo, 'hashRecord'>): { hashRecord?: true } {
+  return t.hashRecord ? { hashRecord: true } : {};
 }
 
 /** What changed in one table since the reference: keys to delete (changed or gone) and to copy (changed or new). */
@@ -617,7 +642,7 @@ async function newerRows(
   client: pg.Client,
   t: TableInfo & { key: KeyColumn[] },
   xmin32: string,
-  kind: RowHashKind,
+  kind: TableHash,
 ): Promise<Map<string, { md5: string; xmin: string }> | null> {
   const changed = new Map<string, { md5: string; xmin: string }>();
   let tooMany = false;
@@ -666,7 +691,7 @@ async function diffTable(
   next: NextState,
   n: number,
   xmin32: string,
-  kind: RowHashKind,
+  kind: TableHash,
 ): Promise<Changes | null> {
   const keyer = new RowKeyer(next.key);
   await checkWitness(client, t, st, xmin32);
@@ -795,7 +820,7 @@ function deleteSql(t: TableInfo & { key: KeyColumn[] }, keys: string[]): string 
  * the state's though none is newer and none went cannot come from a history the state describes
  * (the server was rolled back, or the state edited), and no witness row could show it: a base.
  */
-async function keylessChanged(client: pg.Client, t: TableInfo, st: StateTable, xmin32: string, kind: RowHashKind): Promise<boolean> {
+async function keylessChanged(client: pg.Client, t: TableInfo, st: StateTable, xmin32: string, kind: TableHash): Promise<boolean> {
   const r = (
     await client.query<{ rows: string; changed: string; hash: string }>(
       `SELECT count(*) AS rows, count(*) FILTER (${newerThan(xmin32).trim()}) AS changed, ${tableHashExpr(kind)} AS hash
@@ -825,15 +850,19 @@ export async function* deltaRows(
   yield Buffer.from(SQL_FILE_HEADER);
   for (const [i, t] of catalog.tables.entries()) {
     const st = state.state.tables[i]!;
+    const h = hashOf(catalog, t);
     if (!t.key) {
-      if (await keylessChanged(client, t, st, xmin32, catalog.rowHash))
-        yield* tableRows(client, t, i, next, outcomes, true, catalog.rowHash);
-      else outcomes.push({ manifest: { schema: t.schema, table: t.table, rows: st.rows, hash: st.hash, key: null }, state: st });
+      if (await keylessChanged(client, t, st, xmin32, h)) yield* tableRows(client, t, i, next, outcomes, true, h);
+      else
+        outcomes.push({
+          manifest: { schema: t.schema, table: t.table, rows: st.rows, hash: st.hash, key: null, ...recordFlag(t) },
+          state: st,
+        });
       continue;
     }
-    const changes = await diffTable(client, { ...t, key: t.key }, st, state, next, i, xmin32, catalog.rowHash);
+    const changes = await diffTable(client, { ...t, key: t.key }, st, state, next, i, xmin32, h);
     if (!changes) {
-      yield* tableRows(client, t, i, next, outcomes, true, catalog.rowHash);
+      yield* tableRows(client, t, i, next, outcomes, true, h);
       continue;
     }
     const counts = { deleted: changes.deleted.length, copied: changes.copied.length };

@@ -13,6 +13,7 @@ import { errorMessage, PermafrostError } from '../errors.js';
 import type { RunContext } from '../run-context.js';
 import {
   HASH_SESSION_SQL,
+  HASHRECORD_PROBE_SQL,
   HASHTEXT_PROBE_SQL,
   qualified,
   quoteIdent,
@@ -411,7 +412,7 @@ async function replayParts(
 /** One table's count and hash as the restored copy has them; null when the table is not there. */
 async function restoredHash(client: pg.Client, t: ChainTable, kind: RowHashKind): Promise<{ rows: number; hash: string } | null> {
   try {
-    const r = await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table, kind));
+    const r = await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table, { kind, record: t.hashRecord }));
     const row = r.rows[0]!;
     return { rows: Number(row.rows), hash: row.hash };
   } catch (err) {
@@ -422,13 +423,25 @@ async function restoredHash(client: pg.Client, t: ChainTable, kind: RowHashKind)
   }
 }
 
-/** Refuses a server whose hashtextextended is not the one `hashtext` manifests record (HASHTEXT_PROBE_SQL). */
-async function requireHashtext(client: pg.Client, server: PgServer): Promise<void> {
-  const ok = (await client.query<{ ok: boolean | null }>(HASHTEXT_PROBE_SQL)).rows[0]?.ok;
+/**
+ * Refuses a server that cannot compute the chain's hash as the manifests record it: a big-endian one
+ * (HASHTEXT_PROBE_SQL), one older than 11 (no hashtextextended) or, for `hashrecord`, than 14 (no
+ * hash_record_extended; HASHRECORD_PROBE_SQL).
+ */
+async function requireRowHash(client: pg.Client, server: PgServer, kind: RowHashKind): Promise<void> {
+  if (kind === 'md5') return;
+  const record = kind === 'hashrecord';
+  const ok = (await client.query<{ ok: boolean | null }>(record ? HASHRECORD_PROBE_SQL : HASHTEXT_PROBE_SQL)).rows[0]?.ok;
   if (ok === true) return;
+  const why =
+    ok === false
+      ? 'hashes text differently from a little-endian server (it runs on a big-endian machine)'
+      : record
+        ? 'has no hash_record_extended (it is older than 14)'
+        : 'has no hashtextextended (it is older than 11)';
   throw new PermafrostError(
     'server',
-    `PostgreSQL at ${serverName(server)} ${ok === false ? 'hashes text differently from a little-endian server (it runs on a big-endian machine)' : 'has no hashtextextended (it is older than 11)'}, so it cannot check the table hashes of this snapshot; restore it on PostgreSQL 12 or later on a little-endian machine (x86-64, ARM64).`,
+    `PostgreSQL at ${serverName(server)} ${why}, so it cannot check the table hashes of this snapshot; restore it on PostgreSQL ${record ? 14 : 12} or later on a little-endian machine (x86-64, ARM64).`,
   );
 }
 
@@ -452,7 +465,7 @@ export async function compareTableHashes(
   await onConnections(server, database, largestFirst, jobs, async (client, { t, i }) => {
     if (!ready.has(client)) {
       await client.query(HASH_SESSION_SQL);
-      if (rowHash === 'hashtext') await requireHashtext(client, server);
+      await requireRowHash(client, server, rowHash);
       ready.add(client);
     }
     found[i] = await restoredHash(client, t, rowHash);

@@ -108,7 +108,7 @@ export type TableName = z.infer<typeof tableNameSchema>;
 const snapshotIdRef = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$/, 'expected a snapshot id');
 
 /** The ways a chain's rows are hashed (src/capture/delta-sql.ts rowHashExpr defines them). */
-export const ROW_HASH_KINDS = ['md5', 'hashtext'] as const;
+export const ROW_HASH_KINDS = ['md5', 'hashtext', 'hashrecord'] as const;
 
 /** One table of a delta-mode snapshot: the full state the snapshot represents, not what changed. */
 export const chainTableSchema = z.object({
@@ -121,6 +121,8 @@ export const chainTableSchema = z.object({
   hash: z.string().regex(/^\d{1,20}$/),
   /** Primary-key columns; null: the table has none and every delta copies it whole. */
   key: z.array(z.string().min(1)).nullable(),
+  /** Under chain.rowHash `hashrecord`: this table's rows are hashed by hash_record_extended (else by their text). */
+  hashRecord: z.literal(true).optional(),
   /** Rows this snapshot's delta file deletes by key (changed or gone) and copies (changed or new); absent in a base. */
   deleted: count.optional(),
   copied: count.optional(),
@@ -150,6 +152,8 @@ export const chainSchema = z
     tables: z.array(chainTableSchema),
   })
   .superRefine((c, ctx) => {
+    if (c.rowHash !== 'hashrecord' && c.tables.some((t) => t.hashRecord))
+      ctx.addIssue({ code: 'custom', path: ['tables'], message: 'hashRecord is only for chain.rowHash hashrecord' });
     const base = c.kind === 'base';
     if (base !== (c.reference === null))
       ctx.addIssue({ code: 'custom', path: ['reference'], message: 'a base has no reference; a delta has one' });

@@ -161,8 +161,9 @@ private temp folder (\`$TMPDIR\`, removed on every exit), creates the missing ro
 **${f.database}** (owner ${f.owner}, template0, the source's encoding and locale), restores (a
 delta-mode snapshot from its whole chain, below), checks row counts and the newest migration (and,
 for a delta-mode snapshot, every table's row count and content hash) against the manifest, then
-swaps it in. (A delta-mode snapshot whose manifest says \`"rowHash": "hashtext"\` is checked with a hash
-whose value depends on the byte order: restore it on a little-endian machine, x86-64 or ARM64.)
+swaps it in. (A delta-mode snapshot whose manifest says \`"rowHash": "hashtext"\` or \`"hashrecord"\` is
+checked with a hash whose value depends on the byte order: restore it on a little-endian machine, x86-64
+or ARM64; \`hashrecord\` needs PostgreSQL 14 or later.)
 An existing **${f.database}** with tables is replaced only with \`--force\` and kept as
 \`${f.database}_before_<date>\` until you \`dropdb\` it (\`--force --drop-previous\` drops it after the swap).
 \`--database NAME\` restores under another name; \`--identity FILE\` takes a secret key instead.

@@ -105,11 +105,11 @@ describe('delta snapshots: capture', () => {
       stockChainRestore(pg, ws, s.manifest.id, `${db}_r${i}`);
       expect(fingerprint(pg, `${db}_r${i}`), `snapshot ${i}`).toEqual(prints[i]);
       // The count and hash the manifest records are what the shared SQL computes on the restored copy,
-      // by the cheaper hash (this server computes hashtextextended as every little-endian one does).
-      expect(s.manifest.chain!.rowHash).toBe('hashtext');
+      // by the cheapest hash (this server has hash_record_extended and hashes as every little-endian one does).
+      expect(s.manifest.chain!.rowHash).toBe('hashrecord');
       for (const t of s.manifest.chain!.tables) {
         const out = pg
-          .psql(`${db}_r${i}`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, 'hashtext')}`)
+          .psql(`${db}_r${i}`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, { kind: 'hashrecord', record: t.hashRecord })}`)
           .trim()
           .split('\n')
           .pop()!;
@@ -169,7 +169,7 @@ describe('delta snapshots: capture', () => {
     stockChainRestore(pg, ws, base.id, `${db}_r`);
     for (const t of base.chain!.tables) {
       const out = pg
-        .psql(`${db}_r`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, rowHashOf(base.chain!))}`)
+        .psql(`${db}_r`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, { kind: rowHashOf(base.chain!), record: t.hashRecord })}`)
         .trim()
         .split('\n')
         .pop()!;

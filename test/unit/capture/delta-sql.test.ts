@@ -28,13 +28,15 @@ describe('quoting hostile names', () => {
 
   it('tableHashSql reads only the quoted table (ONLY: no child tables)', () => {
     for (const kind of ROW_HASH_KINDS) {
-      const sql = tableHashSql('pub"lic', 'st"at', kind);
-      expect(sql).toMatch(/^SELECT count\(\*\) AS rows, .* AS hash FROM ONLY "pub""lic"\."st""at" _pf_row$/);
+      for (const record of [false, true]) {
+        const sql = tableHashSql('pub"lic', 'st"at', { kind, record });
+        expect(sql).toMatch(/^SELECT count\(\*\) AS rows, .* AS hash FROM ONLY "pub""lic"\."st""at" _pf_row$/);
+      }
     }
   });
 
   it("md5's SQL is, byte for byte, the one every manifest without chain.rowHash was checked with", () => {
-    expect(tableHashSql('public', 't', 'md5')).toBe(
+    expect(tableHashSql('public', 't', { kind: 'md5', record: true })).toBe(
       `SELECT count(*) AS rows, mod(mod(coalesce(sum(('x' || left(md5(_pf_row::text), 16))::bit(64)::bigint::numeric), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY "public"."t" _pf_row`,
     );
     expect(rowHashOf({})).toBe('md5');

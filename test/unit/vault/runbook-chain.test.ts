@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HASH_SESSION_SQL, HASHTEXT_PROBE_SQL, qualified, tableHashSql } from '../../../src/capture/delta-sql.js';
+import { HASH_SESSION_SQL, HASHRECORD_PROBE_SQL, HASHTEXT_PROBE_SQL, qualified, tableHashSql } from '../../../src/capture/delta-sql.js';
 import { manifestSchema, ROW_HASH_KINDS, type Chain, type Manifest } from '../../../src/vault/manifest.js';
 import { REPO } from '../../harness/env.js';
 import { runSh } from '../../harness/restore-sh.js';
@@ -36,10 +36,15 @@ describe("restore.sh's hash SQL", () => {
       ] as const) {
         expect(psqlQuoted(schema) + '.' + psqlQuoted(table)).toBe(qualified(schema, table));
         expect(query!.split(':"s".:"t"')).toHaveLength(2);
-        expect(query!.replace(':"s".:"t"', `${psqlQuoted(schema)}.${psqlQuoted(table)}`)).toBe(`${tableHashSql(schema, table, kind)};`);
+        // hash_sql_hashrecord is a `hashrecord` table marked hashRecord; an unmarked one is hashed as under `hashtext`.
+        expect(query!.replace(':"s".:"t"', `${psqlQuoted(schema)}.${psqlQuoted(table)}`)).toBe(
+          `${tableHashSql(schema, table, { kind, record: true })};`,
+        );
       }
     }
+    expect(tableHashSql('s', 't', { kind: 'hashrecord', record: false })).toBe(tableHashSql('s', 't', { kind: 'hashtext' }));
     expect(scriptSql('hashtext_probe_sql').join('\n')).toBe(`${HASHTEXT_PROBE_SQL};`);
+    expect(scriptSql('hashrecord_probe_sql').join('\n')).toBe(`${HASHRECORD_PROBE_SQL};`);
   });
 });
 
