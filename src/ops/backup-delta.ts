@@ -27,7 +27,7 @@ import {
   type TableOutcome,
 } from '../capture/delta.js';
 import { dropDeltaState, loadDeltaState, NextState, StateMismatchError, type DeltaState } from '../capture/delta-state.js';
-import { rowHashOf } from '../capture/delta-sql.js';
+import { qualified, rowHashOf } from '../capture/delta-sql.js';
 
 import { formatAge } from '../format.js';
 import { dumpCompression, pgBin, pgConnArgs, pgDumpArgv, pgEnv, serverName } from '../tools/postgres.js';
@@ -223,6 +223,10 @@ async function chooseReference(
       (t, i) => state.tables[i]?.rows === t.rows && state.tables[i]?.hash === t.hash && state.tables[i]?.table === t.table,
     );
   if (!agree) return { reason: `its delta state does not match snapshot ${newest.id} (counts or hashes differ)`, warn: true };
+  // A table's hash (by record or by text, hashrecord) is the base's for the whole chain: one that would change makes a base.
+  const rehashed = catalog.tables.find((t, i) => (t.hashRecord === true) !== (chain.tables[i]?.hashRecord === true));
+  if (rehashed)
+    return { reason: `table ${qualified(rehashed.schema, rehashed.table)} would be hashed otherwise than in ${newest.id}`, warn: false };
   return { ref: { snapshot: { ...newest, manifest: newest.manifest }, chain, state: loaded } };
 }
 

@@ -209,6 +209,20 @@ describe('the table hash (issue 22)', () => {
     );
   }, 300_000);
 
+  it('a table whose mark the newest snapshot does not share is not carried on by a delta: the next backup is a base that says which', async () => {
+    const db = edgeWorkspace();
+    const base = await backup();
+    // The newest manifest hashed pf_typed by its text (as if its columns had allowed no other hash then).
+    const m = readManifest(base.id);
+    delete m.chain!.tables.find((t) => t.table === 'pf_typed')!.hashRecord;
+    writeManifest(m);
+    cluster.get().psql(db, EDGE_CHURN);
+    const next = await backup();
+    expect(next.chain).toMatchObject({ kind: 'base', rowHash: 'hashrecord' });
+    expect(next.chain!.reason).toBe(`table "public"."pf_typed" would be hashed otherwise than in ${base.id}`);
+    expect(next.chain!.tables.map((t) => `${t.rows}|${t.hash}`)).toEqual(sqlHashes(db, next.chain!.tables, 'hashrecord'));
+  }, 300_000);
+
   it.each(['md5', 'hashtext'] as const)(
     'a chain made before hashrecord (%s values) still restores and is checked so, by permafrost and restore.sh; the next backup starts a new base',
     async (kind) => {
