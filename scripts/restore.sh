@@ -787,7 +787,7 @@ EOF
 
 hash_sql_hashrecord() {
   cat <<'EOF'
-SELECT count(*) AS rows, mod(mod(coalesce(sum(hash_record_extended(_pf_row, 0)), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
+SELECT count(*) AS rows, mod(mod(coalesce(sum(hashtextextended(hash_record_extended(_pf_row, 0)::text, 0)), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
 EOF
 }
 
