@@ -832,6 +832,9 @@ with_names() {
 
 # Dies for with_names' status $1 on table $2.$3 of the manifest.
 names_failed() {
+  # hash_record_extended of a table marked hashRecord whose column has no such hash (a hand-edited manifest).
+  ! grep -q 'could not identify an extended hash function' "$WORK/psql.err" 2>/dev/null ||
+    die 3 "$SNAP/manifest.json marks the table ${2#?:}.${3#?:} as hashed by hash_record_extended, which its columns' types do not allow (permafrost never writes that); it cannot be trusted."
   [ "$1" = 3 ] ||
     die 1 "cannot check the restored table ${2#?:}.${3#?:} ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
   die 3 "$SNAP/manifest.json lists a table name this script cannot read (${2#?:}.${3#?:}); it cannot be trusted; restore another snapshot, or with \`permafrost restore --vault $VAULT\`."
