@@ -424,6 +424,13 @@ if [ -n "$(mf chain.kind)" ]; then
     md5 | hashtext | hashrecord) ;;
     *) die 3 "$SNAP/manifest.json names a row hash \"$ROWHASH\" this script does not know; it cannot be trusted, or a newer permafrost made it: restore with that one." ;;
   esac
+  # Each table's hashRecord mark is true, and only under hashrecord (as manifest.ts allows): refused
+  # here, before anything is decrypted, not after the whole restore when the tables are checked.
+  awk -F '\t' -v rh="$ROWHASH" '
+    $1 ~ /^chain\.tables\.[0-9]+\.hashRecord(\.|$)/ && !(rh == "hashrecord" && $1 ~ /\.hashRecord$/ && $2 == "b:true") { bad = 1 }
+    END { exit bad }
+  ' "$WORK/m-$SNAPSHOT" ||
+    die 3 "$SNAP/manifest.json marks how a table is hashed in a way permafrost never writes; it cannot be trusted."
   case $DEPTH in '' | *[!0-9]*) die 3 "$SNAP/manifest.json holds an unusual chain depth \"$DEPTH\"; it cannot be trusted." ;; esac
   [ "$DEPTH" -le 24 ] || die 3 "$SNAP/manifest.json says its chain is $DEPTH deltas deep, more than permafrost ever makes (24); it cannot be trusted."
   id=$SNAPSHOT
