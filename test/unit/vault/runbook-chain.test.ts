@@ -182,7 +182,7 @@ describe('restore.sh follows a delta snapshot back to its base', () => {
       [undefined, true],
     ];
     for (const [rowHash, mark] of cases) {
-      const m = JSON.parse(good) as Manifest & { chain: { rowHash?: string; tables: Array<Record<string, unknown>> } };
+      const m = JSON.parse(good) as { chain: { rowHash?: string; tables: Array<Record<string, unknown>> } };
       if (rowHash) m.chain.rowHash = rowHash;
       else delete m.chain.rowHash;
       m.chain.tables[0]!.hashRecord = mark;
