@@ -424,6 +424,13 @@ if [ -n "$(mf chain.kind)" ]; then
     md5 | hashtext | hashrecord) ;;
     *) die 3 "$SNAP/manifest.json names a row hash \"$ROWHASH\" this script does not know; it cannot be trusted, or a newer permafrost made it: restore with that one." ;;
   esac
+  # Each table's hashRecord mark is true, and only under hashrecord (as manifest.ts allows): refused
+  # here, before anything is decrypted, not after the whole restore when the tables are checked.
+  awk -F '\t' -v rh="$ROWHASH" '
+    $1 ~ /^chain\.tables\.[0-9]+\.hashRecord(\.|$)/ && !(rh == "hashrecord" && $1 ~ /\.hashRecord$/ && $2 == "b:true") { bad = 1 }
+    END { exit bad }
+  ' "$WORK/m-$SNAPSHOT" ||
+    die 3 "$SNAP/manifest.json marks how a table is hashed in a way permafrost never writes; it cannot be trusted."
   case $DEPTH in '' | *[!0-9]*) die 3 "$SNAP/manifest.json holds an unusual chain depth \"$DEPTH\"; it cannot be trusted." ;; esac
   [ "$DEPTH" -le 24 ] || die 3 "$SNAP/manifest.json says its chain is $DEPTH deltas deep, more than permafrost ever makes (24); it cannot be trusted."
   id=$SNAPSHOT
@@ -787,7 +794,7 @@ EOF
 
 hash_sql_hashrecord() {
   cat <<'EOF'
-SELECT count(*) AS rows, mod(mod(coalesce(sum(hash_record_extended(_pf_row, 0)), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
+SELECT count(*) AS rows, mod(mod(coalesce(sum(hashtextextended(hash_record_extended(_pf_row, 0)::text, 0)), 0), 18446744073709551616) + 18446744073709551616, 18446744073709551616)::text AS hash FROM ONLY :"s".:"t" _pf_row;
 EOF
 }
 
@@ -832,6 +839,9 @@ with_names() {
 
 # Dies for with_names' status $1 on table $2.$3 of the manifest.
 names_failed() {
+  # hash_record_extended of a table marked hashRecord whose column has no such hash (a hand-edited manifest).
+  ! grep -q 'could not identify an extended hash function' "$WORK/psql.err" 2>/dev/null ||
+    die 3 "$SNAP/manifest.json marks the table ${2#?:}.${3#?:} as hashed by hash_record_extended, which its columns' types do not allow (permafrost never writes that); it cannot be trusted."
   [ "$1" = 3 ] ||
     die 1 "cannot check the restored table ${2#?:}.${3#?:} ($(first_error "$WORK/psql.err")); \"$TARGET\" was not touched; run again."
   die 3 "$SNAP/manifest.json lists a table name this script cannot read (${2#?:}.${3#?:}); it cannot be trusted; restore another snapshot, or with \`permafrost restore --vault $VAULT\`."

@@ -71,7 +71,10 @@ export function rowHashOf(chain: { rowHash?: RowHashKind | undefined }): RowHash
  * The column types (pg_type OIDs, fixed in every PostgreSQL release) whose hash function tells
  * apart every two values their text forms tell apart, as `hashrecord` needs: bool, bytea, int8,
  * int2, int4, text, inet, cidr, varchar, date, time, timestamp, timestamptz, uuid, and the arrays
- * of each (an array's hash combines its elements'; its bounds are not hashed). Not numeric or the
+ * of each (an array's hash combines its elements'; its bounds and dimensions are not hashed). Not
+ * quite every two: int8, time, timestamp and timestamptz hash through hashint8extended, which folds
+ * the value to 32 bits (low XOR high half) first, so values differing by the same bits in both
+ * halves hash alike (test/e2e/delta/row-hash-rows.test.ts). Not numeric or the
  * floats (1.0 and 1.00, 0 and -0 hash alike), jsonb (its numbers are numerics), enums (their hash
  * is of an OID another database numbers otherwise), domains, composites, ranges, json, xml: a table
  * with any of those is hashed by its text. A new type here is a new kind (`hashrecord2`): a chain's
@@ -110,9 +113,16 @@ export interface TableHash {
   record?: boolean | undefined;
 }
 
-/** A row's 64-bit hash (int8) under `hashtext` or `hashrecord`. */
+/**
+ * A row's 64-bit hash (int8) under `hashtext` or `hashrecord`. hash_record_extended combines its
+ * columns' hashes linearly (31 * result + column hash), so a sum of raw record hashes would be a sum
+ * of per-column sums: rows that swap values between them would hash alike. Hashing the record hash
+ * again (its text: 64 bits in, none folded) before the sum makes each row count as a whole.
+ */
 function int8Hash(h: TableHash): string {
-  return h.kind === 'hashrecord' && h.record ? `hash_record_extended(${ROW_ALIAS}, 0)` : `hashtextextended(${ROW_ALIAS}::text, 0)`;
+  return h.kind === 'hashrecord' && h.record
+    ? `hashtextextended(hash_record_extended(${ROW_ALIAS}, 0)::text, 0)`
+    : `hashtextextended(${ROW_ALIAS}::text, 0)`;
 }
 
 /**

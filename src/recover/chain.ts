@@ -409,16 +409,26 @@ async function replayParts(
   }
 }
 
-/** One table's count and hash as the restored copy has them; null when the table is not there. */
-async function restoredHash(client: pg.Client, t: ChainTable, kind: RowHashKind): Promise<{ rows: number; hash: string } | null> {
+/**
+ * One table's count and hash as the restored copy has them; null when the table is not there;
+ * 'unhashable' when the manifest marks it hashRecord but a column's type has no extended hash
+ * function (a manifest permafrost never writes: edited by hand).
+ */
+async function restoredHash(
+  client: pg.Client,
+  t: ChainTable,
+  kind: RowHashKind,
+): Promise<{ rows: number; hash: string } | null | 'unhashable'> {
   try {
     const r = await client.query<{ rows: string; hash: string }>(tableHashSql(t.schema, t.table, { kind, record: t.hashRecord }));
     const row = r.rows[0]!;
     return { rows: Number(row.rows), hash: row.hash };
   } catch (err) {
-    // 42P01 undefined_table, 3F000 invalid_schema_name.
+    // 42P01 undefined_table, 3F000 invalid_schema_name; 42883 undefined_function: hash_record_extended
+    // found no extended hash function for a column's type.
     const code = (err as { code?: string }).code;
     if (code === '42P01' || code === '3F000') return null;
+    if (code === '42883' && kind === 'hashrecord' && t.hashRecord) return 'unhashable';
     throw err;
   }
 }
@@ -459,7 +469,7 @@ export async function compareTableHashes(
   jobs = 1,
 ): Promise<CheckOutcome> {
   const { tables, rowHash } = chain;
-  const found = tables.map((): { rows: number; hash: string } | null => null);
+  const found = tables.map((): { rows: number; hash: string } | null | 'unhashable' => null);
   const ready = new WeakSet<pg.Client>();
   const largestFirst = tables.map((t, i) => ({ t, i })).sort((a, b) => b.t.rows - a.t.rows);
   await onConnections(server, database, largestFirst, jobs, async (client, { t, i }) => {
@@ -475,6 +485,10 @@ export async function compareTableHashes(
     const got = found[i];
     const name = qualified(t.schema, t.table);
     if (!got) wrong.push(`table ${name} is in the manifest (${t.rows} rows) but missing after restore`);
+    else if (got === 'unhashable')
+      wrong.push(
+        `table ${name} is marked hashRecord in the manifest, but a column's type has no such hash (permafrost never marks such a table)`,
+      );
     else if (got.rows !== t.rows || got.hash !== t.hash)
       wrong.push(`table ${name} has ${got.rows} rows with hash ${got.hash}, the manifest says ${t.rows} rows with hash ${t.hash}`);
   });

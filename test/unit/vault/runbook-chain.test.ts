@@ -168,6 +168,41 @@ describe('restore.sh follows a delta snapshot back to its base', () => {
     );
   });
 
+  it('a hashRecord mark permafrost never writes (not true, or outside a hashrecord chain): exit 3 before the server', async () => {
+    const file = path.join(vault, d3, 'manifest.json');
+    const good = readFileSync(file, 'utf8');
+    const cases: Array<[string | undefined, unknown]> = [
+      ['hashrecord', false],
+      ['hashrecord', 'true'],
+      ['hashrecord', null],
+      ['hashrecord', 1],
+      ['hashrecord', { x: true }],
+      ['hashtext', true],
+      ['md5', true],
+      [undefined, true],
+    ];
+    for (const [rowHash, mark] of cases) {
+      const m = JSON.parse(good) as { chain: { rowHash?: string; tables: Array<Record<string, unknown>> } };
+      if (rowHash) m.chain.rowHash = rowHash;
+      else delete m.chain.rowHash;
+      m.chain.tables[0]!.hashRecord = mark;
+      writeFileSync(file, `${JSON.stringify(m, null, 2)}\n`);
+      const r = await restore(d3);
+      expect(r.code, `${rowHash} ${JSON.stringify(mark)}: ${r.stderr}`).toBe(3);
+      expect(r.last).toBe(
+        `restore.sh: ${vault}/${d3}/manifest.json marks how a table is hashed in a way permafrost never writes; it cannot be trusted.`,
+      );
+    }
+    // The mark as permafrost writes it passes on to the server.
+    const m = JSON.parse(good) as Manifest;
+    m.chain!.rowHash = 'hashrecord';
+    m.chain!.tables[0]!.hashRecord = true;
+    writeFileSync(file, `${JSON.stringify(manifestSchema.parse(m), null, 2)}\n`);
+    const r = await restore(d3);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.last).toMatch(/^restore\.sh: cannot reach the PostgreSQL server/);
+  });
+
   it("a reference that names another snapshot's folder, or one that is no snapshot id: exit 3", async () => {
     writeFileSync(
       path.join(vault, d1, 'manifest.json'),
