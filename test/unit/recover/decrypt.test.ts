@@ -259,8 +259,8 @@ describe('decryptPartInto with parallelRowsSink: a base’s rows on several sess
     expect(r.got).toHaveLength(2);
     for (const g of r.got) expect(g.startsWith(header)).toBe(true);
     const bodies = r.got.map((g) => g.slice(header.length));
-    // Both sessions loaded something: the blocks went to whichever was idle.
-    expect(bodies.every((b) => b.length > 0)).toBe(true);
+    // Which session takes which block is scheduling (the blocks go to whichever is idle): on a loaded
+    // machine one session can take them all, so only where each block went whole is asserted.
     const all = bodies.join('');
     for (const b of blocks) expect(all.split(b)).toHaveLength(2);
     expect(bodies.some((b) => b.endsWith(`\n${trailer}`))).toBe(true);
