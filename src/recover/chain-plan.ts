@@ -16,15 +16,15 @@
  * judged by the same check as a replay: every restored table's count and hash against the manifest.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { qualified, quoteIdent } from '../capture/delta-sql.js';
 import type { ChainTable } from '../vault/manifest.js';
-import type { PlainSink } from './decrypt.js';
 import { KeySet } from './key-set.js';
 import { settingsOnly, type RowsSegment } from './parallel-rows.js';
 
 /** The decided keys of a chain may take this much memory (node's whole budget is 150 MiB); more: replay. */
 export const PLAN_BUDGET = 48 * 1024 * 1024;
+/** The winning delta rows are copied into a buffer of this size before they are written. */
+const BLOCK_BUFFER = 1024 * 1024;
 /** Estimated bytes of memory per key of a delta's key list held as a string (an array slot and a string header) besides its text. */
 const LISTED_KEY_OVERHEAD = 64;
 
@@ -215,11 +215,21 @@ function rowKey(buf: Buffer, start: number, end: number, pos: Int32Array): strin
   return parts.join('\0');
 }
 
+/** A file's bytes in turn through `buf`: each chunk is valid until the next is asked for. */
+async function* chunksOf(fh: FileHandle, buf: Buffer): AsyncGenerator<Buffer> {
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) return;
+    yield buf.subarray(0, bytesRead);
+  }
+}
+
 /** Appends blocks of COPY text to a private file (0600, created here) and remembers where each is. */
 class BlockFile {
   private handle: FileHandle | null = null;
   private at = 0;
-  private held: Buffer[] = [];
+  /** What is not written yet, copied into one buffer (the rows come as pieces of short-lived chunks). */
+  private readonly held = Buffer.allocUnsafe(BLOCK_BUFFER);
   private heldBytes = 0;
   private blockStart = -1;
   readonly blocks: RowsSegment[] = [];
@@ -227,9 +237,9 @@ class BlockFile {
   constructor(readonly path: string) {}
 
   async add(b: Buffer): Promise<void> {
-    this.held.push(b);
-    this.heldBytes += b.length;
-    if (this.heldBytes >= 1 << 20) await this.flush();
+    if (this.heldBytes + b.length > this.held.length) await this.flush();
+    if (b.length > this.held.length) await this.write(b);
+    else this.heldBytes += b.copy(this.held, this.heldBytes);
   }
 
   begin(header: string): Promise<void> {
@@ -249,10 +259,13 @@ class BlockFile {
 
   async flush(): Promise<void> {
     if (this.heldBytes === 0) return;
-    this.handle ??= await open(this.path, 'wx', 0o600);
-    const data = Buffer.concat(this.held, this.heldBytes);
-    this.held = [];
+    const n = this.heldBytes;
     this.heldBytes = 0;
+    await this.write(this.held.subarray(0, n));
+  }
+
+  private async write(data: Buffer): Promise<void> {
+    this.handle ??= await open(this.path, 'wx', 0o600);
     await this.handle.write(data, 0, data.length, this.at);
     this.at += data.length;
   }
@@ -280,6 +293,8 @@ export class ChainPlan {
   tail = '';
   private keyBytes = 0;
   private readonly keys: Map<string, string[] | null>;
+  /** The buffer every delta file is read through. */
+  private readonly readBuffer = Buffer.allocUnsafe(BLOCK_BUFFER);
   readonly file: BlockFile;
 
   constructor(
@@ -333,48 +348,6 @@ export class ChainPlan {
     if (this.keyBytes + pending > this.budget) throw new PlanTooBig(`the deltas' keys need more than ${this.budget >> 20} MiB`);
   }
 
-  /** A sink for decryptPartInto that reads one delta (the next older one) into the plan. */
-  deltaSink(newest: boolean): PlainSink {
-    const reader = new DeltaReader(this, newest);
-    let rest: Buffer | null = null;
-    let done!: { resolve: () => void; reject: (e: unknown) => void };
-    const finished = new Promise<void>((resolve, reject) => (done = { resolve, reject }));
-    finished.catch(() => undefined);
-    const stdin = new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        const buf = rest ? Buffer.concat([rest, chunk]) : chunk;
-        const last = buf.lastIndexOf(NL);
-        rest = last + 1 < buf.length ? Buffer.from(buf.subarray(last + 1)) : null;
-        if (last < 0) return cb();
-        reader.lines(buf.subarray(0, last + 1)).then(
-          () => cb(),
-          (err: unknown) => {
-            done.reject(err);
-            cb(err as Error);
-          },
-        );
-      },
-      final: (cb) => {
-        const end = async (): Promise<void> => {
-          if (rest) await reader.lines(Buffer.concat([rest, Buffer.from('\n')]));
-          await reader.end();
-        };
-        end().then(
-          () => {
-            done.resolve();
-            cb();
-          },
-          (err: unknown) => {
-            done.reject(err);
-            cb(err as Error);
-          },
-        );
-      },
-    });
-    stdin.once('close', () => done.reject(new Error('the decrypted delta broke off')));
-    return { stdin, done: finished };
-  }
-
   /** Once every delta was read: the blooms the base's filter tests first. */
   seal(): void {
     for (const t of this.tables.values()) {
@@ -385,13 +358,13 @@ export class ChainPlan {
   }
 
   /**
-   * Reads one whole delta (the next older one), decrypted into memory, into the plan: chunk by chunk,
-   * each let go once read (`chunks` is emptied), only a line cut between two chunks copied.
+   * Reads one whole delta (the next older one) into the plan, chunk by chunk: a chunk need stay valid
+   * only until the next is asked for (a reused buffer), as only a line cut between two is copied.
    */
-  async readDelta(chunks: Buffer[], newest: boolean): Promise<void> {
+  async readDelta(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, newest: boolean): Promise<void> {
     const reader = new DeltaReader(this, newest);
     let rest: Buffer | null = null;
-    for (let c = chunks.shift(); c !== undefined; c = chunks.shift()) {
+    for await (const c of chunks) {
       let from = 0;
       if (rest) {
         const nl = c.indexOf(NL);
@@ -412,6 +385,16 @@ export class ChainPlan {
     }
     if (rest) await reader.lines(Buffer.concat([rest, Buffer.from('\n')]));
     await reader.end();
+  }
+
+  /** readDelta of a delta decrypted into `file`, read through one buffer. */
+  async readDeltaFile(file: string, newest: boolean): Promise<void> {
+    const fh = await open(file, 'r');
+    try {
+      await this.readDelta(chunksOf(fh, this.readBuffer), newest);
+    } finally {
+      await fh.close();
+    }
   }
 
   /** A filter for one COPY block of the base's rows (its bytes from the COPY line on). */

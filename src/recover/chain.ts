@@ -7,7 +7,6 @@
  */
 import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type pg from 'pg';
 import { errorMessage, PermafrostError } from '../errors.js';
 import type { RunContext } from '../run-context.js';
@@ -28,14 +27,13 @@ import type { ChainTable, ManifestFile, PartName } from '../vault/manifest.js';
 import { signatureProblem, type SignerKey } from '../crypto/signature.js';
 import { listSnapshots, partPath, type SnapshotEntry } from '../vault/store.js';
 import { diskSpace } from '../vault/fs-durable.js';
-import { decryptPartInto, type DecryptSource, type PlainSink } from './decrypt.js';
+import { decryptPartInto, fileSink, type DecryptSource } from './decrypt.js';
 import { parallelRowsSink } from './parallel-rows.js';
 import { ChainPlan, DeltaFormError, PlanTooBig } from './chain-plan.js';
 import type { CheckOutcome } from './verify.js';
 
-/** Deltas decrypted at once while the plan is read, and the plaintext they may hold in memory together. */
+/** Deltas decrypted at once while the plan is read. */
 const AHEAD = 4;
-const PREFETCH_BYTES = 8 * 1024 * 1024;
 
 /** Space left free in the temp folder beside the base's rows when they are written there to be loaded in parallel. */
 const ROOM = 256 * 1024 * 1024;
@@ -245,41 +243,28 @@ async function readPlan(
 ): Promise<ChainPlan | null> {
   const plan = new ChainPlan(chain.tables, rowsFile);
   const deltas = chain.sql.slice(1).reverse();
-  // Small deltas are decrypted AHEAD at a time into memory (gpg waits more than it computes), then read in order, newest first.
-  const fetched = new Map<number, Promise<Buffer[]>>();
-  let held = 0;
+  // The deltas are decrypted AHEAD at a time (gpg waits more than it computes), each by gpg into a
+  // private file beside the base's rows, then read in order, newest first, and removed.
+  const fetched = new Map<number, Promise<string>>();
   const fetch = (i: number): void => {
     const d = deltas[i];
-    if (!d || fetched.has(i) || d.file.plainBytes > PREFETCH_BYTES || held + d.file.plainBytes > PREFETCH_BYTES) return;
-    held += d.file.plainBytes;
-    const chunks: Buffer[] = [];
-    const sink = (): PlainSink => ({
-      stdin: new Writable({
-        write: (chunk: Buffer, _enc, cb) => {
-          chunks.push(chunk);
-          cb();
-        },
-      }),
-      done: Promise.resolve(),
-    });
-    const p = decryptPartInto({ ...source, snapshot: d.snapshot }, d.file, sink, ctx).then(() => chunks);
+    if (!d || fetched.has(i)) return;
+    const file = path.join(source.temp.dir, `delta-${i}.sql`);
+    const p = decryptPartInto({ ...source, snapshot: d.snapshot }, d.file, () => fileSink(file), ctx).then(() => file);
     p.catch(() => undefined);
     fetched.set(i, p);
   };
   try {
     for (const [i, { snapshot, file }] of deltas.entries()) {
       for (let j = i; j < i + AHEAD; j++) fetch(j);
+      const plain = await fetched.get(i)!;
       try {
-        const ahead = fetched.get(i);
-        if (ahead) {
-          const chunks = await ahead;
-          held -= file.plainBytes;
-          fetched.set(i, Promise.resolve([]));
-          await plan.readDelta(chunks, i === 0);
-        } else await decryptPartInto({ ...source, snapshot }, file, () => plan.deltaSink(i === 0), ctx);
+        await plan.readDeltaFile(plain, i === 0);
       } catch (err) {
         if (err instanceof DeltaFormError) throw new DeltaFormError(`${file.name} of snapshot ${snapshot.id}: ${err.message}`);
         throw err;
+      } finally {
+        await rm(plain, { force: true });
       }
     }
     plan.seal();
@@ -289,8 +274,9 @@ async function readPlan(
     ctx.log('info', `the deltas are replayed one by one instead of merged: ${err.message}`, { chain: chain.links.at(-1)!.id });
     return null;
   } finally {
-    // No gpg left running on a failure: the temp folder is removed after us.
+    // No gpg left running on a failure, and no delta's plaintext left (the temp folder is removed after us too).
     await Promise.allSettled(fetched.values());
+    await Promise.all([...fetched.keys()].map((i) => rm(path.join(source.temp.dir, `delta-${i}.sql`), { force: true })));
     await plan.file.close().catch(() => undefined);
   }
 }

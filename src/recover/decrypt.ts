@@ -3,8 +3,8 @@
  * mapping from what went wrong to the error the user sees. Only a file whose OpenPGP integrity
  * (MDC), SHA-256, size and plaintext size all match the manifest is handed to the caller.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { fstatSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Transform, type Writable } from 'node:stream';
@@ -13,7 +13,7 @@ import { IntegrityError, PermafrostError, ToolError, UserError } from '../errors
 import { formatBytes } from '../format.js';
 import { classifyGpgError, gpgDecryptArgv, gpgDecryptFile, gpgImportSecretKey, killAgent, type GpgDecryptResult } from '../tools/gpg.js';
 import { startTool, type ToolRun } from '../tools/run.js';
-import { HashCounter, sha256File } from '../crypto/hash.js';
+import { feedFile, sha256File } from '../crypto/hash.js';
 import type { DecryptSecret } from '../crypto/keys-identity.js';
 import type { ManifestFile } from '../vault/manifest.js';
 import { partPath, type SnapshotEntry, vanishedSnapshotError } from '../vault/store.js';
@@ -320,11 +320,104 @@ class ByteCounter extends Transform {
   }
 }
 
-/** Where decryptPartInto writes the plaintext when it is not one program's stdin (recover/parallel-rows.ts). */
-export interface PlainSink {
-  stdin: Writable;
+/**
+ * Where decryptPartInto writes the plaintext when it is not one program's stdin: a stream (a chain
+ * plan reading a delta), or a file gpg writes itself that the sink follows as it grows
+ * (recover/parallel-rows.ts), so the plaintext never passes through this process in a buffer per chunk.
+ */
+export type PlainSink = (
+  | { stdin: Writable; file?: undefined }
+  | {
+      stdin?: undefined;
+      file: {
+        /** Creates the file (0600, it must not exist) and returns the descriptor gpg writes into; `progress` gets the bytes read back. */
+        open(progress?: (bytes: number) => void): Promise<number>;
+        /** gpg has exited (whatever its verdict, judged after): the file is complete at `bytes`; null when it was never opened. */
+        end(bytes: number | null): void;
+      };
+    }
+) & {
   /** Resolves once the consumer has taken everything and succeeded; rejects with its ToolError. */
   done: Promise<void>;
+};
+
+/** A promise's error, or null once it resolves. */
+const settled = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => null,
+    (err: unknown) => err ?? new Error('failed'),
+  );
+
+/** A sink that is only a file: gpg writes the plaintext into `file` (0600, it must not exist); done once gpg has exited. */
+export function fileSink(file: string): PlainSink {
+  let fh: FileHandle | null = null;
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  return {
+    file: {
+      open: async () => {
+        fh = await open(file, 'wx', 0o600);
+        return fh.fd;
+      },
+      end: () => {
+        void (fh ? fh.close() : Promise.resolve()).catch(() => undefined).then(ended);
+      },
+    },
+    done,
+  };
+}
+
+/** A program's stdin as a sink. */
+function programSink(consumer: ToolRun, signal: AbortSignal | undefined): PlainSink {
+  const tool = startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' });
+  return { stdin: tool.stdin!, done: tool.done };
+}
+
+/** What one gpg run into a sink gave: its errors, stderr, the ciphertext it read (null: it stopped reading early) and the plaintext's size. */
+interface GpgIntoResult {
+  feedErr: unknown;
+  drainErr: unknown;
+  gpgErr: ToolError | null;
+  stderr: string;
+  cipher: { sha256: string; bytes: number } | null;
+  plainBytes: number;
+}
+
+/**
+ * Runs gpg on the ciphertext we feed it (so what is hashed is what it decrypted), its plaintext
+ * into the sink: a stream through a byte counter, or the sink's file, which gpg writes itself. A
+ * file sink is told where the plaintext ends once gpg has exited, on every path.
+ */
+async function gpgInto(
+  sink: PlainSink,
+  run: { home: string; fd3: string | undefined; agent: boolean; encPath: string; signal: AbortSignal | undefined },
+  progress?: (n: number) => void,
+): Promise<GpgIntoResult> {
+  let out: number | null = null;
+  let plainBytes = 0;
+  try {
+    if (sink.file) out = await sink.file.open(progress);
+    const dec = startTool(
+      {
+        argv: gpgDecryptArgv(run.home, '-', 'gpg', run.agent),
+        env: { ...process.env, GNUPGHOME: run.home },
+        doing: `decrypting ${run.encPath}`,
+        signal: run.signal,
+      },
+      { stdin: 'pipe', stdout: out ?? 'pipe', ...(run.fd3 === undefined ? {} : { fd3: run.fd3 }) },
+    );
+    const plain = new ByteCounter(progress);
+    let cipher: { sha256: string; bytes: number } | null = null;
+    const [feedErr, drainErr] = await Promise.all([
+      settled(feedFile(run.encPath, dec.stdin!).then((fed) => (cipher = fed))),
+      sink.stdin ? settled(pipeline(dec.stdout!, plain, sink.stdin)) : null,
+    ]);
+    const gpgErr = (await settled(dec.done)) as ToolError | null;
+    plainBytes = out === null ? plain.bytes : fstatSync(out).size;
+    return { feedErr, drainErr, gpgErr, stderr: dec.stderr().trim(), cipher, plainBytes };
+  } finally {
+    sink.file?.end(out === null ? null : plainBytes);
+  }
 }
 
 /**
@@ -348,47 +441,27 @@ export async function decryptPartInto(
   const encPath = (await partPath(snapshot, file.name)).path;
   const gpg = await gpgHome(temp, secret);
   try {
-    const sink =
-      typeof consumer === 'function' ? consumer(signal) : startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' });
-    const dec = startTool(
-      {
-        argv: gpgDecryptArgv(gpg.home, '-', 'gpg', secret.kind === 'agent'),
-        env: { ...process.env, GNUPGHOME: gpg.home },
-        doing: `decrypting ${encPath}`,
-        signal,
-      },
-      { stdin: 'pipe', ...(gpg.fd3 === undefined ? {} : { fd3: gpg.fd3 }) },
-    );
-    const cipher = new HashCounter();
-    const plain = new ByteCounter(phase === undefined ? undefined : (n) => ctx.events.bytes?.(phase, n));
-    const settled = (p: Promise<unknown>): Promise<unknown> =>
-      p.then(
-        () => null,
-        (err: unknown) => err ?? new Error('failed'),
-      );
-    const [feedErr, drainErr] = await Promise.all([
-      settled(pipeline(createReadStream(encPath), cipher, dec.stdin!)),
-      settled(pipeline(dec.stdout, plain, sink.stdin!)),
-    ]);
-    const gpgErr = (await settled(dec.done)) as ToolError | null;
+    const sink: PlainSink = typeof consumer === 'function' ? consumer(signal) : programSink(consumer, signal);
+    const progress = phase === undefined ? undefined : (n: number): void => ctx.events.bytes?.(phase, n);
+    const r = await gpgInto(sink, { home: gpg.home, fd3: gpg.fd3, agent: secret.kind === 'agent', encPath, signal }, progress);
     const sinkErr = (await settled(sink.done)) as ToolError | null;
     throwIfStopped(snapshot, signal);
-    if ((feedErr as NodeJS.ErrnoException | null)?.code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', feedErr);
+    if ((r.feedErr as NodeJS.ErrnoException | null)?.code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', r.feedErr);
     // The consumer stopped reading (or read everything and still failed): its own error explains the run.
-    if (sinkErr && (drainErr || !gpgErr)) throw sinkErr;
-    // gpg stopped reading early (a wrong key, a broken header): the whole file decides whether it is damaged.
-    const whole = feedErr ? await sha256File(encPath) : { sha256: cipher.sha256(), bytes: cipher.bytes };
-    const notStarted = gpgErr !== null && gpgErr.exitStatus === null && gpgErr.signal === null;
-    const stderr = dec.stderr().trim();
+    if (sinkErr && (r.drainErr || !r.gpgErr)) throw sinkErr;
+    // gpg could not write the file sink's plaintext: the host's disk, nothing is wrong with the part.
+    if (r.gpgErr && DISK_FULL.test(r.stderr)) throw noSpace(source, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
+    const notStarted = r.gpgErr !== null && r.gpgErr.exitStatus === null && r.gpgErr.signal === null;
     throwIfBad(
       source,
       file,
       {
-        ok: gpgErr === null,
-        ...(gpgErr ? { failure: notStarted ? 'missing-tool' : classifyGpgError(stderr) } : {}),
-        stderr,
-        ...whole,
-        plainBytes: plain.bytes,
+        ok: r.gpgErr === null,
+        ...(r.gpgErr ? { failure: notStarted ? 'missing-tool' : classifyGpgError(r.stderr) } : {}),
+        stderr: r.stderr,
+        // gpg stopped reading early (a wrong key, a broken header): the whole file decides whether it is damaged.
+        ...(r.cipher ?? (await sha256File(encPath))),
+        plainBytes: r.plainBytes,
       },
       encPath,
     );

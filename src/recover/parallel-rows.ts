@@ -1,17 +1,18 @@
 /**
  * A base's rows part applied on several psql sessions at once. The part is one SQL stream (settings,
  * then one `COPY … FROM stdin;` block per table, then the sequences' setval), so one psql loads
- * the tables one after another on one core while the others wait. Here the decrypted stream is
- * written to a private file (in the restore's 0700 temp folder, removed afterwards and by the sweep
- * after a kill) while it is cut into its COPY blocks; each block, once complete in the file, goes
+ * the tables one after another on one core while the others wait. Here gpg writes the plaintext
+ * into a private file (in the restore's 0700 temp folder, removed afterwards and by the sweep after
+ * a kill), which is read back behind it through one buffer and cut into its COPY blocks (nothing
+ * is allocated per chunk, so node's memory does not grow with the base); each block, once complete in the file, goes
  * to the next idle session, every session having run the settings first. Statements after the
  * blocks run on one session once every block is loaded, so the order of everything but the loads
  * of different tables is the file's. What the sessions load is judged as before (recover/decrypt.ts
  * decryptPartInto: MDC, SHA-256 and sizes after the end), into a copy thrown away on failure.
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { startTool, type RunningTool, type ToolRun } from '../tools/run.js';
+import { GrowingFile } from './archive-toc.js';
 import type { ChainPlan } from './chain-plan.js';
 import type { PlainSink } from './decrypt.js';
 
@@ -142,6 +143,8 @@ interface Session {
 
 /** Each session's two read buffers (grown only for a line longer than one). */
 const FEED_BUFFER = 256 * 1024;
+/** The buffer the file is read into behind gpg, to be cut into segments. */
+const FOLLOW_BUFFER = 1024 * 1024;
 
 /** Reads `length` bytes at `position` into the start of `buf` (a short read only at a file's end, which a complete segment never reaches). */
 async function readFully(from: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
@@ -166,7 +169,11 @@ class ParallelRows {
   ended = false;
   /** Why the sessions were stopped: our own failure (writing the file) or a session's. */
   failure: Error | null = null;
-  ownError: NodeJS.ErrnoException | null = null;
+  growing: GrowingFile | null = null;
+  following: Promise<void> | null = null;
+  /** Resolves once the producer (gpg) has exited, whatever happened. */
+  readonly producer: Promise<void>;
+  producerEnded: () => void = () => undefined;
   wake: () => void = () => undefined;
   scheduled: Promise<void> | null = null;
   readonly sessions: Session[];
@@ -181,6 +188,7 @@ class ParallelRows {
     /** A chain's plan (chain-plan.ts): the base's blocks filtered by it, its delta rows and sequences loaded too; null: the rows as they are. */
     readonly ready: Promise<ChainPlan | null> = Promise.resolve(null),
   ) {
+    this.producer = new Promise<void>((resolve) => (this.producerEnded = resolve));
     this.sessions = Array.from({ length: Math.max(1, jobs) }, () => ({
       tool: startTool({ ...consumer, signal }, { stdin: 'pipe', stdout: 'ignore' }),
       busy: null,
@@ -340,57 +348,61 @@ class ParallelRows {
     this.wake();
   }
 
-  /** Appends a chunk of plaintext to the file and to the splitter. */
-  async append(chunk: Buffer): Promise<void> {
-    this.handle ??= await open(this.file, 'wx+', 0o600);
-    await this.handle.write(chunk, 0, chunk.length, this.written);
-    this.written += chunk.length;
-    this.splitter.push(chunk);
+  /** Creates the file gpg writes the plaintext into and starts following it; its descriptor. */
+  async open(progress?: (bytes: number) => void): Promise<number> {
+    try {
+      this.handle = await open(this.file, 'wx+', 0o600);
+    } catch (err) {
+      this.failure ??= err as Error;
+      throw err;
+    }
+    this.growing = new GrowingFile(this.handle);
+    this.following = this.follow(this.growing, progress);
+    return this.handle.fd;
   }
 
-  /** The writable end decryptPartInto pipes the plaintext into. */
-  writable(): Writable {
-    const stdin = new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        this.append(chunk).then(
-          () => {
-            this.start();
-            cb();
-          },
-          (err: NodeJS.ErrnoException) => {
-            this.ownError = err;
-            cb(err);
-          },
-        );
-      },
-      final: (cb) => {
-        this.splitter.end();
-        this.ended = true;
+  /**
+   * Reads the file behind gpg into one buffer, cutting it into segments as they complete: nothing is
+   * allocated per chunk (a pipe into this process would allocate a buffer per read, garbage that
+   * piles up between collections).
+   */
+  private async follow(growing: GrowingFile, progress?: (bytes: number) => void): Promise<void> {
+    const buf = Buffer.allocUnsafe(FOLLOW_BUFFER);
+    try {
+      for (;;) {
+        const n = await growing.read(buf, this.written, 1);
+        if (n === 0) break;
+        this.splitter.push(buf.subarray(0, n));
+        this.written += n;
+        progress?.(this.written);
         this.start();
-        cb();
-      },
-    });
-    // Destroyed before its end (a write failed, or the producer broke off): stop what was started.
-    stdin.once('close', () => {
-      if (this.ended) return;
+      }
+      this.splitter.end();
+    } catch (err) {
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
+    } finally {
       this.ended = true;
-      this.failure ??= this.ownError ?? new Error('the decrypted stream broke off');
       this.start();
-    });
-    return stdin;
+    }
+  }
+
+  /** gpg has exited: the file is complete at `bytes` (null: it was never opened). */
+  end(bytes: number | null): void {
+    if (bytes === null || !this.growing) {
+      this.ended = true;
+      this.start();
+    } else this.growing.end(bytes);
+    this.producerEnded();
   }
 
   /** Resolves once every session exited 0; the file is removed on every path. */
-  async done(stdin: Writable): Promise<void> {
+  async done(): Promise<void> {
     try {
-      await new Promise<void>((resolve) => {
-        stdin.once('finish', resolve);
-        stdin.once('close', resolve);
-      });
+      await this.producer;
+      await this.following;
       await this.scheduled;
       for (const s of this.sessions) s.tool.stdin!.end();
       const results = await Promise.allSettled(this.sessions.map((s) => s.tool.done));
-      if (this.ownError) throw this.ownError;
       // The session that failed on its own explains the run, not the ones stopped because of it.
       const bad = results.filter((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !this.sessions[i]!.tool.stopped);
       if (bad[0]) throw bad[0].reason as Error;
@@ -403,9 +415,9 @@ class ParallelRows {
 }
 
 /**
- * A sink for decryptPartInto: writes the plaintext to `file` (created 0600, must not exist) and
- * loads its COPY blocks on `jobs` sessions of `consumer` (psql) as they complete. `done` resolves
- * once every session has exited 0; the file is removed on every path.
+ * A sink for decryptPartInto: gpg writes the plaintext into `file` (created 0600, must not exist),
+ * which is followed as it grows and its COPY blocks loaded on `jobs` sessions of `consumer` (psql)
+ * as they complete. `done` resolves once every session has exited 0; the file is removed on every path.
  */
 export function parallelRowsSink(
   file: string,
@@ -415,8 +427,7 @@ export function parallelRowsSink(
   plan?: Promise<ChainPlan | null>,
 ): PlainSink {
   const load = new ParallelRows(file, consumer, jobs, signal, plan);
-  const stdin = load.writable();
-  const done = load.done(stdin);
+  const done = load.done();
   done.catch(() => undefined);
-  return { stdin, done };
+  return { file: { open: (progress) => load.open(progress), end: (bytes) => load.end(bytes) }, done };
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { write as fsWrite, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,12 +10,8 @@ import { parallelRowsSink } from '../../../src/recover/parallel-rows.js';
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-rows-mem-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Writes `chunk` to `w`, resolving once it was taken (backpressure as a real producer, gpg through decrypt, has it). */
-const write = (w: NodeJS.WritableStream, chunk: Buffer | string): Promise<void> =>
-  new Promise((resolve, reject) => w.write(chunk, (err) => (err ? reject(err) : resolve())));
-
 describe('parallelRowsSink: the memory a load holds', () => {
-  it('96 MiB of a base table filtered by a plan onto 2 sessions: array buffers stay within 8 MiB of where they started (no buffer per chunk)', async () => {
+  it('96 MiB of a base table written by gpg into the file, filtered by a plan onto 2 sessions: array buffers stay within 8 MiB of where they started (no buffer per chunk)', async () => {
     const plan = new ChainPlan([{ schema: 'public', table: 's', rows: 0, hash: '0', key: ['id'] }], path.join(dir, 'delta-rows.sql'));
     // A delta deleting one key of "s": every base row of "s" goes through the filter.
     await plan.readDelta(
@@ -43,13 +39,21 @@ describe('parallelRowsSink: the memory a load holds', () => {
     let peak = start;
     const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers)), 2);
     try {
-      await write(sink.stdin, 'SET statement_timeout = 0;\n');
+      // What gpg does: writes the plaintext into the file the sink opened, then exits.
+      const fd = await sink.file!.open();
+      let bytes = 0;
+      const write = async (chunk: Buffer | string): Promise<void> => {
+        const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        await new Promise<void>((resolve, reject) => fsWrite(fd, b, (err) => (err ? reject(err) : resolve())));
+        bytes += b.length;
+      };
+      await write('SET statement_timeout = 0;\n');
       for (const table of ['s', 't']) {
-        await write(sink.stdin, `COPY "public"."${table}" ("id", "t") FROM stdin;\n`);
-        for (let i = 0; i < 48; i++) await write(sink.stdin, rows);
-        await write(sink.stdin, '\\.\n\n');
+        await write(`COPY "public"."${table}" ("id", "t") FROM stdin;\n`);
+        for (let i = 0; i < 48; i++) await write(rows);
+        await write('\\.\n\n');
       }
-      sink.stdin.end();
+      sink.file!.end(bytes);
       await sink.done;
     } finally {
       clearInterval(sample);
