@@ -16,7 +16,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IntegrityError, ToolError, UserError } from '../../../src/errors.js';
+import { IntegrityError, PermafrostError, ToolError, UserError } from '../../../src/errors.js';
+import { mountTmpfs } from '../../harness/tmpfs.js';
 import { decryptPartInto, decryptVerifiedPart, privateTemp, vaultTempBase } from '../../../src/recover/decrypt.js';
 import { parallelRowsSink } from '../../../src/recover/parallel-rows.js';
 import type { ManifestFile } from '../../../src/vault/manifest.js';
@@ -225,8 +226,8 @@ describe('decryptPartInto with parallelRowsSink: a base’s rows on several sess
   const rows = Buffer.from(`${header}${blocks.join('\n')}\n${trailer}`);
   const ROWS = { name: 'rows.sql.gpg', part: 'rows' } as const;
 
-  async function parallel(snapshot: SnapshotEntry, file: ManifestFile, script: string) {
-    const temp = await privateTemp(vaultTempBase(root));
+  async function parallel(snapshot: SnapshotEntry, file: ManifestFile, script: string, tempDir = root) {
+    const temp = await privateTemp(vaultTempBase(tempDir));
     const outs = path.join(root, `sessions-${++n}`);
     mkdirSync(outs);
     try {
@@ -276,6 +277,22 @@ describe('decryptPartInto with parallelRowsSink: a base’s rows on several sess
     const r = await parallel(snapshot, file, 'cat > /dev/null');
     expect(r.err).toBeInstanceOf(IntegrityError);
     expect(r.left).toEqual([]);
+  });
+
+  it('gpg filling the temp folder while it writes the rows file: the sentence of a full temp folder, not a damaged snapshot, and nothing left', async () => {
+    const big = Buffer.from(`${header}COPY "public"."s" ("id") FROM stdin;\n${'123456\n'.repeat(300_000)}\\.\n`);
+    const { snapshot, file } = await snapshotWith(big, ROWS);
+    const small = mountTmpfs(512 * 1024);
+    try {
+      const r = await parallel(snapshot, file, 'cat > /dev/null', small.dir);
+      expect(r.err).toBeInstanceOf(PermafrostError);
+      expect((r.err as Error).message).toMatch(
+        new RegExp(`^Not enough space in vault\\.tempDir \\(${small.dir}\\) to decrypt snapshot ${snapshot.id}: rows\\.sql\\.gpg needs `),
+      );
+      expect(r.left).toEqual([]);
+    } finally {
+      small.unmount();
+    }
   });
 
   it('a session that fails is the error (not the ones stopped because of it), and the plaintext file is gone', async () => {
