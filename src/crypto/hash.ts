@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 
 /** A pass-through that counts bytes and computes SHA-256 of what flows through it. */
 export class HashCounter extends Transform {
@@ -99,7 +100,11 @@ export async function feedFile(file: string, dest: Writable): Promise<{ sha256: 
     } finally {
       await fh.close();
     }
-    await new Promise<void>((resolve, reject) => dest.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    // Not end's callback: node 20 never calls it on a stream destroyed without an error (a child's
+    // stdin, when the program exits after our last write and before the end).
+    if (dest.destroyed) throw new Error('the program exited before its input ended');
+    dest.end();
+    await finished(dest, { readable: false });
   } catch (err) {
     dest.destroy();
     throw err;

@@ -1,11 +1,13 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HashCounter, sha256File } from '../../../src/crypto/hash.js';
+import { feedFile, HashCounter, sha256File } from '../../../src/crypto/hash.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'permafrost-hash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,4 +60,27 @@ describe('sha256File', () => {
     expect(await sha256File(empty)).toEqual({ sha256: sha(Buffer.alloc(0)), bytes: 0 });
     await expect(sha256File(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
+});
+
+describe('feedFile', () => {
+  it('the program exiting after the last write and before the input ended: rejects, never hangs', async () => {
+    // A FIFO as the file: the test decides when its end is read. The program takes nothing and exits;
+    // node destroys its stdin then (no error: no write failed), before feedFile ends it.
+    const fifo = path.join(dir, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const child = spawn('sh', ['-c', 'sleep 0.2'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const fed = feedFile(fifo, child.stdin).then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    const w = await open(fifo, 'w');
+    await w.write(Buffer.from('some ciphertext'));
+    await exited;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(child.stdin.destroyed).toBe(true);
+    await w.close();
+    const outcome = await Promise.race([fed, new Promise((r) => setTimeout(() => r('still pending after 5 s'), 5000))]);
+    expect(outcome).toBeInstanceOf(Error);
+  }, 20_000);
 });
