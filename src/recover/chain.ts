@@ -321,7 +321,8 @@ export async function applyChain(
   const rowsFile = path.join(source.temp.dir, 'delta-rows.sql');
   let replay = chain.sql.slice(1);
   try {
-    if (replay.length > 0 && free > base.file.plainBytes + deltaBytes + ROOM) {
+    // On disk at the peak: the base's rows, the plan's winning rows (at most the deltas) and the deltas decrypted ahead (at most all of them).
+    if (replay.length > 0 && free > base.file.plainBytes + 2 * deltaBytes + ROOM) {
       // Two phases: the deltas read (the base decrypting into the temp folder meanwhile), then the rows loaded.
       events.phase?.('read deltas');
       const what = `apply ${base.file.part} ${base.snapshot.id}`;
