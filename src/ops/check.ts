@@ -3,7 +3,7 @@
  * backup device that keeps none can still prove what it holds is what the server wrote.
  */
 import { createHash } from 'node:crypto';
-import { lstat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import { errorMessage, IntegrityError } from '../errors.js';
@@ -72,6 +72,8 @@ export interface FolderExtras {
   keptCopies(s: SnapshotEntry & { manifest: Manifest }, problems: string[]): Promise<{ problems: string[]; goodCopies: string[] }>;
   /** A read of `s` that failed: null when the snapshot went away meanwhile (pruned: nothing to judge), else the problem. */
   readFailed(s: SnapshotEntry, err: unknown): Promise<string | null>;
+  /** Whether Syncthing is writing a file into the snapshot's folder now (its temporary name is there). */
+  receiving(s: SnapshotEntry): Promise<boolean>;
 }
 
 /** A snapshot whose files could not be compared, with its problem. */
@@ -107,7 +109,11 @@ class StoredUnreadable extends Error {}
  */
 async function checkOne(src: CheckSource, entry: SnapshotEntry): Promise<SnapshotCheck | null> {
   const s = src.signed ? await src.signed(entry) : entry;
-  if (!s.manifest) return damaged(s.id, s.problem ?? 'its manifest cannot be used');
+  if (!s.manifest) {
+    // Syncthing still writing into the folder (the manifest among what it receives): arriving, not damaged.
+    if (src.folder && (await src.folder.receiving(s))) return { id: s.id, ok: true, problems: [], arriving: true, goodCopies: [] };
+    return damaged(s.id, s.problem ?? 'its manifest cannot be used');
+  }
   const manifest = s.manifest;
   if (s.versionsOnly && src.folder) {
     const r = await src.folder.keptCopies({ ...s, manifest }, []);
@@ -188,6 +194,7 @@ async function folderSource(vault: Vault, ref: string | undefined, signer: Signe
     folder: {
       hasKeptCopies: async (id) => (await versionCopies(vault, id)).length > 0,
       keptCopies: withKeptCopies,
+      receiving: async (s) => (await readdir(s.dir).catch(() => [] as string[])).some(isSyncthingTemp),
       async readFailed(s, err) {
         if (!(await exists(s.dir))) return null;
         const code = (err as NodeJS.ErrnoException).code ?? ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;

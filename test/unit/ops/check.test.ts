@@ -135,6 +135,22 @@ describe('check (in process): a vault folder and a bucket judged by one comparis
     expect(one.snapshots.map((s) => s.id)).toEqual([a.id]);
   });
 
+  it('a folder whose manifest Syncthing is still writing (its temp file there, no manifest.json yet): arriving, not damaged, not recorded; without the temp file, damaged', async () => {
+    const dir = path.join(work, 'manifest-arriving');
+    const c = fakeSnapshot(dir, '2026-12-02T10:00:00Z');
+    const manifest = path.join(dir, c.id, 'manifest.json');
+    writeFileSync(path.join(dir, c.id, '.syncthing.manifest.json.tmp'), readFileSync(manifest).subarray(0, 10));
+    rmSync(manifest);
+    const r = await runVaultCheck(config(dir), 'all');
+    expect(r.snapshots.find((s) => s.id === c.id)).toMatchObject({ ok: true, arriving: true });
+    expect(r.ok).toBe(true);
+    expect(Object.keys((await readCheckState(openVault(dir))).snapshots)).toEqual([]);
+    rmSync(path.join(dir, c.id, '.syncthing.manifest.json.tmp'));
+    const gone = await runVaultCheck(config(dir), 'all');
+    expect(gone.snapshots.find((s) => s.id === c.id)).toMatchObject({ ok: false, arriving: false });
+    expect(gone.snapshots.find((s) => s.id === c.id)!.problems[0]).toMatch(/manifest\.json is missing/);
+  });
+
   it('an empty vault folder holds no snapshots, and the check says so without failing', async () => {
     mkdirSync(path.join(work, 'none-here'));
     const r = await runVaultCheck(config(path.join(work, 'none-here')), 'all');
