@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
@@ -32,24 +32,28 @@ const giveBack = (...bufs: Buffer[]): void => {
   for (const b of bufs) if (spare.length < SPARE_BUFFERS) spare.push(b);
 };
 
+/** A file's bytes in turn through `buf` (reused: each chunk is valid until the next is asked for). */
+export async function* fileChunks(fh: FileHandle, buf: Buffer): AsyncGenerator<Buffer> {
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) return;
+    yield buf.subarray(0, bytesRead);
+  }
+}
+
 /**
  * SHA-256 and size of a file, read once through one reused buffer: a stream would allocate a
  * buffer per chunk, garbage that piles up between collections while a chain of parts is checked.
  */
 export async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
-  const buf = takeBuffer();
   let bytes = 0;
-  const fh = await open(file, 'r').catch((err: unknown) => {
-    giveBack(buf);
-    throw err;
-  });
+  const fh = await open(file, 'r');
+  const buf = takeBuffer();
   try {
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-      bytes += bytesRead;
+    for await (const chunk of fileChunks(fh, buf)) {
+      hash.update(chunk);
+      bytes += chunk.length;
     }
   } finally {
     await fh.close();

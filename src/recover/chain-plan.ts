@@ -17,6 +17,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { qualified, quoteIdent } from '../capture/delta-sql.js';
+import { fileChunks } from '../crypto/hash.js';
 import type { ChainTable } from '../vault/manifest.js';
 import { KeySet } from './key-set.js';
 import { settingsOnly, type RowsSegment } from './parallel-rows.js';
@@ -215,15 +216,6 @@ function rowKey(buf: Buffer, start: number, end: number, pos: Int32Array): strin
   return parts.join('\0');
 }
 
-/** A file's bytes in turn through `buf`: each chunk is valid until the next is asked for. */
-async function* chunksOf(fh: FileHandle, buf: Buffer): AsyncGenerator<Buffer> {
-  for (;;) {
-    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-    if (bytesRead === 0) return;
-    yield buf.subarray(0, bytesRead);
-  }
-}
-
 /** Appends blocks of COPY text to a private file (0600, created here) and remembers where each is. */
 class BlockFile {
   private handle: FileHandle | null = null;
@@ -391,7 +383,7 @@ export class ChainPlan {
   async readDeltaFile(file: string, newest: boolean): Promise<void> {
     const fh = await open(file, 'r');
     try {
-      await this.readDelta(chunksOf(fh, this.readBuffer), newest);
+      await this.readDelta(fileChunks(fh, this.readBuffer), newest);
     } finally {
       await fh.close();
     }

@@ -104,6 +104,11 @@ function noSpace(source: DecryptSource, file: ManifestFile, free: number, cause?
 /** gpg's words when writing the plaintext failed for lack of space (ENOSPC, EDQUOT). */
 const DISK_FULL = /no space left on device|disk quota exceeded/i;
 
+/** gpg failed writing the plaintext for lack of space: the host's disk is the problem, not the part (the sentence of a full temp folder). */
+async function throwIfDiskFull(source: DecryptSource, file: ManifestFile, ok: boolean, stderr: string): Promise<void> {
+  if (!ok && DISK_FULL.test(stderr)) throw noSpace(source, file, (await diskSpace(source.temp.dir)).free, new Error(stderr));
+}
+
 /** The manifest entry of one part, or a sentence saying the snapshot lacks it. */
 export function partFile(snapshot: SnapshotEntry, part: ManifestFile['part']): ManifestFile {
   if (!snapshot.manifest) {
@@ -272,7 +277,7 @@ export async function decryptVerifiedPart(
     }
     throwIfStopped(snapshot, signal);
     // Space taken meanwhile (or a manifest that understates the size): gpg could not write, nothing is wrong with the part.
-    if (!r.ok && DISK_FULL.test(r.stderr)) throw noSpace(source, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
+    await throwIfDiskFull(source, file, r.ok, r.stderr);
     throwIfBad({ snapshot, secret, temp }, file, r, encPath);
     // Only now, on the verified plaintext: the offsets of the blocks found while gpg wrote it.
     if (indexer) await indexer.finish(r.plainBytes);
@@ -321,9 +326,9 @@ class ByteCounter extends Transform {
 }
 
 /**
- * Where decryptPartInto writes the plaintext when it is not one program's stdin: a stream (a chain
- * plan reading a delta), or a file gpg writes itself that the sink follows as it grows
- * (recover/parallel-rows.ts), so the plaintext never passes through this process in a buffer per chunk.
+ * Where decryptPartInto writes the plaintext: a program's stdin (programSink: psql applying a part),
+ * or a file gpg writes itself (fileSink: a delta read afterwards; recover/parallel-rows.ts: followed
+ * as it grows), so the plaintext never passes through this process in a buffer per chunk.
  */
 export type PlainSink = (
   | { stdin: Writable; file?: undefined }
@@ -449,8 +454,7 @@ export async function decryptPartInto(
     if ((r.feedErr as NodeJS.ErrnoException | null)?.code === 'ENOENT') throw integrityError(snapshot, file, 'is missing', r.feedErr);
     // The consumer stopped reading (or read everything and still failed): its own error explains the run.
     if (sinkErr && (r.drainErr || !r.gpgErr)) throw sinkErr;
-    // gpg could not write the file sink's plaintext: the host's disk, nothing is wrong with the part.
-    if (r.gpgErr && DISK_FULL.test(r.stderr)) throw noSpace(source, file, (await diskSpace(temp.dir)).free, new Error(r.stderr));
+    await throwIfDiskFull(source, file, r.gpgErr === null, r.stderr);
     const notStarted = r.gpgErr !== null && r.gpgErr.exitStatus === null && r.gpgErr.signal === null;
     throwIfBad(
       source,

@@ -167,7 +167,7 @@ class ParallelRows {
   sawCopy = false;
   readonly queue: RowsSegment[] = [];
   ended = false;
-  /** Why the sessions were stopped: our own failure (writing the file) or a session's. */
+  /** Why the sessions were stopped: our own failure (creating or reading back the file) or a session's. */
   failure: Error | null = null;
   growing: GrowingFile | null = null;
   following: Promise<void> | null = null;
