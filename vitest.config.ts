@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // One initdb per kind of test cluster for the whole run, copied by each cluster (test/harness/postgres.ts).
+    globalSetup: ['test/harness/global-setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
+import { HASH_SESSION_SQL, tableHashSql, type RowHashKind } from '../../src/capture/delta-sql.js';
 import type { Manifest } from '../../src/vault/manifest.js';
 import { runCli, stockGpgDecrypt, type Workspace } from './env.js';
 import { fingerprint } from './fingerprint.js';
@@ -115,4 +116,21 @@ export function plainRestore(pg: PgCluster, dump: string, target: string): Recor
   pg.psql('postgres', `CREATE DATABASE ${target}`);
   pgTool(pg, 'pg_restore', ['--exit-on-error', '-d', target, dump]);
   return fingerprint(pg, target);
+}
+
+/**
+ * Each table's `rows|hash` on `db` by tableHashSql under `kind` (each table's hashRecord mark
+ * followed), in the order given: what the manifest records for them. One psql session for all.
+ */
+export function tableHashes(
+  pg: PgCluster,
+  db: string,
+  tables: ReadonlyArray<{ schema: string; table: string; hashRecord?: true }>,
+  kind: RowHashKind,
+): string[] {
+  if (tables.length === 0) return [];
+  const sql = [HASH_SESSION_SQL, ...tables.map((t) => `${tableHashSql(t.schema, t.table, { kind, record: t.hashRecord })};`)].join('\n');
+  const lines = pg.psql(db, sql).split('\n').filter(Boolean);
+  if (lines.length !== tables.length) throw new Error(`tableHashes: ${lines.length} lines from psql for ${tables.length} tables`);
+  return lines;
 }

@@ -5,35 +5,27 @@ import type { PgCluster } from './postgres.js';
  * count and an md5 over its ordered rows, sequence values, functions and indexes.
  */
 export function fingerprint(pg: PgCluster, db: string): Record<string, string> {
-  const relations = pg
-    .psql(
-      db,
-      `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-        ORDER BY 1`,
-    )
-    .split('\n')
-    .filter(Boolean);
+  // One psql session for the whole description (\gexec runs the generated per-relation query for each
+  // relation): a psql and a server backend started per relation cost more than the queries.
+  const tab = 'chr(9)';
+  const out = pg.psql(
+    db,
+    `SELECT format($q$SELECT %L || ${tab} || count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM %s t$q$, 'rows:' || rel, rel)
+       FROM (SELECT format('%I.%I', n.nspname, c.relname) AS rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+              ORDER BY 1) r
+     \\gexec
+     SELECT 'sequences' || ${tab} || coalesce((SELECT string_agg(schemaname || '.' || sequencename || '=' || coalesce(last_value::text, 'null'), ',' ORDER BY sequencename) FROM pg_sequences), '');
+     SELECT 'functions' || ${tab} || coalesce((SELECT string_agg(p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')=' || md5(pg_get_functiondef(p.oid)), ',' ORDER BY p.proname)
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'), '');
+     SELECT 'indexes' || ${tab} || coalesce((SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'), '');`,
+  );
   const fp: Record<string, string> = {};
-  for (const rel of relations) {
-    fp[`rows:${rel}`] = pg
-      .psql(db, `SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM ${rel} t`)
-      .trim();
+  for (const line of out.split('\n').filter(Boolean)) {
+    const at = line.indexOf('\t');
+    if (at < 0) throw new Error(`fingerprint: unexpected line from psql: ${line}`);
+    fp[line.slice(0, at)] = line.slice(at + 1).trim();
   }
-  fp.sequences = pg
-    .psql(
-      db,
-      `SELECT string_agg(schemaname || '.' || sequencename || '=' || coalesce(last_value::text, 'null'), ',' ORDER BY sequencename) FROM pg_sequences`,
-    )
-    .trim();
-  fp.functions = pg
-    .psql(
-      db,
-      `SELECT string_agg(p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')=' || md5(pg_get_functiondef(p.oid)), ',' ORDER BY p.proname)
-         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'`,
-    )
-    .trim();
-  fp.indexes = pg.psql(db, `SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'`).trim();
   return fp;
 }
 

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HASH_SESSION_SQL, rowHashOf, tableHashSql } from '../../../src/capture/delta-sql.js';
+import { rowHashOf } from '../../../src/capture/delta-sql.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
-import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, resealDeltaState, stockChainRestore } from '../../harness/delta.js';
+import { DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, resealDeltaState, stockChainRestore, tableHashes } from '../../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, startCli, type Workspace } from '../../harness/env.js';
 import { waitFor } from '../../harness/wait.js';
 import { fingerprint } from '../../harness/fingerprint.js';
@@ -107,13 +107,9 @@ describe('delta snapshots: capture', () => {
       // The count and hash the manifest records are what the shared SQL computes on the restored copy,
       // by the cheapest hash (this server has hash_record_extended and hashes as every little-endian one does).
       expect(s.manifest.chain!.rowHash).toBe('hashrecord');
-      for (const t of s.manifest.chain!.tables) {
-        const out = pg
-          .psql(`${db}_r${i}`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, { kind: 'hashrecord', record: t.hashRecord })}`)
-          .trim()
-          .split('\n')
-          .pop()!;
-        expect(out.split('|'), `${t.table} in snapshot ${i}`).toEqual([String(t.rows), t.hash]);
+      const computed = tableHashes(pg, `${db}_r${i}`, s.manifest.chain!.tables, 'hashrecord');
+      for (const [k, t] of s.manifest.chain!.tables.entries()) {
+        expect(computed[k]!.split('|'), `${t.table} in snapshot ${i}`).toEqual([String(t.rows), t.hash]);
       }
     }
 
@@ -167,13 +163,9 @@ describe('delta snapshots: capture', () => {
     // Rows were committed while it ran (the test shows something only then), and the base holds some of them, not all.
     expect(table(base, 'settings').rows).toBeLessThan(during);
     stockChainRestore(pg, ws, base.id, `${db}_r`);
-    for (const t of base.chain!.tables) {
-      const out = pg
-        .psql(`${db}_r`, `${HASH_SESSION_SQL} ${tableHashSql(t.schema, t.table, { kind: rowHashOf(base.chain!), record: t.hashRecord })}`)
-        .trim()
-        .split('\n')
-        .pop()!;
-      expect(out.split('|'), t.table).toEqual([String(t.rows), t.hash]);
+    const computed = tableHashes(pg, `${db}_r`, base.chain!.tables, rowHashOf(base.chain!));
+    for (const [k, t] of base.chain!.tables.entries()) {
+      expect(computed[k]!.split('|'), t.table).toEqual([String(t.rows), t.hash]);
     }
   });
 
@@ -216,7 +208,8 @@ describe('delta snapshots: capture', () => {
       execFileSync('mv', [copy, pg.dataDir]);
       pg.start();
       // The copy's transaction counter catches up, so xmin alone would trust it again.
-      for (let i = 0; i < 30; i++) pg.psql(db, 'SELECT txid_current()');
+      // One psql session: each statement of its input is its own transaction, so each takes a transaction ID.
+      pg.psql(db, 'SELECT txid_current();\n'.repeat(30));
       pg.psql(db, `UPDATE statuses SET text = 'on the new timeline' WHERE id = (SELECT min(id) + 6 FROM statuses)`);
       const r = await backup();
       expect(r.manifest.chain?.kind).toBe('base');

@@ -60,7 +60,8 @@ const stateLsn = (w: Workspace): string => (JSON.parse(readFileSync(statePath(w)
 
 /** Moves the server's transaction counter and WAL position past what the state recorded, as a restored server's would be after a while. */
 function catchUp(pg: PgCluster, db: string, lsn: string): void {
-  for (let i = 0; i < 300; i++) pg.psql(db, 'SELECT txid_current()');
+  // One psql session: each statement of its input is its own transaction, so each takes a transaction ID.
+  pg.psql(db, 'SELECT txid_current();\n'.repeat(300));
   for (let i = 0; i < 10; i++) {
     const past = pg.psql(db, `SELECT pg_current_wal_lsn() > '${lsn}'::pg_lsn`).trim();
     if (past === 't') return;

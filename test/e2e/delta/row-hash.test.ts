@@ -14,6 +14,7 @@ import { HASH_SESSION_SQL, ROW_ALIAS, rowHashExpr, RowHashSum, tableHashSql, typ
 import { ROW_HASH_KINDS, type Manifest } from '../../../src/vault/manifest.js';
 import { errorSentence, makeWorkspace, runCli, type Workspace } from '../../harness/env.js';
 import { fingerprint } from '../../harness/fingerprint.js';
+import { tableHashes } from '../../harness/delta.js';
 import { libpqEnv, runSh } from '../../harness/restore-sh.js';
 import { clusterPerFile } from '../../harness/suite.js';
 
@@ -106,17 +107,8 @@ const readManifest = (id: string): Manifest => JSON.parse(readFileSync(manifestF
 const writeManifest = (m: Manifest): void => writeFileSync(manifestFile(m.id), `${JSON.stringify(m, null, 2)}\n`);
 
 /** Every table's count and hash on `db` by tableHashSql under `kind` (and each table's hashRecord), as the manifest lists them. */
-function sqlHashes(db: string, tables: Array<{ schema: string; table: string; hashRecord?: true }>, kind: RowHashKind): string[] {
-  return tables.map(
-    (t) =>
-      cluster
-        .get()
-        .psql(db, `${HASH_SESSION_SQL}\n${tableHashSql(t.schema, t.table, { kind, record: t.hashRecord })}`)
-        .trim()
-        .split('\n')
-        .pop()!,
-  );
-}
+const sqlHashes = (db: string, tables: Array<{ schema: string; table: string; hashRecord?: true }>, kind: RowHashKind): string[] =>
+  tableHashes(cluster.get(), db, tables, kind);
 
 describe('the table hash (issue 22)', () => {
   it('each definition: the sum the capture makes of rowHashExpr per row equals tableHashSql, on NULLs, unicode, empty tables, composite and no keys', () => {
