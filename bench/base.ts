@@ -5,7 +5,7 @@
  *
  *   BENCH_SIZE_MB  database size (default 256; the dataset must be cached: `node --import tsx bench/dataset.ts MB`)
  *   BENCH_RUNS     rounds (default 3); every round runs floor, full and base in turn, so noise hits all alike
- *   BENCH_BEFORE   another build's dist/cli/main.js: its full and base run in the same rounds (before → after)
+ *   BENCH_BEFORE   another build's dist/bin/permafrost.js: its full and base run in the same rounds (before → after)
  *   BENCH_ONLY     comma-separated variants to run (floor, full, base, redis, and each but floor with -before)
  *   BENCH_REDIS    1 adds `redis`: a full backup with Redis (16 MiB, Redis's stock repl-diskless-sync-delay 5 and save schedule)
  *                  and a secrets file (issue 22 item 4: ≤ the database part alone + 0.3 s)
@@ -26,7 +26,7 @@ import { fmt, machine, median, sampleTree, serverCpuS, timed } from './measure.j
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 256);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 const log = (s: string): void => void process.stderr.write(`[bench:base] ${s}\n`);
 
 interface Run {
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
               .join(', ')}; bar ≤ 1.3)`,
       ),
     '',
-    `Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS}${REDIS ? ' BENCH_REDIS=1' : ''}${BEFORE ? ' BENCH_BEFORE=<other build>/dist/cli/main.js' : ''}${process.env.BENCH_ONLY ? ` BENCH_ONLY=${process.env.BENCH_ONLY}` : ''} npm run bench:base\``,
+    `Reproduce: \`BENCH_SIZE_MB=${SIZE} BENCH_RUNS=${RUNS}${REDIS ? ' BENCH_REDIS=1' : ''}${BEFORE ? ' BENCH_BEFORE=<other build>/dist/bin/permafrost.js' : ''}${process.env.BENCH_ONLY ? ` BENCH_ONLY=${process.env.BENCH_ONLY}` : ''} npm run bench:base\``,
   ];
   const out = path.join(REPO, 'bench/results');
   mkdirSync(out, { recursive: true });

@@ -1,6 +1,6 @@
 /**
  * A private vault and config for a benchmark database, and the permafrost commands run on it
- * through the built CLI (dist/cli/main.js), measured: backup, restore, verify. Shared by
+ * through the built CLI (dist/bin/permafrost.js), measured: backup, restore, verify. Shared by
  * bench/delta.ts and bench/curve.ts. Only the CLI and the vault's manifests are used, never the
  * internals of backup or restore, so the benches measure whatever those become.
  */
@@ -13,7 +13,7 @@ import type { PgCluster } from '../test/harness/postgres.js';
 import { REPO } from './dataset.js';
 import { sampleTree, serverCpuS, timed, type ProcStat } from './measure.js';
 
-export const CLI = path.join(REPO, 'dist/cli/main.js');
+export const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 
 /** The database a vault backs up: a running cluster and the database in it. */
 export interface BenchSource {

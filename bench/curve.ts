@@ -9,7 +9,7 @@
  *                measure (each size records its own date, rounds, chain and load)
  *
  * Per size, on a private copy of the dataset with the churn tables (bench/churn.ts), driving only
- * the built CLI (dist/cli/main.js):
+ * the built CLI (dist/bin/permafrost.js):
  *
  * - backup rounds, each: `pg_dump -Fc -Z0 -f FILE` (the reference), `permafrost backup` (full),
  *   `permafrost backup` with database.delta in a fresh vault (a base);

@@ -15,7 +15,7 @@ import { median, serverCpuS, timed, type ProcStat } from './measure.js';
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 300);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 const log = (s: string): void => void process.stderr.write(`[explore] ${s}\n`);
 
 const ds = openDataset(SIZE, { port: 5436, log });

@@ -21,7 +21,7 @@ import { startS3, S3RVER_KEYS, type S3Server } from '../test/harness/s3.js';
 import { fmt, machine, median, timed, type ProcStat } from './measure.js';
 import { REPO } from './dataset.js';
 
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 const ROUNDS = Number(process.argv[process.argv.indexOf('--rounds') + 1] || 3) || 3;
 const MiB = 1024 * 1024;
 

@@ -23,7 +23,7 @@ import { fmt, machine, median, timed, type ProcStat } from './measure.js';
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 256);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const RDB_MB = Number(process.env.BENCH_RDB_MB ?? 16);
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 const log = (s: string): void => void process.stderr.write(`[bench:parts] ${s}\n`);
 
 const b = openDataset(SIZE, { log });

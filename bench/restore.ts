@@ -4,7 +4,7 @@
  *   BENCH_SIZE_MB   database size (default 1024; the cached dataset plus the churn tables of bench/churn.ts)
  *   BENCH_RUNS      alternated rounds (default 3)
  *   BENCH_HOURS     depth of the delta chain (default 24; 0 measures full snapshots only)
- *   BENCH_BEFORE    another build's dist/cli/main.js (e.g. of the commit before a change): its full and chain
+ *   BENCH_BEFORE    another build's dist/bin/permafrost.js (e.g. of the commit before a change): its full and chain
  *                   restores join every round as (full-before) and (chain-before), for before → after under the same load
  *   BENCH_VARIANTS  a comma list of the variants to run (default all: ref,full,chain; the bars need all)
  *   BENCH_RESTORE_WORK  a folder kept between runs: the prepared copy, vaults and plaintext dump are
@@ -50,7 +50,7 @@ const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const HOURS = Math.min(24, Math.max(0, Number(process.env.BENCH_HOURS ?? 24)));
 const KEEP = process.env.BENCH_RESTORE_WORK;
 const PORT = 5438;
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 const BEFORE = process.env.BENCH_BEFORE;
 const log = (s: string): void => void process.stderr.write(`[bench:restore] ${s}\n`);
 

@@ -30,7 +30,7 @@ import { fmt, machine, median, serverCpuS, timed, type ProcStat } from './measur
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 const OWNER = 'mastodon';
 const log = (s: string): void => void process.stderr.write(`[bench:rto] ${s}\n`);
 

@@ -27,7 +27,7 @@ import { fmt, machine, median, sampleTree, serverCpuS, timed, type ProcStat, typ
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const FLAT = process.env.BENCH_FLAT !== '0';
-const CLI = path.join(REPO, 'dist/cli/main.js');
+const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
 interface Sample {

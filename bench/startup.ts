@@ -1,25 +1,29 @@
 /**
  * Start-up cost of the CLI (issue 21 item 1): `permafrost --version` and `permafrost <cmd> --help`
- * must load only what they print. Each case runs `node dist/cli/main.js ARGS` under /usr/bin/time,
+ * must load only what they print. Each case runs `node dist/bin/permafrost.js ARGS` under /usr/bin/time,
  * RUNS rounds of every case in turn (so a busy moment hits all cases alike) after one warm-up round;
  * `node -e 0` beside them is the floor no CLI can go under.
  *
  *   npm run bench:startup            # builds first; STARTUP_RUNS=N for another count
- *   STARTUP_CLI=/elsewhere/dist/cli/main.js node --import tsx bench/startup.ts   # another build (no results written)
+ *   STARTUP_CLI=/elsewhere/dist/bin/permafrost.js node --import tsx bench/startup.ts   # another build (no results written)
  *
  * Results: a table on stdout and bench/results/startup.{json,md}. Bars: median ≤ 150 ms and
- * ≤ 60 MiB peak RSS per CLI case.
+ * ≤ 60 MiB peak RSS per --version and --help case; `list` (a command that runs) and the unbundled
+ * tsc output beside the bundle are shown for comparison.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmt, machine, median, timed, type ProcStat } from './measure.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // STARTUP_CLI: another build's main.js, to compare before and after a change.
-const CLI = process.env.STARTUP_CLI ?? path.join(REPO, 'dist/cli/main.js');
+const CLI = process.env.STARTUP_CLI ?? path.join(REPO, 'dist/bin/permafrost.js');
 const RUNS = Number(process.env.STARTUP_RUNS ?? 10);
+/** tsc's entry (dist/cli/main.js), which the bundle is made of. */
+const TSC_ENTRY = path.join(REPO, 'dist/cli/main.js');
+const EMPTY_VAULT = mkdtempSync(path.join(tmpdir(), 'permafrost-startup-'));
 const BAR_MS = 150;
 const BAR_MIB = 60;
 
@@ -29,6 +33,19 @@ const CASES: Array<{ label: string; argv: string[]; cli: boolean }> = [
   { label: '`permafrost --help`', argv: [process.execPath, CLI, '--help'], cli: true },
   { label: '`permafrost backup --help`', argv: [process.execPath, CLI, 'backup', '--help'], cli: true },
   { label: '`permafrost restore --help`', argv: [process.execPath, CLI, 'restore', '--help'], cli: true },
+  // A command that runs (config-free: a vault folder with no snapshot), as every test and timer does.
+  { label: '`permafrost list --vault EMPTY`', argv: [process.execPath, CLI, 'list', '--vault', EMPTY_VAULT], cli: false },
+  // The same from tsc's unbundled output beside the bundle (scripts/bundle.mjs): what bundling saves.
+  ...(process.env.STARTUP_CLI
+    ? []
+    : [
+        { label: '`permafrost --help`, unbundled (tsc output)', argv: [process.execPath, TSC_ENTRY, '--help'], cli: false },
+        {
+          label: '`permafrost list --vault EMPTY`, unbundled',
+          argv: [process.execPath, TSC_ENTRY, 'list', '--vault', EMPTY_VAULT],
+          cli: false,
+        },
+      ]),
 ];
 
 async function main(): Promise<void> {
@@ -74,4 +91,8 @@ async function main(): Promise<void> {
   writeFileSync(path.join(out, 'startup.md'), `${md}\n`);
 }
 
-await main();
+try {
+  await main();
+} finally {
+  rmSync(EMPTY_VAULT, { recursive: true, force: true });
+}

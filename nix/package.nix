@@ -8,7 +8,8 @@ buildNpmPackage {
   src = lib.cleanSource ./..;
   inherit nodejs;
   npmDepsHash = lib.fakeHash;
-  # `npm run build` (tsc) makes dist/; the bin entry dist/cli/main.js becomes $out/bin/permafrost.
+  # `npm run build` (tsc, then the esbuild bundle) makes dist/; the bin entry dist/bin/permafrost.js
+  # becomes $out/bin/permafrost.
   npmBuildScript = "build";
   # The install phase asks `npm pack --dry-run` which files to copy (package.json `files`: dist/ and
   # scripts/restore.sh, which runbook.ts copies into every vault); without this flag that dry run

@@ -5,8 +5,8 @@
 #   KEEP=1 bash scripts/demo.sh     # keep the folder, the server running and a good snapshot to play with
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -f dist/cli/main.js ] || npm run build
-PF="node $PWD/dist/cli/main.js"
+[ -f dist/bin/permafrost.js ] || npm run build
+PF="node $PWD/dist/bin/permafrost.js"
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 DEMO=$(mktemp -d /tmp/permafrost-demo-XXXXXX)
 chmod 755 "$DEMO"

@@ -22,9 +22,9 @@ npm ci
 # `permafrost` on PATH for root, other users and systemd (whose default PATH has /usr/local/bin):
 # a symlink to this checkout's built CLI, so a rebuild or `git pull && npm ci` needs no relinking.
 BIN_DIR="${PERMAFROST_BIN_DIR:-/usr/local/bin}"
-chmod 0755 dist/cli/main.js
+chmod 0755 dist/bin/permafrost.js
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 $SUDO mkdir -p "$BIN_DIR"
-$SUDO ln -sfn "$PWD/dist/cli/main.js" "$BIN_DIR/permafrost"
-echo "permafrost $("$BIN_DIR/permafrost" --version) installed as $BIN_DIR/permafrost -> $PWD/dist/cli/main.js"
+$SUDO ln -sfn "$PWD/dist/bin/permafrost.js" "$BIN_DIR/permafrost"
+echo "permafrost $("$BIN_DIR/permafrost" --version) installed as $BIN_DIR/permafrost -> $PWD/dist/bin/permafrost.js"

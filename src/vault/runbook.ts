@@ -12,14 +12,15 @@ import { errorMessage } from '../errors.js';
 import { VERSION } from '../version.js';
 import { ATOMIC_TEMP_PREFIX, writeFileAtomic } from './fs-durable.js';
 import type { Manifest } from './manifest.js';
+import { packageFile } from '../package-file.js';
 import { openVault, VAULT_NAMES } from './layout.js';
 import { normalizePrefix } from '../offsite/target.js';
 
 /** The files the runbook puts at the vault root; listing, check, prune, sweep and doctor leave them alone. */
 const RUNBOOK_FILES = VAULT_NAMES.runbook;
 
-/** scripts/restore.sh as shipped in the package (two levels above both src/vault and dist/vault). */
-const SCRIPT_URL = new URL('../../scripts/restore.sh', import.meta.url);
+/** scripts/restore.sh as shipped in the package. */
+const SCRIPT_FILE = packageFile('scripts/restore.sh');
 
 /** What RESTORE.md names: this instance's database, owner, folders and parts. */
 export interface RunbookFacts {
@@ -351,7 +352,7 @@ async function writeIfChanged(file: string, text: string, mode: number): Promise
 export async function writeRunbook(config: SourceConfig, manifest: Manifest, signerPublic?: string): Promise<string | null> {
   try {
     await removeStaleTemps(config.vault.dir);
-    const script = await readFile(SCRIPT_URL, 'utf8');
+    const script = await readFile(SCRIPT_FILE, 'utf8');
     // writeFileAtomic's temp names start with .permafrost, which Syncthing ignores: never replicated half-written.
     const vault = openVault(config.vault.dir);
     await writeIfChanged(vault.runbookFile('restore.sh'), script, 0o755);

@@ -1,7 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CLI, REPO } from './env.js';
+import { REPO } from './env.js';
+
+/** tsc's build of the CLI (the shipped bundle has no program.js to import): the same commands and flags. */
+const CLI = path.join(REPO, 'dist/cli/main.js');
 
 /**
  * One `permafrost …` the docs show. `parse`: a line of a code block, which a reader copies as it is:

@@ -7,7 +7,8 @@ import { stringify } from 'yaml';
 import { destroyCluster, startCluster, type PgCluster } from './postgres.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = path.join(REPO, 'dist/cli/main.js');
+/** The executable as shipped (package.json bin): the bundle scripts/bundle.mjs makes of dist/cli/main.js. */
+export const CLI = path.join(REPO, 'dist/bin/permafrost.js');
 export const FIXTURE_SQL = readFileSync(path.join(REPO, 'test/harness/mastodon-fixture.sql'), 'utf8');
 
 export interface CliResult {

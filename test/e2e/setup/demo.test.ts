@@ -29,7 +29,7 @@ describe('quick start demo', () => {
     const env = { ...process.env, ...Object.fromEntries(exported!.slice(1).map((kv) => kv.split('=') as [string, string])) };
     const demoDir = path.dirname(env.PERMAFROST_CONFIG!);
     try {
-      const cli = path.join(REPO, 'dist/cli/main.js');
+      const cli = path.join(REPO, 'dist/bin/permafrost.js');
       const check = spawnSync('node', [cli, 'check'], { encoding: 'utf8', env });
       expect(check.status, check.stderr).toBe(0);
       const verify = spawnSync('node', [cli, 'verify', 'latest'], { encoding: 'utf8', env, timeout: 60_000 });
