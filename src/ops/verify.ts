@@ -95,7 +95,8 @@ async function restoreChainIntoScratch(
       server,
       database: server.name,
       archive,
-      restoreArgv: (section) => verifyRestoreArgv(server, server.name, archive, { section, jobs: section === 'post-data' ? n : 1 }),
+      restoreArgv: (section, file) =>
+        verifyRestoreArgv(server, server.name, file, { section: section ?? undefined, jobs: section === 'pre-data' ? 1 : n }),
       jobs: n,
     },
     run,

@@ -479,8 +479,12 @@ async function restoreIntoIncoming(
           database: incoming,
           archive,
           // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
-          restoreArgv: (section) =>
-            pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
+          restoreArgv: (section, file) =>
+            pgRestoreArgv(server, incoming, file, {
+              ...restoreOpts,
+              section: section ?? undefined,
+              jobs: section === 'pre-data' ? 1 : jobs,
+            }),
           jobs,
         },
         ctx,
