@@ -95,8 +95,7 @@ async function restoreChainIntoScratch(
       server,
       database: server.name,
       archive,
-      restoreArgv: (section, file) =>
-        verifyRestoreArgv(server, server.name, file, { section: section ?? undefined, jobs: section === 'pre-data' ? 1 : n }),
+      restoreArgv: (section) => verifyRestoreArgv(server, server.name, archive, { section, jobs: section === 'post-data' ? n : 1 }),
       jobs: n,
     },
     run,

@@ -19,7 +19,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 
 /** K_VERS_x_y of pg_backup_archiver.h: ((major * 256) + minor) * 256 + revision. */
-export const vers = (minor: number): number => (1 * 256 + minor) * 256;
+const vers = (minor: number): number => (1 * 256 + minor) * 256;
 /** The oldest version read here: 1.14 (pg_dump 12–15 write it, 16 writes 1.15, 17 writes 1.16). */
 const OLDEST = vers(14);
 /** The newest version whose layout is known here (pg_dump 17); a newer one is left alone. */
@@ -28,29 +28,17 @@ const NEWEST = vers(16) + 255;
 /** The longest table-of-contents string read (an object's definition); a longer one leaves the archive as it is. */
 const MAX_STRING = 64 << 20;
 const FORMAT_CUSTOM = 1;
-export const BLK_DATA = 1;
+const BLK_DATA = 1;
 const BLK_BLOBS = 3;
 const K_OFFSET_POS_NOT_SET = 1;
-export const K_OFFSET_POS_SET = 2;
-export const K_OFFSET_NO_DATA = 3;
+const K_OFFSET_POS_SET = 2;
+const K_OFFSET_NO_DATA = 3;
 
-/** One table-of-contents entry, as far as the offsets and a chain's archive (chain-archive.ts) need it. */
+/** One table-of-contents entry, as far as the offsets need it. */
 export interface TocSlot {
   dumpId: number;
   desc: string;
   tag: string;
-  /** SECTION_NONE 1, SECTION_PRE_DATA 2, SECTION_DATA 3, SECTION_POST_DATA 4. */
-  section: number;
-  namespace: string | null;
-  tablespace: string | null;
-  tableam: string | null;
-  owner: string | null;
-  /** The definition, kept only for the ENCODING entry (`SET client_encoding = '…';`). */
-  defn: string | null;
-  /** The definition's length in bytes (a TABLE's bounds the length of its COPY statement's column list). */
-  defnBytes: number;
-  /** Where the entry starts in the file. */
-  start: number;
   /** Where the entry's offset field (flag byte, then offSize bytes) is in the file. */
   offsetAt: number;
   /** The flag found there: K_OFFSET_POS_NOT_SET (1), K_OFFSET_POS_SET (2) or K_OFFSET_NO_DATA (3). */
@@ -62,14 +50,6 @@ export interface TocSlot {
 /** What a complete scan found. */
 export interface ArchiveLayout {
   version: string;
-  /** The version as pg_backup_archiver.h's K_VERS_x_y numbers it. */
-  versionNumber: number;
-  /** Where the header's compression field is (a byte from 1.15, an int before) and its value (0: none). */
-  compressionAt: number;
-  compression: number;
-  /** Where the table of contents starts (its entry count) and ends (after its last entry). */
-  tocAt: number;
-  tocEnd: number;
   intSize: number;
   offSize: number;
   entries: TocSlot[];
@@ -216,7 +196,7 @@ class Cursor {
 }
 
 /** ReadHead: everything before the table of contents; throws UnknownLayout for what is not read here. */
-async function readHead(c: Cursor): Promise<{ version: number; offSize: number; compressionAt: number; compression: number }> {
+async function readHead(c: Cursor): Promise<{ version: number; offSize: number }> {
   await c.need(5);
   const magic = [0, 1, 2, 3, 4].map(() => String.fromCharCode(c.byteNow())).join('');
   if (magic !== 'PGDMP') throw new UnknownLayout('not a pg_dump archive');
@@ -232,13 +212,13 @@ async function readHead(c: Cursor): Promise<{ version: number; offSize: number; 
   if (c.intSize < 1 || c.intSize > 6 || offSize < 1 || offSize > 8) throw new UnknownLayout(`sizes ${c.intSize}/${offSize}`);
   if ((await c.byte()) !== FORMAT_CUSTOM) throw new UnknownLayout('not the custom format');
   // 1.15 (pg_dump 16) names the compression in one byte; before, the level as an int.
-  const compressionAt = c.pos;
-  const compression = version >= vers(15) ? await c.byte() : await c.int();
+  if (version >= vers(15)) await c.byte();
+  else await c.int();
   for (let i = 0; i < 7; i++) await c.int(); // creation time: sec, min, hour, mday, mon, year, isdst
   await c.str(); // the database's name
   await c.str(); // the server's version (1.10+)
   await c.str(); // pg_dump's version
-  return { version, offSize, compressionAt, compression };
+  return { version, offSize };
 }
 
 /** ReadToc with the custom format's _ReadExtraToc: every entry and where its offset field is. */
@@ -247,7 +227,6 @@ async function readToc(c: Cursor, offSize: number): Promise<TocSlot[]> {
   if (count < 0) throw new UnknownLayout('negative entry count');
   const entries: TocSlot[] = [];
   for (let i = 0; i < count; i++) {
-    const start = c.pos;
     const dumpId = await c.int();
     if (dumpId <= 0) throw new UnknownLayout(`entry ID ${dumpId}`);
     await c.int(); // hadDumper
@@ -255,15 +234,15 @@ async function readToc(c: Cursor, offSize: number): Promise<TocSlot[]> {
     await c.str(); // oid
     const tag = (await c.str()) ?? '';
     const desc = (await c.str()) ?? '';
-    const section = await c.int(); // (1.11+)
-    const defn = await c.str();
+    await c.int(); // section (1.11+)
+    await c.str(); // defn
     await c.str(); // dropStmt
     await c.str(); // copyStmt
-    const namespace = await c.str();
-    const tablespace = await c.str(); // (1.10+)
-    const tableam = c.version >= vers(14) ? await c.str() : null;
+    await c.str(); // namespace
+    await c.str(); // tablespace (1.10+)
+    if (c.version >= vers(14)) await c.str(); // tableam
     if (c.version >= vers(16)) await c.int(); // relkind
-    const owner = await c.str();
+    await c.str(); // owner
     await c.str(); // "false": WITH OIDS (1.9+)
     while ((await c.str()) !== null); // dependencies, ended by a NULL string
     await c.need(1 + offSize);
@@ -275,8 +254,7 @@ async function readToc(c: Cursor, offSize: number): Promise<TocSlot[]> {
     let position = 0;
     for (let b = offSize - 1; b >= 0; b--) position = position * 256 + c.peek(b);
     c.skip(offSize);
-    const slot = { dumpId, desc, tag, section, namespace, tablespace, tableam, owner, start, offsetAt, flag, position };
-    entries.push({ ...slot, defn: desc === 'ENCODING' ? defn : null, defnBytes: defn === null ? 0 : Buffer.byteLength(defn) });
+    entries.push({ dumpId, desc, tag, offsetAt, flag, position });
   }
   return entries;
 }
@@ -319,38 +297,11 @@ async function readBlocks(c: Cursor, entries: TocSlot[]): Promise<Map<number, nu
  */
 export async function scanArchive(file: GrowingFile, windowBytes = 1 << 20): Promise<ArchiveLayout> {
   const c = new Cursor(file, windowBytes);
-  const { version, offSize, compressionAt, compression } = await readHead(c);
-  const tocAt = c.pos;
+  const { version, offSize } = await readHead(c);
   const entries = await readToc(c, offSize);
-  const tocEnd = c.pos;
   const blocks = await readBlocks(c, entries);
   const v = (x: number, s: number): number => (x >> s) & 255;
-  const name = `${v(version, 16)}.${v(version, 8)}.${v(version, 0)}`;
-  return {
-    version: name,
-    versionNumber: version,
-    compressionAt,
-    compression,
-    tocAt,
-    tocEnd,
-    intSize: c.intSize,
-    offSize,
-    entries,
-    blocks,
-    size: c.pos,
-  };
-}
-
-/** WriteOffset: K_OFFSET_POS_SET, then `position` in `offSize` bytes, least significant first. */
-export function offsetField(position: number, offSize: number): Buffer {
-  const field = Buffer.alloc(1 + offSize);
-  field[0] = K_OFFSET_POS_SET;
-  let rest = position;
-  for (let i = 1; i <= offSize; i++) {
-    field[i] = rest % 256;
-    rest = Math.floor(rest / 256);
-  }
-  return field;
+  return { version: `${v(version, 16)}.${v(version, 8)}.${v(version, 0)}`, intSize: c.intSize, offSize, entries, blocks, size: c.pos };
 }
 
 /**
@@ -364,7 +315,13 @@ export async function patchOffsets(fh: FileHandle, layout: ArchiveLayout): Promi
   for (const e of layout.entries) {
     const at = layout.blocks.get(e.dumpId);
     if (e.flag !== K_OFFSET_POS_NOT_SET || at === undefined || at >= max) continue;
-    const field = offsetField(at, layout.offSize);
+    const field = Buffer.alloc(1 + layout.offSize);
+    field[0] = K_OFFSET_POS_SET;
+    let rest = at;
+    for (let i = 1; i <= layout.offSize; i++) {
+      field[i] = rest % 256;
+      rest = Math.floor(rest / 256);
+    }
     await fh.write(field, 0, field.length, e.offsetAt);
     written++;
   }

@@ -5,7 +5,7 @@
  * schema pre-data, the base's rows, each delta in order, the base's schema post-data; last the
  * restored tables' counts and hashes are compared with the snapshot's manifest.
  */
-import { lstat, rm, writeFile } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { errorMessage, PermafrostError } from '../errors.js';
@@ -29,7 +29,6 @@ import { listSnapshots, partPath, type SnapshotEntry } from '../vault/store.js';
 import { diskSpace } from '../vault/fs-durable.js';
 import { decryptPartInto, fileSink, type DecryptSource } from './decrypt.js';
 import { parallelRowsSink } from './parallel-rows.js';
-import { chainArchiveSink } from './chain-archive.js';
 import { ChainPlan, DeltaFormError, PlanTooBig } from './chain-plan.js';
 import type { CheckOutcome } from './verify.js';
 
@@ -147,8 +146,7 @@ export interface ChainTarget {
   database: string;
   /** The schema archive, decrypted into the private temp folder. */
   archive: string;
-  /** pg_restore of `archive` (the schema archive or the chain's, chain-archive.ts): one section, or (null) all of it. */
-  restoreArgv: (section: ArchiveSection | null, archive: string) => string[];
+  restoreArgv: (section: ArchiveSection) => string[];
   /** Connections for the temporary key indexes (as many as pg_restore's post-data jobs). */
   jobs?: number;
 }
@@ -301,15 +299,16 @@ export async function applyChain(
   const { server, database } = target;
   const { events, signal } = ctx;
   const env = pgRestoreEnv(pgEnv(server));
-  const restore = async (s: ArchiveSection | null, archive = target.archive): Promise<void> => {
-    events.phase?.(s ? `restore ${s}` : 'restore');
+  const section = async (s: ArchiveSection): Promise<void> => {
+    events.phase?.(`restore ${s}`);
     await runTool({
-      argv: target.restoreArgv(s, archive),
+      argv: target.restoreArgv(s),
       env,
-      doing: `restoring the ${s ?? 'schema and rows'} of snapshot ${chain.links[0]!.id} into "${database}"`,
+      doing: `restoring the ${s} schema of snapshot ${chain.links[0]!.id} into "${database}"`,
       signal,
     });
   };
+  await section('pre-data');
   const jobs = target.jobs ?? 1;
   const psqlFor = (snapshot: SnapshotEntry, file: ManifestFile): ToolRun => ({
     argv: psqlArgv(server, database),
@@ -317,18 +316,11 @@ export async function applyChain(
     doing: `applying ${file.name} of snapshot ${snapshot.id}`,
   });
   const base = chain.sql[0]!;
-  const deltas = chain.sql.slice(1);
-  const deltaBytes = deltas.reduce((n, s) => n + s.file.plainBytes, 0);
+  const deltaBytes = chain.sql.slice(1).reduce((n, s) => n + s.file.plainBytes, 0);
   const free = (await diskSpace(source.temp.dir)).free;
   const rowsFile = path.join(source.temp.dir, 'delta-rows.sql');
+  let replay = chain.sql.slice(1);
   try {
-    // On disk at the peak: the base's rows twice (decrypted, then as the archive), the plan's winning rows and the deltas decrypted ahead.
-    if (free > 2 * base.file.plainBytes + 2 * deltaBytes + ROOM) {
-      await restoreAsArchive(source, chain, target, ctx, { rowsFile, restore, psqlFor });
-      return;
-    }
-    await restore('pre-data');
-    let replay = deltas;
     // On disk at the peak: the base's rows, the plan's winning rows (at most the deltas) and the deltas decrypted ahead (at most all of them).
     if (replay.length > 0 && free > base.file.plainBytes + 2 * deltaBytes + ROOM) {
       // Two phases: the deltas read (the base decrypting into the temp folder meanwhile), then the rows loaded.
@@ -358,81 +350,7 @@ export async function applyChain(
   } finally {
     await rm(rowsFile, { force: true });
   }
-  await restore('post-data');
-}
-
-/**
- * The chain restored as one archive (chain-archive.ts) by pg_restore -j, as a full snapshot is: the
- * deltas read into a plan while gpg decrypts the base's rows into the temp folder, then the archive
- * written (the base's rows without what the deltas decided, the winning rows beside them) and
- * restored whole; the sequences last. When the deltas cannot be merged, the archive holds the base's
- * rows as they are and the deltas are replayed between its data and its post-data; when the rows
- * are not in the form permafrost writes, they are applied by psql as they are.
- */
-async function restoreAsArchive(
-  source: Omit<DecryptSource, 'snapshot'>,
-  chain: RestoreChain,
-  target: ChainTarget,
-  ctx: Pick<RunContext, 'signal' | 'events' | 'log'>,
-  how: {
-    rowsFile: string;
-    restore: (s: ArchiveSection | null, archive?: string) => Promise<void>;
-    psqlFor: (snapshot: SnapshotEntry, file: ManifestFile) => ToolRun;
-  },
-): Promise<void> {
-  const { events } = ctx;
-  const base = chain.sql[0]!;
-  const deltas = chain.sql.slice(1);
-  const baseRows = path.join(source.temp.dir, 'base-rows.sql');
-  const archive = path.join(source.temp.dir, 'chain.dump');
-  const sequencesFile = path.join(source.temp.dir, 'sequences.sql');
-  // The rows' own SQL (settings, the sequences' setval), by psql from a private file as the rows were.
-  const runSql = async (sql: string): Promise<void> => {
-    await writeFile(sequencesFile, sql, { mode: 0o600, flag: 'wx' });
-    const psql = how.psqlFor(base.snapshot, base.file);
-    await runTool({ ...psql, argv: [...psql.argv, '-f', sequencesFile] });
-  };
-  try {
-    events.phase?.(deltas.length > 0 ? 'read deltas' : 'decrypt');
-    const planned = deltas.length > 0 ? readPlan(source, chain, how.rowsFile, ctx) : Promise.resolve(null);
-    planned.catch(() => undefined);
-    const sink = chainArchiveSink({ rowsFile: baseRows, schema: target.archive, plan: planned, out: archive });
-    const decrypted = decryptPartInto({ ...source, snapshot: base.snapshot }, base.file, () => sink, ctx, 'decrypt');
-    const [plan, load] = await Promise.allSettled([planned, decrypted]);
-    // A delta's own failure explains the run before the base's decryption it stopped.
-    if (plan.status === 'rejected') throw plan.reason;
-    if (load.status === 'rejected') throw load.reason;
-    const made = await sink.result;
-    if ('unknown' in made) {
-      ctx.log('info', `the rows are applied by psql as they are: ${made.unknown}`, { chain: chain.links.at(-1)!.id });
-      await rm(archive, { force: true });
-      await how.restore('pre-data');
-      events.phase?.(`apply ${base.file.part} ${base.snapshot.id}`);
-      const psql = how.psqlFor(base.snapshot, base.file);
-      await runTool({ ...psql, argv: [...psql.argv, '-f', baseRows] });
-      await rm(baseRows, { force: true });
-      await replayParts(source, deltas, chain, target, ctx, how.psqlFor);
-      await how.restore('post-data');
-      return;
-    }
-    const written = made.archive;
-    await rm(baseRows, { force: true });
-    const sequences = written.sql + (plan.value?.tail ?? '');
-    if (plan.value || deltas.length === 0) {
-      await how.restore(null, archive);
-      events.phase?.('sequences');
-      await runSql(sequences);
-      return;
-    }
-    await how.restore('pre-data', archive);
-    await how.restore('data', archive);
-    await runSql(sequences);
-    await rm(archive, { force: true });
-    await replayParts(source, deltas, chain, target, ctx, how.psqlFor);
-    await how.restore('post-data');
-  } finally {
-    await Promise.all([baseRows, archive, sequencesFile].map((f) => rm(f, { force: true })));
-  }
+  await section('post-data');
 }
 
 /** The parts applied one after another, each streamed from gpg into psql (the base's rows, if among them, on `jobs` sessions when there is room). */

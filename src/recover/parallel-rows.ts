@@ -28,8 +28,6 @@ export interface RowsSegment {
 const NL = 0x0a;
 const COPY = Buffer.from('COPY ');
 const END_OF_DATA = Buffer.from('\\.');
-/** The end marker with the newline before and after it. */
-const LINE_END_OF_DATA = Buffer.from('\n\\.\n');
 
 /**
  * Cuts a rows file into segments as its bytes arrive, exactly as psql reads it: outside COPY data, a
@@ -58,16 +56,6 @@ export class RowsSplitter {
   push(chunk: Buffer): void {
     let i = 0;
     while (i < chunk.length) {
-      if (this.state === 'data' && this.lineLen === 0 && !(chunk[i] === END_OF_DATA[0] && chunk[i + 1] === END_OF_DATA[1])) {
-        // At a data line's start: the lines before the end marker (a line of exactly `\.`, which COPY's text
-        // escapes keep out of the data) are skipped at once; without one here, up to the chunk's last line.
-        const end = chunk.indexOf(LINE_END_OF_DATA, i);
-        const next = end >= 0 ? end + 1 : chunk.lastIndexOf(NL) + 1;
-        if (next > i) {
-          i = next;
-          continue;
-        }
-      }
       if (this.state === 'data' && this.lineLen >= this.head.length) {
         // Inside a long data line: only its end matters.
         const nl = chunk.indexOf(NL, i);
@@ -159,7 +147,7 @@ const FEED_BUFFER = 256 * 1024;
 const FOLLOW_BUFFER = 1024 * 1024;
 
 /** Reads `length` bytes at `position` into the start of `buf` (a short read only at a file's end, which a complete segment never reaches). */
-export async function readFully(from: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
+async function readFully(from: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
   for (let got = 0; got < length; ) {
     const { bytesRead } = await from.read(buf, got, length - got, position + got);
     if (bytesRead === 0) throw new Error('the rows file ended inside a block');

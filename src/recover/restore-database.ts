@@ -479,12 +479,8 @@ async function restoreIntoIncoming(
           database: incoming,
           archive,
           // Parallel jobs help post-data (index builds); pre-data is a list of CREATE statements.
-          restoreArgv: (section, file) =>
-            pgRestoreArgv(server, incoming, file, {
-              ...restoreOpts,
-              section: section ?? undefined,
-              jobs: section === 'pre-data' ? 1 : jobs,
-            }),
+          restoreArgv: (section) =>
+            pgRestoreArgv(server, incoming, archive, { ...restoreOpts, section, jobs: section === 'post-data' ? jobs : 1 }),
           jobs,
         },
         ctx,

@@ -87,7 +87,7 @@ export function defaultRestoreJobs(cores: number): number {
 }
 
 /** One section of a schema-only archive (a delta-mode base's schema part): tables before the rows, indexes and constraints after. */
-export type ArchiveSection = 'pre-data' | 'data' | 'post-data';
+export type ArchiveSection = 'pre-data' | 'post-data';
 
 /**
  * pg_restore argv into a database restore has just created (so no --clean), optionally in

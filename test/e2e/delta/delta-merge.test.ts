@@ -1,13 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256File } from '../../../src/crypto/hash.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { backupAndDump, DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, plainRestore } from '../../harness/delta.js';
-import { errorSentence, makeWorkspace, runCli, startCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
-import { waitFor } from '../../harness/wait.js';
+import { errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
 import { fingerprint } from '../../harness/fingerprint.js';
 import { clusterPerFile } from '../../harness/suite.js';
 
@@ -129,43 +128,6 @@ describe('a delta chain restored by merging its deltas', () => {
       ),
     );
     expect(fingerprint(pg, `${db}_target`)).toEqual(before);
-    expectNothingLeft();
-  }, 300_000);
-
-  it('a chain restore killed (kill -9) while pg_restore loads its archive: the plaintext rows and archive were only in the private temp folder, the target never appeared, the retry restores and leaves nothing', async () => {
-    const db = deltaWorkspace();
-    const pg = cluster.get();
-    await backupAndDump(cluster.get(), ws, db);
-    pg.psql(db, round(1));
-    const { manifest, dump } = await backupAndDump(cluster.get(), ws, db);
-    expect(manifest.chain?.kind).toBe('delta');
-    // A pg_restore that restores the schema, says so, and then hangs (it lives on after the kill, as after the OOM killer).
-    const fake = path.join(ws.dir, 'fake-bin');
-    mkdirSync(fake, { recursive: true });
-    const mark = path.join(ws.dir, 'pg_restore-started');
-    writeFileSync(
-      path.join(fake, 'pg_restore'),
-      `#!/bin/sh\n"${pg.binDir}/pg_restore" --section=pre-data "$@" || exit 1\ntouch "${mark}"\nexec sleep 30\n`,
-    );
-    chmodSync(path.join(fake, 'pg_restore'), 0o755);
-    for (const tool of ['psql', 'pg_dump', 'pg_dumpall']) symlinkSync(path.join(pg.binDir, tool), path.join(fake, tool));
-    ws.writeConfig({ database: { delta: { fullEvery: '24h' }, binDir: fake } });
-    const run = startCli(['--config', ws.configFile, 'restore', manifest.id, '--database', `${db}_k`, '--jobs', '2']);
-    await waitFor('pg_restore to have started on the chain archive', () => existsSync(mark), 60_000);
-    const temps = readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'));
-    expect(temps).toHaveLength(1);
-    // The base's rows as one archive (recover/chain-archive.ts), the rows file removed once it was written.
-    expect(readdirSync(path.join(ws.dir, temps[0]!)).sort()).toEqual(expect.arrayContaining(['chain.dump']));
-    expect(readdirSync(path.join(ws.dir, temps[0]!))).not.toContain('base-rows.sql');
-    run.child.kill('SIGKILL');
-    await run.result;
-    const exists = (name: string): string => pg.psql('postgres', `SELECT count(*) FROM pg_database WHERE datname = '${name}'`).trim();
-    expect(exists(`${db}_k`)).toBe('0');
-
-    ws.writeConfig({ database: { delta: { fullEvery: '24h' } } });
-    const r = await runCli(['--config', ws.configFile, 'restore', manifest.id, '--database', `${db}_k`, '--jobs', '2']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(fingerprint(pg, `${db}_k`)).toEqual(plainRestore(cluster.get(), dump, `${db}_kref`));
     expectNothingLeft();
   }, 300_000);
 });
