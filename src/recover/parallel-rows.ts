@@ -28,6 +28,8 @@ export interface RowsSegment {
 const NL = 0x0a;
 const COPY = Buffer.from('COPY ');
 const END_OF_DATA = Buffer.from('\\.');
+/** The end marker with the newline before and after it. */
+const LINE_END_OF_DATA = Buffer.from('\n\\.\n');
 
 /**
  * Cuts a rows file into segments as its bytes arrive, exactly as psql reads it: outside COPY data, a
@@ -56,6 +58,16 @@ export class RowsSplitter {
   push(chunk: Buffer): void {
     let i = 0;
     while (i < chunk.length) {
+      if (this.state === 'data' && this.lineLen === 0 && !(chunk[i] === END_OF_DATA[0] && chunk[i + 1] === END_OF_DATA[1])) {
+        // At a data line's start: the lines before the end marker (a line of exactly `\.`, which COPY's text
+        // escapes keep out of the data) are skipped at once; without one here, up to the chunk's last line.
+        const end = chunk.indexOf(LINE_END_OF_DATA, i);
+        const next = end >= 0 ? end + 1 : chunk.lastIndexOf(NL) + 1;
+        if (next > i) {
+          i = next;
+          continue;
+        }
+      }
       if (this.state === 'data' && this.lineLen >= this.head.length) {
         // Inside a long data line: only its end matters.
         const nl = chunk.indexOf(NL, i);
