@@ -1,12 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256File } from '../../../src/crypto/hash.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { backupAndDump, DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, plainRestore } from '../../harness/delta.js';
-import { errorSentence, makeWorkspace, runCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
+import { errorSentence, makeWorkspace, runCli, startCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
+import { waitFor } from '../../harness/wait.js';
 import { fingerprint } from '../../harness/fingerprint.js';
 import { clusterPerFile } from '../../harness/suite.js';
 
@@ -128,6 +129,41 @@ describe('a delta chain restored by merging its deltas', () => {
       ),
     );
     expect(fingerprint(pg, `${db}_target`)).toEqual(before);
+    expectNothingLeft();
+  }, 300_000);
+
+  it('a chain restore killed (kill -9) while pg_restore builds post-data: the target never appears, no plaintext is left once the next run sweeps, the retry restores equal', async () => {
+    const db = deltaWorkspace();
+    const pg = cluster.get();
+    await backupAndDump(cluster.get(), ws, db);
+    pg.psql(db, round(1));
+    const { manifest, dump } = await backupAndDump(cluster.get(), ws, db);
+    expect(manifest.chain?.kind).toBe('delta');
+    // pg_restore as it is, but post-data says so and hangs (living on after the kill, as after the OOM killer).
+    const fake = path.join(ws.dir, 'fake-bin');
+    mkdirSync(fake, { recursive: true });
+    const mark = path.join(ws.dir, 'post-data-started');
+    writeFileSync(
+      path.join(fake, 'pg_restore'),
+      `#!/bin/sh\ncase "$*" in *--section=post-data*) touch "${mark}"; exec sleep 30;; esac\nexec "${pg.binDir}/pg_restore" "$@"\n`,
+    );
+    chmodSync(path.join(fake, 'pg_restore'), 0o755);
+    for (const tool of ['psql', 'pg_dump']) symlinkSync(path.join(pg.binDir, tool), path.join(fake, tool));
+    ws.writeConfig({ database: { delta: { fullEvery: '24h' }, binDir: fake } });
+    const run = startCli(['--config', ws.configFile, 'restore', manifest.id, '--database', `${db}_k`, '--jobs', '2']);
+    await waitFor('the chain restore to have reached post-data', () => existsSync(mark), 60_000);
+    const databases = (): string =>
+      pg.psql('postgres', `SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE '${db}\\_k%'`).trim();
+    expect(databases()).toBe(`${db}_k_incoming`);
+    run.child.kill('SIGKILL');
+    await run.result;
+    expect(databases()).toBe(`${db}_k_incoming`);
+
+    ws.writeConfig({ database: { delta: { fullEvery: '24h' } } });
+    const r = await runCli(['--config', ws.configFile, 'restore', manifest.id, '--database', `${db}_k`, '--jobs', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fingerprint(pg, `${db}_k`)).toEqual(plainRestore(cluster.get(), dump, `${db}_kref`));
+    // The dead run's temp folder swept, its `_incoming` dropped.
     expectNothingLeft();
   }, 300_000);
 });
