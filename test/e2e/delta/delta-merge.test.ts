@@ -7,6 +7,7 @@ import { sha256File } from '../../../src/crypto/hash.js';
 import type { Manifest } from '../../../src/vault/manifest.js';
 import { backupAndDump, DELTA_EXTRA_CHURN, DELTA_EXTRA_SQL, plainRestore } from '../../harness/delta.js';
 import { errorSentence, makeWorkspace, runCli, startCli, stockGpgDecrypt, type Workspace } from '../../harness/env.js';
+import { mountTmpfs } from '../../harness/tmpfs.js';
 import { waitFor } from '../../harness/wait.js';
 import { fingerprint } from '../../harness/fingerprint.js';
 import { clusterPerFile } from '../../harness/suite.js';
@@ -165,5 +166,27 @@ describe('a delta chain restored by merging its deltas', () => {
     expect(fingerprint(pg, `${db}_k`)).toEqual(plainRestore(cluster.get(), dump, `${db}_kref`));
     // The dead run's temp folder swept, its `_incoming` dropped.
     expectNothingLeft();
+  }, 300_000);
+
+  it("a temp folder without room for the base's rows beside the deltas (a 16 MiB tmpfs): the rows are streamed into psql and the deltas replayed instead of merged, equal to the source, nothing left there", async () => {
+    const db = deltaWorkspace();
+    const pg = cluster.get();
+    await backupAndDump(cluster.get(), ws, db);
+    for (const n of [1, 2, 3]) pg.psql(db, round(n));
+    const { manifest, dump } = await backupAndDump(cluster.get(), ws, db);
+    expect(manifest.chain?.depth).toBe(1);
+    const fs = mountTmpfs(16 * 1024 * 1024);
+    try {
+      ws.writeConfig({ database: { delta: { fullEvery: '24h' } }, vault: { tempDir: fs.dir } });
+      const r = await runCli(['--config', ws.configFile, 'restore', manifest.id, '--database', `${db}_room`, '--jobs', '2']);
+      expect(r.code, r.stderr).toBe(0);
+      // Replayed: the base's rows and the delta each applied on their own (recover/chain.ts replayParts).
+      expect(r.stderr).toMatch(/apply rows/);
+      expect(r.stderr).toMatch(/apply delta/);
+      expect(fingerprint(pg, `${db}_room`)).toEqual(plainRestore(cluster.get(), dump, `${db}_roomref`));
+      expect(readdirSync(fs.dir)).toEqual([]);
+    } finally {
+      fs.unmount();
+    }
   }, 300_000);
 });
