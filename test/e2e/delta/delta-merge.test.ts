@@ -27,6 +27,16 @@ function deltaWorkspace(): string {
   return db;
 }
 
+/** A fresh delta workspace's base, `sql` applied to the source, then a delta backup: the delta's manifest and a plain dump of that moment. */
+async function baseThenDelta(sql: string): Promise<{ db: string; manifest: Manifest; dump: string }> {
+  const db = deltaWorkspace();
+  await backupAndDump(cluster.get(), ws, db);
+  cluster.get().psql(db, sql);
+  const { manifest, dump } = await backupAndDump(cluster.get(), ws, db);
+  expect(manifest.chain?.kind).toBe('delta');
+  return { db, manifest, dump };
+}
+
 function expectNothingLeft(): void {
   expect(readdirSync(ws.dir).filter((n) => n.startsWith('permafrost-'))).toEqual([]);
   const dbs = cluster.get().psql('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '%\\_incoming'`).trim();
@@ -78,12 +88,8 @@ describe('a delta chain restored by merging its deltas', () => {
   }, 600_000);
 
   it('a delta whose key list names a row in another spelling than the capture writes (07 for 7): the merge keeps the row, the check finds it, exit 3, the target untouched', async () => {
-    const db = deltaWorkspace();
+    const { db, manifest } = await baseThenDelta('DELETE FROM signed_keys WHERE id = 7;');
     const pg = cluster.get();
-    await backupAndDump(cluster.get(), ws, db);
-    pg.psql(db, 'DELETE FROM signed_keys WHERE id = 7;');
-    const { manifest } = await backupAndDump(cluster.get(), ws, db);
-    expect(manifest.chain?.kind).toBe('delta');
 
     const gnupg = mkdtempSync(path.join(tmpdir(), 'permafrost-merge-gpg-'));
     try {
@@ -134,12 +140,8 @@ describe('a delta chain restored by merging its deltas', () => {
   }, 300_000);
 
   it('a chain restore killed (kill -9) while pg_restore builds post-data: the target never appears, no plaintext is left once the next run sweeps, the retry restores equal', async () => {
-    const db = deltaWorkspace();
+    const { db, manifest, dump } = await baseThenDelta(round(1));
     const pg = cluster.get();
-    await backupAndDump(cluster.get(), ws, db);
-    pg.psql(db, round(1));
-    const { manifest, dump } = await backupAndDump(cluster.get(), ws, db);
-    expect(manifest.chain?.kind).toBe('delta');
     // pg_restore as it is, but post-data says so and hangs (living on after the kill, as after the OOM killer).
     const fake = path.join(ws.dir, 'fake-bin');
     mkdirSync(fake, { recursive: true });
@@ -169,11 +171,8 @@ describe('a delta chain restored by merging its deltas', () => {
   }, 300_000);
 
   it("a temp folder without room for the base's rows beside the deltas (a 16 MiB tmpfs): the rows are streamed into psql and the deltas replayed instead of merged, equal to the source, nothing left there", async () => {
-    const db = deltaWorkspace();
+    const { db, manifest, dump } = await baseThenDelta([1, 2, 3].map(round).join('\n'));
     const pg = cluster.get();
-    await backupAndDump(cluster.get(), ws, db);
-    for (const n of [1, 2, 3]) pg.psql(db, round(n));
-    const { manifest, dump } = await backupAndDump(cluster.get(), ws, db);
     expect(manifest.chain?.depth).toBe(1);
     const fs = mountTmpfs(16 * 1024 * 1024);
     try {
